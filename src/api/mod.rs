@@ -1,0 +1,5 @@
+//! Local API: the gRPC service and the translation between proto messages and the node.
+
+pub mod convert;
+pub mod grpc;
+pub mod session;

@@ -1,0 +1,67 @@
+//! One API session, shared by gRPC and the WebSocket bridge: requests in, replies and events out.
+
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::convert::{error_to_proto, event_to_proto, payload_from_proto};
+use crate::node::Node;
+use crate::node::session::SessionId;
+use crate::proto::{self, client_message::Body};
+
+/// Handles one client message and returns the reply.
+pub async fn handle(node: &Node, session: SessionId, msg: proto::ClientMessage) -> proto::ServerMessage {
+    let mut reply = proto::Reply { request_id: msg.request_id, ..Default::default() };
+    let result = match msg.body {
+        Some(Body::Join(j)) => node.join(session, &j.app, &j.room, &j.password, &j.channels).map(|h| {
+            reply.room = h;
+            reply.self_id = node.peer_id().to_owned();
+        }),
+        Some(Body::Leave(l)) => node.leave(session, l.room),
+        Some(Body::Subscribe(s)) => node.subscribe(session, s.room, &s.channels),
+        Some(Body::Send(s)) => match payload_from_proto(s.payload) {
+            Ok((payload, meta)) => node.send(session, s.room, &s.channel, payload, meta, &s.targets).await.map(|to| reply.delivered_to = to),
+            Err(e) => Err(e),
+        },
+        None => Err(crate::node::NodeError::InvalidArgument("empty request".into())),
+    };
+    if let Err(e) = result {
+        reply.error = Some(error_to_proto(&e));
+    }
+    proto::ServerMessage { body: Some(proto::server_message::Body::Reply(reply)) }
+}
+
+/// Runs a session until the client's request stream ends; every output goes to `out`.
+///
+/// `requests` yields decoded client messages; a decode failure is reported as an error reply.
+pub async fn run<S>(node: Arc<Node>, mut requests: S, out: mpsc::Sender<proto::ServerMessage>)
+where
+    S: futures::Stream<Item = Result<proto::ClientMessage, String>> + Unpin,
+{
+    use futures::StreamExt as _;
+    let (session, queue) = node.open_session();
+    let events_out = out.clone();
+    let forward = tokio::spawn(async move {
+        while let Some(ev) = queue.next().await {
+            if events_out.send(event_to_proto(ev)).await.is_err() {
+                break;
+            }
+        }
+    });
+    while let Some(item) = requests.next().await {
+        let reply = match item {
+            Ok(msg) => handle(&node, session, msg).await,
+            Err(e) => proto::ServerMessage {
+                body: Some(proto::server_message::Body::Reply(proto::Reply {
+                    error: Some(proto::Error { code: "invalid_request".into(), message: e }),
+                    ..Default::default()
+                })),
+            },
+        };
+        if out.send(reply).await.is_err() {
+            break;
+        }
+    }
+    node.close_session(session);
+    forward.abort();
+}

@@ -1,0 +1,380 @@
+//! `meshrtc`: command-line client of the meshrtc daemon.
+
+use std::collections::HashSet;
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use base64::Engine as _;
+use clap::{Parser, Subcommand};
+use meshrtc::proto::{self, client_message::Body, event::Kind, server_message};
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::ReceiverStream;
+
+/// Command-line client of meshrtcd: join rooms, send and receive channel messages, inspect the node.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Cli {
+    /// Daemon endpoint: unix:PATH or HOST:PORT (default unix:DATA_DIR/meshrtcd.sock).
+    #[arg(long, env = "MESHRTC_DAEMON", global = true)]
+    daemon: Option<String>,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, clap::Args)]
+struct RoomArgs {
+    /// Room id.
+    room: String,
+    /// App id.
+    #[arg(long, default_value = "meshrtc")]
+    app: String,
+    /// Room password.
+    #[arg(long, default_value = "")]
+    password: String,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Join a room and print its events as JSON lines until interrupted.
+    Listen {
+        #[command(flatten)]
+        room: RoomArgs,
+        /// Only print messages of these channels (repeatable; default all).
+        #[arg(long = "channel", value_name = "NAME")]
+        channels: Vec<String>,
+        /// Also print receive progress of chunked messages.
+        #[arg(long)]
+        progress: bool,
+    },
+    /// Send one message on a channel (JSON if DATA parses as JSON, else text).
+    Send {
+        #[command(flatten)]
+        room: RoomArgs,
+        /// Channel name.
+        channel: String,
+        /// The message; with --file, optional JSON metadata for the file.
+        data: Option<String>,
+        /// Send only to this peer (repeatable).
+        #[arg(long = "to", value_name = "PEER")]
+        to: Vec<String>,
+        /// Wait until this many peers have joined before sending.
+        #[arg(long, value_name = "N")]
+        wait_peers: Option<usize>,
+        /// Give up after this many seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 30)]
+        timeout: u64,
+        /// Send this file's bytes as binary.
+        #[arg(long, value_name = "PATH")]
+        file: Option<PathBuf>,
+    },
+    /// Show the node's peer id, relays, rooms and counters.
+    Status {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// List the joined peers of a room the node holds.
+    Peers {
+        #[command(flatten)]
+        room: RoomArgs,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Measure the round trip to a peer of a room (prints milliseconds).
+    Ping {
+        #[command(flatten)]
+        room: RoomArgs,
+        /// Peer id.
+        peer: String,
+    },
+    /// List relays and their states.
+    Relays {
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+fn default_daemon() -> String {
+    format!("unix:{}", meshrtc::config::default_data_dir().join("meshrtcd.sock").display())
+}
+
+/// A session stream: requests out, server messages in.
+struct Session {
+    tx: mpsc::Sender<proto::ClientMessage>,
+    rx: tonic::Streaming<proto::ServerMessage>,
+    next_id: u64,
+}
+
+impl Session {
+    async fn open(daemon: &str) -> anyhow::Result<Self> {
+        let mut client = meshrtc::client::connect(daemon).await.with_context(|| format!("connecting to {daemon}"))?;
+        let (tx, rx) = mpsc::channel(16);
+        let rx = client.session(ReceiverStream::new(rx)).await?.into_inner();
+        Ok(Session { tx, rx, next_id: 1 })
+    }
+
+    /// Sends a request; returns its id.
+    async fn request(&mut self, body: Body) -> anyhow::Result<u64> {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.tx.send(proto::ClientMessage { request_id: id, body: Some(body) }).await.context("daemon closed the session")?;
+        Ok(id)
+    }
+
+    /// Next server message.
+    async fn next(&mut self) -> anyhow::Result<proto::ServerMessage> {
+        match self.rx.next().await {
+            Some(m) => Ok(m?),
+            None => bail!("daemon closed the session"),
+        }
+    }
+
+    /// Waits for the reply to `id`, passing events to `on_event`.
+    async fn reply(&mut self, id: u64, mut on_event: impl FnMut(proto::Event)) -> anyhow::Result<proto::Reply> {
+        loop {
+            match self.next().await?.body {
+                Some(server_message::Body::Reply(r)) if r.request_id == id => {
+                    if let Some(e) = r.error {
+                        bail!("{}: {}", e.code, e.message);
+                    }
+                    return Ok(r);
+                }
+                Some(server_message::Body::Event(e)) => on_event(e),
+                _ => {}
+            }
+        }
+    }
+
+    async fn join(&mut self, room: &RoomArgs, channels: Vec<String>) -> anyhow::Result<(proto::Reply, Vec<proto::Event>)> {
+        let id = self
+            .request(Body::Join(proto::JoinRequest { app: room.app.clone(), room: room.room.clone(), password: room.password.clone(), channels }))
+            .await?;
+        let mut early = Vec::new();
+        let reply = self.reply(id, |e| early.push(e)).await?;
+        Ok((reply, early))
+    }
+}
+
+fn data_value(p: &proto::Payload, line: &mut serde_json::Map<String, Value>) {
+    match &p.kind {
+        Some(proto::payload::Kind::Text(t)) => {
+            line.insert("data".into(), Value::String(t.clone()));
+        }
+        Some(proto::payload::Kind::Json(j)) => {
+            line.insert("data".into(), serde_json::from_str(j).unwrap_or(Value::String(j.clone())));
+        }
+        Some(proto::payload::Kind::Binary(b)) => {
+            line.insert("binary".into(), Value::String(base64::engine::general_purpose::STANDARD.encode(b)));
+        }
+        None => {}
+    }
+    if !p.meta_json.is_empty() {
+        line.insert("meta".into(), serde_json::from_str(&p.meta_json).unwrap_or(Value::String(p.meta_json.clone())));
+    }
+}
+
+/// One event as the JSON line `listen` prints, or None if it is not printed.
+fn event_line(e: &proto::Event, progress: bool) -> Option<Value> {
+    let mut line = serde_json::Map::new();
+    let (name, rest): (&str, Value) = match e.kind.as_ref()? {
+        Kind::PeerJoin(p) => ("peer:join", json!({"peer": p.peer})),
+        Kind::PeerLeave(p) => ("peer:leave", json!({"peer": p.peer, "reason": p.reason})),
+        Kind::PeerSeen(p) => ("peer:seen", json!({"peer": p.peer})),
+        Kind::Message(m) => {
+            line.insert("channel".into(), json!(m.channel));
+            line.insert("from".into(), json!(m.from));
+            line.insert("local".into(), json!(m.local));
+            if let Some(p) = &m.payload {
+                data_value(p, &mut line);
+            }
+            ("message", json!({}))
+        }
+        Kind::Progress(p) if progress => ("progress", json!({"channel": p.channel, "from": p.from, "fraction": p.fraction})),
+        Kind::Progress(_) => return None,
+        Kind::RoomError(err) => ("error", json!({"code": err.code, "message": err.message, "peer": err.peer})),
+        Kind::Lagged(l) => ("lagged", json!({"dropped": l.dropped})),
+    };
+    let mut out = serde_json::Map::new();
+    out.insert("event".into(), json!(name));
+    out.insert("room".into(), json!(e.room_id));
+    if let Value::Object(m) = rest {
+        out.extend(m);
+    }
+    out.extend(line);
+    Some(Value::Object(out))
+}
+
+fn print_line(v: &Value) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{v}")?;
+    out.flush()?;
+    Ok(())
+}
+
+async fn listen(daemon: &str, room: RoomArgs, channels: Vec<String>, progress: bool) -> anyhow::Result<()> {
+    let mut s = Session::open(daemon).await?;
+    let (_, early) = s.join(&room, channels).await?;
+    for e in early {
+        if let Some(v) = event_line(&e, progress) {
+            print_line(&v)?;
+        }
+    }
+    loop {
+        tokio::select! {
+            m = s.next() => {
+                if let Some(server_message::Body::Event(e)) = m?.body
+                    && let Some(v) = event_line(&e, progress)
+                {
+                    print_line(&v)?;
+                }
+            }
+            _ = tokio::signal::ctrl_c() => return Ok(()),
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send(
+    daemon: &str,
+    room: RoomArgs,
+    channel: String,
+    data: Option<String>,
+    to: Vec<String>,
+    wait_peers: Option<usize>,
+    timeout: u64,
+    file: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    let payload = match (&file, &data) {
+        (Some(path), meta) => {
+            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            proto::Payload { kind: Some(proto::payload::Kind::Binary(bytes)), meta_json: meta.clone().unwrap_or_default() }
+        }
+        (None, Some(d)) => {
+            let kind = match serde_json::from_str::<Value>(d) {
+                Ok(_) => proto::payload::Kind::Json(d.clone()),
+                Err(_) => proto::payload::Kind::Text(d.clone()),
+            };
+            proto::Payload { kind: Some(kind), meta_json: String::new() }
+        }
+        (None, None) => bail!("give DATA or --file"),
+    };
+    let work = async {
+        let mut s = Session::open(daemon).await?;
+        let (reply, early) = s.join(&room, vec![String::new()]).await?;
+        let mut joined: HashSet<String> = HashSet::new();
+        let track = |e: &proto::Event, joined: &mut HashSet<String>| match &e.kind {
+            Some(Kind::PeerJoin(p)) => {
+                joined.insert(p.peer.clone());
+            }
+            Some(Kind::PeerLeave(p)) => {
+                joined.remove(&p.peer);
+            }
+            _ => {}
+        };
+        for e in &early {
+            track(e, &mut joined);
+        }
+        let need = wait_peers.unwrap_or(0);
+        while joined.len() < need || !to.iter().all(|t| joined.contains(t)) {
+            if let Some(server_message::Body::Event(e)) = s.next().await?.body {
+                track(&e, &mut joined);
+            }
+        }
+        let id = s
+            .request(Body::Send(proto::SendRequest { room: reply.room, channel: channel.clone(), payload: Some(payload), targets: to.clone() }))
+            .await?;
+        s.reply(id, |_| {}).await?;
+        anyhow::Ok(())
+    };
+    match tokio::time::timeout(Duration::from_secs(timeout), work).await {
+        Ok(r) => r,
+        Err(_) => {
+            let what = match (wait_peers, to.is_empty()) {
+                (Some(n), _) => format!("{n} peer(s) to join"),
+                (None, false) => format!("peer(s) {} to join", to.join(", ")),
+                (None, true) => "the message to be handed over".to_owned(),
+            };
+            bail!("timed out after {timeout} s waiting for {what} in room {}", room.room)
+        }
+    }
+}
+
+async fn status(daemon: &str, as_json: bool) -> anyhow::Result<()> {
+    let mut c = meshrtc::client::connect(daemon).await.with_context(|| format!("connecting to {daemon}"))?;
+    let s = c.status(proto::StatusRequest {}).await?.into_inner();
+    if as_json {
+        let v = json!({
+            "peer_id": s.peer_id,
+            "version": s.version,
+            "uptime_ms": s.uptime_ms,
+            "sessions": s.sessions,
+            "links": s.links,
+            "relays": s.relays.iter().map(|r| json!({"url": r.url, "state": r.state})).collect::<Vec<_>>(),
+            "rooms": s.rooms.iter().map(|r| json!({"app": r.app, "room": r.room, "peers": r.peers, "sessions": r.sessions, "password": r.password})).collect::<Vec<_>>(),
+            "drops": s.drops,
+        });
+        return print_line(&v);
+    }
+    let healthy = s.relays.iter().filter(|r| r.state == "connected").count();
+    println!("peer id   {}", s.peer_id);
+    println!("version   {}  uptime {} s", s.version, s.uptime_ms / 1000);
+    println!("relays    {healthy}/{} connected", s.relays.len());
+    println!("sessions  {}  links {}", s.sessions, s.links);
+    for r in &s.rooms {
+        println!("room      {}/{}{}  {} peer(s)  {} session(s)", r.app, r.room, if r.password { " (password)" } else { "" }, r.peers.len(), r.sessions);
+    }
+    if !s.drops.is_empty() {
+        let mut drops: Vec<_> = s.drops.iter().collect();
+        drops.sort();
+        println!("drops     {}", drops.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "));
+    }
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    let daemon = cli.daemon.unwrap_or_else(default_daemon);
+    match cli.command {
+        Cmd::Listen { room, channels, progress } => listen(&daemon, room, channels, progress).await,
+        Cmd::Send { room, channel, data, to, wait_peers, timeout, file } => send(&daemon, room, channel, data, to, wait_peers, timeout, file).await,
+        Cmd::Status { json } => status(&daemon, json).await,
+        Cmd::Peers { room, json: as_json } => {
+            let mut c = meshrtc::client::connect(&daemon).await?;
+            let peers = c.peers(proto::PeersRequest { app: room.app, room: room.room }).await?.into_inner().peers;
+            if as_json {
+                print_line(&json!(peers.iter().map(|p| json!({"id": p.id, "rtt_ms": p.rtt_ms, "connected_ms": p.connected_ms})).collect::<Vec<_>>()))
+            } else {
+                for p in peers {
+                    println!("{}  rtt {:.2} ms  up {} s", p.id, p.rtt_ms, p.connected_ms / 1000);
+                }
+                Ok(())
+            }
+        }
+        Cmd::Ping { room, peer } => {
+            let mut c = meshrtc::client::connect(&daemon).await?;
+            let r = c.ping(proto::PingRequest { app: room.app, room: room.room, peer }).await?.into_inner();
+            println!("{:.3}", r.rtt_ms);
+            Ok(())
+        }
+        Cmd::Relays { json: as_json } => {
+            let mut c = meshrtc::client::connect(&daemon).await?;
+            let relays = c.relays(proto::RelaysRequest {}).await?.into_inner().relays;
+            if as_json {
+                print_line(&json!(relays.iter().map(|r| json!({"url": r.url, "state": r.state})).collect::<Vec<_>>()))
+            } else {
+                println!("{:<40} STATE", "URL");
+                for r in relays {
+                    println!("{:<40} {}", r.url, r.state);
+                }
+                Ok(())
+            }
+        }
+    }
+}

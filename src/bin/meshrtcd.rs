@@ -1,0 +1,173 @@
+//! `meshrtcd`: the meshrtc daemon.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use meshrtc::config::{Config, LogFormat};
+use meshrtc::node::Node;
+use meshrtc::node::identity::Identity;
+use meshrtc::store::Store;
+
+/// The meshrtc daemon: one shared peer-to-peer mesh node for every app on this machine.
+#[derive(Debug, Parser)]
+#[command(version, about, long_about = None)]
+struct Args {
+    /// Directory for the node's state (identity, database, default socket).
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// gRPC endpoint, unix:PATH (default unix:DATA_DIR/meshrtcd.sock).
+    #[arg(long, value_name = "unix:PATH")]
+    grpc: Option<String>,
+    /// Also serve gRPC on this loopback TCP address.
+    #[arg(long, value_name = "HOST:PORT")]
+    grpc_tcp: Option<SocketAddr>,
+    /// Nostr relay URL (repeatable); replaces the built-in public list.
+    #[arg(long = "relay", value_name = "URL")]
+    relays: Vec<String>,
+    /// Serve a Nostr relay at HOST:PORT and use it.
+    #[arg(long, value_name = "HOST:PORT")]
+    embedded_relay: Option<SocketAddr>,
+    /// Restrict ICE host candidates to this address (tests use 127.0.0.1).
+    #[arg(long, value_name = "IP")]
+    ice_addr: Option<IpAddr>,
+    /// STUN/TURN URL (repeatable); replaces the public STUN list; `none` disables STUN/TURN.
+    #[arg(long = "ice-server", value_name = "URL")]
+    ice_servers: Vec<String>,
+    /// TOML configuration file (see config/meshrtcd.toml); flags override it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Log format.
+    #[arg(long, value_enum)]
+    log_format: Option<LogFormat>,
+    #[command(subcommand)]
+    command: Option<Cmd>,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Run only a Nostr relay (no node), to host your own signaling relay.
+    Relay {
+        /// Address to listen on.
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:7777")]
+        listen: SocketAddr,
+        /// Events per minute per connection the relay accepts.
+        #[arg(long, default_value_t = 100_000)]
+        events_per_minute: u32,
+    },
+}
+
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().init(),
+        LogFormat::Text => builder.init(),
+    }
+}
+
+fn build_config(args: &Args) -> anyhow::Result<Config> {
+    let mut config = match &args.config {
+        Some(path) => Config::from_file(path)?,
+        None => Config::default(),
+    };
+    if let Some(d) = &args.data_dir {
+        config.data_dir = d.clone();
+    }
+    if let Some(g) = &args.grpc {
+        config.grpc = g.clone();
+    }
+    if args.grpc_tcp.is_some() {
+        config.grpc_tcp = args.grpc_tcp;
+    }
+    if !args.relays.is_empty() {
+        config.relays = args.relays.clone();
+    }
+    if args.embedded_relay.is_some() {
+        config.embedded_relay = args.embedded_relay;
+    }
+    if args.ice_addr.is_some() {
+        config.ice_addr = args.ice_addr;
+    }
+    if !args.ice_servers.is_empty() {
+        config.ice_servers = args.ice_servers.clone();
+    }
+    if let Some(f) = args.log_format {
+        config.log_format = f;
+    }
+    if let Some(addr) = config.grpc_tcp
+        && !addr.ip().is_loopback()
+    {
+        anyhow::bail!("--grpc-tcp must be a loopback address, got {addr}");
+    }
+    Ok(config)
+}
+
+async fn wait_for_signal() -> anyhow::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+    Ok(())
+}
+
+async fn run_relay_only(listen: SocketAddr, events_per_minute: u32) -> anyhow::Result<()> {
+    let _relay = meshrtc::signal::embedded::start(listen, events_per_minute).await?;
+    tracing::info!(url = %format!("ws://{listen}"), "nostr relay listening");
+    wait_for_signal().await
+}
+
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).with_context(|| format!("securing {}", dir.display()))?;
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    let config = build_config(&args)?;
+    init_logging(config.log_format);
+    if let Some(Cmd::Relay { listen, events_per_minute }) = args.command {
+        return run_relay_only(listen, events_per_minute).await;
+    }
+    create_private_dir(&config.data_dir)?;
+    let store = Store::open(&config.data_dir).context("opening the state store (is another daemon using this data dir?)")?;
+    let identity = Identity::load(&store)?;
+    let _relay = match config.embedded_relay {
+        Some(addr) => Some(meshrtc::signal::embedded::start(addr, config.embedded_relay_events_per_minute).await?),
+        None => None,
+    };
+    let socket = config.grpc_socket()?;
+    let listener = meshrtc::api::grpc::bind_unix(&socket)?;
+    let tcp = match config.grpc_tcp {
+        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?),
+        None => None,
+    };
+    let node = Node::start(identity, config.clone()).await;
+    tracing::info!(
+        peer_id = node.peer_id(),
+        grpc = %socket.display(),
+        relays = ?config.effective_relays(),
+        "meshrtcd ready"
+    );
+    let grpc = tokio::spawn(meshrtc::api::grpc::serve_unix(node.clone(), listener));
+    if let Some(l) = tcp {
+        tokio::spawn(meshrtc::api::grpc::serve_tcp(node.clone(), l));
+    }
+    tokio::select! {
+        r = wait_for_signal() => r?,
+        r = grpc => { r??; }
+    }
+    tracing::info!("shutting down");
+    let _ = tokio::time::timeout(Duration::from_millis(1_500), node.shutdown()).await;
+    let _ = std::fs::remove_file(&socket);
+    drop(store);
+    std::process::exit(0);
+}

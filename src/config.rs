@@ -1,0 +1,221 @@
+//! Daemon configuration: one struct from the TOML file, overridden by flags.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+/// Public relays used when no relay is configured explicitly.
+pub const BUILTIN_RELAYS: &[&str] = &[
+    "wss://relay.damus.io",
+    "wss://nos.lol",
+    "wss://relay.nostr.band",
+    "wss://relay.primal.net",
+    "wss://nostr.mom",
+];
+
+/// Public STUN servers used when no ICE server is configured (Trystero's defaults).
+pub const DEFAULT_ICE_SERVERS: &[&str] = &[
+    "stun:stun.l.google.com:19302",
+    "stun:stun1.l.google.com:19302",
+    "stun:stun2.l.google.com:19302",
+    "stun:stun.cloudflare.com:3478",
+];
+
+/// Log output format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines.
+    #[default]
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+/// Whether remote `.local` (mDNS) ICE candidates are resolved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum MdnsMode {
+    /// Resolve `.local` candidates unless ICE is bound to loopback.
+    #[default]
+    Auto,
+    /// Resolve `.local` candidates (binds UDP 5353).
+    Query,
+    /// Ignore `.local` candidates.
+    Off,
+}
+
+/// The whole daemon configuration; every field is documented in `config/meshrtcd.toml`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    /// Directory for the node's state (identity, sled database, socket).
+    pub data_dir: PathBuf,
+    /// gRPC endpoint, `unix:PATH`; empty means `unix:<data_dir>/meshrtcd.sock`.
+    pub grpc: String,
+    /// Optional loopback TCP address for gRPC.
+    pub grpc_tcp: Option<SocketAddr>,
+    /// Nostr relays; empty means the built-in public list.
+    pub relays: Vec<String>,
+    /// Serve a Nostr relay at this address and use it.
+    pub embedded_relay: Option<SocketAddr>,
+    /// Events per minute per connection the embedded relay accepts.
+    pub embedded_relay_events_per_minute: u32,
+    /// Restrict ICE host candidates to this address.
+    pub ice_addr: Option<IpAddr>,
+    /// STUN/TURN URLs; `["none"]` means no servers at all; empty means the public defaults.
+    pub ice_servers: Vec<String>,
+    /// Resolution of remote mDNS candidates: "auto", "query" or "off".
+    pub mdns: MdnsMode,
+    /// Largest message a channel carries, in bytes.
+    pub max_message_size: usize,
+    /// Connection attempts in progress at once, per room.
+    pub max_pending_dials: usize,
+    /// Events buffered per local session before the oldest are dropped.
+    pub session_queue: usize,
+    /// A quiet link is pinged after this many milliseconds.
+    pub ping_after_ms: u64,
+    /// A link with no traffic for this many milliseconds is dropped.
+    pub dead_after_ms: u64,
+    /// A peer whose handshake has not finished after this many milliseconds is dropped.
+    pub handshake_timeout_ms: u64,
+    /// Log format: "text" or "json".
+    pub log_format: LogFormat,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: default_data_dir(),
+            grpc: String::new(),
+            grpc_tcp: None,
+            relays: Vec::new(),
+            embedded_relay: None,
+            embedded_relay_events_per_minute: 100_000,
+            ice_addr: None,
+            ice_servers: Vec::new(),
+            mdns: MdnsMode::Auto,
+            max_message_size: 64 << 20,
+            max_pending_dials: 64,
+            session_queue: 4_096,
+            ping_after_ms: 3_000,
+            dead_after_ms: 10_000,
+            handshake_timeout_ms: 10_000,
+            log_format: LogFormat::Text,
+        }
+    }
+}
+
+/// `$XDG_STATE_HOME/meshrtc`, else `~/.local/state/meshrtc`, else `./meshrtc-data`.
+pub fn default_data_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("XDG_STATE_HOME") {
+        return PathBuf::from(dir).join("meshrtc");
+    }
+    match std::env::var_os("HOME") {
+        Some(home) => PathBuf::from(home).join(".local/state/meshrtc"),
+        None => PathBuf::from("meshrtc-data"),
+    }
+}
+
+/// Errors reading the configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("reading {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    /// The file is not valid TOML for this struct.
+    #[error("parsing {0}: {1}")]
+    Parse(PathBuf, toml::de::Error),
+    /// An option has an invalid value.
+    #[error("invalid option: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// Reads a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read(path.into(), e))?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse(path.into(), e))
+    }
+
+    /// The Unix socket path of the gRPC API.
+    pub fn grpc_socket(&self) -> Result<PathBuf, ConfigError> {
+        if self.grpc.is_empty() {
+            return Ok(self.data_dir.join("meshrtcd.sock"));
+        }
+        self.grpc
+            .strip_prefix("unix:")
+            .map(PathBuf::from)
+            .ok_or_else(|| {
+                ConfigError::Invalid(format!("grpc must be unix:PATH, got {:?}", self.grpc))
+            })
+    }
+
+    /// Relays to use: explicit ones (plus the embedded relay), or the built-in list.
+    pub fn effective_relays(&self) -> Vec<String> {
+        let mut relays = self.relays.clone();
+        if let Some(addr) = self.embedded_relay {
+            relays.push(format!("ws://{addr}"));
+        }
+        if relays.is_empty() {
+            relays = BUILTIN_RELAYS.iter().map(|s| s.to_string()).collect();
+        }
+        relays.dedup();
+        relays
+    }
+
+    /// ICE servers to use (`none` means no servers).
+    pub fn effective_ice_servers(&self) -> Vec<String> {
+        if self.ice_servers.iter().any(|s| s == "none") {
+            return Vec::new();
+        }
+        if self.ice_servers.is_empty() {
+            return DEFAULT_ICE_SERVERS.iter().map(|s| s.to_string()).collect();
+        }
+        self.ice_servers.clone()
+    }
+
+    /// Whether remote mDNS candidates should be resolved.
+    pub fn resolve_mdns(&self) -> bool {
+        match self.mdns {
+            MdnsMode::Query => true,
+            MdnsMode::Off => false,
+            MdnsMode::Auto => !self.ice_addr.is_some_and(|ip| ip.is_loopback()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_config_parses_to_defaults() {
+        let shipped = Config::from_file(Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/config/meshrtcd.toml"
+        )))
+        .expect("config/meshrtcd.toml parses");
+        let d = Config::default();
+        assert_eq!(shipped.max_message_size, d.max_message_size);
+        assert_eq!(shipped.session_queue, d.session_queue);
+        assert_eq!(shipped.ping_after_ms, d.ping_after_ms);
+        assert!(shipped.relays.is_empty());
+    }
+
+    #[test]
+    fn explicit_relays_replace_builtin() {
+        let mut c = Config::default();
+        assert_eq!(c.effective_relays().len(), BUILTIN_RELAYS.len());
+        c.embedded_relay = Some("127.0.0.1:7000".parse().expect("addr"));
+        assert_eq!(
+            c.effective_relays(),
+            vec!["ws://127.0.0.1:7000".to_string()]
+        );
+        c.ice_servers = vec!["none".into()];
+        assert!(c.effective_ice_servers().is_empty());
+        c.ice_addr = Some("127.0.0.1".parse().expect("ip"));
+        assert!(!c.resolve_mdns());
+    }
+}

@@ -1,0 +1,1576 @@
+//! The node: rooms, local sessions, links and their fan-out.
+//!
+//! All state sits behind one mutex that is never held across an `.await`; protocol decisions
+//! come from the sans-IO cores ([`crate::room`], [`crate::signal::state`]) and are turned into
+//! [`Effect`]s that run after the lock is released.
+
+pub mod identity;
+pub mod session;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::Value;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::config::Config;
+use crate::room::{LeaveReason, Output, Room, RoomEvent, SendError};
+use crate::signal::content::Signal;
+use crate::signal::driver::{self, Command, Incoming, RelayState, SignalHandle};
+use crate::signal::state::{Action, RoomSignal};
+use crate::transport::{
+    self, Channel, ConnId, Connection, Transport, TransportConfig, TransportEvent,
+};
+use crate::wire::Payload;
+use crate::wire::frame::OuterFrame;
+use identity::Identity;
+use session::{EventKind, SessionEvent, SessionId, SessionQueue};
+
+/// Frames queued per link before app sends wait.
+const LINK_QUEUE: usize = 1_024;
+/// Remote candidates held until the remote description is set.
+const MAX_HELD_CANDIDATES: usize = 64;
+/// A link that carries no room is closed after this long.
+const IDLE_LINK: Duration = Duration::from_secs(5);
+/// How long a linked peer that re-announced has to prove it is still there.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// (app id, room id).
+type RoomKey = (String, String);
+/// (app id, peer id).
+type LinkKey = (String, String);
+
+/// Errors of node operations, with stable codes for the API.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Bad argument from the app.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The room handle or room is unknown.
+    #[error("{0}")]
+    NotFound(String),
+    /// The room is held with another password.
+    #[error("room is already joined on this node with a different password")]
+    PasswordConflict,
+    /// The message is too large or malformed.
+    #[error("{0}")]
+    Send(#[from] SendError),
+    /// A peer did not answer in time.
+    #[error("{0}")]
+    Timeout(String),
+    /// The link to a peer closed during the operation.
+    #[error("link to {0} closed")]
+    LinkClosed(String),
+}
+
+impl NodeError {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            NodeError::InvalidArgument(_) => "invalid_argument",
+            NodeError::NotFound(_) => "not_found",
+            NodeError::PasswordConflict => "password_conflict",
+            NodeError::Send(SendError::TooLarge { .. }) => "message_too_large",
+            NodeError::Send(SendError::BadChannel(_)) => "invalid_channel",
+            NodeError::Send(SendError::MetaTooLarge) => "meta_too_large",
+            NodeError::Timeout(_) => "timeout",
+            NodeError::LinkClosed(_) => "link_closed",
+        }
+    }
+}
+
+/// A peer of a room, for `Peers`.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    /// Peer id.
+    pub id: String,
+    /// Last measured round trip (ms), 0 if none.
+    pub rtt_ms: f64,
+    /// Time since the link came up (ms).
+    pub connected_ms: u64,
+}
+
+/// A room, for `Status`.
+#[derive(Debug, Clone)]
+pub struct RoomInfo {
+    /// App id.
+    pub app: String,
+    /// Room id.
+    pub room: String,
+    /// Joined peers.
+    pub peers: Vec<String>,
+    /// Local sessions in the room.
+    pub sessions: u32,
+    /// Whether it has a password.
+    pub password: bool,
+}
+
+/// The node at a glance.
+#[derive(Debug, Clone)]
+pub struct StatusInfo {
+    /// This node's peer id.
+    pub peer_id: String,
+    /// Relays and their states.
+    pub relays: Vec<RelayState>,
+    /// Rooms held.
+    pub rooms: Vec<RoomInfo>,
+    /// Named drop counters.
+    pub drops: BTreeMap<String, u64>,
+    /// Uptime.
+    pub uptime_ms: u64,
+    /// Local sessions.
+    pub sessions: u32,
+    /// Live links.
+    pub links: u32,
+}
+
+struct SessionRoom {
+    handle: u32,
+    channels: HashSet<String>,
+}
+
+struct RoomEntry {
+    room: Room,
+    signal: RoomSignal,
+    password: String,
+    sessions: HashMap<SessionId, SessionRoom>,
+    rtts: HashMap<String, f64>,
+    ping_waiters: HashMap<String, VecDeque<Option<oneshot::Sender<Duration>>>>,
+}
+
+struct SessionEntry {
+    queue: Arc<SessionQueue>,
+    rooms: HashMap<u32, RoomKey>,
+    next_handle: u32,
+}
+
+/// One connection attempt or live connection.
+struct Conn {
+    app: String,
+    peer: String,
+    offer_id: String,
+    /// Room whose signaling created it.
+    room: String,
+    pc: Option<Connection>,
+    remote_set: bool,
+    held_candidates: Vec<String>,
+    open: bool,
+}
+
+struct Link {
+    conn: ConnId,
+    tx: mpsc::Sender<Bytes>,
+    rooms: HashSet<String>,
+    connected_at: Instant,
+    last_rx: Instant,
+    last_ping: Option<Instant>,
+    probe_deadline: Option<Instant>,
+    idle_since: Option<Instant>,
+}
+
+#[derive(Default)]
+struct State {
+    rooms: HashMap<RoomKey, RoomEntry>,
+    topics: HashMap<String, RoomKey>,
+    tokens: HashMap<String, RoomKey>,
+    sessions: HashMap<SessionId, SessionEntry>,
+    conns: HashMap<ConnId, Conn>,
+    links: HashMap<LinkKey, Link>,
+    drops: BTreeMap<&'static str, u64>,
+}
+
+/// Work to do once the state lock is released.
+enum Effect {
+    Publish {
+        topic: String,
+        content: String,
+        relay: Option<String>,
+    },
+    Subscribe(Vec<String>),
+    Offer {
+        conn: ConnId,
+    },
+    Answer {
+        conn: ConnId,
+        sdp: String,
+    },
+    ApplyAnswer {
+        conn: ConnId,
+        pc: Connection,
+        sdp: String,
+    },
+    AddCandidate {
+        pc: Connection,
+        json: String,
+    },
+    Close {
+        pc: Connection,
+        delay: Duration,
+    },
+}
+
+/// The node: one peer in every room it holds.
+pub struct Node {
+    identity: Identity,
+    config: Config,
+    state: Mutex<State>,
+    transport: Transport,
+    signal: SignalHandle,
+    started: Instant,
+    next_id: AtomicU64,
+    me: Weak<Node>,
+    wake: tokio::sync::Notify,
+}
+
+impl std::fmt::Debug for Node {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Node")
+            .field("peer_id", &self.identity.peer_id)
+            .finish()
+    }
+}
+
+fn count(state: &mut State, name: &'static str) {
+    *state.drops.entry(name).or_insert(0) += 1;
+}
+
+fn payload_size_hint(p: &Payload) -> usize {
+    match p {
+        Payload::Text(s) => s.len(),
+        Payload::Binary(b) => b.len(),
+        Payload::Json(_) => 0,
+    }
+}
+
+impl Node {
+    /// Starts the node: relay driver, transport and the event loop.
+    pub async fn start(identity: Identity, config: Config) -> Arc<Node> {
+        let (incoming_tx, incoming_rx) = mpsc::unbounded_channel();
+        let (transport_tx, transport_rx) = mpsc::unbounded_channel();
+        let relays = config.effective_relays();
+        let signal = driver::spawn(identity.keys.clone(), &relays, incoming_tx).await;
+        let transport = Transport::new(
+            TransportConfig {
+                ice_addr: config.ice_addr,
+                ice_servers: config.effective_ice_servers(),
+                resolve_mdns: config.resolve_mdns(),
+            },
+            transport_tx,
+        );
+        let node = Arc::new_cyclic(|me| Node {
+            identity,
+            config,
+            state: Mutex::new(State::default()),
+            transport,
+            signal,
+            started: Instant::now(),
+            next_id: AtomicU64::new(1),
+            me: me.clone(),
+            wake: tokio::sync::Notify::new(),
+        });
+        tokio::spawn(run_loop(Arc::downgrade(&node), incoming_rx, transport_rx));
+        node
+    }
+
+    /// This node's peer id.
+    pub fn peer_id(&self) -> &str {
+        &self.identity.peer_id
+    }
+
+    /// The configuration the node runs with.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn new_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    // ---- sessions ---------------------------------------------------------------------------
+
+    /// Opens a local session; its events arrive on the returned queue.
+    pub fn open_session(&self) -> (SessionId, Arc<SessionQueue>) {
+        let id = self.new_id();
+        let queue = Arc::new(SessionQueue::new(self.config.session_queue));
+        self.lock().sessions.insert(
+            id,
+            SessionEntry {
+                queue: queue.clone(),
+                rooms: HashMap::new(),
+                next_handle: 1,
+            },
+        );
+        (id, queue)
+    }
+
+    /// Closes a session and leaves its rooms.
+    pub fn close_session(&self, session: SessionId) {
+        let handles: Vec<u32> = match self.lock().sessions.get(&session) {
+            Some(s) => s.rooms.keys().copied().collect(),
+            None => return,
+        };
+        for h in handles {
+            let _ = self.leave(session, h);
+        }
+        if let Some(s) = self.lock().sessions.remove(&session) {
+            s.queue.close();
+        }
+    }
+
+    /// Joins a room for a session; returns the session's handle of the room.
+    pub fn join(
+        &self,
+        session: SessionId,
+        app: &str,
+        room_id: &str,
+        password: &str,
+        channels: &[String],
+    ) -> Result<u32, NodeError> {
+        if app.is_empty() || room_id.is_empty() || app.len() > 256 || room_id.len() > 256 {
+            return Err(NodeError::InvalidArgument(
+                "app and room must be 1 to 256 bytes".into(),
+            ));
+        }
+        let key: RoomKey = (app.to_owned(), room_id.to_owned());
+        let now = Instant::now();
+        let mut effects = Vec::new();
+        let handle;
+        {
+            let mut st = self.lock();
+            let st = &mut *st;
+            if !st.sessions.contains_key(&session) {
+                return Err(NodeError::NotFound("unknown session".into()));
+            }
+            if let Some(entry) = st.rooms.get(&key)
+                && entry.password != password
+            {
+                return Err(NodeError::PasswordConflict);
+            }
+            let Some(sess) = st.sessions.get_mut(&session) else {
+                return Err(NodeError::NotFound("unknown session".into()));
+            };
+            if let Some((h, _)) = sess.rooms.iter().find(|(_, k)| **k == key) {
+                return Ok(*h);
+            }
+            handle = sess.next_handle;
+            sess.next_handle += 1;
+            sess.rooms.insert(handle, key.clone());
+            let queue = sess.queue.clone();
+            let is_new = !st.rooms.contains_key(&key);
+            if is_new {
+                let room = Room::new(
+                    &self.identity.peer_id,
+                    app,
+                    room_id,
+                    password,
+                    self.config.max_message_size,
+                    Duration::from_millis(self.config.handshake_timeout_ms),
+                );
+                let signal = RoomSignal::new(
+                    &self.identity.peer_id,
+                    app,
+                    room_id,
+                    password,
+                    self.config.max_pending_dials,
+                    now,
+                );
+                for t in signal.topics() {
+                    st.topics.insert(t.to_owned(), key.clone());
+                }
+                st.tokens.insert(room.token().to_owned(), key.clone());
+                st.rooms.insert(
+                    key.clone(),
+                    RoomEntry {
+                        room,
+                        signal,
+                        password: password.to_owned(),
+                        sessions: HashMap::new(),
+                        rtts: HashMap::new(),
+                        ping_waiters: HashMap::new(),
+                    },
+                );
+                effects.push(Effect::Subscribe(st.topics.keys().cloned().collect()));
+            }
+            let Some(entry) = st.rooms.get_mut(&key) else {
+                return Err(NodeError::NotFound("room vanished".into()));
+            };
+            entry.sessions.insert(
+                session,
+                SessionRoom {
+                    handle,
+                    channels: channels.iter().cloned().collect(),
+                },
+            );
+            for peer in entry.room.joined_peers() {
+                queue.push(SessionEvent {
+                    room: handle,
+                    app: app.to_owned(),
+                    room_id: room_id.to_owned(),
+                    kind: EventKind::PeerJoin(peer.to_owned()),
+                });
+            }
+            if is_new {
+                // Links of this app learn about the room; their peers attach on our presence.
+                let presence = entry.room.presence_frame(true);
+                let peers: Vec<String> = st
+                    .links
+                    .iter()
+                    .filter(|((a, _), _)| a == app)
+                    .map(|((_, p), _)| p.clone())
+                    .collect();
+                for peer in peers {
+                    if let Some(link) = st.links.get(&(app.to_owned(), peer.clone())) {
+                        let _ = link.tx.try_send(presence.clone());
+                    }
+                    self.signal_room(
+                        st,
+                        &key,
+                        |s| {
+                            s.set_linked(&peer, true);
+                            Vec::new()
+                        },
+                        &mut effects,
+                    );
+                }
+                let actions = st
+                    .rooms
+                    .get_mut(&key)
+                    .map(|e| e.signal.tick(now))
+                    .unwrap_or_default();
+                self.apply_actions(st, &key, actions, &mut effects);
+            }
+        }
+        self.run_effects(effects);
+        self.wake.notify_one();
+        Ok(handle)
+    }
+
+    /// Leaves a room a session joined.
+    pub fn leave(&self, session: SessionId, handle: u32) -> Result<(), NodeError> {
+        let mut effects = Vec::new();
+        {
+            let mut st = self.lock();
+            let st = &mut *st;
+            let key = st
+                .sessions
+                .get_mut(&session)
+                .and_then(|s| s.rooms.remove(&handle))
+                .ok_or_else(|| NodeError::NotFound(format!("room handle {handle} not joined")))?;
+            let empty = match st.rooms.get_mut(&key) {
+                Some(e) => {
+                    e.sessions.remove(&session);
+                    e.sessions.is_empty()
+                }
+                None => false,
+            };
+            if empty && let Some(mut entry) = st.rooms.remove(&key) {
+                for t in entry.signal.topics() {
+                    st.topics.remove(t);
+                }
+                st.tokens.remove(entry.room.token());
+                effects.push(Effect::Subscribe(st.topics.keys().cloned().collect()));
+                let now = Instant::now();
+                for ((app, peer), link) in st.links.iter_mut() {
+                    if *app != key.0 {
+                        continue;
+                    }
+                    for f in entry.room.leave_frames(peer) {
+                        let _ = link.tx.try_send(f);
+                    }
+                    link.rooms.remove(&key.1);
+                    if link.rooms.is_empty() {
+                        link.idle_since = Some(now);
+                    }
+                }
+                // Dials this room started are abandoned.
+                let dead: Vec<ConnId> = st
+                    .conns
+                    .iter()
+                    .filter(|(_, c)| !c.open && c.app == key.0 && c.room == key.1)
+                    .map(|(id, _)| *id)
+                    .collect();
+                for id in dead {
+                    if let Some(c) = st.conns.remove(&id)
+                        && let Some(pc) = c.pc
+                    {
+                        effects.push(Effect::Close {
+                            pc,
+                            delay: Duration::ZERO,
+                        });
+                    }
+                }
+            }
+        }
+        self.run_effects(effects);
+        Ok(())
+    }
+
+    /// Changes which channels a session receives in a room (empty: all).
+    pub fn subscribe(
+        &self,
+        session: SessionId,
+        handle: u32,
+        channels: &[String],
+    ) -> Result<(), NodeError> {
+        let mut st = self.lock();
+        let key = st
+            .sessions
+            .get(&session)
+            .and_then(|s| s.rooms.get(&handle))
+            .cloned()
+            .ok_or_else(|| NodeError::NotFound(format!("room handle {handle} not joined")))?;
+        if let Some(sr) = st
+            .rooms
+            .get_mut(&key)
+            .and_then(|e| e.sessions.get_mut(&session))
+        {
+            sr.channels = channels.iter().cloned().collect();
+        }
+        Ok(())
+    }
+
+    /// Sends a message; returns the peers it was handed to.
+    pub async fn send(
+        &self,
+        session: SessionId,
+        handle: u32,
+        channel: &str,
+        payload: Payload,
+        meta: Option<Value>,
+        targets: &[String],
+    ) -> Result<Vec<String>, NodeError> {
+        let mut deliveries: Vec<(String, mpsc::Sender<Bytes>)> = Vec::new();
+        let frames;
+        {
+            let mut st = self.lock();
+            let st = &mut *st;
+            let key = st
+                .sessions
+                .get(&session)
+                .and_then(|s| s.rooms.get(&handle))
+                .cloned()
+                .ok_or_else(|| NodeError::NotFound(format!("room handle {handle} not joined")))?;
+            if payload_size_hint(&payload) > self.config.max_message_size {
+                return Err(SendError::TooLarge {
+                    size: payload_size_hint(&payload),
+                    limit: self.config.max_message_size,
+                }
+                .into());
+            }
+            let Some(entry) = st.rooms.get_mut(&key) else {
+                return Err(NodeError::NotFound("room not held".into()));
+            };
+            let joined: Vec<String> = entry.room.joined_peers().map(str::to_owned).collect();
+            let self_id = self.identity.peer_id.as_str();
+            let remote_targets: Vec<String> = if targets.is_empty() {
+                joined.clone()
+            } else {
+                for t in targets {
+                    if t != self_id && !joined.contains(t) {
+                        return Err(NodeError::NotFound(format!("peer {t} is not in the room")));
+                    }
+                }
+                targets.iter().filter(|t| *t != self_id).cloned().collect()
+            };
+            frames = entry.room.encode_app(channel, &payload, meta.as_ref())?;
+            // Other local sessions in the room see the send.
+            let local_targets = targets.is_empty() || targets.iter().any(|t| t == self_id);
+            if local_targets {
+                for (sid, sr) in &entry.sessions {
+                    if *sid == session || !(sr.channels.is_empty() || sr.channels.contains(channel))
+                    {
+                        continue;
+                    }
+                    if let Some(s) = st.sessions.get(sid) {
+                        s.queue.push(SessionEvent {
+                            room: sr.handle,
+                            app: key.0.clone(),
+                            room_id: key.1.clone(),
+                            kind: EventKind::Message {
+                                channel: channel.to_owned(),
+                                from: self_id.to_owned(),
+                                local: true,
+                                payload: payload.clone(),
+                                meta: meta.clone(),
+                            },
+                        });
+                    }
+                }
+            }
+            for peer in remote_targets {
+                if let Some(link) = st.links.get(&(key.0.clone(), peer.clone())) {
+                    deliveries.push((peer, link.tx.clone()));
+                }
+            }
+        }
+        let mut delivered = Vec::with_capacity(deliveries.len());
+        for (peer, tx) in deliveries {
+            for f in &frames {
+                if tx.send(f.clone()).await.is_err() {
+                    return Err(NodeError::LinkClosed(peer));
+                }
+            }
+            delivered.push(peer);
+        }
+        Ok(delivered)
+    }
+
+    /// Joined peers of a room.
+    pub fn peers(&self, app: &str, room_id: &str) -> Result<Vec<PeerInfo>, NodeError> {
+        let st = self.lock();
+        let entry = st
+            .rooms
+            .get(&(app.to_owned(), room_id.to_owned()))
+            .ok_or_else(|| NodeError::NotFound(format!("room {app}/{room_id} not held")))?;
+        let now = Instant::now();
+        let mut out: Vec<PeerInfo> = entry
+            .room
+            .joined_peers()
+            .map(|p| PeerInfo {
+                id: p.to_owned(),
+                rtt_ms: entry.rtts.get(p).copied().unwrap_or(0.0),
+                connected_ms: st
+                    .links
+                    .get(&(app.to_owned(), p.to_owned()))
+                    .map_or(0, |l| {
+                        now.saturating_duration_since(l.connected_at).as_millis() as u64
+                    }),
+            })
+            .collect();
+        out.sort_by(|a, b| a.id.cmp(&b.id));
+        Ok(out)
+    }
+
+    /// Measures the round trip to a peer of a room.
+    pub async fn ping(&self, app: &str, room_id: &str, peer: &str) -> Result<Duration, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut st = self.lock();
+            let st = &mut *st;
+            let key = (app.to_owned(), room_id.to_owned());
+            let entry = st
+                .rooms
+                .get_mut(&key)
+                .ok_or_else(|| NodeError::NotFound(format!("room {app}/{room_id} not held")))?;
+            let frame = entry
+                .room
+                .ping(peer, Instant::now())
+                .ok_or_else(|| NodeError::NotFound(format!("peer {peer} is not in the room")))?;
+            entry
+                .ping_waiters
+                .entry(peer.to_owned())
+                .or_default()
+                .push_back(Some(tx));
+            match st.links.get(&(app.to_owned(), peer.to_owned())) {
+                Some(link) => {
+                    let _ = link.tx.try_send(frame);
+                }
+                None => return Err(NodeError::LinkClosed(peer.to_owned())),
+            }
+        }
+        match tokio::time::timeout(Duration::from_secs(10), rx).await {
+            Ok(Ok(rtt)) => Ok(rtt),
+            Ok(Err(_)) => Err(NodeError::LinkClosed(peer.to_owned())),
+            Err(_) => Err(NodeError::Timeout(format!(
+                "no pong from {peer} within 10 s"
+            ))),
+        }
+    }
+
+    /// Relays and their states.
+    pub async fn relays(&self) -> Vec<RelayState> {
+        self.signal.relays().await
+    }
+
+    /// The node at a glance.
+    pub async fn status(&self) -> StatusInfo {
+        let relays = self.signal.relays().await;
+        let st = self.lock();
+        let mut rooms: Vec<RoomInfo> = st
+            .rooms
+            .iter()
+            .map(|((app, room), e)| {
+                let mut peers: Vec<String> = e.room.joined_peers().map(str::to_owned).collect();
+                peers.sort();
+                RoomInfo {
+                    app: app.clone(),
+                    room: room.clone(),
+                    peers,
+                    sessions: e.sessions.len() as u32,
+                    password: !e.password.is_empty(),
+                }
+            })
+            .collect();
+        rooms.sort_by(|a, b| (&a.app, &a.room).cmp(&(&b.app, &b.room)));
+        let mut drops: BTreeMap<String, u64> =
+            st.drops.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        let c = &self.signal.counters;
+        for (name, v) in [
+            (
+                "event_bad_signature",
+                c.bad_signature.load(Ordering::Relaxed),
+            ),
+            (
+                "event_unknown_topic",
+                c.unknown_topic.load(Ordering::Relaxed),
+            ),
+            ("publish_failed", c.publish_failed.load(Ordering::Relaxed)),
+        ] {
+            if v > 0 {
+                drops.insert(name.to_owned(), v);
+            }
+        }
+        StatusInfo {
+            peer_id: self.identity.peer_id.clone(),
+            relays,
+            rooms,
+            drops,
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+            sessions: st.sessions.len() as u32,
+            links: st.links.len() as u32,
+        }
+    }
+
+    /// Says goodbye to every peer, closes links and relays.
+    pub async fn shutdown(&self) {
+        let mut pcs = Vec::new();
+        {
+            let mut st = self.lock();
+            let st = &mut *st;
+            for ((app, room_id), entry) in st.rooms.iter_mut() {
+                let peers: Vec<String> = entry.room.joined_peers().map(str::to_owned).collect();
+                for peer in peers {
+                    if let Some(link) = st.links.get(&(app.clone(), peer.clone())) {
+                        for f in entry.room.leave_frames(&peer) {
+                            let _ = link.tx.try_send(f);
+                        }
+                    }
+                    let _ = room_id;
+                }
+            }
+            for (_, c) in st.conns.drain() {
+                if let Some(pc) = c.pc {
+                    pcs.push(pc);
+                }
+            }
+            st.links.clear();
+            for s in st.sessions.values() {
+                s.queue.close();
+            }
+        }
+        // Trystero waits 99 ms after @_leave before detaching; give the frames time to leave.
+        tokio::time::sleep(Duration::from_millis(150)).await;
+        let closes = pcs.into_iter().map(|pc| async move {
+            let _ = tokio::time::timeout(Duration::from_millis(500), pc.close()).await;
+        });
+        futures::future::join_all(closes).await;
+        let _ = tokio::time::timeout(Duration::from_millis(500), self.signal.shutdown()).await;
+    }
+
+    // ---- internals ----------------------------------------------------------------------------
+
+    fn signal_room(
+        &self,
+        st: &mut State,
+        key: &RoomKey,
+        f: impl FnOnce(&mut RoomSignal) -> Vec<Action>,
+        effects: &mut Vec<Effect>,
+    ) {
+        let actions = match st.rooms.get_mut(key) {
+            Some(e) => f(&mut e.signal),
+            None => return,
+        };
+        self.apply_actions(st, key, actions, effects);
+    }
+
+    fn emit(st: &State, key: &RoomKey, kind: EventKind) {
+        let Some(entry) = st.rooms.get(key) else {
+            return;
+        };
+        for (sid, sr) in &entry.sessions {
+            if let EventKind::Message { channel, .. } | EventKind::Progress { channel, .. } = &kind
+                && !(sr.channels.is_empty() || sr.channels.contains(channel))
+            {
+                continue;
+            }
+            if let Some(s) = st.sessions.get(sid) {
+                s.queue.push(SessionEvent {
+                    room: sr.handle,
+                    app: key.0.clone(),
+                    room_id: key.1.clone(),
+                    kind: kind.clone(),
+                });
+            }
+        }
+    }
+
+    fn apply_actions(
+        &self,
+        st: &mut State,
+        key: &RoomKey,
+        actions: Vec<Action>,
+        effects: &mut Vec<Effect>,
+    ) {
+        let (app, room_id) = key;
+        for action in actions {
+            match action {
+                Action::Publish {
+                    topic,
+                    content,
+                    relay,
+                } => effects.push(Effect::Publish {
+                    topic,
+                    content,
+                    relay,
+                }),
+                Action::Seen { peer } => Self::emit(st, key, EventKind::PeerSeen(peer)),
+                Action::StartOffer { peer, offer_id } => {
+                    let lk = (app.clone(), peer.clone());
+                    if st.links.contains_key(&lk)
+                        || st.conns.values().any(|c| c.app == *app && c.peer == peer)
+                    {
+                        continue;
+                    }
+                    let id = self.new_id();
+                    st.conns.insert(
+                        id,
+                        Conn {
+                            app: app.clone(),
+                            peer,
+                            offer_id,
+                            room: room_id.clone(),
+                            pc: None,
+                            remote_set: false,
+                            held_candidates: Vec::new(),
+                            open: false,
+                        },
+                    );
+                    effects.push(Effect::Offer { conn: id });
+                }
+                Action::AcceptOffer {
+                    peer,
+                    offer_id,
+                    sdp,
+                } => {
+                    let lk = (app.clone(), peer.clone());
+                    if st.links.contains_key(&lk) {
+                        // The peer lost its side of the link (restart): replace ours.
+                        self.drop_link(st, &lk, LeaveReason::Link, effects);
+                        count(st, "link_replaced");
+                    }
+                    let stale: Vec<ConnId> = st
+                        .conns
+                        .iter()
+                        .filter(|(_, c)| c.app == *app && c.peer == peer && !c.open)
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for id in stale {
+                        if let Some(c) = st.conns.remove(&id)
+                            && let Some(pc) = c.pc
+                        {
+                            effects.push(Effect::Close {
+                                pc,
+                                delay: Duration::ZERO,
+                            });
+                        }
+                    }
+                    let id = self.new_id();
+                    st.conns.insert(
+                        id,
+                        Conn {
+                            app: app.clone(),
+                            peer,
+                            offer_id,
+                            room: room_id.clone(),
+                            pc: None,
+                            remote_set: false,
+                            held_candidates: Vec::new(),
+                            open: false,
+                        },
+                    );
+                    effects.push(Effect::Answer { conn: id, sdp });
+                }
+                Action::ApplyAnswer {
+                    peer,
+                    offer_id,
+                    sdp,
+                } => {
+                    if let Some((id, c)) = st
+                        .conns
+                        .iter()
+                        .find(|(_, c)| c.app == *app && c.peer == peer && c.offer_id == offer_id)
+                        && let Some(pc) = c.pc.clone()
+                    {
+                        effects.push(Effect::ApplyAnswer { conn: *id, pc, sdp });
+                    }
+                }
+                Action::AddCandidate {
+                    peer,
+                    offer_id,
+                    candidate,
+                } => {
+                    if let Some(c) = st
+                        .conns
+                        .values_mut()
+                        .find(|c| c.app == *app && c.peer == peer && c.offer_id == offer_id)
+                    {
+                        match (&c.pc, c.remote_set) {
+                            (Some(pc), true) => effects.push(Effect::AddCandidate {
+                                pc: pc.clone(),
+                                json: candidate,
+                            }),
+                            _ if c.held_candidates.len() < MAX_HELD_CANDIDATES => {
+                                c.held_candidates.push(candidate)
+                            }
+                            _ => *st.drops.entry("candidate_overflow").or_insert(0) += 1,
+                        }
+                    }
+                }
+                Action::CancelDial { peer, offer_id } => {
+                    let ids: Vec<ConnId> = st
+                        .conns
+                        .iter()
+                        .filter(|(_, c)| {
+                            c.app == *app && c.peer == peer && c.offer_id == offer_id && !c.open
+                        })
+                        .map(|(id, _)| *id)
+                        .collect();
+                    for id in ids {
+                        if let Some(c) = st.conns.remove(&id)
+                            && let Some(pc) = c.pc
+                        {
+                            effects.push(Effect::Close {
+                                pc,
+                                delay: Duration::ZERO,
+                            });
+                        }
+                    }
+                }
+                Action::Drop(name) => {
+                    count(st, name);
+                    if matches!(name, "offer_undecryptable" | "answer_undecryptable")
+                        && st.rooms.get(key).is_some_and(|e| !e.password.is_empty())
+                    {
+                        Self::emit(
+                            st,
+                            key,
+                            EventKind::Error {
+                                code: "password_mismatch".into(),
+                                message: "a peer's signaling could not be decrypted: it uses a different password".into(),
+                                peer: String::new(),
+                            },
+                        );
+                    }
+                }
+            }
+        }
+    }
+
+    fn apply_outputs(
+        &self,
+        st: &mut State,
+        key: &RoomKey,
+        outputs: Vec<Output>,
+        effects: &mut Vec<Effect>,
+    ) {
+        let app = &key.0;
+        for o in outputs {
+            match o {
+                Output::Send(peer, frame) => match st.links.get(&(app.clone(), peer)) {
+                    Some(link) => {
+                        if link.tx.try_send(frame).is_err() {
+                            count(st, "link_queue_full");
+                        }
+                    }
+                    None => count(st, "send_no_link"),
+                },
+                Output::Drop(name) => count(st, name),
+                Output::Event(ev) => match ev {
+                    RoomEvent::PeerJoin(p) => {
+                        if let Some(link) = st.links.get_mut(&(app.clone(), p.clone())) {
+                            link.rooms.insert(key.1.clone());
+                            link.idle_since = None;
+                        }
+                        Self::emit(st, key, EventKind::PeerJoin(p));
+                    }
+                    RoomEvent::PeerLeave(p, reason) => {
+                        if let Some(link) = st.links.get_mut(&(app.clone(), p.clone())) {
+                            link.rooms.remove(&key.1);
+                            if link.rooms.is_empty() {
+                                link.idle_since = Some(Instant::now());
+                            }
+                        }
+                        if let Some(e) = st.rooms.get_mut(key) {
+                            e.rtts.remove(&p);
+                            e.ping_waiters.remove(&p);
+                        }
+                        Self::emit(st, key, EventKind::PeerLeave(p, reason.as_str()));
+                    }
+                    RoomEvent::Message {
+                        channel,
+                        from,
+                        payload,
+                        meta,
+                    } => {
+                        Self::emit(
+                            st,
+                            key,
+                            EventKind::Message {
+                                channel,
+                                from,
+                                local: false,
+                                payload,
+                                meta,
+                            },
+                        );
+                    }
+                    RoomEvent::Progress {
+                        channel,
+                        from,
+                        fraction,
+                        meta,
+                    } => {
+                        Self::emit(
+                            st,
+                            key,
+                            EventKind::Progress {
+                                channel,
+                                from,
+                                fraction,
+                                meta,
+                            },
+                        );
+                    }
+                    RoomEvent::Error {
+                        code,
+                        message,
+                        peer,
+                    } => {
+                        Self::emit(
+                            st,
+                            key,
+                            EventKind::Error {
+                                code: code.to_owned(),
+                                message,
+                                peer,
+                            },
+                        );
+                    }
+                    RoomEvent::Pong(p) => {
+                        if let Some(e) = st.rooms.get_mut(key) {
+                            let rtt = e.room.take_ping(&p, Instant::now());
+                            let waiter = e
+                                .ping_waiters
+                                .get_mut(&p)
+                                .and_then(|q| q.pop_front())
+                                .flatten();
+                            if let Some(rtt) = rtt {
+                                e.rtts.insert(p.clone(), rtt.as_secs_f64() * 1000.0);
+                                if let Some(w) = waiter {
+                                    let _ = w.send(rtt);
+                                }
+                            }
+                        }
+                    }
+                },
+            }
+        }
+        let _ = effects;
+    }
+
+    /// Removes a link: its rooms lose the peer, signaling may dial again.
+    fn drop_link(
+        &self,
+        st: &mut State,
+        lk: &LinkKey,
+        reason: LeaveReason,
+        effects: &mut Vec<Effect>,
+    ) {
+        let Some(link) = st.links.remove(lk) else {
+            return;
+        };
+        if let Some(c) = st.conns.remove(&link.conn)
+            && let Some(pc) = c.pc
+        {
+            effects.push(Effect::Close {
+                pc,
+                delay: Duration::ZERO,
+            });
+        }
+        let (app, peer) = lk;
+        let keys: Vec<RoomKey> = st.rooms.keys().filter(|(a, _)| a == app).cloned().collect();
+        let now = Instant::now();
+        for key in keys {
+            let Some(entry) = st.rooms.get_mut(&key) else {
+                continue;
+            };
+            let was_joined = entry.room.is_joined(peer);
+            let outs = entry.room.detach(peer, reason);
+            entry.signal.set_linked(peer, false);
+            if was_joined {
+                entry.signal.restart_burst(now);
+            }
+            self.apply_outputs(st, &key, outs, effects);
+        }
+    }
+
+    fn on_incoming(&self, msg: Incoming) {
+        let mut effects = Vec::new();
+        {
+            let mut st = self.lock();
+            let st = &mut *st;
+            let Some(key) = st.topics.get(&msg.topic).cloned() else {
+                count(st, "event_unknown_topic");
+                return;
+            };
+            let signal = match Signal::parse(&msg.content) {
+                Ok(s) => s,
+                Err(_) => {
+                    count(st, "event_bad_content");
+                    return;
+                }
+            };
+            let peer = signal.peer().to_owned();
+            let lk = (key.0.clone(), peer.clone());
+            // A linked peer that announces again may have restarted: probe the link.
+            if let Signal::Announce { .. } = signal
+                && let Some(link) = st.links.get_mut(&lk)
+                && link.probe_deadline.is_none()
+            {
+                let now = Instant::now();
+                link.probe_deadline = Some(now + PROBE_TIMEOUT);
+                if let Some(entry) = st.rooms.get_mut(&key)
+                    && let Some(frame) = entry.room.ping(&peer, now)
+                {
+                    entry
+                        .ping_waiters
+                        .entry(peer.clone())
+                        .or_default()
+                        .push_back(None);
+                    let _ = link.tx.try_send(frame);
+                }
+            }
+            let now = Instant::now();
+            let topic = msg.topic;
+            let relay = Some(msg.relay);
+            self.signal_room(
+                st,
+                &key,
+                |s| s.on_signal(&topic, signal, relay, now),
+                &mut effects,
+            );
+        }
+        self.run_effects(effects);
+    }
+
+    fn on_transport(&self, ev: TransportEvent) {
+        let mut effects = Vec::new();
+        {
+            let mut st = self.lock();
+            let st = &mut *st;
+            match ev {
+                TransportEvent::Candidate(id, json) => {
+                    let Some(c) = st.conns.get(&id) else { return };
+                    let key = (c.app.clone(), c.room.clone());
+                    let (peer, offer_id) = (c.peer.clone(), c.offer_id.clone());
+                    self.signal_room(
+                        st,
+                        &key,
+                        |s| s.local_candidate(&peer, &offer_id, &json),
+                        &mut effects,
+                    );
+                }
+                TransportEvent::Open(id, channel) => self.on_open(st, id, channel, &mut effects),
+                TransportEvent::Message(id, bytes) => self.on_frame(st, id, &bytes, &mut effects),
+                TransportEvent::Closed(id) => {
+                    let Some(c) = st.conns.get(&id) else { return };
+                    let lk = (c.app.clone(), c.peer.clone());
+                    if c.open {
+                        self.drop_link(st, &lk, LeaveReason::Link, &mut effects);
+                    } else if let Some(c) = st.conns.remove(&id) {
+                        let key = (c.app.clone(), c.room.clone());
+                        let (peer, offer_id) = (c.peer.clone(), c.offer_id.clone());
+                        self.signal_room(
+                            st,
+                            &key,
+                            |s| {
+                                s.dial_failed(&peer, &offer_id);
+                                Vec::new()
+                            },
+                            &mut effects,
+                        );
+                        if let Some(pc) = c.pc {
+                            effects.push(Effect::Close {
+                                pc,
+                                delay: Duration::ZERO,
+                            });
+                        }
+                        count(st, "dial_failed");
+                    }
+                }
+            }
+        }
+        self.run_effects(effects);
+    }
+
+    fn on_open(&self, st: &mut State, id: ConnId, channel: Channel, effects: &mut Vec<Effect>) {
+        let Some(c) = st.conns.get_mut(&id) else {
+            return;
+        };
+        if c.open {
+            return;
+        }
+        c.open = true;
+        let lk = (c.app.clone(), c.peer.clone());
+        if st.links.get(&lk).is_some_and(|l| l.conn != id) {
+            self.drop_link(st, &lk, LeaveReason::Link, effects);
+            count(st, "link_replaced");
+        }
+        let (tx, rx) = mpsc::channel(LINK_QUEUE);
+        transport::spawn_writer(channel, rx);
+        let now = Instant::now();
+        let (app, peer) = lk.clone();
+        let keys: Vec<RoomKey> = st
+            .rooms
+            .keys()
+            .filter(|(a, _)| *a == app)
+            .cloned()
+            .collect();
+        for key in &keys {
+            if let Some(entry) = st.rooms.get(key) {
+                let _ = tx.try_send(entry.room.presence_frame(true));
+            }
+        }
+        st.links.insert(
+            lk.clone(),
+            Link {
+                conn: id,
+                tx,
+                rooms: HashSet::new(),
+                connected_at: now,
+                last_rx: now,
+                last_ping: None,
+                probe_deadline: None,
+                idle_since: Some(now),
+            },
+        );
+        for key in keys {
+            let peer = peer.clone();
+            self.signal_room(
+                st,
+                &key,
+                |s| {
+                    s.set_linked(&peer, true);
+                    Vec::new()
+                },
+                effects,
+            );
+        }
+        tracing::info!(app = %app, peer = %peer, "link up");
+    }
+
+    fn on_frame(&self, st: &mut State, id: ConnId, bytes: &[u8], effects: &mut Vec<Effect>) {
+        let Some(c) = st.conns.get(&id) else { return };
+        let lk = (c.app.clone(), c.peer.clone());
+        let now = Instant::now();
+        match st.links.get_mut(&lk) {
+            Some(link) if link.conn == id => {
+                link.last_rx = now;
+                link.probe_deadline = None;
+            }
+            _ => return,
+        }
+        let frame = match OuterFrame::decode(bytes) {
+            Ok(f) => f,
+            Err(_) => {
+                count(st, "frame_malformed");
+                return;
+            }
+        };
+        let (token, data, joined) = match frame {
+            OuterFrame::Data { token, chunk } => (token, Some(chunk), true),
+            OuterFrame::Presence { joined, token } => (token, None, joined),
+        };
+        let Some(key) = std::str::from_utf8(token)
+            .ok()
+            .and_then(|t| st.tokens.get(t))
+            .cloned()
+            .filter(|k| k.0 == lk.0)
+        else {
+            count(st, "frame_unknown_room");
+            return;
+        };
+        let peer = lk.1.clone();
+        let Some(entry) = st.rooms.get_mut(&key) else {
+            return;
+        };
+        let mut outs = Vec::new();
+        if joined && !entry.room.is_attached(&peer) {
+            outs.extend(entry.room.attach(&peer, now));
+            if let Some(link) = st.links.get_mut(&lk) {
+                link.idle_since = None;
+            }
+        }
+        let Some(entry) = st.rooms.get_mut(&key) else {
+            return;
+        };
+        match data {
+            Some(chunk) => outs.extend(entry.room.on_chunk(&peer, chunk, now)),
+            None if !joined => outs.extend(entry.room.detach(&peer, LeaveReason::Leave)),
+            None => {}
+        }
+        self.apply_outputs(st, &key, outs, effects);
+    }
+
+    fn tick(&self) -> Instant {
+        let now = Instant::now();
+        let mut effects = Vec::new();
+        let mut next = now + Duration::from_millis(500);
+        {
+            let mut st = self.lock();
+            let st = &mut *st;
+            let keys: Vec<RoomKey> = st.rooms.keys().cloned().collect();
+            for key in keys {
+                self.signal_room(st, &key, |s| s.tick(now), &mut effects);
+                if let Some(entry) = st.rooms.get_mut(&key) {
+                    let outs = entry.room.tick(now);
+                    next = next.min(entry.signal.next_deadline());
+                    self.apply_outputs(st, &key, outs, &mut effects);
+                }
+            }
+            let ping_after = Duration::from_millis(self.config.ping_after_ms);
+            let dead_after = Duration::from_millis(self.config.dead_after_ms);
+            let mut dead = Vec::new();
+            for (lk, link) in st.links.iter_mut() {
+                let quiet = now.saturating_duration_since(link.last_rx);
+                if quiet >= dead_after || link.probe_deadline.is_some_and(|d| now >= d) {
+                    dead.push((lk.clone(), LeaveReason::Timeout));
+                } else if link
+                    .idle_since
+                    .is_some_and(|t| now.saturating_duration_since(t) >= IDLE_LINK)
+                {
+                    dead.push((lk.clone(), LeaveReason::Leave));
+                } else if quiet >= ping_after
+                    && link
+                        .last_ping
+                        .is_none_or(|t| now.saturating_duration_since(t) >= ping_after)
+                {
+                    let room = link.rooms.iter().next().cloned();
+                    if let Some(room) = room
+                        && let Some(entry) = st.rooms.get_mut(&(lk.0.clone(), room))
+                        && let Some(frame) = entry.room.ping(&lk.1, now)
+                    {
+                        entry
+                            .ping_waiters
+                            .entry(lk.1.clone())
+                            .or_default()
+                            .push_back(None);
+                        let _ = link.tx.try_send(frame);
+                        link.last_ping = Some(now);
+                    }
+                }
+            }
+            for (lk, reason) in dead {
+                if reason == LeaveReason::Timeout {
+                    count(st, "link_timeout");
+                }
+                self.drop_link(st, &lk, reason, &mut effects);
+            }
+        }
+        self.run_effects(effects);
+        next.max(now + Duration::from_millis(10))
+    }
+
+    fn run_effects(&self, effects: Vec<Effect>) {
+        for effect in effects {
+            match effect {
+                Effect::Publish {
+                    topic,
+                    content,
+                    relay,
+                } => self.signal.send(Command::Publish {
+                    topic,
+                    content,
+                    relay,
+                }),
+                Effect::Subscribe(topics) => self.signal.send(Command::Subscribe(topics)),
+                Effect::Close { pc, delay } => {
+                    tokio::spawn(async move {
+                        tokio::time::sleep(delay).await;
+                        let _ = pc.close().await;
+                    });
+                }
+                Effect::AddCandidate { pc, json } => {
+                    let me = self.me.clone();
+                    tokio::spawn(async move {
+                        if transport::add_candidate(&pc, &json).await.is_err()
+                            && let Some(node) = me.upgrade()
+                        {
+                            count(&mut node.lock(), "candidate_rejected");
+                        }
+                    });
+                }
+                Effect::Offer { conn } => {
+                    let me = self.me.clone();
+                    let transport = self.transport.clone();
+                    tokio::spawn(async move {
+                        let result = transport.offer(conn).await;
+                        if let Some(node) = me.upgrade() {
+                            node.dial_ready(conn, result, false);
+                        }
+                    });
+                }
+                Effect::Answer { conn, sdp } => {
+                    let me = self.me.clone();
+                    let transport = self.transport.clone();
+                    tokio::spawn(async move {
+                        let result = transport.answer(conn, sdp).await;
+                        if let Some(node) = me.upgrade() {
+                            node.dial_ready(conn, result, true);
+                        }
+                    });
+                }
+                Effect::ApplyAnswer { conn, pc, sdp } => {
+                    let me = self.me.clone();
+                    tokio::spawn(async move {
+                        let ok = transport::apply_answer(&pc, sdp).await.is_ok();
+                        if let Some(node) = me.upgrade() {
+                            node.remote_set(conn, ok);
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    /// A local offer or answer is ready (or failed).
+    fn dial_ready(
+        &self,
+        conn: ConnId,
+        result: Result<(Connection, String), transport::TransportError>,
+        answerer: bool,
+    ) {
+        let mut effects = Vec::new();
+        {
+            let mut st = self.lock();
+            let st = &mut *st;
+            let Some(c) = st.conns.get_mut(&conn) else {
+                // The attempt was cancelled meanwhile.
+                if let Ok((pc, _)) = result {
+                    tokio::spawn(async move {
+                        let _ = pc.close().await;
+                    });
+                }
+                return;
+            };
+            match result {
+                Ok((pc, sdp)) => {
+                    c.pc = Some(pc.clone());
+                    let key = (c.app.clone(), c.room.clone());
+                    let (peer, offer_id) = (c.peer.clone(), c.offer_id.clone());
+                    if answerer {
+                        c.remote_set = true;
+                        for json in c.held_candidates.drain(..) {
+                            effects.push(Effect::AddCandidate {
+                                pc: pc.clone(),
+                                json,
+                            });
+                        }
+                        self.signal_room(
+                            st,
+                            &key,
+                            |s| s.answer_ready(&peer, &offer_id, &sdp),
+                            &mut effects,
+                        );
+                    } else {
+                        self.signal_room(
+                            st,
+                            &key,
+                            |s| s.offer_ready(&peer, &offer_id, &sdp),
+                            &mut effects,
+                        );
+                    }
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "connection setup failed");
+                    if let Some(c) = st.conns.remove(&conn) {
+                        let key = (c.app.clone(), c.room.clone());
+                        self.signal_room(
+                            st,
+                            &key,
+                            |s| {
+                                s.dial_failed(&c.peer, &c.offer_id);
+                                Vec::new()
+                            },
+                            &mut effects,
+                        );
+                    }
+                    count(st, "dial_failed");
+                }
+            }
+        }
+        self.run_effects(effects);
+    }
+
+    /// The remote answer was applied: held candidates can go in.
+    fn remote_set(&self, conn: ConnId, ok: bool) {
+        let mut effects = Vec::new();
+        {
+            let mut st = self.lock();
+            let st = &mut *st;
+            if !ok {
+                count(st, "answer_rejected");
+                return;
+            }
+            let Some(c) = st.conns.get_mut(&conn) else {
+                return;
+            };
+            c.remote_set = true;
+            if let Some(pc) = c.pc.clone() {
+                for json in c.held_candidates.drain(..) {
+                    effects.push(Effect::AddCandidate {
+                        pc: pc.clone(),
+                        json,
+                    });
+                }
+            }
+        }
+        self.run_effects(effects);
+    }
+}
+
+async fn run_loop(
+    node: Weak<Node>,
+    mut incoming: mpsc::UnboundedReceiver<Incoming>,
+    mut transport: mpsc::UnboundedReceiver<TransportEvent>,
+) {
+    let mut next = Instant::now();
+    loop {
+        let sleep = tokio::time::sleep_until(next.into());
+        let Some(wake) = node.upgrade() else { break };
+        tokio::select! {
+            _ = wake.wake.notified() => {
+                next = Instant::now();
+            }
+            msg = incoming.recv() => {
+                let (Some(msg), Some(n)) = (msg, node.upgrade()) else { break };
+                n.on_incoming(msg);
+            }
+            ev = transport.recv() => {
+                let (Some(ev), Some(n)) = (ev, node.upgrade()) else { break };
+                n.on_transport(ev);
+            }
+            _ = sleep => {
+                let Some(n) = node.upgrade() else { break };
+                next = n.tick();
+            }
+        }
+    }
+}

@@ -1,0 +1,171 @@
+//! Local sessions: a bounded event queue per app connection that drops the oldest on overflow.
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use serde_json::Value;
+use tokio::sync::Notify;
+
+use crate::wire::Payload;
+
+/// Identifies a local session.
+pub type SessionId = u64;
+
+/// What a session hears about one of its rooms.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EventKind {
+    /// A peer completed the handshake.
+    PeerJoin(String),
+    /// A peer left (reason: leave, link, timeout, password).
+    PeerLeave(String, &'static str),
+    /// A peer announced itself for the first time.
+    PeerSeen(String),
+    /// A channel message.
+    Message {
+        /// Channel name.
+        channel: String,
+        /// Sender peer id (the node's own id for local sends).
+        from: String,
+        /// Sent by another session on this node.
+        local: bool,
+        /// Payload.
+        payload: Payload,
+        /// Metadata.
+        meta: Option<Value>,
+    },
+    /// Receive progress of a chunked message.
+    Progress {
+        /// Channel name.
+        channel: String,
+        /// Sender.
+        from: String,
+        /// 0.0..=1.0.
+        fraction: f32,
+        /// Metadata.
+        meta: Option<Value>,
+    },
+    /// A room-level problem.
+    Error {
+        /// Stable code.
+        code: String,
+        /// Human message.
+        message: String,
+        /// Peer concerned, if any.
+        peer: String,
+    },
+    /// This many events were dropped because the session did not keep up.
+    Lagged(u64),
+}
+
+/// An event for one session.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SessionEvent {
+    /// The session's handle of the room (0 for session-wide events).
+    pub room: u32,
+    /// App id.
+    pub app: String,
+    /// Room id.
+    pub room_id: String,
+    /// What happened.
+    pub kind: EventKind,
+}
+
+#[derive(Debug, Default)]
+struct QueueState {
+    events: VecDeque<SessionEvent>,
+    dropped: u64,
+    closed: bool,
+}
+
+/// Bounded queue of a session's events.
+#[derive(Debug)]
+pub struct SessionQueue {
+    state: Mutex<QueueState>,
+    notify: Notify,
+    capacity: usize,
+}
+
+impl SessionQueue {
+    /// A queue holding at most `capacity` events.
+    pub fn new(capacity: usize) -> Self {
+        SessionQueue {
+            state: Mutex::new(QueueState::default()),
+            notify: Notify::new(),
+            capacity: capacity.max(1),
+        }
+    }
+
+    /// Adds an event, dropping the oldest if full.
+    pub fn push(&self, event: SessionEvent) {
+        {
+            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            if s.closed {
+                return;
+            }
+            if s.events.len() >= self.capacity {
+                s.events.pop_front();
+                s.dropped += 1;
+            }
+            s.events.push_back(event);
+        }
+        self.notify.notify_one();
+    }
+
+    /// Ends the queue; `next` returns `None` once drained.
+    pub fn close(&self) {
+        self.state.lock().unwrap_or_else(|p| p.into_inner()).closed = true;
+        self.notify.notify_one();
+    }
+
+    /// The next event; a `Lagged` event first if any were dropped.
+    pub async fn next(&self) -> Option<SessionEvent> {
+        loop {
+            {
+                let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+                if s.dropped > 0 {
+                    let n = std::mem::take(&mut s.dropped);
+                    return Some(SessionEvent {
+                        room: 0,
+                        app: String::new(),
+                        room_id: String::new(),
+                        kind: EventKind::Lagged(n),
+                    });
+                }
+                if let Some(e) = s.events.pop_front() {
+                    return Some(e);
+                }
+                if s.closed {
+                    return None;
+                }
+            }
+            self.notify.notified().await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ev(n: u32) -> SessionEvent {
+        SessionEvent {
+            room: n,
+            app: "a".into(),
+            room_id: "r".into(),
+            kind: EventKind::PeerSeen(n.to_string()),
+        }
+    }
+
+    #[tokio::test]
+    async fn overflow_drops_oldest_and_reports_lag() {
+        let q = SessionQueue::new(2);
+        for n in 1..=5 {
+            q.push(ev(n));
+        }
+        assert_eq!(q.next().await.map(|e| e.kind), Some(EventKind::Lagged(3)));
+        assert_eq!(q.next().await.map(|e| e.room), Some(4));
+        assert_eq!(q.next().await.map(|e| e.room), Some(5));
+        q.close();
+        assert_eq!(q.next().await, None);
+    }
+}

@@ -1,0 +1,7 @@
+//! Generated types and services of `proto/meshrtc/v1/meshrtc.proto`.
+#![allow(missing_docs, clippy::all)]
+
+tonic::include_proto!("meshrtc.v1");
+
+/// Encoded file descriptor set, for gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/meshrtc_descriptor.bin"));

@@ -1,0 +1,650 @@
+//! One room's data-channel state: membership, the handshake, internal actions and channels.
+//!
+//! Pure: frames and clock in, [`Output`]s out. The node routes frames to links and events to sessions.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::{Value, json};
+
+use crate::wire::chunk::{ActionChunk, EncodeError, Payload, encode_payload};
+use crate::wire::frame::{encode_data, encode_presence};
+use crate::wire::reassembly::{Limits, Reassembler, Step};
+use crate::wire::sdp_crypto::password_proof;
+use crate::wire::topic::{random_id, room_token};
+
+/// Handshake readiness (sent once the local check passed).
+pub const ACTION_READY: &str = "@_hsready";
+/// Password challenge and response.
+pub const ACTION_HSDATA: &str = "@_hsdata";
+/// Ping request.
+pub const ACTION_PING: &str = "@_ping";
+/// Ping reply.
+pub const ACTION_PONG: &str = "@_pong";
+/// Leaving the room.
+pub const ACTION_LEAVE: &str = "@_leave";
+
+/// Why a peer left a room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LeaveReason {
+    /// It sent `@_leave` or presence 0.
+    Leave,
+    /// The link failed or was closed.
+    Link,
+    /// Handshake or watchdog timeout.
+    Timeout,
+    /// The password check failed.
+    Password,
+}
+
+impl LeaveReason {
+    /// Stable name used in events.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeaveReason::Leave => "leave",
+            LeaveReason::Link => "link",
+            LeaveReason::Timeout => "timeout",
+            LeaveReason::Password => "password",
+        }
+    }
+}
+
+/// What happened in the room, for local sessions.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RoomEvent {
+    /// A peer completed the handshake.
+    PeerJoin(String),
+    /// A joined peer left.
+    PeerLeave(String, LeaveReason),
+    /// A channel message.
+    Message {
+        /// Channel (action) name.
+        channel: String,
+        /// Sender.
+        from: String,
+        /// The payload.
+        payload: Payload,
+        /// Metadata, if any.
+        meta: Option<Value>,
+    },
+    /// Progress of a chunked message.
+    Progress {
+        /// Channel.
+        channel: String,
+        /// Sender.
+        from: String,
+        /// 0.0..=1.0.
+        fraction: f32,
+        /// Metadata, if its chunk arrived.
+        meta: Option<Value>,
+    },
+    /// A problem the app should hear about.
+    Error {
+        /// Stable code.
+        code: &'static str,
+        /// Human message.
+        message: String,
+        /// Peer concerned.
+        peer: String,
+    },
+    /// A `@_pong` arrived.
+    Pong(String),
+}
+
+/// What the node must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Output {
+    /// Send an outer frame to a peer.
+    Send(String, Bytes),
+    /// Tell local sessions.
+    Event(RoomEvent),
+    /// Count a drop.
+    Drop(&'static str),
+}
+
+#[derive(Debug)]
+struct PeerSlot {
+    attached_at: Instant,
+    local_passed: bool,
+    remote_ready: bool,
+    joined: bool,
+    challenge: Option<String>,
+}
+
+/// Why a send is refused.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum SendError {
+    /// Larger than the node's maximum message size.
+    #[error("message of {size} bytes exceeds the limit of {limit} bytes")]
+    TooLarge {
+        /// Payload size.
+        size: usize,
+        /// Configured limit.
+        limit: usize,
+    },
+    /// Channel names are 1..=32 bytes and may not start with `@_`.
+    #[error("invalid channel name {0:?}: 1 to 32 bytes, not starting with @_")]
+    BadChannel(String),
+    /// The metadata does not fit in one chunk.
+    #[error("metadata too large")]
+    MetaTooLarge,
+}
+
+/// One room: its peers and their handshake, nonces and reassembly.
+#[derive(Debug)]
+pub struct Room {
+    self_id: String,
+    app_id: String,
+    room_id: String,
+    password: String,
+    token: String,
+    peers: HashMap<String, PeerSlot>,
+    nonces: HashMap<String, u16>,
+    reassembly: Reassembler<String>,
+    pings: HashMap<String, VecDeque<Instant>>,
+    max_message: usize,
+    handshake_timeout: Duration,
+}
+
+/// Whether `name` may be used as a channel by apps.
+pub fn valid_channel(name: &str) -> bool {
+    !name.is_empty() && name.len() <= 32 && !name.starts_with("@_")
+}
+
+impl Room {
+    /// A room held by this node.
+    pub fn new(
+        self_id: &str,
+        app_id: &str,
+        room_id: &str,
+        password: &str,
+        max_message: usize,
+        handshake_timeout: Duration,
+    ) -> Self {
+        Room {
+            self_id: self_id.to_owned(),
+            app_id: app_id.to_owned(),
+            room_id: room_id.to_owned(),
+            password: password.to_owned(),
+            token: room_token(app_id, room_id),
+            peers: HashMap::new(),
+            nonces: HashMap::new(),
+            reassembly: Reassembler::new(Limits {
+                max_message,
+                ..Limits::default()
+            }),
+            pings: HashMap::new(),
+            max_message,
+            handshake_timeout,
+        }
+    }
+
+    /// The room token of this room's frames.
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+
+    /// Whether the room has a password.
+    pub fn has_password(&self) -> bool {
+        !self.password.is_empty()
+    }
+
+    /// Peers that completed the handshake.
+    pub fn joined_peers(&self) -> impl Iterator<Item = &str> {
+        self.peers
+            .iter()
+            .filter(|(_, s)| s.joined)
+            .map(|(p, _)| p.as_str())
+    }
+
+    /// Whether `peer` completed the handshake.
+    pub fn is_joined(&self, peer: &str) -> bool {
+        self.peers.get(peer).is_some_and(|s| s.joined)
+    }
+
+    /// Whether `peer` is attached (joined or handshaking).
+    pub fn is_attached(&self, peer: &str) -> bool {
+        self.peers.contains_key(peer)
+    }
+
+    fn next_nonce(&mut self, action: &str) -> u16 {
+        let n = self.nonces.entry(action.to_owned()).or_insert(0);
+        let current = *n;
+        *n = n.wrapping_add(1);
+        current
+    }
+
+    /// Encodes a message into outer frames (one per chunk) ready for any peer.
+    pub fn encode(
+        &mut self,
+        action: &str,
+        payload: &Payload,
+        meta: Option<&Value>,
+    ) -> Result<Vec<Bytes>, EncodeError> {
+        let nonce = self.next_nonce(action);
+        let chunks = encode_payload(action, nonce, payload, meta)?;
+        Ok(chunks
+            .iter()
+            .map(|c| Bytes::from(encode_data(&self.token, c)))
+            .collect())
+    }
+
+    /// Encodes an app message after checking channel name and size.
+    pub fn encode_app(
+        &mut self,
+        channel: &str,
+        payload: &Payload,
+        meta: Option<&Value>,
+    ) -> Result<Vec<Bytes>, SendError> {
+        if !valid_channel(channel) {
+            return Err(SendError::BadChannel(channel.to_owned()));
+        }
+        let size = match payload {
+            Payload::Text(s) => s.len(),
+            Payload::Binary(b) => b.len(),
+            Payload::Json(v) => serde_json::to_vec(v).map(|v| v.len()).unwrap_or(0),
+        };
+        if size > self.max_message {
+            return Err(SendError::TooLarge {
+                size,
+                limit: self.max_message,
+            });
+        }
+        self.encode(channel, payload, meta)
+            .map_err(|_| SendError::MetaTooLarge)
+    }
+
+    fn send_internal(&mut self, peer: &str, action: &str, payload: Payload, out: &mut Vec<Output>) {
+        if let Ok(frames) = self.encode(action, &payload, None) {
+            out.extend(frames.into_iter().map(|f| Output::Send(peer.to_owned(), f)));
+        }
+    }
+
+    /// Presence frame announcing this room on a link.
+    pub fn presence_frame(&self, joined: bool) -> Bytes {
+        Bytes::from(encode_presence(&self.token, joined))
+    }
+
+    /// A link to `peer` carries this room: start the handshake.
+    pub fn attach(&mut self, peer: &str, now: Instant) -> Vec<Output> {
+        let mut out = Vec::new();
+        if self.peers.contains_key(peer) || peer == self.self_id {
+            return out;
+        }
+        self.peers.insert(
+            peer.to_owned(),
+            PeerSlot {
+                attached_at: now,
+                local_passed: false,
+                remote_ready: false,
+                joined: false,
+                challenge: None,
+            },
+        );
+        if !self.has_password() {
+            self.pass_local(peer, &mut out);
+        } else if self.self_id.as_str() < peer {
+            let c = random_id(36);
+            if let Some(slot) = self.peers.get_mut(peer) {
+                slot.challenge = Some(c.clone());
+            }
+            self.send_internal(
+                peer,
+                ACTION_HSDATA,
+                Payload::Json(json!({"__trystero_pw": "challenge", "c": c})),
+                &mut out,
+            );
+        }
+        out
+    }
+
+    fn pass_local(&mut self, peer: &str, out: &mut Vec<Output>) {
+        if let Some(slot) = self.peers.get_mut(peer) {
+            slot.local_passed = true;
+        }
+        self.send_internal(peer, ACTION_READY, Payload::Text(String::new()), out);
+        self.maybe_join(peer, out);
+    }
+
+    fn maybe_join(&mut self, peer: &str, out: &mut Vec<Output>) {
+        if let Some(slot) = self.peers.get_mut(peer)
+            && slot.local_passed
+            && slot.remote_ready
+            && !slot.joined
+        {
+            slot.joined = true;
+            out.push(Output::Event(RoomEvent::PeerJoin(peer.to_owned())));
+        }
+    }
+
+    /// The peer is gone from this room.
+    pub fn detach(&mut self, peer: &str, reason: LeaveReason) -> Vec<Output> {
+        self.reassembly.forget_peer(&peer.to_owned());
+        self.pings.remove(peer);
+        match self.peers.remove(peer) {
+            Some(slot) if slot.joined => {
+                vec![Output::Event(RoomEvent::PeerLeave(peer.to_owned(), reason))]
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    /// Frames that tell `peer` we leave: `@_leave` then presence 0.
+    pub fn leave_frames(&mut self, peer: &str) -> Vec<Bytes> {
+        let mut out = Vec::new();
+        self.send_internal(peer, ACTION_LEAVE, Payload::Text(String::new()), &mut out);
+        let mut frames: Vec<Bytes> = out
+            .into_iter()
+            .filter_map(|o| {
+                if let Output::Send(_, f) = o {
+                    Some(f)
+                } else {
+                    None
+                }
+            })
+            .collect();
+        frames.push(self.presence_frame(false));
+        frames
+    }
+
+    /// Starts a ping; returns the frame to send, if the peer is joined.
+    pub fn ping(&mut self, peer: &str, now: Instant) -> Option<Bytes> {
+        if !self.is_joined(peer) {
+            return None;
+        }
+        self.pings
+            .entry(peer.to_owned())
+            .or_default()
+            .push_back(now);
+        let mut out = Vec::new();
+        self.send_internal(peer, ACTION_PING, Payload::Text(String::new()), &mut out);
+        out.into_iter().find_map(|o| {
+            if let Output::Send(_, f) = o {
+                Some(f)
+            } else {
+                None
+            }
+        })
+    }
+
+    /// Round trip of the oldest outstanding ping to `peer`, consumed on its pong.
+    pub fn take_ping(&mut self, peer: &str, now: Instant) -> Option<Duration> {
+        let start = self.pings.get_mut(peer)?.pop_front()?;
+        Some(now.saturating_duration_since(start))
+    }
+
+    /// Drops peers whose handshake timed out, and stale partial messages.
+    pub fn tick(&mut self, now: Instant) -> Vec<Output> {
+        let mut out = Vec::new();
+        let expired = self.reassembly.expire(now);
+        out.extend((0..expired).map(|_| Output::Drop("reassembly_expired")));
+        let stale: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|(_, s)| {
+                !s.joined && now.saturating_duration_since(s.attached_at) >= self.handshake_timeout
+            })
+            .map(|(p, _)| p.clone())
+            .collect();
+        for peer in stale {
+            self.peers.remove(&peer);
+            out.push(Output::Drop("handshake_timeout"));
+            out.push(Output::Event(RoomEvent::Error {
+                code: "handshake_timeout",
+                message: format!("peer {peer} did not complete the handshake"),
+                peer,
+            }));
+        }
+        out
+    }
+
+    /// One action chunk from `peer` (already attached by the caller).
+    pub fn on_chunk(&mut self, peer: &str, bytes: &[u8], now: Instant) -> Vec<Output> {
+        let mut out = Vec::new();
+        let chunk = match ActionChunk::decode(bytes) {
+            Ok(c) => c,
+            Err(_) => {
+                out.push(Output::Drop("chunk_malformed"));
+                return out;
+            }
+        };
+        let Some(slot) = self.peers.get(peer) else {
+            out.push(Output::Drop("chunk_unattached"));
+            return out;
+        };
+        let internal = chunk.action.starts_with("@_");
+        if !slot.joined && !matches!(chunk.action, ACTION_READY | ACTION_HSDATA | ACTION_LEAVE) {
+            out.push(Output::Drop("chunk_before_handshake"));
+            return out;
+        }
+        let step = match self.reassembly.push(&peer.to_owned(), &chunk, now) {
+            Ok(s) => s,
+            Err(e) => {
+                out.push(Output::Drop(match e {
+                    crate::wire::ReassemblyError::TooLarge => "message_too_large",
+                    crate::wire::ReassemblyError::BuffersFull => "reassembly_full",
+                    crate::wire::ReassemblyError::TooManyPartials => "reassembly_too_many",
+                    crate::wire::ReassemblyError::BadMeta => "chunk_bad_meta",
+                    crate::wire::ReassemblyError::BadPayload => "chunk_bad_payload",
+                }));
+                return out;
+            }
+        };
+        let msg = match step {
+            Step::Partial {
+                action,
+                progress,
+                meta,
+            } => {
+                if !internal {
+                    out.push(Output::Event(RoomEvent::Progress {
+                        channel: action,
+                        from: peer.to_owned(),
+                        fraction: f32::from(progress) / 255.0,
+                        meta,
+                    }));
+                }
+                return out;
+            }
+            Step::Complete(m) => m,
+        };
+        match msg.action.as_str() {
+            ACTION_READY => {
+                if let Some(slot) = self.peers.get_mut(peer) {
+                    slot.remote_ready = true;
+                }
+                self.maybe_join(peer, &mut out);
+            }
+            ACTION_HSDATA => self.on_hsdata(peer, &msg.payload, &mut out),
+            ACTION_PING => {
+                self.send_internal(peer, ACTION_PONG, Payload::Text(String::new()), &mut out)
+            }
+            ACTION_PONG => out.push(Output::Event(RoomEvent::Pong(peer.to_owned()))),
+            ACTION_LEAVE => out.extend(self.detach(peer, LeaveReason::Leave)),
+            a if a.starts_with("@_") => out.push(Output::Drop("action_unknown_internal")),
+            _ => {
+                if msg.action == "" {
+                    out.push(Output::Drop("action_empty"));
+                } else {
+                    if let Payload::Binary(b) = &msg.payload {
+                        let _ = b;
+                    }
+                    out.push(Output::Event(RoomEvent::Message {
+                        channel: msg.action,
+                        from: peer.to_owned(),
+                        payload: msg.payload,
+                        meta: msg.meta,
+                    }));
+                }
+            }
+        }
+        out
+    }
+
+    fn on_hsdata(&mut self, peer: &str, payload: &Payload, out: &mut Vec<Output>) {
+        let Payload::Json(v) = payload else {
+            out.push(Output::Drop("hsdata_malformed"));
+            return;
+        };
+        let kind = v.get("__trystero_pw").and_then(Value::as_str);
+        let Some(slot) = self.peers.get(peer) else {
+            return;
+        };
+        if slot.joined || slot.local_passed && slot.challenge.is_none() {
+            out.push(Output::Drop("hsdata_unexpected"));
+            return;
+        }
+        match (kind, slot.challenge.clone()) {
+            (Some("challenge"), None) if self.has_password() => {
+                let Some(c) = v.get("c").and_then(Value::as_str) else {
+                    out.push(Output::Drop("hsdata_malformed"));
+                    return;
+                };
+                let h = password_proof(c, &self.password, &self.app_id, &self.room_id);
+                self.send_internal(
+                    peer,
+                    ACTION_HSDATA,
+                    Payload::Json(json!({"__trystero_pw": "response", "h": h})),
+                    out,
+                );
+                self.pass_local(peer, out);
+            }
+            (Some("response"), Some(c)) => {
+                let expected = password_proof(&c, &self.password, &self.app_id, &self.room_id);
+                if v.get("h").and_then(Value::as_str) == Some(expected.as_str()) {
+                    if let Some(slot) = self.peers.get_mut(peer) {
+                        slot.challenge = None;
+                    }
+                    self.pass_local(peer, out);
+                } else {
+                    self.peers.remove(peer);
+                    out.push(Output::Drop("password_mismatch"));
+                    out.push(Output::Event(RoomEvent::Error {
+                        code: "password_mismatch",
+                        message: format!(
+                            "peer {peer} failed the password check (different password)"
+                        ),
+                        peer: peer.to_owned(),
+                    }));
+                }
+            }
+            _ => out.push(Output::Drop("hsdata_unexpected")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: &str = "AAAAAAAAAAAAAAAAAAAA";
+    const B: &str = "BBBBBBBBBBBBBBBBBBBB";
+
+    fn room(id: &str, pw: &str) -> Room {
+        Room::new(id, "app", "room", pw, 1 << 20, Duration::from_secs(10))
+    }
+
+    /// Delivers frames between two rooms until quiet; returns each side's events.
+    fn pump(
+        a: &mut Room,
+        b: &mut Room,
+        mut to_b: Vec<Output>,
+        mut to_a: Vec<Output>,
+    ) -> (Vec<RoomEvent>, Vec<RoomEvent>) {
+        let now = Instant::now();
+        let (mut ev_a, mut ev_b) = (Vec::new(), Vec::new());
+        while !to_a.is_empty() || !to_b.is_empty() {
+            for o in std::mem::take(&mut to_b) {
+                match o {
+                    Output::Send(_, f) => to_a.extend(b.on_chunk(A, &f[3 + 64..], now)),
+                    Output::Event(e) => ev_a.push(e),
+                    Output::Drop(_) => {}
+                }
+            }
+            for o in std::mem::take(&mut to_a) {
+                match o {
+                    Output::Send(_, f) => to_b.extend(a.on_chunk(B, &f[3 + 64..], now)),
+                    Output::Event(e) => ev_b.push(e),
+                    Output::Drop(_) => {}
+                }
+            }
+        }
+        (ev_a, ev_b)
+    }
+
+    #[test]
+    fn handshake_without_password() {
+        let (mut a, mut b) = (room(A, ""), room(B, ""));
+        let now = Instant::now();
+        let oa = a.attach(B, now);
+        let ob = b.attach(A, now);
+        let (ea, eb) = pump(&mut a, &mut b, oa, ob);
+        assert!(ea.contains(&RoomEvent::PeerJoin(B.into())));
+        assert!(eb.contains(&RoomEvent::PeerJoin(A.into())));
+    }
+
+    #[test]
+    fn handshake_with_password() {
+        let (mut a, mut b) = (room(A, "pw"), room(B, "pw"));
+        let now = Instant::now();
+        let oa = a.attach(B, now);
+        let ob = b.attach(A, now);
+        let (ea, eb) = pump(&mut a, &mut b, oa, ob);
+        assert!(ea.contains(&RoomEvent::PeerJoin(B.into())), "{ea:?}");
+        assert!(eb.contains(&RoomEvent::PeerJoin(A.into())), "{eb:?}");
+    }
+
+    #[test]
+    fn wrong_password_never_joins() {
+        let (mut a, mut b) = (room(A, "pw"), room(B, "other"));
+        let now = Instant::now();
+        let oa = a.attach(B, now);
+        let ob = b.attach(A, now);
+        let (ea, eb) = pump(&mut a, &mut b, oa, ob);
+        assert!(
+            !ea.iter()
+                .chain(&eb)
+                .any(|e| matches!(e, RoomEvent::PeerJoin(_)))
+        );
+        assert!(
+            ea.iter().any(|e| matches!(
+                e,
+                RoomEvent::Error {
+                    code: "password_mismatch",
+                    ..
+                }
+            )),
+            "{ea:?}"
+        );
+        // B never hears back and times out.
+        let later = now + Duration::from_secs(11);
+        assert!(b.tick(later).iter().any(|o| matches!(
+            o,
+            Output::Event(RoomEvent::Error {
+                code: "handshake_timeout",
+                ..
+            })
+        )));
+    }
+
+    #[test]
+    fn messages_only_after_join_and_size_limit() {
+        let (mut a, mut b) = (room(A, ""), room(B, ""));
+        let now = Instant::now();
+        b.attach(A, now);
+        let frames = a
+            .encode_app("chat", &Payload::Text("hi".into()), None)
+            .expect("encodes");
+        let out = b.on_chunk(A, &frames[0][3 + 64..], now);
+        assert_eq!(out, vec![Output::Drop("chunk_before_handshake")]);
+        assert!(matches!(
+            a.encode_app("chat", &Payload::Binary(vec![0; (1 << 20) + 1]), None),
+            Err(SendError::TooLarge { .. })
+        ));
+        assert!(matches!(
+            a.encode_app("@_x", &Payload::Text(String::new()), None),
+            Err(SendError::BadChannel(_))
+        ));
+    }
+}

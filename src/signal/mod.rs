@@ -1,0 +1,6 @@
+//! Nostr signaling: message content, the per-room state machine, and the relay driver.
+
+pub mod content;
+pub mod driver;
+pub mod embedded;
+pub mod state;

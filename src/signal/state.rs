@@ -1,0 +1,733 @@
+//! Sans-IO signaling state of one room: announces, dial decisions, offers, answers, candidates.
+//!
+//! Inputs are received signals, local WebRTC results and clock ticks; outputs are
+//! [`Action`]s for the driver. No sockets, no clocks: time is passed in.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use super::content::Signal;
+use crate::wire::sdp_crypto;
+use crate::wire::topic::{random_id, root_topic, self_topic};
+
+/// Offsets of the announce burst after subscribing (Trystero 0.25.4).
+pub const ANNOUNCE_BURST_MS: [u64; 4] = [0, 233, 533, 1_333];
+/// Period of announces after the burst.
+pub const ANNOUNCE_PERIOD: Duration = Duration::from_millis(60_000);
+/// How long an unanswered offer lives.
+pub const OFFER_TTL: Duration = Duration::from_millis(57_333);
+/// How long an answered (or answering) dial may take to connect.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(23_333);
+/// Offer ids remembered to drop replays.
+const SEEN_OFFERS_CAP: usize = 4_096;
+
+/// Which side of a connection attempt we are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    /// We sent the offer.
+    Offerer,
+    /// We answered an offer.
+    Answerer,
+}
+
+/// What the driver must do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Action {
+    /// Publish `content` on `topic` (to one relay if given, else to all).
+    Publish {
+        /// Topic tag.
+        topic: String,
+        /// Event content.
+        content: String,
+        /// Relay the reply must go through.
+        relay: Option<String>,
+    },
+    /// A peer announced itself for the first time.
+    Seen {
+        /// The peer.
+        peer: String,
+    },
+    /// Create a connection as offerer and report the SDP with [`RoomSignal::offer_ready`].
+    StartOffer {
+        /// The peer to dial.
+        peer: String,
+        /// Offer id of the attempt.
+        offer_id: String,
+    },
+    /// Create a connection as answerer for this offer and report with [`RoomSignal::answer_ready`].
+    AcceptOffer {
+        /// The offering peer.
+        peer: String,
+        /// Offer id.
+        offer_id: String,
+        /// Decrypted offer SDP.
+        sdp: String,
+    },
+    /// Apply the remote answer to our offer.
+    ApplyAnswer {
+        /// The answering peer.
+        peer: String,
+        /// Offer id.
+        offer_id: String,
+        /// Decrypted answer SDP.
+        sdp: String,
+    },
+    /// Add a remote ICE candidate (JSON `RTCIceCandidateInit`).
+    AddCandidate {
+        /// The peer.
+        peer: String,
+        /// Offer id.
+        offer_id: String,
+        /// Decrypted candidate JSON.
+        candidate: String,
+    },
+    /// Abandon a connection attempt (timed out or superseded).
+    CancelDial {
+        /// The peer.
+        peer: String,
+        /// Offer id.
+        offer_id: String,
+    },
+    /// Something was dropped; the name is a counter.
+    Drop(&'static str),
+}
+
+#[derive(Debug)]
+struct Dial {
+    offer_id: String,
+    role: Role,
+    deadline: Instant,
+    /// Offerer: candidates wait until the offer went out.
+    offer_sent: bool,
+    held_candidates: Vec<String>,
+    relay: Option<String>,
+}
+
+/// Signaling state of one room (app id, room id, password).
+#[derive(Debug)]
+pub struct RoomSignal {
+    self_id: String,
+    app_id: String,
+    room_id: String,
+    key: [u8; 32],
+    root: String,
+    own_topic: String,
+    next_announce: Instant,
+    burst_index: usize,
+    burst_start: Instant,
+    seen: HashSet<String>,
+    linked: HashSet<String>,
+    dials: HashMap<String, Dial>,
+    seen_offers: HashSet<String>,
+    seen_offer_order: VecDeque<String>,
+    max_dials: usize,
+}
+
+impl RoomSignal {
+    /// A room's signaling state, subscribing at `now`.
+    pub fn new(
+        self_id: &str,
+        app_id: &str,
+        room_id: &str,
+        password: &str,
+        max_dials: usize,
+        now: Instant,
+    ) -> Self {
+        RoomSignal {
+            self_id: self_id.to_owned(),
+            app_id: app_id.to_owned(),
+            room_id: room_id.to_owned(),
+            key: sdp_crypto::room_key(password, app_id, room_id),
+            root: root_topic(app_id, room_id),
+            own_topic: self_topic(app_id, room_id, self_id),
+            next_announce: now,
+            burst_index: 0,
+            burst_start: now,
+            seen: HashSet::new(),
+            linked: HashSet::new(),
+            dials: HashMap::new(),
+            seen_offers: HashSet::new(),
+            seen_offer_order: VecDeque::new(),
+            max_dials,
+        }
+    }
+
+    /// The two topics this room listens on: root and self.
+    pub fn topics(&self) -> [&str; 2] {
+        [&self.root, &self.own_topic]
+    }
+
+    /// The root topic.
+    pub fn root_topic(&self) -> &str {
+        &self.root
+    }
+
+    /// Number of dials in progress.
+    pub fn pending_dials(&self) -> usize {
+        self.dials.len()
+    }
+
+    /// When [`tick`](Self::tick) next has work.
+    pub fn next_deadline(&self) -> Instant {
+        self.dials
+            .values()
+            .map(|d| d.deadline)
+            .fold(self.next_announce, Instant::min)
+    }
+
+    fn announce(&self) -> Action {
+        Action::Publish {
+            topic: self.root.clone(),
+            content: Signal::Announce {
+                peer: self.self_id.clone(),
+                passive: false,
+            }
+            .to_content(),
+            relay: None,
+        }
+    }
+
+    fn schedule_next(&mut self) {
+        self.burst_index += 1;
+        self.next_announce = match ANNOUNCE_BURST_MS.get(self.burst_index) {
+            Some(ms) => self.burst_start + Duration::from_millis(*ms),
+            None => self.next_announce + ANNOUNCE_PERIOD,
+        };
+    }
+
+    /// Restarts the announce burst (a connected peer dropped).
+    pub fn restart_burst(&mut self, now: Instant) {
+        self.burst_index = 0;
+        self.burst_start = now;
+        self.next_announce = now;
+    }
+
+    /// Advances timers: due announces and expired dials.
+    pub fn tick(&mut self, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        if now >= self.next_announce {
+            out.push(self.announce());
+            self.schedule_next();
+            while self.next_announce <= now {
+                self.schedule_next();
+            }
+        }
+        let expired: Vec<String> = self
+            .dials
+            .iter()
+            .filter(|(_, d)| now >= d.deadline)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for peer in expired {
+            if let Some(d) = self.dials.remove(&peer) {
+                out.push(Action::CancelDial {
+                    peer,
+                    offer_id: d.offer_id,
+                });
+                out.push(Action::Drop("dial_timeout"));
+            }
+        }
+        out
+    }
+
+    /// The driver reports whether a live link to `peer` exists for this room's app.
+    pub fn set_linked(&mut self, peer: &str, linked: bool) {
+        if linked {
+            self.linked.insert(peer.to_owned());
+            self.dials.remove(peer);
+        } else {
+            self.linked.remove(peer);
+        }
+    }
+
+    /// Forgets a failed dial so the next announce can retry.
+    pub fn dial_failed(&mut self, peer: &str, offer_id: &str) {
+        if self.dials.get(peer).is_some_and(|d| d.offer_id == offer_id) {
+            self.dials.remove(peer);
+        }
+    }
+
+    fn remember_offer(&mut self, offer_id: &str) -> bool {
+        if !self.seen_offers.insert(offer_id.to_owned()) {
+            return false;
+        }
+        self.seen_offer_order.push_back(offer_id.to_owned());
+        if self.seen_offer_order.len() > SEEN_OFFERS_CAP
+            && let Some(old) = self.seen_offer_order.pop_front()
+        {
+            self.seen_offers.remove(&old);
+        }
+        true
+    }
+
+    fn decrypt(&self, text: &str) -> Option<String> {
+        sdp_crypto::decrypt(&self.key, text).ok()
+    }
+
+    fn reply(&self, peer: &str, signal: Signal, relay: Option<String>) -> Action {
+        Action::Publish {
+            topic: self_topic(&self.app_id, &self.room_id, peer),
+            content: signal.to_content(),
+            relay,
+        }
+    }
+
+    /// Handles one received signal, from `relay`, on `topic`.
+    pub fn on_signal(
+        &mut self,
+        topic: &str,
+        signal: Signal,
+        relay: Option<String>,
+        now: Instant,
+    ) -> Vec<Action> {
+        let mut out = Vec::new();
+        if signal.peer() == self.self_id {
+            return out;
+        }
+        let on_own_topic = topic == self.own_topic;
+        if !on_own_topic && !matches!(signal, Signal::Announce { .. }) {
+            out.push(Action::Drop("signal_wrong_topic"));
+            return out;
+        }
+        match signal {
+            Signal::Announce { peer, passive } => {
+                if self.seen.insert(peer.clone()) {
+                    out.push(Action::Seen { peer: peer.clone() });
+                }
+                if passive || self.linked.contains(&peer) || self.dials.contains_key(&peer) {
+                    return out;
+                }
+                if self.self_id < peer {
+                    if self.dials.len() >= self.max_dials {
+                        out.push(Action::Drop("dials_full"));
+                        return out;
+                    }
+                    let offer_id = random_id(12);
+                    self.dials.insert(
+                        peer.clone(),
+                        Dial {
+                            offer_id: offer_id.clone(),
+                            role: Role::Offerer,
+                            deadline: now + OFFER_TTL,
+                            offer_sent: false,
+                            held_candidates: Vec::new(),
+                            relay: None,
+                        },
+                    );
+                    out.push(Action::StartOffer { peer, offer_id });
+                } else if !on_own_topic {
+                    // Larger id: prompt the smaller one to offer right away.
+                    out.push(self.reply(
+                        &peer,
+                        Signal::Announce {
+                            peer: self.self_id.clone(),
+                            passive: false,
+                        },
+                        None,
+                    ));
+                }
+            }
+            Signal::Offer {
+                peer,
+                offer_id,
+                sdp,
+            } => {
+                if !self.remember_offer(&offer_id) {
+                    out.push(Action::Drop("offer_replayed"));
+                    return out;
+                }
+                if self.linked.contains(&peer) {
+                    out.push(Action::Drop("offer_while_linked"));
+                    return out;
+                }
+                let Some(sdp) = self.decrypt(&sdp) else {
+                    out.push(Action::Drop("offer_undecryptable"));
+                    return out;
+                };
+                if let Some(existing) = self.dials.get(&peer) {
+                    if existing.role == Role::Offerer && self.self_id < peer {
+                        out.push(Action::Drop("offer_collision"));
+                        return out;
+                    }
+                    out.push(Action::CancelDial {
+                        peer: peer.clone(),
+                        offer_id: existing.offer_id.clone(),
+                    });
+                } else if self.dials.len() >= self.max_dials {
+                    out.push(Action::Drop("dials_full"));
+                    return out;
+                }
+                if self.seen.insert(peer.clone()) {
+                    out.push(Action::Seen { peer: peer.clone() });
+                }
+                self.dials.insert(
+                    peer.clone(),
+                    Dial {
+                        offer_id: offer_id.clone(),
+                        role: Role::Answerer,
+                        deadline: now + CONNECT_TIMEOUT,
+                        offer_sent: true,
+                        held_candidates: Vec::new(),
+                        relay,
+                    },
+                );
+                out.push(Action::AcceptOffer {
+                    peer,
+                    offer_id,
+                    sdp,
+                });
+            }
+            Signal::Answer {
+                peer,
+                offer_id,
+                sdp,
+            } => {
+                let known = self
+                    .dials
+                    .get(&peer)
+                    .is_some_and(|d| d.role == Role::Offerer && d.offer_id == offer_id);
+                if !known {
+                    out.push(Action::Drop("answer_unknown_offer"));
+                    return out;
+                }
+                let Some(sdp) = self.decrypt(&sdp) else {
+                    out.push(Action::Drop("answer_undecryptable"));
+                    return out;
+                };
+                if let Some(d) = self.dials.get_mut(&peer) {
+                    d.deadline = now + CONNECT_TIMEOUT;
+                }
+                out.push(Action::ApplyAnswer {
+                    peer,
+                    offer_id,
+                    sdp,
+                });
+            }
+            Signal::Candidate {
+                peer,
+                offer_id,
+                candidate,
+            } => {
+                if !self
+                    .dials
+                    .get(&peer)
+                    .is_some_and(|d| d.offer_id == offer_id)
+                {
+                    out.push(Action::Drop("candidate_unknown_offer"));
+                    return out;
+                }
+                let Some(candidate) = self.decrypt(&candidate) else {
+                    out.push(Action::Drop("candidate_undecryptable"));
+                    return out;
+                };
+                out.push(Action::AddCandidate {
+                    peer,
+                    offer_id,
+                    candidate,
+                });
+            }
+        }
+        out
+    }
+
+    /// Our offer SDP is ready: publish it, then any candidates gathered meanwhile.
+    pub fn offer_ready(&mut self, peer: &str, offer_id: &str, sdp: &str) -> Vec<Action> {
+        let Some(dial) = self.dials.get_mut(peer).filter(|d| d.offer_id == offer_id) else {
+            return Vec::new();
+        };
+        dial.offer_sent = true;
+        let held = std::mem::take(&mut dial.held_candidates);
+        let mut out = vec![self.reply(
+            peer,
+            Signal::Offer {
+                peer: self.self_id.clone(),
+                offer_id: offer_id.to_owned(),
+                sdp: sdp_crypto::encrypt(&self.key, sdp),
+            },
+            None,
+        )];
+        for c in held {
+            out.extend(self.local_candidate(peer, offer_id, &c));
+        }
+        out
+    }
+
+    /// Our answer SDP is ready: publish it through the relay the offer came from.
+    pub fn answer_ready(&mut self, peer: &str, offer_id: &str, sdp: &str) -> Vec<Action> {
+        let Some(dial) = self.dials.get(peer).filter(|d| d.offer_id == offer_id) else {
+            return Vec::new();
+        };
+        let relay = dial.relay.clone();
+        vec![self.reply(
+            peer,
+            Signal::Answer {
+                peer: self.self_id.clone(),
+                offer_id: offer_id.to_owned(),
+                sdp: sdp_crypto::encrypt(&self.key, sdp),
+            },
+            relay,
+        )]
+    }
+
+    /// A local ICE candidate (JSON) was gathered for a dial.
+    pub fn local_candidate(&mut self, peer: &str, offer_id: &str, candidate: &str) -> Vec<Action> {
+        let Some(dial) = self.dials.get_mut(peer).filter(|d| d.offer_id == offer_id) else {
+            return Vec::new();
+        };
+        if !dial.offer_sent {
+            dial.held_candidates.push(candidate.to_owned());
+            return Vec::new();
+        }
+        let relay = dial.relay.clone();
+        vec![self.reply(
+            peer,
+            Signal::Candidate {
+                peer: self.self_id.clone(),
+                offer_id: offer_id.to_owned(),
+                candidate: sdp_crypto::encrypt(&self.key, candidate),
+            },
+            relay,
+        )]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LOW: &str = "0000000000000000000A";
+    const HIGH: &str = "zzzzzzzzzzzzzzzzzzzz";
+
+    fn publishes(actions: &[Action]) -> Vec<(String, Signal)> {
+        actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Publish { topic, content, .. } => {
+                    Signal::parse(content).ok().map(|s| (topic.clone(), s))
+                }
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn announce_schedule() {
+        let t0 = Instant::now();
+        let mut s = RoomSignal::new(LOW, "app", "room", "", 8, t0);
+        let mut count = 0;
+        let mut at = Vec::new();
+        for ms in (0..=125_000).step_by(1) {
+            let n = s.tick(t0 + Duration::from_millis(ms)).len();
+            if n > 0 {
+                at.push(ms);
+            }
+            count += n;
+        }
+        assert_eq!(count, 6);
+        assert_eq!(at, vec![0, 233, 533, 1_333, 61_333, 121_333]);
+        s.restart_burst(t0 + Duration::from_millis(130_000));
+        assert_eq!(s.tick(t0 + Duration::from_millis(130_000)).len(), 1);
+    }
+
+    #[test]
+    fn smaller_id_offers_larger_id_pokes() {
+        let now = Instant::now();
+        let mut low = RoomSignal::new(LOW, "app", "room", "pw", 8, now);
+        let mut high = RoomSignal::new(HIGH, "app", "room", "pw", 8, now);
+        let root = low.root_topic().to_owned();
+        // High hears low's announce: pokes low's self topic.
+        let a = high.on_signal(
+            &root,
+            Signal::Announce {
+                peer: LOW.into(),
+                passive: false,
+            },
+            None,
+            now,
+        );
+        assert_eq!(a[0], Action::Seen { peer: LOW.into() });
+        let pubs = publishes(&a);
+        assert_eq!(pubs[0].0, self_topic("app", "room", LOW));
+        // Low treats the poke as an announce and starts an offer.
+        let a = low.on_signal(&pubs[0].0, pubs[0].1.clone(), None, now);
+        let Some(Action::StartOffer { offer_id, .. }) = a
+            .iter()
+            .find(|x| matches!(x, Action::StartOffer { .. }))
+            .cloned()
+        else {
+            panic!("expected an offer: {a:?}")
+        };
+        // Candidates are held until the offer went out.
+        assert!(
+            low.local_candidate(HIGH, &offer_id, "{\"candidate\":\"c1\"}")
+                .is_empty()
+        );
+        let a = low.offer_ready(HIGH, &offer_id, "v=0 offer");
+        let pubs = publishes(&a);
+        assert_eq!(pubs.len(), 2);
+        // High accepts and answers via the relay the offer came from.
+        let a = high.on_signal(&pubs[0].0, pubs[0].1.clone(), Some("ws://r1".into()), now);
+        assert!(a.contains(&Action::AcceptOffer {
+            peer: LOW.into(),
+            offer_id: offer_id.clone(),
+            sdp: "v=0 offer".into()
+        }));
+        let a = high.on_signal(&pubs[1].0, pubs[1].1.clone(), Some("ws://r2".into()), now);
+        assert_eq!(
+            a,
+            vec![Action::AddCandidate {
+                peer: LOW.into(),
+                offer_id: offer_id.clone(),
+                candidate: "{\"candidate\":\"c1\"}".into()
+            }]
+        );
+        let a = high.answer_ready(LOW, &offer_id, "v=0 answer");
+        let Some(Action::Publish { relay, .. }) = a.first() else {
+            panic!("expected publish")
+        };
+        assert_eq!(relay.as_deref(), Some("ws://r1"));
+        let pubs = publishes(&a);
+        let a = low.on_signal(&pubs[0].0, pubs[0].1.clone(), None, now);
+        assert_eq!(
+            a,
+            vec![Action::ApplyAnswer {
+                peer: HIGH.into(),
+                offer_id: offer_id.clone(),
+                sdp: "v=0 answer".into()
+            }]
+        );
+        // Replaying the offer is dropped.
+        let replay = Signal::Offer {
+            peer: LOW.into(),
+            offer_id: offer_id.clone(),
+            sdp: "x".into(),
+        };
+        let topic = self_topic("app", "room", HIGH);
+        assert_eq!(
+            high.on_signal(&topic, replay, None, now),
+            vec![Action::Drop("offer_replayed")]
+        );
+    }
+
+    #[test]
+    fn unknown_and_wrong_key_are_dropped() {
+        let now = Instant::now();
+        let mut s = RoomSignal::new(LOW, "app", "room", "pw", 8, now);
+        let own = self_topic("app", "room", LOW);
+        let a = s.on_signal(
+            &own,
+            Signal::Answer {
+                peer: HIGH.into(),
+                offer_id: "nope".into(),
+                sdp: "x".into(),
+            },
+            None,
+            now,
+        );
+        assert_eq!(a, vec![Action::Drop("answer_unknown_offer")]);
+        let a = s.on_signal(
+            &own,
+            Signal::Candidate {
+                peer: HIGH.into(),
+                offer_id: "nope".into(),
+                candidate: "x".into(),
+            },
+            None,
+            now,
+        );
+        assert_eq!(a, vec![Action::Drop("candidate_unknown_offer")]);
+        let wrong = sdp_crypto::encrypt(&sdp_crypto::room_key("other", "app", "room"), "v=0");
+        let a = s.on_signal(
+            &own,
+            Signal::Offer {
+                peer: HIGH.into(),
+                offer_id: "o".into(),
+                sdp: wrong,
+            },
+            None,
+            now,
+        );
+        assert_eq!(a, vec![Action::Drop("offer_undecryptable")]);
+        let root = s.root_topic().to_owned();
+        let a = s.on_signal(
+            &root,
+            Signal::Offer {
+                peer: HIGH.into(),
+                offer_id: "o2".into(),
+                sdp: "x".into(),
+            },
+            None,
+            now,
+        );
+        assert_eq!(a, vec![Action::Drop("signal_wrong_topic")]);
+    }
+
+    #[test]
+    fn collision_and_caps_and_timeouts() {
+        let now = Instant::now();
+        let mut s = RoomSignal::new(LOW, "app", "room", "", 1, now);
+        let root = s.root_topic().to_owned();
+        let a = s.on_signal(
+            &root,
+            Signal::Announce {
+                peer: HIGH.into(),
+                passive: false,
+            },
+            None,
+            now,
+        );
+        assert!(a.iter().any(|x| matches!(x, Action::StartOffer { .. })));
+        // Colliding offer from the larger id is ignored by the smaller id.
+        let sdp = sdp_crypto::encrypt(&sdp_crypto::room_key("", "app", "room"), "v=0");
+        let own = self_topic("app", "room", LOW);
+        let a = s.on_signal(
+            &own,
+            Signal::Offer {
+                peer: HIGH.into(),
+                offer_id: "c".into(),
+                sdp,
+            },
+            None,
+            now,
+        );
+        assert_eq!(a, vec![Action::Drop("offer_collision")]);
+        // Cap of one pending dial.
+        let other = "zzzzzzzzzzzzzzzzzzzy";
+        let a = s.on_signal(
+            &root,
+            Signal::Announce {
+                peer: other.into(),
+                passive: false,
+            },
+            None,
+            now,
+        );
+        assert!(a.contains(&Action::Drop("dials_full")));
+        // The dial expires.
+        let a = s.tick(now + OFFER_TTL + Duration::from_millis(1));
+        assert!(a.iter().any(|x| matches!(x, Action::CancelDial { .. })));
+        assert_eq!(s.pending_dials(), 0);
+        // Linked peers are not dialled again; passive peers never.
+        s.set_linked(HIGH, true);
+        let a = s.on_signal(
+            &root,
+            Signal::Announce {
+                peer: HIGH.into(),
+                passive: false,
+            },
+            None,
+            now,
+        );
+        assert!(a.is_empty());
+        let a = s.on_signal(
+            &root,
+            Signal::Announce {
+                peer: "zzzzzzzzzzzzzzzzzzzx".into(),
+                passive: true,
+            },
+            None,
+            now,
+        );
+        assert_eq!(a.len(), 1);
+    }
+}

@@ -1,0 +1,261 @@
+//! WebRTC transport (webrtc 0.21): peer connections with one in-band `data` channel.
+//!
+//! This module only creates connections and pumps their events into a channel; the node
+//! decides what they mean.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use tokio::sync::mpsc;
+use webrtc::data_channel::{DataChannel, DataChannelEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
+    RTCSessionDescription, SettingEngineBuilder,
+};
+
+/// Label of the one data channel Trystero uses.
+pub const DATA_CHANNEL_LABEL: &str = "data";
+/// Bytes a link may have queued in SCTP before sends wait (back-pressure).
+const SEND_BUFFER_LIMIT: usize = 4 << 20;
+
+/// Shared handle to a peer connection.
+pub type Connection = Arc<dyn PeerConnection>;
+/// Shared handle to a data channel.
+pub type Channel = Arc<dyn DataChannel>;
+
+/// Identifies one connection attempt; events carry it so stale connections are ignored.
+pub type ConnId = u64;
+
+/// What a connection reports.
+pub enum TransportEvent {
+    /// A local ICE candidate, as `RTCIceCandidateInit` JSON.
+    Candidate(ConnId, String),
+    /// The data channel opened.
+    Open(ConnId, Channel),
+    /// A binary or text message arrived on the data channel.
+    Message(ConnId, Bytes),
+    /// The connection failed, closed, or its channel closed.
+    Closed(ConnId),
+}
+
+/// Settings for new peer connections.
+#[derive(Debug, Clone)]
+pub struct TransportConfig {
+    /// Address ICE binds to (one host candidate), or all interfaces.
+    pub ice_addr: Option<IpAddr>,
+    /// STUN/TURN URLs.
+    pub ice_servers: Vec<String>,
+    /// Resolve remote `.local` candidates.
+    pub resolve_mdns: bool,
+}
+
+/// Errors creating or negotiating a connection.
+#[derive(Debug, thiserror::Error)]
+#[error("webrtc: {0}")]
+pub struct TransportError(String);
+
+fn err(e: impl std::fmt::Display) -> TransportError {
+    TransportError(e.to_string())
+}
+
+/// Creates peer connections and forwards their events.
+#[derive(Debug, Clone)]
+pub struct Transport {
+    config: TransportConfig,
+    events: mpsc::UnboundedSender<TransportEvent>,
+}
+
+struct Handler {
+    id: ConnId,
+    events: mpsc::UnboundedSender<TransportEvent>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for Handler {
+    async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
+        if let Ok(mut init) = event.candidate.to_json() {
+            // Browsers match candidates by mid; ours is the single application m-line "0".
+            init.sdp_mid = Some("0".into());
+            if let Ok(json) = serde_json::to_string(&init) {
+                let _ = self.events.send(TransportEvent::Candidate(self.id, json));
+            }
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        if matches!(
+            state,
+            RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
+        ) {
+            let _ = self.events.send(TransportEvent::Closed(self.id));
+        }
+    }
+
+    async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
+        // on_data_channel fires when the channel is already open.
+        spawn_pump(self.id, channel, self.events.clone(), true);
+    }
+}
+
+/// Pumps a data channel's events into the node's channel.
+fn spawn_pump(
+    id: ConnId,
+    channel: Channel,
+    events: mpsc::UnboundedSender<TransportEvent>,
+    already_open: bool,
+) {
+    tokio::spawn(async move {
+        if already_open {
+            let _ = events.send(TransportEvent::Open(id, channel.clone()));
+        }
+        while let Some(ev) = channel.poll().await {
+            match ev {
+                DataChannelEvent::OnOpen => {
+                    if !already_open {
+                        let _ = events.send(TransportEvent::Open(id, channel.clone()));
+                    }
+                }
+                DataChannelEvent::OnMessage(msg) => {
+                    let _ = events.send(TransportEvent::Message(id, msg.data.freeze()));
+                }
+                DataChannelEvent::OnClose => break,
+                _ => {}
+            }
+        }
+        let _ = events.send(TransportEvent::Closed(id));
+    });
+}
+
+impl Transport {
+    /// A transport whose connections report to `events`.
+    pub fn new(config: TransportConfig, events: mpsc::UnboundedSender<TransportEvent>) -> Self {
+        Transport { config, events }
+    }
+
+    async fn build(&self, id: ConnId) -> Result<Connection, TransportError> {
+        let mdns = if self.config.resolve_mdns {
+            rtc::ice::mdns::MulticastDnsMode::QueryOnly
+        } else {
+            rtc::ice::mdns::MulticastDnsMode::Disabled
+        };
+        let settings = SettingEngineBuilder::new()
+            .with_multicast_dns_mode(mdns)
+            .with_sctp_max_message_size(
+                rtc::peer_connection::configuration::setting_engine::SctpMaxMessageSize::Bounded(
+                    256 * 1024,
+                ),
+            )
+            .with_sctp_max_receive_buffer_size(4 << 20)
+            .with_ice_timeouts(
+                Some(Duration::from_secs(5)),
+                Some(Duration::from_secs(15)),
+                Some(Duration::from_secs(2)),
+            )
+            .build();
+        let servers = if self.config.ice_servers.is_empty() {
+            Vec::new()
+        } else {
+            vec![RTCIceServer {
+                urls: self.config.ice_servers.clone(),
+                ..Default::default()
+            }]
+        };
+        let config = RTCConfigurationBuilder::new()
+            .with_ice_servers(servers)
+            .build();
+        let addr = SocketAddr::new(
+            self.config
+                .ice_addr
+                .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            0,
+        );
+        let pc = PeerConnectionBuilder::new()
+            .with_configuration(config)
+            .with_setting_engine(settings)
+            .with_handler(Arc::new(Handler {
+                id,
+                events: self.events.clone(),
+            }))
+            .with_udp_addrs(vec![addr])
+            .with_data_channel_send_buffer_limit(SEND_BUFFER_LIMIT)
+            .build()
+            .await
+            .map_err(err)?;
+        Ok(Arc::new(pc))
+    }
+
+    /// Creates a connection as offerer: opens the `data` channel and returns the offer SDP.
+    pub async fn offer(&self, id: ConnId) -> Result<(Connection, String), TransportError> {
+        let pc = self.build(id).await?;
+        let result = async {
+            let channel = pc
+                .create_data_channel(DATA_CHANNEL_LABEL, None)
+                .await
+                .map_err(err)?;
+            spawn_pump(id, channel, self.events.clone(), false);
+            let offer = pc.create_offer(None).await.map_err(err)?;
+            let sdp = offer.sdp.clone();
+            pc.set_local_description(offer).await.map_err(err)?;
+            Ok(sdp)
+        }
+        .await;
+        match result {
+            Ok(sdp) => Ok((pc, sdp)),
+            Err(e) => {
+                let _ = pc.close().await;
+                Err(e)
+            }
+        }
+    }
+
+    /// Creates a connection as answerer for `offer_sdp` and returns the answer SDP.
+    pub async fn answer(
+        &self,
+        id: ConnId,
+        offer_sdp: String,
+    ) -> Result<(Connection, String), TransportError> {
+        let pc = self.build(id).await?;
+        let result = async {
+            let offer = RTCSessionDescription::offer(offer_sdp).map_err(err)?;
+            pc.set_remote_description(offer).await.map_err(err)?;
+            let answer = pc.create_answer(None).await.map_err(err)?;
+            let sdp = answer.sdp.clone();
+            pc.set_local_description(answer).await.map_err(err)?;
+            Ok(sdp)
+        }
+        .await;
+        match result {
+            Ok(sdp) => Ok((pc, sdp)),
+            Err(e) => {
+                let _ = pc.close().await;
+                Err(e)
+            }
+        }
+    }
+}
+
+/// Applies the remote answer to an offerer's connection.
+pub async fn apply_answer(pc: &Connection, sdp: String) -> Result<(), TransportError> {
+    let answer = RTCSessionDescription::answer(sdp).map_err(err)?;
+    pc.set_remote_description(answer).await.map_err(err)
+}
+
+/// Adds a remote candidate given as `RTCIceCandidateInit` JSON.
+pub async fn add_candidate(pc: &Connection, json: &str) -> Result<(), TransportError> {
+    let init: RTCIceCandidateInit = serde_json::from_str(json).map_err(err)?;
+    pc.add_ice_candidate(init).await.map_err(err)
+}
+
+/// Writes frames to a data channel in order, waiting when SCTP's buffer is full.
+pub fn spawn_writer(channel: Channel, mut frames: mpsc::Receiver<Bytes>) {
+    tokio::spawn(async move {
+        while let Some(frame) = frames.recv().await {
+            if channel.send(BytesMut::from(&frame[..])).await.is_err() {
+                break;
+            }
+        }
+    });
+}

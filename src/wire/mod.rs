@@ -1,0 +1,11 @@
+//! Sans-IO codecs for Trystero's wire: topics, SDP encryption, outer frames, action chunks.
+
+pub mod chunk;
+pub mod frame;
+pub mod reassembly;
+pub mod sdp_crypto;
+pub mod topic;
+
+pub use chunk::{ActionChunk, Payload, encode_payload};
+pub use frame::OuterFrame;
+pub use reassembly::{Assembled, Reassembler, ReassemblyError, Step};

@@ -1,0 +1,400 @@
+//! Reassembly of chunked messages, keyed by (peer, action, nonce), bounded and expiring.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::chunk::{ActionChunk, CHUNK_PAYLOAD, Payload, TAG_BINARY, TAG_JSON};
+
+/// Limits on buffered partial messages.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// Largest message accepted, in payload bytes.
+    pub max_message: usize,
+    /// Bytes buffered for one peer across its partial messages.
+    pub max_per_peer: usize,
+    /// Bytes buffered across all peers.
+    pub max_total: usize,
+    /// Partial messages one peer may have open at once.
+    pub max_partials_per_peer: usize,
+    /// A partial message with no new chunk for this long is discarded.
+    pub idle_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message: 64 << 20,
+            max_per_peer: 128 << 20,
+            max_total: 512 << 20,
+            max_partials_per_peer: 64,
+            idle_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A complete message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Assembled {
+    /// Action (channel) name.
+    pub action: String,
+    /// The typed payload.
+    pub payload: Payload,
+    /// Metadata sent with the payload, if any.
+    pub meta: Option<Value>,
+}
+
+/// What one chunk produced.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// More chunks are expected; `progress` is the sender's fraction in 0..=255.
+    Partial {
+        /// Action name.
+        action: String,
+        /// Progress byte of the chunk.
+        progress: u8,
+        /// Metadata, once its chunk has arrived.
+        meta: Option<Value>,
+    },
+    /// The message is complete.
+    Complete(Assembled),
+}
+
+/// Why a chunk was dropped (each is a named counter upstream).
+#[derive(Debug, thiserror::Error, PartialEq, Eq, Clone, Copy)]
+pub enum ReassemblyError {
+    /// The message grew past the maximum message size.
+    #[error("message exceeds the size limit")]
+    TooLarge,
+    /// The peer or the node has too much buffered already.
+    #[error("reassembly buffers full")]
+    BuffersFull,
+    /// Too many partial messages from one peer.
+    #[error("too many partial messages from one peer")]
+    TooManyPartials,
+    /// Metadata chunk is not JSON or came twice.
+    #[error("bad metadata chunk")]
+    BadMeta,
+    /// Final payload does not match its type bits.
+    #[error("payload does not match its type")]
+    BadPayload,
+}
+
+#[derive(Debug)]
+struct Partial {
+    data: Vec<u8>,
+    meta: Option<Value>,
+    last_seen: Instant,
+}
+
+/// Buffers partial messages for many peers.
+#[derive(Debug)]
+pub struct Reassembler<K> {
+    limits: Limits,
+    partials: HashMap<(K, String, u16), Partial>,
+    per_peer: HashMap<K, (usize, usize)>,
+    total: usize,
+}
+
+fn finish(
+    action: &str,
+    tag: u8,
+    data: Vec<u8>,
+    meta: Option<Value>,
+) -> Result<Assembled, ReassemblyError> {
+    let payload = if tag & TAG_BINARY != 0 {
+        Payload::Binary(data)
+    } else if tag & TAG_JSON != 0 {
+        Payload::Json(serde_json::from_slice(&data).map_err(|_| ReassemblyError::BadPayload)?)
+    } else {
+        Payload::Text(String::from_utf8(data).map_err(|_| ReassemblyError::BadPayload)?)
+    };
+    Ok(Assembled {
+        action: action.to_owned(),
+        payload,
+        meta,
+    })
+}
+
+impl<K: Hash + Eq + Clone> Reassembler<K> {
+    /// A reassembler with the given limits.
+    pub fn new(limits: Limits) -> Self {
+        Reassembler {
+            limits,
+            partials: HashMap::new(),
+            per_peer: HashMap::new(),
+            total: 0,
+        }
+    }
+
+    /// Bytes currently buffered across all peers.
+    pub fn buffered(&self) -> usize {
+        self.total
+    }
+
+    /// Number of open partial messages.
+    pub fn open(&self) -> usize {
+        self.partials.len()
+    }
+
+    fn release(&mut self, peer: &K, bytes: usize) {
+        self.total -= bytes;
+        if let Some(entry) = self.per_peer.get_mut(peer) {
+            entry.0 -= bytes;
+            entry.1 -= 1;
+            if entry.1 == 0 {
+                self.per_peer.remove(peer);
+            }
+        }
+    }
+
+    fn discard(&mut self, key: &(K, String, u16)) {
+        if let Some(p) = self.partials.remove(key) {
+            self.release(&key.0, p.data.len());
+        }
+    }
+
+    /// Feeds one chunk from `peer`.
+    pub fn push(
+        &mut self,
+        peer: &K,
+        chunk: &ActionChunk<'_>,
+        now: Instant,
+    ) -> Result<Step, ReassemblyError> {
+        let key = (peer.clone(), chunk.action.to_owned(), chunk.nonce);
+        if chunk.is_last() && !chunk.is_meta() && !self.partials.contains_key(&key) {
+            return finish(chunk.action, chunk.tag, chunk.payload.to_vec(), None)
+                .map(Step::Complete);
+        }
+        if !self.partials.contains_key(&key) {
+            let (_, open) = self.per_peer.get(peer).copied().unwrap_or((0, 0));
+            if open >= self.limits.max_partials_per_peer {
+                return Err(ReassemblyError::TooManyPartials);
+            }
+            self.partials.insert(
+                key.clone(),
+                Partial {
+                    data: Vec::new(),
+                    meta: None,
+                    last_seen: now,
+                },
+            );
+            let entry = self.per_peer.entry(peer.clone()).or_insert((0, 0));
+            entry.1 += 1;
+        }
+        if chunk.is_meta() {
+            let bad_meta = self
+                .partials
+                .get(&key)
+                .is_some_and(|p| p.meta.is_some() || !p.data.is_empty());
+            let parsed: Option<Value> = serde_json::from_slice(chunk.payload).ok();
+            match (bad_meta, parsed) {
+                (false, Some(meta)) => {
+                    if let Some(p) = self.partials.get_mut(&key) {
+                        p.meta = Some(meta.clone());
+                        p.last_seen = now;
+                    }
+                    return Ok(Step::Partial {
+                        action: chunk.action.to_owned(),
+                        progress: chunk.progress,
+                        meta: Some(meta),
+                    });
+                }
+                _ => {
+                    self.discard(&key);
+                    return Err(ReassemblyError::BadMeta);
+                }
+            }
+        }
+        let add = chunk.payload.len();
+        let current = self.partials.get(&key).map_or(0, |p| p.data.len());
+        if current + add > self.limits.max_message || add > CHUNK_PAYLOAD {
+            self.discard(&key);
+            return Err(ReassemblyError::TooLarge);
+        }
+        let peer_bytes = self.per_peer.get(peer).map_or(0, |e| e.0);
+        if peer_bytes + add > self.limits.max_per_peer || self.total + add > self.limits.max_total {
+            self.discard(&key);
+            return Err(ReassemblyError::BuffersFull);
+        }
+        if chunk.is_last() {
+            let Some(p) = self.partials.remove(&key) else {
+                return Err(ReassemblyError::BadPayload);
+            };
+            self.release(peer, p.data.len());
+            let mut data = p.data;
+            data.extend_from_slice(chunk.payload);
+            return finish(chunk.action, chunk.tag, data, p.meta).map(Step::Complete);
+        }
+        self.total += add;
+        if let Some(e) = self.per_peer.get_mut(peer) {
+            e.0 += add;
+        }
+        let meta = match self.partials.get_mut(&key) {
+            Some(p) => {
+                p.data.extend_from_slice(chunk.payload);
+                p.last_seen = now;
+                p.meta.clone()
+            }
+            None => None,
+        };
+        Ok(Step::Partial {
+            action: chunk.action.to_owned(),
+            progress: chunk.progress,
+            meta,
+        })
+    }
+
+    /// Discards partial messages idle past the timeout; returns how many.
+    pub fn expire(&mut self, now: Instant) -> usize {
+        let timeout = self.limits.idle_timeout;
+        let stale: Vec<_> = self
+            .partials
+            .iter()
+            .filter(|(_, p)| now.saturating_duration_since(p.last_seen) >= timeout)
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in &stale {
+            self.discard(key);
+        }
+        stale.len()
+    }
+
+    /// Discards everything buffered for `peer`.
+    pub fn forget_peer(&mut self, peer: &K) {
+        let keys: Vec<_> = self
+            .partials
+            .keys()
+            .filter(|k| &k.0 == peer)
+            .cloned()
+            .collect();
+        for key in &keys {
+            self.discard(key);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::chunk::{encode_message, encode_payload};
+    use super::*;
+    use serde_json::json;
+
+    fn feed(
+        r: &mut Reassembler<u32>,
+        peer: u32,
+        chunks: &[Vec<u8>],
+    ) -> Vec<Result<Step, ReassemblyError>> {
+        let now = Instant::now();
+        chunks
+            .iter()
+            .map(|c| r.push(&peer, &ActionChunk::decode(c).expect("valid chunk"), now))
+            .collect()
+    }
+
+    #[test]
+    fn single_chunk_types() {
+        let mut r = Reassembler::new(Limits::default());
+        for payload in [
+            Payload::Text("héllo".into()),
+            Payload::Json(json!({"a": [1, 2]})),
+            Payload::Json(json!(42)),
+            Payload::Binary(vec![0, 1, 2]),
+        ] {
+            let chunks = encode_payload("chat", 0, &payload, None).expect("encodes");
+            let out = feed(&mut r, 1, &chunks);
+            assert_eq!(
+                out.last(),
+                Some(&Ok(Step::Complete(Assembled {
+                    action: "chat".into(),
+                    payload,
+                    meta: None
+                })))
+            );
+        }
+        assert_eq!(r.buffered(), 0);
+    }
+
+    #[test]
+    fn multi_chunk_with_meta_and_interleaving() {
+        let mut r = Reassembler::new(Limits::default());
+        let big: Vec<u8> = (0..100_000u32).map(|i| i as u8).collect();
+        let a = encode_payload(
+            "file",
+            0,
+            &Payload::Binary(big.clone()),
+            Some(&json!({"n": 1})),
+        )
+        .expect("encodes");
+        let b =
+            encode_payload("file", 1, &Payload::Text("x".repeat(40_000)), None).expect("encodes");
+        let now = Instant::now();
+        let mut done = Vec::new();
+        for i in 0..a.len().max(b.len()) {
+            for (peer, set) in [(1u32, &a), (2u32, &b), (1u32, &b)] {
+                if let Some(c) = set.get(i) {
+                    let chunk = ActionChunk::decode(c).expect("valid");
+                    if let Ok(Step::Complete(m)) = r.push(&peer, &chunk, now) {
+                        done.push((peer, m));
+                    }
+                }
+            }
+        }
+        assert_eq!(done.len(), 3);
+        let file = done
+            .iter()
+            .find(|(_, m)| matches!(m.payload, Payload::Binary(_)))
+            .expect("binary");
+        assert_eq!(file.1.payload, Payload::Binary(big));
+        assert_eq!(file.1.meta, Some(json!({"n": 1})));
+        assert_eq!(r.buffered(), 0);
+        assert_eq!(r.open(), 0);
+    }
+
+    #[test]
+    fn limits_are_enforced() {
+        let limits = Limits {
+            max_message: 20_000,
+            max_partials_per_peer: 2,
+            ..Limits::default()
+        };
+        let mut r = Reassembler::new(limits);
+        let chunks =
+            encode_message("a", 0, &vec![1; 40_000], TAG_BINARY | TAG_JSON, None).expect("encodes");
+        let out = feed(&mut r, 1, &chunks);
+        assert!(out.contains(&Err(ReassemblyError::TooLarge)));
+        assert_eq!(r.buffered(), 0);
+        // Never-ending messages: only two may be open per peer.
+        for nonce in 0..3u16 {
+            let c = encode_message("b", nonce, &vec![1; 20_000], TAG_BINARY | TAG_JSON, None)
+                .expect("encodes");
+            let res = feed(&mut r, 1, &c[..1]);
+            if nonce < 2 {
+                assert!(res[0].is_ok());
+            } else {
+                assert_eq!(res[0], Err(ReassemblyError::TooManyPartials));
+            }
+        }
+        assert_eq!(r.open(), 2);
+        assert_eq!(r.expire(Instant::now() + Duration::from_secs(31)), 2);
+        assert_eq!(r.buffered(), 0);
+    }
+
+    #[test]
+    fn bad_payloads_are_errors() {
+        let mut r = Reassembler::new(Limits::default());
+        let c = encode_message("a", 0, b"{not json", TAG_JSON, None).expect("encodes");
+        assert_eq!(feed(&mut r, 1, &c)[0], Err(ReassemblyError::BadPayload));
+        let c = encode_message("a", 0, &[0xff, 0xfe], 0, None).expect("encodes");
+        assert_eq!(feed(&mut r, 1, &c)[0], Err(ReassemblyError::BadPayload));
+        let mut c =
+            encode_payload("a", 0, &Payload::Binary(vec![1]), Some(&json!(1))).expect("encodes");
+        c[0].truncate(36);
+        c[0].extend_from_slice(b"{{");
+        assert_eq!(feed(&mut r, 1, &c)[0], Err(ReassemblyError::BadMeta));
+        r.forget_peer(&1);
+        assert_eq!(r.open(), 0);
+    }
+}
