@@ -12,12 +12,22 @@ pub async fn connect(daemon: &str) -> anyhow::Result<NodeClient<Channel>> {
         Endpoint::try_from("http://[::]:50051")?
             .connect_with_connector(tower::service_fn(move |_: Uri| {
                 let path = path.clone();
-                async move { tokio::net::UnixStream::connect(path).await.map(TokioIo::new) }
+                async move {
+                    tokio::net::UnixStream::connect(path)
+                        .await
+                        .map(TokioIo::new)
+                }
             }))
             .await?
     } else {
-        let url = if daemon.contains("://") { daemon.to_owned() } else { format!("http://{daemon}") };
+        let url = if daemon.contains("://") {
+            daemon.to_owned()
+        } else {
+            format!("http://{daemon}")
+        };
         Endpoint::try_from(url)?.connect().await?
     };
-    Ok(NodeClient::new(channel).max_decoding_message_size(80 << 20).max_encoding_message_size(80 << 20))
+    Ok(NodeClient::new(channel)
+        .max_decoding_message_size(80 << 20)
+        .max_encoding_message_size(80 << 20))
 }

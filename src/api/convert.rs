@@ -8,20 +8,31 @@ use crate::proto;
 use crate::wire::Payload;
 
 /// Converts an API payload into a wire payload and its metadata.
-pub fn payload_from_proto(p: Option<proto::Payload>) -> Result<(Payload, Option<Value>), NodeError> {
+pub fn payload_from_proto(
+    p: Option<proto::Payload>,
+) -> Result<(Payload, Option<Value>), NodeError> {
     let p = p.ok_or_else(|| NodeError::InvalidArgument("payload is required".into()))?;
     let meta = if p.meta_json.is_empty() {
         None
     } else {
-        Some(serde_json::from_str(&p.meta_json).map_err(|e| NodeError::InvalidArgument(format!("meta_json is not JSON: {e}")))?)
+        Some(
+            serde_json::from_str(&p.meta_json)
+                .map_err(|e| NodeError::InvalidArgument(format!("meta_json is not JSON: {e}")))?,
+        )
     };
     let payload = match p.kind {
         Some(proto::payload::Kind::Text(t)) => Payload::Text(t),
         Some(proto::payload::Kind::Json(j)) => {
-            Payload::Json(serde_json::from_str(&j).map_err(|e| NodeError::InvalidArgument(format!("json payload is not JSON: {e}")))?)
+            Payload::Json(serde_json::from_str(&j).map_err(|e| {
+                NodeError::InvalidArgument(format!("json payload is not JSON: {e}"))
+            })?)
         }
         Some(proto::payload::Kind::Binary(b)) => Payload::Binary(b),
-        None => return Err(NodeError::InvalidArgument("payload kind is required".into())),
+        None => {
+            return Err(NodeError::InvalidArgument(
+                "payload kind is required".into(),
+            ));
+        }
     };
     Ok((payload, meta))
 }
@@ -33,33 +44,72 @@ pub fn payload_to_proto(payload: Payload, meta: Option<Value>) -> proto::Payload
         Payload::Json(v) => proto::payload::Kind::Json(v.to_string()),
         Payload::Binary(b) => proto::payload::Kind::Binary(b),
     };
-    proto::Payload { kind: Some(kind), meta_json: meta.map(|m| m.to_string()).unwrap_or_default() }
+    proto::Payload {
+        kind: Some(kind),
+        meta_json: meta.map(|m| m.to_string()).unwrap_or_default(),
+    }
 }
 
 /// Converts a node error into an API error.
 pub fn error_to_proto(e: &NodeError) -> proto::Error {
-    proto::Error { code: e.code().to_owned(), message: e.to_string() }
+    proto::Error {
+        code: e.code().to_owned(),
+        message: e.to_string(),
+    }
 }
 
 /// Converts a session event into a server message.
 pub fn event_to_proto(ev: SessionEvent) -> proto::ServerMessage {
     use proto::event::Kind;
-    let peer = |p: String, reason: &str| proto::PeerEvent { peer: p, reason: reason.to_owned() };
+    let peer = |p: String, reason: &str| proto::PeerEvent {
+        peer: p,
+        reason: reason.to_owned(),
+    };
     let kind = match ev.kind {
         EventKind::PeerJoin(p) => Kind::PeerJoin(peer(p, "")),
         EventKind::PeerLeave(p, r) => Kind::PeerLeave(peer(p, r)),
         EventKind::PeerSeen(p) => Kind::PeerSeen(peer(p, "")),
-        EventKind::Message { channel, from, local, payload, meta } => {
-            Kind::Message(proto::Message { channel, from, local, payload: Some(payload_to_proto(payload, meta)) })
-        }
-        EventKind::Progress { channel, from, fraction, meta } => {
-            Kind::Progress(proto::Progress { channel, from, fraction, meta_json: meta.map(|m| m.to_string()).unwrap_or_default() })
-        }
-        EventKind::Error { code, message, peer } => Kind::RoomError(proto::RoomError { code, message, peer }),
+        EventKind::Message {
+            channel,
+            from,
+            local,
+            payload,
+            meta,
+        } => Kind::Message(proto::Message {
+            channel,
+            from,
+            local,
+            payload: Some(payload_to_proto(payload, meta)),
+        }),
+        EventKind::Progress {
+            channel,
+            from,
+            fraction,
+            meta,
+        } => Kind::Progress(proto::Progress {
+            channel,
+            from,
+            fraction,
+            meta_json: meta.map(|m| m.to_string()).unwrap_or_default(),
+        }),
+        EventKind::Error {
+            code,
+            message,
+            peer,
+        } => Kind::RoomError(proto::RoomError {
+            code,
+            message,
+            peer,
+        }),
         EventKind::Lagged(n) => Kind::Lagged(proto::Lagged { dropped: n }),
     };
     proto::ServerMessage {
-        body: Some(proto::server_message::Body::Event(proto::Event { room: ev.room, app: ev.app, room_id: ev.room_id, kind: Some(kind) })),
+        body: Some(proto::server_message::Body::Event(proto::Event {
+            room: ev.room,
+            app: ev.app,
+            room_id: ev.room_id,
+            kind: Some(kind),
+        })),
     }
 }
 
@@ -67,11 +117,24 @@ pub fn event_to_proto(ev: SessionEvent) -> proto::ServerMessage {
 pub fn status_to_proto(s: StatusInfo) -> proto::StatusReply {
     proto::StatusReply {
         peer_id: s.peer_id,
-        relays: s.relays.into_iter().map(|r| proto::RelayInfo { url: r.url, state: r.state }).collect(),
+        relays: s
+            .relays
+            .into_iter()
+            .map(|r| proto::RelayInfo {
+                url: r.url,
+                state: r.state,
+            })
+            .collect(),
         rooms: s
             .rooms
             .into_iter()
-            .map(|r| proto::RoomInfo { app: r.app, room: r.room, peers: r.peers, sessions: r.sessions, password: r.password })
+            .map(|r| proto::RoomInfo {
+                app: r.app,
+                room: r.room,
+                peers: r.peers,
+                sessions: r.sessions,
+                password: r.password,
+            })
             .collect(),
         drops: s.drops.into_iter().collect(),
         uptime_ms: s.uptime_ms,
@@ -90,7 +153,10 @@ mod tests {
         for (payload, meta) in [
             (Payload::Text("hi".into()), None),
             (Payload::Json(serde_json::json!({"a": 1})), None),
-            (Payload::Binary(vec![1, 2]), Some(serde_json::json!({"name": "f"}))),
+            (
+                Payload::Binary(vec![1, 2]),
+                Some(serde_json::json!({"name": "f"})),
+            ),
         ] {
             let p = payload_to_proto(payload.clone(), meta.clone());
             let (back, back_meta) = payload_from_proto(Some(p)).expect("converts");
@@ -100,10 +166,21 @@ mod tests {
 
     #[test]
     fn bad_payloads_are_clear_errors() {
-        let bad = proto::Payload { kind: Some(proto::payload::Kind::Json("{".into())), meta_json: String::new() };
-        assert_eq!(payload_from_proto(Some(bad)).map(|_| ()).map_err(|e| e.code()), Err("invalid_argument"));
+        let bad = proto::Payload {
+            kind: Some(proto::payload::Kind::Json("{".into())),
+            meta_json: String::new(),
+        };
+        assert_eq!(
+            payload_from_proto(Some(bad))
+                .map(|_| ())
+                .map_err(|e| e.code()),
+            Err("invalid_argument")
+        );
         assert!(payload_from_proto(None).is_err());
-        let bad_meta = proto::Payload { kind: Some(proto::payload::Kind::Text("x".into())), meta_json: "nope".into() };
+        let bad_meta = proto::Payload {
+            kind: Some(proto::payload::Kind::Text("x".into())),
+            meta_json: "nope".into(),
+        };
         assert!(payload_from_proto(Some(bad_meta)).is_err());
     }
 }

@@ -34,34 +34,76 @@ fn to_status(e: NodeError) -> Status {
 impl proto::node_server::Node for NodeService {
     type SessionStream = Pin<Box<dyn Stream<Item = Result<proto::ServerMessage, Status>> + Send>>;
 
-    async fn session(&self, request: Request<Streaming<proto::ClientMessage>>) -> Result<Response<Self::SessionStream>, Status> {
-        let requests = request.into_inner().map(|r| r.map_err(|e| e.message().to_owned()));
+    async fn session(
+        &self,
+        request: Request<Streaming<proto::ClientMessage>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let requests = request
+            .into_inner()
+            .map(|r| r.map_err(|e| e.message().to_owned()));
         let (tx, rx) = tokio::sync::mpsc::channel(256);
-        tokio::spawn(super::session::run(self.node.clone(), Box::pin(requests), tx));
+        tokio::spawn(super::session::run(
+            self.node.clone(),
+            Box::pin(requests),
+            tx,
+        ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx).map(Ok))))
     }
 
-    async fn status(&self, _: Request<proto::StatusRequest>) -> Result<Response<proto::StatusReply>, Status> {
+    async fn status(
+        &self,
+        _: Request<proto::StatusRequest>,
+    ) -> Result<Response<proto::StatusReply>, Status> {
         Ok(Response::new(status_to_proto(self.node.status().await)))
     }
 
-    async fn peers(&self, request: Request<proto::PeersRequest>) -> Result<Response<proto::PeersReply>, Status> {
+    async fn peers(
+        &self,
+        request: Request<proto::PeersRequest>,
+    ) -> Result<Response<proto::PeersReply>, Status> {
         let r = request.into_inner();
         let peers = self.node.peers(&r.app, &r.room).map_err(to_status)?;
         Ok(Response::new(proto::PeersReply {
-            peers: peers.into_iter().map(|p| proto::PeerInfo { id: p.id, rtt_ms: p.rtt_ms, connected_ms: p.connected_ms }).collect(),
+            peers: peers
+                .into_iter()
+                .map(|p| proto::PeerInfo {
+                    id: p.id,
+                    rtt_ms: p.rtt_ms,
+                    connected_ms: p.connected_ms,
+                })
+                .collect(),
         }))
     }
 
-    async fn ping(&self, request: Request<proto::PingRequest>) -> Result<Response<proto::PingReply>, Status> {
+    async fn ping(
+        &self,
+        request: Request<proto::PingRequest>,
+    ) -> Result<Response<proto::PingReply>, Status> {
         let r = request.into_inner();
-        let rtt = self.node.ping(&r.app, &r.room, &r.peer).await.map_err(to_status)?;
-        Ok(Response::new(proto::PingReply { rtt_ms: rtt.as_secs_f64() * 1000.0 }))
+        let rtt = self
+            .node
+            .ping(&r.app, &r.room, &r.peer)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(proto::PingReply {
+            rtt_ms: rtt.as_secs_f64() * 1000.0,
+        }))
     }
 
-    async fn relays(&self, _: Request<proto::RelaysRequest>) -> Result<Response<proto::RelaysReply>, Status> {
+    async fn relays(
+        &self,
+        _: Request<proto::RelaysRequest>,
+    ) -> Result<Response<proto::RelaysReply>, Status> {
         let relays = self.node.relays().await;
-        Ok(Response::new(proto::RelaysReply { relays: relays.into_iter().map(|r| proto::RelayInfo { url: r.url, state: r.state }).collect() }))
+        Ok(Response::new(proto::RelaysReply {
+            relays: relays
+                .into_iter()
+                .map(|r| proto::RelayInfo {
+                    url: r.url,
+                    state: r.state,
+                })
+                .collect(),
+        }))
     }
 }
 
@@ -75,7 +117,11 @@ async fn router(node: Arc<Node>) -> anyhow::Result<tonic::transport::server::Rou
     Ok(tonic::transport::Server::builder()
         .add_service(health)
         .add_service(reflection)
-        .add_service(NodeServer::new(NodeService { node }).max_decoding_message_size(80 << 20).max_encoding_message_size(80 << 20)))
+        .add_service(
+            NodeServer::new(NodeService { node })
+                .max_decoding_message_size(80 << 20)
+                .max_encoding_message_size(80 << 20),
+        ))
 }
 
 /// Binds the Unix socket (mode 0600), refusing to steal one a live daemon serves.
@@ -101,12 +147,18 @@ pub fn bind_unix(path: &Path) -> anyhow::Result<UnixListener> {
 
 /// Serves the API on a bound Unix socket.
 pub async fn serve_unix(node: Arc<Node>, listener: UnixListener) -> anyhow::Result<()> {
-    router(node).await?.serve_with_incoming(UnixListenerStream::new(listener)).await?;
+    router(node)
+        .await?
+        .serve_with_incoming(UnixListenerStream::new(listener))
+        .await?;
     Ok(())
 }
 
 /// Serves the API on a bound TCP listener.
 pub async fn serve_tcp(node: Arc<Node>, listener: TcpListener) -> anyhow::Result<()> {
-    router(node).await?.serve_with_incoming(TcpListenerStream::new(listener)).await?;
+    router(node)
+        .await?
+        .serve_with_incoming(TcpListenerStream::new(listener))
+        .await?;
     Ok(())
 }

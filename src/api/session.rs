@@ -10,25 +10,41 @@ use crate::node::session::SessionId;
 use crate::proto::{self, client_message::Body};
 
 /// Handles one client message and returns the reply.
-pub async fn handle(node: &Node, session: SessionId, msg: proto::ClientMessage) -> proto::ServerMessage {
-    let mut reply = proto::Reply { request_id: msg.request_id, ..Default::default() };
+pub async fn handle(
+    node: &Node,
+    session: SessionId,
+    msg: proto::ClientMessage,
+) -> proto::ServerMessage {
+    let mut reply = proto::Reply {
+        request_id: msg.request_id,
+        ..Default::default()
+    };
     let result = match msg.body {
-        Some(Body::Join(j)) => node.join(session, &j.app, &j.room, &j.password, &j.channels).map(|h| {
-            reply.room = h;
-            reply.self_id = node.peer_id().to_owned();
-        }),
+        Some(Body::Join(j)) => node
+            .join(session, &j.app, &j.room, &j.password, &j.channels)
+            .map(|h| {
+                reply.room = h;
+                reply.self_id = node.peer_id().to_owned();
+            }),
         Some(Body::Leave(l)) => node.leave(session, l.room),
         Some(Body::Subscribe(s)) => node.subscribe(session, s.room, &s.channels),
         Some(Body::Send(s)) => match payload_from_proto(s.payload) {
-            Ok((payload, meta)) => node.send(session, s.room, &s.channel, payload, meta, &s.targets).await.map(|to| reply.delivered_to = to),
+            Ok((payload, meta)) => node
+                .send(session, s.room, &s.channel, payload, meta, &s.targets)
+                .await
+                .map(|to| reply.delivered_to = to),
             Err(e) => Err(e),
         },
-        None => Err(crate::node::NodeError::InvalidArgument("empty request".into())),
+        None => Err(crate::node::NodeError::InvalidArgument(
+            "empty request".into(),
+        )),
     };
     if let Err(e) = result {
         reply.error = Some(error_to_proto(&e));
     }
-    proto::ServerMessage { body: Some(proto::server_message::Body::Reply(reply)) }
+    proto::ServerMessage {
+        body: Some(proto::server_message::Body::Reply(reply)),
+    }
 }
 
 /// Runs a session until the client's request stream ends; every output goes to `out`.
@@ -53,7 +69,10 @@ where
             Ok(msg) => handle(&node, session, msg).await,
             Err(e) => proto::ServerMessage {
                 body: Some(proto::server_message::Body::Reply(proto::Reply {
-                    error: Some(proto::Error { code: "invalid_request".into(), message: e }),
+                    error: Some(proto::Error {
+                        code: "invalid_request".into(),
+                        message: e,
+                    }),
                     ..Default::default()
                 })),
             },

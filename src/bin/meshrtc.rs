@@ -101,7 +101,12 @@ enum Cmd {
 }
 
 fn default_daemon() -> String {
-    format!("unix:{}", meshrtc::config::default_data_dir().join("meshrtcd.sock").display())
+    format!(
+        "unix:{}",
+        meshrtc::config::default_data_dir()
+            .join("meshrtcd.sock")
+            .display()
+    )
 }
 
 /// A session stream: requests out, server messages in.
@@ -113,7 +118,9 @@ struct Session {
 
 impl Session {
     async fn open(daemon: &str) -> anyhow::Result<Self> {
-        let mut client = meshrtc::client::connect(daemon).await.with_context(|| format!("connecting to {daemon}"))?;
+        let mut client = meshrtc::client::connect(daemon)
+            .await
+            .with_context(|| format!("connecting to {daemon}"))?;
         let (tx, rx) = mpsc::channel(16);
         let rx = client.session(ReceiverStream::new(rx)).await?.into_inner();
         Ok(Session { tx, rx, next_id: 1 })
@@ -123,7 +130,13 @@ impl Session {
     async fn request(&mut self, body: Body) -> anyhow::Result<u64> {
         let id = self.next_id;
         self.next_id += 1;
-        self.tx.send(proto::ClientMessage { request_id: id, body: Some(body) }).await.context("daemon closed the session")?;
+        self.tx
+            .send(proto::ClientMessage {
+                request_id: id,
+                body: Some(body),
+            })
+            .await
+            .context("daemon closed the session")?;
         Ok(id)
     }
 
@@ -136,7 +149,11 @@ impl Session {
     }
 
     /// Waits for the reply to `id`, passing events to `on_event`.
-    async fn reply(&mut self, id: u64, mut on_event: impl FnMut(proto::Event)) -> anyhow::Result<proto::Reply> {
+    async fn reply(
+        &mut self,
+        id: u64,
+        mut on_event: impl FnMut(proto::Event),
+    ) -> anyhow::Result<proto::Reply> {
         loop {
             match self.next().await?.body {
                 Some(server_message::Body::Reply(r)) if r.request_id == id => {
@@ -151,9 +168,18 @@ impl Session {
         }
     }
 
-    async fn join(&mut self, room: &RoomArgs, channels: Vec<String>) -> anyhow::Result<(proto::Reply, Vec<proto::Event>)> {
+    async fn join(
+        &mut self,
+        room: &RoomArgs,
+        channels: Vec<String>,
+    ) -> anyhow::Result<(proto::Reply, Vec<proto::Event>)> {
         let id = self
-            .request(Body::Join(proto::JoinRequest { app: room.app.clone(), room: room.room.clone(), password: room.password.clone(), channels }))
+            .request(Body::Join(proto::JoinRequest {
+                app: room.app.clone(),
+                room: room.room.clone(),
+                password: room.password.clone(),
+                channels,
+            }))
             .await?;
         let mut early = Vec::new();
         let reply = self.reply(id, |e| early.push(e)).await?;
@@ -167,15 +193,24 @@ fn data_value(p: &proto::Payload, line: &mut serde_json::Map<String, Value>) {
             line.insert("data".into(), Value::String(t.clone()));
         }
         Some(proto::payload::Kind::Json(j)) => {
-            line.insert("data".into(), serde_json::from_str(j).unwrap_or(Value::String(j.clone())));
+            line.insert(
+                "data".into(),
+                serde_json::from_str(j).unwrap_or(Value::String(j.clone())),
+            );
         }
         Some(proto::payload::Kind::Binary(b)) => {
-            line.insert("binary".into(), Value::String(base64::engine::general_purpose::STANDARD.encode(b)));
+            line.insert(
+                "binary".into(),
+                Value::String(base64::engine::general_purpose::STANDARD.encode(b)),
+            );
         }
         None => {}
     }
     if !p.meta_json.is_empty() {
-        line.insert("meta".into(), serde_json::from_str(&p.meta_json).unwrap_or(Value::String(p.meta_json.clone())));
+        line.insert(
+            "meta".into(),
+            serde_json::from_str(&p.meta_json).unwrap_or(Value::String(p.meta_json.clone())),
+        );
     }
 }
 
@@ -195,9 +230,15 @@ fn event_line(e: &proto::Event, progress: bool) -> Option<Value> {
             }
             ("message", json!({}))
         }
-        Kind::Progress(p) if progress => ("progress", json!({"channel": p.channel, "from": p.from, "fraction": p.fraction})),
+        Kind::Progress(p) if progress => (
+            "progress",
+            json!({"channel": p.channel, "from": p.from, "fraction": p.fraction}),
+        ),
         Kind::Progress(_) => return None,
-        Kind::RoomError(err) => ("error", json!({"code": err.code, "message": err.message, "peer": err.peer})),
+        Kind::RoomError(err) => (
+            "error",
+            json!({"code": err.code, "message": err.message, "peer": err.peer}),
+        ),
         Kind::Lagged(l) => ("lagged", json!({"dropped": l.dropped})),
     };
     let mut out = serde_json::Map::new();
@@ -217,7 +258,12 @@ fn print_line(v: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn listen(daemon: &str, room: RoomArgs, channels: Vec<String>, progress: bool) -> anyhow::Result<()> {
+async fn listen(
+    daemon: &str,
+    room: RoomArgs,
+    channels: Vec<String>,
+    progress: bool,
+) -> anyhow::Result<()> {
     let mut s = Session::open(daemon).await?;
     let (_, early) = s.join(&room, channels).await?;
     for e in early {
@@ -252,15 +298,22 @@ async fn send(
 ) -> anyhow::Result<()> {
     let payload = match (&file, &data) {
         (Some(path), meta) => {
-            let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-            proto::Payload { kind: Some(proto::payload::Kind::Binary(bytes)), meta_json: meta.clone().unwrap_or_default() }
+            let bytes =
+                std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+            proto::Payload {
+                kind: Some(proto::payload::Kind::Binary(bytes)),
+                meta_json: meta.clone().unwrap_or_default(),
+            }
         }
         (None, Some(d)) => {
             let kind = match serde_json::from_str::<Value>(d) {
                 Ok(_) => proto::payload::Kind::Json(d.clone()),
                 Err(_) => proto::payload::Kind::Text(d.clone()),
             };
-            proto::Payload { kind: Some(kind), meta_json: String::new() }
+            proto::Payload {
+                kind: Some(kind),
+                meta_json: String::new(),
+            }
         }
         (None, None) => bail!("give DATA or --file"),
     };
@@ -287,7 +340,12 @@ async fn send(
             }
         }
         let id = s
-            .request(Body::Send(proto::SendRequest { room: reply.room, channel: channel.clone(), payload: Some(payload), targets: to.clone() }))
+            .request(Body::Send(proto::SendRequest {
+                room: reply.room,
+                channel: channel.clone(),
+                payload: Some(payload),
+                targets: to.clone(),
+            }))
             .await?;
         s.reply(id, |_| {}).await?;
         anyhow::Ok(())
@@ -300,13 +358,18 @@ async fn send(
                 (None, false) => format!("peer(s) {} to join", to.join(", ")),
                 (None, true) => "the message to be handed over".to_owned(),
             };
-            bail!("timed out after {timeout} s waiting for {what} in room {}", room.room)
+            bail!(
+                "timed out after {timeout} s waiting for {what} in room {}",
+                room.room
+            )
         }
     }
 }
 
 async fn status(daemon: &str, as_json: bool) -> anyhow::Result<()> {
-    let mut c = meshrtc::client::connect(daemon).await.with_context(|| format!("connecting to {daemon}"))?;
+    let mut c = meshrtc::client::connect(daemon)
+        .await
+        .with_context(|| format!("connecting to {daemon}"))?;
     let s = c.status(proto::StatusRequest {}).await?.into_inner();
     if as_json {
         let v = json!({
@@ -327,12 +390,26 @@ async fn status(daemon: &str, as_json: bool) -> anyhow::Result<()> {
     println!("relays    {healthy}/{} connected", s.relays.len());
     println!("sessions  {}  links {}", s.sessions, s.links);
     for r in &s.rooms {
-        println!("room      {}/{}{}  {} peer(s)  {} session(s)", r.app, r.room, if r.password { " (password)" } else { "" }, r.peers.len(), r.sessions);
+        println!(
+            "room      {}/{}{}  {} peer(s)  {} session(s)",
+            r.app,
+            r.room,
+            if r.password { " (password)" } else { "" },
+            r.peers.len(),
+            r.sessions
+        );
     }
     if !s.drops.is_empty() {
         let mut drops: Vec<_> = s.drops.iter().collect();
         drops.sort();
-        println!("drops     {}", drops.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" "));
+        println!(
+            "drops     {}",
+            drops
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(" ")
+        );
     }
     Ok(())
 }
@@ -342,24 +419,58 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let daemon = cli.daemon.unwrap_or_else(default_daemon);
     match cli.command {
-        Cmd::Listen { room, channels, progress } => listen(&daemon, room, channels, progress).await,
-        Cmd::Send { room, channel, data, to, wait_peers, timeout, file } => send(&daemon, room, channel, data, to, wait_peers, timeout, file).await,
+        Cmd::Listen {
+            room,
+            channels,
+            progress,
+        } => listen(&daemon, room, channels, progress).await,
+        Cmd::Send {
+            room,
+            channel,
+            data,
+            to,
+            wait_peers,
+            timeout,
+            file,
+        } => send(&daemon, room, channel, data, to, wait_peers, timeout, file).await,
         Cmd::Status { json } => status(&daemon, json).await,
-        Cmd::Peers { room, json: as_json } => {
+        Cmd::Peers {
+            room,
+            json: as_json,
+        } => {
             let mut c = meshrtc::client::connect(&daemon).await?;
-            let peers = c.peers(proto::PeersRequest { app: room.app, room: room.room }).await?.into_inner().peers;
+            let peers = c
+                .peers(proto::PeersRequest {
+                    app: room.app,
+                    room: room.room,
+                })
+                .await?
+                .into_inner()
+                .peers;
             if as_json {
                 print_line(&json!(peers.iter().map(|p| json!({"id": p.id, "rtt_ms": p.rtt_ms, "connected_ms": p.connected_ms})).collect::<Vec<_>>()))
             } else {
                 for p in peers {
-                    println!("{}  rtt {:.2} ms  up {} s", p.id, p.rtt_ms, p.connected_ms / 1000);
+                    println!(
+                        "{}  rtt {:.2} ms  up {} s",
+                        p.id,
+                        p.rtt_ms,
+                        p.connected_ms / 1000
+                    );
                 }
                 Ok(())
             }
         }
         Cmd::Ping { room, peer } => {
             let mut c = meshrtc::client::connect(&daemon).await?;
-            let r = c.ping(proto::PingRequest { app: room.app, room: room.room, peer }).await?.into_inner();
+            let r = c
+                .ping(proto::PingRequest {
+                    app: room.app,
+                    room: room.room,
+                    peer,
+                })
+                .await?
+                .into_inner();
             println!("{:.3}", r.rtt_ms);
             Ok(())
         }
@@ -367,7 +478,12 @@ async fn main() -> anyhow::Result<()> {
             let mut c = meshrtc::client::connect(&daemon).await?;
             let relays = c.relays(proto::RelaysRequest {}).await?.into_inner().relays;
             if as_json {
-                print_line(&json!(relays.iter().map(|r| json!({"url": r.url, "state": r.state})).collect::<Vec<_>>()))
+                print_line(&json!(
+                    relays
+                        .iter()
+                        .map(|r| json!({"url": r.url, "state": r.state}))
+                        .collect::<Vec<_>>()
+                ))
             } else {
                 println!("{:<40} STATE", "URL");
                 for r in relays {

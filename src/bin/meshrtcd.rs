@@ -60,8 +60,11 @@ enum Cmd {
 }
 
 fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Json => builder.json().init(),
         LogFormat::Text => builder.init(),
@@ -125,7 +128,8 @@ async fn run_relay_only(listen: SocketAddr, events_per_minute: u32) -> anyhow::R
 fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     use std::os::unix::fs::PermissionsExt as _;
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).with_context(|| format!("securing {}", dir.display()))?;
+    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+        .with_context(|| format!("securing {}", dir.display()))?;
     Ok(())
 }
 
@@ -134,20 +138,31 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = build_config(&args)?;
     init_logging(config.log_format);
-    if let Some(Cmd::Relay { listen, events_per_minute }) = args.command {
+    if let Some(Cmd::Relay {
+        listen,
+        events_per_minute,
+    }) = args.command
+    {
         return run_relay_only(listen, events_per_minute).await;
     }
     create_private_dir(&config.data_dir)?;
-    let store = Store::open(&config.data_dir).context("opening the state store (is another daemon using this data dir?)")?;
+    let store = Store::open(&config.data_dir)
+        .context("opening the state store (is another daemon using this data dir?)")?;
     let identity = Identity::load(&store)?;
     let _relay = match config.embedded_relay {
-        Some(addr) => Some(meshrtc::signal::embedded::start(addr, config.embedded_relay_events_per_minute).await?),
+        Some(addr) => Some(
+            meshrtc::signal::embedded::start(addr, config.embedded_relay_events_per_minute).await?,
+        ),
         None => None,
     };
     let socket = config.grpc_socket()?;
     let listener = meshrtc::api::grpc::bind_unix(&socket)?;
     let tcp = match config.grpc_tcp {
-        Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| format!("binding {addr}"))?),
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding {addr}"))?,
+        ),
         None => None,
     };
     let node = Node::start(identity, config.clone()).await;

@@ -19,7 +19,7 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::Config;
 use crate::room::{LeaveReason, Output, Room, RoomEvent, SendError};
 use crate::signal::content::Signal;
-use crate::signal::driver::{self, Command, Incoming, RelayState, SignalHandle};
+use crate::signal::driver::{self, Command, DriverEvent, Incoming, RelayState, SignalHandle};
 use crate::signal::state::{Action, RoomSignal};
 use crate::transport::{
     self, Channel, ConnId, Connection, Transport, TransportConfig, TransportEvent,
@@ -833,12 +833,17 @@ impl Node {
                 Action::Seen { peer } => Self::emit(st, key, EventKind::PeerSeen(peer)),
                 Action::StartOffer { peer, offer_id } => {
                     let lk = (app.clone(), peer.clone());
+                    // One dial per room; dials of other rooms may race, the first link wins.
                     if st.links.contains_key(&lk)
-                        || st.conns.values().any(|c| c.app == *app && c.peer == peer)
+                        || st
+                            .conns
+                            .values()
+                            .any(|c| c.app == *app && c.peer == peer && c.room == *room_id)
                     {
                         continue;
                     }
                     let id = self.new_id();
+                    tracing::debug!(room = %room_id, peer = %peer, offer_id = %offer_id, "dialing");
                     st.conns.insert(
                         id,
                         Conn {
@@ -954,6 +959,7 @@ impl Node {
                     }
                 }
                 Action::Drop(name) => {
+                    tracing::debug!(room = %room_id, drop = name, "signal dropped");
                     count(st, name);
                     if matches!(name, "offer_undecryptable" | "answer_undecryptable")
                         && st.rooms.get(key).is_some_and(|e| !e.password.is_empty())
@@ -1121,7 +1127,17 @@ impl Node {
         }
     }
 
+    /// A relay came up: announce every room again so peers behind it find us.
+    fn restart_bursts(&self) {
+        let now = Instant::now();
+        for entry in self.lock().rooms.values_mut() {
+            entry.signal.restart_burst(now);
+        }
+        self.wake.notify_one();
+    }
+
     fn on_incoming(&self, msg: Incoming) {
+        tracing::debug!(topic = %msg.topic, relay = %msg.relay, "signal in");
         let mut effects = Vec::new();
         {
             let mut st = self.lock();
@@ -1229,9 +1245,26 @@ impl Node {
         }
         c.open = true;
         let lk = (c.app.clone(), c.peer.clone());
-        if st.links.get(&lk).is_some_and(|l| l.conn != id) {
+        let offer_id = c.offer_id.clone();
+        if let Some(existing) = st.links.get(&lk).map(|l| l.conn) {
+            // Two dials of different rooms both connected: both sides keep the smaller offer id.
+            let existing_offer = st
+                .conns
+                .get(&existing)
+                .map(|c| c.offer_id.clone())
+                .unwrap_or_default();
+            if existing_offer <= offer_id {
+                if let Some(pc) = st.conns.remove(&id).and_then(|c| c.pc) {
+                    effects.push(Effect::Close {
+                        pc,
+                        delay: Duration::from_millis(500),
+                    });
+                }
+                count(st, "link_duplicate");
+                return;
+            }
             self.drop_link(st, &lk, LeaveReason::Link, effects);
-            count(st, "link_replaced");
+            count(st, "link_duplicate");
         }
         let (tx, rx) = mpsc::channel(LINK_QUEUE);
         transport::spawn_writer(channel, rx);
@@ -1548,7 +1581,7 @@ impl Node {
 
 async fn run_loop(
     node: Weak<Node>,
-    mut incoming: mpsc::UnboundedReceiver<Incoming>,
+    mut incoming: mpsc::UnboundedReceiver<DriverEvent>,
     mut transport: mpsc::UnboundedReceiver<TransportEvent>,
 ) {
     let mut next = Instant::now();
@@ -1561,7 +1594,10 @@ async fn run_loop(
             }
             msg = incoming.recv() => {
                 let (Some(msg), Some(n)) = (msg, node.upgrade()) else { break };
-                n.on_incoming(msg);
+                match msg {
+                    DriverEvent::Event(ev) => n.on_incoming(ev),
+                    DriverEvent::RelayUp(_) => n.restart_bursts(),
+                }
             }
             ev = transport.recv() => {
                 let (Some(ev), Some(n)) = (ev, node.upgrade()) else { break };

@@ -464,12 +464,9 @@ impl Room {
             ACTION_LEAVE => out.extend(self.detach(peer, LeaveReason::Leave)),
             a if a.starts_with("@_") => out.push(Output::Drop("action_unknown_internal")),
             _ => {
-                if msg.action == "" {
+                if msg.action.is_empty() {
                     out.push(Output::Drop("action_empty"));
                 } else {
-                    if let Payload::Binary(b) = &msg.payload {
-                        let _ = b;
-                    }
                     out.push(Output::Event(RoomEvent::Message {
                         channel: msg.action,
                         from: peer.to_owned(),

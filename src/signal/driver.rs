@@ -26,6 +26,15 @@ use crate::wire::topic::topic_kind;
 /// Subscription id of the node's one subscription.
 const SUBSCRIPTION: &str = "meshrtc";
 
+/// What the driver reports to the node.
+#[derive(Debug, Clone)]
+pub enum DriverEvent {
+    /// A verified signaling event.
+    Event(Incoming),
+    /// A relay (re)connected and has our subscription: announces can reach it now.
+    RelayUp(String),
+}
+
 /// A signaling event from a relay, signature already verified.
 #[derive(Debug, Clone)]
 pub struct Incoming {
@@ -178,11 +187,12 @@ fn build_event(keys: &Keys, topic: &str, content: &str) -> Option<Event> {
 pub async fn spawn(
     keys: Keys,
     relays: &[String],
-    incoming: mpsc::UnboundedSender<Incoming>,
+    incoming: mpsc::UnboundedSender<DriverEvent>,
 ) -> SignalHandle {
     let counters = Arc::new(SignalCounters::default());
     let opts = ClientOptions::new().automatic_authentication(false);
     let client = Client::builder()
+        .monitor(nostr_sdk::pool::monitor::Monitor::new(1024))
         .signer(keys.clone())
         .opts(opts)
         .websocket_transport(VerifyingTransport {
@@ -223,12 +233,17 @@ async fn run(
     client: Client,
     keys: Keys,
     mut commands: mpsc::UnboundedReceiver<Command>,
-    incoming: mpsc::UnboundedSender<Incoming>,
+    incoming: mpsc::UnboundedSender<DriverEvent>,
     counters: Arc<SignalCounters>,
 ) {
     let mut notifications = client.notifications();
+    let mut statuses = match client.monitor() {
+        Some(m) => m.subscribe(),
+        None => return,
+    };
     let mut topics: Vec<String> = Vec::new();
     let sub_id = SubscriptionId::new(SUBSCRIPTION);
+    // Safety net for subscriptions that failed on a relay for reasons other than its state.
     let mut resubscribe = tokio::time::interval(Duration::from_secs(2));
     let mut subscribed: HashSet<String> = HashSet::new();
     loop {
@@ -237,6 +252,7 @@ async fn run(
                 None => break,
                 Some(Command::Publish { topic, content, relay }) => {
                     let Some(event) = build_event(&keys, &topic, &content) else { continue };
+                    tracing::debug!(topic = %topic, content = %content.chars().take(80).collect::<String>(), "publish");
                     let client = client.clone();
                     let counters = counters.clone();
                     tokio::spawn(async move {
@@ -264,7 +280,7 @@ async fn run(
                     let topic = event.tags.find(TagKind::x()).and_then(|t| t.content()).map(str::to_owned);
                     match topic {
                         Some(topic) if topics.contains(&topic) => {
-                            let _ = incoming.send(Incoming { relay: relay_url.to_string(), topic, content: event.content.clone() });
+                            let _ = incoming.send(DriverEvent::Event(Incoming { relay: relay_url.to_string(), topic, content: event.content.clone() }));
                         }
                         _ => { counters.unknown_topic.fetch_add(1, Ordering::Relaxed); }
                     }
@@ -276,6 +292,21 @@ async fn run(
                 }
                 Err(_) => break,
             },
+            status = statuses.recv() => {
+                let Ok(nostr_sdk::pool::monitor::MonitorNotification::StatusChanged { relay_url, status }) = status else { continue };
+                let name = relay_url.to_string();
+                if status != RelayStatus::Connected {
+                    subscribed.remove(&name);
+                    continue;
+                }
+                tracing::info!(relay = %name, "relay connected");
+                if !topics.is_empty()
+                    && client.pool().subscribe_with_id_to([relay_url.clone()], sub_id.clone(), filter_for(&topics), Default::default()).await.is_ok()
+                {
+                    subscribed.insert(name.clone());
+                }
+                let _ = incoming.send(DriverEvent::RelayUp(name));
+            }
             _ = resubscribe.tick() => {
                 // A relay that was down when we subscribed never gets the REQ: send it once it is up.
                 if topics.is_empty() { continue; }

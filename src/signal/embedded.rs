@@ -9,8 +9,14 @@ pub async fn start(addr: SocketAddr, events_per_minute: u32) -> anyhow::Result<L
     let builder = RelayBuilder::default()
         .addr(addr.ip())
         .port(addr.port())
-        .rate_limit(RateLimit { max_reqs: 256, notes_per_minute: events_per_minute });
+        .rate_limit(RateLimit {
+            max_reqs: 256,
+            notes_per_minute: events_per_minute,
+        });
     let relay = LocalRelay::new(builder);
-    relay.run().await.map_err(|e| anyhow::anyhow!("embedded relay on {addr}: {e}"))?;
+    relay
+        .run()
+        .await
+        .map_err(|e| anyhow::anyhow!("embedded relay on {addr}: {e}"))?;
     Ok(relay)
 }

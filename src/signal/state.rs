@@ -336,14 +336,13 @@ impl RoomSignal {
                     out.push(Action::Drop("offer_replayed"));
                     return out;
                 }
-                if self.linked.contains(&peer) {
-                    out.push(Action::Drop("offer_while_linked"));
-                    return out;
-                }
                 let Some(sdp) = self.decrypt(&sdp) else {
                     out.push(Action::Drop("offer_undecryptable"));
                     return out;
                 };
+                // A linked peer that offers again lost its side of the link (it restarted):
+                // the driver replaces the old link with this one.
+                self.linked.remove(&peer);
                 if let Some(existing) = self.dials.get(&peer) {
                     if existing.role == Role::Offerer && self.self_id < peer {
                         out.push(Action::Drop("offer_collision"));
@@ -408,11 +407,7 @@ impl RoomSignal {
                 offer_id,
                 candidate,
             } => {
-                if !self
-                    .dials
-                    .get(&peer)
-                    .is_some_and(|d| d.offer_id == offer_id)
-                {
+                if self.dials.get(&peer).is_none_or(|d| d.offer_id != offer_id) {
                     out.push(Action::Drop("candidate_unknown_offer"));
                     return out;
                 }
@@ -707,6 +702,24 @@ mod tests {
         let a = s.tick(now + OFFER_TTL + Duration::from_millis(1));
         assert!(a.iter().any(|x| matches!(x, Action::CancelDial { .. })));
         assert_eq!(s.pending_dials(), 0);
+        // A linked peer's valid offer is accepted (it restarted); replays are not.
+        s.set_linked(HIGH, true);
+        let sdp = sdp_crypto::encrypt(&sdp_crypto::room_key("", "app", "room"), "v=0 again");
+        let a = s.on_signal(
+            &own,
+            Signal::Offer {
+                peer: HIGH.into(),
+                offer_id: "again".into(),
+                sdp,
+            },
+            None,
+            now,
+        );
+        assert!(
+            a.iter().any(|x| matches!(x, Action::AcceptOffer { .. })),
+            "{a:?}"
+        );
+        s.set_linked(HIGH, false);
         // Linked peers are not dialled again; passive peers never.
         s.set_linked(HIGH, true);
         let a = s.on_signal(

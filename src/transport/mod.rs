@@ -113,10 +113,8 @@ fn spawn_pump(
         }
         while let Some(ev) = channel.poll().await {
             match ev {
-                DataChannelEvent::OnOpen => {
-                    if !already_open {
-                        let _ = events.send(TransportEvent::Open(id, channel.clone()));
-                    }
+                DataChannelEvent::OnOpen if !already_open => {
+                    let _ = events.send(TransportEvent::Open(id, channel.clone()));
                 }
                 DataChannelEvent::OnMessage(msg) => {
                     let _ = events.send(TransportEvent::Message(id, msg.data.freeze()));

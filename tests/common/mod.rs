@@ -1,0 +1,349 @@
+//! Test harness: real daemons (the built `meshrtcd`) on loopback, driven over gRPC.
+#![allow(dead_code)]
+
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use meshrtc::proto::{self, client_message::Body, event::Kind, server_message};
+use tokio::sync::mpsc;
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::ReceiverStream;
+
+/// A free loopback port.
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// A running `meshrtcd`.
+pub struct Daemon {
+    pub dir: PathBuf,
+    pub relays: Vec<String>,
+    pub embedded: Option<SocketAddr>,
+    pub extra: Vec<String>,
+    child: Option<Child>,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Daemon {
+    /// A daemon that serves the embedded relay at a fresh port and uses it.
+    pub async fn with_embedded_relay() -> Daemon {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        Self::spawn(Vec::new(), Some(addr), Vec::new()).await
+    }
+
+    /// A daemon using these relays.
+    pub async fn with_relays(relays: &[String]) -> Daemon {
+        Self::spawn(relays.to_vec(), None, Vec::new()).await
+    }
+
+    /// A daemon with extra flags.
+    pub async fn spawn(
+        relays: Vec<String>,
+        embedded: Option<SocketAddr>,
+        extra: Vec<String>,
+    ) -> Daemon {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut d = Daemon {
+            dir: tmp.path().to_path_buf(),
+            relays,
+            embedded,
+            extra,
+            child: None,
+            _tmp: Some(tmp),
+        };
+        d.start().await;
+        d
+    }
+
+    /// URL of this daemon's embedded relay.
+    pub fn relay_url(&self) -> String {
+        format!("ws://{}", self.embedded.expect("embedded relay"))
+    }
+
+    pub fn socket(&self) -> PathBuf {
+        self.dir.join("meshrtcd.sock")
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("unix:{}", self.socket().display())
+    }
+
+    /// Starts (or restarts) the process and waits until the API answers.
+    pub async fn start(&mut self) {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_meshrtcd"));
+        cmd.arg("--data-dir").arg(&self.dir).args([
+            "--ice-addr",
+            "127.0.0.1",
+            "--ice-server",
+            "none",
+        ]);
+        for r in &self.relays {
+            cmd.args(["--relay", r]);
+        }
+        if let Some(a) = self.embedded {
+            cmd.args(["--embedded-relay", &a.to_string()]);
+        }
+        cmd.args(&self.extra);
+        let log = std::fs::File::create(self.dir.join("daemon.log")).expect("log file");
+        cmd.stdout(Stdio::null())
+            .stderr(log)
+            .env("RUST_LOG", "info,webrtc=warn,rtc=warn");
+        self.child = Some(cmd.spawn().expect("spawn meshrtcd"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            if let Ok(mut c) = meshrtc::client::connect(&self.endpoint()).await
+                && c.status(proto::StatusRequest {}).await.is_ok()
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not come up; log:\n{}",
+                self.log()
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("daemon.log")).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> i32 {
+        self.child.as_ref().map(|c| c.id() as i32).expect("running")
+    }
+
+    /// kill -9.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// SIGTERM; returns the exit status and how long it took.
+    pub fn terminate(&mut self) -> (Option<i32>, Duration) {
+        let mut c = self.child.take().expect("running");
+        let start = Instant::now();
+        unsafe { libc::kill(c.id() as i32, libc::SIGTERM) };
+        let deadline = start + Duration::from_secs(10);
+        loop {
+            if let Ok(Some(status)) = c.try_wait() {
+                return (status.code(), start.elapsed());
+            }
+            if Instant::now() > deadline {
+                let _ = c.kill();
+                return (None, start.elapsed());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    pub async fn status(&self) -> proto::StatusReply {
+        let mut c = meshrtc::client::connect(&self.endpoint())
+            .await
+            .expect("connect");
+        c.status(proto::StatusRequest {})
+            .await
+            .expect("status")
+            .into_inner()
+    }
+
+    pub async fn peer_id(&self) -> String {
+        self.status().await.peer_id
+    }
+
+    pub async fn session(&self) -> Session {
+        Session::open(&self.endpoint()).await
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        self.kill9();
+    }
+}
+
+/// A gRPC session with helpers to wait for events.
+pub struct Session {
+    tx: mpsc::Sender<proto::ClientMessage>,
+    rx: tonic::Streaming<proto::ServerMessage>,
+    next_id: u64,
+    pub events: Vec<proto::Event>,
+}
+
+impl Session {
+    pub async fn open(endpoint: &str) -> Session {
+        let mut client = meshrtc::client::connect(endpoint).await.expect("connect");
+        let (tx, rx) = mpsc::channel(64);
+        let rx = client
+            .session(ReceiverStream::new(rx))
+            .await
+            .expect("session")
+            .into_inner();
+        Session {
+            tx,
+            rx,
+            next_id: 1,
+            events: Vec::new(),
+        }
+    }
+
+    /// Sends a request and waits for its reply (events seen meanwhile are kept).
+    pub async fn call(&mut self, body: Body) -> proto::Reply {
+        let id = self.next_id;
+        self.next_id += 1;
+        self.tx
+            .send(proto::ClientMessage {
+                request_id: id,
+                body: Some(body),
+            })
+            .await
+            .expect("send request");
+        loop {
+            let msg = tokio::time::timeout(Duration::from_secs(60), self.rx.next())
+                .await
+                .expect("reply in time")
+                .expect("stream open")
+                .expect("ok");
+            match msg.body {
+                Some(server_message::Body::Reply(r)) if r.request_id == id => return r,
+                Some(server_message::Body::Event(e)) => self.events.push(e),
+                _ => {}
+            }
+        }
+    }
+
+    pub async fn join(&mut self, app: &str, room: &str, password: &str) -> u32 {
+        let r = self
+            .call(Body::Join(proto::JoinRequest {
+                app: app.into(),
+                room: room.into(),
+                password: password.into(),
+                channels: vec![],
+            }))
+            .await;
+        assert!(r.error.is_none(), "join failed: {:?}", r.error);
+        r.room
+    }
+
+    pub async fn leave(&mut self, room: u32) {
+        let r = self.call(Body::Leave(proto::LeaveRequest { room })).await;
+        assert!(r.error.is_none(), "leave failed: {:?}", r.error);
+    }
+
+    pub async fn send(
+        &mut self,
+        room: u32,
+        channel: &str,
+        payload: proto::Payload,
+        targets: &[String],
+    ) -> proto::Reply {
+        self.call(Body::Send(proto::SendRequest {
+            room,
+            channel: channel.into(),
+            payload: Some(payload),
+            targets: targets.to_vec(),
+        }))
+        .await
+    }
+
+    /// Waits until an event matching `pred` arrives (or was already seen); returns it.
+    pub async fn wait_for(
+        &mut self,
+        within: Duration,
+        pred: impl Fn(&proto::Event) -> bool,
+    ) -> Option<proto::Event> {
+        if let Some(i) = self.events.iter().position(&pred) {
+            return Some(self.events.remove(i));
+        }
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let msg = match tokio::time::timeout_at(deadline, self.rx.next()).await {
+                Ok(Some(Ok(m))) => m,
+                _ => return None,
+            };
+            if let Some(server_message::Body::Event(e)) = msg.body {
+                if pred(&e) {
+                    return Some(e);
+                }
+                self.events.push(e);
+            }
+        }
+    }
+
+    pub async fn wait_join(&mut self, peer: &str, within: Duration) -> bool {
+        self.wait_for(
+            within,
+            |e| matches!(&e.kind, Some(Kind::PeerJoin(p)) if p.peer == peer),
+        )
+        .await
+        .is_some()
+    }
+
+    pub async fn wait_leave(&mut self, peer: &str, within: Duration) -> bool {
+        self.wait_for(
+            within,
+            |e| matches!(&e.kind, Some(Kind::PeerLeave(p)) if p.peer == peer),
+        )
+        .await
+        .is_some()
+    }
+
+    /// Waits for the next channel message.
+    pub async fn wait_message(&mut self, within: Duration) -> Option<proto::Message> {
+        match self
+            .wait_for(within, |e| matches!(&e.kind, Some(Kind::Message(_))))
+            .await?
+            .kind
+        {
+            Some(Kind::Message(m)) => Some(m),
+            _ => None,
+        }
+    }
+}
+
+pub fn text(s: &str) -> proto::Payload {
+    proto::Payload {
+        kind: Some(proto::payload::Kind::Text(s.into())),
+        meta_json: String::new(),
+    }
+}
+
+pub fn json(s: &str) -> proto::Payload {
+    proto::Payload {
+        kind: Some(proto::payload::Kind::Json(s.into())),
+        meta_json: String::new(),
+    }
+}
+
+pub fn binary(b: Vec<u8>, meta: &str) -> proto::Payload {
+    proto::Payload {
+        kind: Some(proto::payload::Kind::Binary(b)),
+        meta_json: meta.into(),
+    }
+}
+
+pub fn cli(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_meshrtc"))
+        .args(args)
+        .output()
+        .expect("run meshrtc")
+}
+
+pub fn mode_of(path: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::metadata(path)
+        .expect("metadata")
+        .permissions()
+        .mode()
+        & 0o777
+}
+
+/// Joining timeout generous enough for a loaded 2-core CI machine.
+pub const JOIN: Duration = Duration::from_secs(20);
