@@ -1,0 +1,340 @@
+// meshrtc browser client: rooms and channels through the local meshrtcd WebSocket bridge.
+// No build step: import this file as an ES module. The API mirrors GenosRTC's `db.room`.
+// Messages are the proto3 JSON mapping of proto/meshrtc/v1/meshrtc.proto (ClientMessage /
+// ServerMessage); bytes travel as base64.
+
+/** @typedef {'peer:join' | 'peer:leave' | 'peer:seen' | 'error'} RoomEvent */
+/** @typedef {'connecting' | 'open' | 'reconnecting' | 'closed'} NodeState */
+
+const DEFAULT_URL = 'ws://127.0.0.1:7701/ws'
+
+const toBase64 = bytes => {
+  let s = ''
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    s += String.fromCharCode.apply(null, bytes.subarray(i, i + 0x8000))
+  }
+  return btoa(s)
+}
+
+const fromBase64 = text => {
+  const s = atob(text)
+  const out = new Uint8Array(s.length)
+  for (let i = 0; i < s.length; i++) out[i] = s.charCodeAt(i)
+  return out
+}
+
+/** Small listener registry shared by Node, Room and Channel. */
+class Emitter {
+  constructor() {
+    /** @type {Map<string, Set<Function>>} */
+    this._listeners = new Map()
+  }
+
+  /** Adds a listener. */
+  on(event, cb) {
+    if (!this._listeners.has(event)) this._listeners.set(event, new Set())
+    this._listeners.get(event).add(cb)
+    return this
+  }
+
+  /** Removes a listener. */
+  off(event, cb) {
+    this._listeners.get(event)?.delete(cb)
+    return this
+  }
+
+  _emit(event, ...args) {
+    for (const cb of this._listeners.get(event) ?? []) {
+      try {
+        cb(...args)
+      } catch (err) {
+        console.error('meshrtc listener error', err)
+      }
+    }
+  }
+}
+
+/** Converts app data to a proto Payload (JSON mapping). */
+const toPayload = async (data, meta) => {
+  if (data instanceof Blob) data = new Uint8Array(await data.arrayBuffer())
+  if (data instanceof ArrayBuffer) data = new Uint8Array(data)
+  if (ArrayBuffer.isView(data)) {
+    const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+    return {binary: toBase64(bytes), ...(meta === undefined ? {} : {metaJson: JSON.stringify(meta)})}
+  }
+  if (meta !== undefined) throw new TypeError('meshrtc: meta is only sent with binary data')
+  if (typeof data === 'string') return {text: data}
+  if (data === undefined) throw new TypeError('meshrtc: nothing to send')
+  return {json: JSON.stringify(data)}
+}
+
+/** Converts a proto Payload to [data, meta]. */
+const fromPayload = payload => {
+  const meta = payload?.metaJson ? JSON.parse(payload.metaJson) : undefined
+  if (payload?.binary !== undefined) return [fromBase64(payload.binary), meta]
+  if (payload?.json !== undefined) return [JSON.parse(payload.json), meta]
+  return [payload?.text ?? '', meta]
+}
+
+/** A named channel of a room. */
+export class Channel extends Emitter {
+  constructor(room, name) {
+    super()
+    this.room = room
+    this.name = name
+  }
+
+  /**
+   * Sends data to every peer, or to `targets` (a peer id or an array of them).
+   * Strings arrive as strings, objects as objects, binary (ArrayBuffer, typed arrays, Blob) as bytes.
+   * @returns {Promise<string[]>} the peers the message was handed to
+   */
+  async send(data, targets, meta, onProgress) {
+    const list = targets == null ? [] : Array.isArray(targets) ? targets : [targets]
+    const payload = await toPayload(data, meta)
+    const reply = await this.room._node._request({
+      send: {room: this.room._handle(), channel: this.name, payload, targets: list}
+    })
+    const delivered = reply.deliveredTo ?? []
+    if (onProgress) for (const peer of delivered) onProgress(1, peer, meta)
+    return delivered
+  }
+}
+
+/** A joined room. */
+export class Room extends Emitter {
+  constructor(node, appId, roomId, password) {
+    super()
+    this._node = node
+    this.appId = appId
+    this.roomId = roomId
+    this._password = password
+    this._handleId = 0
+    /** @type {Map<string, Channel>} */
+    this._channels = new Map()
+    /** @type {Set<string>} */
+    this._peers = new Set()
+    this._left = false
+  }
+
+  _handle() {
+    if (this._left) throw new Error('meshrtc: room was left')
+    return this._handleId
+  }
+
+  /** The channel called `name` (the same object on repeated calls). */
+  channel(name) {
+    if (typeof name !== 'string' || !name || name.startsWith('@_')) {
+      throw new TypeError('meshrtc: channel names are non-empty and may not start with @_')
+    }
+    if (!this._channels.has(name)) this._channels.set(name, new Channel(this, name))
+    return this._channels.get(name)
+  }
+
+  /** Peer ids currently joined, as an object keyed by peer id (like GenosRTC). */
+  getPeers() {
+    return Object.fromEntries([...this._peers].map(p => [p, true]))
+  }
+
+  /** Round trip to a peer, in milliseconds. */
+  async ping(peerId) {
+    const reply = await this._node._request({ping: {room: this._handle(), peer: peerId}})
+    return reply.rttMs ?? 0
+  }
+
+  /** Leaves the room. */
+  async leave() {
+    if (this._left) return
+    const handle = this._handleId
+    this._left = true
+    this._node._rooms.delete(this)
+    for (const p of this._peers) this._emit('peer:leave', p)
+    this._peers.clear()
+    if (this._node._ws?.readyState === WebSocket.OPEN) await this._node._request({leave: {room: handle}})
+  }
+
+  async _join() {
+    const reply = await this._node._request({
+      join: {app: this.appId, room: this.roomId, password: this._password}
+    })
+    this._handleId = reply.room
+    return this
+  }
+
+  _onEvent(ev) {
+    if (ev.peerJoin) {
+      const p = ev.peerJoin.peer
+      if (!this._peers.has(p)) {
+        this._peers.add(p)
+        this._emit('peer:join', p)
+      }
+    } else if (ev.peerLeave) {
+      const p = ev.peerLeave.peer
+      if (this._peers.delete(p)) this._emit('peer:leave', p)
+    } else if (ev.peerSeen) {
+      this._emit('peer:seen', ev.peerSeen.peer)
+    } else if (ev.message) {
+      const m = ev.message
+      const [data, meta] = fromPayload(m.payload)
+      this._channels.get(m.channel)?._emit('message', data, m.from, meta)
+    } else if (ev.progress) {
+      const p = ev.progress
+      const meta = p.metaJson ? JSON.parse(p.metaJson) : undefined
+      this._channels.get(p.channel)?._emit('progress', p.fraction, p.from, meta)
+    } else if (ev.roomError) {
+      this._emit('error', ev.roomError)
+    }
+  }
+}
+
+/** A connection to the local daemon; survives daemon restarts. */
+export class Node extends Emitter {
+  constructor(url, token) {
+    super()
+    this.url = url
+    this._token = token
+    /** @type {string} */
+    this.selfId = ''
+    /** @type {NodeState} */
+    this.state = 'connecting'
+    /** @type {Set<Room>} */
+    this._rooms = new Set()
+    this._pending = new Map()
+    this._nextId = 1
+    this._ws = null
+    this._closed = false
+    this._backoff = 250
+  }
+
+  _setState(state) {
+    if (this.state === state) return
+    this.state = state
+    this._emit('node', state)
+  }
+
+  _open() {
+    return new Promise((resolve, reject) => {
+      const url = this._token ? `${this.url}?token=${encodeURIComponent(this._token)}` : this.url
+      const ws = new WebSocket(url)
+      let opened = false
+      ws.onopen = () => {
+        opened = true
+        this._ws = ws
+      }
+      ws.onmessage = e => {
+        let msg
+        try {
+          msg = JSON.parse(e.data)
+        } catch {
+          return
+        }
+        if (msg.hello) {
+          this.selfId = msg.hello.selfId
+          this._backoff = 250
+          this._setState('open')
+          resolve()
+        } else {
+          this._onMessage(msg)
+        }
+      }
+      ws.onclose = () => {
+        for (const {reject: rej} of this._pending.values()) rej(new Error('meshrtc: connection closed'))
+        this._pending.clear()
+        this._ws = null
+        if (!opened) reject(new Error(`meshrtc: cannot connect to ${this.url}`))
+        if (opened && !this._closed) this._reconnect()
+      }
+    })
+  }
+
+  async _reconnect() {
+    this._setState('reconnecting')
+    while (!this._closed) {
+      await new Promise(r => setTimeout(r, this._backoff))
+      this._backoff = Math.min(this._backoff * 2, 5000)
+      try {
+        await this._open()
+      } catch {
+        continue
+      }
+      // Rejoin every room; listeners live on the Room objects and stay.
+      for (const room of this._rooms) {
+        for (const p of room._peers) room._emit('peer:leave', p)
+        room._peers.clear()
+        try {
+          await room._join()
+        } catch (err) {
+          room._emit('error', {code: 'rejoin_failed', message: String(err)})
+        }
+      }
+      return
+    }
+  }
+
+  _request(body) {
+    const ws = this._ws
+    if (!ws || ws.readyState !== WebSocket.OPEN) {
+      return Promise.reject(new Error('meshrtc: not connected'))
+    }
+    const requestId = String(this._nextId++)
+    return new Promise((resolve, reject) => {
+      this._pending.set(requestId, {resolve, reject})
+      ws.send(JSON.stringify({requestId, ...body}))
+    })
+  }
+
+  _onMessage(msg) {
+    if (msg.reply) {
+      const r = msg.reply
+      const waiter = this._pending.get(r.requestId ?? '0')
+      if (!waiter) return
+      this._pending.delete(r.requestId ?? '0')
+      if (r.error) {
+        const err = new Error(`${r.error.code}: ${r.error.message}`)
+        err.code = r.error.code
+        waiter.reject(err)
+      } else {
+        waiter.resolve(r)
+      }
+    } else if (msg.event) {
+      const ev = msg.event
+      for (const room of this._rooms) {
+        if (room._handleId === (ev.room ?? 0)) room._onEvent(ev)
+      }
+      if (ev.lagged) this._emit('lagged', Number(ev.lagged.dropped ?? 0))
+    }
+  }
+
+  /**
+   * Joins a room. Options: `password`.
+   * @returns {Promise<Room>}
+   */
+  async joinRoom(appId, roomId, {password = ''} = {}) {
+    const room = new Room(this, appId, roomId, password)
+    this._rooms.add(room)
+    try {
+      return await room._join()
+    } catch (err) {
+      this._rooms.delete(room)
+      throw err
+    }
+  }
+
+  /** Closes the connection for good. */
+  close() {
+    this._closed = true
+    this._ws?.close()
+    this._setState('closed')
+  }
+}
+
+/**
+ * Connects to the local daemon.
+ * @param {{url?: string, token?: string}} [options]
+ * @returns {Promise<Node>}
+ */
+export const connect = async ({url = DEFAULT_URL, token} = {}) => {
+  const node = new Node(url, token)
+  await node._open()
+  return node
+}
