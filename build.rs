@@ -11,5 +11,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .file_descriptor_set_path(&descriptor)
         .skip_protoc_run()
         .compile_fds(fds)?;
+    // serde impls following the proto3 JSON mapping, for the WebSocket bridge.
+    pbjson_build::Builder::new()
+        .register_descriptors(&std::fs::read(&descriptor)?)?
+        .build(&[".meshrtc.v1"])?;
     Ok(())
 }

@@ -35,7 +35,10 @@ async fn main() {
         sa.join(&app, "room", "").await;
         let t = Instant::now();
         sb.join(&app, "room", "").await;
-        assert!(sb.wait_join(&ida, Duration::from_secs(30)).await, "join {i} timed out");
+        assert!(
+            sb.wait_join(&ida, Duration::from_secs(30)).await,
+            "join {i} timed out"
+        );
         joins.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     joins.sort_by(f64::total_cmp);
@@ -52,7 +55,12 @@ async fn main() {
     let receiver = tokio::spawn(async move {
         let mut got = 0usize;
         while got < MESSAGES {
-            match sb.wait_for(Duration::from_secs(60), |e| matches!(e.kind, Some(Kind::Message(_)))).await {
+            match sb
+                .wait_for(Duration::from_secs(60), |e| {
+                    matches!(e.kind, Some(Kind::Message(_)))
+                })
+                .await
+            {
                 Some(_) => got += 1,
                 None => break,
             }
@@ -71,7 +79,9 @@ async fn main() {
     let mbs = (MESSAGES * MESSAGE_SIZE) as f64 / secs / 1e6;
 
     println!("meshrtc loopback benchmark (two daemons, embedded relay, 127.0.0.1)");
-    println!("  join -> peer:join   p50 {join_p50:8.1} ms   p99 {join_p99:8.1} ms   ({JOINS} joins, fresh app each)");
+    println!(
+        "  join -> peer:join   p50 {join_p50:8.1} ms   p99 {join_p99:8.1} ms   ({JOINS} joins, fresh app each)"
+    );
     println!("  throughput 64 KiB   {mbs:8.1} MB/s  ({MESSAGES} messages, one direction)");
     if json_out {
         println!(

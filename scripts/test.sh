@@ -6,14 +6,21 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# System packages the suite uses (iproute2: the private network namespace).
+# System packages the suite uses: iproute2 (the private network namespace), Chromium (browser
+# tests), Node.js and npm (playwright-core, Trystero).
 missing=()
 command -v ip >/dev/null || missing+=(iproute2)
 command -v unshare >/dev/null || missing+=(util-linux)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v node >/dev/null || missing+=(nodejs)
+command -v npm >/dev/null || missing+=(npm)
 if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
+
+# npm packages of the browser tests, exactly as locked.
+npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 
 # Build everything the tests run while the network is still there.
 cargo build --all-targets --locked

@@ -82,6 +82,10 @@ pub struct Config {
     pub handshake_timeout_ms: u64,
     /// Log format: "text" or "json".
     pub log_format: LogFormat,
+    /// Loopback address of the WebSocket bridge, or "none".
+    pub ws: String,
+    /// Page origins allowed to use the WebSocket bridge (besides the daemon's own pages).
+    pub ws_allow_origins: Vec<String>,
 }
 
 impl Default for Config {
@@ -103,6 +107,8 @@ impl Default for Config {
             dead_after_ms: 10_000,
             handshake_timeout_ms: 10_000,
             log_format: LogFormat::Text,
+            ws: "127.0.0.1:7701".into(),
+            ws_allow_origins: Vec::new(),
         }
     }
 }
@@ -174,6 +180,16 @@ impl Config {
             return DEFAULT_ICE_SERVERS.iter().map(|s| s.to_string()).collect();
         }
         self.ice_servers.clone()
+    }
+
+    /// Address of the WebSocket bridge, if enabled.
+    pub fn ws_addr(&self) -> Result<Option<SocketAddr>, ConfigError> {
+        match self.ws.as_str() {
+            "" | "none" | "off" => Ok(None),
+            a => a.parse().map(Some).map_err(|_| {
+                ConfigError::Invalid(format!("ws must be HOST:PORT or none, got {a:?}"))
+            }),
+        }
     }
 
     /// Whether remote mDNS candidates should be resolved.

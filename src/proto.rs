@@ -2,6 +2,7 @@
 #![allow(missing_docs, clippy::all)]
 
 tonic::include_proto!("meshrtc.v1");
+include!(concat!(env!("OUT_DIR"), "/meshrtc.v1.serde.rs"));
 
 /// Encoded file descriptor set, for gRPC reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] =

@@ -19,28 +19,46 @@ async fn health_and_reflection_answer_like_grpcurl_needs() {
             .expect("endpoint")
             .connect_with_connector(tower::service_fn(move |_: tonic::transport::Uri| {
                 let p = p.clone();
-                async move { tokio::net::UnixStream::connect(p).await.map(hyper_util::rt::TokioIo::new) }
+                async move {
+                    tokio::net::UnixStream::connect(p)
+                        .await
+                        .map(hyper_util::rt::TokioIo::new)
+                }
             }))
             .await
             .expect("connect")
     };
     let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
     let r = health
-        .check(tonic_health::pb::HealthCheckRequest { service: "meshrtc.v1.Node".into() })
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "meshrtc.v1.Node".into(),
+        })
         .await
         .expect("health check")
         .into_inner();
-    assert_eq!(r.status, tonic_health::pb::health_check_response::ServingStatus::Serving as i32);
+    assert_eq!(
+        r.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
 
     use tonic_reflection::pb::v1::{
-        ServerReflectionRequest, server_reflection_client::ServerReflectionClient, server_reflection_request::MessageRequest,
-        server_reflection_response::MessageResponse,
+        ServerReflectionRequest, server_reflection_client::ServerReflectionClient,
+        server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
     };
     let mut refl = ServerReflectionClient::new(channel);
-    let req = ServerReflectionRequest { host: String::new(), message_request: Some(MessageRequest::ListServices(String::new())) };
-    let mut stream = refl.server_reflection_info(tokio_stream::iter([req])).await.expect("reflection").into_inner();
+    let req = ServerReflectionRequest {
+        host: String::new(),
+        message_request: Some(MessageRequest::ListServices(String::new())),
+    };
+    let mut stream = refl
+        .server_reflection_info(tokio_stream::iter([req]))
+        .await
+        .expect("reflection")
+        .into_inner();
     let msg = stream.message().await.expect("reply").expect("one reply");
-    let Some(MessageResponse::ListServicesResponse(list)) = msg.message_response else { panic!("unexpected reflection reply") };
+    let Some(MessageResponse::ListServicesResponse(list)) = msg.message_response else {
+        panic!("unexpected reflection reply")
+    };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
     assert!(names.contains(&"meshrtc.v1.Node".to_string()), "{names:?}");
 }
@@ -48,9 +66,10 @@ async fn health_and_reflection_answer_like_grpcurl_needs() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn forged_and_garbage_signaling_is_dropped_and_counted() {
     let port = free_port();
-    let relay = LocalRelay::new(
-        RelayBuilder::default().port(port).rate_limit(RateLimit { max_reqs: 64, notes_per_minute: 100_000 }),
-    );
+    let relay = LocalRelay::new(RelayBuilder::default().port(port).rate_limit(RateLimit {
+        max_reqs: 64,
+        notes_per_minute: 100_000,
+    }));
     relay.run().await.expect("relay runs");
     let url = format!("ws://127.0.0.1:{port}");
     let a = Daemon::with_relays(std::slice::from_ref(&url)).await;
@@ -61,7 +80,10 @@ async fn forged_and_garbage_signaling_is_dropped_and_counted() {
     let kind = Kind::Custom(meshrtc::wire::topic::topic_kind(&topic));
     let keys = Keys::generate();
     let sign = |content: &str| {
-        EventBuilder::new(kind, content).tag(Tag::custom(TagKind::x(), [topic.clone()])).sign_with_keys(&keys).expect("sign")
+        EventBuilder::new(kind, content)
+            .tag(Tag::custom(TagKind::x(), [topic.clone()]))
+            .sign_with_keys(&keys)
+            .expect("sign")
     };
     // A valid announce, then the same with its content swapped (bad id and signature).
     let good = sign(r#"{"peerId":"zzzzzzzzzzzzzzzzzzzz"}"#);
@@ -78,6 +100,16 @@ async fn forged_and_garbage_signaling_is_dropped_and_counted() {
     tokio::time::sleep(Duration::from_millis(300)).await;
     let status = a.status().await;
     assert!(!s.events.iter().any(|e| matches!(&e.kind, Some(meshrtc::proto::event::Kind::PeerSeen(p)) if p.peer.ends_with('x'))));
-    assert_eq!(status.drops.get("event_bad_signature"), Some(&1), "{:?}", status.drops);
-    assert_eq!(status.drops.get("event_bad_content"), Some(&2), "{:?}", status.drops);
+    assert_eq!(
+        status.drops.get("event_bad_signature"),
+        Some(&1),
+        "{:?}",
+        status.drops
+    );
+    assert_eq!(
+        status.drops.get("event_bad_content"),
+        Some(&2),
+        "{:?}",
+        status.drops
+    );
 }

@@ -113,6 +113,15 @@ pub fn event_to_proto(ev: SessionEvent) -> proto::ServerMessage {
     }
 }
 
+/// Converts a peer into its API form.
+pub fn peer_to_proto(p: crate::node::PeerInfo) -> proto::PeerInfo {
+    proto::PeerInfo {
+        id: p.id,
+        rtt_ms: p.rtt_ms,
+        connected_ms: p.connected_ms,
+    }
+}
+
 /// Converts the node status into its API form.
 pub fn status_to_proto(s: StatusInfo) -> proto::StatusReply {
     proto::StatusReply {

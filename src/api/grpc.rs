@@ -9,7 +9,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream, UnixListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::convert::status_to_proto;
+use super::convert::{peer_to_proto, status_to_proto};
 use crate::node::{Node, NodeError};
 use crate::proto::{self, node_server::NodeServer};
 
@@ -17,6 +17,7 @@ use crate::proto::{self, node_server::NodeServer};
 #[derive(Debug, Clone)]
 pub struct NodeService {
     node: Arc<Node>,
+    token: Arc<str>,
 }
 
 fn to_status(e: NodeError) -> Status {
@@ -64,14 +65,7 @@ impl proto::node_server::Node for NodeService {
         let r = request.into_inner();
         let peers = self.node.peers(&r.app, &r.room).map_err(to_status)?;
         Ok(Response::new(proto::PeersReply {
-            peers: peers
-                .into_iter()
-                .map(|p| proto::PeerInfo {
-                    id: p.id,
-                    rtt_ms: p.rtt_ms,
-                    connected_ms: p.connected_ms,
-                })
-                .collect(),
+            peers: peers.into_iter().map(peer_to_proto).collect(),
         }))
     }
 
@@ -87,6 +81,15 @@ impl proto::node_server::Node for NodeService {
             .map_err(to_status)?;
         Ok(Response::new(proto::PingReply {
             rtt_ms: rtt.as_secs_f64() * 1000.0,
+        }))
+    }
+
+    async fn token(
+        &self,
+        _: Request<proto::TokenRequest>,
+    ) -> Result<Response<proto::TokenReply>, Status> {
+        Ok(Response::new(proto::TokenReply {
+            token: self.token.to_string(),
         }))
     }
 
@@ -107,7 +110,10 @@ impl proto::node_server::Node for NodeService {
     }
 }
 
-async fn router(node: Arc<Node>) -> anyhow::Result<tonic::transport::server::Router> {
+async fn router(
+    node: Arc<Node>,
+    token: Arc<str>,
+) -> anyhow::Result<tonic::transport::server::Router> {
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<NodeServer<NodeService>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
@@ -118,7 +124,7 @@ async fn router(node: Arc<Node>) -> anyhow::Result<tonic::transport::server::Rou
         .add_service(health)
         .add_service(reflection)
         .add_service(
-            NodeServer::new(NodeService { node })
+            NodeServer::new(NodeService { node, token })
                 .max_decoding_message_size(80 << 20)
                 .max_encoding_message_size(80 << 20),
         ))
@@ -146,8 +152,12 @@ pub fn bind_unix(path: &Path) -> anyhow::Result<UnixListener> {
 }
 
 /// Serves the API on a bound Unix socket.
-pub async fn serve_unix(node: Arc<Node>, listener: UnixListener) -> anyhow::Result<()> {
-    router(node)
+pub async fn serve_unix(
+    node: Arc<Node>,
+    token: Arc<str>,
+    listener: UnixListener,
+) -> anyhow::Result<()> {
+    router(node, token)
         .await?
         .serve_with_incoming(UnixListenerStream::new(listener))
         .await?;
@@ -155,8 +165,12 @@ pub async fn serve_unix(node: Arc<Node>, listener: UnixListener) -> anyhow::Resu
 }
 
 /// Serves the API on a bound TCP listener.
-pub async fn serve_tcp(node: Arc<Node>, listener: TcpListener) -> anyhow::Result<()> {
-    router(node)
+pub async fn serve_tcp(
+    node: Arc<Node>,
+    token: Arc<str>,
+    listener: TcpListener,
+) -> anyhow::Result<()> {
+    router(node, token)
         .await?
         .serve_with_incoming(TcpListenerStream::new(listener))
         .await?;

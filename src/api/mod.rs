@@ -3,3 +3,5 @@
 pub mod convert;
 pub mod grpc;
 pub mod session;
+pub mod token;
+pub mod ws;

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use tokio::sync::mpsc;
 
-use super::convert::{error_to_proto, event_to_proto, payload_from_proto};
+use super::convert::{error_to_proto, event_to_proto, payload_from_proto, peer_to_proto};
 use crate::node::Node;
 use crate::node::session::SessionId;
 use crate::proto::{self, client_message::Body};
@@ -35,6 +35,17 @@ pub async fn handle(
                 .map(|to| reply.delivered_to = to),
             Err(e) => Err(e),
         },
+        Some(Body::Ping(p)) => match node.room_of(session, p.room) {
+            Ok((app, room)) => node
+                .ping(&app, &room, &p.peer)
+                .await
+                .map(|rtt| reply.rtt_ms = rtt.as_secs_f64() * 1000.0),
+            Err(e) => Err(e),
+        },
+        Some(Body::Peers(p)) => node
+            .room_of(session, p.room)
+            .and_then(|(app, room)| node.peers(&app, &room))
+            .map(|peers| reply.peers = peers.into_iter().map(peer_to_proto).collect()),
         None => Err(crate::node::NodeError::InvalidArgument(
             "empty request".into(),
         )),
@@ -56,6 +67,17 @@ where
 {
     use futures::StreamExt as _;
     let (session, queue) = node.open_session();
+    let hello = proto::Hello {
+        self_id: node.peer_id().to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+    };
+    let hello = proto::ServerMessage {
+        body: Some(proto::server_message::Body::Hello(hello)),
+    };
+    if out.send(hello).await.is_err() {
+        node.close_session(session);
+        return;
+    }
     let events_out = out.clone();
     let forward = tokio::spawn(async move {
         while let Some(ev) = queue.next().await {

@@ -92,6 +92,8 @@ enum Cmd {
         /// Peer id.
         peer: String,
     },
+    /// Print the API token that scripts present to the WebSocket bridge.
+    Token,
     /// List relays and their states.
     Relays {
         /// Print JSON.
@@ -472,6 +474,14 @@ async fn main() -> anyhow::Result<()> {
                 .await?
                 .into_inner();
             println!("{:.3}", r.rtt_ms);
+            Ok(())
+        }
+        Cmd::Token => {
+            let mut c = meshrtc::client::connect(&daemon).await?;
+            println!(
+                "{}",
+                c.token(proto::TokenRequest {}).await?.into_inner().token
+            );
             Ok(())
         }
         Cmd::Relays { json: as_json } => {

@@ -42,6 +42,12 @@ struct Args {
     /// Log format.
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
+    /// WebSocket bridge address (loopback), or `none`.
+    #[arg(long, value_name = "HOST:PORT")]
+    ws: Option<String>,
+    /// Page origin allowed to use the WebSocket bridge (repeatable).
+    #[arg(long = "ws-allow-origin", value_name = "ORIGIN")]
+    ws_allow_origins: Vec<String>,
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -100,6 +106,12 @@ fn build_config(args: &Args) -> anyhow::Result<Config> {
     if let Some(f) = args.log_format {
         config.log_format = f;
     }
+    if let Some(ws) = &args.ws {
+        config.ws = ws.clone();
+    }
+    config
+        .ws_allow_origins
+        .extend(args.ws_allow_origins.iter().cloned());
     if let Some(addr) = config.grpc_tcp
         && !addr.ip().is_loopback()
     {
@@ -165,6 +177,17 @@ async fn main() -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let ws = match config.ws_addr()? {
+        Some(addr) => Some(
+            meshrtc::api::ws::bind(addr)
+                .await
+                .with_context(|| format!("binding the WebSocket bridge on {addr}"))?,
+        ),
+        None => None,
+    };
+    let token: std::sync::Arc<str> = meshrtc::api::token::load_or_create(&config.data_dir)
+        .context("creating the API token")?
+        .into();
     let node = Node::start(identity, config.clone()).await;
     tracing::info!(
         peer_id = node.peer_id(),
@@ -172,9 +195,28 @@ async fn main() -> anyhow::Result<()> {
         relays = ?config.effective_relays(),
         "meshrtcd ready"
     );
-    let grpc = tokio::spawn(meshrtc::api::grpc::serve_unix(node.clone(), listener));
+    let grpc = tokio::spawn(meshrtc::api::grpc::serve_unix(
+        node.clone(),
+        token.clone(),
+        listener,
+    ));
     if let Some(l) = tcp {
-        tokio::spawn(meshrtc::api::grpc::serve_tcp(node.clone(), l));
+        tokio::spawn(meshrtc::api::grpc::serve_tcp(
+            node.clone(),
+            token.clone(),
+            l,
+        ));
+    }
+    if let Some(l) = ws {
+        tracing::info!(url = %format!("http://{}/", l.local_addr()?), "WebSocket bridge and demo page");
+        let allow = config.ws_allow_origins.clone();
+        let node = node.clone();
+        let token = token.clone();
+        tokio::spawn(async move {
+            if let Err(e) = meshrtc::api::ws::serve(node, token, &allow, l).await {
+                tracing::error!(error = %e, "WebSocket bridge stopped");
+            }
+        });
     }
     tokio::select! {
         r = wait_for_signal() => r?,

@@ -512,6 +512,21 @@ impl Node {
         Ok(())
     }
 
+    /// Counts a drop observed outside the node (API layers).
+    pub fn count_drop(&self, name: &'static str) {
+        count(&mut self.lock(), name);
+    }
+
+    /// The (app, room) a session's room handle refers to.
+    pub fn room_of(&self, session: SessionId, handle: u32) -> Result<(String, String), NodeError> {
+        self.lock()
+            .sessions
+            .get(&session)
+            .and_then(|s| s.rooms.get(&handle))
+            .cloned()
+            .ok_or_else(|| NodeError::NotFound(format!("room handle {handle} not joined")))
+    }
+
     /// Changes which channels a session receives in a room (empty: all).
     pub fn subscribe(
         &self,

@@ -25,6 +25,7 @@ pub struct Daemon {
     pub relays: Vec<String>,
     pub embedded: Option<SocketAddr>,
     pub extra: Vec<String>,
+    pub ws_port: u16,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -53,6 +54,7 @@ impl Daemon {
             relays,
             embedded,
             extra,
+            ws_port: free_port(),
             child: None,
             _tmp: Some(tmp),
         };
@@ -82,6 +84,7 @@ impl Daemon {
             "--ice-server",
             "none",
         ]);
+        cmd.args(["--ws", &format!("127.0.0.1:{}", self.ws_port)]);
         for r in &self.relays {
             cmd.args(["--relay", r]);
         }

@@ -1,0 +1,221 @@
+// Browser bridge tests: pages use meshrtcd through its WebSocket bridge, in headless Chromium.
+import {createServer, request} from 'node:http'
+import {execFileSync} from 'node:child_process'
+import {mkdirSync} from 'node:fs'
+import assert from 'node:assert/strict'
+import {Daemon, launchBrowser, runTests, until, freePort, MESHRTC} from './lib.mjs'
+
+const a = await Daemon.withEmbeddedRelay()
+const b = await Daemon.withRelays([a.relayUrl])
+const browser = await launchBrowser()
+const context = await browser.newContext()
+
+/** A page of a daemon with a room joined through the JS client; events are recorded in window.t. */
+const openClient = async (daemon, app, room, opts = {}) => {
+  const page = await context.newPage()
+  await page.goto(`${daemon.origin}/meshrtc.d.ts`)
+  await page.evaluate(
+    async ({app, room, password}) => {
+      const {connect} = await import('/meshrtc.js')
+      const t = (window.t = {msgs: [], progress: [], joins: [], leaves: [], states: []})
+      const node = (window.tnode = await connect({url: `ws://${location.host}/ws`}))
+      node.on('node', s => t.states.push(s))
+      const r = (window.troom = await node.joinRoom(app, room, {password}))
+      r.on('peer:join', p => t.joins.push(p))
+      r.on('peer:leave', p => t.leaves.push(p))
+      for (const name of ['chat', 'file']) {
+        r.channel(name).on('message', (data, from, meta) => {
+          const binary = data instanceof Uint8Array
+          let sum = 0
+          if (binary) for (let i = 0; i < data.length; i++) sum = (sum * 31 + data[i]) >>> 0
+          t.msgs.push({channel: name, from, meta, data: binary ? {bytes: data.length, sum} : data})
+        })
+        r.channel(name).on('progress', (fraction, from) => t.progress.push({channel: name, fraction, from}))
+      }
+    },
+    {app, room, password: opts.password ?? ''}
+  )
+  return page
+}
+
+const state = page => page.evaluate(() => ({...window.t, peers: Object.keys(window.troom.getPeers()), selfId: window.tnode.selfId}))
+const send = (page, channel, data, targets, meta) =>
+  page.evaluate(({channel, data, targets, meta}) => window.troom.channel(channel).send(data, targets, meta), {channel, data, targets, meta})
+const waitMsg = (page, pred, what) => until(what, async () => (await state(page)).msgs.find(pred))
+
+await runTests(
+  {
+    'two daemons, a demo page on each, chat both ways (screenshot)': async () => {
+      const room = `demo-${Date.now()}`
+      const pa = await context.newPage()
+      const pb = await context.newPage()
+      for (const [p, d] of [[pa, a], [pb, b]]) {
+        await p.setViewportSize({width: 1000, height: 640})
+        await p.goto(`${d.origin}/`)
+        await until('node open', () => p.evaluate(() => window.meshNode?.state === 'open'))
+        await p.fill('#room', room)
+        await p.click('#join')
+      }
+      await until('peer lists', async () => (await pa.locator('#peers li').count()) === 1 && (await pb.locator('#peers li').count()) === 1)
+      await pa.fill('#msg', 'hello from the first machine')
+      await pa.click('#send')
+      await until('message at b', async () => (await pb.locator('#log').innerText()).includes('hello from the first machine'))
+      await pb.fill('#msg', 'and hello back from the second')
+      await pb.click('#send')
+      await until('message at a', async () => (await pa.locator('#log').innerText()).includes('and hello back from the second'))
+      await until('latency shown', async () => (await pa.locator('#peers li').innerText()).includes(' ms'), 10000)
+      mkdirSync('target/browser', {recursive: true})
+      await pa.screenshot({path: process.env.SCREENSHOT ?? 'target/browser/demo.png'})
+      await pa.close()
+      await pb.close()
+    },
+
+    'two tabs on one daemon receive a remote message and each other': async () => {
+      const room = `tabs-${Date.now()}`
+      const t1 = await openClient(a, 'bridge-test', room)
+      const t2 = await openClient(a, 'bridge-test', room)
+      const r = await openClient(b, 'bridge-test', room)
+      await until('tabs see remote', async () => (await state(t1)).peers.includes(b.peerId) && (await state(t2)).peers.includes(b.peerId))
+      await send(r, 'chat', {from: 'remote', n: 1})
+      for (const t of [t1, t2]) {
+        const m = await waitMsg(t, m => m.data?.from === 'remote', 'remote message in each tab')
+        assert.equal(m.from, b.peerId)
+      }
+      await send(t1, 'chat', 'tab one speaking')
+      const local = await waitMsg(t2, m => m.data === 'tab one speaking', 'local message in tab two')
+      assert.equal(local.from, a.peerId)
+      const remote = await waitMsg(r, m => m.data === 'tab one speaking', 'tab message at remote')
+      assert.equal(remote.from, a.peerId)
+      for (const p of [t1, t2, r]) await p.close()
+    },
+
+    '2 MiB binary arrives intact with progress': async () => {
+      const room = `big-${Date.now()}`
+      const rx = await openClient(a, 'bridge-test', room)
+      const tx = await openClient(b, 'bridge-test', room)
+      await until('joined', async () => (await state(tx)).peers.includes(a.peerId))
+      const expected = await tx.evaluate(async () => {
+        const data = new Uint8Array(2 * 1024 * 1024)
+        for (let i = 0; i < data.length; i++) data[i] = (i * 2654435761) >>> 13
+        let sum = 0
+        for (let i = 0; i < data.length; i++) sum = (sum * 31 + data[i]) >>> 0
+        await window.troom.channel('file').send(data, null, {name: 'blob.bin'})
+        return {bytes: data.length, sum}
+      })
+      const m = await waitMsg(rx, m => m.channel === 'file', '2 MiB file', 60000)
+      assert.deepEqual(m.data, expected)
+      assert.deepEqual(m.meta, {name: 'blob.bin'})
+      const s = await state(rx)
+      const progress = s.progress.filter(p => p.channel === 'file')
+      assert.ok(progress.length > 10, `progress reported ${progress.length} times`)
+      assert.ok(progress.every((p, i) => i === 0 || p.fraction >= progress[i - 1].fraction), 'progress is monotonic')
+      await rx.close()
+      await tx.close()
+    },
+
+    'daemon restart: the page reconnects, rejoins and chats again': async () => {
+      const room = `restart-${Date.now()}`
+      const pa = await openClient(a, 'bridge-test', room)
+      const pb = await openClient(b, 'bridge-test', room)
+      await until('joined', async () => (await state(pb)).peers.includes(a.peerId))
+      await b.stop('SIGTERM')
+      await until('page notices', async () => (await state(pb)).states.includes('reconnecting'))
+      await b.start()
+      await until('page reconnected', async () => (await state(pb)).states.at(-1) === 'open', 30000)
+      await until('rejoined', async () => (await state(pb)).peers.includes(a.peerId), 30000)
+      await send(pb, 'chat', 'after restart')
+      await waitMsg(pa, m => m.data === 'after restart', 'message after restart')
+      await send(pa, 'chat', 'welcome back')
+      await waitMsg(pb, m => m.data === 'welcome back', 'reply after restart')
+      await pa.close()
+      await pb.close()
+    },
+
+    'scripts need the token; malformed requests get clear errors': async () => {
+      const upgrade = path =>
+        new Promise((resolve, reject) => {
+          const req = request({host: '127.0.0.1', port: a.wsPort, path, headers: {Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ=='}})
+          req.on('upgrade', res => {
+            res.socket.destroy()
+            resolve(res.statusCode)
+          })
+          req.on('response', res => resolve(res.statusCode))
+          req.on('error', reject)
+          req.end()
+        })
+      assert.equal(await upgrade('/ws'), 401)
+      assert.equal(await upgrade('/ws?token=wrong'), 401)
+      const token = execFileSync(MESHRTC, ['--daemon', a.daemon, 'token']).toString().trim()
+      assert.equal(token.length, 64)
+      assert.equal(await upgrade(`/ws?token=${token}`), 101)
+      const page = await context.newPage()
+      await page.goto(`${a.origin}/meshrtc.d.ts`)
+      const replies = await page.evaluate(
+        () =>
+          new Promise(resolve => {
+            const out = []
+            const ws = new WebSocket(`ws://${location.host}/ws`)
+            ws.onmessage = e => {
+              out.push(JSON.parse(e.data))
+              if (out.length === 4) resolve(out)
+            }
+            ws.onopen = () => {
+              ws.send('not json')
+              ws.send(JSON.stringify({requestId: '7', bogus: {}}))
+              ws.send(JSON.stringify({requestId: '8', send: {room: 99, channel: 'chat', payload: {text: 'x'}}}))
+            }
+            setTimeout(() => resolve(out), 5000)
+          })
+      )
+      assert.ok(replies[0].hello?.selfId, 'first message is hello')
+      const codes = replies.slice(1).map(r => r.reply?.error?.code)
+      assert.deepEqual(codes, ['invalid_request', 'invalid_request', 'not_found'])
+      await page.close()
+    },
+
+    'a page from a refused origin can neither join nor send': async () => {
+      const port = await freePort()
+      const server = createServer((_, res) => res.end('<!doctype html><title>hostile</title>'))
+      await new Promise(r => server.listen(port, '127.0.0.1', r))
+      const before = (await a.status()).drops.ws_origin_refused ?? 0
+      const page = await context.newPage()
+      await page.goto(`http://127.0.0.1:${port}/`)
+      const result = await page.evaluate(async wsUrl => {
+        const out = {clientError: null, raw: []}
+        try {
+          const src = await (await fetch(wsUrl.replace('ws://', 'http://').replace('/ws', '/meshrtc.js'))).text().catch(() => null)
+          out.fetched = src !== null
+        } catch {
+          out.fetched = false
+        }
+        // A hand-written attempt: open the socket, try to join and send.
+        await new Promise(resolve => {
+          const ws = new WebSocket(wsUrl)
+          ws.onopen = () => {
+            out.raw.push('open')
+            ws.send(JSON.stringify({requestId: '1', join: {app: 'bridge-test', room: 'hostile'}}))
+            ws.send(JSON.stringify({requestId: '2', send: {room: 1, channel: 'chat', payload: {text: 'pwned'}}}))
+          }
+          ws.onmessage = e => out.raw.push(e.data)
+          ws.onerror = () => out.raw.push('error')
+          ws.onclose = () => resolve()
+          setTimeout(resolve, 3000)
+        })
+        return out
+      }, `ws://127.0.0.1:${a.wsPort}/ws`)
+      assert.ok(!result.raw.includes('open'), `socket opened: ${JSON.stringify(result)}`)
+      assert.ok(result.raw.includes('error'))
+      assert.ok(!result.raw.some(m => m.includes('hello') || m.includes('reply')), 'the daemon answered a refused page')
+      const after = (await a.status()).drops.ws_origin_refused ?? 0
+      assert.ok(after > before, 'the refusal was not counted')
+      assert.ok(!(await a.status()).rooms.some(r => r.room === 'hostile'), 'the refused page joined a room')
+      await page.close()
+      server.close()
+    }
+  },
+  async () => {
+    await browser.close()
+    await a.destroy()
+    await b.destroy()
+  }
+)

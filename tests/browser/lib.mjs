@@ -1,0 +1,140 @@
+// Shared helpers of the browser tests: real daemons, a loopback relay, headless Chromium.
+import {spawn, execFileSync} from 'node:child_process'
+import {mkdtempSync, rmSync, readFileSync} from 'node:fs'
+import {createServer} from 'node:net'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import {chromium} from 'playwright-core'
+
+export const MESHRTCD = process.env.MESHRTCD ?? 'target/debug/meshrtcd'
+export const MESHRTC = process.env.MESHRTC ?? 'target/debug/meshrtc'
+
+export const freePort = () =>
+  new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.listen(0, '127.0.0.1', () => {
+      const {port} = srv.address()
+      srv.close(() => resolve(port))
+    })
+    srv.on('error', reject)
+  })
+
+export const sleep = ms => new Promise(r => setTimeout(r, ms))
+
+/** Polls `fn` until it returns a truthy value or `ms` pass. */
+export const until = async (what, fn, ms = 20000) => {
+  const end = Date.now() + ms
+  for (;;) {
+    const v = await fn()
+    if (v) return v
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`)
+    await sleep(50)
+  }
+}
+
+/** A meshrtcd process with its own data dir, WebSocket bridge port and optional embedded relay. */
+export class Daemon {
+  constructor({relays = [], embedded = null, extra = []} = {}) {
+    this.dir = mkdtempSync(join(tmpdir(), 'meshrtc-browser-'))
+    this.relays = relays
+    this.embedded = embedded
+    this.extra = extra
+    this.wsPort = 0
+  }
+
+  static async withEmbeddedRelay(extra = []) {
+    const d = new Daemon({embedded: `127.0.0.1:${await freePort()}`, extra})
+    await d.start()
+    return d
+  }
+
+  static async withRelays(relays, extra = []) {
+    const d = new Daemon({relays, extra})
+    await d.start()
+    return d
+  }
+
+  get relayUrl() {
+    return `ws://${this.embedded}`
+  }
+
+  get daemon() {
+    return `unix:${join(this.dir, 'meshrtcd.sock')}`
+  }
+
+  get origin() {
+    return `http://127.0.0.1:${this.wsPort}`
+  }
+
+  async start() {
+    if (!this.wsPort) this.wsPort = await freePort()
+    const args = ['--data-dir', this.dir, '--ice-addr', '127.0.0.1', '--ice-server', 'none', '--ws', `127.0.0.1:${this.wsPort}`]
+    for (const r of this.relays) args.push('--relay', r)
+    if (this.embedded) args.push('--embedded-relay', this.embedded)
+    args.push(...this.extra)
+    this.proc = spawn(MESHRTCD, args, {stdio: ['ignore', 'ignore', 'pipe'], env: {...process.env, RUST_LOG: 'info,webrtc=warn,rtc=warn'}})
+    this.log = ''
+    this.proc.stderr.on('data', d => (this.log += d))
+    await until('daemon start', () => this.status().catch(() => null))
+    this.peerId = (await this.status()).peer_id
+  }
+
+  async status() {
+    return JSON.parse(execFileSync(MESHRTC, ['--daemon', this.daemon, 'status', '--json'], {stdio: ['ignore', 'pipe', 'ignore']}).toString())
+  }
+
+  async stop(signal = 'SIGTERM') {
+    if (!this.proc || this.proc.exitCode !== null) return
+    const done = new Promise(r => this.proc.once('exit', r))
+    this.proc.kill(signal)
+    await done
+  }
+
+  async destroy() {
+    await this.stop('SIGKILL')
+    rmSync(this.dir, {recursive: true, force: true})
+  }
+}
+
+/**
+ * Headless Debian Chromium. The background-networking flags keep it off the internet; the
+ * loopback and mDNS flags let WebRTC use 127.0.0.1 host candidates (Chromium otherwise hides
+ * host addresses behind .local names and ignores loopback).
+ */
+export const launchBrowser = () =>
+  chromium.launch({
+    executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
+    headless: true,
+    args: [
+      '--no-sandbox',
+      '--disable-gpu',
+      '--disable-quic',
+      '--no-first-run',
+      '--disable-background-networking',
+      '--disable-component-update',
+      '--disable-sync',
+      '--allow-loopback-in-peer-connection',
+      '--disable-features=WebRtcHideLocalIpsWithMdns'
+    ]
+  })
+
+/** Runs named async test functions in order, printing a TAP-like line each; exits non-zero on failure. */
+export const runTests = async (tests, cleanup) => {
+  let failed = 0
+  const only = process.argv[2]
+  for (const [name, fn] of Object.entries(tests)) {
+    if (only && !name.includes(only)) continue
+    const t = Date.now()
+    try {
+      await fn()
+      console.log(`ok - ${name} (${Date.now() - t} ms)`)
+    } catch (err) {
+      failed++
+      console.log(`not ok - ${name}: ${err?.stack ?? err}`)
+    }
+  }
+  await cleanup?.()
+  process.exit(failed ? 1 : 0)
+}
+
+export const readJson = path => JSON.parse(readFileSync(path, 'utf8'))
