@@ -34,3 +34,8 @@ fn run_browser_suite(script: &str) {
 fn browser_bridge_pages_share_the_node() {
     run_browser_suite("bridge.mjs");
 }
+
+#[test]
+fn trystero_pages_share_rooms_with_daemons() {
+    run_browser_suite("interop.mjs");
+}

@@ -145,7 +145,8 @@ impl Session {
     /// Next server message.
     async fn next(&mut self) -> anyhow::Result<proto::ServerMessage> {
         match self.rx.next().await {
-            Some(m) => Ok(m?),
+            Some(Ok(m)) => Ok(m),
+            Some(Err(status)) => bail!("lost the daemon: {}", status.message()),
             None => bail!("daemon closed the session"),
         }
     }

@@ -54,6 +54,8 @@ struct Args {
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    /// Print this node's peer id (creating its identity in --data-dir if needed) and exit.
+    Identity,
     /// Run only a Nostr relay (no node), to host your own signaling relay.
     Relay {
         /// Address to listen on.
@@ -161,6 +163,10 @@ async fn main() -> anyhow::Result<()> {
     let store = Store::open(&config.data_dir)
         .context("opening the state store (is another daemon using this data dir?)")?;
     let identity = Identity::load(&store)?;
+    if let Some(Cmd::Identity) = args.command {
+        println!("{}", identity.peer_id);
+        return Ok(());
+    }
     let _relay = match config.embedded_relay {
         Some(addr) => Some(
             meshrtc::signal::embedded::start(addr, config.embedded_relay_events_per_minute).await?,

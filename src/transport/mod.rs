@@ -19,7 +19,8 @@ use webrtc::peer_connection::{
 /// Label of the one data channel Trystero uses.
 pub const DATA_CHANNEL_LABEL: &str = "data";
 /// Bytes a link may have queued in SCTP before sends wait (back-pressure).
-const SEND_BUFFER_LIMIT: usize = 4 << 20;
+// Kept below a browser's SCTP receive window: webrtc-rs stalls for seconds when it fills one.
+const SEND_BUFFER_LIMIT: usize = 256 << 10;
 
 /// Shared handle to a peer connection.
 pub type Connection = Arc<dyn PeerConnection>;
@@ -77,8 +78,10 @@ struct Handler {
 impl PeerConnectionEventHandler for Handler {
     async fn on_ice_candidate(&self, event: RTCPeerConnectionIceEvent) {
         if let Ok(mut init) = event.candidate.to_json() {
-            // Browsers match candidates by mid; ours is the single application m-line "0".
-            init.sdp_mid = Some("0".into());
+            // webrtc-rs writes an empty mid, which browsers reject; the m-line index suffices
+            // for our single bundled application section.
+            init.sdp_mid = None;
+            init.sdp_mline_index = Some(0);
             if let Ok(json) = serde_json::to_string(&init) {
                 let _ = self.events.send(TransportEvent::Candidate(self.id, json));
             }
@@ -147,6 +150,9 @@ impl Transport {
                 ),
             )
             .with_sctp_max_receive_buffer_size(4 << 20)
+            // ICE checks every 50 ms (default 200 ms) with the same 1.4 s budget: on LANs and
+            // loopback the handshake steps wait on this tick, so joins get faster.
+            .with_ice_connection_attempts(Some(Duration::from_millis(50)), Some(28))
             .with_ice_timeouts(
                 Some(Duration::from_secs(5)),
                 Some(Duration::from_secs(15)),

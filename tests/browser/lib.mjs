@@ -42,6 +42,44 @@ export class Daemon {
     this.wsPort = 0
   }
 
+  /** A daemon whose (persistent) peer id satisfies `pred`, e.g. to pick the offer direction. */
+  static async withIdWhere(pred, opts = {}) {
+    for (let i = 0; i < 5000; i++) {
+      const d = new Daemon(opts)
+      const id = execFileSync(MESHRTCD, ['--data-dir', d.dir, 'identity']).toString().trim()
+      if (pred(id)) {
+        await d.start()
+        return d
+      }
+      rmSync(d.dir, {recursive: true, force: true})
+    }
+    throw new Error('no identity matched')
+  }
+
+  /** Runs `meshrtc listen` and collects its JSON lines. */
+  listen(room, {app = 'meshrtc', password = ''} = {}) {
+    const proc = spawn(MESHRTC, ['--daemon', this.daemon, 'listen', room, '--app', app, '--password', password], {stdio: ['ignore', 'pipe', 'inherit']})
+    const l = {lines: [], proc}
+    let buf = ''
+    proc.stdout.on('data', d => {
+      buf += d
+      let i
+      while ((i = buf.indexOf('\n')) >= 0) {
+        l.lines.push(JSON.parse(buf.slice(0, i)))
+        buf = buf.slice(i + 1)
+      }
+    })
+    l.find = pred => l.lines.find(pred)
+    l.wait = (what, pred, ms) => until(what, () => l.lines.find(pred), ms)
+    l.stop = () => new Promise(r => (proc.exitCode !== null ? r() : (proc.once('exit', r), proc.kill('SIGINT'))))
+    return l
+  }
+
+  /** Runs `meshrtc` with these arguments against this daemon; returns stdout. */
+  cli(...args) {
+    return execFileSync(MESHRTC, ['--daemon', this.daemon, ...args], {maxBuffer: 64 << 20}).toString()
+  }
+
   static async withEmbeddedRelay(extra = []) {
     const d = new Daemon({embedded: `127.0.0.1:${await freePort()}`, extra})
     await d.start()
@@ -68,6 +106,7 @@ export class Daemon {
 
   async start() {
     if (!this.wsPort) this.wsPort = await freePort()
+    if (this.embedded === 'auto') this.embedded = `127.0.0.1:${await freePort()}`
     const args = ['--data-dir', this.dir, '--ice-addr', '127.0.0.1', '--ice-server', 'none', '--ws', `127.0.0.1:${this.wsPort}`]
     for (const r of this.relays) args.push('--relay', r)
     if (this.embedded) args.push('--embedded-relay', this.embedded)

@@ -1,0 +1,262 @@
+// Interop: pages running unmodified Trystero 0.25.4 (npm, bundled with esbuild) share rooms
+// with meshrtcd, through the daemon's embedded relay on loopback, in headless Chromium.
+import {createServer} from 'node:http'
+import {writeFileSync, mkdtempSync} from 'node:fs'
+import {tmpdir} from 'node:os'
+import {join} from 'node:path'
+import assert from 'node:assert/strict'
+import * as esbuild from 'esbuild'
+import {Daemon, launchBrowser, runTests, until, freePort, sleep} from './lib.mjs'
+
+const here = new URL('.', import.meta.url).pathname
+const bundle = (
+  await esbuild.build({
+    stdin: {contents: "export {joinRoom, selfId} from 'trystero'", resolveDir: here},
+    bundle: true,
+    format: 'esm',
+    write: false
+  })
+).outputFiles[0].text
+
+const PAGE = `<!doctype html><title>trystero page</title><script type="module">
+import {joinRoom, selfId} from '/trystero.js'
+window.trysteroReady = {joinRoom, selfId}
+</script>`
+const port = await freePort()
+const server = createServer((req, res) => {
+  if (req.url === '/trystero.js') {
+    res.setHeader('content-type', 'text/javascript')
+    return res.end(bundle)
+  }
+  res.setHeader('content-type', 'text/html')
+  res.end(PAGE)
+})
+await new Promise(r => server.listen(port, '127.0.0.1', r))
+const browser = await launchBrowser()
+const context = await browser.newContext()
+const APP = 'trystero-interop'
+const daemons = []
+const tmp = mkdtempSync(join(tmpdir(), 'meshrtc-interop-'))
+
+/** Opens a Trystero page (not yet in a room); returns it with its peer id. */
+const openPage = async () => {
+  const page = await context.newPage()
+  await page.goto(`http://127.0.0.1:${port}/`)
+  await until('trystero loaded', () => page.evaluate(() => Boolean(window.trysteroReady)))
+  page.peerId = await page.evaluate(() => window.trysteroReady.selfId)
+  return page
+}
+
+/** Joins a room in the page with Trystero's own API; events land in window.T. */
+const pageJoin = (page, relay, room, password) =>
+  page.evaluate(
+    ({relay, room, password, app}) => {
+      const T = (window.T = {joins: [], leaves: [], msgs: [], progress: [], joinedAt: {}, startedAt: performance.now()})
+      const config = {appId: app, relayConfig: {urls: [relay]}, rtcConfig: {iceServers: []}}
+      if (password) config.password = password
+      const r = (window.R = window.trysteroReady.joinRoom(config, room))
+      r.onPeerJoin = id => {
+        T.joins.push(id)
+        T.joinedAt[id] = performance.now() - T.startedAt
+      }
+      r.onPeerLeave = id => T.leaves.push(id)
+      const chat = r.makeAction('chat')
+      window.send = (data, target, metadata) => chat.send(data, {...(target ? {target} : {}), ...(metadata ? {metadata} : {})})
+      chat.onMessage = (data, {peerId: from, metadata: meta}) => {
+        const binary = data instanceof ArrayBuffer || ArrayBuffer.isView(data)
+        let summary = data
+        if (binary) {
+          const u = data instanceof ArrayBuffer ? new Uint8Array(data) : new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
+          let sum = 0
+          for (let i = 0; i < u.length; i++) sum = (sum * 31 + u[i]) >>> 0
+          summary = {bytes: u.length, sum}
+        }
+        T.msgs.push({data: summary, from, meta: meta ?? null, binary})
+      }
+      chat.onReceiveProgress = (fraction, {peerId: from}) => T.progress.push({fraction, from})
+    },
+    {relay, room, password, app: APP}
+  )
+
+const T = page => page.evaluate(() => window.T)
+const pageMsg = (page, pred, what, ms) => until(what, async () => (await T(page)).msgs.find(pred), ms)
+const isJoin = (peer, room) => l => l.event === 'peer:join' && l.peer === peer && (!room || l.room === room)
+const isLeave = peer => l => l.event === 'peer:leave' && l.peer === peer
+const checksum = bytes => bytes.reduce((s, b) => (s * 31 + b) >>> 0, 0)
+
+// Daemons on both sides of the page's id, so both offer directions are exercised.
+const page1 = await openPage()
+const low = await Daemon.withIdWhere(id => id < page1.peerId, {embedded: 'auto'})
+const high = await Daemon.withIdWhere(id => id > page1.peerId, {relays: [low.relayUrl]})
+daemons.push(low, high)
+const relay = low.relayUrl
+
+await runTests(
+  {
+    'page and daemons see each other join, both offer directions': async () => {
+      const room = 'join'
+      const ll = low.listen(room, {app: APP})
+      const hl = high.listen(room, {app: APP})
+      await sleep(300)
+      await pageJoin(page1, relay, room)
+      await until('page sees both daemons', async () => {
+        const t = await T(page1)
+        return t.joins.includes(low.peerId) && t.joins.includes(high.peerId)
+      })
+      await ll.wait('low sees page', isJoin(page1.peerId))
+      await hl.wait('high sees page', isJoin(page1.peerId))
+      const t = await T(page1)
+      console.log(`# page ${page1.peerId}: daemon ${low.peerId} offers (smaller), daemon ${high.peerId} answers`)
+      console.log(`# page->daemon join latency: ${t.joinedAt[low.peerId].toFixed(0)} ms (smaller id), ${t.joinedAt[high.peerId].toFixed(0)} ms (larger id)`)
+      page1.listeners = {low: ll, high: hl}
+    },
+
+    'messages both ways: text, JSON, binary with metadata, 3 MiB with progress': async () => {
+      const {low: ll, high: hl} = page1.listeners
+      await page1.evaluate(() => window.send('hello daemons'))
+      await page1.evaluate(() => window.send({kind: 'json', list: [1, 2, 3]}))
+      await page1.evaluate(() => window.send(new Uint8Array([9, 8, 7]), null, {name: 'tiny.bin'}))
+      await page1.evaluate(() => {
+        const big = new Uint8Array(3 * 1024 * 1024)
+        for (let i = 0; i < big.length; i++) big[i] = (i * 7 + 3) & 255
+        return window.send(big, null, {name: 'big.bin'})
+      })
+      for (const l of [ll, hl]) {
+        await l.wait('text', m => m.event === 'message' && m.data === 'hello daemons' && m.from === page1.peerId)
+        await l.wait('json', m => m.event === 'message' && m.data?.kind === 'json' && m.data.list.length === 3)
+        const tiny = await l.wait('binary', m => m.event === 'message' && m.meta?.name === 'tiny.bin')
+        assert.deepEqual([...Buffer.from(tiny.binary, 'base64')], [9, 8, 7])
+        const big = await l.wait('3 MiB', m => m.event === 'message' && m.meta?.name === 'big.bin', 60000)
+        const bytes = Buffer.from(big.binary, 'base64')
+        assert.equal(bytes.length, 3 * 1024 * 1024)
+        assert.ok(bytes.every((b, i) => b === ((i * 7 + 3) & 255)), '3 MiB from the page corrupted')
+      }
+      low.cli('send', 'join', 'chat', 'hello page', '--app', APP)
+      low.cli('send', 'join', 'chat', '{"from":"daemon","n":2}', '--app', APP)
+      const tinyPath = join(tmp, 'tiny.bin')
+      writeFileSync(tinyPath, Buffer.from([1, 2, 3, 4]))
+      low.cli('send', 'join', 'chat', '{"name":"d-tiny"}', '--app', APP, '--file', tinyPath)
+      const bigData = Buffer.alloc(3 * 1024 * 1024)
+      for (let i = 0; i < bigData.length; i++) bigData[i] = (i * 13) & 255
+      const bigPath = join(tmp, 'big.bin')
+      writeFileSync(bigPath, bigData)
+      high.cli('send', 'join', 'chat', '{"name":"d-big"}', '--app', APP, '--file', bigPath)
+      await pageMsg(page1, m => m.data === 'hello page' && m.from === low.peerId, 'text at page')
+      await pageMsg(page1, m => m.data?.from === 'daemon' && m.data.n === 2, 'json at page')
+      const tiny = await pageMsg(page1, m => m.meta?.name === 'd-tiny', 'binary at page')
+      assert.deepEqual(tiny.data, {bytes: 4, sum: checksum([1, 2, 3, 4])})
+      assert.ok(tiny.binary)
+      const big = await pageMsg(page1, m => m.meta?.name === 'd-big', '3 MiB at page', 60000)
+      assert.deepEqual(big.data, {bytes: bigData.length, sum: checksum(bigData)})
+      const progress = (await T(page1)).progress.filter(p => p.from === high.peerId)
+      assert.ok(progress.length > 50, `page reported progress ${progress.length} times`)
+    },
+
+    'targeted sends and ping both ways': async () => {
+      const {low: ll, high: hl} = page1.listeners
+      await page1.evaluate(to => window.send('only for low', [to]), low.peerId)
+      await page1.evaluate(() => window.send('for everyone'))
+      await ll.wait('targeted at low', m => m.data === 'only for low')
+      await hl.wait('broadcast at high', m => m.data === 'for everyone')
+      assert.ok(!hl.find(m => m.data === 'only for low'), 'targeted send leaked to high')
+      high.cli('send', 'join', 'chat', 'dm to page', '--app', APP, '--to', page1.peerId)
+      await pageMsg(page1, m => m.data === 'dm to page' && m.from === high.peerId, 'targeted at page')
+      const rtt = await page1.evaluate(id => window.R.ping(id), low.peerId)
+      assert.ok(rtt >= 0 && rtt < 5000, `page ping ${rtt}`)
+      const ms = parseFloat(low.cli('ping', 'join', page1.peerId, '--app', APP))
+      assert.ok(ms >= 0 && ms < 5000, `daemon ping ${ms}`)
+      console.log(`# ping page->daemon ${rtt.toFixed(2)} ms, daemon->page ${ms.toFixed(2)} ms`)
+    },
+
+    'leave both ways within 2 s, and a reload is leave + join': async () => {
+      const {low: ll, high: hl} = page1.listeners
+      let t = Date.now()
+      await hl.stop()
+      await until('page sees high leave', async () => (await T(page1)).leaves.includes(high.peerId), 2000)
+      console.log(`# daemon leave seen by the page after ${Date.now() - t} ms`)
+      const oldId = page1.peerId
+      t = Date.now()
+      await page1.reload()
+      await ll.wait('low sees the page leave on reload', isLeave(oldId), 5000)
+      console.log(`# page reload seen as leave after ${Date.now() - t} ms`)
+      await until('trystero loaded', () => page1.evaluate(() => Boolean(window.trysteroReady)))
+      const newId = await page1.evaluate(() => window.trysteroReady.selfId)
+      assert.notEqual(newId, oldId)
+      await pageJoin(page1, relay, 'join')
+      await ll.wait('low sees the reloaded page join', isJoin(newId))
+      t = Date.now()
+      await page1.evaluate(() => window.R.leave())
+      await ll.wait('low sees the page leave', isLeave(newId), 2000)
+      console.log(`# page leave seen by the daemon after ${Date.now() - t} ms`)
+      await ll.stop()
+    },
+
+    'password rooms: same password joins, wrong password never does and the app is told': async () => {
+      // The page must offer to the wrong-password daemon (smaller id offers): the daemon then
+      // holds an offer it cannot decrypt, which is how it knows the password differs.
+      let page = await openPage()
+      while (page.peerId > high.peerId) {
+        await page.close()
+        page = await openPage()
+      }
+      const good = low.listen('secret', {app: APP, password: 'open sesame'})
+      const bad = high.listen('secret', {app: APP, password: 'wrong'})
+      await sleep(300)
+      await pageJoin(page, relay, 'secret', 'open sesame')
+      await good.wait('same password joins', isJoin(page.peerId))
+      await until('page joins low', async () => (await T(page)).joins.includes(low.peerId))
+      await page.evaluate(() => window.send('secret hello'))
+      await good.wait('message in password room', m => m.data === 'secret hello')
+      const err = await bad.wait('wrong password reported', m => m.event === 'error' && m.code === 'password_mismatch', 20000)
+      assert.ok(err.message.includes('password'))
+      await sleep(1000)
+      assert.ok(!bad.find(isJoin(page.peerId)), 'wrong password joined')
+      assert.ok(!(await T(page)).joins.includes(high.peerId), 'page joined the wrong-password daemon')
+      await good.stop()
+      await bad.stop()
+      await page.close()
+    },
+
+    'two pages and two daemons form a full mesh': async () => {
+      const room = 'mesh'
+      const ll = low.listen(room, {app: APP})
+      const hl = high.listen(room, {app: APP})
+      const p1 = await openPage()
+      const p2 = await openPage()
+      await pageJoin(p1, relay, room)
+      await pageJoin(p2, relay, room)
+      const everyone = [low.peerId, high.peerId, p1.peerId, p2.peerId]
+      for (const p of [p1, p2]) {
+        const others = everyone.filter(id => id !== p.peerId)
+        await until('page joined all', async () => {
+          const t = await T(p)
+          return others.every(id => t.joins.includes(id))
+        }, 30000)
+      }
+      for (const l of [ll, hl]) {
+        await l.wait('daemon sees page 1', isJoin(p1.peerId), 30000)
+        await l.wait('daemon sees page 2', isJoin(p2.peerId), 30000)
+      }
+      await ll.wait('low sees high', isJoin(high.peerId), 30000)
+      await p1.evaluate(() => window.send('from p1'))
+      await p2.evaluate(() => window.send('from p2'))
+      low.cli('send', room, 'chat', 'from low', '--app', APP)
+      high.cli('send', room, 'chat', 'from high', '--app', APP)
+      for (const [who, text] of [[p1, 'from p2'], [p1, 'from low'], [p1, 'from high'], [p2, 'from p1'], [p2, 'from low'], [p2, 'from high']]) {
+        await pageMsg(who, m => m.data === text, `${text} at a page`)
+      }
+      for (const [l, texts] of [[ll, ['from p1', 'from p2', 'from high']], [hl, ['from p1', 'from p2', 'from low']]]) {
+        for (const text of texts) await l.wait(`${text} at a daemon`, m => m.data === text)
+      }
+      await ll.stop()
+      await hl.stop()
+      await p1.close()
+      await p2.close()
+    }
+  },
+  async () => {
+    await browser.close()
+    server.close()
+    for (const d of daemons) await d.destroy()
+  }
+)
