@@ -82,6 +82,14 @@ pub struct Config {
     pub handshake_timeout_ms: u64,
     /// Log format: "text" or "json".
     pub log_format: LogFormat,
+    /// Healthy relays wanted; below this, relays from the extended list are added.
+    pub min_relays: usize,
+    /// Use the extended relay list: unset means only when no relay is given explicitly.
+    pub extended_relays: Option<bool>,
+    /// URL of the extended relay list (nostr.watch JSON: an array of relay URLs).
+    pub relay_list_url: String,
+    /// Seconds between refreshes of the extended relay list.
+    pub relay_list_refresh_secs: u64,
     /// Loopback address of the WebSocket bridge, or "none".
     pub ws: String,
     /// Page origins allowed to use the WebSocket bridge (besides the daemon's own pages).
@@ -107,6 +115,10 @@ impl Default for Config {
             dead_after_ms: 10_000,
             handshake_timeout_ms: 10_000,
             log_format: LogFormat::Text,
+            min_relays: 3,
+            extended_relays: None,
+            relay_list_url: "https://api.nostr.watch/v1/online".into(),
+            relay_list_refresh_secs: 6 * 3600,
             ws: "127.0.0.1:7701".into(),
             ws_allow_origins: Vec::new(),
         }
@@ -169,6 +181,16 @@ impl Config {
         }
         relays.dedup();
         relays
+    }
+
+    /// Whether relays were given explicitly (flags, config, embedded relay).
+    pub fn explicit_relays(&self) -> bool {
+        !self.relays.is_empty() || self.embedded_relay.is_some()
+    }
+
+    /// Whether the extended list (and its refresh URL) is used.
+    pub fn use_extended_relays(&self) -> bool {
+        self.extended_relays.unwrap_or(!self.explicit_relays())
     }
 
     /// ICE servers to use (`none` means no servers).

@@ -374,6 +374,9 @@ async fn cli_listen_and_send_follow_the_contract() {
         "--timeout",
         "30",
     ]);
+    if !out.status.success() {
+        eprintln!("A LOG\n{}\nB LOG\n{}", a.log(), b.log());
+    }
     assert!(
         out.status.success(),
         "send failed: {}",

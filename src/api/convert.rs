@@ -113,6 +113,20 @@ pub fn event_to_proto(ev: SessionEvent) -> proto::ServerMessage {
     }
 }
 
+/// Converts a relay into its API form.
+pub fn relay_to_proto(r: crate::signal::driver::RelayState) -> proto::RelayInfo {
+    proto::RelayInfo {
+        url: r.url,
+        state: r.state,
+        latency_ms: r.latency_ms.unwrap_or(0),
+        score: r.score,
+        events_in: r.events_in,
+        events_out: r.events_out,
+        last_error: r.last_error.unwrap_or_default(),
+        last_error_at_ms: r.last_error_at.unwrap_or(0),
+    }
+}
+
 /// Converts a peer into its API form.
 pub fn peer_to_proto(p: crate::node::PeerInfo) -> proto::PeerInfo {
     proto::PeerInfo {
@@ -129,10 +143,7 @@ pub fn status_to_proto(s: StatusInfo) -> proto::StatusReply {
         relays: s
             .relays
             .into_iter()
-            .map(|r| proto::RelayInfo {
-                url: r.url,
-                state: r.state,
-            })
+            .map(relay_to_proto)
             .collect(),
         rooms: s
             .rooms

@@ -9,7 +9,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream, UnixListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 
-use super::convert::{peer_to_proto, status_to_proto};
+use super::convert::{peer_to_proto, relay_to_proto, status_to_proto};
 use crate::node::{Node, NodeError};
 use crate::proto::{self, node_server::NodeServer};
 
@@ -101,10 +101,7 @@ impl proto::node_server::Node for NodeService {
         Ok(Response::new(proto::RelaysReply {
             relays: relays
                 .into_iter()
-                .map(|r| proto::RelayInfo {
-                    url: r.url,
-                    state: r.state,
-                })
+                .map(relay_to_proto)
                 .collect(),
         }))
     }

@@ -254,6 +254,19 @@ fn event_line(e: &proto::Event, progress: bool) -> Option<Value> {
     Some(Value::Object(out))
 }
 
+fn relay_json(r: &proto::RelayInfo) -> Value {
+    json!({
+        "url": r.url,
+        "state": r.state,
+        "latency_ms": (r.latency_ms > 0).then_some(r.latency_ms),
+        "score": r.score,
+        "events_in": r.events_in,
+        "events_out": r.events_out,
+        "last_error": (!r.last_error.is_empty()).then_some(&r.last_error),
+        "last_error_at_ms": (r.last_error_at_ms > 0).then_some(r.last_error_at_ms),
+    })
+}
+
 fn print_line(v: &Value) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     writeln!(out, "{v}")?;
@@ -381,7 +394,8 @@ async fn status(daemon: &str, as_json: bool) -> anyhow::Result<()> {
             "uptime_ms": s.uptime_ms,
             "sessions": s.sessions,
             "links": s.links,
-            "relays": s.relays.iter().map(|r| json!({"url": r.url, "state": r.state})).collect::<Vec<_>>(),
+            "relays": s.relays.iter().map(relay_json).collect::<Vec<_>>(),
+            "relays_healthy": s.relays.iter().filter(|r| r.state == "connected").count(),
             "rooms": s.rooms.iter().map(|r| json!({"app": r.app, "room": r.room, "peers": r.peers, "sessions": r.sessions, "password": r.password})).collect::<Vec<_>>(),
             "drops": s.drops,
         });
@@ -489,19 +503,17 @@ async fn main() -> anyhow::Result<()> {
             let mut c = meshrtc::client::connect(&daemon).await?;
             let relays = c.relays(proto::RelaysRequest {}).await?.into_inner().relays;
             if as_json {
-                print_line(&json!(
-                    relays
-                        .iter()
-                        .map(|r| json!({"url": r.url, "state": r.state}))
-                        .collect::<Vec<_>>()
-                ))
-            } else {
-                println!("{:<40} STATE", "URL");
-                for r in relays {
-                    println!("{:<40} {}", r.url, r.state);
-                }
-                Ok(())
+                return print_line(&json!(relays.iter().map(relay_json).collect::<Vec<_>>()));
             }
+            println!("{:<36} {:<13} {:>8} {:>6} {:>7} {:>7}  LAST ERROR", "URL", "STATE", "LATENCY", "SCORE", "IN", "OUT");
+            for r in relays {
+                let latency = if r.latency_ms > 0 { format!("{} ms", r.latency_ms) } else { "-".into() };
+                println!(
+                    "{:<36} {:<13} {:>8} {:>6.2} {:>7} {:>7}  {}",
+                    r.url, r.state, latency, r.score, r.events_in, r.events_out, r.last_error
+                );
+            }
+            Ok(())
         }
     }
 }

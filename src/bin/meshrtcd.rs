@@ -194,7 +194,7 @@ async fn main() -> anyhow::Result<()> {
     let token: std::sync::Arc<str> = meshrtc::api::token::load_or_create(&config.data_dir)
         .context("creating the API token")?
         .into();
-    let node = Node::start(identity, config.clone()).await;
+    let node = Node::start(identity, config.clone(), Some(store.clone())).await;
     tracing::info!(
         peer_id = node.peer_id(),
         grpc = %socket.display(),

@@ -247,11 +247,18 @@ fn payload_size_hint(p: &Payload) -> usize {
 
 impl Node {
     /// Starts the node: relay driver, transport and the event loop.
-    pub async fn start(identity: Identity, config: Config) -> Arc<Node> {
+    pub async fn start(identity: Identity, config: Config, store: Option<crate::store::Store>) -> Arc<Node> {
         let (incoming_tx, incoming_rx) = mpsc::unbounded_channel();
         let (transport_tx, transport_rx) = mpsc::unbounded_channel();
         let relays = config.effective_relays();
-        let signal = driver::spawn(identity.keys.clone(), &relays, incoming_tx).await;
+        let options = driver::PoolOptions {
+            relays,
+            min_relays: config.min_relays,
+            extended: config.use_extended_relays(),
+            list_url: config.relay_list_url.clone(),
+            list_refresh: Duration::from_secs(config.relay_list_refresh_secs.max(60)),
+        };
+        let signal = driver::spawn(identity.keys.clone(), options, store, incoming_tx).await;
         let transport = Transport::new(
             TransportConfig {
                 ice_addr: config.ice_addr,
@@ -737,6 +744,8 @@ impl Node {
                 c.unknown_topic.load(Ordering::Relaxed),
             ),
             ("publish_failed", c.publish_failed.load(Ordering::Relaxed)),
+            ("relay_retired", c.relays_retired.load(Ordering::Relaxed)),
+            ("relay_list_failed", c.relay_list_failed.load(Ordering::Relaxed)),
         ] {
             if v > 0 {
                 drops.insert(name.to_owned(), v);

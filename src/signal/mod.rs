@@ -3,4 +3,5 @@
 pub mod content;
 pub mod driver;
 pub mod embedded;
+pub mod health;
 pub mod state;

@@ -47,6 +47,50 @@ impl Store {
     }
 }
 
+/// Prefix of relay health records (`v1/relay/<url>`, JSON).
+const PREFIX_RELAY: &[u8] = b"v1/relay/";
+/// The cached extended relay list (JSON array of URLs).
+const KEY_RELAY_LIST: &[u8] = b"v1/relay-list";
+
+impl Store {
+    /// Every stored relay health record.
+    pub fn relay_health(&self) -> Vec<crate::signal::health::RelayHealth> {
+        self.db
+            .scan_prefix(PREFIX_RELAY)
+            .filter_map(|r| r.ok())
+            .filter_map(|(_, v)| serde_json::from_slice(&v).ok())
+            .collect()
+    }
+
+    /// Saves relay health records.
+    pub fn save_relay_health<'a>(&self, records: impl IntoIterator<Item = &'a crate::signal::health::RelayHealth>) -> Result<(), StoreError> {
+        for h in records {
+            let mut key = PREFIX_RELAY.to_vec();
+            key.extend_from_slice(h.url.as_bytes());
+            self.db.insert(key, serde_json::to_vec(h).unwrap_or_default())?;
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The cached extended relay list.
+    pub fn relay_list(&self) -> Vec<String> {
+        self.db
+            .get(KEY_RELAY_LIST)
+            .ok()
+            .flatten()
+            .and_then(|v| serde_json::from_slice(&v).ok())
+            .unwrap_or_default()
+    }
+
+    /// Replaces the cached extended relay list.
+    pub fn save_relay_list(&self, urls: &[String]) -> Result<(), StoreError> {
+        self.db.insert(KEY_RELAY_LIST, serde_json::to_vec(urls).unwrap_or_default())?;
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -64,5 +108,19 @@ mod tests {
             .expect("secret");
         assert_eq!(a, [7; 32]);
         assert_eq!(b, [7; 32]);
+    }
+
+    #[test]
+    fn relay_records_persist() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let store = Store::open(dir.path()).expect("open");
+        let mut h = crate::signal::health::RelayHealth::new("ws://a");
+        h.on_connected(5);
+        store.save_relay_health([&h]).expect("save");
+        store.save_relay_list(&["wss://x".into()]).expect("save list");
+        drop(store);
+        let store = Store::open(dir.path()).expect("reopen");
+        assert_eq!(store.relay_health(), vec![h]);
+        assert_eq!(store.relay_list(), vec!["wss://x".to_string()]);
     }
 }

@@ -168,6 +168,9 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- log of the daemon in {}:\n{}", self.dir.display(), self.log());
+        }
         self.kill9();
     }
 }
