@@ -122,6 +122,7 @@ pub fn relay_to_proto(r: crate::signal::driver::RelayState) -> proto::RelayInfo 
         score: r.score,
         events_in: r.events_in,
         events_out: r.events_out,
+        events_rejected: r.events_rejected,
         last_error: r.last_error.unwrap_or_default(),
         last_error_at_ms: r.last_error_at.unwrap_or(0),
     }
@@ -140,11 +141,7 @@ pub fn peer_to_proto(p: crate::node::PeerInfo) -> proto::PeerInfo {
 pub fn status_to_proto(s: StatusInfo) -> proto::StatusReply {
     proto::StatusReply {
         peer_id: s.peer_id,
-        relays: s
-            .relays
-            .into_iter()
-            .map(relay_to_proto)
-            .collect(),
+        relays: s.relays.into_iter().map(relay_to_proto).collect(),
         rooms: s
             .rooms
             .into_iter()

@@ -99,10 +99,7 @@ impl proto::node_server::Node for NodeService {
     ) -> Result<Response<proto::RelaysReply>, Status> {
         let relays = self.node.relays().await;
         Ok(Response::new(proto::RelaysReply {
-            relays: relays
-                .into_iter()
-                .map(relay_to_proto)
-                .collect(),
+            relays: relays.into_iter().map(relay_to_proto).collect(),
         }))
     }
 }

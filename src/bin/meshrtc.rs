@@ -505,9 +505,16 @@ async fn main() -> anyhow::Result<()> {
             if as_json {
                 return print_line(&json!(relays.iter().map(relay_json).collect::<Vec<_>>()));
             }
-            println!("{:<36} {:<13} {:>8} {:>6} {:>7} {:>7}  LAST ERROR", "URL", "STATE", "LATENCY", "SCORE", "IN", "OUT");
+            println!(
+                "{:<36} {:<13} {:>8} {:>6} {:>7} {:>7}  LAST ERROR",
+                "URL", "STATE", "LATENCY", "SCORE", "IN", "OUT"
+            );
             for r in relays {
-                let latency = if r.latency_ms > 0 { format!("{} ms", r.latency_ms) } else { "-".into() };
+                let latency = if r.latency_ms > 0 {
+                    format!("{} ms", r.latency_ms)
+                } else {
+                    "-".into()
+                };
                 println!(
                     "{:<36} {:<13} {:>8} {:>6.2} {:>7} {:>7}  {}",
                     r.url, r.state, latency, r.score, r.events_in, r.events_out, r.last_error

@@ -247,7 +247,11 @@ fn payload_size_hint(p: &Payload) -> usize {
 
 impl Node {
     /// Starts the node: relay driver, transport and the event loop.
-    pub async fn start(identity: Identity, config: Config, store: Option<crate::store::Store>) -> Arc<Node> {
+    pub async fn start(
+        identity: Identity,
+        config: Config,
+        store: Option<crate::store::Store>,
+    ) -> Arc<Node> {
         let (incoming_tx, incoming_rx) = mpsc::unbounded_channel();
         let (transport_tx, transport_rx) = mpsc::unbounded_channel();
         let relays = config.effective_relays();
@@ -745,7 +749,10 @@ impl Node {
             ),
             ("publish_failed", c.publish_failed.load(Ordering::Relaxed)),
             ("relay_retired", c.relays_retired.load(Ordering::Relaxed)),
-            ("relay_list_failed", c.relay_list_failed.load(Ordering::Relaxed)),
+            (
+                "relay_list_failed",
+                c.relay_list_failed.load(Ordering::Relaxed),
+            ),
         ] {
             if v > 0 {
                 drops.insert(name.to_owned(), v);

@@ -106,6 +106,8 @@ pub struct RelayState {
     pub events_in: u64,
     /// Events it accepted from us.
     pub events_out: u64,
+    /// Events it refused.
+    pub events_rejected: u64,
     /// Last error.
     pub last_error: Option<String>,
     /// When (ms since the epoch).
@@ -143,16 +145,22 @@ struct PoolState {
 }
 
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 /// Canonical form of a relay URL (as nostr-sdk prints it).
 pub fn normalize(url: &str) -> Option<String> {
-    RelayUrl::parse(url).ok().map(|u| u.to_string().trim_end_matches('/').to_owned())
+    RelayUrl::parse(url)
+        .ok()
+        .map(|u| u.to_string().trim_end_matches('/').to_owned())
 }
 
 fn backoff(failures: u32) -> Duration {
-    let exp = RECONNECT_FIRST.saturating_mul(1u32 << failures.min(6)).min(RECONNECT_CAP);
+    let exp = RECONNECT_FIRST
+        .saturating_mul(1u32 << failures.min(6))
+        .min(RECONNECT_CAP);
     // Full jitter over the upper half: relays restarted together are not stormed together.
     exp.mul_f64(0.5 + rand::random::<f64>() * 0.5)
 }
@@ -175,7 +183,9 @@ impl WebSocketTransport for VerifyingTransport {
         timeout: Duration,
     ) -> BoxedFuture<'a, Result<(WebSocketSink, WebSocketStream), TransportError>> {
         Box::pin(async move {
-            let (sink, stream) = DefaultWebsocketTransport.connect(url, mode, timeout).await?;
+            let (sink, stream) = DefaultWebsocketTransport
+                .connect(url, mode, timeout)
+                .await?;
             let counters = self.counters.clone();
             let stream = stream.filter(move |msg| {
                 let keep = match msg {
@@ -223,7 +233,11 @@ impl SignalHandle {
             .links
             .iter()
             .map(|(url, link)| {
-                let h = pool.health.get(url).cloned().unwrap_or_else(|| RelayHealth::new(url));
+                let h = pool
+                    .health
+                    .get(url)
+                    .cloned()
+                    .unwrap_or_else(|| RelayHealth::new(url));
                 let state = match link {
                     Link::Retired => "retired",
                     Link::Connected if !h.may_publish(now) => "rate-limited",
@@ -238,6 +252,7 @@ impl SignalHandle {
                     score: h.score(now),
                     events_in: h.events_in,
                     events_out: h.published_ok,
+                    events_rejected: h.published_rejected,
                     last_error: h.last_error.clone(),
                     last_error_at: h.last_error_at,
                 }
@@ -274,13 +289,24 @@ fn filter_for(topics: &[String]) -> nostr_sdk::Filter {
     nostr_sdk::Filter::new()
         .kinds(kinds.into_iter().map(Kind::Custom))
         .since(Timestamp::now())
-        .custom_tags(SingleLetterTag::lowercase(Alphabet::X), topics.iter().cloned())
+        .custom_tags(
+            SingleLetterTag::lowercase(Alphabet::X),
+            topics.iter().cloned(),
+        )
 }
 
 /// Fetches a relay list in nostr.watch's format: a JSON array of relay URLs.
 pub async fn fetch_relay_list(url: &str) -> anyhow::Result<Vec<String>> {
-    let client = reqwest::Client::builder().timeout(Duration::from_secs(20)).build()?;
-    let body = client.get(url).send().await?.error_for_status()?.bytes().await?;
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(20))
+        .build()?;
+    let body = client
+        .get(url)
+        .send()
+        .await?
+        .error_for_status()?
+        .bytes()
+        .await?;
     if body.len() > 4 << 20 {
         anyhow::bail!("relay list larger than 4 MiB");
     }
@@ -308,6 +334,7 @@ struct Driver {
     topics: Vec<String>,
     sub_id: SubscriptionId,
     options: PoolOptions,
+    store: Option<Store>,
 }
 
 impl Driver {
@@ -328,8 +355,11 @@ impl Driver {
                 tracing::info!(relay = %url, "relay is on its cooldown; not connecting");
                 return;
             }
-            pool.links.insert(url.to_owned(), Link::Connecting(Instant::now()));
-            pool.health.entry(url.to_owned()).or_insert_with(|| RelayHealth::new(url));
+            pool.links
+                .insert(url.to_owned(), Link::Connecting(Instant::now()));
+            pool.health
+                .entry(url.to_owned())
+                .or_insert_with(|| RelayHealth::new(url));
         }
         let client = self.client.clone();
         let url = url.to_owned();
@@ -340,6 +370,8 @@ impl Driver {
 
     fn retire(&self, url: &str) {
         self.lock().links.insert(url.to_owned(), Link::Retired);
+        // The cooldown must survive a crash right after this.
+        persist(&self.pool, self.store.as_ref());
         self.counters.relays_retired.fetch_add(1, Ordering::Relaxed);
         tracing::warn!(relay = %url, "relay retired for this session");
         let client = self.client.clone();
@@ -350,14 +382,17 @@ impl Driver {
     }
 
     fn publish(&self, topic: &str, content: &str, relay: Option<String>) {
-        let Some(event) = build_event(&self.keys, topic, content) else { return };
+        let Some(event) = build_event(&self.keys, topic, content) else {
+            return;
+        };
         let now = now_ms();
         let usable: Vec<String> = {
             let pool = self.lock();
             pool.links
                 .iter()
                 .filter(|(url, link)| {
-                    **link == Link::Connected && pool.health.get(*url).is_none_or(|h| h.may_publish(now))
+                    **link == Link::Connected
+                        && pool.health.get(*url).is_none_or(|h| h.may_publish(now))
                 })
                 .map(|(u, _)| u.clone())
                 .collect()
@@ -373,11 +408,15 @@ impl Driver {
         let client = self.client.clone();
         let pool = self.pool.clone();
         let counters = self.counters.clone();
+        let store = self.store.clone();
         let event_id = event.id.to_hex();
         // Only events on our own topics come back through our subscription.
         let expect_echo = self.topics.iter().any(|t| t == topic);
         tokio::spawn(async move {
-            let Ok(out) = client.send_event_to(targets.iter().map(String::as_str), &event).await else {
+            let Ok(out) = client
+                .send_event_to(targets.iter().map(String::as_str), &event)
+                .await
+            else {
                 counters.publish_failed.fetch_add(1, Ordering::Relaxed);
                 return;
             };
@@ -394,20 +433,34 @@ impl Driver {
                     }
                 }
                 for (url, why) in &out.failed {
-                    let Some(url) = normalize(url.as_str()) else { continue };
-                    let Some(h) = p.health.get_mut(&url) else { continue };
+                    let Some(url) = normalize(url.as_str()) else {
+                        continue;
+                    };
+                    let Some(h) = p.health.get_mut(&url) else {
+                        continue;
+                    };
                     // Only the relay's own OK-false messages carry a NIP-01 prefix; timeouts and
                     // "not connected" are transient and judged by the connection state instead.
-                    let from_relay = why.split_once(": ").is_some_and(|(p, _)| !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c == '-'));
+                    let from_relay = why.split_once(": ").is_some_and(|(p, _)| {
+                        !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c == '-')
+                    });
                     if !from_relay {
                         h.on_disconnected(why, now);
-                    } else if h.on_publish(&event_id, false, expect_echo, why, now) == Decision::Retire {
+                    } else if h.on_publish(&event_id, false, expect_echo, why, now)
+                        == Decision::Retire
+                    {
                         retire.push(url);
                     }
                 }
             }
+            if !retire.is_empty() {
+                persist(&pool, store.as_ref());
+            }
             for url in retire {
-                pool.lock().unwrap_or_else(|p| p.into_inner()).links.insert(url.clone(), Link::Retired);
+                pool.lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .links
+                    .insert(url.clone(), Link::Retired);
                 counters.relays_retired.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(relay = %url, "relay refused our event; retired for this session");
                 let _ = client.disconnect_relay(url.as_str()).await;
@@ -420,7 +473,10 @@ impl Driver {
         if self.topics.is_empty() {
             self.client.unsubscribe(&self.sub_id).await;
         } else {
-            let _ = self.client.subscribe_with_id(self.sub_id.clone(), filter_for(&self.topics), None).await;
+            let _ = self
+                .client
+                .subscribe_with_id(self.sub_id.clone(), filter_for(&self.topics), None)
+                .await;
         }
     }
 
@@ -438,14 +494,22 @@ impl Driver {
                         _ => 0,
                     };
                     pool.links.insert(url.clone(), Link::Connected);
-                    pool.health.entry(url.clone()).or_insert_with(|| RelayHealth::new(&url)).on_connected(latency);
+                    pool.health
+                        .entry(url.clone())
+                        .or_insert_with(|| RelayHealth::new(&url))
+                        .on_connected(latency);
                 }
                 tracing::info!(relay = %url, "relay connected");
                 if !self.topics.is_empty() {
                     let _ = self
                         .client
                         .pool()
-                        .subscribe_with_id_to([url.as_str()], self.sub_id.clone(), filter_for(&self.topics), Default::default())
+                        .subscribe_with_id_to(
+                            [url.as_str()],
+                            self.sub_id.clone(),
+                            filter_for(&self.topics),
+                            Default::default(),
+                        )
                         .await;
                 }
                 let _ = self.incoming.send(DriverEvent::RelayUp(url));
@@ -459,7 +523,13 @@ impl Driver {
                     Some(Link::Connecting(_)) => 1,
                 };
                 let delay = backoff(failures);
-                pool.links.insert(url.clone(), Link::Waiting { retry_at: Instant::now() + delay, failures: failures + 1 });
+                pool.links.insert(
+                    url.clone(),
+                    Link::Waiting {
+                        retry_at: Instant::now() + delay,
+                        failures: failures + 1,
+                    },
+                );
                 if let Some(h) = pool.health.get_mut(&url) {
                     h.on_disconnected("disconnected", now);
                 }
@@ -473,10 +543,15 @@ impl Driver {
         let now = now_ms();
         let decision = {
             let mut pool = self.lock();
-            let Some(h) = pool.health.get_mut(url) else { return };
+            let Some(h) = pool.health.get_mut(url) else {
+                return;
+            };
             match message {
                 RelayMessage::Notice(m) => h.on_notice(m, now),
-                RelayMessage::Closed { subscription_id, message } if subscription_id.as_ref() == &self.sub_id => h.on_closed(message, now),
+                RelayMessage::Closed {
+                    subscription_id,
+                    message,
+                } if subscription_id.as_ref() == &self.sub_id => h.on_closed(message, now),
                 RelayMessage::Event { event, .. } => {
                     h.on_event(&event.id.to_hex(), event.pubkey == self.our_key);
                     Decision::Keep
@@ -506,7 +581,13 @@ impl Driver {
                 .collect();
             for url in &due {
                 if let Some(Link::Waiting { failures, .. }) = pool.links.get(url).copied() {
-                    pool.links.insert(url.clone(), Link::Waiting { retry_at: now + RECONNECT_CAP, failures });
+                    pool.links.insert(
+                        url.clone(),
+                        Link::Waiting {
+                            retry_at: now + RECONNECT_CAP,
+                            failures,
+                        },
+                    );
                 }
             }
             let live = pool
@@ -514,7 +595,11 @@ impl Driver {
                 .values()
                 .filter(|l| matches!(l, Link::Connected | Link::Connecting(_)))
                 .count();
-            let deficit = if self.options.extended { self.options.min_relays.saturating_sub(live) } else { 0 };
+            let deficit = if self.options.extended {
+                self.options.min_relays.saturating_sub(live)
+            } else {
+                0
+            };
             let mut candidates: Vec<(f64, String)> = pool
                 .extended
                 .iter()
@@ -566,7 +651,9 @@ pub async fn spawn(
         .monitor(Monitor::new(1024))
         .signer(keys.clone())
         .opts(ClientOptions::new().automatic_authentication(false))
-        .websocket_transport(VerifyingTransport { counters: counters.clone() })
+        .websocket_transport(VerifyingTransport {
+            counters: counters.clone(),
+        })
         .build();
     let mut state = PoolState::default();
     if let Some(store) = &store {
@@ -582,7 +669,13 @@ pub async fn spawn(
     // Listen before connecting anything: a status change sent earlier would be lost.
     let notifications = client.notifications();
     let statuses = client.monitor().map(|m| m.subscribe());
-    let handle = SignalHandle { commands: tx, client: client.clone(), pool: pool.clone(), store: store.clone(), counters: counters.clone() };
+    let handle = SignalHandle {
+        commands: tx,
+        client: client.clone(),
+        pool: pool.clone(),
+        store: store.clone(),
+        counters: counters.clone(),
+    };
     let driver = Driver {
         our_key: keys.public_key(),
         client,
@@ -593,9 +686,15 @@ pub async fn spawn(
         topics: Vec::new(),
         sub_id: SubscriptionId::new(SUBSCRIPTION),
         options,
+        store: store.clone(),
     };
     // Best first: relays that served well last time are tried before the others.
-    let mut relays: Vec<String> = driver.options.relays.iter().filter_map(|u| normalize(u)).collect();
+    let mut relays: Vec<String> = driver
+        .options
+        .relays
+        .iter()
+        .filter_map(|u| normalize(u))
+        .collect();
     relays.dedup();
     {
         let pool = driver.lock();
@@ -609,7 +708,11 @@ pub async fn spawn(
         driver.add(url).await;
     }
     if driver.options.extended {
-        tokio::spawn(refresh_relay_list(handle.clone(), driver.options.list_url.clone(), driver.options.list_refresh));
+        tokio::spawn(refresh_relay_list(
+            handle.clone(),
+            driver.options.list_url.clone(),
+            driver.options.list_refresh,
+        ));
     }
     if let Some(statuses) = statuses {
         tokio::spawn(run(driver, rx, notifications, statuses, store));
@@ -627,10 +730,17 @@ async fn refresh_relay_list(handle: SignalHandle, url: String, every: Duration) 
                 {
                     tracing::warn!(error = %e, "caching the relay list failed");
                 }
-                handle.pool.lock().unwrap_or_else(|p| p.into_inner()).extended = list;
+                handle
+                    .pool
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .extended = list;
             }
             Err(e) => {
-                handle.counters.relay_list_failed.fetch_add(1, Ordering::Relaxed);
+                handle
+                    .counters
+                    .relay_list_failed
+                    .fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(url = %url, error = %e, "relay list refresh failed; keeping the cached list");
             }
         }
@@ -674,10 +784,10 @@ async fn run(
                 Err(_) => break,
             },
             status = statuses.recv() => {
-                if let Ok(MonitorNotification::StatusChanged { relay_url, status }) = status {
-                    if let Some(url) = normalize(relay_url.as_str()) {
-                        driver.on_status(url, status).await;
-                    }
+                if let Ok(MonitorNotification::StatusChanged { relay_url, status }) = status
+                    && let Some(url) = normalize(relay_url.as_str())
+                {
+                    driver.on_status(url, status).await;
                 }
             }
             _ = ticker.tick() => {
@@ -699,7 +809,9 @@ mod tests {
     fn backoff_grows_with_jitter_to_the_cap() {
         for failures in 0..10 {
             let d = backoff(failures);
-            let nominal = RECONNECT_FIRST.saturating_mul(1 << failures.min(6)).min(RECONNECT_CAP);
+            let nominal = RECONNECT_FIRST
+                .saturating_mul(1 << failures.min(6))
+                .min(RECONNECT_CAP);
             assert!(d >= nominal / 2 && d <= nominal, "{failures}: {d:?}");
         }
         assert!(backoff(20) <= RECONNECT_CAP);
@@ -707,7 +819,10 @@ mod tests {
 
     #[test]
     fn urls_are_normalized() {
-        assert_eq!(normalize("ws://127.0.0.1:7777"), normalize("ws://127.0.0.1:7777/"));
+        assert_eq!(
+            normalize("ws://127.0.0.1:7777"),
+            normalize("ws://127.0.0.1:7777/")
+        );
         assert!(normalize("not a url").is_none());
     }
 }

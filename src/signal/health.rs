@@ -32,7 +32,10 @@ pub enum Verdict {
 /// Classifies the text of an `OK false`, `NOTICE` or `CLOSED` message.
 pub fn classify(message: &str) -> Verdict {
     let m = message.trim().to_ascii_lowercase();
-    if m.starts_with("pow:") || (m.contains("pow") && m.contains("bits")) || m.contains("proof of work") {
+    if m.starts_with("pow:")
+        || (m.contains("pow") && m.contains("bits"))
+        || m.contains("proof of work")
+    {
         Verdict::Pow
     } else if m.starts_with("rate-limited:") {
         Verdict::RateLimited
@@ -89,7 +92,10 @@ pub struct RelayHealth {
 impl RelayHealth {
     /// A fresh record.
     pub fn new(url: &str) -> Self {
-        RelayHealth { url: url.to_owned(), ..Default::default() }
+        RelayHealth {
+            url: url.to_owned(),
+            ..Default::default()
+        }
     }
 
     fn error(&mut self, text: &str, now: u64) {
@@ -121,11 +127,21 @@ impl RelayHealth {
 
     /// A connect or the connection failed.
     pub fn on_disconnected(&mut self, reason: &str, now: u64) {
-        self.error(reason, now);
+        // A retired relay keeps the reason it was retired for.
+        if !self.is_retired(now) {
+            self.error(reason, now);
+        }
     }
 
     /// The relay answered a publish of `event_id`; `expect_echo` when we subscribe to its topic.
-    pub fn on_publish(&mut self, event_id: &str, accepted: bool, expect_echo: bool, message: &str, now: u64) -> Decision {
+    pub fn on_publish(
+        &mut self,
+        event_id: &str,
+        accepted: bool,
+        expect_echo: bool,
+        message: &str,
+        now: u64,
+    ) -> Decision {
         if accepted {
             self.published_ok += 1;
             self.rate_backoff_ms = 0;
@@ -142,7 +158,11 @@ impl RelayHealth {
             Verdict::Duplicate => Decision::Keep,
             Verdict::RateLimited => {
                 self.published_rejected += 1;
-                self.rate_backoff_ms = if self.rate_backoff_ms == 0 { RATE_LIMIT_FIRST_MS } else { (self.rate_backoff_ms * 2).min(RATE_LIMIT_MAX_MS) };
+                self.rate_backoff_ms = if self.rate_backoff_ms == 0 {
+                    RATE_LIMIT_FIRST_MS
+                } else {
+                    (self.rate_backoff_ms * 2).min(RATE_LIMIT_MAX_MS)
+                };
                 self.rate_limited_until = Some(now + self.rate_backoff_ms);
                 self.error(message, now);
                 Decision::Keep
@@ -171,7 +191,14 @@ impl RelayHealth {
             self.error(message, now);
             return Decision::Keep;
         }
-        self.retire(if message.is_empty() { "subscription closed" } else { message }, now)
+        self.retire(
+            if message.is_empty() {
+                "subscription closed"
+            } else {
+                message
+            },
+            now,
+        )
     }
 
     /// An event arrived through this relay; `ours` when it is one of our own.
@@ -189,7 +216,8 @@ impl RelayHealth {
     /// Counts accepted events that never came back.
     pub fn tick(&mut self, now: u64) {
         let before = self.echo_pending.len();
-        self.echo_pending.retain(|(_, at)| now.saturating_sub(*at) < ECHO_TIMEOUT_MS);
+        self.echo_pending
+            .retain(|(_, at)| now.saturating_sub(*at) < ECHO_TIMEOUT_MS);
         let missed = (before - self.echo_pending.len()) as u64;
         if missed > 0 {
             self.echo_misses += missed;
@@ -202,8 +230,10 @@ impl RelayHealth {
         if self.is_retired(now) {
             return -1.0;
         }
-        let delivered = (self.echo_hits as f64 + 1.0) / (self.echo_hits as f64 + self.echo_misses as f64 * 4.0 + 1.0);
-        let accepted = (self.published_ok as f64 + 1.0) / (self.published_ok as f64 + self.published_rejected as f64 + 1.0);
+        let delivered = (self.echo_hits as f64 + 1.0)
+            / (self.echo_hits as f64 + self.echo_misses as f64 * 4.0 + 1.0);
+        let accepted = (self.published_ok as f64 + 1.0)
+            / (self.published_ok as f64 + self.published_rejected as f64 + 1.0);
         let speed = match self.connect_latency_ms {
             Some(ms) => 1.0 / (1.0 + ms as f64 / 500.0),
             None => 0.5,
@@ -222,7 +252,10 @@ mod tests {
         assert_eq!(classify("pow: 28 bits needed"), Verdict::Pow);
         assert_eq!(classify("pow: required a difficulty >= 8"), Verdict::Pow);
         assert_eq!(classify("rate-limited: slow down"), Verdict::RateLimited);
-        assert_eq!(classify("duplicate: already have this event"), Verdict::Duplicate);
+        assert_eq!(
+            classify("duplicate: already have this event"),
+            Verdict::Duplicate
+        );
         assert_eq!(classify("blocked: not on the list"), Verdict::Refused);
         assert_eq!(classify("auth-required: you must auth"), Verdict::Refused);
     }
@@ -234,11 +267,17 @@ mod tests {
         assert!(h.is_retired(1_000 + RETIRE_COOLDOWN_MS - 1));
         assert!(!h.is_retired(1_000 + RETIRE_COOLDOWN_MS));
         let mut h = RelayHealth::new("ws://b");
-        assert_eq!(h.on_publish("e", false, true, "blocked: no", 5), Decision::Retire);
+        assert_eq!(
+            h.on_publish("e", false, true, "blocked: no", 5),
+            Decision::Retire
+        );
         assert_eq!(h.last_error.as_deref(), Some("blocked: no"));
         let mut h = RelayHealth::new("ws://c");
         assert_eq!(h.on_closed("error: shut down", 5), Decision::Retire);
-        assert_eq!(h.on_publish("e", false, true, "duplicate: have it", 5), Decision::Keep);
+        assert_eq!(
+            h.on_publish("e", false, true, "duplicate: have it", 5),
+            Decision::Keep
+        );
     }
 
     #[test]
@@ -247,7 +286,10 @@ mod tests {
         let mut now = 0;
         let mut waits = Vec::new();
         for _ in 0..6 {
-            assert_eq!(h.on_publish("e", false, true, "rate-limited: slow down", now), Decision::Keep);
+            assert_eq!(
+                h.on_publish("e", false, true, "rate-limited: slow down", now),
+                Decision::Keep
+            );
             assert!(!h.may_publish(now));
             let until = h.rate_limited_until.unwrap_or(0);
             waits.push((until - now) / 1000);
@@ -275,7 +317,12 @@ mod tests {
         }
         assert_eq!((good.echo_hits, good.echo_misses), (5, 0));
         assert_eq!((bad.echo_hits, bad.echo_misses), (0, 5));
-        assert!(good.score(0) > bad.score(0) * 2.0, "{} vs {}", good.score(0), bad.score(0));
+        assert!(
+            good.score(0) > bad.score(0) * 2.0,
+            "{} vs {}",
+            good.score(0),
+            bad.score(0)
+        );
         assert!(bad.last_error.is_some());
     }
 

@@ -63,11 +63,15 @@ impl Store {
     }
 
     /// Saves relay health records.
-    pub fn save_relay_health<'a>(&self, records: impl IntoIterator<Item = &'a crate::signal::health::RelayHealth>) -> Result<(), StoreError> {
+    pub fn save_relay_health<'a>(
+        &self,
+        records: impl IntoIterator<Item = &'a crate::signal::health::RelayHealth>,
+    ) -> Result<(), StoreError> {
         for h in records {
             let mut key = PREFIX_RELAY.to_vec();
             key.extend_from_slice(h.url.as_bytes());
-            self.db.insert(key, serde_json::to_vec(h).unwrap_or_default())?;
+            self.db
+                .insert(key, serde_json::to_vec(h).unwrap_or_default())?;
         }
         self.db.flush()?;
         Ok(())
@@ -85,7 +89,8 @@ impl Store {
 
     /// Replaces the cached extended relay list.
     pub fn save_relay_list(&self, urls: &[String]) -> Result<(), StoreError> {
-        self.db.insert(KEY_RELAY_LIST, serde_json::to_vec(urls).unwrap_or_default())?;
+        self.db
+            .insert(KEY_RELAY_LIST, serde_json::to_vec(urls).unwrap_or_default())?;
         self.db.flush()?;
         Ok(())
     }
@@ -117,7 +122,9 @@ mod tests {
         let mut h = crate::signal::health::RelayHealth::new("ws://a");
         h.on_connected(5);
         store.save_relay_health([&h]).expect("save");
-        store.save_relay_list(&["wss://x".into()]).expect("save list");
+        store
+            .save_relay_list(&["wss://x".into()])
+            .expect("save list");
         drop(store);
         let store = Store::open(dir.path()).expect("reopen");
         assert_eq!(store.relay_health(), vec![h]);

@@ -169,7 +169,11 @@ impl Daemon {
 impl Drop for Daemon {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("--- log of the daemon in {}:\n{}", self.dir.display(), self.log());
+            eprintln!(
+                "--- log of the daemon in {}:\n{}",
+                self.dir.display(),
+                self.log()
+            );
         }
         self.kill9();
     }

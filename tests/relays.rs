@@ -1,0 +1,361 @@
+//! The adaptive relay pool against real nostr-relay-builder relays configured to misbehave.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use common::*;
+use meshrtc::proto::{self, RelayInfo};
+use nostr_relay_builder::prelude::*;
+
+/// A relay in this process, configured by `f`.
+async fn relay_with(f: impl FnOnce(RelayBuilder) -> RelayBuilder) -> (LocalRelay, String) {
+    let port = free_port();
+    let builder = f(RelayBuilder::default().port(port).rate_limit(RateLimit {
+        max_reqs: 64,
+        notes_per_minute: 100_000,
+    }));
+    let relay = LocalRelay::new(builder);
+    relay.run().await.expect("relay runs");
+    (relay, format!("ws://127.0.0.1:{port}"))
+}
+
+async fn relays_of(d: &Daemon) -> Vec<RelayInfo> {
+    let mut c = meshrtc::client::connect(&d.endpoint())
+        .await
+        .expect("connect");
+    c.relays(proto::RelaysRequest {})
+        .await
+        .expect("relays")
+        .into_inner()
+        .relays
+}
+
+async fn wait_relay(
+    d: &Daemon,
+    url: &str,
+    within: Duration,
+    pred: impl Fn(&RelayInfo) -> bool,
+) -> RelayInfo {
+    let deadline = Instant::now() + within;
+    loop {
+        let all = relays_of(d).await;
+        if let Some(r) = all.iter().find(|r| r.url == url && pred(r)) {
+            return r.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "relay {url} never reached the expected state: {all:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[derive(Debug)]
+struct RejectWrites;
+impl WritePolicy for RejectWrites {
+    fn admit_event<'a>(&'a self, _: &'a Event, _: &'a SocketAddr) -> BoxedFuture<'a, PolicyResult> {
+        Box::pin(async { PolicyResult::Reject("not on the allow list".into()) })
+    }
+}
+
+#[derive(Debug)]
+struct RejectQueries;
+impl QueryPolicy for RejectQueries {
+    fn admit_query<'a>(
+        &'a self,
+        _: &'a Filter,
+        _: &'a SocketAddr,
+    ) -> BoxedFuture<'a, PolicyResult> {
+        Box::pin(async { PolicyResult::Reject("no subscriptions here".into()) })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pow_closed_and_refusing_relays_are_retired_with_a_persisted_cooldown() {
+    let (_good, good) = relay_with(|b| b).await;
+    let (_pow, pow) = relay_with(|b| b.min_pow(8)).await;
+    let (_closed, closed) = relay_with(|b| b.query_policy(RejectQueries)).await;
+    let (_refuse, refuse) = relay_with(|b| b.write_policy(RejectWrites)).await;
+    let mut d =
+        Daemon::with_relays(&[good.clone(), pow.clone(), closed.clone(), refuse.clone()]).await;
+    let mut s = d.session().await;
+    s.join("relays", "room", "").await;
+    let r = wait_relay(&d, &pow, JOIN, |r| r.state == "retired").await;
+    assert!(r.last_error.contains("pow"), "{r:?}");
+    let r = wait_relay(&d, &closed, JOIN, |r| r.state == "retired").await;
+    assert!(r.last_error.contains("no subscriptions"), "{r:?}");
+    let r = wait_relay(&d, &refuse, JOIN, |r| r.state == "retired").await;
+    assert!(r.last_error.starts_with("blocked:"), "{r:?}");
+    assert_eq!(r.score, -1.0);
+    let g = wait_relay(&d, &good, JOIN, |r| r.state == "connected").await;
+    assert!(g.events_out > 0 && g.score > 0.0);
+    let status = d.status().await;
+    assert_eq!(status.drops.get("relay_retired"), Some(&3));
+    // The cooldown survives a restart: the retired relays are not even connected.
+    drop(s);
+    d.kill9();
+    d.start().await;
+    for url in [&pow, &closed, &refuse] {
+        let r = relays_of(&d)
+            .await
+            .into_iter()
+            .find(|r| &r.url == url)
+            .expect("listed");
+        assert_eq!(r.state, "retired", "{r:?}");
+    }
+    wait_relay(&d, &good, JOIN, |r| r.state == "connected").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rate_limited_relays_are_throttled_and_silent_droppers_scored_down() {
+    let (_good, good) = relay_with(|b| b).await;
+    let (_slow, slow) = relay_with(|b| {
+        b.rate_limit(RateLimit {
+            max_reqs: 64,
+            notes_per_minute: 2,
+        })
+    })
+    .await;
+    let (_drop, dropper) = relay_with(|b| {
+        b.rate_limit(RateLimit {
+            max_reqs: 0,
+            notes_per_minute: 100_000,
+        })
+    })
+    .await;
+    let d = Daemon::with_relays(&[good.clone(), slow.clone(), dropper.clone()]).await;
+    let mut s = d.session().await;
+    s.join("relays", "room-1", "").await;
+    let r = wait_relay(&d, &slow, JOIN, |r| r.state == "rate-limited").await;
+    assert!(r.last_error.starts_with("rate-limited:"), "{r:?}");
+    let (out, rejected) = (r.events_out, r.events_rejected);
+    assert_eq!(
+        rejected, 1,
+        "publishing went on after the first rate-limited answer: {r:?}"
+    );
+    // More announces: nothing more goes to the throttled relay, the others get them.
+    let before = wait_relay(&d, &good, JOIN, |_| true).await.events_out;
+    s.join("relays", "room-2", "").await;
+    tokio::time::sleep(Duration::from_millis(2_000)).await;
+    let r = wait_relay(&d, &slow, JOIN, |_| true).await;
+    assert_eq!(
+        (r.events_out, r.events_rejected, r.state.as_str()),
+        (out, rejected, "rate-limited")
+    );
+    assert!(wait_relay(&d, &good, JOIN, |_| true).await.events_out > before);
+    // The relay that accepts but never delivers is scored below the good one.
+    let bad = wait_relay(&d, &dropper, JOIN, |r| {
+        r.last_error.contains("never delivered")
+    })
+    .await;
+    let g = wait_relay(&d, &good, JOIN, |_| true).await;
+    assert!(
+        bad.state != "retired" && bad.score < g.score / 2.0,
+        "dropper {bad:?} good {g:?}"
+    );
+}
+
+/// Serves `body` to every HTTP request on a loopback port; returns the URL and a request counter.
+async fn http_list(body: String) -> (String, std::sync::Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let url = format!("http://{}/v1/online", listener.local_addr().expect("addr"));
+    let hits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = hits.clone();
+    tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            counter.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut buf = [0u8; 4096];
+                let _ = sock.read(&mut buf).await;
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = sock.write_all(head.as_bytes()).await;
+                let _ = sock.write_all(body.as_bytes()).await;
+            });
+        }
+    });
+    (url, hits)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn extended_list_tops_up_the_pool_and_survives_a_failed_refresh() {
+    let (_a, a) = relay_with(|b| b).await;
+    let (_b, b) = relay_with(|b| b).await;
+    let (_c, c) = relay_with(|b| b).await;
+    let (url, hits) = http_list(format!(
+        r#"["{b}", "{c}", "https://not-a-relay.example", 42]"#
+    ))
+    .await;
+    let cfg = tempfile::NamedTempFile::new().expect("config");
+    std::fs::write(
+        cfg.path(),
+        format!("extended_relays = true\nmin_relays = 3\nrelay_list_url = \"{url}\"\n"),
+    )
+    .expect("write");
+    let path = cfg.path().display().to_string();
+    let mut d = Daemon::spawn(vec![a.clone()], None, vec!["--config".into(), path.clone()]).await;
+    for r in [&a, &b, &c] {
+        wait_relay(&d, r, JOIN, |r| r.state == "connected").await;
+    }
+    assert!(hits.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    // A refresh that fails keeps the cached list.
+    d.kill9();
+    std::fs::write(cfg.path(), format!("extended_relays = true\nmin_relays = 3\nrelay_list_url = \"http://127.0.0.1:{}/gone\"\n", free_port()))
+        .expect("write");
+    d.start().await;
+    for r in [&a, &b, &c] {
+        wait_relay(&d, r, JOIN, |r| r.state == "connected").await;
+    }
+    let deadline = Instant::now() + JOIN;
+    while !d.status().await.drops.contains_key("relay_list_failed") {
+        assert!(
+            Instant::now() < deadline,
+            "the failed refresh was not counted"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explicit_relays_never_touch_public_lists() {
+    let (_a, a) = relay_with(|b| b).await;
+    let (url, hits) = http_list("[]".into()).await;
+    let cfg = tempfile::NamedTempFile::new().expect("config");
+    std::fs::write(
+        cfg.path(),
+        format!("min_relays = 3\nrelay_list_url = \"{url}\"\n"),
+    )
+    .expect("write");
+    let d = Daemon::spawn(
+        vec![a.clone()],
+        None,
+        vec!["--config".into(), cfg.path().display().to_string()],
+    )
+    .await;
+    wait_relay(&d, &a, JOIN, |r| r.state == "connected").await;
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    assert_eq!(
+        hits.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the list URL was fetched"
+    );
+    let relays = relays_of(&d).await;
+    assert_eq!(relays.len(), 1, "{relays:?}");
+}
+
+/// A standalone relay process (`meshrtcd relay --listen`), so it can be stopped and restarted.
+struct RelayProcess {
+    addr: String,
+    child: std::process::Child,
+}
+
+impl RelayProcess {
+    async fn start(addr: &str) -> RelayProcess {
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_meshrtcd"))
+            .args(["relay", "--listen", addr])
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("relay process");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while tokio::net::TcpStream::connect(addr).await.is_err() {
+            assert!(Instant::now() < deadline, "relay did not start");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        RelayProcess {
+            addr: addr.to_owned(),
+            child,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("ws://{}", self.addr)
+    }
+}
+
+impl Drop for RelayProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failover_keeps_peers_talking_and_finds_new_ones_through_the_other_relay() {
+    let addr1 = format!("127.0.0.1:{}", free_port());
+    let r1 = RelayProcess::start(&addr1).await;
+    let r2 = RelayProcess::start(&format!("127.0.0.1:{}", free_port())).await;
+    let both = vec![r1.url(), r2.url()];
+    let a = Daemon::with_relays(&both).await;
+    let b = Daemon::with_relays(&both).await;
+    let (ida, idb) = (a.peer_id().await, b.peer_id().await);
+    let (mut sa, mut sb) = (a.session().await, b.session().await);
+    let ra = sa.join("failover", "room", "").await;
+    sb.join("failover", "room", "").await;
+    assert!(sa.wait_join(&idb, JOIN).await);
+    // Stop the first relay in the middle of a stream of messages: none is lost.
+    let url1 = r1.url();
+    let sender = tokio::spawn(async move {
+        for i in 0..200 {
+            let r = sa.send(ra, "seq", text(&i.to_string()), &[]).await;
+            assert!(r.error.is_none());
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        sa
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    drop(r1);
+    let mut got = Vec::new();
+    while got.len() < 200 {
+        let m = sb
+            .wait_message(JOIN)
+            .await
+            .expect("message after the relay died");
+        if let Some(proto::payload::Kind::Text(t)) = m.payload.and_then(|p| p.kind) {
+            got.push(t.parse::<usize>().expect("number"));
+        }
+    }
+    assert_eq!(
+        got,
+        (0..200).collect::<Vec<_>>(),
+        "messages lost or reordered"
+    );
+    let sa = sender.await.expect("sender");
+    wait_relay(&a, &url1, JOIN, |r| r.state != "connected").await;
+    // A third daemon finds the room through the surviving relay within 5 s.
+    let c = Daemon::with_relays(&both).await;
+    let mut sc = c.session().await;
+    let t = Instant::now();
+    sc.join("failover", "room", "").await;
+    assert!(
+        sc.wait_join(&ida, Duration::from_secs(5)).await,
+        "no join through the second relay within 5 s"
+    );
+    eprintln!("joined through the surviving relay in {:?}", t.elapsed());
+    // The first relay comes back: the daemons reconnect and resubscribe without restarting,
+    // so a daemon that only knows the first relay finds them.
+    let _r1 = RelayProcess::start(&addr1).await;
+    wait_relay(&a, &url1, Duration::from_secs(40), |r| {
+        r.state == "connected"
+    })
+    .await;
+    wait_relay(&b, &url1, Duration::from_secs(40), |r| {
+        r.state == "connected"
+    })
+    .await;
+    let d = Daemon::with_relays(std::slice::from_ref(&url1)).await;
+    let mut sd = d.session().await;
+    sd.join("failover", "room", "").await;
+    assert!(
+        sd.wait_join(&ida, JOIN).await && sd.wait_join(&idb, JOIN).await,
+        "no join through the restarted relay"
+    );
+    let _ = sa.events.len();
+}
