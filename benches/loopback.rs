@@ -78,15 +78,40 @@ async fn main() {
     let secs = end.duration_since(start).as_secs_f64();
     let mbs = (MESSAGES * MESSAGE_SIZE) as f64 / secs / 1e6;
 
+    // Announce traffic of one idle room: events the relay accepted from a fresh daemon.
+    let c = Daemon::with_relays(&[a.relay_url()]).await;
+    let mut sc = c.session().await;
+    let relay_out = |d: &Daemon| {
+        let endpoint = d.endpoint();
+        async move {
+            let mut client = meshrtc::client::connect(&endpoint).await.expect("connect");
+            let relays = client
+                .relays(meshrtc::proto::RelaysRequest {})
+                .await
+                .expect("relays")
+                .into_inner()
+                .relays;
+            relays.iter().map(|r| r.events_out).sum::<u64>()
+        }
+    };
+    sc.join("bench-idle", "room", "").await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let burst = relay_out(&c).await;
+    tokio::time::sleep(Duration::from_secs(61)).await;
+    let per_minute = relay_out(&c).await - burst;
+
     println!("meshrtc loopback benchmark (two daemons, embedded relay, 127.0.0.1)");
     println!(
         "  join -> peer:join   p50 {join_p50:8.1} ms   p99 {join_p99:8.1} ms   ({JOINS} joins, fresh app each)"
     );
     println!("  throughput 64 KiB   {mbs:8.1} MB/s  ({MESSAGES} messages, one direction)");
+    println!(
+        "  idle room announces {burst} events in the first 2 s (burst), then {per_minute} per minute, per relay"
+    );
     if json_out {
         println!(
             "{}",
-            serde_json::json!({"join_p50_ms": join_p50, "join_p99_ms": join_p99, "throughput_mbs": mbs})
+            serde_json::json!({"join_p50_ms": join_p50, "join_p99_ms": join_p99, "throughput_mbs": mbs, "idle_room_burst_events": burst, "idle_room_events_per_minute": per_minute})
         );
     }
 }

@@ -5,8 +5,47 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 use crate::proto::node_client::NodeClient;
 
+/// A client that adds the bearer token to every call (needed over TCP).
+pub type AuthedClient =
+    NodeClient<tonic::service::interceptor::InterceptedService<Channel, BearerToken>>;
+
+/// Adds `authorization: Bearer <token>` to every call.
+#[derive(Debug, Clone)]
+pub struct BearerToken(Option<tonic::metadata::MetadataValue<tonic::metadata::Ascii>>);
+
+impl tonic::service::Interceptor for BearerToken {
+    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
+        if let Some(v) = &self.0 {
+            req.metadata_mut().insert("authorization", v.clone());
+        }
+        Ok(req)
+    }
+}
+
+/// Connects with an optional bearer token (required by the TCP endpoint).
+pub async fn connect_with_token(daemon: &str, token: Option<&str>) -> anyhow::Result<AuthedClient> {
+    let channel = channel(daemon).await?;
+    let value = match token {
+        Some(t) => Some(
+            format!("Bearer {t}")
+                .parse()
+                .map_err(|_| anyhow::anyhow!("the token is not valid header text"))?,
+        ),
+        None => None,
+    };
+    Ok(NodeClient::with_interceptor(channel, BearerToken(value))
+        .max_decoding_message_size(80 << 20)
+        .max_encoding_message_size(80 << 20))
+}
+
 /// Connects to `unix:PATH`, `http://HOST:PORT` or `HOST:PORT`.
 pub async fn connect(daemon: &str) -> anyhow::Result<NodeClient<Channel>> {
+    Ok(NodeClient::new(channel(daemon).await?)
+        .max_decoding_message_size(80 << 20)
+        .max_encoding_message_size(80 << 20))
+}
+
+async fn channel(daemon: &str) -> anyhow::Result<Channel> {
     let channel = if let Some(path) = daemon.strip_prefix("unix:") {
         let path = path.to_owned();
         Endpoint::try_from("http://[::]:50051")?
@@ -27,7 +66,5 @@ pub async fn connect(daemon: &str) -> anyhow::Result<NodeClient<Channel>> {
         };
         Endpoint::try_from(url)?.connect().await?
     };
-    Ok(NodeClient::new(channel)
-        .max_decoding_message_size(80 << 20)
-        .max_encoding_message_size(80 << 20))
+    Ok(channel)
 }

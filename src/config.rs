@@ -54,8 +54,10 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// gRPC endpoint, `unix:PATH`; empty means `unix:<data_dir>/meshrtcd.sock`.
     pub grpc: String,
-    /// Optional loopback TCP address for gRPC.
+    /// Optional loopback TCP address for gRPC (every call needs the API token).
     pub grpc_tcp: Option<SocketAddr>,
+    /// Allow `grpc_tcp` on a non-loopback address.
+    pub grpc_tcp_allow_remote: bool,
     /// Nostr relays; empty means the built-in public list.
     pub relays: Vec<String>,
     /// Serve a Nostr relay at this address and use it.
@@ -80,6 +82,8 @@ pub struct Config {
     pub dead_after_ms: u64,
     /// A peer whose handshake has not finished after this many milliseconds is dropped.
     pub handshake_timeout_ms: u64,
+    /// A partly received message with no new chunk for this many milliseconds is discarded.
+    pub reassembly_timeout_ms: u64,
     /// Log format: "text" or "json".
     pub log_format: LogFormat,
     /// Healthy relays wanted; below this, relays from the extended list are added.
@@ -102,6 +106,7 @@ impl Default for Config {
             data_dir: default_data_dir(),
             grpc: String::new(),
             grpc_tcp: None,
+            grpc_tcp_allow_remote: false,
             relays: Vec::new(),
             embedded_relay: None,
             embedded_relay_events_per_minute: 100_000,
@@ -114,6 +119,7 @@ impl Default for Config {
             ping_after_ms: 3_000,
             dead_after_ms: 10_000,
             handshake_timeout_ms: 10_000,
+            reassembly_timeout_ms: 30_000,
             log_format: LogFormat::Text,
             min_relays: 3,
             extended_relays: None,

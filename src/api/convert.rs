@@ -158,6 +158,7 @@ pub fn status_to_proto(s: StatusInfo) -> proto::StatusReply {
         version: env!("CARGO_PKG_VERSION").to_owned(),
         sessions: s.sessions,
         links: s.links,
+        pending_dials: s.pending_dials,
     }
 }
 

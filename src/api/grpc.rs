@@ -104,24 +104,61 @@ impl proto::node_server::Node for NodeService {
     }
 }
 
-async fn router(
+/// Serves every service on `incoming`; with `required_token`, each call must carry it as a bearer token.
+async fn serve<I, IO, IE>(
     node: Arc<Node>,
     token: Arc<str>,
-) -> anyhow::Result<tonic::transport::server::Router> {
+    required_token: Option<Arc<str>>,
+    incoming: I,
+) -> anyhow::Result<()>
+where
+    I: Stream<Item = Result<IO, IE>>,
+    IO: tokio::io::AsyncRead
+        + tokio::io::AsyncWrite
+        + tonic::transport::server::Connected
+        + Unpin
+        + Send
+        + 'static,
+    IE: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let (reporter, health) = tonic_health::server::health_reporter();
     reporter.set_serving::<NodeServer<NodeService>>().await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    Ok(tonic::transport::Server::builder()
+    let counter = node.clone();
+    let check = move |req: Request<()>| -> Result<Request<()>, Status> {
+        let Some(expected) = &required_token else {
+            return Ok(req);
+        };
+        let given = req
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        match given {
+            Some(t) if super::token::matches(expected, t) => Ok(req),
+            _ => {
+                counter.count_drop("api_token_refused");
+                Err(Status::unauthenticated(
+                    "a bearer token is required (meshrtc token)",
+                ))
+            }
+        }
+    };
+    tonic::transport::Server::builder()
+        .layer(tonic::service::InterceptorLayer::new(check))
         .add_service(health)
         .add_service(reflection)
         .add_service(
             NodeServer::new(NodeService { node, token })
                 .max_decoding_message_size(80 << 20)
                 .max_encoding_message_size(80 << 20),
-        ))
+        )
+        .serve_with_incoming(incoming)
+        .await?;
+    Ok(())
 }
 
 /// Binds the Unix socket (mode 0600), refusing to steal one a live daemon serves.
@@ -133,8 +170,24 @@ pub fn bind_unix(path: &Path) -> anyhow::Result<UnixListener> {
         }
         std::fs::remove_file(path)?;
     }
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir)?;
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        use std::os::unix::fs::{DirBuilderExt as _, MetadataExt as _};
+        if !dir.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(dir)?;
+        }
+        // Owner-only directory: other users cannot even reach the socket's name.
+        let meta = std::fs::metadata(dir)?;
+        if meta.uid() != unsafe { libc::geteuid() } || meta.mode() & 0o077 != 0 {
+            anyhow::bail!(
+                "the socket directory {} must be owned by this user with mode 0700 (it is {:o}); \
+                 pick a private directory, e.g. the data dir or $XDG_RUNTIME_DIR",
+                dir.display(),
+                meta.mode() & 0o777
+            );
+        }
     }
     // Created with a tight umask so the socket is never reachable by others, even briefly.
     let old = unsafe { libc::umask(0o177) };
@@ -145,28 +198,41 @@ pub fn bind_unix(path: &Path) -> anyhow::Result<UnixListener> {
     Ok(listener)
 }
 
-/// Serves the API on a bound Unix socket.
+/// Serves the API on a bound Unix socket; connections from other users are refused.
 pub async fn serve_unix(
     node: Arc<Node>,
     token: Arc<str>,
     listener: UnixListener,
 ) -> anyhow::Result<()> {
-    router(node, token)
-        .await?
-        .serve_with_incoming(UnixListenerStream::new(listener))
-        .await?;
-    Ok(())
+    let uid = unsafe { libc::geteuid() };
+    let counter = node.clone();
+    let incoming = UnixListenerStream::new(listener).filter(move |conn| {
+        let allowed = match conn {
+            Ok(stream) => stream
+                .peer_cred()
+                .is_ok_and(|c| c.uid() == uid || c.uid() == 0),
+            Err(_) => true,
+        };
+        if !allowed {
+            counter.count_drop("api_foreign_uid");
+        }
+        std::future::ready(allowed)
+    });
+    serve(node, token, None, incoming).await
 }
 
-/// Serves the API on a bound TCP listener.
+/// Serves the API on a bound TCP listener; every call needs the bearer token, since any local
+/// user can reach a loopback port.
 pub async fn serve_tcp(
     node: Arc<Node>,
     token: Arc<str>,
     listener: TcpListener,
 ) -> anyhow::Result<()> {
-    router(node, token)
-        .await?
-        .serve_with_incoming(TcpListenerStream::new(listener))
-        .await?;
-    Ok(())
+    serve(
+        node,
+        token.clone(),
+        Some(token),
+        TcpListenerStream::new(listener),
+    )
+    .await
 }

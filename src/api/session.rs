@@ -51,6 +51,9 @@ pub async fn handle(
         )),
     };
     if let Err(e) = result {
+        if matches!(e, crate::node::NodeError::InvalidArgument(_)) {
+            node.count_drop("api_bad_request");
+        }
         reply.error = Some(error_to_proto(&e));
     }
     proto::ServerMessage {
@@ -89,15 +92,18 @@ where
     while let Some(item) = requests.next().await {
         let reply = match item {
             Ok(msg) => handle(&node, session, msg).await,
-            Err(e) => proto::ServerMessage {
-                body: Some(proto::server_message::Body::Reply(proto::Reply {
-                    error: Some(proto::Error {
-                        code: "invalid_request".into(),
-                        message: e,
-                    }),
-                    ..Default::default()
-                })),
-            },
+            Err(e) => {
+                node.count_drop("api_bad_request");
+                proto::ServerMessage {
+                    body: Some(proto::server_message::Body::Reply(proto::Reply {
+                        error: Some(proto::Error {
+                            code: "invalid_request".into(),
+                            message: e,
+                        }),
+                        ..Default::default()
+                    })),
+                }
+            }
         };
         if out.send(reply).await.is_err() {
             break;

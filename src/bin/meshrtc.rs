@@ -21,6 +21,9 @@ struct Cli {
     /// Daemon endpoint: unix:PATH or HOST:PORT (default unix:DATA_DIR/meshrtcd.sock).
     #[arg(long, env = "MESHRTC_DAEMON", global = true)]
     daemon: Option<String>,
+    /// API token, required over TCP (`meshrtc token` prints it; or env MESHRTC_TOKEN).
+    #[arg(long, env = "MESHRTC_TOKEN", global = true, hide_env_values = true)]
+    token: Option<String>,
     #[command(subcommand)]
     command: Cmd,
 }
@@ -102,6 +105,16 @@ enum Cmd {
     },
 }
 
+static TOKEN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+
+/// A client for the daemon, carrying the token if one was given.
+async fn client(daemon: &str) -> anyhow::Result<meshrtc::client::AuthedClient> {
+    let token = TOKEN.get().and_then(|t| t.as_deref());
+    meshrtc::client::connect_with_token(daemon, token)
+        .await
+        .with_context(|| format!("connecting to {daemon}"))
+}
+
 fn default_daemon() -> String {
     format!(
         "unix:{}",
@@ -120,9 +133,7 @@ struct Session {
 
 impl Session {
     async fn open(daemon: &str) -> anyhow::Result<Self> {
-        let mut client = meshrtc::client::connect(daemon)
-            .await
-            .with_context(|| format!("connecting to {daemon}"))?;
+        let mut client = client(daemon).await?;
         let (tx, rx) = mpsc::channel(16);
         let rx = client.session(ReceiverStream::new(rx)).await?.into_inner();
         Ok(Session { tx, rx, next_id: 1 })
@@ -383,9 +394,7 @@ async fn send(
 }
 
 async fn status(daemon: &str, as_json: bool) -> anyhow::Result<()> {
-    let mut c = meshrtc::client::connect(daemon)
-        .await
-        .with_context(|| format!("connecting to {daemon}"))?;
+    let mut c = client(daemon).await?;
     let s = c.status(proto::StatusRequest {}).await?.into_inner();
     if as_json {
         let v = json!({
@@ -435,6 +444,7 @@ async fn status(daemon: &str, as_json: bool) -> anyhow::Result<()> {
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let daemon = cli.daemon.unwrap_or_else(default_daemon);
+    let _ = TOKEN.set(cli.token);
     match cli.command {
         Cmd::Listen {
             room,
@@ -455,7 +465,7 @@ async fn main() -> anyhow::Result<()> {
             room,
             json: as_json,
         } => {
-            let mut c = meshrtc::client::connect(&daemon).await?;
+            let mut c = client(&daemon).await?;
             let peers = c
                 .peers(proto::PeersRequest {
                     app: room.app,
@@ -479,7 +489,7 @@ async fn main() -> anyhow::Result<()> {
             }
         }
         Cmd::Ping { room, peer } => {
-            let mut c = meshrtc::client::connect(&daemon).await?;
+            let mut c = client(&daemon).await?;
             let r = c
                 .ping(proto::PingRequest {
                     app: room.app,
@@ -492,7 +502,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Token => {
-            let mut c = meshrtc::client::connect(&daemon).await?;
+            let mut c = client(&daemon).await?;
             println!(
                 "{}",
                 c.token(proto::TokenRequest {}).await?.into_inner().token
@@ -500,7 +510,7 @@ async fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Cmd::Relays { json: as_json } => {
-            let mut c = meshrtc::client::connect(&daemon).await?;
+            let mut c = client(&daemon).await?;
             let relays = c.relays(proto::RelaysRequest {}).await?.into_inner().relays;
             if as_json {
                 return print_line(&json!(relays.iter().map(relay_json).collect::<Vec<_>>()));

@@ -116,8 +116,11 @@ fn build_config(args: &Args) -> anyhow::Result<Config> {
         .extend(args.ws_allow_origins.iter().cloned());
     if let Some(addr) = config.grpc_tcp
         && !addr.ip().is_loopback()
+        && !config.grpc_tcp_allow_remote
     {
-        anyhow::bail!("--grpc-tcp must be a loopback address, got {addr}");
+        anyhow::bail!(
+            "--grpc-tcp must be a loopback address (set grpc_tcp_allow_remote = true to override), got {addr}"
+        );
     }
     Ok(config)
 }

@@ -125,6 +125,8 @@ pub struct StatusInfo {
     pub sessions: u32,
     /// Live links.
     pub links: u32,
+    /// Connection attempts in progress.
+    pub pending_dials: u32,
 }
 
 struct SessionRoom {
@@ -383,6 +385,7 @@ impl Node {
                     password,
                     self.config.max_message_size,
                     Duration::from_millis(self.config.handshake_timeout_ms),
+                    Duration::from_millis(self.config.reassembly_timeout_ms),
                 );
                 let signal = RoomSignal::new(
                     &self.identity.peer_id,
@@ -766,6 +769,7 @@ impl Node {
             uptime_ms: self.started.elapsed().as_millis() as u64,
             sessions: st.sessions.len() as u32,
             links: st.links.len() as u32,
+            pending_dials: st.conns.values().filter(|c| !c.open).count() as u32,
         }
     }
 

@@ -161,6 +161,7 @@ impl Room {
         password: &str,
         max_message: usize,
         handshake_timeout: Duration,
+        reassembly_timeout: Duration,
     ) -> Self {
         Room {
             self_id: self_id.to_owned(),
@@ -172,6 +173,7 @@ impl Room {
             nonces: HashMap::new(),
             reassembly: Reassembler::new(Limits {
                 max_message,
+                idle_timeout: reassembly_timeout,
                 ..Limits::default()
             }),
             pings: HashMap::new(),
@@ -539,7 +541,15 @@ mod tests {
     const B: &str = "BBBBBBBBBBBBBBBBBBBB";
 
     fn room(id: &str, pw: &str) -> Room {
-        Room::new(id, "app", "room", pw, 1 << 20, Duration::from_secs(10))
+        Room::new(
+            id,
+            "app",
+            "room",
+            pw,
+            1 << 20,
+            Duration::from_secs(10),
+            Duration::from_secs(30),
+        )
     }
 
     /// Delivers frames between two rooms until quiet; returns each side's events.

@@ -20,6 +20,12 @@ pub const OFFER_TTL: Duration = Duration::from_millis(57_333);
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(23_333);
 /// Offer ids remembered to drop replays.
 const SEEN_OFFERS_CAP: usize = 4_096;
+/// Peers remembered as seen (for `peer:seen`); older ones are forgotten.
+const SEEN_PEERS_CAP: usize = 4_096;
+/// Pokes (prompts to offer) we send per second, and the burst allowed.
+const POKES_PER_SECOND: f64 = 20.0;
+/// Burst of pokes allowed before the rate applies.
+const POKE_BURST: f64 = 40.0;
 
 /// Which side of a connection attempt we are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,6 +122,9 @@ pub struct RoomSignal {
     burst_index: usize,
     burst_start: Instant,
     seen: HashSet<String>,
+    seen_order: VecDeque<String>,
+    poke_tokens: f64,
+    poke_refill: Instant,
     linked: HashSet<String>,
     dials: HashMap<String, Dial>,
     seen_offers: HashSet<String>,
@@ -144,6 +153,9 @@ impl RoomSignal {
             burst_index: 0,
             burst_start: now,
             seen: HashSet::new(),
+            seen_order: VecDeque::new(),
+            poke_tokens: POKE_BURST,
+            poke_refill: now,
             linked: HashSet::new(),
             dials: HashMap::new(),
             seen_offers: HashSet::new(),
@@ -247,6 +259,35 @@ impl RoomSignal {
         }
     }
 
+    /// Records a peer as seen; true the first time (bounded: the oldest are forgotten).
+    fn remember_peer(&mut self, peer: &str) -> bool {
+        if !self.seen.insert(peer.to_owned()) {
+            return false;
+        }
+        self.seen_order.push_back(peer.to_owned());
+        if self.seen_order.len() > SEEN_PEERS_CAP
+            && let Some(old) = self.seen_order.pop_front()
+        {
+            self.seen.remove(&old);
+        }
+        true
+    }
+
+    /// Takes a token from the poke bucket; false when a flood exhausted it.
+    fn take_poke(&mut self, now: Instant) -> bool {
+        let elapsed = now
+            .saturating_duration_since(self.poke_refill)
+            .as_secs_f64();
+        self.poke_refill = now;
+        self.poke_tokens = (self.poke_tokens + elapsed * POKES_PER_SECOND).min(POKE_BURST);
+        if self.poke_tokens >= 1.0 {
+            self.poke_tokens -= 1.0;
+            true
+        } else {
+            false
+        }
+    }
+
     fn remember_offer(&mut self, offer_id: &str) -> bool {
         if !self.seen_offers.insert(offer_id.to_owned()) {
             return false;
@@ -291,7 +332,7 @@ impl RoomSignal {
         }
         match signal {
             Signal::Announce { peer, passive } => {
-                if self.seen.insert(peer.clone()) {
+                if self.remember_peer(&peer) {
                     out.push(Action::Seen { peer: peer.clone() });
                 }
                 if passive || self.linked.contains(&peer) || self.dials.contains_key(&peer) {
@@ -315,6 +356,8 @@ impl RoomSignal {
                         },
                     );
                     out.push(Action::StartOffer { peer, offer_id });
+                } else if !on_own_topic && !self.take_poke(now) {
+                    out.push(Action::Drop("poke_rate_limited"));
                 } else if !on_own_topic {
                     // Larger id: prompt the smaller one to offer right away.
                     out.push(self.reply(
@@ -356,7 +399,7 @@ impl RoomSignal {
                     out.push(Action::Drop("dials_full"));
                     return out;
                 }
-                if self.seen.insert(peer.clone()) {
+                if self.remember_peer(&peer) {
                     out.push(Action::Seen { peer: peer.clone() });
                 }
                 self.dials.insert(
@@ -602,6 +645,62 @@ mod tests {
             high.on_signal(&topic, replay, None, now),
             vec![Action::Drop("offer_replayed")]
         );
+    }
+
+    #[test]
+    fn announce_floods_are_bounded() {
+        let now = Instant::now();
+        let mut s = RoomSignal::new(HIGH, "app", "room", "", 8, now);
+        let root = s.root_topic().to_owned();
+        let mut pokes = 0;
+        let mut limited = 0;
+        for i in 0..10_000u32 {
+            let peer = format!("0{:019}", i);
+            for a in s.on_signal(
+                &root,
+                Signal::Announce {
+                    peer,
+                    passive: false,
+                },
+                None,
+                now,
+            ) {
+                match a {
+                    Action::Publish { .. } => pokes += 1,
+                    Action::Drop("poke_rate_limited") => limited += 1,
+                    _ => {}
+                }
+            }
+        }
+        assert_eq!(pokes, 40, "only the burst goes out at once");
+        assert_eq!(limited, 10_000 - 40);
+        assert!(s.seen.len() <= SEEN_PEERS_CAP && s.seen_order.len() <= SEEN_PEERS_CAP);
+        // The bucket refills with time.
+        let later = now + Duration::from_secs(1);
+        let a = s.on_signal(
+            &root,
+            Signal::Announce {
+                peer: "0zzzzzzzzzzzzzzzzzzz".into(),
+                passive: false,
+            },
+            None,
+            later,
+        );
+        assert!(a.iter().any(|x| matches!(x, Action::Publish { .. })));
+        // Larger fake ids: dials stay capped.
+        let mut low = RoomSignal::new(LOW, "app", "room", "", 8, now);
+        for i in 0..1_000u32 {
+            low.on_signal(
+                &root,
+                Signal::Announce {
+                    peer: format!("z{:019}", i),
+                    passive: false,
+                },
+                None,
+                now,
+            );
+        }
+        assert_eq!(low.pending_dials(), 8);
     }
 
     #[test]
