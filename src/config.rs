@@ -114,7 +114,7 @@ impl Default for Config {
             ice_servers: Vec::new(),
             mdns: MdnsMode::Auto,
             max_message_size: 64 << 20,
-            max_pending_dials: 64,
+            max_pending_dials: 16,
             session_queue: 4_096,
             ping_after_ms: 3_000,
             dead_after_ms: 10_000,

@@ -1,0 +1,192 @@
+//! Local API access control and hostile input: token, other users, floods, slow consumers.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use meshrtc::proto;
+use nostr_relay_builder::prelude::{LocalRelay, RateLimit, RelayBuilder};
+use nostr_sdk::{EventBuilder, Keys, Kind, Tag, TagKind};
+
+fn rss_kib(pid: i32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tcp_grpc_needs_the_token() {
+    let port = free_port();
+    let a = Daemon::spawn(vec![], Some(format!("127.0.0.1:{}", free_port()).parse().expect("addr")), vec!["--grpc-tcp".into(), format!("127.0.0.1:{port}")])
+        .await;
+    let tcp = format!("127.0.0.1:{port}");
+    let mut anonymous = meshrtc::client::connect(&tcp).await.expect("tcp connect");
+    let err = anonymous.status(proto::StatusRequest {}).await.expect_err("refused without a token");
+    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    let mut wrong = meshrtc::client::connect_with_token(&tcp, Some("nope")).await.expect("connect");
+    assert_eq!(wrong.status(proto::StatusRequest {}).await.expect_err("refused").code(), tonic::Code::Unauthenticated);
+    let token = cli(&["--daemon", &a.endpoint(), "token"]);
+    let token = String::from_utf8_lossy(&token.stdout).trim().to_owned();
+    assert_eq!(std::fs::read_to_string(a.dir.join("api-token")).expect("token file").trim(), token);
+    assert_eq!(mode_of(&a.dir.join("api-token")), 0o600);
+    let mut authed = meshrtc::client::connect_with_token(&tcp, Some(&token)).await.expect("connect");
+    assert!(authed.status(proto::StatusRequest {}).await.is_ok());
+    // The CLI over TCP: refused without the token, fine with it.
+    assert!(!cli(&["--daemon", &tcp, "status"]).status.success());
+    assert!(cli(&["--daemon", &tcp, "--token", &token, "status", "--json"]).status.success());
+    assert!(a.status().await.drops.get("api_token_refused").copied().unwrap_or(0) >= 3);
+    // A non-loopback TCP address is refused unless the config allows it.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshrtcd"))
+        .args(["--data-dir", &a.dir.join("other").display().to_string(), "--grpc-tcp", "0.0.0.0:1", "--ice-server", "none"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("loopback"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_socket_is_owner_only_and_other_users_are_refused() {
+    let a = Daemon::with_embedded_relay().await;
+    assert_eq!(mode_of(&a.socket()), 0o600);
+    assert_eq!(mode_of(&a.dir), 0o700);
+    // A socket in a directory others can enter is refused at start.
+    let open_dir = tempfile::tempdir().expect("tempdir");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(open_dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let data = tempfile::tempdir().expect("tempdir");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshrtcd"))
+        .args(["--data-dir", &data.path().display().to_string(), "--ice-server", "none", "--ws", "none", "--relay", "ws://127.0.0.1:1"])
+        .arg("--grpc")
+        .arg(format!("unix:{}/s.sock", open_dir.path().display()))
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("0700"), "{}", String::from_utf8_lossy(&out.stderr));
+    // Another uid cannot use the socket (needs root to create the user and switch to it).
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("not root: skipping the second-user check");
+        return;
+    }
+    let user = "meshrtc-test";
+    if std::process::Command::new("id").arg(user).output().map(|o| !o.status.success()).unwrap_or(true) {
+        let made = std::process::Command::new("useradd").args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user]).status();
+        assert!(made.is_ok_and(|s| s.success()), "useradd failed");
+    }
+    // Copy the client somewhere the other user may execute it.
+    let bin_dir = tempfile::tempdir().expect("tempdir");
+    let client = bin_dir.path().join("meshrtc");
+    std::fs::copy(env!("CARGO_BIN_EXE_meshrtc"), &client).expect("copy client");
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::set_permissions(&client, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let out = std::process::Command::new("runuser")
+        .args(["-u", user, "--"])
+        .arg(&client)
+        .args(["--daemon", &a.endpoint(), "status"])
+        .output()
+        .expect("runuser");
+    assert!(!out.status.success(), "another user reached the API");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("connecting to"), "{err}");
+    // The owner still can.
+    assert!(cli(&["--daemon", &a.endpoint(), "status"]).status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_fake_announces_leave_the_daemon_responsive() {
+    let port = free_port();
+    let relay = LocalRelay::new(RelayBuilder::default().port(port).rate_limit(RateLimit { max_reqs: 64, notes_per_minute: 1_000_000 }));
+    relay.run().await.expect("relay");
+    let url = format!("ws://127.0.0.1:{port}");
+    let a = Daemon::with_relays(std::slice::from_ref(&url)).await;
+    let b = Daemon::with_relays(std::slice::from_ref(&url)).await;
+    let (ida, idb) = (a.peer_id().await, b.peer_id().await);
+    let (mut sa, mut sb) = (a.session().await, b.session().await);
+    sa.join("flood", "room", "").await;
+    sb.join("flood", "room", "").await;
+    assert!(sa.wait_join(&idb, JOIN).await && sb.wait_join(&ida, JOIN).await);
+    let rss_before = rss_kib(a.pid());
+    // 10,000 announces from distinct keys, half with ids below the daemon's, half above.
+    let topic = meshrtc::wire::topic::root_topic("flood", "room");
+    let kind = Kind::Custom(meshrtc::wire::topic::topic_kind(&topic));
+    let events: Vec<_> = (0..10_000u32)
+        .map(|i| {
+            let id = if i % 2 == 0 { format!("0{:019}", i) } else { format!("z{:019}", i) };
+            EventBuilder::new(kind, format!(r#"{{"peerId":"{id}"}}"#))
+                .tag(Tag::custom(TagKind::x(), [topic.clone()]))
+                .sign_with_keys(&Keys::generate())
+                .expect("sign")
+        })
+        .collect();
+    let flood = tokio::spawn(async move {
+        for chunk in events.chunks(500) {
+            for e in chunk {
+                relay.notify_event(e.clone());
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        relay
+    });
+    let mut worst = Duration::ZERO;
+    let mut c = meshrtc::client::connect(&a.endpoint()).await.expect("connect");
+    let t = Instant::now();
+    while t.elapsed() < Duration::from_secs(4) {
+        let r = c.ping(proto::PingRequest { app: "flood".into(), room: "room".into(), peer: idb.clone() }).await.expect("ping").into_inner();
+        worst = worst.max(Duration::from_secs_f64(r.rtt_ms / 1000.0));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let _relay = flood.await.expect("flood");
+    let status = a.status().await;
+    let rss_after = rss_kib(a.pid());
+    eprintln!(
+        "flood: worst ping {worst:?}, RSS {} -> {} KiB, pending dials {}, drops {:?}",
+        rss_before, rss_after, status.pending_dials, status.drops
+    );
+    assert!(worst < Duration::from_millis(50), "ping to the real peer took {worst:?} during the flood");
+    assert!(rss_after.saturating_sub(rss_before) < 50 * 1024, "RSS grew by {} KiB", rss_after - rss_before);
+    assert!(status.pending_dials <= 16, "pending dials not capped: {}", status.pending_dials);
+    assert!(status.drops.get("poke_rate_limited").copied().unwrap_or(0) > 1_000, "{:?}", status.drops);
+    assert!(status.drops.get("dials_full").copied().unwrap_or(0) > 1_000, "{:?}", status.drops);
+    // The real peer is still there and messages still flow.
+    let r = sb.send(1, "chat", text("still here"), &[]).await;
+    assert!(r.error.is_none());
+    assert!(sa.wait_for(JOIN, |e| matches!(&e.kind, Some(proto::event::Kind::Message(m)) if m.from == idb)).await.is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_that_stops_reading_is_bounded_and_told_it_lagged() {
+    let a = Daemon::with_embedded_relay().await;
+    let b = Daemon::with_relays(&[a.relay_url()]).await;
+    let idb = b.peer_id().await;
+    let mut slow = a.session().await;
+    let mut sb = b.session().await;
+    slow.join("slow", "room", "").await;
+    let rb = sb.join("slow", "room", "").await;
+    assert!(slow.wait_join(&idb, JOIN).await);
+    let rss_before = rss_kib(a.pid());
+    // 20,000 messages of 2 KiB while the session reads nothing.
+    let blob = "x".repeat(2048);
+    for _ in 0..20_000 {
+        let r = sb.send(rb, "chat", text(&blob), &[]).await;
+        assert!(r.error.is_none());
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_after = rss_kib(a.pid());
+    eprintln!("slow consumer: RSS {rss_before} -> {rss_after} KiB");
+    assert!(rss_after.saturating_sub(rss_before) < 40 * 1024, "daemon memory grew by {} KiB", rss_after - rss_before);
+    let lagged = slow.wait_for(JOIN, |e| matches!(e.kind, Some(proto::event::Kind::Lagged(_)))).await;
+    let Some(proto::event::Kind::Lagged(l)) = lagged.and_then(|e| e.kind) else { panic!("no lagged event") };
+    assert!(l.dropped > 1_000, "dropped {}", l.dropped);
+    // After the lag, messages flow again.
+    sb.send(rb, "chat", text("after"), &[]).await;
+    assert!(slow.wait_for(JOIN, |e| matches!(&e.kind, Some(proto::event::Kind::Message(m)) if matches!(&m.payload, Some(p) if p.kind == Some(proto::payload::Kind::Text("after".into())))))
+        .await
+        .is_some());
+}
