@@ -39,3 +39,8 @@ fn browser_bridge_pages_share_the_node() {
 fn trystero_pages_share_rooms_with_daemons() {
     run_browser_suite("interop.mjs");
 }
+
+#[test]
+fn hostile_page_garbage_is_dropped_and_counted() {
+    run_browser_suite("hostile.mjs");
+}

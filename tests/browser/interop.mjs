@@ -1,37 +1,12 @@
 // Interop: pages running unmodified Trystero 0.25.4 (npm, bundled with esbuild) share rooms
 // with meshrtcd, through the daemon's embedded relay on loopback, in headless Chromium.
-import {createServer} from 'node:http'
 import {writeFileSync, mkdtempSync} from 'node:fs'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import assert from 'node:assert/strict'
-import * as esbuild from 'esbuild'
-import {Daemon, launchBrowser, runTests, until, freePort, sleep} from './lib.mjs'
+import {Daemon, launchBrowser, runTests, until, sleep, serveTrysteroPage} from './lib.mjs'
 
-const here = new URL('.', import.meta.url).pathname
-const bundle = (
-  await esbuild.build({
-    stdin: {contents: "export {joinRoom, selfId} from 'trystero'", resolveDir: here},
-    bundle: true,
-    format: 'esm',
-    write: false
-  })
-).outputFiles[0].text
-
-const PAGE = `<!doctype html><title>trystero page</title><script type="module">
-import {joinRoom, selfId} from '/trystero.js'
-window.trysteroReady = {joinRoom, selfId}
-</script>`
-const port = await freePort()
-const server = createServer((req, res) => {
-  if (req.url === '/trystero.js') {
-    res.setHeader('content-type', 'text/javascript')
-    return res.end(bundle)
-  }
-  res.setHeader('content-type', 'text/html')
-  res.end(PAGE)
-})
-await new Promise(r => server.listen(port, '127.0.0.1', r))
+const {port, server} = await serveTrysteroPage()
 const browser = await launchBrowser()
 const context = await browser.newContext()
 const APP = 'trystero-interop'

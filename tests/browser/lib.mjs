@@ -1,5 +1,6 @@
 // Shared helpers of the browser tests: real daemons, a loopback relay, headless Chromium.
 import {spawn, execFileSync} from 'node:child_process'
+import {createServer as createHttpServer} from 'node:http'
 import {mkdtempSync, rmSync, readFileSync} from 'node:fs'
 import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
@@ -177,3 +178,26 @@ export const runTests = async (tests, cleanup) => {
 }
 
 export const readJson = path => JSON.parse(readFileSync(path, 'utf8'))
+
+/**
+ * Serves a page that loads the npm package `trystero` (bundled with esbuild, unmodified) and
+ * exposes it as window.trysteroReady. `prelude` runs before Trystero is imported.
+ */
+export const serveTrysteroPage = async (prelude = '') => {
+  const {build} = await import('esbuild')
+  const here = new URL('.', import.meta.url).pathname
+  const bundle = (
+    await build({stdin: {contents: "export {joinRoom, selfId} from 'trystero'", resolveDir: here}, bundle: true, format: 'esm', write: false})
+  ).outputFiles[0].text
+  const page = `<!doctype html><title>trystero page</title><script>${prelude}</script><script type="module">
+import {joinRoom, selfId} from '/trystero.js'
+window.trysteroReady = {joinRoom, selfId}
+</script>`
+  const port = await freePort()
+  const server = createHttpServer((req, res) => {
+    res.setHeader('content-type', req.url === '/trystero.js' ? 'text/javascript' : 'text/html')
+    res.end(req.url === '/trystero.js' ? bundle : page)
+  })
+  await new Promise(r => server.listen(port, '127.0.0.1', r))
+  return {port, server}
+}

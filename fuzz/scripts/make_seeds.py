@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Writes the hand-made seed corpora into fuzz/corpus/<target>/ (one-off; re-runnable).
+
+Formats follow src/wire/{frame,chunk,sdp_crypto}.rs, src/signal/content.rs and
+proto/meshrtc/v1/meshrtc.proto. Needs the `cryptography` package for the SDP seeds.
+"""
+import hashlib
+import json
+import os
+import struct
+import base64
+
+ROOT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "corpus")
+TAG_LAST, TAG_META, TAG_BINARY, TAG_JSON = 1, 2, 4, 8
+CHUNK_PAYLOAD = 16384 - 36
+
+
+def put(target, name, data):
+    d = os.path.join(ROOT, target)
+    os.makedirs(d, exist_ok=True)
+    if isinstance(data, str):
+        data = data.encode()
+    with open(os.path.join(d, "seed-" + name), "wb") as f:
+        f.write(data)
+
+
+def header(action, nonce, tag, progress):
+    a = action.encode()
+    return a + b"\0" * (32 - len(a)) + struct.pack(">HBB", nonce, tag, progress)
+
+
+def progress_byte(i, total):
+    return int((i + 1) / total * 255 + 0.5)
+
+
+def encode_message(action, nonce, payload, type_bits, meta=None):
+    """Mirror of chunk::encode_message."""
+    meta_b = None if meta is None else json.dumps(meta, separators=(",", ":")).encode()
+    pieces = [payload[i:i + CHUNK_PAYLOAD] for i in range(0, len(payload), CHUNK_PAYLOAD)]
+    total = max(1, len(pieces)) + (1 if meta_b is not None else 0)
+    out, index = [], 0
+    if meta_b is not None:
+        out.append(header(action, nonce, type_bits | TAG_META, progress_byte(0, total)) + meta_b)
+        index = 1
+    if not pieces:
+        out.append(header(action, nonce, type_bits | TAG_LAST, 255))
+        return out
+    for n, p in enumerate(pieces):
+        last = TAG_LAST if n == len(pieces) - 1 else 0
+        out.append(header(action, nonce, type_bits | last, progress_byte(index, total)) + p)
+        index += 1
+    return out
+
+
+def encode_data(token, chunk):
+    t = token.encode()
+    return b"\x01" + struct.pack(">H", len(t)) + t + chunk
+
+
+def encode_presence(token, joined):
+    t = token.encode()
+    return b"\x02" + bytes([1 if joined else 0]) + struct.pack(">H", len(t)) + t
+
+
+def sdp_encrypt(key, iv, plain):
+    from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+    sealed = AESGCM(key).encrypt(iv, plain.encode(), None)
+    return ",".join(str(b) for b in iv) + "$" + base64.b64encode(sealed).decode()
+
+
+def pb_varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def pb_field(num, wire, value):
+    key = pb_varint(num << 3 | wire)
+    if wire == 0:
+        return key + pb_varint(value)
+    return key + pb_varint(len(value)) + value
+
+
+def pb_str(num, s):
+    return pb_field(num, 2, s.encode() if isinstance(s, str) else s)
+
+
+def main():
+    token = hashlib.sha256(b"app:room").hexdigest()
+    # --- chunks made like the encoder does
+    text = encode_message("chat", 0, "héllo".encode(), 0)
+    js = encode_message("chat", 1, b'{"a":[1,2]}', TAG_JSON)
+    hsready = encode_message("@_hsready", 0, b"", 0)
+    binmeta = encode_message("file", 7, bytes(range(200)), TAG_BINARY | TAG_JSON, {"name": "a"})
+    big = encode_message("big", 2, bytes(i % 251 for i in range(CHUNK_PAYLOAD + 100)), TAG_BINARY | TAG_JSON)
+
+    for name, chunks in [("text", text), ("json", js), ("hsready", hsready), ("binmeta", binmeta), ("big", big)]:
+        for i, c in enumerate(chunks):
+            put("action_chunk", f"{name}-{i}", c)
+        put("outer_frame", f"data-{name}", encode_data(token, chunks[0]))
+    put("outer_frame", "presence-join", encode_presence(token, True))
+    put("outer_frame", "presence-leave", encode_presence(token, False))
+    put("outer_frame", "data-empty", encode_data("", b""))
+
+    # --- reassembly records: [flags, repeat, len_hi, len_lo, chunk]
+    def rec(flags, repeat, c):
+        return bytes([flags, repeat]) + struct.pack(">H", len(c)) + c
+
+    put("reassembly", "text", rec(0, 0, text[0]))
+    put("reassembly", "binmeta", b"".join(rec(1, 0, c) for c in binmeta))
+    put("reassembly", "big-2peers", b"".join(rec(p, 0, c) for c in big for p in (2, 3)))
+    put("reassembly", "interleaved", rec(0, 0, binmeta[0]) + rec(1, 0, js[0]) + rec(0, 0, binmeta[1]))
+    first_big = big[0]
+    put("reassembly", "toolarge", rec(0, 80, first_big) + rec(0, 0, big[1]))
+    put("reassembly", "manypartials", rec(16 | 1, 20, first_big))
+    # ~1 MiB messages (62 repeats of a full chunk), 3 per peer: hits max_per_peer, then max_total.
+    filler = lambda n: encode_message("big", n, bytes(CHUNK_PAYLOAD * 2), TAG_BINARY | TAG_JSON)[0]
+    put("reassembly", "bufferfull", b"".join(rec(p, 62, filler(n)) for p in range(4) for n in range(3)))
+    put("reassembly", "expire", rec(0, 3, first_big) + rec(4, 0, js[0]) + rec(8, 0, big[1]))
+
+    # --- signaling content
+    P = "AAAAAAAAAAAAAAAAAAAA"
+    for name, obj in [
+        ("announce", {"peerId": P}),
+        ("passive", {"peerId": P, "passive": True}),
+        ("offer", {"peerId": P, "offerId": "o1", "offer": "x"}),
+        ("answer", {"peerId": P, "answer": "x", "offerId": "o1"}),
+        ("candidate", {"peerId": P, "offerId": "o1", "candidate": "c"}),
+        ("missing-id", {"peerId": P, "offer": "x"}),
+        ("bad-peer", {"peerId": "short"}),
+    ]:
+        put("signal_content", name, json.dumps(obj, separators=(",", ":")))
+    put("signal_content", "escapes", '{"peerId":"AAAAAAAAAAAAAAAAAAAA","offerId":"\\u00e9\\n","offer":"1,2$\\ud83d\\ude00"}')
+
+    # --- encrypted SDP (key = SHA-256("pw:app:room"), 16-byte IV like Trystero)
+    key = hashlib.sha256(b"pw:app:room").digest()
+    iv = bytes([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 255])
+    put("sdp_decrypt", "short", sdp_encrypt(key, iv, "v=0\r\n"))
+    sdp = "v=0\r\no=- 4611731400430051336 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:abcd\r\na=ice-pwd:abcdefghijklmnopqrstuvwx\r\na=fingerprint:sha-256 00:11:22:33\r\na=setup:actpass\r\na=mid:0\r\na=sctp-port:5000\r\n"
+    put("sdp_decrypt", "sdp", sdp_encrypt(key, bytes(16), sdp))
+    put("sdp_decrypt", "candidate", sdp_encrypt(key, bytes(range(16)), '{"candidate":"candidate:1 1 udp 2122260223 127.0.0.1 50000 typ host","sdpMid":"0"}'))
+    put("sdp_decrypt", "wrong-key", sdp_encrypt(hashlib.sha256(b"nope:app:room").digest(), iv, "v=0\r\n"))
+    put("sdp_decrypt", "spaces", " 1, 2,3,4,5,6,7,8,9,10,11,12,13,14,15,255$AAAA")
+    put("sdp_decrypt", "malformed", "1,2$AAAA")
+
+    # --- WS bridge requests: JSON text frames and binary protobuf frames
+    for name, obj in [
+        ("join", {"requestId": "1", "join": {"app": "a", "room": "r"}}),
+        ("join-pw", {"requestId": 2, "join": {"app": "a", "room": "r", "password": "pw", "channels": ["chat"]}}),
+        ("leave", {"requestId": "3", "leave": {"room": 1}}),
+        ("send-text", {"requestId": "4", "send": {"room": 1, "channel": "chat", "payload": {"text": "hi"}, "targets": [P]}}),
+        ("send-bin", {"requestId": "5", "send": {"room": 1, "channel": "file", "payload": {"binary": "AAEC", "metaJson": "{\"n\":1}"}}}),
+        ("subscribe", {"requestId": "6", "subscribe": {"room": 1, "channels": []}}),
+        ("ping", {"requestId": "7", "ping": {"room": 1, "peer": P}}),
+        ("peers", {"requestId": "18446744073709551615", "peers": {"room": 4294967295}}),
+    ]:
+        put("ws_request", "json-" + name, json.dumps(obj, separators=(",", ":")))
+    join = pb_str(1, "a") + pb_str(2, "r") + pb_str(3, "pw") + pb_str(4, "chat")
+    put("ws_request", "pb-join", pb_field(1, 0, 1) + pb_str(2, join))
+    payload = pb_str(3, b"\x00\x01\x02") + pb_str(4, '{"n":1}')
+    send = pb_field(1, 0, 1) + pb_str(2, "file") + pb_str(3, payload) + pb_str(4, P)
+    put("ws_request", "pb-send", pb_field(1, 0, 5) + pb_str(4, send))
+    put("ws_request", "pb-ping", pb_field(1, 0, 2**64 - 1) + pb_str(6, pb_field(1, 0, 1) + pb_str(2, P)))
+    put("ws_request", "pb-peers", pb_field(1, 0, 9) + pb_str(7, pb_field(1, 0, 1)))
+
+
+if __name__ == "__main__":
+    main()
