@@ -12,7 +12,11 @@ use nostr_sdk::{EventBuilder, Keys, Kind, Tag, TagKind};
 fn rss_kib(pid: i32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).map(str::to_owned))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .map(str::to_owned)
+        })
         .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         .unwrap_or(0)
 }
@@ -20,27 +24,69 @@ fn rss_kib(pid: i32) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tcp_grpc_needs_the_token() {
     let port = free_port();
-    let a = Daemon::spawn(vec![], Some(format!("127.0.0.1:{}", free_port()).parse().expect("addr")), vec!["--grpc-tcp".into(), format!("127.0.0.1:{port}")])
-        .await;
+    let a = Daemon::spawn(
+        vec![],
+        Some(format!("127.0.0.1:{}", free_port()).parse().expect("addr")),
+        vec!["--grpc-tcp".into(), format!("127.0.0.1:{port}")],
+    )
+    .await;
     let tcp = format!("127.0.0.1:{port}");
     let mut anonymous = meshrtc::client::connect(&tcp).await.expect("tcp connect");
-    let err = anonymous.status(proto::StatusRequest {}).await.expect_err("refused without a token");
+    let err = anonymous
+        .status(proto::StatusRequest {})
+        .await
+        .expect_err("refused without a token");
     assert_eq!(err.code(), tonic::Code::Unauthenticated);
-    let mut wrong = meshrtc::client::connect_with_token(&tcp, Some("nope")).await.expect("connect");
-    assert_eq!(wrong.status(proto::StatusRequest {}).await.expect_err("refused").code(), tonic::Code::Unauthenticated);
+    let mut wrong = meshrtc::client::connect_with_token(&tcp, Some("nope"))
+        .await
+        .expect("connect");
+    assert_eq!(
+        wrong
+            .status(proto::StatusRequest {})
+            .await
+            .expect_err("refused")
+            .code(),
+        tonic::Code::Unauthenticated
+    );
     let token = cli(&["--daemon", &a.endpoint(), "token"]);
     let token = String::from_utf8_lossy(&token.stdout).trim().to_owned();
-    assert_eq!(std::fs::read_to_string(a.dir.join("api-token")).expect("token file").trim(), token);
+    assert_eq!(
+        std::fs::read_to_string(a.dir.join("api-token"))
+            .expect("token file")
+            .trim(),
+        token
+    );
     assert_eq!(mode_of(&a.dir.join("api-token")), 0o600);
-    let mut authed = meshrtc::client::connect_with_token(&tcp, Some(&token)).await.expect("connect");
+    let mut authed = meshrtc::client::connect_with_token(&tcp, Some(&token))
+        .await
+        .expect("connect");
     assert!(authed.status(proto::StatusRequest {}).await.is_ok());
     // The CLI over TCP: refused without the token, fine with it.
     assert!(!cli(&["--daemon", &tcp, "status"]).status.success());
-    assert!(cli(&["--daemon", &tcp, "--token", &token, "status", "--json"]).status.success());
-    assert!(a.status().await.drops.get("api_token_refused").copied().unwrap_or(0) >= 3);
+    assert!(
+        cli(&["--daemon", &tcp, "--token", &token, "status", "--json"])
+            .status
+            .success()
+    );
+    assert!(
+        a.status()
+            .await
+            .drops
+            .get("api_token_refused")
+            .copied()
+            .unwrap_or(0)
+            >= 3
+    );
     // A non-loopback TCP address is refused unless the config allows it.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshrtcd"))
-        .args(["--data-dir", &a.dir.join("other").display().to_string(), "--grpc-tcp", "0.0.0.0:1", "--ice-server", "none"])
+        .args([
+            "--data-dir",
+            &a.dir.join("other").display().to_string(),
+            "--grpc-tcp",
+            "0.0.0.0:1",
+            "--ice-server",
+            "none",
+        ])
         .output()
         .expect("run");
     assert!(!out.status.success());
@@ -56,25 +102,52 @@ async fn the_socket_is_owner_only_and_other_users_are_refused() {
     let open_dir = tempfile::tempdir().expect("tempdir");
     {
         use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(open_dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::set_permissions(open_dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
     }
     let data = tempfile::tempdir().expect("tempdir");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshrtcd"))
-        .args(["--data-dir", &data.path().display().to_string(), "--ice-server", "none", "--ws", "none", "--relay", "ws://127.0.0.1:1"])
+        .args([
+            "--data-dir",
+            &data.path().display().to_string(),
+            "--ice-server",
+            "none",
+            "--ws",
+            "none",
+            "--relay",
+            "ws://127.0.0.1:1",
+        ])
         .arg("--grpc")
         .arg(format!("unix:{}/s.sock", open_dir.path().display()))
         .output()
         .expect("run");
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("0700"), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("0700"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     // Another uid cannot use the socket (needs root to create the user and switch to it).
     if unsafe { libc::geteuid() } != 0 {
         eprintln!("not root: skipping the second-user check");
         return;
     }
     let user = "meshrtc-test";
-    if std::process::Command::new("id").arg(user).output().map(|o| !o.status.success()).unwrap_or(true) {
-        let made = std::process::Command::new("useradd").args(["--system", "--no-create-home", "--shell", "/usr/sbin/nologin", user]).status();
+    if std::process::Command::new("id")
+        .arg(user)
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        let made = std::process::Command::new("useradd")
+            .args([
+                "--system",
+                "--no-create-home",
+                "--shell",
+                "/usr/sbin/nologin",
+                user,
+            ])
+            .status();
         assert!(made.is_ok_and(|s| s.success()), "useradd failed");
     }
     // Copy the client somewhere the other user may execute it.
@@ -83,7 +156,8 @@ async fn the_socket_is_owner_only_and_other_users_are_refused() {
     std::fs::copy(env!("CARGO_BIN_EXE_meshrtc"), &client).expect("copy client");
     {
         use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
         std::fs::set_permissions(&client, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
     let out = std::process::Command::new("runuser")
@@ -102,7 +176,10 @@ async fn the_socket_is_owner_only_and_other_users_are_refused() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_fake_announces_leave_the_daemon_responsive() {
     let port = free_port();
-    let relay = LocalRelay::new(RelayBuilder::default().port(port).rate_limit(RateLimit { max_reqs: 64, notes_per_minute: 1_000_000 }));
+    let relay = LocalRelay::new(RelayBuilder::default().port(port).rate_limit(RateLimit {
+        max_reqs: 64,
+        notes_per_minute: 1_000_000,
+    }));
     relay.run().await.expect("relay");
     let url = format!("ws://127.0.0.1:{port}");
     let a = Daemon::with_relays(std::slice::from_ref(&url)).await;
@@ -118,7 +195,11 @@ async fn ten_thousand_fake_announces_leave_the_daemon_responsive() {
     let kind = Kind::Custom(meshrtc::wire::topic::topic_kind(&topic));
     let events: Vec<_> = (0..10_000u32)
         .map(|i| {
-            let id = if i % 2 == 0 { format!("0{:019}", i) } else { format!("z{:019}", i) };
+            let id = if i % 2 == 0 {
+                format!("0{:019}", i)
+            } else {
+                format!("z{:019}", i)
+            };
             EventBuilder::new(kind, format!(r#"{{"peerId":"{id}"}}"#))
                 .tag(Tag::custom(TagKind::x(), [topic.clone()]))
                 .sign_with_keys(&Keys::generate())
@@ -135,10 +216,20 @@ async fn ten_thousand_fake_announces_leave_the_daemon_responsive() {
         relay
     });
     let mut worst = Duration::ZERO;
-    let mut c = meshrtc::client::connect(&a.endpoint()).await.expect("connect");
+    let mut c = meshrtc::client::connect(&a.endpoint())
+        .await
+        .expect("connect");
     let t = Instant::now();
     while t.elapsed() < Duration::from_secs(4) {
-        let r = c.ping(proto::PingRequest { app: "flood".into(), room: "room".into(), peer: idb.clone() }).await.expect("ping").into_inner();
+        let r = c
+            .ping(proto::PingRequest {
+                app: "flood".into(),
+                room: "room".into(),
+                peer: idb.clone(),
+            })
+            .await
+            .expect("ping")
+            .into_inner();
         worst = worst.max(Duration::from_secs_f64(r.rtt_ms / 1000.0));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
@@ -149,15 +240,41 @@ async fn ten_thousand_fake_announces_leave_the_daemon_responsive() {
         "flood: worst ping {worst:?}, RSS {} -> {} KiB, pending dials {}, drops {:?}",
         rss_before, rss_after, status.pending_dials, status.drops
     );
-    assert!(worst < Duration::from_millis(50), "ping to the real peer took {worst:?} during the flood");
-    assert!(rss_after.saturating_sub(rss_before) < 50 * 1024, "RSS grew by {} KiB", rss_after - rss_before);
-    assert!(status.pending_dials <= 16, "pending dials not capped: {}", status.pending_dials);
-    assert!(status.drops.get("poke_rate_limited").copied().unwrap_or(0) > 1_000, "{:?}", status.drops);
-    assert!(status.drops.get("dials_full").copied().unwrap_or(0) > 1_000, "{:?}", status.drops);
+    assert!(
+        worst < Duration::from_millis(50),
+        "ping to the real peer took {worst:?} during the flood"
+    );
+    assert!(
+        rss_after.saturating_sub(rss_before) < 50 * 1024,
+        "RSS grew by {} KiB",
+        rss_after - rss_before
+    );
+    assert!(
+        status.pending_dials <= 16,
+        "pending dials not capped: {}",
+        status.pending_dials
+    );
+    assert!(
+        status.drops.get("poke_rate_limited").copied().unwrap_or(0) > 1_000,
+        "{:?}",
+        status.drops
+    );
+    assert!(
+        status.drops.get("dials_full").copied().unwrap_or(0) > 1_000,
+        "{:?}",
+        status.drops
+    );
     // The real peer is still there and messages still flow.
     let r = sb.send(1, "chat", text("still here"), &[]).await;
     assert!(r.error.is_none());
-    assert!(sa.wait_for(JOIN, |e| matches!(&e.kind, Some(proto::event::Kind::Message(m)) if m.from == idb)).await.is_some());
+    assert!(
+        sa.wait_for(
+            JOIN,
+            |e| matches!(&e.kind, Some(proto::event::Kind::Message(m)) if m.from == idb)
+        )
+        .await
+        .is_some()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -180,13 +297,77 @@ async fn a_session_that_stops_reading_is_bounded_and_told_it_lagged() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let rss_after = rss_kib(a.pid());
     eprintln!("slow consumer: RSS {rss_before} -> {rss_after} KiB");
-    assert!(rss_after.saturating_sub(rss_before) < 40 * 1024, "daemon memory grew by {} KiB", rss_after - rss_before);
-    let lagged = slow.wait_for(JOIN, |e| matches!(e.kind, Some(proto::event::Kind::Lagged(_)))).await;
-    let Some(proto::event::Kind::Lagged(l)) = lagged.and_then(|e| e.kind) else { panic!("no lagged event") };
+    assert!(
+        rss_after.saturating_sub(rss_before) < 40 * 1024,
+        "daemon memory grew by {} KiB",
+        rss_after - rss_before
+    );
+    let lagged = slow
+        .wait_for(JOIN, |e| {
+            matches!(e.kind, Some(proto::event::Kind::Lagged(_)))
+        })
+        .await;
+    let Some(proto::event::Kind::Lagged(l)) = lagged.and_then(|e| e.kind) else {
+        panic!("no lagged event")
+    };
     assert!(l.dropped > 1_000, "dropped {}", l.dropped);
     // After the lag, messages flow again.
     sb.send(rb, "chat", text("after"), &[]).await;
     assert!(slow.wait_for(JOIN, |e| matches!(&e.kind, Some(proto::event::Kind::Message(m)) if matches!(&m.payload, Some(p) if p.kind == Some(proto::payload::Kind::Text("after".into())))))
         .await
         .is_some());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_rooms_seal_payloads_end_to_end_between_daemons() {
+    let a = Daemon::with_embedded_relay().await;
+    let b = Daemon::with_relays(&[a.relay_url()]).await;
+    let (ida, idb) = (a.peer_id().await, b.peer_id().await);
+    let (mut sa, mut sb) = (a.session().await, b.session().await);
+    let ra = sa.join_with("e2e", "vault", "correct horse", true).await;
+    sb.join("e2e", "vault", "correct horse").await;
+    for (s, peer) in [(&mut sa, &idb), (&mut sb, &ida)] {
+        let e = s
+            .wait_for(
+                JOIN,
+                |e| matches!(&e.kind, Some(proto::event::Kind::PeerJoin(p)) if &p.peer == peer),
+            )
+            .await;
+        let Some(proto::event::Kind::PeerJoin(p)) = e.and_then(|e| e.kind) else {
+            panic!("no join")
+        };
+        assert_eq!(p.security, "e2e");
+    }
+    for payload in [
+        text("sealed words"),
+        json(r#"{"k":[1,2]}"#),
+        binary(vec![1, 2, 3], r#"{"name":"x"}"#),
+    ] {
+        assert!(
+            sa.send(ra, "vault-chat", payload.clone(), &[])
+                .await
+                .error
+                .is_none()
+        );
+        let m = sb.wait_message(JOIN).await.expect("sealed message arrives");
+        assert_eq!(
+            (m.channel.as_str(), m.payload),
+            ("vault-chat", Some(payload))
+        );
+    }
+    let status = a.status().await;
+    assert_eq!(status.rooms[0].e2e_peers, vec![idb.clone()]);
+    assert!(status.rooms[0].require_e2e);
+    // require_e2e without a password is a clear error.
+    let mut sc = a.session().await;
+    let r = sc
+        .call(proto::client_message::Body::Join(proto::JoinRequest {
+            app: "e2e".into(),
+            room: "open".into(),
+            password: String::new(),
+            channels: vec![],
+            require_e2e: true,
+        }))
+        .await;
+    assert_eq!(r.error.map(|e| e.code), Some("invalid_argument".into()));
 }

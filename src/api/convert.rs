@@ -64,9 +64,14 @@ pub fn event_to_proto(ev: SessionEvent) -> proto::ServerMessage {
     let peer = |p: String, reason: &str| proto::PeerEvent {
         peer: p,
         reason: reason.to_owned(),
+        security: String::new(),
     };
     let kind = match ev.kind {
-        EventKind::PeerJoin(p) => Kind::PeerJoin(peer(p, "")),
+        EventKind::PeerJoin(p, security) => Kind::PeerJoin(proto::PeerEvent {
+            peer: p,
+            reason: String::new(),
+            security: security.to_owned(),
+        }),
         EventKind::PeerLeave(p, r) => Kind::PeerLeave(peer(p, r)),
         EventKind::PeerSeen(p) => Kind::PeerSeen(peer(p, "")),
         EventKind::Message {
@@ -134,6 +139,7 @@ pub fn peer_to_proto(p: crate::node::PeerInfo) -> proto::PeerInfo {
         id: p.id,
         rtt_ms: p.rtt_ms,
         connected_ms: p.connected_ms,
+        security: p.security.to_owned(),
     }
 }
 
@@ -151,6 +157,8 @@ pub fn status_to_proto(s: StatusInfo) -> proto::StatusReply {
                 peers: r.peers,
                 sessions: r.sessions,
                 password: r.password,
+                e2e_peers: r.e2e_peers,
+                require_e2e: r.require_e2e,
             })
             .collect(),
         drops: s.drops.into_iter().collect(),

@@ -21,7 +21,15 @@ pub async fn handle(
     };
     let result = match msg.body {
         Some(Body::Join(j)) => node
-            .join(session, &j.app, &j.room, &j.password, &j.channels)
+            .join(
+                session,
+                &j.app,
+                &j.room,
+                &j.password,
+                &j.channels,
+                j.require_e2e,
+            )
+            .await
             .map(|h| {
                 reply.room = h;
                 reply.self_id = node.peer_id().to_owned();

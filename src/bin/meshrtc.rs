@@ -38,6 +38,9 @@ struct RoomArgs {
     /// Room password.
     #[arg(long, default_value = "")]
     password: String,
+    /// Refuse peers that cannot encrypt end to end (needs --password).
+    #[arg(long)]
+    require_e2e: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -193,6 +196,7 @@ impl Session {
                 room: room.room.clone(),
                 password: room.password.clone(),
                 channels,
+                require_e2e: room.require_e2e,
             }))
             .await?;
         let mut early = Vec::new();
@@ -229,9 +233,13 @@ fn data_value(p: &proto::Payload, line: &mut serde_json::Map<String, Value>) {
 }
 
 /// One event as the JSON line `listen` prints, or None if it is not printed.
-fn event_line(e: &proto::Event, progress: bool) -> Option<Value> {
+fn event_line(e: &proto::Event, progress: bool, with_security: bool) -> Option<Value> {
     let mut line = serde_json::Map::new();
     let (name, rest): (&str, Value) = match e.kind.as_ref()? {
+        // Security matters only in password rooms; elsewhere the line stays minimal.
+        Kind::PeerJoin(p) if p.security == "e2e" || with_security => {
+            ("peer:join", json!({"peer": p.peer, "security": p.security}))
+        }
         Kind::PeerJoin(p) => ("peer:join", json!({"peer": p.peer})),
         Kind::PeerLeave(p) => ("peer:leave", json!({"peer": p.peer, "reason": p.reason})),
         Kind::PeerSeen(p) => ("peer:seen", json!({"peer": p.peer})),
@@ -294,7 +302,7 @@ async fn listen(
     let mut s = Session::open(daemon).await?;
     let (_, early) = s.join(&room, channels).await?;
     for e in early {
-        if let Some(v) = event_line(&e, progress) {
+        if let Some(v) = event_line(&e, progress, !room.password.is_empty()) {
             print_line(&v)?;
         }
     }
@@ -302,7 +310,7 @@ async fn listen(
         tokio::select! {
             m = s.next() => {
                 if let Some(server_message::Body::Event(e)) = m?.body
-                    && let Some(v) = event_line(&e, progress)
+                    && let Some(v) = event_line(&e, progress, !room.password.is_empty())
                 {
                     print_line(&v)?;
                 }

@@ -17,7 +17,7 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
-use crate::room::{LeaveReason, Output, Room, RoomEvent, SendError};
+use crate::room::{LeaveReason, Output, Room, RoomEvent, RoomLimits, SendError};
 use crate::signal::content::Signal;
 use crate::signal::driver::{self, Command, DriverEvent, Incoming, RelayState, SignalHandle};
 use crate::signal::state::{Action, RoomSignal};
@@ -91,6 +91,8 @@ pub struct PeerInfo {
     pub rtt_ms: f64,
     /// Time since the link came up (ms).
     pub connected_ms: u64,
+    /// "e2e" or "transport".
+    pub security: &'static str,
 }
 
 /// A room, for `Status`.
@@ -106,6 +108,10 @@ pub struct RoomInfo {
     pub sessions: u32,
     /// Whether it has a password.
     pub password: bool,
+    /// Peers whose payloads are sealed end to end.
+    pub e2e_peers: Vec<String>,
+    /// Whether peers without end-to-end encryption are refused.
+    pub require_e2e: bool,
 }
 
 /// The node at a glance.
@@ -225,6 +231,7 @@ pub struct Node {
     next_id: AtomicU64,
     me: Weak<Node>,
     wake: tokio::sync::Notify,
+    e2e_keys: Mutex<HashMap<(String, String, String), crate::wire::e2e::E2eKey>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -283,6 +290,7 @@ impl Node {
             next_id: AtomicU64::new(1),
             me: me.clone(),
             wake: tokio::sync::Notify::new(),
+            e2e_keys: Mutex::new(HashMap::new()),
         });
         tokio::spawn(run_loop(Arc::downgrade(&node), incoming_rx, transport_rx));
         node
@@ -338,19 +346,66 @@ impl Node {
     }
 
     /// Joins a room for a session; returns the session's handle of the room.
-    pub fn join(
+    pub async fn join(
         &self,
         session: SessionId,
         app: &str,
         room_id: &str,
         password: &str,
         channels: &[String],
+        require_e2e: bool,
     ) -> Result<u32, NodeError> {
         if app.is_empty() || room_id.is_empty() || app.len() > 256 || room_id.len() > 256 {
             return Err(NodeError::InvalidArgument(
                 "app and room must be 1 to 256 bytes".into(),
             ));
         }
+        if require_e2e && password.is_empty() {
+            return Err(NodeError::InvalidArgument(
+                "require_e2e needs a password: the end-to-end key derives from it".into(),
+            ));
+        }
+        let e2e = if password.is_empty() {
+            None
+        } else {
+            Some(self.e2e_key(app, room_id, password).await)
+        };
+        self.join_with_key(session, app, room_id, password, channels, require_e2e, e2e)
+    }
+
+    /// The end-to-end key of a password room, derived off the runtime (slow KDF) and cached.
+    async fn e2e_key(&self, app: &str, room_id: &str, password: &str) -> crate::wire::e2e::E2eKey {
+        let id = (app.to_owned(), room_id.to_owned(), password.to_owned());
+        if let Some(k) = self
+            .e2e_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&id)
+        {
+            return k.clone();
+        }
+        let (p, a, r) = id.clone();
+        let key = tokio::task::spawn_blocking(move || crate::wire::e2e::derive_key(&p, &a, &r))
+            .await
+            .unwrap_or_else(|_| crate::wire::e2e::derive_key(&id.2, &id.0, &id.1));
+        self.e2e_keys
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(id, key.clone());
+        key
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn join_with_key(
+        &self,
+        session: SessionId,
+        app: &str,
+        room_id: &str,
+        password: &str,
+        channels: &[String],
+        require_e2e: bool,
+        e2e: Option<crate::wire::e2e::E2eKey>,
+    ) -> Result<u32, NodeError> {
         let key: RoomKey = (app.to_owned(), room_id.to_owned());
         let now = Instant::now();
         let mut effects = Vec::new();
@@ -378,15 +433,12 @@ impl Node {
             let queue = sess.queue.clone();
             let is_new = !st.rooms.contains_key(&key);
             if is_new {
-                let room = Room::new(
-                    &self.identity.peer_id,
-                    app,
-                    room_id,
-                    password,
-                    self.config.max_message_size,
-                    Duration::from_millis(self.config.handshake_timeout_ms),
-                    Duration::from_millis(self.config.reassembly_timeout_ms),
-                );
+                let limits = RoomLimits {
+                    max_message: self.config.max_message_size,
+                    handshake_timeout: Duration::from_millis(self.config.handshake_timeout_ms),
+                    reassembly_timeout: Duration::from_millis(self.config.reassembly_timeout_ms),
+                };
+                let room = Room::new(&self.identity.peer_id, app, room_id, password, limits, e2e);
                 let signal = RoomSignal::new(
                     &self.identity.peer_id,
                     app,
@@ -415,6 +467,9 @@ impl Node {
             let Some(entry) = st.rooms.get_mut(&key) else {
                 return Err(NodeError::NotFound("room vanished".into()));
             };
+            if require_e2e {
+                entry.room.require_e2e();
+            }
             entry.sessions.insert(
                 session,
                 SessionRoom {
@@ -423,11 +478,15 @@ impl Node {
                 },
             );
             for peer in entry.room.joined_peers() {
+                let security = entry
+                    .room
+                    .peer_security(peer)
+                    .map_or("transport", |s| s.as_str());
                 queue.push(SessionEvent {
                     room: handle,
                     app: app.to_owned(),
                     room_id: room_id.to_owned(),
-                    kind: EventKind::PeerJoin(peer.to_owned()),
+                    kind: EventKind::PeerJoin(peer.to_owned(), security),
                 });
             }
             if is_new {
@@ -608,7 +667,26 @@ impl Node {
                 }
                 targets.iter().filter(|t| *t != self_id).cloned().collect()
             };
-            frames = entry.room.encode_app(channel, &payload, meta.as_ref())?;
+            // Plain frames always (they validate the send); sealed ones only if an e2e peer gets it.
+            let plain = entry.room.encode_app(channel, &payload, meta.as_ref())?;
+            let wants_sealed = remote_targets
+                .iter()
+                .any(|p| entry.room.peer_security(p) == Some(crate::room::Security::E2e));
+            let sealed = if wants_sealed {
+                Some(entry.room.encode_sealed(channel, &payload, meta.as_ref())?)
+            } else {
+                None
+            };
+            let security: HashMap<String, bool> = remote_targets
+                .iter()
+                .map(|p| {
+                    (
+                        p.clone(),
+                        entry.room.peer_security(p) == Some(crate::room::Security::E2e),
+                    )
+                })
+                .collect();
+            frames = (plain, sealed, security);
             // Other local sessions in the room see the send.
             let local_targets = targets.is_empty() || targets.iter().any(|t| t == self_id);
             if local_targets {
@@ -639,9 +717,14 @@ impl Node {
                 }
             }
         }
+        let (plain, sealed, security) = frames;
         let mut delivered = Vec::with_capacity(deliveries.len());
         for (peer, tx) in deliveries {
-            for f in &frames {
+            let frames = match (&sealed, security.get(&peer)) {
+                (Some(sealed), Some(true)) => sealed,
+                _ => &plain,
+            };
+            for f in frames {
                 if tx.send(f.clone()).await.is_err() {
                     return Err(NodeError::LinkClosed(peer));
                 }
@@ -671,6 +754,10 @@ impl Node {
                     .map_or(0, |l| {
                         now.saturating_duration_since(l.connected_at).as_millis() as u64
                     }),
+                security: entry
+                    .room
+                    .peer_security(p)
+                    .map_or("transport", |s| s.as_str()),
             })
             .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
@@ -731,9 +818,15 @@ impl Node {
                 RoomInfo {
                     app: app.clone(),
                     room: room.clone(),
-                    peers,
                     sessions: e.sessions.len() as u32,
                     password: !e.password.is_empty(),
+                    e2e_peers: peers
+                        .iter()
+                        .filter(|p| e.room.peer_security(p) == Some(crate::room::Security::E2e))
+                        .cloned()
+                        .collect(),
+                    require_e2e: e.room.requires_e2e(),
+                    peers,
                 }
             })
             .collect();
@@ -1034,12 +1127,12 @@ impl Node {
                 },
                 Output::Drop(name) => count(st, name),
                 Output::Event(ev) => match ev {
-                    RoomEvent::PeerJoin(p) => {
+                    RoomEvent::PeerJoin(p, security) => {
                         if let Some(link) = st.links.get_mut(&(app.clone(), p.clone())) {
                             link.rooms.insert(key.1.clone());
                             link.idle_since = None;
                         }
-                        Self::emit(st, key, EventKind::PeerJoin(p));
+                        Self::emit(st, key, EventKind::PeerJoin(p, security.as_str()));
                     }
                     RoomEvent::PeerLeave(p, reason) => {
                         if let Some(link) = st.links.get_mut(&(app.clone(), p.clone())) {

@@ -14,8 +14,8 @@ pub type SessionId = u64;
 /// What a session hears about one of its rooms.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventKind {
-    /// A peer completed the handshake.
-    PeerJoin(String),
+    /// A peer completed the handshake, with its security level ("e2e" or "transport").
+    PeerJoin(String, &'static str),
     /// A peer left (reason: leave, link, timeout, password).
     PeerLeave(String, &'static str),
     /// A peer announced itself for the first time.

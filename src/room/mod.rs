@@ -9,6 +9,7 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::wire::chunk::{ActionChunk, EncodeError, Payload, encode_payload};
+use crate::wire::e2e::{self, E2eKey};
 use crate::wire::frame::{encode_data, encode_presence};
 use crate::wire::reassembly::{Limits, Reassembler, Step};
 use crate::wire::sdp_crypto::password_proof;
@@ -24,6 +25,29 @@ pub const ACTION_PING: &str = "@_ping";
 pub const ACTION_PONG: &str = "@_pong";
 /// Leaving the room.
 pub const ACTION_LEAVE: &str = "@_leave";
+/// meshrtc capabilities, sent just before `@_hsready` in password rooms.
+pub const ACTION_CAPS: &str = "@_mrcaps";
+/// An end-to-end sealed channel message (see [`crate::wire::e2e`]).
+pub const ACTION_E2E: &str = "@_mre2e";
+
+/// How a peer's channel payloads are protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Security {
+    /// Sealed end to end with the room password's key (meshrtc peers in password rooms).
+    E2e,
+    /// DTLS only (Trystero pages, rooms without a password).
+    Transport,
+}
+
+impl Security {
+    /// Stable name used in events and status.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Security::E2e => "e2e",
+            Security::Transport => "transport",
+        }
+    }
+}
 
 /// Why a peer left a room.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -54,7 +78,7 @@ impl LeaveReason {
 #[derive(Debug, Clone, PartialEq)]
 pub enum RoomEvent {
     /// A peer completed the handshake.
-    PeerJoin(String),
+    PeerJoin(String, Security),
     /// A joined peer left.
     PeerLeave(String, LeaveReason),
     /// A channel message.
@@ -110,6 +134,8 @@ struct PeerSlot {
     remote_ready: bool,
     joined: bool,
     challenge: Option<String>,
+    caps_e2e: bool,
+    security: Security,
 }
 
 /// Why a send is refused.
@@ -145,6 +171,8 @@ pub struct Room {
     pings: HashMap<String, VecDeque<Instant>>,
     max_message: usize,
     handshake_timeout: Duration,
+    e2e: Option<E2eKey>,
+    require_e2e: bool,
 }
 
 /// Whether `name` may be used as a channel by apps.
@@ -152,17 +180,32 @@ pub fn valid_channel(name: &str) -> bool {
     !name.is_empty() && name.len() <= 32 && !name.starts_with("@_")
 }
 
+/// Limits and timers of a room.
+#[derive(Debug, Clone, Copy)]
+pub struct RoomLimits {
+    /// Largest message, in payload bytes.
+    pub max_message: usize,
+    /// A peer whose handshake is not done after this long is dropped.
+    pub handshake_timeout: Duration,
+    /// A partial message with no new chunk for this long is discarded.
+    pub reassembly_timeout: Duration,
+}
+
 impl Room {
-    /// A room held by this node.
+    /// A room held by this node; `e2e` is the key of a password room.
     pub fn new(
         self_id: &str,
         app_id: &str,
         room_id: &str,
         password: &str,
-        max_message: usize,
-        handshake_timeout: Duration,
-        reassembly_timeout: Duration,
+        limits: RoomLimits,
+        e2e: Option<E2eKey>,
     ) -> Self {
+        let RoomLimits {
+            max_message,
+            handshake_timeout,
+            reassembly_timeout,
+        } = limits;
         Room {
             self_id: self_id.to_owned(),
             app_id: app_id.to_owned(),
@@ -179,7 +222,27 @@ impl Room {
             pings: HashMap::new(),
             max_message,
             handshake_timeout,
+            e2e,
+            require_e2e: false,
         }
+    }
+
+    /// Refuses peers that cannot seal payloads end to end from now on.
+    pub fn require_e2e(&mut self) {
+        self.require_e2e = true;
+    }
+
+    /// Whether peers without end-to-end encryption are refused.
+    pub fn requires_e2e(&self) -> bool {
+        self.require_e2e
+    }
+
+    /// A joined peer's security level.
+    pub fn peer_security(&self, peer: &str) -> Option<Security> {
+        self.peers
+            .get(peer)
+            .filter(|s| s.joined)
+            .map(|s| s.security)
     }
 
     /// The room token of this room's frames.
@@ -257,6 +320,21 @@ impl Room {
             .map_err(|_| SendError::MetaTooLarge)
     }
 
+    /// Encodes an app message sealed end to end (for peers whose security is [`Security::E2e`]).
+    pub fn encode_sealed(
+        &mut self,
+        channel: &str,
+        payload: &Payload,
+        meta: Option<&Value>,
+    ) -> Result<Vec<Bytes>, SendError> {
+        let Some(key) = &self.e2e else {
+            return self.encode_app(channel, payload, meta);
+        };
+        let sealed = Payload::Binary(e2e::seal(key, channel, payload, meta));
+        self.encode(ACTION_E2E, &sealed, None)
+            .map_err(|_| SendError::MetaTooLarge)
+    }
+
     fn send_internal(&mut self, peer: &str, action: &str, payload: Payload, out: &mut Vec<Output>) {
         if let Ok(frames) = self.encode(action, &payload, None) {
             out.extend(frames.into_iter().map(|f| Output::Send(peer.to_owned(), f)));
@@ -282,6 +360,8 @@ impl Room {
                 remote_ready: false,
                 joined: false,
                 challenge: None,
+                caps_e2e: false,
+                security: Security::Transport,
             },
         );
         if !self.has_password() {
@@ -305,6 +385,15 @@ impl Room {
         if let Some(slot) = self.peers.get_mut(peer) {
             slot.local_passed = true;
         }
+        // Capabilities go before @_hsready, so a meshrtc peer knows them when it joins us.
+        if self.e2e.is_some() {
+            self.send_internal(
+                peer,
+                ACTION_CAPS,
+                Payload::Json(json!({"v": 1, "e2e": true})),
+                out,
+            );
+        }
         self.send_internal(peer, ACTION_READY, Payload::Text(String::new()), out);
         self.maybe_join(peer, out);
     }
@@ -315,8 +404,30 @@ impl Room {
             && slot.remote_ready
             && !slot.joined
         {
+            let e2e = slot.caps_e2e && self.e2e.is_some();
+            if self.require_e2e && !e2e {
+                self.peers.remove(peer);
+                let mut leave = Vec::new();
+                self.send_internal(peer, ACTION_LEAVE, Payload::Text(String::new()), &mut leave);
+                out.extend(leave);
+                out.push(Output::Drop("e2e_required"));
+                out.push(Output::Event(RoomEvent::Error {
+                    code: "e2e_required",
+                    message: format!("peer {peer} cannot encrypt end to end (require_e2e is set)"),
+                    peer: peer.to_owned(),
+                }));
+                return;
+            }
             slot.joined = true;
-            out.push(Output::Event(RoomEvent::PeerJoin(peer.to_owned())));
+            slot.security = if e2e {
+                Security::E2e
+            } else {
+                Security::Transport
+            };
+            out.push(Output::Event(RoomEvent::PeerJoin(
+                peer.to_owned(),
+                slot.security,
+            )));
         }
     }
 
@@ -416,7 +527,12 @@ impl Room {
             return out;
         };
         let internal = chunk.action.starts_with("@_");
-        if !slot.joined && !matches!(chunk.action, ACTION_READY | ACTION_HSDATA | ACTION_LEAVE) {
+        if !slot.joined
+            && !matches!(
+                chunk.action,
+                ACTION_READY | ACTION_HSDATA | ACTION_LEAVE | ACTION_CAPS
+            )
+        {
             out.push(Output::Drop("chunk_before_handshake"));
             return out;
         }
@@ -464,10 +580,22 @@ impl Room {
             }
             ACTION_PONG => out.push(Output::Event(RoomEvent::Pong(peer.to_owned()))),
             ACTION_LEAVE => out.extend(self.detach(peer, LeaveReason::Leave)),
+            ACTION_CAPS => {
+                let e2e = matches!(&msg.payload, Payload::Json(v) if v.get("e2e").and_then(Value::as_bool) == Some(true));
+                if let Some(slot) = self.peers.get_mut(peer)
+                    && !slot.joined
+                {
+                    slot.caps_e2e = e2e;
+                }
+            }
+            ACTION_E2E => self.on_sealed(peer, msg.payload, &mut out),
             a if a.starts_with("@_") => out.push(Output::Drop("action_unknown_internal")),
             _ => {
                 if msg.action.is_empty() {
                     out.push(Output::Drop("action_empty"));
+                } else if self.peer_security(peer) == Some(Security::E2e) {
+                    // An e2e peer never sends plaintext: this would be a downgrade.
+                    out.push(Output::Drop("e2e_plaintext_refused"));
                 } else {
                     out.push(Output::Event(RoomEvent::Message {
                         channel: msg.action,
@@ -479,6 +607,30 @@ impl Room {
             }
         }
         out
+    }
+
+    fn on_sealed(&mut self, peer: &str, payload: Payload, out: &mut Vec<Output>) {
+        let (Some(key), Payload::Binary(bytes)) = (&self.e2e, payload) else {
+            out.push(Output::Drop("e2e_malformed"));
+            return;
+        };
+        if self.peer_security(peer) != Some(Security::E2e) {
+            out.push(Output::Drop("e2e_unexpected"));
+            return;
+        }
+        match e2e::open(key, &bytes) {
+            Ok((channel, payload, meta)) if valid_channel(&channel) => {
+                out.push(Output::Event(RoomEvent::Message {
+                    channel,
+                    from: peer.to_owned(),
+                    payload,
+                    meta,
+                }));
+            }
+            Ok(_) => out.push(Output::Drop("e2e_malformed")),
+            Err(e2e::E2eError::Decrypt) => out.push(Output::Drop("e2e_decrypt_failed")),
+            Err(e2e::E2eError::Malformed) => out.push(Output::Drop("e2e_malformed")),
+        }
     }
 
     fn on_hsdata(&mut self, peer: &str, payload: &Payload, out: &mut Vec<Output>) {
@@ -541,15 +693,12 @@ mod tests {
     const B: &str = "BBBBBBBBBBBBBBBBBBBB";
 
     fn room(id: &str, pw: &str) -> Room {
-        Room::new(
-            id,
-            "app",
-            "room",
-            pw,
-            1 << 20,
-            Duration::from_secs(10),
-            Duration::from_secs(30),
-        )
+        let limits = RoomLimits {
+            max_message: 1 << 20,
+            handshake_timeout: Duration::from_secs(10),
+            reassembly_timeout: Duration::from_secs(30),
+        };
+        Room::new(id, "app", "room", pw, limits, None)
     }
 
     /// Delivers frames between two rooms until quiet; returns each side's events.
@@ -587,8 +736,8 @@ mod tests {
         let oa = a.attach(B, now);
         let ob = b.attach(A, now);
         let (ea, eb) = pump(&mut a, &mut b, oa, ob);
-        assert!(ea.contains(&RoomEvent::PeerJoin(B.into())));
-        assert!(eb.contains(&RoomEvent::PeerJoin(A.into())));
+        assert!(ea.contains(&RoomEvent::PeerJoin(B.into(), Security::Transport)));
+        assert!(eb.contains(&RoomEvent::PeerJoin(A.into(), Security::Transport)));
     }
 
     #[test]
@@ -598,8 +747,14 @@ mod tests {
         let oa = a.attach(B, now);
         let ob = b.attach(A, now);
         let (ea, eb) = pump(&mut a, &mut b, oa, ob);
-        assert!(ea.contains(&RoomEvent::PeerJoin(B.into())), "{ea:?}");
-        assert!(eb.contains(&RoomEvent::PeerJoin(A.into())), "{eb:?}");
+        assert!(
+            ea.contains(&RoomEvent::PeerJoin(B.into(), Security::Transport)),
+            "{ea:?}"
+        );
+        assert!(
+            eb.contains(&RoomEvent::PeerJoin(A.into(), Security::Transport)),
+            "{eb:?}"
+        );
     }
 
     #[test]
@@ -612,7 +767,7 @@ mod tests {
         assert!(
             !ea.iter()
                 .chain(&eb)
-                .any(|e| matches!(e, RoomEvent::PeerJoin(_)))
+                .any(|e| matches!(e, RoomEvent::PeerJoin(..)))
         );
         assert!(
             ea.iter().any(|e| matches!(

@@ -1,6 +1,7 @@
 //! Sans-IO codecs for Trystero's wire: topics, SDP encryption, outer frames, action chunks.
 
 pub mod chunk;
+pub mod e2e;
 pub mod frame;
 pub mod reassembly;
 pub mod sdp_crypto;

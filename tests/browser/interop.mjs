@@ -178,7 +178,8 @@ await runTests(
       const bad = high.listen('secret', {app: APP, password: 'wrong'})
       await sleep(300)
       await pageJoin(page, relay, 'secret', 'open sesame')
-      await good.wait('same password joins', isJoin(page.peerId))
+      const joined = await good.wait('same password joins', isJoin(page.peerId))
+      assert.equal(joined.security, 'transport', 'a Trystero page is protected by DTLS only')
       await until('page joins low', async () => (await T(page)).joins.includes(low.peerId))
       await page.evaluate(() => window.send('secret hello'))
       await good.wait('message in password room', m => m.data === 'secret hello')
@@ -189,6 +190,20 @@ await runTests(
       assert.ok(!(await T(page)).joins.includes(high.peerId), 'page joined the wrong-password daemon')
       await good.stop()
       await bad.stop()
+      await page.close()
+    },
+
+    'require_e2e refuses a plain Trystero page and says why': async () => {
+      const page = await openPage()
+      const strict = low.listen('strict', {app: APP, password: 'open sesame', requireE2e: true})
+      await sleep(300)
+      await pageJoin(page, relay, 'strict', 'open sesame')
+      const err = await strict.wait('refusal reported', m => m.event === 'error' && m.code === 'e2e_required', 20000)
+      assert.equal(err.peer, page.peerId)
+      await sleep(500)
+      assert.ok(!strict.find(isJoin(page.peerId)), 'the page joined a require_e2e room')
+      assert.ok((await low.status()).drops.e2e_required > 0)
+      await strict.stop()
       await page.close()
     },
 

@@ -58,8 +58,10 @@ export class Daemon {
   }
 
   /** Runs `meshrtc listen` and collects its JSON lines. */
-  listen(room, {app = 'meshrtc', password = ''} = {}) {
-    const proc = spawn(MESHRTC, ['--daemon', this.daemon, 'listen', room, '--app', app, '--password', password], {stdio: ['ignore', 'pipe', 'inherit']})
+  listen(room, {app = 'meshrtc', password = '', requireE2e = false} = {}) {
+    const args = ['--daemon', this.daemon, 'listen', room, '--app', app, '--password', password]
+    if (requireE2e) args.push('--require-e2e')
+    const proc = spawn(MESHRTC, args, {stdio: ['ignore', 'pipe', 'inherit']})
     const l = {lines: [], proc}
     let buf = ''
     proc.stdout.on('data', d => {

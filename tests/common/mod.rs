@@ -230,12 +230,24 @@ impl Session {
     }
 
     pub async fn join(&mut self, app: &str, room: &str, password: &str) -> u32 {
+        self.join_with(app, room, password, false).await
+    }
+
+    /// Joins, optionally refusing peers that cannot encrypt end to end.
+    pub async fn join_with(
+        &mut self,
+        app: &str,
+        room: &str,
+        password: &str,
+        require_e2e: bool,
+    ) -> u32 {
         let r = self
             .call(Body::Join(proto::JoinRequest {
                 app: app.into(),
                 room: room.into(),
                 password: password.into(),
                 channels: vec![],
+                require_e2e,
             }))
             .await;
         assert!(r.error.is_none(), "join failed: {:?}", r.error);
