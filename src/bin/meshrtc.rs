@@ -413,7 +413,7 @@ async fn status(daemon: &str, as_json: bool) -> anyhow::Result<()> {
             "links": s.links,
             "relays": s.relays.iter().map(relay_json).collect::<Vec<_>>(),
             "relays_healthy": s.relays.iter().filter(|r| r.state == "connected").count(),
-            "rooms": s.rooms.iter().map(|r| json!({"app": r.app, "room": r.room, "peers": r.peers, "sessions": r.sessions, "password": r.password})).collect::<Vec<_>>(),
+            "rooms": s.rooms.iter().map(|r| json!({"app": r.app, "room": r.room, "peers": r.peers, "sessions": r.sessions, "password": r.password, "e2e_peers": r.e2e_peers, "require_e2e": r.require_e2e})).collect::<Vec<_>>(),
             "drops": s.drops,
         });
         return print_line(&v);
