@@ -113,3 +113,26 @@ async fn forged_and_garbage_signaling_is_dropped_and_counted() {
         status.drops
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_api_requests_get_clear_errors_and_are_counted() {
+    use meshrtc::proto::{self, client_message::Body};
+    let a = Daemon::with_embedded_relay().await;
+    let mut s = a.session().await;
+    let r = s
+        .call(Body::Join(proto::JoinRequest { app: String::new(), room: "r".into(), password: String::new(), channels: vec![], require_e2e: false }))
+        .await;
+    assert_eq!(r.error.map(|e| e.code), Some("invalid_argument".into()));
+    let room = s.join("app", "room", "").await;
+    let bad_json = proto::Payload { kind: Some(proto::payload::Kind::Json("{oops".into())), meta_json: String::new() };
+    let r = s.send(room, "chat", bad_json, &[]).await;
+    let e = r.error.expect("refused");
+    assert_eq!(e.code, "invalid_argument");
+    assert!(e.message.contains("not JSON"), "{}", e.message);
+    let r = s.send(room, "@_hsready", text("x"), &[]).await;
+    assert_eq!(r.error.map(|e| e.code), Some("invalid_channel".into()));
+    let r = s.send(99, "chat", text("x"), &[]).await;
+    assert_eq!(r.error.map(|e| e.code), Some("not_found".into()));
+    let status = a.status().await;
+    assert!(status.drops.get("api_bad_request").copied().unwrap_or(0) >= 2, "{:?}", status.drops);
+}
