@@ -120,11 +120,20 @@ async fn malformed_api_requests_get_clear_errors_and_are_counted() {
     let a = Daemon::with_embedded_relay().await;
     let mut s = a.session().await;
     let r = s
-        .call(Body::Join(proto::JoinRequest { app: String::new(), room: "r".into(), password: String::new(), channels: vec![], require_e2e: false }))
+        .call(Body::Join(proto::JoinRequest {
+            app: String::new(),
+            room: "r".into(),
+            password: String::new(),
+            channels: vec![],
+            require_e2e: false,
+        }))
         .await;
     assert_eq!(r.error.map(|e| e.code), Some("invalid_argument".into()));
     let room = s.join("app", "room", "").await;
-    let bad_json = proto::Payload { kind: Some(proto::payload::Kind::Json("{oops".into())), meta_json: String::new() };
+    let bad_json = proto::Payload {
+        kind: Some(proto::payload::Kind::Json("{oops".into())),
+        meta_json: String::new(),
+    };
     let r = s.send(room, "chat", bad_json, &[]).await;
     let e = r.error.expect("refused");
     assert_eq!(e.code, "invalid_argument");
@@ -134,5 +143,9 @@ async fn malformed_api_requests_get_clear_errors_and_are_counted() {
     let r = s.send(99, "chat", text("x"), &[]).await;
     assert_eq!(r.error.map(|e| e.code), Some("not_found".into()));
     let status = a.status().await;
-    assert!(status.drops.get("api_bad_request").copied().unwrap_or(0) >= 2, "{:?}", status.drops);
+    assert!(
+        status.drops.get("api_bad_request").copied().unwrap_or(0) >= 2,
+        "{:?}",
+        status.drops
+    );
 }

@@ -1341,11 +1341,13 @@ impl Node {
                     } else if let Some(c) = st.conns.remove(&id) {
                         let key = (c.app.clone(), c.room.clone());
                         let (peer, offer_id) = (c.peer.clone(), c.offer_id.clone());
+                        // Announce again so the peer answers with a fresh attempt.
                         self.signal_room(
                             st,
                             &key,
                             |s| {
                                 s.dial_failed(&peer, &offer_id);
+                                s.restart_burst(Instant::now());
                                 Vec::new()
                             },
                             &mut effects,

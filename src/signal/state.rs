@@ -18,6 +18,8 @@ pub const ANNOUNCE_PERIOD: Duration = Duration::from_millis(60_000);
 pub const OFFER_TTL: Duration = Duration::from_millis(57_333);
 /// How long an answered (or answering) dial may take to connect.
 pub const CONNECT_TIMEOUT: Duration = Duration::from_millis(23_333);
+/// A pending attempt this old is replaced when the peer announces again.
+pub const DIAL_RETRY_AFTER: Duration = Duration::from_secs(5);
 /// Offer ids remembered to drop replays.
 const SEEN_OFFERS_CAP: usize = 4_096;
 /// Peers remembered as seen (for `peer:seen`); older ones are forgotten.
@@ -102,6 +104,7 @@ pub enum Action {
 struct Dial {
     offer_id: String,
     role: Role,
+    started: Instant,
     deadline: Instant,
     /// Offerer: candidates wait until the offer went out.
     offer_sent: bool,
@@ -335,6 +338,23 @@ impl RoomSignal {
                 if self.remember_peer(&peer) {
                     out.push(Action::Seen { peer: peer.clone() });
                 }
+                // A peer that announces again while our attempt is still pending after a few
+                // seconds did not get it (lost offer, aborted connection): start over.
+                if let Some(d) = self.dials.get(&peer)
+                    && now.saturating_duration_since(d.started) >= DIAL_RETRY_AFTER
+                    && !self.linked.contains(&peer)
+                {
+                    let stale = self
+                        .dials
+                        .remove(&peer)
+                        .map(|d| d.offer_id)
+                        .unwrap_or_default();
+                    out.push(Action::CancelDial {
+                        peer: peer.clone(),
+                        offer_id: stale,
+                    });
+                    out.push(Action::Drop("dial_retried"));
+                }
                 if passive || self.linked.contains(&peer) || self.dials.contains_key(&peer) {
                     return out;
                 }
@@ -349,6 +369,7 @@ impl RoomSignal {
                         Dial {
                             offer_id: offer_id.clone(),
                             role: Role::Offerer,
+                            started: now,
                             deadline: now + OFFER_TTL,
                             offer_sent: false,
                             held_candidates: Vec::new(),
@@ -407,6 +428,7 @@ impl RoomSignal {
                     Dial {
                         offer_id: offer_id.clone(),
                         role: Role::Answerer,
+                        started: now,
                         deadline: now + CONNECT_TIMEOUT,
                         offer_sent: true,
                         held_candidates: Vec::new(),
@@ -645,6 +667,35 @@ mod tests {
             high.on_signal(&topic, replay, None, now),
             vec![Action::Drop("offer_replayed")]
         );
+    }
+
+    #[test]
+    fn stale_dials_are_retried_on_a_new_announce() {
+        let now = Instant::now();
+        let mut s = RoomSignal::new(LOW, "app", "room", "", 8, now);
+        let root = s.root_topic().to_owned();
+        let announce = || Signal::Announce {
+            peer: HIGH.into(),
+            passive: false,
+        };
+        let a = s.on_signal(&root, announce(), None, now);
+        assert!(a.iter().any(|x| matches!(x, Action::StartOffer { .. })));
+        // Soon after: still pending, nothing new.
+        assert!(
+            s.on_signal(&root, announce(), None, now + Duration::from_secs(1))
+                .is_empty()
+        );
+        // Much later: the old attempt is cancelled and a new one starts.
+        let a = s.on_signal(&root, announce(), None, now + DIAL_RETRY_AFTER);
+        assert!(
+            a.iter().any(|x| matches!(x, Action::CancelDial { .. })),
+            "{a:?}"
+        );
+        assert!(
+            a.iter().any(|x| matches!(x, Action::StartOffer { .. })),
+            "{a:?}"
+        );
+        assert_eq!(s.pending_dials(), 1);
     }
 
     #[test]

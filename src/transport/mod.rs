@@ -72,6 +72,33 @@ pub struct Transport {
 struct Handler {
     id: ConnId,
     events: mpsc::UnboundedSender<TransportEvent>,
+    pc: Arc<std::sync::OnceLock<std::sync::Weak<dyn PeerConnection>>>,
+}
+
+/// How long after ICE connects the driver is nudged, and how often.
+const KICK_WINDOW: Duration = Duration::from_millis(1_500);
+const KICK_EVERY: Duration = Duration::from_millis(10);
+
+/// Nudges a connection's driver while DTLS, SCTP and the data channel come up.
+///
+/// webrtc-rs 0.21's driver does not always wake after an inbound packet makes the state
+/// machine queue outbound ones (the SCTP INIT after DTLS, the DCEP OPEN after SCTP): they wait
+/// for the next timer, up to 200 ms each. Any API call that reaches the driver flushes them;
+/// re-applying the unchanged configuration is one (it only stores the ICE servers for the next
+/// gathering). This takes the daemon-to-daemon join from about 590 ms to about 150 ms.
+fn spawn_kicker(pc: std::sync::Weak<dyn PeerConnection>) {
+    tokio::spawn(async move {
+        let start = tokio::time::Instant::now();
+        while start.elapsed() < KICK_WINDOW {
+            let Some(pc) = pc.upgrade() else { return };
+            let config = pc.get_configuration().await;
+            if pc.set_configuration(config).await.is_err() {
+                return;
+            }
+            drop(pc);
+            tokio::time::sleep(KICK_EVERY).await;
+        }
+    });
 }
 
 #[async_trait::async_trait]
@@ -85,6 +112,17 @@ impl PeerConnectionEventHandler for Handler {
             if let Ok(json) = serde_json::to_string(&init) {
                 let _ = self.events.send(TransportEvent::Candidate(self.id, json));
             }
+        }
+    }
+
+    async fn on_ice_connection_state_change(
+        &self,
+        state: webrtc::peer_connection::RTCIceConnectionState,
+    ) {
+        if state == webrtc::peer_connection::RTCIceConnectionState::Connected
+            && let Some(pc) = self.pc.get()
+        {
+            spawn_kicker(pc.clone());
         }
     }
 
@@ -153,6 +191,10 @@ impl Transport {
             // ICE checks every 50 ms (default 200 ms) with the same 1.4 s budget: on LANs and
             // loopback the handshake steps wait on this tick, so joins get faster.
             .with_ice_connection_attempts(Some(Duration::from_millis(50)), Some(28))
+            // A browser's checks often arrive before its trickled candidate: the pair is then
+            // peer-reflexive, which webrtc-rs would hold back for 1 s before nominating.
+            .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
+            .with_srflx_acceptance_min_wait(Some(Duration::from_millis(100)))
             .with_ice_timeouts(
                 Some(Duration::from_secs(5)),
                 Some(Duration::from_secs(15)),
@@ -176,19 +218,23 @@ impl Transport {
                 .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
             0,
         );
+        let slot: Arc<std::sync::OnceLock<std::sync::Weak<dyn PeerConnection>>> = Arc::default();
         let pc = PeerConnectionBuilder::new()
             .with_configuration(config)
             .with_setting_engine(settings)
             .with_handler(Arc::new(Handler {
                 id,
                 events: self.events.clone(),
+                pc: slot.clone(),
             }))
             .with_udp_addrs(vec![addr])
             .with_data_channel_send_buffer_limit(SEND_BUFFER_LIMIT)
             .build()
             .await
             .map_err(err)?;
-        Ok(Arc::new(pc))
+        let pc: Connection = Arc::new(pc);
+        let _ = slot.set(Arc::downgrade(&pc));
+        Ok(pc)
     }
 
     /// Creates a connection as offerer: opens the `data` channel and returns the offer SDP.

@@ -178,7 +178,14 @@ await runTests(
       const bad = high.listen('secret', {app: APP, password: 'wrong'})
       await sleep(300)
       await pageJoin(page, relay, 'secret', 'open sesame')
-      const joined = await good.wait('same password joins', isJoin(page.peerId))
+      const joined = await good.wait('same password joins', isJoin(page.peerId)).catch(async e => {
+        console.log(`# diagnostics: page ${page.peerId} low ${low.peerId} high ${high.peerId}`)
+        console.log(`# page T: ${JSON.stringify(await T(page))}`)
+        console.log(`# low status: ${JSON.stringify(await low.status())}`)
+        console.log(`# low listen: ${JSON.stringify(good.lines)}`)
+        console.log(low.log.split('\n').slice(-40).join('\n'))
+        throw e
+      })
       assert.equal(joined.security, 'transport', 'a Trystero page is protected by DTLS only')
       await until('page joins low', async () => (await T(page)).joins.includes(low.peerId))
       await page.evaluate(() => window.send('secret hello'))
@@ -228,8 +235,11 @@ await runTests(
         await l.wait('daemon sees page 2', isJoin(p2.peerId), 30000)
       }
       await ll.wait('low sees high', isJoin(high.peerId), 30000)
+      console.log('# mesh: all joined; sending')
       await p1.evaluate(() => window.send('from p1'))
+      console.log('# mesh: p1 sent')
       await p2.evaluate(() => window.send('from p2'))
+      console.log('# mesh: p2 sent')
       low.cli('send', room, 'chat', 'from low', '--app', APP)
       high.cli('send', room, 'chat', 'from high', '--app', APP)
       for (const [who, text] of [[p1, 'from p2'], [p1, 'from low'], [p1, 'from high'], [p2, 'from p1'], [p2, 'from low'], [p2, 'from high']]) {
@@ -248,5 +258,11 @@ await runTests(
     await browser.close()
     server.close()
     for (const d of daemons) await d.destroy()
+  },
+  async () => {
+    for (const d of daemons) {
+      const lines = d.log.split('\n').filter(l => /meshrtc::node|WARN|ERROR/.test(l)).slice(-25)
+      console.log(`# log of daemon ${d.peerId}:\n# ${lines.join('\n# ')}`)
+    }
   }
 )

@@ -114,7 +114,7 @@ export class Daemon {
     for (const r of this.relays) args.push('--relay', r)
     if (this.embedded) args.push('--embedded-relay', this.embedded)
     args.push(...this.extra)
-    this.proc = spawn(MESHRTCD, args, {stdio: ['ignore', 'ignore', 'pipe'], env: {...process.env, RUST_LOG: 'info,webrtc=warn,rtc=warn'}})
+    this.proc = spawn(MESHRTCD, args, {stdio: ['ignore', 'ignore', 'pipe'], env: {...process.env, RUST_LOG: process.env.DAEMON_LOG ?? 'info,webrtc=warn,rtc=warn'}})
     this.log = ''
     this.proc.stderr.on('data', d => (this.log += d))
     await until('daemon start', () => this.status().catch(() => null))
@@ -161,18 +161,22 @@ export const launchBrowser = () =>
   })
 
 /** Runs named async test functions in order, printing a TAP-like line each; exits non-zero on failure. */
-export const runTests = async (tests, cleanup) => {
+export const runTests = async (tests, cleanup, diagnostics) => {
   let failed = 0
   const only = process.argv[2]
   for (const [name, fn] of Object.entries(tests)) {
     if (only && !name.includes(only)) continue
     const t = Date.now()
     try {
-      await fn()
+      // A hung step fails its test instead of hanging the suite.
+      let timer
+      const limit = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('test timed out after 120 s')), 120000)))
+      await Promise.race([fn(), limit]).finally(() => clearTimeout(timer))
       console.log(`ok - ${name} (${Date.now() - t} ms)`)
     } catch (err) {
       failed++
       console.log(`not ok - ${name}: ${err?.stack ?? err}`)
+      await diagnostics?.()
     }
   }
   await cleanup?.()

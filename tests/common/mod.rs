@@ -205,6 +205,16 @@ impl Session {
     }
 
     /// Sends a request and waits for its reply (events seen meanwhile are kept).
+    /// Splits off the request sender, for pipelined sends (benchmarks).
+    pub fn sender(&self) -> mpsc::Sender<proto::ClientMessage> {
+        self.tx.clone()
+    }
+
+    /// The next raw server message.
+    pub async fn next_message(&mut self) -> Option<proto::ServerMessage> {
+        self.rx.next().await.and_then(Result::ok)
+    }
+
     pub async fn call(&mut self, body: Body) -> proto::Reply {
         let id = self.next_id;
         self.next_id += 1;

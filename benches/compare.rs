@@ -1,0 +1,428 @@
+//! meshrtc against the WebRTC engine it sits on and against Trystero in Chromium, in one run.
+//!
+//! `cargo bench --bench compare [-- --json]`: everything on 127.0.0.1 (embedded relay, ICE bound
+//! to loopback, no STUN). The last line with `--json` is one JSON object of the figures.
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use common::*;
+use meshrtc::proto::{self, client_message::Body, event::Kind, server_message};
+use meshrtc::transport::{self, Transport, TransportConfig, TransportEvent};
+use tokio::sync::mpsc;
+
+const BULK_SIZE: usize = 64 * 1024;
+const BULK_COUNT: usize = 400;
+const SMALL_SIZE: usize = 100;
+const SMALL_COUNT: usize = 20_000;
+const RTT_ROUNDS: usize = 500;
+
+fn pct(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() as f64 - 1.0) * p).round() as usize]
+}
+
+// ---- engine baseline: two webrtc 0.21 peer connections in this process -------------------------
+
+struct EnginePair {
+    a: transport::Channel,
+    b: transport::Channel,
+    a_rx: mpsc::UnboundedReceiver<TransportEvent>,
+    b_rx: mpsc::UnboundedReceiver<TransportEvent>,
+}
+
+async fn engine_pair() -> EnginePair {
+    let cfg = TransportConfig {
+        ice_addr: Some("127.0.0.1".parse().expect("ip")),
+        ice_servers: vec![],
+        resolve_mdns: false,
+    };
+    let (atx, mut a_rx) = mpsc::unbounded_channel();
+    let (btx, mut b_rx) = mpsc::unbounded_channel();
+    let (ta, tb) = (Transport::new(cfg.clone(), atx), Transport::new(cfg, btx));
+    let (pa, offer) = ta.offer(1).await.expect("offer");
+    let (pb, answer) = tb.answer(2, offer).await.expect("answer");
+    transport::apply_answer(&pa, answer).await.expect("apply");
+    let (mut ca, mut cb) = (None, None);
+    while ca.is_none() || cb.is_none() {
+        tokio::select! {
+            Some(ev) = a_rx.recv() => match ev {
+                TransportEvent::Candidate(_, c) => { let _ = transport::add_candidate(&pb, &c).await; }
+                TransportEvent::Open(_, ch) => ca = Some(ch),
+                _ => {}
+            },
+            Some(ev) = b_rx.recv() => match ev {
+                TransportEvent::Candidate(_, c) => { let _ = transport::add_candidate(&pa, &c).await; }
+                TransportEvent::Open(_, ch) => cb = Some(ch),
+                _ => {}
+            },
+        }
+    }
+    std::mem::forget((pa, pb));
+    EnginePair {
+        a: ca.expect("a"),
+        b: cb.expect("b"),
+        a_rx,
+        b_rx,
+    }
+}
+
+async fn next_message(rx: &mut mpsc::UnboundedReceiver<TransportEvent>) -> Bytes {
+    loop {
+        if let Some(TransportEvent::Message(_, b)) = rx.recv().await {
+            return b;
+        }
+    }
+}
+
+async fn engine_figures() -> (f64, f64, f64) {
+    let mut p = engine_pair().await;
+    let payload = BytesMut::from(&vec![7u8; BULK_SIZE][..]);
+    let start = Instant::now();
+    let a = p.a.clone();
+    let sender = tokio::spawn(async move {
+        for _ in 0..BULK_COUNT {
+            a.send(payload.clone()).await.expect("send");
+        }
+    });
+    for _ in 0..BULK_COUNT {
+        next_message(&mut p.b_rx).await;
+    }
+    let mbs = (BULK_SIZE * BULK_COUNT) as f64 / start.elapsed().as_secs_f64() / 1e6;
+    sender.await.expect("sender");
+    let small = BytesMut::from(&vec![1u8; SMALL_SIZE][..]);
+    let start = Instant::now();
+    let a = p.a.clone();
+    let sender = tokio::spawn(async move {
+        for _ in 0..SMALL_COUNT {
+            a.send(small.clone()).await.expect("send");
+        }
+    });
+    for _ in 0..SMALL_COUNT {
+        next_message(&mut p.b_rx).await;
+    }
+    let rate = SMALL_COUNT as f64 / start.elapsed().as_secs_f64();
+    sender.await.expect("sender");
+    let mut rtts = Vec::with_capacity(RTT_ROUNDS);
+    let ping = BytesMut::from(&vec![2u8; SMALL_SIZE][..]);
+    for _ in 0..RTT_ROUNDS {
+        let t = Instant::now();
+        p.a.send(ping.clone()).await.expect("send");
+        let got = next_message(&mut p.b_rx).await;
+        p.b.send(BytesMut::from(&got[..])).await.expect("echo");
+        next_message(&mut p.a_rx).await;
+        rtts.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    (mbs, rate, pct(&mut rtts, 0.5))
+}
+
+// ---- meshrtc: app → gRPC → daemon → WebRTC → daemon → gRPC → app ------------------------------
+
+async fn count_messages(s: &mut Session, n: usize) {
+    let mut got = 0;
+    while got < n {
+        match s.next_message().await.and_then(|m| m.body) {
+            Some(server_message::Body::Event(proto::Event {
+                kind: Some(Kind::Message(_)),
+                ..
+            })) => got += 1,
+            Some(_) => {}
+            None => panic!("session closed after {got} messages"),
+        }
+    }
+}
+
+/// Sends `n` messages without waiting for each reply; returns when all replies are in.
+async fn pipelined_send(s: &mut Session, room: u32, size: usize, n: usize) {
+    let tx = s.sender();
+    let payload = binary(vec![3u8; size], "");
+    tokio::spawn(async move {
+        for i in 0..n {
+            let msg = proto::ClientMessage {
+                request_id: 1_000_000 + i as u64,
+                body: Some(Body::Send(proto::SendRequest {
+                    room,
+                    channel: "bench".into(),
+                    payload: Some(payload.clone()),
+                    targets: vec![],
+                })),
+            };
+            if tx.send(msg).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut replies = 0;
+    while replies < n {
+        if let Some(server_message::Body::Reply(r)) = s.next_message().await.and_then(|m| m.body) {
+            assert!(r.error.is_none(), "{:?}", r.error);
+            replies += 1;
+        }
+    }
+}
+
+struct Meshrtc {
+    throughput: f64,
+    rate: f64,
+    rtt_p50: f64,
+    rtt_p99: f64,
+    join_p50: f64,
+    join_p99: f64,
+}
+
+async fn meshrtc_figures(a: &Daemon, b: &Daemon) -> Meshrtc {
+    let idb = b.peer_id().await;
+    let ida = a.peer_id().await;
+    let (mut sa, mut sb) = (a.session().await, b.session().await);
+    let ra = sa.join("bench", "room", "").await;
+    let rb = sb.join("bench", "room", "").await;
+    assert!(sa.wait_join(&idb, Duration::from_secs(30)).await);
+    let mut recv = b.session().await;
+    recv.join("bench", "room", "").await;
+    let start = Instant::now();
+    let counter = tokio::spawn(async move {
+        count_messages(&mut recv, BULK_COUNT).await;
+        (recv, Instant::now())
+    });
+    pipelined_send(&mut sa, ra, BULK_SIZE, BULK_COUNT).await;
+    let (mut recv, end) = counter.await.expect("counter");
+    let throughput =
+        (BULK_SIZE * BULK_COUNT) as f64 / end.duration_since(start).as_secs_f64() / 1e6;
+    let start = Instant::now();
+    let counter = tokio::spawn(async move {
+        count_messages(&mut recv, SMALL_COUNT).await;
+        Instant::now()
+    });
+    pipelined_send(&mut sa, ra, SMALL_SIZE, SMALL_COUNT).await;
+    let end = counter.await.expect("counter");
+    let rate = SMALL_COUNT as f64 / end.duration_since(start).as_secs_f64();
+    // Round trip between two apps: A sends, B's app answers, A's app receives.
+    sa.events.clear();
+    let mut rtts = Vec::with_capacity(RTT_ROUNDS);
+    for _ in 0..RTT_ROUNDS {
+        let t = Instant::now();
+        sa.send(ra, "rtt", binary(vec![4u8; SMALL_SIZE], ""), &[])
+            .await;
+        sb.wait_message(Duration::from_secs(10))
+            .await
+            .expect("ping");
+        sb.send(rb, "rtt", binary(vec![5u8; SMALL_SIZE], ""), &[])
+            .await;
+        sa.wait_message(Duration::from_secs(10))
+            .await
+            .expect("pong");
+        rtts.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    let (rtt_p50, rtt_p99) = (pct(&mut rtts, 0.5), pct(&mut rtts, 0.99));
+    let mut joins = Vec::new();
+    for i in 0..20 {
+        let app = format!("bench-join-{i}");
+        let (mut x, mut y) = (a.session().await, b.session().await);
+        x.join(&app, "room", "").await;
+        let t = Instant::now();
+        y.join(&app, "room", "").await;
+        assert!(y.wait_join(&ida, Duration::from_secs(30)).await);
+        joins.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    Meshrtc {
+        throughput,
+        rate,
+        rtt_p50,
+        rtt_p99,
+        join_p50: pct(&mut joins, 0.5),
+        join_p99: pct(&mut joins, 0.99),
+    }
+}
+
+fn rss_mib(pid: i32) -> f64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse::<f64>().ok())
+        })
+        .unwrap_or(0.0)
+        / 1024.0
+}
+
+fn cpu_seconds(pid: i32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> = stat
+        .rsplit(')')
+        .next()
+        .unwrap_or("")
+        .split_whitespace()
+        .collect();
+    let ticks: f64 = fields.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + fields.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64
+}
+
+/// RSS per connected peer: one daemon, `n` peer daemons in one room.
+async fn rss_per_peer(relay: &str, n: usize) -> f64 {
+    let hub = Daemon::with_relays(&[relay.to_owned()]).await;
+    let mut s = hub.session().await;
+    s.join("bench-rss", "room", "").await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = rss_mib(hub.pid());
+    let mut peers = Vec::new();
+    let mut sessions = Vec::new();
+    for _ in 0..n {
+        let d = Daemon::with_relays(&[relay.to_owned()]).await;
+        let mut ds = d.session().await;
+        ds.join("bench-rss", "room", "").await;
+        sessions.push(ds);
+        peers.push(d);
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while (hub
+        .status()
+        .await
+        .rooms
+        .first()
+        .map_or(0, |r| r.peers.len()))
+        < n
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let joined = hub
+        .status()
+        .await
+        .rooms
+        .first()
+        .map_or(0, |r| r.peers.len());
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let after = rss_mib(hub.pid());
+    eprintln!("rss: {joined}/{n} peers joined, {before:.1} -> {after:.1} MiB");
+    (after - before) / joined.max(1) as f64
+}
+
+/// Idle CPU of a daemon holding 10 rooms with 5 peers each.
+async fn idle_cpu(relay: &str) -> f64 {
+    let hub = Daemon::with_relays(&[relay.to_owned()]).await;
+    let mut keep = Vec::new();
+    let mut hs = hub.session().await;
+    for r in 0..10 {
+        hs.join("bench-idle", &format!("room-{r}"), "").await;
+    }
+    for _ in 0..5 {
+        let d = Daemon::with_relays(&[relay.to_owned()]).await;
+        let mut s = d.session().await;
+        for r in 0..10 {
+            s.join("bench-idle", &format!("room-{r}"), "").await;
+        }
+        keep.push((d, s));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while hub
+        .status()
+        .await
+        .rooms
+        .iter()
+        .map(|r| r.peers.len())
+        .sum::<usize>()
+        < 50
+        && Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let (c0, t0) = (cpu_seconds(hub.pid()), Instant::now());
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    (cpu_seconds(hub.pid()) - c0) / t0.elapsed().as_secs_f64() * 100.0
+}
+
+/// The Trystero baseline: two Chromium pages, via tests/browser/bench-trystero.mjs.
+fn trystero_figures(relay: &str) -> Option<serde_json::Value> {
+    if !std::path::Path::new("/usr/bin/chromium").exists()
+        || !std::path::Path::new("tests/browser/node_modules").exists()
+    {
+        eprintln!(
+            "trystero baseline: chromium or tests/browser/node_modules missing; not measured"
+        );
+        return None;
+    }
+    let out = std::process::Command::new("node")
+        .arg("tests/browser/bench-trystero.mjs")
+        .env("RELAY", relay)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    let Some(line) = text.lines().last() else {
+        eprintln!(
+            "trystero baseline failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        return None;
+    };
+    serde_json::from_str(line)
+        .map_err(|e| eprintln!("trystero baseline failed: {e}: {text}"))
+        .ok()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let json_out = std::env::args().any(|a| a == "--json");
+    let peers_for_rss: usize = std::env::var("MESHRTC_BENCH_PEERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let (e_mbs, e_rate, e_rtt) = engine_figures().await;
+    let a = Daemon::with_embedded_relay().await;
+    let b = Daemon::with_relays(&[a.relay_url()]).await;
+    let m = meshrtc_figures(&a, &b).await;
+    let t = trystero_figures(&a.relay_url());
+    let idle = idle_cpu(&a.relay_url()).await;
+    let rss = rss_per_peer(&a.relay_url(), peers_for_rss).await;
+    let tv = |k: &str| t.as_ref().and_then(|v| v.get(k)).and_then(|v| v.as_f64());
+    let f = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2}"));
+    println!("figure                         meshrtc     engine   trystero");
+    println!(
+        "throughput 64 KiB (MB/s)    {:>10.1} {:>10.1} {:>10}",
+        m.throughput,
+        e_mbs,
+        f(tv("throughput_mbs"))
+    );
+    println!(
+        "rate 100 B (msg/s)          {:>10.0} {:>10.0} {:>10}",
+        m.rate,
+        e_rate,
+        f(tv("msg_rate"))
+    );
+    println!(
+        "round trip p50 (ms)         {:>10.3} {:>10.3} {:>10}",
+        m.rtt_p50,
+        e_rtt,
+        f(tv("rtt_p50_ms"))
+    );
+    println!(
+        "round trip p99 (ms)         {:>10.3} {:>10} {:>10}",
+        m.rtt_p99, "-", "-"
+    );
+    println!(
+        "join p50 / p99 (ms)         {:>5.0} / {:<4.0} {:>10} {:>10}",
+        m.join_p50,
+        m.join_p99,
+        "-",
+        f(tv("join_p50_ms"))
+    );
+    println!("RSS per peer, {peers_for_rss} peers (MiB) {:>7.2}", rss);
+    println!("idle CPU, 10 rooms x 5 peers {:>9.2}%", idle);
+    if json_out {
+        println!(
+            "{}",
+            serde_json::json!({
+                "throughput_mbs": m.throughput, "engine_throughput_mbs": e_mbs, "trystero_throughput_mbs": tv("throughput_mbs"),
+                "msg_rate": m.rate, "engine_msg_rate": e_rate,
+                "rtt_p50_ms": m.rtt_p50, "engine_rtt_p50_ms": e_rtt,
+                "join_p50_ms": m.join_p50, "join_p99_ms": m.join_p99,
+                "rss_per_peer_mib": rss, "idle_cpu_pct": idle,
+            })
+        );
+    }
+}
