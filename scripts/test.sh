@@ -26,9 +26,16 @@ npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
 cargo build --all-targets --locked
 cargo test --no-run --locked
 
+# Fuzz targets (cargo-fuzz on the stable toolchain via RUSTC_BOOTSTRAP): install, fetch and
+# build now; the suite below replays every committed corpus once.
+export RUSTC_BOOTSTRAP=1
+cargo fuzz --version >/dev/null 2>&1 || CARGO_TARGET_DIR="${TMPDIR:-/tmp}/cargo-fuzz-build" cargo install cargo-fuzz --locked
+cargo fetch --manifest-path fuzz/Cargo.toml
+cargo fuzz build -s address
+
 # Run the suite. As root, inside a private network namespace: only loopback exists there,
 # so nothing can reach the internet (public relays or STUN would fail fast, not leak).
-run_tests='cargo test --offline --locked -- --test-threads=2'
+run_tests='export CARGO_NET_OFFLINE=true; cargo test --offline --locked -- --test-threads=2 && scripts/fuzz-smoke.sh'
 if [ "$(id -u)" = 0 ] && unshare -n true 2>/dev/null; then
   exec unshare -n -- bash -c "ip link set lo up && $run_tests"
 else

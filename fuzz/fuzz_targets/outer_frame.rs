@@ -15,7 +15,10 @@ fuzz_target!(|data: &[u8]| {
             assert!(token.len() <= MAX_TOKEN_LEN);
             if let Ok(t) = std::str::from_utf8(token) {
                 let again = encode_presence(t, joined);
-                assert_eq!(OuterFrame::decode(&again), Ok(OuterFrame::Presence { joined, token }));
+                assert_eq!(
+                    OuterFrame::decode(&again),
+                    Ok(OuterFrame::Presence { joined, token })
+                );
                 // Any non-zero flag means "joined"; canonical flags re-encode byte for byte.
                 if data[1] <= 1 {
                     assert_eq!(again, data, "presence frame must round-trip");

@@ -3,12 +3,13 @@
 //!
 //! Input: records of `[flags, repeat, len_hi, len_lo, chunk...]`.
 //! flags bits 0-1: peer; bit 2: advance the clock 31 s and expire first;
-//! bit 3: forget the peer first; bit 4: bump the nonce on each repeat.
-//! The chunk is pushed `repeat + 1` times, so the byte limits are reachable.
+//! bit 3: forget the peer first; bit 4: bump the nonce on each repeat;
+//! bit 5: zero-pad the chunk to a full 16 KiB chunk.
+//! The chunk is pushed `repeat + 1` times, so small inputs reach the byte limits.
 use std::time::{Duration, Instant};
 
 use libfuzzer_sys::fuzz_target;
-use meshrtc::wire::chunk::{ActionChunk, CHUNK_PAYLOAD, Payload};
+use meshrtc::wire::chunk::{ActionChunk, CHUNK_PAYLOAD, CHUNK_SIZE, Payload};
 use meshrtc::wire::reassembly::{Limits, Reassembler, Step};
 
 const LIMITS: Limits = Limits {
@@ -35,12 +36,26 @@ fuzz_target!(|data: &[u8]| {
         if flags & 8 != 0 {
             r.forget_peer(&peer);
         }
+        let padded;
+        let piece = if flags & 32 != 0 && piece.len() < CHUNK_SIZE {
+            padded = [piece, &[0; CHUNK_SIZE][piece.len()..]].concat();
+            &padded[..]
+        } else {
+            piece
+        };
         let Ok(chunk) = ActionChunk::decode(piece) else {
             continue;
         };
         for i in 0..=u16::from(*repeat) {
-            let nonce = if flags & 16 != 0 { chunk.nonce.wrapping_add(i) } else { chunk.nonce };
-            let c = ActionChunk { nonce, ..chunk.clone() };
+            let nonce = if flags & 16 != 0 {
+                chunk.nonce.wrapping_add(i)
+            } else {
+                chunk.nonce
+            };
+            let c = ActionChunk {
+                nonce,
+                ..chunk.clone()
+            };
             if let Ok(Step::Complete(m)) = r.push(&peer, &c, now) {
                 assert_eq!(m.action, chunk.action);
                 let size = match &m.payload {
@@ -50,12 +65,20 @@ fuzz_target!(|data: &[u8]| {
                 };
                 assert!(size <= LIMITS.max_message.max(CHUNK_PAYLOAD));
             }
-            assert!(r.buffered() <= LIMITS.max_total, "buffered {} > max_total", r.buffered());
+            assert!(
+                r.buffered() <= LIMITS.max_total,
+                "buffered {} > max_total",
+                r.buffered()
+            );
         }
     }
     // Everything buffered must be accounted to some peer.
     for peer in 0..4 {
         r.forget_peer(&peer);
     }
-    assert_eq!((r.buffered(), r.open()), (0, 0), "leaked after forgetting all peers");
+    assert_eq!(
+        (r.buffered(), r.open()),
+        (0, 0),
+        "leaked after forgetting all peers"
+    );
 });

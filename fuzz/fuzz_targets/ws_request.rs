@@ -18,6 +18,10 @@ fuzz_target!(|data: &[u8]| {
     if let Some(Ok(m)) = decode_client_message(&Message::Text(text.into())) {
         let json = serde_json::to_string(&m).expect("ClientMessage serializes");
         let again: Result<ClientMessage, _> = serde_json::from_str(&json);
-        assert_eq!(again.as_ref().ok(), Some(&m), "JSON must round-trip: {json}");
+        assert_eq!(
+            again.as_ref().ok(),
+            Some(&m),
+            "JSON must round-trip: {json}"
+        );
     }
 });

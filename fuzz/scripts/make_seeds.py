@@ -108,21 +108,23 @@ def main():
     put("outer_frame", "presence-leave", encode_presence(token, False))
     put("outer_frame", "data-empty", encode_data("", b""))
 
-    # --- reassembly records: [flags, repeat, len_hi, len_lo, chunk]
+    # --- reassembly records: [flags, repeat, len_hi, len_lo, chunk]; see fuzz_targets/reassembly.rs
     def rec(flags, repeat, c):
         return bytes([flags, repeat]) + struct.pack(">H", len(c)) + c
 
+    PAD, BUMP, EXPIRE, FORGET = 32, 16, 4, 8
+    bin_part = lambda n: header("big", n, TAG_BINARY | TAG_JSON, 85)  # non-last, padded to 16 KiB
+    bin_last = header("big", 0, TAG_BINARY | TAG_JSON | TAG_LAST, 255)
     put("reassembly", "text", rec(0, 0, text[0]))
     put("reassembly", "binmeta", b"".join(rec(1, 0, c) for c in binmeta))
-    put("reassembly", "big-2peers", b"".join(rec(p, 0, c) for c in big for p in (2, 3)))
+    put("reassembly", "big", b"".join(rec(2, 0, c) for c in big))
     put("reassembly", "interleaved", rec(0, 0, binmeta[0]) + rec(1, 0, js[0]) + rec(0, 0, binmeta[1]))
-    first_big = big[0]
-    put("reassembly", "toolarge", rec(0, 80, first_big) + rec(0, 0, big[1]))
-    put("reassembly", "manypartials", rec(16 | 1, 20, first_big))
-    # ~1 MiB messages (62 repeats of a full chunk), 3 per peer: hits max_per_peer, then max_total.
-    filler = lambda n: encode_message("big", n, bytes(CHUNK_PAYLOAD * 2), TAG_BINARY | TAG_JSON)[0]
-    put("reassembly", "bufferfull", b"".join(rec(p, 62, filler(n)) for p in range(4) for n in range(3)))
-    put("reassembly", "expire", rec(0, 3, first_big) + rec(4, 0, js[0]) + rec(8, 0, big[1]))
+    put("reassembly", "padded-complete", rec(PAD, 3, bin_part(0)) + rec(PAD, 0, bin_last))
+    put("reassembly", "toolarge", rec(PAD, 70, bin_part(0)))
+    put("reassembly", "manypartials", rec(PAD | BUMP | 1, 20, bin_part(0)))
+    # ~1 MiB messages (63 padded chunks), 3 per peer: hits max_per_peer, then max_total.
+    put("reassembly", "bufferfull", b"".join(rec(PAD | p, 62, bin_part(n)) for p in range(4) for n in range(3)))
+    put("reassembly", "expire", rec(PAD, 3, bin_part(0)) + rec(EXPIRE, 0, js[0]) + rec(FORGET | PAD, 0, bin_part(1)))
 
     # --- signaling content
     P = "AAAAAAAAAAAAAAAAAAAA"
@@ -168,6 +170,53 @@ def main():
     put("ws_request", "pb-send", pb_field(1, 0, 5) + pb_str(4, send))
     put("ws_request", "pb-ping", pb_field(1, 0, 2**64 - 1) + pb_str(6, pb_field(1, 0, 1) + pb_str(2, P)))
     put("ws_request", "pb-peers", pb_field(1, 0, 9) + pb_str(7, pb_field(1, 0, 1)))
+
+    # --- e2e envelopes: mode byte, then (0) a sealed envelope, (1) raw plaintext, (2) channel\0text
+    def plain(kind, channel, meta, body):
+        c = channel.encode()
+        return bytes([kind, len(c)]) + c + struct.pack(">I", len(meta)) + meta + body
+
+    samples = [
+        ("text", plain(0, "chat", b"", "héllo".encode())),
+        ("json", plain(1, "chat", b"", b'{"a":[1,2.5e3]}')),
+        ("binary-meta", plain(2, "file", b'{"name":"f"}', bytes([0, 1, 255]))),
+    ]
+    e2e_key = hashlib.pbkdf2_hmac("sha256", b"pw", b"meshrtc/e2e/v1\0app\0room", 600_000)
+    for name, p in samples:
+        put("e2e_envelope", "plain-" + name, b"\x01" + p)
+        put("e2e_envelope", "sealed-" + name, b"\x00" + xchacha_seal(e2e_key, bytes(range(24)), p, b"meshrtc-e2e-v1"))
+    put("e2e_envelope", "seal-chat", b"\x02chat\0hello")
+    put("e2e_envelope", "seal-empty", b"\x02")
+    put("e2e_envelope", "bad-version", b"\x00\x09" + bytes(64))
+
+
+def _rotl(v, n):
+    return ((v << n) & 0xFFFFFFFF) | (v >> (32 - n))
+
+
+def hchacha20(key, nonce16):
+    """HChaCha20 subkey (draft-irtf-cfrg-xchacha), for XChaCha20-Poly1305 seeds."""
+    st = [0x61707865, 0x3320646E, 0x79622D32, 0x6B206574]
+    st += list(struct.unpack("<8I", key)) + list(struct.unpack("<4I", nonce16))
+
+    def qr(a, b, c, d):
+        st[a] = (st[a] + st[b]) & 0xFFFFFFFF; st[d] = _rotl(st[d] ^ st[a], 16)
+        st[c] = (st[c] + st[d]) & 0xFFFFFFFF; st[b] = _rotl(st[b] ^ st[c], 12)
+        st[a] = (st[a] + st[b]) & 0xFFFFFFFF; st[d] = _rotl(st[d] ^ st[a], 8)
+        st[c] = (st[c] + st[d]) & 0xFFFFFFFF; st[b] = _rotl(st[b] ^ st[c], 7)
+
+    for _ in range(10):
+        qr(0, 4, 8, 12); qr(1, 5, 9, 13); qr(2, 6, 10, 14); qr(3, 7, 11, 15)
+        qr(0, 5, 10, 15); qr(1, 6, 11, 12); qr(2, 7, 8, 13); qr(3, 4, 9, 14)
+    return struct.pack("<8I", *(st[0:4] + st[12:16]))
+
+
+def xchacha_seal(key, nonce24, msg, aad):
+    """Envelope as e2e::seal writes it: version 1, nonce, XChaCha20-Poly1305(msg, aad)."""
+    from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
+    sub = hchacha20(key, nonce24[:16])
+    ct = ChaCha20Poly1305(sub).encrypt(b"\0" * 4 + nonce24[16:], msg, aad)
+    return b"\x01" + nonce24 + ct
 
 
 if __name__ == "__main__":
