@@ -65,7 +65,12 @@ pub fn seal(key: &E2eKey, channel: &str, payload: &Payload, meta: Option<&Value>
         .map(|m| serde_json::to_vec(m).unwrap_or_default())
         .unwrap_or_default();
     let body = payload.to_bytes();
-    let channel = &channel.as_bytes()[..channel.len().min(255)];
+    // Channel names are at most 32 bytes; cut longer ones on a character boundary.
+    let mut cut = channel.len().min(255);
+    while !channel.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    let channel = &channel.as_bytes()[..cut];
     let mut plain = Vec::with_capacity(6 + channel.len() + meta_bytes.len() + body.len());
     plain.push(kind_byte(payload));
     plain.push(channel.len() as u8);
