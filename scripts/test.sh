@@ -28,10 +28,10 @@ cargo test --no-run --locked
 
 # Fuzz targets (cargo-fuzz on the stable toolchain via RUSTC_BOOTSTRAP): install, fetch and
 # build now; the suite below replays every committed corpus once.
-export RUSTC_BOOTSTRAP=1
+# (Only for cargo-fuzz: RUSTC_BOOTSTRAP in the main build's environment would rebuild it all.)
 cargo fuzz --version >/dev/null 2>&1 || CARGO_TARGET_DIR="${TMPDIR:-/tmp}/cargo-fuzz-build" cargo install cargo-fuzz --locked
 cargo fetch --manifest-path fuzz/Cargo.toml
-cargo fuzz build -s address
+RUSTC_BOOTSTRAP=1 cargo fuzz build -s address
 
 # Run the suite. As root, inside a private network namespace: only loopback exists there,
 # so nothing can reach the internet (public relays or STUN would fail fast, not leak).
