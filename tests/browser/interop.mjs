@@ -215,21 +215,30 @@ await runTests(
     },
 
     'two pages and two daemons form a full mesh': async () => {
-      const room = 'mesh'
+      // The page-to-page link is Trystero's own (no daemon in it) and in headless Chromium it
+      // occasionally never forms; one fresh attempt (new room, new pages) is allowed.
+      const attempt = async room => {
       const ll = low.listen(room, {app: APP})
       const hl = high.listen(room, {app: APP})
       const p1 = await openPage()
       const p2 = await openPage()
       await pageJoin(p1, relay, room)
+      await until('first page joined the daemons', async () => (await T(p1)).joins.length >= 2, 30000)
       await pageJoin(p2, relay, room)
       const everyone = [low.peerId, high.peerId, p1.peerId, p2.peerId]
-      for (const p of [p1, p2]) {
-        const others = everyone.filter(id => id !== p.peerId)
-        await until('page joined all', async () => {
-          const t = await T(p)
-          return others.every(id => t.joins.includes(id))
-        }, 30000)
+      const fullMesh = async ms => {
+        for (const p of [p1, p2]) {
+          const others = everyone.filter(id => id !== p.peerId)
+          await until('page joined all', async () => {
+            const t = await T(p)
+            return others.every(id => t.joins.includes(id))
+          }, ms).catch(async e => {
+            console.log(`# page ${p.peerId} joined ${JSON.stringify((await T(p)).joins)} of ${JSON.stringify(others)}; daemons ${low.peerId} ${high.peerId}`)
+            throw e
+          })
+        }
       }
+      await fullMesh(25000)
       for (const l of [ll, hl]) {
         await l.wait('daemon sees page 1', isJoin(p1.peerId), 30000)
         await l.wait('daemon sees page 2', isJoin(p2.peerId), 30000)
@@ -252,6 +261,20 @@ await runTests(
       await hl.stop()
       await p1.close()
       await p2.close()
+          }
+      for (const [i, room] of ['mesh', 'mesh-again'].entries()) {
+        let timer
+        const limit = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('attempt timed out')), 55000)))
+        try {
+          await Promise.race([attempt(room), limit])
+          return
+        } catch (e) {
+          if (i === 1) throw e
+          console.log(`# mesh: first attempt failed (${e.message}); trying once more in a new room`)
+        } finally {
+          clearTimeout(timer)
+        }
+      }
     }
   },
   async () => {
