@@ -28,6 +28,7 @@ fn pct(v: &mut [f64], p: f64) -> f64 {
 // ---- engine baseline: two webrtc 0.21 peer connections in this process -------------------------
 
 struct EnginePair {
+    _connections: (transport::Connection, transport::Connection),
     a: transport::Channel,
     b: transport::Channel,
     a_rx: mpsc::UnboundedReceiver<TransportEvent>,
@@ -61,8 +62,8 @@ async fn engine_pair() -> EnginePair {
             },
         }
     }
-    std::mem::forget((pa, pb));
     EnginePair {
+        _connections: (pa, pb),
         a: ca.expect("a"),
         b: cb.expect("b"),
         a_rx,
@@ -78,34 +79,30 @@ async fn next_message(rx: &mut mpsc::UnboundedReceiver<TransportEvent>) -> Bytes
     }
 }
 
-async fn engine_figures() -> (f64, f64, f64) {
-    let mut p = engine_pair().await;
-    let payload = BytesMut::from(&vec![7u8; BULK_SIZE][..]);
+/// Seconds to move `count` messages of `size` bytes from a to b.
+async fn engine_transfer(p: &mut EnginePair, size: usize, count: usize) -> f64 {
+    let payload = BytesMut::from(&vec![7u8; size][..]);
     let start = Instant::now();
     let a = p.a.clone();
     let sender = tokio::spawn(async move {
-        for _ in 0..BULK_COUNT {
+        for _ in 0..count {
             a.send(payload.clone()).await.expect("send");
         }
     });
-    for _ in 0..BULK_COUNT {
+    for _ in 0..count {
         next_message(&mut p.b_rx).await;
     }
-    let mbs = (BULK_SIZE * BULK_COUNT) as f64 / start.elapsed().as_secs_f64() / 1e6;
+    let secs = start.elapsed().as_secs_f64();
     sender.await.expect("sender");
-    let small = BytesMut::from(&vec![1u8; SMALL_SIZE][..]);
-    let start = Instant::now();
-    let a = p.a.clone();
-    let sender = tokio::spawn(async move {
-        for _ in 0..SMALL_COUNT {
-            a.send(small.clone()).await.expect("send");
-        }
-    });
-    for _ in 0..SMALL_COUNT {
-        next_message(&mut p.b_rx).await;
-    }
-    let rate = SMALL_COUNT as f64 / start.elapsed().as_secs_f64();
-    sender.await.expect("sender");
+    secs
+}
+
+async fn engine_figures() -> (f64, f64, f64) {
+    let mut p = engine_pair().await;
+    let mbs = (BULK_SIZE * BULK_COUNT) as f64
+        / engine_transfer(&mut p, BULK_SIZE, BULK_COUNT).await
+        / 1e6;
+    let rate = SMALL_COUNT as f64 / engine_transfer(&mut p, SMALL_SIZE, SMALL_COUNT).await;
     let mut rtts = Vec::with_capacity(RTT_ROUNDS);
     let ping = BytesMut::from(&vec![2u8; SMALL_SIZE][..]);
     for _ in 0..RTT_ROUNDS {

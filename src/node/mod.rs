@@ -246,14 +246,6 @@ fn count(state: &mut State, name: &'static str) {
     *state.drops.entry(name).or_insert(0) += 1;
 }
 
-fn payload_size_hint(p: &Payload) -> usize {
-    match p {
-        Payload::Text(s) => s.len(),
-        Payload::Binary(b) => b.len(),
-        Payload::Json(_) => 0,
-    }
-}
-
 impl Node {
     /// Starts the node: relay driver, transport and the event loop.
     pub async fn start(
@@ -645,13 +637,6 @@ impl Node {
                 .and_then(|s| s.rooms.get(&handle))
                 .cloned()
                 .ok_or_else(|| NodeError::NotFound(format!("room handle {handle} not joined")))?;
-            if payload_size_hint(&payload) > self.config.max_message_size {
-                return Err(SendError::TooLarge {
-                    size: payload_size_hint(&payload),
-                    limit: self.config.max_message_size,
-                }
-                .into());
-            }
             let Some(entry) = st.rooms.get_mut(&key) else {
                 return Err(NodeError::NotFound("room not held".into()));
             };
