@@ -15,7 +15,7 @@ use meshrtc::transport::{self, Transport, TransportConfig, TransportEvent};
 use tokio::sync::mpsc;
 
 const BULK_SIZE: usize = 64 * 1024;
-const BULK_COUNT: usize = 400;
+const BULK_COUNT: usize = 2_000;
 const SMALL_SIZE: usize = 100;
 const SMALL_COUNT: usize = 20_000;
 const RTT_ROUNDS: usize = 500;
@@ -102,6 +102,8 @@ async fn engine_figures() -> (f64, f64, f64) {
     let mbs = (BULK_SIZE * BULK_COUNT) as f64
         / engine_transfer(&mut p, BULK_SIZE, BULK_COUNT).await
         / 1e6;
+    // A fresh link, as the daemons' rate is measured on a link that has not just moved 130 MB.
+    let mut p = engine_pair().await;
     let rate = SMALL_COUNT as f64 / engine_transfer(&mut p, SMALL_SIZE, SMALL_COUNT).await;
     let mut rtts = Vec::with_capacity(RTT_ROUNDS);
     let ping = BytesMut::from(&vec![2u8; SMALL_SIZE][..]);
@@ -159,6 +161,23 @@ async fn pipelined_send(s: &mut Session, room: u32, size: usize, n: usize) {
             replies += 1;
         }
     }
+}
+
+/// MB/s of 64 KiB messages from an app on `a` to an app on `b`, in a fresh room.
+async fn bulk_throughput(a: &Daemon, b: &Daemon) -> f64 {
+    let idb = b.peer_id().await;
+    let (mut sa, mut sb) = (a.session().await, b.session().await);
+    let ra = sa.join("bench-bulk", "room", "").await;
+    sb.join("bench-bulk", "room", "").await;
+    assert!(sa.wait_join(&idb, Duration::from_secs(30)).await);
+    let start = Instant::now();
+    let counter = tokio::spawn(async move {
+        count_messages(&mut sb, BULK_COUNT).await;
+        Instant::now()
+    });
+    pipelined_send(&mut sa, ra, BULK_SIZE, BULK_COUNT).await;
+    let end = counter.await.expect("counter");
+    (BULK_SIZE * BULK_COUNT) as f64 / end.duration_since(start).as_secs_f64() / 1e6
 }
 
 struct Meshrtc {
@@ -369,9 +388,16 @@ async fn main() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(50);
-    let (e_mbs, e_rate, e_rtt) = engine_figures().await;
     let a = Daemon::with_embedded_relay().await;
     let b = Daemon::with_relays(&[a.relay_url()]).await;
+    if std::env::var_os("MESHRTC_BENCH_PROFILE").is_some() {
+        // Only the daemon-to-daemon bulk transfer, repeated: run under `perf record -a -g`.
+        for _ in 0..5 {
+            println!("throughput {:.1} MB/s", bulk_throughput(&a, &b).await);
+        }
+        return;
+    }
+    let (e_mbs, e_rate, e_rtt) = engine_figures().await;
     let m = meshrtc_figures(&a, &b).await;
     let t = trystero_figures(&a.relay_url());
     let idle = idle_cpu(&a.relay_url()).await;

@@ -15,6 +15,11 @@ use webrtc::peer_connection::{
     RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
     RTCSessionDescription, SettingEngineBuilder,
 };
+use webrtc::runtime::Runtime;
+
+mod socket_buffers;
+
+pub use socket_buffers::{SOCKET_BUFFER_BYTES, SocketBufferRuntime};
 
 /// Label of the one data channel Trystero uses.
 pub const DATA_CHANNEL_LABEL: &str = "data";
@@ -67,6 +72,7 @@ fn err(e: impl std::fmt::Display) -> TransportError {
 pub struct Transport {
     config: TransportConfig,
     events: mpsc::UnboundedSender<TransportEvent>,
+    runtime: Arc<dyn Runtime>,
 }
 
 struct Handler {
@@ -171,7 +177,11 @@ fn spawn_pump(
 impl Transport {
     /// A transport whose connections report to `events`.
     pub fn new(config: TransportConfig, events: mpsc::UnboundedSender<TransportEvent>) -> Self {
-        Transport { config, events }
+        Transport {
+            config,
+            events,
+            runtime: SocketBufferRuntime::shared(),
+        }
     }
 
     async fn build(&self, id: ConnId) -> Result<Connection, TransportError> {
@@ -227,6 +237,7 @@ impl Transport {
                 events: self.events.clone(),
                 pc: slot.clone(),
             }))
+            .with_runtime(self.runtime.clone())
             .with_udp_addrs(vec![addr])
             .with_data_channel_send_buffer_limit(SEND_BUFFER_LIMIT)
             .build()

@@ -6,7 +6,32 @@ import {join} from 'node:path'
 import assert from 'node:assert/strict'
 import {Daemon, launchBrowser, runTests, until, sleep, serveTrysteroPage} from './lib.mjs'
 
-const {port, server} = await serveTrysteroPage()
+// Records every RTCPeerConnection the page makes (state changes, data channel traffic), so a
+// failed test can say how far the page's side of a link got. Trystero itself is unmodified.
+const tracePeerConnections = `
+window.PC_TRACE = []
+const Native = window.RTCPeerConnection
+window.RTCPeerConnection = class extends Native {
+  constructor(...args) {
+    super(...args)
+    const t = {n: window.PC_TRACE.length, at: Math.round(performance.now()), log: []}
+    window.PC_TRACE.push(t)
+    const note = what => t.log.push(Math.round(performance.now()) + ' ' + what)
+    this.addEventListener('connectionstatechange', () => note('pc ' + this.connectionState))
+    this.addEventListener('iceconnectionstatechange', () => note('ice ' + this.iceConnectionState))
+    const watch = ch => {
+      note('channel ' + ch.label + ' ' + ch.readyState)
+      ch.addEventListener('open', () => note('channel open'))
+      ch.addEventListener('close', () => note('channel close'))
+      let n = 0
+      ch.addEventListener('message', () => { if (++n <= 5) note('channel message ' + n) })
+    }
+    this.addEventListener('datachannel', e => watch(e.channel))
+    const create = this.createDataChannel.bind(this)
+    this.createDataChannel = (...a) => { const ch = create(...a); watch(ch); return ch }
+  }
+}`
+const {port, server} = await serveTrysteroPage(tracePeerConnections)
 const browser = await launchBrowser()
 const context = await browser.newContext()
 const APP = 'trystero-interop'
@@ -181,6 +206,7 @@ await runTests(
       const joined = await good.wait('same password joins', isJoin(page.peerId)).catch(async e => {
         console.log(`# diagnostics: page ${page.peerId} low ${low.peerId} high ${high.peerId}`)
         console.log(`# page T: ${JSON.stringify(await T(page))}`)
+        console.log(`# page connections: ${JSON.stringify(await page.evaluate(() => window.PC_TRACE))}`)
         console.log(`# low status: ${JSON.stringify(await low.status())}`)
         console.log(`# low listen: ${JSON.stringify(good.lines)}`)
         console.log(low.log.split('\n').slice(-40).join('\n'))
