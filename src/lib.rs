@@ -3,6 +3,7 @@
 pub mod api;
 pub mod client;
 pub mod config;
+pub mod mesh;
 pub mod node;
 pub mod proto;
 pub mod room;

@@ -1,5 +1,6 @@
 //! Sans-IO codecs for Trystero's wire: topics, SDP encryption, outer frames, action chunks.
 
+pub mod cell;
 pub mod chunk;
 pub mod e2e;
 pub mod frame;

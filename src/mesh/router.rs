@@ -1,0 +1,467 @@
+//! One peer's side of the overlay: which links to hold, and where each frame goes next.
+//!
+//! Forwarding is a directed flood over the overlay links with bounded dedup: the first member
+//! of a cell to receive a frame (its origin, or whoever got it over a bridge) sends it to every
+//! link and marks it "fanned out"; a member that gets a fanned-out frame from a cellmate only
+//! passes it over its own bridges. Two bridge pairs per cell edge and the hypercube's spare
+//! paths mean a dead bridge costs no delivery, only a duplicate less.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::mesh::topology::Topology;
+use crate::mesh::{MeshOutput, Overlay};
+use crate::wire::cell::CellFrame;
+
+/// Tunables of a peer's overlay state.
+#[derive(Debug, Clone)]
+pub struct MeshConfig {
+    /// How long a link the topology no longer wants stays open (joins never stall traffic).
+    pub grace: Duration,
+    /// How often a wanted link that is not up is asked for again.
+    pub redial: Duration,
+    /// Frames remembered for dedup.
+    pub dedup_capacity: usize,
+    /// Origins whose replay floor is remembered.
+    pub origin_capacity: usize,
+}
+
+impl Default for MeshConfig {
+    fn default() -> Self {
+        MeshConfig {
+            grace: Duration::from_secs(5),
+            redial: Duration::from_secs(3),
+            dedup_capacity: 8_192,
+            origin_capacity: 4_096,
+        }
+    }
+}
+
+/// Why a received frame was not delivered or forwarded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MeshDrop {
+    /// Already seen (normal: frames arrive over several paths).
+    Duplicate,
+    /// Older than what this peer already forgot for that origin: a replay.
+    Replay,
+    /// Our own frame coming back.
+    Own,
+}
+
+impl MeshDrop {
+    /// Counter name.
+    pub fn counter(self) -> &'static str {
+        match self {
+            MeshDrop::Duplicate => "cell_duplicate",
+            MeshDrop::Replay => "cell_replay",
+            MeshDrop::Own => "cell_own_echo",
+        }
+    }
+}
+
+/// Bounded memory of (origin, seq) pairs, with a per-origin replay floor.
+#[derive(Debug, Default)]
+struct Seen {
+    set: HashSet<([u8; 32], u64)>,
+    order: VecDeque<([u8; 32], u64)>,
+    /// Per origin: highest seq evicted from `order` (anything at or below is a replay) and the
+    /// last time the origin was heard from.
+    floors: HashMap<[u8; 32], (u64, Instant)>,
+}
+
+impl Seen {
+    fn check(
+        &mut self,
+        origin: [u8; 32],
+        seq: u64,
+        now: Instant,
+        cfg: &MeshConfig,
+    ) -> Result<(), MeshDrop> {
+        if self
+            .floors
+            .get(&origin)
+            .is_some_and(|&(floor, _)| seq <= floor)
+        {
+            return Err(MeshDrop::Replay);
+        }
+        if !self.set.insert((origin, seq)) {
+            return Err(MeshDrop::Duplicate);
+        }
+        self.order.push_back((origin, seq));
+        let entry = self.floors.entry(origin).or_insert((0, now));
+        entry.1 = now;
+        while self.order.len() > cfg.dedup_capacity {
+            let Some(old) = self.order.pop_front() else {
+                break;
+            };
+            self.set.remove(&old);
+            if let Some(f) = self.floors.get_mut(&old.0) {
+                f.0 = f.0.max(old.1);
+            }
+        }
+        if self.floors.len() > cfg.origin_capacity {
+            // Forget the quietest origin with nothing left in the dedup window.
+            let quiet = self
+                .floors
+                .iter()
+                .filter(|(o, _)| !self.order.iter().any(|(x, _)| x == *o))
+                .min_by_key(|(_, (_, at))| *at)
+                .map(|(o, _)| *o);
+            if let Some(o) = quiet {
+                self.floors.remove(&o);
+            }
+        }
+        Ok(())
+    }
+
+    fn bytes(&self) -> usize {
+        self.set.len() * 48 + self.order.len() * 40 + self.floors.len() * 64
+    }
+}
+
+/// One peer's overlay state (see the module docs).
+#[derive(Debug)]
+pub struct Mesh {
+    me: String,
+    cfg: MeshConfig,
+    topo: Arc<Topology>,
+    linked: HashSet<String>,
+    /// Links we asked for, and when we last asked.
+    asked: HashMap<String, Instant>,
+    /// Links we asked for that the topology no longer wants, and when to close them.
+    retiring: HashMap<String, Instant>,
+    seen: Seen,
+    last_seq: u64,
+}
+
+impl Mesh {
+    /// A peer with no topology yet.
+    pub fn new(me: impl Into<String>, cfg: MeshConfig) -> Mesh {
+        Mesh {
+            me: me.into(),
+            cfg,
+            topo: Arc::new(Topology::compute(Vec::new(), Default::default())),
+            linked: HashSet::new(),
+            asked: HashMap::new(),
+            retiring: HashMap::new(),
+            seen: Seen::default(),
+            last_seq: 0,
+        }
+    }
+
+    /// The topology in force.
+    pub fn topology(&self) -> &Arc<Topology> {
+        &self.topo
+    }
+
+    /// Links that are up.
+    pub fn linked(&self) -> impl Iterator<Item = &str> {
+        self.linked.iter().map(String::as_str)
+    }
+
+    fn wanted(&self) -> HashSet<&str> {
+        self.topo.links_of(&self.me).into_iter().collect()
+    }
+
+    fn forward(&self, from: Option<&str>, frame: &CellFrame, out: &mut Vec<MeshOutput>) {
+        let bridges_only = from.is_some_and(|f| frame.fanout && self.topo.same_cell(&self.me, f));
+        let mut next = frame.clone();
+        next.fanout = !bridges_only;
+        for peer in &self.linked {
+            if Some(peer.as_str()) == from || bridges_only && self.topo.same_cell(&self.me, peer) {
+                continue;
+            }
+            out.push(MeshOutput::Send(peer.clone(), next.clone()));
+        }
+    }
+}
+
+impl Overlay for Mesh {
+    type Topology = Topology;
+
+    fn set_topology(&mut self, topo: Arc<Topology>, now: Instant) -> Vec<MeshOutput> {
+        self.topo = topo;
+        let wanted: HashSet<String> = self.wanted().into_iter().map(str::to_owned).collect();
+        let mut out = Vec::new();
+        for p in &wanted {
+            self.retiring.remove(p);
+            if !self.linked.contains(p) && !self.asked.contains_key(p) {
+                self.asked.insert(p.clone(), now);
+                out.push(MeshOutput::Open(p.clone()));
+            }
+        }
+        for p in self.asked.keys() {
+            if !wanted.contains(p) && !self.retiring.contains_key(p) {
+                self.retiring.insert(p.clone(), now + self.cfg.grace);
+            }
+        }
+        out
+    }
+
+    fn link_up(&mut self, peer: &str, _now: Instant) -> Vec<MeshOutput> {
+        self.linked.insert(peer.to_owned());
+        Vec::new()
+    }
+
+    fn link_down(&mut self, peer: &str, _now: Instant) -> Vec<MeshOutput> {
+        self.linked.remove(peer);
+        self.retiring.remove(peer);
+        Vec::new()
+    }
+
+    fn next_seq(&mut self, clock_us: u64) -> u64 {
+        self.last_seq = clock_us.max(self.last_seq + 1);
+        self.last_seq
+    }
+
+    fn originate(&mut self, mut frame: CellFrame, now: Instant) -> Vec<MeshOutput> {
+        let _ = self.seen.check(frame.origin, frame.seq, now, &self.cfg);
+        frame.ttl = self.topo.ttl();
+        frame.hops = 0;
+        frame.fanout = true;
+        let mut out = Vec::new();
+        self.forward(None, &frame, &mut out);
+        out
+    }
+
+    fn on_frame(
+        &mut self,
+        from: &str,
+        mut frame: CellFrame,
+        now: Instant,
+    ) -> Result<Vec<MeshOutput>, MeshDrop> {
+        self.seen.check(frame.origin, frame.seq, now, &self.cfg)?;
+        let mut out = Vec::new();
+        let ttl = frame.ttl.min(self.topo.ttl());
+        frame.hops = frame.hops.saturating_add(1);
+        if ttl > 0 {
+            frame.ttl = ttl - 1;
+            self.forward(Some(from), &frame, &mut out);
+        }
+        if frame.targets.is_empty() || frame.targets.iter().any(|t| *t == self.me) {
+            out.push(MeshOutput::Deliver(frame));
+        }
+        Ok(out)
+    }
+
+    fn tick(&mut self, now: Instant) -> Vec<MeshOutput> {
+        let mut out = Vec::new();
+        let due: Vec<String> = self
+            .retiring
+            .iter()
+            .filter(|(_, at)| **at <= now)
+            .map(|(p, _)| p.clone())
+            .collect();
+        for p in due {
+            self.retiring.remove(&p);
+            self.asked.remove(&p);
+            if self.linked.contains(&p) {
+                out.push(MeshOutput::Close(p));
+            }
+        }
+        let redial: Vec<String> = self
+            .wanted()
+            .into_iter()
+            .filter(|p| !self.linked.contains(*p))
+            .filter(|p| {
+                self.asked
+                    .get(*p)
+                    .is_none_or(|at| now.duration_since(*at) >= self.cfg.redial)
+            })
+            .map(str::to_owned)
+            .collect();
+        for p in redial {
+            self.asked.insert(p.clone(), now);
+            out.push(MeshOutput::Open(p));
+        }
+        out
+    }
+
+    fn link_count(&self) -> usize {
+        self.linked.len()
+    }
+
+    fn memory_bytes(&self) -> usize {
+        // The topology is per peer in a daemon (shared only inside the simulator).
+        self.seen.bytes()
+            + (self.linked.len() + self.asked.len() + self.retiring.len()) * 64
+            + self.topo.len() * 56
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mesh::topology::{CellSize, Member, placement};
+    use bytes::Bytes;
+
+    fn topo(n: usize, size: usize) -> Arc<Topology> {
+        Arc::new(Topology::compute(
+            (0..n)
+                .map(|i| Member {
+                    id: format!("p{i}"),
+                    place: placement(b"r", &(i as u32).to_be_bytes()),
+                })
+                .collect(),
+            CellSize::Fixed(size),
+        ))
+    }
+
+    fn frame(origin: u8, seq: u64) -> CellFrame {
+        CellFrame {
+            fanout: true,
+            ttl: 9,
+            hops: 0,
+            origin: [origin; 32],
+            seq,
+            targets: vec![],
+            payload: Bytes::from_static(b"m"),
+            sig: [0; 64],
+        }
+    }
+
+    fn linked_mesh(me: &str, t: &Arc<Topology>, now: Instant) -> Mesh {
+        let mut m = Mesh::new(me, MeshConfig::default());
+        let opens = m.set_topology(t.clone(), now);
+        for o in opens {
+            if let MeshOutput::Open(p) = o {
+                m.link_up(&p, now);
+            }
+        }
+        m
+    }
+
+    #[test]
+    fn asks_for_exactly_the_topology_links() {
+        let t = topo(64, 8);
+        let now = Instant::now();
+        let mut m = Mesh::new("p3", MeshConfig::default());
+        let mut opened: Vec<String> = m
+            .set_topology(t.clone(), now)
+            .into_iter()
+            .filter_map(|o| match o {
+                MeshOutput::Open(p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        opened.sort();
+        let mut want: Vec<String> = t.links_of("p3").into_iter().map(str::to_owned).collect();
+        want.sort();
+        assert_eq!(opened, want);
+    }
+
+    #[test]
+    fn duplicates_and_replays_are_dropped() {
+        let t = topo(16, 4);
+        let now = Instant::now();
+        let mut m = linked_mesh("p0", &t, now);
+        let from = t.links_of("p0")[0].to_owned();
+        assert!(m.on_frame(&from, frame(1, 10), now).is_ok());
+        assert_eq!(
+            m.on_frame(&from, frame(1, 10), now).err(),
+            Some(MeshDrop::Duplicate)
+        );
+        let cap = MeshConfig::default().dedup_capacity as u64;
+        for s in 0..cap {
+            let _ = m.on_frame(&from, frame(2, 100 + s), now);
+        }
+        // Frame (1, 10) has been forgotten; a replay of it is still refused.
+        assert_eq!(
+            m.on_frame(&from, frame(1, 10), now).err(),
+            Some(MeshDrop::Replay)
+        );
+        assert_eq!(
+            m.on_frame(&from, frame(1, 9), now).err(),
+            Some(MeshDrop::Replay)
+        );
+        assert!(m.on_frame(&from, frame(1, 11), now).is_ok());
+    }
+
+    #[test]
+    fn cellmates_pass_fanned_out_frames_only_over_bridges() {
+        let t = topo(64, 8);
+        let now = Instant::now();
+        let me = (0..64)
+            .map(|i| format!("p{i}"))
+            .find(|p| !t.bridges_of(p).is_empty())
+            .expect("a bridge");
+        let mut m = linked_mesh(&me, &t, now);
+        let mate = t
+            .links_of(&me)
+            .into_iter()
+            .find(|p| t.same_cell(&me, p))
+            .expect("cellmate")
+            .to_owned();
+        let out = m.on_frame(&mate, frame(1, 1), now).expect("fresh");
+        let sent: Vec<&String> = out
+            .iter()
+            .filter_map(|o| match o {
+                MeshOutput::Send(p, f) => {
+                    assert!(!f.fanout);
+                    Some(p)
+                }
+                _ => None,
+            })
+            .collect();
+        assert!(!sent.is_empty());
+        assert!(sent.iter().all(|p| !t.same_cell(&me, p)));
+        assert!(out.iter().any(|o| matches!(o, MeshOutput::Deliver(_))));
+        // Over a bridge, the same peer fans out to its whole cell.
+        let bridge = t.bridges_of(&me)[0].to_owned();
+        let out = m.on_frame(&bridge, frame(1, 2), now).expect("fresh");
+        let sends = out
+            .iter()
+            .filter(|o| matches!(o, MeshOutput::Send(..)))
+            .count();
+        assert_eq!(sends, t.links_of(&me).len() - 1);
+    }
+
+    #[test]
+    fn ttl_is_clamped_and_spent() {
+        let t = topo(16, 4);
+        let now = Instant::now();
+        let mut m = linked_mesh("p0", &t, now);
+        let from = t.links_of("p0")[0].to_owned();
+        let mut f = frame(1, 1);
+        f.ttl = 200;
+        let out = m.on_frame(&from, f, now).expect("fresh");
+        for o in out {
+            if let MeshOutput::Send(_, f) = o {
+                assert_eq!(f.ttl, t.ttl() - 1);
+                assert_eq!(f.hops, 1);
+            }
+        }
+        let mut last = frame(1, 2);
+        last.ttl = 0;
+        let out = m.on_frame(&from, last, now).expect("fresh");
+        assert!(out.iter().all(|o| matches!(o, MeshOutput::Deliver(_))));
+    }
+
+    #[test]
+    fn unwanted_links_close_after_the_grace_period_only() {
+        let now = Instant::now();
+        let big = topo(64, 8);
+        let mut m = linked_mesh("p0", &big, now);
+        let before: HashSet<String> = m.linked().map(str::to_owned).collect();
+        let small = topo(8, 8);
+        m.set_topology(small.clone(), now);
+        assert!(
+            m.tick(now + Duration::from_secs(1))
+                .iter()
+                .all(|o| !matches!(o, MeshOutput::Close(_)))
+        );
+        let closed: Vec<String> = m
+            .tick(now + Duration::from_secs(6))
+            .into_iter()
+            .filter_map(|o| match o {
+                MeshOutput::Close(p) => Some(p),
+                _ => None,
+            })
+            .collect();
+        let still: HashSet<&str> = small.links_of("p0").into_iter().collect();
+        for p in &before {
+            assert_eq!(closed.contains(p), !still.contains(p.as_str()), "{p}");
+        }
+    }
+}

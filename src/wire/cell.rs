@@ -1,0 +1,277 @@
+//! Cell frames: a room message carried hop by hop through the cellular overlay, signed by its
+//! origin so no forwarder can forge or alter it.
+//!
+//! Layout (all integers big-endian), sent as the payload of the internal action `@_mrcell`:
+//!
+//! ```text
+//! 0      version = 1
+//! 1      flags   (bit 0: the sender already sent this frame to its whole cell)
+//! 2      ttl     hops still allowed
+//! 3      hops    hops taken so far
+//! 4..36  origin  x-only secp256k1 public key (the origin's node key; its peer id derives from it)
+//! 36..44 seq     origin's sequence number (microseconds of its clock, strictly increasing)
+//! 44     n       number of targets (0 = everyone)
+//! ..     n × 20  target peer ids
+//! ..     u32 len, payload (the room message, E2E-sealed in password rooms)
+//! ..     64      BIP-340 signature over SHA-256(tag, room salt, origin, seq, targets, payload)
+//! ```
+//!
+//! `flags`, `ttl` and `hops` change at every hop and are outside the signature; a receiver
+//! clamps `ttl` to what its own topology allows.
+
+use bytes::Bytes;
+use nostr_sdk::secp256k1::schnorr::Signature;
+use nostr_sdk::secp256k1::{Message, XOnlyPublicKey};
+use nostr_sdk::{Keys, SECP256K1};
+use sha2::{Digest as _, Sha256};
+
+use crate::wire::topic::PEER_ID_LEN;
+
+/// Frame format version.
+pub const CELL_FRAME_VERSION: u8 = 1;
+/// Most targets a frame may name.
+pub const MAX_TARGETS: usize = 255;
+const FIXED: usize = 45;
+const SIG: usize = 64;
+const FLAG_FANOUT: u8 = 1;
+
+/// A decoded cell frame.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CellFrame {
+    /// The sender sent it to every member of its cell.
+    pub fanout: bool,
+    /// Hops still allowed.
+    pub ttl: u8,
+    /// Hops taken.
+    pub hops: u8,
+    /// The origin's x-only public key.
+    pub origin: [u8; 32],
+    /// The origin's sequence number.
+    pub seq: u64,
+    /// Peer ids the message is for; empty for everyone.
+    pub targets: Vec<String>,
+    /// The room message.
+    pub payload: Bytes,
+    /// BIP-340 signature by `origin`.
+    pub sig: [u8; 64],
+}
+
+/// Why bytes are not a cell frame.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum CellFrameError {
+    /// Too short, wrong lengths, or an unknown version.
+    #[error("malformed cell frame")]
+    Malformed,
+    /// The signature does not verify for the origin key.
+    #[error("cell frame signature does not verify")]
+    BadSignature,
+}
+
+fn digest(
+    room_salt: &[u8],
+    origin: &[u8; 32],
+    seq: u64,
+    targets: &[String],
+    payload: &[u8],
+) -> [u8; 32] {
+    let mut h = Sha256::new();
+    h.update(b"meshrtc/cellframe/v1");
+    h.update((room_salt.len() as u32).to_be_bytes());
+    h.update(room_salt);
+    h.update(origin);
+    h.update(seq.to_be_bytes());
+    h.update([targets.len() as u8]);
+    for t in targets {
+        h.update(t.as_bytes());
+    }
+    h.update((payload.len() as u32).to_be_bytes());
+    h.update(payload);
+    h.finalize().into()
+}
+
+impl CellFrame {
+    /// Builds and signs a frame from `keys` for a room.
+    pub fn sign(
+        keys: &Keys,
+        room_salt: &[u8],
+        seq: u64,
+        ttl: u8,
+        targets: Vec<String>,
+        payload: Bytes,
+    ) -> CellFrame {
+        let origin = keys.public_key().to_bytes();
+        let targets: Vec<String> = targets
+            .into_iter()
+            .filter(|t| t.len() == PEER_ID_LEN)
+            .take(MAX_TARGETS)
+            .collect();
+        let msg = Message::from_digest(digest(room_salt, &origin, seq, &targets, &payload));
+        let sig = keys.sign_schnorr(&msg);
+        CellFrame {
+            fanout: true,
+            ttl,
+            hops: 0,
+            origin,
+            seq,
+            targets,
+            payload,
+            sig: *sig.as_ref(),
+        }
+    }
+
+    /// Checks the origin's signature for a room.
+    pub fn verify(&self, room_salt: &[u8]) -> Result<(), CellFrameError> {
+        let key =
+            XOnlyPublicKey::from_slice(&self.origin).map_err(|_| CellFrameError::BadSignature)?;
+        let sig = Signature::from_slice(&self.sig).map_err(|_| CellFrameError::BadSignature)?;
+        let msg = Message::from_digest(digest(
+            room_salt,
+            &self.origin,
+            self.seq,
+            &self.targets,
+            &self.payload,
+        ));
+        SECP256K1
+            .verify_schnorr(&sig, &msg, &key)
+            .map_err(|_| CellFrameError::BadSignature)
+    }
+
+    /// Encodes the frame.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(
+            FIXED + self.targets.len() * PEER_ID_LEN + 4 + self.payload.len() + SIG,
+        );
+        out.push(CELL_FRAME_VERSION);
+        out.push(if self.fanout { FLAG_FANOUT } else { 0 });
+        out.push(self.ttl);
+        out.push(self.hops);
+        out.extend_from_slice(&self.origin);
+        out.extend_from_slice(&self.seq.to_be_bytes());
+        out.push(self.targets.len() as u8);
+        for t in &self.targets {
+            out.extend_from_slice(t.as_bytes());
+        }
+        out.extend_from_slice(&(self.payload.len() as u32).to_be_bytes());
+        out.extend_from_slice(&self.payload);
+        out.extend_from_slice(&self.sig);
+        out
+    }
+
+    /// Decodes a frame (the signature is checked separately, by [`CellFrame::verify`]).
+    pub fn decode(bytes: &[u8]) -> Result<CellFrame, CellFrameError> {
+        let bad = CellFrameError::Malformed;
+        if bytes.len() < FIXED + 4 + SIG || bytes[0] != CELL_FRAME_VERSION {
+            return Err(bad);
+        }
+        let origin: [u8; 32] = bytes[4..36].try_into().map_err(|_| bad)?;
+        let seq = u64::from_be_bytes(bytes[36..44].try_into().map_err(|_| bad)?);
+        let n = bytes[44] as usize;
+        let mut at = FIXED;
+        let mut targets = Vec::with_capacity(n);
+        for _ in 0..n {
+            let id = bytes.get(at..at + PEER_ID_LEN).ok_or(bad)?;
+            targets.push(String::from_utf8(id.to_vec()).map_err(|_| bad)?);
+            at += PEER_ID_LEN;
+        }
+        let len_bytes: [u8; 4] = bytes
+            .get(at..at + 4)
+            .ok_or(bad)?
+            .try_into()
+            .map_err(|_| bad)?;
+        let len = u32::from_be_bytes(len_bytes) as usize;
+        at += 4;
+        if bytes.len()
+            != at
+                .checked_add(len)
+                .and_then(|x| x.checked_add(SIG))
+                .ok_or(bad)?
+        {
+            return Err(bad);
+        }
+        let payload = Bytes::copy_from_slice(&bytes[at..at + len]);
+        let sig: [u8; 64] = bytes[at + len..].try_into().map_err(|_| bad)?;
+        Ok(CellFrame {
+            fanout: bytes[1] & FLAG_FANOUT != 0,
+            ttl: bytes[2],
+            hops: bytes[3],
+            origin,
+            seq,
+            targets,
+            payload,
+            sig,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nostr_sdk::SecretKey;
+
+    fn keys() -> Keys {
+        Keys::new(SecretKey::from_slice(&[7u8; 32]).expect("key"))
+    }
+
+    #[test]
+    fn round_trip_and_verify() {
+        let k = keys();
+        let f = CellFrame::sign(
+            &k,
+            b"salt",
+            42,
+            9,
+            vec!["AAAAAAAAAAAAAAAAAAAA".into()],
+            Bytes::from_static(b"hello"),
+        );
+        let bytes = f.encode();
+        assert_eq!(bytes.len(), FIXED + 20 + 4 + 5 + SIG);
+        assert_eq!(&bytes[..4], &[1, 1, 9, 0]);
+        assert_eq!(&bytes[36..44], &42u64.to_be_bytes());
+        let back = CellFrame::decode(&bytes).expect("decode");
+        assert_eq!(back, f);
+        back.verify(b"salt").expect("verifies");
+        assert_eq!(
+            back.verify(b"other room"),
+            Err(CellFrameError::BadSignature)
+        );
+    }
+
+    #[test]
+    fn forwarding_fields_are_outside_the_signature_but_nothing_else_is() {
+        let k = keys();
+        let f = CellFrame::sign(&k, b"s", 1, 5, vec![], Bytes::from_static(b"x"));
+        let mut forwarded = f.clone();
+        forwarded.ttl = 4;
+        forwarded.hops = 1;
+        forwarded.fanout = false;
+        assert!(forwarded.verify(b"s").is_ok());
+        for tamper in [
+            |f: &mut CellFrame| f.seq += 1,
+            |f: &mut CellFrame| f.payload = Bytes::from_static(b"y"),
+            |f: &mut CellFrame| f.targets.push("BBBBBBBBBBBBBBBBBBBB".into()),
+            |f: &mut CellFrame| f.origin = Keys::generate().public_key().to_bytes(),
+        ] {
+            let mut t = f.clone();
+            tamper(&mut t);
+            assert_eq!(t.verify(b"s"), Err(CellFrameError::BadSignature));
+        }
+    }
+
+    #[test]
+    fn truncated_or_padded_bytes_are_malformed() {
+        let f = CellFrame::sign(&keys(), b"s", 1, 5, vec![], Bytes::from_static(b"abc"));
+        let bytes = f.encode();
+        for cut in 0..bytes.len() {
+            assert_eq!(
+                CellFrame::decode(&bytes[..cut]),
+                Err(CellFrameError::Malformed)
+            );
+        }
+        let mut long = bytes.clone();
+        long.push(0);
+        assert_eq!(CellFrame::decode(&long), Err(CellFrameError::Malformed));
+        let mut v2 = bytes;
+        v2[0] = 2;
+        assert_eq!(CellFrame::decode(&v2), Err(CellFrameError::Malformed));
+    }
+}
