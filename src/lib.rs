@@ -8,6 +8,7 @@ pub mod node;
 pub mod proto;
 pub mod room;
 pub mod signal;
+pub mod sim;
 pub mod store;
 pub mod transport;
 pub mod wire;

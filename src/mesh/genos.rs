@@ -6,7 +6,7 @@
 //! `min(150, 2·ceil(log2(C+1)) + 3)`, dedup of 5,000 ids FIFO; only bridges forward. Sealing
 //! (when a roster change takes effect) is the driver's job: see [`GenosSealer`].
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -165,7 +165,7 @@ impl GenosSealer {
 pub struct GenosPeer {
     me: String,
     topo: Arc<GenosTopology>,
-    linked: HashSet<String>,
+    linked: BTreeSet<String>,
     retiring: HashMap<String, Instant>,
     seen: HashSet<([u8; 32], u64)>,
     order: VecDeque<([u8; 32], u64)>,
@@ -178,7 +178,7 @@ impl GenosPeer {
         GenosPeer {
             me: me.into(),
             topo: Arc::new(GenosTopology::compute(&[], GENOS_CELL_SIZE)),
-            linked: HashSet::new(),
+            linked: BTreeSet::new(),
             retiring: HashMap::new(),
             seen: HashSet::new(),
             order: VecDeque::new(),
@@ -219,9 +219,10 @@ impl Overlay for GenosPeer {
 
     fn set_topology(&mut self, topo: Arc<GenosTopology>, now: Instant) -> Vec<MeshOutput> {
         self.topo = topo;
-        let wanted: HashSet<&str> = self.topo.links_of(&self.me).into_iter().collect();
+        let order = self.topo.links_of(&self.me);
+        let wanted: HashSet<&str> = order.iter().copied().collect();
         let mut out = Vec::new();
-        for p in &wanted {
+        for p in &order {
             self.retiring.remove(*p);
             if !self.linked.contains(*p) {
                 out.push(MeshOutput::Open((*p).to_owned()));
@@ -297,12 +298,13 @@ impl Overlay for GenosPeer {
     }
 
     fn tick(&mut self, now: Instant) -> Vec<MeshOutput> {
-        let due: Vec<String> = self
+        let mut due: Vec<String> = self
             .retiring
             .iter()
             .filter(|(_, at)| **at <= now)
             .map(|(p, _)| p.clone())
             .collect();
+        due.sort();
         due.into_iter()
             .map(|p| {
                 self.retiring.remove(&p);

@@ -6,7 +6,7 @@
 //! passes it over its own bridges. Two bridge pairs per cell edge and the hypercube's spare
 //! paths mean a dead bridge costs no delivery, only a duplicate less.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -126,7 +126,7 @@ pub struct Mesh {
     me: String,
     cfg: MeshConfig,
     topo: Arc<Topology>,
-    linked: HashSet<String>,
+    linked: BTreeSet<String>,
     /// Links we asked for, and when we last asked.
     asked: HashMap<String, Instant>,
     /// Links we asked for that the topology no longer wants, and when to close them.
@@ -142,7 +142,7 @@ impl Mesh {
             me: me.into(),
             cfg,
             topo: Arc::new(Topology::compute(Vec::new(), Default::default())),
-            linked: HashSet::new(),
+            linked: BTreeSet::new(),
             asked: HashMap::new(),
             retiring: HashMap::new(),
             seen: Seen::default(),
@@ -158,10 +158,6 @@ impl Mesh {
     /// Links that are up.
     pub fn linked(&self) -> impl Iterator<Item = &str> {
         self.linked.iter().map(String::as_str)
-    }
-
-    fn wanted(&self) -> HashSet<&str> {
-        self.topo.links_of(&self.me).into_iter().collect()
     }
 
     fn forward(&self, from: Option<&str>, frame: &CellFrame, out: &mut Vec<MeshOutput>) {
@@ -182,9 +178,15 @@ impl Overlay for Mesh {
 
     fn set_topology(&mut self, topo: Arc<Topology>, now: Instant) -> Vec<MeshOutput> {
         self.topo = topo;
-        let wanted: HashSet<String> = self.wanted().into_iter().map(str::to_owned).collect();
+        let order: Vec<String> = self
+            .topo
+            .links_of(&self.me)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        let wanted: HashSet<String> = order.iter().cloned().collect();
         let mut out = Vec::new();
-        for p in &wanted {
+        for p in &order {
             self.retiring.remove(p);
             if !self.linked.contains(p) && !self.asked.contains_key(p) {
                 self.asked.insert(p.clone(), now);
@@ -247,12 +249,13 @@ impl Overlay for Mesh {
 
     fn tick(&mut self, now: Instant) -> Vec<MeshOutput> {
         let mut out = Vec::new();
-        let due: Vec<String> = self
+        let mut due: Vec<String> = self
             .retiring
             .iter()
             .filter(|(_, at)| **at <= now)
             .map(|(p, _)| p.clone())
             .collect();
+        due.sort();
         for p in due {
             self.retiring.remove(&p);
             self.asked.remove(&p);
@@ -261,7 +264,8 @@ impl Overlay for Mesh {
             }
         }
         let redial: Vec<String> = self
-            .wanted()
+            .topo
+            .links_of(&self.me)
             .into_iter()
             .filter(|p| !self.linked.contains(*p))
             .filter(|p| {

@@ -4,8 +4,9 @@
 //! salt and the member's signing key. Cells are the `2^k` prefixes of the placement, so sorting
 //! the roster by placement makes every cell a contiguous range, and growing `k` by one splits
 //! each cell in two without moving anybody else. Cells form a `k`-dimensional hypercube: a cell
-//! links to the `k` cells whose index differs in one bit (diameter `k`, like the seed's skip
-//! links, but every edge is served by two bridge pairs instead of one bridge per cell).
+//! links to the `k` cells whose index differs in one bit and to its complement (a folded
+//! hypercube: diameter `ceil(k/2)`), and every edge is served by two bridge pairs instead of
+//! one bridge per cell.
 
 use std::collections::{HashMap, VecDeque};
 use std::ops::Range;
@@ -215,9 +216,10 @@ fn cell_ranges(members: &[Member], dims: u32) -> Vec<Range<usize>> {
     ranges
 }
 
-/// Member indexes a member (cell, rank) bridges to. Dimension `j` of a cell is served by its
-/// members of rank `2j` and `2j+1` (modulo the cell's size), each linked to the member of the
-/// same rank in the neighbouring cell — the same rule seen from both ends.
+/// Member indexes a member (cell, rank) bridges to. A cell's members of rank 0 and 1 (modulo
+/// its size) are its bridges: the rank-`r` bridge links to the rank-`r` bridge of every
+/// neighbouring cell, so each rank forms its own hypercube and a frame crosses any number of
+/// dimensions without stopping inside a cell. The same rule seen from both ends.
 fn bridge_partners(
     cells: &[Range<usize>],
     dims: u32,
@@ -225,14 +227,23 @@ fn bridge_partners(
     rank: usize,
 ) -> impl Iterator<Item = usize> + '_ {
     let size = cells[cell].len();
-    (0..dims).flat_map(move |j| {
-        let other = &cells[cell ^ (1 << j)];
-        (0..BRIDGES_PER_EDGE).filter_map(move |slot| {
-            let slot = 2 * j as usize + slot;
-            (size > 0 && !other.is_empty() && slot % size == rank)
-                .then(|| other.start + slot % other.len())
+    (0..BRIDGES_PER_EDGE)
+        .filter(move |slot| size > 0 && slot % size == rank)
+        .flat_map(move |slot| {
+            neighbour_cells(cell, dims).filter_map(move |n| {
+                let other = &cells[n];
+                (!other.is_empty()).then(|| other.start + slot % other.len())
+            })
         })
-    })
+}
+
+/// Cells a cell links to: one per dimension, plus its complement (a folded hypercube), which
+/// halves the diameter to `ceil(k/2)` for one more link per bridge.
+fn neighbour_cells(cell: usize, dims: u32) -> impl Iterator<Item = usize> {
+    let all = (1usize << dims) - 1;
+    (0..dims)
+        .map(move |j| cell ^ (1 << j))
+        .chain((dims >= 2).then_some(cell ^ all))
 }
 
 fn max_links(cells: &[Range<usize>], dims: u32) -> usize {
@@ -249,7 +260,8 @@ fn max_links(cells: &[Range<usize>], dims: u32) -> usize {
 }
 
 /// TTL from the cell graph: BFS over non-empty cells from every cell gives the diameter `d`;
-/// a frame needs at most one intra-cell hop to reach a bridge and two hops per cell crossed.
+/// a frame needs one hop to reach a bridge, `d` bridge hops and one hop into the last cell
+/// (a detour around an empty cell can stop inside cells, hence twice `d`).
 fn ttl_for(cells: &[Range<usize>], dims: u32) -> u8 {
     let live: Vec<usize> = (0..cells.len()).filter(|&c| !cells[c].is_empty()).collect();
     let mut diameter = 0usize;
@@ -259,8 +271,7 @@ fn ttl_for(cells: &[Range<usize>], dims: u32) -> u8 {
         dist[from] = 0;
         let mut queue = VecDeque::from([from]);
         while let Some(c) = queue.pop_front() {
-            for j in 0..dims {
-                let n = c ^ (1 << j);
+            for n in neighbour_cells(c, dims) {
                 if !cells[n].is_empty() && dist[n] == usize::MAX {
                     dist[n] = dist[c] + 1;
                     queue.push_back(n);
@@ -360,14 +371,13 @@ mod tests {
             }
         }
         for cell in 0..t.cell_count() {
-            for j in 0..t.dims() {
-                let other = cell ^ (1 << j);
+            for other in neighbour_cells(cell, t.dims()) {
                 let pairs = t
                     .cell_members(cell)
                     .flat_map(|a| t.bridges_of(a).into_iter().map(move |b| (a, b)))
                     .filter(|(_, b)| t.cell_of(b) == Some(other))
                     .count();
-                assert_eq!(pairs, BRIDGES_PER_EDGE, "cell {cell} dim {j}");
+                assert_eq!(pairs, BRIDGES_PER_EDGE, "cell {cell} to {other}");
             }
         }
     }
@@ -390,6 +400,6 @@ mod tests {
     #[test]
     fn ttl_covers_the_cube() {
         let t = Topology::compute(roster(1_000), CellSize::Fixed(10));
-        assert!(t.ttl() as u32 >= 2 * t.dims() + 1);
+        assert!(t.ttl() as u32 >= 2 * t.dims().div_ceil(2) + 1);
     }
 }
