@@ -121,11 +121,8 @@ async fn malformed_api_requests_get_clear_errors_and_are_counted() {
     let mut s = a.session().await;
     let r = s
         .call(Body::Join(proto::JoinRequest {
-            app: String::new(),
             room: "r".into(),
-            password: String::new(),
-            channels: vec![],
-            require_e2e: false,
+            ..Default::default()
         }))
         .await;
     assert_eq!(r.error.map(|e| e.code), Some("invalid_argument".into()));

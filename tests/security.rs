@@ -364,9 +364,8 @@ async fn password_rooms_seal_payloads_end_to_end_between_daemons() {
         .call(proto::client_message::Body::Join(proto::JoinRequest {
             app: "e2e".into(),
             room: "open".into(),
-            password: String::new(),
-            channels: vec![],
             require_e2e: true,
+            ..Default::default()
         }))
         .await;
     assert_eq!(r.error.map(|e| e.code), Some("invalid_argument".into()));

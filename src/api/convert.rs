@@ -159,6 +159,14 @@ pub fn status_to_proto(s: StatusInfo) -> proto::StatusReply {
                 password: r.password,
                 e2e_peers: r.e2e_peers,
                 require_e2e: r.require_e2e,
+                cells: r.cells.map(|c| proto::CellStatus {
+                    members: c.members,
+                    cell: c.cell,
+                    cell_count: c.cell_count,
+                    links_wanted: c.links_wanted,
+                    bridges: c.bridges,
+                    ttl: c.ttl,
+                }),
             })
             .collect(),
         drops: s.drops.into_iter().collect(),
@@ -168,6 +176,18 @@ pub fn status_to_proto(s: StatusInfo) -> proto::StatusReply {
         links: s.links,
         pending_dials: s.pending_dials,
     }
+}
+
+/// The overlay a join asks for: none (full mesh), or cells sized by count or link budget.
+pub fn cells_from_proto(c: Option<proto::Cells>) -> Option<crate::mesh::CellSize> {
+    let c = c.filter(|c| c.enabled)?;
+    Some(match (c.cell_size, c.link_budget) {
+        (0, 0) => crate::mesh::CellSize::default(),
+        (0, budget) => crate::mesh::CellSize::Auto {
+            link_budget: budget as usize,
+        },
+        (size, _) => crate::mesh::CellSize::Fixed(size as usize),
+    })
 }
 
 #[cfg(test)]

@@ -25,9 +25,12 @@ pub async fn handle(
                 session,
                 &j.app,
                 &j.room,
-                &j.password,
-                &j.channels,
-                j.require_e2e,
+                &crate::node::JoinOptions {
+                    password: j.password,
+                    channels: j.channels,
+                    require_e2e: j.require_e2e,
+                    cells: crate::api::convert::cells_from_proto(j.cells),
+                },
             )
             .await
             .map(|h| {

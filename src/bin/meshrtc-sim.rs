@@ -49,6 +49,9 @@ struct Args {
     json: bool,
 }
 
+/// Runs one algorithm on a scenario.
+type Runner = fn(&Scenario) -> Report;
+
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let cell_size = match args.cell_size.as_str() {
@@ -60,7 +63,7 @@ fn main() -> anyhow::Result<()> {
                 .map_err(|_| anyhow::anyhow!("--cell-size is \"auto\" or a number, not {n:?}"))?,
         ),
     };
-    let runs: Vec<(&str, fn(&Scenario) -> Report)> = match args.algo.as_str() {
+    let runs: Vec<(&str, Runner)> = match args.algo.as_str() {
         "both" => vec![("meshrtc", run_meshrtc), ("genosrtc", run_genosrtc)],
         "meshrtc" => vec![("meshrtc", run_meshrtc)],
         "genosrtc" => vec![("genosrtc", run_genosrtc)],

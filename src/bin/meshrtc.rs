@@ -41,6 +41,13 @@ struct RoomArgs {
     /// Refuse peers that cannot encrypt end to end (needs --password).
     #[arg(long)]
     require_e2e: bool,
+    /// Use the cellular overlay (large rooms of meshrtc peers); the first session to join a
+    /// room decides its overlay.
+    #[arg(long)]
+    cells: bool,
+    /// With --cells: about this many peers per cell (default: picked from the roster).
+    #[arg(long, requires = "cells")]
+    cell_size: Option<u32>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,6 +204,11 @@ impl Session {
                 password: room.password.clone(),
                 channels,
                 require_e2e: room.require_e2e,
+                cells: room.cells.then(|| proto::Cells {
+                    enabled: true,
+                    cell_size: room.cell_size.unwrap_or(0),
+                    link_budget: 0,
+                }),
             }))
             .await?;
         let mut early = Vec::new();
@@ -413,7 +425,7 @@ async fn status(daemon: &str, as_json: bool) -> anyhow::Result<()> {
             "links": s.links,
             "relays": s.relays.iter().map(relay_json).collect::<Vec<_>>(),
             "relays_healthy": s.relays.iter().filter(|r| r.state == "connected").count(),
-            "rooms": s.rooms.iter().map(|r| json!({"app": r.app, "room": r.room, "peers": r.peers, "sessions": r.sessions, "password": r.password, "e2e_peers": r.e2e_peers, "require_e2e": r.require_e2e})).collect::<Vec<_>>(),
+            "rooms": s.rooms.iter().map(|r| json!({"app": r.app, "room": r.room, "peers": r.peers, "sessions": r.sessions, "password": r.password, "e2e_peers": r.e2e_peers, "require_e2e": r.require_e2e, "cells": r.cells.as_ref().map(|c| json!({"members": c.members, "cell": c.cell, "cell_count": c.cell_count, "links_wanted": c.links_wanted, "bridges": c.bridges, "ttl": c.ttl}))})).collect::<Vec<_>>(),
             "drops": s.drops,
         });
         return print_line(&v);
@@ -432,6 +444,12 @@ async fn status(daemon: &str, as_json: bool) -> anyhow::Result<()> {
             r.peers.len(),
             r.sessions
         );
+        if let Some(c) = &r.cells {
+            println!(
+                "  cells   cell {}/{}  {} members  {} links wanted ({} bridges)  ttl {}",
+                c.cell, c.cell_count, c.members, c.links_wanted, c.bridges, c.ttl
+            );
+        }
     }
     if !s.drops.is_empty() {
         let mut drops: Vec<_> = s.drops.iter().collect();

@@ -155,6 +155,11 @@ impl Mesh {
         &self.topo
     }
 
+    /// True when this frame was already handled (checked before its signature is).
+    pub fn seen(&self, origin: &[u8; 32], seq: u64) -> bool {
+        self.seen.set.contains(&(*origin, seq))
+    }
+
     /// Links that are up.
     pub fn linked(&self) -> impl Iterator<Item = &str> {
         self.linked.iter().map(String::as_str)
@@ -241,7 +246,7 @@ impl Overlay for Mesh {
             frame.ttl = ttl - 1;
             self.forward(Some(from), &frame, &mut out);
         }
-        if frame.targets.is_empty() || frame.targets.iter().any(|t| *t == self.me) {
+        if frame.targets.is_empty() || frame.targets.contains(&self.me) {
             out.push(MeshOutput::Deliver(frame));
         }
         Ok(out)

@@ -4,6 +4,7 @@
 //! come from the sans-IO cores ([`crate::room`], [`crate::signal::state`]) and are turned into
 //! [`Effect`]s that run after the lock is released.
 
+pub mod cells;
 pub mod identity;
 pub mod session;
 
@@ -17,6 +18,9 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
+use crate::mesh::{CellSize, MeshOutput, Overlay};
+use crate::wire::cell::CellFrame;
+use cells::{CellInfo, CellRoom};
 use crate::room::{LeaveReason, Output, Room, RoomEvent, RoomLimits, SendError};
 use crate::signal::content::Signal;
 use crate::signal::driver::{self, Command, DriverEvent, Incoming, RelayState, SignalHandle};
@@ -40,6 +44,19 @@ const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// (app id, room id).
 type RoomKey = (String, String);
+
+/// How a session joins a room.
+#[derive(Debug, Clone, Default)]
+pub struct JoinOptions {
+    /// Room password ("" for none).
+    pub password: String,
+    /// Channels the session receives; empty for all.
+    pub channels: Vec<String>,
+    /// Refuse peers that cannot encrypt end to end.
+    pub require_e2e: bool,
+    /// Use the cellular overlay, with this cell sizing.
+    pub cells: Option<CellSize>,
+}
 /// (app id, peer id).
 type LinkKey = (String, String);
 
@@ -112,6 +129,8 @@ pub struct RoomInfo {
     pub e2e_peers: Vec<String>,
     /// Whether peers without end-to-end encryption are refused.
     pub require_e2e: bool,
+    /// Where this node sits, in a cells room.
+    pub cells: Option<CellInfo>,
 }
 
 /// The node at a glance.
@@ -147,6 +166,7 @@ struct RoomEntry {
     sessions: HashMap<SessionId, SessionRoom>,
     rtts: HashMap<String, f64>,
     ping_waiters: HashMap<String, VecDeque<Option<oneshot::Sender<Duration>>>>,
+    cells: Option<CellRoom>,
 }
 
 struct SessionEntry {
@@ -240,6 +260,13 @@ impl std::fmt::Debug for Node {
             .field("peer_id", &self.identity.peer_id)
             .finish()
     }
+}
+
+/// Microseconds since the Unix epoch (sequence numbers of cell frames survive restarts).
+fn unix_micros() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 fn count(state: &mut State, name: &'static str) {
@@ -343,10 +370,9 @@ impl Node {
         session: SessionId,
         app: &str,
         room_id: &str,
-        password: &str,
-        channels: &[String],
-        require_e2e: bool,
+        opts: &JoinOptions,
     ) -> Result<u32, NodeError> {
+        let (password, require_e2e) = (opts.password.as_str(), opts.require_e2e);
         if app.is_empty() || room_id.is_empty() || app.len() > 256 || room_id.len() > 256 {
             return Err(NodeError::InvalidArgument(
                 "app and room must be 1 to 256 bytes".into(),
@@ -362,7 +388,7 @@ impl Node {
         } else {
             Some(self.e2e_key(app, room_id, password).await)
         };
-        self.join_with_key(session, app, room_id, password, channels, require_e2e, e2e)
+        self.join_with_key(session, app, room_id, opts, e2e)
     }
 
     /// The end-to-end key of a password room, derived off the runtime (slow KDF) and cached.
@@ -393,11 +419,11 @@ impl Node {
         session: SessionId,
         app: &str,
         room_id: &str,
-        password: &str,
-        channels: &[String],
-        require_e2e: bool,
+        opts: &JoinOptions,
         e2e: Option<crate::wire::e2e::E2eKey>,
     ) -> Result<u32, NodeError> {
+        let (password, channels, require_e2e) =
+            (opts.password.as_str(), &opts.channels, opts.require_e2e);
         let key: RoomKey = (app.to_owned(), room_id.to_owned());
         let now = Instant::now();
         let mut effects = Vec::new();
@@ -442,6 +468,17 @@ impl Node {
                 for t in signal.topics() {
                     st.topics.insert(t.to_owned(), key.clone());
                 }
+                let mut signal = signal;
+                let cells = opts.cells.map(|size| {
+                    signal.set_dial_filter(Some(HashSet::new()));
+                    CellRoom::new(
+                        &self.identity.peer_id,
+                        &self.identity.keys.public_key(),
+                        signal.root_topic().as_bytes(),
+                        size,
+                        now,
+                    )
+                });
                 st.tokens.insert(room.token().to_owned(), key.clone());
                 st.rooms.insert(
                     key.clone(),
@@ -452,6 +489,7 @@ impl Node {
                         sessions: HashMap::new(),
                         rtts: HashMap::new(),
                         ping_waiters: HashMap::new(),
+                        cells,
                     },
                 );
                 effects.push(Effect::Subscribe(st.topics.keys().cloned().collect()));
@@ -640,6 +678,9 @@ impl Node {
             let Some(entry) = st.rooms.get_mut(&key) else {
                 return Err(NodeError::NotFound("room not held".into()));
             };
+            if entry.cells.is_some() {
+                return self.send_cells(st, &key, session, channel, payload, meta, targets);
+            }
             let joined: Vec<String> = entry.room.joined_peers().map(str::to_owned).collect();
             let self_id = self.identity.peer_id.as_str();
             let remote_targets: Vec<String> = if targets.is_empty() {
@@ -672,30 +713,7 @@ impl Node {
                 })
                 .collect();
             frames = (plain, sealed, security);
-            // Other local sessions in the room see the send.
-            let local_targets = targets.is_empty() || targets.iter().any(|t| t == self_id);
-            if local_targets {
-                for (sid, sr) in &entry.sessions {
-                    if *sid == session || !(sr.channels.is_empty() || sr.channels.contains(channel))
-                    {
-                        continue;
-                    }
-                    if let Some(s) = st.sessions.get(sid) {
-                        s.queue.push(SessionEvent {
-                            room: sr.handle,
-                            app: key.0.clone(),
-                            room_id: key.1.clone(),
-                            kind: EventKind::Message {
-                                channel: channel.to_owned(),
-                                from: self_id.to_owned(),
-                                local: true,
-                                payload: payload.clone(),
-                                meta: meta.clone(),
-                            },
-                        });
-                    }
-                }
-            }
+            self.echo_local(st, &key, session, channel, &payload, meta.as_ref(), targets);
             for peer in remote_targets {
                 if let Some(link) = st.links.get(&(key.0.clone(), peer.clone())) {
                     deliveries.push((peer, link.tx.clone()));
@@ -717,6 +735,102 @@ impl Node {
             delivered.push(peer);
         }
         Ok(delivered)
+    }
+
+    /// Other local sessions in the room see a send (unless it targets only remote peers).
+    #[allow(clippy::too_many_arguments)]
+    fn echo_local(
+        &self,
+        st: &State,
+        key: &RoomKey,
+        session: SessionId,
+        channel: &str,
+        payload: &Payload,
+        meta: Option<&Value>,
+        targets: &[String],
+    ) {
+        let self_id = self.identity.peer_id.as_str();
+        if !(targets.is_empty() || targets.iter().any(|t| t == self_id)) {
+            return;
+        }
+        let Some(entry) = st.rooms.get(key) else {
+            return;
+        };
+        for (sid, sr) in &entry.sessions {
+            if *sid == session || !(sr.channels.is_empty() || sr.channels.contains(channel)) {
+                continue;
+            }
+            if let Some(s) = st.sessions.get(sid) {
+                s.queue.push(SessionEvent {
+                    room: sr.handle,
+                    app: key.0.clone(),
+                    room_id: key.1.clone(),
+                    kind: EventKind::Message {
+                        channel: channel.to_owned(),
+                        from: self_id.to_owned(),
+                        local: true,
+                        payload: payload.clone(),
+                        meta: meta.cloned(),
+                    },
+                });
+            }
+        }
+    }
+
+    /// A send in a cells room: one signed frame, routed by the overlay; returns the links it
+    /// left on.
+    #[allow(clippy::too_many_arguments)]
+    fn send_cells(
+        &self,
+        st: &mut State,
+        key: &RoomKey,
+        session: SessionId,
+        channel: &str,
+        payload: Payload,
+        meta: Option<Value>,
+        targets: &[String],
+    ) -> Result<Vec<String>, NodeError> {
+        let self_id = self.identity.peer_id.clone();
+        let now = Instant::now();
+        let Some(entry) = st.rooms.get_mut(key) else {
+            return Err(NodeError::NotFound("room not held".into()));
+        };
+        let body = entry.room.cell_payload(channel, &payload, meta.as_ref())?;
+        let Some(cells) = entry.cells.as_mut() else {
+            return Err(NodeError::NotFound("room has no cells".into()));
+        };
+        for t in targets {
+            if *t != self_id && !cells.is_member(t) {
+                return Err(NodeError::NotFound(format!("peer {t} is not in the room")));
+            }
+        }
+        let remote: Vec<String> = targets.iter().filter(|t| **t != self_id).cloned().collect();
+        let mut outs = Vec::new();
+        if targets.is_empty() || !remote.is_empty() {
+            let seq = cells.mesh().next_seq(unix_micros());
+            let frame = CellFrame::sign(
+                &self.identity.keys,
+                cells.salt(),
+                seq,
+                0,
+                remote,
+                Bytes::from(body),
+            );
+            outs = cells.mesh().originate(frame, now);
+        }
+        let sent_to: Vec<String> = outs
+            .iter()
+            .filter_map(|o| match o {
+                MeshOutput::Send(p, _) => Some(p.clone()),
+                _ => None,
+            })
+            .collect();
+        self.echo_local(st, key, session, channel, &payload, meta.as_ref(), targets);
+        let mut effects = Vec::new();
+        self.apply_mesh(st, key, outs, &mut effects);
+        // Originating only sends frames; nothing here needs the lock released first.
+        debug_assert!(effects.is_empty());
+        Ok(sent_to)
     }
 
     /// Joined peers of a room.
@@ -811,6 +925,7 @@ impl Node {
                         .cloned()
                         .collect(),
                     require_e2e: e.room.requires_e2e(),
+                    cells: e.cells.as_ref().map(CellRoom::info),
                     peers,
                 }
             })
@@ -1111,11 +1226,17 @@ impl Node {
                     None => count(st, "send_no_link"),
                 },
                 Output::Drop(name) => count(st, name),
+                Output::Cell(peer, bytes) => self.on_cell_frame(st, key, &peer, &bytes, effects),
                 Output::Event(ev) => match ev {
                     RoomEvent::PeerJoin(p, security) => {
                         if let Some(link) = st.links.get_mut(&(app.clone(), p.clone())) {
                             link.rooms.insert(key.1.clone());
                             link.idle_since = None;
+                        }
+                        if let Some(cells) = st.rooms.get_mut(key).and_then(|e| e.cells.as_mut())
+                            && cells.is_member(&p)
+                        {
+                            cells.link_up(&p, Instant::now());
                         }
                         Self::emit(st, key, EventKind::PeerJoin(p, security.as_str()));
                     }
@@ -1129,6 +1250,12 @@ impl Node {
                         if let Some(e) = st.rooms.get_mut(key) {
                             e.rtts.remove(&p);
                             e.ping_waiters.remove(&p);
+                            if let Some(cells) = e.cells.as_mut() {
+                                let dead = reason == LeaveReason::Timeout;
+                                if cells.link_down(&p, dead, Instant::now()) {
+                                    self.cell_notice(st, key, cells::gone_notice(&[p.clone()]), effects);
+                                }
+                            }
                         }
                         Self::emit(st, key, EventKind::PeerLeave(p, reason.as_str()));
                     }
@@ -1201,7 +1328,163 @@ impl Node {
                 },
             }
         }
-        let _ = effects;
+    }
+
+    /// A cell frame arrived from a joined peer: check it, then let the overlay route it.
+    fn on_cell_frame(
+        &self,
+        st: &mut State,
+        key: &RoomKey,
+        peer: &str,
+        bytes: &[u8],
+        effects: &mut Vec<Effect>,
+    ) {
+        let Some(cells) = st.rooms.get_mut(key).and_then(|e| e.cells.as_mut()) else {
+            count(st, "cell_not_cells_room");
+            return;
+        };
+        let frame = match CellFrame::decode(bytes) {
+            Ok(f) => f,
+            Err(_) => {
+                count(st, "cell_malformed");
+                return;
+            }
+        };
+        let now = Instant::now();
+        // Duplicates are dropped before the (costly) signature check; a forged frame can only
+        // collide with one already seen, so it cannot suppress a genuine one.
+        if cells.mesh().seen(&frame.origin, frame.seq) {
+            count(st, "cell_duplicate");
+            return;
+        }
+        if frame.verify(cells.salt()).is_err() {
+            count(st, "cell_bad_signature");
+            return;
+        }
+        match cells.mesh().on_frame(peer, frame, now) {
+            Ok(outs) => self.apply_mesh(st, key, outs, effects),
+            Err(drop) => count(st, drop.counter()),
+        }
+    }
+
+    /// Sends an overlay notice (gone / alive) from this node to the whole room.
+    fn cell_notice(&self, st: &mut State, key: &RoomKey, body: Vec<u8>, effects: &mut Vec<Effect>) {
+        let Some(cells) = st.rooms.get_mut(key).and_then(|e| e.cells.as_mut()) else {
+            return;
+        };
+        let seq = cells.mesh().next_seq(unix_micros());
+        let frame = CellFrame::sign(&self.identity.keys, cells.salt(), seq, 0, Vec::new(), Bytes::from(body));
+        let outs = cells.mesh().originate(frame, Instant::now());
+        self.apply_mesh(st, key, outs, effects);
+    }
+
+    /// Carries out what a cells room's overlay asked for.
+    fn apply_mesh(
+        &self,
+        st: &mut State,
+        key: &RoomKey,
+        outputs: Vec<MeshOutput>,
+        effects: &mut Vec<Effect>,
+    ) {
+        let now = Instant::now();
+        for o in outputs {
+            match o {
+                MeshOutput::Open(peer) => {
+                    self.signal_room(st, key, |s| s.dial(&peer, now), effects);
+                }
+                MeshOutput::Close(peer) => {
+                    let lk = (key.0.clone(), peer);
+                    // Links are shared by the app's rooms: only close one this room alone uses.
+                    if st
+                        .links
+                        .get(&lk)
+                        .is_some_and(|l| l.rooms.iter().all(|r| *r == key.1))
+                    {
+                        if let Some(e) = st.rooms.get_mut(key)
+                            && let Some(link) = st.links.get(&lk)
+                        {
+                            for f in e.room.leave_frames(&lk.1) {
+                                let _ = link.tx.try_send(f);
+                            }
+                        }
+                        self.drop_link(st, &lk, LeaveReason::Leave, effects);
+                    }
+                }
+                MeshOutput::Send(peer, frame) => {
+                    let Some(e) = st.rooms.get_mut(key) else { continue };
+                    let frames = e.room.cell_frames(frame.encode());
+                    match st.links.get(&(key.0.clone(), peer)) {
+                        Some(link) => {
+                            for f in frames {
+                                if link.tx.try_send(f).is_err() {
+                                    count(st, "link_queue_full");
+                                    break;
+                                }
+                            }
+                        }
+                        None => count(st, "send_no_link"),
+                    }
+                }
+                MeshOutput::Deliver(frame) => {
+                    let Some(e) = st.rooms.get_mut(key) else { continue };
+                    let Some(cells) = e.cells.as_mut() else { continue };
+                    let Some(from) = cells.origin_id(&frame.origin) else {
+                        count(st, "cell_bad_origin");
+                        continue;
+                    };
+                    if from == self.identity.peer_id {
+                        continue;
+                    }
+                    cells.heard_member(&from, now);
+                    match frame.payload.split_first() {
+                        Some((&cells::NOTICE_GONE, ids)) => {
+                            let mut me_named = false;
+                            for id in cells::parse_gone(ids) {
+                                let linked = st.links.contains_key(&(key.0.clone(), id.clone()));
+                                if id == self.identity.peer_id {
+                                    me_named = true;
+                                } else if !linked {
+                                    cells.suspect(&id, now);
+                                }
+                            }
+                            if me_named {
+                                self.cell_notice(st, key, vec![cells::NOTICE_ALIVE], effects);
+                            }
+                            continue;
+                        }
+                        Some((&cells::NOTICE_ALIVE, _)) => continue,
+                        _ => {}
+                    }
+                    match e.room.open_cell_payload(&frame.payload) {
+                        Ok((channel, payload, meta)) => Self::emit(
+                            st,
+                            key,
+                            EventKind::Message {
+                                channel,
+                                from,
+                                local: false,
+                                payload,
+                                meta,
+                            },
+                        ),
+                        Err(name) => count(st, name),
+                    }
+                }
+            }
+        }
+        if let Some(e) = st.rooms.get_mut(key)
+            && let Some(cells) = e.cells.as_ref()
+        {
+            let mut wanted = cells.wanted();
+            let lk_app = &key.0;
+            wanted.extend(
+                st.links
+                    .keys()
+                    .filter(|(a, _)| a == lk_app)
+                    .map(|(_, p)| p.clone()),
+            );
+            e.signal.set_dial_filter(Some(wanted));
+        }
     }
 
     /// Removes a link: its rooms lose the peer, signaling may dial again.
@@ -1267,6 +1550,9 @@ impl Node {
                 }
             };
             let peer = signal.peer().to_owned();
+            if let Some(cells) = st.rooms.get_mut(&key).and_then(|e| e.cells.as_mut()) {
+                cells.heard(&peer, &msg.pubkey, Instant::now());
+            }
             let lk = (key.0.clone(), peer.clone());
             // A linked peer that announces again may have restarted: probe the link.
             if let Signal::Announce { .. } = signal
@@ -1491,6 +1777,18 @@ impl Node {
                     let outs = entry.room.tick(now);
                     next = next.min(entry.signal.next_deadline());
                     self.apply_outputs(st, &key, outs, &mut effects);
+                }
+                let State { rooms, links, .. } = &mut *st;
+                if let Some(entry) = rooms.get_mut(&key)
+                    && let Some(cells) = entry.cells.as_mut()
+                {
+                    let room = &entry.room;
+                    let outs = cells.tick(now, |p| {
+                        links.contains_key(&(key.0.clone(), p.to_owned())) && room.is_joined(p)
+                    });
+                    // Settling and redials run on this tick; keep it coming while they are due.
+                    next = next.min(now + Duration::from_millis(250));
+                    self.apply_mesh(st, &key, outs, &mut effects);
                 }
             }
             let ping_after = Duration::from_millis(self.config.ping_after_ms);

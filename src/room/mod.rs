@@ -29,6 +29,8 @@ pub const ACTION_LEAVE: &str = "@_leave";
 pub const ACTION_CAPS: &str = "@_mrcaps";
 /// An end-to-end sealed channel message (see [`crate::wire::e2e`]).
 pub const ACTION_E2E: &str = "@_mre2e";
+/// A signed frame of the cellular overlay (see [`crate::wire::cell`]).
+pub const ACTION_CELL: &str = "@_mrcell";
 
 /// How a peer's channel payloads are protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,6 +127,8 @@ pub enum Output {
     Event(RoomEvent),
     /// Count a drop.
     Drop(&'static str),
+    /// A cell frame arrived from a joined peer (the node's overlay decides what it is).
+    Cell(String, Vec<u8>),
 }
 
 #[derive(Debug)]
@@ -333,6 +337,53 @@ impl Room {
         let sealed = Payload::Binary(e2e::seal(key, channel, payload, meta));
         self.encode(ACTION_E2E, &sealed, None)
             .map_err(|_| SendError::MetaTooLarge)
+    }
+
+    /// The payload a cell frame carries for an app message: sealed end to end in a password
+    /// room (forwarders cannot read it), plain otherwise. Size and channel checked as for sends.
+    pub fn cell_payload(
+        &mut self,
+        channel: &str,
+        payload: &Payload,
+        meta: Option<&Value>,
+    ) -> Result<Vec<u8>, SendError> {
+        // The checks of a direct send, without keeping its frames.
+        self.encode_app(channel, payload, meta)?;
+        Ok(match &self.e2e {
+            Some(key) => {
+                let mut out = vec![1];
+                out.extend_from_slice(&e2e::seal(key, channel, payload, meta));
+                out
+            }
+            None => {
+                let mut out = vec![0];
+                out.extend_from_slice(&e2e::encode_message(channel, payload, meta));
+                out
+            }
+        })
+    }
+
+    /// Opens what [`Room::cell_payload`] made; the error is a drop counter name.
+    pub fn open_cell_payload(
+        &self,
+        bytes: &[u8],
+    ) -> Result<(String, Payload, Option<Value>), &'static str> {
+        let opened = match (bytes.split_first(), &self.e2e) {
+            (Some((1, sealed)), Some(key)) => e2e::open(key, sealed),
+            (Some((0, plain)), None) => e2e::decode_message(plain),
+            _ => return Err("cell_payload_refused"),
+        };
+        match opened {
+            Ok((channel, payload, meta)) if valid_channel(&channel) => Ok((channel, payload, meta)),
+            Ok(_) | Err(e2e::E2eError::Malformed) => Err("cell_payload_malformed"),
+            Err(e2e::E2eError::Decrypt) => Err("e2e_decrypt_failed"),
+        }
+    }
+
+    /// Outer frames carrying an encoded cell frame.
+    pub fn cell_frames(&mut self, frame: Vec<u8>) -> Vec<Bytes> {
+        self.encode(ACTION_CELL, &Payload::Binary(frame), None)
+            .unwrap_or_default()
     }
 
     fn send_internal(&mut self, peer: &str, action: &str, payload: Payload, out: &mut Vec<Output>) {
@@ -589,6 +640,12 @@ impl Room {
                 }
             }
             ACTION_E2E => self.on_sealed(peer, msg.payload, &mut out),
+            ACTION_CELL => match msg.payload {
+                Payload::Binary(bytes) if self.is_joined(peer) => {
+                    out.push(Output::Cell(peer.to_owned(), bytes))
+                }
+                _ => out.push(Output::Drop("cell_unexpected")),
+            },
             a if a.starts_with("@_") => out.push(Output::Drop("action_unknown_internal")),
             _ => {
                 if msg.action.is_empty() {
@@ -715,18 +772,47 @@ mod tests {
                 match o {
                     Output::Send(_, f) => to_a.extend(b.on_chunk(A, &f[3 + 64..], now)),
                     Output::Event(e) => ev_a.push(e),
-                    Output::Drop(_) => {}
+                    Output::Drop(_) | Output::Cell(..) => {}
                 }
             }
             for o in std::mem::take(&mut to_a) {
                 match o {
                     Output::Send(_, f) => to_b.extend(a.on_chunk(B, &f[3 + 64..], now)),
                     Output::Event(e) => ev_b.push(e),
-                    Output::Drop(_) => {}
+                    Output::Drop(_) | Output::Cell(..) => {}
                 }
             }
         }
         (ev_a, ev_b)
+    }
+
+    #[test]
+    fn cell_payloads_are_sealed_in_password_rooms_only() {
+        let mut open_room = room(A, "");
+        let plain = open_room
+            .cell_payload("chat", &Payload::Text("hi".into()), None)
+            .expect("payload");
+        assert_eq!(plain[0], 0);
+        let (ch, p, _) = open_room.open_cell_payload(&plain).expect("opens");
+        assert_eq!((ch.as_str(), p), ("chat", Payload::Text("hi".into())));
+        assert!(open_room.cell_payload("@_x", &Payload::Text("hi".into()), None).is_err());
+        let limits = RoomLimits {
+            max_message: 1 << 20,
+            handshake_timeout: Duration::from_secs(10),
+            reassembly_timeout: Duration::from_secs(30),
+        };
+        let key = || Some(crate::wire::e2e::derive_key("pw", "app", "room"));
+        let mut sealed_room = Room::new(A, "app", "room", "pw", limits, key());
+        let sealed = sealed_room
+            .cell_payload("chat", &Payload::Text("secret".into()), None)
+            .expect("payload");
+        assert_eq!(sealed[0], 1);
+        assert!(!sealed.windows(6).any(|w| w == b"secret"));
+        let other = Room::new(B, "app", "room", "pw", limits, key());
+        assert!(other.open_cell_payload(&sealed).is_ok());
+        // A plain payload is refused in a password room, and the reverse.
+        assert_eq!(other.open_cell_payload(&plain), Err("cell_payload_refused"));
+        assert_eq!(open_room.open_cell_payload(&sealed), Err("cell_payload_refused"));
     }
 
     #[test]

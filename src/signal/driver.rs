@@ -58,6 +58,8 @@ pub struct Incoming {
     pub topic: String,
     /// Event content.
     pub content: String,
+    /// The event's author (x-only public key).
+    pub pubkey: [u8; 32],
 }
 
 /// Commands for the driver.
@@ -769,7 +771,7 @@ async fn run(
                     let topic = event.tags.find(TagKind::x()).and_then(|t| t.content()).map(str::to_owned);
                     match topic {
                         Some(topic) if driver.topics.contains(&topic) => {
-                            let _ = driver.incoming.send(DriverEvent::Event(Incoming { relay: relay_url.to_string(), topic, content: event.content.clone() }));
+                            let _ = driver.incoming.send(DriverEvent::Event(Incoming { relay: relay_url.to_string(), topic, content: event.content.clone(), pubkey: event.pubkey.to_bytes() }));
                         }
                         _ => { driver.counters.unknown_topic.fetch_add(1, Ordering::Relaxed); }
                     }

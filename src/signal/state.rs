@@ -133,6 +133,8 @@ pub struct RoomSignal {
     seen_offers: HashSet<String>,
     seen_offer_order: VecDeque<String>,
     max_dials: usize,
+    /// Cells rooms: the peers our overlay wants; other announcers are not dialled.
+    dial_filter: Option<HashSet<String>>,
 }
 
 impl RoomSignal {
@@ -164,6 +166,7 @@ impl RoomSignal {
             seen_offers: HashSet::new(),
             seen_offer_order: VecDeque::new(),
             max_dials,
+            dial_filter: None,
         }
     }
 
@@ -316,6 +319,54 @@ impl RoomSignal {
         }
     }
 
+    /// Cells rooms: only announcers in `wanted` are dialled (None: everyone, the full mesh).
+    pub fn set_dial_filter(&mut self, wanted: Option<HashSet<String>>) {
+        self.dial_filter = wanted;
+    }
+
+    /// Asks for a link to `peer` now: an offer if our id is smaller, else a poke on its topic.
+    pub fn dial(&mut self, peer: &str, now: Instant) -> Vec<Action> {
+        let mut out = Vec::new();
+        if peer == self.self_id || self.linked.contains(peer) || self.dials.contains_key(peer) {
+            return out;
+        }
+        if self.self_id.as_str() < peer {
+            if self.dials.len() >= self.max_dials {
+                out.push(Action::Drop("dials_full"));
+                return out;
+            }
+            let offer_id = random_id(12);
+            self.dials.insert(
+                peer.to_owned(),
+                Dial {
+                    offer_id: offer_id.clone(),
+                    role: Role::Offerer,
+                    started: now,
+                    deadline: now + OFFER_TTL,
+                    offer_sent: false,
+                    held_candidates: Vec::new(),
+                    relay: None,
+                },
+            );
+            out.push(Action::StartOffer {
+                peer: peer.to_owned(),
+                offer_id,
+            });
+        } else if self.take_poke(now) {
+            out.push(self.reply(
+                peer,
+                Signal::Announce {
+                    peer: self.self_id.clone(),
+                    passive: false,
+                },
+                None,
+            ));
+        } else {
+            out.push(Action::Drop("poke_rate_limited"));
+        }
+        out
+    }
+
     /// Handles one received signal, from `relay`, on `topic`.
     pub fn on_signal(
         &mut self,
@@ -358,37 +409,19 @@ impl RoomSignal {
                 if passive || self.linked.contains(&peer) || self.dials.contains_key(&peer) {
                     return out;
                 }
-                if self.self_id < peer {
-                    if self.dials.len() >= self.max_dials {
-                        out.push(Action::Drop("dials_full"));
-                        return out;
-                    }
-                    let offer_id = random_id(12);
-                    self.dials.insert(
-                        peer.clone(),
-                        Dial {
-                            offer_id: offer_id.clone(),
-                            role: Role::Offerer,
-                            started: now,
-                            deadline: now + OFFER_TTL,
-                            offer_sent: false,
-                            held_candidates: Vec::new(),
-                            relay: None,
-                        },
-                    );
-                    out.push(Action::StartOffer { peer, offer_id });
-                } else if !on_own_topic && !self.take_poke(now) {
-                    out.push(Action::Drop("poke_rate_limited"));
-                } else if !on_own_topic {
-                    // Larger id: prompt the smaller one to offer right away.
-                    out.push(self.reply(
-                        &peer,
-                        Signal::Announce {
-                            peer: self.self_id.clone(),
-                            passive: false,
-                        },
-                        None,
-                    ));
+                // A poke on our own topic is a request for a link and always answered.
+                if !on_own_topic
+                    && self
+                        .dial_filter
+                        .as_ref()
+                        .is_some_and(|wanted| !wanted.contains(&peer))
+                {
+                    return out;
+                }
+                // Smaller id offers; larger id prompts the smaller one to offer right away
+                // (not in reply to a prompt, or two peers would prompt each other forever).
+                if self.self_id < peer || !on_own_topic {
+                    out.extend(self.dial(&peer, now));
                 }
             }
             Signal::Offer {

@@ -59,8 +59,8 @@ fn kind_byte(p: &Payload) -> u8 {
     }
 }
 
-/// Seals a channel message.
-pub fn seal(key: &E2eKey, channel: &str, payload: &Payload, meta: Option<&Value>) -> Vec<u8> {
+/// Encodes a channel message as the envelope's plaintext: kind, channel, metadata, body.
+pub fn encode_message(channel: &str, payload: &Payload, meta: Option<&Value>) -> Vec<u8> {
     let meta_bytes = meta
         .map(|m| serde_json::to_vec(m).unwrap_or_default())
         .unwrap_or_default();
@@ -78,6 +78,44 @@ pub fn seal(key: &E2eKey, channel: &str, payload: &Payload, meta: Option<&Value>
     plain.extend_from_slice(&(meta_bytes.len() as u32).to_be_bytes());
     plain.extend_from_slice(&meta_bytes);
     plain.extend_from_slice(&body);
+    plain
+}
+
+/// Decodes what [`encode_message`] wrote into (channel, payload, metadata).
+pub fn decode_message(plain: &[u8]) -> Result<(String, Payload, Option<Value>), E2eError> {
+    let (&kind, rest) = plain.split_first().ok_or(E2eError::Malformed)?;
+    let (&chan_len, rest) = rest.split_first().ok_or(E2eError::Malformed)?;
+    let chan_len = chan_len as usize;
+    if rest.len() < chan_len + 4 {
+        return Err(E2eError::Malformed);
+    }
+    let channel = std::str::from_utf8(&rest[..chan_len])
+        .map_err(|_| E2eError::Malformed)?
+        .to_owned();
+    let rest = &rest[chan_len..];
+    let meta_len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
+    let rest = &rest[4..];
+    if rest.len() < meta_len {
+        return Err(E2eError::Malformed);
+    }
+    let meta = if meta_len == 0 {
+        None
+    } else {
+        Some(serde_json::from_slice(&rest[..meta_len]).map_err(|_| E2eError::Malformed)?)
+    };
+    let body = rest[meta_len..].to_vec();
+    let payload = match kind {
+        0 => Payload::Text(String::from_utf8(body).map_err(|_| E2eError::Malformed)?),
+        1 => Payload::Json(serde_json::from_slice(&body).map_err(|_| E2eError::Malformed)?),
+        2 => Payload::Binary(body),
+        _ => return Err(E2eError::Malformed),
+    };
+    Ok((channel, payload, meta))
+}
+
+/// Seals a channel message.
+pub fn seal(key: &E2eKey, channel: &str, payload: &Payload, meta: Option<&Value>) -> Vec<u8> {
+    let plain = encode_message(channel, payload, meta);
     let nonce: [u8; NONCE_LEN] = rand::random();
     let sealed = key
         .0
@@ -112,34 +150,7 @@ pub fn open(key: &E2eKey, envelope: &[u8]) -> Result<(String, Payload, Option<Va
             },
         )
         .map_err(|_| E2eError::Decrypt)?;
-    let (&kind, rest) = plain.split_first().ok_or(E2eError::Malformed)?;
-    let (&chan_len, rest) = rest.split_first().ok_or(E2eError::Malformed)?;
-    let chan_len = chan_len as usize;
-    if rest.len() < chan_len + 4 {
-        return Err(E2eError::Malformed);
-    }
-    let channel = std::str::from_utf8(&rest[..chan_len])
-        .map_err(|_| E2eError::Malformed)?
-        .to_owned();
-    let rest = &rest[chan_len..];
-    let meta_len = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
-    let rest = &rest[4..];
-    if rest.len() < meta_len {
-        return Err(E2eError::Malformed);
-    }
-    let meta = if meta_len == 0 {
-        None
-    } else {
-        Some(serde_json::from_slice(&rest[..meta_len]).map_err(|_| E2eError::Malformed)?)
-    };
-    let body = rest[meta_len..].to_vec();
-    let payload = match kind {
-        0 => Payload::Text(String::from_utf8(body).map_err(|_| E2eError::Malformed)?),
-        1 => Payload::Json(serde_json::from_slice(&body).map_err(|_| E2eError::Malformed)?),
-        2 => Payload::Binary(body),
-        _ => return Err(E2eError::Malformed),
-    };
-    Ok((channel, payload, meta))
+    decode_message(&plain)
 }
 
 #[cfg(test)]

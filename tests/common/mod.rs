@@ -251,15 +251,35 @@ impl Session {
         password: &str,
         require_e2e: bool,
     ) -> u32 {
-        let r = self
-            .call(Body::Join(proto::JoinRequest {
-                app: app.into(),
-                room: room.into(),
-                password: password.into(),
-                channels: vec![],
-                require_e2e,
-            }))
-            .await;
+        self.join_request(proto::JoinRequest {
+            app: app.into(),
+            room: room.into(),
+            password: password.into(),
+            require_e2e,
+            ..Default::default()
+        })
+        .await
+    }
+
+    /// Joins a cells room with about `cell_size` peers per cell (0: automatic).
+    #[allow(dead_code)]
+    pub async fn join_cells(&mut self, app: &str, room: &str, password: &str, cell_size: u32) -> u32 {
+        self.join_request(proto::JoinRequest {
+            app: app.into(),
+            room: room.into(),
+            password: password.into(),
+            cells: Some(proto::Cells {
+                enabled: true,
+                cell_size,
+                link_budget: 0,
+            }),
+            ..Default::default()
+        })
+        .await
+    }
+
+    async fn join_request(&mut self, join: proto::JoinRequest) -> u32 {
+        let r = self.call(Body::Join(join)).await;
         assert!(r.error.is_none(), "join failed: {:?}", r.error);
         r.room
     }

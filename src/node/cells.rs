@@ -1,0 +1,317 @@
+//! A cells room's census and overlay state, driven by the node (no I/O here either).
+//!
+//! The census holds the meshrtc peers heard in the room: a peer counts only if its peer id
+//! derives from the key that signed its Nostr events, so its placement (hashed from that key
+//! and the room) is not its to choose. Census changes take effect after 500 ms of quiet (at most
+//! 2 s after they began), so a join burst yields one topology, not twenty.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nostr_sdk::PublicKey;
+
+use crate::mesh::{CellSize, Member, Mesh, MeshConfig, MeshOutput, Overlay, Topology, placement};
+use crate::node::identity::peer_id_for;
+
+/// A census entry not heard from for this long is dropped (peers announce every 60 s).
+const CENSUS_TTL: Duration = Duration::from_secs(150);
+/// A wanted peer whose link dropped leaves the census unless it is back within this time.
+const SUSPECT_FOR: Duration = Duration::from_secs(5);
+const SETTLE_QUIET: Duration = Duration::from_millis(500);
+const SETTLE_CAP: Duration = Duration::from_secs(2);
+/// Origin keys whose peer id is remembered.
+const ORIGIN_CACHE: usize = 4_096;
+
+/// First byte of a cell payload that is an overlay notice, not an app message: peers gone.
+pub const NOTICE_GONE: u8 = 2;
+/// First byte of a notice that the origin is alive (its answer to being reported gone).
+pub const NOTICE_ALIVE: u8 = 3;
+
+/// Encodes a "these peers are gone" notice.
+pub fn gone_notice(peers: &[String]) -> Vec<u8> {
+    let mut out = vec![NOTICE_GONE];
+    for p in peers {
+        out.extend_from_slice(p.as_bytes());
+    }
+    out
+}
+
+/// Peer ids named by a "gone" notice (20-byte ids back to back).
+pub fn parse_gone(body: &[u8]) -> Vec<String> {
+    body.chunks_exact(crate::wire::topic::PEER_ID_LEN)
+        .filter_map(|c| std::str::from_utf8(c).ok())
+        .filter(|id| crate::wire::topic::is_valid_peer_id(id))
+        .map(str::to_owned)
+        .collect()
+}
+
+struct Entry {
+    place: u64,
+    heard: Instant,
+    suspect_since: Option<Instant>,
+}
+
+/// Census and overlay of one cells room.
+pub struct CellRoom {
+    me: String,
+    size: CellSize,
+    salt: Vec<u8>,
+    census: HashMap<String, Entry>,
+    mesh: Mesh,
+    changed: Option<(Instant, Instant)>,
+    origins: HashMap<[u8; 32], String>,
+}
+
+/// Where the node sits in a cells room.
+#[derive(Debug, Clone, Default)]
+pub struct CellInfo {
+    /// Members of the topology in force.
+    pub members: u32,
+    /// This node's cell.
+    pub cell: u32,
+    /// Cells in the topology.
+    pub cell_count: u32,
+    /// Links the topology asks for.
+    pub links_wanted: u32,
+    /// Of those, links that leave the cell.
+    pub bridges: u32,
+    /// Hops a frame may take.
+    pub ttl: u32,
+}
+
+impl CellRoom {
+    /// A cells room whose census starts with this node.
+    pub fn new(me: &str, key: &PublicKey, salt: &[u8], size: CellSize, now: Instant) -> Self {
+        let mut room = CellRoom {
+            me: me.to_owned(),
+            size,
+            salt: salt.to_vec(),
+            census: HashMap::new(),
+            mesh: Mesh::new(me, MeshConfig::default()),
+            changed: Some((now, now)),
+            origins: HashMap::new(),
+        };
+        room.census.insert(
+            me.to_owned(),
+            Entry {
+                place: placement(salt, &key.to_bytes()),
+                heard: now,
+                suspect_since: None,
+            },
+        );
+        room
+    }
+
+    /// The room's salt for placement and frame signatures.
+    pub fn salt(&self) -> &[u8] {
+        &self.salt
+    }
+
+    /// The overlay state.
+    pub fn mesh(&mut self) -> &mut Mesh {
+        &mut self.mesh
+    }
+
+    fn touch(&mut self, now: Instant) {
+        let first = self.changed.map_or(now, |(f, _)| f);
+        self.changed = Some((first, now));
+    }
+
+    /// A signed signaling event from `peer` arrived; true if the peer is a census member.
+    pub fn heard(&mut self, peer: &str, author: &[u8; 32], now: Instant) -> bool {
+        if let Some(e) = self.census.get_mut(peer) {
+            e.heard = now;
+            e.suspect_since = None;
+            return true;
+        }
+        let Ok(key) = PublicKey::from_slice(author) else {
+            return false;
+        };
+        // Trystero pages sign with a throwaway key: they are not members of the overlay.
+        if peer_id_for(&key) != peer {
+            return false;
+        }
+        self.census.insert(
+            peer.to_owned(),
+            Entry {
+                place: placement(&self.salt, author),
+                heard: now,
+                suspect_since: None,
+            },
+        );
+        self.touch(now);
+        true
+    }
+
+    /// True when `peer` is in the census.
+    pub fn is_member(&self, peer: &str) -> bool {
+        self.census.contains_key(peer)
+    }
+
+    /// A member's link came up.
+    pub fn link_up(&mut self, peer: &str, now: Instant) {
+        if let Some(e) = self.census.get_mut(peer) {
+            e.suspect_since = None;
+            e.heard = now;
+        }
+        self.mesh.link_up(peer, now);
+    }
+
+    /// A member's link went down; `dead` when the watchdog gave up on it. True when the room
+    /// should hear that the peer is gone (we wanted the link, so others rely on it).
+    pub fn link_down(&mut self, peer: &str, dead: bool, now: Instant) -> bool {
+        let wanted = self.wanted().contains(peer);
+        self.mesh.link_down(peer, now);
+        if dead {
+            self.forget(peer, now);
+        } else if wanted {
+            self.suspect(peer, now);
+        }
+        wanted && self.census.get(peer).is_none_or(|e| e.suspect_since.is_some())
+    }
+
+    /// Someone reported `peer` gone: it leaves the census unless heard from within a few
+    /// seconds (a live peer answers the report itself).
+    pub fn suspect(&mut self, peer: &str, now: Instant) {
+        if peer != self.me
+            && let Some(e) = self.census.get_mut(peer)
+        {
+            e.suspect_since.get_or_insert(now);
+        }
+    }
+
+    /// A frame from a member proves it is alive.
+    pub fn heard_member(&mut self, peer: &str, now: Instant) {
+        if let Some(e) = self.census.get_mut(peer) {
+            e.heard = now;
+            e.suspect_since = None;
+        }
+    }
+
+    /// The peer left the room.
+    pub fn forget(&mut self, peer: &str, now: Instant) {
+        if peer != self.me && self.census.remove(peer).is_some() {
+            self.touch(now);
+        }
+    }
+
+    /// Peers the topology in force asks this node to link to.
+    pub fn wanted(&self) -> HashSet<String> {
+        self.mesh
+            .topology()
+            .links_of(&self.me)
+            .into_iter()
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// Expires the census, applies a settled change, and runs the overlay's timers.
+    pub fn tick(&mut self, now: Instant, linked: impl Fn(&str) -> bool) -> Vec<MeshOutput> {
+        let me = self.me.clone();
+        let before = self.census.len();
+        self.census.retain(|p, e| {
+            *p == me
+                || linked(p) && e.suspect_since.is_none()
+                || now.saturating_duration_since(e.heard) < CENSUS_TTL
+                    && e.suspect_since
+                        .is_none_or(|s| now.saturating_duration_since(s) < SUSPECT_FOR)
+        });
+        if self.census.len() != before {
+            self.touch(now);
+        }
+        let mut out = Vec::new();
+        if let Some((first, last)) = self.changed
+            && (now >= last + SETTLE_QUIET || now >= first + SETTLE_CAP)
+        {
+            self.changed = None;
+            let members = self
+                .census
+                .iter()
+                .map(|(id, e)| Member {
+                    id: id.clone(),
+                    place: e.place,
+                })
+                .collect();
+            let topo = Arc::new(Topology::compute(members, self.size));
+            out.extend(self.mesh.set_topology(topo, now));
+        }
+        out.extend(self.mesh.tick(now));
+        out
+    }
+
+    /// The peer id of an origin key (members' ids derive from their keys).
+    pub fn origin_id(&mut self, origin: &[u8; 32]) -> Option<String> {
+        if let Some(id) = self.origins.get(origin) {
+            return Some(id.clone());
+        }
+        let id = peer_id_for(&PublicKey::from_slice(origin).ok()?);
+        if self.origins.len() >= ORIGIN_CACHE {
+            self.origins.clear();
+        }
+        self.origins.insert(*origin, id.clone());
+        Some(id)
+    }
+
+    /// Where this node sits.
+    pub fn info(&self) -> CellInfo {
+        let t = self.mesh.topology();
+        CellInfo {
+            members: t.len() as u32,
+            cell: t.cell_of(&self.me).unwrap_or(0) as u32,
+            cell_count: t.cell_count() as u32,
+            links_wanted: t.links_of(&self.me).len() as u32,
+            bridges: t.bridges_of(&self.me).len() as u32,
+            ttl: t.ttl() as u32,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nostr_sdk::Keys;
+
+    fn member(keys: &Keys) -> (String, [u8; 32]) {
+        (peer_id_for(&keys.public_key()), keys.public_key().to_bytes())
+    }
+
+    #[test]
+    fn only_key_bound_ids_join_the_census_and_changes_settle() {
+        let me = Keys::generate();
+        let (me_id, _) = member(&me);
+        let t0 = Instant::now();
+        let mut room = CellRoom::new(&me_id, &me.public_key(), b"salt", CellSize::Fixed(4), t0);
+        let others: Vec<Keys> = (0..9).map(|_| Keys::generate()).collect();
+        for k in &others {
+            let (id, key) = member(k);
+            assert!(room.heard(&id, &key, t0));
+        }
+        // An id that does not derive from the signing key is refused.
+        let (_, stranger) = member(&Keys::generate());
+        assert!(!room.heard("AAAAAAAAAAAAAAAAAAAA", &stranger, t0));
+        assert!(room.tick(t0 + Duration::from_millis(100), |_| false).is_empty());
+        let opens = room.tick(t0 + Duration::from_millis(600), |_| false);
+        assert!(!opens.is_empty());
+        assert!(opens.iter().all(|o| matches!(o, MeshOutput::Open(_))));
+        assert_eq!(room.info().members, 10);
+        assert!(room.info().cell_count >= 2);
+    }
+
+    #[test]
+    fn a_dead_member_leaves_the_census_and_a_quiet_one_expires() {
+        let me = Keys::generate();
+        let (me_id, _) = member(&me);
+        let t0 = Instant::now();
+        let mut room = CellRoom::new(&me_id, &me.public_key(), b"s", CellSize::default(), t0);
+        let (a, ak) = member(&Keys::generate());
+        let (b, bk) = member(&Keys::generate());
+        room.heard(&a, &ak, t0);
+        room.heard(&b, &bk, t0);
+        room.link_down(&a, true, t0);
+        assert!(!room.is_member(&a));
+        room.tick(t0 + CENSUS_TTL + Duration::from_secs(1), |_| false);
+        assert!(!room.is_member(&b));
+        assert!(room.is_member(&me_id));
+    }
+}

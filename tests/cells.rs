@@ -1,0 +1,185 @@
+//! Cells rooms with real daemons: 16 meshrtcd processes, one embedded relay, real WebRTC on
+//! loopback. The overlay must reach everyone with far fewer links than a full mesh, keep payloads
+//! sealed (password room), and lose nothing when a bridge dies.
+
+mod common;
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use common::*;
+use meshrtc::proto::{self, event::Kind};
+
+const N: usize = 16;
+const APP: &str = "cells-test";
+const ROOM: &str = "big";
+
+struct Member {
+    daemon: Daemon,
+    id: String,
+    session: Session,
+    room: u32,
+}
+
+async fn cells_of(d: &Daemon) -> Option<proto::CellStatus> {
+    d.status()
+        .await
+        .rooms
+        .into_iter()
+        .find(|r| r.room == ROOM)
+        .and_then(|r| r.cells)
+}
+
+async fn room_peers(d: &Daemon) -> usize {
+    d.status()
+        .await
+        .rooms
+        .into_iter()
+        .find(|r| r.room == ROOM)
+        .map_or(0, |r| r.peers.len())
+}
+
+/// Every member sends one text; every other live member must get all of them.
+async fn everyone_hears_everyone(members: &mut [Member], tag: &str) {
+    for m in members.iter_mut() {
+        let r = m
+            .session
+            .send(m.room, "chat", text(&format!("{tag} from {}", m.id)), &[])
+            .await;
+        assert!(r.error.is_none(), "send failed: {:?}", r.error);
+    }
+    let all: Vec<String> = members.iter().map(|m| m.id.clone()).collect();
+    for m in members.iter_mut() {
+        let mut want: HashSet<String> = all
+            .iter()
+            .filter(|id| **id != m.id)
+            .map(|id| format!("{tag} from {id}"))
+            .collect();
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+        while !want.is_empty() && tokio::time::Instant::now() < deadline {
+            let got = m
+                .session
+                .wait_for(Duration::from_secs(1), |e| {
+                    matches!(&e.kind, Some(Kind::Message(msg))
+                        if matches!(&msg.payload, Some(p) if matches!(&p.kind,
+                            Some(proto::payload::Kind::Text(t)) if t.starts_with(tag))))
+                })
+                .await;
+            if let Some(proto::Event {
+                kind: Some(Kind::Message(msg)),
+                ..
+            }) = got
+                && let Some(proto::Payload {
+                    kind: Some(proto::payload::Kind::Text(t)),
+                    ..
+                }) = msg.payload
+            {
+                assert_eq!(t, format!("{tag} from {}", msg.from), "from must be the origin");
+                want.remove(&t);
+            }
+        }
+        assert!(
+            want.is_empty(),
+            "{} missed {want:?}; status {:?}\nlog:\n{}",
+            m.id,
+            m.daemon.status().await,
+            m.daemon.log()
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_daemons_share_a_cells_room_and_survive_a_dead_bridge() {
+    let hub = Daemon::with_embedded_relay().await;
+    let relay = hub.relay_url();
+    let mut daemons = vec![hub];
+    for _ in 1..N {
+        daemons.push(Daemon::with_relays(std::slice::from_ref(&relay)).await);
+    }
+    let mut members = Vec::new();
+    for daemon in daemons {
+        let id = daemon.peer_id().await;
+        let mut session = daemon.session().await;
+        let room = session.join_cells(APP, ROOM, "open sesame", 4).await;
+        members.push(Member {
+            daemon,
+            id,
+            session,
+            room,
+        });
+    }
+
+    // The overlay settles: everyone counts 16 members and holds the links it wants.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let mut settled = true;
+        for m in &members {
+            let c = cells_of(&m.daemon).await.unwrap_or_default();
+            settled &= c.members as usize == N && room_peers(&m.daemon).await >= c.links_wanted as usize;
+        }
+        if settled {
+            break;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            for m in &members {
+                let st = m.daemon.status().await;
+                let room = st.rooms.iter().find(|r| r.room == ROOM);
+                eprintln!(
+                    "{}: cells {:?} peers {:?} drops {:?}",
+                    m.id,
+                    room.and_then(|r| r.cells),
+                    room.map(|r| r.peers.clone()),
+                    st.drops
+                );
+            }
+            panic!("overlay did not settle");
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let c = cells_of(&members[0].daemon).await.unwrap_or_default();
+    assert_eq!(c.cell_count, 4, "16 peers with cells of 4");
+    let mut links = Vec::new();
+    for m in &members {
+        links.push(room_peers(&m.daemon).await);
+    }
+    let most = links.iter().copied().max().unwrap_or(0);
+    assert!(most < N - 1, "a full mesh would be {} links each; got {links:?}", N - 1);
+    println!("links per daemon: {links:?}");
+
+    everyone_hears_everyone(&mut members, "first").await;
+
+    // Kill a bridge without warning: the other bridge pair of each of its edges carries on.
+    let mut victim = None;
+    for (i, m) in members.iter().enumerate() {
+        if cells_of(&m.daemon).await.is_some_and(|c| c.bridges > 0) {
+            victim = Some(i);
+            break;
+        }
+    }
+    let victim = victim.expect("a bridge");
+    let mut dead = members.remove(victim);
+    dead.daemon.kill9();
+    everyone_hears_everyone(&mut members, "right after the kill").await;
+
+    // Once the watchdog notices, the census drops it and the overlay heals around it.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(40);
+    loop {
+        let mut healed = true;
+        for m in &members {
+            healed &= cells_of(&m.daemon)
+                .await
+                .is_some_and(|c| c.members as usize == N - 1);
+        }
+        if healed {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "census never dropped the dead bridge");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    everyone_hears_everyone(&mut members, "after healing").await;
+    for m in &members {
+        let drops = m.daemon.status().await.drops;
+        assert_eq!(drops.get("cell_bad_signature"), None, "{drops:?}");
+        assert_eq!(drops.get("e2e_decrypt_failed"), None, "{drops:?}");
+    }
+}
