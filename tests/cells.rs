@@ -74,7 +74,11 @@ async fn everyone_hears_everyone(members: &mut [Member], tag: &str) {
                     ..
                 }) = msg.payload
             {
-                assert_eq!(t, format!("{tag} from {}", msg.from), "from must be the origin");
+                assert_eq!(
+                    t,
+                    format!("{tag} from {}", msg.from),
+                    "from must be the origin"
+                );
                 want.remove(&t);
             }
         }
@@ -115,7 +119,8 @@ async fn sixteen_daemons_share_a_cells_room_and_survive_a_dead_bridge() {
         let mut settled = true;
         for m in &members {
             let c = cells_of(&m.daemon).await.unwrap_or_default();
-            settled &= c.members as usize == N && room_peers(&m.daemon).await >= c.links_wanted as usize;
+            settled &=
+                c.members as usize == N && room_peers(&m.daemon).await >= c.links_wanted as usize;
         }
         if settled {
             break;
@@ -143,7 +148,11 @@ async fn sixteen_daemons_share_a_cells_room_and_survive_a_dead_bridge() {
         links.push(room_peers(&m.daemon).await);
     }
     let most = links.iter().copied().max().unwrap_or(0);
-    assert!(most < N - 1, "a full mesh would be {} links each; got {links:?}", N - 1);
+    assert!(
+        most < N - 1,
+        "a full mesh would be {} links each; got {links:?}",
+        N - 1
+    );
     println!("links per daemon: {links:?}");
 
     everyone_hears_everyone(&mut members, "first").await;
@@ -173,7 +182,10 @@ async fn sixteen_daemons_share_a_cells_room_and_survive_a_dead_bridge() {
         if healed {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "census never dropped the dead bridge");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "census never dropped the dead bridge"
+        );
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     everyone_hears_everyone(&mut members, "after healing").await;

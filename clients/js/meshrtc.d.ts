@@ -43,7 +43,7 @@ export class Node {
   readonly url: string
   readonly selfId: string
   readonly state: NodeState
-  joinRoom(appId: string, roomId: string, options?: {password?: string}): Promise<Room>
+  joinRoom(appId: string, roomId: string, options?: {password?: string; cells?: boolean | {cellSize?: number}}): Promise<Room>
   on(event: 'node', cb: (state: NodeState) => void): this
   on(event: 'lagged', cb: (dropped: number) => void): this
   off(event: 'node' | 'lagged', cb: (...args: any[]) => void): this

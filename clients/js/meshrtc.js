@@ -155,7 +155,7 @@ export class Room extends Emitter {
 
   async _join() {
     const reply = await this._node._request({
-      join: {app: this.appId, room: this.roomId, password: this._password}
+      join: {app: this.appId, room: this.roomId, password: this._password, ...(this._cells ? {cells: this._cells} : {})}
     })
     this._handleId = reply.room
     return this
@@ -306,11 +306,13 @@ export class Node extends Emitter {
   }
 
   /**
-   * Joins a room. Options: `password`.
+   * Joins a room. Options: `password`; `cells: true | {cellSize}` for the cellular overlay
+   * (large rooms of meshrtc peers; the first session to join a room decides).
    * @returns {Promise<Room>}
    */
-  async joinRoom(appId, roomId, {password = ''} = {}) {
+  async joinRoom(appId, roomId, {password = '', cells = false} = {}) {
     const room = new Room(this, appId, roomId, password)
+    if (cells) room._cells = {enabled: true, cellSize: cells === true ? 0 : Number(cells.cellSize ?? 0)}
     this._rooms.add(room)
     try {
       return await room._join()

@@ -168,7 +168,11 @@ impl CellRoom {
         } else if wanted {
             self.suspect(peer, now);
         }
-        wanted && self.census.get(peer).is_none_or(|e| e.suspect_since.is_some())
+        wanted
+            && self
+                .census
+                .get(peer)
+                .is_none_or(|e| e.suspect_since.is_some())
     }
 
     /// Someone reported `peer` gone: it leaves the census unless heard from within a few
@@ -273,7 +277,10 @@ mod tests {
     use nostr_sdk::Keys;
 
     fn member(keys: &Keys) -> (String, [u8; 32]) {
-        (peer_id_for(&keys.public_key()), keys.public_key().to_bytes())
+        (
+            peer_id_for(&keys.public_key()),
+            keys.public_key().to_bytes(),
+        )
     }
 
     #[test]
@@ -290,7 +297,10 @@ mod tests {
         // An id that does not derive from the signing key is refused.
         let (_, stranger) = member(&Keys::generate());
         assert!(!room.heard("AAAAAAAAAAAAAAAAAAAA", &stranger, t0));
-        assert!(room.tick(t0 + Duration::from_millis(100), |_| false).is_empty());
+        assert!(
+            room.tick(t0 + Duration::from_millis(100), |_| false)
+                .is_empty()
+        );
         let opens = room.tick(t0 + Duration::from_millis(600), |_| false);
         assert!(!opens.is_empty());
         assert!(opens.iter().all(|o| matches!(o, MeshOutput::Open(_))));

@@ -19,8 +19,6 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
 use crate::mesh::{CellSize, MeshOutput, Overlay};
-use crate::wire::cell::CellFrame;
-use cells::{CellInfo, CellRoom};
 use crate::room::{LeaveReason, Output, Room, RoomEvent, RoomLimits, SendError};
 use crate::signal::content::Signal;
 use crate::signal::driver::{self, Command, DriverEvent, Incoming, RelayState, SignalHandle};
@@ -29,7 +27,9 @@ use crate::transport::{
     self, Channel, ConnId, Connection, Transport, TransportConfig, TransportEvent,
 };
 use crate::wire::Payload;
+use crate::wire::cell::CellFrame;
 use crate::wire::frame::OuterFrame;
+use cells::{CellInfo, CellRoom};
 use identity::Identity;
 use session::{EventKind, SessionEvent, SessionId, SessionQueue};
 
@@ -1253,7 +1253,12 @@ impl Node {
                             if let Some(cells) = e.cells.as_mut() {
                                 let dead = reason == LeaveReason::Timeout;
                                 if cells.link_down(&p, dead, Instant::now()) {
-                                    self.cell_notice(st, key, cells::gone_notice(&[p.clone()]), effects);
+                                    self.cell_notice(
+                                        st,
+                                        key,
+                                        cells::gone_notice(&[p.clone()]),
+                                        effects,
+                                    );
                                 }
                             }
                         }
@@ -1373,7 +1378,14 @@ impl Node {
             return;
         };
         let seq = cells.mesh().next_seq(unix_micros());
-        let frame = CellFrame::sign(&self.identity.keys, cells.salt(), seq, 0, Vec::new(), Bytes::from(body));
+        let frame = CellFrame::sign(
+            &self.identity.keys,
+            cells.salt(),
+            seq,
+            0,
+            Vec::new(),
+            Bytes::from(body),
+        );
         let outs = cells.mesh().originate(frame, Instant::now());
         self.apply_mesh(st, key, outs, effects);
     }
@@ -1411,7 +1423,9 @@ impl Node {
                     }
                 }
                 MeshOutput::Send(peer, frame) => {
-                    let Some(e) = st.rooms.get_mut(key) else { continue };
+                    let Some(e) = st.rooms.get_mut(key) else {
+                        continue;
+                    };
                     let frames = e.room.cell_frames(frame.encode());
                     match st.links.get(&(key.0.clone(), peer)) {
                         Some(link) => {
@@ -1426,8 +1440,12 @@ impl Node {
                     }
                 }
                 MeshOutput::Deliver(frame) => {
-                    let Some(e) = st.rooms.get_mut(key) else { continue };
-                    let Some(cells) = e.cells.as_mut() else { continue };
+                    let Some(e) = st.rooms.get_mut(key) else {
+                        continue;
+                    };
+                    let Some(cells) = e.cells.as_mut() else {
+                        continue;
+                    };
                     let Some(from) = cells.origin_id(&frame.origin) else {
                         count(st, "cell_bad_origin");
                         continue;

@@ -795,7 +795,11 @@ mod tests {
         assert_eq!(plain[0], 0);
         let (ch, p, _) = open_room.open_cell_payload(&plain).expect("opens");
         assert_eq!((ch.as_str(), p), ("chat", Payload::Text("hi".into())));
-        assert!(open_room.cell_payload("@_x", &Payload::Text("hi".into()), None).is_err());
+        assert!(
+            open_room
+                .cell_payload("@_x", &Payload::Text("hi".into()), None)
+                .is_err()
+        );
         let limits = RoomLimits {
             max_message: 1 << 20,
             handshake_timeout: Duration::from_secs(10),
@@ -812,7 +816,10 @@ mod tests {
         assert!(other.open_cell_payload(&sealed).is_ok());
         // A plain payload is refused in a password room, and the reverse.
         assert_eq!(other.open_cell_payload(&plain), Err("cell_payload_refused"));
-        assert_eq!(open_room.open_cell_payload(&sealed), Err("cell_payload_refused"));
+        assert_eq!(
+            open_room.open_cell_payload(&sealed),
+            Err("cell_payload_refused")
+        );
     }
 
     #[test]

@@ -263,7 +263,13 @@ impl Session {
 
     /// Joins a cells room with about `cell_size` peers per cell (0: automatic).
     #[allow(dead_code)]
-    pub async fn join_cells(&mut self, app: &str, room: &str, password: &str, cell_size: u32) -> u32 {
+    pub async fn join_cells(
+        &mut self,
+        app: &str,
+        room: &str,
+        password: &str,
+        cell_size: u32,
+    ) -> u32 {
         self.join_request(proto::JoinRequest {
             app: app.into(),
             room: room.into(),
