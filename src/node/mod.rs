@@ -1256,7 +1256,7 @@ impl Node {
                                     self.cell_notice(
                                         st,
                                         key,
-                                        cells::gone_notice(&[p.clone()]),
+                                        cells::gone_notice(std::slice::from_ref(&p)),
                                         effects,
                                     );
                                 }
