@@ -10,7 +10,9 @@
 //! effect is the algorithm's own rule.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap};
+use std::collections::BinaryHeap;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -222,7 +224,7 @@ enum Event {
     Frame {
         from: usize,
         to: usize,
-        frame: CellFrame,
+        frame: Box<CellFrame>,
     },
     LinkUp {
         a: usize,
@@ -375,7 +377,7 @@ impl<O: Overlay> Sim<'_, O> {
                         Event::Frame {
                             from: peer,
                             to: other,
-                            frame,
+                            frame: Box::new(frame),
                         },
                     );
                 }
@@ -453,12 +455,12 @@ fn run<O: Overlay>(
         queue: BinaryHeap::new(),
         n_events: 0,
         peers: Vec::new(),
-        index: HashMap::new(),
-        links: HashMap::new(),
+        index: HashMap::default(),
+        links: HashMap::default(),
         topo: None,
         sealing,
         broadcasts: Vec::new(),
-        by_frame: HashMap::new(),
+        by_frame: HashMap::default(),
         sends: 0,
     };
     // Traffic and churn draw from their own stream, so both algorithms see the same ones.
@@ -497,7 +499,7 @@ fn run<O: Overlay>(
                     continue;
                 }
                 let from_id = sim.peers[from].member.id.clone();
-                if let Ok(out) = sim.peers[to].overlay.on_frame(&from_id, frame, now) {
+                if let Ok(out) = sim.peers[to].overlay.on_frame(&from_id, *frame, now) {
                     sim.apply(to, out);
                 }
             }
@@ -579,7 +581,7 @@ fn run<O: Overlay>(
                     sim.broadcasts.push(Broadcast {
                         sent_at: sim.now,
                         origin,
-                        received: HashMap::new(),
+                        received: HashMap::default(),
                     });
                     let out = sim.peers[origin].overlay.originate(frame, now);
                     sim.apply(origin, out);

@@ -7,6 +7,8 @@
 //! paths mean a dead bridge costs no delivery, only a duplicate less.
 
 use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+
+use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -33,7 +35,7 @@ impl Default for MeshConfig {
             grace: Duration::from_secs(5),
             redial: Duration::from_secs(3),
             dedup_capacity: 8_192,
-            origin_capacity: 4_096,
+            origin_capacity: 16_384,
         }
     }
 }
@@ -63,11 +65,21 @@ impl MeshDrop {
 /// Bounded memory of (origin, seq) pairs, with a per-origin replay floor.
 #[derive(Debug, Default)]
 struct Seen {
-    set: HashSet<([u8; 32], u64)>,
+    set: FxHashSet<([u8; 32], u64)>,
     order: VecDeque<([u8; 32], u64)>,
-    /// Per origin: highest seq evicted from `order` (anything at or below is a replay) and the
-    /// last time the origin was heard from.
-    floors: HashMap<[u8; 32], (u64, Instant)>,
+    /// Replay floors per origin.
+    floors: FxHashMap<[u8; 32], Floor>,
+}
+
+/// Replay state of one origin.
+#[derive(Debug, Clone, Copy)]
+struct Floor {
+    /// Highest seq evicted from the dedup window: anything at or below is a replay.
+    seq: u64,
+    /// When the origin was last heard from.
+    heard: Instant,
+    /// How many of its frames are in the dedup window.
+    in_window: u32,
 }
 
 impl Seen {
@@ -78,37 +90,41 @@ impl Seen {
         now: Instant,
         cfg: &MeshConfig,
     ) -> Result<(), MeshDrop> {
-        if self
-            .floors
-            .get(&origin)
-            .is_some_and(|&(floor, _)| seq <= floor)
-        {
+        if self.floors.get(&origin).is_some_and(|f| seq <= f.seq) {
             return Err(MeshDrop::Replay);
         }
         if !self.set.insert((origin, seq)) {
             return Err(MeshDrop::Duplicate);
         }
         self.order.push_back((origin, seq));
-        let entry = self.floors.entry(origin).or_insert((0, now));
-        entry.1 = now;
+        let entry = self.floors.entry(origin).or_insert(Floor {
+            seq: 0,
+            heard: now,
+            in_window: 0,
+        });
+        entry.heard = now;
+        entry.in_window += 1;
         while self.order.len() > cfg.dedup_capacity {
             let Some(old) = self.order.pop_front() else {
                 break;
             };
             self.set.remove(&old);
             if let Some(f) = self.floors.get_mut(&old.0) {
-                f.0 = f.0.max(old.1);
+                f.seq = f.seq.max(old.1);
+                f.in_window = f.in_window.saturating_sub(1);
             }
         }
         if self.floors.len() > cfg.origin_capacity {
-            // Forget the quietest origin with nothing left in the dedup window.
-            let quiet = self
+            // Forget the quietest eighth of the origins with nothing left in the dedup window,
+            // in one pass, so the scan is paid once per many frames.
+            let mut quiet: Vec<([u8; 32], Instant)> = self
                 .floors
                 .iter()
-                .filter(|(o, _)| !self.order.iter().any(|(x, _)| x == *o))
-                .min_by_key(|(_, (_, at))| *at)
-                .map(|(o, _)| *o);
-            if let Some(o) = quiet {
+                .filter(|(_, f)| f.in_window == 0)
+                .map(|(o, f)| (*o, f.heard))
+                .collect();
+            quiet.sort_unstable_by_key(|(_, at)| *at);
+            for (o, _) in quiet.into_iter().take(cfg.origin_capacity / 8 + 1) {
                 self.floors.remove(&o);
             }
         }
@@ -127,6 +143,10 @@ pub struct Mesh {
     cfg: MeshConfig,
     topo: Arc<Topology>,
     linked: BTreeSet<String>,
+    /// The topology's links for this peer, and which of them are cellmates.
+    wanted: Vec<String>,
+    cellmates: FxHashSet<String>,
+    next_redial_scan: Option<Instant>,
     /// Links we asked for, and when we last asked.
     asked: HashMap<String, Instant>,
     /// Links we asked for that the topology no longer wants, and when to close them.
@@ -143,6 +163,9 @@ impl Mesh {
             cfg,
             topo: Arc::new(Topology::compute(Vec::new(), Default::default())),
             linked: BTreeSet::new(),
+            wanted: Vec::new(),
+            cellmates: FxHashSet::default(),
+            next_redial_scan: None,
             asked: HashMap::new(),
             retiring: HashMap::new(),
             seen: Seen::default(),
@@ -166,11 +189,11 @@ impl Mesh {
     }
 
     fn forward(&self, from: Option<&str>, frame: &CellFrame, out: &mut Vec<MeshOutput>) {
-        let bridges_only = from.is_some_and(|f| frame.fanout && self.topo.same_cell(&self.me, f));
+        let bridges_only = from.is_some_and(|f| frame.fanout && self.cellmates.contains(f));
         let mut next = frame.clone();
         next.fanout = !bridges_only;
         for peer in &self.linked {
-            if Some(peer.as_str()) == from || bridges_only && self.topo.same_cell(&self.me, peer) {
+            if Some(peer.as_str()) == from || bridges_only && self.cellmates.contains(peer) {
                 continue;
             }
             out.push(MeshOutput::Send(peer.clone(), next.clone()));
@@ -189,6 +212,12 @@ impl Overlay for Mesh {
             .into_iter()
             .map(str::to_owned)
             .collect();
+        self.cellmates = order
+            .iter()
+            .filter(|p| self.topo.same_cell(&self.me, p))
+            .cloned()
+            .collect();
+        self.wanted = order.clone();
         let wanted: HashSet<String> = order.iter().cloned().collect();
         let mut out = Vec::new();
         for p in &order {
@@ -268,17 +297,21 @@ impl Overlay for Mesh {
                 out.push(MeshOutput::Close(p));
             }
         }
+        // Missing links are looked for once a second, not on every tick.
+        if self.next_redial_scan.is_some_and(|at| now < at) {
+            return out;
+        }
+        self.next_redial_scan = Some(now + Duration::from_secs(1));
         let redial: Vec<String> = self
-            .topo
-            .links_of(&self.me)
-            .into_iter()
+            .wanted
+            .iter()
             .filter(|p| !self.linked.contains(*p))
             .filter(|p| {
                 self.asked
                     .get(*p)
                     .is_none_or(|at| now.duration_since(*at) >= self.cfg.redial)
             })
-            .map(str::to_owned)
+            .cloned()
             .collect();
         for p in redial {
             self.asked.insert(p.clone(), now);

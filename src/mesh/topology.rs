@@ -8,7 +8,9 @@
 //! hypercube: diameter `ceil(k/2)`), and every edge is served by two bridge pairs instead of
 //! one bridge per cell.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::VecDeque;
+
+use rustc_hash::FxHashMap;
 use std::ops::Range;
 
 use sha2::{Digest as _, Sha256};
@@ -64,7 +66,7 @@ impl Default for CellSize {
 #[derive(Debug, Clone)]
 pub struct Topology {
     members: Vec<Member>,
-    index: HashMap<String, usize>,
+    index: FxHashMap<String, usize>,
     dims: u32,
     cells: Vec<Range<usize>>,
     ttl: u8,
