@@ -155,7 +155,73 @@ async fn sixteen_daemons_share_a_cells_room_and_survive_a_dead_bridge() {
     );
     println!("links per daemon: {links:?}");
 
+    for m in members.iter_mut() {
+        let state = m
+            .session
+            .wait_for(
+                Duration::from_secs(5),
+                |e| matches!(&e.kind, Some(Kind::MeshState(c)) if c.members as usize == N),
+            )
+            .await;
+        assert!(
+            state.is_some(),
+            "{} got no mesh:state event for the full roster",
+            m.id
+        );
+    }
+
     everyone_hears_everyone(&mut members, "first").await;
+
+    // Targeted sends: to a linked peer directly, to any other member through the overlay; only
+    // the target gets it.
+    let linked: Vec<String> = members[0]
+        .daemon
+        .status()
+        .await
+        .rooms
+        .into_iter()
+        .find(|r| r.room == ROOM)
+        .map(|r| r.peers)
+        .unwrap_or_default();
+    let far = members
+        .iter()
+        .position(|m| m.id != members[0].id && !linked.contains(&m.id))
+        .expect("a member without a direct link");
+    let near = members
+        .iter()
+        .position(|m| linked.contains(&m.id))
+        .expect("a linked member");
+    for (target, what) in [(far, "via the overlay"), (near, "directly")] {
+        let to = members[target].id.clone();
+        let (first, rest) = members.split_at_mut(1);
+        let r = first[0]
+            .session
+            .send(first[0].room, "dm", text(what), std::slice::from_ref(&to))
+            .await;
+        assert!(r.error.is_none(), "targeted send failed: {:?}", r.error);
+        let m = &mut rest[target - 1];
+        let got = m
+            .session
+            .wait_for(
+                Duration::from_secs(15),
+                |e| matches!(&e.kind, Some(Kind::Message(msg)) if msg.channel == "dm"),
+            )
+            .await;
+        assert!(got.is_some(), "targeted send {what} did not arrive");
+    }
+    let bystander = (1..N)
+        .find(|&i| i != far && i != near)
+        .expect("a bystander");
+    assert!(
+        members[bystander]
+            .session
+            .wait_for(Duration::from_secs(2), |e| {
+                matches!(&e.kind, Some(Kind::Message(msg)) if msg.channel == "dm")
+            })
+            .await
+            .is_none(),
+        "a targeted message reached a bystander"
+    );
 
     // Kill a bridge without warning: the other bridge pair of each of its edges carries on.
     let mut victim = None;

@@ -173,6 +173,8 @@ export class Room extends Emitter {
       if (this._peers.delete(p)) this._emit('peer:leave', p)
     } else if (ev.peerSeen) {
       this._emit('peer:seen', ev.peerSeen.peer)
+    } else if (ev.meshState) {
+      this._emit('mesh:state', ev.meshState)
     } else if (ev.message) {
       const m = ev.message
       const [data, meta] = fromPayload(m.payload)

@@ -107,6 +107,7 @@ pub fn event_to_proto(ev: SessionEvent) -> proto::ServerMessage {
             peer,
         }),
         EventKind::Lagged(n) => Kind::Lagged(proto::Lagged { dropped: n }),
+        EventKind::MeshState(c) => Kind::MeshState(cell_status(c)),
     };
     proto::ServerMessage {
         body: Some(proto::server_message::Body::Event(proto::Event {
@@ -159,14 +160,7 @@ pub fn status_to_proto(s: StatusInfo) -> proto::StatusReply {
                 password: r.password,
                 e2e_peers: r.e2e_peers,
                 require_e2e: r.require_e2e,
-                cells: r.cells.map(|c| proto::CellStatus {
-                    members: c.members,
-                    cell: c.cell,
-                    cell_count: c.cell_count,
-                    links_wanted: c.links_wanted,
-                    bridges: c.bridges,
-                    ttl: c.ttl,
-                }),
+                cells: r.cells.map(cell_status),
             })
             .collect(),
         drops: s.drops.into_iter().collect(),
@@ -175,6 +169,17 @@ pub fn status_to_proto(s: StatusInfo) -> proto::StatusReply {
         sessions: s.sessions,
         links: s.links,
         pending_dials: s.pending_dials,
+    }
+}
+
+fn cell_status(c: crate::node::cells::CellInfo) -> proto::CellStatus {
+    proto::CellStatus {
+        members: c.members,
+        cell: c.cell,
+        cell_count: c.cell_count,
+        links_wanted: c.links_wanted,
+        bridges: c.bridges,
+        ttl: c.ttl,
     }
 }
 

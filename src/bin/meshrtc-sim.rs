@@ -17,6 +17,9 @@ struct Args {
     /// Peers replaced per second (repeatable).
     #[arg(long, value_delimiter = ',', default_values_t = [0.0f64])]
     churn: Vec<f64>,
+    /// Percent of the room replaced per second, instead of --churn (repeatable).
+    #[arg(long, value_delimiter = ',')]
+    churn_pct: Vec<f64>,
     /// Bridges crashed at --kill-at seconds.
     #[arg(long, default_value_t = 0)]
     kills: usize,
@@ -87,7 +90,15 @@ fn main() -> anyhow::Result<()> {
         );
     }
     for &n in &args.n {
-        for &churn in &args.churn {
+        let churns: Vec<f64> = if args.churn_pct.is_empty() {
+            args.churn.clone()
+        } else {
+            args.churn_pct
+                .iter()
+                .map(|p| p / 100.0 * n as f64)
+                .collect()
+        };
+        for churn in churns {
             let scenario = Scenario {
                 n,
                 seed: args.seed,

@@ -274,6 +274,11 @@ fn event_line(e: &proto::Event, progress: bool, with_security: bool) -> Option<V
             json!({"code": err.code, "message": err.message, "peer": err.peer}),
         ),
         Kind::Lagged(l) => ("lagged", json!({"dropped": l.dropped})),
+        Kind::MeshState(c) => (
+            "mesh:state",
+            json!({"cell": c.cell, "cell_count": c.cell_count, "members": c.members,
+                   "links_wanted": c.links_wanted, "bridges": c.bridges, "ttl": c.ttl}),
+        ),
     };
     let mut out = serde_json::Map::new();
     out.insert("event".into(), json!(name));

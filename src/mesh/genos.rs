@@ -19,9 +19,29 @@ const DEDUP: usize = 5_000;
 const GRACE: Duration = Duration::from_secs(5);
 
 fn fnv1a(s: &str) -> u32 {
-    s.bytes().fold(0x811c_9dc5u32, |h, b| {
-        (h ^ b as u32).wrapping_mul(0x0100_0193)
-    })
+    fnv1a_more(0x811c_9dc5, s.as_bytes())
+}
+
+/// Continues an FNV-1a hash over more bytes (hashing `p + ":" + i` for every cell `i` without
+/// building the strings).
+fn fnv1a_more(h: u32, bytes: &[u8]) -> u32 {
+    bytes
+        .iter()
+        .fold(h, |h, &b| (h ^ b as u32).wrapping_mul(0x0100_0193))
+}
+
+fn fnv1a_number(h: u32, mut n: usize) -> u32 {
+    let mut digits = [0u8; 20];
+    let mut at = digits.len();
+    loop {
+        at -= 1;
+        digits[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    fnv1a_more(h, &digits[at..])
 }
 
 /// Cells, bridges and neighbour cells of one sealed roster.
@@ -40,9 +60,8 @@ impl GenosTopology {
         let mut cells = vec![Vec::new(); c];
         let mut cell_of = HashMap::with_capacity(roster.len());
         for p in roster {
-            let cell = (0..c)
-                .max_by_key(|i| fnv1a(&format!("{p}:{i}")))
-                .unwrap_or(0);
+            let prefix = fnv1a_more(fnv1a(p), b":");
+            let cell = (0..c).max_by_key(|&i| fnv1a_number(prefix, i)).unwrap_or(0);
             cells[cell].push(p.clone());
             cell_of.insert(p.clone(), cell);
         }
@@ -332,6 +351,10 @@ mod tests {
         assert_eq!(fnv1a(""), 0x811c_9dc5);
         assert_eq!(fnv1a("a"), 0xe40c_292c);
         assert_eq!(fnv1a("foobar"), 0xbf9c_f968);
+        let prefix = fnv1a_more(fnv1a("peer"), b":");
+        for i in [0, 7, 10, 12345] {
+            assert_eq!(fnv1a_number(prefix, i), fnv1a(&format!("peer:{i}")));
+        }
     }
 
     #[test]

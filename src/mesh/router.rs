@@ -27,6 +27,8 @@ pub struct MeshConfig {
     pub dedup_capacity: usize,
     /// Origins whose replay floor is remembered.
     pub origin_capacity: usize,
+    /// Above this many links, links the topology no longer wants close without a grace period.
+    pub max_links: usize,
 }
 
 impl Default for MeshConfig {
@@ -36,6 +38,7 @@ impl Default for MeshConfig {
             redial: Duration::from_secs(3),
             dedup_capacity: 8_192,
             origin_capacity: 16_384,
+            max_links: 32,
         }
     }
 }
@@ -283,10 +286,11 @@ impl Overlay for Mesh {
 
     fn tick(&mut self, now: Instant) -> Vec<MeshOutput> {
         let mut out = Vec::new();
+        let crowded = self.linked.len() > self.cfg.max_links;
         let mut due: Vec<String> = self
             .retiring
             .iter()
-            .filter(|(_, at)| **at <= now)
+            .filter(|(_, at)| crowded || **at <= now)
             .map(|(p, _)| p.clone())
             .collect();
         due.sort();

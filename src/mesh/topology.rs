@@ -80,17 +80,7 @@ impl Topology {
         let n = members.len();
         let dims = match size {
             CellSize::Fixed(s) => fixed_dims(n, s.max(1)),
-            CellSize::Auto { link_budget } => {
-                let mut dims = 0;
-                while dims < 24 && (n >> dims) >= 2 {
-                    let cells = cell_ranges(&members, dims);
-                    if max_links(&cells, dims) <= link_budget {
-                        break;
-                    }
-                    dims += 1;
-                }
-                dims
-            }
+            CellSize::Auto { link_budget } => auto_dims(n, link_budget),
         };
         let cells = cell_ranges(&members, dims);
         let ttl = ttl_for(&cells, dims);
@@ -196,6 +186,27 @@ fn cell_index(place: u64, dims: u32) -> usize {
     }
 }
 
+/// The fewest cells whose links fit the budget, from the roster size alone (so the choice does
+/// not flip as individual members come and go): a cell's size is Poisson around `n / 2^k`, so
+/// plan for three standard deviations above the mean, plus `k` neighbour cells and the
+/// complement for a bridge.
+fn auto_dims(n: usize, link_budget: usize) -> u32 {
+    if n <= link_budget + 1 {
+        return 0;
+    }
+    let mut dims = 1;
+    while dims < 24 {
+        let mean = n as f64 / (1u64 << dims) as f64;
+        let biggest = (mean + 3.0 * mean.sqrt()).ceil() as usize;
+        let bridges = dims as usize + usize::from(dims >= 2);
+        if biggest.saturating_sub(1) + bridges <= link_budget {
+            break;
+        }
+        dims += 1;
+    }
+    dims
+}
+
 fn fixed_dims(n: usize, size: usize) -> u32 {
     let cells = (n as f64 / size as f64).max(1.0);
     (cells.log2().round() as u32).min(24)
@@ -246,19 +257,6 @@ fn neighbour_cells(cell: usize, dims: u32) -> impl Iterator<Item = usize> {
     (0..dims)
         .map(move |j| cell ^ (1 << j))
         .chain((dims >= 2).then_some(cell ^ all))
-}
-
-fn max_links(cells: &[Range<usize>], dims: u32) -> usize {
-    let mut most = 0;
-    for (cell, range) in cells.iter().enumerate() {
-        for rank in 0..range.len() {
-            let mut partners: Vec<usize> = bridge_partners(cells, dims, cell, rank).collect();
-            partners.sort_unstable();
-            partners.dedup();
-            most = most.max(range.len() - 1 + partners.len());
-        }
-    }
-    most
 }
 
 /// TTL from the cell graph: BFS over non-empty cells from every cell gives the diameter `d`;

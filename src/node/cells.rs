@@ -64,7 +64,7 @@ pub struct CellRoom {
 }
 
 /// Where the node sits in a cells room.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct CellInfo {
     /// Members of the topology in force.
     pub members: u32,

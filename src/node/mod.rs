@@ -678,7 +678,12 @@ impl Node {
             let Some(entry) = st.rooms.get_mut(&key) else {
                 return Err(NodeError::NotFound("room not held".into()));
             };
-            if entry.cells.is_some() {
+            // A send to connected targets stays direct; the overlay carries the rest.
+            let direct = !targets.is_empty()
+                && targets
+                    .iter()
+                    .all(|t| *t == self.identity.peer_id || entry.room.is_joined(t));
+            if entry.cells.is_some() && !direct {
                 return self.send_cells(st, &key, session, channel, payload, meta, targets);
             }
             let joined: Vec<String> = entry.room.joined_peers().map(str::to_owned).collect();
@@ -1801,9 +1806,14 @@ impl Node {
                     && let Some(cells) = entry.cells.as_mut()
                 {
                     let room = &entry.room;
+                    let before = Arc::as_ptr(cells.mesh().topology());
                     let outs = cells.tick(now, |p| {
                         links.contains_key(&(key.0.clone(), p.to_owned())) && room.is_joined(p)
                     });
+                    if Arc::as_ptr(cells.mesh().topology()) != before {
+                        let info = cells.info();
+                        Self::emit(st, &key, EventKind::MeshState(info));
+                    }
                     // Settling and redials run on this tick; keep it coming while they are due.
                     next = next.min(now + Duration::from_millis(250));
                     self.apply_mesh(st, &key, outs, &mut effects);

@@ -55,6 +55,8 @@ pub enum EventKind {
     },
     /// This many events were dropped because the session did not keep up.
     Lagged(u64),
+    /// A cells room's topology changed.
+    MeshState(crate::node::cells::CellInfo),
 }
 
 /// An event for one session.
