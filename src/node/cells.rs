@@ -20,6 +20,20 @@ const CENSUS_TTL: Duration = Duration::from_secs(150);
 const SUSPECT_FOR: Duration = Duration::from_secs(5);
 const SETTLE_QUIET: Duration = Duration::from_millis(500);
 const SETTLE_CAP: Duration = Duration::from_secs(2);
+/// Census size up to which every member greets a newcomer.
+const GREET_ALL_UP_TO: usize = 64;
+
+/// What hearing from a peer meant for the census.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Heard {
+    /// Not a member (its id does not derive from its key).
+    Stranger,
+    /// Already known.
+    Member,
+    /// Just added.
+    Newcomer,
+}
+
 /// Origin keys whose peer id is remembered.
 const ORIGIN_CACHE: usize = 4_096;
 
@@ -118,19 +132,20 @@ impl CellRoom {
         self.changed = Some((first, now));
     }
 
-    /// A signed signaling event from `peer` arrived; true if the peer is a census member.
-    pub fn heard(&mut self, peer: &str, author: &[u8; 32], now: Instant) -> bool {
+    /// A signed signaling event from `peer` arrived. Returns whether it is a member, and
+    /// whether it is new to the census.
+    pub fn heard(&mut self, peer: &str, author: &[u8; 32], now: Instant) -> Heard {
         if let Some(e) = self.census.get_mut(peer) {
             e.heard = now;
             e.suspect_since = None;
-            return true;
+            return Heard::Member;
         }
         let Ok(key) = PublicKey::from_slice(author) else {
-            return false;
+            return Heard::Stranger;
         };
         // Trystero pages sign with a throwaway key: they are not members of the overlay.
         if peer_id_for(&key) != peer {
-            return false;
+            return Heard::Stranger;
         }
         self.census.insert(
             peer.to_owned(),
@@ -141,7 +156,23 @@ impl CellRoom {
             },
         );
         self.touch(now);
-        true
+        Heard::Newcomer
+    }
+
+    /// Whether a newcomer should be greeted (told we exist) rather than wait up to a minute for
+    /// our next announce: always in small rooms, and by its future cellmates in large ones, so
+    /// a join costs the relay a bounded number of events.
+    pub fn should_greet(&self, peer: &str) -> bool {
+        if self.census.len() <= GREET_ALL_UP_TO {
+            return true;
+        }
+        let t = self.mesh.topology();
+        let dims = t.dims();
+        let prefix = |place: u64| if dims == 0 { 0 } else { place >> (64 - dims) };
+        match (self.census.get(peer), self.census.get(&self.me)) {
+            (Some(a), Some(b)) => prefix(a.place) == prefix(b.place),
+            _ => false,
+        }
     }
 
     /// True when `peer` is in the census.
@@ -292,11 +323,14 @@ mod tests {
         let others: Vec<Keys> = (0..9).map(|_| Keys::generate()).collect();
         for k in &others {
             let (id, key) = member(k);
-            assert!(room.heard(&id, &key, t0));
+            assert_eq!(room.heard(&id, &key, t0), Heard::Newcomer);
         }
         // An id that does not derive from the signing key is refused.
         let (_, stranger) = member(&Keys::generate());
-        assert!(!room.heard("AAAAAAAAAAAAAAAAAAAA", &stranger, t0));
+        assert_eq!(
+            room.heard("AAAAAAAAAAAAAAAAAAAA", &stranger, t0),
+            Heard::Stranger
+        );
         assert!(
             room.tick(t0 + Duration::from_millis(100), |_| false)
                 .is_empty()

@@ -1573,8 +1573,16 @@ impl Node {
                 }
             };
             let peer = signal.peer().to_owned();
-            if let Some(cells) = st.rooms.get_mut(&key).and_then(|e| e.cells.as_mut()) {
-                cells.heard(&peer, &msg.pubkey, Instant::now());
+            if let Some(entry) = st.rooms.get_mut(&key)
+                && let Some(cells) = entry.cells.as_mut()
+                && cells.heard(&peer, &msg.pubkey, Instant::now()) == cells::Heard::Newcomer
+                && matches!(signal, Signal::Announce { .. })
+                && cells.should_greet(&peer)
+            {
+                // Announces are ephemeral: without a greeting a newcomer would not hear of us
+                // until our next one, up to a minute later.
+                let actions = entry.signal.greet(&peer, Instant::now());
+                self.apply_actions(st, &key, actions, &mut effects);
             }
             let lk = (key.0.clone(), peer.clone());
             // A linked peer that announces again may have restarted: probe the link.

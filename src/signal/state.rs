@@ -324,6 +324,22 @@ impl RoomSignal {
         self.dial_filter = wanted;
     }
 
+    /// Tells `peer` we are in the room without asking for a link (a passive announce on its
+    /// topic), within the poke rate limit.
+    pub fn greet(&mut self, peer: &str, now: Instant) -> Vec<Action> {
+        if peer == self.self_id || !self.take_poke(now) {
+            return Vec::new();
+        }
+        vec![self.reply(
+            peer,
+            Signal::Announce {
+                peer: self.self_id.clone(),
+                passive: true,
+            },
+            None,
+        )]
+    }
+
     /// Asks for a link to `peer` now: an offer if our id is smaller, else a poke on its topic.
     pub fn dial(&mut self, peer: &str, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
