@@ -1678,6 +1678,7 @@ impl Node {
         c.open = true;
         let lk = (c.app.clone(), c.peer.clone());
         let offer_id = c.offer_id.clone();
+        let signaled_room = (c.app.clone(), c.room.clone());
         if let Some(existing) = st.links.get(&lk).map(|l| l.conn) {
             // Two dials of different rooms both connected: both sides keep the smaller offer id.
             let existing_offer = st
@@ -1738,6 +1739,18 @@ impl Node {
                 effects,
             );
         }
+        // The room whose signaling made this link has the peer: start its handshake now rather
+        // than only on the peer's presence frame, which a browser may send before it has tied
+        // the connection to the room.
+        if let Some(entry) = st.rooms.get_mut(&signaled_room)
+            && !entry.room.is_attached(&peer)
+        {
+            let outs = entry.room.attach(&peer, now);
+            if let Some(link) = st.links.get_mut(&lk) {
+                link.idle_since = None;
+            }
+            self.apply_outputs(st, &signaled_room, outs, effects);
+        }
         tracing::info!(app = %app, peer = %peer, "link up");
     }
 
@@ -1777,11 +1790,16 @@ impl Node {
             return;
         };
         let mut outs = Vec::new();
-        if joined && !entry.room.is_attached(&peer) {
+        if data.is_none() && joined {
+            outs.extend(entry.room.on_presence(&peer, now));
+        } else if joined && !entry.room.is_attached(&peer) {
             outs.extend(entry.room.attach(&peer, now));
-            if let Some(link) = st.links.get_mut(&lk) {
-                link.idle_since = None;
-            }
+        }
+        if joined
+            && entry.room.is_attached(&peer)
+            && let Some(link) = st.links.get_mut(&lk)
+        {
+            link.idle_since = None;
         }
         let Some(entry) = st.rooms.get_mut(&key) else {
             return;

@@ -32,6 +32,10 @@ pub const ACTION_E2E: &str = "@_mre2e";
 /// A signed frame of the cellular overlay (see [`crate::wire::cell`]).
 pub const ACTION_CELL: &str = "@_mrcell";
 
+/// A pending handshake is nudged after this long, then after twice, three times as long.
+const HANDSHAKE_NUDGE: Duration = Duration::from_millis(1_500);
+const HANDSHAKE_NUDGES: u32 = 3;
+
 /// How a peer's channel payloads are protected.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Security {
@@ -134,6 +138,8 @@ pub enum Output {
 #[derive(Debug)]
 struct PeerSlot {
     attached_at: Instant,
+    /// Times presence (and our challenge) were sent again while the handshake was pending.
+    nudges: u32,
     local_passed: bool,
     remote_ready: bool,
     joined: bool,
@@ -407,6 +413,7 @@ impl Room {
             peer.to_owned(),
             PeerSlot {
                 attached_at: now,
+                nudges: 0,
                 local_passed: false,
                 remote_ready: false,
                 joined: false,
@@ -430,6 +437,43 @@ impl Room {
             );
         }
         out
+    }
+
+    /// Presence from a peer: attaches it, or, if its handshake is pending, sends our side of the
+    /// handshake again — a browser drops handshake messages that arrive before it has tied the
+    /// connection to the room, and its presence says it now has. Both ends ignore repeats.
+    pub fn on_presence(&mut self, peer: &str, now: Instant) -> Vec<Output> {
+        let mut out = Vec::new();
+        match self.peers.get(peer) {
+            None => out.extend(self.attach(peer, now)),
+            Some(slot) if !slot.joined => self.resend_handshake(peer, &mut out),
+            Some(_) => {}
+        }
+        out
+    }
+
+    fn resend_handshake(&mut self, peer: &str, out: &mut Vec<Output>) {
+        let Some(slot) = self.peers.get(peer) else {
+            return;
+        };
+        if let Some(c) = slot.challenge.clone() {
+            self.send_internal(
+                peer,
+                ACTION_HSDATA,
+                Payload::Json(json!({"__trystero_pw": "challenge", "c": c})),
+                out,
+            );
+        } else if slot.local_passed {
+            if self.e2e.is_some() {
+                self.send_internal(
+                    peer,
+                    ACTION_CAPS,
+                    Payload::Json(json!({"v": 1, "e2e": true})),
+                    out,
+                );
+            }
+            self.send_internal(peer, ACTION_READY, Payload::Text(String::new()), out);
+        }
     }
 
     fn pass_local(&mut self, peer: &str, out: &mut Vec<Output>) {
@@ -551,6 +595,25 @@ impl Room {
             })
             .map(|(p, _)| p.clone())
             .collect();
+        // A handshake still pending after a while is nudged: presence again (a browser may not
+        // have tied the new connection to the room when ours first arrived) and our challenge.
+        let token_frame = self.presence_frame(true);
+        let mut nudged = Vec::new();
+        for (peer, slot) in self.peers.iter_mut() {
+            let due = HANDSHAKE_NUDGE * (slot.nudges + 1);
+            if !slot.joined
+                && slot.nudges < HANDSHAKE_NUDGES
+                && now.saturating_duration_since(slot.attached_at) >= due
+            {
+                slot.nudges += 1;
+                out.push(Output::Send(peer.clone(), token_frame.clone()));
+                nudged.push(peer.clone());
+            }
+        }
+        for peer in nudged {
+            out.push(Output::Drop("handshake_nudged"));
+            self.resend_handshake(&peer, &mut out);
+        }
         for peer in stale {
             self.peers.remove(&peer);
             out.push(Output::Drop("handshake_timeout"));
@@ -784,6 +847,37 @@ mod tests {
             }
         }
         (ev_a, ev_b)
+    }
+
+    #[test]
+    fn a_pending_handshake_is_sent_again_on_presence_and_on_ticks() {
+        let t0 = Instant::now();
+        let mut a = room(A, "pw");
+        let first = a.attach(B, t0);
+        let challenge = |outs: &[Output]| {
+            outs.iter()
+                .filter(
+                    |o| matches!(o, Output::Send(_, f) if f.windows(9).any(|w| w == b"challenge")),
+                )
+                .count()
+        };
+        assert_eq!(challenge(&first), 1);
+        // B's presence arrives while the handshake is pending: the challenge goes again.
+        assert_eq!(challenge(&a.on_presence(B, t0)), 1);
+        assert!(a.tick(t0 + Duration::from_millis(1_000)).is_empty());
+        let nudge = a.tick(t0 + Duration::from_millis(1_600));
+        assert_eq!(challenge(&nudge), 1);
+        assert!(
+            nudge
+                .iter()
+                .any(|o| matches!(o, Output::Drop("handshake_nudged")))
+        );
+        // Three nudges at most.
+        let later: usize = [3_100, 4_600, 6_100, 7_600]
+            .iter()
+            .map(|ms| challenge(&a.tick(t0 + Duration::from_millis(*ms))))
+            .sum();
+        assert_eq!(later, 2);
     }
 
     #[test]
