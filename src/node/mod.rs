@@ -974,6 +974,7 @@ impl Node {
     /// Says goodbye to every peer, closes links and relays.
     pub async fn shutdown(&self) {
         let mut pcs = Vec::new();
+        let writers: Vec<mpsc::Sender<Bytes>>;
         {
             let mut st = self.lock();
             let st = &mut *st;
@@ -993,13 +994,22 @@ impl Node {
                     pcs.push(pc);
                 }
             }
-            st.links.clear();
+            writers = st.links.drain().map(|(_, l)| l.tx).collect();
             for s in st.sessions.values() {
                 s.queue.close();
             }
         }
-        // Trystero waits 99 ms after @_leave before detaching; give the frames time to leave.
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        // The goodbyes must be on the wire before the connections close: wait (up to 0.6 s) until
+        // every link's writer has taken its queue, then as long as Trystero waits after
+        // @_leave before detaching.
+        let drained = async {
+            while writers.iter().any(|w| w.capacity() < w.max_capacity()) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        };
+        let _ = tokio::time::timeout(Duration::from_millis(600), drained).await;
+        drop(writers);
+        tokio::time::sleep(Duration::from_millis(120)).await;
         let closes = pcs.into_iter().map(|pc| async move {
             let _ = tokio::time::timeout(Duration::from_millis(500), pc.close()).await;
         });
