@@ -429,12 +429,7 @@ impl Room {
             if let Some(slot) = self.peers.get_mut(peer) {
                 slot.challenge = Some(c.clone());
             }
-            self.send_internal(
-                peer,
-                ACTION_HSDATA,
-                Payload::Json(json!({"__trystero_pw": "challenge", "c": c})),
-                &mut out,
-            );
+            self.send_challenge(peer, &c, &mut out);
         }
         out
     }
@@ -457,29 +452,23 @@ impl Room {
             return;
         };
         if let Some(c) = slot.challenge.clone() {
-            self.send_internal(
-                peer,
-                ACTION_HSDATA,
-                Payload::Json(json!({"__trystero_pw": "challenge", "c": c})),
-                out,
-            );
+            self.send_challenge(peer, &c, out);
         } else if slot.local_passed {
-            if self.e2e.is_some() {
-                self.send_internal(
-                    peer,
-                    ACTION_CAPS,
-                    Payload::Json(json!({"v": 1, "e2e": true})),
-                    out,
-                );
-            }
-            self.send_internal(peer, ACTION_READY, Payload::Text(String::new()), out);
+            self.send_ready(peer, out);
         }
     }
 
-    fn pass_local(&mut self, peer: &str, out: &mut Vec<Output>) {
-        if let Some(slot) = self.peers.get_mut(peer) {
-            slot.local_passed = true;
-        }
+    fn send_challenge(&mut self, peer: &str, challenge: &str, out: &mut Vec<Output>) {
+        self.send_internal(
+            peer,
+            ACTION_HSDATA,
+            Payload::Json(json!({"__trystero_pw": "challenge", "c": challenge})),
+            out,
+        );
+    }
+
+    /// Our capabilities (password rooms) and `@_hsready`.
+    fn send_ready(&mut self, peer: &str, out: &mut Vec<Output>) {
         // Capabilities go before @_hsready, so a meshrtc peer knows them when it joins us.
         if self.e2e.is_some() {
             self.send_internal(
@@ -490,6 +479,13 @@ impl Room {
             );
         }
         self.send_internal(peer, ACTION_READY, Payload::Text(String::new()), out);
+    }
+
+    fn pass_local(&mut self, peer: &str, out: &mut Vec<Output>) {
+        if let Some(slot) = self.peers.get_mut(peer) {
+            slot.local_passed = true;
+        }
+        self.send_ready(peer, out);
         self.maybe_join(peer, out);
     }
 
@@ -763,7 +759,10 @@ impl Room {
             return;
         };
         if slot.joined || slot.local_passed && slot.challenge.is_none() {
-            out.push(Output::Drop("hsdata_unexpected"));
+            // A second answer to a challenge we sent twice (see `resend_handshake`) is expected.
+            if kind != Some("response") {
+                out.push(Output::Drop("hsdata_unexpected"));
+            }
             return;
         }
         match (kind, slot.challenge.clone()) {
