@@ -323,6 +323,11 @@ async fn listen(
             print_line(&v)?;
         }
     }
+    // One listener for the whole loop: a Ctrl-C that arrives while an event is printed would be
+    // lost with a fresh listener per iteration, and tokio has already replaced the default
+    // handler that would have ended the process.
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
     loop {
         tokio::select! {
             m = s.next() => {
@@ -332,7 +337,7 @@ async fn listen(
                     print_line(&v)?;
                 }
             }
-            _ = tokio::signal::ctrl_c() => return Ok(()),
+            _ = &mut interrupted => return Ok(()),
         }
     }
 }

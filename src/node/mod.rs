@@ -1773,7 +1773,11 @@ impl Node {
                 link.last_rx = now;
                 link.probe_deadline = None;
             }
-            _ => return,
+            _ => {
+                // Data on a connection that lost a duplicate-link race (or has not opened yet).
+                count(st, "frame_stale_link");
+                return;
+            }
         }
         let frame = match OuterFrame::decode(bytes) {
             Ok(f) => f,

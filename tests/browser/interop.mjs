@@ -243,6 +243,7 @@ await runTests(
     'two pages and two daemons form a full mesh': async () => {
       // The page-to-page link is Trystero's own (no daemon in it) and in headless Chromium it
       // occasionally never forms; one fresh attempt (new room, new pages) is allowed.
+      const mesh = {}
       const attempt = async room => {
       const ll = low.listen(room, {app: APP})
       const hl = high.listen(room, {app: APP})
@@ -277,11 +278,18 @@ await runTests(
       console.log('# mesh: p2 sent')
       low.cli('send', room, 'chat', 'from low', '--app', APP)
       high.cli('send', room, 'chat', 'from high', '--app', APP)
+      // Say exactly what is missing if the attempt runs out of time.
+      mesh.missing = async () => {
+        const out = []
+        for (const [name, p] of [['p1', p1], ['p2', p2]]) out.push(`${name} got ${JSON.stringify((await T(p)).msgs.map(m => `${m.data} (${m.from})`))}`)
+        for (const [name, l] of [['low', ll], ['high', hl]]) out.push(`${name} got ${JSON.stringify(l.lines.filter(m => m.event === 'message').map(m => `${m.data} (${m.from})`))}`)
+        return out.join('; ')
+      }
       for (const [who, text] of [[p1, 'from p2'], [p1, 'from low'], [p1, 'from high'], [p2, 'from p1'], [p2, 'from low'], [p2, 'from high']]) {
-        await pageMsg(who, m => m.data === text, `${text} at a page`)
+        await pageMsg(who, m => m.data === text, `${text} at a page`, 15000)
       }
       for (const [l, texts] of [[ll, ['from p1', 'from p2', 'from high']], [hl, ['from p1', 'from p2', 'from low']]]) {
-        for (const text of texts) await l.wait(`${text} at a daemon`, m => m.data === text)
+        for (const text of texts) await l.wait(`${text} at a daemon`, m => m.data === text, 15000)
       }
       await ll.stop()
       await hl.stop()
@@ -296,7 +304,7 @@ await runTests(
           return
         } catch (e) {
           if (i === 1) throw e
-          console.log(`# mesh: first attempt failed (${e.message}); trying once more in a new room`)
+          console.log(`# mesh: first attempt failed (${e.message}); ${await mesh.missing?.().catch(() => '')}; trying once more in a new room`)
         } finally {
           clearTimeout(timer)
         }
