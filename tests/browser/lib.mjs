@@ -10,15 +10,22 @@ import {chromium} from 'playwright-core'
 export const MESHRTCD = process.env.MESHRTCD ?? 'target/debug/meshrtcd'
 export const MESHRTC = process.env.MESHRTC ?? 'target/debug/meshrtc'
 
-export const freePort = () =>
-  new Promise((resolve, reject) => {
+// Ports below the kernel's ephemeral range (32768+), so an outgoing connection cannot take one
+// between the check and the daemon binding it.
+let nextPort = 20000 + ((process.pid * 7919 + Date.now()) % 12000)
+const tryPort = port =>
+  new Promise(resolve => {
     const srv = createServer()
-    srv.listen(0, '127.0.0.1', () => {
-      const {port} = srv.address()
-      srv.close(() => resolve(port))
-    })
-    srv.on('error', reject)
+    srv.once('error', () => resolve(false))
+    srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)))
   })
+export const freePort = async () => {
+  for (let i = 0; i < 12000; i++) {
+    const port = 20000 + ((nextPort++ - 20000) % 12000)
+    if (await tryPort(port)) return port
+  }
+  throw new Error('no free loopback port between 20000 and 32000')
+}
 
 export const sleep = ms => new Promise(r => setTimeout(r, ms))
 
