@@ -471,6 +471,12 @@ impl Driver {
     }
 
     async fn subscribe_all(&mut self, topics: Vec<String>) {
+        if topics != self.topics {
+            let mut pool = self.lock();
+            for h in pool.health.values_mut() {
+                h.forget_echoes();
+            }
+        }
         self.topics = topics;
         if self.topics.is_empty() {
             self.client.unsubscribe(&self.sub_id).await;

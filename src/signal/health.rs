@@ -87,6 +87,9 @@ pub struct RelayHealth {
     pub rate_backoff_ms: u64,
     #[serde(skip)]
     echo_pending: Vec<(String, u64)>,
+    /// Our events that came back before the relay's OK did (a relay may deliver first).
+    #[serde(skip)]
+    early_echoes: Vec<String>,
 }
 
 impl RelayHealth {
@@ -148,6 +151,11 @@ impl RelayHealth {
             if !expect_echo {
                 return Decision::Keep;
             }
+            if let Some(i) = self.early_echoes.iter().position(|id| id == event_id) {
+                self.early_echoes.remove(i);
+                self.echo_hits += 1;
+                return Decision::Keep;
+            }
             self.echo_pending.push((event_id.to_owned(), now));
             if self.echo_pending.len() > 64 {
                 self.echo_pending.remove(0);
@@ -207,10 +215,22 @@ impl RelayHealth {
             if let Some(i) = self.echo_pending.iter().position(|(id, _)| id == event_id) {
                 self.echo_pending.remove(i);
                 self.echo_hits += 1;
+            } else {
+                self.early_echoes.push(event_id.to_owned());
+                if self.early_echoes.len() > 64 {
+                    self.early_echoes.remove(0);
+                }
             }
         } else {
             self.events_in += 1;
         }
+    }
+
+    /// Our subscription changed: events published for topics we no longer hear cannot come
+    /// back, so nothing pending is held against the relay.
+    pub fn forget_echoes(&mut self) {
+        self.echo_pending.clear();
+        self.early_echoes.clear();
     }
 
     /// Counts accepted events that never came back.
@@ -299,6 +319,18 @@ mod tests {
         assert_eq!(waits, vec![60, 120, 240, 480, 900, 900]);
         h.on_publish("e", true, true, "", now);
         assert_eq!(h.rate_backoff_ms, 0);
+    }
+
+    #[test]
+    fn an_echo_before_the_ok_and_a_changed_subscription_are_not_misses() {
+        let mut h = RelayHealth::new("ws://fast");
+        h.on_event("early", true);
+        h.on_publish("early", true, true, "", 0);
+        h.on_publish("left-room", true, true, "", 0);
+        h.forget_echoes();
+        h.tick(ECHO_TIMEOUT_MS);
+        assert_eq!((h.echo_hits, h.echo_misses), (1, 0));
+        assert!(h.last_error.is_none());
     }
 
     #[test]
