@@ -245,6 +245,7 @@ await runTests(
       // occasionally never forms; one fresh attempt (new room, new pages) is allowed.
       const mesh = {}
       const attempt = async room => {
+      mesh.missing = async () => `low drops ${JSON.stringify((await low.status()).drops)}; high drops ${JSON.stringify((await high.status()).drops)}`
       const ll = low.listen(room, {app: APP})
       const hl = high.listen(room, {app: APP})
       const p1 = await openPage()
@@ -283,6 +284,7 @@ await runTests(
         const out = []
         for (const [name, p] of [['p1', p1], ['p2', p2]]) out.push(`${name} got ${JSON.stringify((await T(p)).msgs.map(m => `${m.data} (${m.from})`))}`)
         for (const [name, l] of [['low', ll], ['high', hl]]) out.push(`${name} got ${JSON.stringify(l.lines.filter(m => m.event === 'message').map(m => `${m.data} (${m.from})`))}`)
+        for (const [name, d] of [['low', low], ['high', high]]) out.push(`${name} drops ${JSON.stringify((await d.status()).drops)}`)
         return out.join('; ')
       }
       for (const [who, text] of [[p1, 'from p2'], [p1, 'from low'], [p1, 'from high'], [p2, 'from p1'], [p2, 'from low'], [p2, 'from high']]) {
