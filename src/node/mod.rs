@@ -1586,13 +1586,18 @@ impl Node {
             if let Some(entry) = st.rooms.get_mut(&key)
                 && let Some(cells) = entry.cells.as_mut()
                 && cells.heard(&peer, &msg.pubkey, Instant::now()) == cells::Heard::Newcomer
-                && matches!(signal, Signal::Announce { .. })
-                && cells.should_greet(&peer)
             {
-                // Announces are ephemeral: without a greeting a newcomer would not hear of us
-                // until our next one, up to a minute later.
-                let actions = entry.signal.greet(&peer, Instant::now());
-                self.apply_actions(st, &key, actions, &mut effects);
+                // Back in the census while still linked (it was suspected and forgotten, or it
+                // joined before we heard it): the overlay must route over that link again.
+                if entry.room.is_joined(&peer) {
+                    cells.link_up(&peer, Instant::now());
+                }
+                if matches!(signal, Signal::Announce { .. }) && cells.should_greet(&peer) {
+                    // Announces are ephemeral: without a greeting a newcomer would not hear of
+                    // us until our next one, up to a minute later.
+                    let actions = entry.signal.greet(&peer, Instant::now());
+                    self.apply_actions(st, &key, actions, &mut effects);
+                }
             }
             let lk = (key.0.clone(), peer.clone());
             // A linked peer that announces again may have restarted: probe the link.
