@@ -9,10 +9,12 @@ use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nostr_sdk::PublicKey;
+use bytes::Bytes;
+use nostr_sdk::{Keys, PublicKey};
 
 use crate::mesh::{CellSize, Member, Mesh, MeshConfig, MeshOutput, Overlay, Topology, placement};
 use crate::node::identity::peer_id_for;
+use crate::wire::cell::CellFrame;
 
 /// A census entry not heard from for this long is dropped (peers announce every 60 s).
 const CENSUS_TTL: Duration = Duration::from_secs(150);
@@ -120,6 +122,23 @@ impl CellRoom {
     /// The room's salt for placement and frame signatures.
     pub fn salt(&self) -> &[u8] {
         &self.salt
+    }
+
+    /// Signs `body` as a frame from this node (for `targets`, or everyone) and hands it to the
+    /// overlay; returns where it goes.
+    pub fn originate(
+        &mut self,
+        keys: &Keys,
+        targets: Vec<String>,
+        body: Vec<u8>,
+        now: Instant,
+    ) -> Vec<MeshOutput> {
+        let clock = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_micros() as u64);
+        let seq = self.mesh.next_seq(clock);
+        let frame = CellFrame::sign(keys, &self.salt, seq, 0, targets, Bytes::from(body));
+        self.mesh.originate(frame, now)
     }
 
     /// The overlay state.

@@ -262,13 +262,6 @@ impl std::fmt::Debug for Node {
     }
 }
 
-/// Microseconds since the Unix epoch (sequence numbers of cell frames survive restarts).
-fn unix_micros() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_micros() as u64)
-}
-
 fn count(state: &mut State, name: &'static str) {
     *state.drops.entry(name).or_insert(0) += 1;
 }
@@ -812,16 +805,7 @@ impl Node {
         let remote: Vec<String> = targets.iter().filter(|t| **t != self_id).cloned().collect();
         let mut outs = Vec::new();
         if targets.is_empty() || !remote.is_empty() {
-            let seq = cells.mesh().next_seq(unix_micros());
-            let frame = CellFrame::sign(
-                &self.identity.keys,
-                cells.salt(),
-                seq,
-                0,
-                remote,
-                Bytes::from(body),
-            );
-            outs = cells.mesh().originate(frame, now);
+            outs = cells.originate(&self.identity.keys, remote, body, now);
         }
         let sent_to: Vec<String> = outs
             .iter()
@@ -1392,16 +1376,7 @@ impl Node {
         let Some(cells) = st.rooms.get_mut(key).and_then(|e| e.cells.as_mut()) else {
             return;
         };
-        let seq = cells.mesh().next_seq(unix_micros());
-        let frame = CellFrame::sign(
-            &self.identity.keys,
-            cells.salt(),
-            seq,
-            0,
-            Vec::new(),
-            Bytes::from(body),
-        );
-        let outs = cells.mesh().originate(frame, Instant::now());
+        let outs = cells.originate(&self.identity.keys, Vec::new(), body, Instant::now());
         self.apply_mesh(st, key, outs, effects);
     }
 
@@ -1504,19 +1479,6 @@ impl Node {
                     }
                 }
             }
-        }
-        if let Some(e) = st.rooms.get_mut(key)
-            && let Some(cells) = e.cells.as_ref()
-        {
-            let mut wanted = cells.wanted();
-            let lk_app = &key.0;
-            wanted.extend(
-                st.links
-                    .keys()
-                    .filter(|(a, _)| a == lk_app)
-                    .map(|(_, p)| p.clone()),
-            );
-            e.signal.set_dial_filter(Some(wanted));
         }
     }
 
@@ -1856,6 +1818,8 @@ impl Node {
                         links.contains_key(&(key.0.clone(), p.to_owned())) && room.is_joined(p)
                     });
                     if Arc::as_ptr(cells.mesh().topology()) != before {
+                        // Announcers the new topology wants are dialled; linked peers never are.
+                        entry.signal.set_dial_filter(Some(cells.wanted()));
                         let info = cells.info();
                         Self::emit(st, &key, EventKind::MeshState(info));
                     }
