@@ -19,8 +19,9 @@ if [ ${#missing[@]} -gt 0 ]; then
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
 fi
 
-# npm packages of the browser tests, exactly as locked.
-npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+# npm packages of the browser tests, exactly as locked. (Run inside the folder: npm 11's `ci`
+# does not find the lockfile through --prefix.)
+(cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 
 # Build everything the tests run while the network is still there.
 cargo build --all-targets --locked
