@@ -1,15 +1,14 @@
 //! Real-browser tests (headless Debian Chromium via playwright-core), run by `node`.
 //!
-//! `scripts/test.sh` installs Chromium and the npm packages; set MESHRTC_SKIP_BROWSER=1 to skip
-//! on a machine without them.
+//! They are `#[ignore]`d so a plain `cargo test` (which runs inside a network namespace with
+//! only loopback, where Chromium cannot gather candidates) reports them as ignored rather than
+//! passing them silently; `scripts/test.sh` installs Chromium and the npm packages and runs
+//! them with `cargo test --test browser -- --ignored`. Nothing can turn that run green without
+//! running them.
 
 use std::process::Command;
 
 fn run_browser_suite(script: &str) {
-    if std::env::var_os("MESHRTC_SKIP_BROWSER").is_some() {
-        eprintln!("MESHRTC_SKIP_BROWSER set: skipping {script}");
-        return;
-    }
     let root = env!("CARGO_MANIFEST_DIR");
     assert!(
         std::path::Path::new(root)
@@ -31,16 +30,25 @@ fn run_browser_suite(script: &str) {
 }
 
 #[test]
+#[ignore = "real Chromium; scripts/test.sh runs it with --ignored"]
 fn browser_bridge_pages_share_the_node() {
     run_browser_suite("bridge.mjs");
 }
 
 #[test]
+#[ignore = "real Chromium; scripts/test.sh runs it with --ignored"]
 fn trystero_pages_share_rooms_with_daemons() {
     run_browser_suite("interop.mjs");
 }
 
 #[test]
+#[ignore = "real Chromium; scripts/test.sh runs it with --ignored"]
 fn hostile_page_garbage_is_dropped_and_counted() {
     run_browser_suite("hostile.mjs");
+}
+
+#[test]
+#[ignore = "real Chromium; scripts/test.sh runs it with --ignored"]
+fn pages_behind_mdns_host_names_join_a_daemon_that_resolves_them() {
+    run_browser_suite("mdns.mjs");
 }

@@ -148,9 +148,10 @@ async fn sixteen_daemons_share_a_cells_room_and_survive_a_dead_bridge() {
         links.push(room_peers(&m.daemon).await);
     }
     let most = links.iter().copied().max().unwrap_or(0);
+    // The README's claim: at most 10 links each, where a full mesh is N - 1 = 15.
     assert!(
-        most < N - 1,
-        "a full mesh would be {} links each; got {links:?}",
+        most <= 10,
+        "more than 10 links on a daemon (a full mesh would be {}); got {links:?}",
         N - 1
     );
     println!("links per daemon: {links:?}");
@@ -159,7 +160,7 @@ async fn sixteen_daemons_share_a_cells_room_and_survive_a_dead_bridge() {
         let state = m
             .session
             .wait_for(
-                Duration::from_secs(5),
+                JOIN,
                 |e| matches!(&e.kind, Some(Kind::MeshState(c)) if c.members as usize == N),
             )
             .await;
@@ -222,6 +223,8 @@ async fn sixteen_daemons_share_a_cells_room_and_survive_a_dead_bridge() {
             .is_none(),
         "a targeted message reached a bystander"
     );
+    let room = members[bystander].room;
+    members[bystander].session.assert_alive(room).await;
 
     // Kill a bridge without warning: the other bridge pair of each of its edges carries on.
     let mut victim = None;

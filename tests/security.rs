@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 use common::*;
 use meshrtc::proto;
 use nostr_relay_builder::prelude::{LocalRelay, RateLimit, RelayBuilder};
-use nostr_sdk::{EventBuilder, Keys, Kind, Tag, TagKind};
 
 fn rss_kib(pid: i32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -129,7 +128,7 @@ async fn the_socket_is_owner_only_and_other_users_are_refused() {
     );
     // Another uid cannot use the socket (needs root to create the user and switch to it).
     if unsafe { libc::geteuid() } != 0 {
-        eprintln!("not root: skipping the second-user check");
+        println!("SKIPPED: the second-user checks need root (useradd, runuser); not run");
         return;
     }
     let user = "meshrtc-test";
@@ -169,6 +168,28 @@ async fn the_socket_is_owner_only_and_other_users_are_refused() {
     assert!(!out.status.success(), "another user reached the API");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("connecting to"), "{err}");
+    // That was the 0700 directory. Now the peer-credential filter behind it: open the
+    // directory and the socket to everyone, so only the filter stands in the way.
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&a.dir, std::fs::Permissions::from_mode(0o711)).expect("chmod");
+        std::fs::set_permissions(a.socket(), std::fs::Permissions::from_mode(0o666))
+            .expect("chmod");
+    }
+    let before = a.status().await.drops.get("api_foreign_uid").copied().unwrap_or(0);
+    let out = std::process::Command::new("runuser")
+        .args(["-u", user, "--"])
+        .arg(&client)
+        .args(["--daemon", &a.endpoint(), "status"])
+        .output()
+        .expect("runuser");
+    assert!(
+        !out.status.success(),
+        "another user reached the API through an open socket: {}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let after = a.status().await.drops.get("api_foreign_uid").copied().unwrap_or(0);
+    assert!(after > before, "the peer-credential filter did not refuse the other uid");
     // The owner still can.
     assert!(cli(&["--daemon", &a.endpoint(), "status"]).status.success());
 }
@@ -190,31 +211,8 @@ async fn ten_thousand_fake_announces_leave_the_daemon_responsive() {
     sb.join("flood", "room", "").await;
     assert!(sa.wait_join(&idb, JOIN).await && sb.wait_join(&ida, JOIN).await);
     let rss_before = rss_kib(a.pid());
-    // 10,000 announces from distinct keys, half with ids below the daemon's, half above.
-    let topic = meshrtc::wire::topic::root_topic("flood", "room");
-    let kind = Kind::Custom(meshrtc::wire::topic::topic_kind(&topic));
-    let events: Vec<_> = (0..10_000u32)
-        .map(|i| {
-            let id = if i % 2 == 0 {
-                format!("0{:019}", i)
-            } else {
-                format!("z{:019}", i)
-            };
-            EventBuilder::new(kind, format!(r#"{{"peerId":"{id}"}}"#))
-                .tag(Tag::custom(TagKind::x(), [topic.clone()]))
-                .sign_with_keys(&Keys::generate())
-                .expect("sign")
-        })
-        .collect();
-    let flood = tokio::spawn(async move {
-        for chunk in events.chunks(500) {
-            for e in chunk {
-                relay.notify_event(e.clone());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        relay
-    });
+    let events = fake_announces("flood", "room", 10_000);
+    let flooding = tokio::spawn(flood(relay, events));
     let mut worst = Duration::ZERO;
     let mut c = meshrtc::client::connect(&a.endpoint())
         .await
@@ -233,15 +231,17 @@ async fn ten_thousand_fake_announces_leave_the_daemon_responsive() {
         worst = worst.max(Duration::from_secs_f64(r.rtt_ms / 1000.0));
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    let _relay = flood.await.expect("flood");
+    let _relay = flooding.await.expect("flood");
     let status = a.status().await;
     let rss_after = rss_kib(a.pid());
     eprintln!(
         "flood: worst ping {worst:?}, RSS {} -> {} KiB, pending dials {}, drops {:?}",
         rss_before, rss_after, status.pending_dials, status.drops
     );
+    // Responsiveness under the flood is a benchmark figure (`cargo bench --bench flood`);
+    // here only liveness: the real peer keeps answering.
     assert!(
-        worst < Duration::from_millis(50),
+        worst < Duration::from_secs(2),
         "ping to the real peer took {worst:?} during the flood"
     );
     assert!(
@@ -284,12 +284,13 @@ async fn a_session_that_stops_reading_is_bounded_and_told_it_lagged() {
     let idb = b.peer_id().await;
     let mut slow = a.session().await;
     let mut sb = b.session().await;
-    slow.join("slow", "room", "").await;
+    let rs = slow.join("slow", "room", "").await;
     let rb = sb.join("slow", "room", "").await;
     assert!(slow.wait_join(&idb, JOIN).await);
     let rss_before = rss_kib(a.pid());
-    // 20,000 messages of 2 KiB while the session reads nothing.
-    let blob = "x".repeat(2048);
+    // 160 MiB (20,000 messages of 8 KiB, four times the growth allowed below) while the
+    // session reads nothing.
+    let blob = "x".repeat(8192);
     for _ in 0..20_000 {
         let r = sb.send(rb, "chat", text(&blob), &[]).await;
         assert!(r.error.is_none());
@@ -302,6 +303,7 @@ async fn a_session_that_stops_reading_is_bounded_and_told_it_lagged() {
         "daemon memory grew by {} KiB",
         rss_after - rss_before
     );
+    slow.assert_alive(rs).await;
     let lagged = slow
         .wait_for(JOIN, |e| {
             matches!(e.kind, Some(proto::event::Kind::Lagged(_)))

@@ -189,6 +189,8 @@ def main():
     put("e2e_envelope", "seal-empty", b"\x02")
     put("e2e_envelope", "bad-version", b"\x00\x09" + bytes(64))
 
+    cell_frame_seeds()
+
 
 def _rotl(v, n):
     return ((v << n) & 0xFFFFFFFF) | (v >> (32 - n))
@@ -217,6 +219,82 @@ def xchacha_seal(key, nonce24, msg, aad):
     sub = hchacha20(key, nonce24[:16])
     ct = ChaCha20Poly1305(sub).encrypt(b"\0" * 4 + nonce24[16:], msg, aad)
     return b"\x01" + nonce24 + ct
+
+
+# --- BIP-340 Schnorr signatures (the scheme of cell frames), written out for seed frames only.
+_P = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEFFFFFC2F
+_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+_G = (0x79BE667EF9DCBBAC55A06295CE870B07029BFCDB2DCE28D959F2815B16F81798,
+      0x483ADA7726A3C4655DA4FBFC0E1108A8FD17B448A68554199C47D08FFB10D4B8)
+
+
+def _add(a, b):
+    if a is None:
+        return b
+    if b is None:
+        return a
+    if a[0] == b[0] and a[1] != b[1]:
+        return None
+    if a == b:
+        lam = 3 * a[0] * a[0] * pow(2 * a[1], _P - 2, _P) % _P
+    else:
+        lam = (b[1] - a[1]) * pow(b[0] - a[0], _P - 2, _P) % _P
+    x = (lam * lam - a[0] - b[0]) % _P
+    return (x, (lam * (a[0] - x) - a[1]) % _P)
+
+
+def _mul(k, pt=_G):
+    out = None
+    while k:
+        if k & 1:
+            out = _add(out, pt)
+        pt = _add(pt, pt)
+        k >>= 1
+    return out
+
+
+def _tagged(tag, msg):
+    t = hashlib.sha256(tag.encode()).digest()
+    return hashlib.sha256(t + t + msg).digest()
+
+
+def bip340_sign(secret, msg, aux=bytes(32)):
+    """(x-only public key, signature) of `msg` (32 bytes) under `secret` (an int)."""
+    pub = _mul(secret)
+    d = secret if pub[1] % 2 == 0 else _N - secret
+    px = pub[0].to_bytes(32, "big")
+    t = (d ^ int.from_bytes(_tagged("BIP0340/aux", aux), "big")).to_bytes(32, "big")
+    k0 = int.from_bytes(_tagged("BIP0340/nonce", t + px + msg), "big") % _N
+    r = _mul(k0)
+    k = k0 if r[1] % 2 == 0 else _N - k0
+    rx = r[0].to_bytes(32, "big")
+    e = int.from_bytes(_tagged("BIP0340/challenge", rx + px + msg), "big") % _N
+    return px, rx + ((k + e * d) % _N).to_bytes(32, "big")
+
+
+def cell_frame(secret, salt, seq, ttl, targets, payload, flags=1, hops=0):
+    """A signed cell frame as src/wire/cell.rs lays it out."""
+    origin = bip340_sign(secret, bytes(32))[0]
+    h = hashlib.sha256(b"meshrtc/cellframe/v1" + struct.pack(">I", len(salt)) + salt + origin
+                       + struct.pack(">Q", seq) + bytes([len(targets)]) + b"".join(t.encode() for t in targets)
+                       + struct.pack(">I", len(payload)) + payload).digest()
+    _, sig = bip340_sign(secret, h)
+    return (bytes([1, flags, ttl, hops]) + origin + struct.pack(">Q", seq) + bytes([len(targets)])
+            + b"".join(t.encode() for t in targets) + struct.pack(">I", len(payload)) + payload + sig)
+
+
+def cell_frame_seeds():
+    salt = b"fuzz-room-salt"  # the salt fuzz_targets/cell_frame.rs verifies against
+    secret = 0x1F2E3D4C5B6A798800112233445566778899AABBCCDDEEFF0011223344556677
+    ok = cell_frame(secret, salt, 1_700_000_000_000_000, 5, [], b"\x00chat message")
+    put("cell_frame", "signed", ok)
+    put("cell_frame", "signed-targets", cell_frame(secret, salt, 7, 3, ["A" * 20, "b" * 20], b"dm"))
+    put("cell_frame", "signed-empty", cell_frame(secret, salt, 0, 0, [], b"", flags=0, hops=9))
+    put("cell_frame", "other-room", cell_frame(secret, b"another room", 8, 5, [], b"x"))
+    put("cell_frame", "bad-sig", ok[:-1] + bytes([ok[-1] ^ 1]))
+    put("cell_frame", "truncated", ok[:50])
+    put("cell_frame", "bad-version", b"\x02" + ok[1:])
+    put("cell_frame", "long-len", ok[:45] + struct.pack(">I", 0xFFFFFFFF) + ok[49:])
 
 
 if __name__ == "__main__":

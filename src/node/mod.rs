@@ -5,6 +5,7 @@
 //! [`Effect`]s that run after the lock is released.
 
 pub mod cells;
+mod hooks;
 pub mod identity;
 pub mod session;
 
@@ -252,6 +253,8 @@ pub struct Node {
     me: Weak<Node>,
     wake: tokio::sync::Notify,
     e2e_keys: Mutex<HashMap<(String, String, String), crate::wire::e2e::E2eKey>>,
+    /// Raw frames received, recorded only once a test asks for it (see `hooks`).
+    frame_tap: Mutex<Option<Vec<(String, Vec<u8>)>>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -303,6 +306,7 @@ impl Node {
             me: me.clone(),
             wake: tokio::sync::Notify::new(),
             e2e_keys: Mutex::new(HashMap::new()),
+            frame_tap: Mutex::new(None),
         });
         tokio::spawn(run_loop(Arc::downgrade(&node), incoming_rx, transport_rx));
         node
@@ -1734,6 +1738,14 @@ impl Node {
     fn on_frame(&self, st: &mut State, id: ConnId, bytes: &[u8], effects: &mut Vec<Effect>) {
         let Some(c) = st.conns.get(&id) else { return };
         let lk = (c.app.clone(), c.peer.clone());
+        if let Some(tap) = self
+            .frame_tap
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_mut()
+        {
+            tap.push((lk.1.clone(), bytes.to_vec()));
+        }
         let now = Instant::now();
         match st.links.get_mut(&lk) {
             Some(link) if link.conn == id => {

@@ -17,7 +17,8 @@ pub const KDF_ITERATIONS: u32 = 600_000;
 const VERSION: u8 = 1;
 /// Associated data binding ciphertexts to this protocol.
 const AAD: &[u8] = b"meshrtc-e2e-v1";
-const NONCE_LEN: usize = 24;
+/// Envelope nonce length (XChaCha20).
+pub const NONCE_LEN: usize = 24;
 
 /// A room's end-to-end key.
 #[derive(Clone)]
@@ -42,13 +43,19 @@ pub enum E2eError {
 
 /// Derives the key of (password, app, room). Slow on purpose: call it off the async runtime.
 pub fn derive_key(password: &str, app_id: &str, room_id: &str) -> E2eKey {
+    let key = derive_key_bytes(password, app_id, room_id);
+    E2eKey(XChaCha20Poly1305::new((&key).into()))
+}
+
+/// The raw 32 key bytes behind [`derive_key`] (known-answer tests check them).
+pub fn derive_key_bytes(password: &str, app_id: &str, room_id: &str) -> [u8; 32] {
     let mut salt = b"meshrtc/e2e/v1\0".to_vec();
     salt.extend_from_slice(app_id.as_bytes());
     salt.push(0);
     salt.extend_from_slice(room_id.as_bytes());
     let mut key = [0u8; 32];
     pbkdf2::pbkdf2_hmac::<sha2::Sha256>(password.as_bytes(), &salt, KDF_ITERATIONS, &mut key);
-    E2eKey(XChaCha20Poly1305::new((&key).into()))
+    key
 }
 
 fn kind_byte(p: &Payload) -> u8 {
@@ -115,8 +122,19 @@ pub fn decode_message(plain: &[u8]) -> Result<(String, Payload, Option<Value>), 
 
 /// Seals a channel message.
 pub fn seal(key: &E2eKey, channel: &str, payload: &Payload, meta: Option<&Value>) -> Vec<u8> {
+    seal_with_nonce(key, rand::random(), channel, payload, meta)
+}
+
+/// Seals with a given nonce. Only [`seal`]'s random nonces are safe to send; this exists so
+/// known-answer tests can pin the output.
+pub fn seal_with_nonce(
+    key: &E2eKey,
+    nonce: [u8; NONCE_LEN],
+    channel: &str,
+    payload: &Payload,
+    meta: Option<&Value>,
+) -> Vec<u8> {
     let plain = encode_message(channel, payload, meta);
-    let nonce: [u8; NONCE_LEN] = rand::random();
     let sealed = key
         .0
         .encrypt(
@@ -211,5 +229,35 @@ mod tests {
         assert_eq!(open(k, &env), Err(E2eError::Decrypt));
         assert_eq!(open(k, &[1, 2, 3]), Err(E2eError::Malformed));
         assert_eq!(open(k, &[9; 64]), Err(E2eError::Malformed));
+    }
+
+    /// Known answer computed outside this crate (Python's hashlib PBKDF2 and libsodium's
+    /// XChaCha20-Poly1305 through PyNaCl), so a change to the salt, the iteration count, the
+    /// associated data or the plaintext layout breaks compatibility visibly.
+    #[test]
+    fn known_answer_key_and_envelope() {
+        let key = derive_key_bytes("correct horse battery staple", "kat-app", "kat-room");
+        assert_eq!(
+            hex(&key),
+            "44803602137d304026e6473085f4dd99fe5d3d0b5d5f918ba23f558795d39f5a"
+        );
+        let key = derive_key("correct horse battery staple", "kat-app", "kat-room");
+        let mut nonce = [0u8; NONCE_LEN];
+        for (i, b) in nonce.iter_mut().enumerate() {
+            *b = i as u8;
+        }
+        let meta = json!({"name": "a"});
+        let env = seal_with_nonce(&key, nonce, "chat", &Payload::Json(json!({"n": 1})), Some(&meta));
+        let expected = "01000102030405060708090a0b0c0d0e0f10111213141516176aa0b63e912375ac4385\
+                        bfef2ed2c138494788a10bee96a326aab3e06931e50d9dfe1c4e558971382a754b1f68";
+        assert_eq!(hex(&env), expected);
+        let (channel, payload, got_meta) = open(&key, &env).expect("opens");
+        assert_eq!(channel, "chat");
+        assert_eq!(payload, Payload::Json(json!({"n": 1})));
+        assert_eq!(got_meta, Some(meta));
+    }
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
     }
 }

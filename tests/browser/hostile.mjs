@@ -96,7 +96,7 @@ await runTests(
       // The never-ending messages expire (reassembly_timeout_ms = 2000 here).
       await until('partial messages expire', async () => (await drops()).reassembly_expired > 0, 10000)
       const rtt = parseFloat(d.cli('ping', 'room', pageId, '--app', APP))
-      assert.ok(rtt >= 0 && rtt < 1000)
+      assert.ok(rtt >= 0 && rtt < 5000, `ping ${rtt} ms`)
       console.log(`# drops after the hostile page: ${JSON.stringify(await drops())}`)
       await listen.stop()
     }

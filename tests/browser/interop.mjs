@@ -38,6 +38,17 @@ const APP = 'trystero-interop'
 const daemons = []
 const tmp = mkdtempSync(join(tmpdir(), 'meshrtc-interop-'))
 
+/**
+ * Proves a `listen` is alive and reading before a negative check counts: a local send on the
+ * same daemon and room must show up in it (local sessions see each other's sends).
+ */
+let probes = 0
+const assertListening = async (daemon, listener, room, password = '') => {
+  const probe = `alive-probe-${++probes}`
+  daemon.cli('send', room, 'probe', probe, '--app', APP, '--password', password)
+  await listener.wait(`listener of ${room} still reading`, m => m.event === 'message' && m.data === probe && m.local, 10000)
+}
+
 /** Opens a Trystero page (not yet in a room); returns it with its peer id. */
 const openPage = async () => {
   const page = await context.newPage()
@@ -168,11 +179,12 @@ await runTests(
       console.log(`# ping page->daemon ${rtt.toFixed(2)} ms, daemon->page ${ms.toFixed(2)} ms`)
     },
 
-    'leave both ways within 2 s, and a reload is leave + join': async () => {
+    'leave both ways, and a reload is leave + join': async () => {
       const {low: ll, high: hl} = page1.listeners
       let t = Date.now()
+      // Well under 2 s on an idle machine (printed); the bounds here only catch a missing leave.
       await hl.stop()
-      await until('page sees high leave', async () => (await T(page1)).leaves.includes(high.peerId), 2000)
+      await until('page sees high leave', async () => (await T(page1)).leaves.includes(high.peerId), 10000)
       console.log(`# daemon leave seen by the page after ${Date.now() - t} ms`)
       const oldId = page1.peerId
       t = Date.now()
@@ -186,7 +198,7 @@ await runTests(
       await ll.wait('low sees the reloaded page join', isJoin(newId))
       t = Date.now()
       await page1.evaluate(() => window.R.leave())
-      await ll.wait('low sees the page leave', isLeave(newId), 2000)
+      await ll.wait('low sees the page leave', isLeave(newId), 10000)
       console.log(`# page leave seen by the daemon after ${Date.now() - t} ms`)
       await ll.stop()
     },
@@ -219,6 +231,7 @@ await runTests(
       const err = await bad.wait('wrong password reported', m => m.event === 'error' && m.code === 'password_mismatch', 20000)
       assert.ok(err.message.includes('password'))
       await sleep(1000)
+      await assertListening(high, bad, 'secret', 'wrong')
       assert.ok(!bad.find(isJoin(page.peerId)), 'wrong password joined')
       assert.ok(!(await T(page)).joins.includes(high.peerId), 'page joined the wrong-password daemon')
       await good.stop()
@@ -234,6 +247,7 @@ await runTests(
       const err = await strict.wait('refusal reported', m => m.event === 'error' && m.code === 'e2e_required', 20000)
       assert.equal(err.peer, page.peerId)
       await sleep(500)
+      await assertListening(low, strict, 'strict', 'open sesame')
       assert.ok(!strict.find(isJoin(page.peerId)), 'the page joined a require_e2e room')
       assert.ok((await low.status()).drops.e2e_required > 0)
       await strict.stop()
@@ -242,74 +256,76 @@ await runTests(
 
     'two pages and two daemons form a full mesh': async () => {
       // The page-to-page link is Trystero's own (no daemon in it) and in headless Chromium it
-      // occasionally never forms; one fresh attempt (new room, new pages) is allowed.
-      const mesh = {}
+      // occasionally never forms. One fresh attempt (new room, new pages) is allowed for that
+      // alone: only when every daemon-side check passed and only that link is missing. Anything
+      // else (a daemon not seeing a page, a page not seeing a daemon, a lost message) fails.
+      class PageLinkMissing extends Error {}
       const attempt = async room => {
-      mesh.missing = async () => `low drops ${JSON.stringify((await low.status()).drops)}; high drops ${JSON.stringify((await high.status()).drops)}`
-      const ll = low.listen(room, {app: APP})
-      const hl = high.listen(room, {app: APP})
-      const p1 = await openPage()
-      const p2 = await openPage()
-      await pageJoin(p1, relay, room)
-      await until('first page joined the daemons', async () => (await T(p1)).joins.length >= 2, 30000)
-      await pageJoin(p2, relay, room)
-      const everyone = [low.peerId, high.peerId, p1.peerId, p2.peerId]
-      const fullMesh = async ms => {
-        for (const p of [p1, p2]) {
-          const others = everyone.filter(id => id !== p.peerId)
-          await until('page joined all', async () => {
-            const t = await T(p)
-            return others.every(id => t.joins.includes(id))
-          }, ms).catch(async e => {
-            console.log(`# page ${p.peerId} joined ${JSON.stringify((await T(p)).joins)} of ${JSON.stringify(others)}; daemons ${low.peerId} ${high.peerId}`)
-            throw e
-          })
-        }
-      }
-      await fullMesh(25000)
-      for (const l of [ll, hl]) {
-        await l.wait('daemon sees page 1', isJoin(p1.peerId), 30000)
-        await l.wait('daemon sees page 2', isJoin(p2.peerId), 30000)
-      }
-      await ll.wait('low sees high', isJoin(high.peerId), 30000)
-      console.log('# mesh: all joined; sending')
-      await p1.evaluate(() => window.send('from p1'))
-      console.log('# mesh: p1 sent')
-      await p2.evaluate(() => window.send('from p2'))
-      console.log('# mesh: p2 sent')
-      low.cli('send', room, 'chat', 'from low', '--app', APP)
-      high.cli('send', room, 'chat', 'from high', '--app', APP)
-      // Say exactly what is missing if the attempt runs out of time.
-      mesh.missing = async () => {
-        const out = []
-        for (const [name, p] of [['p1', p1], ['p2', p2]]) out.push(`${name} got ${JSON.stringify((await T(p)).msgs.map(m => `${m.data} (${m.from})`))}`)
-        for (const [name, l] of [['low', ll], ['high', hl]]) out.push(`${name} got ${JSON.stringify(l.lines.filter(m => m.event === 'message').map(m => `${m.data} (${m.from})`))}`)
-        for (const [name, d] of [['low', low], ['high', high]]) out.push(`${name} drops ${JSON.stringify((await d.status()).drops)}`)
-        return out.join('; ')
-      }
-      for (const [who, text] of [[p1, 'from p2'], [p1, 'from low'], [p1, 'from high'], [p2, 'from p1'], [p2, 'from low'], [p2, 'from high']]) {
-        await pageMsg(who, m => m.data === text, `${text} at a page`, 15000)
-      }
-      for (const [l, texts] of [[ll, ['from p1', 'from p2', 'from high']], [hl, ['from p1', 'from p2', 'from low']]]) {
-        for (const text of texts) await l.wait(`${text} at a daemon`, m => m.data === text, 15000)
-      }
-      await ll.stop()
-      await hl.stop()
-      await p1.close()
-      await p2.close()
-          }
-      for (const [i, room] of ['mesh', 'mesh-again'].entries()) {
-        let timer
-        const limit = new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('attempt timed out')), 55000)))
+        const ll = low.listen(room, {app: APP})
+        const hl = high.listen(room, {app: APP})
+        const pages = []
         try {
-          await Promise.race([attempt(room), limit])
-          return
-        } catch (e) {
-          if (i === 1) throw e
-          console.log(`# mesh: first attempt failed (${e.message}); ${await mesh.missing?.().catch(() => '')}; trying once more in a new room`)
+          const p1 = await openPage()
+          pages.push(p1)
+          const p2 = await openPage()
+          pages.push(p2)
+          await pageJoin(p1, relay, room)
+          await until('first page joined the daemons', async () => (await T(p1)).joins.length >= 2, 30000)
+          await pageJoin(p2, relay, room)
+          const daemonIds = [low.peerId, high.peerId]
+          for (const l of [ll, hl]) {
+            await l.wait('daemon sees page 1', isJoin(p1.peerId), 30000)
+            await l.wait('daemon sees page 2', isJoin(p2.peerId), 30000)
+          }
+          await ll.wait('low sees high', isJoin(high.peerId), 30000)
+          for (const p of [p1, p2]) {
+            await until(`page ${p.peerId} joined both daemons`, async () => {
+              const t = await T(p)
+              return daemonIds.every(id => t.joins.includes(id))
+            }, 30000)
+          }
+          // Every daemon-side link is up. Now Trystero's own page-to-page link.
+          const pageLink = async () => (await T(p1)).joins.includes(p2.peerId) && (await T(p2)).joins.includes(p1.peerId)
+          try {
+            await until('the pages joined each other', pageLink, 25000)
+          } catch {
+            throw new PageLinkMissing(`Trystero's page-to-page link ${p1.peerId} <-> ${p2.peerId} did not form; every daemon link did`)
+          }
+          console.log('# mesh: all joined; sending')
+          await p1.evaluate(() => window.send('from p1'))
+          await p2.evaluate(() => window.send('from p2'))
+          low.cli('send', room, 'chat', 'from low', '--app', APP)
+          high.cli('send', room, 'chat', 'from high', '--app', APP)
+          const missing = async () => {
+            const out = []
+            for (const [name, p] of [['p1', p1], ['p2', p2]]) out.push(`${name} got ${JSON.stringify((await T(p)).msgs.map(m => `${m.data} (${m.from})`))}`)
+            for (const [name, l] of [['low', ll], ['high', hl]]) out.push(`${name} got ${JSON.stringify(l.lines.filter(m => m.event === 'message').map(m => `${m.data} (${m.from})`))}`)
+            for (const [name, d] of [['low', low], ['high', high]]) out.push(`${name} drops ${JSON.stringify((await d.status()).drops)}`)
+            return out.join('; ')
+          }
+          try {
+            for (const [who, text] of [[p1, 'from p2'], [p1, 'from low'], [p1, 'from high'], [p2, 'from p1'], [p2, 'from low'], [p2, 'from high']]) {
+              await pageMsg(who, m => m.data === text, `${text} at a page`, 15000)
+            }
+            for (const [l, texts] of [[ll, ['from p1', 'from p2', 'from high']], [hl, ['from p1', 'from p2', 'from low']]]) {
+              for (const text of texts) await l.wait(`${text} at a daemon`, m => m.data === text, 15000)
+            }
+          } catch (e) {
+            console.log(`# mesh: ${await missing().catch(() => '')}`)
+            throw e
+          }
         } finally {
-          clearTimeout(timer)
+          await ll.stop()
+          await hl.stop()
+          for (const p of pages) await p.close()
         }
+      }
+      try {
+        await attempt('mesh')
+      } catch (e) {
+        if (!(e instanceof PageLinkMissing)) throw e
+        console.log(`# mesh: RETRY: ${e.message}; one fresh attempt in a new room`)
+        await attempt('mesh-again')
       }
     }
   },

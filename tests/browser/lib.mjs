@@ -42,11 +42,12 @@ export const until = async (what, fn, ms = 20000) => {
 
 /** A meshrtcd process with its own data dir, WebSocket bridge port and optional embedded relay. */
 export class Daemon {
-  constructor({relays = [], embedded = null, extra = []} = {}) {
+  constructor({relays = [], embedded = null, extra = [], netns = null} = {}) {
     this.dir = mkdtempSync(join(tmpdir(), 'meshrtc-browser-'))
     this.relays = relays
     this.embedded = embedded
     this.extra = extra
+    this.netns = netns
     this.wsPort = 0
   }
 
@@ -117,11 +118,13 @@ export class Daemon {
   async start() {
     if (!this.wsPort) this.wsPort = await freePort()
     if (this.embedded === 'auto') this.embedded = `127.0.0.1:${await freePort()}`
-    const args = ['--data-dir', this.dir, '--ice-addr', '127.0.0.1', '--ice-server', 'none', '--ws', `127.0.0.1:${this.wsPort}`]
+    const args = ['--data-dir', this.dir, '--ice-addr', this.iceAddr ?? '127.0.0.1', '--ice-server', 'none', '--ws', `127.0.0.1:${this.wsPort}`]
     for (const r of this.relays) args.push('--relay', r)
     if (this.embedded) args.push('--embedded-relay', this.embedded)
     args.push(...this.extra)
-    this.proc = spawn(MESHRTCD, args, {stdio: ['ignore', 'ignore', 'pipe'], env: {...process.env, RUST_LOG: process.env.DAEMON_LOG ?? 'info,webrtc=warn,rtc=warn'}})
+    // In a named network namespace when asked (the API socket is a file, so the CLI still works).
+    const [cmd, argv] = this.netns ? ['nsenter', [`--net=/run/netns/${this.netns}`, MESHRTCD, ...args]] : [MESHRTCD, args]
+    this.proc = spawn(cmd, argv, {stdio: ['ignore', 'ignore', 'pipe'], env: {...process.env, RUST_LOG: process.env.DAEMON_LOG ?? 'info,webrtc=warn,rtc=warn'}})
     this.log = ''
     this.proc.stderr.on('data', d => (this.log += d))
     await until('daemon start', () => this.status().catch(() => null))
@@ -197,6 +200,18 @@ export const readJson = path => JSON.parse(readFileSync(path, 'utf8'))
  * exposes it as window.trysteroReady. `prelude` runs before Trystero is imported.
  */
 export const serveTrysteroPage = async (prelude = '') => {
+  const {bundle, page} = await trysteroPage(prelude)
+  const port = await freePort()
+  const server = createHttpServer((req, res) => {
+    res.setHeader('content-type', req.url === '/trystero.js' ? 'text/javascript' : 'text/html')
+    res.end(req.url === '/trystero.js' ? bundle : page)
+  })
+  await new Promise(r => server.listen(port, '127.0.0.1', r))
+  return {port, server}
+}
+
+/** The page of `serveTrysteroPage` and its Trystero bundle, as strings. */
+export const trysteroPage = async (prelude = '') => {
   const {build} = await import('esbuild')
   const here = new URL('.', import.meta.url).pathname
   const bundle = (
@@ -206,11 +221,5 @@ export const serveTrysteroPage = async (prelude = '') => {
 import {joinRoom, selfId} from '/trystero.js'
 window.trysteroReady = {joinRoom, selfId}
 </script>`
-  const port = await freePort()
-  const server = createHttpServer((req, res) => {
-    res.setHeader('content-type', req.url === '/trystero.js' ? 'text/javascript' : 'text/html')
-    res.end(req.url === '/trystero.js' ? bundle : page)
-  })
-  await new Promise(r => server.listen(port, '127.0.0.1', r))
-  return {port, server}
+  return {bundle, page}
 }

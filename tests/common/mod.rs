@@ -340,9 +340,12 @@ impl Session {
         }
         let deadline = tokio::time::Instant::now() + within;
         loop {
+            // A dead session must not pass for "nothing arrived": negative checks rely on it.
             let msg = match tokio::time::timeout_at(deadline, self.rx.next()).await {
                 Ok(Some(Ok(m))) => m,
-                _ => return None,
+                Ok(Some(Err(e))) => panic!("session stream failed while waiting: {e}"),
+                Ok(None) => panic!("session stream ended while waiting"),
+                Err(_) => return None,
             };
             if let Some(server_message::Body::Event(e)) = msg.body {
                 if pred(&e) {
@@ -351,6 +354,16 @@ impl Session {
                 self.events.push(e);
             }
         }
+    }
+
+    /// Proves the daemon still serves this session and the session still reads: a request's
+    /// reply comes back on the same stream, behind every event queued before it. Negative
+    /// checks ("X never arrived") call this so a dead session cannot pass them.
+    pub async fn assert_alive(&mut self, room: u32) {
+        let r = self
+            .call(Body::Peers(proto::SessionPeersRequest { room }))
+            .await;
+        assert!(r.error.is_none(), "session no longer served: {:?}", r.error);
     }
 
     pub async fn wait_join(&mut self, peer: &str, within: Duration) -> bool {
@@ -419,6 +432,42 @@ pub fn mode_of(path: &Path) -> u32 {
         .permissions()
         .mode()
         & 0o777
+}
+
+/// `n` fake announces for a room, each signed by a fresh key, half with peer ids below any
+/// real one and half above (so the daemon would be the one to dial half of them).
+pub fn fake_announces(app: &str, room: &str, n: u32) -> Vec<nostr_sdk::Event> {
+    use nostr_sdk::{EventBuilder, Keys, Kind, Tag, TagKind};
+    let topic = meshrtc::wire::topic::root_topic(app, room);
+    let kind = Kind::Custom(meshrtc::wire::topic::topic_kind(&topic));
+    (0..n)
+        .map(|i| {
+            let id = if i % 2 == 0 {
+                format!("0{i:019}")
+            } else {
+                format!("z{i:019}")
+            };
+            EventBuilder::new(kind, format!(r#"{{"peerId":"{id}"}}"#))
+                .tag(Tag::custom(TagKind::x(), [topic.clone()]))
+                .sign_with_keys(&Keys::generate())
+                .expect("sign")
+        })
+        .collect()
+}
+
+/// Pushes events to an in-process relay's subscribers in bursts of 500 every 50 ms; returns
+/// the relay so the caller decides when it stops.
+pub async fn flood(
+    relay: nostr_relay_builder::LocalRelay,
+    events: Vec<nostr_sdk::Event>,
+) -> nostr_relay_builder::LocalRelay {
+    for chunk in events.chunks(500) {
+        for e in chunk {
+            relay.notify_event(e.clone());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    relay
 }
 
 /// Joining timeout generous enough for a loaded 2-core CI machine.

@@ -1,0 +1,74 @@
+//! Hooks for the test suite's in-process peer: speak raw actions on a real link and record the
+//! raw frames a link delivers.
+//!
+//! They exist so tests can prove what only the wire shows — that a password room's frames hold
+//! no plaintext, that a hostile member's frames are dropped and counted — with a real daemon at
+//! the other end of a real WebRTC link. Nothing in the daemon or its API calls them; a node
+//! records nothing until [`Node::hook_record_frames`] is called.
+
+use super::{Node, State};
+use crate::wire::Payload;
+
+impl Node {
+    /// Encodes `action` with `payload` for a room and queues the frames on the link to `peer`,
+    /// bypassing every check a normal send makes. False when the room or link is missing.
+    #[doc(hidden)]
+    pub fn hook_send_action(
+        &self,
+        app: &str,
+        room: &str,
+        peer: &str,
+        action: &str,
+        payload: Payload,
+    ) -> bool {
+        let mut st = self.lock();
+        let State { rooms, links, .. } = &mut *st;
+        let (Some(entry), Some(link)) = (
+            rooms.get_mut(&(app.to_owned(), room.to_owned())),
+            links.get(&(app.to_owned(), peer.to_owned())),
+        ) else {
+            return false;
+        };
+        let Ok(frames) = entry.room.encode(action, &payload, None) else {
+            return false;
+        };
+        frames.into_iter().all(|f| link.tx.try_send(f).is_ok())
+    }
+
+    /// Starts recording every frame that arrives on any link, with the sending peer's id.
+    #[doc(hidden)]
+    pub fn hook_record_frames(&self) {
+        let mut tap = self.frame_tap.lock().unwrap_or_else(|p| p.into_inner());
+        tap.get_or_insert_with(Vec::new);
+    }
+
+    /// The frames recorded so far, as (peer id, raw bytes).
+    #[doc(hidden)]
+    pub fn hook_recorded_frames(&self) -> Vec<(String, Vec<u8>)> {
+        let tap = self.frame_tap.lock().unwrap_or_else(|p| p.into_inner());
+        tap.clone().unwrap_or_default()
+    }
+
+    /// The salt a cells room signs its frames over; None when it is not a cells room here.
+    #[doc(hidden)]
+    pub fn hook_cell_salt(&self, app: &str, room: &str) -> Option<Vec<u8>> {
+        let st = self.lock();
+        let entry = st.rooms.get(&(app.to_owned(), room.to_owned()))?;
+        entry.cells.as_ref().map(|c| c.salt().to_vec())
+    }
+
+    /// A channel message encoded as a cells room carries it inside a cell frame (sealed in
+    /// password rooms); None when the room is missing or refuses the message.
+    #[doc(hidden)]
+    pub fn hook_cell_payload(
+        &self,
+        app: &str,
+        room: &str,
+        channel: &str,
+        payload: &Payload,
+    ) -> Option<Vec<u8>> {
+        let mut st = self.lock();
+        let entry = st.rooms.get_mut(&(app.to_owned(), room.to_owned()))?;
+        entry.room.cell_payload(channel, payload, None).ok()
+    }
+}

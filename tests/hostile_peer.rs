@@ -1,0 +1,341 @@
+//! A hostile meshrtc peer on a real link: an in-process node (the library's `Node`, with its
+//! test hooks) joins a real daemon's room over the embedded relay and WebRTC, then records what
+//! the wire carries and writes what no honest peer would.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::*;
+use meshrtc::config::{Config, MdnsMode};
+use meshrtc::mesh::CellSize;
+use meshrtc::node::identity::{Identity, peer_id_for};
+use meshrtc::node::session::{EventKind, SessionId, SessionQueue};
+use meshrtc::node::{JoinOptions, Node};
+use meshrtc::proto::{self, event::Kind};
+use meshrtc::wire::Payload;
+use meshrtc::wire::cell::CellFrame;
+use meshrtc::wire::chunk::ActionChunk;
+use meshrtc::wire::e2e;
+use meshrtc::wire::frame::OuterFrame;
+use nostr_sdk::Keys;
+
+/// A node running inside the test, with one session.
+struct InProcess {
+    node: Arc<Node>,
+    keys: Keys,
+    id: String,
+    session: SessionId,
+    events: Arc<SessionQueue>,
+    _dir: tempfile::TempDir,
+}
+
+impl InProcess {
+    async fn start(relay: &str) -> InProcess {
+        let keys = Keys::generate();
+        let id = peer_id_for(&keys.public_key());
+        let dir = tempfile::tempdir().expect("tempdir");
+        let config = Config {
+            data_dir: dir.path().to_path_buf(),
+            relays: vec![relay.to_owned()],
+            ice_addr: Some("127.0.0.1".parse().expect("ip")),
+            ice_servers: vec!["none".into()],
+            mdns: MdnsMode::Off,
+            ws: "none".into(),
+            ..Config::default()
+        };
+        let identity = Identity {
+            keys: keys.clone(),
+            peer_id: id.clone(),
+        };
+        let node = Node::start(identity, config, None).await;
+        let (session, events) = node.open_session();
+        InProcess {
+            node,
+            keys,
+            id,
+            session,
+            events,
+            _dir: dir,
+        }
+    }
+
+    async fn join(&self, app: &str, room: &str, opts: JoinOptions) -> u32 {
+        self.node
+            .join(self.session, app, room, &opts)
+            .await
+            .expect("in-process join")
+    }
+
+    /// Waits for a session event matching `pred`.
+    async fn wait(&self, within: Duration, pred: impl Fn(&EventKind) -> bool) -> Option<EventKind> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.events.next()).await {
+                Ok(Some(e)) if pred(&e.kind) => return Some(e.kind),
+                Ok(Some(_)) => {}
+                _ => return None,
+            }
+        }
+    }
+}
+
+fn drops(status: &proto::StatusReply, name: &str) -> u64 {
+    status.drops.get(name).copied().unwrap_or(0)
+}
+
+/// Waits until the daemon has counted `name` at least `min` times.
+async fn wait_drop(d: &Daemon, name: &str, min: u64) -> proto::StatusReply {
+    let deadline = Instant::now() + JOIN;
+    loop {
+        let s = d.status().await;
+        if drops(&s, name) >= min {
+            return s;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} never reached {min}: {:?}",
+            s.drops
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn has_subslice(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// The one-chunk messages of `action` among recorded frames from `from`.
+fn action_payloads(frames: &[(String, Vec<u8>)], from: &str, action: &str) -> Vec<Vec<u8>> {
+    frames
+        .iter()
+        .filter(|(peer, _)| peer == from)
+        .filter_map(|(_, bytes)| match OuterFrame::decode(bytes) {
+            Ok(OuterFrame::Data { chunk, .. }) => ActionChunk::decode(chunk).ok().and_then(|c| {
+                (c.action == action && c.is_last() && !c.is_meta()).then(|| c.payload.to_vec())
+            }),
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn password_room_frames_carry_no_plaintext_and_open_only_with_the_room_key() {
+    let a = Daemon::with_embedded_relay().await;
+    let ida = a.peer_id().await;
+    let mut sa = a.session().await;
+    let ra = sa.join("e2e-wire", "vault", "correct horse").await;
+    let b = InProcess::start(&a.relay_url()).await;
+    b.node.hook_record_frames();
+    b.join(
+        "e2e-wire",
+        "vault",
+        JoinOptions {
+            password: "correct horse".into(),
+            ..Default::default()
+        },
+    )
+    .await;
+    let joined = b
+        .wait(JOIN, |k| matches!(k, EventKind::PeerJoin(p, _) if *p == ida))
+        .await;
+    assert!(
+        matches!(joined, Some(EventKind::PeerJoin(_, "e2e"))),
+        "{joined:?}"
+    );
+    let secret = "the eagle lands at midnight";
+    for payload in [
+        text(secret),
+        json(&format!(r#"{{"secret":"{secret}"}}"#)),
+        binary(secret.as_bytes().to_vec(), r#"{"name":"midnight.txt"}"#),
+    ] {
+        assert!(sa.send(ra, "vault-chat", payload, &[]).await.error.is_none());
+        let got = b
+            .wait(JOIN, |k| matches!(k, EventKind::Message { from, .. } if *from == ida))
+            .await;
+        assert!(got.is_some(), "sealed message never arrived");
+    }
+    let frames = b.node.hook_recorded_frames();
+    let from_a: Vec<&Vec<u8>> = frames.iter().filter(|(p, _)| *p == ida).map(|(_, f)| f).collect();
+    assert!(!from_a.is_empty(), "no frames recorded from the daemon");
+    for f in &from_a {
+        assert!(!has_subslice(f, secret.as_bytes()), "plaintext on the wire");
+        assert!(!has_subslice(f, b"midnight.txt"), "metadata in plaintext on the wire");
+        assert!(!has_subslice(f, b"vault-chat"), "channel name in plaintext on the wire");
+    }
+    let envelopes = action_payloads(&frames, &ida, "@_e2e");
+    assert!(envelopes.len() >= 3, "{} sealed frames", envelopes.len());
+    let right = e2e::derive_key("correct horse", "e2e-wire", "vault");
+    let wrong = e2e::derive_key("battery staple", "e2e-wire", "vault");
+    let other_room = e2e::derive_key("correct horse", "e2e-wire", "other");
+    let mut opened = Vec::new();
+    for env in &envelopes {
+        assert_eq!(e2e::open(&wrong, env), Err(e2e::E2eError::Decrypt));
+        assert_eq!(e2e::open(&other_room, env), Err(e2e::E2eError::Decrypt));
+        opened.push(e2e::open(&right, env).expect("the room key opens it"));
+    }
+    assert!(
+        opened
+            .iter()
+            .any(|(c, p, _)| c == "vault-chat" && *p == Payload::Text(secret.into())),
+        "the recorded envelopes are not the messages sent"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn downgrades_and_tampered_envelopes_are_dropped_counted_and_lose_nothing() {
+    let a = Daemon::with_embedded_relay().await;
+    let ida = a.peer_id().await;
+    let mut sa = a.session().await;
+    sa.join("e2e-hostile", "vault", "pw").await;
+    let b = InProcess::start(&a.relay_url()).await;
+    let rb = b
+        .join(
+            "e2e-hostile",
+            "vault",
+            JoinOptions {
+                password: "pw".into(),
+                ..Default::default()
+            },
+        )
+        .await;
+    assert!(sa.wait_join(&b.id, JOIN).await);
+    assert!(
+        b.wait(JOIN, |k| matches!(k, EventKind::PeerJoin(p, "e2e") if *p == ida))
+            .await
+            .is_some()
+    );
+    let send = |action: &str, payload: Payload| {
+        assert!(
+            b.node
+                .hook_send_action("e2e-hostile", "vault", &ida, action, payload),
+            "raw send failed"
+        );
+    };
+    // Downgrade: an e2e peer sending a plaintext channel message.
+    send("chat", Payload::Text("downgraded".into()));
+    wait_drop(&a, "e2e_plaintext_refused", 1).await;
+    // An envelope that is not binary.
+    send("@_e2e", Payload::Text("not an envelope".into()));
+    wait_drop(&a, "e2e_malformed", 1).await;
+    // A genuine envelope with one bit flipped, and one sealed with another room's key.
+    let key = e2e::derive_key("pw", "e2e-hostile", "vault");
+    let mut env = e2e::seal(&key, "chat", &Payload::Text("tampered".into()), None);
+    let last = env.len() - 1;
+    env[last] ^= 1;
+    send("@_e2e", Payload::Binary(env));
+    let other = e2e::derive_key("pw", "e2e-hostile", "elsewhere");
+    send(
+        "@_e2e",
+        Payload::Binary(e2e::seal(&other, "chat", &Payload::Text("misrouted".into()), None)),
+    );
+    wait_drop(&a, "e2e_decrypt_failed", 2).await;
+    // Nothing above reached the app, and a genuine message still does.
+    b.node
+        .send(b.session, rb, "chat", Payload::Text("genuine".into()), None, &[])
+        .await
+        .expect("genuine send");
+    let m = sa.wait_message(JOIN).await.expect("genuine message arrives");
+    assert_eq!(m.payload, Some(text("genuine")), "a hostile frame was delivered");
+}
+
+/// A frame from `keys` for a cells room, with `ttl`, carrying `payload`.
+fn cell_frame(keys: &Keys, salt: &[u8], seq: u64, ttl: u8, payload: Vec<u8>) -> CellFrame {
+    let mut f = CellFrame::sign(keys, salt, seq, ttl, Vec::new(), Bytes::from(payload));
+    // Not yet sent to the cell: the receiver, as the first member to get it, passes it on.
+    f.fanout = false;
+    f
+}
+
+fn micros_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(1, |d| d.as_micros() as u64)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_cell_frames_are_dropped_and_counted_and_ttl_is_clamped() {
+    const APP: &str = "cells-hostile";
+    let a = Daemon::with_embedded_relay().await;
+    let ida = a.peer_id().await;
+    let mut sa = a.session().await;
+    sa.join_cells(APP, "hive", "", 0).await;
+    let cells = || JoinOptions {
+        cells: Some(CellSize::default()),
+        ..Default::default()
+    };
+    let b = InProcess::start(&a.relay_url()).await;
+    let watcher = InProcess::start(&a.relay_url()).await;
+    watcher.node.hook_record_frames();
+    b.join(APP, "hive", cells()).await;
+    watcher.join(APP, "hive", cells()).await;
+    // The daemon's census holds all three before any frame is judged.
+    let full = sa
+        .wait_for(JOIN, |e| {
+            matches!(&e.kind, Some(Kind::MeshState(m)) if m.members == 3)
+        })
+        .await;
+    assert!(full.is_some(), "the daemon never saw a roster of 3");
+    assert!(sa.wait_join(&b.id, JOIN).await && sa.wait_join(&watcher.id, JOIN).await);
+    let salt = b.node.hook_cell_salt(APP, "hive").expect("cells room");
+    let send = |frame: &CellFrame| {
+        assert!(
+            b.node
+                .hook_send_action(APP, "hive", &ida, "@_mrcell", Payload::Binary(frame.encode())),
+            "raw send failed"
+        );
+    };
+    let body = |t: &str| {
+        b.node
+            .hook_cell_payload(APP, "hive", "chat", &Payload::Text(t.into()))
+            .expect("cell payload")
+    };
+    // Forged: a genuine frame whose signature no longer matches.
+    let mut forged = cell_frame(&b.keys, &salt, micros_now(), 2, body("forged"));
+    forged.sig[10] ^= 0x40;
+    send(&forged);
+    // Wrong room: correctly signed, but over another room's salt.
+    send(&cell_frame(&b.keys, b"another room", micros_now() + 1, 2, body("elsewhere")));
+    wait_drop(&a, "cell_bad_signature", 2).await;
+    // Inflated TTL: a genuine frame asking for 255 hops.
+    let inflated = cell_frame(&b.keys, &salt, micros_now() + 2, 255, body("inflated"));
+    send(&inflated);
+    let m = sa.wait_message(JOIN).await.expect("the genuine frame is delivered");
+    assert_eq!((m.from.as_str(), m.payload), (b.id.as_str(), Some(text("inflated"))));
+    // Replay: the same frame again is dropped, not delivered twice.
+    send(&inflated);
+    wait_drop(&a, "cell_duplicate", 1).await;
+    // The daemon passed the frame on to the third member with its TTL clamped to the topology.
+    assert!(
+        watcher
+            .wait(JOIN, |k| matches!(k, EventKind::Message { from, .. } if *from == b.id))
+            .await
+            .is_some(),
+        "the frame never reached the third member"
+    );
+    let relayed: Vec<CellFrame> = action_payloads(&watcher.node.hook_recorded_frames(), &ida, "@_mrcell")
+        .iter()
+        .filter_map(|p| CellFrame::decode(p).ok())
+        .filter(|f| f.origin == inflated.origin && f.seq == inflated.seq)
+        .collect();
+    assert_eq!(relayed.len(), 1, "forwarded {} times", relayed.len());
+    let limit = watcher
+        .node
+        .status()
+        .await
+        .rooms
+        .iter()
+        .find_map(|r| r.cells.as_ref().map(|c| c.ttl))
+        .expect("cells status");
+    assert!(
+        u32::from(relayed[0].ttl) < limit.max(1),
+        "ttl {} not clamped to the topology's {limit}",
+        relayed[0].ttl
+    );
+    // Nothing hostile reached the app; the app is alive and a genuine frame still arrives.
+    send(&cell_frame(&b.keys, &salt, micros_now() + 3, 2, body("after")));
+    let m = sa.wait_message(JOIN).await.expect("still delivering");
+    assert_eq!(m.payload, Some(text("after")));
+}
