@@ -405,7 +405,10 @@ async fn cli_listen_and_send_follow_the_contract() {
         let stdout = listen.stdout.take().expect("listen stdout");
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
-            for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            for line in std::io::BufReader::new(stdout)
+                .lines()
+                .map_while(Result::ok)
+            {
                 if tx.send(line).is_err() {
                     break;
                 }
@@ -518,6 +521,9 @@ async fn cli_listen_and_send_follow_the_contract() {
     let _ = listen.kill();
     let _ = listen.wait();
     for e in &expected {
-        assert!(lines.contains(e), "listen never printed {e}; it printed {lines:#?}");
+        assert!(
+            lines.contains(e),
+            "listen never printed {e}; it printed {lines:#?}"
+        );
     }
 }

@@ -139,7 +139,10 @@ async fn password_room_frames_carry_no_plaintext_and_open_only_with_the_room_key
     )
     .await;
     let joined = b
-        .wait(JOIN, |k| matches!(k, EventKind::PeerJoin(p, _) if *p == ida))
+        .wait(
+            JOIN,
+            |k| matches!(k, EventKind::PeerJoin(p, _) if *p == ida),
+        )
         .await;
     assert!(
         matches!(joined, Some(EventKind::PeerJoin(_, "e2e"))),
@@ -151,21 +154,39 @@ async fn password_room_frames_carry_no_plaintext_and_open_only_with_the_room_key
         json(&format!(r#"{{"secret":"{secret}"}}"#)),
         binary(secret.as_bytes().to_vec(), r#"{"name":"midnight.txt"}"#),
     ] {
-        assert!(sa.send(ra, "vault-chat", payload, &[]).await.error.is_none());
+        assert!(
+            sa.send(ra, "vault-chat", payload, &[])
+                .await
+                .error
+                .is_none()
+        );
         let got = b
-            .wait(JOIN, |k| matches!(k, EventKind::Message { from, .. } if *from == ida))
+            .wait(
+                JOIN,
+                |k| matches!(k, EventKind::Message { from, .. } if *from == ida),
+            )
             .await;
         assert!(got.is_some(), "sealed message never arrived");
     }
     let frames = b.node.hook_recorded_frames();
-    let from_a: Vec<&Vec<u8>> = frames.iter().filter(|(p, _)| *p == ida).map(|(_, f)| f).collect();
+    let from_a: Vec<&Vec<u8>> = frames
+        .iter()
+        .filter(|(p, _)| *p == ida)
+        .map(|(_, f)| f)
+        .collect();
     assert!(!from_a.is_empty(), "no frames recorded from the daemon");
     for f in &from_a {
         assert!(!has_subslice(f, secret.as_bytes()), "plaintext on the wire");
-        assert!(!has_subslice(f, b"midnight.txt"), "metadata in plaintext on the wire");
-        assert!(!has_subslice(f, b"vault-chat"), "channel name in plaintext on the wire");
+        assert!(
+            !has_subslice(f, b"midnight.txt"),
+            "metadata in plaintext on the wire"
+        );
+        assert!(
+            !has_subslice(f, b"vault-chat"),
+            "channel name in plaintext on the wire"
+        );
     }
-    let envelopes = action_payloads(&frames, &ida, "@_e2e");
+    let envelopes = action_payloads(&frames, &ida, meshrtc::room::ACTION_E2E);
     assert!(envelopes.len() >= 3, "{} sealed frames", envelopes.len());
     let right = e2e::derive_key("correct horse", "e2e-wire", "vault");
     let wrong = e2e::derive_key("battery staple", "e2e-wire", "vault");
@@ -203,9 +224,12 @@ async fn downgrades_and_tampered_envelopes_are_dropped_counted_and_lose_nothing(
         .await;
     assert!(sa.wait_join(&b.id, JOIN).await);
     assert!(
-        b.wait(JOIN, |k| matches!(k, EventKind::PeerJoin(p, "e2e") if *p == ida))
-            .await
-            .is_some()
+        b.wait(
+            JOIN,
+            |k| matches!(k, EventKind::PeerJoin(p, "e2e") if *p == ida)
+        )
+        .await
+        .is_some()
     );
     let send = |action: &str, payload: Payload| {
         assert!(
@@ -218,27 +242,49 @@ async fn downgrades_and_tampered_envelopes_are_dropped_counted_and_lose_nothing(
     send("chat", Payload::Text("downgraded".into()));
     wait_drop(&a, "e2e_plaintext_refused", 1).await;
     // An envelope that is not binary.
-    send("@_e2e", Payload::Text("not an envelope".into()));
+    send(
+        meshrtc::room::ACTION_E2E,
+        Payload::Text("not an envelope".into()),
+    );
     wait_drop(&a, "e2e_malformed", 1).await;
     // A genuine envelope with one bit flipped, and one sealed with another room's key.
     let key = e2e::derive_key("pw", "e2e-hostile", "vault");
     let mut env = e2e::seal(&key, "chat", &Payload::Text("tampered".into()), None);
     let last = env.len() - 1;
     env[last] ^= 1;
-    send("@_e2e", Payload::Binary(env));
+    send(meshrtc::room::ACTION_E2E, Payload::Binary(env));
     let other = e2e::derive_key("pw", "e2e-hostile", "elsewhere");
     send(
-        "@_e2e",
-        Payload::Binary(e2e::seal(&other, "chat", &Payload::Text("misrouted".into()), None)),
+        meshrtc::room::ACTION_E2E,
+        Payload::Binary(e2e::seal(
+            &other,
+            "chat",
+            &Payload::Text("misrouted".into()),
+            None,
+        )),
     );
     wait_drop(&a, "e2e_decrypt_failed", 2).await;
     // Nothing above reached the app, and a genuine message still does.
     b.node
-        .send(b.session, rb, "chat", Payload::Text("genuine".into()), None, &[])
+        .send(
+            b.session,
+            rb,
+            "chat",
+            Payload::Text("genuine".into()),
+            None,
+            &[],
+        )
         .await
         .expect("genuine send");
-    let m = sa.wait_message(JOIN).await.expect("genuine message arrives");
-    assert_eq!(m.payload, Some(text("genuine")), "a hostile frame was delivered");
+    let m = sa
+        .wait_message(JOIN)
+        .await
+        .expect("genuine message arrives");
+    assert_eq!(
+        m.payload,
+        Some(text("genuine")),
+        "a hostile frame was delivered"
+    );
 }
 
 /// A frame from `keys` for a cells room, with `ttl`, carrying `payload`.
@@ -273,17 +319,23 @@ async fn hostile_cell_frames_are_dropped_and_counted_and_ttl_is_clamped() {
     watcher.join(APP, "hive", cells()).await;
     // The daemon's census holds all three before any frame is judged.
     let full = sa
-        .wait_for(JOIN, |e| {
-            matches!(&e.kind, Some(Kind::MeshState(m)) if m.members == 3)
-        })
+        .wait_for(
+            JOIN,
+            |e| matches!(&e.kind, Some(Kind::MeshState(m)) if m.members == 3),
+        )
         .await;
     assert!(full.is_some(), "the daemon never saw a roster of 3");
     assert!(sa.wait_join(&b.id, JOIN).await && sa.wait_join(&watcher.id, JOIN).await);
     let salt = b.node.hook_cell_salt(APP, "hive").expect("cells room");
     let send = |frame: &CellFrame| {
         assert!(
-            b.node
-                .hook_send_action(APP, "hive", &ida, "@_mrcell", Payload::Binary(frame.encode())),
+            b.node.hook_send_action(
+                APP,
+                "hive",
+                &ida,
+                meshrtc::room::ACTION_CELL,
+                Payload::Binary(frame.encode())
+            ),
             "raw send failed"
         );
     };
@@ -297,29 +349,48 @@ async fn hostile_cell_frames_are_dropped_and_counted_and_ttl_is_clamped() {
     forged.sig[10] ^= 0x40;
     send(&forged);
     // Wrong room: correctly signed, but over another room's salt.
-    send(&cell_frame(&b.keys, b"another room", micros_now() + 1, 2, body("elsewhere")));
+    send(&cell_frame(
+        &b.keys,
+        b"another room",
+        micros_now() + 1,
+        2,
+        body("elsewhere"),
+    ));
     wait_drop(&a, "cell_bad_signature", 2).await;
     // Inflated TTL: a genuine frame asking for 255 hops.
     let inflated = cell_frame(&b.keys, &salt, micros_now() + 2, 255, body("inflated"));
     send(&inflated);
-    let m = sa.wait_message(JOIN).await.expect("the genuine frame is delivered");
-    assert_eq!((m.from.as_str(), m.payload), (b.id.as_str(), Some(text("inflated"))));
+    let m = sa
+        .wait_message(JOIN)
+        .await
+        .expect("the genuine frame is delivered");
+    assert_eq!(
+        (m.from.as_str(), m.payload),
+        (b.id.as_str(), Some(text("inflated")))
+    );
     // Replay: the same frame again is dropped, not delivered twice.
     send(&inflated);
     wait_drop(&a, "cell_duplicate", 1).await;
     // The daemon passed the frame on to the third member with its TTL clamped to the topology.
     assert!(
         watcher
-            .wait(JOIN, |k| matches!(k, EventKind::Message { from, .. } if *from == b.id))
+            .wait(
+                JOIN,
+                |k| matches!(k, EventKind::Message { from, .. } if *from == b.id)
+            )
             .await
             .is_some(),
         "the frame never reached the third member"
     );
-    let relayed: Vec<CellFrame> = action_payloads(&watcher.node.hook_recorded_frames(), &ida, "@_mrcell")
-        .iter()
-        .filter_map(|p| CellFrame::decode(p).ok())
-        .filter(|f| f.origin == inflated.origin && f.seq == inflated.seq)
-        .collect();
+    let relayed: Vec<CellFrame> = action_payloads(
+        &watcher.node.hook_recorded_frames(),
+        &ida,
+        meshrtc::room::ACTION_CELL,
+    )
+    .iter()
+    .filter_map(|p| CellFrame::decode(p).ok())
+    .filter(|f| f.origin == inflated.origin && f.seq == inflated.seq)
+    .collect();
     assert_eq!(relayed.len(), 1, "forwarded {} times", relayed.len());
     let limit = watcher
         .node
@@ -335,7 +406,13 @@ async fn hostile_cell_frames_are_dropped_and_counted_and_ttl_is_clamped() {
         relayed[0].ttl
     );
     // Nothing hostile reached the app; the app is alive and a genuine frame still arrives.
-    send(&cell_frame(&b.keys, &salt, micros_now() + 3, 2, body("after")));
+    send(&cell_frame(
+        &b.keys,
+        &salt,
+        micros_now() + 3,
+        2,
+        body("after"),
+    ));
     let m = sa.wait_message(JOIN).await.expect("still delivering");
     assert_eq!(m.payload, Some(text("after")));
 }

@@ -335,7 +335,10 @@ async fn failover_loses_no_join_and_the_restarted_relay_is_used_again() {
     wait_relay(&a, &url1, JOIN, |r| r.state != "connected").await;
     // Existing links never depended on the relay: a message still goes through.
     sb.send(rb, "chat", text("after the failover"), &[]).await;
-    let m = sa.wait_message(JOIN).await.expect("message after the failover");
+    let m = sa
+        .wait_message(JOIN)
+        .await
+        .expect("message after the failover");
     assert_eq!(m.payload, Some(text("after the failover")));
     // The first relay comes back: the daemons reconnect and resubscribe without restarting,
     // so a daemon that only knows the first relay finds them.

@@ -176,7 +176,13 @@ async fn the_socket_is_owner_only_and_other_users_are_refused() {
         std::fs::set_permissions(a.socket(), std::fs::Permissions::from_mode(0o666))
             .expect("chmod");
     }
-    let before = a.status().await.drops.get("api_foreign_uid").copied().unwrap_or(0);
+    let before = a
+        .status()
+        .await
+        .drops
+        .get("api_foreign_uid")
+        .copied()
+        .unwrap_or(0);
     let out = std::process::Command::new("runuser")
         .args(["-u", user, "--"])
         .arg(&client)
@@ -188,8 +194,17 @@ async fn the_socket_is_owner_only_and_other_users_are_refused() {
         "another user reached the API through an open socket: {}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let after = a.status().await.drops.get("api_foreign_uid").copied().unwrap_or(0);
-    assert!(after > before, "the peer-credential filter did not refuse the other uid");
+    let after = a
+        .status()
+        .await
+        .drops
+        .get("api_foreign_uid")
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        after > before,
+        "the peer-credential filter did not refuse the other uid"
+    );
     // The owner still can.
     assert!(cli(&["--daemon", &a.endpoint(), "status"]).status.success());
 }

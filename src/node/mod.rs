@@ -399,7 +399,7 @@ impl Node {
         {
             return k.clone();
         }
-        let (p, a, r) = id.clone();
+        let (a, r, p) = id.clone();
         let key = tokio::task::spawn_blocking(move || crate::wire::e2e::derive_key(&p, &a, &r))
             .await
             .unwrap_or_else(|_| crate::wire::e2e::derive_key(&id.2, &id.0, &id.1));

@@ -289,8 +289,10 @@ mod tests {
             assert_eq!(f.verify(salt), Ok(()));
             assert_eq!(f.encode(), seed);
         }
-        let other = CellFrame::decode(include_bytes!("../../fuzz/corpus/cell_frame/seed-other-room"))
-            .expect("decodes");
+        let other = CellFrame::decode(include_bytes!(
+            "../../fuzz/corpus/cell_frame/seed-other-room"
+        ))
+        .expect("decodes");
         assert_eq!(other.verify(salt), Err(CellFrameError::BadSignature));
         let bad = CellFrame::decode(include_bytes!("../../fuzz/corpus/cell_frame/seed-bad-sig"))
             .expect("decodes");

@@ -247,7 +247,13 @@ mod tests {
             *b = i as u8;
         }
         let meta = json!({"name": "a"});
-        let env = seal_with_nonce(&key, nonce, "chat", &Payload::Json(json!({"n": 1})), Some(&meta));
+        let env = seal_with_nonce(
+            &key,
+            nonce,
+            "chat",
+            &Payload::Json(json!({"n": 1})),
+            Some(&meta),
+        );
         let expected = "01000102030405060708090a0b0c0d0e0f10111213141516176aa0b63e912375ac4385\
                         bfef2ed2c138494788a10bee96a326aab3e06931e50d9dfe1c4e558971382a754b1f68";
         assert_eq!(hex(&env), expected);
