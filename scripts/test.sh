@@ -6,10 +6,11 @@ cd "$(dirname "$0")/.."
 
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
-# System packages the suite uses: iproute2 (the private network namespace), Chromium (browser
-# tests), Node.js and npm (playwright-core, Trystero).
+# System packages the suite uses: iproute2 (network namespaces), nftables (the mDNS test's
+# stateful filter), Chromium (browser tests), Node.js and npm (playwright-core, Trystero).
 missing=()
 command -v ip >/dev/null || missing+=(iproute2)
+command -v nft >/dev/null || missing+=(nftables)
 command -v unshare >/dev/null || missing+=(util-linux)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
 command -v node >/dev/null || missing+=(nodejs)
@@ -52,7 +53,7 @@ part() {
 # 1. Rust tests, as root inside a private network namespace: only loopback exists there, so
 #    nothing can reach the internet (public relays or STUN would fail fast, not leak). The
 #    real-browser tests are #[ignore]d here (reported as ignored) and run in part 3.
-rust_tests='export CARGO_NET_OFFLINE=true; cargo test --offline --locked -- --test-threads=2'
+rust_tests='export CARGO_NET_OFFLINE=true; cargo test --offline --locked --no-fail-fast -- --test-threads=2'
 if [ "$(id -u)" = 0 ] && unshare -n true 2>/dev/null; then
   part "rust tests (private network namespace)" unshare -n -- bash -c "ip link set lo up && $rust_tests"
 else

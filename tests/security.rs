@@ -294,7 +294,17 @@ async fn ten_thousand_fake_announces_leave_the_daemon_responsive() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_session_that_stops_reading_is_bounded_and_told_it_lagged() {
-    let a = Daemon::with_embedded_relay().await;
+    // A queue of 1,024 events, so what it may hold (8 MiB of 8 KiB messages) is small next to
+    // what is sent (160 MiB).
+    let cfg = tempfile::NamedTempFile::new().expect("config");
+    std::fs::write(cfg.path(), "session_queue = 1024\n").expect("write config");
+    let embedded = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let a = Daemon::spawn(
+        vec![],
+        Some(embedded),
+        vec!["--config".into(), cfg.path().display().to_string()],
+    )
+    .await;
     let b = Daemon::with_relays(&[a.relay_url()]).await;
     let idb = b.peer_id().await;
     let mut slow = a.session().await;
@@ -302,21 +312,29 @@ async fn a_session_that_stops_reading_is_bounded_and_told_it_lagged() {
     let rs = slow.join("slow", "room", "").await;
     let rb = sb.join("slow", "room", "").await;
     assert!(slow.wait_join(&idb, JOIN).await);
-    let rss_before = rss_kib(a.pid());
-    // 160 MiB (20,000 messages of 8 KiB, four times the growth allowed below) while the
-    // session reads nothing.
     let blob = "x".repeat(8192);
-    for _ in 0..20_000 {
-        let r = sb.send(rb, "chat", text(&blob), &[]).await;
-        assert!(r.error.is_none());
-    }
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss_after = rss_kib(a.pid());
-    eprintln!("slow consumer: RSS {rss_before} -> {rss_after} KiB");
+    let mut send = async |n: usize| {
+        for _ in 0..n {
+            let r = sb.send(rb, "chat", text(&blob), &[]).await;
+            assert!(r.error.is_none());
+        }
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        rss_kib(a.pid())
+    };
+    let rss_before = rss_kib(a.pid());
+    // 32 MiB while the session reads nothing: its queue fills.
+    let rss_full = send(4_000).await;
+    // 128 MiB more: four times the growth allowed below, and none of it may stay.
+    let rss_after = send(16_000).await;
+    eprintln!("slow consumer: RSS {rss_before} -> {rss_full} (queue full) -> {rss_after} KiB");
     assert!(
-        rss_after.saturating_sub(rss_before) < 40 * 1024,
-        "daemon memory grew by {} KiB",
-        rss_after - rss_before
+        rss_after.saturating_sub(rss_before) < 32 * 1024,
+        "daemon memory grew by {} KiB while 160 MiB went to a session that reads nothing",
+        rss_after.saturating_sub(rss_before)
+    );
+    assert!(
+        rss_after.saturating_sub(rss_full) < 16 * 1024,
+        "memory kept growing after the queue was full: {rss_full} -> {rss_after} KiB"
     );
     slow.assert_alive(rs).await;
     let lagged = slow

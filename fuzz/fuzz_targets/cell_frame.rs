@@ -16,12 +16,19 @@ fuzz_target!(|data: &[u8]| {
     // Flag bits other than the fan-out bit are ignored, so they do not come back.
     let mut expected = data.to_vec();
     expected[1] &= 1;
-    assert_eq!(frame.encode(), expected, "decode/encode is not the identity");
+    assert_eq!(
+        frame.encode(),
+        expected,
+        "decode/encode is not the identity"
+    );
     if frame.verify(ROOM_SALT).is_ok() {
         let mut hop = frame.clone();
         hop.ttl = hop.ttl.wrapping_sub(1);
         hop.hops = hop.hops.wrapping_add(1);
         hop.fanout = !hop.fanout;
-        assert!(hop.verify(ROOM_SALT).is_ok(), "hop fields broke the signature");
+        assert!(
+            hop.verify(ROOM_SALT).is_ok(),
+            "hop fields broke the signature"
+        );
     }
 });

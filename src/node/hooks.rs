@@ -9,6 +9,9 @@
 use super::{Node, State};
 use crate::wire::Payload;
 
+/// Raw frames as received: (sending peer id, bytes).
+pub type RecordedFrames = Vec<(String, Vec<u8>)>;
+
 impl Node {
     /// Encodes `action` with `payload` for a room and queues the frames on the link to `peer`,
     /// bypassing every check a normal send makes. False when the room or link is missing.
@@ -44,7 +47,7 @@ impl Node {
 
     /// The frames recorded so far, as (peer id, raw bytes).
     #[doc(hidden)]
-    pub fn hook_recorded_frames(&self) -> Vec<(String, Vec<u8>)> {
+    pub fn hook_recorded_frames(&self) -> RecordedFrames {
         let tap = self.frame_tap.lock().unwrap_or_else(|p| p.into_inner());
         tap.clone().unwrap_or_default()
     }

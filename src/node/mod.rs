@@ -254,7 +254,7 @@ pub struct Node {
     wake: tokio::sync::Notify,
     e2e_keys: Mutex<HashMap<(String, String, String), crate::wire::e2e::E2eKey>>,
     /// Raw frames received, recorded only once a test asks for it (see `hooks`).
-    frame_tap: Mutex<Option<Vec<(String, Vec<u8>)>>>,
+    frame_tap: Mutex<Option<hooks::RecordedFrames>>,
 }
 
 impl std::fmt::Debug for Node {

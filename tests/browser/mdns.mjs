@@ -43,6 +43,8 @@ for (const [ns, dev, addr] of [[NS_D, 'mrtcd0', '10.77.0.1/24'], [NS_P, 'mrtcp0'
   inNs(ns, 'ip', 'addr', 'add', addr, 'dev', dev)
   inNs(ns, 'ip', 'link', 'set', dev, 'up', 'multicast', 'on')
   inNs(ns, 'ip', 'route', 'add', '224.0.0.0/4', 'dev', dev)
+  // A default route, as on any LAN host: without one Chromium finds no usable interface.
+  inNs(ns, 'ip', 'route', 'add', 'default', 'dev', dev)
 }
 inNs(NS_D, 'nft', 'add table inet mdnstest')
 inNs(NS_D, 'nft', 'add chain inet mdnstest input { type filter hook input priority 0 ; }')
@@ -57,17 +59,23 @@ const browser = await chromium.launch({
   executablePath: wrapper,
   headless: true,
   // No --allow-loopback-in-peer-connection and mDNS hiding left on: the page's host candidates
-  // are `.local` names, as for any page a user opens.
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync']
+  // are `.local` names, as for any page a user opens. Local Network Access checks are off, as
+  // when a user lets a page reach their LAN (here: the relay on the daemon's host).
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--disable-features=LocalNetworkAccessChecks']
 })
 const context = await browser.newContext()
 // Records the page's own ICE candidates.
 const {bundle, page: html} = await trysteroPage(`window.CANDIDATES = []
 const Native = window.RTCPeerConnection
 window.RTCPeerConnection = class extends Native {
-  constructor(...a) { super(...a); this.addEventListener('icecandidate', e => e.candidate && window.CANDIDATES.push(e.candidate.candidate)) }
+  constructor(...a) {
+    super(...a)
+    this.addEventListener('icegatheringstatechange', () => {
+      if (this.iceGatheringState === 'complete') window.CANDIDATES.push(...(this.localDescription?.sdp ?? '').split('\\r\\n').filter(l => l.startsWith('a=candidate')))
+    })
+  }
 }`)
-await context.route('http://page.test/**', route =>
+await context.route('http://localhost:9/**', route =>
   route.fulfill(route.request().url().endsWith('/trystero.js') ? {contentType: 'text/javascript', body: bundle} : {contentType: 'text/html', body: html})
 )
 
@@ -85,9 +93,11 @@ await resolving.start()
 await deaf.start()
 const APP = 'mdns-test'
 
+const pageConsole = []
 const openPage = async room => {
   const page = await context.newPage()
-  await page.goto('http://page.test/')
+  page.on('console', m => pageConsole.push(`${room}: ${m.text()}`))
+  await page.goto('http://localhost:9/')
   await until('trystero loaded', () => page.evaluate(() => Boolean(window.trysteroReady)))
   page.peerId = await page.evaluate(() => window.trysteroReady.selfId)
   await page.evaluate(
@@ -120,8 +130,7 @@ await runTests(
       await listen.wait('message from the page', l => l.event === 'message' && l.data === 'over mdns')
       resolving.cli('send', 'lan', 'chat', 'back over mdns', '--app', APP)
       await until('message at the page', () => page.evaluate(() => window.got.includes('back over mdns')))
-      const dropped = inNs(NS_D, 'nft', 'list ruleset')
-      console.log(`# page candidates: ${cands.length}, all .local; filter: ${dropped.match(/packets \d+/)?.[0]} dropped`)
+      console.log(`# page candidates: ${cands.length}, all .local`)
       await listen.stop()
       await page.close()
     },
@@ -133,8 +142,11 @@ await runTests(
       await sleep(15000)
       assert.ok(!listen.find(l => l.event === 'peer:join' && l.peer === page.peerId), 'linked without resolving .local names')
       assert.ok(!(await page.evaluate(id => window.joined.includes(id), deaf.peerId)))
-      // The daemon is alive and serving: it answers status.
+      // The daemon is alive and serving, and the filter did stop the page's own checks.
       assert.ok((await deaf.status()).peer_id === deaf.peerId)
+      const dropped = Number(inNs(NS_D, 'nft', 'list ruleset').match(/packets (\d+)/)?.[1] ?? 0)
+      console.log(`# filter: ${dropped} packets of the page's own new flows dropped`)
+      assert.ok(dropped > 0, 'the filter never dropped anything: the negative check proves nothing')
       await listen.stop()
       await page.close()
     }
@@ -145,6 +157,7 @@ await runTests(
     teardown()
   },
   async () => {
+    console.log(`# page console:\n# ${pageConsole.slice(-20).join('\n# ')}`)
     for (const d of [resolving, deaf]) console.log(`# log of daemon ${d.peerId}:\n# ${d.log.split('\n').slice(-30).join('\n# ')}`)
   }
 )
