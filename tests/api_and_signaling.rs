@@ -118,6 +118,31 @@ async fn forged_and_garbage_signaling_is_dropped_and_counted() {
 async fn malformed_api_requests_get_clear_errors_and_are_counted() {
     use meshrtc::proto::{self, client_message::Body};
     let a = Daemon::with_embedded_relay().await;
+    // Clients that simply finish are not bad input: CLI calls that exit, and a session whose
+    // client goes away without a word.
+    for args in [
+        &["status"][..],
+        &["send", "quiet", "chat", "hello"][..],
+        &["relays"][..],
+    ] {
+        let out = cli(&[&["--daemon", a.endpoint().as_str()][..], args].concat());
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    {
+        let mut gone = a.session().await;
+        gone.join("app", "quiet", "").await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let drops = a.status().await.drops;
+    assert_eq!(
+        drops.get("api_bad_request"),
+        None,
+        "closing counted as bad input: {drops:?}"
+    );
     let mut s = a.session().await;
     let r = s
         .call(Body::Join(proto::JoinRequest {
@@ -140,8 +165,10 @@ async fn malformed_api_requests_get_clear_errors_and_are_counted() {
     let r = s.send(99, "chat", text("x"), &[]).await;
     assert_eq!(r.error.map(|e| e.code), Some("not_found".into()));
     let status = a.status().await;
-    assert!(
-        status.drops.get("api_bad_request").copied().unwrap_or(0) >= 2,
+    // Exactly the two invalid arguments above (the missing app id and the bad JSON).
+    assert_eq!(
+        status.drops.get("api_bad_request").copied(),
+        Some(2),
         "{:?}",
         status.drops
     );

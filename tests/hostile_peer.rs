@@ -15,6 +15,7 @@ use meshrtc::node::identity::{Identity, peer_id_for};
 use meshrtc::node::session::{EventKind, SessionId, SessionQueue};
 use meshrtc::node::{JoinOptions, Node};
 use meshrtc::proto::{self, event::Kind};
+use meshrtc::room::Security;
 use meshrtc::wire::Payload;
 use meshrtc::wire::cell::CellFrame;
 use meshrtc::wire::chunk::ActionChunk;
@@ -145,7 +146,7 @@ async fn password_room_frames_carry_no_plaintext_and_open_only_with_the_room_key
         )
         .await;
     assert!(
-        matches!(joined, Some(EventKind::PeerJoin(_, "e2e"))),
+        matches!(joined, Some(EventKind::PeerJoin(_, Security::E2e))),
         "{joined:?}"
     );
     let secret = "the eagle lands at midnight";
@@ -226,7 +227,7 @@ async fn downgrades_and_tampered_envelopes_are_dropped_counted_and_lose_nothing(
     assert!(
         b.wait(
             JOIN,
-            |k| matches!(k, EventKind::PeerJoin(p, "e2e") if *p == ida)
+            |k| matches!(k, EventKind::PeerJoin(p, Security::E2e) if *p == ida)
         )
         .await
         .is_some()

@@ -70,9 +70,9 @@ pub fn event_to_proto(ev: SessionEvent) -> proto::ServerMessage {
         EventKind::PeerJoin(p, security) => Kind::PeerJoin(proto::PeerEvent {
             peer: p,
             reason: String::new(),
-            security: security.to_owned(),
+            security: security.as_str().to_owned(),
         }),
-        EventKind::PeerLeave(p, r) => Kind::PeerLeave(peer(p, r)),
+        EventKind::PeerLeave(p, r) => Kind::PeerLeave(peer(p, r.as_str())),
         EventKind::PeerSeen(p) => Kind::PeerSeen(peer(p, "")),
         EventKind::Message {
             channel,
@@ -140,7 +140,7 @@ pub fn peer_to_proto(p: crate::node::PeerInfo) -> proto::PeerInfo {
         id: p.id,
         rtt_ms: p.rtt_ms,
         connected_ms: p.connected_ms,
-        security: p.security.to_owned(),
+        security: p.security.as_str().to_owned(),
     }
 }
 
@@ -163,7 +163,11 @@ pub fn status_to_proto(s: StatusInfo) -> proto::StatusReply {
                 cells: r.cells.map(cell_status),
             })
             .collect(),
-        drops: s.drops.into_iter().collect(),
+        drops: s
+            .drops
+            .into_iter()
+            .map(|(k, v)| (k.name().to_owned(), v))
+            .collect(),
         uptime_ms: s.uptime_ms,
         version: env!("CARGO_PKG_VERSION").to_owned(),
         sessions: s.sessions,

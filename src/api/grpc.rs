@@ -10,6 +10,7 @@ use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream, UnixListenerStre
 use tonic::{Request, Response, Status, Streaming};
 
 use super::convert::{peer_to_proto, relay_to_proto, status_to_proto};
+use crate::drops::DropReason;
 use crate::node::{Node, NodeError};
 use crate::proto::{self, node_server::NodeServer};
 
@@ -39,9 +40,7 @@ impl proto::node_server::Node for NodeService {
         &self,
         request: Request<Streaming<proto::ClientMessage>>,
     ) -> Result<Response<Self::SessionStream>, Status> {
-        let requests = request
-            .into_inner()
-            .map(|r| r.map_err(|e| e.message().to_owned()));
+        let requests = request.into_inner().map(|r| r.map_err(request_error));
         let (tx, rx) = tokio::sync::mpsc::channel(256);
         tokio::spawn(super::session::run(
             self.node.clone(),
@@ -140,7 +139,7 @@ where
         match given {
             Some(t) if super::token::matches(expected, t) => Ok(req),
             _ => {
-                counter.count_drop("api_token_refused");
+                counter.count_drop(DropReason::ApiTokenRefused);
                 Err(Status::unauthenticated(
                     "a bearer token is required (meshrtc token)",
                 ))
@@ -214,11 +213,26 @@ pub async fn serve_unix(
             Err(_) => true,
         };
         if !allowed {
-            counter.count_drop("api_foreign_uid");
+            counter.count_drop(DropReason::ApiForeignUid);
         }
         std::future::ready(allowed)
     });
     serve(node, token, None, incoming).await
+}
+
+/// Tells a request the client got wrong from a stream that merely broke: tonic reports both as
+/// a `Status`, but only a message that does not decode is bad input.
+fn request_error(status: Status) -> super::session::RequestError {
+    use super::session::RequestError;
+    let decode = status.code() == tonic::Code::Internal
+        && status
+            .message()
+            .starts_with("failed to decode Protobuf message");
+    if decode {
+        RequestError::Malformed(status.message().to_owned())
+    } else {
+        RequestError::Closed
+    }
 }
 
 /// Serves the API on a bound TCP listener; every call needs the bearer token, since any local

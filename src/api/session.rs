@@ -5,9 +5,21 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::convert::{error_to_proto, event_to_proto, payload_from_proto, peer_to_proto};
+use crate::drops::DropReason;
 use crate::node::Node;
 use crate::node::session::SessionId;
 use crate::proto::{self, client_message::Body};
+
+/// Why a request could not be read from a session's stream.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RequestError {
+    /// The bytes were not a client message: answered with `invalid_request` and counted as
+    /// `api_bad_request`; the session goes on.
+    Malformed(String),
+    /// The client's stream broke (it exited, or its connection dropped): the session ends.
+    /// Not bad input, so not counted.
+    Closed,
+}
 
 /// Handles one client message and returns the reply.
 pub async fn handle(
@@ -63,7 +75,7 @@ pub async fn handle(
     };
     if let Err(e) = result {
         if matches!(e, crate::node::NodeError::InvalidArgument(_)) {
-            node.count_drop("api_bad_request");
+            node.count_drop(DropReason::ApiBadRequest);
         }
         reply.error = Some(error_to_proto(&e));
     }
@@ -77,7 +89,7 @@ pub async fn handle(
 /// `requests` yields decoded client messages; a decode failure is reported as an error reply.
 pub async fn run<S>(node: Arc<Node>, mut requests: S, out: mpsc::Sender<proto::ServerMessage>)
 where
-    S: futures::Stream<Item = Result<proto::ClientMessage, String>> + Unpin,
+    S: futures::Stream<Item = Result<proto::ClientMessage, RequestError>> + Unpin,
 {
     use futures::StreamExt as _;
     let (session, queue) = node.open_session();
@@ -103,8 +115,9 @@ where
     while let Some(item) = requests.next().await {
         let reply = match item {
             Ok(msg) => handle(&node, session, msg).await,
-            Err(e) => {
-                node.count_drop("api_bad_request");
+            Err(RequestError::Closed) => break,
+            Err(RequestError::Malformed(e)) => {
+                node.count_drop(DropReason::ApiBadRequest);
                 proto::ServerMessage {
                     body: Some(proto::server_message::Body::Reply(proto::Reply {
                         error: Some(proto::Error {

@@ -16,6 +16,7 @@ use futures::{SinkExt as _, StreamExt as _};
 use prost::Message as _;
 use serde::Deserialize;
 
+use crate::drops::DropReason;
 use crate::node::Node;
 use crate::proto;
 
@@ -131,12 +132,12 @@ async fn upgrade(
         .map(|o| o.to_str().unwrap_or(""))
     {
         Some(origin) if !state.origins.contains(origin) => {
-            state.node.count_drop("ws_origin_refused");
+            state.node.count_drop(DropReason::WsOriginRefused);
             tracing::warn!(origin, "WebSocket refused: origin not allowed");
             return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
         }
         None if !token_ok => {
-            state.node.count_drop("ws_token_refused");
+            state.node.count_drop(DropReason::WsTokenRefused);
             return (
                 StatusCode::UNAUTHORIZED,
                 "a token is required (meshrtc token)\n",
@@ -183,9 +184,9 @@ async fn session(node: Arc<Node>, socket: WebSocket) {
         .filter_map(move |m| {
             let decoded = m.ok().as_ref().and_then(decode_client_message);
             if matches!(decoded, Some(Err(_))) {
-                counter.count_drop("ws_bad_request");
+                counter.count_drop(DropReason::WsBadRequest);
             }
-            std::future::ready(decoded)
+            std::future::ready(decoded.map(|r| r.map_err(super::session::RequestError::Malformed)))
         });
     super::session::run(node, Box::pin(requests), tx).await;
     let _ = writer.await;

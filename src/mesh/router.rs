@@ -12,6 +12,7 @@ use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::drops::DropReason;
 use crate::mesh::topology::Topology;
 use crate::mesh::{MeshOutput, Overlay};
 use crate::wire::cell::CellFrame;
@@ -56,11 +57,11 @@ pub enum MeshDrop {
 
 impl MeshDrop {
     /// Counter name.
-    pub fn counter(self) -> &'static str {
+    pub fn counter(self) -> DropReason {
         match self {
-            MeshDrop::Duplicate => "cell_duplicate",
-            MeshDrop::Replay => "cell_replay",
-            MeshDrop::Own => "cell_own_echo",
+            MeshDrop::Duplicate => DropReason::CellDuplicate,
+            MeshDrop::Replay => DropReason::CellReplay,
+            MeshDrop::Own => DropReason::CellOwnEcho,
         }
     }
 }

@@ -19,8 +19,9 @@ use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
+use crate::drops::DropReason;
 use crate::mesh::{CellSize, MeshOutput, Overlay};
-use crate::room::{LeaveReason, Output, Room, RoomEvent, RoomLimits, SendError};
+use crate::room::{LeaveReason, Output, Room, RoomEvent, RoomLimits, Security, SendError};
 use crate::signal::content::Signal;
 use crate::signal::driver::{self, Command, DriverEvent, Incoming, RelayState, SignalHandle};
 use crate::signal::state::{Action, RoomSignal};
@@ -109,8 +110,8 @@ pub struct PeerInfo {
     pub rtt_ms: f64,
     /// Time since the link came up (ms).
     pub connected_ms: u64,
-    /// "e2e" or "transport".
-    pub security: &'static str,
+    /// How its payloads are protected.
+    pub security: Security,
 }
 
 /// A room, for `Status`.
@@ -144,7 +145,7 @@ pub struct StatusInfo {
     /// Rooms held.
     pub rooms: Vec<RoomInfo>,
     /// Named drop counters.
-    pub drops: BTreeMap<String, u64>,
+    pub drops: BTreeMap<DropReason, u64>,
     /// Uptime.
     pub uptime_ms: u64,
     /// Local sessions.
@@ -208,7 +209,7 @@ struct State {
     sessions: HashMap<SessionId, SessionEntry>,
     conns: HashMap<ConnId, Conn>,
     links: HashMap<LinkKey, Link>,
-    drops: BTreeMap<&'static str, u64>,
+    drops: BTreeMap<DropReason, u64>,
 }
 
 /// Work to do once the state lock is released.
@@ -265,7 +266,7 @@ impl std::fmt::Debug for Node {
     }
 }
 
-fn count(state: &mut State, name: &'static str) {
+fn count(state: &mut State, name: DropReason) {
     *state.drops.entry(name).or_insert(0) += 1;
 }
 
@@ -508,7 +509,7 @@ impl Node {
                 let security = entry
                     .room
                     .peer_security(peer)
-                    .map_or("transport", |s| s.as_str());
+                    .unwrap_or(Security::Transport);
                 queue.push(SessionEvent {
                     room: handle,
                     app: app.to_owned(),
@@ -613,7 +614,7 @@ impl Node {
     }
 
     /// Counts a drop observed outside the node (API layers).
-    pub fn count_drop(&self, name: &'static str) {
+    pub fn count_drop(&self, name: DropReason) {
         count(&mut self.lock(), name);
     }
 
@@ -846,10 +847,7 @@ impl Node {
                     .map_or(0, |l| {
                         now.saturating_duration_since(l.connected_at).as_millis() as u64
                     }),
-                security: entry
-                    .room
-                    .peer_security(p)
-                    .map_or("transport", |s| s.as_str()),
+                security: entry.room.peer_security(p).unwrap_or(Security::Transport),
             })
             .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
@@ -924,27 +922,32 @@ impl Node {
             })
             .collect();
         rooms.sort_by(|a, b| (&a.app, &a.room).cmp(&(&b.app, &b.room)));
-        let mut drops: BTreeMap<String, u64> =
-            st.drops.iter().map(|(k, v)| (k.to_string(), *v)).collect();
+        let mut drops = st.drops.clone();
         let c = &self.signal.counters;
         for (name, v) in [
             (
-                "event_bad_signature",
+                DropReason::EventBadSignature,
                 c.bad_signature.load(Ordering::Relaxed),
             ),
             (
-                "event_unknown_topic",
+                DropReason::EventUnknownTopic,
                 c.unknown_topic.load(Ordering::Relaxed),
             ),
-            ("publish_failed", c.publish_failed.load(Ordering::Relaxed)),
-            ("relay_retired", c.relays_retired.load(Ordering::Relaxed)),
             (
-                "relay_list_failed",
+                DropReason::PublishFailed,
+                c.publish_failed.load(Ordering::Relaxed),
+            ),
+            (
+                DropReason::RelayRetired,
+                c.relays_retired.load(Ordering::Relaxed),
+            ),
+            (
+                DropReason::RelayListFailed,
                 c.relay_list_failed.load(Ordering::Relaxed),
             ),
         ] {
             if v > 0 {
-                drops.insert(name.to_owned(), v);
+                *drops.entry(name).or_insert(0) += v;
             }
         }
         StatusInfo {
@@ -1099,7 +1102,7 @@ impl Node {
                     if st.links.contains_key(&lk) {
                         // The peer lost its side of the link (restart): replace ours.
                         self.drop_link(st, &lk, LeaveReason::Link, effects);
-                        count(st, "link_replaced");
+                        count(st, DropReason::LinkReplaced);
                     }
                     let stale: Vec<ConnId> = st
                         .conns
@@ -1165,7 +1168,7 @@ impl Node {
                             _ if c.held_candidates.len() < MAX_HELD_CANDIDATES => {
                                 c.held_candidates.push(candidate)
                             }
-                            _ => *st.drops.entry("candidate_overflow").or_insert(0) += 1,
+                            _ => count(st, DropReason::CandidateOverflow),
                         }
                     }
                 }
@@ -1190,10 +1193,12 @@ impl Node {
                     }
                 }
                 Action::Drop(name) => {
-                    tracing::debug!(room = %room_id, drop = name, "signal dropped");
+                    tracing::debug!(room = %room_id, drop = name.name(), "signal dropped");
                     count(st, name);
-                    if matches!(name, "offer_undecryptable" | "answer_undecryptable")
-                        && st.rooms.get(key).is_some_and(|e| !e.password.is_empty())
+                    if matches!(
+                        name,
+                        DropReason::OfferUndecryptable | DropReason::AnswerUndecryptable
+                    ) && st.rooms.get(key).is_some_and(|e| !e.password.is_empty())
                     {
                         Self::emit(
                             st,
@@ -1223,10 +1228,10 @@ impl Node {
                 Output::Send(peer, frame) => match st.links.get(&(app.clone(), peer)) {
                     Some(link) => {
                         if link.tx.try_send(frame).is_err() {
-                            count(st, "link_queue_full");
+                            count(st, DropReason::LinkQueueFull);
                         }
                     }
-                    None => count(st, "send_no_link"),
+                    None => count(st, DropReason::SendNoLink),
                 },
                 Output::Drop(name) => count(st, name),
                 Output::Cell(peer, bytes) => self.on_cell_frame(st, key, &peer, &bytes, effects),
@@ -1241,7 +1246,7 @@ impl Node {
                         {
                             cells.link_up(&p, Instant::now());
                         }
-                        Self::emit(st, key, EventKind::PeerJoin(p, security.as_str()));
+                        Self::emit(st, key, EventKind::PeerJoin(p, security));
                     }
                     RoomEvent::PeerLeave(p, reason) => {
                         if let Some(link) = st.links.get_mut(&(app.clone(), p.clone())) {
@@ -1265,7 +1270,7 @@ impl Node {
                                 }
                             }
                         }
-                        Self::emit(st, key, EventKind::PeerLeave(p, reason.as_str()));
+                        Self::emit(st, key, EventKind::PeerLeave(p, reason));
                     }
                     RoomEvent::Message {
                         channel,
@@ -1348,13 +1353,13 @@ impl Node {
         effects: &mut Vec<Effect>,
     ) {
         let Some(cells) = st.rooms.get_mut(key).and_then(|e| e.cells.as_mut()) else {
-            count(st, "cell_not_cells_room");
+            count(st, DropReason::CellNotCellsRoom);
             return;
         };
         let frame = match CellFrame::decode(bytes) {
             Ok(f) => f,
             Err(_) => {
-                count(st, "cell_malformed");
+                count(st, DropReason::CellMalformed);
                 return;
             }
         };
@@ -1362,11 +1367,11 @@ impl Node {
         // Duplicates are dropped before the (costly) signature check; a forged frame can only
         // collide with one already seen, so it cannot suppress a genuine one.
         if cells.mesh().seen(&frame.origin, frame.seq) {
-            count(st, "cell_duplicate");
+            count(st, DropReason::CellDuplicate);
             return;
         }
         if frame.verify(cells.salt()).is_err() {
-            count(st, "cell_bad_signature");
+            count(st, DropReason::CellBadSignature);
             return;
         }
         match cells.mesh().on_frame(peer, frame, now) {
@@ -1425,12 +1430,12 @@ impl Node {
                         Some(link) => {
                             for f in frames {
                                 if link.tx.try_send(f).is_err() {
-                                    count(st, "link_queue_full");
+                                    count(st, DropReason::LinkQueueFull);
                                     break;
                                 }
                             }
                         }
-                        None => count(st, "send_no_link"),
+                        None => count(st, DropReason::SendNoLink),
                     }
                 }
                 MeshOutput::Deliver(frame) => {
@@ -1441,7 +1446,7 @@ impl Node {
                         continue;
                     };
                     let Some(from) = cells.origin_id(&frame.origin) else {
-                        count(st, "cell_bad_origin");
+                        count(st, DropReason::CellBadOrigin);
                         continue;
                     };
                     if from == self.identity.peer_id {
@@ -1538,13 +1543,13 @@ impl Node {
             let mut st = self.lock();
             let st = &mut *st;
             let Some(key) = st.topics.get(&msg.topic).cloned() else {
-                count(st, "event_unknown_topic");
+                count(st, DropReason::EventUnknownTopic);
                 return;
             };
             let signal = match Signal::parse(&msg.content) {
                 Ok(s) => s,
                 Err(_) => {
-                    count(st, "event_bad_content");
+                    count(st, DropReason::EventBadContent);
                     return;
                 }
             };
@@ -1641,7 +1646,7 @@ impl Node {
                                 delay: Duration::ZERO,
                             });
                         }
-                        count(st, "dial_failed");
+                        count(st, DropReason::DialFailed);
                     }
                 }
             }
@@ -1674,11 +1679,11 @@ impl Node {
                         delay: Duration::from_millis(500),
                     });
                 }
-                count(st, "link_duplicate");
+                count(st, DropReason::LinkDuplicate);
                 return;
             }
             self.drop_link(st, &lk, LeaveReason::Link, effects);
-            count(st, "link_duplicate");
+            count(st, DropReason::LinkDuplicate);
         }
         let (tx, rx) = mpsc::channel(LINK_QUEUE);
         transport::spawn_writer(channel, rx);
@@ -1754,14 +1759,14 @@ impl Node {
             }
             _ => {
                 // Data on a connection that lost a duplicate-link race (or has not opened yet).
-                count(st, "frame_stale_link");
+                count(st, DropReason::FrameStaleLink);
                 return;
             }
         }
         let frame = match OuterFrame::decode(bytes) {
             Ok(f) => f,
             Err(_) => {
-                count(st, "frame_malformed");
+                count(st, DropReason::FrameMalformed);
                 return;
             }
         };
@@ -1775,7 +1780,7 @@ impl Node {
             .cloned()
             .filter(|k| k.0 == lk.0)
         else {
-            count(st, "frame_unknown_room");
+            count(st, DropReason::FrameUnknownRoom);
             return;
         };
         let peer = lk.1.clone();
@@ -1874,7 +1879,7 @@ impl Node {
             }
             for (lk, reason) in dead {
                 if reason == LeaveReason::Timeout {
-                    count(st, "link_timeout");
+                    count(st, DropReason::LinkTimeout);
                 }
                 self.drop_link(st, &lk, reason, &mut effects);
             }
@@ -1908,7 +1913,7 @@ impl Node {
                         if transport::add_candidate(&pc, &json).await.is_err()
                             && let Some(node) = me.upgrade()
                         {
-                            count(&mut node.lock(), "candidate_rejected");
+                            count(&mut node.lock(), DropReason::CandidateRejected);
                         }
                     });
                 }
@@ -2007,7 +2012,7 @@ impl Node {
                             &mut effects,
                         );
                     }
-                    count(st, "dial_failed");
+                    count(st, DropReason::DialFailed);
                 }
             }
         }
@@ -2021,7 +2026,7 @@ impl Node {
             let mut st = self.lock();
             let st = &mut *st;
             if !ok {
-                count(st, "answer_rejected");
+                count(st, DropReason::AnswerRejected);
                 return;
             }
             let Some(c) = st.conns.get_mut(&conn) else {

@@ -6,6 +6,7 @@ use std::sync::Mutex;
 use serde_json::Value;
 use tokio::sync::Notify;
 
+use crate::room::{LeaveReason, Security};
 use crate::wire::Payload;
 
 /// Identifies a local session.
@@ -14,10 +15,10 @@ pub type SessionId = u64;
 /// What a session hears about one of its rooms.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventKind {
-    /// A peer completed the handshake, with its security level ("e2e" or "transport").
-    PeerJoin(String, &'static str),
-    /// A peer left (reason: leave, link, timeout, password).
-    PeerLeave(String, &'static str),
+    /// A peer completed the handshake, with how its payloads are protected.
+    PeerJoin(String, Security),
+    /// A peer left, and why.
+    PeerLeave(String, LeaveReason),
     /// A peer announced itself for the first time.
     PeerSeen(String),
     /// A channel message.

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::{Value, json};
 
+use crate::drops::DropReason;
 use crate::wire::chunk::{ActionChunk, EncodeError, Payload, encode_payload};
 use crate::wire::e2e::{self, E2eKey};
 use crate::wire::frame::{encode_data, encode_presence};
@@ -130,7 +131,7 @@ pub enum Output {
     /// Tell local sessions.
     Event(RoomEvent),
     /// Count a drop.
-    Drop(&'static str),
+    Drop(DropReason),
     /// A cell frame arrived from a joined peer (the node's overlay decides what it is).
     Cell(String, Vec<u8>),
 }
@@ -369,20 +370,20 @@ impl Room {
         })
     }
 
-    /// Opens what [`Room::cell_payload`] made; the error is a drop counter name.
+    /// Opens what [`Room::cell_payload`] made; the error says why it was dropped.
     pub fn open_cell_payload(
         &self,
         bytes: &[u8],
-    ) -> Result<(String, Payload, Option<Value>), &'static str> {
+    ) -> Result<(String, Payload, Option<Value>), DropReason> {
         let opened = match (bytes.split_first(), &self.e2e) {
             (Some((1, sealed)), Some(key)) => e2e::open(key, sealed),
             (Some((0, plain)), None) => e2e::decode_message(plain),
-            _ => return Err("cell_payload_refused"),
+            _ => return Err(DropReason::CellPayloadRefused),
         };
         match opened {
             Ok((channel, payload, meta)) if valid_channel(&channel) => Ok((channel, payload, meta)),
-            Ok(_) | Err(e2e::E2eError::Malformed) => Err("cell_payload_malformed"),
-            Err(e2e::E2eError::Decrypt) => Err("e2e_decrypt_failed"),
+            Ok(_) | Err(e2e::E2eError::Malformed) => Err(DropReason::CellPayloadMalformed),
+            Err(e2e::E2eError::Decrypt) => Err(DropReason::E2eDecryptFailed),
         }
     }
 
@@ -501,7 +502,7 @@ impl Room {
                 let mut leave = Vec::new();
                 self.send_internal(peer, ACTION_LEAVE, Payload::Text(String::new()), &mut leave);
                 out.extend(leave);
-                out.push(Output::Drop("e2e_required"));
+                out.push(Output::Drop(DropReason::E2eRequired));
                 out.push(Output::Event(RoomEvent::Error {
                     code: "e2e_required",
                     message: format!("peer {peer} cannot encrypt end to end (require_e2e is set)"),
@@ -582,7 +583,7 @@ impl Room {
     pub fn tick(&mut self, now: Instant) -> Vec<Output> {
         let mut out = Vec::new();
         let expired = self.reassembly.expire(now);
-        out.extend((0..expired).map(|_| Output::Drop("reassembly_expired")));
+        out.extend((0..expired).map(|_| Output::Drop(DropReason::ReassemblyExpired)));
         let stale: Vec<String> = self
             .peers
             .iter()
@@ -607,12 +608,12 @@ impl Room {
             }
         }
         for peer in nudged {
-            out.push(Output::Drop("handshake_nudged"));
+            out.push(Output::Drop(DropReason::HandshakeNudged));
             self.resend_handshake(&peer, &mut out);
         }
         for peer in stale {
             self.peers.remove(&peer);
-            out.push(Output::Drop("handshake_timeout"));
+            out.push(Output::Drop(DropReason::HandshakeTimeout));
             out.push(Output::Event(RoomEvent::Error {
                 code: "handshake_timeout",
                 message: format!("peer {peer} did not complete the handshake"),
@@ -628,12 +629,12 @@ impl Room {
         let chunk = match ActionChunk::decode(bytes) {
             Ok(c) => c,
             Err(_) => {
-                out.push(Output::Drop("chunk_malformed"));
+                out.push(Output::Drop(DropReason::ChunkMalformed));
                 return out;
             }
         };
         let Some(slot) = self.peers.get(peer) else {
-            out.push(Output::Drop("chunk_unattached"));
+            out.push(Output::Drop(DropReason::ChunkUnattached));
             return out;
         };
         let internal = chunk.action.starts_with("@_");
@@ -643,18 +644,18 @@ impl Room {
                 ACTION_READY | ACTION_HSDATA | ACTION_LEAVE | ACTION_CAPS
             )
         {
-            out.push(Output::Drop("chunk_before_handshake"));
+            out.push(Output::Drop(DropReason::ChunkBeforeHandshake));
             return out;
         }
         let step = match self.reassembly.push(&peer.to_owned(), &chunk, now) {
             Ok(s) => s,
             Err(e) => {
                 out.push(Output::Drop(match e {
-                    crate::wire::ReassemblyError::TooLarge => "message_too_large",
-                    crate::wire::ReassemblyError::BuffersFull => "reassembly_full",
-                    crate::wire::ReassemblyError::TooManyPartials => "reassembly_too_many",
-                    crate::wire::ReassemblyError::BadMeta => "chunk_bad_meta",
-                    crate::wire::ReassemblyError::BadPayload => "chunk_bad_payload",
+                    crate::wire::ReassemblyError::TooLarge => DropReason::MessageTooLarge,
+                    crate::wire::ReassemblyError::BuffersFull => DropReason::ReassemblyFull,
+                    crate::wire::ReassemblyError::TooManyPartials => DropReason::ReassemblyTooMany,
+                    crate::wire::ReassemblyError::BadMeta => DropReason::ChunkBadMeta,
+                    crate::wire::ReassemblyError::BadPayload => DropReason::ChunkBadPayload,
                 }));
                 return out;
             }
@@ -703,15 +704,15 @@ impl Room {
                 Payload::Binary(bytes) if self.is_joined(peer) => {
                     out.push(Output::Cell(peer.to_owned(), bytes))
                 }
-                _ => out.push(Output::Drop("cell_unexpected")),
+                _ => out.push(Output::Drop(DropReason::CellUnexpected)),
             },
-            a if a.starts_with("@_") => out.push(Output::Drop("action_unknown_internal")),
+            a if a.starts_with("@_") => out.push(Output::Drop(DropReason::ActionUnknownInternal)),
             _ => {
                 if msg.action.is_empty() {
-                    out.push(Output::Drop("action_empty"));
+                    out.push(Output::Drop(DropReason::ActionEmpty));
                 } else if self.peer_security(peer) == Some(Security::E2e) {
                     // An e2e peer never sends plaintext: this would be a downgrade.
-                    out.push(Output::Drop("e2e_plaintext_refused"));
+                    out.push(Output::Drop(DropReason::E2ePlaintextRefused));
                 } else {
                     out.push(Output::Event(RoomEvent::Message {
                         channel: msg.action,
@@ -727,11 +728,11 @@ impl Room {
 
     fn on_sealed(&mut self, peer: &str, payload: Payload, out: &mut Vec<Output>) {
         let (Some(key), Payload::Binary(bytes)) = (&self.e2e, payload) else {
-            out.push(Output::Drop("e2e_malformed"));
+            out.push(Output::Drop(DropReason::E2eMalformed));
             return;
         };
         if self.peer_security(peer) != Some(Security::E2e) {
-            out.push(Output::Drop("e2e_unexpected"));
+            out.push(Output::Drop(DropReason::E2eUnexpected));
             return;
         }
         match e2e::open(key, &bytes) {
@@ -743,15 +744,15 @@ impl Room {
                     meta,
                 }));
             }
-            Ok(_) => out.push(Output::Drop("e2e_malformed")),
-            Err(e2e::E2eError::Decrypt) => out.push(Output::Drop("e2e_decrypt_failed")),
-            Err(e2e::E2eError::Malformed) => out.push(Output::Drop("e2e_malformed")),
+            Ok(_) => out.push(Output::Drop(DropReason::E2eMalformed)),
+            Err(e2e::E2eError::Decrypt) => out.push(Output::Drop(DropReason::E2eDecryptFailed)),
+            Err(e2e::E2eError::Malformed) => out.push(Output::Drop(DropReason::E2eMalformed)),
         }
     }
 
     fn on_hsdata(&mut self, peer: &str, payload: &Payload, out: &mut Vec<Output>) {
         let Payload::Json(v) = payload else {
-            out.push(Output::Drop("hsdata_malformed"));
+            out.push(Output::Drop(DropReason::HsdataMalformed));
             return;
         };
         let kind = v.get("__trystero_pw").and_then(Value::as_str);
@@ -761,14 +762,14 @@ impl Room {
         if slot.joined || slot.local_passed && slot.challenge.is_none() {
             // A second answer to a challenge we sent twice (see `resend_handshake`) is expected.
             if kind != Some("response") {
-                out.push(Output::Drop("hsdata_unexpected"));
+                out.push(Output::Drop(DropReason::HsdataUnexpected));
             }
             return;
         }
         match (kind, slot.challenge.clone()) {
             (Some("challenge"), None) if self.has_password() => {
                 let Some(c) = v.get("c").and_then(Value::as_str) else {
-                    out.push(Output::Drop("hsdata_malformed"));
+                    out.push(Output::Drop(DropReason::HsdataMalformed));
                     return;
                 };
                 let h = password_proof(c, &self.password, &self.app_id, &self.room_id);
@@ -789,7 +790,7 @@ impl Room {
                     self.pass_local(peer, out);
                 } else {
                     self.peers.remove(peer);
-                    out.push(Output::Drop("password_mismatch"));
+                    out.push(Output::Drop(DropReason::PasswordMismatch));
                     out.push(Output::Event(RoomEvent::Error {
                         code: "password_mismatch",
                         message: format!(
@@ -799,7 +800,7 @@ impl Room {
                     }));
                 }
             }
-            _ => out.push(Output::Drop("hsdata_unexpected")),
+            _ => out.push(Output::Drop(DropReason::HsdataUnexpected)),
         }
     }
 }
@@ -869,7 +870,7 @@ mod tests {
         assert!(
             nudge
                 .iter()
-                .any(|o| matches!(o, Output::Drop("handshake_nudged")))
+                .any(|o| matches!(o, Output::Drop(DropReason::HandshakeNudged)))
         );
         // Three nudges at most.
         let later: usize = [3_100, 4_600, 6_100, 7_600]
@@ -908,10 +909,13 @@ mod tests {
         let other = Room::new(B, "app", "room", "pw", limits, key());
         assert!(other.open_cell_payload(&sealed).is_ok());
         // A plain payload is refused in a password room, and the reverse.
-        assert_eq!(other.open_cell_payload(&plain), Err("cell_payload_refused"));
+        assert_eq!(
+            other.open_cell_payload(&plain),
+            Err(DropReason::CellPayloadRefused)
+        );
         assert_eq!(
             open_room.open_cell_payload(&sealed),
-            Err("cell_payload_refused")
+            Err(DropReason::CellPayloadRefused)
         );
     }
 
@@ -985,7 +989,7 @@ mod tests {
             .encode_app("chat", &Payload::Text("hi".into()), None)
             .expect("encodes");
         let out = b.on_chunk(A, &frames[0][3 + 64..], now);
-        assert_eq!(out, vec![Output::Drop("chunk_before_handshake")]);
+        assert_eq!(out, vec![Output::Drop(DropReason::ChunkBeforeHandshake)]);
         assert!(matches!(
             a.encode_app("chat", &Payload::Binary(vec![0; (1 << 20) + 1]), None),
             Err(SendError::TooLarge { .. })

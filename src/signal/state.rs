@@ -7,6 +7,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::content::Signal;
+use crate::drops::DropReason;
 use crate::wire::sdp_crypto;
 use crate::wire::topic::{random_id, root_topic, self_topic};
 
@@ -97,7 +98,7 @@ pub enum Action {
         offer_id: String,
     },
     /// Something was dropped; the name is a counter.
-    Drop(&'static str),
+    Drop(DropReason),
 }
 
 #[derive(Debug)]
@@ -242,7 +243,7 @@ impl RoomSignal {
                     peer,
                     offer_id: d.offer_id,
                 });
-                out.push(Action::Drop("dial_timeout"));
+                out.push(Action::Drop(DropReason::DialTimeout));
             }
         }
         out
@@ -348,7 +349,7 @@ impl RoomSignal {
         }
         if self.self_id.as_str() < peer {
             if self.dials.len() >= self.max_dials {
-                out.push(Action::Drop("dials_full"));
+                out.push(Action::Drop(DropReason::DialsFull));
                 return out;
             }
             let offer_id = random_id(12);
@@ -378,7 +379,7 @@ impl RoomSignal {
                 None,
             ));
         } else {
-            out.push(Action::Drop("poke_rate_limited"));
+            out.push(Action::Drop(DropReason::PokeRateLimited));
         }
         out
     }
@@ -397,7 +398,7 @@ impl RoomSignal {
         }
         let on_own_topic = topic == self.own_topic;
         if !on_own_topic && !matches!(signal, Signal::Announce { .. }) {
-            out.push(Action::Drop("signal_wrong_topic"));
+            out.push(Action::Drop(DropReason::SignalWrongTopic));
             return out;
         }
         match signal {
@@ -420,7 +421,7 @@ impl RoomSignal {
                         peer: peer.clone(),
                         offer_id: stale,
                     });
-                    out.push(Action::Drop("dial_retried"));
+                    out.push(Action::Drop(DropReason::DialRetried));
                 }
                 if passive || self.linked.contains(&peer) || self.dials.contains_key(&peer) {
                     return out;
@@ -446,11 +447,11 @@ impl RoomSignal {
                 sdp,
             } => {
                 if !self.remember_offer(&offer_id) {
-                    out.push(Action::Drop("offer_replayed"));
+                    out.push(Action::Drop(DropReason::OfferReplayed));
                     return out;
                 }
                 let Some(sdp) = self.decrypt(&sdp) else {
-                    out.push(Action::Drop("offer_undecryptable"));
+                    out.push(Action::Drop(DropReason::OfferUndecryptable));
                     return out;
                 };
                 // A linked peer that offers again lost its side of the link (it restarted):
@@ -458,7 +459,7 @@ impl RoomSignal {
                 self.linked.remove(&peer);
                 if let Some(existing) = self.dials.get(&peer) {
                     if existing.role == Role::Offerer && self.self_id < peer {
-                        out.push(Action::Drop("offer_collision"));
+                        out.push(Action::Drop(DropReason::OfferCollision));
                         return out;
                     }
                     out.push(Action::CancelDial {
@@ -466,7 +467,7 @@ impl RoomSignal {
                         offer_id: existing.offer_id.clone(),
                     });
                 } else if self.dials.len() >= self.max_dials {
-                    out.push(Action::Drop("dials_full"));
+                    out.push(Action::Drop(DropReason::DialsFull));
                     return out;
                 }
                 if self.remember_peer(&peer) {
@@ -500,11 +501,11 @@ impl RoomSignal {
                     .get(&peer)
                     .is_some_and(|d| d.role == Role::Offerer && d.offer_id == offer_id);
                 if !known {
-                    out.push(Action::Drop("answer_unknown_offer"));
+                    out.push(Action::Drop(DropReason::AnswerUnknownOffer));
                     return out;
                 }
                 let Some(sdp) = self.decrypt(&sdp) else {
-                    out.push(Action::Drop("answer_undecryptable"));
+                    out.push(Action::Drop(DropReason::AnswerUndecryptable));
                     return out;
                 };
                 if let Some(d) = self.dials.get_mut(&peer) {
@@ -522,11 +523,11 @@ impl RoomSignal {
                 candidate,
             } => {
                 if self.dials.get(&peer).is_none_or(|d| d.offer_id != offer_id) {
-                    out.push(Action::Drop("candidate_unknown_offer"));
+                    out.push(Action::Drop(DropReason::CandidateUnknownOffer));
                     return out;
                 }
                 let Some(candidate) = self.decrypt(&candidate) else {
-                    out.push(Action::Drop("candidate_undecryptable"));
+                    out.push(Action::Drop(DropReason::CandidateUndecryptable));
                     return out;
                 };
                 out.push(Action::AddCandidate {
@@ -714,7 +715,7 @@ mod tests {
         let topic = self_topic("app", "room", HIGH);
         assert_eq!(
             high.on_signal(&topic, replay, None, now),
-            vec![Action::Drop("offer_replayed")]
+            vec![Action::Drop(DropReason::OfferReplayed)]
         );
     }
 
@@ -767,7 +768,7 @@ mod tests {
             ) {
                 match a {
                     Action::Publish { .. } => pokes += 1,
-                    Action::Drop("poke_rate_limited") => limited += 1,
+                    Action::Drop(DropReason::PokeRateLimited) => limited += 1,
                     _ => {}
                 }
             }
@@ -818,7 +819,7 @@ mod tests {
             None,
             now,
         );
-        assert_eq!(a, vec![Action::Drop("answer_unknown_offer")]);
+        assert_eq!(a, vec![Action::Drop(DropReason::AnswerUnknownOffer)]);
         let a = s.on_signal(
             &own,
             Signal::Candidate {
@@ -829,7 +830,7 @@ mod tests {
             None,
             now,
         );
-        assert_eq!(a, vec![Action::Drop("candidate_unknown_offer")]);
+        assert_eq!(a, vec![Action::Drop(DropReason::CandidateUnknownOffer)]);
         let wrong = sdp_crypto::encrypt(&sdp_crypto::room_key("other", "app", "room"), "v=0");
         let a = s.on_signal(
             &own,
@@ -841,7 +842,7 @@ mod tests {
             None,
             now,
         );
-        assert_eq!(a, vec![Action::Drop("offer_undecryptable")]);
+        assert_eq!(a, vec![Action::Drop(DropReason::OfferUndecryptable)]);
         let root = s.root_topic().to_owned();
         let a = s.on_signal(
             &root,
@@ -853,7 +854,7 @@ mod tests {
             None,
             now,
         );
-        assert_eq!(a, vec![Action::Drop("signal_wrong_topic")]);
+        assert_eq!(a, vec![Action::Drop(DropReason::SignalWrongTopic)]);
     }
 
     #[test]
@@ -884,7 +885,7 @@ mod tests {
             None,
             now,
         );
-        assert_eq!(a, vec![Action::Drop("offer_collision")]);
+        assert_eq!(a, vec![Action::Drop(DropReason::OfferCollision)]);
         // Cap of one pending dial.
         let other = "zzzzzzzzzzzzzzzzzzzy";
         let a = s.on_signal(
@@ -896,7 +897,7 @@ mod tests {
             None,
             now,
         );
-        assert!(a.contains(&Action::Drop("dials_full")));
+        assert!(a.contains(&Action::Drop(DropReason::DialsFull)));
         // The dial expires.
         let a = s.tick(now + OFFER_TTL + Duration::from_millis(1));
         assert!(a.iter().any(|x| matches!(x, Action::CancelDial { .. })));

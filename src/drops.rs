@@ -1,0 +1,190 @@
+//! Why something was dropped: one variant per named counter.
+//!
+//! Every piece of input the node refuses (a malformed frame, a forged signature, a request it
+//! cannot serve) and every piece of work it gives up on is counted under one of these. The names
+//! are a stable interface: `meshrtc status --json` shows them under `"drops"` and scripts and
+//! dashboards key on them, so a variant may be added but its name never changes.
+
+macro_rules! drop_reasons {
+    ($($(#[$doc:meta])* $variant:ident => $name:literal,)*) => {
+        /// A named drop counter.
+        #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+        pub enum DropReason {
+            $($(#[$doc])* $variant,)*
+        }
+
+        impl DropReason {
+            /// Every counter, in declaration order.
+            pub const ALL: &'static [DropReason] = &[$(DropReason::$variant,)*];
+
+            /// The counter's stable name.
+            pub fn name(self) -> &'static str {
+                match self {
+                    $(DropReason::$variant => $name,)*
+                }
+            }
+        }
+    };
+}
+
+drop_reasons! {
+    // ---- local API
+    /// A malformed or unserviceable gRPC/WebSocket request.
+    ApiBadRequest => "api_bad_request",
+    /// A Unix-socket client running as another user.
+    ApiForeignUid => "api_foreign_uid",
+    /// A TCP gRPC call without the right token.
+    ApiTokenRefused => "api_token_refused",
+    /// A WebSocket message that is not a client message.
+    WsBadRequest => "ws_bad_request",
+    /// A page whose Origin is not allowed.
+    WsOriginRefused => "ws_origin_refused",
+    /// A script WebSocket client without the right token.
+    WsTokenRefused => "ws_token_refused",
+    // ---- signaling
+    /// A relay event whose signature does not verify.
+    EventBadSignature => "event_bad_signature",
+    /// A relay event whose content does not parse.
+    EventBadContent => "event_bad_content",
+    /// An event no relay accepted.
+    PublishFailed => "publish_failed",
+    /// A relay retired for the session (proof of work, refusals, closed subscriptions).
+    RelayRetired => "relay_retired",
+    /// A failed refresh of the extended relay list.
+    RelayListFailed => "relay_list_failed",
+    /// A relay event for a topic no room listens on.
+    EventUnknownTopic => "event_unknown_topic",
+    /// A signal that arrived on a topic it does not belong to.
+    SignalWrongTopic => "signal_wrong_topic",
+    /// Announces from one peer faster than the rate limit.
+    PokeRateLimited => "poke_rate_limited",
+    /// A dial refused because too many are pending.
+    DialsFull => "dials_full",
+    /// A dial that failed to start.
+    DialFailed => "dial_failed",
+    /// A dial that never completed.
+    DialTimeout => "dial_timeout",
+    /// A stale dial tried again.
+    DialRetried => "dial_retried",
+    /// An offer seen before.
+    OfferReplayed => "offer_replayed",
+    /// An offer that does not decrypt with the room key.
+    OfferUndecryptable => "offer_undecryptable",
+    /// An offer that collided with ours and lost.
+    OfferCollision => "offer_collision",
+    /// An answer to no offer of ours.
+    AnswerUnknownOffer => "answer_unknown_offer",
+    /// An answer that does not decrypt with the room key.
+    AnswerUndecryptable => "answer_undecryptable",
+    /// An answer the WebRTC engine refused.
+    AnswerRejected => "answer_rejected",
+    /// A candidate for no offer of ours.
+    CandidateUnknownOffer => "candidate_unknown_offer",
+    /// A candidate that does not decrypt with the room key.
+    CandidateUndecryptable => "candidate_undecryptable",
+    /// A candidate dropped because too many wait for the remote description.
+    CandidateOverflow => "candidate_overflow",
+    /// A candidate the WebRTC engine refused.
+    CandidateRejected => "candidate_rejected",
+    /// A peer whose offer shows another password.
+    PasswordMismatch => "password_mismatch",
+    // ---- links
+    /// A second link to a peer that lost the tie-break.
+    LinkDuplicate => "link_duplicate",
+    /// A link replaced by a newer one from the same peer (a restart).
+    LinkReplaced => "link_replaced",
+    /// A link silent for too long.
+    LinkTimeout => "link_timeout",
+    /// A frame that did not fit the link's queue.
+    LinkQueueFull => "link_queue_full",
+    /// A send to a peer without a link.
+    SendNoLink => "send_no_link",
+    // ---- frames and chunks
+    /// A data-channel frame that does not decode.
+    FrameMalformed => "frame_malformed",
+    /// A frame on a connection that is not the peer's current link.
+    FrameStaleLink => "frame_stale_link",
+    /// A frame for a room not shared with the peer.
+    FrameUnknownRoom => "frame_unknown_room",
+    /// An action chunk that does not decode.
+    ChunkMalformed => "chunk_malformed",
+    /// A chunk from a peer not attached to the room.
+    ChunkUnattached => "chunk_unattached",
+    /// An app chunk before the handshake completed.
+    ChunkBeforeHandshake => "chunk_before_handshake",
+    /// A message whose metadata is not valid JSON.
+    ChunkBadMeta => "chunk_bad_meta",
+    /// A message whose body does not match its type.
+    ChunkBadPayload => "chunk_bad_payload",
+    /// A received message over the size limit.
+    MessageTooLarge => "message_too_large",
+    /// Reassembly buffers full.
+    ReassemblyFull => "reassembly_full",
+    /// Too many unfinished messages from one peer.
+    ReassemblyTooMany => "reassembly_too_many",
+    /// An unfinished message that timed out.
+    ReassemblyExpired => "reassembly_expired",
+    /// A message with an empty action name.
+    ActionEmpty => "action_empty",
+    /// An internal (`@_`) action this node does not know.
+    ActionUnknownInternal => "action_unknown_internal",
+    // ---- handshake
+    /// A handshake that never completed.
+    HandshakeTimeout => "handshake_timeout",
+    /// A pending handshake sent again.
+    HandshakeNudged => "handshake_nudged",
+    /// A malformed `@_hsdata`.
+    HsdataMalformed => "hsdata_malformed",
+    /// An `@_hsdata` nobody asked for.
+    HsdataUnexpected => "hsdata_unexpected",
+    // ---- end-to-end sealing
+    /// A peer refused because the room requires end-to-end sealing.
+    E2eRequired => "e2e_required",
+    /// Plaintext from a peer that seals (a downgrade).
+    E2ePlaintextRefused => "e2e_plaintext_refused",
+    /// A sealed message from a peer that does not seal.
+    E2eUnexpected => "e2e_unexpected",
+    /// A sealed message that is not an envelope.
+    E2eMalformed => "e2e_malformed",
+    /// An envelope that does not authenticate.
+    E2eDecryptFailed => "e2e_decrypt_failed",
+    // ---- cells rooms
+    /// A cell frame in a room that is not a cells room.
+    CellNotCellsRoom => "cell_not_cells_room",
+    /// A cell frame from a peer not joined to the room.
+    CellUnexpected => "cell_unexpected",
+    /// A cell frame that does not decode.
+    CellMalformed => "cell_malformed",
+    /// A cell frame whose signature does not verify for the room.
+    CellBadSignature => "cell_bad_signature",
+    /// A cell frame seen before.
+    CellDuplicate => "cell_duplicate",
+    /// A cell frame below its origin's replay floor.
+    CellReplay => "cell_replay",
+    /// One of our own cell frames coming back.
+    CellOwnEcho => "cell_own_echo",
+    /// A cell frame whose origin is not a member.
+    CellBadOrigin => "cell_bad_origin",
+    /// A cell payload of the wrong kind for the room (sealed in an open room or the reverse).
+    CellPayloadRefused => "cell_payload_refused",
+    /// A cell payload that does not decode.
+    CellPayloadMalformed => "cell_payload_malformed",
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn names_are_unique_snake_case() {
+        let names: HashSet<&str> = DropReason::ALL.iter().map(|d| d.name()).collect();
+        assert_eq!(names.len(), DropReason::ALL.len());
+        for n in names {
+            assert!(
+                n.chars()
+                    .all(|c| c.is_ascii_lowercase() || c == '_' || c.is_ascii_digit())
+            );
+        }
+    }
+}
