@@ -143,10 +143,27 @@ async fn sixteen_daemons_share_a_cells_room_and_survive_a_dead_bridge() {
     }
     let c = cells_of(&members[0].daemon).await.unwrap_or_default();
     assert_eq!(c.cell_count, 4, "16 peers with cells of 4");
-    let mut links = Vec::new();
-    for m in &members {
-        links.push(room_peers(&m.daemon).await);
-    }
+    // Links the settling topologies asked for and no longer want close after a 5 s grace;
+    // then every daemon holds just what its topology wants.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let links = loop {
+        let mut links = Vec::new();
+        let mut extra = false;
+        for m in &members {
+            let held = room_peers(&m.daemon).await;
+            let wanted = cells_of(&m.daemon).await.unwrap_or_default().links_wanted as usize;
+            extra |= held > wanted;
+            links.push(held);
+        }
+        if !extra {
+            break links;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "links the topology no longer wants were never closed: {links:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
     let most = links.iter().copied().max().unwrap_or(0);
     // The README's claim: at most 10 links each, where a full mesh is N - 1 = 15.
     assert!(

@@ -22,21 +22,19 @@ use nostr_sdk::pool::{ConnectionMode, RelayPoolNotification};
 use nostr_sdk::util::BoxedFuture;
 use nostr_sdk::{
     Alphabet, Client, ClientOptions, Event, EventBuilder, JsonUtil, Keys, Kind, PublicKey,
-    RelayMessage, RelayOptions, RelayStatus, RelayUrl, SingleLetterTag, SubscriptionId, Tag,
-    TagKind, Timestamp, Url,
+    RelayMessage, RelayOptions, RelayStatus, SingleLetterTag, SubscriptionId, Tag, TagKind,
+    Timestamp, Url,
 };
 use tokio::sync::mpsc;
 
 use super::health::{Decision, RelayHealth};
+pub use super::pool::normalize;
+use super::pool::{RECONNECT_CAP, backoff};
 use crate::store::Store;
 use crate::wire::topic::topic_kind;
 
 /// Subscription id of the node's one subscription.
 const SUBSCRIPTION: &str = "meshrtc";
-/// First reconnect delay; doubles per failure up to [`RECONNECT_CAP`], with jitter.
-const RECONNECT_FIRST: Duration = Duration::from_secs(1);
-/// Longest reconnect delay.
-const RECONNECT_CAP: Duration = Duration::from_secs(60);
 /// How often health records are written to the store.
 const PERSIST_EVERY: Duration = Duration::from_secs(10);
 
@@ -150,21 +148,6 @@ fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
-}
-
-/// Canonical form of a relay URL (as nostr-sdk prints it).
-pub fn normalize(url: &str) -> Option<String> {
-    RelayUrl::parse(url)
-        .ok()
-        .map(|u| u.to_string().trim_end_matches('/').to_owned())
-}
-
-fn backoff(failures: u32) -> Duration {
-    let exp = RECONNECT_FIRST
-        .saturating_mul(1u32 << failures.min(6))
-        .min(RECONNECT_CAP);
-    // Full jitter over the upper half: relays restarted together are not stormed together.
-    exp.mul_f64(0.5 + rand::random::<f64>() * 0.5)
 }
 
 /// Checks every incoming event before nostr-sdk sees it, so bad signatures are counted, not just logged.
@@ -530,7 +513,7 @@ impl Driver {
                     Some(Link::Connected) => 0,
                     Some(Link::Connecting(_)) => 1,
                 };
-                let delay = backoff(failures);
+                let delay = backoff(failures, rand::random());
                 pool.links.insert(
                     url.clone(),
                     Link::Waiting {
@@ -806,31 +789,5 @@ async fn run(
                 }
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn backoff_grows_with_jitter_to_the_cap() {
-        for failures in 0..10 {
-            let d = backoff(failures);
-            let nominal = RECONNECT_FIRST
-                .saturating_mul(1 << failures.min(6))
-                .min(RECONNECT_CAP);
-            assert!(d >= nominal / 2 && d <= nominal, "{failures}: {d:?}");
-        }
-        assert!(backoff(20) <= RECONNECT_CAP);
-    }
-
-    #[test]
-    fn urls_are_normalized() {
-        assert_eq!(
-            normalize("ws://127.0.0.1:7777"),
-            normalize("ws://127.0.0.1:7777/")
-        );
-        assert!(normalize("not a url").is_none());
     }
 }

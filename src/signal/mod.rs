@@ -1,7 +1,9 @@
-//! Nostr signaling: message content, the per-room state machine, and the relay driver.
+//! Nostr signaling: message content, the per-room state machine, relay health and pool policy,
+//! and the relay driver.
 
 pub mod content;
 pub mod driver;
 pub mod embedded;
 pub mod health;
+pub mod pool;
 pub mod state;
