@@ -11,7 +11,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use meshrtc::proto;
-use nostr_relay_builder::prelude::{LocalRelay, RateLimit, RelayBuilder};
 
 const ANNOUNCES: u32 = 10_000;
 
@@ -45,13 +44,7 @@ async fn pings(endpoint: &str, peer: &str, span: Duration) -> Vec<f64> {
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let json_out = std::env::args().any(|a| a == "--json");
-    let port = free_port();
-    let relay = LocalRelay::new(RelayBuilder::default().port(port).rate_limit(RateLimit {
-        max_reqs: 64,
-        notes_per_minute: 1_000_000,
-    }));
-    relay.run().await.expect("relay");
-    let url = format!("ws://127.0.0.1:{port}");
+    let (relay, url) = flood_relay().await;
     let a = Daemon::with_relays(std::slice::from_ref(&url)).await;
     let b = Daemon::with_relays(std::slice::from_ref(&url)).await;
     let idb = b.peer_id().await;

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use meshrtc::proto;
-use nostr_relay_builder::prelude::{LocalRelay, RateLimit, RelayBuilder};
 
 fn rss_kib(pid: i32) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -18,6 +17,16 @@ fn rss_kib(pid: i32) -> u64 {
         })
         .and_then(|l| l.split_whitespace().nth(1).and_then(|v| v.parse().ok()))
         .unwrap_or(0)
+}
+
+/// `meshrtc status` against `d`, run as another user.
+fn status_as(user: &str, client: &std::path::Path, d: &Daemon) -> std::process::Output {
+    std::process::Command::new("runuser")
+        .args(["-u", user, "--"])
+        .arg(client)
+        .args(["--daemon", &d.endpoint(), "status"])
+        .output()
+        .expect("runuser")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -159,12 +168,7 @@ async fn the_socket_is_owner_only_and_other_users_are_refused() {
             .expect("chmod");
         std::fs::set_permissions(&client, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
-    let out = std::process::Command::new("runuser")
-        .args(["-u", user, "--"])
-        .arg(&client)
-        .args(["--daemon", &a.endpoint(), "status"])
-        .output()
-        .expect("runuser");
+    let out = status_as(user, &client, &a);
     assert!(!out.status.success(), "another user reached the API");
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("connecting to"), "{err}");
@@ -176,31 +180,15 @@ async fn the_socket_is_owner_only_and_other_users_are_refused() {
         std::fs::set_permissions(a.socket(), std::fs::Permissions::from_mode(0o666))
             .expect("chmod");
     }
-    let before = a
-        .status()
-        .await
-        .drops
-        .get("api_foreign_uid")
-        .copied()
-        .unwrap_or(0);
-    let out = std::process::Command::new("runuser")
-        .args(["-u", user, "--"])
-        .arg(&client)
-        .args(["--daemon", &a.endpoint(), "status"])
-        .output()
-        .expect("runuser");
+    let foreign = async || a.status().await.drops.get("api_foreign_uid").copied();
+    let before = foreign().await.unwrap_or(0);
+    let out = status_as(user, &client, &a);
     assert!(
         !out.status.success(),
         "another user reached the API through an open socket: {}",
         String::from_utf8_lossy(&out.stdout)
     );
-    let after = a
-        .status()
-        .await
-        .drops
-        .get("api_foreign_uid")
-        .copied()
-        .unwrap_or(0);
+    let after = foreign().await.unwrap_or(0);
     assert!(
         after > before,
         "the peer-credential filter did not refuse the other uid"
@@ -211,13 +199,7 @@ async fn the_socket_is_owner_only_and_other_users_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ten_thousand_fake_announces_leave_the_daemon_responsive() {
-    let port = free_port();
-    let relay = LocalRelay::new(RelayBuilder::default().port(port).rate_limit(RateLimit {
-        max_reqs: 64,
-        notes_per_minute: 1_000_000,
-    }));
-    relay.run().await.expect("relay");
-    let url = format!("ws://127.0.0.1:{port}");
+    let (relay, url) = flood_relay().await;
     let a = Daemon::with_relays(std::slice::from_ref(&url)).await;
     let b = Daemon::with_relays(std::slice::from_ref(&url)).await;
     let (ida, idb) = (a.peer_id().await, b.peer_id().await);

@@ -434,6 +434,19 @@ pub fn mode_of(path: &Path) -> u32 {
         & 0o777
 }
 
+/// An in-process relay on a fresh loopback port that lets a flood through (no rate limit to
+/// speak of), and its URL.
+pub async fn flood_relay() -> (nostr_relay_builder::LocalRelay, String) {
+    use nostr_relay_builder::prelude::{LocalRelay, RateLimit, RelayBuilder};
+    let port = free_port();
+    let relay = LocalRelay::new(RelayBuilder::default().port(port).rate_limit(RateLimit {
+        max_reqs: 64,
+        notes_per_minute: 1_000_000,
+    }));
+    relay.run().await.expect("relay");
+    (relay, format!("ws://127.0.0.1:{port}"))
+}
+
 /// `n` fake announces for a room, each signed by a fresh key, half with peer ids below any
 /// real one and half above (so the daemon would be the one to dial half of them).
 pub fn fake_announces(app: &str, room: &str, n: u32) -> Vec<nostr_sdk::Event> {
