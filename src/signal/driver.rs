@@ -257,7 +257,7 @@ impl SignalHandle {
 fn persist(pool: &Mutex<PoolState>, store: Option<&Store>) {
     let Some(store) = store else { return };
     let pool = pool.lock().unwrap_or_else(|p| p.into_inner());
-    if let Err(e) = store.save_relay_health(pool.health.values()) {
+    if let Err(e) = store.save_relay_records(pool.health.values().map(|h| (h.url.as_str(), h))) {
         tracing::warn!(error = %e, "saving relay health failed");
     }
 }
@@ -648,7 +648,7 @@ pub async fn spawn(
         .build();
     let mut state = PoolState::default();
     if let Some(store) = &store {
-        for h in store.relay_health() {
+        for h in store.relay_records::<RelayHealth>() {
             state.health.insert(h.url.clone(), h);
         }
         if options.extended {

@@ -53,8 +53,9 @@ const PREFIX_RELAY: &[u8] = b"v1/relay/";
 const KEY_RELAY_LIST: &[u8] = b"v1/relay-list";
 
 impl Store {
-    /// Every stored relay health record.
-    pub fn relay_health(&self) -> Vec<crate::signal::health::RelayHealth> {
+    /// Every stored relay record that decodes as `T` (the relay pool keeps its health records
+    /// here; the store does not need to know their shape).
+    pub fn relay_records<T: serde::de::DeserializeOwned>(&self) -> Vec<T> {
         self.db
             .scan_prefix(PREFIX_RELAY)
             .filter_map(|r| r.ok())
@@ -62,16 +63,16 @@ impl Store {
             .collect()
     }
 
-    /// Saves relay health records.
-    pub fn save_relay_health<'a>(
+    /// Saves relay records, each under its relay's URL.
+    pub fn save_relay_records<'a, T: serde::Serialize + 'a>(
         &self,
-        records: impl IntoIterator<Item = &'a crate::signal::health::RelayHealth>,
+        records: impl IntoIterator<Item = (&'a str, &'a T)>,
     ) -> Result<(), StoreError> {
-        for h in records {
+        for (url, record) in records {
             let mut key = PREFIX_RELAY.to_vec();
-            key.extend_from_slice(h.url.as_bytes());
+            key.extend_from_slice(url.as_bytes());
             self.db
-                .insert(key, serde_json::to_vec(h).unwrap_or_default())?;
+                .insert(key, serde_json::to_vec(record).unwrap_or_default())?;
         }
         self.db.flush()?;
         Ok(())
@@ -119,15 +120,14 @@ mod tests {
     fn relay_records_persist() {
         let dir = tempfile::tempdir().expect("tempdir");
         let store = Store::open(dir.path()).expect("open");
-        let mut h = crate::signal::health::RelayHealth::new("ws://a");
-        h.on_connected(5);
-        store.save_relay_health([&h]).expect("save");
+        let h = serde_json::json!({"url": "ws://a", "score": 0.5});
+        store.save_relay_records([("ws://a", &h)]).expect("save");
         store
             .save_relay_list(&["wss://x".into()])
             .expect("save list");
         drop(store);
         let store = Store::open(dir.path()).expect("reopen");
-        assert_eq!(store.relay_health(), vec![h]);
+        assert_eq!(store.relay_records::<serde_json::Value>(), vec![h]);
         assert_eq!(store.relay_list(), vec!["wss://x".to_string()]);
     }
 }
