@@ -26,7 +26,7 @@ impl Node {
         actions: Vec<Action>,
         effects: &mut Vec<Effect>,
     ) {
-        let (app, room_id) = key;
+        let RoomKey { app, room: room_id } = key;
         for action in actions {
             match action {
                 Action::Publish {
@@ -40,7 +40,7 @@ impl Node {
                 }),
                 Action::Seen { peer } => Self::emit(st, key, EventKind::PeerSeen(peer)),
                 Action::StartOffer { peer, offer_id } => {
-                    let lk = (app.clone(), peer.clone());
+                    let lk = LinkKey::new(app, &peer);
                     // One dial per room; dials of other rooms may race, the first link wins.
                     if st.links.contains_key(&lk)
                         || st
@@ -72,7 +72,7 @@ impl Node {
                     offer_id,
                     sdp,
                 } => {
-                    let lk = (app.clone(), peer.clone());
+                    let lk = LinkKey::new(app, &peer);
                     if st.links.contains_key(&lk) {
                         // The peer lost its side of the link (restart): replace ours.
                         self.drop_link(st, &lk, LeaveReason::Link, effects);
@@ -223,7 +223,7 @@ impl Node {
                     self.apply_actions(st, &key, actions, &mut effects);
                 }
             }
-            let lk = (key.0.clone(), peer.clone());
+            let lk = LinkKey::new(&key.app, &peer);
             // A linked peer that announces again may have restarted: probe the link.
             if let Signal::Announce { .. } = signal
                 && let Some(link) = st.links.get_mut(&lk)
@@ -278,7 +278,7 @@ impl Node {
             match result {
                 Ok((pc, sdp)) => {
                     c.pc = Some(pc.clone());
-                    let key = (c.app.clone(), c.room.clone());
+                    let key = RoomKey::new(&c.app, &c.room);
                     let (peer, offer_id) = (c.peer.clone(), c.offer_id.clone());
                     if answerer {
                         c.remote_set = true;
@@ -306,7 +306,7 @@ impl Node {
                 Err(e) => {
                     tracing::warn!(error = %e, "connection setup failed");
                     if let Some(c) = st.conns.remove(&conn) {
-                        let key = (c.app.clone(), c.room.clone());
+                        let key = RoomKey::new(&c.app, &c.room);
                         self.signal_room(
                             st,
                             &key,

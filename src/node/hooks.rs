@@ -6,7 +6,7 @@
 //! the other end of a real WebRTC link. Nothing in the daemon or its API calls them; a node
 //! records nothing until [`Node::hook_record_frames`] is called.
 
-use super::{Node, State};
+use super::{LinkKey, Node, RoomKey, State};
 use crate::wire::Payload;
 
 /// Raw frames as received: (sending peer id, bytes).
@@ -27,8 +27,8 @@ impl Node {
         let mut st = self.lock();
         let State { rooms, links, .. } = &mut *st;
         let (Some(entry), Some(link)) = (
-            rooms.get_mut(&(app.to_owned(), room.to_owned())),
-            links.get(&(app.to_owned(), peer.to_owned())),
+            rooms.get_mut(&RoomKey::new(app, room)),
+            links.get(&LinkKey::new(app, peer)),
         ) else {
             return false;
         };
@@ -56,7 +56,7 @@ impl Node {
     #[doc(hidden)]
     pub fn hook_cell_salt(&self, app: &str, room: &str) -> Option<Vec<u8>> {
         let st = self.lock();
-        let entry = st.rooms.get(&(app.to_owned(), room.to_owned()))?;
+        let entry = st.rooms.get(&RoomKey::new(app, room))?;
         entry.cells.as_ref().map(|c| c.salt().to_vec())
     }
 
@@ -71,7 +71,7 @@ impl Node {
         payload: &Payload,
     ) -> Option<Vec<u8>> {
         let mut st = self.lock();
-        let entry = st.rooms.get_mut(&(app.to_owned(), room.to_owned()))?;
+        let entry = st.rooms.get_mut(&RoomKey::new(app, room))?;
         entry.room.cell_payload(channel, payload, None).ok()
     }
 }

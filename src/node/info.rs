@@ -8,7 +8,7 @@ impl Node {
         let st = self.lock();
         let entry = st
             .rooms
-            .get(&(app.to_owned(), room_id.to_owned()))
+            .get(&RoomKey::new(app, room_id))
             .ok_or_else(|| NodeError::NotFound(format!("room {app}/{room_id} not held")))?;
         let now = Instant::now();
         let mut out: Vec<PeerInfo> = entry
@@ -17,12 +17,9 @@ impl Node {
             .map(|p| PeerInfo {
                 id: p.to_owned(),
                 rtt_ms: entry.rtts.get(p).copied().unwrap_or(0.0),
-                connected_ms: st
-                    .links
-                    .get(&(app.to_owned(), p.to_owned()))
-                    .map_or(0, |l| {
-                        now.saturating_duration_since(l.connected_at).as_millis() as u64
-                    }),
+                connected_ms: st.links.get(&LinkKey::new(app, p)).map_or(0, |l| {
+                    now.saturating_duration_since(l.connected_at).as_millis() as u64
+                }),
                 security: entry.room.peer_security(p).unwrap_or(Security::Transport),
             })
             .collect();
@@ -42,7 +39,7 @@ impl Node {
         let mut rooms: Vec<RoomInfo> = st
             .rooms
             .iter()
-            .map(|((app, room), e)| {
+            .map(|(RoomKey { app, room }, e)| {
                 let mut peers: Vec<String> = e.room.joined_peers().map(str::to_owned).collect();
                 peers.sort();
                 RoomInfo {

@@ -24,8 +24,8 @@ impl Node {
                 delay: Duration::ZERO,
             });
         }
-        let (app, peer) = lk;
-        let keys: Vec<RoomKey> = st.rooms.keys().filter(|(a, _)| a == app).cloned().collect();
+        let LinkKey { app, peer } = lk;
+        let keys: Vec<RoomKey> = st.rooms.keys().filter(|k| k.app == *app).cloned().collect();
         let now = Instant::now();
         for key in keys {
             let Some(entry) = st.rooms.get_mut(&key) else {
@@ -49,7 +49,7 @@ impl Node {
             match ev {
                 TransportEvent::Candidate(id, json) => {
                     let Some(c) = st.conns.get(&id) else { return };
-                    let key = (c.app.clone(), c.room.clone());
+                    let key = RoomKey::new(&c.app, &c.room);
                     let (peer, offer_id) = (c.peer.clone(), c.offer_id.clone());
                     self.signal_room(
                         st,
@@ -62,11 +62,11 @@ impl Node {
                 TransportEvent::Message(id, bytes) => self.on_frame(st, id, &bytes, &mut effects),
                 TransportEvent::Closed(id) => {
                     let Some(c) = st.conns.get(&id) else { return };
-                    let lk = (c.app.clone(), c.peer.clone());
+                    let lk = LinkKey::new(&c.app, &c.peer);
                     if c.open {
                         self.drop_link(st, &lk, LeaveReason::Link, &mut effects);
                     } else if let Some(c) = st.conns.remove(&id) {
-                        let key = (c.app.clone(), c.room.clone());
+                        let key = RoomKey::new(&c.app, &c.room);
                         let (peer, offer_id) = (c.peer.clone(), c.offer_id.clone());
                         // Announce again so the peer answers with a fresh attempt.
                         self.signal_room(
@@ -107,9 +107,9 @@ impl Node {
             return;
         }
         c.open = true;
-        let lk = (c.app.clone(), c.peer.clone());
+        let lk = LinkKey::new(&c.app, &c.peer);
         let offer_id = c.offer_id.clone();
-        let signaled_room = (c.app.clone(), c.room.clone());
+        let signaled_room = RoomKey::new(&c.app, &c.room);
         if let Some(existing) = st.links.get(&lk).map(|l| l.conn) {
             // Two dials of different rooms both connected: both sides keep the smaller offer id.
             let existing_offer = st
@@ -133,13 +133,8 @@ impl Node {
         let (tx, rx) = mpsc::channel(LINK_QUEUE);
         transport::spawn_writer(channel, rx);
         let now = Instant::now();
-        let (app, peer) = lk.clone();
-        let keys: Vec<RoomKey> = st
-            .rooms
-            .keys()
-            .filter(|(a, _)| *a == app)
-            .cloned()
-            .collect();
+        let LinkKey { app, peer } = lk.clone();
+        let keys: Vec<RoomKey> = st.rooms.keys().filter(|k| k.app == app).cloned().collect();
         for key in &keys {
             if let Some(entry) = st.rooms.get(key) {
                 let _ = tx.try_send(entry.room.presence_frame(true));
@@ -193,14 +188,14 @@ impl Node {
         effects: &mut Vec<Effect>,
     ) {
         let Some(c) = st.conns.get(&id) else { return };
-        let lk = (c.app.clone(), c.peer.clone());
+        let lk = LinkKey::new(&c.app, &c.peer);
         if let Some(tap) = self
             .frame_tap
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_mut()
         {
-            tap.push((lk.1.clone(), bytes.to_vec()));
+            tap.push((lk.peer.clone(), bytes.to_vec()));
         }
         let now = Instant::now();
         match st.links.get_mut(&lk) {
@@ -229,12 +224,12 @@ impl Node {
             .ok()
             .and_then(|t| st.tokens.get(t))
             .cloned()
-            .filter(|k| k.0 == lk.0)
+            .filter(|k| k.app == lk.app)
         else {
             count(st, DropReason::FrameUnknownRoom);
             return;
         };
-        let peer = lk.1.clone();
+        let peer = lk.peer.clone();
         let Some(entry) = st.rooms.get_mut(&key) else {
             return;
         };
@@ -283,7 +278,7 @@ impl Node {
                     let room = &entry.room;
                     let before = Arc::as_ptr(cells.mesh().topology());
                     let outs = cells.tick(now, |p| {
-                        links.contains_key(&(key.0.clone(), p.to_owned())) && room.is_joined(p)
+                        links.contains_key(&LinkKey::new(&key.app, p)) && room.is_joined(p)
                     });
                     if Arc::as_ptr(cells.mesh().topology()) != before {
                         // Announcers the new topology wants are dialled; linked peers never are.
@@ -315,12 +310,12 @@ impl Node {
                 {
                     let room = link.rooms.iter().next().cloned();
                     if let Some(room) = room
-                        && let Some(entry) = st.rooms.get_mut(&(lk.0.clone(), room))
-                        && let Some(frame) = entry.room.ping(&lk.1, now)
+                        && let Some(entry) = st.rooms.get_mut(&RoomKey::new(&lk.app, &room))
+                        && let Some(frame) = entry.room.ping(&lk.peer, now)
                     {
                         entry
                             .ping_waiters
-                            .entry(lk.1.clone())
+                            .entry(lk.peer.clone())
                             .or_default()
                             .push_back(None);
                         let _ = link.tx.try_send(frame);

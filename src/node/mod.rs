@@ -60,8 +60,21 @@ const IDLE_LINK: Duration = Duration::from_secs(5);
 /// How long a linked peer that re-announced has to prove it is still there.
 const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
 
-/// (app id, room id).
-type RoomKey = (String, String);
+/// A room on this node: its app id and room id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct RoomKey {
+    app: String,
+    room: String,
+}
+
+impl RoomKey {
+    fn new(app: &str, room: &str) -> Self {
+        RoomKey {
+            app: app.to_owned(),
+            room: room.to_owned(),
+        }
+    }
+}
 
 /// How a session joins a room.
 #[derive(Debug, Clone, Default)]
@@ -75,8 +88,21 @@ pub struct JoinOptions {
     /// Use the cellular overlay, with this cell sizing.
     pub cells: Option<CellSize>,
 }
-/// (app id, peer id).
-type LinkKey = (String, String);
+/// A link: one peer within one app (an app's rooms share their links to a peer).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct LinkKey {
+    app: String,
+    peer: String,
+}
+
+impl LinkKey {
+    fn new(app: &str, peer: &str) -> Self {
+        LinkKey {
+            app: app.to_owned(),
+            peer: peer.to_owned(),
+        }
+    }
+}
 
 /// Errors of node operations, with stable codes for the API.
 #[derive(Debug, thiserror::Error)]
@@ -354,10 +380,10 @@ impl Node {
         {
             let mut st = self.lock();
             let st = &mut *st;
-            for ((app, room_id), entry) in st.rooms.iter_mut() {
+            for (RoomKey { app, room: room_id }, entry) in st.rooms.iter_mut() {
                 let peers: Vec<String> = entry.room.joined_peers().map(str::to_owned).collect();
                 for peer in peers {
-                    if let Some(link) = st.links.get(&(app.clone(), peer.clone())) {
+                    if let Some(link) = st.links.get(&LinkKey::new(app, &peer)) {
                         for f in entry.room.leave_frames(&peer) {
                             let _ = link.tx.try_send(f);
                         }

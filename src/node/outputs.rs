@@ -16,8 +16,8 @@ impl Node {
             if let Some(s) = st.sessions.get(sid) {
                 s.queue.push(SessionEvent {
                     room: sr.handle,
-                    app: key.0.clone(),
-                    room_id: key.1.clone(),
+                    app: key.app.clone(),
+                    room_id: key.room.clone(),
                     kind: kind.clone(),
                 });
             }
@@ -31,10 +31,10 @@ impl Node {
         outputs: Vec<Output>,
         effects: &mut Vec<Effect>,
     ) {
-        let app = &key.0;
+        let app = &key.app;
         for o in outputs {
             match o {
-                Output::Send(peer, frame) => match st.links.get(&(app.clone(), peer)) {
+                Output::Send(peer, frame) => match st.links.get(&LinkKey::new(app, &peer)) {
                     Some(link) => {
                         if link.tx.try_send(frame).is_err() {
                             count(st, DropReason::LinkQueueFull);
@@ -46,8 +46,8 @@ impl Node {
                 Output::Cell(peer, bytes) => self.on_cell_frame(st, key, &peer, &bytes, effects),
                 Output::Event(ev) => match ev {
                     RoomEvent::PeerJoin(p, security) => {
-                        if let Some(link) = st.links.get_mut(&(app.clone(), p.clone())) {
-                            link.rooms.insert(key.1.clone());
+                        if let Some(link) = st.links.get_mut(&LinkKey::new(app, &p)) {
+                            link.rooms.insert(key.room.clone());
                             link.idle_since = None;
                         }
                         if let Some(cells) = st.rooms.get_mut(key).and_then(|e| e.cells.as_mut())
@@ -58,8 +58,8 @@ impl Node {
                         Self::emit(st, key, EventKind::PeerJoin(p, security));
                     }
                     RoomEvent::PeerLeave(p, reason) => {
-                        if let Some(link) = st.links.get_mut(&(app.clone(), p.clone())) {
-                            link.rooms.remove(&key.1);
+                        if let Some(link) = st.links.get_mut(&LinkKey::new(app, &p)) {
+                            link.rooms.remove(&key.room);
                             if link.rooms.is_empty() {
                                 link.idle_since = Some(Instant::now());
                             }

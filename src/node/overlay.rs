@@ -71,17 +71,17 @@ impl Node {
                     self.signal_room(st, key, |s| s.dial(&peer, now), effects);
                 }
                 MeshOutput::Close(peer) => {
-                    let lk = (key.0.clone(), peer);
+                    let lk = LinkKey::new(&key.app, &peer);
                     // Links are shared by the app's rooms: only close one this room alone uses.
                     if st
                         .links
                         .get(&lk)
-                        .is_some_and(|l| l.rooms.iter().all(|r| *r == key.1))
+                        .is_some_and(|l| l.rooms.iter().all(|r| *r == key.room))
                     {
                         if let Some(e) = st.rooms.get_mut(key)
                             && let Some(link) = st.links.get(&lk)
                         {
-                            for f in e.room.leave_frames(&lk.1) {
+                            for f in e.room.leave_frames(&lk.peer) {
                                 let _ = link.tx.try_send(f);
                             }
                         }
@@ -93,7 +93,7 @@ impl Node {
                         continue;
                     };
                     let frames = e.room.cell_frames(frame.encode());
-                    match st.links.get(&(key.0.clone(), peer)) {
+                    match st.links.get(&LinkKey::new(&key.app, &peer)) {
                         Some(link) => {
                             for f in frames {
                                 if link.tx.try_send(f).is_err() {
@@ -124,7 +124,7 @@ impl Node {
                         Some((&cells::NOTICE_GONE, ids)) => {
                             let mut me_named = false;
                             for id in cells::parse_gone(ids) {
-                                let linked = st.links.contains_key(&(key.0.clone(), id.clone()));
+                                let linked = st.links.contains_key(&LinkKey::new(&key.app, &id));
                                 if id == self.identity.peer_id {
                                     me_named = true;
                                 } else if !linked {

@@ -100,7 +100,7 @@ impl Node {
     ) -> Result<u32, NodeError> {
         let (password, channels, require_e2e) =
             (opts.password.as_str(), &opts.channels, opts.require_e2e);
-        let key: RoomKey = (app.to_owned(), room_id.to_owned());
+        let key = RoomKey::new(app, room_id);
         let now = Instant::now();
         let mut effects = Vec::new();
         let handle;
@@ -201,11 +201,11 @@ impl Node {
                 let peers: Vec<String> = st
                     .links
                     .iter()
-                    .filter(|((a, _), _)| a == app)
-                    .map(|((_, p), _)| p.clone())
+                    .filter(|(k, _)| k.app == app)
+                    .map(|(k, _)| k.peer.clone())
                     .collect();
                 for peer in peers {
-                    if let Some(link) = st.links.get(&(app.to_owned(), peer.clone())) {
+                    if let Some(link) = st.links.get(&LinkKey::new(app, &peer)) {
                         let _ = link.tx.try_send(presence.clone());
                     }
                     self.signal_room(
@@ -256,14 +256,14 @@ impl Node {
                 st.tokens.remove(entry.room.token());
                 effects.push(Effect::Subscribe(st.topics.keys().cloned().collect()));
                 let now = Instant::now();
-                for ((app, peer), link) in st.links.iter_mut() {
-                    if *app != key.0 {
+                for (LinkKey { app, peer }, link) in st.links.iter_mut() {
+                    if *app != key.app {
                         continue;
                     }
                     for f in entry.room.leave_frames(peer) {
                         let _ = link.tx.try_send(f);
                     }
-                    link.rooms.remove(&key.1);
+                    link.rooms.remove(&key.room);
                     if link.rooms.is_empty() {
                         link.idle_since = Some(now);
                     }
@@ -272,7 +272,7 @@ impl Node {
                 let dead: Vec<ConnId> = st
                     .conns
                     .iter()
-                    .filter(|(_, c)| !c.open && c.app == key.0 && c.room == key.1)
+                    .filter(|(_, c)| !c.open && c.app == key.app && c.room == key.room)
                     .map(|(id, _)| *id)
                     .collect();
                 for id in dead {
@@ -302,7 +302,7 @@ impl Node {
             .sessions
             .get(&session)
             .and_then(|s| s.rooms.get(&handle))
-            .cloned()
+            .map(|k| (k.app.clone(), k.room.clone()))
             .ok_or_else(|| NodeError::NotFound(format!("room handle {handle} not joined")))
     }
 

@@ -70,7 +70,7 @@ impl Node {
             frames = (plain, sealed, security);
             self.echo_local(st, &key, session, channel, &payload, meta.as_ref(), targets);
             for peer in remote_targets {
-                if let Some(link) = st.links.get(&(key.0.clone(), peer.clone())) {
+                if let Some(link) = st.links.get(&LinkKey::new(&key.app, &peer)) {
                     deliveries.push((peer, link.tx.clone()));
                 }
             }
@@ -118,8 +118,8 @@ impl Node {
             if let Some(s) = st.sessions.get(sid) {
                 s.queue.push(SessionEvent {
                     room: sr.handle,
-                    app: key.0.clone(),
-                    room_id: key.1.clone(),
+                    app: key.app.clone(),
+                    room_id: key.room.clone(),
                     kind: EventKind::Message {
                         channel: channel.to_owned(),
                         from: self_id.to_owned(),
@@ -185,7 +185,7 @@ impl Node {
         {
             let mut st = self.lock();
             let st = &mut *st;
-            let key = (app.to_owned(), room_id.to_owned());
+            let key = RoomKey::new(app, room_id);
             let entry = st
                 .rooms
                 .get_mut(&key)
@@ -199,7 +199,7 @@ impl Node {
                 .entry(peer.to_owned())
                 .or_default()
                 .push_back(Some(tx));
-            match st.links.get(&(app.to_owned(), peer.to_owned())) {
+            match st.links.get(&LinkKey::new(app, peer)) {
                 Some(link) => {
                     let _ = link.tx.try_send(frame);
                 }
