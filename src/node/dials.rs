@@ -29,15 +29,7 @@ impl Node {
         let RoomKey { app, room: room_id } = key;
         for action in actions {
             match action {
-                Action::Publish {
-                    topic,
-                    content,
-                    relay,
-                } => effects.push(Effect::Publish {
-                    topic,
-                    content,
-                    relay,
-                }),
+                Action::Relay(command) => effects.push(Effect::Relay(command)),
                 Action::Seen { peer } => Self::emit(st, key, EventKind::PeerSeen(peer)),
                 Action::StartOffer { peer, offer_id } => {
                     let lk = LinkKey::new(app, &peer);

@@ -7,16 +7,7 @@ impl Node {
     pub(super) fn run_effects(&self, effects: Vec<Effect>) {
         for effect in effects {
             match effect {
-                Effect::Publish {
-                    topic,
-                    content,
-                    relay,
-                } => self.signal.send(Command::Publish {
-                    topic,
-                    content,
-                    relay,
-                }),
-                Effect::Subscribe(topics) => self.signal.send(Command::Subscribe(topics)),
+                Effect::Relay(command) => self.signal.send(command),
                 Effect::Close { pc, delay } => {
                     tokio::spawn(async move {
                         tokio::time::sleep(delay).await;

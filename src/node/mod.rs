@@ -38,8 +38,9 @@ use crate::config::Config;
 use crate::drops::DropReason;
 use crate::mesh::{CellSize, MeshOutput, Overlay};
 use crate::room::{LeaveReason, Output, Room, RoomEvent, RoomLimits, Security, SendError};
+use crate::signal::RelayCommand;
 use crate::signal::content::Signal;
-use crate::signal::driver::{self, Command, DriverEvent, Incoming, RelayState, SignalHandle};
+use crate::signal::driver::{self, DriverEvent, Incoming, RelayState, SignalHandle};
 use crate::signal::state::{Action, RoomSignal};
 use crate::transport::{
     self, Channel, ConnId, Connection, Transport, TransportConfig, TransportEvent,
@@ -256,12 +257,7 @@ struct State {
 
 /// Work to do once the state lock is released.
 enum Effect {
-    Publish {
-        topic: String,
-        content: String,
-        relay: Option<String>,
-    },
-    Subscribe(Vec<String>),
+    Relay(RelayCommand),
     Offer {
         conn: ConnId,
     },

@@ -168,7 +168,9 @@ impl Node {
                         cells,
                     },
                 );
-                effects.push(Effect::Subscribe(st.topics.keys().cloned().collect()));
+                effects.push(Effect::Relay(RelayCommand::Subscribe(
+                    st.topics.keys().cloned().collect(),
+                )));
             }
             let Some(entry) = st.rooms.get_mut(&key) else {
                 return Err(NodeError::NotFound("room vanished".into()));
@@ -254,7 +256,9 @@ impl Node {
                     st.topics.remove(t);
                 }
                 st.tokens.remove(entry.room.token());
-                effects.push(Effect::Subscribe(st.topics.keys().cloned().collect()));
+                effects.push(Effect::Relay(RelayCommand::Subscribe(
+                    st.topics.keys().cloned().collect(),
+                )));
                 let now = Instant::now();
                 for (LinkKey { app, peer }, link) in st.links.iter_mut() {
                     if *app != key.app {

@@ -60,21 +60,7 @@ pub struct Incoming {
     pub pubkey: [u8; 32],
 }
 
-/// Commands for the driver.
-#[derive(Debug)]
-pub enum Command {
-    /// Sign and publish `content` on `topic`, to one relay or to all.
-    Publish {
-        /// Topic (`x` tag); the kind derives from it.
-        topic: String,
-        /// Content JSON.
-        content: String,
-        /// Only this relay, if given (and usable).
-        relay: Option<String>,
-    },
-    /// Replace the subscription with these topics (empty: unsubscribe).
-    Subscribe(Vec<String>),
-}
+pub use super::RelayCommand as Command;
 
 /// Counters of the driver.
 #[derive(Debug, Default)]

@@ -6,6 +6,7 @@
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use super::RelayCommand;
 use super::content::Signal;
 use crate::drops::DropReason;
 use crate::wire::sdp_crypto;
@@ -42,15 +43,8 @@ pub enum Role {
 /// What the driver must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Publish `content` on `topic` (to one relay if given, else to all).
-    Publish {
-        /// Topic tag.
-        topic: String,
-        /// Event content.
-        content: String,
-        /// Relay the reply must go through.
-        relay: Option<String>,
-    },
+    /// Publish on a topic (to one relay if given, else to all).
+    Relay(RelayCommand),
     /// A peer announced itself for the first time.
     Seen {
         /// The peer.
@@ -195,7 +189,7 @@ impl RoomSignal {
     }
 
     fn announce(&self) -> Action {
-        Action::Publish {
+        Action::Relay(RelayCommand::Publish {
             topic: self.root.clone(),
             content: Signal::Announce {
                 peer: self.self_id.clone(),
@@ -203,7 +197,7 @@ impl RoomSignal {
             }
             .to_content(),
             relay: None,
-        }
+        })
     }
 
     fn schedule_next(&mut self) {
@@ -313,11 +307,11 @@ impl RoomSignal {
     }
 
     fn reply(&self, peer: &str, signal: Signal, relay: Option<String>) -> Action {
-        Action::Publish {
+        Action::Relay(RelayCommand::Publish {
             topic: self_topic(&self.app_id, &self.room_id, peer),
             content: signal.to_content(),
             relay,
-        }
+        })
     }
 
     /// Cells rooms: only announcers in `wanted` are dialled (None: everyone, the full mesh).

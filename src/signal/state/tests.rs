@@ -7,7 +7,7 @@ fn publishes(actions: &[Action]) -> Vec<(String, Signal)> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Publish { topic, content, .. } => {
+            Action::Relay(RelayCommand::Publish { topic, content, .. }) => {
                 Signal::parse(content).ok().map(|s| (topic.clone(), s))
             }
             _ => None,
@@ -87,7 +87,7 @@ fn smaller_id_offers_larger_id_pokes() {
         }]
     );
     let a = high.answer_ready(LOW, &offer_id, "v=0 answer");
-    let Some(Action::Publish { relay, .. }) = a.first() else {
+    let Some(Action::Relay(RelayCommand::Publish { relay, .. })) = a.first() else {
         panic!("expected publish")
     };
     assert_eq!(relay.as_deref(), Some("ws://r1"));
@@ -162,7 +162,7 @@ fn announce_floods_are_bounded() {
             now,
         ) {
             match a {
-                Action::Publish { .. } => pokes += 1,
+                Action::Relay(RelayCommand::Publish { .. }) => pokes += 1,
                 Action::Drop(DropReason::PokeRateLimited) => limited += 1,
                 _ => {}
             }
@@ -182,7 +182,10 @@ fn announce_floods_are_bounded() {
         None,
         later,
     );
-    assert!(a.iter().any(|x| matches!(x, Action::Publish { .. })));
+    assert!(
+        a.iter()
+            .any(|x| matches!(x, Action::Relay(RelayCommand::Publish { .. })))
+    );
     // Larger fake ids: dials stay capped.
     let mut low = RoomSignal::new(LOW, "app", "room", "", 8, now);
     for i in 0..1_000u32 {
