@@ -14,7 +14,9 @@ use crate::wire::e2e::{self, E2eKey};
 use crate::wire::frame::{encode_data, encode_presence};
 use crate::wire::reassembly::{Limits, Reassembler, Step};
 use crate::wire::sdp_crypto::password_proof;
-use crate::wire::topic::{random_id, room_token};
+use crate::wire::topic::{random_id_from, room_token};
+use rand::SeedableRng as _;
+use rand::rngs::StdRng;
 
 /// Handshake readiness (sent once the local check passed).
 pub const ACTION_READY: &str = "@_hsready";
@@ -171,6 +173,8 @@ pub enum SendError {
 /// One room: its peers and their handshake, nonces and reassembly.
 #[derive(Debug)]
 pub struct Room {
+    /// Draws password challenges; seeded with [`Room::with_seed`] for reproducible runs.
+    rng: StdRng,
     self_id: String,
     app_id: String,
     room_id: String,
@@ -218,6 +222,7 @@ impl Room {
             reassembly_timeout,
         } = limits;
         Room {
+            rng: StdRng::from_entropy(),
             self_id: self_id.to_owned(),
             app_id: app_id.to_owned(),
             room_id: room_id.to_owned(),
@@ -236,6 +241,12 @@ impl Room {
             e2e,
             require_e2e: false,
         }
+    }
+
+    /// The same room drawing its challenges from a generator seeded with `seed`.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.rng = StdRng::seed_from_u64(seed);
+        self
     }
 
     /// Refuses peers that cannot seal payloads end to end from now on.
@@ -426,7 +437,7 @@ impl Room {
         if !self.has_password() {
             self.pass_local(peer, &mut out);
         } else if self.self_id.as_str() < peer {
-            let c = random_id(36);
+            let c = random_id_from(&mut self.rng, 36);
             if let Some(slot) = self.peers.get_mut(peer) {
                 slot.challenge = Some(c.clone());
             }

@@ -188,3 +188,21 @@ fn messages_only_after_join_and_size_limit() {
         Err(SendError::BadChannel(_))
     ));
 }
+
+#[test]
+fn a_seeded_room_draws_the_same_password_challenges() {
+    // A has the smaller id, so it challenges B when B attaches.
+    let frames = |seed: u64| -> Vec<Bytes> {
+        let mut a = room(A, "pw").with_seed(seed);
+        a.attach(B, Instant::now())
+            .into_iter()
+            .filter_map(|o| match o {
+                Output::Send(_, f) => Some(f),
+                _ => None,
+            })
+            .collect()
+    };
+    assert!(!frames(3).is_empty());
+    assert_eq!(frames(3), frames(3));
+    assert_ne!(frames(3), frames(4));
+}

@@ -10,7 +10,9 @@ use super::RelayCommand;
 use super::content::Signal;
 use crate::drops::DropReason;
 use crate::wire::sdp_crypto;
-use crate::wire::topic::{random_id, root_topic, self_topic};
+use crate::wire::topic::{random_id_from, root_topic, self_topic};
+use rand::SeedableRng as _;
+use rand::rngs::StdRng;
 
 /// Offsets of the announce burst after subscribing (Trystero 0.25.4).
 pub const ANNOUNCE_BURST_MS: [u64; 4] = [0, 233, 533, 1_333];
@@ -110,6 +112,8 @@ struct Dial {
 /// Signaling state of one room (app id, room id, password).
 #[derive(Debug)]
 pub struct RoomSignal {
+    /// Draws offer ids; seeded with [`RoomSignal::with_seed`] for reproducible runs.
+    rng: StdRng,
     self_id: String,
     app_id: String,
     room_id: String,
@@ -143,6 +147,7 @@ impl RoomSignal {
         now: Instant,
     ) -> Self {
         RoomSignal {
+            rng: StdRng::from_entropy(),
             self_id: self_id.to_owned(),
             app_id: app_id.to_owned(),
             room_id: room_id.to_owned(),
@@ -163,6 +168,12 @@ impl RoomSignal {
             max_dials,
             dial_filter: None,
         }
+    }
+
+    /// The same state machine drawing its offer ids from a generator seeded with `seed`.
+    pub fn with_seed(mut self, seed: u64) -> Self {
+        self.rng = StdRng::seed_from_u64(seed);
+        self
     }
 
     /// The two topics this room listens on: root and self.
@@ -346,7 +357,7 @@ impl RoomSignal {
                 out.push(Action::Drop(DropReason::DialsFull));
                 return out;
             }
-            let offer_id = random_id(12);
+            let offer_id = random_id_from(&mut self.rng, 12);
             self.dials.insert(
                 peer.to_owned(),
                 Dial {

@@ -79,8 +79,11 @@ pub fn id_from_bytes(bytes: &[u8], len: usize) -> Option<String> {
 
 /// A fresh random id of `len` alphabet symbols (offer ids, challenge ids).
 pub fn random_id(len: usize) -> String {
-    use rand::Rng as _;
-    let mut rng = rand::thread_rng();
+    random_id_from(&mut rand::thread_rng(), len)
+}
+
+/// [`random_id`] drawn from a given generator (a seeded one makes it reproducible).
+pub fn random_id_from(rng: &mut impl rand::Rng, len: usize) -> String {
     (0..len)
         .map(|_| PEER_ID_ALPHABET[rng.gen_range(0..62)] as char)
         .collect()

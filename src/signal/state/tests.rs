@@ -341,3 +341,22 @@ fn collision_and_caps_and_timeouts() {
     );
     assert_eq!(a.len(), 1);
 }
+
+#[test]
+fn a_seeded_state_machine_draws_the_same_offer_ids() {
+    let now = Instant::now();
+    let offer_ids = |seed: u64| -> Vec<String> {
+        let mut s = RoomSignal::new(LOW, "app", "room", "pw", 8, now).with_seed(seed);
+        ["B0000000000000000000", "C0000000000000000000"]
+            .iter()
+            .flat_map(|peer| s.dial(peer, now))
+            .filter_map(|a| match a {
+                Action::StartOffer { offer_id, .. } => Some(offer_id),
+                _ => None,
+            })
+            .collect()
+    };
+    assert_eq!(offer_ids(7).len(), 2);
+    assert_eq!(offer_ids(7), offer_ids(7));
+    assert_ne!(offer_ids(7), offer_ids(8));
+}
