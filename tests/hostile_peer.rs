@@ -149,6 +149,11 @@ async fn password_room_frames_carry_no_plaintext_and_open_only_with_the_room_key
         matches!(joined, Some(EventKind::PeerJoin(_, Security::E2e))),
         "{joined:?}"
     );
+    // Both ends must have finished the handshake before A's sends have B to go to.
+    assert!(
+        sa.wait_join(&b.id, JOIN).await,
+        "the daemon never saw the in-process peer join"
+    );
     let secret = "the eagle lands at midnight";
     for payload in [
         text(secret),
