@@ -4,10 +4,31 @@ import assert from 'node:assert/strict'
 import {Daemon, launchBrowser, runTests, until, serveTrysteroPage} from './lib.mjs'
 
 // Captures every data channel the page creates, before Trystero loads.
+// Also the raw wire helpers: an outer data frame and an action chunk, as Trystero lays them out.
 const prelude = `window.capturedChannels = [];
 const create = RTCPeerConnection.prototype.createDataChannel;
 RTCPeerConnection.prototype.createDataChannel = function (...args) {
   const ch = create.apply(this, args); window.capturedChannels.push(ch); return ch;
+};
+window.wire = {
+  enc: new TextEncoder(),
+  async token(app, room) {
+    const digest = await crypto.subtle.digest('SHA-256', this.enc.encode('Trystero:' + app + ':' + room));
+    return this.enc.encode([...new Uint8Array(digest)].map(x => x.toString(16).padStart(2, '0')).join(''));
+  },
+  frame(tokenBytes, body) {
+    const f = new Uint8Array(3 + tokenBytes.length + body.length);
+    f[0] = 1; f[1] = tokenBytes.length >> 8; f[2] = tokenBytes.length & 255;
+    f.set(tokenBytes, 3); f.set(body, 3 + tokenBytes.length);
+    return f;
+  },
+  chunk(action, nonce, tag, progress, payload) {
+    const c = new Uint8Array(36 + payload.length);
+    c.set(this.enc.encode(action)); c[32] = nonce >> 8; c[33] = nonce & 255; c[34] = tag; c[35] = progress;
+    c.set(payload, 36);
+    return c;
+  },
+  lastOpenChannel() { return window.capturedChannels.filter(c => c.readyState === 'open').at(-1); },
 };`
 const {port, server} = await serveTrysteroPage(prelude)
 const browser = await launchBrowser()
@@ -47,28 +68,10 @@ await runTests(
       await listen.wait('daemon sees the page', l => l.event === 'peer:join' && l.peer === pageId)
       const sent = await page.evaluate(async app => {
         const ch = window.capturedChannels.find(c => c.readyState === 'open')
-        const enc = new TextEncoder()
-        const hex = b => [...new Uint8Array(b)].map(x => x.toString(16).padStart(2, '0')).join('')
-        const token = enc.encode(hex(await crypto.subtle.digest('SHA-256', enc.encode(`Trystero:${app}:room`))))
-        const frame = (tokenBytes, body) => {
-          const f = new Uint8Array(3 + tokenBytes.length + body.length)
-          f[0] = 1
-          f[1] = tokenBytes.length >> 8
-          f[2] = tokenBytes.length & 255
-          f.set(tokenBytes, 3)
-          f.set(body, 3 + tokenBytes.length)
-          return f
-        }
-        const chunk = (action, nonce, tag, progress, payload) => {
-          const c = new Uint8Array(36 + payload.length)
-          c.set(enc.encode(action))
-          c[32] = nonce >> 8
-          c[33] = nonce & 255
-          c[34] = tag
-          c[35] = progress
-          c.set(payload, 36)
-          return c
-        }
+        const {enc} = window.wire
+        const token = await window.wire.token(app, 'room')
+        const frame = (t, body) => window.wire.frame(t, body)
+        const chunk = (...a) => window.wire.chunk(...a)
         let n = 0
         const send = b => {
           ch.send(b)
@@ -98,6 +101,43 @@ await runTests(
       const rtt = parseFloat(d.cli('ping', 'room', pageId, '--app', APP))
       assert.ok(rtt >= 0 && rtt < 5000, `ping ${rtt} ms`)
       console.log(`# drops after the hostile page: ${JSON.stringify(await drops())}`)
+      await listen.stop()
+    },
+
+    'a page that does not seal cannot pass off envelopes in a password room': async () => {
+      const listen = d.listen('vault', {app: APP, password: 'pw'})
+      await page.evaluate(
+        ({relay, app}) => {
+          window.R.leave()
+          const r = (window.V = window.trysteroReady.joinRoom({appId: app, relayConfig: {urls: [relay]}, rtcConfig: {iceServers: []}, password: 'pw'}, 'vault'))
+          window.joinedVault = []
+          r.onPeerJoin = id => window.joinedVault.push(id)
+          window.vaultChat = r.makeAction('chat')
+        },
+        {relay: d.relayUrl, app: APP}
+      )
+      await until('page joined the password room', () => page.evaluate(id => window.joinedVault.includes(id), d.peerId))
+      const joined = await listen.wait('daemon sees the page', l => l.event === 'peer:join' && l.peer === pageId)
+      assert.equal(joined.security, 'transport')
+      const before = await drops()
+      await page.evaluate(async app => {
+        const {wire} = window
+        const ch = wire.lastOpenChannel()
+        const token = await wire.token(app, 'vault')
+        // A binary "envelope" from a peer that never offered to seal: refused, not opened.
+        ch.send(wire.frame(token, wire.chunk('@_mre2e', 1, 1 | 4, 255, new Uint8Array(80))))
+        // An envelope that is not even binary.
+        ch.send(wire.frame(token, wire.chunk('@_mre2e', 2, 1, 255, wire.enc.encode('not an envelope'))))
+      }, APP)
+      const grew = (after, name) => (after[name] ?? 0) > (before[name] ?? 0)
+      await until('e2e_unexpected and e2e_malformed counted', async () => {
+        const after = await drops()
+        return grew(after, 'e2e_unexpected') && grew(after, 'e2e_malformed')
+      })
+      // The page's own plain messages are fine at its level, and nothing else arrived.
+      await page.evaluate(() => window.vaultChat.send('plain and fine'))
+      await listen.wait('a plain message from the page', l => l.event === 'message' && l.data === 'plain and fine')
+      assert.deepEqual(listen.lines.filter(l => l.event === 'message').map(l => l.data), ['plain and fine'])
       await listen.stop()
     }
   },
