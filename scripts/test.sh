@@ -70,8 +70,10 @@ part "fuzz corpus replay" scripts/fuzz-smoke.sh
 #    off. `--ignored` runs exactly the browser tests; no variable can skip them.
 part "real-browser tests" env -u MESHRTC_SKIP_BROWSER cargo test --offline --locked --test browser -- --ignored --test-threads=1
 
+passed=$((3 - ${#failed[@]}))
 if [ ${#failed[@]} -gt 0 ]; then
   printf 'FAILED: %s\n' "${failed[@]}"
+  echo "parts: $passed passed, ${#failed[@]} failed"
   exit 1
 fi
-echo "all parts passed"
+echo "parts: $passed passed, 0 failed"
