@@ -67,9 +67,14 @@ impl MeshDrop {
 }
 
 /// Bounded memory of (origin, seq) pairs, with a per-origin replay floor.
+///
+/// Each pair keeps the most hops any copy of it had left here. Copies race: under load a copy
+/// that came the long way can arrive first with its TTL nearly spent; if that one alone were
+/// passed on, the flood could stop short of peers only the short way reaches. So a later copy
+/// with more hops left is passed on again (never delivered twice).
 #[derive(Debug, Default)]
 struct Seen {
-    set: FxHashSet<([u8; 32], u64)>,
+    set: FxHashMap<([u8; 32], u64), u8>,
     order: VecDeque<([u8; 32], u64)>,
     /// Replay floors per origin.
     floors: FxHashMap<[u8; 32], Floor>,
@@ -86,20 +91,35 @@ struct Floor {
     in_window: u32,
 }
 
+/// How a copy of a frame relates to what was seen of it before.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Copy {
+    /// The first copy: deliver and pass on.
+    First,
+    /// Seen before, but this copy has more hops left: pass on again, do not deliver.
+    MoreHops,
+}
+
 impl Seen {
     fn check(
         &mut self,
         origin: [u8; 32],
         seq: u64,
+        ttl: u8,
         now: Instant,
         cfg: &MeshConfig,
-    ) -> Result<(), MeshDrop> {
+    ) -> Result<Copy, MeshDrop> {
         if self.floors.get(&origin).is_some_and(|f| seq <= f.seq) {
             return Err(MeshDrop::Replay);
         }
-        if !self.set.insert((origin, seq)) {
+        if let Some(best) = self.set.get_mut(&(origin, seq)) {
+            if ttl > *best {
+                *best = ttl;
+                return Ok(Copy::MoreHops);
+            }
             return Err(MeshDrop::Duplicate);
         }
+        self.set.insert((origin, seq), ttl);
         self.order.push_back((origin, seq));
         let entry = self.floors.entry(origin).or_insert(Floor {
             seq: 0,
@@ -132,11 +152,11 @@ impl Seen {
                 self.floors.remove(&o);
             }
         }
-        Ok(())
+        Ok(Copy::First)
     }
 
     fn bytes(&self) -> usize {
-        self.set.len() * 48 + self.order.len() * 40 + self.floors.len() * 64
+        self.set.len() * 49 + self.order.len() * 40 + self.floors.len() * 64
     }
 }
 
@@ -182,9 +202,14 @@ impl Mesh {
         &self.topo
     }
 
-    /// True when this frame was already handled (checked before its signature is).
-    pub fn seen(&self, origin: &[u8; 32], seq: u64) -> bool {
-        self.seen.set.contains(&(*origin, seq))
+    /// True when a copy of this frame with at least as many hops left was already handled
+    /// (checked before its signature is).
+    pub fn seen(&self, origin: &[u8; 32], seq: u64, ttl: u8) -> bool {
+        let ttl = ttl.min(self.topo.ttl());
+        self.seen
+            .set
+            .get(&(*origin, seq))
+            .is_some_and(|best| *best >= ttl)
     }
 
     /// Links that are up.
@@ -256,7 +281,9 @@ impl Overlay for Mesh {
     }
 
     fn originate(&mut self, mut frame: CellFrame, now: Instant) -> Vec<MeshOutput> {
-        let _ = self.seen.check(frame.origin, frame.seq, now, &self.cfg);
+        let _ = self
+            .seen
+            .check(frame.origin, frame.seq, u8::MAX, now, &self.cfg);
         frame.ttl = self.topo.ttl();
         frame.hops = 0;
         frame.fanout = true;
@@ -271,15 +298,17 @@ impl Overlay for Mesh {
         mut frame: CellFrame,
         now: Instant,
     ) -> Result<Vec<MeshOutput>, MeshDrop> {
-        self.seen.check(frame.origin, frame.seq, now, &self.cfg)?;
-        let mut out = Vec::new();
         let ttl = frame.ttl.min(self.topo.ttl());
+        let copy = self
+            .seen
+            .check(frame.origin, frame.seq, ttl, now, &self.cfg)?;
+        let mut out = Vec::new();
         frame.hops = frame.hops.saturating_add(1);
         if ttl > 0 {
             frame.ttl = ttl - 1;
             self.forward(Some(from), &frame, &mut out);
         }
-        if frame.targets.is_empty() || frame.targets.contains(&self.me) {
+        if copy == Copy::First && (frame.targets.is_empty() || frame.targets.contains(&self.me)) {
             out.push(MeshOutput::Deliver(frame));
         }
         Ok(out)
@@ -462,6 +491,54 @@ mod tests {
             .filter(|o| matches!(o, MeshOutput::Send(..)))
             .count();
         assert_eq!(sends, t.links_of(&me).len() - 1);
+    }
+
+    /// The race behind a rare miss in the 16-daemon test: the copy that came the long way
+    /// arrived first with no hops left, and the one with hops to spare was dropped as a
+    /// duplicate, so the flood stopped here.
+    #[test]
+    fn a_later_copy_with_more_hops_left_is_passed_on_once_and_not_delivered_again() {
+        let t = topo(16, 4);
+        let now = Instant::now();
+        let mut m = linked_mesh("p0", &t, now);
+        let from = t.links_of("p0")[0].to_owned();
+        let copy = |ttl: u8| {
+            let mut f = frame(1, 7);
+            f.ttl = ttl;
+            f.fanout = false;
+            f
+        };
+        let sends = |out: &[MeshOutput]| {
+            out.iter()
+                .filter(|o| matches!(o, MeshOutput::Send(..)))
+                .count()
+        };
+        let delivers = |out: &[MeshOutput]| {
+            out.iter()
+                .filter(|o| matches!(o, MeshOutput::Deliver(_)))
+                .count()
+        };
+        let spent = m.on_frame(&from, copy(0), now).expect("first copy");
+        assert_eq!(
+            (sends(&spent), delivers(&spent)),
+            (0, 1),
+            "no hops left: delivered only"
+        );
+        let better = m.on_frame(&from, copy(4), now).expect("more hops left");
+        assert!(
+            sends(&better) > 0,
+            "the copy with hops to spare is passed on"
+        );
+        assert_eq!(delivers(&better), 0, "but not delivered twice");
+        assert!(m.seen(&[1; 32], 7, 4) && m.seen(&[1; 32], 7, 2) && !m.seen(&[1; 32], 7, 5));
+        assert_eq!(
+            m.on_frame(&from, copy(4), now).err(),
+            Some(MeshDrop::Duplicate)
+        );
+        assert_eq!(
+            m.on_frame(&from, copy(2), now).err(),
+            Some(MeshDrop::Duplicate)
+        );
     }
 
     #[test]

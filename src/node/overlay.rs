@@ -25,9 +25,18 @@ impl Node {
             }
         };
         let now = Instant::now();
+        tracing::debug!(
+            from = peer,
+            origin = %hex4(&frame.origin),
+            seq = frame.seq,
+            ttl = frame.ttl,
+            hops = frame.hops,
+            fanout = frame.fanout,
+            "cell frame in"
+        );
         // Duplicates are dropped before the (costly) signature check; a forged frame can only
         // collide with one already seen, so it cannot suppress a genuine one.
-        if cells.mesh().seen(&frame.origin, frame.seq) {
+        if cells.mesh().seen(&frame.origin, frame.seq, frame.ttl) {
             count(st, DropReason::CellDuplicate);
             return;
         }
@@ -93,16 +102,28 @@ impl Node {
                         continue;
                     };
                     let frames = e.room.cell_frames(frame.encode());
+                    tracing::debug!(
+                        to = %peer,
+                        origin = %hex4(&frame.origin),
+                        seq = frame.seq,
+                        ttl = frame.ttl,
+                        fanout = frame.fanout,
+                        "cell frame out"
+                    );
                     match st.links.get(&LinkKey::new(&key.app, &peer)) {
                         Some(link) => {
                             for f in frames {
                                 if link.tx.try_send(f).is_err() {
+                                    tracing::warn!(to = %peer, "cell frame: link queue full");
                                     count(st, DropReason::LinkQueueFull);
                                     break;
                                 }
                             }
                         }
-                        None => count(st, DropReason::SendNoLink),
+                        None => {
+                            tracing::warn!(to = %peer, "cell frame: no link");
+                            count(st, DropReason::SendNoLink)
+                        }
                     }
                 }
                 MeshOutput::Deliver(frame) => {
@@ -119,6 +140,7 @@ impl Node {
                     if from == self.identity.peer_id {
                         continue;
                     }
+                    tracing::debug!(from = %from, origin = %hex4(&frame.origin), seq = frame.seq, "cell frame delivered");
                     cells.heard_member(&from, now);
                     match frame.payload.split_first() {
                         Some((&cells::NOTICE_GONE, ids)) => {
@@ -157,4 +179,9 @@ impl Node {
             }
         }
     }
+}
+
+/// The first bytes of an origin key, enough to tell origins apart in a debug log.
+fn hex4(key: &[u8; 32]) -> String {
+    key[..4].iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -111,9 +111,11 @@ impl Daemon {
         }
         cmd.args(&self.extra);
         let log = std::fs::File::create(self.dir.join("daemon.log")).expect("log file");
-        cmd.stdout(Stdio::null())
-            .stderr(log)
-            .env("RUST_LOG", "info,webrtc=warn,rtc=warn");
+        cmd.stdout(Stdio::null()).stderr(log).env(
+            "RUST_LOG",
+            std::env::var("MESHRTC_TEST_DAEMON_LOG")
+                .unwrap_or_else(|_| "info,webrtc=warn,rtc=warn".into()),
+        );
         self.child = Some(cmd.spawn().expect("spawn meshrtcd"));
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
