@@ -68,7 +68,7 @@ part "fuzz corpus replay" scripts/fuzz-smoke.sh
 #    own when loopback is the only interface, so two pages could not reach each other there.
 #    They still stay on 127.0.0.1 (pages, relay, ICE), with Chromium's background networking
 #    off. `--ignored` runs exactly the browser tests; no variable can skip them.
-part "real-browser tests" env -u MESHRTC_SKIP_BROWSER cargo test --offline --locked --test browser -- --ignored --test-threads=1
+part "real-browser tests" env -u MESHRTC_SKIP_BROWSER cargo test --offline --locked --test browser -- --ignored --test-threads=1 --nocapture
 
 passed=$((3 - ${#failed[@]}))
 if [ ${#failed[@]} -gt 0 ]; then
