@@ -6,11 +6,35 @@
 //! the other end of a real WebRTC link. Nothing in the daemon or its API calls them; a node
 //! records nothing until [`Node::hook_record_frames`] is called.
 
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use super::{LinkKey, Node, RoomKey, State};
 use crate::wire::Payload;
 
 /// Raw frames as received: (sending peer id, bytes).
 pub type RecordedFrames = Vec<(String, Vec<u8>)>;
+
+/// Frames recorded once a test turns recording on. Every received frame passes here, so the
+/// off case is one relaxed atomic load, not a lock.
+#[derive(Debug, Default)]
+pub(super) struct FrameTap {
+    on: AtomicBool,
+    frames: Mutex<RecordedFrames>,
+}
+
+impl FrameTap {
+    /// Keeps a copy of a received frame if recording is on.
+    pub(super) fn record(&self, peer: &str, bytes: &[u8]) {
+        if self.on.load(Ordering::Relaxed) {
+            self.lock().push((peer.to_owned(), bytes.to_vec()));
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, RecordedFrames> {
+        self.frames.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
 
 impl Node {
     /// Encodes `action` with `payload` for a room and queues the frames on the link to `peer`,
@@ -41,15 +65,13 @@ impl Node {
     /// Starts recording every frame that arrives on any link, with the sending peer's id.
     #[doc(hidden)]
     pub fn hook_record_frames(&self) {
-        let mut tap = self.frame_tap.lock().unwrap_or_else(|p| p.into_inner());
-        tap.get_or_insert_with(Vec::new);
+        self.frame_tap.on.store(true, Ordering::Relaxed);
     }
 
     /// The frames recorded so far, as (peer id, raw bytes).
     #[doc(hidden)]
     pub fn hook_recorded_frames(&self) -> RecordedFrames {
-        let tap = self.frame_tap.lock().unwrap_or_else(|p| p.into_inner());
-        tap.clone().unwrap_or_default()
+        self.frame_tap.lock().clone()
     }
 
     /// The salt a cells room signs its frames over; None when it is not a cells room here.

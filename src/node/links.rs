@@ -189,14 +189,7 @@ impl Node {
     ) {
         let Some(c) = st.conns.get(&id) else { return };
         let lk = LinkKey::new(&c.app, &c.peer);
-        if let Some(tap) = self
-            .frame_tap
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .as_mut()
-        {
-            tap.push((lk.peer.clone(), bytes.to_vec()));
-        }
+        self.frame_tap.record(&lk.peer, bytes);
         let now = Instant::now();
         match st.links.get_mut(&lk) {
             Some(link) if link.conn == id => {

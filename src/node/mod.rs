@@ -293,7 +293,7 @@ pub struct Node {
     wake: tokio::sync::Notify,
     e2e_keys: Mutex<HashMap<(String, String, String), crate::wire::e2e::E2eKey>>,
     /// Raw frames received, recorded only once a test asks for it (see `hooks`).
-    frame_tap: Mutex<Option<hooks::RecordedFrames>>,
+    frame_tap: hooks::FrameTap,
 }
 
 impl std::fmt::Debug for Node {
@@ -345,7 +345,7 @@ impl Node {
             me: me.clone(),
             wake: tokio::sync::Notify::new(),
             e2e_keys: Mutex::new(HashMap::new()),
-            frame_tap: Mutex::new(None),
+            frame_tap: hooks::FrameTap::default(),
         });
         tokio::spawn(run_loop(Arc::downgrade(&node), incoming_rx, transport_rx));
         node
