@@ -6,7 +6,7 @@
 //! passes it over its own bridges. Two bridge pairs per cell edge and the hypercube's spare
 //! paths mean a dead bridge costs no delivery, only a duplicate less.
 
-use std::collections::{BTreeSet, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
@@ -172,9 +172,9 @@ pub struct Mesh {
     cellmates: FxHashSet<String>,
     next_redial_scan: Option<Instant>,
     /// Links we asked for, and when we last asked.
-    asked: HashMap<String, Instant>,
+    asked: BTreeMap<String, Instant>,
     /// Links we asked for that the topology no longer wants, and when to close them.
-    retiring: HashMap<String, Instant>,
+    retiring: BTreeMap<String, Instant>,
     seen: Seen,
     last_seq: u64,
 }
@@ -190,8 +190,8 @@ impl Mesh {
             wanted: Vec::new(),
             cellmates: FxHashSet::default(),
             next_redial_scan: None,
-            asked: HashMap::new(),
-            retiring: HashMap::new(),
+            asked: BTreeMap::new(),
+            retiring: BTreeMap::new(),
             seen: Seen::default(),
             last_seq: 0,
         }

@@ -5,7 +5,7 @@
 //! and the room) is not its to choose. Census changes take effect after 500 ms of quiet (at most
 //! 2 s after they began), so a join burst yields one topology, not twenty.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -73,10 +73,10 @@ pub struct CellRoom {
     me: String,
     size: CellSize,
     salt: Vec<u8>,
-    census: HashMap<String, Entry>,
+    census: BTreeMap<String, Entry>,
     mesh: Mesh,
     changed: Option<(Instant, Instant)>,
-    origins: HashMap<[u8; 32], String>,
+    origins: BTreeMap<[u8; 32], String>,
 }
 
 /// Where the node sits in a cells room.
@@ -103,10 +103,10 @@ impl CellRoom {
             me: me.to_owned(),
             size,
             salt: salt.to_vec(),
-            census: HashMap::new(),
+            census: BTreeMap::new(),
             mesh: Mesh::new(me, MeshConfig::default()),
             changed: Some((now, now)),
-            origins: HashMap::new(),
+            origins: BTreeMap::new(),
         };
         room.census.insert(
             me.to_owned(),
@@ -125,18 +125,16 @@ impl CellRoom {
     }
 
     /// Signs `body` as a frame from this node (for `targets`, or everyone) and hands it to the
-    /// overlay; returns where it goes.
+    /// overlay; returns where it goes. `wall_us` (µs since the epoch) seeds the sequence number.
     pub fn originate(
         &mut self,
         keys: &Keys,
         targets: Vec<String>,
         body: Vec<u8>,
         now: Instant,
+        wall_us: u64,
     ) -> Vec<MeshOutput> {
-        let clock = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_micros() as u64);
-        let seq = self.mesh.next_seq(clock);
+        let seq = self.mesh.next_seq(wall_us);
         let frame = CellFrame::sign(keys, &self.salt, seq, 0, targets, Bytes::from(body));
         self.mesh.originate(frame, now)
     }
@@ -251,7 +249,7 @@ impl CellRoom {
     }
 
     /// Peers the topology in force asks this node to link to.
-    pub fn wanted(&self) -> HashSet<String> {
+    pub fn wanted(&self) -> BTreeSet<String> {
         self.mesh
             .topology()
             .links_of(&self.me)

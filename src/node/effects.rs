@@ -1,59 +1,147 @@
-//! Effects: the work decided under the state lock and run after it is released — the only
-//! code here that awaits the transport or the relays.
+//! Effects: what the core decided, carried out — the only code here that touches the
+//! transport or the relays. Slow work (offers, answers, closing) is spawned and its result fed
+//! back to the core as an input.
 
-use super::*;
+use std::time::Instant;
+
+use tokio::sync::mpsc;
+
+use super::core::{Effect, LINK_QUEUE};
+use super::{Inner, Node};
+use crate::drops::DropReason;
+use crate::transport::{self, ConnId};
 
 impl Node {
-    pub(super) fn run_effects(&self, effects: Vec<Effect>) {
-        for effect in effects {
-            match effect {
-                Effect::Relay(command) => self.signal.send(command),
-                Effect::Close { pc, delay } => {
+    /// Runs the core's pending effects in order (under the lock that fed it).
+    pub(super) fn run_effects(&self, inner: &mut Inner) {
+        for effect in inner.core.take_effects() {
+            self.run_effect(inner, effect);
+        }
+    }
+
+    fn run_effect(&self, inner: &mut Inner, effect: Effect) {
+        let io = &mut inner.io;
+        match effect {
+            Effect::Relay(command) => self.signal.send(command),
+            Effect::Offer { conn } => self.make_offer(conn),
+            Effect::Answer { conn, sdp } => self.make_answer(conn, sdp),
+            Effect::ApplyAnswer { conn, sdp } => {
+                let Some(pc) = io.pcs.get(&conn).cloned() else {
+                    return;
+                };
+                let me = self.me.clone();
+                tokio::spawn(async move {
+                    let ok = transport::apply_answer(&pc, sdp).await.is_ok();
+                    if let Some(node) = me.upgrade() {
+                        node.feed(|core, now| core.remote_set(conn, ok, now));
+                    }
+                });
+            }
+            Effect::AddCandidate { conn, json } => {
+                let Some(pc) = io.pcs.get(&conn).cloned() else {
+                    return;
+                };
+                let me = self.me.clone();
+                tokio::spawn(async move {
+                    if transport::add_candidate(&pc, &json).await.is_err()
+                        && let Some(node) = me.upgrade()
+                    {
+                        node.feed(|core, _| core.count(DropReason::CandidateRejected));
+                    }
+                });
+            }
+            Effect::StartLink { conn } => {
+                if let Some(channel) = io.channels.remove(&conn) {
+                    let (tx, rx) = mpsc::channel(LINK_QUEUE);
+                    transport::spawn_writer(channel, rx);
+                    io.writers.insert(conn, tx);
+                }
+            }
+            Effect::Frames { conn, frames } => {
+                let Some(writer) = io.writers.get(&conn) else {
+                    return;
+                };
+                for frame in frames {
+                    if writer.try_send(frame).is_err() {
+                        inner.core.count(DropReason::LinkQueueFull);
+                        break;
+                    }
+                }
+            }
+            Effect::Close { conn, delay } => {
+                io.writers.remove(&conn);
+                io.channels.remove(&conn);
+                if let Some(pc) = io.pcs.remove(&conn) {
                     tokio::spawn(async move {
                         tokio::time::sleep(delay).await;
                         let _ = pc.close().await;
                     });
                 }
-                Effect::AddCandidate { pc, json } => {
-                    let me = self.me.clone();
-                    tokio::spawn(async move {
-                        if transport::add_candidate(&pc, &json).await.is_err()
-                            && let Some(node) = me.upgrade()
-                        {
-                            count(&mut node.lock(), DropReason::CandidateRejected);
-                        }
-                    });
-                }
-                Effect::Offer { conn } => {
-                    let me = self.me.clone();
-                    let transport = self.transport.clone();
-                    tokio::spawn(async move {
-                        let result = transport.offer(conn).await;
-                        if let Some(node) = me.upgrade() {
-                            node.dial_ready(conn, result, false);
-                        }
-                    });
-                }
-                Effect::Answer { conn, sdp } => {
-                    let me = self.me.clone();
-                    let transport = self.transport.clone();
-                    tokio::spawn(async move {
-                        let result = transport.answer(conn, sdp).await;
-                        if let Some(node) = me.upgrade() {
-                            node.dial_ready(conn, result, true);
-                        }
-                    });
-                }
-                Effect::ApplyAnswer { conn, pc, sdp } => {
-                    let me = self.me.clone();
-                    tokio::spawn(async move {
-                        let ok = transport::apply_answer(&pc, sdp).await.is_ok();
-                        if let Some(node) = me.upgrade() {
-                            node.remote_set(conn, ok);
-                        }
-                    });
+            }
+            Effect::Deliver { session, event } => {
+                if let Some(queue) = io.queues.get(&session) {
+                    queue.push(event);
                 }
             }
+            Effect::CloseSession { session } => {
+                if let Some(queue) = io.queues.remove(&session) {
+                    queue.close();
+                }
+            }
+            Effect::Pong { waiter, rtt } => {
+                if let Some(tx) = io.pings.remove(&waiter) {
+                    let _ = tx.send(rtt);
+                }
+            }
+            Effect::PingLost { waiter } => {
+                io.pings.remove(&waiter);
+            }
         }
+    }
+
+    fn make_offer(&self, conn: ConnId) {
+        let me = self.me.clone();
+        let transport = self.transport.clone();
+        tokio::spawn(async move {
+            let result = transport.offer(conn).await;
+            if let Some(node) = me.upgrade() {
+                node.dial_made(conn, result, false);
+            }
+        });
+    }
+
+    fn make_answer(&self, conn: ConnId, sdp: String) {
+        let me = self.me.clone();
+        let transport = self.transport.clone();
+        tokio::spawn(async move {
+            let result = transport.answer(conn, sdp).await;
+            if let Some(node) = me.upgrade() {
+                node.dial_made(conn, result, true);
+            }
+        });
+    }
+
+    /// An offer or answer is made (or failed): the connection is kept and the core told.
+    fn dial_made(
+        &self,
+        conn: ConnId,
+        result: Result<(transport::Connection, String), transport::TransportError>,
+        answerer: bool,
+    ) {
+        let mut inner = self.lock();
+        let sdp = match result {
+            Ok((pc, sdp)) => {
+                inner.io.pcs.insert(conn, pc);
+                Ok(sdp)
+            }
+            Err(e) => Err(e.to_string()),
+        };
+        let now = Instant::now();
+        if answerer {
+            inner.core.answer_ready(conn, sdp, now);
+        } else {
+            inner.core.offer_ready(conn, sdp, now);
+        }
+        self.run_effects(&mut inner);
     }
 }

@@ -9,7 +9,7 @@
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use super::{LinkKey, Node, RoomKey, State};
+use super::Node;
 use crate::wire::Payload;
 
 /// Raw frames as received: (sending peer id, bytes).
@@ -31,6 +31,11 @@ impl FrameTap {
         }
     }
 
+    /// Whether recording is on.
+    pub(super) fn is_on(&self) -> bool {
+        self.on.load(Ordering::Relaxed)
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, RecordedFrames> {
         self.frames.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -48,18 +53,14 @@ impl Node {
         action: &str,
         payload: Payload,
     ) -> bool {
-        let mut st = self.lock();
-        let State { rooms, links, .. } = &mut *st;
-        let (Some(entry), Some(link)) = (
-            rooms.get_mut(&RoomKey::new(app, room)),
-            links.get(&LinkKey::new(app, peer)),
-        ) else {
+        let mut inner = self.lock();
+        let Some((conn, frames)) = inner.core.hook_frames(app, room, peer, action, &payload) else {
             return false;
         };
-        let Ok(frames) = entry.room.encode(action, &payload, None) else {
+        let Some(writer) = inner.io.writers.get(&conn) else {
             return false;
         };
-        frames.into_iter().all(|f| link.tx.try_send(f).is_ok())
+        frames.into_iter().all(|f| writer.try_send(f).is_ok())
     }
 
     /// Starts recording every frame that arrives on any link, with the sending peer's id.
@@ -77,9 +78,7 @@ impl Node {
     /// The salt a cells room signs its frames over; None when it is not a cells room here.
     #[doc(hidden)]
     pub fn hook_cell_salt(&self, app: &str, room: &str) -> Option<Vec<u8>> {
-        let st = self.lock();
-        let entry = st.rooms.get(&RoomKey::new(app, room))?;
-        entry.cells.as_ref().map(|c| c.salt().to_vec())
+        self.lock().core.cell_salt(app, room)
     }
 
     /// A channel message encoded as a cells room carries it inside a cell frame (sealed in
@@ -92,8 +91,6 @@ impl Node {
         channel: &str,
         payload: &Payload,
     ) -> Option<Vec<u8>> {
-        let mut st = self.lock();
-        let entry = st.rooms.get_mut(&RoomKey::new(app, room))?;
-        entry.room.cell_payload(channel, payload, None).ok()
+        self.lock().core.cell_payload(app, room, channel, payload)
     }
 }

@@ -1,297 +1,75 @@
-//! The node: rooms, local sessions, links and their fan-out.
+//! The node: the driver that gives the sans-IO [`core`] its inputs and carries out its effects.
 //!
-//! All state sits behind one mutex that is never held across an `.await`; protocol decisions
-//! come from the sans-IO cores ([`crate::room`], [`crate::signal::state`], [`crate::mesh`]) and
-//! are turned into [`Effect`]s that run after the lock is released.
+//! Why two halves: every decision (rooms, dials, links, the watchdog, the overlay) lives in
+//! [`core::Core`], which the deterministic harness drives without sockets; this half owns what
+//! cannot be pure — peer connections, link writers, session queues, the relay driver, the
+//! clock — and only moves bytes. One mutex holds both; it is never held across an `.await`,
+//! and effects run under it (they never block: frames are `try_send`, slow work is spawned), so
+//! a session sees events in the order the core decided them.
 //!
-//! This file holds the state and the node's lifecycle (start, the event loop, shutdown); the
-//! handlers are split by what they own: `rooms` (sessions join, leave, subscribe), `send`
-//! (direct or overlay, plain or sealed, ping), `outputs` (a room's frames and events), `dials`
-//! (signaling actions and the connection table), `links` (the link lifecycle and the tick),
-//! `overlay` (cells rooms), `effects` (the awaited work), `info` (peers, relays, status), and
-//! `hooks` (for tests). Handlers still call each other under the lock; turning them into one
-//! sans-IO core with a work queue is the next step (issue 11).
+//! Files: `api` (the public calls: sessions, join, send, ping, peers, status), `effects` (running
+//! effects and feeding their results back), `hooks` (for tests), `types` (public types),
+//! `cells` (a cells room's census), `session` (event queues), `identity`.
 
+mod api;
 pub mod cells;
-mod dials;
+pub mod core;
 mod effects;
+#[cfg(test)]
+mod harness;
 mod hooks;
 pub mod identity;
-mod info;
-mod links;
-mod outputs;
-mod overlay;
-mod rooms;
-mod send;
 pub mod session;
+mod types;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use serde_json::Value;
 use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
-use crate::drops::DropReason;
-use crate::mesh::{CellSize, MeshOutput, Overlay};
-use crate::room::{LeaveReason, Output, Room, RoomEvent, RoomLimits, Security, SendError};
-use crate::signal::RelayCommand;
-use crate::signal::content::Signal;
-use crate::signal::driver::{self, DriverEvent, Incoming, RelayState, SignalHandle};
-use crate::signal::state::{Action, RoomSignal};
-use crate::transport::{
-    self, Channel, ConnId, Connection, Transport, TransportConfig, TransportEvent,
-};
-use crate::wire::Payload;
-use crate::wire::cell::CellFrame;
-use crate::wire::frame::OuterFrame;
-use cells::{CellInfo, CellRoom};
+use crate::signal::driver::{self, DriverEvent, SignalHandle};
+use crate::transport::{Channel, ConnId, Connection, Transport, TransportConfig, TransportEvent};
+use crate::wire::e2e::E2eKey;
+use core::{Core, CoreConfig};
 use identity::Identity;
-use session::{EventKind, SessionEvent, SessionId, SessionQueue};
+use session::{SessionId, SessionQueue};
+pub use types::{JoinOptions, NodeError, PeerInfo, RoomInfo, StatusInfo};
 
-/// Frames queued per link before app sends wait.
-const LINK_QUEUE: usize = 1_024;
-/// Remote candidates held until the remote description is set.
-const MAX_HELD_CANDIDATES: usize = 64;
-/// A link that carries no room is closed after this long.
-const IDLE_LINK: Duration = Duration::from_secs(5);
-/// How long a linked peer that re-announced has to prove it is still there.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
-
-/// A room on this node: its app id and room id.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct RoomKey {
-    app: String,
-    room: String,
-}
-
-impl RoomKey {
-    fn new(app: &str, room: &str) -> Self {
-        RoomKey {
-            app: app.to_owned(),
-            room: room.to_owned(),
-        }
-    }
-}
-
-/// How a session joins a room.
-#[derive(Debug, Clone, Default)]
-pub struct JoinOptions {
-    /// Room password ("" for none).
-    pub password: String,
-    /// Channels the session receives; empty for all.
-    pub channels: Vec<String>,
-    /// Refuse peers that cannot encrypt end to end.
-    pub require_e2e: bool,
-    /// Use the cellular overlay, with this cell sizing.
-    pub cells: Option<CellSize>,
-}
-/// A link: one peer within one app (an app's rooms share their links to a peer).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-struct LinkKey {
-    app: String,
-    peer: String,
-}
-
-impl LinkKey {
-    fn new(app: &str, peer: &str) -> Self {
-        LinkKey {
-            app: app.to_owned(),
-            peer: peer.to_owned(),
-        }
-    }
-}
-
-/// Errors of node operations, with stable codes for the API.
-#[derive(Debug, thiserror::Error)]
-pub enum NodeError {
-    /// Bad argument from the app.
-    #[error("{0}")]
-    InvalidArgument(String),
-    /// The room handle or room is unknown.
-    #[error("{0}")]
-    NotFound(String),
-    /// The room is held with another password.
-    #[error("room is already joined on this node with a different password")]
-    PasswordConflict,
-    /// The message is too large or malformed.
-    #[error("{0}")]
-    Send(#[from] SendError),
-    /// A peer did not answer in time.
-    #[error("{0}")]
-    Timeout(String),
-    /// The link to a peer closed during the operation.
-    #[error("link to {0} closed")]
-    LinkClosed(String),
-}
-
-impl NodeError {
-    /// Stable machine-readable code.
-    pub fn code(&self) -> &'static str {
-        match self {
-            NodeError::InvalidArgument(_) => "invalid_argument",
-            NodeError::NotFound(_) => "not_found",
-            NodeError::PasswordConflict => "password_conflict",
-            NodeError::Send(SendError::TooLarge { .. }) => "message_too_large",
-            NodeError::Send(SendError::BadChannel(_)) => "invalid_channel",
-            NodeError::Send(SendError::MetaTooLarge) => "meta_too_large",
-            NodeError::Timeout(_) => "timeout",
-            NodeError::LinkClosed(_) => "link_closed",
-        }
-    }
-}
-
-/// A peer of a room, for `Peers`.
-#[derive(Debug, Clone)]
-pub struct PeerInfo {
-    /// Peer id.
-    pub id: String,
-    /// Last measured round trip (ms), 0 if none.
-    pub rtt_ms: f64,
-    /// Time since the link came up (ms).
-    pub connected_ms: u64,
-    /// How its payloads are protected.
-    pub security: Security,
-}
-
-/// A room, for `Status`.
-#[derive(Debug, Clone)]
-pub struct RoomInfo {
-    /// App id.
-    pub app: String,
-    /// Room id.
-    pub room: String,
-    /// Joined peers.
-    pub peers: Vec<String>,
-    /// Local sessions in the room.
-    pub sessions: u32,
-    /// Whether it has a password.
-    pub password: bool,
-    /// Peers whose payloads are sealed end to end.
-    pub e2e_peers: Vec<String>,
-    /// Whether peers without end-to-end encryption are refused.
-    pub require_e2e: bool,
-    /// Where this node sits, in a cells room.
-    pub cells: Option<CellInfo>,
-}
-
-/// The node at a glance.
-#[derive(Debug, Clone)]
-pub struct StatusInfo {
-    /// This node's peer id.
-    pub peer_id: String,
-    /// Relays and their states.
-    pub relays: Vec<RelayState>,
-    /// Rooms held.
-    pub rooms: Vec<RoomInfo>,
-    /// Named drop counters.
-    pub drops: BTreeMap<DropReason, u64>,
-    /// Uptime.
-    pub uptime_ms: u64,
-    /// Local sessions.
-    pub sessions: u32,
-    /// Live links.
-    pub links: u32,
-    /// Connection attempts in progress.
-    pub pending_dials: u32,
-}
-
-struct SessionRoom {
-    handle: u32,
-    channels: HashSet<String>,
-}
-
-struct RoomEntry {
-    room: Room,
-    signal: RoomSignal,
-    password: String,
-    sessions: HashMap<SessionId, SessionRoom>,
-    rtts: HashMap<String, f64>,
-    ping_waiters: HashMap<String, VecDeque<Option<oneshot::Sender<Duration>>>>,
-    cells: Option<CellRoom>,
-}
-
-struct SessionEntry {
-    queue: Arc<SessionQueue>,
-    rooms: HashMap<u32, RoomKey>,
-    next_handle: u32,
-}
-
-/// One connection attempt or live connection.
-struct Conn {
-    app: String,
-    peer: String,
-    offer_id: String,
-    /// Room whose signaling created it.
-    room: String,
-    pc: Option<Connection>,
-    remote_set: bool,
-    held_candidates: Vec<String>,
-    open: bool,
-}
-
-struct Link {
-    conn: ConnId,
-    tx: mpsc::Sender<Bytes>,
-    rooms: HashSet<String>,
-    connected_at: Instant,
-    last_rx: Instant,
-    last_ping: Option<Instant>,
-    probe_deadline: Option<Instant>,
-    idle_since: Option<Instant>,
-}
-
+/// The I/O handles the core names by id.
 #[derive(Default)]
-struct State {
-    rooms: HashMap<RoomKey, RoomEntry>,
-    topics: HashMap<String, RoomKey>,
-    tokens: HashMap<String, RoomKey>,
-    sessions: HashMap<SessionId, SessionEntry>,
-    conns: HashMap<ConnId, Conn>,
-    links: HashMap<LinkKey, Link>,
-    drops: BTreeMap<DropReason, u64>,
+struct Io {
+    /// Peer connections, from the offer or answer until closed.
+    pcs: HashMap<ConnId, Connection>,
+    /// Data channels that opened, until the core makes them links (or refuses them).
+    channels: HashMap<ConnId, Channel>,
+    /// Link writers' queues.
+    writers: HashMap<ConnId, mpsc::Sender<Bytes>>,
+    /// Session event queues.
+    queues: HashMap<SessionId, Arc<SessionQueue>>,
+    /// Apps waiting for a pong.
+    pings: HashMap<u64, oneshot::Sender<Duration>>,
 }
 
-/// Work to do once the state lock is released.
-enum Effect {
-    Relay(RelayCommand),
-    Offer {
-        conn: ConnId,
-    },
-    Answer {
-        conn: ConnId,
-        sdp: String,
-    },
-    ApplyAnswer {
-        conn: ConnId,
-        pc: Connection,
-        sdp: String,
-    },
-    AddCandidate {
-        pc: Connection,
-        json: String,
-    },
-    Close {
-        pc: Connection,
-        delay: Duration,
-    },
+/// What the node's mutex guards.
+struct Inner {
+    core: Core,
+    io: Io,
 }
 
 /// The node: one peer in every room it holds.
 pub struct Node {
-    identity: Identity,
+    peer_id: String,
     config: Config,
-    state: Mutex<State>,
+    inner: Mutex<Inner>,
     transport: Transport,
     signal: SignalHandle,
     started: Instant,
-    next_id: AtomicU64,
     me: Weak<Node>,
     wake: tokio::sync::Notify,
-    e2e_keys: Mutex<HashMap<(String, String, String), crate::wire::e2e::E2eKey>>,
+    e2e_keys: Mutex<HashMap<(String, String, String), E2eKey>>,
     /// Raw frames received, recorded only once a test asks for it (see `hooks`).
     frame_tap: hooks::FrameTap,
 }
@@ -299,13 +77,15 @@ pub struct Node {
 impl std::fmt::Debug for Node {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Node")
-            .field("peer_id", &self.identity.peer_id)
+            .field("peer_id", &self.peer_id)
             .finish()
     }
 }
 
-fn count(state: &mut State, name: DropReason) {
-    *state.drops.entry(name).or_insert(0) += 1;
+fn wall_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
 }
 
 impl Node {
@@ -317,9 +97,8 @@ impl Node {
     ) -> Arc<Node> {
         let (incoming_tx, incoming_rx) = mpsc::unbounded_channel();
         let (transport_tx, transport_rx) = mpsc::unbounded_channel();
-        let relays = config.effective_relays();
         let options = driver::PoolOptions {
-            relays,
+            relays: config.effective_relays(),
             min_relays: config.min_relays,
             extended: config.use_extended_relays(),
             list_url: config.relay_list_url.clone(),
@@ -334,14 +113,24 @@ impl Node {
             },
             transport_tx,
         );
+        let now = Instant::now();
+        let core = Core::new(
+            identity.clone(),
+            CoreConfig::from_config(&config),
+            now,
+            wall_us(),
+            rand::random(),
+        );
         let node = Arc::new_cyclic(|me| Node {
-            identity,
+            peer_id: identity.peer_id.clone(),
             config,
-            state: Mutex::new(State::default()),
+            inner: Mutex::new(Inner {
+                core,
+                io: Io::default(),
+            }),
             transport,
             signal,
-            started: Instant::now(),
-            next_id: AtomicU64::new(1),
+            started: now,
             me: me.clone(),
             wake: tokio::sync::Notify::new(),
             e2e_keys: Mutex::new(HashMap::new()),
@@ -353,7 +142,7 @@ impl Node {
 
     /// This node's peer id.
     pub fn peer_id(&self) -> &str {
-        &self.identity.peer_id
+        &self.peer_id
     }
 
     /// The configuration the node runs with.
@@ -361,42 +150,29 @@ impl Node {
         &self.config
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
-        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn new_id(&self) -> u64 {
-        self.next_id.fetch_add(1, Ordering::Relaxed)
+    /// Feeds the core one input and runs the effects it decided, under one lock.
+    fn feed<R>(&self, input: impl FnOnce(&mut Core, Instant) -> R) -> R {
+        let mut inner = self.lock();
+        let result = input(&mut inner.core, Instant::now());
+        self.run_effects(&mut inner);
+        result
     }
 
     /// Says goodbye to every peer, closes links and relays.
     pub async fn shutdown(&self) {
-        let mut pcs = Vec::new();
-        let writers: Vec<mpsc::Sender<Bytes>>;
-        {
-            let mut st = self.lock();
-            let st = &mut *st;
-            for (RoomKey { app, room: room_id }, entry) in st.rooms.iter_mut() {
-                let peers: Vec<String> = entry.room.joined_peers().map(str::to_owned).collect();
-                for peer in peers {
-                    if let Some(link) = st.links.get(&LinkKey::new(app, &peer)) {
-                        for f in entry.room.leave_frames(&peer) {
-                            let _ = link.tx.try_send(f);
-                        }
-                    }
-                    let _ = room_id;
-                }
-            }
-            for (_, c) in st.conns.drain() {
-                if let Some(pc) = c.pc {
-                    pcs.push(pc);
-                }
-            }
-            writers = st.links.drain().map(|(_, l)| l.tx).collect();
-            for s in st.sessions.values() {
-                s.queue.close();
-            }
-        }
+        let (pcs, writers) = {
+            let mut inner = self.lock();
+            inner.core.shutdown();
+            self.run_effects(&mut inner);
+            let pcs: Vec<Connection> = inner.io.pcs.drain().map(|(_, pc)| pc).collect();
+            let writers: Vec<mpsc::Sender<Bytes>> =
+                inner.io.writers.drain().map(|(_, w)| w).collect();
+            (pcs, writers)
+        };
         // The goodbyes must be on the wire before the connections close: wait (up to 0.6 s) until
         // every link's writer has taken its queue, then as long as Trystero waits after
         // @_leave before detaching.
@@ -413,6 +189,31 @@ impl Node {
         });
         futures::future::join_all(closes).await;
         let _ = tokio::time::timeout(Duration::from_millis(500), self.signal.shutdown()).await;
+    }
+
+    fn on_transport(&self, ev: TransportEvent) {
+        match ev {
+            TransportEvent::Candidate(id, json) => {
+                self.feed(|core, now| core.local_candidate(id, &json, now))
+            }
+            TransportEvent::Open(id, channel) => {
+                let mut inner = self.lock();
+                inner.io.channels.insert(id, channel);
+                inner.core.on_open(id, Instant::now());
+                self.run_effects(&mut inner);
+                // Not made a link (a duplicate, or already open): the channel is not needed.
+                inner.io.channels.remove(&id);
+            }
+            TransportEvent::Message(id, bytes) => self.feed(|core, now| {
+                if self.frame_tap.is_on()
+                    && let Some(peer) = core.conn_peer(id)
+                {
+                    self.frame_tap.record(peer, &bytes);
+                }
+                core.on_frame(id, &bytes, now)
+            }),
+            TransportEvent::Closed(id) => self.feed(|core, now| core.on_closed(id, now)),
+        }
     }
 }
 
@@ -432,8 +233,11 @@ async fn run_loop(
             msg = incoming.recv() => {
                 let (Some(msg), Some(n)) = (msg, node.upgrade()) else { break };
                 match msg {
-                    DriverEvent::Event(ev) => n.on_incoming(ev),
-                    DriverEvent::RelayUp(_) => n.restart_bursts(),
+                    DriverEvent::Event(ev) => n.feed(|core, now| core.on_relay_event(ev, now)),
+                    DriverEvent::RelayUp(_) => {
+                        n.feed(|core, now| core.relay_up(now));
+                        n.wake.notify_one();
+                    }
                 }
             }
             ev = transport.recv() => {
@@ -442,7 +246,7 @@ async fn run_loop(
             }
             _ = sleep => {
                 let Some(n) = node.upgrade() else { break };
-                next = n.tick();
+                next = n.feed(|core, now| core.tick(now));
             }
         }
     }

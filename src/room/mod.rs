@@ -2,7 +2,7 @@
 //!
 //! Pure: frames and clock in, [`Output`]s out. The node routes frames to links and events to sessions.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -139,10 +139,10 @@ pub struct Room {
     room_id: String,
     password: String,
     token: String,
-    peers: HashMap<String, PeerSlot>,
-    nonces: HashMap<String, u16>,
+    peers: BTreeMap<String, PeerSlot>,
+    nonces: BTreeMap<String, u16>,
     reassembly: Reassembler<String>,
-    pings: HashMap<String, VecDeque<Instant>>,
+    pings: BTreeMap<String, VecDeque<Instant>>,
     max_message: usize,
     handshake_timeout: Duration,
     e2e: Option<E2eKey>,
@@ -187,14 +187,14 @@ impl Room {
             room_id: room_id.to_owned(),
             password: password.to_owned(),
             token: room_token(app_id, room_id),
-            peers: HashMap::new(),
-            nonces: HashMap::new(),
+            peers: BTreeMap::new(),
+            nonces: BTreeMap::new(),
             reassembly: Reassembler::new(Limits {
                 max_message,
                 idle_timeout: reassembly_timeout,
                 ..Limits::default()
             }),
-            pings: HashMap::new(),
+            pings: BTreeMap::new(),
             max_message,
             handshake_timeout,
             e2e,

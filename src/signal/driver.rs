@@ -77,6 +77,21 @@ pub struct SignalCounters {
     pub relay_list_failed: AtomicU64,
 }
 
+impl SignalCounters {
+    /// The counters under their drop names, as `status` shows them.
+    pub fn snapshot(&self) -> [(crate::drops::DropReason, u64); 5] {
+        use crate::drops::DropReason as D;
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        [
+            (D::EventBadSignature, get(&self.bad_signature)),
+            (D::EventUnknownTopic, get(&self.unknown_topic)),
+            (D::PublishFailed, get(&self.publish_failed)),
+            (D::RelayRetired, get(&self.relays_retired)),
+            (D::RelayListFailed, get(&self.relay_list_failed)),
+        ]
+    }
+}
+
 /// A relay as `status` and `relays` show it.
 #[derive(Debug, Clone)]
 pub struct RelayState {

@@ -3,7 +3,7 @@
 //! Inputs are received signals, local WebRTC results and clock ticks; outputs are
 //! [`Action`]s for the driver. No sockets, no clocks: time is passed in.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use super::RelayCommand;
@@ -123,17 +123,17 @@ pub struct RoomSignal {
     next_announce: Instant,
     burst_index: usize,
     burst_start: Instant,
-    seen: HashSet<String>,
+    seen: BTreeSet<String>,
     seen_order: VecDeque<String>,
     poke_tokens: f64,
     poke_refill: Instant,
-    linked: HashSet<String>,
-    dials: HashMap<String, Dial>,
-    seen_offers: HashSet<String>,
+    linked: BTreeSet<String>,
+    dials: BTreeMap<String, Dial>,
+    seen_offers: BTreeSet<String>,
     seen_offer_order: VecDeque<String>,
     max_dials: usize,
     /// Cells rooms: the peers our overlay wants; other announcers are not dialled.
-    dial_filter: Option<HashSet<String>>,
+    dial_filter: Option<BTreeSet<String>>,
 }
 
 impl RoomSignal {
@@ -157,13 +157,13 @@ impl RoomSignal {
             next_announce: now,
             burst_index: 0,
             burst_start: now,
-            seen: HashSet::new(),
+            seen: BTreeSet::new(),
             seen_order: VecDeque::new(),
             poke_tokens: POKE_BURST,
             poke_refill: now,
-            linked: HashSet::new(),
-            dials: HashMap::new(),
-            seen_offers: HashSet::new(),
+            linked: BTreeSet::new(),
+            dials: BTreeMap::new(),
+            seen_offers: BTreeSet::new(),
             seen_offer_order: VecDeque::new(),
             max_dials,
             dial_filter: None,
@@ -326,7 +326,7 @@ impl RoomSignal {
     }
 
     /// Cells rooms: only announcers in `wanted` are dialled (None: everyone, the full mesh).
-    pub fn set_dial_filter(&mut self, wanted: Option<HashSet<String>>) {
+    pub fn set_dial_filter(&mut self, wanted: Option<BTreeSet<String>>) {
         self.dial_filter = wanted;
     }
 

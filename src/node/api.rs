@@ -1,0 +1,192 @@
+//! The node's calls for the API layers: sessions, join, leave, subscribe, send, ping, peers,
+//! relays and status. Each takes the lock, feeds the core and runs its effects; only the waits
+//! an app should feel (a full link queue, a pong) happen outside the lock.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio::sync::oneshot;
+
+use super::core::rooms::validate_join;
+use super::session::{SessionId, SessionQueue};
+use super::{JoinOptions, Node, NodeError, PeerInfo, StatusInfo};
+use crate::drops::DropReason;
+use crate::signal::driver::RelayState;
+use crate::wire::Payload;
+use crate::wire::e2e::{self, E2eKey};
+
+/// How long an app's ping waits for its pong.
+const PING_TIMEOUT: Duration = Duration::from_secs(10);
+
+impl Node {
+    /// Opens a local session; its events arrive on the returned queue.
+    pub fn open_session(&self) -> (SessionId, Arc<SessionQueue>) {
+        let queue = Arc::new(SessionQueue::new(self.config.session_queue));
+        let mut inner = self.lock();
+        let id = inner.core.open_session();
+        inner.io.queues.insert(id, queue.clone());
+        (id, queue)
+    }
+
+    /// Closes a session and leaves its rooms.
+    pub fn close_session(&self, session: SessionId) {
+        self.feed(|core, now| core.close_session(session, now));
+    }
+
+    /// Joins a room for a session; returns the session's handle of the room.
+    pub async fn join(
+        &self,
+        session: SessionId,
+        app: &str,
+        room: &str,
+        opts: &JoinOptions,
+    ) -> Result<u32, NodeError> {
+        validate_join(app, room, opts)?;
+        let e2e = if opts.password.is_empty() {
+            None
+        } else {
+            Some(self.e2e_key(app, room, &opts.password).await)
+        };
+        let handle = self.feed(|core, now| core.join(session, app, room, opts, e2e, now))?;
+        self.wake.notify_one();
+        Ok(handle)
+    }
+
+    /// The end-to-end key of a password room, derived off the runtime (slow KDF) and cached.
+    async fn e2e_key(&self, app: &str, room: &str, password: &str) -> E2eKey {
+        let id = (app.to_owned(), room.to_owned(), password.to_owned());
+        let cache = || self.e2e_keys.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(k) = cache().get(&id) {
+            return k.clone();
+        }
+        let (a, r, p) = id.clone();
+        let key = tokio::task::spawn_blocking(move || e2e::derive_key(&p, &a, &r))
+            .await
+            .unwrap_or_else(|_| e2e::derive_key(&id.2, &id.0, &id.1));
+        cache().insert(id, key.clone());
+        key
+    }
+
+    /// Leaves a room a session joined.
+    pub fn leave(&self, session: SessionId, handle: u32) -> Result<(), NodeError> {
+        self.feed(|core, now| core.leave(session, handle, now))
+    }
+
+    /// Counts a drop observed outside the node (API layers).
+    pub fn count_drop(&self, reason: DropReason) {
+        self.lock().core.count(reason);
+    }
+
+    /// The (app, room) a session's room handle refers to.
+    pub fn room_of(&self, session: SessionId, handle: u32) -> Result<(String, String), NodeError> {
+        self.lock().core.room_of(session, handle)
+    }
+
+    /// Changes which channels a session receives in a room (empty: all).
+    pub fn subscribe(
+        &self,
+        session: SessionId,
+        handle: u32,
+        channels: &[String],
+    ) -> Result<(), NodeError> {
+        self.lock().core.subscribe(session, handle, channels)
+    }
+
+    /// Sends a message; returns the peers it was handed to. Waits while a link's queue is full.
+    pub async fn send(
+        &self,
+        session: SessionId,
+        handle: u32,
+        channel: &str,
+        payload: Payload,
+        meta: Option<Value>,
+        targets: &[String],
+    ) -> Result<Vec<String>, NodeError> {
+        let (plan, writers) = {
+            let mut inner = self.lock();
+            let plan = inner.core.send(
+                session,
+                handle,
+                channel,
+                payload,
+                meta,
+                targets,
+                Instant::now(),
+            )?;
+            self.run_effects(&mut inner);
+            let writers: Vec<_> = plan
+                .links
+                .iter()
+                .map(|(_, conn, _)| inner.io.writers.get(conn).cloned())
+                .collect();
+            (plan, writers)
+        };
+        if plan.links.is_empty() {
+            return Ok(plan.sent_to);
+        }
+        let mut delivered = Vec::with_capacity(plan.links.len());
+        for ((peer, _, frames), writer) in plan.links.into_iter().zip(writers) {
+            let Some(writer) = writer else {
+                return Err(NodeError::LinkClosed(peer));
+            };
+            for f in frames.iter() {
+                if writer.send(f.clone()).await.is_err() {
+                    return Err(NodeError::LinkClosed(peer));
+                }
+            }
+            delivered.push(peer);
+        }
+        Ok(delivered)
+    }
+
+    /// Measures the round trip to a peer of a room.
+    pub async fn ping(&self, app: &str, room: &str, peer: &str) -> Result<Duration, NodeError> {
+        let (tx, rx) = oneshot::channel();
+        {
+            let mut inner = self.lock();
+            let waiter = inner.core.ping(app, room, peer, Instant::now())?;
+            inner.io.pings.insert(waiter, tx);
+            self.run_effects(&mut inner);
+        }
+        match tokio::time::timeout(PING_TIMEOUT, rx).await {
+            Ok(Ok(rtt)) => Ok(rtt),
+            Ok(Err(_)) => Err(NodeError::LinkClosed(peer.to_owned())),
+            Err(_) => Err(NodeError::Timeout(format!(
+                "no pong from {peer} within 10 s"
+            ))),
+        }
+    }
+
+    /// Joined peers of a room.
+    pub fn peers(&self, app: &str, room: &str) -> Result<Vec<PeerInfo>, NodeError> {
+        self.lock().core.peers(app, room, Instant::now())
+    }
+
+    /// Relays and their states.
+    pub async fn relays(&self) -> Vec<RelayState> {
+        self.signal.relays().await
+    }
+
+    /// The node at a glance.
+    pub async fn status(&self) -> StatusInfo {
+        let relays = self.signal.relays().await;
+        let core = self.lock().core.status();
+        let mut drops = core.drops;
+        for (reason, n) in self.signal.counters.snapshot() {
+            if n > 0 {
+                *drops.entry(reason).or_insert(0) += n;
+            }
+        }
+        StatusInfo {
+            peer_id: self.peer_id.clone(),
+            relays,
+            rooms: core.rooms,
+            drops,
+            uptime_ms: self.started.elapsed().as_millis() as u64,
+            sessions: core.sessions,
+            links: core.links,
+            pending_dials: core.pending_dials,
+        }
+    }
+}

@@ -1,0 +1,306 @@
+//! Links: a peer's one live connection per app. Their lifecycle lives here: the duplicate-link
+//! race, presence and frames arriving, the watchdog's ping and timeout, the restart probe and
+//! idle close, and the periodic tick that drives them.
+
+use std::time::{Duration, Instant};
+
+use super::state::Link;
+use super::{CELLS_TICK, Core, Effect, IDLE_LINK, LinkKey, RoomKey, TICK_MAX, Work};
+use crate::drops::DropReason;
+use crate::node::session::EventKind;
+use crate::room::LeaveReason;
+use crate::transport::ConnId;
+use crate::wire::frame::OuterFrame;
+
+/// A connection attempt that has neither opened nor failed after this long is abandoned. The
+/// signaling state times out its own dials sooner; this catches the attempts it stopped
+/// tracking — an offer answered just before another room's link to the same peer came up is
+/// never answered back, and its peer connection would otherwise wait forever.
+const STALE_ATTEMPT: Duration = Duration::from_secs(30);
+/// How long a connection that lost the duplicate-link race stays open: its last frames (often
+/// the peer's handshake) must not be cut mid-flight.
+const DUPLICATE_GRACE: Duration = Duration::from_millis(500);
+
+impl Core {
+    /// Removes a link (only if it is still on `conn`, when given): its rooms lose the peer and
+    /// signaling may dial again.
+    pub(super) fn drop_link(&mut self, lk: &LinkKey, conn: Option<ConnId>, reason: LeaveReason) {
+        if conn.is_some_and(|c| self.st.link_conn(lk) != Some(c)) {
+            return;
+        }
+        let Some(link) = self.st.links.remove(lk) else {
+            return;
+        };
+        self.st.conns.remove(&link.conn);
+        self.close(link.conn, Duration::ZERO);
+        let now = self.now;
+        for key in self.st.rooms_of(&lk.app) {
+            let Some(entry) = self.st.rooms.get_mut(&key) else {
+                continue;
+            };
+            let was_joined = entry.room.is_joined(&lk.peer);
+            let outs = entry.room.detach(&lk.peer, reason);
+            entry.signal.set_linked(&lk.peer, false);
+            if was_joined {
+                entry.signal.restart_burst(now);
+            }
+            self.work.push_back(Work::Room(key, outs));
+        }
+    }
+
+    /// Input: a connection's data channel opened.
+    pub fn on_open(&mut self, conn: ConnId, now: Instant) {
+        self.at(now);
+        let Some(c) = self.st.conns.get_mut(&conn) else {
+            self.close(conn, Duration::ZERO);
+            return;
+        };
+        if c.open {
+            return;
+        }
+        c.open = true;
+        let (lk, signaled_room, offer_id) = (c.link_key(), c.room_key(), c.offer_id.clone());
+        if let Some(existing) = self.st.link_conn(&lk) {
+            // Two dials of different rooms both connected: both sides keep the smaller offer id.
+            let existing_offer = self.st.conns.get(&existing).map(|c| c.offer_id.as_str());
+            if existing_offer.is_some_and(|o| o <= offer_id.as_str()) {
+                self.st.conns.remove(&conn);
+                self.close(conn, DUPLICATE_GRACE);
+                self.count(DropReason::LinkDuplicate);
+                return;
+            }
+            self.drop_link(&lk, Some(existing), LeaveReason::Link);
+            self.count(DropReason::LinkDuplicate);
+        }
+        self.link_up(conn, &lk, &signaled_room);
+        self.drain();
+    }
+
+    fn link_up(&mut self, conn: ConnId, lk: &LinkKey, signaled_room: &RoomKey) {
+        let now = self.now;
+        self.effect(Effect::StartLink { conn });
+        let keys = self.st.rooms_of(&lk.app);
+        let mut presence = Vec::with_capacity(keys.len());
+        for key in &keys {
+            if let Some(entry) = self.st.rooms.get_mut(key) {
+                presence.push(entry.room.presence_frame(true));
+                entry.signal.set_linked(&lk.peer, true);
+            }
+        }
+        self.frames(conn, presence);
+        self.st.links.insert(
+            lk.clone(),
+            Link {
+                conn,
+                rooms: Default::default(),
+                connected_at: now,
+                last_rx: now,
+                last_ping: None,
+                probe_deadline: None,
+                idle_since: Some(now),
+            },
+        );
+        // The room whose signaling made this link has the peer: start its handshake now rather
+        // than only on the peer's presence frame, which a browser may send before it has tied
+        // the connection to the room.
+        if let Some(entry) = self.st.rooms.get_mut(signaled_room)
+            && !entry.room.is_attached(&lk.peer)
+        {
+            let outs = entry.room.attach(&lk.peer, now);
+            if let Some(link) = self.st.links.get_mut(lk) {
+                link.idle_since = None;
+            }
+            self.work.push_back(Work::Room(signaled_room.clone(), outs));
+        }
+        tracing::info!(app = %lk.app, peer = %lk.peer, "link up");
+    }
+
+    /// Input: a connection closed (or failed before it opened).
+    pub fn on_closed(&mut self, conn: ConnId, now: Instant) {
+        self.at(now);
+        let Some(c) = self.st.conns.get(&conn) else {
+            return;
+        };
+        if c.open {
+            let lk = c.link_key();
+            self.drop_link(&lk, Some(conn), LeaveReason::Link);
+        } else if let Some(c) = self.st.conns.remove(&conn) {
+            // Announce again so the peer answers with a fresh attempt.
+            if let Some(e) = self.st.rooms.get_mut(&c.room_key()) {
+                e.signal.dial_failed(&c.peer, &c.offer_id);
+                e.signal.restart_burst(now);
+            }
+            self.close(conn, Duration::ZERO);
+            self.count(DropReason::DialFailed);
+        }
+        self.drain();
+    }
+
+    /// Input: a frame arrived on a connection.
+    pub fn on_frame(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
+        self.at(now);
+        let Some(lk) = self.st.conns.get(&conn).map(|c| c.link_key()) else {
+            return;
+        };
+        match self.st.links.get_mut(&lk) {
+            Some(link) if link.conn == conn => {
+                link.last_rx = now;
+                link.probe_deadline = None;
+            }
+            _ => {
+                // Data on a connection that lost a duplicate-link race (or has not opened yet).
+                self.count(DropReason::FrameStaleLink);
+                return;
+            }
+        }
+        let Ok(frame) = OuterFrame::decode(bytes) else {
+            self.count(DropReason::FrameMalformed);
+            return;
+        };
+        let (token, chunk, joined) = match frame {
+            OuterFrame::Data { token, chunk } => (token, Some(chunk), true),
+            OuterFrame::Presence { joined, token } => (token, None, joined),
+        };
+        let Some(key) = std::str::from_utf8(token)
+            .ok()
+            .and_then(|t| self.st.tokens.get(t))
+            .filter(|k| k.app == lk.app)
+            .cloned()
+        else {
+            self.count(DropReason::FrameUnknownRoom);
+            return;
+        };
+        let Some(entry) = self.st.rooms.get_mut(&key) else {
+            return;
+        };
+        let peer = &lk.peer;
+        let mut outs = Vec::new();
+        if chunk.is_none() && joined {
+            outs.extend(entry.room.on_presence(peer, now));
+        } else if joined && !entry.room.is_attached(peer) {
+            outs.extend(entry.room.attach(peer, now));
+        }
+        let attached = joined && entry.room.is_attached(peer);
+        match chunk {
+            Some(chunk) => outs.extend(entry.room.on_chunk(peer, chunk, now)),
+            None if !joined => outs.extend(entry.room.detach(peer, LeaveReason::Leave)),
+            None => {}
+        }
+        if attached && let Some(link) = self.st.links.get_mut(&lk) {
+            link.idle_since = None;
+        }
+        self.work.push_back(Work::Room(key, outs));
+        self.drain();
+    }
+
+    /// Input: time passed. Runs every room's timers and the link watchdog; returns when the
+    /// core wants the next tick.
+    pub fn tick(&mut self, now: Instant) -> Instant {
+        self.at(now);
+        let mut next = now + TICK_MAX;
+        let keys: Vec<RoomKey> = self.st.rooms.keys().cloned().collect();
+        for key in keys {
+            next = next.min(self.tick_room(&key));
+        }
+        self.watchdog();
+        self.sweep_attempts();
+        self.drain();
+        next.max(now + Duration::from_millis(10))
+    }
+
+    /// A room's signaling, handshake and overlay timers; returns its next deadline.
+    fn tick_room(&mut self, key: &RoomKey) -> Instant {
+        let now = self.now;
+        let Some(entry) = self.st.rooms.get_mut(key) else {
+            return now + TICK_MAX;
+        };
+        let actions = entry.signal.tick(now);
+        self.work.push_back(Work::Signal(key.clone(), actions));
+        let outs = entry.room.tick(now);
+        self.work.push_back(Work::Room(key.clone(), outs));
+        let mut next = entry.signal.next_deadline();
+        let Some(cells) = entry.cells.as_mut() else {
+            return next;
+        };
+        let (room, links) = (&entry.room, &self.st.links);
+        let before = std::sync::Arc::as_ptr(cells.mesh().topology());
+        let outs = cells.tick(now, |p| {
+            links.contains_key(&LinkKey::new(&key.app, p)) && room.is_joined(p)
+        });
+        let changed = std::sync::Arc::as_ptr(cells.mesh().topology()) != before;
+        if changed {
+            // Announcers the new topology wants are dialled; linked peers never are.
+            entry.signal.set_dial_filter(Some(cells.wanted()));
+        }
+        let info = changed.then(|| cells.info());
+        // Settling and redials run on this tick; keep it coming while they are due.
+        next = next.min(now + CELLS_TICK);
+        if let Some(info) = info {
+            self.emit(key, EventKind::MeshState(info));
+        }
+        self.work.push_back(Work::Mesh(key.clone(), outs));
+        next
+    }
+
+    /// Closes connection attempts that hang.
+    fn sweep_attempts(&mut self) {
+        let now = self.now;
+        let stale: Vec<ConnId> = self
+            .st
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.open && now.saturating_duration_since(c.started) >= STALE_ATTEMPT)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in stale {
+            if let Some(c) = self.st.conns.remove(&id)
+                && let Some(e) = self.st.rooms.get_mut(&c.room_key())
+            {
+                e.signal.dial_failed(&c.peer, &c.offer_id);
+            }
+            self.close(id, Duration::ZERO);
+            self.count(DropReason::DialTimeout);
+        }
+    }
+
+    /// Pings quiet links, closes dead and idle ones.
+    fn watchdog(&mut self) {
+        let now = self.now;
+        let (ping_after, dead_after) = (self.config.ping_after, self.config.dead_after);
+        let mut dead = Vec::new();
+        let mut pings = Vec::new();
+        for (lk, link) in self.st.links.iter_mut() {
+            let quiet = now.saturating_duration_since(link.last_rx);
+            if quiet >= dead_after || link.probe_deadline.is_some_and(|d| now >= d) {
+                dead.push((lk.clone(), link.conn, LeaveReason::Timeout));
+            } else if link
+                .idle_since
+                .is_some_and(|t| now.saturating_duration_since(t) >= IDLE_LINK)
+            {
+                dead.push((lk.clone(), link.conn, LeaveReason::Leave));
+            } else if quiet >= ping_after
+                && link
+                    .last_ping
+                    .is_none_or(|t| now.saturating_duration_since(t) >= ping_after)
+                && let Some(room) = link.rooms.iter().next()
+            {
+                pings.push((RoomKey::new(&lk.app, room), lk.peer.clone(), link.conn));
+                link.last_ping = Some(now);
+            }
+        }
+        for (key, peer, conn) in pings {
+            if let Some(entry) = self.st.rooms.get_mut(&key)
+                && let Some(frame) = entry.room.ping(&peer, now)
+            {
+                entry.ping_waiters.entry(peer).or_default().push_back(None);
+                self.frames(conn, vec![frame]);
+            }
+        }
+        for (lk, conn, reason) in dead {
+            if reason == LeaveReason::Timeout {
+                self.count(DropReason::LinkTimeout);
+            }
+            self.drop_link(&lk, Some(conn), reason);
+        }
+    }
+}

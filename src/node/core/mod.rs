@@ -1,0 +1,291 @@
+//! The node's sans-IO core: every decision the node makes, with no socket, task or clock in it.
+//!
+//! Why it exists: the node is where the protocol cores meet — rooms ([`crate::room`]), signaling
+//! ([`crate::signal::state`]), the cells census and overlay ([`super::cells`], [`crate::mesh`]) —
+//! and that meeting is where races live (a duplicate link, a restarted peer, a frame before its
+//! link). Here it is plain state driven by inputs with `now` passed in, so the deterministic
+//! harness (`super::harness`) can replay any schedule from a seed.
+//!
+//! Inputs are the `Core` methods (API calls, relay events, link events, received frames, the
+//! results of effects, ticks); outputs are [`Effect`]s the driver (`super::Node`) carries out.
+//! One rule keeps it readable: a handler never calls another handler. What a core returns
+//! (room outputs, signaling actions, overlay outputs) becomes [`Work`] on one queue, and
+//! [`Core::drain`] dispatches it; handlers may use the small state primitives (`drop_link`,
+//! `signal_room`, `emit`) that change state and push work, nothing more.
+//!
+//! Who owns what: `rooms` (sessions, join, leave, subscribe), `dials` (signaling actions and
+//! the connection table), `links` (link lifecycle: duplicate-link race, frames, watchdog,
+//! restart probe, idle close, the tick), `outputs` (a room's outputs to links and sessions),
+//! `send` (direct or overlay, plain or sealed, local echo, ping), `overlay` (cells rooms),
+//! `info` (peers and status), `state` (the tables).
+
+mod dials;
+mod info;
+mod links;
+mod outputs;
+mod overlay;
+pub(crate) mod rooms;
+mod send;
+mod state;
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use rand::rngs::StdRng;
+use rand::{RngCore as _, SeedableRng as _};
+
+use crate::drops::DropReason;
+use crate::mesh::MeshOutput;
+use crate::room::{Output, RoomLimits};
+use crate::signal::RelayCommand;
+use crate::signal::state::Action;
+use crate::transport::ConnId;
+
+use super::identity::Identity;
+use super::session::{SessionEvent, SessionId};
+pub use send::SendPlan;
+use state::State;
+pub(crate) use state::{LinkKey, RoomKey};
+
+/// Frames queued per link before app sends wait (the driver sizes link writers with it).
+pub(crate) const LINK_QUEUE: usize = 1_024;
+/// Remote candidates held until the remote description is set.
+const MAX_HELD_CANDIDATES: usize = 64;
+/// A link that carries no room is closed after this long.
+const IDLE_LINK: Duration = Duration::from_secs(5);
+/// How long a linked peer that re-announced has to prove it is still there.
+const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+/// The longest the core sleeps between ticks.
+const TICK_MAX: Duration = Duration::from_millis(500);
+/// How often a cells room ticks while it settles and redials.
+const CELLS_TICK: Duration = Duration::from_millis(250);
+
+/// The limits and timers the core runs with (from [`crate::config::Config`]).
+#[derive(Debug, Clone)]
+pub struct CoreConfig {
+    /// Per-room limits: message size, handshake and reassembly timeouts.
+    pub limits: RoomLimits,
+    /// Connection attempts a room may have pending.
+    pub max_pending_dials: usize,
+    /// A quiet link is pinged after this long.
+    pub ping_after: Duration,
+    /// A link quiet for this long is dead.
+    pub dead_after: Duration,
+}
+
+impl CoreConfig {
+    /// The core's part of the daemon's configuration.
+    pub fn from_config(config: &crate::config::Config) -> Self {
+        CoreConfig {
+            limits: RoomLimits {
+                max_message: config.max_message_size,
+                handshake_timeout: Duration::from_millis(config.handshake_timeout_ms),
+                reassembly_timeout: Duration::from_millis(config.reassembly_timeout_ms),
+            },
+            max_pending_dials: config.max_pending_dials,
+            ping_after: Duration::from_millis(config.ping_after_ms),
+            dead_after: Duration::from_millis(config.dead_after_ms),
+        }
+    }
+}
+
+/// What the core asks of the world. The driver runs them in order, under the same lock that
+/// fed the input, so a session sees its events in the order the core decided them.
+#[derive(Debug)]
+pub enum Effect {
+    /// Publish or subscribe on the relays.
+    Relay(RelayCommand),
+    /// Create a peer connection for `conn` and an offer; answer with [`Core::offer_ready`].
+    Offer {
+        /// The connection attempt.
+        conn: ConnId,
+    },
+    /// Create a peer connection for `conn` answering `sdp`; answer with [`Core::answer_ready`].
+    Answer {
+        /// The connection attempt.
+        conn: ConnId,
+        /// The remote offer.
+        sdp: String,
+    },
+    /// Apply the remote answer; answer with [`Core::remote_set`].
+    ApplyAnswer {
+        /// The connection attempt.
+        conn: ConnId,
+        /// The remote answer.
+        sdp: String,
+    },
+    /// Add a remote ICE candidate (JSON).
+    AddCandidate {
+        /// The connection.
+        conn: ConnId,
+        /// The candidate as Trystero sends it.
+        json: String,
+    },
+    /// The connection is now a link: start writing its frames on its data channel.
+    StartLink {
+        /// The connection.
+        conn: ConnId,
+    },
+    /// Queue frames on a link (never waits; a full queue is counted).
+    Frames {
+        /// The link's connection.
+        conn: ConnId,
+        /// Outer frames, in order.
+        frames: Vec<Bytes>,
+    },
+    /// Close a connection after `delay`.
+    Close {
+        /// The connection.
+        conn: ConnId,
+        /// Lets frames already queued (a leave, a duplicate's last data) go out first.
+        delay: Duration,
+    },
+    /// Hand an event to a local session.
+    Deliver {
+        /// The session.
+        session: SessionId,
+        /// The event.
+        event: SessionEvent,
+    },
+    /// A session is gone: close its queue.
+    CloseSession {
+        /// The session.
+        session: SessionId,
+    },
+    /// An app's ping was answered.
+    Pong {
+        /// The waiter [`Core::ping`] returned.
+        waiter: u64,
+        /// Round trip.
+        rtt: Duration,
+    },
+    /// An app's ping will never be answered (the peer left).
+    PingLost {
+        /// The waiter [`Core::ping`] returned.
+        waiter: u64,
+    },
+}
+
+/// Work produced by a handler for another: the queue that replaces handlers calling handlers.
+#[derive(Debug)]
+enum Work {
+    /// A room's signaling actions.
+    Signal(RoomKey, Vec<Action>),
+    /// A room's outputs.
+    Room(RoomKey, Vec<Output>),
+    /// A cells room's overlay outputs.
+    Mesh(RoomKey, Vec<MeshOutput>),
+    /// An overlay notice this node originates.
+    Notice(RoomKey, Vec<u8>),
+}
+
+/// The node's state and decisions.
+pub struct Core {
+    identity: Identity,
+    config: CoreConfig,
+    rng: StdRng,
+    next_id: u64,
+    /// The time of the input being handled.
+    now: Instant,
+    /// Wall-clock microseconds at `epoch` (cell frame sequence numbers are wall-clock based).
+    wall_at_epoch: u64,
+    epoch: Instant,
+    st: State,
+    work: VecDeque<Work>,
+    effects: Vec<Effect>,
+}
+
+impl std::fmt::Debug for Core {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Core")
+            .field("peer_id", &self.identity.peer_id)
+            .finish()
+    }
+}
+
+impl Core {
+    /// A core with no rooms; `wall_us` is the wall clock (µs since the epoch) at `now`; `seed`
+    /// draws every random choice (offer ids, challenges).
+    pub fn new(
+        identity: Identity,
+        config: CoreConfig,
+        now: Instant,
+        wall_us: u64,
+        seed: u64,
+    ) -> Self {
+        Core {
+            identity,
+            config,
+            rng: StdRng::seed_from_u64(seed),
+            next_id: 1,
+            now,
+            wall_at_epoch: wall_us,
+            epoch: now,
+            st: State::default(),
+            work: VecDeque::new(),
+            effects: Vec::new(),
+        }
+    }
+
+    /// This node's peer id.
+    pub fn peer_id(&self) -> &str {
+        &self.identity.peer_id
+    }
+
+    /// The effects decided so far, in order; the driver runs them.
+    pub fn take_effects(&mut self) -> Vec<Effect> {
+        std::mem::take(&mut self.effects)
+    }
+
+    /// Counts a drop observed outside the core (the API layers, a full link queue).
+    pub fn count(&mut self, reason: DropReason) {
+        *self.st.drops.entry(reason).or_insert(0) += 1;
+    }
+
+    fn new_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    fn seed(&mut self) -> u64 {
+        self.rng.next_u64()
+    }
+
+    fn wall_us(&self) -> u64 {
+        let since = self.now.saturating_duration_since(self.epoch);
+        self.wall_at_epoch + since.as_micros() as u64
+    }
+
+    fn effect(&mut self, effect: Effect) {
+        self.effects.push(effect);
+    }
+
+    fn frames(&mut self, conn: ConnId, frames: Vec<Bytes>) {
+        if !frames.is_empty() {
+            self.effects.push(Effect::Frames { conn, frames });
+        }
+    }
+
+    fn close(&mut self, conn: ConnId, delay: Duration) {
+        self.effects.push(Effect::Close { conn, delay });
+    }
+
+    /// Starts handling an input at `now`.
+    fn at(&mut self, now: Instant) {
+        self.now = now;
+    }
+
+    /// Dispatches queued work until none is left.
+    fn drain(&mut self) {
+        while let Some(work) = self.work.pop_front() {
+            match work {
+                Work::Signal(key, actions) => self.apply_actions(&key, actions),
+                Work::Room(key, outputs) => self.apply_outputs(&key, outputs),
+                Work::Mesh(key, outputs) => self.apply_mesh(&key, outputs),
+                Work::Notice(key, body) => self.originate_notice(&key, body),
+            }
+        }
+    }
+}

@@ -1,0 +1,163 @@
+//! A room's outputs: frames onto links, events to the sessions that joined it.
+
+use super::{Core, Effect, LinkKey, RoomKey, Work};
+use crate::drops::DropReason;
+use crate::node::cells;
+use crate::node::session::{EventKind, SessionEvent};
+use crate::room::{LeaveReason, Output, RoomEvent};
+
+impl Core {
+    /// Hands an event to every session of the room that wants it.
+    pub(super) fn emit(&mut self, key: &RoomKey, kind: EventKind) {
+        let Some(entry) = self.st.rooms.get(key) else {
+            return;
+        };
+        let channel = match &kind {
+            EventKind::Message { channel, .. } | EventKind::Progress { channel, .. } => {
+                Some(channel.as_str())
+            }
+            _ => None,
+        };
+        for (session, sr) in &entry.sessions {
+            if channel.is_some_and(|c| !sr.wants(c)) {
+                continue;
+            }
+            self.effects.push(Effect::Deliver {
+                session: *session,
+                event: SessionEvent {
+                    room: sr.handle,
+                    app: key.app.clone(),
+                    room_id: key.room.clone(),
+                    kind: kind.clone(),
+                },
+            });
+        }
+    }
+
+    /// Handler: a room's outputs.
+    pub(super) fn apply_outputs(&mut self, key: &RoomKey, outputs: Vec<Output>) {
+        for o in outputs {
+            match o {
+                Output::Send(peer, frame) => {
+                    match self.st.link_conn(&LinkKey::new(&key.app, &peer)) {
+                        Some(conn) => self.frames(conn, vec![frame]),
+                        None => self.count(DropReason::SendNoLink),
+                    }
+                }
+                Output::Drop(reason) => self.count(reason),
+                Output::Cell(peer, bytes) => self.on_cell_frame(key, &peer, &bytes),
+                Output::Event(ev) => self.room_event(key, ev),
+            }
+        }
+    }
+
+    fn room_event(&mut self, key: &RoomKey, ev: RoomEvent) {
+        match ev {
+            RoomEvent::PeerJoin(peer, security) => self.peer_joined(key, peer, security),
+            RoomEvent::PeerLeave(peer, reason) => self.peer_left(key, peer, reason),
+            RoomEvent::Message {
+                channel,
+                from,
+                payload,
+                meta,
+            } => self.emit(
+                key,
+                EventKind::Message {
+                    channel,
+                    from,
+                    local: false,
+                    payload,
+                    meta,
+                },
+            ),
+            RoomEvent::Progress {
+                channel,
+                from,
+                fraction,
+                meta,
+            } => self.emit(
+                key,
+                EventKind::Progress {
+                    channel,
+                    from,
+                    fraction,
+                    meta,
+                },
+            ),
+            RoomEvent::Error {
+                code,
+                message,
+                peer,
+            } => self.emit(
+                key,
+                EventKind::Error {
+                    code: code.to_owned(),
+                    message,
+                    peer,
+                },
+            ),
+            RoomEvent::Pong(peer) => self.pong(key, &peer),
+        }
+    }
+
+    fn peer_joined(&mut self, key: &RoomKey, peer: String, security: crate::room::Security) {
+        let now = self.now;
+        if let Some(link) = self.st.links.get_mut(&LinkKey::new(&key.app, &peer)) {
+            link.rooms.insert(key.room.clone());
+            link.idle_since = None;
+        }
+        if let Some(cells) = self.st.rooms.get_mut(key).and_then(|e| e.cells.as_mut())
+            && cells.is_member(&peer)
+        {
+            cells.link_up(&peer, now);
+        }
+        self.emit(key, EventKind::PeerJoin(peer, security));
+    }
+
+    fn peer_left(&mut self, key: &RoomKey, peer: String, reason: LeaveReason) {
+        let now = self.now;
+        if let Some(link) = self.st.links.get_mut(&LinkKey::new(&key.app, &peer)) {
+            link.rooms.remove(&key.room);
+            if link.rooms.is_empty() {
+                link.idle_since = Some(now);
+            }
+        }
+        if let Some(e) = self.st.rooms.get_mut(key) {
+            e.rtts.remove(&peer);
+            let lost = e.ping_waiters.remove(&peer).unwrap_or_default();
+            let gone = e
+                .cells
+                .as_mut()
+                .is_some_and(|cells| cells.link_down(&peer, reason == LeaveReason::Timeout, now));
+            for waiter in lost.into_iter().flatten() {
+                self.effects.push(Effect::PingLost { waiter });
+            }
+            if gone {
+                let notice = cells::gone_notice(std::slice::from_ref(&peer));
+                self.work.push_back(Work::Notice(key.clone(), notice));
+            }
+        }
+        self.emit(key, EventKind::PeerLeave(peer, reason));
+    }
+
+    fn pong(&mut self, key: &RoomKey, peer: &str) {
+        let now = self.now;
+        let Some(e) = self.st.rooms.get_mut(key) else {
+            return;
+        };
+        let rtt = e.room.take_ping(peer, now);
+        let waiter = e
+            .ping_waiters
+            .get_mut(peer)
+            .and_then(|q| q.pop_front())
+            .flatten();
+        if let Some(rtt) = rtt {
+            e.rtts.insert(peer.to_owned(), rtt.as_secs_f64() * 1000.0);
+            if let Some(waiter) = waiter {
+                self.effects.push(Effect::Pong { waiter, rtt });
+            }
+        } else if let Some(waiter) = waiter {
+            self.effects.push(Effect::PingLost { waiter });
+        }
+    }
+}

@@ -1,0 +1,169 @@
+//! The node side of cells rooms: checks arriving cell frames, originates notices, and carries
+//! out what the overlay router asks for (open or close links, send, deliver).
+
+use super::{Core, LinkKey, RoomKey, Work};
+use crate::drops::DropReason;
+use crate::mesh::{MeshOutput, Overlay as _};
+use crate::node::cells;
+use crate::node::session::EventKind;
+use crate::room::LeaveReason;
+use crate::wire::cell::CellFrame;
+
+impl Core {
+    /// A cell frame arrived from a joined peer: check it, then queue what the overlay makes
+    /// of it.
+    pub(super) fn on_cell_frame(&mut self, key: &RoomKey, peer: &str, bytes: &[u8]) {
+        let now = self.now;
+        let Some(cells) = self.st.rooms.get_mut(key).and_then(|e| e.cells.as_mut()) else {
+            self.count(DropReason::CellNotCellsRoom);
+            return;
+        };
+        let Ok(frame) = CellFrame::decode(bytes) else {
+            self.count(DropReason::CellMalformed);
+            return;
+        };
+        tracing::debug!(
+            from = peer,
+            origin = %hex4(&frame.origin),
+            seq = frame.seq,
+            ttl = frame.ttl,
+            hops = frame.hops,
+            fanout = frame.fanout,
+            "cell frame in"
+        );
+        // Duplicates are dropped before the (costly) signature check; a forged frame can only
+        // collide with one already seen, so it cannot suppress a genuine one.
+        if cells.mesh().seen(&frame.origin, frame.seq, frame.ttl) {
+            self.count(DropReason::CellDuplicate);
+            return;
+        }
+        if frame.verify(cells.salt()).is_err() {
+            self.count(DropReason::CellBadSignature);
+            return;
+        }
+        match cells.mesh().on_frame(peer, frame, now) {
+            Ok(outs) => self.work.push_back(Work::Mesh(key.clone(), outs)),
+            Err(drop) => self.count(drop.counter()),
+        }
+    }
+
+    /// Handler: this node sends an overlay notice (gone / alive) to the whole room.
+    pub(super) fn originate_notice(&mut self, key: &RoomKey, body: Vec<u8>) {
+        let (now, wall) = (self.now, self.wall_us());
+        let keys = self.identity.keys.clone();
+        let Some(cells) = self.st.rooms.get_mut(key).and_then(|e| e.cells.as_mut()) else {
+            return;
+        };
+        let outs = cells.originate(&keys, Vec::new(), body, now, wall);
+        self.apply_mesh(key, outs);
+    }
+
+    /// Handler: what a cells room's overlay asked for.
+    pub(super) fn apply_mesh(&mut self, key: &RoomKey, outputs: Vec<MeshOutput>) {
+        let now = self.now;
+        for o in outputs {
+            match o {
+                MeshOutput::Open(peer) => self.signal_room(key, |s| s.dial(&peer, now)),
+                MeshOutput::Close(peer) => self.close_overlay_link(key, &peer),
+                MeshOutput::Send(peer, frame) => self.send_cell_frame(key, &peer, &frame),
+                MeshOutput::Deliver(frame) => self.deliver_cell_frame(key, frame),
+            }
+        }
+    }
+
+    /// Closes a link the topology no longer wants — only if no other room of the app uses it.
+    fn close_overlay_link(&mut self, key: &RoomKey, peer: &str) {
+        let lk = LinkKey::new(&key.app, peer);
+        let Some(link) = self.st.links.get(&lk) else {
+            return;
+        };
+        if !link.rooms.iter().all(|r| *r == key.room) {
+            return;
+        }
+        let conn = link.conn;
+        if let Some(e) = self.st.rooms.get_mut(key) {
+            let frames = e.room.leave_frames(peer);
+            self.frames(conn, frames);
+        }
+        self.drop_link(&lk, Some(conn), LeaveReason::Leave);
+    }
+
+    fn send_cell_frame(&mut self, key: &RoomKey, peer: &str, frame: &CellFrame) {
+        let Some(e) = self.st.rooms.get_mut(key) else {
+            return;
+        };
+        let frames = e.room.cell_frames(frame.encode());
+        tracing::debug!(
+            to = %peer,
+            origin = %hex4(&frame.origin),
+            seq = frame.seq,
+            ttl = frame.ttl,
+            fanout = frame.fanout,
+            "cell frame out"
+        );
+        match self.st.link_conn(&LinkKey::new(&key.app, peer)) {
+            Some(conn) => self.frames(conn, frames),
+            None => {
+                tracing::warn!(to = %peer, "cell frame: no link");
+                self.count(DropReason::SendNoLink)
+            }
+        }
+    }
+
+    fn deliver_cell_frame(&mut self, key: &RoomKey, frame: CellFrame) {
+        let now = self.now;
+        let me = self.identity.peer_id.clone();
+        let Some(e) = self.st.rooms.get_mut(key) else {
+            return;
+        };
+        let Some(cells) = e.cells.as_mut() else {
+            return;
+        };
+        let Some(from) = cells.origin_id(&frame.origin) else {
+            self.count(DropReason::CellBadOrigin);
+            return;
+        };
+        if from == me {
+            return;
+        }
+        tracing::debug!(from = %from, origin = %hex4(&frame.origin), seq = frame.seq, "cell frame delivered");
+        cells.heard_member(&from, now);
+        match frame.payload.split_first() {
+            Some((&cells::NOTICE_GONE, ids)) => {
+                let mut me_named = false;
+                for id in cells::parse_gone(ids) {
+                    if id == me {
+                        me_named = true;
+                    } else if !self.st.links.contains_key(&LinkKey::new(&key.app, &id)) {
+                        cells.suspect(&id, now);
+                    }
+                }
+                if me_named {
+                    self.work
+                        .push_back(Work::Notice(key.clone(), vec![cells::NOTICE_ALIVE]));
+                }
+                return;
+            }
+            Some((&cells::NOTICE_ALIVE, _)) => return,
+            _ => {}
+        }
+        match e.room.open_cell_payload(&frame.payload) {
+            Ok((channel, payload, meta)) => self.emit(
+                key,
+                EventKind::Message {
+                    channel,
+                    from,
+                    local: false,
+                    payload,
+                    meta,
+                },
+            ),
+            Err(reason) => self.count(reason),
+        }
+    }
+}
+
+/// The first bytes of an origin key, enough to tell origins apart in a debug log.
+fn hex4(key: &[u8; 32]) -> String {
+    key[..4].iter().map(|b| format!("{b:02x}")).collect()
+}

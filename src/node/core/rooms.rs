@@ -1,0 +1,308 @@
+//! Sessions and their rooms: open and close sessions, join, leave, subscribe.
+//!
+//! A room is shared by the node's sessions and reference-counted here; the first join creates
+//! its room, signaling and (for cells rooms) census state, the last leave tears them down.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use super::state::{RoomEntry, SessionEntry, SessionRoom};
+use super::{Core, Effect, RoomKey, Work};
+use crate::node::cells::CellRoom;
+use crate::node::session::{EventKind, SessionEvent, SessionId};
+use crate::node::{JoinOptions, NodeError};
+use crate::room::{Room, Security};
+use crate::signal::RelayCommand;
+use crate::signal::state::RoomSignal;
+use crate::wire::e2e::E2eKey;
+
+/// Checks a join's arguments before any work is done for it (the driver derives the E2E key
+/// only for a join that passes).
+pub fn validate_join(app: &str, room: &str, opts: &JoinOptions) -> Result<(), NodeError> {
+    if app.is_empty() || room.is_empty() || app.len() > 256 || room.len() > 256 {
+        return Err(NodeError::InvalidArgument(
+            "app and room must be 1 to 256 bytes".into(),
+        ));
+    }
+    if opts.require_e2e && opts.password.is_empty() {
+        return Err(NodeError::InvalidArgument(
+            "require_e2e needs a password: the end-to-end key derives from it".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn not_joined(handle: u32) -> NodeError {
+    NodeError::NotFound(format!("room handle {handle} not joined"))
+}
+
+impl Core {
+    /// Opens a local session.
+    pub fn open_session(&mut self) -> SessionId {
+        let id = self.new_id();
+        self.st.sessions.insert(
+            id,
+            SessionEntry {
+                rooms: BTreeMap::new(),
+                next_handle: 1,
+            },
+        );
+        id
+    }
+
+    /// Closes a session and leaves its rooms.
+    pub fn close_session(&mut self, session: SessionId, now: Instant) {
+        let handles: Vec<u32> = match self.st.sessions.get(&session) {
+            Some(s) => s.rooms.keys().copied().collect(),
+            None => return,
+        };
+        for h in handles {
+            let _ = self.leave(session, h, now);
+        }
+        if self.st.sessions.remove(&session).is_some() {
+            self.effect(Effect::CloseSession { session });
+        }
+    }
+
+    /// The (app, room) a session's room handle refers to.
+    pub fn room_of(&self, session: SessionId, handle: u32) -> Result<(String, String), NodeError> {
+        self.st
+            .room_of(session, handle)
+            .map(|k| (k.app.clone(), k.room.clone()))
+            .ok_or_else(|| not_joined(handle))
+    }
+
+    /// Joins a room for a session (`e2e`: the password room's key, derived by the driver);
+    /// returns the session's handle of the room.
+    pub fn join(
+        &mut self,
+        session: SessionId,
+        app: &str,
+        room_id: &str,
+        opts: &JoinOptions,
+        e2e: Option<E2eKey>,
+        now: Instant,
+    ) -> Result<u32, NodeError> {
+        self.at(now);
+        validate_join(app, room_id, opts)?;
+        let key = RoomKey::new(app, room_id);
+        if !self.st.sessions.contains_key(&session) {
+            return Err(NodeError::NotFound("unknown session".into()));
+        }
+        if let Some(entry) = self.st.rooms.get(&key)
+            && entry.password != opts.password
+        {
+            return Err(NodeError::PasswordConflict);
+        }
+        let Some(sess) = self.st.sessions.get_mut(&session) else {
+            return Err(NodeError::NotFound("unknown session".into()));
+        };
+        if let Some((h, _)) = sess.rooms.iter().find(|(_, k)| **k == key) {
+            return Ok(*h);
+        }
+        let handle = sess.next_handle;
+        sess.next_handle += 1;
+        sess.rooms.insert(handle, key.clone());
+        let is_new = !self.st.rooms.contains_key(&key);
+        if is_new {
+            self.open_room(&key, opts, e2e);
+        }
+        let Some(entry) = self.st.rooms.get_mut(&key) else {
+            return Err(NodeError::NotFound("room vanished".into()));
+        };
+        if opts.require_e2e {
+            entry.room.require_e2e();
+        }
+        entry.sessions.insert(
+            session,
+            SessionRoom {
+                handle,
+                channels: opts.channels.iter().cloned().collect(),
+            },
+        );
+        let joined: Vec<(String, Security)> = entry
+            .room
+            .joined_peers()
+            .map(|p| {
+                let security = entry.room.peer_security(p).unwrap_or(Security::Transport);
+                (p.to_owned(), security)
+            })
+            .collect();
+        for (peer, security) in joined {
+            self.effect(Effect::Deliver {
+                session,
+                event: SessionEvent {
+                    room: handle,
+                    app: app.to_owned(),
+                    room_id: room_id.to_owned(),
+                    kind: EventKind::PeerJoin(peer, security),
+                },
+            });
+        }
+        if is_new {
+            self.announce_room(&key);
+        }
+        self.drain();
+        Ok(handle)
+    }
+
+    /// Creates a room's state and subscribes to its topics.
+    fn open_room(&mut self, key: &RoomKey, opts: &JoinOptions, e2e: Option<E2eKey>) {
+        let (app, room_id, password) = (&key.app, &key.room, opts.password.as_str());
+        let me = self.identity.peer_id.clone();
+        let (room_seed, signal_seed) = (self.seed(), self.seed());
+        let room =
+            Room::new(&me, app, room_id, password, self.config.limits, e2e).with_seed(room_seed);
+        let mut signal = RoomSignal::new(
+            &me,
+            app,
+            room_id,
+            password,
+            self.config.max_pending_dials,
+            self.now,
+        )
+        .with_seed(signal_seed);
+        for t in signal.topics() {
+            self.st.topics.insert(t.to_owned(), key.clone());
+        }
+        let cells = opts.cells.map(|size| {
+            signal.set_dial_filter(Some(BTreeSet::new()));
+            CellRoom::new(
+                &me,
+                &self.identity.keys.public_key(),
+                signal.root_topic().as_bytes(),
+                size,
+                self.now,
+            )
+        });
+        self.st.tokens.insert(room.token().to_owned(), key.clone());
+        self.st.rooms.insert(
+            key.clone(),
+            RoomEntry {
+                room,
+                signal,
+                password: password.to_owned(),
+                sessions: BTreeMap::new(),
+                rtts: BTreeMap::new(),
+                ping_waiters: BTreeMap::new(),
+                cells,
+            },
+        );
+        let topics = self.st.topics.keys().cloned().collect();
+        self.effect(Effect::Relay(RelayCommand::Subscribe(topics)));
+    }
+
+    /// A new room tells the app's links (their peers attach on our presence) and announces.
+    fn announce_room(&mut self, key: &RoomKey) {
+        let Some(entry) = self.st.rooms.get_mut(key) else {
+            return;
+        };
+        let presence = entry.room.presence_frame(true);
+        let linked: Vec<(String, u64)> = self
+            .st
+            .links
+            .iter()
+            .filter(|(k, _)| k.app == key.app)
+            .map(|(k, l)| (k.peer.clone(), l.conn))
+            .collect();
+        for (peer, conn) in linked {
+            entry.signal.set_linked(&peer, true);
+            self.effects.push(Effect::Frames {
+                conn,
+                frames: vec![presence.clone()],
+            });
+        }
+        let actions = entry.signal.tick(self.now);
+        self.work.push_back(Work::Signal(key.clone(), actions));
+    }
+
+    /// Leaves a room a session joined; the last session to leave tears the room down.
+    pub fn leave(
+        &mut self,
+        session: SessionId,
+        handle: u32,
+        now: Instant,
+    ) -> Result<(), NodeError> {
+        self.at(now);
+        let key = self
+            .st
+            .sessions
+            .get_mut(&session)
+            .and_then(|s| s.rooms.remove(&handle))
+            .ok_or_else(|| not_joined(handle))?;
+        let empty = match self.st.rooms.get_mut(&key) {
+            Some(e) => {
+                e.sessions.remove(&session);
+                e.sessions.is_empty()
+            }
+            None => false,
+        };
+        if empty {
+            self.close_room(&key);
+        }
+        self.drain();
+        Ok(())
+    }
+
+    fn close_room(&mut self, key: &RoomKey) {
+        let Some(mut entry) = self.st.rooms.remove(key) else {
+            return;
+        };
+        for t in entry.signal.topics() {
+            self.st.topics.remove(t);
+        }
+        self.st.tokens.remove(entry.room.token());
+        let topics = self.st.topics.keys().cloned().collect();
+        self.effect(Effect::Relay(RelayCommand::Subscribe(topics)));
+        for waiter in entry.ping_waiters.values().flatten().flatten() {
+            self.effects.push(Effect::PingLost { waiter: *waiter });
+        }
+        let now = self.now;
+        let mut goodbyes = Vec::new();
+        for (lk, link) in self.st.links.iter_mut().filter(|(k, _)| k.app == key.app) {
+            goodbyes.push((link.conn, entry.room.leave_frames(&lk.peer)));
+            link.rooms.remove(&key.room);
+            if link.rooms.is_empty() {
+                link.idle_since = Some(now);
+            }
+        }
+        for (conn, frames) in goodbyes {
+            self.frames(conn, frames);
+        }
+        // Dials this room started are abandoned.
+        let dead: Vec<u64> = self
+            .st
+            .conns
+            .iter()
+            .filter(|(_, c)| !c.open && c.app == key.app && c.room == key.room)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in dead {
+            self.st.conns.remove(&id);
+            self.close(id, Duration::ZERO);
+        }
+    }
+
+    /// Changes which channels a session receives in a room (empty: all).
+    pub fn subscribe(
+        &mut self,
+        session: SessionId,
+        handle: u32,
+        channels: &[String],
+    ) -> Result<(), NodeError> {
+        let key = self
+            .st
+            .room_of(session, handle)
+            .cloned()
+            .ok_or_else(|| not_joined(handle))?;
+        if let Some(sr) = self
+            .st
+            .rooms
+            .get_mut(&key)
+            .and_then(|e| e.sessions.get_mut(&session))
+        {
+            sr.channels = channels.iter().cloned().collect();
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,219 @@
+//! Sending: direct or through the overlay, plain or sealed, the local echo to other sessions,
+//! and ping.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::{Core, Effect, LinkKey, RoomKey, Work};
+use crate::mesh::MeshOutput;
+use crate::node::NodeError;
+use crate::node::session::{EventKind, SessionEvent, SessionId};
+use crate::room::Security;
+use crate::transport::ConnId;
+use crate::wire::Payload;
+
+/// Where a direct send's frames go. The driver queues them itself, waiting while a link's
+/// queue is full: that wait is the app's back-pressure, so it must not happen inside the core.
+#[derive(Debug, Default)]
+pub struct SendPlan {
+    /// Each target peer, its link and the frames it gets (plain or sealed), in target order.
+    pub links: Vec<(String, ConnId, Arc<Vec<Bytes>>)>,
+    /// Peers an overlay send already left on (its frames are queued as effects).
+    pub sent_to: Vec<String>,
+}
+
+fn not_in_room(peer: &str) -> NodeError {
+    NodeError::NotFound(format!("peer {peer} is not in the room"))
+}
+
+impl Core {
+    /// Input: an app sends a message. Returns the links to queue it on (direct) or the peers
+    /// it left on (overlay).
+    #[allow(clippy::too_many_arguments)]
+    pub fn send(
+        &mut self,
+        session: SessionId,
+        handle: u32,
+        channel: &str,
+        payload: Payload,
+        meta: Option<Value>,
+        targets: &[String],
+        now: Instant,
+    ) -> Result<SendPlan, NodeError> {
+        self.at(now);
+        let key = self
+            .st
+            .room_of(session, handle)
+            .cloned()
+            .ok_or_else(|| NodeError::NotFound(format!("room handle {handle} not joined")))?;
+        let me = self.identity.peer_id.clone();
+        let Some(entry) = self.st.rooms.get_mut(&key) else {
+            return Err(NodeError::NotFound("room not held".into()));
+        };
+        // A send to connected targets stays direct; the overlay carries the rest.
+        let direct =
+            !targets.is_empty() && targets.iter().all(|t| *t == me || entry.room.is_joined(t));
+        if entry.cells.is_some() && !direct {
+            return self.send_cells(&key, session, channel, payload, meta, targets);
+        }
+        let remote: Vec<String> = if targets.is_empty() {
+            entry.room.joined_peers().map(str::to_owned).collect()
+        } else {
+            if let Some(t) = targets
+                .iter()
+                .find(|t| **t != me && !entry.room.is_joined(t))
+            {
+                return Err(not_in_room(t));
+            }
+            targets.iter().filter(|t| **t != me).cloned().collect()
+        };
+        // Plain frames always (they validate the send); sealed ones only if an E2E peer gets it.
+        let plain = Arc::new(entry.room.encode_app(channel, &payload, meta.as_ref())?);
+        let e2e: Vec<bool> = remote
+            .iter()
+            .map(|p| entry.room.peer_security(p) == Some(Security::E2e))
+            .collect();
+        let sealed = if e2e.contains(&true) {
+            Some(Arc::new(entry.room.encode_sealed(
+                channel,
+                &payload,
+                meta.as_ref(),
+            )?))
+        } else {
+            None
+        };
+        let mut plan = SendPlan::default();
+        for (peer, e2e) in remote.into_iter().zip(e2e) {
+            let frames = match &sealed {
+                Some(sealed) if e2e => sealed.clone(),
+                _ => plain.clone(),
+            };
+            if let Some(conn) = self.st.link_conn(&LinkKey::new(&key.app, &peer)) {
+                plan.links.push((peer, conn, frames));
+            }
+        }
+        self.echo_local(&key, session, channel, &payload, meta.as_ref(), targets);
+        Ok(plan)
+    }
+
+    /// Other local sessions in the room see a send (unless it targets only remote peers).
+    fn echo_local(
+        &mut self,
+        key: &RoomKey,
+        from_session: SessionId,
+        channel: &str,
+        payload: &Payload,
+        meta: Option<&Value>,
+        targets: &[String],
+    ) {
+        let me = self.identity.peer_id.as_str();
+        if !(targets.is_empty() || targets.iter().any(|t| t == me)) {
+            return;
+        }
+        let Some(entry) = self.st.rooms.get(key) else {
+            return;
+        };
+        for (session, sr) in &entry.sessions {
+            if *session == from_session || !sr.wants(channel) {
+                continue;
+            }
+            self.effects.push(Effect::Deliver {
+                session: *session,
+                event: SessionEvent {
+                    room: sr.handle,
+                    app: key.app.clone(),
+                    room_id: key.room.clone(),
+                    kind: EventKind::Message {
+                        channel: channel.to_owned(),
+                        from: me.to_owned(),
+                        local: true,
+                        payload: payload.clone(),
+                        meta: meta.cloned(),
+                    },
+                },
+            });
+        }
+    }
+
+    /// A send in a cells room: one signed frame, routed by the overlay.
+    fn send_cells(
+        &mut self,
+        key: &RoomKey,
+        session: SessionId,
+        channel: &str,
+        payload: Payload,
+        meta: Option<Value>,
+        targets: &[String],
+    ) -> Result<SendPlan, NodeError> {
+        let me = self.identity.peer_id.clone();
+        let (now, wall) = (self.now, self.wall_us());
+        let keys = self.identity.keys.clone();
+        let Some(entry) = self.st.rooms.get_mut(key) else {
+            return Err(NodeError::NotFound("room not held".into()));
+        };
+        let body = entry.room.cell_payload(channel, &payload, meta.as_ref())?;
+        let Some(cells) = entry.cells.as_mut() else {
+            return Err(NodeError::NotFound("room has no cells".into()));
+        };
+        if let Some(t) = targets.iter().find(|t| **t != me && !cells.is_member(t)) {
+            return Err(not_in_room(t));
+        }
+        let remote: Vec<String> = targets.iter().filter(|t| **t != me).cloned().collect();
+        let mut outs = Vec::new();
+        if targets.is_empty() || !remote.is_empty() {
+            outs = cells.originate(&keys, remote, body, now, wall);
+        }
+        let sent_to = outs
+            .iter()
+            .filter_map(|o| match o {
+                MeshOutput::Send(p, _) => Some(p.clone()),
+                _ => None,
+            })
+            .collect();
+        self.echo_local(key, session, channel, &payload, meta.as_ref(), targets);
+        self.work.push_back(Work::Mesh(key.clone(), outs));
+        self.drain();
+        Ok(SendPlan {
+            links: Vec::new(),
+            sent_to,
+        })
+    }
+
+    /// Input: an app pings a peer of a room. Returns the waiter id a later [`Effect::Pong`]
+    /// or [`Effect::PingLost`] names.
+    pub fn ping(
+        &mut self,
+        app: &str,
+        room: &str,
+        peer: &str,
+        now: Instant,
+    ) -> Result<u64, NodeError> {
+        self.at(now);
+        let key = RoomKey::new(app, room);
+        let conn = self
+            .st
+            .link_conn(&LinkKey::new(app, peer))
+            .ok_or_else(|| NodeError::LinkClosed(peer.to_owned()));
+        let waiter = self.new_id();
+        let entry = self
+            .st
+            .rooms
+            .get_mut(&key)
+            .ok_or_else(|| NodeError::NotFound(format!("room {app}/{room} not held")))?;
+        let frame = entry
+            .room
+            .ping(peer, now)
+            .ok_or_else(|| not_in_room(peer))?;
+        let conn = conn?;
+        entry
+            .ping_waiters
+            .entry(peer.to_owned())
+            .or_default()
+            .push_back(Some(waiter));
+        self.frames(conn, vec![frame]);
+        Ok(waiter)
+    }
+}

@@ -1,0 +1,166 @@
+//! The core's tables: rooms, sessions, connection attempts and links, drop counters.
+//!
+//! None of them holds an I/O handle: connections, link writers and session queues belong to
+//! the driver and are named here by id.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Instant;
+
+use crate::drops::DropReason;
+use crate::node::cells::CellRoom;
+use crate::node::session::SessionId;
+use crate::room::Room;
+use crate::signal::state::RoomSignal;
+use crate::transport::ConnId;
+
+/// A room on this node: its app id and room id.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct RoomKey {
+    pub app: String,
+    pub room: String,
+}
+
+impl RoomKey {
+    pub fn new(app: &str, room: &str) -> Self {
+        RoomKey {
+            app: app.to_owned(),
+            room: room.to_owned(),
+        }
+    }
+}
+
+/// A link: one peer within one app (an app's rooms share their links to a peer).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub(crate) struct LinkKey {
+    pub app: String,
+    pub peer: String,
+}
+
+impl LinkKey {
+    pub fn new(app: &str, peer: &str) -> Self {
+        LinkKey {
+            app: app.to_owned(),
+            peer: peer.to_owned(),
+        }
+    }
+}
+
+/// A session's membership of a room.
+pub(super) struct SessionRoom {
+    pub handle: u32,
+    /// Channels it receives; empty for all.
+    pub channels: BTreeSet<String>,
+}
+
+impl SessionRoom {
+    pub fn wants(&self, channel: &str) -> bool {
+        self.channels.is_empty() || self.channels.contains(channel)
+    }
+}
+
+/// A room held by the node, shared by the sessions that joined it.
+pub(super) struct RoomEntry {
+    pub room: Room,
+    pub signal: RoomSignal,
+    pub password: String,
+    pub sessions: BTreeMap<SessionId, SessionRoom>,
+    pub rtts: BTreeMap<String, f64>,
+    /// Pings in flight per peer, oldest first; `Some` is an app's waiter, `None` the watchdog's.
+    pub ping_waiters: BTreeMap<String, VecDeque<Option<u64>>>,
+    pub cells: Option<CellRoom>,
+}
+
+/// A local session: its room handles.
+pub(super) struct SessionEntry {
+    pub rooms: BTreeMap<u32, RoomKey>,
+    pub next_handle: u32,
+}
+
+/// One connection attempt or live connection.
+pub(super) struct Conn {
+    pub app: String,
+    pub peer: String,
+    pub offer_id: String,
+    /// Room whose signaling created it.
+    pub room: String,
+    /// The driver has a peer connection for it (offer or answer made).
+    pub ready: bool,
+    pub remote_set: bool,
+    pub held_candidates: Vec<String>,
+    pub open: bool,
+    /// When the attempt began: one that neither opens nor fails is swept after a while.
+    pub started: Instant,
+}
+
+impl Conn {
+    pub fn new(app: &str, peer: String, offer_id: String, room: &str, started: Instant) -> Self {
+        Conn {
+            app: app.to_owned(),
+            peer,
+            offer_id,
+            room: room.to_owned(),
+            ready: false,
+            remote_set: false,
+            held_candidates: Vec::new(),
+            open: false,
+            started,
+        }
+    }
+
+    pub fn room_key(&self) -> RoomKey {
+        RoomKey::new(&self.app, &self.room)
+    }
+
+    pub fn link_key(&self) -> LinkKey {
+        LinkKey::new(&self.app, &self.peer)
+    }
+}
+
+/// A live link.
+pub(super) struct Link {
+    pub conn: ConnId,
+    /// Rooms in which the peer has joined over this link.
+    pub rooms: BTreeSet<String>,
+    pub connected_at: Instant,
+    pub last_rx: Instant,
+    pub last_ping: Option<Instant>,
+    pub probe_deadline: Option<Instant>,
+    pub idle_since: Option<Instant>,
+}
+
+#[derive(Default)]
+pub(super) struct State {
+    pub rooms: BTreeMap<RoomKey, RoomEntry>,
+    pub topics: BTreeMap<String, RoomKey>,
+    pub tokens: BTreeMap<String, RoomKey>,
+    pub sessions: BTreeMap<SessionId, SessionEntry>,
+    pub conns: BTreeMap<ConnId, Conn>,
+    pub links: BTreeMap<LinkKey, Link>,
+    pub drops: BTreeMap<DropReason, u64>,
+}
+
+impl State {
+    /// Rooms of one app, in a stable order.
+    pub fn rooms_of(&self, app: &str) -> Vec<RoomKey> {
+        let mut keys: Vec<RoomKey> = self
+            .rooms
+            .keys()
+            .filter(|k| k.app == app)
+            .cloned()
+            .collect();
+        keys.sort();
+        keys
+    }
+
+    /// The room a session's handle names.
+    pub fn room_of(&self, session: SessionId, handle: u32) -> Option<&RoomKey> {
+        self.sessions
+            .get(&session)
+            .and_then(|s| s.rooms.get(&handle))
+    }
+
+    /// The link's connection, if the peer is linked.
+    pub fn link_conn(&self, lk: &LinkKey) -> Option<ConnId> {
+        self.links.get(lk).map(|l| l.conn)
+    }
+}

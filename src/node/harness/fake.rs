@@ -1,0 +1,175 @@
+//! The harness's stand-in for the transport: connection ends, their pairing through fake
+//! SDP, and the link faults (black holes, frame filters).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use crate::transport::ConnId;
+
+/// One end of a connection: a node's incarnation and its connection id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct End {
+    /// Node index.
+    pub node: usize,
+    /// The node's incarnation.
+    pub life: u32,
+    /// The core's connection id.
+    pub conn: ConnId,
+}
+
+/// The SDP of an offer made by `end` (only the harness reads it).
+pub fn offer_sdp(end: End) -> String {
+    format!("harness-offer {} {} {}", end.node, end.life, end.conn)
+}
+
+/// The SDP of an answer made by `end`.
+pub fn answer_sdp(end: End) -> String {
+    format!("harness-answer {} {} {}", end.node, end.life, end.conn)
+}
+
+/// A local candidate of `end`, as Trystero's JSON.
+pub fn candidate(end: End) -> String {
+    format!(
+        r#"{{"candidate":"candidate:1 1 udp 1 10.0.0.{} 9 typ host","sdpMid":"0"}}"#,
+        end.node % 250
+    )
+}
+
+/// The end an SDP came from.
+pub fn parse_sdp(sdp: &str) -> Option<End> {
+    let mut parts = sdp.split(' ').skip(1);
+    let node = parts.next()?.parse().ok()?;
+    let life = parts.next()?.parse().ok()?;
+    let conn = parts.next()?.parse().ok()?;
+    Some(End { node, life, conn })
+}
+
+#[derive(Debug, Default)]
+struct FakeConn {
+    peer: Option<End>,
+    open: bool,
+    closed: bool,
+    last_delivery: Option<Instant>,
+}
+
+/// A test's choice of frames to lose.
+pub type FrameFilter = fn(&[u8]) -> bool;
+
+/// Connection ends and link faults.
+#[derive(Default)]
+pub struct Fakes {
+    conns: BTreeMap<End, FakeConn>,
+    blackholes: BTreeSet<(usize, usize)>,
+    filters: BTreeMap<(usize, usize), FrameFilter>,
+}
+
+impl Fakes {
+    /// The driver made a peer connection for `end`.
+    pub fn created(&mut self, end: End) {
+        self.conns.entry(end).or_default();
+    }
+
+    /// `end` answered an offer from `offerer`.
+    pub fn pair_answer(&mut self, end: End, offerer: End) {
+        self.conns.entry(end).or_default().peer = Some(offerer);
+    }
+
+    /// `end` applied an answer from `answerer`; true when both ends agree and neither closed.
+    pub fn pair_offer(&mut self, end: End, answerer: End) -> bool {
+        let mine = self.conns.entry(end).or_default();
+        mine.peer = Some(answerer);
+        let mine_closed = mine.closed;
+        let theirs = self.conns.get(&answerer);
+        !mine_closed && theirs.is_some_and(|t| t.peer == Some(end) && !t.closed)
+    }
+
+    /// The data channel of `end` opens (false if it closed meanwhile).
+    pub fn open(&mut self, end: End) -> bool {
+        match self.conns.get_mut(&end) {
+            Some(c) if !c.closed => {
+                c.open = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether `end` still takes frames.
+    pub fn receives(&self, end: End) -> bool {
+        self.conns.get(&end).is_some_and(|c| c.open && !c.closed)
+    }
+
+    /// The transport reports `end` closed; false if it already was.
+    pub fn close(&mut self, end: End) -> bool {
+        match self.conns.get_mut(&end) {
+            Some(c) if !c.closed => {
+                c.closed = true;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// The core closed `end`; returns the other end if it should hear of it.
+    pub fn closed_by(&mut self, end: End) -> Option<End> {
+        let c = self.conns.entry(end).or_default();
+        if c.closed {
+            return None;
+        }
+        c.closed = true;
+        let peer = c.peer?;
+        let theirs = self.conns.get(&peer)?;
+        (theirs.peer == Some(end) && !theirs.closed && !self.is_blackholed(end, peer))
+            .then_some(peer)
+    }
+
+    /// Where frames sent on `end` go, if they go anywhere.
+    pub fn carries(&self, end: End) -> Option<End> {
+        let c = self.conns.get(&end)?;
+        let peer = c.peer.filter(|_| c.open && !c.closed)?;
+        (!self.is_blackholed(end, peer)).then_some(peer)
+    }
+
+    /// The delivery time of a frame sent on `end` now, kept in order behind the last one.
+    pub fn next_delivery(&mut self, end: End, at: Instant) -> Instant {
+        let c = self.conns.entry(end).or_default();
+        let at = c.last_delivery.map_or(at, |last| at.max(last));
+        c.last_delivery = Some(at);
+        at
+    }
+
+    /// Whether a frame from `from` to `to` is dropped by a filter.
+    pub fn filtered(&self, from: End, to: End, frame: &[u8]) -> bool {
+        self.filters
+            .get(&(from.node, to.node))
+            .is_some_and(|f| f(frame))
+    }
+
+    fn is_blackholed(&self, a: End, b: End) -> bool {
+        let key = (a.node.min(b.node), a.node.max(b.node));
+        self.blackholes.contains(&key)
+    }
+
+    /// From now on nothing passes between nodes `a` and `b`.
+    pub fn blackhole(&mut self, a: usize, b: usize) {
+        self.blackholes.insert((a.min(b), a.max(b)));
+    }
+
+    /// Traffic between nodes `a` and `b` flows again (on new connections).
+    pub fn heal(&mut self, a: usize, b: usize) {
+        self.blackholes.remove(&(a.min(b), a.max(b)));
+    }
+
+    /// The live connection from node `a` to node `b`, if any.
+    pub fn open_between(&self, a: usize, b: usize) -> Option<(End, End)> {
+        self.conns.iter().find_map(|(end, c)| {
+            let peer = c.peer?;
+            (end.node == a && peer.node == b && c.open && !c.closed).then_some((*end, peer))
+        })
+    }
+
+    /// Frames from `a` to `b` matching `filter` are lost.
+    pub fn filter(&mut self, a: usize, b: usize, filter: FrameFilter) {
+        self.filters.insert((a, b), filter);
+    }
+}

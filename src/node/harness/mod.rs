@@ -1,0 +1,659 @@
+//! A deterministic network of node cores for tests: in-memory links and relay, a virtual
+//! clock, a seeded RNG, and fault injection.
+//!
+//! Why it exists: the races the node must survive (both sides dialing, a restarted peer, a
+//! relay that loses or reorders events, a link that dies mid-handshake) are rare on a real
+//! network and impossible to replay there. Here every core is the real [`Core`] — real rooms,
+//! real signaling state, real overlay — and only the driver's work is played by [`Net`]:
+//! effects become scheduled events, ordered by (virtual time, sequence), so one seed is one
+//! schedule. A failing test prints its seed; `MESHRTC_HARNESS_SEED=N` replays it.
+
+mod fake;
+mod tests;
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use nostr_sdk::{Keys, SecretKey};
+use rand::rngs::StdRng;
+use rand::{Rng as _, SeedableRng as _};
+use sha2::{Digest as _, Sha256};
+
+use super::JoinOptions;
+pub(super) use super::core::Effect;
+use super::core::{Core, CoreConfig};
+use super::identity::{Identity, peer_id_for};
+use super::session::{EventKind, SessionEvent, SessionId};
+use crate::signal::RelayCommand;
+use crate::signal::content::Signal;
+use crate::signal::driver::Incoming;
+use crate::transport::ConnId;
+use crate::wire::Payload;
+pub(super) use fake::{End, Fakes, FrameFilter};
+
+/// What the network does wrong, drawn from the net's RNG.
+#[derive(Debug, Clone)]
+pub struct Faults {
+    /// Chance that a relay loses an event (per recipient).
+    pub relay_loss: f64,
+    /// Relay delay range; random delays reorder events.
+    pub relay_delay: (Duration, Duration),
+    /// One-way link latency range (a link stays in order).
+    pub link_latency: (Duration, Duration),
+    /// Chance that a connection's ICE fails (both ends see it close).
+    pub ice_fail: f64,
+}
+
+impl Default for Faults {
+    fn default() -> Self {
+        Faults {
+            relay_loss: 0.0,
+            relay_delay: (Duration::from_millis(5), Duration::from_millis(30)),
+            link_latency: (Duration::from_millis(1), Duration::from_millis(5)),
+            ice_fail: 0.0,
+        }
+    }
+}
+
+/// One scheduled event.
+#[derive(Debug)]
+enum Ev {
+    Relay(Incoming),
+    OfferMade(String),
+    AnswerMade(String),
+    RemoteSet,
+    Candidate,
+    Open,
+    Frame(Bytes),
+    Closed,
+}
+
+#[derive(Debug)]
+struct Scheduled {
+    at: Instant,
+    seq: u64,
+    to: End,
+    ev: Ev,
+}
+
+impl PartialEq for Scheduled {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.seq) == (other.at, other.seq)
+    }
+}
+impl Eq for Scheduled {}
+impl PartialOrd for Scheduled {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+impl Ord for Scheduled {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.seq).cmp(&(other.at, other.seq))
+    }
+}
+
+/// One node of the net: a core and what its driver would hold.
+pub struct Sim {
+    /// The node's core.
+    pub core: Core,
+    keys: Keys,
+    /// Incarnation: bumped by a restart, so events for the old one are discarded.
+    life: u32,
+    /// False once killed.
+    pub alive: bool,
+    /// Topics it subscribes to.
+    pub topics: BTreeSet<String>,
+    next_tick: Instant,
+    /// Every event its sessions received.
+    pub events: Vec<SessionEvent>,
+    /// Answered pings: (waiter, round trip).
+    pub pongs: Vec<(u64, Duration)>,
+    /// Pings that will never be answered.
+    pub pings_lost: Vec<u64>,
+    /// Its one session.
+    pub session: SessionId,
+    /// Room handles by room id.
+    pub handles: BTreeMap<String, u32>,
+}
+
+impl Sim {
+    /// This node's peer id.
+    pub fn id(&self) -> String {
+        self.core.peer_id().to_owned()
+    }
+
+    /// Peers joined in a room of the test app.
+    pub fn joined(&self, room: &str) -> BTreeSet<String> {
+        self.core
+            .peers(APP, room, Instant::now())
+            .map(|ps| ps.into_iter().map(|p| p.id).collect())
+            .unwrap_or_default()
+    }
+
+    /// Messages received on `channel`, as (from, text), in order.
+    pub fn messages(&self, channel: &str) -> Vec<(String, String)> {
+        self.events
+            .iter()
+            .filter_map(|e| match &e.kind {
+                EventKind::Message {
+                    channel: c,
+                    from,
+                    payload: Payload::Text(t),
+                    ..
+                } if c == channel => Some((from.clone(), t.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+}
+
+/// The app id every harness room uses.
+pub const APP: &str = "harness";
+
+/// A seeded network of cores.
+pub struct Net {
+    /// The virtual clock.
+    pub now: Instant,
+    start: Instant,
+    /// The seed this net was built from (printed by failing tests).
+    pub seed: u64,
+    rng: StdRng,
+    seq: u64,
+    queue: BinaryHeap<Reverse<Scheduled>>,
+    /// The nodes, by index.
+    pub nodes: Vec<Sim>,
+    /// What the network does wrong.
+    pub faults: Faults,
+    fakes: Fakes,
+    /// Relay events lost to `relay_loss`.
+    pub relay_lost: u64,
+    /// (from, to) node pairs whose announces are lost.
+    announce_blocks: BTreeSet<(usize, usize)>,
+}
+
+/// The core configuration of harness nodes (the daemon's defaults).
+pub fn core_config() -> CoreConfig {
+    CoreConfig::from_config(&crate::config::Config::default())
+}
+
+fn keys_for(seed: u64, index: usize, life_salt: u8) -> Keys {
+    let mut counter = 0u32;
+    loop {
+        let digest = Sha256::new()
+            .chain_update(b"meshrtc/harness")
+            .chain_update(seed.to_le_bytes())
+            .chain_update((index as u64).to_le_bytes())
+            .chain_update([life_salt])
+            .chain_update(counter.to_le_bytes())
+            .finalize();
+        if let Ok(secret) = SecretKey::from_slice(&digest) {
+            return Keys::new(secret);
+        }
+        counter += 1;
+    }
+}
+
+impl Net {
+    /// `n` nodes, faults off.
+    pub fn new(seed: u64, n: usize) -> Self {
+        let start = Instant::now();
+        let mut net = Net {
+            now: start,
+            start,
+            seed,
+            rng: StdRng::seed_from_u64(seed),
+            seq: 0,
+            queue: BinaryHeap::new(),
+            nodes: Vec::new(),
+            faults: Faults::default(),
+            fakes: Fakes::default(),
+            relay_lost: 0,
+            announce_blocks: BTreeSet::new(),
+        };
+        for i in 0..n {
+            let keys = keys_for(seed, i, 0);
+            let sim = net.make_sim(keys, 0, seed ^ (i as u64) << 32);
+            net.nodes.push(sim);
+        }
+        net
+    }
+
+    fn make_sim(&mut self, keys: Keys, life: u32, core_seed: u64) -> Sim {
+        let identity = Identity {
+            peer_id: peer_id_for(&keys.public_key()),
+            keys: keys.clone(),
+        };
+        let mut core = Core::new(
+            identity,
+            core_config(),
+            self.now,
+            1_700_000_000_000_000,
+            core_seed,
+        );
+        let session = core.open_session();
+        Sim {
+            core,
+            keys,
+            life,
+            alive: true,
+            topics: BTreeSet::new(),
+            next_tick: self.now,
+            events: Vec::new(),
+            pongs: Vec::new(),
+            pings_lost: Vec::new(),
+            session,
+            handles: BTreeMap::new(),
+        }
+    }
+
+    /// Virtual time since the net started.
+    pub fn elapsed(&self) -> Duration {
+        self.now - self.start
+    }
+
+    fn end(&self, node: usize, conn: ConnId) -> End {
+        End {
+            node,
+            life: self.nodes[node].life,
+            conn,
+        }
+    }
+
+    fn schedule(&mut self, after: Duration, to: End, ev: Ev) {
+        self.seq += 1;
+        let at = self.now + after;
+        self.queue.push(Reverse(Scheduled {
+            at,
+            seq: self.seq,
+            to,
+            ev,
+        }));
+    }
+
+    fn draw(&mut self, (lo, hi): (Duration, Duration)) -> Duration {
+        if hi <= lo {
+            return lo;
+        }
+        let span = (hi - lo).as_micros() as u64;
+        lo + Duration::from_micros(self.rng.gen_range(0..=span))
+    }
+
+    fn chance(&mut self, p: f64) -> bool {
+        p > 0.0 && self.rng.gen_bool(p.min(1.0))
+    }
+
+    /// Joins `room` on node `i` (all channels).
+    pub fn join(&mut self, i: usize, room: &str, opts: JoinOptions) {
+        let now = self.now;
+        let sim = &mut self.nodes[i];
+        let handle = sim
+            .core
+            .join(sim.session, APP, room, &opts, None, now)
+            .expect("join");
+        sim.handles.insert(room.to_owned(), handle);
+        // The driver wakes its tick after a join.
+        sim.next_tick = now;
+        self.run_effects(i);
+    }
+
+    /// Leaves `room` on node `i`.
+    pub fn leave(&mut self, i: usize, room: &str) {
+        let now = self.now;
+        let sim = &mut self.nodes[i];
+        if let Some(h) = sim.handles.remove(room) {
+            sim.core.leave(sim.session, h, now).expect("leave");
+        }
+        self.run_effects(i);
+    }
+
+    /// Node `i` sends `text` on `channel` to everyone in `room`; returns the peers it went to.
+    pub fn send(&mut self, i: usize, room: &str, channel: &str, text: &str) -> Vec<String> {
+        let now = self.now;
+        let sim = &mut self.nodes[i];
+        let handle = sim.handles[room];
+        let plan = sim
+            .core
+            .send(
+                sim.session,
+                handle,
+                channel,
+                Payload::Text(text.to_owned()),
+                None,
+                &[],
+                now,
+            )
+            .expect("send");
+        self.run_effects(i);
+        let mut to = plan.sent_to;
+        for (peer, conn, frames) in plan.links {
+            self.send_frames(i, conn, frames.to_vec());
+            to.push(peer);
+        }
+        to
+    }
+
+    /// Kills node `i` as `kill -9` would: nothing is said, its links go silent.
+    pub fn kill(&mut self, i: usize) {
+        self.nodes[i].alive = false;
+    }
+
+    /// Restarts node `i` with the same key and no state (its old links are dead to it).
+    pub fn restart(&mut self, i: usize) {
+        let life = self.nodes[i].life + 1;
+        let keys = self.nodes[i].keys.clone();
+        let seed = self.rng.r#gen();
+        self.nodes[i] = self.make_sim(keys, life, seed);
+    }
+
+    /// Runs the net for `d` of virtual time.
+    pub fn run_for(&mut self, d: Duration) {
+        let until = self.now + d;
+        while let Some(at) = self.next_at() {
+            if at > until {
+                break;
+            }
+            self.now = self.now.max(at);
+            self.step();
+        }
+        self.now = until;
+    }
+
+    /// Runs until `done` holds (checked after every step) or `limit` of virtual time passed;
+    /// returns whether it held.
+    pub fn run_until(&mut self, limit: Duration, mut done: impl FnMut(&Net) -> bool) -> bool {
+        let until = self.now + limit;
+        loop {
+            if done(self) {
+                return true;
+            }
+            match self.next_at() {
+                Some(at) if at <= until => {
+                    self.now = self.now.max(at);
+                    self.step();
+                }
+                _ => {
+                    self.now = until;
+                    return done(self);
+                }
+            }
+        }
+    }
+
+    fn next_at(&self) -> Option<Instant> {
+        let event = self.queue.peek().map(|Reverse(s)| s.at);
+        let tick = self
+            .nodes
+            .iter()
+            .filter(|s| s.alive)
+            .map(|s| s.next_tick)
+            .min();
+        match (event, tick) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn step(&mut self) {
+        let now = self.now;
+        if let Some(i) =
+            (0..self.nodes.len()).find(|&i| self.nodes[i].alive && self.nodes[i].next_tick <= now)
+        {
+            let next = self.nodes[i].core.tick(now);
+            self.nodes[i].next_tick = next;
+            self.run_effects(i);
+            return;
+        }
+        let Some(Reverse(s)) = self.queue.pop() else {
+            return;
+        };
+        let sim = &self.nodes[s.to.node];
+        if !sim.alive || sim.life != s.to.life {
+            return;
+        }
+        self.deliver(s.to, s.ev);
+    }
+
+    fn deliver(&mut self, to: End, ev: Ev) {
+        let (i, conn, now) = (to.node, to.conn, self.now);
+        let core = &mut self.nodes[i].core;
+        match ev {
+            Ev::Relay(incoming) => {
+                if self.nodes[i].topics.contains(&incoming.topic) {
+                    self.nodes[i].core.on_relay_event(incoming, now);
+                }
+            }
+            Ev::OfferMade(sdp) => core.offer_ready(conn, Ok(sdp), now),
+            Ev::AnswerMade(sdp) => core.answer_ready(conn, Ok(sdp), now),
+            Ev::RemoteSet => core.remote_set(conn, true, now),
+            Ev::Candidate => core.local_candidate(conn, &fake::candidate(to), now),
+            Ev::Open => {
+                if !self.fakes.open(to) {
+                    return;
+                }
+                self.nodes[i].core.on_open(conn, now);
+            }
+            Ev::Frame(bytes) => {
+                if !self.fakes.receives(to) {
+                    return;
+                }
+                self.nodes[i].core.on_frame(conn, &bytes, now);
+            }
+            Ev::Closed => {
+                if !self.fakes.close(to) {
+                    return;
+                }
+                self.nodes[i].core.on_closed(conn, now);
+            }
+        }
+        self.run_effects(i);
+    }
+
+    fn run_effects(&mut self, i: usize) {
+        let effects = self.nodes[i].core.take_effects();
+        for effect in effects {
+            self.run_effect(i, effect);
+        }
+    }
+
+    fn run_effect(&mut self, i: usize, effect: Effect) {
+        match effect {
+            Effect::Relay(RelayCommand::Subscribe(topics)) => {
+                self.nodes[i].topics = topics.into_iter().collect();
+            }
+            Effect::Relay(RelayCommand::Publish { topic, content, .. }) => {
+                self.publish(i, topic, content)
+            }
+            Effect::Offer { conn } => {
+                let end = self.end(i, conn);
+                self.fakes.created(end);
+                let after = self.draw(self.faults.link_latency);
+                self.schedule(after, end, Ev::OfferMade(fake::offer_sdp(end)));
+                self.schedule(after * 2, end, Ev::Candidate);
+            }
+            Effect::Answer { conn, sdp } => {
+                let end = self.end(i, conn);
+                self.fakes.created(end);
+                let Some(offerer) = fake::parse_sdp(&sdp) else {
+                    return;
+                };
+                self.fakes.pair_answer(end, offerer);
+                let after = self.draw(self.faults.link_latency);
+                self.schedule(after, end, Ev::AnswerMade(fake::answer_sdp(end)));
+            }
+            Effect::ApplyAnswer { conn, sdp } => {
+                let end = self.end(i, conn);
+                let Some(answerer) = fake::parse_sdp(&sdp) else {
+                    return;
+                };
+                self.schedule(Duration::from_millis(1), end, Ev::RemoteSet);
+                if !self.fakes.pair_offer(end, answerer) {
+                    return;
+                }
+                // ICE and DTLS: both ends open together, or both see the attempt fail.
+                let after = self.draw(self.faults.link_latency) * 4;
+                if self.chance(self.faults.ice_fail) {
+                    self.schedule(after, end, Ev::Closed);
+                    self.schedule(after, answerer, Ev::Closed);
+                } else {
+                    self.schedule(after, end, Ev::Open);
+                    self.schedule(after, answerer, Ev::Open);
+                }
+            }
+            Effect::AddCandidate { .. } | Effect::StartLink { .. } => {}
+            Effect::Frames { conn, frames } => self.send_frames(i, conn, frames),
+            Effect::Close { conn, .. } => {
+                let end = self.end(i, conn);
+                if let Some(peer) = self.fakes.closed_by(end) {
+                    let after = self.draw(self.faults.link_latency);
+                    self.schedule(after, peer, Ev::Closed);
+                }
+            }
+            Effect::Deliver { event, .. } => self.nodes[i].events.push(event),
+            Effect::Pong { waiter, rtt } => self.nodes[i].pongs.push((waiter, rtt)),
+            Effect::PingLost { waiter } => self.nodes[i].pings_lost.push(waiter),
+            Effect::CloseSession { .. } => {}
+        }
+    }
+
+    fn publish(&mut self, from: usize, topic: String, content: String) {
+        let pubkey = self.nodes[from].keys.public_key().to_bytes();
+        for j in 0..self.nodes.len() {
+            if !self.nodes[j].alive || !self.nodes[j].topics.contains(&topic) {
+                continue;
+            }
+            let blocked = self.announce_blocks.contains(&(from, j))
+                && matches!(Signal::parse(&content), Ok(Signal::Announce { .. }));
+            if blocked || self.chance(self.faults.relay_loss) {
+                self.relay_lost += 1;
+                continue;
+            }
+            let after = self.draw(self.faults.relay_delay);
+            let to = self.end(j, 0);
+            let incoming = Incoming {
+                relay: "ws://harness".into(),
+                topic: topic.clone(),
+                content: content.clone(),
+                pubkey,
+            };
+            self.schedule(after, to, Ev::Relay(incoming));
+        }
+    }
+
+    fn send_frames(&mut self, i: usize, conn: ConnId, frames: Vec<Bytes>) {
+        let end = self.end(i, conn);
+        let Some(peer) = self.fakes.carries(end) else {
+            return;
+        };
+        let latency = self.draw(self.faults.link_latency);
+        // A link is an ordered channel: no frame overtakes the one before it.
+        let at = self.fakes.next_delivery(end, self.now + latency);
+        for frame in frames {
+            if self.fakes.filtered(end, peer, &frame) {
+                continue;
+            }
+            self.seq += 1;
+            self.queue.push(Reverse(Scheduled {
+                at,
+                seq: self.seq,
+                to: peer,
+                ev: Ev::Frame(frame),
+            }));
+        }
+    }
+
+    /// Severs the links between nodes `a` and `b` without either side being told (a black
+    /// hole: only the watchdog can notice).
+    pub fn blackhole(&mut self, a: usize, b: usize) {
+        self.fakes.blackhole(a, b);
+    }
+
+    /// Lets traffic between `a` and `b` flow again.
+    pub fn heal(&mut self, a: usize, b: usize) {
+        self.fakes.heal(a, b);
+    }
+
+    /// Announces from node `from` no longer reach node `to` (or do again).
+    pub fn block_announces(&mut self, from: usize, to: usize, blocked: bool) {
+        if blocked {
+            self.announce_blocks.insert((from, to));
+        } else {
+            self.announce_blocks.remove(&(from, to));
+        }
+    }
+
+    /// Node `i` pings node `j` in `room`; returns the waiter id.
+    pub fn ping(&mut self, i: usize, room: &str, j: usize) -> Result<u64, crate::node::NodeError> {
+        let (now, peer) = (self.now, self.nodes[j].id());
+        let waiter = self.nodes[i].core.ping(APP, room, &peer, now);
+        self.run_effects(i);
+        waiter
+    }
+
+    /// Node `from` puts raw bytes on its live link to node `to`, as a hostile peer would.
+    pub fn inject_frame(&mut self, from: usize, to: usize, frame: Bytes) -> bool {
+        let Some((end, peer)) = self.fakes.open_between(from, to) else {
+            return false;
+        };
+        let at = self
+            .fakes
+            .next_delivery(end, self.now + Duration::from_millis(1));
+        self.seq += 1;
+        self.queue.push(Reverse(Scheduled {
+            at,
+            seq: self.seq,
+            to: peer,
+            ev: Ev::Frame(frame),
+        }));
+        true
+    }
+
+    /// Node `i` receives a relay event as if a relay sent it.
+    pub fn inject_relay(&mut self, i: usize, incoming: Incoming) {
+        let now = self.now;
+        self.nodes[i].core.on_relay_event(incoming, now);
+        self.run_effects(i);
+    }
+
+    /// A relay of node `i` (re)connected.
+    pub fn relay_up(&mut self, i: usize) {
+        let now = self.now;
+        self.nodes[i].core.relay_up(now);
+        self.nodes[i].next_tick = now;
+        self.run_effects(i);
+    }
+
+    /// A digest of everything every session saw, to compare two runs of one seed.
+    pub fn trace(&self) -> String {
+        let mut out = String::new();
+        for (i, s) in self.nodes.iter().enumerate() {
+            for e in &s.events {
+                out.push_str(&format!("{i} {} {:?}\n", e.room_id, e.kind));
+            }
+        }
+        out
+    }
+
+    /// Drops the frames `a` sends to `b` that match `filter` (e.g. a page's presence).
+    pub fn filter_frames(&mut self, a: usize, b: usize, filter: FrameFilter) {
+        self.fakes.filter(a, b, filter);
+    }
+
+    /// Live links node `i` holds, as the peers' node indexes.
+    pub fn links_of(&self, i: usize) -> Vec<usize> {
+        let ids: BTreeMap<String, usize> = self
+            .nodes
+            .iter()
+            .enumerate()
+            .map(|(j, s)| (s.id(), j))
+            .collect();
+        self.nodes[i]
+            .core
+            .link_peers()
+            .into_iter()
+            .filter_map(|p| ids.get(&p).copied())
+            .collect()
+    }
+}

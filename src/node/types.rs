@@ -1,0 +1,116 @@
+//! The node's public types: join options, errors with stable codes, and what `peers` and
+//! `status` report.
+
+use std::collections::BTreeMap;
+
+use crate::drops::DropReason;
+use crate::mesh::CellSize;
+use crate::node::cells::CellInfo;
+use crate::room::{Security, SendError};
+use crate::signal::driver::RelayState;
+
+/// How a session joins a room.
+#[derive(Debug, Clone, Default)]
+pub struct JoinOptions {
+    /// Room password ("" for none).
+    pub password: String,
+    /// Channels the session receives; empty for all.
+    pub channels: Vec<String>,
+    /// Refuse peers that cannot encrypt end to end.
+    pub require_e2e: bool,
+    /// Use the cellular overlay, with this cell sizing.
+    pub cells: Option<CellSize>,
+}
+/// Errors of node operations, with stable codes for the API.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Bad argument from the app.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The room handle or room is unknown.
+    #[error("{0}")]
+    NotFound(String),
+    /// The room is held with another password.
+    #[error("room is already joined on this node with a different password")]
+    PasswordConflict,
+    /// The message is too large or malformed.
+    #[error("{0}")]
+    Send(#[from] SendError),
+    /// A peer did not answer in time.
+    #[error("{0}")]
+    Timeout(String),
+    /// The link to a peer closed during the operation.
+    #[error("link to {0} closed")]
+    LinkClosed(String),
+}
+
+impl NodeError {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            NodeError::InvalidArgument(_) => "invalid_argument",
+            NodeError::NotFound(_) => "not_found",
+            NodeError::PasswordConflict => "password_conflict",
+            NodeError::Send(SendError::TooLarge { .. }) => "message_too_large",
+            NodeError::Send(SendError::BadChannel(_)) => "invalid_channel",
+            NodeError::Send(SendError::MetaTooLarge) => "meta_too_large",
+            NodeError::Timeout(_) => "timeout",
+            NodeError::LinkClosed(_) => "link_closed",
+        }
+    }
+}
+
+/// A peer of a room, for `Peers`.
+#[derive(Debug, Clone)]
+pub struct PeerInfo {
+    /// Peer id.
+    pub id: String,
+    /// Last measured round trip (ms), 0 if none.
+    pub rtt_ms: f64,
+    /// Time since the link came up (ms).
+    pub connected_ms: u64,
+    /// How its payloads are protected.
+    pub security: Security,
+}
+
+/// A room, for `Status`.
+#[derive(Debug, Clone)]
+pub struct RoomInfo {
+    /// App id.
+    pub app: String,
+    /// Room id.
+    pub room: String,
+    /// Joined peers.
+    pub peers: Vec<String>,
+    /// Local sessions in the room.
+    pub sessions: u32,
+    /// Whether it has a password.
+    pub password: bool,
+    /// Peers whose payloads are sealed end to end.
+    pub e2e_peers: Vec<String>,
+    /// Whether peers without end-to-end encryption are refused.
+    pub require_e2e: bool,
+    /// Where this node sits, in a cells room.
+    pub cells: Option<CellInfo>,
+}
+
+/// The node at a glance.
+#[derive(Debug, Clone)]
+pub struct StatusInfo {
+    /// This node's peer id.
+    pub peer_id: String,
+    /// Relays and their states.
+    pub relays: Vec<RelayState>,
+    /// Rooms held.
+    pub rooms: Vec<RoomInfo>,
+    /// Named drop counters.
+    pub drops: BTreeMap<DropReason, u64>,
+    /// Uptime.
+    pub uptime_ms: u64,
+    /// Local sessions.
+    pub sessions: u32,
+    /// Live links.
+    pub links: u32,
+    /// Connection attempts in progress.
+    pub pending_dials: u32,
+}
