@@ -6,15 +6,19 @@
 //! - [`wire`] (*pure*): Trystero's codecs — topics, SDP encryption, outer frames, action
 //!   chunks, reassembly — plus meshrtc's end-to-end envelope and signed cell frames.
 //! - [`signal`]: discovery over Nostr relays. `content` and `state` (*pure*: one room's
-//!   announces, offers and answers) and `health` (*pure*: relay scoring); `driver` runs the relay
-//!   pool with nostr-sdk; `embedded` is the nostr-relay-builder relay.
+//!   announces, offers and answers), `health` (*pure*: relay scoring) and `pool` (*pure*: the
+//!   relay pool's state machine); `driver` runs the pool with nostr-sdk (I/O only); `embedded`
+//!   is the nostr-relay-builder relay.
 //! - [`room`] (*pure*): one room on a set of links — handshake, password proof, ping, leave,
 //!   channels, E2E sealing.
 //! - [`mesh`] (*pure*): the cellular overlay of large rooms (topology, router) and the GenosRTC
 //!   baseline; [`sim`] runs both on a virtual network.
 //! - [`transport`]: webrtc-rs peer connections and the one data channel.
-//! - [`node`]: where the cores meet — rooms, local sessions, dials and links, the watchdog, the
-//!   cells census; the only place that owns sockets and relays. `hooks` serves tests.
+//! - [`node`]: where the cores meet. `node::core` (*pure*) holds the node's state and every
+//!   decision — rooms, sessions, dials and links, the watchdog, the cells census and overlay —
+//!   driven by inputs with `now` and answering with effects; `Node` is the thin driver that owns
+//!   sockets, relays and session queues and runs those effects. `harness` (tests only) wires
+//!   many cores on a virtual network with faults; `hooks` serves end-to-end tests.
 //! - [`api`]: the gRPC service and the WebSocket bridge, one [`proto`] schema for both.
 //! - [`drops`]: the named counters of refused input, as status shows them.
 //! - [`store`], [`config`], [`client`]: sled state, configuration, the gRPC client of the CLI.

@@ -123,7 +123,7 @@ pub fn event_to_proto(ev: SessionEvent) -> proto::ServerMessage {
 pub fn relay_to_proto(r: crate::signal::driver::RelayState) -> proto::RelayInfo {
     proto::RelayInfo {
         url: r.url,
-        state: r.state,
+        state: r.state.name().to_owned(),
         latency_ms: r.latency_ms.unwrap_or(0),
         score: r.score,
         events_in: r.events_in,

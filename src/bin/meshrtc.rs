@@ -500,73 +500,83 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Peers {
             room,
             json: as_json,
-        } => {
-            let mut c = client(&daemon).await?;
-            let peers = c
-                .peers(proto::PeersRequest {
-                    app: room.app,
-                    room: room.room,
-                })
-                .await?
-                .into_inner()
-                .peers;
-            if as_json {
-                print_line(&json!(peers.iter().map(|p| json!({"id": p.id, "rtt_ms": p.rtt_ms, "connected_ms": p.connected_ms})).collect::<Vec<_>>()))
-            } else {
-                for p in peers {
-                    println!(
-                        "{}  rtt {:.2} ms  up {} s",
-                        p.id,
-                        p.rtt_ms,
-                        p.connected_ms / 1000
-                    );
-                }
-                Ok(())
-            }
-        }
-        Cmd::Ping { room, peer } => {
-            let mut c = client(&daemon).await?;
-            let r = c
-                .ping(proto::PingRequest {
-                    app: room.app,
-                    room: room.room,
-                    peer,
-                })
-                .await?
-                .into_inner();
-            println!("{:.3}", r.rtt_ms);
-            Ok(())
-        }
-        Cmd::Token => {
-            let mut c = client(&daemon).await?;
-            println!(
-                "{}",
-                c.token(proto::TokenRequest {}).await?.into_inner().token
-            );
-            Ok(())
-        }
-        Cmd::Relays { json: as_json } => {
-            let mut c = client(&daemon).await?;
-            let relays = c.relays(proto::RelaysRequest {}).await?.into_inner().relays;
-            if as_json {
-                return print_line(&json!(relays.iter().map(relay_json).collect::<Vec<_>>()));
-            }
-            println!(
-                "{:<36} {:<13} {:>8} {:>6} {:>7} {:>7}  LAST ERROR",
-                "URL", "STATE", "LATENCY", "SCORE", "IN", "OUT"
-            );
-            for r in relays {
-                let latency = if r.latency_ms > 0 {
-                    format!("{} ms", r.latency_ms)
-                } else {
-                    "-".into()
-                };
-                println!(
-                    "{:<36} {:<13} {:>8} {:>6.2} {:>7} {:>7}  {}",
-                    r.url, r.state, latency, r.score, r.events_in, r.events_out, r.last_error
-                );
-            }
-            Ok(())
-        }
+        } => peers(&daemon, room, as_json).await,
+        Cmd::Ping { room, peer } => ping(&daemon, room, peer).await,
+        Cmd::Token => token(&daemon).await,
+        Cmd::Relays { json: as_json } => relays(&daemon, as_json).await,
     }
+}
+
+async fn peers(daemon: &str, room: RoomArgs, as_json: bool) -> anyhow::Result<()> {
+    let mut c = client(daemon).await?;
+    let peers = c
+        .peers(proto::PeersRequest {
+            app: room.app,
+            room: room.room,
+        })
+        .await?
+        .into_inner()
+        .peers;
+    if as_json {
+        return print_line(&json!(
+            peers
+                .iter()
+                .map(|p| json!({"id": p.id, "rtt_ms": p.rtt_ms, "connected_ms": p.connected_ms}))
+                .collect::<Vec<_>>()
+        ));
+    }
+    for p in peers {
+        println!(
+            "{}  rtt {:.2} ms  up {} s",
+            p.id,
+            p.rtt_ms,
+            p.connected_ms / 1000
+        );
+    }
+    Ok(())
+}
+
+async fn ping(daemon: &str, room: RoomArgs, peer: String) -> anyhow::Result<()> {
+    let mut c = client(daemon).await?;
+    let request = proto::PingRequest {
+        app: room.app,
+        room: room.room,
+        peer,
+    };
+    let r = c.ping(request).await?.into_inner();
+    println!("{:.3}", r.rtt_ms);
+    Ok(())
+}
+
+async fn token(daemon: &str) -> anyhow::Result<()> {
+    let mut c = client(daemon).await?;
+    println!(
+        "{}",
+        c.token(proto::TokenRequest {}).await?.into_inner().token
+    );
+    Ok(())
+}
+
+async fn relays(daemon: &str, as_json: bool) -> anyhow::Result<()> {
+    let mut c = client(daemon).await?;
+    let relays = c.relays(proto::RelaysRequest {}).await?.into_inner().relays;
+    if as_json {
+        return print_line(&json!(relays.iter().map(relay_json).collect::<Vec<_>>()));
+    }
+    println!(
+        "{:<36} {:<13} {:>8} {:>6} {:>7} {:>7}  LAST ERROR",
+        "URL", "STATE", "LATENCY", "SCORE", "IN", "OUT"
+    );
+    for r in relays {
+        let latency = if r.latency_ms > 0 {
+            format!("{} ms", r.latency_ms)
+        } else {
+            "-".into()
+        };
+        println!(
+            "{:<36} {:<13} {:>8} {:>6.2} {:>7} {:>7}  {}",
+            r.url, r.state, latency, r.score, r.events_in, r.events_out, r.last_error
+        );
+    }
+    Ok(())
 }

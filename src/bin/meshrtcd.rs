@@ -150,6 +150,68 @@ fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The API's listeners, bound before the node starts so a taken address fails fast.
+struct Listeners {
+    unix: tokio::net::UnixListener,
+    tcp: Option<tokio::net::TcpListener>,
+    ws: Option<tokio::net::TcpListener>,
+}
+
+impl Listeners {
+    async fn bind(config: &Config, socket: &std::path::Path) -> anyhow::Result<Self> {
+        let unix = meshrtc::api::grpc::bind_unix(socket)?;
+        let tcp = match config.grpc_tcp {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding {addr}"))?,
+            ),
+            None => None,
+        };
+        let ws = match config.ws_addr()? {
+            Some(addr) => Some(
+                meshrtc::api::ws::bind(addr)
+                    .await
+                    .with_context(|| format!("binding the WebSocket bridge on {addr}"))?,
+            ),
+            None => None,
+        };
+        Ok(Listeners { unix, tcp, ws })
+    }
+
+    /// Serves gRPC (Unix socket and TCP) and the bridge; returns the Unix server's task.
+    fn serve(
+        self,
+        node: &std::sync::Arc<Node>,
+        token: &std::sync::Arc<str>,
+        config: &Config,
+    ) -> anyhow::Result<tokio::task::JoinHandle<anyhow::Result<()>>> {
+        let grpc = tokio::spawn(meshrtc::api::grpc::serve_unix(
+            node.clone(),
+            token.clone(),
+            self.unix,
+        ));
+        if let Some(l) = self.tcp {
+            tokio::spawn(meshrtc::api::grpc::serve_tcp(
+                node.clone(),
+                token.clone(),
+                l,
+            ));
+        }
+        if let Some(l) = self.ws {
+            tracing::info!(url = %format!("http://{}/", l.local_addr()?), "WebSocket bridge and demo page");
+            let allow = config.ws_allow_origins.clone();
+            let (node, token) = (node.clone(), token.clone());
+            tokio::spawn(async move {
+                if let Err(e) = meshrtc::api::ws::serve(node, token, &allow, l).await {
+                    tracing::error!(error = %e, "WebSocket bridge stopped");
+                }
+            });
+        }
+        Ok(grpc)
+    }
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -177,23 +239,7 @@ async fn main() -> anyhow::Result<()> {
         None => None,
     };
     let socket = config.grpc_socket()?;
-    let listener = meshrtc::api::grpc::bind_unix(&socket)?;
-    let tcp = match config.grpc_tcp {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding {addr}"))?,
-        ),
-        None => None,
-    };
-    let ws = match config.ws_addr()? {
-        Some(addr) => Some(
-            meshrtc::api::ws::bind(addr)
-                .await
-                .with_context(|| format!("binding the WebSocket bridge on {addr}"))?,
-        ),
-        None => None,
-    };
+    let listeners = Listeners::bind(&config, &socket).await?;
     let token: std::sync::Arc<str> = meshrtc::api::token::load_or_create(&config.data_dir)
         .context("creating the API token")?
         .into();
@@ -204,29 +250,7 @@ async fn main() -> anyhow::Result<()> {
         relays = ?config.effective_relays(),
         "meshrtcd ready"
     );
-    let grpc = tokio::spawn(meshrtc::api::grpc::serve_unix(
-        node.clone(),
-        token.clone(),
-        listener,
-    ));
-    if let Some(l) = tcp {
-        tokio::spawn(meshrtc::api::grpc::serve_tcp(
-            node.clone(),
-            token.clone(),
-            l,
-        ));
-    }
-    if let Some(l) = ws {
-        tracing::info!(url = %format!("http://{}/", l.local_addr()?), "WebSocket bridge and demo page");
-        let allow = config.ws_allow_origins.clone();
-        let node = node.clone();
-        let token = token.clone();
-        tokio::spawn(async move {
-            if let Err(e) = meshrtc::api::ws::serve(node, token, &allow, l).await {
-                tracing::error!(error = %e, "WebSocket bridge stopped");
-            }
-        });
-    }
+    let grpc = listeners.serve(&node, &token, &config)?;
     tokio::select! {
         r = wait_for_signal() => r?,
         r = grpc => { r??; }

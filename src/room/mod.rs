@@ -12,7 +12,7 @@ use crate::drops::DropReason;
 use crate::wire::chunk::{ActionChunk, EncodeError, Payload, encode_payload};
 use crate::wire::e2e::{self, E2eKey};
 use crate::wire::frame::{encode_data, encode_presence};
-use crate::wire::reassembly::{Limits, Reassembler, Step};
+use crate::wire::reassembly::{Assembled, Limits, Reassembler, Step};
 use crate::wire::sdp_crypto::password_proof;
 use crate::wire::topic::{random_id_from, room_token};
 use rand::SeedableRng as _;
@@ -163,6 +163,18 @@ pub struct RoomLimits {
     pub handshake_timeout: Duration,
     /// A partial message with no new chunk for this long is discarded.
     pub reassembly_timeout: Duration,
+}
+
+/// The counter of a message the reassembler refused.
+fn reassembly_drop(e: crate::wire::ReassemblyError) -> DropReason {
+    use crate::wire::ReassemblyError as E;
+    match e {
+        E::TooLarge => DropReason::MessageTooLarge,
+        E::BuffersFull => DropReason::ReassemblyFull,
+        E::TooManyPartials => DropReason::ReassemblyTooMany,
+        E::BadMeta => DropReason::ChunkBadMeta,
+        E::BadPayload => DropReason::ChunkBadPayload,
+    }
 }
 
 impl Room {
@@ -620,17 +632,11 @@ impl Room {
         let step = match self.reassembly.push(&peer.to_owned(), &chunk, now) {
             Ok(s) => s,
             Err(e) => {
-                out.push(Output::Drop(match e {
-                    crate::wire::ReassemblyError::TooLarge => DropReason::MessageTooLarge,
-                    crate::wire::ReassemblyError::BuffersFull => DropReason::ReassemblyFull,
-                    crate::wire::ReassemblyError::TooManyPartials => DropReason::ReassemblyTooMany,
-                    crate::wire::ReassemblyError::BadMeta => DropReason::ChunkBadMeta,
-                    crate::wire::ReassemblyError::BadPayload => DropReason::ChunkBadPayload,
-                }));
+                out.push(Output::Drop(reassembly_drop(e)));
                 return out;
             }
         };
-        let msg = match step {
+        match step {
             Step::Partial {
                 action,
                 progress,
@@ -644,21 +650,23 @@ impl Room {
                         meta,
                     }));
                 }
-                return out;
             }
-            Step::Complete(m) => m,
-        };
+            Step::Complete(msg) => self.on_message(peer, msg, &mut out),
+        }
+        out
+    }
+
+    /// A whole action arrived from `peer`.
+    fn on_message(&mut self, peer: &str, msg: Assembled, out: &mut Vec<Output>) {
         match msg.action.as_str() {
             ACTION_READY => {
                 if let Some(slot) = self.peers.get_mut(peer) {
                     slot.remote_ready = true;
                 }
-                self.maybe_join(peer, &mut out);
+                self.maybe_join(peer, out);
             }
-            ACTION_HSDATA => self.on_hsdata(peer, &msg.payload, &mut out),
-            ACTION_PING => {
-                self.send_internal(peer, ACTION_PONG, Payload::Text(String::new()), &mut out)
-            }
+            ACTION_HSDATA => self.on_hsdata(peer, &msg.payload, out),
+            ACTION_PING => self.send_internal(peer, ACTION_PONG, Payload::Text(String::new()), out),
             ACTION_PONG => out.push(Output::Event(RoomEvent::Pong(peer.to_owned()))),
             ACTION_LEAVE => out.extend(self.detach(peer, LeaveReason::Leave)),
             ACTION_CAPS => {
@@ -669,7 +677,7 @@ impl Room {
                     slot.caps_e2e = e2e;
                 }
             }
-            ACTION_E2E => self.on_sealed(peer, msg.payload, &mut out),
+            ACTION_E2E => self.on_sealed(peer, msg.payload, out),
             ACTION_CELL => match msg.payload {
                 Payload::Binary(bytes) if self.is_joined(peer) => {
                     out.push(Output::Cell(peer.to_owned(), bytes))
@@ -677,23 +685,18 @@ impl Room {
                 _ => out.push(Output::Drop(DropReason::CellUnexpected)),
             },
             a if a.starts_with("@_") => out.push(Output::Drop(DropReason::ActionUnknownInternal)),
-            _ => {
-                if msg.action.is_empty() {
-                    out.push(Output::Drop(DropReason::ActionEmpty));
-                } else if self.peer_security(peer) == Some(Security::E2e) {
-                    // An e2e peer never sends plaintext: this would be a downgrade.
-                    out.push(Output::Drop(DropReason::E2ePlaintextRefused));
-                } else {
-                    out.push(Output::Event(RoomEvent::Message {
-                        channel: msg.action,
-                        from: peer.to_owned(),
-                        payload: msg.payload,
-                        meta: msg.meta,
-                    }));
-                }
+            "" => out.push(Output::Drop(DropReason::ActionEmpty)),
+            // An e2e peer never sends plaintext: this would be a downgrade.
+            _ if self.peer_security(peer) == Some(Security::E2e) => {
+                out.push(Output::Drop(DropReason::E2ePlaintextRefused))
             }
+            _ => out.push(Output::Event(RoomEvent::Message {
+                channel: msg.action,
+                from: peer.to_owned(),
+                payload: msg.payload,
+                meta: msg.meta,
+            })),
         }
-        out
     }
 
     fn on_sealed(&mut self, peer: &str, payload: Payload, out: &mut Vec<Output>) {

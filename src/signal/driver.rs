@@ -1,12 +1,12 @@
-//! The relay driver: an adaptive pool of Nostr relays over nostr-sdk.
+//! The relay driver: runs the relay pool over nostr-sdk.
 //!
-//! Every relay is connected and used independently; reconnects use jittered exponential
-//! back-off; misbehaving relays are retired or throttled by [`super::health`]; an extended list
-//! tops the pool up when too few relays are healthy. Every incoming event's signature is checked
-//! before nostr-sdk sees it, so bad ones are counted. Protocol decisions stay in
-//! [`super::state`] and the node.
+//! Every relay is connected and used independently. What to do — reconnect when, publish
+//! where, retire whom, top up from the extended list — is decided by the sans-IO
+//! [`super::pool::RelayPool`] (with [`super::health`]); this file only talks to nostr-sdk and
+//! reports back. Every incoming event's signature is checked before nostr-sdk sees it, so bad
+//! ones are counted. Protocol decisions stay in [`super::state`] and the node.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -28,8 +28,8 @@ use nostr_sdk::{
 use tokio::sync::mpsc;
 
 use super::health::{Decision, RelayHealth};
-pub use super::pool::normalize;
-use super::pool::{RECONNECT_CAP, backoff};
+use super::pool::{Added, PoolPolicy, RelayNote, RelayPool};
+pub use super::pool::{RelayPhase, RelayState, normalize};
 use crate::store::Store;
 use crate::wire::topic::topic_kind;
 
@@ -92,29 +92,6 @@ impl SignalCounters {
     }
 }
 
-/// A relay as `status` and `relays` show it.
-#[derive(Debug, Clone)]
-pub struct RelayState {
-    /// URL.
-    pub url: String,
-    /// connected, connecting, disconnected, rate-limited or retired.
-    pub state: String,
-    /// Last connect latency.
-    pub latency_ms: Option<u64>,
-    /// Health score (higher is better; -1 retired).
-    pub score: f64,
-    /// Events received through it.
-    pub events_in: u64,
-    /// Events it accepted from us.
-    pub events_out: u64,
-    /// Events it refused.
-    pub events_rejected: u64,
-    /// Last error.
-    pub last_error: Option<String>,
-    /// When (ms since the epoch).
-    pub last_error_at: Option<u64>,
-}
-
 /// Options of the relay pool.
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
@@ -128,21 +105,6 @@ pub struct PoolOptions {
     pub list_url: String,
     /// Refresh period of the extended list.
     pub list_refresh: Duration,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq)]
-enum Link {
-    Connecting(Instant),
-    Connected,
-    Waiting { retry_at: Instant, failures: u32 },
-    Retired,
-}
-
-#[derive(Debug, Default)]
-struct PoolState {
-    health: HashMap<String, RelayHealth>,
-    links: HashMap<String, Link>,
-    extended: Vec<String>,
 }
 
 fn now_ms() -> u64 {
@@ -199,7 +161,7 @@ impl WebSocketTransport for VerifyingTransport {
 pub struct SignalHandle {
     commands: mpsc::UnboundedSender<Command>,
     client: Client,
-    pool: Arc<Mutex<PoolState>>,
+    pool: Arc<Mutex<RelayPool>>,
     store: Option<Store>,
     /// Counters shared with the driver.
     pub counters: Arc<SignalCounters>,
@@ -213,39 +175,10 @@ impl SignalHandle {
 
     /// Relays, best first.
     pub async fn relays(&self) -> Vec<RelayState> {
-        let now = now_ms();
-        let pool = self.pool.lock().unwrap_or_else(|p| p.into_inner());
-        let mut out: Vec<RelayState> = pool
-            .links
-            .iter()
-            .map(|(url, link)| {
-                let h = pool
-                    .health
-                    .get(url)
-                    .cloned()
-                    .unwrap_or_else(|| RelayHealth::new(url));
-                let state = match link {
-                    Link::Retired => "retired",
-                    Link::Connected if !h.may_publish(now) => "rate-limited",
-                    Link::Connected => "connected",
-                    Link::Connecting(_) => "connecting",
-                    Link::Waiting { .. } => "disconnected",
-                };
-                RelayState {
-                    url: url.clone(),
-                    state: state.to_owned(),
-                    latency_ms: h.connect_latency_ms,
-                    score: h.score(now),
-                    events_in: h.events_in,
-                    events_out: h.published_ok,
-                    events_rejected: h.published_rejected,
-                    last_error: h.last_error.clone(),
-                    last_error_at: h.last_error_at,
-                }
-            })
-            .collect();
-        out.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.url.cmp(&b.url)));
-        out
+        self.pool
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .states(now_ms())
     }
 
     /// Saves health records and closes every relay connection.
@@ -255,10 +188,10 @@ impl SignalHandle {
     }
 }
 
-fn persist(pool: &Mutex<PoolState>, store: Option<&Store>) {
+fn persist(pool: &Mutex<RelayPool>, store: Option<&Store>) {
     let Some(store) = store else { return };
     let pool = pool.lock().unwrap_or_else(|p| p.into_inner());
-    if let Err(e) = store.save_relay_records(pool.health.values().map(|h| (h.url.as_str(), h))) {
+    if let Err(e) = store.save_relay_records(pool.records()) {
         tracing::warn!(error = %e, "saving relay health failed");
     }
 }
@@ -314,17 +247,16 @@ struct Driver {
     client: Client,
     keys: Keys,
     our_key: PublicKey,
-    pool: Arc<Mutex<PoolState>>,
+    pool: Arc<Mutex<RelayPool>>,
     counters: Arc<SignalCounters>,
     incoming: mpsc::UnboundedSender<DriverEvent>,
     topics: Vec<String>,
     sub_id: SubscriptionId,
-    options: PoolOptions,
     store: Option<Store>,
 }
 
 impl Driver {
-    fn lock(&self) -> std::sync::MutexGuard<'_, PoolState> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, RelayPool> {
         self.pool.lock().unwrap_or_else(|p| p.into_inner())
     }
 
@@ -334,19 +266,14 @@ impl Driver {
             tracing::warn!(relay = %url, error = %e, "invalid relay url");
             return;
         }
-        {
-            let mut pool = self.lock();
-            if pool.health.get(url).is_some_and(|h| h.is_retired(now_ms())) {
-                pool.links.insert(url.to_owned(), Link::Retired);
-                tracing::info!(relay = %url, "relay is on its cooldown; not connecting");
-                return;
-            }
-            pool.links
-                .insert(url.to_owned(), Link::Connecting(Instant::now()));
-            pool.health
-                .entry(url.to_owned())
-                .or_insert_with(|| RelayHealth::new(url));
+        if self.lock().add(url, Instant::now(), now_ms()) == Added::Cooldown {
+            tracing::info!(relay = %url, "relay is on its cooldown; not connecting");
+            return;
         }
+        self.connect(url);
+    }
+
+    fn connect(&self, url: &str) {
         let client = self.client.clone();
         let url = url.to_owned();
         tokio::spawn(async move {
@@ -354,8 +281,8 @@ impl Driver {
         });
     }
 
-    fn retire(&self, url: &str) {
-        self.lock().links.insert(url.to_owned(), Link::Retired);
+    /// Disconnects a relay the pool has retired.
+    fn drop_retired(&self, url: &str) {
         // The cooldown must survive a crash right after this.
         persist(&self.pool, self.store.as_ref());
         self.counters.relays_retired.fetch_add(1, Ordering::Relaxed);
@@ -371,22 +298,7 @@ impl Driver {
         let Some(event) = build_event(&self.keys, topic, content) else {
             return;
         };
-        let now = now_ms();
-        let usable: Vec<String> = {
-            let pool = self.lock();
-            pool.links
-                .iter()
-                .filter(|(url, link)| {
-                    **link == Link::Connected
-                        && pool.health.get(*url).is_none_or(|h| h.may_publish(now))
-                })
-                .map(|(u, _)| u.clone())
-                .collect()
-        };
-        let targets: Vec<String> = match relay.and_then(|r| normalize(&r)) {
-            Some(r) if usable.contains(&r) => vec![r],
-            _ => usable,
-        };
+        let targets = self.lock().publish_targets(relay.as_deref(), now_ms());
         if targets.is_empty() {
             self.counters.publish_failed.fetch_add(1, Ordering::Relaxed);
             return;
@@ -395,7 +307,6 @@ impl Driver {
         let pool = self.pool.clone();
         let counters = self.counters.clone();
         let store = self.store.clone();
-        let event_id = event.id.to_hex();
         // Only events on our own topics come back through our subscription.
         let expect_echo = self.topics.iter().any(|t| t == topic);
         tokio::spawn(async move {
@@ -409,44 +320,26 @@ impl Driver {
             if out.success.is_empty() {
                 counters.publish_failed.fetch_add(1, Ordering::Relaxed);
             }
-            let now = now_ms();
-            let mut retire = Vec::new();
-            {
-                let mut p = pool.lock().unwrap_or_else(|p| p.into_inner());
-                for url in &out.success {
-                    if let Some(h) = normalize(url.as_str()).and_then(|u| p.health.get_mut(&u)) {
-                        h.on_publish(&event_id, true, expect_echo, "", now);
-                    }
-                }
-                for (url, why) in &out.failed {
-                    let Some(url) = normalize(url.as_str()) else {
-                        continue;
-                    };
-                    let Some(h) = p.health.get_mut(&url) else {
-                        continue;
-                    };
-                    // Only the relay's own OK-false messages carry a NIP-01 prefix; timeouts and
-                    // "not connected" are transient and judged by the connection state instead.
-                    let from_relay = why.split_once(": ").is_some_and(|(p, _)| {
-                        !p.is_empty() && p.chars().all(|c| c.is_ascii_lowercase() || c == '-')
-                    });
-                    if !from_relay {
-                        h.on_disconnected(why, now);
-                    } else if h.on_publish(&event_id, false, expect_echo, why, now)
-                        == Decision::Retire
-                    {
-                        retire.push(url);
-                    }
-                }
-            }
+            let accepted: Vec<String> = out.success.iter().map(|u| u.to_string()).collect();
+            let failed: Vec<(String, String)> = out
+                .failed
+                .iter()
+                .map(|(u, why)| (u.to_string(), why.clone()))
+                .collect();
+            let retire = pool
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .on_publish_result(
+                    &event.id.to_hex(),
+                    &accepted,
+                    &failed,
+                    expect_echo,
+                    now_ms(),
+                );
             if !retire.is_empty() {
                 persist(&pool, store.as_ref());
             }
             for url in retire {
-                pool.lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .links
-                    .insert(url.clone(), Link::Retired);
                 counters.relays_retired.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(relay = %url, "relay refused our event; retired for this session");
                 let _ = client.disconnect_relay(url.as_str()).await;
@@ -456,10 +349,7 @@ impl Driver {
 
     async fn subscribe_all(&mut self, topics: Vec<String>) {
         if topics != self.topics {
-            let mut pool = self.lock();
-            for h in pool.health.values_mut() {
-                h.forget_echoes();
-            }
+            self.lock().forget_echoes();
         }
         self.topics = topics;
         if self.topics.is_empty() {
@@ -473,23 +363,10 @@ impl Driver {
     }
 
     async fn on_status(&mut self, url: String, status: RelayStatus) {
-        let now = now_ms();
         match status {
             RelayStatus::Connected => {
-                {
-                    let mut pool = self.lock();
-                    if pool.links.get(&url) == Some(&Link::Retired) {
-                        return;
-                    }
-                    let latency = match pool.links.get(&url) {
-                        Some(Link::Connecting(since)) => since.elapsed().as_millis() as u64,
-                        _ => 0,
-                    };
-                    pool.links.insert(url.clone(), Link::Connected);
-                    pool.health
-                        .entry(url.clone())
-                        .or_insert_with(|| RelayHealth::new(&url))
-                        .on_connected(latency);
+                if !self.lock().on_connected(&url, Instant::now()) {
+                    return;
                 }
                 tracing::info!(relay = %url, "relay connected");
                 if !self.topics.is_empty() {
@@ -507,124 +384,54 @@ impl Driver {
                 let _ = self.incoming.send(DriverEvent::RelayUp(url));
             }
             RelayStatus::Disconnected | RelayStatus::Terminated | RelayStatus::Banned => {
-                let mut pool = self.lock();
-                let failures = match pool.links.get(&url) {
-                    Some(Link::Retired) | None => return,
-                    Some(Link::Waiting { failures, .. }) => *failures,
-                    Some(Link::Connected) => 0,
-                    Some(Link::Connecting(_)) => 1,
-                };
-                let delay = backoff(failures, rand::random());
-                pool.links.insert(
-                    url.clone(),
-                    Link::Waiting {
-                        retry_at: Instant::now() + delay,
-                        failures: failures + 1,
-                    },
-                );
-                if let Some(h) = pool.health.get_mut(&url) {
-                    h.on_disconnected("disconnected", now);
+                let delay =
+                    self.lock()
+                        .on_disconnected(&url, Instant::now(), now_ms(), rand::random());
+                if let Some(delay) = delay {
+                    tracing::info!(relay = %url, retry_in_ms = delay.as_millis() as u64, "relay down");
                 }
-                tracing::info!(relay = %url, retry_in_ms = delay.as_millis() as u64, "relay down");
             }
             _ => {}
         }
     }
 
     fn on_relay_message(&self, url: &str, message: &RelayMessage<'_>) {
-        let now = now_ms();
-        let decision = {
-            let mut pool = self.lock();
-            let Some(h) = pool.health.get_mut(url) else {
-                return;
-            };
-            match message {
-                RelayMessage::Notice(m) => h.on_notice(m, now),
-                RelayMessage::Closed {
-                    subscription_id,
-                    message,
-                } if subscription_id.as_ref() == &self.sub_id => h.on_closed(message, now),
-                RelayMessage::Event { event, .. } => {
-                    h.on_event(&event.id.to_hex(), event.pubkey == self.our_key);
-                    Decision::Keep
+        let id;
+        let note = match message {
+            RelayMessage::Notice(m) => RelayNote::Notice(m),
+            RelayMessage::Closed {
+                subscription_id,
+                message,
+            } if subscription_id.as_ref() == &self.sub_id => RelayNote::Closed(message),
+            RelayMessage::Event { event, .. } => {
+                id = event.id.to_hex();
+                RelayNote::Event {
+                    id: &id,
+                    ours: event.pubkey == self.our_key,
                 }
-                _ => Decision::Keep,
             }
+            _ => return,
         };
-        if decision == Decision::Retire {
-            self.retire(url);
+        if self.lock().on_note(url, note, now_ms()) == Decision::Retire {
+            self.drop_retired(url);
         }
     }
 
-    /// Reconnects due relays, ages echoes, tops the pool up from the extended list.
+    /// Reconnects due relays, checks slow connects, tops the pool up from the extended list.
     async fn tick(&mut self) {
-        let now = Instant::now();
-        let wall = now_ms();
-        let (due, deficit, candidates) = {
-            let mut pool = self.lock();
-            for h in pool.health.values_mut() {
-                h.tick(wall);
-            }
-            let due: Vec<String> = pool
-                .links
-                .iter()
-                .filter(|(_, l)| matches!(l, Link::Waiting { retry_at, .. } if *retry_at <= now))
-                .map(|(u, _)| u.clone())
-                .collect();
-            for url in &due {
-                if let Some(Link::Waiting { failures, .. }) = pool.links.get(url).copied() {
-                    pool.links.insert(
-                        url.clone(),
-                        Link::Waiting {
-                            retry_at: now + RECONNECT_CAP,
-                            failures,
-                        },
-                    );
-                }
-            }
-            let live = pool
-                .links
-                .values()
-                .filter(|l| matches!(l, Link::Connected | Link::Connecting(_)))
-                .count();
-            let deficit = if self.options.extended {
-                self.options.min_relays.saturating_sub(live)
-            } else {
-                0
-            };
-            let mut candidates: Vec<(f64, String)> = pool
-                .extended
-                .iter()
-                .filter(|u| !pool.links.contains_key(*u))
-                .map(|u| (pool.health.get(u).map_or(0.5, |h| h.score(wall)), u.clone()))
-                .filter(|(score, _)| *score >= 0.0)
-                .collect();
-            candidates.sort_by(|a, b| b.0.total_cmp(&a.0));
-            (due, deficit, candidates)
-        };
+        let work = self.lock().tick(Instant::now(), now_ms());
         // Reconcile with nostr-sdk in case a status change was missed.
-        let connecting: Vec<String> = self
-            .lock()
-            .links
-            .iter()
-            .filter(|(_, l)| matches!(l, Link::Connecting(since) if since.elapsed() > Duration::from_secs(2)))
-            .map(|(u, _)| u.clone())
-            .collect();
-        for url in connecting {
+        for url in work.check {
             if let Ok(relay) = self.client.relay(url.as_str()).await
                 && relay.status() == RelayStatus::Connected
             {
                 self.on_status(url, RelayStatus::Connected).await;
             }
         }
-        for url in due {
-            self.lock().links.insert(url.clone(), Link::Connecting(now));
-            let client = self.client.clone();
-            tokio::spawn(async move {
-                let _ = client.connect_relay(url.as_str()).await;
-            });
+        for url in work.reconnect {
+            self.connect(&url);
         }
-        for (_, url) in candidates.into_iter().take(deficit) {
+        for url in work.add {
             tracing::info!(relay = %url, "adding a relay from the extended list");
             self.add(&url).await;
         }
@@ -647,15 +454,22 @@ pub async fn spawn(
             counters: counters.clone(),
         })
         .build();
-    let mut state = PoolState::default();
-    if let Some(store) = &store {
-        for h in store.relay_records::<RelayHealth>() {
-            state.health.insert(h.url.clone(), h);
-        }
-        if options.extended {
-            state.extended = store.relay_list();
-        }
-    }
+    let (records, extended) = match &store {
+        Some(store) => (
+            store.relay_records::<RelayHealth>(),
+            if options.extended {
+                store.relay_list()
+            } else {
+                Vec::new()
+            },
+        ),
+        None => (Vec::new(), Vec::new()),
+    };
+    let policy = PoolPolicy {
+        min_relays: options.min_relays,
+        extended: options.extended,
+    };
+    let state = RelayPool::new(policy, records, extended);
     let pool = Arc::new(Mutex::new(state));
     let (tx, rx) = mpsc::unbounded_channel();
     // Listen before connecting anything: a status change sent earlier would be lost.
@@ -677,33 +491,18 @@ pub async fn spawn(
         incoming,
         topics: Vec::new(),
         sub_id: SubscriptionId::new(SUBSCRIPTION),
-        options,
         store: store.clone(),
     };
     // Best first: relays that served well last time are tried before the others.
-    let mut relays: Vec<String> = driver
-        .options
-        .relays
-        .iter()
-        .filter_map(|u| normalize(u))
-        .collect();
-    relays.dedup();
-    {
-        let pool = driver.lock();
-        let now = now_ms();
-        relays.sort_by(|a, b| {
-            let score = |u: &String| pool.health.get(u).map_or(0.5, |h| h.score(now));
-            score(b).total_cmp(&score(a))
-        });
-    }
+    let relays = driver.lock().startup_order(&options.relays, now_ms());
     for url in &relays {
         driver.add(url).await;
     }
-    if driver.options.extended {
+    if options.extended {
         tokio::spawn(refresh_relay_list(
             handle.clone(),
-            driver.options.list_url.clone(),
-            driver.options.list_refresh,
+            options.list_url.clone(),
+            options.list_refresh,
         ));
     }
     if let Some(statuses) = statuses {
@@ -726,7 +525,7 @@ async fn refresh_relay_list(handle: SignalHandle, url: String, every: Duration) 
                     .pool
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
-                    .extended = list;
+                    .set_extended(list);
             }
             Err(e) => {
                 handle

@@ -397,152 +397,174 @@ impl RoomSignal {
         relay: Option<String>,
         now: Instant,
     ) -> Vec<Action> {
-        let mut out = Vec::new();
         if signal.peer() == self.self_id {
-            return out;
+            return Vec::new();
         }
         let on_own_topic = topic == self.own_topic;
         if !on_own_topic && !matches!(signal, Signal::Announce { .. }) {
-            out.push(Action::Drop(DropReason::SignalWrongTopic));
-            return out;
+            return vec![Action::Drop(DropReason::SignalWrongTopic)];
         }
         match signal {
             Signal::Announce { peer, passive } => {
-                if self.remember_peer(&peer) {
-                    out.push(Action::Seen { peer: peer.clone() });
-                }
-                // A peer that announces again while our attempt is still pending after a few
-                // seconds did not get it (lost offer, aborted connection): start over.
-                if let Some(d) = self.dials.get(&peer)
-                    && now.saturating_duration_since(d.started) >= DIAL_RETRY_AFTER
-                    && !self.linked.contains(&peer)
-                {
-                    let stale = self
-                        .dials
-                        .remove(&peer)
-                        .map(|d| d.offer_id)
-                        .unwrap_or_default();
-                    out.push(Action::CancelDial {
-                        peer: peer.clone(),
-                        offer_id: stale,
-                    });
-                    out.push(Action::Drop(DropReason::DialRetried));
-                }
-                if passive || self.linked.contains(&peer) || self.dials.contains_key(&peer) {
-                    return out;
-                }
-                // A poke on our own topic is a request for a link and always answered.
-                if !on_own_topic
-                    && self
-                        .dial_filter
-                        .as_ref()
-                        .is_some_and(|wanted| !wanted.contains(&peer))
-                {
-                    return out;
-                }
-                // Smaller id offers; larger id prompts the smaller one to offer right away
-                // (not in reply to a prompt, or two peers would prompt each other forever).
-                if self.self_id < peer || !on_own_topic {
-                    out.extend(self.dial(&peer, now));
-                }
+                self.on_announce(peer, passive, on_own_topic, now)
             }
             Signal::Offer {
                 peer,
                 offer_id,
                 sdp,
-            } => {
-                if !self.remember_offer(&offer_id) {
-                    out.push(Action::Drop(DropReason::OfferReplayed));
-                    return out;
-                }
-                let Some(sdp) = self.decrypt(&sdp) else {
-                    out.push(Action::Drop(DropReason::OfferUndecryptable));
-                    return out;
-                };
-                // A linked peer that offers again lost its side of the link (it restarted):
-                // the driver replaces the old link with this one.
-                self.linked.remove(&peer);
-                if let Some(existing) = self.dials.get(&peer) {
-                    if existing.role == Role::Offerer && self.self_id < peer {
-                        out.push(Action::Drop(DropReason::OfferCollision));
-                        return out;
-                    }
-                    out.push(Action::CancelDial {
-                        peer: peer.clone(),
-                        offer_id: existing.offer_id.clone(),
-                    });
-                } else if self.dials.len() >= self.max_dials {
-                    out.push(Action::Drop(DropReason::DialsFull));
-                    return out;
-                }
-                if self.remember_peer(&peer) {
-                    out.push(Action::Seen { peer: peer.clone() });
-                }
-                self.dials.insert(
-                    peer.clone(),
-                    Dial {
-                        offer_id: offer_id.clone(),
-                        role: Role::Answerer,
-                        started: now,
-                        deadline: now + CONNECT_TIMEOUT,
-                        offer_sent: true,
-                        held_candidates: Vec::new(),
-                        relay,
-                    },
-                );
-                out.push(Action::AcceptOffer {
-                    peer,
-                    offer_id,
-                    sdp,
-                });
-            }
+            } => self.on_offer(peer, offer_id, &sdp, relay, now),
             Signal::Answer {
                 peer,
                 offer_id,
                 sdp,
-            } => {
-                let known = self
-                    .dials
-                    .get(&peer)
-                    .is_some_and(|d| d.role == Role::Offerer && d.offer_id == offer_id);
-                if !known {
-                    out.push(Action::Drop(DropReason::AnswerUnknownOffer));
-                    return out;
-                }
-                let Some(sdp) = self.decrypt(&sdp) else {
-                    out.push(Action::Drop(DropReason::AnswerUndecryptable));
-                    return out;
-                };
-                if let Some(d) = self.dials.get_mut(&peer) {
-                    d.deadline = now + CONNECT_TIMEOUT;
-                }
-                out.push(Action::ApplyAnswer {
-                    peer,
-                    offer_id,
-                    sdp,
-                });
-            }
+            } => self.on_answer(peer, offer_id, &sdp, now),
             Signal::Candidate {
                 peer,
                 offer_id,
                 candidate,
-            } => {
-                if self.dials.get(&peer).is_none_or(|d| d.offer_id != offer_id) {
-                    out.push(Action::Drop(DropReason::CandidateUnknownOffer));
-                    return out;
-                }
-                let Some(candidate) = self.decrypt(&candidate) else {
-                    out.push(Action::Drop(DropReason::CandidateUndecryptable));
-                    return out;
-                };
-                out.push(Action::AddCandidate {
-                    peer,
-                    offer_id,
-                    candidate,
-                });
-            }
+            } => self.on_candidate(peer, offer_id, &candidate),
+        }
+    }
+
+    fn on_announce(
+        &mut self,
+        peer: String,
+        passive: bool,
+        on_own_topic: bool,
+        now: Instant,
+    ) -> Vec<Action> {
+        let mut out = Vec::new();
+        if self.remember_peer(&peer) {
+            out.push(Action::Seen { peer: peer.clone() });
+        }
+        // A peer that announces again while our attempt is still pending after a few
+        // seconds did not get it (lost offer, aborted connection): start over.
+        if let Some(d) = self.dials.get(&peer)
+            && now.saturating_duration_since(d.started) >= DIAL_RETRY_AFTER
+            && !self.linked.contains(&peer)
+        {
+            let stale = self
+                .dials
+                .remove(&peer)
+                .map(|d| d.offer_id)
+                .unwrap_or_default();
+            out.push(Action::CancelDial {
+                peer: peer.clone(),
+                offer_id: stale,
+            });
+            out.push(Action::Drop(DropReason::DialRetried));
+        }
+        if passive || self.linked.contains(&peer) || self.dials.contains_key(&peer) {
+            return out;
+        }
+        // A poke on our own topic is a request for a link and always answered.
+        if !on_own_topic
+            && self
+                .dial_filter
+                .as_ref()
+                .is_some_and(|wanted| !wanted.contains(&peer))
+        {
+            return out;
+        }
+        // Smaller id offers; larger id prompts the smaller one to offer right away
+        // (not in reply to a prompt, or two peers would prompt each other forever).
+        if self.self_id < peer || !on_own_topic {
+            out.extend(self.dial(&peer, now));
         }
         out
+    }
+
+    fn on_offer(
+        &mut self,
+        peer: String,
+        offer_id: String,
+        sdp: &str,
+        relay: Option<String>,
+        now: Instant,
+    ) -> Vec<Action> {
+        if !self.remember_offer(&offer_id) {
+            return vec![Action::Drop(DropReason::OfferReplayed)];
+        }
+        let Some(sdp) = self.decrypt(sdp) else {
+            return vec![Action::Drop(DropReason::OfferUndecryptable)];
+        };
+        let mut out = Vec::new();
+        // A linked peer that offers again lost its side of the link (it restarted):
+        // the driver replaces the old link with this one.
+        self.linked.remove(&peer);
+        if let Some(existing) = self.dials.get(&peer) {
+            if existing.role == Role::Offerer && self.self_id < peer {
+                return vec![Action::Drop(DropReason::OfferCollision)];
+            }
+            out.push(Action::CancelDial {
+                peer: peer.clone(),
+                offer_id: existing.offer_id.clone(),
+            });
+        } else if self.dials.len() >= self.max_dials {
+            return vec![Action::Drop(DropReason::DialsFull)];
+        }
+        if self.remember_peer(&peer) {
+            out.push(Action::Seen { peer: peer.clone() });
+        }
+        self.dials.insert(
+            peer.clone(),
+            Dial {
+                offer_id: offer_id.clone(),
+                role: Role::Answerer,
+                started: now,
+                deadline: now + CONNECT_TIMEOUT,
+                offer_sent: true,
+                held_candidates: Vec::new(),
+                relay,
+            },
+        );
+        out.push(Action::AcceptOffer {
+            peer,
+            offer_id,
+            sdp,
+        });
+        out
+    }
+
+    fn on_answer(
+        &mut self,
+        peer: String,
+        offer_id: String,
+        sdp: &str,
+        now: Instant,
+    ) -> Vec<Action> {
+        let known = self
+            .dials
+            .get(&peer)
+            .is_some_and(|d| d.role == Role::Offerer && d.offer_id == offer_id);
+        if !known {
+            return vec![Action::Drop(DropReason::AnswerUnknownOffer)];
+        }
+        let Some(sdp) = self.decrypt(sdp) else {
+            return vec![Action::Drop(DropReason::AnswerUndecryptable)];
+        };
+        if let Some(d) = self.dials.get_mut(&peer) {
+            d.deadline = now + CONNECT_TIMEOUT;
+        }
+        vec![Action::ApplyAnswer {
+            peer,
+            offer_id,
+            sdp,
+        }]
+    }
+
+    fn on_candidate(&mut self, peer: String, offer_id: String, candidate: &str) -> Vec<Action> {
+        if self.dials.get(&peer).is_none_or(|d| d.offer_id != offer_id) {
+            return vec![Action::Drop(DropReason::CandidateUnknownOffer)];
+        }
+        let Some(candidate) = self.decrypt(candidate) else {
+            return vec![Action::Drop(DropReason::CandidateUndecryptable)];
+        };
+        vec![Action::AddCandidate {
+            peer,
+            offer_id,
+            candidate,
+        }]
     }
 
     /// Our offer SDP is ready: publish it, then any candidates gathered meanwhile.

@@ -156,6 +156,53 @@ impl<K: Hash + Eq + Clone> Reassembler<K> {
         }
     }
 
+    /// Starts a partial message, within the per-peer limit.
+    fn open_partial(
+        &mut self,
+        key: &(K, String, u16),
+        now: Instant,
+    ) -> Result<(), ReassemblyError> {
+        let (_, open) = self.per_peer.get(&key.0).copied().unwrap_or((0, 0));
+        if open >= self.limits.max_partials_per_peer {
+            return Err(ReassemblyError::TooManyPartials);
+        }
+        let partial = Partial {
+            data: Vec::new(),
+            meta: None,
+            last_seen: now,
+        };
+        self.partials.insert(key.clone(), partial);
+        self.per_peer.entry(key.0.clone()).or_insert((0, 0)).1 += 1;
+        Ok(())
+    }
+
+    /// A metadata chunk: it must come first, once, and be JSON.
+    fn push_meta(
+        &mut self,
+        key: &(K, String, u16),
+        chunk: &ActionChunk<'_>,
+        now: Instant,
+    ) -> Result<Step, ReassemblyError> {
+        let bad_meta = self
+            .partials
+            .get(key)
+            .is_some_and(|p| p.meta.is_some() || !p.data.is_empty());
+        let parsed: Option<Value> = serde_json::from_slice(chunk.payload).ok();
+        let (false, Some(meta)) = (bad_meta, parsed) else {
+            self.discard(key);
+            return Err(ReassemblyError::BadMeta);
+        };
+        if let Some(p) = self.partials.get_mut(key) {
+            p.meta = Some(meta.clone());
+            p.last_seen = now;
+        }
+        Ok(Step::Partial {
+            action: chunk.action.to_owned(),
+            progress: chunk.progress,
+            meta: Some(meta),
+        })
+    }
+
     /// Feeds one chunk from `peer`.
     pub fn push(
         &mut self,
@@ -169,44 +216,10 @@ impl<K: Hash + Eq + Clone> Reassembler<K> {
                 .map(Step::Complete);
         }
         if !self.partials.contains_key(&key) {
-            let (_, open) = self.per_peer.get(peer).copied().unwrap_or((0, 0));
-            if open >= self.limits.max_partials_per_peer {
-                return Err(ReassemblyError::TooManyPartials);
-            }
-            self.partials.insert(
-                key.clone(),
-                Partial {
-                    data: Vec::new(),
-                    meta: None,
-                    last_seen: now,
-                },
-            );
-            let entry = self.per_peer.entry(peer.clone()).or_insert((0, 0));
-            entry.1 += 1;
+            self.open_partial(&key, now)?;
         }
         if chunk.is_meta() {
-            let bad_meta = self
-                .partials
-                .get(&key)
-                .is_some_and(|p| p.meta.is_some() || !p.data.is_empty());
-            let parsed: Option<Value> = serde_json::from_slice(chunk.payload).ok();
-            match (bad_meta, parsed) {
-                (false, Some(meta)) => {
-                    if let Some(p) = self.partials.get_mut(&key) {
-                        p.meta = Some(meta.clone());
-                        p.last_seen = now;
-                    }
-                    return Ok(Step::Partial {
-                        action: chunk.action.to_owned(),
-                        progress: chunk.progress,
-                        meta: Some(meta),
-                    });
-                }
-                _ => {
-                    self.discard(&key);
-                    return Err(ReassemblyError::BadMeta);
-                }
-            }
+            return self.push_meta(&key, chunk, now);
         }
         let add = chunk.payload.len();
         let current = self.partials.get(&key).map_or(0, |p| p.data.len());
