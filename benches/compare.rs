@@ -181,6 +181,23 @@ async fn bulk_throughput(a: &Daemon, b: &Daemon) -> f64 {
     (BULK_SIZE * BULK_COUNT) as f64 / end.duration_since(start).as_secs_f64() / 1e6
 }
 
+/// Messages per second of 100-byte messages from an app on `a` to an app on `b`.
+async fn small_rate(a: &Daemon, b: &Daemon) -> f64 {
+    let idb = b.peer_id().await;
+    let (mut sa, mut sb) = (a.session().await, b.session().await);
+    let ra = sa.join("bench-rate", "room", "").await;
+    sb.join("bench-rate", "room", "").await;
+    assert!(sa.wait_join(&idb, Duration::from_secs(30)).await);
+    let start = Instant::now();
+    let counter = tokio::spawn(async move {
+        count_messages(&mut sb, SMALL_COUNT).await;
+        Instant::now()
+    });
+    pipelined_send(&mut sa, ra, SMALL_SIZE, SMALL_COUNT).await;
+    let end = counter.await.expect("counter");
+    SMALL_COUNT as f64 / end.duration_since(start).as_secs_f64()
+}
+
 struct Meshrtc {
     throughput: f64,
     rate: f64,
@@ -391,12 +408,37 @@ async fn main() {
         .unwrap_or(50);
     let a = Daemon::with_embedded_relay().await;
     let b = Daemon::with_relays(&[a.relay_url()]).await;
-    if std::env::var_os("MESHRTC_BENCH_PROFILE").is_some() {
-        // Only the daemon-to-daemon bulk transfer, repeated: run under `perf record -a -g`.
-        for _ in 0..5 {
-            println!("throughput {:.1} MB/s", bulk_throughput(&a, &b).await);
+    match std::env::var("MESHRTC_BENCH_PROFILE").as_deref() {
+        // Only one daemon-to-daemon figure, repeated: run under `perf record -a -g`.
+        Ok("rate") => {
+            for _ in 0..5 {
+                println!("rate {:.0} msg/s", small_rate(&a, &b).await);
+            }
+            return;
         }
-        return;
+        Ok("idle") => {
+            for _ in 0..3 {
+                println!("idle CPU {:.2} %", idle_cpu(&a.relay_url()).await);
+            }
+            return;
+        }
+        Ok("figures") => {
+            for _ in 0..3 {
+                let m = meshrtc_figures(&a, &b).await;
+                println!(
+                    "throughput {:.1} MB/s, rate {:.0} msg/s, rtt p50 {:.3} ms, join p50 {:.0} ms",
+                    m.throughput, m.rate, m.rtt_p50, m.join_p50
+                );
+            }
+            return;
+        }
+        Ok(_) => {
+            for _ in 0..5 {
+                println!("throughput {:.1} MB/s", bulk_throughput(&a, &b).await);
+            }
+            return;
+        }
+        Err(_) => {}
     }
     let (e_mbs, e_rate, e_rtt) = engine_figures().await;
     let m = meshrtc_figures(&a, &b).await;
