@@ -213,6 +213,8 @@ impl Node {
                 core.on_frame(id, &bytes, now)
             }),
             TransportEvent::Closed(id) => self.feed(|core, now| core.on_closed(id, now)),
+            // Media is negotiated only once the node handles tracks (issue 12, in progress).
+            TransportEvent::NegotiationNeeded(_) | TransportEvent::Track(..) => {}
         }
     }
 }

@@ -17,6 +17,7 @@ use webrtc::peer_connection::{
 };
 use webrtc::runtime::Runtime;
 
+pub mod media;
 mod socket_buffers;
 
 pub use socket_buffers::{SOCKET_BUFFER_BYTES, SocketBufferRuntime};
@@ -45,6 +46,10 @@ pub enum TransportEvent {
     Message(ConnId, Bytes),
     /// The connection failed, closed, or its channel closed.
     Closed(ConnId),
+    /// Local tracks changed: the connection must be renegotiated.
+    NegotiationNeeded(ConnId),
+    /// The peer added a track.
+    Track(ConnId, media::RemoteTrack),
 }
 
 /// Settings for new peer connections.
@@ -141,6 +146,16 @@ impl PeerConnectionEventHandler for Handler {
         }
     }
 
+    async fn on_negotiation_needed(&self) {
+        let _ = self.events.send(TransportEvent::NegotiationNeeded(self.id));
+    }
+
+    async fn on_track(&self, track: Arc<dyn webrtc::media_stream::track_remote::TrackRemote>) {
+        let _ = self
+            .events
+            .send(TransportEvent::Track(self.id, media::RemoteTrack(track)));
+    }
+
     async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
         // on_data_channel fires when the channel is already open.
         spawn_pump(self.id, channel, self.events.clone(), true);
@@ -229,8 +244,11 @@ impl Transport {
             0,
         );
         let slot: Arc<std::sync::OnceLock<std::sync::Weak<dyn PeerConnection>>> = Arc::default();
+        let (engine, interceptors) = media::media_engine()?;
         let pc = PeerConnectionBuilder::new()
             .with_configuration(config)
+            .with_media_engine(engine)
+            .with_interceptor_registry(interceptors)
             .with_setting_engine(settings)
             .with_handler(Arc::new(Handler {
                 id,

@@ -1,0 +1,298 @@
+//! Media on a link: the codecs every connection offers, local tracks the node writes RTP to,
+//! remote tracks it reads, and the SDP steps of renegotiation.
+//!
+//! The daemon never transcodes: a local track is fed encoded RTP (or samples the node has
+//! packetized) and a remote track's RTP is handed on as it arrives. Which step of perfect
+//! negotiation to take is the node core's decision; these functions only carry it out.
+
+use std::sync::Arc;
+
+use rtc::media_stream::MediaStreamTrack;
+use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::media_engine::MediaEngine;
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+};
+use webrtc::media_stream::track_local::TrackLocal;
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::peer_connection::RTCSessionDescription;
+use webrtc::rtp_transceiver::RtpSender;
+
+use super::{Connection, TransportError, err};
+
+/// Audio or video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MediaKind {
+    /// An audio track.
+    Audio,
+    /// A video track.
+    Video,
+}
+
+impl MediaKind {
+    /// The kind's name, as the API and the wire spell it.
+    pub fn name(self) -> &'static str {
+        match self {
+            MediaKind::Audio => "audio",
+            MediaKind::Video => "video",
+        }
+    }
+
+    fn codec_kind(self) -> RtpCodecKind {
+        match self {
+            MediaKind::Audio => RtpCodecKind::Audio,
+            MediaKind::Video => RtpCodecKind::Video,
+        }
+    }
+}
+
+/// The encoded formats meshrtc forwards (whatever the two ends negotiate among them).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Codec {
+    /// VP8 video.
+    Vp8,
+    /// VP9 video.
+    Vp9,
+    /// H.264 video.
+    H264,
+    /// AV1 video.
+    Av1,
+    /// Opus audio.
+    Opus,
+}
+
+impl Codec {
+    /// Every codec, for parsing and listing.
+    pub const ALL: [Codec; 5] = [Codec::Vp8, Codec::Vp9, Codec::H264, Codec::Av1, Codec::Opus];
+
+    /// The MIME type SDP and the API use.
+    pub fn mime(self) -> &'static str {
+        match self {
+            Codec::Vp8 => "video/VP8",
+            Codec::Vp9 => "video/VP9",
+            Codec::H264 => "video/H264",
+            Codec::Av1 => "video/AV1",
+            Codec::Opus => "audio/opus",
+        }
+    }
+
+    /// The codec of a MIME type (case-insensitive, as SDP allows).
+    pub fn from_mime(mime: &str) -> Option<Codec> {
+        Codec::ALL
+            .into_iter()
+            .find(|c| c.mime().eq_ignore_ascii_case(mime))
+    }
+
+    /// Audio or video.
+    pub fn kind(self) -> MediaKind {
+        match self {
+            Codec::Opus => MediaKind::Audio,
+            _ => MediaKind::Video,
+        }
+    }
+
+    /// RTP clock rate.
+    pub fn clock_rate(self) -> u32 {
+        match self {
+            Codec::Opus => 48_000,
+            _ => 90_000,
+        }
+    }
+
+    fn rtp_codec(self) -> RTCRtpCodec {
+        RTCRtpCodec {
+            mime_type: self.mime().to_owned(),
+            clock_rate: self.clock_rate(),
+            channels: if self == Codec::Opus { 2 } else { 0 },
+            sdp_fmtp_line: String::new(),
+            rtcp_feedback: Vec::new(),
+        }
+    }
+}
+
+/// A media engine with the default codecs and interceptors (NACK, RTCP reports, TWCC).
+pub(super) fn media_engine() -> Result<(MediaEngine, rtc::interceptor::Registry), TransportError> {
+    let mut engine = MediaEngine::default();
+    engine.register_default_codecs().map_err(err)?;
+    let registry = register_default_interceptors(rtc::interceptor::Registry::new(), &mut engine)
+        .map_err(err)?;
+    Ok((engine, registry))
+}
+
+/// What a local track is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackSpec {
+    /// Its codec (and so its kind).
+    pub codec: Codec,
+    /// The media stream it belongs to.
+    pub stream_id: String,
+    /// Its id.
+    pub track_id: String,
+}
+
+/// A local track on one link.
+#[derive(Clone)]
+pub struct LocalTrack {
+    track: Arc<TrackLocalStaticRTP>,
+    sender: Arc<dyn RtpSender>,
+    ssrc: u32,
+    codec: Codec,
+}
+
+impl std::fmt::Debug for LocalTrack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalTrack")
+            .field("ssrc", &self.ssrc)
+            .field("codec", &self.codec)
+            .finish()
+    }
+}
+
+impl LocalTrack {
+    /// Sends one RTP packet, rewritten to this link's SSRC and negotiated payload type.
+    /// Fails until negotiation has bound the track.
+    pub async fn write_rtp(&self, mut packet: rtc::rtp::Packet) -> Result<(), TransportError> {
+        packet.header.ssrc = self.ssrc;
+        if let Some(pt) = self.payload_type().await {
+            packet.header.payload_type = pt;
+        }
+        self.track.write_rtp(packet).await.map_err(err)
+    }
+
+    /// The payload type the link negotiated for the track's codec.
+    async fn payload_type(&self) -> Option<u8> {
+        let params = self.sender.get_parameters().await.ok()?;
+        params
+            .rtp_parameters
+            .codecs
+            .iter()
+            .find(|c| {
+                c.rtp_codec
+                    .mime_type
+                    .eq_ignore_ascii_case(self.codec.mime())
+            })
+            .map(|c| c.payload_type)
+    }
+}
+
+/// Adds a local track to a connection (a renegotiation follows).
+pub async fn add_track(pc: &Connection, spec: &TrackSpec) -> Result<LocalTrack, TransportError> {
+    let ssrc: u32 = rand::random();
+    let coding = RTCRtpEncodingParameters {
+        rtp_coding_parameters: RTCRtpCodingParameters {
+            ssrc: Some(ssrc),
+            ..Default::default()
+        },
+        codec: spec.codec.rtp_codec(),
+        ..Default::default()
+    };
+    let track = MediaStreamTrack::new(
+        spec.stream_id.clone(),
+        spec.track_id.clone(),
+        spec.track_id.clone(),
+        spec.codec.kind().codec_kind(),
+        vec![coding],
+    );
+    let track = Arc::new(TrackLocalStaticRTP::new(track));
+    let sender = pc
+        .add_track(track.clone() as Arc<dyn TrackLocal>)
+        .await
+        .map_err(err)?;
+    Ok(LocalTrack {
+        track,
+        sender,
+        ssrc,
+        codec: spec.codec,
+    })
+}
+
+/// Removes a local track from its connection (a renegotiation follows).
+pub async fn remove_track(pc: &Connection, track: &LocalTrack) -> Result<(), TransportError> {
+    pc.remove_track(&track.sender).await.map_err(err)
+}
+
+/// Makes a renegotiation offer and sets it as the local description; returns its SDP.
+pub async fn renegotiation_offer(pc: &Connection) -> Result<String, TransportError> {
+    let offer = pc.create_offer(None).await.map_err(err)?;
+    let sdp = offer.sdp.clone();
+    pc.set_local_description(offer).await.map_err(err)?;
+    Ok(sdp)
+}
+
+/// Answers a remote renegotiation offer (rolling a colliding local offer back first when
+/// `rollback`); returns the answer's SDP.
+pub async fn answer_renegotiation(
+    pc: &Connection,
+    offer_sdp: String,
+    rollback: bool,
+) -> Result<String, TransportError> {
+    if rollback {
+        let rb = RTCSessionDescription::rollback(None).map_err(err)?;
+        pc.set_local_description(rb).await.map_err(err)?;
+    }
+    let offer = RTCSessionDescription::offer(offer_sdp).map_err(err)?;
+    pc.set_remote_description(offer).await.map_err(err)?;
+    let answer = pc.create_answer(None).await.map_err(err)?;
+    let sdp = answer.sdp.clone();
+    pc.set_local_description(answer).await.map_err(err)?;
+    Ok(sdp)
+}
+
+/// A track a peer sends us.
+#[derive(Clone)]
+pub struct RemoteTrack(pub(super) Arc<dyn webrtc::media_stream::track_remote::TrackRemote>);
+
+impl std::fmt::Debug for RemoteTrack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RemoteTrack")
+    }
+}
+
+/// What a remote track reports.
+#[derive(Debug)]
+pub enum RemoteEvent {
+    /// An RTP packet.
+    Rtp(rtc::rtp::Packet),
+    /// The track ended.
+    Ended,
+}
+
+impl RemoteTrack {
+    /// Its media stream id, track id, and codec (None for a codec meshrtc does not forward).
+    pub async fn describe(&self) -> (String, String, Option<Codec>) {
+        let stream = self.0.stream_id().await;
+        let track = self.0.track_id().await;
+        let mut codec = None;
+        for ssrc in self.0.ssrcs().await {
+            if let Some(c) = self.0.codec(ssrc).await {
+                codec = Codec::from_mime(&c.mime_type);
+                break;
+            }
+        }
+        (stream, track, codec)
+    }
+
+    /// The next packet, or `Ended` once the track is gone.
+    pub async fn next(&self) -> RemoteEvent {
+        use webrtc::media_stream::track_remote::TrackRemoteEvent;
+        loop {
+            match self.0.poll().await {
+                Some(TrackRemoteEvent::OnRtpPacket(p)) => return RemoteEvent::Rtp(p),
+                Some(TrackRemoteEvent::OnEnded) | None => return RemoteEvent::Ended,
+                Some(_) => {}
+            }
+        }
+    }
+
+    /// Asks the sender for a keyframe (RTCP PLI).
+    pub async fn request_keyframe(&self) -> Result<(), TransportError> {
+        let Some(ssrc) = self.0.ssrcs().await.first().copied() else {
+            return Ok(());
+        };
+        let pli = rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication {
+            sender_ssrc: 0,
+            media_ssrc: ssrc,
+        };
+        self.0.write_rtcp(vec![Box::new(pli)]).await.map_err(err)
+    }
+}
