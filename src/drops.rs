@@ -169,6 +169,21 @@ drop_reasons! {
     CellPayloadRefused => "cell_payload_refused",
     /// A cell payload that does not decode.
     CellPayloadMalformed => "cell_payload_malformed",
+    // ---- media
+    /// A `@_signal`, `@_stream` or `@_track` message that does not parse.
+    MediaMalformed => "media_malformed",
+    /// A renegotiation step the WebRTC engine refused.
+    MediaNegotiationFailed => "media_negotiation_failed",
+    /// A colliding renegotiation offer this side ignores (it made the link's first offer).
+    MediaOfferIgnored => "media_offer_ignored",
+    /// A track refused because a per-peer or per-room limit is reached.
+    MediaTrackLimit => "media_track_limit",
+    /// A remote track in a codec meshrtc does not forward.
+    MediaCodecUnsupported => "media_codec_unsupported",
+    /// An RTP packet an app wrote that does not parse, or to a track it does not own.
+    MediaBadPacket => "media_bad_packet",
+    /// Packets a slow media subscriber did not take in time.
+    MediaSubscriberLagged => "media_subscriber_lagged",
 }
 
 #[cfg(test)]

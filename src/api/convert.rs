@@ -108,6 +108,35 @@ pub fn event_to_proto(ev: SessionEvent) -> proto::ServerMessage {
         }),
         EventKind::Lagged(n) => Kind::Lagged(proto::Lagged { dropped: n }),
         EventKind::MeshState(c) => Kind::MeshState(cell_status(c)),
+        EventKind::StreamAdd {
+            peer,
+            stream_id,
+            meta,
+        } => Kind::StreamAdd(proto::MediaEvent {
+            peer,
+            stream_id,
+            meta_json: meta.map(|m| m.to_string()).unwrap_or_default(),
+            ..Default::default()
+        }),
+        EventKind::TrackAdd {
+            peer,
+            stream_id,
+            track_id,
+            codec,
+            meta,
+        } => Kind::TrackAdd(proto::MediaEvent {
+            peer,
+            stream_id,
+            track_id,
+            kind: codec.kind().name().to_owned(),
+            codec: codec.mime().to_owned(),
+            meta_json: meta.map(|m| m.to_string()).unwrap_or_default(),
+        }),
+        EventKind::TrackRemove { peer, track_id } => Kind::TrackRemove(proto::MediaEvent {
+            peer,
+            track_id,
+            ..Default::default()
+        }),
     };
     proto::ServerMessage {
         body: Some(proto::server_message::Body::Event(proto::Event {

@@ -35,6 +35,60 @@ fn to_status(e: NodeError) -> Status {
 #[tonic::async_trait]
 impl proto::node_server::Node for NodeService {
     type SessionStream = Pin<Box<dyn Stream<Item = Result<proto::ServerMessage, Status>> + Send>>;
+    type ReadTrackStream = Pin<Box<dyn Stream<Item = Result<proto::MediaPacket, Status>> + Send>>;
+
+    async fn write_media(
+        &self,
+        request: Request<Streaming<proto::MediaWrite>>,
+    ) -> Result<Response<proto::MediaWriteSummary>, Status> {
+        let mut writes = request.into_inner();
+        let mut summary = proto::MediaWriteSummary::default();
+        while let Some(write) = writes.next().await {
+            let Ok(write) = write else { break };
+            match self.node.write_media(write).await {
+                Ok(_) => summary.packets += 1,
+                Err(NodeError::NotFound(m)) => return Err(Status::not_found(m)),
+                Err(_) => summary.refused += 1,
+            }
+        }
+        Ok(Response::new(summary))
+    }
+
+    async fn read_track(
+        &self,
+        request: Request<proto::ReadTrackRequest>,
+    ) -> Result<Response<Self::ReadTrackStream>, Status> {
+        let r = request.into_inner();
+        let rx = self
+            .node
+            .read_track(&r.app, &r.room, &r.peer, &r.track_id)
+            .map_err(to_status)?;
+        let node = self.node.clone();
+        let stream = futures::stream::unfold((rx, 0u64), move |(mut rx, mut lagged)| {
+            let node = node.clone();
+            async move {
+                loop {
+                    use tokio::sync::broadcast::error::RecvError;
+                    match rx.recv().await {
+                        Ok(rtp) => {
+                            let packet = proto::MediaPacket {
+                                rtp: rtp.to_vec(),
+                                lagged,
+                            };
+                            return Some((Ok(packet), (rx, 0)));
+                        }
+                        // A slow reader loses packets, is told how many, and slows nobody.
+                        Err(RecvError::Lagged(n)) => {
+                            lagged += n;
+                            node.count_drops(DropReason::MediaSubscriberLagged, n);
+                        }
+                        Err(RecvError::Closed) => return None,
+                    }
+                }
+            }
+        });
+        Ok(Response::new(Box::pin(stream)))
+    }
 
     async fn session(
         &self,

@@ -21,6 +21,16 @@ pub enum RequestError {
     Closed,
 }
 
+/// Optional JSON metadata given as text ("" for none).
+fn meta_from_json(text: &str) -> Result<Option<serde_json::Value>, crate::node::NodeError> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_str(text)
+        .map(Some)
+        .map_err(|e| crate::node::NodeError::InvalidArgument(format!("meta_json is not JSON: {e}")))
+}
+
 /// Handles one client message and returns the reply.
 pub async fn handle(
     node: &Node,
@@ -69,6 +79,23 @@ pub async fn handle(
             .room_of(session, p.room)
             .and_then(|(app, room)| node.peers(&app, &room))
             .map(|peers| reply.peers = peers.into_iter().map(peer_to_proto).collect()),
+        Some(Body::AddTrack(t)) => meta_from_json(&t.meta_json).and_then(|meta| {
+            node.add_track(
+                session,
+                t.room,
+                &t.codec,
+                &t.stream_id,
+                &t.track_id,
+                t.targets,
+                meta,
+            )
+            .map(|id| reply.track = id)
+        }),
+        Some(Body::RemoveTrack(t)) => node.remove_track(session, t.track),
+        Some(Body::Keyframe(k)) => {
+            node.request_keyframe(session, k.room, &k.peer, &k.track_id)
+                .await
+        }
         None => Err(crate::node::NodeError::InvalidArgument(
             "empty request".into(),
         )),

@@ -279,6 +279,9 @@ fn event_line(e: &proto::Event, progress: bool, with_security: bool) -> Option<V
             json!({"cell": c.cell, "cell_count": c.cell_count, "members": c.members,
                    "links_wanted": c.links_wanted, "bridges": c.bridges, "ttl": c.ttl}),
         ),
+        Kind::StreamAdd(m) => ("stream:add", media_json(m)),
+        Kind::TrackAdd(m) => ("track:add", media_json(m)),
+        Kind::TrackRemove(m) => ("track:remove", json!({"peer": m.peer, "track": m.track_id})),
     };
     let mut out = serde_json::Map::new();
     out.insert("event".into(), json!(name));
@@ -288,6 +291,20 @@ fn event_line(e: &proto::Event, progress: bool, with_security: bool) -> Option<V
     }
     out.extend(line);
     Some(Value::Object(out))
+}
+
+fn media_json(m: &proto::MediaEvent) -> Value {
+    let mut v = json!({"peer": m.peer, "stream": m.stream_id});
+    if !m.track_id.is_empty() {
+        v["track"] = json!(m.track_id);
+        v["kind"] = json!(m.kind);
+        v["codec"] = json!(m.codec);
+    }
+    if !m.meta_json.is_empty() {
+        v["meta"] =
+            serde_json::from_str(&m.meta_json).unwrap_or(Value::String(m.meta_json.clone()));
+    }
+    v
 }
 
 fn relay_json(r: &proto::RelayInfo) -> Value {

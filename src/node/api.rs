@@ -78,6 +78,11 @@ impl Node {
         self.lock().core.count(reason);
     }
 
+    /// Counts `n` drops observed outside the node.
+    pub fn count_drops(&self, reason: DropReason, n: u64) {
+        self.lock().core.count_n(reason, n);
+    }
+
     /// The (app, room) a session's room handle refers to.
     pub fn room_of(&self, session: SessionId, handle: u32) -> Result<(String, String), NodeError> {
         self.lock().core.room_of(session, handle)

@@ -69,6 +69,7 @@ impl Node {
                 }
             }
             Effect::Close { conn, delay } => {
+                io.media.forget(conn);
                 io.writers.remove(&conn);
                 io.channels.remove(&conn);
                 if let Some(pc) = io.pcs.remove(&conn) {
@@ -96,6 +97,11 @@ impl Node {
             Effect::PingLost { waiter } => {
                 io.pings.remove(&waiter);
             }
+            media @ (Effect::AddTrack { .. }
+            | Effect::RemoveTrack { .. }
+            | Effect::MediaOffer { .. }
+            | Effect::MediaAnswer { .. }
+            | Effect::MediaApplyAnswer { .. }) => self.run_media_effect(inner, media),
         }
     }
 

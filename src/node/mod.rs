@@ -19,6 +19,7 @@ mod effects;
 mod harness;
 mod hooks;
 pub mod identity;
+mod media;
 pub mod session;
 mod types;
 
@@ -51,6 +52,8 @@ struct Io {
     queues: HashMap<SessionId, Arc<SessionQueue>>,
     /// Apps waiting for a pong.
     pings: HashMap<u64, oneshot::Sender<Duration>>,
+    /// Local and remote tracks.
+    media: media::MediaIo,
 }
 
 /// What the node's mutex guards.
@@ -213,8 +216,10 @@ impl Node {
                 core.on_frame(id, &bytes, now)
             }),
             TransportEvent::Closed(id) => self.feed(|core, now| core.on_closed(id, now)),
-            // Media is negotiated only once the node handles tracks (issue 12, in progress).
-            TransportEvent::NegotiationNeeded(_) | TransportEvent::Track(..) => {}
+            TransportEvent::NegotiationNeeded(id) => {
+                self.feed(|core, now| core.negotiation_needed(id, now))
+            }
+            TransportEvent::Track(id, track) => self.on_remote_track(id, track),
         }
     }
 }

@@ -58,6 +58,35 @@ pub enum EventKind {
     Lagged(u64),
     /// A cells room's topology changed.
     MeshState(crate::node::cells::CellInfo),
+    /// A peer's media stream arrived (its first track, with the stream's metadata).
+    StreamAdd {
+        /// The sending peer.
+        peer: String,
+        /// The media stream id.
+        stream_id: String,
+        /// The sender's metadata.
+        meta: Option<Value>,
+    },
+    /// A peer's track arrived.
+    TrackAdd {
+        /// The sending peer.
+        peer: String,
+        /// The media stream id.
+        stream_id: String,
+        /// The track id.
+        track_id: String,
+        /// Its codec.
+        codec: crate::transport::media::Codec,
+        /// The sender's metadata.
+        meta: Option<Value>,
+    },
+    /// A peer's track ended.
+    TrackRemove {
+        /// The sending peer.
+        peer: String,
+        /// The track id.
+        track_id: String,
+    },
 }
 
 /// An event for one session.

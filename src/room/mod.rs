@@ -39,6 +39,7 @@ pub const ACTION_CELL: &str = "@_mrcell";
 const HANDSHAKE_NUDGE: Duration = Duration::from_millis(1_500);
 const HANDSHAKE_NUDGES: u32 = 3;
 
+pub mod media;
 mod peer_state;
 pub use peer_state::{LeaveReason, Security};
 
@@ -82,6 +83,8 @@ pub enum RoomEvent {
     },
     /// A `@_pong` arrived.
     Pong(String),
+    /// A media message (renegotiation, stream or track metadata) from a joined peer.
+    Media(String, media::MediaWire),
 }
 
 /// What the node must do.
@@ -381,6 +384,12 @@ impl Room {
         }
     }
 
+    /// The frames of a media message to a peer (renegotiation or metadata).
+    pub fn media_frames(&mut self, wire: &media::MediaWire) -> Vec<Bytes> {
+        let (action, payload) = wire.encode();
+        self.encode(action, &payload, None).unwrap_or_default()
+    }
+
     /// Presence frame announcing this room on a link.
     pub fn presence_frame(&self, joined: bool) -> Bytes {
         Bytes::from(encode_presence(&self.token, joined))
@@ -678,6 +687,14 @@ impl Room {
                 }
             }
             ACTION_E2E => self.on_sealed(peer, msg.payload, out),
+            media::ACTION_SIGNAL | media::ACTION_STREAM | media::ACTION_TRACK => {
+                match media::MediaWire::parse(&msg.action, &msg.payload) {
+                    Some(wire) if self.is_joined(peer) => {
+                        out.push(Output::Event(RoomEvent::Media(peer.to_owned(), wire)))
+                    }
+                    _ => out.push(Output::Drop(DropReason::MediaMalformed)),
+                }
+            }
             ACTION_CELL => match msg.payload {
                 Payload::Binary(bytes) if self.is_joined(peer) => {
                     out.push(Output::Cell(peer.to_owned(), bytes))

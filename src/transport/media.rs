@@ -296,3 +296,65 @@ impl RemoteTrack {
         self.0.write_rtcp(vec![Box::new(pli)]).await.map_err(err)
     }
 }
+
+/// Turns encoded frames into RTP packets for one local track (SSRC and payload type are set
+/// per link when the packets are written).
+pub struct SamplePacketizer {
+    inner: Box<dyn rtc::rtp::packetizer::Packetizer>,
+    clock_rate: u32,
+}
+
+impl std::fmt::Debug for SamplePacketizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SamplePacketizer")
+    }
+}
+
+/// RTP packets stay under this size (the usual path MTU, minus SRTP and headers).
+const RTP_MTU: usize = 1_200;
+
+impl SamplePacketizer {
+    /// A packetizer for `codec`.
+    pub fn new(codec: Codec) -> Result<Self, TransportError> {
+        let payloader = codec.rtp_codec().payloader().map_err(err)?;
+        let sequencer = Box::new(rtc::rtp::sequence::new_random_sequencer());
+        let inner = rtc::rtp::packetizer::new_packetizer(
+            std::time::Instant::now(),
+            RTP_MTU,
+            0,
+            0,
+            payloader,
+            sequencer,
+            codec.clock_rate(),
+        );
+        Ok(SamplePacketizer {
+            inner: Box::new(inner),
+            clock_rate: codec.clock_rate(),
+        })
+    }
+
+    /// The packets of one frame lasting `duration`.
+    pub fn packetize(
+        &mut self,
+        frame: &bytes::Bytes,
+        duration: std::time::Duration,
+    ) -> Result<Vec<rtc::rtp::Packet>, TransportError> {
+        let samples = (duration.as_secs_f64() * f64::from(self.clock_rate)).round() as u32;
+        self.inner
+            .packetize(std::time::Instant::now(), frame, samples)
+            .map_err(err)
+    }
+}
+
+/// Parses an RTP packet (None when it is not one).
+pub fn parse_rtp(bytes: &[u8]) -> Option<rtc::rtp::Packet> {
+    use rtc::shared::marshal::Unmarshal as _;
+    let mut buf = bytes;
+    rtc::rtp::Packet::unmarshal(&mut buf).ok()
+}
+
+/// The wire bytes of an RTP packet.
+pub fn encode_rtp(packet: &rtc::rtp::Packet) -> Option<bytes::Bytes> {
+    use rtc::shared::marshal::Marshal as _;
+    packet.marshal().ok().map(|b| b.freeze())
+}

@@ -99,9 +99,9 @@ impl Core {
         }
         let id = self.new_id();
         tracing::debug!(room = %key.room, peer = %peer, offer_id = %offer_id, "dialing");
-        self.st
-            .conns
-            .insert(id, Conn::new(&key.app, peer, offer_id, &key.room, self.now));
+        let mut conn = Conn::new(&key.app, peer, offer_id, &key.room, self.now);
+        conn.initiator = true;
+        self.st.conns.insert(id, conn);
         self.effect(Effect::Offer { conn: id });
     }
 

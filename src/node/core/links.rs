@@ -33,6 +33,7 @@ impl Core {
         };
         self.st.conns.remove(&link.conn);
         self.close(link.conn, Duration::ZERO);
+        self.media_link_down(lk, link.conn);
         let now = self.now;
         for key in self.st.rooms_of(&lk.app) {
             let Some(entry) = self.st.rooms.get_mut(&key) else {
@@ -98,6 +99,7 @@ impl Core {
                 last_ping: None,
                 probe_deadline: None,
                 idle_since: Some(now),
+                nego: Default::default(),
             },
         );
         // The room whose signaling made this link has the peer: start its handshake now rather

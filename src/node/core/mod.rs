@@ -22,6 +22,7 @@
 mod dials;
 mod info;
 mod links;
+mod media;
 mod outputs;
 mod overlay;
 pub(crate) mod rooms;
@@ -44,6 +45,7 @@ use crate::transport::ConnId;
 
 use super::identity::Identity;
 use super::session::{SessionEvent, SessionId};
+pub use media::TrackRef;
 pub use send::SendPlan;
 use state::State;
 pub(crate) use state::{LinkKey, RoomKey};
@@ -165,6 +167,44 @@ pub enum Effect {
         /// The waiter [`Core::ping`] returned.
         waiter: u64,
     },
+    /// Add a local track to a link (a renegotiation follows).
+    AddTrack {
+        /// The link's connection.
+        conn: ConnId,
+        /// The local track's id.
+        track: u64,
+        /// What it is.
+        spec: crate::transport::media::TrackSpec,
+    },
+    /// Take a local track off a link.
+    RemoveTrack {
+        /// The link's connection.
+        conn: ConnId,
+        /// The local track's id.
+        track: u64,
+    },
+    /// Make a renegotiation offer; answer with [`Core::media_offer_made`].
+    MediaOffer {
+        /// The link's connection.
+        conn: ConnId,
+    },
+    /// Answer a renegotiation offer (rolling ours back first); answer with
+    /// [`Core::media_answer_made`].
+    MediaAnswer {
+        /// The link's connection.
+        conn: ConnId,
+        /// The remote offer.
+        sdp: String,
+        /// Roll a colliding local offer back first.
+        rollback: bool,
+    },
+    /// Apply the answer to our renegotiation; answer with [`Core::media_answer_applied`].
+    MediaApplyAnswer {
+        /// The link's connection.
+        conn: ConnId,
+        /// The remote answer.
+        sdp: String,
+    },
 }
 
 /// Work produced by a handler for another: the queue that replaces handlers calling handlers.
@@ -241,6 +281,11 @@ impl Core {
     /// Counts a drop observed outside the core (the API layers, a full link queue).
     pub fn count(&mut self, reason: DropReason) {
         *self.st.drops.entry(reason).or_insert(0) += 1;
+    }
+
+    /// Counts `n` drops of one kind.
+    pub fn count_n(&mut self, reason: DropReason, n: u64) {
+        *self.st.drops.entry(reason).or_insert(0) += n;
     }
 
     fn new_id(&mut self) -> u64 {

@@ -97,6 +97,7 @@ impl Core {
                 },
             ),
             RoomEvent::Pong(peer) => self.pong(key, &peer),
+            RoomEvent::Media(peer, wire) => self.on_media_wire(key, &peer, wire),
         }
     }
 
@@ -111,7 +112,8 @@ impl Core {
         {
             cells.link_up(&peer, now);
         }
-        self.emit(key, EventKind::PeerJoin(peer, security));
+        self.emit(key, EventKind::PeerJoin(peer.clone(), security));
+        self.media_peer_joined(key, &peer);
     }
 
     fn peer_left(&mut self, key: &RoomKey, peer: String, reason: LeaveReason) {
@@ -137,6 +139,7 @@ impl Core {
                 self.work.push_back(Work::Notice(key.clone(), notice));
             }
         }
+        self.media_peer_left(key, &peer);
         self.emit(key, EventKind::PeerLeave(peer, reason));
     }
 

@@ -56,6 +56,7 @@ impl Core {
             Some(s) => s.rooms.keys().copied().collect(),
             None => return,
         };
+        self.drop_session_tracks(session);
         for h in handles {
             let _ = self.leave(session, h, now);
         }
@@ -248,6 +249,7 @@ impl Core {
         let Some(mut entry) = self.st.rooms.remove(key) else {
             return;
         };
+        self.drop_room_tracks(key);
         for t in entry.signal.topics() {
             self.st.topics.remove(t);
         }

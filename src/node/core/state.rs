@@ -90,6 +90,8 @@ pub(super) struct Conn {
     pub open: bool,
     /// When the attempt began: one that neither opens nor fails is swept after a while.
     pub started: Instant,
+    /// This side made the link's first offer (it ignores colliding renegotiation offers).
+    pub initiator: bool,
 }
 
 impl Conn {
@@ -104,6 +106,7 @@ impl Conn {
             held_candidates: Vec::new(),
             open: false,
             started,
+            initiator: false,
         }
     }
 
@@ -126,6 +129,53 @@ pub(super) struct Link {
     pub last_ping: Option<Instant>,
     pub probe_deadline: Option<Instant>,
     pub idle_since: Option<Instant>,
+    /// Where media renegotiation stands on this link.
+    pub nego: Negotiation,
+}
+
+/// Perfect negotiation on one link, as Trystero does it.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Negotiation {
+    /// Our offer is being made.
+    pub making_offer: bool,
+    /// Our offer is out and unanswered.
+    pub offer_out: bool,
+    /// A polite side rolled its offer back: the one being made is not sent.
+    pub superseded: bool,
+    /// Tracks changed while a round was under way: negotiate again after it.
+    pub again: bool,
+}
+
+/// A track a local app sends into a room.
+pub(super) struct LocalTrackEntry {
+    pub session: SessionId,
+    pub room: RoomKey,
+    pub spec: crate::transport::media::TrackSpec,
+    pub meta: Option<serde_json::Value>,
+    /// Peers it goes to; empty for everyone in the room, newcomers included.
+    pub targets: Vec<String>,
+    /// The key its `@_track` and `@_stream` metadata carry.
+    pub key: String,
+    /// Links it is on.
+    pub on: BTreeSet<ConnId>,
+}
+
+/// A track a peer sends us.
+pub(super) struct RemoteTrackEntry {
+    pub peer: String,
+    pub app: String,
+    pub stream_id: String,
+    pub codec: crate::transport::media::Codec,
+    /// The room it was surfaced in, once its metadata arrived.
+    pub room: Option<RoomKey>,
+}
+
+/// Metadata that arrived before its track.
+pub(super) struct PendingMeta {
+    pub room: RoomKey,
+    pub meta: crate::room::media::MediaMeta,
+    /// `@_track` (else `@_stream`).
+    pub track: bool,
 }
 
 #[derive(Default)]
@@ -137,6 +187,12 @@ pub(super) struct State {
     pub conns: BTreeMap<ConnId, Conn>,
     pub links: BTreeMap<LinkKey, Link>,
     pub drops: BTreeMap<DropReason, u64>,
+    pub local_tracks: BTreeMap<u64, LocalTrackEntry>,
+    /// By (connection, track id).
+    pub remote_tracks: BTreeMap<(ConnId, String), RemoteTrackEntry>,
+    pub pending_meta: BTreeMap<LinkKey, Vec<PendingMeta>>,
+    /// Streams already surfaced, by (connection, stream id).
+    pub streams_seen: BTreeSet<(ConnId, String)>,
 }
 
 impl State {
@@ -157,6 +213,12 @@ impl State {
         self.sessions
             .get(&session)
             .and_then(|s| s.rooms.get(&handle))
+    }
+
+    /// The link a connection carries, if it is the live one.
+    pub fn link_of(&self, conn: ConnId) -> Option<LinkKey> {
+        let lk = self.conns.get(&conn)?.link_key();
+        (self.links.get(&lk)?.conn == conn).then_some(lk)
     }
 
     /// The link's connection, if the peer is linked.

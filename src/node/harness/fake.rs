@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
 use crate::transport::ConnId;
+use crate::transport::media::{Codec, TrackSpec};
 
 /// One end of a connection: a node's incarnation and its connection id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -59,6 +60,10 @@ pub type FrameFilter = fn(&[u8]) -> bool;
 #[derive(Default)]
 pub struct Fakes {
     conns: BTreeMap<End, FakeConn>,
+    /// Local tracks per end: core track id → (stream id, track id, codec).
+    tracks: BTreeMap<End, BTreeMap<u64, (String, String, Codec)>>,
+    /// Remote tracks an end's engine has surfaced.
+    received: BTreeMap<End, BTreeSet<String>>,
     blackholes: BTreeSet<(usize, usize)>,
     filters: BTreeMap<(usize, usize), FrameFilter>,
 }
@@ -166,6 +171,54 @@ impl Fakes {
             let peer = c.peer?;
             (end.node == a && peer.node == b && c.open && !c.closed).then_some((*end, peer))
         })
+    }
+
+    /// A local track was added on `end`.
+    pub fn add_local_track(&mut self, end: End, id: u64, spec: TrackSpec) {
+        let tracks = self.tracks.entry(end).or_default();
+        tracks.insert(id, (spec.stream_id, spec.track_id, spec.codec));
+    }
+
+    /// A local track left `end`.
+    pub fn remove_local_track(&mut self, end: End, id: u64) {
+        if let Some(tracks) = self.tracks.get_mut(&end) {
+            tracks.remove(&id);
+        }
+    }
+
+    /// An offer from `end`: its local tracks, one per line.
+    pub fn media_offer(&self, end: End) -> String {
+        let mut sdp = String::from("harness-media-offer");
+        for (stream, track, codec) in self.tracks.get(&end).into_iter().flat_map(|t| t.values()) {
+            sdp.push_str(&format!("\n{stream} {track} {}", codec.mime()));
+        }
+        sdp
+    }
+
+    /// `end` applies a remote offer: the tracks its engine surfaces and those that ended.
+    pub fn apply_media_offer(
+        &mut self,
+        end: End,
+        sdp: &str,
+    ) -> (Vec<(String, String, Codec)>, Vec<String>) {
+        let offered: Vec<(String, String, Codec)> = sdp
+            .lines()
+            .skip(1)
+            .filter_map(|l| {
+                let mut p = l.split(' ');
+                let (s, t, c) = (p.next()?, p.next()?, p.next()?);
+                Some((s.to_owned(), t.to_owned(), Codec::from_mime(c)?))
+            })
+            .collect();
+        let received = self.received.entry(end).or_default();
+        let ids: BTreeSet<String> = offered.iter().map(|(_, t, _)| t.clone()).collect();
+        let down: Vec<String> = received.difference(&ids).cloned().collect();
+        let up: Vec<(String, String, Codec)> = offered
+            .into_iter()
+            .filter(|(_, t, _)| !received.contains(t))
+            .collect();
+        *received = ids;
+        (up, down)
     }
 
     /// Frames from `a` to `b` matching `filter` are lost.

@@ -68,6 +68,19 @@ enum Ev {
     Open,
     Frame(Bytes),
     Closed,
+    /// Media: a renegotiation step finished, or the engine surfaced or ended a remote track.
+    Media(MediaEv),
+}
+
+/// The harness's stand-in for the engine's media steps.
+#[derive(Debug)]
+enum MediaEv {
+    NegotiationNeeded,
+    OfferMade(String),
+    AnswerMade(String),
+    AnswerApplied,
+    TrackUp(String, String, crate::transport::media::Codec),
+    TrackDown(String),
 }
 
 #[derive(Debug)]
@@ -335,6 +348,48 @@ impl Net {
         to
     }
 
+    /// Node `i` adds a VP8 track `track` (stream `stream`) with `meta` to `room`; returns its id.
+    pub fn add_track(
+        &mut self,
+        i: usize,
+        room: &str,
+        stream: &str,
+        track: &str,
+        meta: serde_json::Value,
+        targets: Vec<String>,
+    ) -> u64 {
+        let now = self.now;
+        let sim = &mut self.nodes[i];
+        let spec = crate::transport::media::TrackSpec {
+            codec: crate::transport::media::Codec::Vp8,
+            stream_id: stream.to_owned(),
+            track_id: track.to_owned(),
+        };
+        let id = sim
+            .core
+            .add_track(
+                sim.session,
+                sim.handles[room],
+                spec,
+                Some(meta),
+                targets,
+                now,
+            )
+            .expect("add track");
+        self.run_effects(i);
+        id
+    }
+
+    /// Node `i` removes its track `id`.
+    pub fn remove_track(&mut self, i: usize, id: u64) {
+        let now = self.now;
+        let sim = &mut self.nodes[i];
+        sim.core
+            .remove_track(sim.session, id, now)
+            .expect("remove track");
+        self.run_effects(i);
+    }
+
     /// Kills node `i` as `kill -9` would: nothing is said, its links go silent.
     pub fn kill(&mut self, i: usize) {
         self.nodes[i].alive = false;
@@ -447,8 +502,61 @@ impl Net {
                 }
                 self.nodes[i].core.on_closed(conn, now);
             }
+            Ev::Media(m) => match m {
+                MediaEv::NegotiationNeeded => core.negotiation_needed(conn, now),
+                MediaEv::OfferMade(sdp) => core.media_offer_made(conn, Ok(sdp), now),
+                MediaEv::AnswerMade(sdp) => core.media_answer_made(conn, Ok(sdp), now),
+                MediaEv::AnswerApplied => core.media_answer_applied(conn, true, now),
+                MediaEv::TrackUp(stream, track, codec) => {
+                    core.remote_track(conn, stream, track, Some(codec), now)
+                }
+                MediaEv::TrackDown(track) => core.remote_track_ended(conn, &track, now),
+            },
         }
         self.run_effects(i);
+    }
+
+    /// The media effects: local tracks per connection end, offers that list them, and the
+    /// answerer's engine surfacing (or ending) the offerer's tracks.
+    fn run_media_effect(&mut self, i: usize, effect: Effect) {
+        let step = Duration::from_millis(2);
+        match effect {
+            Effect::AddTrack { conn, track, spec } => {
+                let end = self.end(i, conn);
+                self.fakes.add_local_track(end, track, spec);
+                self.schedule(step, end, Ev::Media(MediaEv::NegotiationNeeded));
+            }
+            Effect::RemoveTrack { conn, track } => {
+                let end = self.end(i, conn);
+                self.fakes.remove_local_track(end, track);
+                self.schedule(step, end, Ev::Media(MediaEv::NegotiationNeeded));
+            }
+            Effect::MediaOffer { conn } => {
+                let end = self.end(i, conn);
+                let sdp = self.fakes.media_offer(end);
+                self.schedule(step, end, Ev::Media(MediaEv::OfferMade(sdp)));
+            }
+            Effect::MediaAnswer { conn, sdp, .. } => {
+                let end = self.end(i, conn);
+                let (up, down) = self.fakes.apply_media_offer(end, &sdp);
+                for (stream, track, codec) in up {
+                    self.schedule(step, end, Ev::Media(MediaEv::TrackUp(stream, track, codec)));
+                }
+                for track in down {
+                    self.schedule(step, end, Ev::Media(MediaEv::TrackDown(track)));
+                }
+                self.schedule(
+                    step * 2,
+                    end,
+                    Ev::Media(MediaEv::AnswerMade("harness-media-answer".into())),
+                );
+            }
+            Effect::MediaApplyAnswer { conn, .. } => {
+                let end = self.end(i, conn);
+                self.schedule(step, end, Ev::Media(MediaEv::AnswerApplied));
+            }
+            _ => {}
+        }
     }
 
     fn run_effects(&mut self, i: usize) {
@@ -512,6 +620,11 @@ impl Net {
                 }
             }
             Effect::Deliver { event, .. } => self.nodes[i].events.push(event),
+            media @ (Effect::AddTrack { .. }
+            | Effect::RemoveTrack { .. }
+            | Effect::MediaOffer { .. }
+            | Effect::MediaAnswer { .. }
+            | Effect::MediaApplyAnswer { .. }) => self.run_media_effect(i, media),
             Effect::Pong { waiter, rtt } => self.nodes[i].pongs.push((waiter, rtt)),
             Effect::PingLost { waiter } => self.nodes[i].pings_lost.push(waiter),
             Effect::CloseSession { .. } => {}

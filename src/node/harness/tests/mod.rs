@@ -3,6 +3,7 @@
 mod cells;
 mod faults;
 mod links;
+mod media;
 mod sessions;
 
 use std::collections::BTreeSet;

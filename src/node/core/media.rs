@@ -1,0 +1,608 @@
+//! Media on the node: local tracks apps send into rooms, tracks peers send us, and perfect
+//! negotiation on each link over `@_signal`.
+//!
+//! Why here: which peer gets a track, when a link renegotiates, who yields in a collision and
+//! when a remote track may be shown to an app (only once its metadata arrived, as Trystero
+//! does) are decisions; the driver only runs the SDP steps and moves RTP.
+
+use std::collections::BTreeSet;
+use std::time::Instant;
+
+use serde_json::Value;
+
+use super::state::{LocalTrackEntry, PendingMeta, RemoteTrackEntry};
+use super::{Core, Effect, LinkKey, RoomKey};
+use crate::drops::DropReason;
+use crate::node::NodeError;
+use crate::node::session::{EventKind, SessionId};
+use crate::room::media::{MediaMeta, MediaWire, SignalKind};
+use crate::transport::ConnId;
+use crate::transport::media::{Codec, TrackSpec};
+use crate::wire::topic::random_id_from;
+
+/// Local tracks one room may carry from this node.
+pub const MAX_LOCAL_TRACKS_PER_ROOM: usize = 16;
+/// Remote tracks one link may carry to this node.
+pub const MAX_REMOTE_TRACKS_PER_LINK: usize = 16;
+/// Metadata messages held per link while their tracks are awaited.
+const MAX_PENDING_META: usize = 64;
+
+/// A remote track as an app names it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackRef {
+    /// The sending peer.
+    pub peer: String,
+    /// Its track id.
+    pub track_id: String,
+}
+
+impl Core {
+    /// Input: an app adds a track to a room; returns the track's id.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_track(
+        &mut self,
+        session: SessionId,
+        handle: u32,
+        spec: TrackSpec,
+        meta: Option<Value>,
+        targets: Vec<String>,
+        now: Instant,
+    ) -> Result<u64, NodeError> {
+        self.at(now);
+        let key = self
+            .st
+            .room_of(session, handle)
+            .cloned()
+            .ok_or_else(|| NodeError::NotFound(format!("room handle {handle} not joined")))?;
+        if spec.stream_id.is_empty()
+            || spec.track_id.is_empty()
+            || spec.track_id.len() > 256
+            || spec.stream_id.len() > 256
+        {
+            return Err(NodeError::InvalidArgument(
+                "stream and track ids must be 1 to 256 bytes".into(),
+            ));
+        }
+        let entry = self
+            .st
+            .rooms
+            .get(&key)
+            .ok_or_else(|| NodeError::NotFound("room not held".into()))?;
+        if let Some(t) = targets.iter().find(|t| !entry.room.is_joined(t)) {
+            return Err(NodeError::NotFound(format!("peer {t} is not in the room")));
+        }
+        let peers: Vec<String> = if targets.is_empty() {
+            entry.room.joined_peers().map(str::to_owned).collect()
+        } else {
+            targets.clone()
+        };
+        let in_room = self
+            .st
+            .local_tracks
+            .values()
+            .filter(|t| t.room == key)
+            .count();
+        if in_room >= MAX_LOCAL_TRACKS_PER_ROOM {
+            self.count(DropReason::MediaTrackLimit);
+            return Err(NodeError::InvalidArgument(format!(
+                "a room carries at most {MAX_LOCAL_TRACKS_PER_ROOM} local tracks"
+            )));
+        }
+        let id = self.new_id();
+        let track_key = random_id_from(&mut self.rng, 20);
+        self.st.local_tracks.insert(
+            id,
+            LocalTrackEntry {
+                session,
+                room: key,
+                spec,
+                meta,
+                targets,
+                key: track_key,
+                on: BTreeSet::new(),
+            },
+        );
+        for peer in peers {
+            self.send_track_to(id, &peer);
+        }
+        Ok(id)
+    }
+
+    /// Announces a local track to a peer (metadata first, as Trystero does) and adds it to the
+    /// link.
+    fn send_track_to(&mut self, id: u64, peer: &str) {
+        let Some(t) = self.st.local_tracks.get(&id) else {
+            return;
+        };
+        let Some(conn) = self.st.link_conn(&LinkKey::new(&t.room.app, peer)) else {
+            return;
+        };
+        if t.on.contains(&conn) {
+            return;
+        }
+        // One @_stream per stream and link, then the track's own @_track.
+        let stream_sent = self.st.local_tracks.values().any(|o| {
+            o.room == t.room && o.spec.stream_id == t.spec.stream_id && o.on.contains(&conn)
+        });
+        let mut wires = Vec::new();
+        if !stream_sent {
+            wires.push(MediaWire::Stream(MediaMeta {
+                key: format!("s{}", t.key),
+                stream_id: Some(t.spec.stream_id.clone()),
+                track_id: None,
+                meta: t.meta.clone(),
+            }));
+        }
+        wires.push(MediaWire::Track(MediaMeta {
+            key: t.key.clone(),
+            stream_id: Some(t.spec.stream_id.clone()),
+            track_id: Some(t.spec.track_id.clone()),
+            meta: t.meta.clone(),
+        }));
+        let (room, spec) = (t.room.clone(), t.spec.clone());
+        let mut frames = Vec::new();
+        if let Some(entry) = self.st.rooms.get_mut(&room) {
+            for w in &wires {
+                frames.extend(entry.room.media_frames(w));
+            }
+        }
+        self.frames(conn, frames);
+        if let Some(t) = self.st.local_tracks.get_mut(&id) {
+            t.on.insert(conn);
+        }
+        self.effect(Effect::AddTrack {
+            conn,
+            track: id,
+            spec,
+        });
+    }
+
+    /// A peer joined a room: tracks sent to everyone in it go to the newcomer too.
+    pub(super) fn media_peer_joined(&mut self, key: &RoomKey, peer: &str) {
+        let ids: Vec<u64> = self
+            .st
+            .local_tracks
+            .iter()
+            .filter(|(_, t)| t.room == *key && t.targets.is_empty())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.send_track_to(id, peer);
+        }
+    }
+
+    /// A peer left a room: the tracks it showed there end, and ours stop going to it.
+    pub(super) fn media_peer_left(&mut self, key: &RoomKey, peer: &str) {
+        let ended: Vec<(ConnId, String)> = self
+            .st
+            .remote_tracks
+            .iter()
+            .filter(|(_, t)| t.peer == peer && t.room.as_ref() == Some(key))
+            .map(|(k, _)| k.clone())
+            .collect();
+        for (conn, track_id) in ended {
+            self.st.remote_tracks.remove(&(conn, track_id.clone()));
+            self.emit(
+                key,
+                EventKind::TrackRemove {
+                    peer: peer.to_owned(),
+                    track_id,
+                },
+            );
+        }
+        let Some(conn) = self.st.link_conn(&LinkKey::new(&key.app, peer)) else {
+            return;
+        };
+        let ours: Vec<u64> = self
+            .st
+            .local_tracks
+            .iter()
+            .filter(|(_, t)| t.room == *key && t.on.contains(&conn))
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ours {
+            if let Some(t) = self.st.local_tracks.get_mut(&id) {
+                t.on.remove(&conn);
+            }
+            self.effect(Effect::RemoveTrack { conn, track: id });
+        }
+    }
+
+    /// Input: an app removes one of its tracks.
+    pub fn remove_track(
+        &mut self,
+        session: SessionId,
+        id: u64,
+        now: Instant,
+    ) -> Result<(), NodeError> {
+        self.at(now);
+        match self.st.local_tracks.get(&id) {
+            Some(t) if t.session == session => {}
+            _ => {
+                return Err(NodeError::NotFound(format!(
+                    "track {id} is not this session's"
+                )));
+            }
+        }
+        self.drop_local_track(id);
+        Ok(())
+    }
+
+    fn drop_local_track(&mut self, id: u64) {
+        if let Some(t) = self.st.local_tracks.remove(&id) {
+            for conn in t.on {
+                self.effect(Effect::RemoveTrack { conn, track: id });
+            }
+        }
+    }
+
+    /// A session closed: its tracks go.
+    pub(super) fn drop_session_tracks(&mut self, session: SessionId) {
+        let ids: Vec<u64> = self
+            .st
+            .local_tracks
+            .iter()
+            .filter(|(_, t)| t.session == session)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.drop_local_track(id);
+        }
+    }
+
+    /// A room closed: the tracks sent into it go.
+    pub(super) fn drop_room_tracks(&mut self, key: &RoomKey) {
+        let ids: Vec<u64> = self
+            .st
+            .local_tracks
+            .iter()
+            .filter(|(_, t)| t.room == *key)
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            self.drop_local_track(id);
+        }
+    }
+
+    /// Whether an app may write to a local track (it exists).
+    pub fn local_track(&self, id: u64) -> Option<Codec> {
+        self.st.local_tracks.get(&id).map(|t| t.spec.codec)
+    }
+
+    /// The links a local track is on (the driver writes its RTP there).
+    pub fn local_track_links(&self, id: u64) -> Vec<ConnId> {
+        self.st
+            .local_tracks
+            .get(&id)
+            .map(|t| t.on.iter().copied().collect())
+            .unwrap_or_default()
+    }
+
+    /// Input: the connection's tracks changed and it must renegotiate.
+    pub fn negotiation_needed(&mut self, conn: ConnId, now: Instant) {
+        self.at(now);
+        let Some(lk) = self.st.link_of(conn) else {
+            return;
+        };
+        let Some(link) = self.st.links.get_mut(&lk) else {
+            return;
+        };
+        if link.nego.making_offer || link.nego.offer_out {
+            link.nego.again = true;
+            return;
+        }
+        link.nego.making_offer = true;
+        link.nego.superseded = false;
+        self.effect(Effect::MediaOffer { conn });
+    }
+
+    /// Input: our renegotiation offer is made (or failed).
+    pub fn media_offer_made(&mut self, conn: ConnId, sdp: Result<String, String>, now: Instant) {
+        self.at(now);
+        let Some(lk) = self.st.link_of(conn) else {
+            return;
+        };
+        let Some(link) = self.st.links.get_mut(&lk) else {
+            return;
+        };
+        link.nego.making_offer = false;
+        if std::mem::take(&mut link.nego.superseded) {
+            return;
+        }
+        match sdp {
+            Ok(sdp) => {
+                link.nego.offer_out = true;
+                self.send_signal(&lk, conn, SignalKind::Offer, sdp);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "renegotiation offer failed");
+                self.count(DropReason::MediaNegotiationFailed);
+            }
+        }
+    }
+
+    /// Input: our answer to a renegotiation is made (or failed).
+    pub fn media_answer_made(&mut self, conn: ConnId, sdp: Result<String, String>, now: Instant) {
+        self.at(now);
+        let Some(lk) = self.st.link_of(conn) else {
+            return;
+        };
+        match sdp {
+            Ok(sdp) => self.send_signal(&lk, conn, SignalKind::Answer, sdp),
+            Err(e) => {
+                tracing::warn!(error = %e, "renegotiation answer failed");
+                self.count(DropReason::MediaNegotiationFailed);
+            }
+        }
+        self.negotiate_again(&lk, conn);
+    }
+
+    /// Input: the remote answer to our renegotiation was applied (or refused).
+    pub fn media_answer_applied(&mut self, conn: ConnId, ok: bool, now: Instant) {
+        self.at(now);
+        if !ok {
+            self.count(DropReason::MediaNegotiationFailed);
+        }
+        if let Some(lk) = self.st.link_of(conn) {
+            self.negotiate_again(&lk, conn);
+        }
+    }
+
+    fn negotiate_again(&mut self, lk: &LinkKey, conn: ConnId) {
+        let Some(link) = self.st.links.get_mut(lk) else {
+            return;
+        };
+        if link.nego.again && !link.nego.making_offer && !link.nego.offer_out {
+            link.nego.again = false;
+            link.nego.making_offer = true;
+            self.effect(Effect::MediaOffer { conn });
+        }
+    }
+
+    /// Sends a `@_signal` on a room the peer is joined in.
+    fn send_signal(&mut self, lk: &LinkKey, conn: ConnId, kind: SignalKind, sdp: String) {
+        let rooms = self.st.rooms_of(&lk.app);
+        let Some(key) = rooms.iter().find(|k| {
+            self.st
+                .rooms
+                .get(*k)
+                .is_some_and(|e| e.room.is_joined(&lk.peer))
+        }) else {
+            return;
+        };
+        let Some(entry) = self.st.rooms.get_mut(key) else {
+            return;
+        };
+        let frames = entry.room.media_frames(&MediaWire::Signal { kind, sdp });
+        self.frames(conn, frames);
+    }
+
+    /// Handler: a media message from a joined peer of a room.
+    pub(super) fn on_media_wire(&mut self, key: &RoomKey, peer: &str, wire: MediaWire) {
+        let lk = LinkKey::new(&key.app, peer);
+        let Some(conn) = self.st.link_conn(&lk) else {
+            return;
+        };
+        match wire {
+            MediaWire::Signal { kind, sdp } => self.on_media_signal(&lk, conn, kind, sdp),
+            MediaWire::Stream(meta) => self.on_media_meta(&lk, conn, key, meta, false),
+            MediaWire::Track(meta) => self.on_media_meta(&lk, conn, key, meta, true),
+        }
+    }
+
+    fn on_media_signal(&mut self, lk: &LinkKey, conn: ConnId, kind: SignalKind, sdp: String) {
+        let initiator = self.st.conns.get(&conn).is_some_and(|c| c.initiator);
+        let Some(link) = self.st.links.get_mut(lk) else {
+            return;
+        };
+        match kind {
+            SignalKind::Offer => {
+                let collision = link.nego.making_offer || link.nego.offer_out;
+                if collision && initiator {
+                    // The link's first offerer keeps its own offer; the other side yields.
+                    self.count(DropReason::MediaOfferIgnored);
+                    return;
+                }
+                let rollback = link.nego.offer_out || link.nego.making_offer;
+                if collision {
+                    link.nego.superseded = link.nego.making_offer;
+                    link.nego.offer_out = false;
+                    link.nego.again = true;
+                }
+                self.effect(Effect::MediaAnswer {
+                    conn,
+                    sdp,
+                    rollback,
+                });
+            }
+            SignalKind::Answer => {
+                if link.nego.offer_out {
+                    link.nego.offer_out = false;
+                    self.effect(Effect::MediaApplyAnswer { conn, sdp });
+                }
+            }
+            SignalKind::Candidate => self.effect(Effect::AddCandidate { conn, json: sdp }),
+        }
+    }
+
+    fn on_media_meta(
+        &mut self,
+        lk: &LinkKey,
+        conn: ConnId,
+        key: &RoomKey,
+        meta: MediaMeta,
+        track: bool,
+    ) {
+        let pending = self.st.pending_meta.entry(lk.clone()).or_default();
+        if pending.len() >= MAX_PENDING_META {
+            pending.remove(0);
+            self.count(DropReason::MediaTrackLimit);
+        }
+        let pending = self.st.pending_meta.entry(lk.clone()).or_default();
+        pending.push(PendingMeta {
+            room: key.clone(),
+            meta,
+            track,
+        });
+        self.surface_tracks(lk, conn);
+    }
+
+    /// Input: a peer's track arrived on a connection.
+    pub fn remote_track(
+        &mut self,
+        conn: ConnId,
+        stream_id: String,
+        track_id: String,
+        codec: Option<Codec>,
+        now: Instant,
+    ) {
+        self.at(now);
+        let Some(lk) = self.st.link_of(conn) else {
+            return;
+        };
+        let Some(codec) = codec else {
+            self.count(DropReason::MediaCodecUnsupported);
+            return;
+        };
+        let on_link = self
+            .st
+            .remote_tracks
+            .keys()
+            .filter(|(c, _)| *c == conn)
+            .count();
+        if on_link >= MAX_REMOTE_TRACKS_PER_LINK {
+            self.count(DropReason::MediaTrackLimit);
+            return;
+        }
+        self.st.remote_tracks.insert(
+            (conn, track_id),
+            RemoteTrackEntry {
+                peer: lk.peer.clone(),
+                app: lk.app.clone(),
+                stream_id,
+                codec,
+                room: None,
+            },
+        );
+        self.surface_tracks(&lk, conn);
+    }
+
+    /// Shows apps the remote tracks whose metadata has arrived.
+    fn surface_tracks(&mut self, lk: &LinkKey, conn: ConnId) {
+        let waiting: Vec<String> = self
+            .st
+            .remote_tracks
+            .iter()
+            .filter(|((c, _), t)| *c == conn && t.room.is_none())
+            .map(|((_, id), _)| id.clone())
+            .collect();
+        for track_id in waiting {
+            let Some(pending) = self.st.pending_meta.get_mut(lk) else {
+                return;
+            };
+            let Some(i) = pending
+                .iter()
+                .position(|p| p.track && p.meta.track_id.as_deref() == Some(track_id.as_str()))
+                .or_else(|| pending.iter().position(|p| p.track))
+            else {
+                continue;
+            };
+            let found = pending.remove(i);
+            let Some(t) = self.st.remote_tracks.get_mut(&(conn, track_id.clone())) else {
+                continue;
+            };
+            t.room = Some(found.room.clone());
+            let (stream_id, codec) = (t.stream_id.clone(), t.codec);
+            let stream_meta = pending
+                .iter()
+                .position(|p| !p.track && p.meta.stream_id.as_deref() == Some(stream_id.as_str()))
+                .map(|i| pending.remove(i));
+            if self.st.streams_seen.insert((conn, stream_id.clone())) {
+                let meta = stream_meta
+                    .and_then(|p| p.meta.meta)
+                    .or_else(|| found.meta.meta.clone());
+                self.emit(
+                    &found.room,
+                    EventKind::StreamAdd {
+                        peer: lk.peer.clone(),
+                        stream_id: stream_id.clone(),
+                        meta,
+                    },
+                );
+            }
+            self.emit(
+                &found.room,
+                EventKind::TrackAdd {
+                    peer: lk.peer.clone(),
+                    stream_id,
+                    track_id,
+                    codec,
+                    meta: found.meta.meta,
+                },
+            );
+        }
+    }
+
+    /// Input: a peer's track ended.
+    pub fn remote_track_ended(&mut self, conn: ConnId, track_id: &str, now: Instant) {
+        self.at(now);
+        if let Some(t) = self.st.remote_tracks.remove(&(conn, track_id.to_owned()))
+            && let Some(room) = t.room
+        {
+            self.emit(
+                &room,
+                EventKind::TrackRemove {
+                    peer: t.peer,
+                    track_id: track_id.to_owned(),
+                },
+            );
+        }
+    }
+
+    /// A link went: its remote tracks end and local tracks leave it.
+    pub(super) fn media_link_down(&mut self, lk: &LinkKey, conn: ConnId) {
+        let ended: Vec<String> = self
+            .st
+            .remote_tracks
+            .keys()
+            .filter(|(c, _)| *c == conn)
+            .map(|(_, id)| id.clone())
+            .collect();
+        let now = self.now;
+        for id in ended {
+            self.remote_track_ended(conn, &id, now);
+        }
+        self.st.pending_meta.remove(lk);
+        self.st.streams_seen.retain(|(c, _)| *c != conn);
+        for t in self.st.local_tracks.values_mut() {
+            t.on.remove(&conn);
+        }
+    }
+
+    /// The connection carrying a peer's track surfaced in a room (to read or ask for a
+    /// keyframe).
+    pub fn remote_track_conn(
+        &self,
+        app: &str,
+        room: &str,
+        track: &TrackRef,
+    ) -> Result<ConnId, NodeError> {
+        let key = RoomKey::new(app, room);
+        self.st
+            .remote_tracks
+            .iter()
+            .find(|((_, id), t)| {
+                *id == track.track_id
+                    && t.peer == track.peer
+                    && t.app == app
+                    && t.room.as_ref() == Some(&key)
+            })
+            .map(|((c, _), _)| *c)
+            .ok_or_else(|| {
+                NodeError::NotFound(format!(
+                    "no track {} from {} in {app}/{room}",
+                    track.track_id, track.peer
+                ))
+            })
+    }
+}

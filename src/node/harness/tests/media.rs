@@ -1,0 +1,141 @@
+//! Media: metadata before tracks, perfect negotiation under glare, newcomers, removal.
+
+use super::*;
+use serde_json::json;
+
+/// Tracks node `i` was shown: (from, stream, track, meta), in order.
+fn tracks_seen(sim: &Sim) -> Vec<(String, String, String, Option<serde_json::Value>)> {
+    sim.events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::TrackAdd {
+                peer,
+                stream_id,
+                track_id,
+                meta,
+                ..
+            } => Some((
+                peer.clone(),
+                stream_id.clone(),
+                track_id.clone(),
+                meta.clone(),
+            )),
+            _ => None,
+        })
+        .collect()
+}
+
+fn removed(sim: &Sim, track: &str) -> bool {
+    sim.events
+        .iter()
+        .any(|e| matches!(&e.kind, EventKind::TrackRemove { track_id, .. } if track_id == track))
+}
+
+#[test]
+fn a_track_reaches_every_peer_with_its_metadata_stream_first() {
+    let mut net = mesh(60, 3, "r");
+    net.add_track(0, "r", "cam", "video", json!({"label": "front"}), vec![]);
+    net.run_for(2 * SEC);
+    let from = net.nodes[0].id();
+    for i in 1..3 {
+        let seen = tracks_seen(&net.nodes[i]);
+        assert_eq!(
+            seen,
+            vec![(
+                from.clone(),
+                "cam".into(),
+                "video".into(),
+                Some(json!({"label": "front"}))
+            )],
+            "node {i}"
+        );
+        let first = net.nodes[i]
+            .events
+            .iter()
+            .position(|e| matches!(e.kind, EventKind::StreamAdd { .. }))
+            .expect("stream:add");
+        let track = net.nodes[i]
+            .events
+            .iter()
+            .position(|e| matches!(e.kind, EventKind::TrackAdd { .. }))
+            .expect("track:add");
+        assert!(first < track, "node {i}: stream:add came after track:add");
+    }
+    assert!(
+        tracks_seen(&net.nodes[0]).is_empty(),
+        "the sender saw its own track"
+    );
+}
+
+#[test]
+fn both_sides_adding_tracks_at_once_both_end_up_receiving() {
+    for seed in 0..20 {
+        let mut net = mesh(seed, 2, "r");
+        net.add_track(0, "r", "s0", "t0", json!(0), vec![]);
+        net.add_track(1, "r", "s1", "t1", json!(1), vec![]);
+        net.run_for(3 * SEC);
+        let (id0, id1) = (net.nodes[0].id(), net.nodes[1].id());
+        assert_eq!(
+            tracks_seen(&net.nodes[1])
+                .iter()
+                .map(|t| (t.0.clone(), t.2.clone()))
+                .collect::<Vec<_>>(),
+            vec![(id0, "t0".into())],
+            "seed {seed}"
+        );
+        assert_eq!(
+            tracks_seen(&net.nodes[0])
+                .iter()
+                .map(|t| (t.0.clone(), t.2.clone()))
+                .collect::<Vec<_>>(),
+            vec![(id1, "t1".into())],
+            "seed {seed}"
+        );
+        let ignored: u64 = (0..2)
+            .map(|i| net.nodes[i].core.drops(DropReason::MediaOfferIgnored))
+            .sum();
+        assert!(ignored <= 1, "seed {seed}: {ignored} offers ignored");
+        everyone_hears_everyone(&mut net, "r", &[0, 1], "data during media");
+    }
+}
+
+#[test]
+fn a_newcomer_gets_tracks_sent_to_everyone_but_not_targeted_ones() {
+    let mut net = Net::new(61, 3);
+    for i in 0..2 {
+        net.join(i, "r", plain());
+    }
+    assert!(net.run_until(30 * SEC, |n| converged(n, "r", &[0, 1])));
+    let one = net.nodes[1].id();
+    net.add_track(0, "r", "s", "everyone", json!(null), vec![]);
+    net.add_track(0, "r", "s", "only-one", json!(null), vec![one]);
+    net.join(2, "r", plain());
+    assert!(net.run_until(30 * SEC, |n| converged(n, "r", &all(3))));
+    net.run_for(3 * SEC);
+    let names = |i: usize| {
+        tracks_seen(&net.nodes[i])
+            .into_iter()
+            .map(|t| t.2)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(names(1), ["everyone", "only-one"]);
+    assert_eq!(names(2), ["everyone"]);
+}
+
+#[test]
+fn a_removed_track_is_seen_removed_and_a_leaving_peer_ends_its_tracks() {
+    let mut net = mesh(62, 3, "r");
+    let a = net.add_track(0, "r", "s", "a", json!(null), vec![]);
+    net.add_track(1, "r", "s", "b", json!(null), vec![]);
+    net.run_for(3 * SEC);
+    net.remove_track(0, a);
+    net.run_for(3 * SEC);
+    assert!(removed(&net.nodes[1], "a") && removed(&net.nodes[2], "a"));
+    assert!(!removed(&net.nodes[2], "b"));
+    net.leave(1, "r");
+    net.run_for(3 * SEC);
+    assert!(
+        removed(&net.nodes[2], "b"),
+        "a leaving peer's track did not end"
+    );
+}

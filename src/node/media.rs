@@ -1,0 +1,343 @@
+//! The driver's media: local tracks on links, remote tracks read once and fanned out, and the
+//! SDP steps of renegotiation, each run in order per link.
+//!
+//! Why a lock per link: the core may ask for an offer and, before it is made, for an answer
+//! that rolls it back; the engine must see those steps in the order the core decided them.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tokio::sync::broadcast;
+
+use super::core::TrackRef;
+use super::{Inner, Node, NodeError};
+use crate::drops::DropReason;
+use crate::proto;
+use crate::transport::media::{
+    self, LocalTrack, RemoteEvent, RemoteTrack, SamplePacketizer, TrackSpec,
+};
+use crate::transport::{self, ConnId};
+
+/// RTP packets a remote track holds for readers that fall behind.
+const FANOUT_DEPTH: usize = 1_024;
+
+/// A local track's per-link senders and its packetizer.
+#[derive(Default)]
+pub(super) struct LocalMedia {
+    links: HashMap<ConnId, LocalTrack>,
+    packetizer: Option<SamplePacketizer>,
+}
+
+/// A remote track: the engine's handle and its readers' channel.
+pub(super) struct RemoteMedia {
+    track: RemoteTrack,
+    fanout: broadcast::Sender<Bytes>,
+}
+
+/// The driver's media tables.
+#[derive(Default)]
+pub(super) struct MediaIo {
+    pub local: HashMap<u64, LocalMedia>,
+    pub remote: HashMap<(ConnId, String), RemoteMedia>,
+    /// Serializes each link's SDP steps.
+    steps: HashMap<ConnId, Arc<tokio::sync::Mutex<()>>>,
+}
+
+impl MediaIo {
+    fn step_lock(&mut self, conn: ConnId) -> Arc<tokio::sync::Mutex<()>> {
+        self.steps.entry(conn).or_default().clone()
+    }
+
+    /// A connection closed: forget its media.
+    pub fn forget(&mut self, conn: ConnId) {
+        self.steps.remove(&conn);
+        self.remote.retain(|(c, _), _| *c != conn);
+        for l in self.local.values_mut() {
+            l.links.remove(&conn);
+        }
+    }
+}
+
+impl Node {
+    /// Runs a media effect (called from `run_effect`).
+    pub(super) fn run_media_effect(&self, inner: &mut Inner, effect: super::core::Effect) {
+        use super::core::Effect as E;
+        let Some(conn) = (match &effect {
+            E::AddTrack { conn, .. }
+            | E::RemoveTrack { conn, .. }
+            | E::MediaOffer { conn }
+            | E::MediaAnswer { conn, .. }
+            | E::MediaApplyAnswer { conn, .. } => Some(*conn),
+            _ => None,
+        }) else {
+            return;
+        };
+        let Some(pc) = inner.io.pcs.get(&conn).cloned() else {
+            return;
+        };
+        let lock = inner.io.media.step_lock(conn);
+        let me = self.me.clone();
+        match effect {
+            E::AddTrack { track, spec, .. } => {
+                tokio::spawn(async move {
+                    let _step = lock.lock().await;
+                    let added = media::add_track(&pc, &spec).await;
+                    let Some(node) = me.upgrade() else { return };
+                    match added {
+                        Ok(local) => {
+                            node.lock()
+                                .io
+                                .media
+                                .local
+                                .entry(track)
+                                .or_default()
+                                .links
+                                .insert(conn, local);
+                            node.feed(|core, now| core.negotiation_needed(conn, now));
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "adding a track failed");
+                            node.feed(|core, _| core.count(DropReason::MediaNegotiationFailed));
+                        }
+                    }
+                });
+            }
+            E::RemoveTrack { track, .. } => {
+                let local = inner
+                    .io
+                    .media
+                    .local
+                    .get_mut(&track)
+                    .and_then(|l| l.links.remove(&conn));
+                if inner
+                    .io
+                    .media
+                    .local
+                    .get(&track)
+                    .is_some_and(|l| l.links.is_empty())
+                {
+                    inner.io.media.local.remove(&track);
+                }
+                let Some(local) = local else { return };
+                tokio::spawn(async move {
+                    let _step = lock.lock().await;
+                    let removed = media::remove_track(&pc, &local).await.is_ok();
+                    if let Some(node) = me.upgrade()
+                        && removed
+                    {
+                        node.feed(|core, now| core.negotiation_needed(conn, now));
+                    }
+                });
+            }
+            E::MediaOffer { .. } => {
+                tokio::spawn(async move {
+                    let _step = lock.lock().await;
+                    let sdp = media::renegotiation_offer(&pc)
+                        .await
+                        .map_err(|e| e.to_string());
+                    if let Some(node) = me.upgrade() {
+                        node.feed(|core, now| core.media_offer_made(conn, sdp, now));
+                    }
+                });
+            }
+            E::MediaAnswer { sdp, rollback, .. } => {
+                tokio::spawn(async move {
+                    let _step = lock.lock().await;
+                    let answer = media::answer_renegotiation(&pc, sdp, rollback)
+                        .await
+                        .map_err(|e| e.to_string());
+                    if let Some(node) = me.upgrade() {
+                        node.feed(|core, now| core.media_answer_made(conn, answer, now));
+                    }
+                });
+            }
+            E::MediaApplyAnswer { sdp, .. } => {
+                tokio::spawn(async move {
+                    let _step = lock.lock().await;
+                    let ok = transport::apply_answer(&pc, sdp).await.is_ok();
+                    if let Some(node) = me.upgrade() {
+                        node.feed(|core, now| core.media_answer_applied(conn, ok, now));
+                    }
+                });
+            }
+            _ => {}
+        }
+    }
+
+    /// A peer's track arrived: read it once, fan its packets out, tell the core.
+    pub(super) fn on_remote_track(&self, conn: ConnId, track: RemoteTrack) {
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            let (stream_id, track_id, codec) = track.describe().await;
+            let (fanout, _) = broadcast::channel(FANOUT_DEPTH);
+            {
+                let Some(node) = me.upgrade() else { return };
+                let mut inner = node.lock();
+                let remote = RemoteMedia {
+                    track: track.clone(),
+                    fanout: fanout.clone(),
+                };
+                inner
+                    .io
+                    .media
+                    .remote
+                    .insert((conn, track_id.clone()), remote);
+                inner
+                    .core
+                    .remote_track(conn, stream_id, track_id.clone(), codec, Instant::now());
+                node.run_effects(&mut inner);
+            }
+            while let RemoteEvent::Rtp(p) = track.next().await {
+                if let Some(b) = media::encode_rtp(&p) {
+                    // No reader is fine: packets are only kept for readers there are.
+                    let _ = fanout.send(b);
+                }
+            }
+            if let Some(node) = me.upgrade() {
+                let mut inner = node.lock();
+                inner.io.media.remote.remove(&(conn, track_id.clone()));
+                inner
+                    .core
+                    .remote_track_ended(conn, &track_id, Instant::now());
+                node.run_effects(&mut inner);
+            }
+        });
+    }
+
+    /// Adds a local track to a room a session joined; returns its id.
+    #[allow(clippy::too_many_arguments)]
+    pub fn add_track(
+        &self,
+        session: u64,
+        handle: u32,
+        codec: &str,
+        stream_id: &str,
+        track_id: &str,
+        targets: Vec<String>,
+        meta: Option<serde_json::Value>,
+    ) -> Result<u64, NodeError> {
+        let codec = media::Codec::from_mime(codec).ok_or_else(|| {
+            NodeError::InvalidArgument(format!(
+                "codec {codec:?} is not one of video/VP8, video/VP9, video/H264, video/AV1, audio/opus"
+            ))
+        })?;
+        let spec = TrackSpec {
+            codec,
+            stream_id: stream_id.to_owned(),
+            track_id: track_id.to_owned(),
+        };
+        let packetizer = SamplePacketizer::new(codec).ok();
+        let mut inner = self.lock();
+        let id = inner
+            .core
+            .add_track(session, handle, spec, meta, targets, Instant::now())?;
+        inner.io.media.local.entry(id).or_default().packetizer = packetizer;
+        self.run_effects(&mut inner);
+        Ok(id)
+    }
+
+    /// Removes a local track a session added.
+    pub fn remove_track(&self, session: u64, id: u64) -> Result<(), NodeError> {
+        self.feed(|core, now| core.remove_track(session, id, now))
+    }
+
+    /// Asks a peer for a keyframe of its track.
+    pub async fn request_keyframe(
+        &self,
+        session: u64,
+        handle: u32,
+        peer: &str,
+        track_id: &str,
+    ) -> Result<(), NodeError> {
+        let track = {
+            let inner = self.lock();
+            let (app, room) = inner.core.room_of(session, handle)?;
+            let r = TrackRef {
+                peer: peer.to_owned(),
+                track_id: track_id.to_owned(),
+            };
+            let conn = inner.core.remote_track_conn(&app, &room, &r)?;
+            inner
+                .io
+                .media
+                .remote
+                .get(&(conn, track_id.to_owned()))
+                .map(|m| m.track.clone())
+        };
+        let track = track.ok_or_else(|| NodeError::NotFound(format!("track {track_id} ended")))?;
+        track
+            .request_keyframe()
+            .await
+            .map_err(|e| NodeError::LinkClosed(e.to_string()))
+    }
+
+    /// Writes one unit of media to a local track; returns the links it went to.
+    pub async fn write_media(&self, write: proto::MediaWrite) -> Result<usize, NodeError> {
+        let (packets, links) = {
+            let mut inner = self.lock();
+            if inner.core.local_track(write.track).is_none() {
+                return Err(NodeError::NotFound(format!(
+                    "no local track {}",
+                    write.track
+                )));
+            }
+            let local = inner.io.media.local.entry(write.track).or_default();
+            let packets = match write.media {
+                Some(proto::media_write::Media::Rtp(bytes)) => {
+                    media::parse_rtp(&bytes).into_iter().collect()
+                }
+                Some(proto::media_write::Media::Sample(s)) => match local.packetizer.as_mut() {
+                    Some(p) => p
+                        .packetize(
+                            &Bytes::from(s.payload),
+                            Duration::from_micros(s.duration_us),
+                        )
+                        .unwrap_or_default(),
+                    None => Vec::new(),
+                },
+                None => Vec::new(),
+            };
+            if packets.is_empty() {
+                inner.core.count(DropReason::MediaBadPacket);
+                return Err(NodeError::InvalidArgument(
+                    "not an RTP packet or an encodable sample".into(),
+                ));
+            }
+            let links: Vec<LocalTrack> = local.links.values().cloned().collect();
+            (packets, links)
+        };
+        for link in &links {
+            for p in &packets {
+                // Before negotiation binds the track a write fails; media is real time, so the
+                // packet is not kept.
+                let _ = link.write_rtp(p.clone()).await;
+            }
+        }
+        Ok(links.len())
+    }
+
+    /// Subscribes to a remote track surfaced in a room.
+    pub fn read_track(
+        &self,
+        app: &str,
+        room: &str,
+        peer: &str,
+        track_id: &str,
+    ) -> Result<broadcast::Receiver<Bytes>, NodeError> {
+        let inner = self.lock();
+        let r = TrackRef {
+            peer: peer.to_owned(),
+            track_id: track_id.to_owned(),
+        };
+        let conn = inner.core.remote_track_conn(app, room, &r)?;
+        inner
+            .io
+            .media
+            .remote
+            .get(&(conn, track_id.to_owned()))
+            .map(|m| m.fanout.subscribe())
+            .ok_or_else(|| NodeError::NotFound(format!("track {track_id} ended")))
+    }
+}
