@@ -131,6 +131,12 @@ pub fn event_to_proto(ev: SessionEvent) -> proto::ServerMessage {
             kind: codec.kind().name().to_owned(),
             codec: codec.mime().to_owned(),
             meta_json: meta.map(|m| m.to_string()).unwrap_or_default(),
+            local_track: 0,
+        }),
+        EventKind::TrackReady { track, peer } => Kind::TrackReady(proto::MediaEvent {
+            peer,
+            local_track: track,
+            ..Default::default()
         }),
         EventKind::TrackRemove { peer, track_id } => Kind::TrackRemove(proto::MediaEvent {
             peer,

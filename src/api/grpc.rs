@@ -59,12 +59,18 @@ impl proto::node_server::Node for NodeService {
         request: Request<proto::ReadTrackRequest>,
     ) -> Result<Response<Self::ReadTrackStream>, Status> {
         let r = request.into_inner();
-        let rx = self
+        let (backlog, rx) = self
             .node
             .read_track(&r.app, &r.room, &r.peer, &r.track_id)
             .map_err(to_status)?;
         let node = self.node.clone();
-        let stream = futures::stream::unfold((rx, 0u64), move |(mut rx, mut lagged)| {
+        let backlog = futures::stream::iter(backlog.into_iter().map(|rtp| {
+            Ok(proto::MediaPacket {
+                rtp: rtp.to_vec(),
+                lagged: 0,
+            })
+        }));
+        let live = futures::stream::unfold((rx, 0u64), move |(mut rx, mut lagged)| {
             let node = node.clone();
             async move {
                 loop {
@@ -87,7 +93,7 @@ impl proto::node_server::Node for NodeService {
                 }
             }
         });
-        Ok(Response::new(Box::pin(stream)))
+        Ok(Response::new(Box::pin(backlog.chain(live))))
     }
 
     async fn session(

@@ -113,6 +113,68 @@ enum Cmd {
         #[arg(long)]
         json: bool,
     },
+    /// Send media files into a room (IVF: VP8, VP9, AV1; Ogg: Opus), paced in real time.
+    Publish {
+        #[command(flatten)]
+        room: RoomArgs,
+        /// An IVF video file.
+        #[arg(long, value_name = "FILE.ivf")]
+        video: Option<PathBuf>,
+        /// An Ogg Opus audio file.
+        #[arg(long, value_name = "FILE.ogg")]
+        audio: Option<PathBuf>,
+        /// Start over at the end, until interrupted.
+        #[arg(long = "loop")]
+        looping: bool,
+        /// Send only to this peer (repeatable).
+        #[arg(long = "to", value_name = "PEER")]
+        to: Vec<String>,
+        /// Wait until this many peers have joined (default 1).
+        #[arg(long, value_name = "N")]
+        wait_peers: Option<usize>,
+        /// Give up waiting for peers and negotiation after this many seconds.
+        #[arg(long, value_name = "SECS", default_value_t = 30)]
+        timeout: u64,
+    },
+    /// Write every remote track of a room to DIR/<peer>-<track>.ivf or .ogg, one JSON line per
+    /// finished file, until interrupted.
+    Record {
+        #[command(flatten)]
+        room: RoomArgs,
+        /// Where the files go.
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+    },
+}
+
+#[path = "meshrtc/media.rs"]
+mod media;
+
+/// The peers joined in a room, as a session's events tell.
+#[derive(Debug, Default)]
+struct JoinedPeers(HashSet<String>);
+
+impl JoinedPeers {
+    fn track(&mut self, e: &proto::Event) {
+        match &e.kind {
+            Some(Kind::PeerJoin(p)) => {
+                self.0.insert(p.peer.clone());
+            }
+            Some(Kind::PeerLeave(p)) => {
+                self.0.remove(&p.peer);
+            }
+            _ => {}
+        }
+    }
+
+    /// At least `n` peers, and every one of `must`.
+    fn has(&self, n: usize, must: &[String]) -> bool {
+        self.0.len() >= n && must.iter().all(|p| self.0.contains(p))
+    }
+
+    fn count(&self) -> usize {
+        self.0.len()
+    }
 }
 
 static TOKEN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
@@ -282,6 +344,10 @@ fn event_line(e: &proto::Event, progress: bool, with_security: bool) -> Option<V
         Kind::StreamAdd(m) => ("stream:add", media_json(m)),
         Kind::TrackAdd(m) => ("track:add", media_json(m)),
         Kind::TrackRemove(m) => ("track:remove", json!({"peer": m.peer, "track": m.track_id})),
+        Kind::TrackReady(m) => (
+            "track:ready",
+            json!({"peer": m.peer, "local_track": m.local_track}),
+        ),
     };
     let mut out = serde_json::Map::new();
     out.insert("event".into(), json!(name));
@@ -521,6 +587,21 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Ping { room, peer } => ping(&daemon, room, peer).await,
         Cmd::Token => token(&daemon).await,
         Cmd::Relays { json: as_json } => relays(&daemon, as_json).await,
+        Cmd::Publish {
+            room,
+            video,
+            audio,
+            looping,
+            to,
+            wait_peers,
+            timeout,
+        } => {
+            media::publish(
+                &daemon, room, video, audio, looping, to, wait_peers, timeout,
+            )
+            .await
+        }
+        Cmd::Record { room, dir } => media::record(&daemon, room, dir).await,
     }
 }
 

@@ -30,10 +30,48 @@ pub(super) struct LocalMedia {
     packetizer: Option<SamplePacketizer>,
 }
 
-/// A remote track: the engine's handle and its readers' channel.
+/// A remote track: the engine's handle, its readers' channel, and the packets since its last
+/// keyframe, so a reader that comes late starts with a picture it can decode.
 pub(super) struct RemoteMedia {
     track: RemoteTrack,
-    fanout: broadcast::Sender<Bytes>,
+    fanout: Arc<Fanout>,
+}
+
+/// Packets of one remote track on their way to readers.
+pub(super) struct Fanout {
+    tx: broadcast::Sender<Bytes>,
+    /// Packets since the last keyframe (VP8), for late readers; a reader takes a copy and
+    /// subscribes under this lock, so it misses nothing and sees nothing twice.
+    since_key: std::sync::Mutex<Vec<Bytes>>,
+}
+
+/// Packets kept for late readers at most (a keyframe interval of a few seconds).
+const KEY_CACHE: usize = 2_048;
+
+impl Fanout {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Bytes>> {
+        self.since_key.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn push(&self, packet: &rtc::rtp::Packet, bytes: Bytes, vp8: bool) {
+        let mut cache = self.lock();
+        if vp8 {
+            if media::vp8_keyframe_start(&packet.payload) {
+                cache.clear();
+            }
+            if cache.len() < KEY_CACHE {
+                cache.push(bytes.clone());
+            }
+        }
+        // No reader is fine: packets are kept only for readers there are.
+        let _ = self.tx.send(bytes);
+    }
+
+    /// The packets since the last keyframe and a receiver for the ones after them.
+    pub fn subscribe(&self) -> (Vec<Bytes>, broadcast::Receiver<Bytes>) {
+        let cache = self.lock();
+        (cache.clone(), self.tx.subscribe())
+    }
 }
 
 /// The driver's media tables.
@@ -171,7 +209,12 @@ impl Node {
         let me = self.me.clone();
         tokio::spawn(async move {
             let (stream_id, track_id, codec) = track.describe().await;
-            let (fanout, _) = broadcast::channel(FANOUT_DEPTH);
+            let (tx, _) = broadcast::channel(FANOUT_DEPTH);
+            let fanout = Arc::new(Fanout {
+                tx,
+                since_key: Default::default(),
+            });
+            let vp8 = codec == Some(media::Codec::Vp8);
             {
                 let Some(node) = me.upgrade() else { return };
                 let mut inner = node.lock();
@@ -191,8 +234,7 @@ impl Node {
             }
             while let RemoteEvent::Rtp(p) = track.next().await {
                 if let Some(b) = media::encode_rtp(&p) {
-                    // No reader is fine: packets are only kept for readers there are.
-                    let _ = fanout.send(b);
+                    fanout.push(&p, b, vp8);
                 }
             }
             if let Some(node) = me.upgrade() {
@@ -318,14 +360,15 @@ impl Node {
         Ok(links.len())
     }
 
-    /// Subscribes to a remote track surfaced in a room.
+    /// Subscribes to a remote track surfaced in a room: the packets since its last keyframe,
+    /// then the live ones.
     pub fn read_track(
         &self,
         app: &str,
         room: &str,
         peer: &str,
         track_id: &str,
-    ) -> Result<broadcast::Receiver<Bytes>, NodeError> {
+    ) -> Result<(Vec<Bytes>, broadcast::Receiver<Bytes>), NodeError> {
         let inner = self.lock();
         let r = TrackRef {
             peer: peer.to_owned(),

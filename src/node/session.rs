@@ -80,6 +80,13 @@ pub enum EventKind {
         /// The sender's metadata.
         meta: Option<Value>,
     },
+    /// One of this session's tracks is negotiated with a peer: media written now reaches it.
+    TrackReady {
+        /// The local track's id.
+        track: u64,
+        /// The peer.
+        peer: String,
+    },
     /// A peer's track ended.
     TrackRemove {
         /// The sending peer.

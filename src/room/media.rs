@@ -148,6 +148,39 @@ impl MediaMeta {
     }
 }
 
+/// The track ids an SDP's sender is sending: `a=msid` of every media section that is not
+/// rejected (port 0) and whose direction is `sendrecv` (the default) or `sendonly`. A track
+/// missing from a new offer or answer was removed by its sender.
+pub fn sending_tracks(sdp: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for section in sdp.split("\nm=").skip(1) {
+        let mut lines = section.lines();
+        let rejected = lines
+            .next()
+            .and_then(|m| m.split_whitespace().nth(1))
+            .is_some_and(|port| port == "0");
+        let mut sending = true;
+        let mut tracks = Vec::new();
+        for line in section.lines() {
+            let line = line.trim_end_matches('\r');
+            match line {
+                "a=recvonly" | "a=inactive" => sending = false,
+                _ => {
+                    if let Some(msid) = line.strip_prefix("a=msid:")
+                        && let Some(track) = msid.split_whitespace().nth(1)
+                    {
+                        tracks.push(track.to_owned());
+                    }
+                }
+            }
+        }
+        if sending && !rejected {
+            out.extend(tracks);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -178,6 +211,22 @@ mod tests {
         let stream = Payload::Json(json!({"k": "abc", "s": "stream"}));
         let wire = MediaWire::parse(ACTION_STREAM, &stream).expect("stream");
         assert_eq!(wire.encode(), (ACTION_STREAM, stream));
+    }
+
+    #[test]
+    fn the_tracks_an_sdp_sends_are_read_from_its_media_sections() {
+        let sdp = "v=0\r\no=- 1 2 IN IP4 0.0.0.0\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\na=msid:cam video-1\r\n\
+m=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=sendonly\r\na=msid:cam audio-1\r\n\
+m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=recvonly\r\na=msid:cam gone-1\r\n\
+m=audio 0 UDP/TLS/RTP/SAVPF 111\r\na=sendrecv\r\na=msid:cam rejected\r\n\
+m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n";
+        let tracks: Vec<String> = sending_tracks(sdp).into_iter().collect();
+        assert_eq!(tracks, ["audio-1", "video-1"]);
+        assert!(
+            sending_tracks("v=0\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n")
+                .is_empty()
+        );
     }
 
     #[test]

@@ -358,3 +358,59 @@ pub fn encode_rtp(packet: &rtc::rtp::Packet) -> Option<bytes::Bytes> {
     use rtc::shared::marshal::Marshal as _;
     packet.marshal().ok().map(|b| b.freeze())
 }
+
+/// Whether an RTP payload starts a VP8 keyframe (RFC 7741: the first packet of a partition 0,
+/// with the frame header's P bit clear).
+pub fn vp8_keyframe_start(payload: &[u8]) -> bool {
+    let Some(&first) = payload.first() else {
+        return false;
+    };
+    let (start, partition) = (first & 0x10 != 0, first & 0x07);
+    if !start || partition != 0 {
+        return false;
+    }
+    let mut i = 1;
+    if first & 0x80 != 0 {
+        let Some(&ext) = payload.get(1) else {
+            return false;
+        };
+        i = 2;
+        if ext & 0x80 != 0 {
+            // Picture id: 7 bits, or 15 with the M bit.
+            i += if payload.get(i).is_some_and(|b| b & 0x80 != 0) {
+                2
+            } else {
+                1
+            };
+        }
+        if ext & 0x40 != 0 {
+            i += 1;
+        }
+        if ext & 0x30 != 0 {
+            i += 1;
+        }
+    }
+    payload.get(i).is_some_and(|b| b & 0x01 == 0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vp8_keyframes_are_told_from_inter_frames() {
+        // S=1, PID=0, no extensions; frame header P bit 0 (key) or 1 (inter).
+        assert!(vp8_keyframe_start(&[0x10, 0x00, 0x9d, 0x01]));
+        assert!(!vp8_keyframe_start(&[0x10, 0x01, 0x9d]));
+        // Not the start of a partition, or partition 1.
+        assert!(!vp8_keyframe_start(&[0x00, 0x00]));
+        assert!(!vp8_keyframe_start(&[0x11, 0x00]));
+        // X with a 15-bit picture id (I, M), then a key frame header.
+        assert!(vp8_keyframe_start(&[0x90, 0x80, 0x81, 0x23, 0x00]));
+        assert!(!vp8_keyframe_start(&[0x90, 0x80, 0x81, 0x23, 0x01]));
+        // X with a 7-bit picture id, TL0PICIDX and TID.
+        assert!(vp8_keyframe_start(&[0x90, 0xe0, 0x05, 0x07, 0x20, 0x10]));
+        assert!(!vp8_keyframe_start(&[]));
+        assert!(!vp8_keyframe_start(&[0x90]));
+    }
+}

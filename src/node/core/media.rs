@@ -312,6 +312,13 @@ impl Core {
         match sdp {
             Ok(sdp) => {
                 link.nego.offer_out = true;
+                link.nego.offered = self
+                    .st
+                    .local_tracks
+                    .iter()
+                    .filter(|(_, t)| t.on.contains(&conn))
+                    .map(|(id, _)| *id)
+                    .collect();
                 self.send_signal(&lk, conn, SignalKind::Offer, sdp);
             }
             Err(e) => {
@@ -340,11 +347,49 @@ impl Core {
     /// Input: the remote answer to our renegotiation was applied (or refused).
     pub fn media_answer_applied(&mut self, conn: ConnId, ok: bool, now: Instant) {
         self.at(now);
-        if !ok {
+        let Some(lk) = self.st.link_of(conn) else {
+            return;
+        };
+        if ok {
+            self.tracks_ready(&lk);
+        } else {
             self.count(DropReason::MediaNegotiationFailed);
         }
-        if let Some(lk) = self.st.link_of(conn) {
-            self.negotiate_again(&lk, conn);
+        self.negotiate_again(&lk, conn);
+    }
+
+    /// The tracks our answered offer carried flow now: their apps may start writing.
+    fn tracks_ready(&mut self, lk: &LinkKey) {
+        let offered = match self.st.links.get_mut(lk) {
+            Some(link) => std::mem::take(&mut link.nego.offered),
+            None => return,
+        };
+        for id in offered {
+            let Some(t) = self.st.local_tracks.get(&id) else {
+                continue;
+            };
+            let Some(handle) = self
+                .st
+                .rooms
+                .get(&t.room)
+                .and_then(|e| e.sessions.get(&t.session))
+                .map(|s| s.handle)
+            else {
+                continue;
+            };
+            let event = crate::node::session::SessionEvent {
+                room: handle,
+                app: t.room.app.clone(),
+                room_id: t.room.room.clone(),
+                kind: EventKind::TrackReady {
+                    track: id,
+                    peer: lk.peer.clone(),
+                },
+            };
+            self.effect(Effect::Deliver {
+                session: t.session,
+                event,
+            });
         }
     }
 
@@ -391,6 +436,9 @@ impl Core {
     }
 
     fn on_media_signal(&mut self, lk: &LinkKey, conn: ConnId, kind: SignalKind, sdp: String) {
+        if kind != SignalKind::Candidate {
+            self.end_unsent_tracks(conn, &sdp);
+        }
         let initiator = self.st.conns.get(&conn).is_some_and(|c| c.initiator);
         let Some(link) = self.st.links.get_mut(lk) else {
             return;
@@ -540,6 +588,22 @@ impl Core {
                     meta: found.meta.meta,
                 },
             );
+        }
+    }
+
+    /// A new description from the peer no longer sends some of its tracks: they ended.
+    fn end_unsent_tracks(&mut self, conn: ConnId, sdp: &str) {
+        let sending = crate::room::media::sending_tracks(sdp);
+        let ended: Vec<String> = self
+            .st
+            .remote_tracks
+            .keys()
+            .filter(|(c, id)| *c == conn && !sending.contains(id))
+            .map(|(_, id)| id.clone())
+            .collect();
+        let now = self.now;
+        for id in ended {
+            self.remote_track_ended(conn, &id, now);
         }
     }
 

@@ -134,7 +134,7 @@ pub(super) struct Link {
 }
 
 /// Perfect negotiation on one link, as Trystero does it.
-#[derive(Debug, Default, Clone, Copy)]
+#[derive(Debug, Default, Clone)]
 pub(super) struct Negotiation {
     /// Our offer is being made.
     pub making_offer: bool,
@@ -144,6 +144,8 @@ pub(super) struct Negotiation {
     pub superseded: bool,
     /// Tracks changed while a round was under way: negotiate again after it.
     pub again: bool,
+    /// Local tracks on the link when our last offer was made.
+    pub offered: BTreeSet<u64>,
 }
 
 /// A track a local app sends into a room.

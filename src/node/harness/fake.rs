@@ -186,11 +186,15 @@ impl Fakes {
         }
     }
 
-    /// An offer from `end`: its local tracks, one per line.
+    /// A description from `end` sending its local tracks (one media section each, with an
+    /// `a=msid` as real SDP has, and the codec for the harness).
     pub fn media_offer(&self, end: End) -> String {
-        let mut sdp = String::from("harness-media-offer");
+        let mut sdp = String::from("v=0\r\n");
         for (stream, track, codec) in self.tracks.get(&end).into_iter().flat_map(|t| t.values()) {
-            sdp.push_str(&format!("\n{stream} {track} {}", codec.mime()));
+            sdp.push_str(&format!(
+                "m=video 9 UDP/TLS/RTP/SAVPF 96\r\na=sendrecv\r\na=msid:{stream} {track}\r\na=x-codec:{}\r\n",
+                codec.mime()
+            ));
         }
         sdp
     }
@@ -202,12 +206,17 @@ impl Fakes {
         sdp: &str,
     ) -> (Vec<(String, String, Codec)>, Vec<String>) {
         let offered: Vec<(String, String, Codec)> = sdp
-            .lines()
+            .split("m=")
             .skip(1)
-            .filter_map(|l| {
-                let mut p = l.split(' ');
-                let (s, t, c) = (p.next()?, p.next()?, p.next()?);
-                Some((s.to_owned(), t.to_owned(), Codec::from_mime(c)?))
+            .filter_map(|section| {
+                let msid = section
+                    .lines()
+                    .find_map(|l| l.trim_end().strip_prefix("a=msid:"))?;
+                let codec = section
+                    .lines()
+                    .find_map(|l| l.trim_end().strip_prefix("a=x-codec:"))?;
+                let (s, t) = msid.split_once(' ')?;
+                Some((s.to_owned(), t.to_owned(), Codec::from_mime(codec)?))
             })
             .collect();
         let received = self.received.entry(end).or_default();

@@ -1,0 +1,402 @@
+//! `meshrtc publish` and `meshrtc record`: media files into a room, a room's tracks into files.
+//!
+//! Publishing reads IVF (VP8, VP9, AV1) and Ogg (Opus) and writes their frames as samples,
+//! paced in real time; the daemon packetizes them. Recording reads each remote track's RTP
+//! and writes IVF or Ogg, finalized when the track or its peer ends.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use meshrtc::proto::{self, client_message::Body, event::Kind, server_message};
+
+use rtc::media::io::ivf_reader::{IVFFileHeader, IVFReader};
+use rtc::media::io::ivf_writer::IVFWriter;
+use rtc::media::io::ogg_reader::OggReader;
+use rtc::media::io::ogg_writer::OggWriter;
+use rtc::shared::marshal::Unmarshal as _;
+use serde_json::json;
+use tokio::sync::{mpsc, oneshot};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::{RoomArgs, Session, client, print_line};
+
+/// The stream id every published track shares (one stream: audio and video play together).
+const STREAM_ID: &str = "meshrtc-publish";
+
+/// One media file to publish.
+struct Source {
+    path: PathBuf,
+    codec: &'static str,
+    track_id: &'static str,
+}
+
+fn ivf_codec(path: &Path) -> anyhow::Result<&'static str> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let (_, header) = IVFReader::new(BufReader::new(file)).context("not an IVF file")?;
+    match &header.four_cc {
+        b"VP80" => Ok("video/VP8"),
+        b"VP90" => Ok("video/VP9"),
+        b"AV01" => Ok("video/AV1"),
+        other => bail!(
+            "{}: IVF with codec {:?}; VP8, VP9 or AV1 expected",
+            path.display(),
+            String::from_utf8_lossy(other)
+        ),
+    }
+}
+
+/// Publishes media files into a room until they have been sent (once, or forever with
+/// `looping`).
+#[allow(clippy::too_many_arguments)]
+pub async fn publish(
+    daemon: &str,
+    room: RoomArgs,
+    video: Option<PathBuf>,
+    audio: Option<PathBuf>,
+    looping: bool,
+    to: Vec<String>,
+    wait_peers: Option<usize>,
+    timeout: u64,
+) -> anyhow::Result<()> {
+    let mut sources = Vec::new();
+    if let Some(path) = video {
+        sources.push(Source {
+            codec: ivf_codec(&path)?,
+            path,
+            track_id: "video",
+        });
+    }
+    if let Some(path) = audio {
+        OggReader::new(BufReader::new(File::open(&path)?), true)
+            .with_context(|| format!("{}: not an Ogg Opus file", path.display()))?;
+        sources.push(Source {
+            path,
+            codec: "audio/opus",
+            track_id: "audio",
+        });
+    }
+    if sources.is_empty() {
+        bail!("give --video FILE.ivf and/or --audio FILE.ogg");
+    }
+    let mut s = Session::open(daemon).await?;
+    let (reply, early) = s.join(&room, vec![String::new()]).await?;
+    let mut joined = super::JoinedPeers::default();
+    early.iter().for_each(|e| joined.track(e));
+    let need = wait_peers.unwrap_or(1).max(to.len());
+    let deadline = Instant::now() + Duration::from_secs(timeout);
+    while !joined.has(need, &to) {
+        let msg = tokio::time::timeout_at(deadline.into(), s.next())
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "timed out after {timeout} s waiting for {need} peer(s) in room {}",
+                    room.room
+                )
+            })??;
+        if let Some(server_message::Body::Event(e)) = msg.body {
+            joined.track(&e);
+        }
+    }
+    let mut tracks = Vec::new();
+    for src in &sources {
+        let id = s
+            .request(Body::AddTrack(proto::AddTrackRequest {
+                room: reply.room,
+                codec: src.codec.to_owned(),
+                stream_id: STREAM_ID.to_owned(),
+                track_id: src.track_id.to_owned(),
+                targets: to.clone(),
+                meta_json:
+                    json!({"file": src.path.file_name().map(|n| n.to_string_lossy().into_owned())})
+                        .to_string(),
+            }))
+            .await?;
+        tracks.push(s.reply(id, |e| joined.track(&e)).await?.track);
+    }
+    // Media written before a link has negotiated a track is lost: wait until every track is
+    // ready on every peer it goes to.
+    let peers = joined.count();
+    let mut ready: HashMap<u64, usize> = HashMap::new();
+    while tracks
+        .iter()
+        .any(|t| ready.get(t).copied().unwrap_or(0) < peers)
+    {
+        let msg = tokio::time::timeout_at(deadline.into(), s.next())
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "timed out after {timeout} s waiting for the tracks to be negotiated"
+                )
+            })??;
+        if let Some(server_message::Body::Event(proto::Event {
+            kind: Some(Kind::TrackReady(m)),
+            ..
+        })) = msg.body
+        {
+            *ready.entry(m.local_track).or_default() += 1;
+        }
+    }
+    let mut c = client(daemon).await?;
+    let (tx, rx) = mpsc::channel(256);
+    let writer = tokio::spawn(async move { c.write_media(ReceiverStream::new(rx)).await });
+    let mut senders = Vec::new();
+    for (src, track) in sources.into_iter().zip(tracks) {
+        let tx = tx.clone();
+        senders.push(tokio::spawn(async move {
+            send_file(src, track, looping, tx).await
+        }));
+    }
+    drop(tx);
+    let mut frames = 0u64;
+    for sender in senders {
+        frames += sender.await??;
+    }
+    let summary = writer.await?.context("writing media")?.into_inner();
+    print_line(
+        &json!({"event": "published", "frames": frames, "packets": summary.packets, "refused": summary.refused}),
+    )?;
+    drop(s);
+    Ok(())
+}
+
+/// Sends one file's frames as samples, paced by their durations; returns the frames sent.
+async fn send_file(
+    src: Source,
+    track: u64,
+    looping: bool,
+    tx: mpsc::Sender<proto::MediaWrite>,
+) -> anyhow::Result<u64> {
+    let mut sent = 0;
+    loop {
+        let frames = if src.codec == "audio/opus" {
+            read_ogg(&src.path)?
+        } else {
+            read_ivf(&src.path)?
+        };
+        let start = tokio::time::Instant::now();
+        let mut at = Duration::ZERO;
+        for (payload, duration) in frames {
+            tokio::time::sleep_until(start + at).await;
+            let write = proto::MediaWrite {
+                track,
+                media: Some(proto::media_write::Media::Sample(proto::Sample {
+                    payload,
+                    duration_us: duration.as_micros() as u64,
+                })),
+            };
+            if tx.send(write).await.is_err() {
+                bail!("the daemon closed the media stream");
+            }
+            sent += 1;
+            at += duration;
+        }
+        if !looping {
+            return Ok(sent);
+        }
+    }
+}
+
+/// An IVF file's frames with their durations.
+fn read_ivf(path: &Path) -> anyhow::Result<Vec<(Vec<u8>, Duration)>> {
+    let (mut reader, header) = IVFReader::new(BufReader::new(File::open(path)?))?;
+    let tick = Duration::from_secs_f64(
+        f64::from(header.timebase_numerator.max(1)) / f64::from(header.timebase_denominator.max(1)),
+    );
+    let mut frames: Vec<(Vec<u8>, u64)> = Vec::new();
+    while let Ok((frame, h)) = reader.parse_next_frame() {
+        frames.push((frame.to_vec(), h.timestamp));
+    }
+    let mut out = Vec::with_capacity(frames.len());
+    for i in 0..frames.len() {
+        let ticks = frames
+            .get(i + 1)
+            .map_or(1, |n| n.1.saturating_sub(frames[i].1).max(1));
+        out.push((std::mem::take(&mut frames[i].0), tick * ticks as u32));
+    }
+    Ok(out)
+}
+
+/// An Ogg Opus file's pages with their durations (from granule positions, 48 kHz).
+fn read_ogg(path: &Path) -> anyhow::Result<Vec<(Vec<u8>, Duration)>> {
+    let (mut reader, _) = OggReader::new(BufReader::new(File::open(path)?), true)?;
+    let mut out = Vec::new();
+    let mut last = 0u64;
+    while let Ok((page, header)) = reader.parse_next_page() {
+        if header.opus_header_type(&page).is_some() {
+            continue;
+        }
+        let samples = header.granule_position.saturating_sub(last);
+        last = header.granule_position;
+        // An Opus packet lasts at most 120 ms; a longer page holds several, and a page is sent
+        // as one packet.
+        if samples > 48_000 * 120 / 1_000 {
+            bail!(
+                "{}: its Ogg pages hold several Opus packets; re-mux it with one packet per page: \
+                 ffmpeg -i IN -c:a copy -page_duration 20000 OUT.ogg",
+                path.display()
+            );
+        }
+        out.push((
+            page.to_vec(),
+            Duration::from_micros(samples * 1_000_000 / 48_000),
+        ));
+    }
+    Ok(out)
+}
+
+/// What one recording wrote.
+struct Recorded {
+    path: PathBuf,
+    peer: String,
+    kind: String,
+    codec: String,
+    units: u64,
+    duration: Duration,
+}
+
+/// Records every remote track of a room into `dir` until interrupted.
+pub async fn record(daemon: &str, room: RoomArgs, dir: PathBuf) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    let mut s = Session::open(daemon).await?;
+    s.join(&room, vec![String::new()]).await?;
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<anyhow::Result<Recorded>>();
+    let mut stops: HashMap<(String, String), oneshot::Sender<()>> = HashMap::new();
+    loop {
+        tokio::select! {
+            msg = s.next() => {
+                let Some(server_message::Body::Event(e)) = msg?.body else { continue };
+                match e.kind {
+                    Some(Kind::TrackAdd(m)) => {
+                        let (stop_tx, stop_rx) = oneshot::channel();
+                        stops.insert((m.peer.clone(), m.track_id.clone()), stop_tx);
+                        let job = RecordJob { daemon: daemon.to_owned(), app: room.app.clone(), room: room.room.clone(), dir: dir.clone(), track: m };
+                        let done = done_tx.clone();
+                        tokio::spawn(async move { let _ = done.send(job.run(stop_rx).await); });
+                    }
+                    Some(Kind::TrackRemove(m)) => {
+                        if let Some(stop) = stops.remove(&(m.peer, m.track_id)) { let _ = stop.send(()); }
+                    }
+                    Some(Kind::PeerLeave(p)) => {
+                        let gone: Vec<_> = stops.keys().filter(|(peer, _)| *peer == p.peer).cloned().collect();
+                        for k in gone { if let Some(stop) = stops.remove(&k) { let _ = stop.send(()); } }
+                    }
+                    _ => {}
+                }
+            }
+            Some(done) = done_rx.recv() => match done {
+                Ok(r) => print_line(&json!({
+                    "event": "recorded", "path": r.path, "peer": r.peer, "kind": r.kind, "codec": r.codec,
+                    if r.kind == "video" { "frames" } else { "packets" }: r.units,
+                    "duration_ms": r.duration.as_millis() as u64,
+                }))?,
+                Err(e) => eprintln!("meshrtc record: {e:#}"),
+            },
+        }
+    }
+}
+
+/// One remote track being written to a file.
+struct RecordJob {
+    daemon: String,
+    app: String,
+    room: String,
+    dir: PathBuf,
+    track: proto::MediaEvent,
+}
+
+impl RecordJob {
+    async fn run(self, mut stop: oneshot::Receiver<()>) -> anyhow::Result<Recorded> {
+        let t = &self.track;
+        let safe = |s: &str| {
+            s.chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                        c
+                    } else {
+                        '_'
+                    }
+                })
+                .collect::<String>()
+        };
+        let ext = if t.codec == "audio/opus" {
+            "ogg"
+        } else {
+            "ivf"
+        };
+        let path = self
+            .dir
+            .join(format!("{}-{}.{ext}", safe(&t.peer), safe(&t.track_id)));
+        let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+        let mut writer: Box<dyn rtc::media::io::Writer + Send> = match t.codec.as_str() {
+            "audio/opus" => Box::new(OggWriter::new(file, 48_000, 2)?),
+            codec => {
+                let four_cc = match codec {
+                    "video/VP8" => *b"VP80",
+                    "video/VP9" => *b"VP90",
+                    "video/AV1" => *b"AV01",
+                    other => bail!("recording {other} is not supported"),
+                };
+                let header = IVFFileHeader {
+                    signature: *b"DKIF",
+                    version: 0,
+                    header_size: 32,
+                    four_cc,
+                    width: 640,
+                    height: 480,
+                    timebase_denominator: 90_000,
+                    timebase_numerator: 1,
+                    num_frames: 0,
+                    unused: 0,
+                };
+                Box::new(IVFWriter::new(file, &header)?)
+            }
+        };
+        let mut c = client(&self.daemon).await?;
+        let request = proto::ReadTrackRequest {
+            app: self.app.clone(),
+            room: self.room.clone(),
+            peer: t.peer.clone(),
+            track_id: t.track_id.clone(),
+        };
+        let mut packets = c.read_track(request).await?.into_inner();
+        let (mut units, mut first, mut last) = (0u64, None, 0u32);
+        loop {
+            tokio::select! {
+                _ = &mut stop => break,
+                p = packets.message() => {
+                    let Some(p) = p? else { break };
+                    let mut buf = &p.rtp[..];
+                    let Ok(packet) = rtc::rtp::Packet::unmarshal(&mut buf) else { continue };
+                    if writer.write_rtp(&packet).is_err() {
+                        continue;
+                    }
+                    let ts = packet.header.timestamp;
+                    first.get_or_insert(ts);
+                    last = ts;
+                    if t.kind == "audio" || packet.header.marker {
+                        units += 1;
+                    }
+                }
+            }
+        }
+        writer.close()?;
+        let clock = if t.kind == "audio" {
+            48_000.0
+        } else {
+            90_000.0
+        };
+        let span = first.map_or(0, |f| last.wrapping_sub(f));
+        Ok(Recorded {
+            path,
+            peer: t.peer.clone(),
+            kind: t.kind.clone(),
+            codec: t.codec.clone(),
+            units,
+            duration: Duration::from_secs_f64(f64::from(span) / clock),
+        })
+    }
+}

@@ -1,0 +1,227 @@
+//! Media between two daemons with real components: files made by ffmpeg, `meshrtc publish` on
+//! one daemon, `meshrtc record` on the other, the recordings checked with ffprobe.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+const SECONDS: u32 = 4;
+const FPS: u32 = 25;
+
+fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .output()
+        .expect("ffmpeg (Debian package ffmpeg) must be installed");
+    assert!(
+        out.status.success(),
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Frames (video) or packets (audio) ffprobe decodes, and the duration it reports.
+fn probe(path: &Path) -> (u64, f64) {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_entries",
+            "stream=nb_read_frames:format=duration",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    assert!(
+        out.status.success(),
+        "ffprobe {}: {}",
+        path.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    let frames = v["streams"][0]["nb_read_frames"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    let duration = v["format"]["duration"]
+        .as_str()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0.0);
+    (frames, duration)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn published_files_are_recorded_on_the_other_daemon_and_decode() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let video = dir.path().join("source.ivf");
+    let audio = dir.path().join("source.ogg");
+    let secs = SECONDS.to_string();
+    let rate = FPS.to_string();
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc=size=320x240:rate={rate}"),
+        "-t",
+        &secs,
+        "-c:v",
+        "libvpx",
+        "-g",
+        &rate,
+        "-b:v",
+        "500k",
+        video.to_str().expect("path"),
+    ]);
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        &secs,
+        "-c:a",
+        "libopus",
+        "-page_duration",
+        "20000",
+        audio.to_str().expect("path"),
+    ]);
+    let (src_frames, src_secs) = probe(&video);
+    let (src_packets, _) = probe(&audio);
+    assert!(
+        src_frames >= u64::from(SECONDS * FPS) - 1,
+        "source has {src_frames} frames"
+    );
+
+    let a = Daemon::with_embedded_relay().await;
+    let b = Daemon::with_relays(&[a.relay_url()]).await;
+    let out_dir = dir.path().join("recorded");
+    let mut recorder = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshrtc"))
+        .args([
+            "--daemon",
+            &b.endpoint(),
+            "record",
+            "media-room",
+            "--dir",
+            out_dir.to_str().expect("path"),
+        ])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("meshrtc record");
+    let mut lines = BufReader::new(recorder.stdout.take().expect("stdout")).lines();
+
+    // A data session on the publishing side keeps talking during the media (liveness of data).
+    let mut chat_a = a.session().await;
+    let room_a = chat_a.join("meshrtc", "media-room", "").await;
+    let mut chat_b = b.session().await;
+    chat_b.join("meshrtc", "media-room", "").await;
+    assert!(
+        chat_a
+            .wait_join(&b.peer_id().await, Duration::from_secs(30))
+            .await
+    );
+
+    let publish = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshrtc"))
+        .args([
+            "--daemon",
+            &a.endpoint(),
+            "publish",
+            "media-room",
+            "--video",
+            video.to_str().expect("path"),
+            "--audio",
+            audio.to_str().expect("path"),
+            "--wait-peers",
+            "1",
+        ])
+        .output();
+    let chat = async {
+        for i in 0..5 {
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            chat_a
+                .send(room_a, "chat", text(&format!("during media {i}")), &[])
+                .await;
+        }
+    };
+    let (publish, ()) = tokio::join!(publish, chat);
+    let publish = publish.expect("meshrtc publish");
+    assert!(
+        publish.status.success(),
+        "publish failed: {}",
+        String::from_utf8_lossy(&publish.stderr)
+    );
+    for i in 0..5 {
+        let m = chat_b
+            .wait_message(Duration::from_secs(10))
+            .await
+            .expect("a data message during media");
+        assert!(format!("{:?}", m.payload).contains(&format!("during media {i}")));
+    }
+
+    // The publisher's session ended with its tracks: the recorder finalizes both files.
+    let mut recorded = Vec::new();
+    while recorded.len() < 2 {
+        let next = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await;
+        if next.is_err() {
+            let files: Vec<_> = std::fs::read_dir(&out_dir)
+                .map(|d| {
+                    d.flatten()
+                        .map(|e| (e.path(), e.metadata().map(|m| m.len()).unwrap_or(0)))
+                        .collect()
+                })
+                .unwrap_or_default();
+            eprintln!(
+                "recordings so far: {files:?}\na drops: {:?}\nb drops: {:?}",
+                a.status().await.drops,
+                b.status().await.drops
+            );
+        }
+        let line = next
+            .expect("a recording finished within 30 s")
+            .expect("read")
+            .expect("recorder exited early");
+        let v: Value = serde_json::from_str(&line).expect("json line");
+        assert_eq!(v["event"], "recorded", "{line}");
+        recorded.push(v);
+    }
+    let _ = recorder.start_kill();
+    let video_line = recorded
+        .iter()
+        .find(|v| v["kind"] == "video")
+        .expect("a video recording");
+    let audio_line = recorded
+        .iter()
+        .find(|v| v["kind"] == "audio")
+        .expect("an audio recording");
+    assert_eq!(video_line["codec"], "video/VP8");
+    assert_eq!(audio_line["codec"], "audio/opus");
+
+    let (frames, _) = probe(Path::new(video_line["path"].as_str().expect("path")));
+    let duration_ms = video_line["duration_ms"].as_u64().unwrap_or(0) as f64;
+    println!("video: {frames} of {src_frames} frames decoded, {duration_ms} ms of {src_secs:.2} s");
+    assert!(
+        frames as f64 >= 0.95 * src_frames as f64,
+        "only {frames} of {src_frames} frames decode"
+    );
+    assert!(
+        duration_ms / 1000.0 >= 0.95 * (src_secs - 1.0 / f64::from(FPS)),
+        "video lasts {duration_ms} ms"
+    );
+
+    let (packets, audio_secs) = probe(Path::new(audio_line["path"].as_str().expect("path")));
+    println!("audio: {packets} of {src_packets} packets decoded, {audio_secs:.2} s");
+    assert!(
+        packets as f64 >= 0.95 * src_packets as f64,
+        "only {packets} of {src_packets} audio packets decode"
+    );
+}
