@@ -52,3 +52,9 @@ fn hostile_page_garbage_is_dropped_and_counted() {
 fn pages_behind_mdns_host_names_join_a_daemon_that_resolves_them() {
     run_browser_suite("mdns.mjs");
 }
+
+#[test]
+#[ignore = "real Chromium; scripts/test.sh runs it with --ignored"]
+fn trystero_pages_exchange_media_with_daemons() {
+    run_browser_suite("media.mjs");
+}

@@ -225,3 +225,80 @@ async fn published_files_are_recorded_on_the_other_daemon_and_decode() {
         "only {packets} of {src_packets} audio packets decode"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_daemons_publishing_at_once_both_receive() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let video = dir.path().join("clip.ivf");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=160x120:rate=25",
+        "-t",
+        "3",
+        "-c:v",
+        "libvpx",
+        "-g",
+        "25",
+        video.to_str().expect("path"),
+    ]);
+    let a = Daemon::with_embedded_relay().await;
+    let b = Daemon::with_relays(&[a.relay_url()]).await;
+    let mut recorders = Vec::new();
+    for (d, name) in [(&a, "a"), (&b, "b")] {
+        let out = dir.path().join(name);
+        let mut r = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshrtc"))
+            .args([
+                "--daemon",
+                &d.endpoint(),
+                "record",
+                "glare",
+                "--dir",
+                out.to_str().expect("path"),
+            ])
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("meshrtc record");
+        let lines = BufReader::new(r.stdout.take().expect("stdout")).lines();
+        recorders.push((r, lines));
+    }
+    // Both add a track at the same moment: both offer, one yields (perfect negotiation).
+    let publish = |d: &Daemon| {
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_meshrtc"))
+            .args([
+                "--daemon",
+                &d.endpoint(),
+                "publish",
+                "glare",
+                "--video",
+                video.to_str().expect("path"),
+                "--wait-peers",
+                "1",
+            ])
+            .output()
+    };
+    let (pa, pb) = tokio::join!(publish(&a), publish(&b));
+    for p in [pa.expect("publish a"), pb.expect("publish b")] {
+        assert!(
+            p.status.success(),
+            "publish failed: {}",
+            String::from_utf8_lossy(&p.stderr)
+        );
+    }
+    for (i, (_, lines)) in recorders.iter_mut().enumerate() {
+        let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+            .await
+            .expect("a recording within 30 s")
+            .expect("read")
+            .expect("recorder exited");
+        let v: Value = serde_json::from_str(&line).expect("json");
+        let (frames, _) = probe(Path::new(v["path"].as_str().expect("path")));
+        println!("daemon {i} recorded {frames} frames from the other");
+        assert!(
+            frames >= 70,
+            "daemon {i}: only {frames} of 75 frames decode"
+        );
+    }
+}

@@ -113,6 +113,7 @@ impl Node {
             return;
         };
         let Some(pc) = inner.io.pcs.get(&conn).cloned() else {
+            tracing::debug!(conn, "media step for a connection that is gone");
             return;
         };
         let lock = inner.io.media.step_lock(conn);
@@ -186,6 +187,12 @@ impl Node {
                     let answer = media::answer_renegotiation(&pc, sdp, rollback)
                         .await
                         .map_err(|e| e.to_string());
+                    tracing::debug!(
+                        conn,
+                        rollback,
+                        ok = answer.is_ok(),
+                        "renegotiation answered"
+                    );
                     if let Some(node) = me.upgrade() {
                         node.feed(|core, now| core.media_answer_made(conn, answer, now));
                     }

@@ -199,7 +199,8 @@ impl Transport {
         }
     }
 
-    async fn build(&self, id: ConnId) -> Result<Connection, TransportError> {
+    /// A peer connection; `offerer` when this side makes the first offer.
+    async fn build(&self, id: ConnId, offerer: bool) -> Result<Connection, TransportError> {
         let mdns = if self.config.resolve_mdns {
             rtc::ice::mdns::MulticastDnsMode::QueryOnly
         } else {
@@ -225,6 +226,15 @@ impl Transport {
                 Some(Duration::from_secs(15)),
                 Some(Duration::from_secs(2)),
             )
+            // Answers to media renegotiations must keep the DTLS role of the running transport.
+            // webrtc-rs answers with this configured role, not the one in force; the first
+            // offerer is the DTLS server (browsers and webrtc-rs answer `setup:active`), so a
+            // wrong `active` in its later answers makes a browser refuse them.
+            .with_answering_dtls_role(if offerer {
+                rtc::peer_connection::transport::RTCDtlsRole::Server
+            } else {
+                rtc::peer_connection::transport::RTCDtlsRole::Client
+            })
             .build();
         let servers = if self.config.ice_servers.is_empty() {
             Vec::new()
@@ -268,7 +278,7 @@ impl Transport {
 
     /// Creates a connection as offerer: opens the `data` channel and returns the offer SDP.
     pub async fn offer(&self, id: ConnId) -> Result<(Connection, String), TransportError> {
-        let pc = self.build(id).await?;
+        let pc = self.build(id, true).await?;
         let result = async {
             let channel = pc
                 .create_data_channel(DATA_CHANNEL_LABEL, None)
@@ -296,7 +306,7 @@ impl Transport {
         id: ConnId,
         offer_sdp: String,
     ) -> Result<(Connection, String), TransportError> {
-        let pc = self.build(id).await?;
+        let pc = self.build(id, false).await?;
         let result = async {
             let offer = RTCSessionDescription::offer(offer_sdp).map_err(err)?;
             pc.set_remote_description(offer).await.map_err(err)?;

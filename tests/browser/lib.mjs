@@ -153,7 +153,7 @@ export class Daemon {
  * loopback and mDNS flags let WebRTC use 127.0.0.1 host candidates (Chromium otherwise hides
  * host addresses behind .local names and ignores loopback).
  */
-export const launchBrowser = () =>
+export const launchBrowser = (extraArgs = []) =>
   chromium.launch({
     executablePath: process.env.CHROMIUM ?? '/usr/bin/chromium',
     headless: true,
@@ -166,7 +166,8 @@ export const launchBrowser = () =>
       '--disable-component-update',
       '--disable-sync',
       '--allow-loopback-in-peer-connection',
-      '--disable-features=WebRtcHideLocalIpsWithMdns'
+      '--disable-features=WebRtcHideLocalIpsWithMdns',
+      ...extraArgs
     ]
   })
 

@@ -31,6 +31,7 @@ impl Core {
         let Some(link) = self.st.links.remove(lk) else {
             return;
         };
+        tracing::debug!(app = %lk.app, peer = %lk.peer, ?reason, "link down");
         self.st.conns.remove(&link.conn);
         self.close(link.conn, Duration::ZERO);
         self.media_link_down(lk, link.conn);

@@ -20,6 +20,18 @@ use crate::transport::ConnId;
 use crate::transport::media::{Codec, TrackSpec};
 use crate::wire::topic::random_id_from;
 
+/// A media message for a debug log: SDP bodies are long, so only their kind and size.
+struct MediaWireLog<'a>(&'a MediaWire);
+
+impl std::fmt::Debug for MediaWireLog<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            MediaWire::Signal { kind, sdp } => write!(f, "signal {kind:?} ({} bytes)", sdp.len()),
+            other => write!(f, "{other:?}"),
+        }
+    }
+}
+
 /// Local tracks one room may carry from this node.
 pub const MAX_LOCAL_TRACKS_PER_ROOM: usize = 16;
 /// Remote tracks one link may carry to this node.
@@ -335,7 +347,10 @@ impl Core {
             return;
         };
         match sdp {
-            Ok(sdp) => self.send_signal(&lk, conn, SignalKind::Answer, sdp),
+            Ok(sdp) => {
+                tracing::debug!(conn, bytes = sdp.len(), "media answer out");
+                self.send_signal(&lk, conn, SignalKind::Answer, sdp)
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "renegotiation answer failed");
                 self.count(DropReason::MediaNegotiationFailed);
@@ -424,6 +439,7 @@ impl Core {
 
     /// Handler: a media message from a joined peer of a room.
     pub(super) fn on_media_wire(&mut self, key: &RoomKey, peer: &str, wire: MediaWire) {
+        tracing::debug!(room = %key.room, peer, wire = ?MediaWireLog(&wire), "media in");
         let lk = LinkKey::new(&key.app, peer);
         let Some(conn) = self.st.link_conn(&lk) else {
             return;
@@ -535,57 +551,64 @@ impl Core {
         self.surface_tracks(&lk, conn);
     }
 
-    /// Shows apps the remote tracks whose metadata has arrived.
+    /// Shows apps the remote tracks whose metadata has arrived: a `@_track` naming the track
+    /// (Trystero's addTrack), else one for its stream, else the stream's `@_stream` (its
+    /// addStream sends only that, once for all the stream's tracks).
     fn surface_tracks(&mut self, lk: &LinkKey, conn: ConnId) {
-        let waiting: Vec<String> = self
+        let waiting: Vec<(String, String)> = self
             .st
             .remote_tracks
             .iter()
             .filter(|((c, _), t)| *c == conn && t.room.is_none())
-            .map(|((_, id), _)| id.clone())
+            .map(|((_, id), t)| (id.clone(), t.stream_id.clone()))
             .collect();
-        for track_id in waiting {
+        for (track_id, stream_id) in waiting {
             let Some(pending) = self.st.pending_meta.get_mut(lk) else {
                 return;
             };
-            let Some(i) = pending
-                .iter()
-                .position(|p| p.track && p.meta.track_id.as_deref() == Some(track_id.as_str()))
-                .or_else(|| pending.iter().position(|p| p.track))
-            else {
-                continue;
+            let is = |p: &PendingMeta, track: bool, id: Option<&str>, stream: &str| {
+                p.track == track
+                    && id.is_none_or(|id| p.meta.track_id.as_deref() == Some(id))
+                    && (id.is_some() || p.meta.stream_id.as_deref() == Some(stream))
             };
-            let found = pending.remove(i);
+            let track_meta = pending
+                .iter()
+                .position(|p| is(p, true, Some(&track_id), &stream_id))
+                .or_else(|| pending.iter().position(|p| is(p, true, None, &stream_id)))
+                .map(|i| pending.remove(i));
+            let stream_meta = pending
+                .iter()
+                .find(|p| is(p, false, None, &stream_id))
+                .map(|p| (p.room.clone(), p.meta.meta.clone()));
+            let (room, meta) = match (track_meta, &stream_meta) {
+                (Some(t), _) => (t.room, t.meta.meta),
+                (None, Some((room, meta))) => (room.clone(), meta.clone()),
+                (None, None) => continue,
+            };
             let Some(t) = self.st.remote_tracks.get_mut(&(conn, track_id.clone())) else {
                 continue;
             };
-            t.room = Some(found.room.clone());
-            let (stream_id, codec) = (t.stream_id.clone(), t.codec);
-            let stream_meta = pending
-                .iter()
-                .position(|p| !p.track && p.meta.stream_id.as_deref() == Some(stream_id.as_str()))
-                .map(|i| pending.remove(i));
+            t.room = Some(room.clone());
+            let codec = t.codec;
             if self.st.streams_seen.insert((conn, stream_id.clone())) {
-                let meta = stream_meta
-                    .and_then(|p| p.meta.meta)
-                    .or_else(|| found.meta.meta.clone());
+                let stream_meta = stream_meta.map(|(_, m)| m).unwrap_or_else(|| meta.clone());
                 self.emit(
-                    &found.room,
+                    &room,
                     EventKind::StreamAdd {
                         peer: lk.peer.clone(),
                         stream_id: stream_id.clone(),
-                        meta,
+                        meta: stream_meta,
                     },
                 );
             }
             self.emit(
-                &found.room,
+                &room,
                 EventKind::TrackAdd {
                     peer: lk.peer.clone(),
                     stream_id,
                     track_id,
                     codec,
-                    meta: found.meta.meta,
+                    meta,
                 },
             );
         }
