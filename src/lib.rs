@@ -10,10 +10,11 @@
 //!   relay pool's state machine); `driver` runs the pool with nostr-sdk (I/O only); `embedded`
 //!   is the nostr-relay-builder relay.
 //! - [`room`] (*pure*): one room on a set of links — handshake, password proof, ping, leave,
-//!   channels, E2E sealing.
+//!   channels, E2E sealing, and Trystero's media messages (`room::media`).
 //! - [`mesh`] (*pure*): the cellular overlay of large rooms (topology, router) and the GenosRTC
 //!   baseline; [`sim`] runs both on a virtual network.
-//! - [`transport`]: webrtc-rs peer connections and the one data channel.
+//! - [`transport`]: webrtc-rs peer connections, the one data channel, and media tracks
+//!   (`transport::media`: local and remote tracks, renegotiation steps).
 //! - [`node`]: where the cores meet. `node::core` (*pure*) holds the node's state and every
 //!   decision — rooms, sessions, dials and links, the watchdog, the cells census and overlay —
 //!   driven by inputs with `now` and answering with effects; `Node` is the thin driver that owns
