@@ -56,10 +56,12 @@ impl Fanout {
     fn push(&self, packet: &rtc::rtp::Packet, bytes: Bytes, vp8: bool) {
         let mut cache = self.lock();
         if vp8 {
-            if media::vp8_keyframe_start(&packet.payload) {
+            let key = media::vp8_keyframe_start(&packet.payload);
+            if key {
                 cache.clear();
             }
-            if cache.len() < KEY_CACHE {
+            // Only a run that starts with a keyframe helps a late reader.
+            if (key || !cache.is_empty()) && cache.len() < KEY_CACHE {
                 cache.push(bytes.clone());
             }
         }

@@ -216,8 +216,11 @@ impl Node {
                 core.on_frame(id, &bytes, now)
             }),
             TransportEvent::Closed(id) => self.feed(|core, now| core.on_closed(id, now)),
+            // The driver tells the core itself once a track was added or removed; the engine's
+            // own signal comes as well, and answering both renegotiates twice for one change,
+            // which lost remote tracks in the media benchmark.
             TransportEvent::NegotiationNeeded(id) => {
-                self.feed(|core, now| core.negotiation_needed(id, now))
+                tracing::trace!(conn = id, "engine asks for negotiation");
             }
             TransportEvent::Track(id, track) => self.on_remote_track(id, track),
         }
