@@ -13,7 +13,7 @@ use bytes::Bytes;
 use common::*;
 use meshrtc::proto::{self, client_message::Body, event::Kind, server_message};
 use meshrtc::transport::media::{self, Codec, RemoteEvent, TrackSpec};
-use meshrtc::transport::{self, Transport, TransportConfig, TransportEvent};
+use meshrtc::transport::{self, TransportEvent};
 use rtc::shared::marshal::{Marshal as _, Unmarshal as _};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt as _;
@@ -66,32 +66,7 @@ fn latency_ms(payload: &[u8], epoch: Instant) -> Option<f64> {
 
 /// Engine alone: two connections in this process, a renegotiated track, RTP one way.
 async fn engine_latency(packets: u16) -> (f64, f64) {
-    let cfg = TransportConfig {
-        ice_addr: Some("127.0.0.1".parse().expect("ip")),
-        ice_servers: vec![],
-        resolve_mdns: false,
-    };
-    let (atx, mut a_rx) = mpsc::unbounded_channel();
-    let (btx, mut b_rx) = mpsc::unbounded_channel();
-    let (ta, tb) = (Transport::new(cfg.clone(), atx), Transport::new(cfg, btx));
-    let (pa, offer) = ta.offer(1).await.expect("offer");
-    let (pb, answer) = tb.answer(2, offer).await.expect("answer");
-    transport::apply_answer(&pa, answer).await.expect("apply");
-    let (mut a_open, mut b_open) = (false, false);
-    while !(a_open && b_open) {
-        tokio::select! {
-            Some(ev) = a_rx.recv() => match ev {
-                TransportEvent::Candidate(_, c) => { let _ = transport::add_candidate(&pb, &c).await; }
-                TransportEvent::Open(..) => a_open = true,
-                _ => {}
-            },
-            Some(ev) = b_rx.recv() => match ev {
-                TransportEvent::Candidate(_, c) => { let _ = transport::add_candidate(&pa, &c).await; }
-                TransportEvent::Open(..) => b_open = true,
-                _ => {}
-            },
-        }
-    }
+    let (pa, pb, _a_rx, mut b_rx) = engine_pair().await;
     let spec = TrackSpec {
         codec: Codec::Vp8,
         stream_id: "s".into(),

@@ -2,52 +2,13 @@
 //! already carry the data channel add a track, renegotiate, and move RTP — the steps the node
 //! takes over `@_signal`.
 
+mod common;
+
 use std::time::Duration;
 
 use bytes::Bytes;
 use meshrtc::transport::media::{self, Codec, RemoteEvent, TrackSpec};
-use meshrtc::transport::{self, Connection, Transport, TransportConfig, TransportEvent};
-use tokio::sync::mpsc::{self, UnboundedReceiver};
-
-fn config() -> TransportConfig {
-    TransportConfig {
-        ice_addr: Some("127.0.0.1".parse().expect("ip")),
-        ice_servers: vec![],
-        resolve_mdns: false,
-    }
-}
-
-async fn connected_pair() -> (
-    Connection,
-    Connection,
-    UnboundedReceiver<TransportEvent>,
-    UnboundedReceiver<TransportEvent>,
-) {
-    let (atx, mut a_rx) = mpsc::unbounded_channel();
-    let (btx, mut b_rx) = mpsc::unbounded_channel();
-    let (ta, tb) = (Transport::new(config(), atx), Transport::new(config(), btx));
-    let (pa, offer) = ta.offer(1).await.expect("offer");
-    let (pb, answer) = tb.answer(2, offer).await.expect("answer");
-    transport::apply_answer(&pa, answer).await.expect("apply");
-    let (mut a_open, mut b_open) = (false, false);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !(a_open && b_open) {
-        tokio::select! {
-            Some(ev) = a_rx.recv() => match ev {
-                TransportEvent::Candidate(_, c) => { let _ = transport::add_candidate(&pb, &c).await; }
-                TransportEvent::Open(..) => a_open = true,
-                _ => {}
-            },
-            Some(ev) = b_rx.recv() => match ev {
-                TransportEvent::Candidate(_, c) => { let _ = transport::add_candidate(&pa, &c).await; }
-                TransportEvent::Open(..) => b_open = true,
-                _ => {}
-            },
-            _ = tokio::time::sleep_until(deadline) => panic!("the data channel never opened"),
-        }
-    }
-    (pa, pb, a_rx, b_rx)
-}
+use meshrtc::transport::{self, TransportEvent};
 
 fn vp8_packet(seq: u16, marker: bool) -> rtc::rtp::Packet {
     let mut p = rtc::rtp::Packet::default();
@@ -62,7 +23,7 @@ fn vp8_packet(seq: u16, marker: bool) -> rtc::rtp::Packet {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_track_added_after_the_data_channel_renegotiates_and_carries_rtp() {
-    let (pa, pb, _a_rx, mut b_rx) = connected_pair().await;
+    let (pa, pb, _a_rx, mut b_rx) = common::engine_pair().await;
     let spec = TrackSpec {
         codec: Codec::Vp8,
         stream_id: "stream-a".into(),

@@ -487,3 +487,43 @@ pub async fn flood(
 
 /// Joining timeout generous enough for a loaded 2-core CI machine.
 pub const JOIN: Duration = Duration::from_secs(20);
+
+/// Two webrtc 0.21 connections in this process, on loopback, whose data channel is open (the
+/// engine alone, as the daemon configures it), with their event receivers.
+pub async fn engine_pair() -> (
+    meshrtc::transport::Connection,
+    meshrtc::transport::Connection,
+    mpsc::UnboundedReceiver<meshrtc::transport::TransportEvent>,
+    mpsc::UnboundedReceiver<meshrtc::transport::TransportEvent>,
+) {
+    use meshrtc::transport::{self, Transport, TransportConfig, TransportEvent};
+    let cfg = TransportConfig {
+        ice_addr: Some("127.0.0.1".parse().expect("ip")),
+        ice_servers: vec![],
+        resolve_mdns: false,
+    };
+    let (atx, mut a_rx) = mpsc::unbounded_channel();
+    let (btx, mut b_rx) = mpsc::unbounded_channel();
+    let (ta, tb) = (Transport::new(cfg.clone(), atx), Transport::new(cfg, btx));
+    let (pa, offer) = ta.offer(1).await.expect("offer");
+    let (pb, answer) = tb.answer(2, offer).await.expect("answer");
+    transport::apply_answer(&pa, answer).await.expect("apply");
+    let (mut a_open, mut b_open) = (false, false);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    while !(a_open && b_open) {
+        tokio::select! {
+            Some(ev) = a_rx.recv() => match ev {
+                TransportEvent::Candidate(_, c) => { let _ = transport::add_candidate(&pb, &c).await; }
+                TransportEvent::Open(..) => a_open = true,
+                _ => {}
+            },
+            Some(ev) = b_rx.recv() => match ev {
+                TransportEvent::Candidate(_, c) => { let _ = transport::add_candidate(&pa, &c).await; }
+                TransportEvent::Open(..) => b_open = true,
+                _ => {}
+            },
+            _ = tokio::time::sleep_until(deadline) => panic!("the data channel never opened"),
+        }
+    }
+    (pa, pb, a_rx, b_rx)
+}

@@ -61,11 +61,7 @@ impl Core {
         now: Instant,
     ) -> Result<u64, NodeError> {
         self.at(now);
-        let key = self
-            .st
-            .room_of(session, handle)
-            .cloned()
-            .ok_or_else(|| NodeError::NotFound(format!("room handle {handle} not joined")))?;
+        let key = self.session_room(session, handle)?;
         if spec.stream_id.is_empty()
             || spec.track_id.is_empty()
             || spec.track_id.len() > 256

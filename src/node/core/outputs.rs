@@ -3,8 +3,19 @@
 use super::{Core, Effect, LinkKey, RoomKey, Work};
 use crate::drops::DropReason;
 use crate::node::cells;
-use crate::node::session::{EventKind, SessionEvent};
+use crate::node::session::{EventKind, SessionEvent, SessionId};
 use crate::room::{LeaveReason, Output, RoomEvent};
+
+/// An event for one session's handle of a room.
+pub(super) fn deliver(session: SessionId, handle: u32, key: &RoomKey, kind: EventKind) -> Effect {
+    let event = SessionEvent {
+        room: handle,
+        app: key.app.clone(),
+        room_id: key.room.clone(),
+        kind,
+    };
+    Effect::Deliver { session, event }
+}
 
 impl Core {
     /// Hands an event to every session of the room that wants it.
@@ -22,15 +33,8 @@ impl Core {
             if channel.is_some_and(|c| !sr.wants(c)) {
                 continue;
             }
-            self.effects.push(Effect::Deliver {
-                session: *session,
-                event: SessionEvent {
-                    room: sr.handle,
-                    app: key.app.clone(),
-                    room_id: key.room.clone(),
-                    kind: kind.clone(),
-                },
-            });
+            self.effects
+                .push(deliver(*session, sr.handle, key, kind.clone()));
         }
     }
 

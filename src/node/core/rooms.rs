@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::state::{RoomEntry, SessionEntry, SessionRoom};
 use super::{Core, Effect, RoomKey, Work};
 use crate::node::cells::CellRoom;
-use crate::node::session::{EventKind, SessionEvent, SessionId};
+use crate::node::session::{EventKind, SessionId};
 use crate::node::{JoinOptions, NodeError};
 use crate::room::{Room, Security};
 use crate::signal::RelayCommand;
@@ -37,6 +37,18 @@ fn not_joined(handle: u32) -> NodeError {
 }
 
 impl Core {
+    /// The room a session's handle names, or the error an app sees.
+    pub(super) fn session_room(
+        &self,
+        session: SessionId,
+        handle: u32,
+    ) -> Result<RoomKey, NodeError> {
+        self.st
+            .room_of(session, handle)
+            .cloned()
+            .ok_or_else(|| not_joined(handle))
+    }
+
     /// Opens a local session.
     pub fn open_session(&mut self) -> SessionId {
         let id = self.new_id();
@@ -130,15 +142,8 @@ impl Core {
             })
             .collect();
         for (peer, security) in joined {
-            self.effect(Effect::Deliver {
-                session,
-                event: SessionEvent {
-                    room: handle,
-                    app: app.to_owned(),
-                    room_id: room_id.to_owned(),
-                    kind: EventKind::PeerJoin(peer, security),
-                },
-            });
+            let kind = EventKind::PeerJoin(peer, security);
+            self.effect(super::outputs::deliver(session, handle, &key, kind));
         }
         if is_new {
             self.announce_room(&key);
@@ -292,11 +297,7 @@ impl Core {
         handle: u32,
         channels: &[String],
     ) -> Result<(), NodeError> {
-        let key = self
-            .st
-            .room_of(session, handle)
-            .cloned()
-            .ok_or_else(|| not_joined(handle))?;
+        let key = self.session_room(session, handle)?;
         if let Some(sr) = self
             .st
             .rooms

@@ -7,10 +7,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::{Core, Effect, LinkKey, RoomKey, Work};
+use super::{Core, LinkKey, RoomKey, Work};
 use crate::mesh::MeshOutput;
 use crate::node::NodeError;
-use crate::node::session::{EventKind, SessionEvent, SessionId};
+use crate::node::session::{EventKind, SessionId};
 use crate::room::Security;
 use crate::transport::ConnId;
 use crate::wire::Payload;
@@ -44,11 +44,7 @@ impl Core {
         now: Instant,
     ) -> Result<SendPlan, NodeError> {
         self.at(now);
-        let key = self
-            .st
-            .room_of(session, handle)
-            .cloned()
-            .ok_or_else(|| NodeError::NotFound(format!("room handle {handle} not joined")))?;
+        let key = self.session_room(session, handle)?;
         let me = self.identity.peer_id.clone();
         let Some(entry) = self.st.rooms.get_mut(&key) else {
             return Err(NodeError::NotFound("room not held".into()));
@@ -120,21 +116,15 @@ impl Core {
             if *session == from_session || !sr.wants(channel) {
                 continue;
             }
-            self.effects.push(Effect::Deliver {
-                session: *session,
-                event: SessionEvent {
-                    room: sr.handle,
-                    app: key.app.clone(),
-                    room_id: key.room.clone(),
-                    kind: EventKind::Message {
-                        channel: channel.to_owned(),
-                        from: me.to_owned(),
-                        local: true,
-                        payload: payload.clone(),
-                        meta: meta.cloned(),
-                    },
-                },
-            });
+            let kind = EventKind::Message {
+                channel: channel.to_owned(),
+                from: me.to_owned(),
+                local: true,
+                payload: payload.clone(),
+                meta: meta.cloned(),
+            };
+            self.effects
+                .push(super::outputs::deliver(*session, sr.handle, key, kind));
         }
     }
 
