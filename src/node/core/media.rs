@@ -622,6 +622,7 @@ impl Core {
             .collect();
         let now = self.now;
         for id in ended {
+            tracing::debug!(conn, track = %id, "a new description no longer sends this track");
             self.remote_track_ended(conn, &id, now);
         }
     }
