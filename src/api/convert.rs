@@ -58,6 +58,49 @@ pub fn error_to_proto(e: &NodeError) -> proto::Error {
     }
 }
 
+/// A media event's proto form (the other kinds are not media).
+fn media_event_to_proto(kind: EventKind) -> proto::event::Kind {
+    use proto::event::Kind;
+    match kind {
+        EventKind::StreamAdd {
+            peer,
+            stream_id,
+            meta,
+        } => Kind::StreamAdd(proto::MediaEvent {
+            peer,
+            stream_id,
+            meta_json: meta.map(|m| m.to_string()).unwrap_or_default(),
+            ..Default::default()
+        }),
+        EventKind::TrackAdd {
+            peer,
+            stream_id,
+            track_id,
+            codec,
+            meta,
+        } => Kind::TrackAdd(proto::MediaEvent {
+            peer,
+            stream_id,
+            track_id,
+            kind: codec.kind().name().to_owned(),
+            codec: codec.mime().to_owned(),
+            meta_json: meta.map(|m| m.to_string()).unwrap_or_default(),
+            local_track: 0,
+        }),
+        EventKind::TrackReady { track, peer } => Kind::TrackReady(proto::MediaEvent {
+            peer,
+            local_track: track,
+            ..Default::default()
+        }),
+        EventKind::TrackRemove { peer, track_id } => Kind::TrackRemove(proto::MediaEvent {
+            peer,
+            track_id,
+            ..Default::default()
+        }),
+        _ => Kind::Lagged(proto::Lagged { dropped: 0 }),
+    }
+}
+
 /// Converts a session event into a server message.
 pub fn event_to_proto(ev: SessionEvent) -> proto::ServerMessage {
     use proto::event::Kind;
@@ -108,41 +151,10 @@ pub fn event_to_proto(ev: SessionEvent) -> proto::ServerMessage {
         }),
         EventKind::Lagged(n) => Kind::Lagged(proto::Lagged { dropped: n }),
         EventKind::MeshState(c) => Kind::MeshState(cell_status(c)),
-        EventKind::StreamAdd {
-            peer,
-            stream_id,
-            meta,
-        } => Kind::StreamAdd(proto::MediaEvent {
-            peer,
-            stream_id,
-            meta_json: meta.map(|m| m.to_string()).unwrap_or_default(),
-            ..Default::default()
-        }),
-        EventKind::TrackAdd {
-            peer,
-            stream_id,
-            track_id,
-            codec,
-            meta,
-        } => Kind::TrackAdd(proto::MediaEvent {
-            peer,
-            stream_id,
-            track_id,
-            kind: codec.kind().name().to_owned(),
-            codec: codec.mime().to_owned(),
-            meta_json: meta.map(|m| m.to_string()).unwrap_or_default(),
-            local_track: 0,
-        }),
-        EventKind::TrackReady { track, peer } => Kind::TrackReady(proto::MediaEvent {
-            peer,
-            local_track: track,
-            ..Default::default()
-        }),
-        EventKind::TrackRemove { peer, track_id } => Kind::TrackRemove(proto::MediaEvent {
-            peer,
-            track_id,
-            ..Default::default()
-        }),
+        media @ (EventKind::StreamAdd { .. }
+        | EventKind::TrackAdd { .. }
+        | EventKind::TrackReady { .. }
+        | EventKind::TrackRemove { .. }) => media_event_to_proto(media),
     };
     proto::ServerMessage {
         body: Some(proto::server_message::Body::Event(proto::Event {

@@ -119,6 +119,24 @@ impl Node {
             return;
         };
         let lock = inner.io.media.step_lock(conn);
+        match effect {
+            E::AddTrack { .. } | E::RemoveTrack { .. } => {
+                self.track_change(inner, conn, pc, lock, effect)
+            }
+            _ => self.sdp_step(conn, pc, lock, effect),
+        }
+    }
+
+    /// Adds or removes a local track on a link, then asks the core to renegotiate.
+    fn track_change(
+        &self,
+        inner: &mut Inner,
+        conn: ConnId,
+        pc: transport::Connection,
+        lock: Arc<tokio::sync::Mutex<()>>,
+        effect: super::core::Effect,
+    ) {
+        use super::core::Effect as E;
         let me = self.me.clone();
         match effect {
             E::AddTrack { track, spec, .. } => {
@@ -172,6 +190,21 @@ impl Node {
                     }
                 });
             }
+            _ => {}
+        }
+    }
+
+    /// Runs one SDP step of a renegotiation and feeds its result back.
+    fn sdp_step(
+        &self,
+        conn: ConnId,
+        pc: transport::Connection,
+        lock: Arc<tokio::sync::Mutex<()>>,
+        effect: super::core::Effect,
+    ) {
+        use super::core::Effect as E;
+        let me = self.me.clone();
+        match effect {
             E::MediaOffer { .. } => {
                 tokio::spawn(async move {
                     let _step = lock.lock().await;

@@ -49,19 +49,8 @@ fn ivf_codec(path: &Path) -> anyhow::Result<&'static str> {
     }
 }
 
-/// Publishes media files into a room until they have been sent (once, or forever with
-/// `looping`).
-#[allow(clippy::too_many_arguments)]
-pub async fn publish(
-    daemon: &str,
-    room: RoomArgs,
-    video: Option<PathBuf>,
-    audio: Option<PathBuf>,
-    looping: bool,
-    to: Vec<String>,
-    wait_peers: Option<usize>,
-    timeout: u64,
-) -> anyhow::Result<()> {
+/// The files to publish, checked.
+fn sources(video: Option<PathBuf>, audio: Option<PathBuf>) -> anyhow::Result<Vec<Source>> {
     let mut sources = Vec::new();
     if let Some(path) = video {
         sources.push(Source {
@@ -82,6 +71,23 @@ pub async fn publish(
     if sources.is_empty() {
         bail!("give --video FILE.ivf and/or --audio FILE.ogg");
     }
+    Ok(sources)
+}
+
+/// Publishes media files into a room until they have been sent (once, or forever with
+/// `looping`).
+#[allow(clippy::too_many_arguments)]
+pub async fn publish(
+    daemon: &str,
+    room: RoomArgs,
+    video: Option<PathBuf>,
+    audio: Option<PathBuf>,
+    looping: bool,
+    to: Vec<String>,
+    wait_peers: Option<usize>,
+    timeout: u64,
+) -> anyhow::Result<()> {
+    let sources = sources(video, audio)?;
     let mut s = Session::open(daemon).await?;
     let (reply, early) = s.join(&room, vec![String::new()]).await?;
     let mut joined = super::JoinedPeers::default();
@@ -119,27 +125,7 @@ pub async fn publish(
     }
     // Media written before a link has negotiated a track is lost: wait until every track is
     // ready on every peer it goes to.
-    let peers = joined.count();
-    let mut ready: HashMap<u64, usize> = HashMap::new();
-    while tracks
-        .iter()
-        .any(|t| ready.get(t).copied().unwrap_or(0) < peers)
-    {
-        let msg = tokio::time::timeout_at(deadline.into(), s.next())
-            .await
-            .map_err(|_| {
-                anyhow::anyhow!(
-                    "timed out after {timeout} s waiting for the tracks to be negotiated"
-                )
-            })??;
-        if let Some(server_message::Body::Event(proto::Event {
-            kind: Some(Kind::TrackReady(m)),
-            ..
-        })) = msg.body
-        {
-            *ready.entry(m.local_track).or_default() += 1;
-        }
-    }
+    wait_ready(&mut s, &tracks, joined.count(), deadline, timeout).await?;
     let mut c = client(daemon).await?;
     let (tx, rx) = mpsc::channel(256);
     let writer = tokio::spawn(async move { c.write_media(ReceiverStream::new(rx)).await });
@@ -160,6 +146,37 @@ pub async fn publish(
         &json!({"event": "published", "frames": frames, "packets": summary.packets, "refused": summary.refused}),
     )?;
     drop(s);
+    Ok(())
+}
+
+/// Waits until every track is negotiated with `peers` peers (`track_ready` events).
+async fn wait_ready(
+    s: &mut Session,
+    tracks: &[u64],
+    peers: usize,
+    deadline: Instant,
+    timeout: u64,
+) -> anyhow::Result<()> {
+    let mut ready: HashMap<u64, usize> = HashMap::new();
+    while tracks
+        .iter()
+        .any(|t| ready.get(t).copied().unwrap_or(0) < peers)
+    {
+        let msg = tokio::time::timeout_at(deadline.into(), s.next())
+            .await
+            .map_err(|_| {
+                anyhow::anyhow!(
+                    "timed out after {timeout} s waiting for the tracks to be negotiated"
+                )
+            })??;
+        if let Some(server_message::Body::Event(proto::Event {
+            kind: Some(Kind::TrackReady(m)),
+            ..
+        })) = msg.body
+        {
+            *ready.entry(m.local_track).or_default() += 1;
+        }
+    }
     Ok(())
 }
 
@@ -299,6 +316,30 @@ pub async fn record(daemon: &str, room: RoomArgs, dir: PathBuf) -> anyhow::Resul
     }
 }
 
+/// An IVF or Ogg writer for a track's codec.
+fn open_writer(codec: &str, file: File) -> anyhow::Result<Box<dyn rtc::media::io::Writer + Send>> {
+    let four_cc = match codec {
+        "audio/opus" => return Ok(Box::new(OggWriter::new(file, 48_000, 2)?)),
+        "video/VP8" => *b"VP80",
+        "video/VP9" => *b"VP90",
+        "video/AV1" => *b"AV01",
+        other => bail!("recording {other} is not supported"),
+    };
+    let header = IVFFileHeader {
+        signature: *b"DKIF",
+        version: 0,
+        header_size: 32,
+        four_cc,
+        width: 640,
+        height: 480,
+        timebase_denominator: 90_000,
+        timebase_numerator: 1,
+        num_frames: 0,
+        unused: 0,
+    };
+    Ok(Box::new(IVFWriter::new(file, &header)?))
+}
+
 /// One remote track being written to a file.
 struct RecordJob {
     daemon: String,
@@ -331,30 +372,7 @@ impl RecordJob {
             .dir
             .join(format!("{}-{}.{ext}", safe(&t.peer), safe(&t.track_id)));
         let file = File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-        let mut writer: Box<dyn rtc::media::io::Writer + Send> = match t.codec.as_str() {
-            "audio/opus" => Box::new(OggWriter::new(file, 48_000, 2)?),
-            codec => {
-                let four_cc = match codec {
-                    "video/VP8" => *b"VP80",
-                    "video/VP9" => *b"VP90",
-                    "video/AV1" => *b"AV01",
-                    other => bail!("recording {other} is not supported"),
-                };
-                let header = IVFFileHeader {
-                    signature: *b"DKIF",
-                    version: 0,
-                    header_size: 32,
-                    four_cc,
-                    width: 640,
-                    height: 480,
-                    timebase_denominator: 90_000,
-                    timebase_numerator: 1,
-                    num_frames: 0,
-                    unused: 0,
-                };
-                Box::new(IVFWriter::new(file, &header)?)
-            }
-        };
+        let mut writer = open_writer(&t.codec, file)?;
         let mut c = client(&self.daemon).await?;
         let request = proto::ReadTrackRequest {
             app: self.app.clone(),
