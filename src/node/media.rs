@@ -90,6 +90,16 @@ impl MediaIo {
         self.steps.entry(conn).or_default().clone()
     }
 
+    /// Takes a local track off a link; forgets the track once it is on none.
+    fn take_link(&mut self, track: u64, conn: ConnId) -> Option<LocalTrack> {
+        let local = self.local.get_mut(&track)?;
+        let link = local.links.remove(&conn);
+        if local.links.is_empty() {
+            self.local.remove(&track);
+        }
+        link
+    }
+
     /// A connection closed: forget its media.
     pub fn forget(&mut self, conn: ConnId) {
         self.steps.remove(&conn);
@@ -120,130 +130,87 @@ impl Node {
         };
         let lock = inner.io.media.step_lock(conn);
         match effect {
-            E::AddTrack { .. } | E::RemoveTrack { .. } => {
-                self.track_change(inner, conn, pc, lock, effect)
-            }
-            _ => self.sdp_step(conn, pc, lock, effect),
-        }
-    }
-
-    /// Adds or removes a local track on a link, then asks the core to renegotiate.
-    fn track_change(
-        &self,
-        inner: &mut Inner,
-        conn: ConnId,
-        pc: transport::Connection,
-        lock: Arc<tokio::sync::Mutex<()>>,
-        effect: super::core::Effect,
-    ) {
-        use super::core::Effect as E;
-        let me = self.me.clone();
-        match effect {
-            E::AddTrack { track, spec, .. } => {
-                tokio::spawn(async move {
-                    let _step = lock.lock().await;
-                    let added = media::add_track(&pc, &spec).await;
-                    let Some(node) = me.upgrade() else { return };
-                    match added {
-                        Ok(local) => {
-                            node.lock()
-                                .io
-                                .media
-                                .local
-                                .entry(track)
-                                .or_default()
-                                .links
-                                .insert(conn, local);
+            E::AddTrack { track, spec, .. } => self.step(
+                lock,
+                async move { media::add_track(&pc, &spec).await },
+                move |node, added| match added {
+                    Ok(local) => {
+                        let mut inner = node.lock();
+                        let entry = inner.io.media.local.entry(track).or_default();
+                        entry.links.insert(conn, local);
+                        inner.core.negotiation_needed(conn, Instant::now());
+                        node.run_effects(&mut inner);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "adding a track failed");
+                        node.feed(|core, _| core.count(DropReason::MediaNegotiationFailed));
+                    }
+                },
+            ),
+            E::RemoveTrack { track, .. } => {
+                let Some(local) = inner.io.media.take_link(track, conn) else {
+                    return;
+                };
+                self.step(
+                    lock,
+                    async move { media::remove_track(&pc, &local).await.is_ok() },
+                    move |node, removed| {
+                        if removed {
                             node.feed(|core, now| core.negotiation_needed(conn, now));
                         }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "adding a track failed");
-                            node.feed(|core, _| core.count(DropReason::MediaNegotiationFailed));
-                        }
-                    }
-                });
+                    },
+                );
             }
-            E::RemoveTrack { track, .. } => {
-                let local = inner
-                    .io
-                    .media
-                    .local
-                    .get_mut(&track)
-                    .and_then(|l| l.links.remove(&conn));
-                if inner
-                    .io
-                    .media
-                    .local
-                    .get(&track)
-                    .is_some_and(|l| l.links.is_empty())
-                {
-                    inner.io.media.local.remove(&track);
-                }
-                let Some(local) = local else { return };
-                tokio::spawn(async move {
-                    let _step = lock.lock().await;
-                    let removed = media::remove_track(&pc, &local).await.is_ok();
-                    if let Some(node) = me.upgrade()
-                        && removed
-                    {
-                        node.feed(|core, now| core.negotiation_needed(conn, now));
-                    }
-                });
-            }
-            _ => {}
-        }
-    }
-
-    /// Runs one SDP step of a renegotiation and feeds its result back.
-    fn sdp_step(
-        &self,
-        conn: ConnId,
-        pc: transport::Connection,
-        lock: Arc<tokio::sync::Mutex<()>>,
-        effect: super::core::Effect,
-    ) {
-        use super::core::Effect as E;
-        let me = self.me.clone();
-        match effect {
-            E::MediaOffer { .. } => {
-                tokio::spawn(async move {
-                    let _step = lock.lock().await;
-                    let sdp = media::renegotiation_offer(&pc)
+            E::MediaOffer { .. } => self.step(
+                lock,
+                async move {
+                    media::renegotiation_offer(&pc)
                         .await
-                        .map_err(|e| e.to_string());
-                    if let Some(node) = me.upgrade() {
-                        node.feed(|core, now| core.media_offer_made(conn, sdp, now));
-                    }
-                });
-            }
-            E::MediaAnswer { sdp, rollback, .. } => {
-                tokio::spawn(async move {
-                    let _step = lock.lock().await;
-                    let answer = media::answer_renegotiation(&pc, sdp, rollback)
-                        .await
-                        .map_err(|e| e.to_string());
+                        .map_err(|e| e.to_string())
+                },
+                move |node, sdp| node.feed(|core, now| core.media_offer_made(conn, sdp, now)),
+            ),
+            E::MediaAnswer { sdp, rollback, .. } => self.step(
+                lock,
+                async move {
+                    let answer = media::answer_renegotiation(&pc, sdp, rollback).await;
+                    answer.map_err(|e| e.to_string())
+                },
+                move |node, answer| {
                     tracing::debug!(
                         conn,
                         rollback,
                         ok = answer.is_ok(),
                         "renegotiation answered"
                     );
-                    if let Some(node) = me.upgrade() {
-                        node.feed(|core, now| core.media_answer_made(conn, answer, now));
-                    }
-                });
-            }
-            E::MediaApplyAnswer { sdp, .. } => {
-                tokio::spawn(async move {
-                    let _step = lock.lock().await;
-                    let ok = transport::apply_answer(&pc, sdp).await.is_ok();
-                    if let Some(node) = me.upgrade() {
-                        node.feed(|core, now| core.media_answer_applied(conn, ok, now));
-                    }
-                });
-            }
+                    node.feed(|core, now| core.media_answer_made(conn, answer, now));
+                },
+            ),
+            E::MediaApplyAnswer { sdp, .. } => self.step(
+                lock,
+                async move { transport::apply_answer(&pc, sdp).await.is_ok() },
+                move |node, ok| node.feed(|core, now| core.media_answer_applied(conn, ok, now)),
+            ),
             _ => {}
         }
+    }
+
+    /// Runs `work` as its link's next media step (after the steps before it), then hands the
+    /// result to `then` with the node, if the node is still there.
+    fn step<T: Send + 'static>(
+        &self,
+        lock: Arc<tokio::sync::Mutex<()>>,
+        work: impl std::future::Future<Output = T> + Send + 'static,
+        then: impl FnOnce(&Node, T) + Send + 'static,
+    ) {
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            let _step = lock.lock().await;
+            let result = work.await;
+            if let Some(node) = me.upgrade() {
+                then(&node, result);
+            }
+        });
     }
 
     /// A peer's track arrived: read it once, fan its packets out, tell the core.

@@ -137,7 +137,13 @@ pub struct LocalTrack {
     sender: Arc<dyn RtpSender>,
     ssrc: u32,
     codec: Codec,
+    /// The negotiated payload type once known (`NO_PT` before): asked of the sender once, not
+    /// for every packet.
+    payload_type: Arc<std::sync::atomic::AtomicU16>,
 }
+
+/// `LocalTrack::payload_type` before negotiation.
+const NO_PT: u16 = u16::MAX;
 
 impl std::fmt::Debug for LocalTrack {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -161,17 +167,21 @@ impl LocalTrack {
 
     /// The payload type the link negotiated for the track's codec.
     async fn payload_type(&self) -> Option<u8> {
+        use std::sync::atomic::Ordering;
+        let known = self.payload_type.load(Ordering::Relaxed);
+        if known != NO_PT {
+            return Some(known as u8);
+        }
         let params = self.sender.get_parameters().await.ok()?;
-        params
+        let mime = self.codec.mime();
+        let pt = params
             .rtp_parameters
             .codecs
             .iter()
-            .find(|c| {
-                c.rtp_codec
-                    .mime_type
-                    .eq_ignore_ascii_case(self.codec.mime())
-            })
-            .map(|c| c.payload_type)
+            .find(|c| c.rtp_codec.mime_type.eq_ignore_ascii_case(mime))
+            .map(|c| c.payload_type)?;
+        self.payload_type.store(u16::from(pt), Ordering::Relaxed);
+        Some(pt)
     }
 }
 
@@ -203,6 +213,7 @@ pub async fn add_track(pc: &Connection, spec: &TrackSpec) -> Result<LocalTrack, 
         sender,
         ssrc,
         codec: spec.codec,
+        payload_type: Arc::new(std::sync::atomic::AtomicU16::new(NO_PT)),
     })
 }
 
