@@ -125,6 +125,7 @@ async fn daemon_tracks(
                 track_id: name.clone(),
                 targets: vec![],
                 meta_json: String::new(),
+                ..Default::default()
             }))
             .await;
         ids.push(reply.track);

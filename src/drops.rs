@@ -184,6 +184,8 @@ drop_reasons! {
     MediaBadPacket => "media_bad_packet",
     /// Packets a slow media subscriber did not take in time.
     MediaSubscriberLagged => "media_subscriber_lagged",
+    /// Packets an app wrote beyond its track's bitrate limit.
+    MediaBitrateLimit => "media_bitrate_limit",
 }
 
 #[cfg(test)]

@@ -2,6 +2,7 @@
 
 pub mod convert;
 pub mod grpc;
+pub mod leg;
 pub mod session;
 pub mod token;
 pub mod ws;

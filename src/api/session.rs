@@ -1,13 +1,16 @@
 //! One API session, shared by gRPC and the WebSocket bridge: requests in, replies and events out.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use tokio::sync::mpsc;
 
 use super::convert::{error_to_proto, event_to_proto, payload_from_proto, peer_to_proto};
 use crate::drops::DropReason;
 use crate::node::Node;
-use crate::node::session::SessionId;
+use super::leg::{Leg, LegCommand};
+use crate::node::core::media::TrackRequest;
+use crate::node::session::{EventKind, SessionId};
+use crate::transport::media::{Codec, TrackSpec};
 use crate::proto::{self, client_message::Body};
 
 /// Why a request could not be read from a session's stream.
@@ -22,13 +25,55 @@ pub enum RequestError {
 }
 
 /// Optional JSON metadata given as text ("" for none).
-fn meta_from_json(text: &str) -> Result<Option<serde_json::Value>, crate::node::NodeError> {
+pub(crate) fn meta_from_json(text: &str) -> Result<Option<serde_json::Value>, crate::node::NodeError> {
     if text.is_empty() {
         return Ok(None);
     }
     serde_json::from_str(text)
         .map(Some)
         .map_err(|e| crate::node::NodeError::InvalidArgument(format!("meta_json is not JSON: {e}")))
+}
+
+/// A local track an app asks for, checked.
+fn track_request_from_proto(
+    t: proto::AddTrackRequest,
+) -> Result<TrackRequest, crate::node::NodeError> {
+    let codec = Codec::from_mime(&t.codec).ok_or_else(|| {
+        crate::node::NodeError::InvalidArgument(format!(
+            "codec {:?} is not one of video/VP8, video/VP9, video/H264, video/AV1, audio/opus",
+            t.codec
+        ))
+    })?;
+    Ok(TrackRequest {
+        spec: TrackSpec {
+            codec,
+            stream_id: t.stream_id,
+            track_id: t.track_id,
+        },
+        meta: meta_from_json(&t.meta_json)?,
+        targets: t.targets,
+        max_kbps: t.max_kbps,
+    })
+}
+
+/// Hands a media-leg request to the session's leg (started on first use); the leg replies.
+fn to_leg(
+    node: &Arc<Node>,
+    session: SessionId,
+    leg: &OnceLock<Leg>,
+    out: &mpsc::Sender<proto::ServerMessage>,
+    request_id: u64,
+    body: Body,
+) -> Option<Body> {
+    let command = match body {
+        Body::LegPublish(p) => LegCommand::Publish(request_id, p),
+        Body::LegSubscribe(s) => LegCommand::Subscribe(request_id, s.room),
+        Body::LegAnswer(a) => LegCommand::Answer(request_id, a),
+        other => return Some(other),
+    };
+    leg.get_or_init(|| Leg::start(node.clone(), session, out.clone()))
+        .send(command);
+    None
 }
 
 /// Handles one client message and returns the reply.
@@ -79,19 +124,18 @@ pub async fn handle(
             .room_of(session, p.room)
             .and_then(|(app, room)| node.peers(&app, &room))
             .map(|peers| reply.peers = peers.into_iter().map(peer_to_proto).collect()),
-        Some(Body::AddTrack(t)) => meta_from_json(&t.meta_json).and_then(|meta| {
-            node.add_track(
-                session,
-                t.room,
-                &t.codec,
-                &t.stream_id,
-                &t.track_id,
-                t.targets,
-                meta,
-            )
-            .map(|id| reply.track = id)
-        }),
+        Some(Body::AddTrack(t)) => {
+            let room = t.room;
+            track_request_from_proto(t)
+                .and_then(|request| node.add_track(session, room, request))
+                .map(|id| reply.track = id)
+        }
         Some(Body::RemoveTrack(t)) => node.remove_track(session, t.track),
+        Some(Body::ReplaceTrack(t)) => meta_from_json(&t.meta_json)
+            .and_then(|meta| node.replace_track(session, t.track, meta)),
+        Some(Body::LegPublish(_) | Body::LegSubscribe(_) | Body::LegAnswer(_)) => Err(
+            crate::node::NodeError::InvalidArgument("media leg requests need a session".into()),
+        ),
         Some(Body::Keyframe(k)) => {
             node.request_keyframe(session, k.room, &k.peer, &k.track_id)
                 .await
@@ -132,8 +176,20 @@ where
         return;
     }
     let events_out = out.clone();
+    let leg: Arc<OnceLock<Leg>> = Arc::default();
+    let leg_events = leg.clone();
     let forward = tokio::spawn(async move {
         while let Some(ev) = queue.next().await {
+            if let Some(leg) = leg_events.get()
+                && matches!(
+                    ev.kind,
+                    EventKind::TrackAdd { .. }
+                        | EventKind::TrackRemove { .. }
+                        | EventKind::TrackReady { .. }
+                )
+            {
+                leg.send(LegCommand::Event(ev.clone()));
+            }
             if events_out.send(event_to_proto(ev)).await.is_err() {
                 break;
             }
@@ -141,7 +197,15 @@ where
     });
     while let Some(item) = requests.next().await {
         let reply = match item {
-            Ok(msg) => handle(&node, session, msg).await,
+            Ok(mut msg) => {
+                if let Some(body) = msg.body.take() {
+                    match to_leg(&node, session, &leg, &out, msg.request_id, body) {
+                        None => continue,
+                        Some(body) => msg.body = Some(body),
+                    }
+                }
+                handle(&node, session, msg).await
+            }
             Err(RequestError::Closed) => break,
             Err(RequestError::Malformed(e)) => {
                 node.count_drop(DropReason::ApiBadRequest);

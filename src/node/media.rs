@@ -12,13 +12,15 @@ use bytes::Bytes;
 use tokio::sync::broadcast;
 
 use super::core::TrackRef;
+use super::core::media::{SurfacedTrack, TrackRequest};
 use super::{Inner, Node, NodeError};
 use crate::drops::DropReason;
 use crate::proto;
-use crate::transport::media::{
-    self, LocalTrack, RemoteEvent, RemoteTrack, SamplePacketizer, TrackSpec,
-};
+use crate::transport::media::{self, LocalTrack, RemoteEvent, RemoteTrack, SamplePacketizer};
 use crate::transport::{self, ConnId};
+
+/// Bytes of an RTP header without extensions, counted against a track's bitrate limit.
+const RTP_HEADER_BYTES: usize = 12;
 
 /// RTP packets a remote track holds for readers that fall behind.
 const FANOUT_DEPTH: usize = 1_024;
@@ -258,35 +260,39 @@ impl Node {
     }
 
     /// Adds a local track to a room a session joined; returns its id.
-    #[allow(clippy::too_many_arguments)]
     pub fn add_track(
         &self,
         session: u64,
         handle: u32,
-        codec: &str,
-        stream_id: &str,
-        track_id: &str,
-        targets: Vec<String>,
-        meta: Option<serde_json::Value>,
+        request: TrackRequest,
     ) -> Result<u64, NodeError> {
-        let codec = media::Codec::from_mime(codec).ok_or_else(|| {
-            NodeError::InvalidArgument(format!(
-                "codec {codec:?} is not one of video/VP8, video/VP9, video/H264, video/AV1, audio/opus"
-            ))
-        })?;
-        let spec = TrackSpec {
-            codec,
-            stream_id: stream_id.to_owned(),
-            track_id: track_id.to_owned(),
-        };
-        let packetizer = SamplePacketizer::new(codec).ok();
+        let packetizer = SamplePacketizer::new(request.spec.codec).ok();
         let mut inner = self.lock();
         let id = inner
             .core
-            .add_track(session, handle, spec, meta, targets, Instant::now())?;
+            .add_track(session, handle, request, Instant::now())?;
         inner.io.media.local.entry(id).or_default().packetizer = packetizer;
         self.run_effects(&mut inner);
         Ok(id)
+    }
+
+    /// Swaps the source of a local track: its peers get `meta` and keep receiving on it.
+    pub fn replace_track(
+        &self,
+        session: u64,
+        id: u64,
+        meta: Option<serde_json::Value>,
+    ) -> Result<(), NodeError> {
+        self.feed(|core, now| core.replace_track(session, id, meta, now))
+    }
+
+    /// The remote tracks surfaced in a session's room so far.
+    pub fn room_tracks(
+        &self,
+        session: u64,
+        handle: u32,
+    ) -> Result<Vec<SurfacedTrack>, NodeError> {
+        self.lock().core.room_tracks(session, handle)
     }
 
     /// Removes a local track a session added.
@@ -326,16 +332,10 @@ impl Node {
 
     /// Writes one unit of media to a local track; returns the links it went to.
     pub async fn write_media(&self, write: proto::MediaWrite) -> Result<usize, NodeError> {
-        let (packets, links) = {
+        let packets = {
             let mut inner = self.lock();
-            if inner.core.local_track(write.track).is_none() {
-                return Err(NodeError::NotFound(format!(
-                    "no local track {}",
-                    write.track
-                )));
-            }
             let local = inner.io.media.local.entry(write.track).or_default();
-            let packets = match write.media {
+            let packets: Vec<rtc::rtp::Packet> = match write.media {
                 Some(proto::media_write::Media::Rtp(bytes)) => {
                     media::parse_rtp(&bytes).into_iter().collect()
                 }
@@ -351,13 +351,41 @@ impl Node {
                 None => Vec::new(),
             };
             if packets.is_empty() {
+                if inner.core.local_track(write.track).is_none() {
+                    inner.io.media.local.remove(&write.track);
+                    return Err(NodeError::NotFound(format!(
+                        "no local track {}",
+                        write.track
+                    )));
+                }
                 inner.core.count(DropReason::MediaBadPacket);
                 return Err(NodeError::InvalidArgument(
                     "not an RTP packet or an encodable sample".into(),
                 ));
             }
-            let links: Vec<LocalTrack> = local.links.values().cloned().collect();
-            (packets, links)
+            packets
+        };
+        self.write_rtp(write.track, packets).await
+    }
+
+    /// Writes RTP packets to a local track, within its bitrate limit; returns the links they
+    /// went to.
+    pub async fn write_rtp(
+        &self,
+        track: u64,
+        packets: Vec<rtc::rtp::Packet>,
+    ) -> Result<usize, NodeError> {
+        let links: Vec<LocalTrack> = {
+            let mut inner = self.lock();
+            let bytes = packets
+                .iter()
+                .map(|p| p.payload.len() + RTP_HEADER_BYTES)
+                .sum();
+            inner.core.admit_media(track, bytes, Instant::now())?;
+            match inner.io.media.local.get(&track) {
+                Some(local) => local.links.values().cloned().collect(),
+                None => Vec::new(),
+            }
         };
         for link in &links {
             for p in &packets {

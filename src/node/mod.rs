@@ -223,6 +223,7 @@ impl Node {
                 tracing::trace!(conn = id, "engine asks for negotiation");
             }
             TransportEvent::Track(id, track) => self.on_remote_track(id, track),
+            TransportEvent::GatheringComplete(_) => {}
         }
     }
 }

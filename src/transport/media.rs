@@ -16,7 +16,9 @@ use rtc::rtp_transceiver::rtp_sender::{
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::peer_connection::RTCSessionDescription;
-use webrtc::rtp_transceiver::RtpSender;
+use webrtc::rtp_transceiver::{
+    RTCRtpTransceiverDirection, RTCRtpTransceiverInit, RtpSender, RtpTransceiver,
+};
 
 use super::{Connection, TransportError, err};
 
@@ -35,6 +37,15 @@ impl MediaKind {
         match self {
             MediaKind::Audio => "audio",
             MediaKind::Video => "video",
+        }
+    }
+
+    /// The kind a name ("audio", "video") stands for.
+    pub fn from_name(name: &str) -> Option<MediaKind> {
+        match name {
+            "audio" => Some(MediaKind::Audio),
+            "video" => Some(MediaKind::Video),
+            _ => None,
         }
     }
 
@@ -247,6 +258,65 @@ pub async fn answer_renegotiation(
     let sdp = answer.sdp.clone();
     pc.set_local_description(answer).await.map_err(err)?;
     Ok(sdp)
+}
+
+/// A receiving media section this side offers (a page's leg: the page fills it with a track).
+#[derive(Clone)]
+pub struct ReceiveSlot(Arc<dyn RtpTransceiver>);
+
+impl std::fmt::Debug for ReceiveSlot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ReceiveSlot")
+    }
+}
+
+impl ReceiveSlot {
+    /// Its media id, once an offer has named it.
+    pub async fn mid(&self) -> Option<String> {
+        self.0.mid().await.ok().flatten()
+    }
+}
+
+/// Adds a receive-only media section of `kind` (a renegotiation follows).
+pub async fn add_receive_slot(
+    pc: &Connection,
+    kind: MediaKind,
+) -> Result<ReceiveSlot, TransportError> {
+    let init = RTCRtpTransceiverInit {
+        direction: RTCRtpTransceiverDirection::Recvonly,
+        ..Default::default()
+    };
+    pc.add_transceiver_from_kind(kind.codec_kind(), Some(init))
+        .await
+        .map(ReceiveSlot)
+        .map_err(err)
+}
+
+/// The media id of the section a remote track arrived on.
+pub async fn remote_track_mid(pc: &Connection, track: &RemoteTrack) -> Option<String> {
+    // Compared as addresses: a raw pointer may not be held across an await.
+    let wanted = Arc::as_ptr(&track.0) as *const () as usize;
+    for t in pc.get_transceivers().await {
+        if let Ok(Some(r)) = t.receiver().await
+            && Arc::as_ptr(r.track()) as *const () as usize == wanted
+        {
+            return t.mid().await.ok().flatten();
+        }
+    }
+    None
+}
+
+/// The media id of the section a local track is sent on.
+pub async fn local_track_mid(pc: &Connection, track: &LocalTrack) -> Option<String> {
+    let wanted = track.sender.id();
+    for t in pc.get_transceivers().await {
+        if let Ok(Some(s)) = t.sender().await
+            && s.id() == wanted
+        {
+            return t.mid().await.ok().flatten();
+        }
+    }
+    None
 }
 
 /// A track a peer sends us.

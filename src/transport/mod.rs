@@ -50,6 +50,8 @@ pub enum TransportEvent {
     NegotiationNeeded(ConnId),
     /// The peer added a track.
     Track(ConnId, media::RemoteTrack),
+    /// Every local candidate is gathered (the local description now lists them).
+    GatheringComplete(ConnId),
 }
 
 /// Settings for new peer connections.
@@ -134,6 +136,15 @@ impl PeerConnectionEventHandler for Handler {
             && let Some(pc) = self.pc.get()
         {
             spawn_kicker(pc.clone());
+        }
+    }
+
+    async fn on_ice_gathering_state_change(
+        &self,
+        state: webrtc::peer_connection::RTCIceGatheringState,
+    ) {
+        if state == webrtc::peer_connection::RTCIceGatheringState::Complete {
+            let _ = self.events.send(TransportEvent::GatheringComplete(self.id));
         }
     }
 
@@ -298,6 +309,12 @@ impl Transport {
                 Err(e)
             }
         }
+    }
+
+    /// Creates a connection for media only (no data channel) on which this side makes every
+    /// offer: a browser page's leg to its daemon.
+    pub async fn media_leg(&self, id: ConnId) -> Result<Connection, TransportError> {
+        self.build(id, true).await
     }
 
     /// Creates a connection as answerer for `offer_sdp` and returns the answer SDP.

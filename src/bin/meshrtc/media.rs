@@ -119,6 +119,7 @@ pub async fn publish(
                 meta_json:
                     json!({"file": src.path.file_name().map(|n| n.to_string_lossy().into_owned())})
                         .to_string(),
+                max_kbps: 0,
             }))
             .await?;
         tracks.push(s.reply(id, |e| joined.track(&e)).await?.track);

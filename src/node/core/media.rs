@@ -38,6 +38,79 @@ pub const MAX_LOCAL_TRACKS_PER_ROOM: usize = 16;
 pub const MAX_REMOTE_TRACKS_PER_LINK: usize = 16;
 /// Metadata messages held per link while their tracks are awaited.
 const MAX_PENDING_META: usize = 64;
+/// A local track's bitrate limit when the app names none (kbit/s).
+pub const DEFAULT_TRACK_KBPS: u32 = 10_000;
+/// The highest bitrate limit an app may ask for (kbit/s).
+pub const MAX_TRACK_KBPS: u32 = 100_000;
+
+/// A token bucket of bytes: refilled at a track's bitrate limit, holding at most one second of
+/// it, so a keyframe's burst passes and a sustained excess does not.
+#[derive(Debug, Clone)]
+pub struct ByteBudget {
+    bytes_per_sec: f64,
+    left: f64,
+    at: Option<Instant>,
+}
+
+impl ByteBudget {
+    /// A full budget for `kbps` kilobits per second.
+    pub fn new(kbps: u32) -> Self {
+        let bytes_per_sec = f64::from(kbps) * 1000.0 / 8.0;
+        ByteBudget {
+            bytes_per_sec,
+            left: bytes_per_sec,
+            at: None,
+        }
+    }
+
+    /// The limit in kbit/s.
+    pub fn kbps(&self) -> u32 {
+        (self.bytes_per_sec * 8.0 / 1000.0).round() as u32
+    }
+
+    /// Takes `bytes` if the budget holds them at `now`.
+    pub fn take(&mut self, bytes: usize, now: Instant) -> bool {
+        if let Some(at) = self.at {
+            let refill = now.saturating_duration_since(at).as_secs_f64() * self.bytes_per_sec;
+            self.left = (self.left + refill).min(self.bytes_per_sec);
+        }
+        self.at = Some(now);
+        let bytes = bytes as f64;
+        if bytes > self.left {
+            return false;
+        }
+        self.left -= bytes;
+        true
+    }
+}
+
+/// A local track an app asks for.
+#[derive(Debug, Clone)]
+pub struct TrackRequest {
+    /// Codec, stream id and track id.
+    pub spec: TrackSpec,
+    /// The app's metadata, sent with the track.
+    pub meta: Option<Value>,
+    /// Peers it goes to; empty for everyone, newcomers included.
+    pub targets: Vec<String>,
+    /// Its bitrate limit in kbit/s; 0 for the default.
+    pub max_kbps: u32,
+}
+
+/// A remote track surfaced in a room, as a late reader learns of it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SurfacedTrack {
+    /// The sending peer.
+    pub peer: String,
+    /// Its media stream id.
+    pub stream_id: String,
+    /// Its track id.
+    pub track_id: String,
+    /// Its codec.
+    pub codec: Codec,
+    /// The sender's metadata.
+    pub meta: Option<Value>,
+}
 
 /// A remote track as an app names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -55,13 +128,27 @@ impl Core {
         &mut self,
         session: SessionId,
         handle: u32,
-        spec: TrackSpec,
-        meta: Option<Value>,
-        targets: Vec<String>,
+        request: TrackRequest,
         now: Instant,
     ) -> Result<u64, NodeError> {
         self.at(now);
         let key = self.session_room(session, handle)?;
+        let TrackRequest {
+            spec,
+            meta,
+            targets,
+            max_kbps,
+        } = request;
+        if max_kbps > MAX_TRACK_KBPS {
+            return Err(NodeError::InvalidArgument(format!(
+                "a track's bitrate limit is at most {MAX_TRACK_KBPS} kbit/s"
+            )));
+        }
+        let kbps = if max_kbps == 0 {
+            DEFAULT_TRACK_KBPS
+        } else {
+            max_kbps
+        };
         if spec.stream_id.is_empty()
             || spec.track_id.is_empty()
             || spec.track_id.len() > 256
@@ -108,6 +195,7 @@ impl Core {
                 targets,
                 key: track_key,
                 on: BTreeSet::new(),
+                budget: ByteBudget::new(kbps),
             },
         );
         for peer in peers {
@@ -284,6 +372,84 @@ impl Core {
             .get(&id)
             .map(|t| t.on.iter().copied().collect())
             .unwrap_or_default()
+    }
+
+    /// Input: an app writes `bytes` of media to a local track; whether its bitrate limit lets
+    /// them through (a refusal is counted).
+    pub fn admit_media(&mut self, id: u64, bytes: usize, now: Instant) -> Result<(), NodeError> {
+        self.at(now);
+        let Some(t) = self.st.local_tracks.get_mut(&id) else {
+            return Err(NodeError::NotFound(format!("no local track {id}")));
+        };
+        if t.budget.take(bytes, now) {
+            return Ok(());
+        }
+        let kbps = t.budget.kbps();
+        self.count(DropReason::MediaBitrateLimit);
+        Err(NodeError::InvalidArgument(format!(
+            "track {id} is over its bitrate limit of {kbps} kbit/s"
+        )))
+    }
+
+    /// Input: an app swaps the source of one of its tracks (Trystero's `replaceTrack`): its
+    /// peers get the new metadata under a new key and keep receiving on the same track.
+    pub fn replace_track(
+        &mut self,
+        session: SessionId,
+        id: u64,
+        meta: Option<Value>,
+        now: Instant,
+    ) -> Result<(), NodeError> {
+        self.at(now);
+        let key = random_id_from(&mut self.rng, 20);
+        let t = match self.st.local_tracks.get_mut(&id) {
+            Some(t) if t.session == session => t,
+            _ => {
+                return Err(NodeError::NotFound(format!(
+                    "track {id} is not this session's"
+                )));
+            }
+        };
+        t.key = key;
+        t.meta = meta;
+        let wire = MediaWire::Track(MediaMeta {
+            key: t.key.clone(),
+            stream_id: None,
+            track_id: Some(t.spec.track_id.clone()),
+            meta: t.meta.clone(),
+        });
+        let (room, on) = (t.room.clone(), t.on.clone());
+        for conn in on {
+            let frames = match self.st.rooms.get_mut(&room) {
+                Some(entry) => entry.room.media_frames(&wire),
+                None => Vec::new(),
+            };
+            self.frames(conn, frames);
+        }
+        Ok(())
+    }
+
+    /// The remote tracks surfaced in a session's room (for a reader that comes after their
+    /// `track_add`).
+    pub fn room_tracks(
+        &self,
+        session: SessionId,
+        handle: u32,
+    ) -> Result<Vec<SurfacedTrack>, NodeError> {
+        let key = self.session_room(session, handle)?;
+        Ok(self
+            .st
+            .remote_tracks
+            .iter()
+            .filter(|(_, t)| t.room.as_ref() == Some(&key))
+            .map(|((_, track_id), t)| SurfacedTrack {
+                peer: t.peer.clone(),
+                stream_id: t.stream_id.clone(),
+                track_id: track_id.clone(),
+                codec: t.codec,
+                meta: t.meta.clone(),
+            })
+            .collect())
     }
 
     /// Input: the connection's tracks changed and it must renegotiate.
@@ -493,6 +659,26 @@ impl Core {
         meta: MediaMeta,
         track: bool,
     ) {
+        // New metadata for a track already shown (Trystero's replaceTrack): shown again.
+        if track
+            && let Some(id) = meta.track_id.clone()
+            && let Some(t) = self.st.remote_tracks.get_mut(&(conn, id.clone()))
+            && t.room.as_ref() == Some(key)
+        {
+            t.meta = meta.meta.clone();
+            let (peer, stream_id, codec) = (t.peer.clone(), t.stream_id.clone(), t.codec);
+            self.emit(
+                key,
+                EventKind::TrackAdd {
+                    peer,
+                    stream_id,
+                    track_id: id,
+                    codec,
+                    meta: meta.meta,
+                },
+            );
+            return;
+        }
         let pending = self.st.pending_meta.entry(lk.clone()).or_default();
         if pending.len() >= MAX_PENDING_META {
             pending.remove(0);
@@ -542,6 +728,7 @@ impl Core {
                 stream_id,
                 codec,
                 room: None,
+                meta: None,
             },
         );
         self.surface_tracks(&lk, conn);
@@ -585,6 +772,7 @@ impl Core {
                 continue;
             };
             t.room = Some(room.clone());
+            t.meta = meta.clone();
             let codec = t.codec;
             if self.st.streams_seen.insert((conn, stream_id.clone())) {
                 let stream_meta = stream_meta.map(|(_, m)| m).unwrap_or_else(|| meta.clone());

@@ -22,7 +22,7 @@
 mod dials;
 mod info;
 mod links;
-mod media;
+pub(crate) mod media;
 mod outputs;
 mod overlay;
 pub(crate) mod rooms;

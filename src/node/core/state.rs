@@ -160,6 +160,8 @@ pub(super) struct LocalTrackEntry {
     pub key: String,
     /// Links it is on.
     pub on: BTreeSet<ConnId>,
+    /// What it may still send now (bytes), refilled at its bitrate limit.
+    pub budget: crate::node::core::media::ByteBudget,
 }
 
 /// A track a peer sends us.
@@ -170,6 +172,8 @@ pub(super) struct RemoteTrackEntry {
     pub codec: crate::transport::media::Codec,
     /// The room it was surfaced in, once its metadata arrived.
     pub room: Option<RoomKey>,
+    /// The sender's metadata, once surfaced.
+    pub meta: Option<serde_json::Value>,
 }
 
 /// Metadata that arrived before its track.

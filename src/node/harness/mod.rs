@@ -370,14 +370,27 @@ impl Net {
             .add_track(
                 sim.session,
                 sim.handles[room],
-                spec,
-                Some(meta),
-                targets,
+                crate::node::core::media::TrackRequest {
+                    spec,
+                    meta: Some(meta),
+                    targets,
+                    max_kbps: 0,
+                },
                 now,
             )
             .expect("add track");
         self.run_effects(i);
         id
+    }
+
+    /// Node `i` swaps the source of its track `id`, with new metadata.
+    pub fn replace_track(&mut self, i: usize, id: u64, meta: serde_json::Value) {
+        let now = self.now;
+        let sim = &mut self.nodes[i];
+        sim.core
+            .replace_track(sim.session, id, Some(meta), now)
+            .expect("replace track");
+        self.run_effects(i);
     }
 
     /// Node `i` removes its track `id`.

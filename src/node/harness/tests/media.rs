@@ -2,6 +2,7 @@
 
 use super::*;
 use serde_json::json;
+use std::time::Instant;
 
 /// Tracks node `i` was shown: (from, stream, track, meta), in order.
 fn tracks_seen(sim: &Sim) -> Vec<(String, String, String, Option<serde_json::Value>)> {
@@ -138,4 +139,57 @@ fn a_removed_track_is_seen_removed_and_a_leaving_peer_ends_its_tracks() {
         removed(&net.nodes[2], "b"),
         "a leaving peer's track did not end"
     );
+}
+
+#[test]
+fn a_replaced_track_is_shown_again_with_its_new_metadata() {
+    let mut net = mesh(64, 2, "r");
+    let id = net.add_track(0, "r", "cam", "video", json!({"src": "front"}), vec![]);
+    net.run_for(2 * SEC);
+    net.replace_track(0, id, json!({"src": "back"}));
+    net.run_for(SEC);
+    let from = net.nodes[0].id();
+    let metas: Vec<_> = tracks_seen(&net.nodes[1])
+        .into_iter()
+        .map(|(peer, _, track, meta)| (peer, track, meta))
+        .collect();
+    assert_eq!(
+        metas,
+        vec![
+            (from.clone(), "video".into(), Some(json!({"src": "front"}))),
+            (from, "video".into(), Some(json!({"src": "back"}))),
+        ]
+    );
+    assert!(!removed(&net.nodes[1], "video"));
+}
+
+#[test]
+fn a_track_over_its_bitrate_limit_is_refused_and_counted() {
+    use crate::node::core::media::ByteBudget;
+    let t0 = Instant::now();
+    // 800 kbit/s: 100 kB a second, and at most one second of it at once.
+    let mut budget = ByteBudget::new(800);
+    assert!(budget.take(60_000, t0));
+    assert!(budget.take(40_000, t0));
+    assert!(!budget.take(1_000, t0), "the second's budget is spent");
+    assert!(budget.take(10_000, t0 + Duration::from_millis(100)));
+    assert!(
+        !budget.take(200_000, t0 + Duration::from_secs(10)),
+        "never more than one second's burst"
+    );
+
+    let mut net = mesh(65, 2, "r");
+    let id = net.add_track(0, "r", "cam", "video", json!(null), vec![]);
+    net.run_for(SEC);
+    let now = net.now;
+    let core = &mut net.nodes[0].core;
+    let mut refused = 0;
+    for _ in 0..2_000 {
+        if core.admit_media(id, 1_200, now).is_err() {
+            refused += 1;
+        }
+    }
+    // The default 10 Mbit/s lets 1.25 MB through at once: 1,041 packets of 1,200 bytes.
+    assert_eq!(refused, 2_000 - 1_041);
+    assert_eq!(core.drops(DropReason::MediaBitrateLimit), refused);
 }
