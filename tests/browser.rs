@@ -58,3 +58,9 @@ fn pages_behind_mdns_host_names_join_a_daemon_that_resolves_them() {
 fn trystero_pages_exchange_media_with_daemons() {
     run_browser_suite("media.mjs");
 }
+
+#[test]
+#[ignore = "real Chromium; scripts/test.sh runs it with --ignored"]
+fn pages_send_media_to_each_other_through_their_daemons() {
+    run_browser_suite("bridge-media.mjs");
+}

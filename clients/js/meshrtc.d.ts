@@ -30,7 +30,23 @@ export class Room {
   readonly roomId: string
   on(event: 'peer:join' | 'peer:leave' | 'peer:seen', cb: (peerId: PeerId) => void): this
   on(event: 'error', cb: (error: RoomError) => void): this
-  off(event: 'peer:join' | 'peer:leave' | 'peer:seen' | 'error', cb: (...args: any[]) => void): this
+  /** A peer's stream arrived (its first track); listening asks the daemon to forward media. */
+  on(event: 'stream:add', cb: (stream: MediaStream, peerId: PeerId, meta?: unknown) => void): this
+  /** A peer's track arrived (again, with new metadata, after the peer's replaceTrack). */
+  on(event: 'track:add', cb: (track: MediaStreamTrack, stream: MediaStream, peerId: PeerId, meta?: unknown) => void): this
+  on(event: 'track:remove', cb: (track: MediaStreamTrack, stream: MediaStream, peerId: PeerId) => void): this
+  off(
+    event: 'peer:join' | 'peer:leave' | 'peer:seen' | 'error' | 'stream:add' | 'track:add' | 'track:remove',
+    cb: (...args: any[]) => void
+  ): this
+  /** Sends every track of a stream (to all peers, or to `targets`) with metadata. */
+  addStream(stream: MediaStream, targets?: PeerId | PeerId[] | null, meta?: unknown): Promise<void>
+  removeStream(stream: MediaStream): Promise<void>
+  /** Resolves once the daemon receives the track's media. */
+  addTrack(track: MediaStreamTrack, stream: MediaStream, targets?: PeerId | PeerId[] | null, meta?: unknown): Promise<void>
+  removeTrack(track: MediaStreamTrack): Promise<void>
+  /** Sends `newTrack` in place of `oldTrack` without renegotiating; peers get `meta`. */
+  replaceTrack(oldTrack: MediaStreamTrack, newTrack: MediaStreamTrack, meta?: unknown): Promise<void>
   /** The same Channel object for the same name. */
   channel(name: string): Channel
   getPeers(): Record<PeerId, true>

@@ -3,7 +3,7 @@
 // Messages are the proto3 JSON mapping of proto/meshrtc/v1/meshrtc.proto (ClientMessage /
 // ServerMessage); bytes travel as base64.
 
-/** @typedef {'peer:join' | 'peer:leave' | 'peer:seen' | 'error'} RoomEvent */
+/** @typedef {'peer:join' | 'peer:leave' | 'peer:seen' | 'error' | 'stream:add' | 'track:add' | 'track:remove'} RoomEvent */
 /** @typedef {'connecting' | 'open' | 'reconnecting' | 'closed'} NodeState */
 
 const DEFAULT_URL = 'ws://127.0.0.1:7701/ws'
@@ -136,6 +136,82 @@ export class Room extends Emitter {
     return Object.fromEntries([...this._peers].map(p => [p, true]))
   }
 
+  /** Adds a listener; listening for remote media asks the daemon to forward the room's tracks. */
+  on(event, cb) {
+    super.on(event, cb)
+    if ((event === 'stream:add' || event === 'track:add') && !this._wantsMedia) {
+      this._wantsMedia = true
+      if (!this._left) this._subscribeMedia().catch(err => this._emit('error', {code: 'media', message: String(err)}))
+    }
+    return this
+  }
+
+  async _subscribeMedia() {
+    this._node._legPc()
+    await this._node._request({legSubscribe: {room: this._handle()}})
+  }
+
+  /**
+   * Sends every track of `stream` to all peers, or to `targets`, with `meta` (GenosRTC's addStream).
+   * @returns {Promise<void>}
+   */
+  async addStream(stream, targets, meta) {
+    await Promise.all(stream.getTracks().map(track => this.addTrack(track, stream, targets, meta)))
+  }
+
+  /** Stops sending the tracks of `stream`. */
+  async removeStream(stream) {
+    await Promise.all(stream.getTracks().filter(t => this._node._published.has(t)).map(t => this.removeTrack(t)))
+  }
+
+  /**
+   * Sends `track` (of `stream`) to all peers, or to `targets`, with `meta`. The page's media goes
+   * to its daemon over a loopback WebRTC leg; the daemon forwards it to the room's peers.
+   * @returns {Promise<void>} once the daemon receives the track's media
+   */
+  async addTrack(track, stream, targets, meta) {
+    const list = targets == null ? [] : Array.isArray(targets) ? targets : [targets]
+    this._node._legPc()
+    const pub = {track, stream, room: this, sender: null, id: ''}
+    const reply = await this._node._request(
+      {
+        legPublish: {
+          room: this._handle(),
+          kind: track.kind,
+          streamId: stream.id,
+          trackId: track.id,
+          targets: list,
+          ...(meta === undefined ? {} : {metaJson: JSON.stringify(meta)})
+        }
+      },
+      requestId => this._node._publishing.set(requestId, pub)
+    )
+    pub.id = reply.track
+    this._node._published.set(track, pub)
+  }
+
+  /** Stops sending `track`. */
+  async removeTrack(track) {
+    const pub = this._node._published.get(track)
+    if (!pub) return
+    this._node._published.delete(track)
+    await pub.sender?.replaceTrack(null)
+    await this._node._request({removeTrack: {track: pub.id}})
+  }
+
+  /** Sends `newTrack` in place of `oldTrack` (no renegotiation); peers get `meta` with it. */
+  async replaceTrack(oldTrack, newTrack, meta) {
+    const pub = this._node._published.get(oldTrack)
+    if (!pub) throw new Error('meshrtc: that track is not being sent')
+    await pub.sender?.replaceTrack(newTrack)
+    this._node._published.delete(oldTrack)
+    pub.track = newTrack
+    this._node._published.set(newTrack, pub)
+    await this._node._request({
+      replaceTrack: {track: pub.id, ...(meta === undefined ? {} : {metaJson: JSON.stringify(meta)})}
+    })
+  }
+
   /** Round trip to a peer, in milliseconds. */
   async ping(peerId) {
     const reply = await this._node._request({ping: {room: this._handle(), peer: peerId}})
@@ -158,6 +234,7 @@ export class Room extends Emitter {
       join: {app: this.appId, room: this.roomId, password: this._password, ...(this._cells ? {cells: this._cells} : {})}
     })
     this._handleId = reply.room
+    if (this._wantsMedia) await this._subscribeMedia()
     return this
   }
 
@@ -185,6 +262,15 @@ export class Room extends Emitter {
       this._channels.get(p.channel)?._emit('progress', p.fraction, p.from, meta)
     } else if (ev.roomError) {
       this._emit('error', ev.roomError)
+    } else if (ev.trackAdd) {
+      // New metadata for a track already playing: the peer replaced its source.
+      const m = ev.trackAdd
+      for (const info of this._node._leg?.slots.values() ?? []) {
+        if (info.remote && info.room === this._handleId && info.peer === m.peer && info.trackId === m.trackId && (info.metaJson ?? '') !== (m.metaJson ?? '')) {
+          info.metaJson = m.metaJson
+          this._emit('track:add', info.remote.track, info.remote.stream, info.peer, m.metaJson ? JSON.parse(m.metaJson) : undefined)
+        }
+      }
     }
   }
 }
@@ -206,6 +292,94 @@ export class Node extends Emitter {
     this._ws = null
     this._closed = false
     this._backoff = 250
+    /** The media leg to the daemon (created on first media use). */
+    this._leg = null
+    /** Tracks being published, by request id; then published tracks, by track. */
+    this._publishing = new Map()
+    this._published = new Map()
+  }
+
+  /** The page's media leg: the daemon offers, the page answers. */
+  _legPc() {
+    if (!this._leg) {
+      const pc = new RTCPeerConnection({iceServers: []})
+      const leg = {pc, slots: new Map(), streams: new Map(), chain: Promise.resolve()}
+      pc.ontrack = e => this._onLegTrack(leg, e)
+      this._leg = leg
+    }
+    return this._leg
+  }
+
+  _closeLeg() {
+    this._leg?.pc.close()
+    this._leg = null
+    this._publishing.clear()
+    this._published.clear()
+  }
+
+  _onLegOffer(offer) {
+    const leg = this._legPc()
+    leg.chain = leg.chain
+      .then(() => this._answerLeg(leg, offer))
+      .catch(err => console.error('meshrtc: media leg', err))
+  }
+
+  async _answerLeg(leg, offer) {
+    const {pc} = leg
+    const slots = offer.slots ?? []
+    for (const slot of slots) {
+      if (slot.forward) leg.slots.set(slot.mid, {room: slot.room ?? 0, ...slot.forward})
+    }
+    await pc.setRemoteDescription({type: 'offer', sdp: offer.sdp})
+    for (const slot of slots) {
+      if (slot.publishRequest) {
+        const pub = this._publishing.get(String(slot.publishRequest))
+        this._publishing.delete(String(slot.publishRequest))
+        const tr = pc.getTransceivers().find(t => t.mid === slot.mid)
+        if (!pub || !tr) continue
+        tr.direction = 'sendonly'
+        await tr.sender.replaceTrack(pub.track)
+        tr.sender.setStreams?.(pub.stream)
+        pub.sender = tr.sender
+      } else if (slot.removed) {
+        const info = leg.slots.get(slot.mid)
+        leg.slots.delete(slot.mid)
+        if (info?.remote) {
+          info.remote.stream.removeTrack(info.remote.track)
+          this._roomOf(info.room)?._emit('track:remove', info.remote.track, info.remote.stream, info.peer)
+        }
+      }
+    }
+    await pc.setLocalDescription(await pc.createAnswer())
+    await new Promise(resolve => {
+      if (pc.iceGatheringState === 'complete') return resolve()
+      const done = () => pc.iceGatheringState === 'complete' && resolve()
+      pc.addEventListener('icegatheringstatechange', done)
+      setTimeout(resolve, 1000)
+    })
+    await this._request({legAnswer: {offer: offer.offer, sdp: pc.localDescription.sdp}})
+  }
+
+  _roomOf(handle) {
+    return [...this._rooms].find(r => r._handleId === handle)
+  }
+
+  _onLegTrack(leg, e) {
+    const info = leg.slots.get(e.transceiver.mid)
+    const room = info && this._roomOf(info.room)
+    if (!room) return
+    const key = `${info.peer}\n${info.streamId}`
+    let stream = leg.streams.get(key)
+    const fresh = !stream
+    if (!stream) {
+      stream = new MediaStream()
+      leg.streams.set(key, stream)
+    }
+    stream.addTrack(e.track)
+    info.remote = {track: e.track, stream}
+    const meta = info.metaJson ? JSON.parse(info.metaJson) : undefined
+    if (fresh) room._emit('stream:add', stream, info.peer, meta)
+    room._emit('track:add', e.track, stream, info.peer, meta)
   }
 
   _setState(state) {
@@ -242,6 +416,7 @@ export class Node extends Emitter {
       ws.onclose = () => {
         for (const {reject: rej} of this._pending.values()) rej(new Error('meshrtc: connection closed'))
         this._pending.clear()
+        this._closeLeg()
         this._ws = null
         if (!opened) reject(new Error(`meshrtc: cannot connect to ${this.url}`))
         if (opened && !this._closed) this._reconnect()
@@ -273,12 +448,13 @@ export class Node extends Emitter {
     }
   }
 
-  _request(body) {
+  _request(body, onId) {
     const ws = this._ws
     if (!ws || ws.readyState !== WebSocket.OPEN) {
       return Promise.reject(new Error('meshrtc: not connected'))
     }
     const requestId = String(this._nextId++)
+    onId?.(requestId)
     return new Promise((resolve, reject) => {
       this._pending.set(requestId, {resolve, reject})
       ws.send(JSON.stringify({requestId, ...body}))
@@ -298,6 +474,8 @@ export class Node extends Emitter {
       } else {
         waiter.resolve(r)
       }
+    } else if (msg.legOffer) {
+      this._onLegOffer(msg.legOffer)
     } else if (msg.event) {
       const ev = msg.event
       for (const room of this._rooms) {
@@ -327,6 +505,7 @@ export class Node extends Emitter {
   /** Closes the connection for good. */
   close() {
     this._closed = true
+    this._closeLeg()
     this._ws?.close()
     this._setState('closed')
   }

@@ -196,8 +196,8 @@ impl LocalTrack {
     }
 }
 
-/// Adds a local track to a connection (a renegotiation follows).
-pub async fn add_track(pc: &Connection, spec: &TrackSpec) -> Result<LocalTrack, TransportError> {
+/// A track to write RTP to, with a fresh SSRC.
+fn static_track(spec: &TrackSpec) -> (Arc<TrackLocalStaticRTP>, u32) {
     let ssrc: u32 = rand::random();
     let coding = RTCRtpEncodingParameters {
         rtp_coding_parameters: RTCRtpCodingParameters {
@@ -214,18 +214,49 @@ pub async fn add_track(pc: &Connection, spec: &TrackSpec) -> Result<LocalTrack, 
         spec.codec.kind().codec_kind(),
         vec![coding],
     );
-    let track = Arc::new(TrackLocalStaticRTP::new(track));
+    (Arc::new(TrackLocalStaticRTP::new(track)), ssrc)
+}
+
+impl LocalTrack {
+    fn new(track: Arc<TrackLocalStaticRTP>, sender: Arc<dyn RtpSender>, ssrc: u32, codec: Codec) -> Self {
+        LocalTrack {
+            track,
+            sender,
+            ssrc,
+            codec,
+            payload_type: Arc::new(std::sync::atomic::AtomicU16::new(NO_PT)),
+        }
+    }
+}
+
+/// Adds a local track to a connection (a renegotiation follows).
+pub async fn add_track(pc: &Connection, spec: &TrackSpec) -> Result<LocalTrack, TransportError> {
+    let (track, ssrc) = static_track(spec);
     let sender = pc
         .add_track(track.clone() as Arc<dyn TrackLocal>)
         .await
         .map_err(err)?;
-    Ok(LocalTrack {
-        track,
-        sender,
-        ssrc,
-        codec: spec.codec,
-        payload_type: Arc::new(std::sync::atomic::AtomicU16::new(NO_PT)),
-    })
+    Ok(LocalTrack::new(track, sender, ssrc, spec.codec))
+}
+
+/// Adds a local track in a media section of its own, send-only (a renegotiation follows).
+/// Unlike `add_track` it never takes over a section the other side sends on.
+pub async fn add_send_slot(pc: &Connection, spec: &TrackSpec) -> Result<LocalTrack, TransportError> {
+    let (track, ssrc) = static_track(spec);
+    let init = RTCRtpTransceiverInit {
+        direction: RTCRtpTransceiverDirection::Sendonly,
+        ..Default::default()
+    };
+    let transceiver = pc
+        .add_transceiver_from_track(track.clone() as Arc<dyn TrackLocal>, Some(init))
+        .await
+        .map_err(err)?;
+    let sender = transceiver
+        .sender()
+        .await
+        .map_err(err)?
+        .ok_or_else(|| TransportError("a send-only section without a sender".into()))?;
+    Ok(LocalTrack::new(track, sender, ssrc, spec.codec))
 }
 
 /// Removes a local track from its connection (a renegotiation follows).

@@ -252,7 +252,7 @@ impl Actor {
                         stream_id: track.stream_id.clone(),
                         track_id: track.track_id.clone(),
                     };
-                    let local = media::add_track(&self.pc, &spec).await?;
+                    let local = media::add_send_slot(&self.pc, &spec).await?;
                     send.push((local, *room, track.clone()));
                 }
                 Change::Unforward(key) => {
