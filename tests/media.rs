@@ -302,3 +302,79 @@ async fn both_daemons_publishing_at_once_both_receive() {
         );
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_over_a_tracks_bitrate_limit_are_refused_counted_and_hurt_nothing_else() {
+    use meshrtc::proto::{self, client_message::Body};
+    use rtc::shared::marshal::Marshal as _;
+    use tokio_stream::wrappers::ReceiverStream;
+    let a = Daemon::with_embedded_relay().await;
+    let b = Daemon::with_relays(&[a.relay_url()]).await;
+    let (mut sa, mut sb) = (a.session().await, b.session().await);
+    let ra = sa.join("app", "limits", "").await;
+    sb.join("app", "limits", "").await;
+    assert!(
+        sa.wait_join(&b.peer_id().await, Duration::from_secs(30))
+            .await
+    );
+    let add = |max_kbps| {
+        Body::AddTrack(proto::AddTrackRequest {
+            room: ra,
+            codec: "video/VP8".into(),
+            stream_id: "s".into(),
+            track_id: format!("t{max_kbps}"),
+            max_kbps,
+            ..Default::default()
+        })
+    };
+    let refused = sa.call(add(1_000_000)).await;
+    assert_eq!(
+        refused.error.map(|e| e.code).as_deref(),
+        Some("invalid_argument"),
+        "a limit above the maximum is refused"
+    );
+    // 80 kbit/s: 10 kB a second, and at most a second's worth at once.
+    let track = sa.call(add(80)).await.track;
+    let mut client = meshrtc::client::connect_with_token(&a.endpoint(), None)
+        .await
+        .expect("client");
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let writer = tokio::spawn(async move { client.write_media(ReceiverStream::new(rx)).await });
+    for seq in 0..100u16 {
+        let mut packet = rtc::rtp::Packet::default();
+        packet.header.version = 2;
+        packet.header.payload_type = 96;
+        packet.header.sequence_number = seq;
+        packet.header.timestamp = u32::from(seq) * 3_000;
+        packet.payload = vec![0u8; 1_000].into();
+        let rtp = packet.marshal().expect("marshal").to_vec();
+        tx.send(proto::MediaWrite {
+            track,
+            media: Some(proto::media_write::Media::Rtp(rtp)),
+        })
+        .await
+        .expect("write");
+    }
+    drop(tx);
+    let summary = writer
+        .await
+        .expect("writer")
+        .expect("write_media")
+        .into_inner();
+    println!(
+        "bitrate limit: {} packets through, {} refused",
+        summary.packets, summary.refused
+    );
+    assert!(summary.packets <= 20, "{summary:?}");
+    assert!(summary.refused >= 80, "{summary:?}");
+    let drops = a.status().await.drops;
+    assert_eq!(
+        drops.get("media_bitrate_limit").copied(),
+        Some(summary.refused)
+    );
+    sa.send(ra, "chat", text("still here"), &[]).await;
+    assert!(
+        sb.wait_message(Duration::from_secs(10)).await.is_some(),
+        "the room goes on"
+    );
+}

@@ -5,13 +5,13 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 
 use super::convert::{error_to_proto, event_to_proto, payload_from_proto, peer_to_proto};
+use super::leg::{Leg, LegCommand};
 use crate::drops::DropReason;
 use crate::node::Node;
-use super::leg::{Leg, LegCommand};
 use crate::node::core::media::TrackRequest;
 use crate::node::session::{EventKind, SessionId};
-use crate::transport::media::{Codec, TrackSpec};
 use crate::proto::{self, client_message::Body};
+use crate::transport::media::{Codec, TrackSpec};
 
 /// Why a request could not be read from a session's stream.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,7 +25,9 @@ pub enum RequestError {
 }
 
 /// Optional JSON metadata given as text ("" for none).
-pub(crate) fn meta_from_json(text: &str) -> Result<Option<serde_json::Value>, crate::node::NodeError> {
+pub(crate) fn meta_from_json(
+    text: &str,
+) -> Result<Option<serde_json::Value>, crate::node::NodeError> {
     if text.is_empty() {
         return Ok(None);
     }
@@ -131,8 +133,9 @@ pub async fn handle(
                 .map(|id| reply.track = id)
         }
         Some(Body::RemoveTrack(t)) => node.remove_track(session, t.track),
-        Some(Body::ReplaceTrack(t)) => meta_from_json(&t.meta_json)
-            .and_then(|meta| node.replace_track(session, t.track, meta)),
+        Some(Body::ReplaceTrack(t)) => {
+            meta_from_json(&t.meta_json).and_then(|meta| node.replace_track(session, t.track, meta))
+        }
         Some(Body::LegPublish(_) | Body::LegSubscribe(_) | Body::LegAnswer(_)) => Err(
             crate::node::NodeError::InvalidArgument("media leg requests need a session".into()),
         ),

@@ -287,11 +287,7 @@ impl Node {
     }
 
     /// The remote tracks surfaced in a session's room so far.
-    pub fn room_tracks(
-        &self,
-        session: u64,
-        handle: u32,
-    ) -> Result<Vec<SurfacedTrack>, NodeError> {
+    pub fn room_tracks(&self, session: u64, handle: u32) -> Result<Vec<SurfacedTrack>, NodeError> {
         self.lock().core.room_tracks(session, handle)
     }
 

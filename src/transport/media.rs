@@ -218,7 +218,12 @@ fn static_track(spec: &TrackSpec) -> (Arc<TrackLocalStaticRTP>, u32) {
 }
 
 impl LocalTrack {
-    fn new(track: Arc<TrackLocalStaticRTP>, sender: Arc<dyn RtpSender>, ssrc: u32, codec: Codec) -> Self {
+    fn new(
+        track: Arc<TrackLocalStaticRTP>,
+        sender: Arc<dyn RtpSender>,
+        ssrc: u32,
+        codec: Codec,
+    ) -> Self {
         LocalTrack {
             track,
             sender,
@@ -241,7 +246,10 @@ pub async fn add_track(pc: &Connection, spec: &TrackSpec) -> Result<LocalTrack, 
 
 /// Adds a local track in a media section of its own, send-only (a renegotiation follows).
 /// Unlike `add_track` it never takes over a section the other side sends on.
-pub async fn add_send_slot(pc: &Connection, spec: &TrackSpec) -> Result<LocalTrack, TransportError> {
+pub async fn add_send_slot(
+    pc: &Connection,
+    spec: &TrackSpec,
+) -> Result<LocalTrack, TransportError> {
     let (track, ssrc) = static_track(spec);
     let init = RTCRtpTransceiverInit {
         direction: RTCRtpTransceiverDirection::Sendonly,

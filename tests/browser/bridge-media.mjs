@@ -1,6 +1,7 @@
 // Media between pages through their daemons' bridges (the JS client's addStream / replaceTrack /
 // removeTrack): each page's camera goes over its loopback leg to its daemon, across the room's
 // link to the other daemon, and over that daemon's leg into the other page, while chat goes on.
+import {mkdirSync} from 'node:fs'
 import assert from 'node:assert/strict'
 import {Daemon, launchBrowser, runTests, until, sleep} from './lib.mjs'
 
@@ -128,6 +129,37 @@ await runTests(
       const stillA = await framesDecoded(pa)
       await sleep(1000)
       assert.ok((await framesDecoded(pa)) > stillA, 'b\'s camera stopped at a')
+      await pa.close()
+      await pb.close()
+    },
+
+    async 'the demo page: the camera button on one page shows a playing tile on the other (screenshot)'() {
+      const room = `demo-cams-${Date.now()}`
+      const pages = []
+      for (const d of [a, b]) {
+        const p = await context.newPage()
+        await p.setViewportSize({width: 1000, height: 940})
+        await p.goto(`${d.origin}/`)
+        await until('node open', () => p.evaluate(() => window.meshNode?.state === 'open'))
+        await p.fill('#room', room)
+        await p.click('#join')
+        pages.push(p)
+      }
+      const [pa, pb] = pages
+      await until('peer lists', async () => (await pa.locator('#peers li').count()) === 1 && (await pb.locator('#peers li').count()) === 1, 30000)
+      await pa.click('#camera')
+      const playing = () =>
+        pb.evaluate(() => {
+          const v = document.querySelector('#videos figure video')
+          return v && v.readyState >= 2 && v.currentTime > 0.5 ? {tracks: v.srcObject.getTracks().map(t => t.kind).sort(), caption: v.nextSibling.textContent} : null
+        })
+      const shown = await until('a playing remote tile on the other page', playing, 30000)
+      assert.deepEqual(shown.tracks, ['audio', 'video'])
+      assert.ok(shown.caption.endsWith('camera'), shown.caption)
+      mkdirSync('target/browser', {recursive: true})
+      await pb.screenshot({path: 'target/browser/demo-media.png'})
+      await pa.click('#camera')
+      await until('the tile goes when the camera stops', async () => (await pb.locator('#videos figure').count()) === 0, 20000)
       await pa.close()
       await pb.close()
     }

@@ -51,7 +51,11 @@ pub struct Leg {
 
 impl Leg {
     /// Starts a leg for `session`; replies and offers go to `out`.
-    pub fn start(node: Arc<Node>, session: SessionId, out: mpsc::Sender<proto::ServerMessage>) -> Leg {
+    pub fn start(
+        node: Arc<Node>,
+        session: SessionId,
+        out: mpsc::Sender<proto::ServerMessage>,
+    ) -> Leg {
         let (tx, rx) = mpsc::unbounded_channel();
         tokio::spawn(async move {
             let (events_tx, events) = mpsc::unbounded_channel();
@@ -295,7 +299,9 @@ impl Actor {
             self.offered.insert(mid, p);
         }
         for (local, room, track) in send {
-            let mid = media::local_track_mid(&self.pc, &local).await.unwrap_or_default();
+            let mid = media::local_track_mid(&self.pc, &local)
+                .await
+                .unwrap_or_default();
             slots.push(proto::LegSlot {
                 mid,
                 room,
@@ -305,7 +311,11 @@ impl Actor {
                     track_id: track.track_id.clone(),
                     kind: track.codec.kind().name().to_owned(),
                     codec: track.codec.mime().to_owned(),
-                    meta_json: track.meta.as_ref().map(|m| m.to_string()).unwrap_or_default(),
+                    meta_json: track
+                        .meta
+                        .as_ref()
+                        .map(|m| m.to_string())
+                        .unwrap_or_default(),
                     local_track: 0,
                 }),
                 ..Default::default()
@@ -368,7 +378,8 @@ impl Actor {
         let (_, _, codec) = track.describe().await;
         let Some(codec) = codec else {
             self.node.count_drop(DropReason::MediaCodecUnsupported);
-            let e = NodeError::InvalidArgument("the page sent a codec meshrtc does not forward".into());
+            let e =
+                NodeError::InvalidArgument("the page sent a codec meshrtc does not forward".into());
             self.reply(p.request_id, Err(e), 0).await;
             return;
         };
@@ -447,7 +458,8 @@ async fn forward_pump(
     let Ok((app, room_id)) = node.room_of(session, room) else {
         return;
     };
-    let Ok((backlog, mut rx)) = node.read_track(&app, &room_id, &track.peer, &track.track_id) else {
+    let Ok((backlog, mut rx)) = node.read_track(&app, &room_id, &track.peer, &track.track_id)
+    else {
         return;
     };
     let _ = node

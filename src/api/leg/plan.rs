@@ -251,7 +251,10 @@ mod tests {
         plan.publish(publish(2)).unwrap();
         plan.subscribe(1, vec![track("p", "a")]);
         assert_eq!(plan.next_offer(now), None, "one offer in flight");
-        assert_eq!(plan.answered(first + 7), Err(LegError::UnknownOffer(first + 7)));
+        assert_eq!(
+            plan.answered(first + 7),
+            Err(LegError::UnknownOffer(first + 7))
+        );
         assert_eq!(plan.answered(first).unwrap().len(), 1);
         let (second, changes) = plan.next_offer(now).expect("the batch");
         assert_eq!(second, first + 1);
