@@ -378,3 +378,94 @@ async fn writes_over_a_tracks_bitrate_limit_are_refused_counted_and_hurt_nothing
         "the room goes on"
     );
 }
+
+/// Adds `n` VP8 tracks named `{prefix}{i}` to room `ra` of `sa` at once, primes them with packets
+/// and returns their ids and the ones `sb` never saw surface within 30 s.
+async fn add_and_surface(
+    a: &Daemon,
+    sa: &mut Session,
+    sb: &mut Session,
+    ra: u32,
+    prefix: &str,
+    n: usize,
+) -> (Vec<u64>, Vec<String>) {
+    use meshrtc::proto::{self, client_message::Body, event::Kind, server_message};
+    use rtc::shared::marshal::Marshal as _;
+    use tokio_stream::wrappers::ReceiverStream;
+    let mut ids = Vec::new();
+    for i in 0..n {
+        let reply = sa
+            .call(Body::AddTrack(proto::AddTrackRequest {
+                room: ra,
+                codec: "video/VP8".into(),
+                stream_id: "s".into(),
+                track_id: format!("{prefix}{i}"),
+                ..Default::default()
+            }))
+            .await;
+        ids.push(reply.track);
+    }
+    let mut client = meshrtc::client::connect_with_token(&a.endpoint(), None)
+        .await
+        .expect("client");
+    let (tx, rx) = tokio::sync::mpsc::channel(64);
+    let writer = tokio::spawn(async move { client.write_media(ReceiverStream::new(rx)).await });
+    let mut shown = std::collections::BTreeSet::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    let mut seq = 0u16;
+    while shown.len() < n && std::time::Instant::now() < deadline {
+        for id in &ids {
+            let mut p = rtc::rtp::Packet::default();
+            p.header.version = 2;
+            p.header.sequence_number = seq;
+            p.header.timestamp = u32::from(seq) * 3_000;
+            p.payload = vec![0x10, 0, 0, 0].into();
+            let rtp = p.marshal().expect("marshal").to_vec();
+            let _ = tx
+                .send(proto::MediaWrite {
+                    track: *id,
+                    media: Some(proto::media_write::Media::Rtp(rtp)),
+                })
+                .await;
+        }
+        seq = seq.wrapping_add(1);
+        while let Ok(Some(msg)) =
+            tokio::time::timeout(Duration::from_millis(20), sb.next_message()).await
+        {
+            if let Some(server_message::Body::Event(proto::Event {
+                kind: Some(Kind::TrackAdd(t)),
+                ..
+            })) = msg.body
+            {
+                shown.insert(t.track_id);
+            }
+        }
+    }
+    drop(tx);
+    let _ = writer.await;
+    let missing = (0..n)
+        .map(|i| format!("{prefix}{i}"))
+        .filter(|t| !shown.contains(t))
+        .collect();
+    (ids, missing)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_tracks_added_at_once_after_others_were_removed_all_surface() {
+    use meshrtc::proto::client_message::Body;
+    let a = Daemon::with_embedded_relay().await;
+    let b = Daemon::with_relays(&[a.relay_url()]).await;
+    let (mut sa, mut sb) = (a.session().await, b.session().await);
+    let ra = sa.join("app", "many", "").await;
+    sb.join("app", "many", "").await;
+    assert!(sa.wait_join(&b.peer_id().await, Duration::from_secs(30)).await);
+    // Tracks that come and go first leave media sections behind on the link.
+    let (first, missing) = add_and_surface(&a, &mut sa, &mut sb, ra, "old", 4).await;
+    assert!(missing.is_empty(), "never surfaced: {missing:?}");
+    for id in first {
+        sa.call(Body::RemoveTrack(meshrtc::proto::RemoveTrackRequest { track: id }))
+            .await;
+    }
+    let (_, missing) = add_and_surface(&a, &mut sa, &mut sb, ra, "t", 16).await;
+    assert!(missing.is_empty(), "never surfaced: {missing:?}\n{}", b.log());
+}
