@@ -458,14 +458,23 @@ async fn sixteen_tracks_added_at_once_after_others_were_removed_all_surface() {
     let (mut sa, mut sb) = (a.session().await, b.session().await);
     let ra = sa.join("app", "many", "").await;
     sb.join("app", "many", "").await;
-    assert!(sa.wait_join(&b.peer_id().await, Duration::from_secs(30)).await);
+    assert!(
+        sa.wait_join(&b.peer_id().await, Duration::from_secs(30))
+            .await
+    );
     // Tracks that come and go first leave media sections behind on the link.
     let (first, missing) = add_and_surface(&a, &mut sa, &mut sb, ra, "old", 4).await;
     assert!(missing.is_empty(), "never surfaced: {missing:?}");
     for id in first {
-        sa.call(Body::RemoveTrack(meshrtc::proto::RemoveTrackRequest { track: id }))
-            .await;
+        sa.call(Body::RemoveTrack(meshrtc::proto::RemoveTrackRequest {
+            track: id,
+        }))
+        .await;
     }
     let (_, missing) = add_and_surface(&a, &mut sa, &mut sb, ra, "t", 16).await;
-    assert!(missing.is_empty(), "never surfaced: {missing:?}\n{}", b.log());
+    assert!(
+        missing.is_empty(),
+        "never surfaced: {missing:?}\n{}",
+        b.log()
+    );
 }

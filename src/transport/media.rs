@@ -287,7 +287,8 @@ pub async fn answer_renegotiation(
     offer_sdp: String,
     rollback: bool,
 ) -> Result<String, TransportError> {
-    if rollback {
+    // Only an offer still pending can be rolled back (ours may have failed to be set).
+    if rollback && pc.pending_local_description().await.is_some() {
         let rb = RTCSessionDescription::rollback(None).map_err(err)?;
         pc.set_local_description(rb).await.map_err(err)?;
     }

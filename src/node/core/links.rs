@@ -207,6 +207,7 @@ impl Core {
         }
         self.watchdog();
         self.sweep_attempts();
+        self.unanswered_offers();
         self.drain();
         next.max(now + Duration::from_millis(10))
     }

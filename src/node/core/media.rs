@@ -38,6 +38,12 @@ pub const MAX_LOCAL_TRACKS_PER_ROOM: usize = 16;
 pub const MAX_REMOTE_TRACKS_PER_LINK: usize = 16;
 /// Metadata messages held per link while their tracks are awaited.
 const MAX_PENDING_META: usize = 64;
+/// Refused renegotiation rounds in a row after which a link stops retrying (until its tracks
+/// change again).
+const MAX_NEGOTIATION_RETRIES: u32 = 3;
+/// How long an offer may wait for its answer before it is made again (a peer whose engine
+/// refused to answer it never will).
+pub const OFFER_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// A local track's bitrate limit when the app names none (kbit/s).
 pub const DEFAULT_TRACK_KBPS: u32 = 10_000;
 /// The highest bitrate limit an app may ask for (kbit/s).
@@ -461,6 +467,7 @@ impl Core {
         let Some(link) = self.st.links.get_mut(&lk) else {
             return;
         };
+        link.nego.failures = 0;
         if link.nego.making_offer || link.nego.offer_out {
             link.nego.again = true;
             return;
@@ -486,6 +493,7 @@ impl Core {
         match sdp {
             Ok(sdp) => {
                 link.nego.offer_out = true;
+                link.nego.offer_at = Some(self.now);
                 link.nego.offered = self
                     .st
                     .local_tracks
@@ -497,9 +505,50 @@ impl Core {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "renegotiation offer failed");
-                self.count(DropReason::MediaNegotiationFailed);
+                self.negotiation_failed(&lk, conn);
             }
         }
+    }
+
+    /// Timer: offers unanswered for too long are made again (the peer could not answer them).
+    pub(super) fn unanswered_offers(&mut self) {
+        let now = self.now;
+        let late: Vec<LinkKey> = self
+            .st
+            .links
+            .iter()
+            .filter(|(_, l)| {
+                l.nego.offer_out
+                    && l.nego
+                        .offer_at
+                        .is_some_and(|at| now.saturating_duration_since(at) >= OFFER_ANSWER_TIMEOUT)
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for lk in late {
+            let Some(conn) = self.st.link_conn(&lk) else {
+                continue;
+            };
+            tracing::debug!(peer = %lk.peer, "renegotiation offer unanswered: made again");
+            if let Some(link) = self.st.links.get_mut(&lk) {
+                link.nego.offer_out = false;
+                link.nego.offer_at = None;
+            }
+            self.negotiation_failed(&lk, conn);
+        }
+    }
+
+    /// The engine refused a step of a round: the round is tried again, a few times.
+    fn negotiation_failed(&mut self, lk: &LinkKey, conn: ConnId) {
+        self.count(DropReason::MediaNegotiationFailed);
+        let Some(link) = self.st.links.get_mut(lk) else {
+            return;
+        };
+        link.nego.failures += 1;
+        if link.nego.failures <= MAX_NEGOTIATION_RETRIES {
+            link.nego.again = true;
+        }
+        self.negotiate_again(lk, conn);
     }
 
     /// Input: our answer to a renegotiation is made (or failed).
@@ -515,7 +564,9 @@ impl Core {
             }
             Err(e) => {
                 tracing::warn!(error = %e, "renegotiation answer failed");
-                self.count(DropReason::MediaNegotiationFailed);
+                // The peer's offer stays unanswered; our own offer makes the round again.
+                self.negotiation_failed(&lk, conn);
+                return;
             }
         }
         self.negotiate_again(&lk, conn);
@@ -527,11 +578,14 @@ impl Core {
         let Some(lk) = self.st.link_of(conn) else {
             return;
         };
-        if ok {
-            self.tracks_ready(&lk);
-        } else {
-            self.count(DropReason::MediaNegotiationFailed);
+        if !ok {
+            self.negotiation_failed(&lk, conn);
+            return;
         }
+        if let Some(link) = self.st.links.get_mut(&lk) {
+            link.nego.failures = 0;
+        }
+        self.tracks_ready(&lk);
         self.negotiate_again(&lk, conn);
     }
 

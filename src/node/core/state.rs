@@ -140,12 +140,17 @@ pub(super) struct Negotiation {
     pub making_offer: bool,
     /// Our offer is out and unanswered.
     pub offer_out: bool,
+    /// When our offer went out.
+    pub offer_at: Option<std::time::Instant>,
     /// A polite side rolled its offer back: the one being made is not sent.
     pub superseded: bool,
     /// Tracks changed while a round was under way: negotiate again after it.
     pub again: bool,
     /// Local tracks on the link when our last offer was made.
     pub offered: BTreeSet<u64>,
+    /// Rounds in a row the engine refused (offer, answer or applying one); a round is retried
+    /// until `MAX_NEGOTIATION_RETRIES`.
+    pub failures: u32,
 }
 
 /// A track a local app sends into a room.

@@ -78,6 +78,7 @@ enum MediaEv {
     NegotiationNeeded,
     OfferMade(String),
     AnswerMade(String),
+    AnswerRefused,
     AnswerApplied,
     TrackUp(String, String, crate::transport::media::Codec),
     TrackDown(String),
@@ -185,6 +186,8 @@ pub struct Net {
     pub relay_lost: u64,
     /// (from, to) node pairs whose announces are lost.
     announce_blocks: BTreeSet<(usize, usize)>,
+    /// Renegotiation offers a node's engine will refuse to answer, by node.
+    pub refuse_media_answers: BTreeMap<usize, u32>,
 }
 
 /// The core configuration of harness nodes (the daemon's defaults).
@@ -223,6 +226,7 @@ impl Net {
             nodes: Vec::new(),
             faults: Faults::default(),
             fakes: Fakes::default(),
+            refuse_media_answers: BTreeMap::new(),
             relay_lost: 0,
             announce_blocks: BTreeSet::new(),
         };
@@ -519,6 +523,9 @@ impl Net {
                 MediaEv::NegotiationNeeded => core.negotiation_needed(conn, now),
                 MediaEv::OfferMade(sdp) => core.media_offer_made(conn, Ok(sdp), now),
                 MediaEv::AnswerMade(sdp) => core.media_answer_made(conn, Ok(sdp), now),
+                MediaEv::AnswerRefused => {
+                    core.media_answer_made(conn, Err("refused by the harness".into()), now)
+                }
                 MediaEv::AnswerApplied => core.media_answer_applied(conn, true, now),
                 MediaEv::TrackUp(stream, track, codec) => {
                     core.remote_track(conn, stream, track, Some(codec), now)
@@ -551,6 +558,11 @@ impl Net {
             }
             Effect::MediaAnswer { conn, sdp, .. } => {
                 let end = self.end(i, conn);
+                if let Some(n) = self.refuse_media_answers.get_mut(&i).filter(|n| **n > 0) {
+                    *n -= 1;
+                    self.schedule(step, end, Ev::Media(MediaEv::AnswerRefused));
+                    return;
+                }
                 let (up, down) = self.fakes.apply_media_offer(end, &sdp);
                 for (stream, track, codec) in up {
                     self.schedule(step, end, Ev::Media(MediaEv::TrackUp(stream, track, codec)));

@@ -193,3 +193,26 @@ fn a_track_over_its_bitrate_limit_is_refused_and_counted() {
     assert_eq!(refused, 2_000 - 1_041);
     assert_eq!(core.drops(DropReason::MediaBitrateLimit), refused);
 }
+
+#[test]
+fn an_offer_the_peer_could_not_answer_is_made_again() {
+    let mut net = mesh(66, 2, "r");
+    net.refuse_media_answers.insert(1, 2);
+    net.add_track(0, "r", "cam", "video", json!(null), vec![]);
+    net.run_for(40 * SEC);
+    assert_eq!(
+        tracks_seen(&net.nodes[1]).len(),
+        1,
+        "the track never arrived"
+    );
+    assert_eq!(
+        net.nodes[1].core.drops(DropReason::MediaNegotiationFailed),
+        2
+    );
+    let ready = net.nodes[0]
+        .events
+        .iter()
+        .filter(|e| matches!(e.kind, EventKind::TrackReady { .. }))
+        .count();
+    assert_eq!(ready, 1, "the sender was told once its track flows");
+}
