@@ -51,7 +51,7 @@ const framesDecoded = page =>
 /** The leg as the page sees it, for a failure's diagnosis. */
 const legState = page =>
   page.evaluate(async () => {
-    const pc = window.tnode._leg?.pc
+    const pc = (window.tnode ?? window.meshNode)._leg?.pc
     if (!pc) return 'no leg'
     const out = {ice: pc.iceConnectionState, conn: pc.connectionState, sig: pc.signalingState, tr: pc.getTransceivers().map(t => [t.mid, t.direction, t.currentDirection, t.receiver.track?.readyState]), rtp: []}
     const stats = await pc.getStats()
@@ -153,7 +153,12 @@ await runTests(
           const v = document.querySelector('#videos figure video')
           return v && v.readyState >= 2 && v.currentTime > 0.5 ? {tracks: v.srcObject.getTracks().map(t => t.kind).sort(), caption: v.nextSibling.textContent} : null
         })
-      const shown = await until('a playing remote tile on the other page', playing, 30000)
+      const shown = await until('a playing remote tile on the other page', playing, 30000).catch(async e => {
+        console.log('# leg a: ' + JSON.stringify(await legState(pa)))
+        console.log('# leg b: ' + JSON.stringify(await legState(pb)))
+        console.log('# tiles at b: ' + (await pb.locator('#videos figure').count()))
+        throw e
+      })
       assert.deepEqual(shown.tracks, ['audio', 'video'])
       assert.ok(shown.caption.endsWith('camera'), shown.caption)
       mkdirSync('target/browser', {recursive: true})
