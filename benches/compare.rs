@@ -38,7 +38,7 @@ struct EnginePair {
 async fn engine_pair() -> EnginePair {
     let cfg = TransportConfig {
         ice_addr: Some("127.0.0.1".parse().expect("ip")),
-        ice_servers: vec![],
+        ice: Default::default(),
         resolve_mdns: false,
     };
     let (atx, mut a_rx) = mpsc::unbounded_channel();

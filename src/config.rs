@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::transport::ice::{IcePolicy, IceServer, IceServerEntry, IceSettings, IceUrl, Scheme, Secret};
+
 /// Public relays used when no relay is configured explicitly.
 pub const BUILTIN_RELAYS: &[&str] = &[
     "wss://relay.damus.io",
@@ -66,8 +68,16 @@ pub struct Config {
     pub embedded_relay_events_per_minute: u32,
     /// Restrict ICE host candidates to this address.
     pub ice_addr: Option<IpAddr>,
-    /// STUN/TURN URLs; `["none"]` means no servers at all; empty means the public defaults.
-    pub ice_servers: Vec<String>,
+    /// STUN/TURN servers: URLs or `{urls, username, credential}` tables; `["none"]` means no
+    /// servers at all; empty means the public STUN defaults.
+    pub ice_servers: Vec<IceServerEntry>,
+    /// Which ICE candidates may be used: "all", or "relay" (TURN only).
+    pub ice_transport_policy: IcePolicy,
+    /// Shared secret for TURN REST credentials (coturn's `use-auth-secret`), used for TURN
+    /// servers given without a username.
+    pub turn_secret: Option<Secret>,
+    /// How long TURN REST credentials are valid, in seconds.
+    pub turn_secret_ttl_secs: u64,
     /// Resolution of remote mDNS candidates: "auto", "query" or "off".
     pub mdns: MdnsMode,
     /// Largest message a channel carries, in bytes.
@@ -112,6 +122,9 @@ impl Default for Config {
             embedded_relay_events_per_minute: 100_000,
             ice_addr: None,
             ice_servers: Vec::new(),
+            ice_transport_policy: IcePolicy::All,
+            turn_secret: None,
+            turn_secret_ttl_secs: crate::transport::ice::DEFAULT_REST_TTL_SECS,
             mdns: MdnsMode::Auto,
             max_message_size: 64 << 20,
             max_pending_dials: 16,
@@ -199,15 +212,48 @@ impl Config {
         self.extended_relays.unwrap_or(!self.explicit_relays())
     }
 
-    /// ICE servers to use (`none` means no servers).
-    pub fn effective_ice_servers(&self) -> Vec<String> {
-        if self.ice_servers.iter().any(|s| s == "none") {
-            return Vec::new();
+    /// ICE servers to use (`none` means no servers), checked.
+    pub fn effective_ice_servers(&self) -> Result<Vec<IceServer>, ConfigError> {
+        if self.ice_servers.iter().any(IceServerEntry::is_none) {
+            return Ok(Vec::new());
         }
-        if self.ice_servers.is_empty() {
-            return DEFAULT_ICE_SERVERS.iter().map(|s| s.to_string()).collect();
+        let entries: Vec<IceServerEntry> = if self.ice_servers.is_empty() {
+            DEFAULT_ICE_SERVERS
+                .iter()
+                .map(|s| IceServerEntry::Url(s.to_string()))
+                .collect()
+        } else {
+            self.ice_servers.clone()
+        };
+        let servers = entries
+            .iter()
+            .map(IceServerEntry::parse)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ConfigError::Invalid(format!("ice_servers: {e}")))?;
+        let turn = servers.iter().flat_map(|s| &s.urls).any(IceUrl::is_turn);
+        if self.ice_transport_policy == IcePolicy::Relay && !turn {
+            return Err(ConfigError::Invalid(
+                "ice_transport_policy = \"relay\" needs a TURN server in ice_servers".into(),
+            ));
         }
-        self.ice_servers.clone()
+        if let Some(u) = servers.iter().flat_map(|s| &s.urls).find(|u| u.scheme == Scheme::Turns) {
+            return Err(ConfigError::Invalid(format!(
+                "{u}: TURN over TLS is not supported yet; use turn:…?transport=tcp or udp"
+            )));
+        }
+        Ok(servers)
+    }
+
+    /// ICE settings for a node whose peer id is `peer_id` (TCP stand-ins not yet started).
+    pub fn ice_settings(&self, peer_id: &str) -> Result<IceSettings, ConfigError> {
+        Ok(IceSettings {
+            servers: self.effective_ice_servers()?,
+            policy: self.ice_transport_policy,
+            turn_secret: self.turn_secret.clone(),
+            rest_ttl_secs: self.turn_secret_ttl_secs.max(60),
+            peer_id: peer_id.to_owned(),
+            tcp_shims: Default::default(),
+        })
     }
 
     /// Address of the WebSocket bridge, if enabled.
@@ -257,9 +303,35 @@ mod tests {
             c.effective_relays(),
             vec!["ws://127.0.0.1:7000".to_string()]
         );
-        c.ice_servers = vec!["none".into()];
-        assert!(c.effective_ice_servers().is_empty());
+        c.ice_servers = vec![IceServerEntry::Url("none".into())];
+        assert!(c.effective_ice_servers().expect("none").is_empty());
         c.ice_addr = Some("127.0.0.1".parse().expect("ip"));
         assert!(!c.resolve_mdns());
+    }
+
+    #[test]
+    fn ice_servers_take_urls_and_tables_and_are_checked() {
+        let c: Config = toml::from_str(
+            r#"
+            ice_transport_policy = "relay"
+            turn_secret = "s3cret"
+            ice_servers = [
+              "stun:stun.example.org:3478",
+              {urls = ["turn:turn.example.org?transport=tcp"], username = "u", credential = "p"},
+              {urls = "turn:10.0.0.1:3478"},
+            ]
+            "#,
+        )
+        .expect("parses");
+        let ice = c.ice_settings("me").expect("valid");
+        assert_eq!(ice.servers.len(), 3);
+        assert_eq!(ice.policy, IcePolicy::Relay);
+        assert!(!format!("{c:?}").contains("s3cret"));
+        let mut bad = Config::default();
+        bad.ice_transport_policy = IcePolicy::Relay;
+        bad.ice_servers = vec![IceServerEntry::Url("stun:s".into())];
+        assert!(bad.effective_ice_servers().is_err(), "relay needs TURN");
+        bad.ice_servers = vec![IceServerEntry::Url("turn:h?transport=sctp".into())];
+        assert!(bad.effective_ice_servers().is_err());
     }
 }

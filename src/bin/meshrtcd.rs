@@ -33,9 +33,22 @@ struct Args {
     /// Restrict ICE host candidates to this address (tests use 127.0.0.1).
     #[arg(long, value_name = "IP")]
     ice_addr: Option<IpAddr>,
-    /// STUN/TURN URL (repeatable); replaces the public STUN list; `none` disables STUN/TURN.
+    /// STUN/TURN URL (repeatable; stun:, turn:…[?transport=udp|tcp]); replaces the configured
+    /// list; `none` disables STUN/TURN.
     #[arg(long = "ice-server", value_name = "URL")]
     ice_servers: Vec<String>,
+    /// TURN username for the turn: URLs given with --ice-server.
+    #[arg(long, value_name = "USER", requires = "ice_credential")]
+    ice_username: Option<String>,
+    /// TURN credential for the turn: URLs given with --ice-server.
+    #[arg(long, value_name = "PASSWORD", requires = "ice_username")]
+    ice_credential: Option<String>,
+    /// Which ICE candidates may be used: all, or relay (TURN only).
+    #[arg(long, value_enum)]
+    ice_policy: Option<meshrtc::transport::ice::IcePolicy>,
+    /// File holding a TURN REST shared secret (coturn's use-auth-secret).
+    #[arg(long, value_name = "FILE")]
+    turn_secret_file: Option<PathBuf>,
     /// TOML configuration file (see config/meshrtcd.toml); flags override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -50,6 +63,23 @@ struct Args {
     ws_allow_origins: Vec<String>,
     #[command(subcommand)]
     command: Option<Cmd>,
+}
+
+/// The `--ice-server` URLs as configuration entries, the TURN ones with `--ice-username` and
+/// `--ice-credential`.
+fn cli_ice_servers(args: &Args) -> Vec<meshrtc::transport::ice::IceServerEntry> {
+    use meshrtc::transport::ice::{IceServerEntry, OneOrMany, Secret};
+    args.ice_servers
+        .iter()
+        .map(|url| match (&args.ice_username, &args.ice_credential) {
+            (Some(user), Some(pass)) if url.starts_with("turn") => IceServerEntry::Server {
+                urls: OneOrMany::One(url.clone()),
+                username: Some(user.clone()),
+                credential: Some(Secret::new(pass.clone())),
+            },
+            _ => IceServerEntry::Url(url.clone()),
+        })
+        .collect()
 }
 
 #[derive(Debug, Subcommand)]
@@ -103,8 +133,17 @@ fn build_config(args: &Args) -> anyhow::Result<Config> {
         config.ice_addr = args.ice_addr;
     }
     if !args.ice_servers.is_empty() {
-        config.ice_servers = args.ice_servers.clone();
+        config.ice_servers = cli_ice_servers(args);
     }
+    if let Some(policy) = args.ice_policy {
+        config.ice_transport_policy = policy;
+    }
+    if let Some(path) = &args.turn_secret_file {
+        let secret = std::fs::read_to_string(path)
+            .map_err(|e| anyhow::anyhow!("--turn-secret-file {}: {e}", path.display()))?;
+        config.turn_secret = Some(meshrtc::transport::ice::Secret::new(secret.trim()));
+    }
+    config.effective_ice_servers()?;
     if let Some(f) = args.log_format {
         config.log_format = f;
     }

@@ -32,6 +32,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
 use crate::signal::driver::{self, DriverEvent, SignalHandle};
+use crate::transport::turn_tcp::TurnTcpShim;
 use crate::transport::{Channel, ConnId, Connection, Transport, TransportConfig, TransportEvent};
 use crate::wire::e2e::E2eKey;
 use core::{Core, CoreConfig};
@@ -75,6 +76,8 @@ pub struct Node {
     e2e_keys: Mutex<HashMap<(String, String, String), E2eKey>>,
     /// Raw frames received, recorded only once a test asks for it (see `hooks`).
     frame_tap: hooks::FrameTap,
+    /// Loopback stand-ins for TURN servers reached over TCP (alive as long as the node).
+    _turn_shims: Vec<TurnTcpShim>,
 }
 
 impl std::fmt::Debug for Node {
@@ -108,10 +111,24 @@ impl Node {
             list_refresh: Duration::from_secs(config.relay_list_refresh_secs.max(60)),
         };
         let signal = driver::spawn(identity.keys.clone(), options, store, incoming_tx).await;
+        let mut ice = config.ice_settings(&identity.peer_id).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "ICE servers ignored");
+            Default::default()
+        });
+        let mut turn_shims = Vec::new();
+        for server in ice.tcp_turn_servers() {
+            match TurnTcpShim::start(server.clone()).await {
+                Ok(shim) => {
+                    ice.tcp_shims.insert(server, shim.local_addr());
+                    turn_shims.push(shim);
+                }
+                Err(e) => tracing::error!(server, error = %e, "TURN over TCP unavailable"),
+            }
+        }
         let transport = Transport::new(
             TransportConfig {
                 ice_addr: config.ice_addr,
-                ice_servers: config.effective_ice_servers(),
+                ice,
                 resolve_mdns: config.resolve_mdns(),
             },
             transport_tx,
@@ -138,6 +155,7 @@ impl Node {
             wake: tokio::sync::Notify::new(),
             e2e_keys: Mutex::new(HashMap::new()),
             frame_tap: hooks::FrameTap::default(),
+            _turn_shims: turn_shims,
         });
         tokio::spawn(run_loop(Arc::downgrade(&node), incoming_rx, transport_rx));
         node

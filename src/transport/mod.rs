@@ -12,13 +12,15 @@ use tokio::sync::mpsc;
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateInit, RTCIceServer, RTCPeerConnectionIceEvent, RTCPeerConnectionState,
-    RTCSessionDescription, SettingEngineBuilder,
+    RTCIceCandidateInit, RTCIceServer, RTCIceTransportPolicy, RTCPeerConnectionIceEvent,
+    RTCPeerConnectionState, RTCSessionDescription, SettingEngineBuilder,
 };
 use webrtc::runtime::Runtime;
 
+pub mod ice;
 pub mod media;
 mod socket_buffers;
+pub mod turn_tcp;
 
 pub use socket_buffers::{SOCKET_BUFFER_BYTES, SocketBufferRuntime};
 
@@ -59,8 +61,8 @@ pub enum TransportEvent {
 pub struct TransportConfig {
     /// Address ICE binds to (one host candidate), or all interfaces.
     pub ice_addr: Option<IpAddr>,
-    /// STUN/TURN URLs.
-    pub ice_servers: Vec<String>,
+    /// STUN/TURN servers, credentials and the candidate policy.
+    pub ice: ice::IceSettings,
     /// Resolve remote `.local` candidates.
     pub resolve_mdns: bool,
 }
@@ -247,16 +249,27 @@ impl Transport {
                 rtc::peer_connection::transport::RTCDtlsRole::Client
             })
             .build();
-        let servers = if self.config.ice_servers.is_empty() {
-            Vec::new()
-        } else {
-            vec![RTCIceServer {
-                urls: self.config.ice_servers.clone(),
-                ..Default::default()
-            }]
+        let now_unix = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let servers = self
+            .config
+            .ice
+            .engine_servers(now_unix)
+            .into_iter()
+            .map(|s| RTCIceServer {
+                urls: s.urls,
+                username: s.username,
+                credential: s.credential.expose().to_owned(),
+            })
+            .collect();
+        let policy = match self.config.ice.policy {
+            ice::IcePolicy::All => RTCIceTransportPolicy::All,
+            ice::IcePolicy::Relay => RTCIceTransportPolicy::Relay,
         };
         let config = RTCConfigurationBuilder::new()
             .with_ice_servers(servers)
+            .with_ice_transport_policy(policy)
             .build();
         let addr = SocketAddr::new(
             self.config

@@ -62,7 +62,7 @@ impl Leg {
             let transport = Transport::new(
                 TransportConfig {
                     ice_addr: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
-                    ice_servers: Vec::new(),
+                    ice: Default::default(),
                     resolve_mdns: false,
                 },
                 events_tx,
