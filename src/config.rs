@@ -5,7 +5,9 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::transport::ice::{IcePolicy, IceServer, IceServerEntry, IceSettings, IceUrl, Scheme, Secret};
+use crate::transport::ice::{
+    IcePolicy, IceServer, IceServerEntry, IceSettings, IceUrl, Scheme, Secret,
+};
 
 /// Public relays used when no relay is configured explicitly.
 pub const BUILTIN_RELAYS: &[&str] = &[
@@ -236,7 +238,11 @@ impl Config {
                 "ice_transport_policy = \"relay\" needs a TURN server in ice_servers".into(),
             ));
         }
-        if let Some(u) = servers.iter().flat_map(|s| &s.urls).find(|u| u.scheme == Scheme::Turns) {
+        if let Some(u) = servers
+            .iter()
+            .flat_map(|s| &s.urls)
+            .find(|u| u.scheme == Scheme::Turns)
+        {
             return Err(ConfigError::Invalid(format!(
                 "{u}: TURN over TLS is not supported yet; use turn:…?transport=tcp or udp"
             )));

@@ -188,6 +188,20 @@ pub fn peer_to_proto(p: crate::node::PeerInfo) -> proto::PeerInfo {
         rtt_ms: p.rtt_ms,
         connected_ms: p.connected_ms,
         security: p.security.as_str().to_owned(),
+        path: p.path.map(|path| {
+            let end = |e: crate::transport::path::PathEnd| proto::Candidate {
+                r#type: e.kind.name().to_owned(),
+                protocol: e.protocol,
+                address: e.address,
+            };
+            proto::LinkPath {
+                local: Some(end(path.local)),
+                remote: Some(end(path.remote)),
+                rtt_ms: path.rtt_ms,
+                bytes_sent: path.bytes_sent,
+                bytes_received: path.bytes_received,
+            }
+        }),
     }
 }
 
@@ -220,6 +234,27 @@ pub fn status_to_proto(s: StatusInfo) -> proto::StatusReply {
         sessions: s.sessions,
         links: s.links,
         pending_dials: s.pending_dials,
+        turn: s
+            .turn
+            .into_iter()
+            .map(|t| {
+                use crate::transport::turn_probe::TurnState;
+                let (relay_address, error) = match &t.state {
+                    TurnState::Allocated(a) => (a.to_string(), String::new()),
+                    TurnState::AuthFailed(e) | TurnState::Failed(e) => (String::new(), e.clone()),
+                    TurnState::Unreachable => (String::new(), "no answer".into()),
+                    TurnState::Unknown => (String::new(), String::new()),
+                };
+                proto::TurnServerInfo {
+                    url: t.url,
+                    state: t.state.name().to_owned(),
+                    relay_address,
+                    error,
+                    checked_ms_ago: t.checked.map_or(0, |c| c.elapsed().as_millis() as u64),
+                }
+            })
+            .collect(),
+        links_relayed: s.links_relayed,
     }
 }
 

@@ -122,7 +122,7 @@ impl proto::node_server::Node for NodeService {
         request: Request<proto::PeersRequest>,
     ) -> Result<Response<proto::PeersReply>, Status> {
         let r = request.into_inner();
-        let peers = self.node.peers(&r.app, &r.room).map_err(to_status)?;
+        let peers = self.node.peers(&r.app, &r.room).await.map_err(to_status)?;
         Ok(Response::new(proto::PeersReply {
             peers: peers.into_iter().map(peer_to_proto).collect(),
         }))

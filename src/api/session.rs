@@ -122,10 +122,13 @@ pub async fn handle(
                 .map(|rtt| reply.rtt_ms = rtt.as_secs_f64() * 1000.0),
             Err(e) => Err(e),
         },
-        Some(Body::Peers(p)) => node
-            .room_of(session, p.room)
-            .and_then(|(app, room)| node.peers(&app, &room))
-            .map(|peers| reply.peers = peers.into_iter().map(peer_to_proto).collect()),
+        Some(Body::Peers(p)) => match node.room_of(session, p.room) {
+            Ok((app, room)) => node
+                .peers(&app, &room)
+                .await
+                .map(|peers| reply.peers = peers.into_iter().map(peer_to_proto).collect()),
+            Err(e) => Err(e),
+        },
         Some(Body::AddTrack(t)) => {
             let room = t.room;
             track_request_from_proto(t)

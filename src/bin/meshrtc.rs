@@ -520,6 +520,8 @@ async fn status(daemon: &str, as_json: bool) -> anyhow::Result<()> {
             "relays_healthy": s.relays.iter().filter(|r| r.state == "connected").count(),
             "rooms": s.rooms.iter().map(|r| json!({"app": r.app, "room": r.room, "peers": r.peers, "sessions": r.sessions, "password": r.password, "e2e_peers": r.e2e_peers, "require_e2e": r.require_e2e, "cells": r.cells.as_ref().map(|c| json!({"members": c.members, "cell": c.cell, "cell_count": c.cell_count, "links_wanted": c.links_wanted, "bridges": c.bridges, "ttl": c.ttl}))})).collect::<Vec<_>>(),
             "drops": s.drops,
+            "turn": s.turn.iter().map(|t| json!({"url": t.url, "state": t.state, "relay_address": t.relay_address, "error": t.error, "checked_ms_ago": t.checked_ms_ago})).collect::<Vec<_>>(),
+            "links_relayed": s.links_relayed,
         });
         return print_line(&v);
     }
@@ -527,7 +529,18 @@ async fn status(daemon: &str, as_json: bool) -> anyhow::Result<()> {
     println!("peer id   {}", s.peer_id);
     println!("version   {}  uptime {} s", s.version, s.uptime_ms / 1000);
     println!("relays    {healthy}/{} connected", s.relays.len());
-    println!("sessions  {}  links {}", s.sessions, s.links);
+    println!(
+        "sessions  {}  links {} ({} through TURN)",
+        s.sessions, s.links, s.links_relayed
+    );
+    for t in &s.turn {
+        let detail = match t.state.as_str() {
+            "ok" => format!("relay {}", t.relay_address),
+            "unknown" => "not asked yet".to_owned(),
+            _ => t.error.clone(),
+        };
+        println!("turn      {}  {}  {detail}", t.url, t.state);
+    }
     for r in &s.rooms {
         println!(
             "room      {}/{}{}  {} peer(s)  {} session(s)",
@@ -616,22 +629,48 @@ async fn peers(daemon: &str, room: RoomArgs, as_json: bool) -> anyhow::Result<()
         .into_inner()
         .peers;
     if as_json {
-        return print_line(&json!(
-            peers
-                .iter()
-                .map(|p| json!({"id": p.id, "rtt_ms": p.rtt_ms, "connected_ms": p.connected_ms}))
-                .collect::<Vec<_>>()
-        ));
+        return print_line(&json!(peers.iter().map(peer_json).collect::<Vec<_>>()));
     }
     for p in peers {
+        let via = match &p.path {
+            Some(proto::LinkPath {
+                local: Some(l),
+                remote: Some(r),
+                ..
+            }) => format!("{}/{} ↔ {}/{}", l.r#type, l.protocol, r.r#type, r.protocol),
+            _ => "no path yet".to_owned(),
+        };
         println!(
-            "{}  rtt {:.2} ms  up {} s",
+            "{}  rtt {:.2} ms  up {} s  {} {}",
             p.id,
             p.rtt_ms,
-            p.connected_ms / 1000
+            p.connected_ms / 1000,
+            p.security,
+            via
         );
     }
     Ok(())
+}
+
+/// A peer as `peers --json` prints it: its link's path (selected candidate pair) included.
+fn peer_json(p: &proto::PeerInfo) -> serde_json::Value {
+    let end = |c: &Option<proto::Candidate>| {
+        c.as_ref()
+            .map(|c| json!({"type": c.r#type, "protocol": c.protocol, "address": c.address}))
+    };
+    json!({
+        "id": p.id,
+        "rtt_ms": p.rtt_ms,
+        "connected_ms": p.connected_ms,
+        "security": p.security,
+        "path": p.path.as_ref().map(|path| json!({
+            "local": end(&path.local),
+            "remote": end(&path.remote),
+            "rtt_ms": path.rtt_ms,
+            "bytes_sent": path.bytes_sent,
+            "bytes_received": path.bytes_received,
+        })),
+    })
 }
 
 async fn ping(daemon: &str, room: RoomArgs, peer: String) -> anyhow::Result<()> {

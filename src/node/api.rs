@@ -163,9 +163,26 @@ impl Node {
         }
     }
 
-    /// Joined peers of a room.
-    pub fn peers(&self, app: &str, room: &str) -> Result<Vec<PeerInfo>, NodeError> {
-        self.lock().core.peers(app, room, Instant::now())
+    /// Joined peers of a room, with the path each link took.
+    pub async fn peers(&self, app: &str, room: &str) -> Result<Vec<PeerInfo>, NodeError> {
+        let (mut peers, pcs) = {
+            let inner = self.lock();
+            let peers = inner.core.peers(app, room, Instant::now())?;
+            let pcs: Vec<_> = peers
+                .iter()
+                .map(|p| {
+                    let conn = inner.core.peer_conn(app, &p.id)?;
+                    inner.io.pcs.get(&conn).cloned()
+                })
+                .collect();
+            (peers, pcs)
+        };
+        for (peer, pc) in peers.iter_mut().zip(pcs) {
+            if let Some(pc) = pc {
+                peer.path = crate::transport::path::selected_path(&pc).await;
+            }
+        }
+        Ok(peers)
     }
 
     /// Relays and their states.
@@ -176,7 +193,25 @@ impl Node {
     /// The node at a glance.
     pub async fn status(&self) -> StatusInfo {
         let relays = self.signal.relays().await;
-        let core = self.lock().core.status();
+        let (core, pcs) = {
+            let inner = self.lock();
+            let pcs: Vec<_> = inner
+                .io
+                .writers
+                .keys()
+                .filter_map(|c| inner.io.pcs.get(c).cloned())
+                .collect();
+            (inner.core.status(), pcs)
+        };
+        let mut links_relayed = 0;
+        for pc in pcs {
+            if crate::transport::path::selected_path(&pc)
+                .await
+                .is_some_and(|p| p.local.kind == crate::transport::path::CandidateKind::Relay)
+            {
+                links_relayed += 1;
+            }
+        }
         let mut drops = core.drops;
         for (reason, n) in self.signal.counters.snapshot() {
             if n > 0 {
@@ -192,6 +227,8 @@ impl Node {
             sessions: core.sessions,
             links: core.links,
             pending_dials: core.pending_dials,
+            turn: self.turn_lock().clone(),
+            links_relayed,
         }
     }
 }

@@ -21,6 +21,7 @@ mod hooks;
 pub mod identity;
 mod media;
 pub mod session;
+pub mod turn;
 mod types;
 
 use std::collections::HashMap;
@@ -78,6 +79,8 @@ pub struct Node {
     frame_tap: hooks::FrameTap,
     /// Loopback stand-ins for TURN servers reached over TCP (alive as long as the node).
     _turn_shims: Vec<TurnTcpShim>,
+    /// What each TURN server last said (see `turn`).
+    turn: std::sync::Mutex<Vec<turn::TurnServerStatus>>,
 }
 
 impl std::fmt::Debug for Node {
@@ -156,7 +159,9 @@ impl Node {
             e2e_keys: Mutex::new(HashMap::new()),
             frame_tap: hooks::FrameTap::default(),
             _turn_shims: turn_shims,
+            turn: Default::default(),
         });
+        turn::spawn(&node);
         tokio::spawn(run_loop(Arc::downgrade(&node), incoming_rx, transport_rx));
         node
     }
@@ -176,6 +181,10 @@ impl Node {
     }
 
     /// Feeds the core one input and runs the effects it decided, under one lock.
+    fn turn_lock(&self) -> MutexGuard<'_, Vec<turn::TurnServerStatus>> {
+        self.turn.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn feed<R>(&self, input: impl FnOnce(&mut Core, Instant) -> R) -> R {
         let mut inner = self.lock();
         let result = input(&mut inner.core, Instant::now());

@@ -71,6 +71,8 @@ pub struct PeerInfo {
     pub connected_ms: u64,
     /// How its payloads are protected.
     pub security: Security,
+    /// The network path its link took (filled in by the driver from the engine's statistics).
+    pub path: Option<crate::transport::path::LinkPath>,
 }
 
 /// A room, for `Status`.
@@ -113,4 +115,8 @@ pub struct StatusInfo {
     pub links: u32,
     /// Connection attempts in progress.
     pub pending_dials: u32,
+    /// TURN servers and what they last said.
+    pub turn: Vec<crate::node::turn::TurnServerStatus>,
+    /// Links whose path runs through a TURN allocation of this node.
+    pub links_relayed: u32,
 }

@@ -299,6 +299,19 @@ pub struct IceSettings {
     pub tcp_shims: std::collections::BTreeMap<String, std::net::SocketAddr>,
 }
 
+/// A TURN server to probe: where the engine reaches it (over UDP), and as whom.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TurnTarget {
+    /// The URL as configured (no credentials).
+    pub url: String,
+    /// `host:port` the engine sends to (the server, or its TCP stand-in).
+    pub addr: String,
+    /// Username.
+    pub username: String,
+    /// Credential.
+    pub credential: Secret,
+}
+
 /// One server as the engine takes it: URLs, username, credential.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EngineServer {
@@ -342,18 +355,52 @@ impl IceSettings {
             if urls.is_empty() {
                 continue;
             }
-            let (username, credential) = match (&server.username, &server.credential, &self.turn_secret) {
-                (Some(u), Some(c), _) => (u.clone(), c.clone()),
-                (_, _, Some(secret)) => {
-                    rest_credentials(secret, &self.peer_id, now_unix + self.rest_ttl_secs)
-                }
-                _ => (String::new(), Secret::new("")),
-            };
+            let (username, credential) =
+                match (&server.username, &server.credential, &self.turn_secret) {
+                    (Some(u), Some(c), _) => (u.clone(), c.clone()),
+                    (_, _, Some(secret)) => {
+                        rest_credentials(secret, &self.peer_id, now_unix + self.rest_ttl_secs)
+                    }
+                    _ => (String::new(), Secret::new("")),
+                };
             out.push(EngineServer {
                 urls,
                 username,
                 credential,
             });
+        }
+        out
+    }
+
+    /// The TURN servers to probe, with the credentials a connection made at `now_unix` uses.
+    pub fn turn_targets(&self, now_unix: u64) -> Vec<TurnTarget> {
+        let mut out = Vec::new();
+        for server in self.engine_servers(now_unix) {
+            for url in &server.urls {
+                let Some(addr) = url
+                    .strip_prefix("turn:")
+                    .and_then(|r| r.strip_suffix("?transport=udp"))
+                else {
+                    continue;
+                };
+                out.push(TurnTarget {
+                    addr: addr.to_owned(),
+                    username: server.username.clone(),
+                    credential: server.credential.clone(),
+                    url: String::new(),
+                });
+            }
+        }
+        // Name each target by the URL the operator wrote, not by its stand-in.
+        let written: Vec<String> = self
+            .servers
+            .iter()
+            .flat_map(|s| &s.urls)
+            .filter(|u| u.is_turn() && self.engine_url(u).is_some())
+            .map(IceUrl::to_string)
+            .collect();
+        for (t, url) in out.iter_mut().zip(written) {
+            t.url = url;
         }
         out
     }
@@ -382,11 +429,17 @@ mod tests {
             (Scheme::Turn, 3478, TurnTransport::Udp)
         );
         let u = IceUrl::parse("turn:10.0.0.1:3479?transport=tcp").unwrap();
-        assert_eq!((u.host.as_str(), u.port, u.transport), ("10.0.0.1", 3479, TurnTransport::Tcp));
+        assert_eq!(
+            (u.host.as_str(), u.port, u.transport),
+            ("10.0.0.1", 3479, TurnTransport::Tcp)
+        );
         let u = IceUrl::parse("turns:t.example.org").unwrap();
         assert_eq!((u.port, u.transport), (5349, TurnTransport::Tcp));
         let u = IceUrl::parse("stun:[::1]:3478").unwrap();
-        assert_eq!((u.host.as_str(), u.authority()), ("::1", "[::1]:3478".to_owned()));
+        assert_eq!(
+            (u.host.as_str(), u.authority()),
+            ("::1", "[::1]:3478".to_owned())
+        );
         assert_eq!(
             IceUrl::parse("turn:h:1?transport=tcp").unwrap().to_string(),
             "turn:h:1?transport=tcp"
@@ -463,7 +516,10 @@ mod tests {
             .tcp_shims
             .insert("t:2".into(), "127.0.0.1:9".parse().unwrap());
         let servers = settings.engine_servers(1_000);
-        assert_eq!(servers[1].urls, vec!["turn:127.0.0.1:9?transport=udp".to_owned()]);
+        assert_eq!(
+            servers[1].urls,
+            vec!["turn:127.0.0.1:9?transport=udp".to_owned()]
+        );
         assert_eq!(servers[1].username, "1100:peer");
         assert_eq!(servers[2].username, "static");
         assert_eq!(servers[2].credential.expose(), "pw");

@@ -19,7 +19,9 @@ use webrtc::runtime::Runtime;
 
 pub mod ice;
 pub mod media;
+pub mod path;
 mod socket_buffers;
+pub mod turn_probe;
 pub mod turn_tcp;
 
 pub use socket_buffers::{SOCKET_BUFFER_BYTES, SocketBufferRuntime};
@@ -322,6 +324,11 @@ impl Transport {
                 Err(e)
             }
         }
+    }
+
+    /// The ICE settings connections are made with.
+    pub fn ice(&self) -> &ice::IceSettings {
+        &self.config.ice
     }
 
     /// Creates a connection for media only (no data channel) on which this side makes every

@@ -33,7 +33,10 @@ pub fn frame_len(buf: &[u8]) -> Result<Option<(usize, usize)>, String> {
         0 => Ok(Some((20 + len, 20 + len))),
         // ChannelData (channel numbers 0x4000–0x7FFF): padded to 4 bytes over TCP.
         1 => Ok(Some((4 + len, (4 + len).div_ceil(4) * 4))),
-        _ => Err(format!("byte {:#04x} starts neither STUN nor ChannelData", buf[0])),
+        _ => Err(format!(
+            "byte {:#04x} starts neither STUN nor ChannelData",
+            buf[0]
+        )),
     }
 }
 
@@ -90,7 +93,13 @@ async fn run(udp: Arc<UdpSocket>, server: String) {
             _ => {
                 let (tx, rx) = mpsc::channel(QUEUE);
                 map.insert(from, tx.clone());
-                tokio::spawn(client(udp.clone(), server.clone(), from, rx, clients.clone()));
+                tokio::spawn(client(
+                    udp.clone(),
+                    server.clone(),
+                    from,
+                    rx,
+                    clients.clone(),
+                ));
                 tx
             }
         };

@@ -47,10 +47,16 @@ impl Core {
                     now.saturating_duration_since(l.connected_at).as_millis() as u64
                 }),
                 security: entry.room.peer_security(p).unwrap_or(Security::Transport),
+                path: None,
             })
             .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
         Ok(out)
+    }
+
+    /// The connection of a peer's link in an app, if it has one.
+    pub fn peer_conn(&self, app: &str, peer: &str) -> Option<crate::transport::ConnId> {
+        self.st.link_conn(&LinkKey::new(app, peer))
     }
 
     /// Rooms, counters, sessions, links and pending dials.

@@ -20,6 +20,7 @@
 //! `info` (peers and status), `state` (the tables).
 
 mod dials;
+mod ice;
 mod info;
 mod links;
 pub(crate) mod media;

@@ -145,6 +145,7 @@ impl Core {
             let kind = EventKind::PeerJoin(peer, security);
             self.effect(super::outputs::deliver(session, handle, &key, kind));
         }
+        self.tell_ice_problem(session, handle, &key);
         if is_new {
             self.announce_room(&key);
         }

@@ -204,6 +204,8 @@ pub(super) struct State {
     pub pending_meta: BTreeMap<LinkKey, Vec<PendingMeta>>,
     /// Streams already surfaced, by (connection, stream id).
     pub streams_seen: BTreeSet<(ConnId, String)>,
+    /// A problem with the ICE servers every session of every room is told of (code, message).
+    pub ice_problem: Option<(String, String)>,
 }
 
 impl State {

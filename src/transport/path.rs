@@ -1,0 +1,119 @@
+//! Which network path a link took: the selected ICE candidate pair, read from the engine's
+//! statistics, with the round trip and bytes each way.
+
+use std::time::Instant;
+
+use webrtc::peer_connection::{RTCStatsReportEntry, StatsSelector};
+
+use super::Connection;
+
+/// How a candidate was found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CandidateKind {
+    /// An address of a local interface.
+    Host,
+    /// The address a STUN server saw (behind a NAT).
+    Srflx,
+    /// An address learnt from the peer's checks.
+    Prflx,
+    /// An address on a TURN server.
+    Relay,
+}
+
+impl CandidateKind {
+    /// The name ICE uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            CandidateKind::Host => "host",
+            CandidateKind::Srflx => "srflx",
+            CandidateKind::Prflx => "prflx",
+            CandidateKind::Relay => "relay",
+        }
+    }
+
+    fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "host" => Some(CandidateKind::Host),
+            "srflx" => Some(CandidateKind::Srflx),
+            "prflx" => Some(CandidateKind::Prflx),
+            "relay" => Some(CandidateKind::Relay),
+            _ => None,
+        }
+    }
+}
+
+/// One end of the selected pair.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PathEnd {
+    /// How the candidate was found.
+    pub kind: CandidateKind,
+    /// "udp" or "tcp".
+    pub protocol: String,
+    /// Its address and port.
+    pub address: String,
+}
+
+/// The path a link took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LinkPath {
+    /// This side's candidate.
+    pub local: PathEnd,
+    /// The peer's candidate.
+    pub remote: PathEnd,
+    /// The pair's current round trip in ms (ICE consent checks), 0 if none yet.
+    pub rtt_ms: f64,
+    /// Bytes sent over the pair.
+    pub bytes_sent: u64,
+    /// Bytes received over the pair.
+    pub bytes_received: u64,
+}
+
+/// The selected candidate pair of a connection, once ICE has one.
+pub async fn selected_path(pc: &Connection) -> Option<LinkPath> {
+    let report = pc.get_stats(Instant::now(), StatsSelector::None).await;
+    let pair_id = report.transport()?.selected_candidate_pair_id.clone();
+    let pair = report.iter().find_map(|e| match e {
+        RTCStatsReportEntry::IceCandidatePair(p) if p.stats.id == pair_id => Some(p),
+        _ => None,
+    });
+    // Without a selected id, the nominated pair is the one in use.
+    let pair = pair.or_else(|| {
+        report.iter().find_map(|e| match e {
+            RTCStatsReportEntry::IceCandidatePair(p) if p.nominated => Some(p),
+            _ => None,
+        })
+    })?;
+    // A candidate's statistics id is its kind's prefix and the id the pair names.
+    let named = |stats_id: &str, id: &str| {
+        stats_id == id || stats_id.strip_suffix(id).is_some_and(|p| p.ends_with('_'))
+    };
+    let end = |id: &str, local: bool| {
+        report
+            .iter()
+            .find_map(|e| match e {
+                RTCStatsReportEntry::LocalCandidate(c) if local && named(&c.stats.id, id) => {
+                    Some(c)
+                }
+                RTCStatsReportEntry::RemoteCandidate(c) if !local && named(&c.stats.id, id) => {
+                    Some(c)
+                }
+                _ => None,
+            })
+            .and_then(|c| {
+                {
+                    Some(PathEnd {
+                        kind: CandidateKind::from_name(&c.candidate_type.to_string())?,
+                        protocol: c.protocol.to_lowercase(),
+                        address: format!("{}:{}", c.address.clone().unwrap_or_default(), c.port),
+                    })
+                }
+            })
+    };
+    Some(LinkPath {
+        local: end(&pair.local_candidate_id, true)?,
+        remote: end(&pair.remote_candidate_id, false)?,
+        rtt_ms: pair.current_round_trip_time * 1000.0,
+        bytes_sent: pair.bytes_sent,
+        bytes_received: pair.bytes_received,
+    })
+}
