@@ -333,9 +333,11 @@ mod tests {
         assert_eq!(ice.servers.len(), 3);
         assert_eq!(ice.policy, IcePolicy::Relay);
         assert!(!format!("{c:?}").contains("s3cret"));
-        let mut bad = Config::default();
-        bad.ice_transport_policy = IcePolicy::Relay;
-        bad.ice_servers = vec![IceServerEntry::Url("stun:s".into())];
+        let mut bad = Config {
+            ice_transport_policy: IcePolicy::Relay,
+            ice_servers: vec![IceServerEntry::Url("stun:s".into())],
+            ..Default::default()
+        };
         assert!(bad.effective_ice_servers().is_err(), "relay needs TURN");
         bad.ice_servers = vec![IceServerEntry::Url("turn:h?transport=sctp".into())];
         assert!(bad.effective_ice_servers().is_err());

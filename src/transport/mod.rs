@@ -31,6 +31,10 @@ pub const DATA_CHANNEL_LABEL: &str = "data";
 /// Bytes a link may have queued in SCTP before sends wait (back-pressure).
 // Kept below a browser's SCTP receive window: webrtc-rs stalls for seconds when it fills one.
 const SEND_BUFFER_LIMIT: usize = 256 << 10;
+/// The same when every path goes through a TURN server: a TURN server's sockets (coturn keeps
+/// the kernel's default buffers) drop bursts of 256 KiB, and the SCTP association stalls on the
+/// losses for longer than a link may stay silent.
+const RELAYED_SEND_BUFFER_LIMIT: usize = 64 << 10;
 
 /// Shared handle to a peer connection.
 pub type Connection = Arc<dyn PeerConnection>;
@@ -236,6 +240,13 @@ impl Transport {
             // peer-reflexive, which webrtc-rs would hold back for 1 s before nominating.
             .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
             .with_srflx_acceptance_min_wait(Some(Duration::from_millis(100)))
+            // webrtc-rs holds a relayed pair 2 s for a direct one to win; when only relayed
+            // pairs are allowed there is nothing to wait for, and otherwise half a second is
+            // enough on the networks where a direct pair exists at all.
+            .with_relay_acceptance_min_wait(Some(match self.config.ice.policy {
+                ice::IcePolicy::Relay => Duration::ZERO,
+                ice::IcePolicy::All => Duration::from_millis(500),
+            }))
             .with_ice_timeouts(
                 Some(Duration::from_secs(5)),
                 Some(Duration::from_secs(15)),
@@ -293,7 +304,10 @@ impl Transport {
             }))
             .with_runtime(self.runtime.clone())
             .with_udp_addrs(vec![addr])
-            .with_data_channel_send_buffer_limit(SEND_BUFFER_LIMIT)
+            .with_data_channel_send_buffer_limit(match self.config.ice.policy {
+                ice::IcePolicy::All => SEND_BUFFER_LIMIT,
+                ice::IcePolicy::Relay => RELAYED_SEND_BUFFER_LIMIT,
+            })
             .build()
             .await
             .map_err(err)?;

@@ -18,7 +18,7 @@ use tokio::sync::{Mutex, mpsc};
 /// Largest message carried (a STUN message or ChannelData with its header).
 const MAX_MESSAGE: usize = 64 * 1024 + 4;
 /// Messages queued toward one TCP connection before datagrams are dropped (UDP semantics).
-const QUEUE: usize = 256;
+const QUEUE: usize = 4096;
 
 /// How many bytes the message at the start of `buf` takes on a TCP stream, once its header is
 /// there: (message length, length with padding). None until 4 bytes are buffered; Err for bytes
@@ -105,7 +105,9 @@ async fn run(udp: Arc<UdpSocket>, server: String) {
         };
         drop(map);
         // A full queue drops the datagram, as a congested UDP path would.
-        let _ = tx.try_send(datagram);
+        if tx.try_send(datagram).is_err() {
+            tracing::debug!("TURN over TCP: a datagram dropped (queue full)");
+        }
     }
 }
 
@@ -144,15 +146,21 @@ async fn client(
                             return;
                         }
                     }
+                    // split_to leaves little room; a read must have a whole message's worth.
+                    buf.reserve(MAX_MESSAGE);
                     match read.read_buf(&mut buf).await {
                         Ok(0) | Err(_) => return,
                         Ok(_) => {}
                     }
+                    // Acknowledge at once: the server's small messages (the peer's SCTP acks)
+                    // otherwise wait on Nagle against a delayed ACK, up to 40 ms each, and the
+                    // sender's window grows at that pace. Linux clears the flag after use.
+                    let _ = socket2::SockRef::from(read.as_ref()).set_tcp_quickack(true);
                 }
             };
             tokio::select! {
-                _ = up => {}
-                _ = down => {}
+                _ = up => tracing::debug!(server, "TURN over TCP: engine side ended"),
+                _ = down => tracing::info!(server, "TURN over TCP: the server closed the connection"),
             }
         }
         Err(e) => tracing::warn!(server, error = %e, "TURN server unreachable over TCP"),

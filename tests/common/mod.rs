@@ -44,6 +44,8 @@ pub struct Daemon {
     pub embedded: Option<SocketAddr>,
     pub extra: Vec<String>,
     pub ws_port: u16,
+    /// Network namespace it runs in (`ip netns exec`), if not the test's own.
+    pub netns: Option<String>,
     child: Option<Child>,
     _tmp: Option<tempfile::TempDir>,
 }
@@ -73,6 +75,30 @@ impl Daemon {
             embedded,
             extra,
             ws_port: free_port(),
+            netns: None,
+            child: None,
+            _tmp: Some(tmp),
+        };
+        d.start().await;
+        d
+    }
+
+    /// A daemon in network namespace `netns`, with these relays and flags (its own
+    /// `--ice-addr` and `--ice-server` among them).
+    pub async fn in_netns(
+        netns: &str,
+        relays: Vec<String>,
+        embedded: Option<SocketAddr>,
+        extra: Vec<String>,
+    ) -> Daemon {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut d = Daemon {
+            dir: tmp.path().to_path_buf(),
+            relays,
+            embedded,
+            extra,
+            ws_port: free_port(),
+            netns: Some(netns.to_owned()),
             child: None,
             _tmp: Some(tmp),
         };
@@ -95,13 +121,22 @@ impl Daemon {
 
     /// Starts (or restarts) the process and waits until the API answers.
     pub async fn start(&mut self) {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_meshrtcd"));
-        cmd.arg("--data-dir").arg(&self.dir).args([
-            "--ice-addr",
-            "127.0.0.1",
-            "--ice-server",
-            "none",
-        ]);
+        let mut cmd = match &self.netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_meshrtcd")]);
+                c
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_meshrtcd")),
+        };
+        cmd.arg("--data-dir").arg(&self.dir);
+        // Loopback and no public STUN, unless the test gives its own.
+        if !self.extra.iter().any(|a| a == "--ice-addr") {
+            cmd.args(["--ice-addr", "127.0.0.1"]);
+        }
+        if !self.extra.iter().any(|a| a == "--ice-server") {
+            cmd.args(["--ice-server", "none"]);
+        }
         cmd.args(["--ws", &format!("127.0.0.1:{}", self.ws_port)]);
         for r in &self.relays {
             cmd.args(["--relay", r]);
@@ -183,6 +218,102 @@ impl Daemon {
 
     pub async fn session(&self) -> Session {
         Session::open(&self.endpoint()).await
+    }
+}
+
+/// A coturn `turnserver` (Debian's `coturn`), killed on drop.
+pub struct Coturn {
+    child: Child,
+    log: PathBuf,
+    _tmp: tempfile::TempDir,
+}
+
+impl Coturn {
+    /// Starts `turnserver` listening on `ip:port` (UDP and TCP) with `auth` flags (e.g.
+    /// `--lt-cred-mech --user u:p`, or `--use-auth-secret --static-auth-secret s`), relaying on
+    /// `ip`; in `netns` if given. Waits until it listens.
+    pub fn start(netns: Option<&str>, ip: &str, port: u16, auth: &[&str]) -> Coturn {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let log = tmp.path().join("turnserver.log");
+        let mut cmd = match netns {
+            Some(ns) => {
+                let mut c = Command::new("ip");
+                c.args(["netns", "exec", ns, "turnserver"]);
+                c
+            }
+            None => Command::new("turnserver"),
+        };
+        cmd.args([
+            "--listening-ip",
+            ip,
+            "--listening-port",
+            &port.to_string(),
+            "--relay-ip",
+            ip,
+            "--realm",
+            "meshrtc.test",
+            "--no-cli",
+            "--no-tls",
+            "--no-dtls",
+            "--allow-loopback-peers",
+            "--no-software-attribute",
+            "--log-file",
+        ])
+        .arg(&log)
+        .args(["--simple-log", "--pidfile"])
+        .arg(tmp.path().join("turnserver.pid"))
+        .args(["--userdb"])
+        .arg(tmp.path().join("turndb"))
+        .args(auth)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+        let child = cmd
+            .spawn()
+            .expect("turnserver (Debian coturn) is installed by scripts/test.sh");
+        let c = Coturn {
+            child,
+            log,
+            _tmp: tmp,
+        };
+        let deadline = Instant::now() + Duration::from_secs(10);
+        let check = |ns: Option<&str>| {
+            let mut ss = match ns {
+                Some(ns) => {
+                    let mut c = Command::new("ip");
+                    c.args(["netns", "exec", ns, "ss", "-ltn"]);
+                    c
+                }
+                None => {
+                    let mut c = Command::new("ss");
+                    c.arg("-ltn");
+                    c
+                }
+            };
+            ss.output()
+                .map(|o| String::from_utf8_lossy(&o.stdout).contains(&format!("{ip}:{port}")))
+                .unwrap_or(false)
+        };
+        while !check(netns) {
+            assert!(
+                Instant::now() < deadline,
+                "turnserver did not listen:\n{}",
+                c.log()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        c
+    }
+
+    /// Its log.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+}
+
+impl Drop for Coturn {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 

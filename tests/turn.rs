@@ -1,0 +1,298 @@
+//! TURN with a real coturn on loopback: daemons under `--ice-policy relay` connect only through
+//! it (static user, REST credentials from a shared secret, TURN over TCP), and wrong credentials
+//! are named in status and told to apps.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+use meshrtc::proto;
+
+/// One coturn and one pair of daemons at a time: on two cores, parallel pairs starve coturn,
+/// whose relay sockets then drop enough to stall a bulk transfer (the figures printed here are
+/// for an otherwise idle machine).
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+const USER: &str = "alice";
+const PASSWORD: &str = "wonderland-7";
+const SECRET: &str = "shared-secret-42";
+
+fn flags(url: &str, auth: &[&str]) -> Vec<String> {
+    let mut f: Vec<String> = ["--ice-server", url, "--ice-policy", "relay"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    f.extend(auth.iter().map(|s| s.to_string()));
+    f
+}
+
+/// Two daemons with these flags, joined in one room; returns them, their sessions, room
+/// handles and the join time.
+async fn relay_pair(
+    a_flags: Vec<String>,
+    b_flags: Vec<String>,
+) -> (Daemon, Daemon, Session, Session, u32, u32, Duration) {
+    let relay: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let a = Daemon::spawn(Vec::new(), Some(relay), a_flags).await;
+    let b = Daemon::spawn(vec![a.relay_url()], None, b_flags).await;
+    let (mut sa, mut sb) = (a.session().await, b.session().await);
+    let start = Instant::now();
+    let ra = sa.join("turn-test", "r", "").await;
+    let rb = sb.join("turn-test", "r", "").await;
+    let idb = b.peer_id().await;
+    assert!(
+        sa.wait_join(&idb, Duration::from_secs(30)).await,
+        "no link through TURN"
+    );
+    let took = start.elapsed();
+    (a, b, sa, sb, ra, rb, took)
+}
+
+/// The path of the one peer of room `r` as `meshrtc peers --json` gets it (the engine's
+/// statistics may trail the link's opening by a moment).
+async fn path(d: &Daemon) -> proto::LinkPath {
+    let mut c = meshrtc::client::connect(&d.endpoint())
+        .await
+        .expect("connect");
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let peers = c
+            .peers(proto::PeersRequest {
+                app: "turn-test".into(),
+                room: "r".into(),
+            })
+            .await
+            .expect("peers")
+            .into_inner()
+            .peers;
+        if let Some(path) = peers.into_iter().next().and_then(|p| p.path) {
+            return path;
+        }
+        assert!(Instant::now() < deadline, "no path for the link");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn types(p: &proto::LinkPath) -> (String, String) {
+    (
+        p.local
+            .as_ref()
+            .map(|c| c.r#type.clone())
+            .unwrap_or_default(),
+        p.remote
+            .as_ref()
+            .map(|c| c.r#type.clone())
+            .unwrap_or_default(),
+    )
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn assert_relayed_and_talking(
+    a: &Daemon,
+    b: &Daemon,
+    sa: &mut Session,
+    sb: &mut Session,
+    ra: u32,
+    rb: u32,
+    what: &str,
+    took: Duration,
+    file_bytes: u32,
+) {
+    let (pa, pb) = (path(a).await, path(b).await);
+    println!(
+        "{what}: join {} ms; a {:?} ({} → {}), b {:?}",
+        took.as_millis(),
+        types(&pa),
+        pa.local.as_ref().map(|c| c.address.as_str()).unwrap_or(""),
+        pa.remote.as_ref().map(|c| c.address.as_str()).unwrap_or(""),
+        types(&pb)
+    );
+    let relay = ("relay".to_owned(), "relay".to_owned());
+    assert_eq!(types(&pa), relay, "a's path");
+    assert_eq!(types(&pb), relay, "b's path");
+    sa.send(ra, "chat", text("through the relay"), &[]).await;
+    let m = sb
+        .wait_message(Duration::from_secs(20))
+        .await
+        .expect("a message at b");
+    assert_eq!(m.payload, Some(text("through the relay")));
+    let file: Vec<u8> = (0..file_bytes).map(|i: u32| (i * 7 % 251) as u8).collect();
+    let started = Instant::now();
+    sb.send(
+        rb,
+        "file",
+        binary(file.clone(), r#"{"name":"five.bin"}"#),
+        &[],
+    )
+    .await;
+    let got = sa
+        .wait_message(Duration::from_secs(60))
+        .await
+        .expect("the file at a");
+    let bytes = match got.payload.and_then(|p| p.kind) {
+        Some(proto::payload::Kind::Binary(b)) => b,
+        other => panic!("not binary: {other:?}"),
+    };
+    println!(
+        "{what}: {} KiB through TURN in {} ms",
+        file_bytes >> 10,
+        started.elapsed().as_millis()
+    );
+    assert!(bytes == file, "the file arrived altered");
+    for d in [a, b] {
+        let s = d.status().await;
+        assert_eq!(s.links_relayed, 1, "status counts the relayed link");
+        assert!(s.turn.iter().all(|t| t.state == "ok"), "{:?}", s.turn);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn relay_only_daemons_connect_through_coturn_with_a_static_user() {
+    let _serial = SERIAL.lock().await;
+    let port = free_port();
+    let _turn = Coturn::start(
+        None,
+        "127.0.0.1",
+        port,
+        &["--lt-cred-mech", "--user", &format!("{USER}:{PASSWORD}")],
+    );
+    let url = format!("turn:127.0.0.1:{port}");
+    let auth = ["--ice-username", USER, "--ice-credential", PASSWORD];
+    let (a, b, mut sa, mut sb, ra, rb, took) =
+        relay_pair(flags(&url, &auth), flags(&url, &auth)).await;
+    assert_relayed_and_talking(
+        &a,
+        &b,
+        &mut sa,
+        &mut sb,
+        ra,
+        rb,
+        "static user",
+        took,
+        5 << 20,
+    )
+    .await;
+    for d in [&a, &b] {
+        assert!(!d.log().contains(PASSWORD), "the credential reached a log");
+        let status = format!("{:?}", d.status().await);
+        assert!(!status.contains(PASSWORD), "the credential reached status");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rest_credentials_from_a_shared_secret() {
+    let _serial = SERIAL.lock().await;
+    let port = free_port();
+    let _turn = Coturn::start(
+        None,
+        "127.0.0.1",
+        port,
+        &["--use-auth-secret", "--static-auth-secret", SECRET],
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = dir.path().join("turn-secret");
+    std::fs::write(&secret, format!("{SECRET}\n")).expect("secret file");
+    let secret = secret.to_string_lossy().into_owned();
+    let url = format!("turn:127.0.0.1:{port}");
+    let f = flags(&url, &["--turn-secret-file", &secret]);
+    let (a, b, mut sa, mut sb, ra, rb, took) = relay_pair(f.clone(), f).await;
+    assert_relayed_and_talking(
+        &a,
+        &b,
+        &mut sa,
+        &mut sb,
+        ra,
+        rb,
+        "REST credentials",
+        took,
+        5 << 20,
+    )
+    .await;
+    assert!(!a.log().contains(SECRET) && !b.log().contains(SECRET));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turn_over_tcp_carries_a_link() {
+    let _serial = SERIAL.lock().await;
+    let port = free_port();
+    let _turn = Coturn::start(
+        None,
+        "127.0.0.1",
+        port,
+        &["--use-auth-secret", "--static-auth-secret", SECRET],
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = dir.path().join("turn-secret");
+    std::fs::write(&secret, format!("{SECRET}\n")).expect("secret file");
+    let secret = secret.to_string_lossy().into_owned();
+    let udp = format!("turn:127.0.0.1:{port}");
+    let tcp = format!("turn:127.0.0.1:{port}?transport=tcp");
+    let (a, b, mut sa, mut sb, ra, rb, took) = relay_pair(
+        flags(&udp, &["--turn-secret-file", &secret]),
+        flags(&tcp, &["--turn-secret-file", &secret]),
+    )
+    .await;
+    assert_relayed_and_talking(
+        &a,
+        &b,
+        &mut sa,
+        &mut sb,
+        ra,
+        rb,
+        "REST credentials, b over TCP",
+        took,
+        1 << 20,
+    )
+    .await;
+    assert!(!a.log().contains(SECRET) && !b.log().contains(SECRET));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wrong_credentials_are_named_in_status_and_told_to_apps() {
+    use meshrtc::proto::event::Kind;
+    let _serial = SERIAL.lock().await;
+    let port = free_port();
+    let _turn = Coturn::start(
+        None,
+        "127.0.0.1",
+        port,
+        &["--lt-cred-mech", "--user", &format!("{USER}:{PASSWORD}")],
+    );
+    let url = format!("turn:127.0.0.1:{port}");
+    let relay: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let d = Daemon::spawn(
+        Vec::new(),
+        Some(relay),
+        flags(
+            &url,
+            &[
+                "--ice-username",
+                USER,
+                "--ice-credential",
+                "not-the-password",
+            ],
+        ),
+    )
+    .await;
+    let mut s = d.session().await;
+    let started = Instant::now();
+    s.join("turn-test", "r", "").await;
+    // Within the handshake timeout (10 s).
+    let error = s
+        .wait_for(
+            Duration::from_secs(10),
+            |e| matches!(&e.kind, Some(Kind::RoomError(r)) if r.code == "turn_auth_failed"),
+        )
+        .await
+        .expect("a room error naming the TURN credentials");
+    println!(
+        "wrong credentials told after {} ms: {:?}",
+        started.elapsed().as_millis(),
+        error.kind
+    );
+    let status = d.status().await;
+    assert_eq!(status.turn.len(), 1);
+    assert_eq!(status.turn[0].state, "auth_failed", "{:?}", status.turn);
+    assert!(!format!("{status:?}").contains("not-the-password"));
+}
