@@ -7,8 +7,9 @@ cd "$(dirname "$0")/.."
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # System packages the suite uses: iproute2 (network namespaces), nftables (the mDNS test's
-# stateful filter), Chromium (browser tests), Node.js and npm (playwright-core, Trystero),
-# ffmpeg (media made for the media tests and checked with ffprobe).
+# stateful filter, the NAT test's routers), Chromium (browser tests), Node.js and npm
+# (playwright-core, Trystero), ffmpeg (media made for the media tests and checked with
+# ffprobe), coturn (the TURN server of the TURN and NAT tests).
 missing=()
 command -v ip >/dev/null || missing+=(iproute2)
 command -v nft >/dev/null || missing+=(nftables)
@@ -17,9 +18,15 @@ command -v unshare >/dev/null || missing+=(util-linux)
 command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 { command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; } || missing+=(ffmpeg)
+command -v turnserver >/dev/null || missing+=(coturn)
 if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
+  # The tests start their own turnserver; the package's service is not wanted running.
+  if [[ " ${missing[*]} " == *" coturn "* ]] && command -v systemctl >/dev/null \
+    && systemctl is-active --quiet coturn 2>/dev/null; then
+    as_root systemctl disable --now coturn || true
+  fi
 fi
 
 # npm packages of the browser tests, exactly as locked. (Run inside the folder: npm 11's `ci`

@@ -240,12 +240,12 @@ impl Transport {
             // peer-reflexive, which webrtc-rs would hold back for 1 s before nominating.
             .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
             .with_srflx_acceptance_min_wait(Some(Duration::from_millis(100)))
-            // webrtc-rs holds a relayed pair 2 s for a direct one to win; when only relayed
-            // pairs are allowed there is nothing to wait for, and otherwise half a second is
-            // enough on the networks where a direct pair exists at all.
+            // A relayed pair is held 2 s for a direct one to win (hole punching through NATs
+            // takes a few round trips); when only relayed pairs are allowed there is nothing to
+            // wait for.
             .with_relay_acceptance_min_wait(Some(match self.config.ice.policy {
                 ice::IcePolicy::Relay => Duration::ZERO,
-                ice::IcePolicy::All => Duration::from_millis(500),
+                ice::IcePolicy::All => Duration::from_secs(2),
             }))
             .with_ice_timeouts(
                 Some(Duration::from_secs(5)),

@@ -109,9 +109,16 @@ pub async fn selected_path(pc: &Connection) -> Option<LinkPath> {
                 }
             })
     };
+    // The engine keeps no statistics for a peer-reflexive remote candidate (one learnt from
+    // the peer's checks, e.g. its NAT's address as a TURN server saw it).
+    let remote = end(&pair.remote_candidate_id, false).unwrap_or(PathEnd {
+        kind: CandidateKind::Prflx,
+        protocol: "udp".into(),
+        address: String::new(),
+    });
     Some(LinkPath {
         local: end(&pair.local_candidate_id, true)?,
-        remote: end(&pair.remote_candidate_id, false)?,
+        remote,
         rtt_ms: pair.current_round_trip_time * 1000.0,
         bytes_sent: pair.bytes_sent,
         bytes_received: pair.bytes_received,

@@ -132,8 +132,10 @@ impl Core {
 
     fn remote_candidate(&mut self, key: &RoomKey, peer: &str, offer_id: &str, json: String) {
         let Some(conn) = self.find_conn(&key.app, peer, offer_id) else {
+            tracing::debug!(peer, offer_id, "remote candidate for no connection");
             return;
         };
+        tracing::debug!(conn, candidate = %json, "remote candidate");
         let Some(c) = self.st.conns.get_mut(&conn) else {
             return;
         };
@@ -321,6 +323,7 @@ impl Core {
         };
         let key = c.room_key();
         let (peer, offer_id) = (c.peer.clone(), c.offer_id.clone());
+        tracing::debug!(conn, candidate = json, "local candidate");
         self.signal_room(&key, |s| s.local_candidate(&peer, &offer_id, json));
         self.drain();
     }
