@@ -216,7 +216,13 @@ impl Config {
 
     /// ICE servers to use (`none` means no servers), checked.
     pub fn effective_ice_servers(&self) -> Result<Vec<IceServer>, ConfigError> {
+        let relay = self.ice_transport_policy == IcePolicy::Relay;
         if self.ice_servers.iter().any(IceServerEntry::is_none) {
+            if relay {
+                return Err(ConfigError::Invalid(
+                    "ice_transport_policy = \"relay\" needs a TURN server, but ice_servers is none".into(),
+                ));
+            }
             return Ok(Vec::new());
         }
         let entries: Vec<IceServerEntry> = if self.ice_servers.is_empty() {
@@ -233,7 +239,7 @@ impl Config {
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ConfigError::Invalid(format!("ice_servers: {e}")))?;
         let turn = servers.iter().flat_map(|s| &s.urls).any(IceUrl::is_turn);
-        if self.ice_transport_policy == IcePolicy::Relay && !turn {
+        if relay && !turn {
             return Err(ConfigError::Invalid(
                 "ice_transport_policy = \"relay\" needs a TURN server in ice_servers".into(),
             ));

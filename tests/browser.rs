@@ -64,3 +64,9 @@ fn trystero_pages_exchange_media_with_daemons() {
 fn pages_send_media_to_each_other_through_their_daemons() {
     run_browser_suite("bridge-media.mjs");
 }
+
+#[test]
+#[ignore = "real Chromium; scripts/test.sh runs it with --ignored"]
+fn a_relay_only_trystero_page_joins_through_coturn() {
+    run_browser_suite("turn.mjs");
+}

@@ -118,7 +118,9 @@ export class Daemon {
   async start() {
     if (!this.wsPort) this.wsPort = await freePort()
     if (this.embedded === 'auto') this.embedded = `127.0.0.1:${await freePort()}`
-    const args = ['--data-dir', this.dir, '--ice-addr', this.iceAddr ?? '127.0.0.1', '--ice-server', 'none', '--ws', `127.0.0.1:${this.wsPort}`]
+    // No public STUN unless the test names its own ICE servers.
+    const ice = this.extra.includes('--ice-server') ? [] : ['--ice-server', 'none']
+    const args = ['--data-dir', this.dir, '--ice-addr', this.iceAddr ?? '127.0.0.1', ...ice, '--ws', `127.0.0.1:${this.wsPort}`]
     for (const r of this.relays) args.push('--relay', r)
     if (this.embedded) args.push('--embedded-relay', this.embedded)
     args.push(...this.extra)
