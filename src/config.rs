@@ -220,7 +220,8 @@ impl Config {
         if self.ice_servers.iter().any(IceServerEntry::is_none) {
             if relay {
                 return Err(ConfigError::Invalid(
-                    "ice_transport_policy = \"relay\" needs a TURN server, but ice_servers is none".into(),
+                    "ice_transport_policy = \"relay\" needs a TURN server, but ice_servers is none"
+                        .into(),
                 ));
             }
             return Ok(Vec::new());
