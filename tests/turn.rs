@@ -18,6 +18,22 @@ const USER: &str = "alice";
 const PASSWORD: &str = "wonderland-7";
 const SECRET: &str = "shared-secret-42";
 
+/// coturn with `use-auth-secret`, and a file holding the secret for `--turn-secret-file`.
+fn secret_coturn() -> (Coturn, tempfile::TempDir, String, u16) {
+    let port = free_port();
+    let turn = Coturn::start(
+        None,
+        "127.0.0.1",
+        port,
+        &["--use-auth-secret", "--static-auth-secret", SECRET],
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = dir.path().join("turn-secret");
+    std::fs::write(&secret, format!("{SECRET}\n")).expect("secret file");
+    let secret = secret.to_string_lossy().into_owned();
+    (turn, dir, secret, port)
+}
+
 fn flags(url: &str, auth: &[&str]) -> Vec<String> {
     let mut f: Vec<String> = ["--ice-server", url, "--ice-policy", "relay"]
         .iter()
@@ -183,17 +199,7 @@ async fn relay_only_daemons_connect_through_coturn_with_a_static_user() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rest_credentials_from_a_shared_secret() {
     let _serial = SERIAL.lock().await;
-    let port = free_port();
-    let _turn = Coturn::start(
-        None,
-        "127.0.0.1",
-        port,
-        &["--use-auth-secret", "--static-auth-secret", SECRET],
-    );
-    let dir = tempfile::tempdir().expect("tempdir");
-    let secret = dir.path().join("turn-secret");
-    std::fs::write(&secret, format!("{SECRET}\n")).expect("secret file");
-    let secret = secret.to_string_lossy().into_owned();
+    let (_turn, _dir, secret, port) = secret_coturn();
     let url = format!("turn:127.0.0.1:{port}");
     let f = flags(&url, &["--turn-secret-file", &secret]);
     let (a, b, mut sa, mut sb, ra, rb, took) = relay_pair(f.clone(), f).await;
@@ -215,17 +221,7 @@ async fn rest_credentials_from_a_shared_secret() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn turn_over_tcp_carries_a_link() {
     let _serial = SERIAL.lock().await;
-    let port = free_port();
-    let _turn = Coturn::start(
-        None,
-        "127.0.0.1",
-        port,
-        &["--use-auth-secret", "--static-auth-secret", SECRET],
-    );
-    let dir = tempfile::tempdir().expect("tempdir");
-    let secret = dir.path().join("turn-secret");
-    std::fs::write(&secret, format!("{SECRET}\n")).expect("secret file");
-    let secret = secret.to_string_lossy().into_owned();
+    let (_turn, _dir, secret, port) = secret_coturn();
     let udp = format!("turn:127.0.0.1:{port}");
     let tcp = format!("turn:127.0.0.1:{port}?transport=tcp");
     let (a, b, mut sa, mut sb, ra, rb, took) = relay_pair(

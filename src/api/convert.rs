@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+use crate::node::core::media::SurfacedTrack;
 use crate::node::session::{EventKind, SessionEvent};
 use crate::node::{NodeError, StatusInfo};
 use crate::proto;
@@ -58,6 +59,19 @@ pub fn error_to_proto(e: &NodeError) -> proto::Error {
     }
 }
 
+/// A peer's track as `track_add` and a page leg's slot describe it.
+pub fn track_to_proto(t: SurfacedTrack) -> proto::MediaEvent {
+    proto::MediaEvent {
+        peer: t.peer,
+        stream_id: t.stream_id,
+        track_id: t.track_id,
+        kind: t.codec.kind().name().to_owned(),
+        codec: t.codec.mime().to_owned(),
+        meta_json: t.meta.map(|m| m.to_string()).unwrap_or_default(),
+        local_track: 0,
+    }
+}
+
 /// A media event's proto form (the other kinds are not media).
 fn media_event_to_proto(kind: EventKind) -> proto::event::Kind {
     use proto::event::Kind;
@@ -78,15 +92,13 @@ fn media_event_to_proto(kind: EventKind) -> proto::event::Kind {
             track_id,
             codec,
             meta,
-        } => Kind::TrackAdd(proto::MediaEvent {
+        } => Kind::TrackAdd(track_to_proto(SurfacedTrack {
             peer,
             stream_id,
             track_id,
-            kind: codec.kind().name().to_owned(),
-            codec: codec.mime().to_owned(),
-            meta_json: meta.map(|m| m.to_string()).unwrap_or_default(),
-            local_track: 0,
-        }),
+            codec,
+            meta,
+        })),
         EventKind::TrackReady { track, peer } => Kind::TrackReady(proto::MediaEvent {
             peer,
             local_track: track,

@@ -68,25 +68,22 @@ impl Daemon {
         embedded: Option<SocketAddr>,
         extra: Vec<String>,
     ) -> Daemon {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let mut d = Daemon {
-            dir: tmp.path().to_path_buf(),
-            relays,
-            embedded,
-            extra,
-            ws_port: free_port(),
-            netns: None,
-            child: None,
-            _tmp: Some(tmp),
-        };
-        d.start().await;
-        d
+        Self::launch(None, relays, embedded, extra).await
     }
 
     /// A daemon in network namespace `netns`, with these relays and flags (its own
     /// `--ice-addr` and `--ice-server` among them).
     pub async fn in_netns(
         netns: &str,
+        relays: Vec<String>,
+        embedded: Option<SocketAddr>,
+        extra: Vec<String>,
+    ) -> Daemon {
+        Self::launch(Some(netns.to_owned()), relays, embedded, extra).await
+    }
+
+    async fn launch(
+        netns: Option<String>,
         relays: Vec<String>,
         embedded: Option<SocketAddr>,
         extra: Vec<String>,
@@ -98,7 +95,7 @@ impl Daemon {
             embedded,
             extra,
             ws_port: free_port(),
-            netns: Some(netns.to_owned()),
+            netns,
             child: None,
             _tmp: Some(tmp),
         };

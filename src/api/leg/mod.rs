@@ -305,19 +305,7 @@ impl Actor {
             slots.push(proto::LegSlot {
                 mid,
                 room,
-                forward: Some(proto::MediaEvent {
-                    peer: track.peer.clone(),
-                    stream_id: track.stream_id.clone(),
-                    track_id: track.track_id.clone(),
-                    kind: track.codec.kind().name().to_owned(),
-                    codec: track.codec.mime().to_owned(),
-                    meta_json: track
-                        .meta
-                        .as_ref()
-                        .map(|m| m.to_string())
-                        .unwrap_or_default(),
-                    local_track: 0,
-                }),
+                forward: Some(super::convert::track_to_proto(track.clone())),
                 ..Default::default()
             });
             self.forwards.insert(
