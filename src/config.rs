@@ -5,9 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::transport::ice::{
-    IcePolicy, IceServer, IceServerEntry, IceSettings, IceUrl, Scheme, Secret,
-};
+use crate::transport::ice::{IcePolicy, IceServer, IceServerEntry, IceSettings, IceUrl, Secret};
 
 /// Public relays used when no relay is configured explicitly.
 pub const BUILTIN_RELAYS: &[&str] = &[
@@ -80,6 +78,8 @@ pub struct Config {
     pub turn_secret: Option<Secret>,
     /// How long TURN REST credentials are valid, in seconds.
     pub turn_secret_ttl_secs: u64,
+    /// Extra CA certificates (PEM) trusted for `turns:` servers, beside the public roots.
+    pub turn_tls_ca: Option<PathBuf>,
     /// Resolution of remote mDNS candidates: "auto", "query" or "off".
     pub mdns: MdnsMode,
     /// Largest message a channel carries, in bytes.
@@ -127,6 +127,7 @@ impl Default for Config {
             ice_transport_policy: IcePolicy::All,
             turn_secret: None,
             turn_secret_ttl_secs: crate::transport::ice::DEFAULT_REST_TTL_SECS,
+            turn_tls_ca: None,
             mdns: MdnsMode::Auto,
             max_message_size: 64 << 20,
             max_pending_dials: 16,
@@ -244,15 +245,6 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "ice_transport_policy = \"relay\" needs a TURN server in ice_servers".into(),
             ));
-        }
-        if let Some(u) = servers
-            .iter()
-            .flat_map(|s| &s.urls)
-            .find(|u| u.scheme == Scheme::Turns)
-        {
-            return Err(ConfigError::Invalid(format!(
-                "{u}: TURN over TLS is not supported yet; use turn:…?transport=tcp or udp"
-            )));
         }
         Ok(servers)
     }

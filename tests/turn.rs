@@ -292,3 +292,144 @@ async fn wrong_credentials_are_named_in_status_and_told_to_apps() {
     assert_eq!(status.turn[0].state, "auth_failed", "{:?}", status.turn);
     assert!(!format!("{status:?}").contains("not-the-password"));
 }
+
+/// A CA and a server certificate for 127.0.0.1 signed by it (openssl), in `dir`.
+fn certificates(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    run(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=meshrtc test CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign",
+    ]);
+    run(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=127.0.0.1",
+    ]);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n",
+    )
+    .expect("ext");
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "ext.cnf",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn turn_over_tls_carries_a_link_and_checks_the_certificate() {
+    let _serial = SERIAL.lock().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, key) = certificates(dir.path());
+    let (port, tls_port) = (free_port(), free_port());
+    let _turn = Coturn::start_tls(
+        port,
+        (tls_port, &cert, &key),
+        &["--lt-cred-mech", "--user", &format!("{USER}:{PASSWORD}")],
+    );
+    let url = format!("turns:127.0.0.1:{tls_port}");
+    let ca = ca.to_string_lossy().into_owned();
+    let auth = [
+        "--ice-username",
+        USER,
+        "--ice-credential",
+        PASSWORD,
+        "--turn-tls-ca",
+        &ca,
+    ];
+    let (a, b, mut sa, mut sb, ra, rb, took) =
+        relay_pair(flags(&url, &auth), flags(&url, &auth)).await;
+    assert_relayed_and_talking(
+        &a,
+        &b,
+        &mut sa,
+        &mut sb,
+        ra,
+        rb,
+        "TURN over TLS",
+        took,
+        1 << 20,
+    )
+    .await;
+    // Without the CA the server's certificate is refused, and status says the server fails.
+    let relay: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let untrusting = Daemon::spawn(
+        Vec::new(),
+        Some(relay),
+        flags(
+            &url,
+            &["--ice-username", USER, "--ice-credential", PASSWORD],
+        ),
+    )
+    .await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = untrusting.status().await;
+        if s.turn.first().is_some_and(|t| t.state != "unknown") {
+            assert_ne!(
+                s.turn[0].state, "ok",
+                "an untrusted certificate was accepted"
+            );
+            break;
+        }
+        assert!(Instant::now() < deadline, "the TURN server was never asked");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}

@@ -49,6 +49,9 @@ struct Args {
     /// File holding a TURN REST shared secret (coturn's use-auth-secret).
     #[arg(long, value_name = "FILE")]
     turn_secret_file: Option<PathBuf>,
+    /// Extra CA certificates (PEM) trusted for turns: servers.
+    #[arg(long, value_name = "FILE")]
+    turn_tls_ca: Option<PathBuf>,
     /// TOML configuration file (see config/meshrtcd.toml); flags override it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
@@ -142,6 +145,9 @@ fn build_config(args: &Args) -> anyhow::Result<Config> {
         let secret = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("--turn-secret-file {}: {e}", path.display()))?;
         config.turn_secret = Some(meshrtc::transport::ice::Secret::new(secret.trim()));
+    }
+    if let Some(ca) = &args.turn_tls_ca {
+        config.turn_tls_ca = Some(ca.clone());
     }
     config.effective_ice_servers()?;
     if let Some(f) = args.log_format {

@@ -33,7 +33,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::config::Config;
 use crate::signal::driver::{self, DriverEvent, SignalHandle};
-use crate::transport::turn_tcp::TurnTcpShim;
+use crate::transport::turn_tcp::{TurnTcpShim, TurnTls};
 use crate::transport::{Channel, ConnId, Connection, Transport, TransportConfig, TransportEvent};
 use crate::wire::e2e::E2eKey;
 use core::{Core, CoreConfig};
@@ -119,13 +119,25 @@ impl Node {
             Default::default()
         });
         let mut turn_shims = Vec::new();
-        for server in ice.tcp_turn_servers() {
-            match TurnTcpShim::start(server.clone()).await {
+        for url in ice.tcp_turn_servers() {
+            let tls = match url.scheme {
+                crate::transport::ice::Scheme::Turns => {
+                    match TurnTls::new(&url.host, config.turn_tls_ca.as_deref()) {
+                        Ok(t) => Some(t),
+                        Err(e) => {
+                            tracing::error!(%url, error = %e, "TURN over TLS unavailable");
+                            continue;
+                        }
+                    }
+                }
+                _ => None,
+            };
+            match TurnTcpShim::start(url.authority(), tls).await {
                 Ok(shim) => {
-                    ice.tcp_shims.insert(server, shim.local_addr());
+                    ice.tcp_shims.insert(url.to_string(), shim.local_addr());
                     turn_shims.push(shim);
                 }
-                Err(e) => tracing::error!(server, error = %e, "TURN over TCP unavailable"),
+                Err(e) => tracing::error!(%url, error = %e, "TURN over TCP unavailable"),
             }
         }
         let transport = Transport::new(

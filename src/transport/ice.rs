@@ -295,7 +295,7 @@ pub struct IceSettings {
     pub rest_ttl_secs: u64,
     /// This node's peer id (the REST username's second half).
     pub peer_id: String,
-    /// Loopback stand-ins for TURN servers reached over TCP, by `host:port`.
+    /// Loopback stand-ins for TURN servers reached over TCP or TLS, by URL.
     pub tcp_shims: std::collections::BTreeMap<String, std::net::SocketAddr>,
 }
 
@@ -324,17 +324,17 @@ pub struct EngineServer {
 }
 
 impl IceSettings {
-    /// The TURN servers reached over TCP, as `host:port` (each needs a loopback stand-in).
-    pub fn tcp_turn_servers(&self) -> Vec<String> {
-        let mut out: Vec<String> = self
-            .servers
-            .iter()
-            .flat_map(|s| &s.urls)
-            .filter(|u| u.is_turn() && u.transport == TurnTransport::Tcp)
-            .map(IceUrl::authority)
-            .collect();
-        out.sort();
-        out.dedup();
+    /// The TURN servers reached over TCP or TLS (each needs a loopback stand-in).
+    pub fn tcp_turn_servers(&self) -> Vec<IceUrl> {
+        let mut out: Vec<IceUrl> = Vec::new();
+        for u in self.servers.iter().flat_map(|s| &s.urls) {
+            if u.is_turn()
+                && u.transport == TurnTransport::Tcp
+                && !out.iter().any(|o| o.to_string() == u.to_string())
+            {
+                out.push(u.clone());
+            }
+        }
         out
     }
 
@@ -405,13 +405,13 @@ impl IceSettings {
         out
     }
 
-    /// A TURN URL the engine can use: UDP as given, TCP through its loopback stand-in.
+    /// A TURN URL the engine can use: UDP as given, TCP and TLS through a loopback stand-in.
     fn engine_url(&self, url: &IceUrl) -> Option<String> {
         match url.transport {
             TurnTransport::Udp => Some(format!("turn:{}?transport=udp", url.authority())),
             TurnTransport::Tcp => self
                 .tcp_shims
-                .get(&url.authority())
+                .get(&url.to_string())
                 .map(|local| format!("turn:{local}?transport=udp")),
         }
     }
@@ -507,14 +507,20 @@ mod tests {
             peer_id: "peer".into(),
             ..Default::default()
         };
-        assert_eq!(settings.tcp_turn_servers(), vec!["t:2".to_owned()]);
+        let tcp: Vec<String> = settings
+            .tcp_turn_servers()
+            .iter()
+            .map(|u| u.to_string())
+            .collect();
+        assert_eq!(tcp, vec!["turn:t:2?transport=tcp".to_owned()]);
         // Without its stand-in a TCP URL is left out.
         let servers = settings.engine_servers(1_000);
         assert_eq!(servers.len(), 2);
         assert_eq!(servers[0].urls, vec!["stun:s:1".to_owned()]);
-        settings
-            .tcp_shims
-            .insert("t:2".into(), "127.0.0.1:9".parse().unwrap());
+        settings.tcp_shims.insert(
+            "turn:t:2?transport=tcp".into(),
+            "127.0.0.1:9".parse().unwrap(),
+        );
         let servers = settings.engine_servers(1_000);
         assert_eq!(
             servers[1].urls,

@@ -1,7 +1,8 @@
-//! TURN over TCP for an engine that speaks TURN only over UDP (webrtc 0.21 skips
-//! `?transport=tcp` URLs): a loopback UDP port per TCP TURN server, where every engine socket
-//! that writes to it gets its own TCP connection to the server, and messages are carried across
-//! unchanged (RFC 8656 §12.4 framing: STUN messages as they are, ChannelData padded to 4 bytes).
+//! TURN over TCP and TLS for an engine that speaks TURN only over UDP (webrtc 0.21 skips
+//! `?transport=tcp` and `turns:` URLs): a loopback UDP port per such TURN server, where every
+//! engine socket that writes to it gets its own TCP (or TLS) connection to the server, and
+//! messages are carried across unchanged (RFC 8656 §12.4 framing: STUN messages as they are,
+//! ChannelData padded to 4 bytes).
 //!
 //! Written here because no crate offers a TURN-over-TCP transport for webrtc-rs; the relayed
 //! candidates the server hands out are its own addresses, so peers reach them as usual.
@@ -11,7 +12,7 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+use tokio::io::{AsyncRead, AsyncReadExt as _, AsyncWrite, AsyncWriteExt as _};
 use tokio::net::{TcpStream, UdpSocket};
 use tokio::sync::{Mutex, mpsc};
 
@@ -62,12 +63,62 @@ impl Drop for TurnTcpShim {
     }
 }
 
+/// TLS to a `turns:` server: the name its certificate must carry, and the trust roots.
+#[derive(Clone)]
+pub struct TurnTls {
+    /// Host name or address the certificate is checked against.
+    pub server_name: rustls_name::ServerName<'static>,
+    /// Client configuration (roots).
+    pub config: Arc<tokio_rustls::rustls::ClientConfig>,
+}
+
+impl std::fmt::Debug for TurnTls {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "TurnTls({:?})", self.server_name)
+    }
+}
+
+use tokio_rustls::rustls::pki_types as rustls_name;
+
+impl TurnTls {
+    /// TLS for `host` with the public roots and the PEM certificates in `extra_ca`.
+    pub fn new(host: &str, extra_ca: Option<&std::path::Path>) -> Result<TurnTls, String> {
+        use tokio_rustls::rustls;
+        use tokio_rustls::rustls::pki_types::pem::PemObject as _;
+        let mut roots = rustls::RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if let Some(path) = extra_ca {
+            let certs = rustls::pki_types::CertificateDer::pem_file_iter(path)
+                .map_err(|e| format!("{}: {e}", path.display()))?;
+            for cert in certs {
+                let cert = cert.map_err(|e| format!("{}: {e}", path.display()))?;
+                roots
+                    .add(cert)
+                    .map_err(|e| format!("{}: {e}", path.display()))?;
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| e.to_string())?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        let server_name = rustls_name::ServerName::try_from(host.to_owned())
+            .map_err(|e| format!("{host}: {e}"))?;
+        Ok(TurnTls {
+            server_name,
+            config: Arc::new(config),
+        })
+    }
+}
+
 impl TurnTcpShim {
-    /// Opens the loopback port for the TURN server at `server` (`host:port`).
-    pub async fn start(server: String) -> std::io::Result<TurnTcpShim> {
+    /// Opens the loopback port for the TURN server at `server` (`host:port`), reached over TLS
+    /// when `tls` is given.
+    pub async fn start(server: String, tls: Option<TurnTls>) -> std::io::Result<TurnTcpShim> {
         let udp = Arc::new(UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await?);
         let local = udp.local_addr()?;
-        let task = tokio::spawn(run(udp, server));
+        let task = tokio::spawn(run(udp, server, tls));
         Ok(TurnTcpShim { local, task })
     }
 
@@ -79,7 +130,7 @@ impl TurnTcpShim {
 
 type Clients = Arc<Mutex<HashMap<SocketAddr, mpsc::Sender<Bytes>>>>;
 
-async fn run(udp: Arc<UdpSocket>, server: String) {
+async fn run(udp: Arc<UdpSocket>, server: String, tls: Option<TurnTls>) {
     let clients: Clients = Arc::default();
     let mut buf = vec![0u8; MAX_MESSAGE];
     loop {
@@ -96,6 +147,7 @@ async fn run(udp: Arc<UdpSocket>, server: String) {
                 tokio::spawn(client(
                     udp.clone(),
                     server.clone(),
+                    tls.clone(),
                     from,
                     rx,
                     clients.clone(),
@@ -111,58 +163,18 @@ async fn run(udp: Arc<UdpSocket>, server: String) {
     }
 }
 
-/// One engine socket's TCP connection to the server.
+/// One engine socket's TCP (or TLS) connection to the server.
 async fn client(
     udp: Arc<UdpSocket>,
     server: String,
+    tls: Option<TurnTls>,
     peer: SocketAddr,
     mut rx: mpsc::Receiver<Bytes>,
     clients: Clients,
 ) {
-    match TcpStream::connect(&server).await {
-        Ok(stream) => {
-            let _ = stream.set_nodelay(true);
-            let (mut read, mut write) = stream.into_split();
-            let up = async {
-                while let Some(msg) = rx.recv().await {
-                    if write.write_all(&msg).await.is_err() {
-                        return;
-                    }
-                }
-            };
-            let down = async {
-                let mut buf = BytesMut::with_capacity(MAX_MESSAGE);
-                loop {
-                    match frame_len(&buf) {
-                        Ok(Some((len, padded))) if buf.len() >= padded => {
-                            let msg = buf.split_to(padded);
-                            let _ = udp.send_to(&msg[..len], peer).await;
-                            continue;
-                        }
-                        Ok(Some((_, padded))) if padded > MAX_MESSAGE => return,
-                        Ok(_) => {}
-                        Err(e) => {
-                            tracing::debug!(error = %e, "TURN over TCP: stream out of step");
-                            return;
-                        }
-                    }
-                    // split_to leaves little room; a read must have a whole message's worth.
-                    buf.reserve(MAX_MESSAGE);
-                    match read.read_buf(&mut buf).await {
-                        Ok(0) | Err(_) => return,
-                        Ok(_) => {}
-                    }
-                    // Acknowledge at once: the server's small messages (the peer's SCTP acks)
-                    // otherwise wait on Nagle against a delayed ACK, up to 40 ms each, and the
-                    // sender's window grows at that pace. Linux clears the flag after use.
-                    let _ = socket2::SockRef::from(read.as_ref()).set_tcp_quickack(true);
-                }
-            };
-            tokio::select! {
-                _ = up => tracing::debug!(server, "TURN over TCP: engine side ended"),
-                _ = down => tracing::info!(server, "TURN over TCP: the server closed the connection"),
-            }
-        }
+    match connect(&server, tls).await {
+        Ok(Stream::Plain(s)) => carry(s, &udp, &server, peer, &mut rx).await,
+        Ok(Stream::Tls(s)) => carry(*s, &udp, &server, peer, &mut rx).await,
         Err(e) => tracing::warn!(server, error = %e, "TURN server unreachable over TCP"),
     }
     // The next datagram from this socket opens a new connection.
@@ -171,6 +183,70 @@ async fn client(
         .lock()
         .await
         .retain(|addr, tx| *addr != peer || !tx.is_closed());
+}
+
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<tokio_rustls::client::TlsStream<TcpStream>>),
+}
+
+async fn connect(server: &str, tls: Option<TurnTls>) -> std::io::Result<Stream> {
+    let tcp = TcpStream::connect(server).await?;
+    let _ = tcp.set_nodelay(true);
+    match tls {
+        None => Ok(Stream::Plain(tcp)),
+        Some(t) => {
+            let connector = tokio_rustls::TlsConnector::from(t.config);
+            let stream = connector.connect(t.server_name, tcp).await?;
+            Ok(Stream::Tls(Box::new(stream)))
+        }
+    }
+}
+
+/// Carries datagrams to the stream and framed messages back, until either side ends.
+async fn carry<S: AsyncRead + AsyncWrite>(
+    stream: S,
+    udp: &UdpSocket,
+    server: &str,
+    peer: SocketAddr,
+    rx: &mut mpsc::Receiver<Bytes>,
+) {
+    let (mut read, mut write) = tokio::io::split(stream);
+    let up = async {
+        while let Some(msg) = rx.recv().await {
+            if write.write_all(&msg).await.is_err() || write.flush().await.is_err() {
+                return;
+            }
+        }
+    };
+    let down = async {
+        let mut buf = BytesMut::with_capacity(MAX_MESSAGE);
+        loop {
+            match frame_len(&buf) {
+                Ok(Some((len, padded))) if buf.len() >= padded => {
+                    let msg = buf.split_to(padded);
+                    let _ = udp.send_to(&msg[..len], peer).await;
+                    continue;
+                }
+                Ok(Some((_, padded))) if padded > MAX_MESSAGE => return,
+                Ok(_) => {}
+                Err(e) => {
+                    tracing::debug!(error = %e, "TURN over TCP: stream out of step");
+                    return;
+                }
+            }
+            // split_to leaves little room; a read must have a whole message's worth.
+            buf.reserve(MAX_MESSAGE);
+            match read.read_buf(&mut buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    };
+    tokio::select! {
+        _ = up => tracing::debug!(server, "TURN over TCP: engine side ended"),
+        _ = down => tracing::info!(server, "TURN over TCP: the server closed the connection"),
+    }
 }
 
 #[cfg(test)]

@@ -230,6 +230,22 @@ impl Coturn {
     /// `--lt-cred-mech --user u:p`, or `--use-auth-secret --static-auth-secret s`), relaying on
     /// `ip`; in `netns` if given. Waits until it listens.
     pub fn start(netns: Option<&str>, ip: &str, port: u16, auth: &[&str]) -> Coturn {
+        Self::launch(netns, ip, port, auth, None)
+    }
+
+    /// The same on loopback, also serving TLS on `tls.0` with the certificate and key files
+    /// `tls.1` and `tls.2`.
+    pub fn start_tls(port: u16, tls: (u16, &Path, &Path), auth: &[&str]) -> Coturn {
+        Self::launch(None, "127.0.0.1", port, auth, Some(tls))
+    }
+
+    fn launch(
+        netns: Option<&str>,
+        ip: &str,
+        port: u16,
+        auth: &[&str],
+        tls: Option<(u16, &Path, &Path)>,
+    ) -> Coturn {
         let tmp = tempfile::tempdir().expect("tempdir");
         let log = tmp.path().join("turnserver.log");
         let mut cmd = match netns {
@@ -250,7 +266,6 @@ impl Coturn {
             "--realm",
             "meshrtc.test",
             "--no-cli",
-            "--no-tls",
             "--no-dtls",
             "--allow-loopback-peers",
             "--no-software-attribute",
@@ -264,6 +279,17 @@ impl Coturn {
         .args(auth)
         .stdout(Stdio::null())
         .stderr(Stdio::null());
+        match tls {
+            Some((tls_port, cert, key)) => {
+                cmd.args(["--tls-listening-port", &tls_port.to_string(), "--cert"])
+                    .arg(cert)
+                    .arg("--pkey")
+                    .arg(key);
+            }
+            None => {
+                cmd.arg("--no-tls");
+            }
+        }
         let child = cmd
             .spawn()
             .expect("turnserver (Debian coturn) is installed by scripts/test.sh");
