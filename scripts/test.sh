@@ -9,7 +9,8 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 # System packages the suite uses: iproute2 (network namespaces), nftables (the mDNS test's
 # stateful filter, the NAT test's routers), Chromium (browser tests), Node.js and npm
 # (playwright-core, Trystero), ffmpeg (media made for the media tests and checked with
-# ffprobe), coturn (the TURN server of the TURN and NAT tests).
+# ffprobe), coturn (the TURN server of the TURN and NAT tests), openssl (the TURN-over-TLS
+# test's certificates).
 missing=()
 command -v ip >/dev/null || missing+=(iproute2)
 command -v nft >/dev/null || missing+=(nftables)
@@ -19,6 +20,7 @@ command -v node >/dev/null || missing+=(nodejs)
 command -v npm >/dev/null || missing+=(npm)
 { command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; } || missing+=(ffmpeg)
 command -v turnserver >/dev/null || missing+=(coturn)
+command -v openssl >/dev/null || missing+=(openssl)
 if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
