@@ -43,12 +43,19 @@ fn flags(url: &str, auth: &[&str]) -> Vec<String> {
     f
 }
 
-/// Two daemons with these flags, joined in one room; returns them, their sessions, room
-/// handles and the join time.
-async fn relay_pair(
-    a_flags: Vec<String>,
-    b_flags: Vec<String>,
-) -> (Daemon, Daemon, Session, Session, u32, u32, Duration) {
+/// Two daemons joined in one room: their sessions, room handles and the join time.
+struct Pair {
+    a: Daemon,
+    b: Daemon,
+    sa: Session,
+    sb: Session,
+    ra: u32,
+    rb: u32,
+    took: Duration,
+}
+
+/// Two daemons with these flags, joined in one room.
+async fn relay_pair(a_flags: Vec<String>, b_flags: Vec<String>) -> Pair {
     let relay: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let a = Daemon::spawn(Vec::new(), Some(relay), a_flags).await;
     let b = Daemon::spawn(vec![a.relay_url()], None, b_flags).await;
@@ -62,7 +69,15 @@ async fn relay_pair(
         "no link through TURN"
     );
     let took = start.elapsed();
-    (a, b, sa, sb, ra, rb, took)
+    Pair {
+        a,
+        b,
+        sa,
+        sb,
+        ra,
+        rb,
+        took,
+    }
 }
 
 /// The path of the one peer of room `r` as `meshrtc peers --json` gets it (the engine's
@@ -103,18 +118,19 @@ fn types(p: &proto::LinkPath) -> (String, String) {
     )
 }
 
-#[allow(clippy::too_many_arguments)]
-async fn assert_relayed_and_talking(
-    a: &Daemon,
-    b: &Daemon,
-    sa: &mut Session,
-    sb: &mut Session,
-    ra: u32,
-    rb: u32,
-    what: &str,
-    took: Duration,
-    file_bytes: u32,
-) {
+/// Both ends of the pair's link are relayed, a message and a file of `file_bytes` cross it,
+/// and status counts the relayed link.
+async fn assert_relayed_and_talking(p: &mut Pair, what: &str, file_bytes: u32) {
+    let Pair {
+        a,
+        b,
+        sa,
+        sb,
+        ra,
+        rb,
+        took,
+    } = p;
+    let (a, b, ra, rb, took) = (&*a, &*b, *ra, *rb, *took);
     let (pa, pb) = (path(a).await, path(b).await);
     println!(
         "{what}: join {} ms; a {:?} ({} → {}), b {:?}",
@@ -175,21 +191,9 @@ async fn relay_only_daemons_connect_through_coturn_with_a_static_user() {
     );
     let url = format!("turn:127.0.0.1:{port}");
     let auth = ["--ice-username", USER, "--ice-credential", PASSWORD];
-    let (a, b, mut sa, mut sb, ra, rb, took) =
-        relay_pair(flags(&url, &auth), flags(&url, &auth)).await;
-    assert_relayed_and_talking(
-        &a,
-        &b,
-        &mut sa,
-        &mut sb,
-        ra,
-        rb,
-        "static user",
-        took,
-        5 << 20,
-    )
-    .await;
-    for d in [&a, &b] {
+    let mut p = relay_pair(flags(&url, &auth), flags(&url, &auth)).await;
+    assert_relayed_and_talking(&mut p, "static user", 5 << 20).await;
+    for d in [&p.a, &p.b] {
         assert!(!d.log().contains(PASSWORD), "the credential reached a log");
         let status = format!("{:?}", d.status().await);
         assert!(!status.contains(PASSWORD), "the credential reached status");
@@ -202,20 +206,9 @@ async fn rest_credentials_from_a_shared_secret() {
     let (_turn, _dir, secret, port) = secret_coturn();
     let url = format!("turn:127.0.0.1:{port}");
     let f = flags(&url, &["--turn-secret-file", &secret]);
-    let (a, b, mut sa, mut sb, ra, rb, took) = relay_pair(f.clone(), f).await;
-    assert_relayed_and_talking(
-        &a,
-        &b,
-        &mut sa,
-        &mut sb,
-        ra,
-        rb,
-        "REST credentials",
-        took,
-        5 << 20,
-    )
-    .await;
-    assert!(!a.log().contains(SECRET) && !b.log().contains(SECRET));
+    let mut p = relay_pair(f.clone(), f).await;
+    assert_relayed_and_talking(&mut p, "REST credentials", 5 << 20).await;
+    assert!(!p.a.log().contains(SECRET) && !p.b.log().contains(SECRET));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -224,24 +217,13 @@ async fn turn_over_tcp_carries_a_link() {
     let (_turn, _dir, secret, port) = secret_coturn();
     let udp = format!("turn:127.0.0.1:{port}");
     let tcp = format!("turn:127.0.0.1:{port}?transport=tcp");
-    let (a, b, mut sa, mut sb, ra, rb, took) = relay_pair(
+    let mut p = relay_pair(
         flags(&udp, &["--turn-secret-file", &secret]),
         flags(&tcp, &["--turn-secret-file", &secret]),
     )
     .await;
-    assert_relayed_and_talking(
-        &a,
-        &b,
-        &mut sa,
-        &mut sb,
-        ra,
-        rb,
-        "REST credentials, b over TCP",
-        took,
-        1 << 20,
-    )
-    .await;
-    assert!(!a.log().contains(SECRET) && !b.log().contains(SECRET));
+    assert_relayed_and_talking(&mut p, "REST credentials, b over TCP", 1 << 20).await;
+    assert!(!p.a.log().contains(SECRET) && !p.b.log().contains(SECRET));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -394,20 +376,8 @@ async fn turn_over_tls_carries_a_link_and_checks_the_certificate() {
         "--turn-tls-ca",
         &ca,
     ];
-    let (a, b, mut sa, mut sb, ra, rb, took) =
-        relay_pair(flags(&url, &auth), flags(&url, &auth)).await;
-    assert_relayed_and_talking(
-        &a,
-        &b,
-        &mut sa,
-        &mut sb,
-        ra,
-        rb,
-        "TURN over TLS",
-        took,
-        1 << 20,
-    )
-    .await;
+    let mut p = relay_pair(flags(&url, &auth), flags(&url, &auth)).await;
+    assert_relayed_and_talking(&mut p, "TURN over TLS", 1 << 20).await;
     // Without the CA the server's certificate is refused, and status says the server fails.
     let relay: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
     let untrusting = Daemon::spawn(
