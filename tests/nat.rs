@@ -340,6 +340,20 @@ async fn behind_port_keeping_nats_daemons_connect_through_server_reflexive_candi
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_a_symmetric_nat_the_default_policy_falls_back_to_turn() {
+    let _serial = SERIAL.lock().await;
+    let sites = Sites::build(Nat::Symmetric, Nat::Symmetric, false, false);
+    let (a, b) = connect(
+        &sites,
+        STUN_AND_TURN,
+        STUN_AND_TURN,
+        "symmetric NATs, policy all (relay after a failed attempt)",
+    )
+    .await;
+    assert!(relayed(&a) && relayed(&b), "a {a:?}, b {b:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn behind_a_symmetric_nat_daemons_connect_through_turn() {
     let _serial = SERIAL.lock().await;
     let sites = Sites::build(Nat::Symmetric, Nat::Symmetric, false, false);

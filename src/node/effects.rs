@@ -23,8 +23,12 @@ impl Node {
         let io = &mut inner.io;
         match effect {
             Effect::Relay(command) => self.signal.send(command),
-            Effect::Offer { conn } => self.make_offer(conn),
-            Effect::Answer { conn, sdp } => self.make_answer(conn, sdp),
+            Effect::Offer { conn, relay_only } => self.make_offer(conn, relay_only),
+            Effect::Answer {
+                conn,
+                sdp,
+                relay_only,
+            } => self.make_answer(conn, sdp, relay_only),
             Effect::ApplyAnswer { conn, sdp } => {
                 let Some(pc) = io.pcs.get(&conn).cloned() else {
                     return;
@@ -105,22 +109,22 @@ impl Node {
         }
     }
 
-    fn make_offer(&self, conn: ConnId) {
+    fn make_offer(&self, conn: ConnId, relay_only: bool) {
         let me = self.me.clone();
         let transport = self.transport.clone();
         tokio::spawn(async move {
-            let result = transport.offer(conn).await;
+            let result = transport.offer_with(conn, relay_only).await;
             if let Some(node) = me.upgrade() {
                 node.dial_made(conn, result, false);
             }
         });
     }
 
-    fn make_answer(&self, conn: ConnId, sdp: String) {
+    fn make_answer(&self, conn: ConnId, sdp: String, relay_only: bool) {
         let me = self.me.clone();
         let transport = self.transport.clone();
         tokio::spawn(async move {
-            let result = transport.answer(conn, sdp).await;
+            let result = transport.answer_with(conn, sdp, relay_only).await;
             if let Some(node) = me.upgrade() {
                 node.dial_made(conn, result, true);
             }

@@ -219,7 +219,21 @@ impl Transport {
     }
 
     /// A peer connection; `offerer` when this side makes the first offer.
-    async fn build(&self, id: ConnId, offerer: bool) -> Result<Connection, TransportError> {
+    async fn build(
+        &self,
+        id: ConnId,
+        offerer: bool,
+        relay_only: bool,
+    ) -> Result<Connection, TransportError> {
+        let policy = if relay_only {
+            ice::IcePolicy::Relay
+        } else {
+            self.config.ice.policy
+        };
+        let send_limit = match policy {
+            ice::IcePolicy::All => SEND_BUFFER_LIMIT,
+            ice::IcePolicy::Relay => RELAYED_SEND_BUFFER_LIMIT,
+        };
         let mdns = if self.config.resolve_mdns {
             rtc::ice::mdns::MulticastDnsMode::QueryOnly
         } else {
@@ -243,7 +257,7 @@ impl Transport {
             // A relayed pair is held 2 s for a direct one to win (hole punching through NATs
             // takes a few round trips); when only relayed pairs are allowed there is nothing to
             // wait for.
-            .with_relay_acceptance_min_wait(Some(match self.config.ice.policy {
+            .with_relay_acceptance_min_wait(Some(match policy {
                 ice::IcePolicy::Relay => Duration::ZERO,
                 ice::IcePolicy::All => Duration::from_secs(2),
             }))
@@ -276,7 +290,7 @@ impl Transport {
                 credential: s.credential.expose().to_owned(),
             })
             .collect();
-        let policy = match self.config.ice.policy {
+        let policy = match policy {
             ice::IcePolicy::All => RTCIceTransportPolicy::All,
             ice::IcePolicy::Relay => RTCIceTransportPolicy::Relay,
         };
@@ -304,10 +318,7 @@ impl Transport {
             }))
             .with_runtime(self.runtime.clone())
             .with_udp_addrs(vec![addr])
-            .with_data_channel_send_buffer_limit(match self.config.ice.policy {
-                ice::IcePolicy::All => SEND_BUFFER_LIMIT,
-                ice::IcePolicy::Relay => RELAYED_SEND_BUFFER_LIMIT,
-            })
+            .with_data_channel_send_buffer_limit(send_limit)
             .build()
             .await
             .map_err(err)?;
@@ -318,7 +329,16 @@ impl Transport {
 
     /// Creates a connection as offerer: opens the `data` channel and returns the offer SDP.
     pub async fn offer(&self, id: ConnId) -> Result<(Connection, String), TransportError> {
-        let pc = self.build(id, true).await?;
+        self.offer_with(id, false).await
+    }
+
+    /// `offer`, with only relayed candidates when `relay_only`.
+    pub async fn offer_with(
+        &self,
+        id: ConnId,
+        relay_only: bool,
+    ) -> Result<(Connection, String), TransportError> {
+        let pc = self.build(id, true, relay_only).await?;
         let result = async {
             let channel = pc
                 .create_data_channel(DATA_CHANNEL_LABEL, None)
@@ -348,7 +368,7 @@ impl Transport {
     /// Creates a connection for media only (no data channel) on which this side makes every
     /// offer: a browser page's leg to its daemon.
     pub async fn media_leg(&self, id: ConnId) -> Result<Connection, TransportError> {
-        self.build(id, true).await
+        self.build(id, true, false).await
     }
 
     /// Creates a connection as answerer for `offer_sdp` and returns the answer SDP.
@@ -357,7 +377,17 @@ impl Transport {
         id: ConnId,
         offer_sdp: String,
     ) -> Result<(Connection, String), TransportError> {
-        let pc = self.build(id, false).await?;
+        self.answer_with(id, offer_sdp, false).await
+    }
+
+    /// `answer`, with only relayed candidates when `relay_only`.
+    pub async fn answer_with(
+        &self,
+        id: ConnId,
+        offer_sdp: String,
+        relay_only: bool,
+    ) -> Result<(Connection, String), TransportError> {
+        let pc = self.build(id, false, relay_only).await?;
         let result = async {
             let offer = RTCSessionDescription::offer(offer_sdp).map_err(err)?;
             pc.set_remote_description(offer).await.map_err(err)?;

@@ -99,10 +99,14 @@ impl Core {
         }
         let id = self.new_id();
         tracing::debug!(room = %key.room, peer = %peer, offer_id = %offer_id, "dialing");
+        let relay_only = self.relay_next(&key.app, &peer);
         let mut conn = Conn::new(&key.app, peer, offer_id, &key.room, self.now);
         conn.initiator = true;
         self.st.conns.insert(id, conn);
-        self.effect(Effect::Offer { conn: id });
+        self.effect(Effect::Offer {
+            conn: id,
+            relay_only,
+        });
     }
 
     fn accept_offer(&mut self, key: &RoomKey, peer: String, offer_id: String, sdp: String) {
@@ -124,10 +128,15 @@ impl Core {
             self.close(id, Duration::ZERO);
         }
         let id = self.new_id();
+        let relay_only = self.relay_next(&key.app, &peer);
         self.st
             .conns
             .insert(id, Conn::new(&key.app, peer, offer_id, &key.room, self.now));
-        self.effect(Effect::Answer { conn: id, sdp });
+        self.effect(Effect::Answer {
+            conn: id,
+            sdp,
+            relay_only,
+        });
     }
 
     fn remote_candidate(&mut self, key: &RoomKey, peer: &str, offer_id: &str, json: String) {
@@ -326,6 +335,13 @@ impl Core {
         tracing::debug!(conn, candidate = json, "local candidate");
         self.signal_room(&key, |s| s.local_candidate(&peer, &offer_id, json));
         self.drain();
+    }
+
+    /// Whether the next attempt with `peer` should use only relayed candidates: an attempt
+    /// with it failed and TURN servers are configured (webrtc 0.21 connects through TURN
+    /// reliably only when relayed candidates are all it has).
+    fn relay_next(&self, app: &str, peer: &str) -> bool {
+        self.config.relay_fallback && self.st.relay_next.contains(&LinkKey::new(app, peer))
     }
 
     /// Input: a relay (re)connected: announce every room again so peers behind it find us.

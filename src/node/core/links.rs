@@ -128,6 +128,10 @@ impl Core {
             let lk = c.link_key();
             self.drop_link(&lk, Some(conn), LeaveReason::Link);
         } else if let Some(c) = self.st.conns.remove(&conn) {
+            // The next attempt with this peer goes through TURN only (see `relay_next`).
+            if self.config.relay_fallback && c.ready {
+                self.st.relay_next.insert(c.link_key());
+            }
             // Announce again so the peer answers with a fresh attempt.
             if let Some(e) = self.st.rooms.get_mut(&c.room_key()) {
                 e.signal.dial_failed(&c.peer, &c.offer_id);

@@ -75,6 +75,9 @@ pub struct CoreConfig {
     pub ping_after: Duration,
     /// A link quiet for this long is dead.
     pub dead_after: Duration,
+    /// After a failed attempt with a peer, try it again through TURN only (TURN servers are
+    /// configured and the policy allows other candidates).
+    pub relay_fallback: bool,
 }
 
 impl CoreConfig {
@@ -89,6 +92,10 @@ impl CoreConfig {
             max_pending_dials: config.max_pending_dials,
             ping_after: Duration::from_millis(config.ping_after_ms),
             dead_after: Duration::from_millis(config.dead_after_ms),
+            relay_fallback: config.ice_transport_policy == crate::transport::ice::IcePolicy::All
+                && config
+                    .effective_ice_servers()
+                    .is_ok_and(|servers| servers.iter().flat_map(|s| &s.urls).any(|u| u.is_turn())),
         }
     }
 }
@@ -103,6 +110,8 @@ pub enum Effect {
     Offer {
         /// The connection attempt.
         conn: ConnId,
+        /// Use only relayed candidates (an earlier attempt with this peer failed).
+        relay_only: bool,
     },
     /// Create a peer connection for `conn` answering `sdp`; answer with [`Core::answer_ready`].
     Answer {
@@ -110,6 +119,8 @@ pub enum Effect {
         conn: ConnId,
         /// The remote offer.
         sdp: String,
+        /// Use only relayed candidates (an earlier attempt with this peer failed).
+        relay_only: bool,
     },
     /// Apply the remote answer; answer with [`Core::remote_set`].
     ApplyAnswer {

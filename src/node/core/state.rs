@@ -206,6 +206,8 @@ pub(super) struct State {
     pub streams_seen: BTreeSet<(ConnId, String)>,
     /// A problem with the ICE servers every session of every room is told of (code, message).
     pub ice_problem: Option<(String, String)>,
+    /// Peers whose last connection attempt failed: the next one uses relayed candidates only.
+    pub relay_next: BTreeSet<LinkKey>,
 }
 
 impl State {

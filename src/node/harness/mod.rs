@@ -188,6 +188,13 @@ pub struct Net {
     announce_blocks: BTreeSet<(usize, usize)>,
     /// Renegotiation offers a node's engine will refuse to answer, by node.
     pub refuse_media_answers: BTreeMap<usize, u32>,
+    /// TURN servers are configured: cores fall back to relay-only attempts.
+    turn: bool,
+    /// Only relayed paths work (a symmetric NAT): an attempt opens only if both ends are
+    /// relay-only.
+    pub direct_blocked: bool,
+    /// Connection ends made relay-only.
+    relay_only_ends: BTreeSet<End>,
 }
 
 /// The core configuration of harness nodes (the daemon's defaults).
@@ -215,6 +222,15 @@ fn keys_for(seed: u64, index: usize, life_salt: u8) -> Keys {
 impl Net {
     /// `n` nodes, faults off.
     pub fn new(seed: u64, n: usize) -> Self {
+        Self::build(seed, n, false)
+    }
+
+    /// `n` nodes with TURN servers configured (relay-only attempts after a failure).
+    pub fn with_turn(seed: u64, n: usize) -> Self {
+        Self::build(seed, n, true)
+    }
+
+    fn build(seed: u64, n: usize, turn: bool) -> Self {
         let start = Instant::now();
         let mut net = Net {
             now: start,
@@ -227,6 +243,9 @@ impl Net {
             faults: Faults::default(),
             fakes: Fakes::default(),
             refuse_media_answers: BTreeMap::new(),
+            turn,
+            direct_blocked: false,
+            relay_only_ends: BTreeSet::new(),
             relay_lost: 0,
             announce_blocks: BTreeSet::new(),
         };
@@ -243,13 +262,9 @@ impl Net {
             peer_id: peer_id_for(&keys.public_key()),
             keys: keys.clone(),
         };
-        let mut core = Core::new(
-            identity,
-            core_config(),
-            self.now,
-            1_700_000_000_000_000,
-            core_seed,
-        );
+        let mut config = core_config();
+        config.relay_fallback = self.turn;
+        let mut core = Core::new(identity, config, self.now, 1_700_000_000_000_000, core_seed);
         let session = core.open_session();
         Sim {
             core,
@@ -599,15 +614,25 @@ impl Net {
             Effect::Relay(RelayCommand::Publish { topic, content, .. }) => {
                 self.publish(i, topic, content)
             }
-            Effect::Offer { conn } => {
+            Effect::Offer { conn, relay_only } => {
                 let end = self.end(i, conn);
+                if relay_only {
+                    self.relay_only_ends.insert(end);
+                }
                 self.fakes.created(end);
                 let after = self.draw(self.faults.link_latency);
                 self.schedule(after, end, Ev::OfferMade(fake::offer_sdp(end)));
                 self.schedule(after * 2, end, Ev::Candidate);
             }
-            Effect::Answer { conn, sdp } => {
+            Effect::Answer {
+                conn,
+                sdp,
+                relay_only,
+            } => {
                 let end = self.end(i, conn);
+                if relay_only {
+                    self.relay_only_ends.insert(end);
+                }
                 self.fakes.created(end);
                 let Some(offerer) = fake::parse_sdp(&sdp) else {
                     return;
@@ -627,7 +652,9 @@ impl Net {
                 }
                 // ICE and DTLS: both ends open together, or both see the attempt fail.
                 let after = self.draw(self.faults.link_latency) * 4;
-                if self.chance(self.faults.ice_fail) {
+                let relayed =
+                    self.relay_only_ends.contains(&end) && self.relay_only_ends.contains(&answerer);
+                if (self.direct_blocked && !relayed) || self.chance(self.faults.ice_fail) {
                     self.schedule(after, end, Ev::Closed);
                     self.schedule(after, answerer, Ev::Closed);
                 } else {

@@ -194,3 +194,30 @@ fn two_hundred_fault_schedules_lose_no_message_and_strand_no_join() {
         }
     }
 }
+
+#[test]
+fn behind_a_symmetric_nat_the_next_attempt_goes_through_turn_only() {
+    // Only relayed paths work: the first attempt fails, then both ends retry relay-only.
+    let mut net = Net::with_turn(90, 2);
+    net.direct_blocked = true;
+    for i in 0..2 {
+        net.join(i, "r", plain());
+    }
+    assert!(
+        net.run_until(60 * SEC, |n| converged(n, "r", &[0, 1])),
+        "never connected through TURN"
+    );
+    assert!(
+        net.nodes
+            .iter()
+            .all(|n| n.core.drops(DropReason::DialFailed) >= 1)
+    );
+
+    // Without TURN servers there is nothing to fall back to.
+    let mut net = Net::new(91, 2);
+    net.direct_blocked = true;
+    for i in 0..2 {
+        net.join(i, "r", plain());
+    }
+    assert!(!net.run_until(60 * SEC, |n| converged(n, "r", &[0, 1])));
+}
