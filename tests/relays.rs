@@ -9,16 +9,23 @@ use common::*;
 use meshrtc::proto::{self, RelayInfo};
 use nostr_relay_builder::prelude::*;
 
-/// A relay in this process, configured by `f`.
-async fn relay_with(f: impl FnOnce(RelayBuilder) -> RelayBuilder) -> (LocalRelay, String) {
-    let port = free_port();
-    let builder = f(RelayBuilder::default().port(port).rate_limit(RateLimit {
-        max_reqs: 64,
-        notes_per_minute: 100_000,
-    }));
-    let relay = LocalRelay::new(builder);
-    relay.run().await.expect("relay runs");
-    (relay, format!("ws://127.0.0.1:{port}"))
+/// A relay in this process, configured by `f`. A port free when checked can be taken before
+/// the relay binds it (another process of the suite), so a taken port means another one.
+async fn relay_with(f: impl Fn(RelayBuilder) -> RelayBuilder) -> (LocalRelay, String) {
+    let mut last = None;
+    for _ in 0..5 {
+        let port = free_port();
+        let builder = f(RelayBuilder::default().port(port).rate_limit(RateLimit {
+            max_reqs: 64,
+            notes_per_minute: 100_000,
+        }));
+        let relay = LocalRelay::new(builder);
+        match relay.run().await {
+            Ok(()) => return (relay, format!("ws://127.0.0.1:{port}")),
+            Err(e) => last = Some(e),
+        }
+    }
+    panic!("no relay could bind a port: {last:?}")
 }
 
 async fn relays_of(d: &Daemon) -> Vec<RelayInfo> {
