@@ -1,5 +1,5 @@
-//! Media on the node: local tracks apps send into rooms, tracks peers send us, and perfect
-//! negotiation on each link over `@_signal`.
+//! Media on the node: local tracks apps send into rooms and tracks peers send us (the
+//! renegotiation they cause is `negotiation.rs`).
 //!
 //! Why here: which peer gets a track, when a link renegotiates, who yields in a collision and
 //! when a remote track may be shown to an app (only once its metadata arrived, as Trystero
@@ -15,7 +15,7 @@ use super::{Core, Effect, LinkKey, RoomKey};
 use crate::drops::DropReason;
 use crate::node::NodeError;
 use crate::node::session::{EventKind, SessionId};
-use crate::room::media::{MediaMeta, MediaWire, SignalKind};
+use crate::room::media::{MediaMeta, MediaWire};
 use crate::transport::ConnId;
 use crate::transport::media::{Codec, TrackSpec};
 use crate::wire::topic::random_id_from;
@@ -38,12 +38,6 @@ pub const MAX_LOCAL_TRACKS_PER_ROOM: usize = 16;
 pub const MAX_REMOTE_TRACKS_PER_LINK: usize = 16;
 /// Metadata messages held per link while their tracks are awaited.
 const MAX_PENDING_META: usize = 64;
-/// Refused renegotiation rounds in a row after which a link stops retrying (until its tracks
-/// change again).
-const MAX_NEGOTIATION_RETRIES: u32 = 3;
-/// How long an offer may wait for its answer before it is made again (a peer whose engine
-/// refused to answer it never will).
-pub const OFFER_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
 /// A local track's bitrate limit when the app names none (kbit/s).
 pub const DEFAULT_TRACK_KBPS: u32 = 10_000;
 /// The highest bitrate limit an app may ask for (kbit/s).
@@ -458,201 +452,6 @@ impl Core {
             .collect())
     }
 
-    /// Input: the connection's tracks changed and it must renegotiate.
-    pub fn negotiation_needed(&mut self, conn: ConnId, now: Instant) {
-        self.at(now);
-        let Some(lk) = self.st.link_of(conn) else {
-            return;
-        };
-        let Some(link) = self.st.links.get_mut(&lk) else {
-            return;
-        };
-        link.nego.failures = 0;
-        if link.nego.making_offer || link.nego.offer_out {
-            link.nego.again = true;
-            return;
-        }
-        link.nego.making_offer = true;
-        link.nego.superseded = false;
-        self.effect(Effect::MediaOffer { conn });
-    }
-
-    /// Input: our renegotiation offer is made (or failed).
-    pub fn media_offer_made(&mut self, conn: ConnId, sdp: Result<String, String>, now: Instant) {
-        self.at(now);
-        let Some(lk) = self.st.link_of(conn) else {
-            return;
-        };
-        let Some(link) = self.st.links.get_mut(&lk) else {
-            return;
-        };
-        link.nego.making_offer = false;
-        if std::mem::take(&mut link.nego.superseded) {
-            return;
-        }
-        match sdp {
-            Ok(sdp) => {
-                link.nego.offer_out = true;
-                link.nego.offer_at = Some(self.now);
-                link.nego.offered = self
-                    .st
-                    .local_tracks
-                    .iter()
-                    .filter(|(_, t)| t.on.contains(&conn))
-                    .map(|(id, _)| *id)
-                    .collect();
-                self.send_signal(&lk, conn, SignalKind::Offer, sdp);
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "renegotiation offer failed");
-                self.negotiation_failed(&lk, conn);
-            }
-        }
-    }
-
-    /// Timer: offers unanswered for too long are made again (the peer could not answer them).
-    pub(super) fn unanswered_offers(&mut self) {
-        let now = self.now;
-        let late: Vec<LinkKey> = self
-            .st
-            .links
-            .iter()
-            .filter(|(_, l)| {
-                l.nego.offer_out
-                    && l.nego
-                        .offer_at
-                        .is_some_and(|at| now.saturating_duration_since(at) >= OFFER_ANSWER_TIMEOUT)
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for lk in late {
-            let Some(conn) = self.st.link_conn(&lk) else {
-                continue;
-            };
-            tracing::debug!(peer = %lk.peer, "renegotiation offer unanswered: made again");
-            if let Some(link) = self.st.links.get_mut(&lk) {
-                link.nego.offer_out = false;
-                link.nego.offer_at = None;
-            }
-            self.negotiation_failed(&lk, conn);
-        }
-    }
-
-    /// The engine refused a step of a round: the round is tried again, a few times.
-    fn negotiation_failed(&mut self, lk: &LinkKey, conn: ConnId) {
-        self.count(DropReason::MediaNegotiationFailed);
-        let Some(link) = self.st.links.get_mut(lk) else {
-            return;
-        };
-        link.nego.failures += 1;
-        if link.nego.failures <= MAX_NEGOTIATION_RETRIES {
-            link.nego.again = true;
-        }
-        self.negotiate_again(lk, conn);
-    }
-
-    /// Input: our answer to a renegotiation is made (or failed).
-    pub fn media_answer_made(&mut self, conn: ConnId, sdp: Result<String, String>, now: Instant) {
-        self.at(now);
-        let Some(lk) = self.st.link_of(conn) else {
-            return;
-        };
-        match sdp {
-            Ok(sdp) => {
-                tracing::debug!(conn, bytes = sdp.len(), "media answer out");
-                self.send_signal(&lk, conn, SignalKind::Answer, sdp)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "renegotiation answer failed");
-                // The peer's offer stays unanswered; our own offer makes the round again.
-                self.negotiation_failed(&lk, conn);
-                return;
-            }
-        }
-        self.negotiate_again(&lk, conn);
-    }
-
-    /// Input: the remote answer to our renegotiation was applied (or refused).
-    pub fn media_answer_applied(&mut self, conn: ConnId, ok: bool, now: Instant) {
-        self.at(now);
-        let Some(lk) = self.st.link_of(conn) else {
-            return;
-        };
-        if !ok {
-            self.negotiation_failed(&lk, conn);
-            return;
-        }
-        if let Some(link) = self.st.links.get_mut(&lk) {
-            link.nego.failures = 0;
-        }
-        self.tracks_ready(&lk);
-        self.negotiate_again(&lk, conn);
-    }
-
-    /// The tracks our answered offer carried flow now: their apps may start writing.
-    fn tracks_ready(&mut self, lk: &LinkKey) {
-        let offered = match self.st.links.get_mut(lk) {
-            Some(link) => std::mem::take(&mut link.nego.offered),
-            None => return,
-        };
-        for id in offered {
-            let Some(t) = self.st.local_tracks.get(&id) else {
-                continue;
-            };
-            let Some(handle) = self
-                .st
-                .rooms
-                .get(&t.room)
-                .and_then(|e| e.sessions.get(&t.session))
-                .map(|s| s.handle)
-            else {
-                continue;
-            };
-            let event = crate::node::session::SessionEvent {
-                room: handle,
-                app: t.room.app.clone(),
-                room_id: t.room.room.clone(),
-                kind: EventKind::TrackReady {
-                    track: id,
-                    peer: lk.peer.clone(),
-                },
-            };
-            self.effect(Effect::Deliver {
-                session: t.session,
-                event,
-            });
-        }
-    }
-
-    fn negotiate_again(&mut self, lk: &LinkKey, conn: ConnId) {
-        let Some(link) = self.st.links.get_mut(lk) else {
-            return;
-        };
-        if link.nego.again && !link.nego.making_offer && !link.nego.offer_out {
-            link.nego.again = false;
-            link.nego.making_offer = true;
-            self.effect(Effect::MediaOffer { conn });
-        }
-    }
-
-    /// Sends a `@_signal` on a room the peer is joined in.
-    fn send_signal(&mut self, lk: &LinkKey, conn: ConnId, kind: SignalKind, sdp: String) {
-        let rooms = self.st.rooms_of(&lk.app);
-        let Some(key) = rooms.iter().find(|k| {
-            self.st
-                .rooms
-                .get(*k)
-                .is_some_and(|e| e.room.is_joined(&lk.peer))
-        }) else {
-            return;
-        };
-        let Some(entry) = self.st.rooms.get_mut(key) else {
-            return;
-        };
-        let frames = entry.room.media_frames(&MediaWire::Signal { kind, sdp });
-        self.frames(conn, frames);
-    }
-
     /// Handler: a media message from a joined peer of a room.
     pub(super) fn on_media_wire(&mut self, key: &RoomKey, peer: &str, wire: MediaWire) {
         tracing::debug!(room = %key.room, peer, wire = ?MediaWireLog(&wire), "media in");
@@ -664,44 +463,6 @@ impl Core {
             MediaWire::Signal { kind, sdp } => self.on_media_signal(&lk, conn, kind, sdp),
             MediaWire::Stream(meta) => self.on_media_meta(&lk, conn, key, meta, false),
             MediaWire::Track(meta) => self.on_media_meta(&lk, conn, key, meta, true),
-        }
-    }
-
-    fn on_media_signal(&mut self, lk: &LinkKey, conn: ConnId, kind: SignalKind, sdp: String) {
-        if kind != SignalKind::Candidate {
-            self.end_unsent_tracks(conn, &sdp);
-        }
-        let initiator = self.st.conns.get(&conn).is_some_and(|c| c.initiator);
-        let Some(link) = self.st.links.get_mut(lk) else {
-            return;
-        };
-        match kind {
-            SignalKind::Offer => {
-                let collision = link.nego.making_offer || link.nego.offer_out;
-                if collision && initiator {
-                    // The link's first offerer keeps its own offer; the other side yields.
-                    self.count(DropReason::MediaOfferIgnored);
-                    return;
-                }
-                let rollback = link.nego.offer_out || link.nego.making_offer;
-                if collision {
-                    link.nego.superseded = link.nego.making_offer;
-                    link.nego.offer_out = false;
-                    link.nego.again = true;
-                }
-                self.effect(Effect::MediaAnswer {
-                    conn,
-                    sdp,
-                    rollback,
-                });
-            }
-            SignalKind::Answer => {
-                if link.nego.offer_out {
-                    link.nego.offer_out = false;
-                    self.effect(Effect::MediaApplyAnswer { conn, sdp });
-                }
-            }
-            SignalKind::Candidate => self.effect(Effect::AddCandidate { conn, json: sdp }),
         }
     }
 
@@ -853,7 +614,7 @@ impl Core {
     }
 
     /// A new description from the peer no longer sends some of its tracks: they ended.
-    fn end_unsent_tracks(&mut self, conn: ConnId, sdp: &str) {
+    pub(super) fn end_unsent_tracks(&mut self, conn: ConnId, sdp: &str) {
         let sending = crate::room::media::sending_tracks(sdp);
         let ended: Vec<String> = self
             .st

@@ -24,6 +24,7 @@ mod ice;
 mod info;
 mod links;
 pub(crate) mod media;
+mod negotiation;
 mod outputs;
 mod overlay;
 pub(crate) mod rooms;
