@@ -86,19 +86,10 @@ fn media_event_to_proto(kind: EventKind) -> proto::event::Kind {
             meta_json: meta.map(|m| m.to_string()).unwrap_or_default(),
             ..Default::default()
         }),
-        EventKind::TrackAdd {
-            peer,
-            stream_id,
-            track_id,
-            codec,
-            meta,
-        } => Kind::TrackAdd(track_to_proto(SurfacedTrack {
-            peer,
-            stream_id,
-            track_id,
-            codec,
-            meta,
-        })),
+        add @ EventKind::TrackAdd { .. } => match SurfacedTrack::from_event(add) {
+            Some(track) => Kind::TrackAdd(track_to_proto(track)),
+            None => Kind::TrackAdd(proto::MediaEvent::default()),
+        },
         EventKind::TrackReady { track, peer } => Kind::TrackReady(proto::MediaEvent {
             peer,
             local_track: track,

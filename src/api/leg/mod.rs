@@ -185,21 +185,10 @@ impl Actor {
 
     async fn on_event(&mut self, ev: SessionEvent) {
         match ev.kind {
-            EventKind::TrackAdd {
-                peer,
-                stream_id,
-                track_id,
-                codec,
-                meta,
-            } => {
-                let track = SurfacedTrack {
-                    peer,
-                    stream_id,
-                    track_id,
-                    codec,
-                    meta,
-                };
-                self.plan.track_added(ev.room, track);
+            add @ EventKind::TrackAdd { .. } => {
+                if let Some(track) = SurfacedTrack::from_event(add) {
+                    self.plan.track_added(ev.room, track);
+                }
             }
             EventKind::TrackRemove { peer, track_id } => {
                 self.plan.track_removed(ev.room, &peer, &track_id);

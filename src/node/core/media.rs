@@ -112,6 +112,28 @@ pub struct SurfacedTrack {
     pub meta: Option<Value>,
 }
 
+impl SurfacedTrack {
+    /// The track a `track_add` event names (None for other events).
+    pub fn from_event(kind: EventKind) -> Option<SurfacedTrack> {
+        match kind {
+            EventKind::TrackAdd {
+                peer,
+                stream_id,
+                track_id,
+                codec,
+                meta,
+            } => Some(SurfacedTrack {
+                peer,
+                stream_id,
+                track_id,
+                codec,
+                meta,
+            }),
+            _ => None,
+        }
+    }
+}
+
 /// A remote track as an app names it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrackRef {
