@@ -255,7 +255,7 @@ impl Config {
             servers: self.effective_ice_servers()?,
             policy: self.ice_transport_policy,
             turn_secret: self.turn_secret.clone(),
-            rest_ttl_secs: self.turn_secret_ttl_secs.max(60),
+            rest_ttl_secs: self.turn_secret_ttl_secs.max(30),
             peer_id: peer_id.to_owned(),
             tcp_shims: Default::default(),
         })

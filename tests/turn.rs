@@ -1,6 +1,6 @@
 //! TURN with a real coturn on loopback: daemons under `--ice-policy relay` connect only through
-//! it (static user, REST credentials from a shared secret, TURN over TCP), and wrong credentials
-//! are named in status and told to apps.
+//! it (static user, REST credentials from a shared secret — links outliving them —, TURN over
+//! TCP and TLS), and wrong credentials are named in status and told to apps.
 
 mod common;
 
@@ -209,6 +209,94 @@ async fn rest_credentials_from_a_shared_secret() {
     let mut p = relay_pair(f.clone(), f).await;
     assert_relayed_and_talking(&mut p, "REST credentials", 5 << 20).await;
     assert!(!p.a.log().contains(SECRET) && !p.b.log().contains(SECRET));
+}
+
+/// Peers of room `r` as `meshrtc peers` gets them.
+async fn peers_of(d: &Daemon) -> Vec<proto::PeerInfo> {
+    let mut c = meshrtc::client::connect(&d.endpoint())
+        .await
+        .expect("connect");
+    c.peers(proto::PeersRequest {
+        app: "turn-test".into(),
+        room: "r".into(),
+    })
+    .await
+    .expect("peers")
+    .into_inner()
+    .peers
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn links_outlive_their_rest_credentials_and_new_links_get_fresh_ones() {
+    let _serial = SERIAL.lock().await;
+    // Allocations of 10 s at most, so the engine refreshes them (every 5 s) long after the
+    // credentials that made them expired.
+    let port = free_port();
+    let _turn = Coturn::start(
+        None,
+        "127.0.0.1",
+        port,
+        &[
+            "--use-auth-secret",
+            "--static-auth-secret",
+            SECRET,
+            "--max-allocate-lifetime",
+            "10",
+        ],
+    );
+    let dir = tempfile::tempdir().expect("tempdir");
+    let secret = dir.path().join("turn-secret");
+    std::fs::write(&secret, SECRET).expect("secret file");
+    let config = dir.path().join("meshrtcd.toml");
+    std::fs::write(&config, "turn_secret_ttl_secs = 30\n").expect("config file");
+    let url = format!("turn:127.0.0.1:{port}");
+    let f = flags(
+        &url,
+        &[
+            "--turn-secret-file",
+            &secret.to_string_lossy(),
+            "--config",
+            &config.to_string_lossy(),
+        ],
+    );
+    let mut p = relay_pair(f.clone(), f.clone()).await;
+    let opened = Instant::now();
+    // Past the 30 s the link's credentials were valid for, and several refreshes: the same
+    // link, still relayed, still carrying messages and a file.
+    tokio::time::sleep(Duration::from_secs(45)).await;
+    for d in [&p.a, &p.b] {
+        let peers = peers_of(d).await;
+        assert_eq!(peers.len(), 1, "{peers:?}");
+        assert!(
+            peers[0].connected_ms >= opened.elapsed().as_millis() as u64 - 1_000,
+            "the link was replaced: up {} ms",
+            peers[0].connected_ms
+        );
+    }
+    assert_relayed_and_talking(&mut p, "45 s after its credentials were made", 1 << 20).await;
+    // A newcomer now: `a`, up for longer than the credentials' validity, links to it through
+    // TURN with credentials made for that link.
+    let c = Daemon::spawn(vec![p.a.relay_url()], None, f).await;
+    let mut sc = c.session().await;
+    sc.join("turn-test", "r", "").await;
+    let idc = c.peer_id().await;
+    assert!(
+        p.sa.wait_join(&idc, Duration::from_secs(30)).await,
+        "a daemon older than its credentials did not link to a newcomer through TURN"
+    );
+    let ida = p.a.peer_id().await;
+    let via = peers_of(&c)
+        .await
+        .into_iter()
+        .find(|peer| peer.id == ida)
+        .and_then(|peer| peer.path)
+        .map(|path| types(&path));
+    println!("newcomer ↔ a: {via:?}");
+    assert_eq!(via, Some(("relay".to_owned(), "relay".to_owned())));
+    assert!(
+        !p.a.log().contains("Wrong Credentials"),
+        "coturn refused a's credentials"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
