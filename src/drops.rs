@@ -64,6 +64,8 @@ drop_reasons! {
     DialFailed => "dial_failed",
     /// A dial that never completed.
     DialTimeout => "dial_timeout",
+    /// A direct attempt that did not connect in time was given up for a relay-only one.
+    DirectPathTimeout => "direct_path_timeout",
     /// A stale dial tried again.
     DialRetried => "dial_retried",
     /// An offer seen before.

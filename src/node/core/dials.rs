@@ -102,6 +102,7 @@ impl Core {
         let relay_only = self.relay_next(&key.app, &peer);
         let mut conn = Conn::new(&key.app, peer, offer_id, &key.room, self.now);
         conn.initiator = true;
+        conn.relay_only = relay_only;
         self.st.conns.insert(id, conn);
         self.effect(Effect::Offer {
             conn: id,
@@ -129,9 +130,9 @@ impl Core {
         }
         let id = self.new_id();
         let relay_only = self.relay_next(&key.app, &peer);
-        self.st
-            .conns
-            .insert(id, Conn::new(&key.app, peer, offer_id, &key.room, self.now));
+        let mut conn = Conn::new(&key.app, peer, offer_id, &key.room, self.now);
+        conn.relay_only = relay_only;
+        self.st.conns.insert(id, conn);
         self.effect(Effect::Answer {
             conn: id,
             sdp,
@@ -285,6 +286,7 @@ impl Core {
                 c.ready = true;
                 if answerer {
                     c.remote_set = true;
+                    c.negotiated_at = Some(now);
                     let held = std::mem::take(&mut c.held_candidates);
                     for json in held {
                         self.effect(Effect::AddCandidate { conn, json });
@@ -318,6 +320,7 @@ impl Core {
             return;
         };
         c.remote_set = true;
+        c.negotiated_at = Some(now);
         let held = std::mem::take(&mut c.held_candidates);
         for json in held {
             self.effect(Effect::AddCandidate { conn, json });

@@ -17,6 +17,10 @@ use crate::wire::frame::OuterFrame;
 /// tracking — an offer answered just before another room's link to the same peer came up is
 /// never answered back, and its peer connection would otherwise wait forever.
 const STALE_ATTEMPT: Duration = Duration::from_secs(30);
+/// With TURN to fall back on, how long a direct attempt may run its ICE checks before both
+/// ends give it up for a relay-only one. Direct paths (host, server-reflexive) connect within
+/// a few round trips; the engine itself would declare the attempt failed only after 15 s.
+const DIRECT_PATIENCE: Duration = Duration::from_secs(4);
 /// How long a connection that lost the duplicate-link race stays open: its last frames (often
 /// the peer's handshake) must not be cut mid-flight.
 const DUPLICATE_GRACE: Duration = Duration::from_millis(500);
@@ -250,9 +254,35 @@ impl Core {
         next
     }
 
-    /// Closes connection attempts that hang.
+    /// Closes connection attempts that hang, and direct attempts too slow when TURN is there.
     fn sweep_attempts(&mut self) {
         let now = self.now;
+        if self.config.relay_fallback {
+            let slow: Vec<ConnId> = self
+                .st
+                .conns
+                .iter()
+                .filter(|(_, c)| !c.open && !c.relay_only)
+                .filter(|(_, c)| {
+                    c.negotiated_at
+                        .is_some_and(|t| now.saturating_duration_since(t) >= DIRECT_PATIENCE)
+                })
+                .map(|(id, _)| *id)
+                .collect();
+            for id in slow {
+                let Some(c) = self.st.conns.remove(&id) else {
+                    continue;
+                };
+                tracing::debug!(peer = %c.peer, "no direct path: retrying through TURN only");
+                self.st.relay_next.insert(c.link_key());
+                if let Some(e) = self.st.rooms.get_mut(&c.room_key()) {
+                    e.signal.dial_failed(&c.peer, &c.offer_id);
+                    e.signal.restart_burst(now);
+                }
+                self.close(id, Duration::ZERO);
+                self.count(DropReason::DirectPathTimeout);
+            }
+        }
         let stale: Vec<ConnId> = self
             .st
             .conns

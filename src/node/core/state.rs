@@ -92,6 +92,10 @@ pub(super) struct Conn {
     pub started: Instant,
     /// This side made the link's first offer (it ignores colliding renegotiation offers).
     pub initiator: bool,
+    /// Only relayed candidates are used.
+    pub relay_only: bool,
+    /// When both descriptions were in place and ICE could begin.
+    pub negotiated_at: Option<Instant>,
 }
 
 impl Conn {
@@ -107,6 +111,8 @@ impl Conn {
             open: false,
             started,
             initiator: false,
+            relay_only: false,
+            negotiated_at: None,
         }
     }
 

@@ -194,6 +194,8 @@ pub struct Net {
     /// Only relayed paths work (a symmetric NAT): an attempt opens only if both ends are
     /// relay-only.
     pub direct_blocked: bool,
+    /// Blocked direct attempts hang instead of failing (the engine gives up only after 15 s).
+    pub direct_hangs: bool,
     /// Connection ends made relay-only.
     relay_only_ends: BTreeSet<End>,
 }
@@ -246,6 +248,7 @@ impl Net {
             refuse_media_answers: BTreeMap::new(),
             turn,
             direct_blocked: false,
+            direct_hangs: false,
             relay_only_ends: BTreeSet::new(),
             relay_lost: 0,
             announce_blocks: BTreeSet::new(),
@@ -552,6 +555,9 @@ impl Net {
                 let after = self.draw(self.faults.link_latency) * 4;
                 let relayed =
                     self.relay_only_ends.contains(&end) && self.relay_only_ends.contains(&answerer);
+                if self.direct_blocked && !relayed && self.direct_hangs {
+                    return;
+                }
                 if (self.direct_blocked && !relayed) || self.chance(self.faults.ice_fail) {
                     self.schedule(after, end, Ev::Closed);
                     self.schedule(after, answerer, Ev::Closed);

@@ -213,6 +213,28 @@ fn behind_a_symmetric_nat_the_next_attempt_goes_through_turn_only() {
             .all(|n| n.core.drops(DropReason::DialFailed) >= 1)
     );
 
+    // When the direct attempt neither opens nor fails (the engine would say so after 15 s),
+    // both ends give it up after a few seconds of ICE checks.
+    let mut net = Net::with_turn(92, 2);
+    net.direct_blocked = true;
+    net.direct_hangs = true;
+    for i in 0..2 {
+        net.join(i, "r", plain());
+    }
+    assert!(
+        net.run_until(12 * SEC, |n| converged(n, "r", &[0, 1])),
+        "a hanging direct attempt held the link back"
+    );
+    println!(
+        "through TURN after a hanging direct attempt: {:?}",
+        net.elapsed()
+    );
+    assert!(
+        net.nodes
+            .iter()
+            .all(|n| n.core.drops(DropReason::DirectPathTimeout) >= 1)
+    );
+
     // Without TURN servers there is nothing to fall back to.
     let mut net = Net::new(91, 2);
     net.direct_blocked = true;
