@@ -64,6 +64,12 @@ drop_reasons! {
     DialFailed => "dial_failed",
     /// A dial that never completed.
     DialTimeout => "dial_timeout",
+    /// A cells frame replayed to us that was sent before we joined.
+    CellBeforeJoin => "cell_before_join",
+    /// A cells broadcast sent while no link was up: it waits for the first link.
+    CellSendWaiting => "cell_send_waiting",
+    /// A cells broadcast that waited for a link longer than the replay window: never sent.
+    CellSendExpired => "cell_send_expired",
     /// A direct attempt that did not connect in time was given up for a relay-only one.
     DirectPathTimeout => "direct_path_timeout",
     /// A stale dial tried again.

@@ -5,6 +5,12 @@
 //! link and marks it "fanned out"; a member that gets a fanned-out frame from a cellmate only
 //! passes it over its own bridges. Two bridge pairs per cell edge and the hypercube's spare
 //! paths mean a dead bridge costs no delivery, only a duplicate less.
+//!
+//! When more die at once — both bridge pairs of an edge, or every link of a sender — frames sent
+//! before the topology heals would be lost. So each peer keeps the frames of the last
+//! [`MeshConfig::replay_window`] and hands them to every link that comes up: the healed
+//! topology's new bridges carry them across, late rather than never (receivers drop the copies
+//! they already have).
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
@@ -30,6 +36,12 @@ pub struct MeshConfig {
     pub origin_capacity: usize,
     /// Above this many links, links the topology no longer wants close without a grace period.
     pub max_links: usize,
+    /// How long a frame is kept for links that come up later.
+    pub replay_window: Duration,
+    /// Most frames kept for replay.
+    pub replay_frames: usize,
+    /// Most payload bytes kept for replay.
+    pub replay_bytes: usize,
 }
 
 impl Default for MeshConfig {
@@ -40,6 +52,9 @@ impl Default for MeshConfig {
             dedup_capacity: 8_192,
             origin_capacity: 16_384,
             max_links: 32,
+            replay_window: Duration::from_secs(30),
+            replay_frames: 512,
+            replay_bytes: 8 << 20,
         }
     }
 }
@@ -177,6 +192,14 @@ pub struct Mesh {
     retiring: BTreeMap<String, Instant>,
     seen: Seen,
     last_seq: u64,
+    /// Frames of the last `replay_window`, oldest first, for links that come up later, and
+    /// whether each went over some link yet.
+    recent: VecDeque<(Instant, CellFrame, bool)>,
+    recent_bytes: usize,
+    /// Own frames that expired from the replay buffer while this peer had no link at all.
+    unsent_expired: u64,
+    /// Own frames originated while this peer had no link (kept for the first link).
+    sent_without_links: u64,
 }
 
 impl Mesh {
@@ -194,6 +217,52 @@ impl Mesh {
             retiring: BTreeMap::new(),
             seen: Seen::default(),
             last_seq: 0,
+            recent: VecDeque::new(),
+            recent_bytes: 0,
+            unsent_expired: 0,
+            sent_without_links: 0,
+        }
+    }
+
+    /// Own frames originated while this peer had no link at all (they wait for one).
+    pub fn sent_without_links(&self) -> u64 {
+        self.sent_without_links
+    }
+
+    /// Own frames that expired unsent: this peer had no link for the whole replay window.
+    pub fn unsent_expired(&self) -> u64 {
+        self.unsent_expired
+    }
+
+    /// Keeps a frame for links that come up later, within the window and the bounds.
+    fn keep(&mut self, frame: &CellFrame, now: Instant) {
+        self.expire(now);
+        self.recent_bytes += frame.payload.len();
+        let sent = !self.linked.is_empty();
+        self.recent.push_back((now, frame.clone(), sent));
+        while self.recent.len() > self.cfg.replay_frames
+            || self.recent_bytes > self.cfg.replay_bytes && self.recent.len() > 1
+        {
+            self.pop_recent();
+        }
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while self
+            .recent
+            .front()
+            .is_some_and(|(at, ..)| now.saturating_duration_since(*at) >= self.cfg.replay_window)
+        {
+            self.pop_recent();
+        }
+    }
+
+    fn pop_recent(&mut self) {
+        if let Some((_, frame, sent)) = self.recent.pop_front() {
+            self.recent_bytes -= frame.payload.len();
+            if frame.hops == 0 && !sent {
+                self.unsent_expired += 1;
+            }
         }
     }
 
@@ -264,9 +333,22 @@ impl Overlay for Mesh {
         out
     }
 
-    fn link_up(&mut self, peer: &str, _now: Instant) -> Vec<MeshOutput> {
-        self.linked.insert(peer.to_owned());
-        Vec::new()
+    fn link_up(&mut self, peer: &str, now: Instant) -> Vec<MeshOutput> {
+        if !self.linked.insert(peer.to_owned()) {
+            return Vec::new();
+        }
+        self.expire(now);
+        // The new link may be a healed path to peers that missed these: it gets them as
+        // fanned-out first copies (it drops what it has).
+        self.recent
+            .iter_mut()
+            .map(|(_, f, sent)| {
+                *sent = true;
+                let mut f = f.clone();
+                f.fanout = true;
+                MeshOutput::Send(peer.to_owned(), f)
+            })
+            .collect()
     }
 
     fn link_down(&mut self, peer: &str, _now: Instant) -> Vec<MeshOutput> {
@@ -287,6 +369,10 @@ impl Overlay for Mesh {
         frame.ttl = self.topo.ttl();
         frame.hops = 0;
         frame.fanout = true;
+        if self.linked.is_empty() {
+            self.sent_without_links += 1;
+        }
+        self.keep(&frame, now);
         let mut out = Vec::new();
         self.forward(None, &frame, &mut out);
         out
@@ -308,6 +394,9 @@ impl Overlay for Mesh {
             frame.ttl = ttl - 1;
             self.forward(Some(from), &frame, &mut out);
         }
+        if copy == Copy::First {
+            self.keep(&frame, now);
+        }
         if copy == Copy::First && (frame.targets.is_empty() || frame.targets.contains(&self.me)) {
             out.push(MeshOutput::Deliver(frame));
         }
@@ -315,6 +404,7 @@ impl Overlay for Mesh {
     }
 
     fn tick(&mut self, now: Instant) -> Vec<MeshOutput> {
+        self.expire(now);
         let mut out = Vec::new();
         let crowded = self.linked.len() > self.cfg.max_links;
         let mut due: Vec<String> = self
@@ -361,6 +451,8 @@ impl Overlay for Mesh {
     fn memory_bytes(&self) -> usize {
         // The topology is per peer in a daemon (shared only inside the simulator).
         self.seen.bytes()
+            + self.recent_bytes
+            + self.recent.len() * 160
             + (self.linked.len() + self.asked.len() + self.retiring.len()) * 64
             + self.topo.len() * 56
     }
@@ -560,6 +652,53 @@ mod tests {
         last.ttl = 0;
         let out = m.on_frame(&from, last, now).expect("fresh");
         assert!(out.iter().all(|o| matches!(o, MeshOutput::Deliver(_))));
+    }
+
+    #[test]
+    fn a_link_that_comes_up_gets_the_recent_frames_and_old_ones_expire() {
+        let t = topo(16, 4);
+        let now = Instant::now();
+        let mut m = linked_mesh("p0", &t, now);
+        let first = m.originate(frame(1, 1), now);
+        assert!(!first.is_empty());
+        m.on_frame("p1", frame(2, 7), now).expect("first copy");
+        let later = now + Duration::from_secs(10);
+        let replayed: Vec<(String, u64, bool)> = m
+            .link_up("q1", later)
+            .into_iter()
+            .filter_map(|o| match o {
+                MeshOutput::Send(p, f) => Some((p, f.seq, f.fanout)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            replayed,
+            vec![("q1".to_owned(), 1, true), ("q1".to_owned(), 7, true)]
+        );
+        // The same link again, or a link after the window: nothing more.
+        assert!(m.link_up("q1", later).is_empty());
+        let gone = now + MeshConfig::default().replay_window + Duration::from_secs(1);
+        assert!(m.link_up("q2", gone).is_empty());
+    }
+
+    #[test]
+    fn a_frame_sent_with_no_link_waits_for_the_first_and_is_counted_if_it_never_comes() {
+        let t = topo(16, 4);
+        let now = Instant::now();
+        let mut m = Mesh::new("p0", MeshConfig::default());
+        m.set_topology(t, now);
+        assert!(m.originate(frame(1, 1), now).is_empty());
+        assert_eq!(m.sent_without_links(), 1);
+        let sent = m.link_up("p1", now + Duration::from_secs(2));
+        assert_eq!(
+            sent.len(),
+            1,
+            "the waiting frame goes out on the first link"
+        );
+        m.link_down("p1", now + Duration::from_secs(3));
+        m.originate(frame(1, 2), now + Duration::from_secs(3));
+        m.tick(now + Duration::from_secs(60));
+        assert_eq!(m.unsent_expired(), 1);
     }
 
     #[test]

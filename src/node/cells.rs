@@ -77,7 +77,13 @@ pub struct CellRoom {
     mesh: Mesh,
     changed: Option<(Instant, Instant)>,
     origins: BTreeMap<[u8; 32], String>,
+    /// When this node joined (µs since the epoch): replayed frames from before are not shown.
+    joined_us: u64,
+    unsent_reported: u64,
 }
+
+/// Clock skew allowed between an origin and us when telling frames from before our join.
+const JOIN_SKEW_US: u64 = 5_000_000;
 
 /// Where the node sits in a cells room.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -98,7 +104,14 @@ pub struct CellInfo {
 
 impl CellRoom {
     /// A cells room whose census starts with this node.
-    pub fn new(me: &str, key: &PublicKey, salt: &[u8], size: CellSize, now: Instant) -> Self {
+    pub fn new(
+        me: &str,
+        key: &PublicKey,
+        salt: &[u8],
+        size: CellSize,
+        now: Instant,
+        wall_us: u64,
+    ) -> Self {
         let mut room = CellRoom {
             me: me.to_owned(),
             size,
@@ -107,6 +120,8 @@ impl CellRoom {
             mesh: Mesh::new(me, MeshConfig::default()),
             changed: Some((now, now)),
             origins: BTreeMap::new(),
+            joined_us: wall_us,
+            unsent_reported: 0,
         };
         room.census.insert(
             me.to_owned(),
@@ -117,6 +132,12 @@ impl CellRoom {
             },
         );
         room
+    }
+
+    /// Whether a frame (its seq is the origin's clock in µs) was sent before this node joined,
+    /// beyond clock skew: a replay to a newcomer, not a message for it.
+    pub fn before_join(&self, seq: u64) -> bool {
+        seq.saturating_add(JOIN_SKEW_US) < self.joined_us
     }
 
     /// The room's salt for placement and frame signatures.
@@ -137,6 +158,14 @@ impl CellRoom {
         let seq = self.mesh.next_seq(wall_us);
         let frame = CellFrame::sign(keys, &self.salt, seq, 0, targets, Bytes::from(body));
         self.mesh.originate(frame, now)
+    }
+
+    /// Own frames that expired unsent since the last call (no link for the whole window).
+    pub fn take_unsent_expired(&mut self) -> u64 {
+        let total = self.mesh.unsent_expired();
+        let new = total - self.unsent_reported;
+        self.unsent_reported = total;
+        new
     }
 
     /// The overlay state.
@@ -197,13 +226,13 @@ impl CellRoom {
         self.census.contains_key(peer)
     }
 
-    /// A member's link came up.
-    pub fn link_up(&mut self, peer: &str, now: Instant) {
+    /// A member's link came up; returns the recent frames it gets (see the router).
+    pub fn link_up(&mut self, peer: &str, now: Instant) -> Vec<MeshOutput> {
         if let Some(e) = self.census.get_mut(peer) {
             e.suspect_since = None;
             e.heard = now;
         }
-        self.mesh.link_up(peer, now);
+        self.mesh.link_up(peer, now)
     }
 
     /// A member's link went down; `dead` when the watchdog gave up on it. True when the room
@@ -336,7 +365,7 @@ mod tests {
         let me = Keys::generate();
         let (me_id, _) = member(&me);
         let t0 = Instant::now();
-        let mut room = CellRoom::new(&me_id, &me.public_key(), b"salt", CellSize::Fixed(4), t0);
+        let mut room = CellRoom::new(&me_id, &me.public_key(), b"salt", CellSize::Fixed(4), t0, 0);
         let others: Vec<Keys> = (0..9).map(|_| Keys::generate()).collect();
         for k in &others {
             let (id, key) = member(k);
@@ -364,7 +393,7 @@ mod tests {
         let me = Keys::generate();
         let (me_id, _) = member(&me);
         let t0 = Instant::now();
-        let mut room = CellRoom::new(&me_id, &me.public_key(), b"s", CellSize::default(), t0);
+        let mut room = CellRoom::new(&me_id, &me.public_key(), b"s", CellSize::default(), t0, 0);
         let (a, ak) = member(&Keys::generate());
         let (b, bk) = member(&Keys::generate());
         room.heard(&a, &ak, t0);

@@ -222,7 +222,8 @@ impl Core {
         // Back in the census while still linked (it was suspected and forgotten, or it joined
         // before we heard it): the overlay must route over that link again.
         if entry.room.is_joined(peer) {
-            cells.link_up(peer, now);
+            let outs = cells.link_up(peer, now);
+            self.work.push_back(Work::Mesh(key.clone(), outs));
         }
         if announce && cells.should_greet(peer) {
             // Announces are ephemeral: without a greeting a newcomer would not hear of us

@@ -240,11 +240,15 @@ impl Core {
             links.contains_key(&LinkKey::new(&key.app, p)) && room.is_joined(p)
         });
         let changed = std::sync::Arc::as_ptr(cells.mesh().topology()) != before;
+        let expired = cells.take_unsent_expired();
         if changed {
             // Announcers the new topology wants are dialled; linked peers never are.
             entry.signal.set_dial_filter(Some(cells.wanted()));
         }
         let info = changed.then(|| cells.info());
+        if expired > 0 {
+            self.count_n(DropReason::CellSendExpired, expired);
+        }
         // Settling and redials run on this tick; keep it coming while they are due.
         next = next.min(now + CELLS_TICK);
         if let Some(info) = info {

@@ -114,7 +114,8 @@ impl Core {
         if let Some(cells) = self.st.rooms.get_mut(key).and_then(|e| e.cells.as_mut())
             && cells.is_member(&peer)
         {
-            cells.link_up(&peer, now);
+            let outs = cells.link_up(&peer, now);
+            self.work.push_back(Work::Mesh(key.clone(), outs));
         }
         self.emit(key, EventKind::PeerJoin(peer.clone(), security));
         self.media_peer_joined(key, &peer);

@@ -147,6 +147,10 @@ impl Core {
             Some((&cells::NOTICE_ALIVE, _)) => return,
             _ => {}
         }
+        if cells.before_join(frame.seq) {
+            self.count(DropReason::CellBeforeJoin);
+            return;
+        }
         match e.room.open_cell_payload(&frame.payload) {
             Ok((channel, payload, meta)) => self.emit(
                 key,

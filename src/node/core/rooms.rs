@@ -180,6 +180,7 @@ impl Core {
                 signal.root_topic().as_bytes(),
                 size,
                 self.now,
+                self.wall_us(),
             )
         });
         self.st.tokens.insert(room.token().to_owned(), key.clone());

@@ -153,16 +153,21 @@ impl Core {
         }
         let remote: Vec<String> = targets.iter().filter(|t| **t != me).cloned().collect();
         let mut outs = Vec::new();
-        if targets.is_empty() || !remote.is_empty() {
+        let goes_out = targets.is_empty() || !remote.is_empty();
+        if goes_out {
             outs = cells.originate(&keys, remote, body, now, wall);
         }
-        let sent_to = outs
+        let sent_to: Vec<String> = outs
             .iter()
             .filter_map(|o| match o {
                 MeshOutput::Send(p, _) => Some(p.clone()),
                 _ => None,
             })
             .collect();
+        if sent_to.is_empty() && goes_out {
+            // No link is up: the frame waits in the replay buffer for the first one.
+            self.count(crate::drops::DropReason::CellSendWaiting);
+        }
         self.echo_local(key, session, channel, &payload, meta.as_ref(), targets);
         self.work.push_back(Work::Mesh(key.clone(), outs));
         self.drain();

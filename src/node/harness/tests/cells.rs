@@ -145,3 +145,53 @@ fn a_cells_room_keeps_links_per_node_bounded() {
         );
     }
 }
+
+fn auto_cells() -> JoinOptions {
+    JoinOptions {
+        cells: Some(CellSize::default()),
+        ..JoinOptions::default()
+    }
+}
+
+#[test]
+fn a_quarter_of_a_32_node_cells_room_killed_at_once_loses_no_later_broadcast() {
+    // Killing 8 of 32 can take both bridge pairs of a cell edge: until the census drops the
+    // dead and the topology heals, frames cannot cross it. They must arrive late, not never.
+    use rand::seq::SliceRandom;
+    let n = 32;
+    for seed in 0..8u64 {
+        let mut net = Net::new(100 + seed, n);
+        for i in 0..n {
+            net.join(i, "big", auto_cells());
+        }
+        net.run_for(30 * SEC);
+        let mut order: Vec<usize> = (0..n).collect();
+        order.shuffle(&mut <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed));
+        let (victims, survivors) = order.split_at(8);
+        for &v in victims {
+            net.kill(v);
+        }
+        net.run_for(2 * SEC);
+        let senders: Vec<usize> = survivors[..5].to_vec();
+        for (round, &from) in senders.iter().enumerate() {
+            net.send(from, "big", "chat", &format!("after {round}"));
+        }
+        net.run_for(30 * SEC);
+        let mut missing = Vec::new();
+        for &i in survivors {
+            for (round, &j) in senders.iter().enumerate() {
+                if i == j {
+                    continue;
+                }
+                let from = net.nodes[j].id();
+                if count_from(&net.nodes[i], "chat", &from, &format!("after {round}")) != 1 {
+                    missing.push((i, round));
+                }
+            }
+        }
+        assert!(
+            missing.is_empty(),
+            "seed {seed}: (survivor, broadcast) missing: {missing:?}"
+        );
+    }
+}
