@@ -70,6 +70,16 @@ drop_reasons! {
     CellSendWaiting => "cell_send_waiting",
     /// A cells broadcast that waited for a link longer than the replay window: never sent.
     CellSendExpired => "cell_send_expired",
+    /// A cells room's roster is at its size limit: a new member's record was not kept.
+    RosterFull => "roster_full",
+    /// A peer asked for roster records faster than it is served.
+    RosterRateLimited => "roster_rate_limited",
+    /// A roster sync message that does not parse.
+    RosterMalformed => "roster_malformed",
+    /// A roster record whose signature does not verify (forged, altered, or another room's).
+    RosterBadRecord => "roster_bad_record",
+    /// A roster record dated too far in the future.
+    RosterFutureRecord => "roster_future_record",
     /// A direct attempt that did not connect in time was given up for a relay-only one.
     DirectPathTimeout => "direct_path_timeout",
     /// A stale dial tried again.

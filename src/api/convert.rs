@@ -269,6 +269,7 @@ fn cell_status(c: crate::node::cells::CellInfo) -> proto::CellStatus {
         links_wanted: c.links_wanted,
         bridges: c.bridges,
         ttl: c.ttl,
+        records: c.records,
     }
 }
 

@@ -4,6 +4,11 @@
 //! derives from the key that signed its Nostr events, so its placement (hashed from that key
 //! and the room) is not its to choose. Census changes take effect after 500 ms of quiet (at most
 //! 2 s after they began), so a join burst yields one topology, not twenty.
+//!
+//! Relays bring a member's announce once a minute, too slowly for a newcomer to a large room,
+//! so members also pass each other's signed roster records over their links
+//! ([`crate::mesh::roster`]): a newcomer has the whole roster from its first link, and a member
+//! floods its own record once through the overlay when it first has a link.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -12,9 +17,15 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use nostr_sdk::{Keys, PublicKey};
 
+use crate::drops::DropReason;
+use crate::mesh::roster::{RosterOut, RosterSync};
 use crate::mesh::{CellSize, Member, Mesh, MeshConfig, MeshOutput, Overlay, Topology, placement};
 use crate::node::identity::peer_id_for;
 use crate::wire::cell::CellFrame;
+use crate::wire::roster::{RECORD_LEN, RosterMsg, RosterRecord};
+
+/// How far in the future a record's date may be (clock skew) before it is refused.
+const RECORD_SKEW_SECS: u64 = 600;
 
 /// A census entry not heard from for this long is dropped (peers announce every 60 s).
 const CENSUS_TTL: Duration = Duration::from_secs(150);
@@ -43,6 +54,22 @@ const ORIGIN_CACHE: usize = 4_096;
 pub const NOTICE_GONE: u8 = 2;
 /// First byte of a notice that the origin is alive (its answer to being reported gone).
 pub const NOTICE_ALIVE: u8 = 3;
+/// First byte of a notice carrying the origin's roster record (its hello to the room).
+pub const NOTICE_RECORD: u8 = 4;
+
+/// The peer id of a record's key (a key that is not a valid point yields no member).
+fn peer_id_of(key: &[u8; 32]) -> String {
+    PublicKey::from_slice(key)
+        .map(|k| peer_id_for(&k))
+        .unwrap_or_default()
+}
+
+/// A record carried by a hello notice (after its first byte).
+pub fn parse_record_notice(body: &[u8]) -> Option<RosterRecord> {
+    (body.len() == RECORD_LEN)
+        .then(|| RosterRecord::decode(body))
+        .flatten()
+}
 
 /// Encodes a "these peers are gone" notice.
 pub fn gone_notice(peers: &[String]) -> Vec<u8> {
@@ -80,6 +107,19 @@ pub struct CellRoom {
     /// When this node joined (µs since the epoch): replayed frames from before are not shown.
     joined_us: u64,
     unsent_reported: u64,
+    /// Members' signed records and their reconciliation with linked members.
+    roster: RosterSync,
+    own: RosterRecord,
+    hello_sent: bool,
+}
+
+/// What a roster message brought.
+#[derive(Debug, Default)]
+pub struct RosterStep {
+    /// Sync messages to send, and drops to count.
+    pub outs: Vec<RosterOut>,
+    /// Members new to the census.
+    pub newcomers: Vec<String>,
 }
 
 /// Clock skew allowed between an origin and us when telling frames from before our join.
@@ -100,18 +140,22 @@ pub struct CellInfo {
     pub bridges: u32,
     /// Hops a frame may take.
     pub ttl: u32,
+    /// Members whose signed roster record this node holds.
+    pub records: u32,
 }
 
 impl CellRoom {
     /// A cells room whose census starts with this node.
     pub fn new(
         me: &str,
-        key: &PublicKey,
+        keys: &Keys,
         salt: &[u8],
         size: CellSize,
         now: Instant,
         wall_us: u64,
     ) -> Self {
+        let key = keys.public_key();
+        let own = RosterRecord::sign(keys, salt, wall_us / 1_000_000);
         let mut room = CellRoom {
             me: me.to_owned(),
             size,
@@ -122,7 +166,13 @@ impl CellRoom {
             origins: BTreeMap::new(),
             joined_us: wall_us,
             unsent_reported: 0,
+            roster: RosterSync::new(now),
+            own,
+            hello_sent: false,
         };
+        let _ = room
+            .roster
+            .insert(me, own, placement(salt, &key.to_bytes()), now);
         room.census.insert(
             me.to_owned(),
             Entry {
@@ -132,6 +182,105 @@ impl CellRoom {
             },
         );
         room
+    }
+
+    /// Members whose signed record this node holds.
+    pub fn records(&self) -> usize {
+        self.roster.len()
+    }
+
+    /// Members in the census.
+    pub fn census_len(&self) -> usize {
+        self.census.len()
+    }
+
+    /// Checks a record and adds its member; `Ok(true)` when the member is new to the census.
+    /// A record says a key joined; it proves nothing about being alive now, so it does not
+    /// refresh a known member.
+    pub fn learn(
+        &mut self,
+        record: &RosterRecord,
+        now: Instant,
+        wall_secs: u64,
+    ) -> Result<bool, DropReason> {
+        let Ok(key) = PublicKey::from_slice(&record.key) else {
+            return Err(DropReason::RosterBadRecord);
+        };
+        let id = peer_id_for(&key);
+        if id == self.me || self.roster.holds(&id, record) || self.roster.refuses(&id, record, now)
+        {
+            return Ok(false);
+        }
+        if record.issued > wall_secs + RECORD_SKEW_SECS {
+            return Err(DropReason::RosterFutureRecord);
+        }
+        if !record.verify(&self.salt) {
+            return Err(DropReason::RosterBadRecord);
+        }
+        let place = placement(&self.salt, &record.key);
+        self.roster.insert(&id, *record, place, now)?;
+        if self.census.contains_key(&id) {
+            return Ok(false);
+        }
+        self.census.insert(
+            id,
+            Entry {
+                place,
+                heard: now,
+                suspect_since: None,
+            },
+        );
+        self.touch(now);
+        Ok(true)
+    }
+
+    /// A roster sync message from a linked member.
+    pub fn roster_msg(
+        &mut self,
+        from: &str,
+        msg: &RosterMsg,
+        now: Instant,
+        wall_secs: u64,
+    ) -> RosterStep {
+        let mut step = RosterStep::default();
+        if let RosterMsg::Records { records, .. } = msg {
+            for r in records {
+                match self.learn(r, now, wall_secs) {
+                    Ok(true) => step.newcomers.push(peer_id_of(&r.key)),
+                    Ok(false) => {}
+                    Err(reason) => step.outs.push(RosterOut::Drop(reason)),
+                }
+            }
+        }
+        step.outs.extend(self.roster.on_msg(from, msg, now));
+        step
+    }
+
+    /// A member's link came up: swap roster digests with it.
+    pub fn roster_link_up(&mut self, peer: &str) -> Vec<RosterOut> {
+        self.roster.link_up(peer)
+    }
+
+    /// Roster anti-entropy; `pick` chooses the link that hears our digest.
+    pub fn roster_tick(&mut self, now: Instant, pick: usize) -> Vec<RosterOut> {
+        let linked: Vec<String> = self
+            .mesh
+            .linked()
+            .filter(|p| self.census.contains_key(*p))
+            .map(str::to_owned)
+            .collect();
+        self.roster.tick(now, &linked, pick)
+    }
+
+    /// Our hello (a notice carrying our record), once, when we first have a link.
+    pub fn hello(&mut self) -> Option<Vec<u8>> {
+        if self.hello_sent || self.mesh.link_count() == 0 {
+            return None;
+        }
+        self.hello_sent = true;
+        let mut body = vec![NOTICE_RECORD];
+        self.own.encode(&mut body);
+        Some(body)
     }
 
     /// Whether a frame (its seq is the origin's clock in µs) was sent before this node joined,
@@ -193,6 +342,7 @@ impl CellRoom {
         if peer_id_for(&key) != peer {
             return Heard::Stranger;
         }
+        self.roster.unbury(peer);
         self.census.insert(
             peer.to_owned(),
             Entry {
@@ -240,6 +390,7 @@ impl CellRoom {
     pub fn link_down(&mut self, peer: &str, dead: bool, now: Instant) -> bool {
         let wanted = self.wanted().contains(peer);
         self.mesh.link_down(peer, now);
+        self.roster.link_down(peer);
         if dead {
             self.forget(peer, now);
         } else if wanted {
@@ -273,6 +424,7 @@ impl CellRoom {
     /// The peer left the room.
     pub fn forget(&mut self, peer: &str, now: Instant) {
         if peer != self.me && self.census.remove(peer).is_some() {
+            self.roster.remove(peer, now);
             self.touch(now);
         }
     }
@@ -290,15 +442,22 @@ impl CellRoom {
     /// Expires the census, applies a settled change, and runs the overlay's timers.
     pub fn tick(&mut self, now: Instant, linked: impl Fn(&str) -> bool) -> Vec<MeshOutput> {
         let me = self.me.clone();
-        let before = self.census.len();
+        let mut gone = Vec::new();
         self.census.retain(|p, e| {
-            *p == me
+            let keep = *p == me
                 || linked(p) && e.suspect_since.is_none()
                 || now.saturating_duration_since(e.heard) < CENSUS_TTL
                     && e.suspect_since
-                        .is_none_or(|s| now.saturating_duration_since(s) < SUSPECT_FOR)
+                        .is_none_or(|s| now.saturating_duration_since(s) < SUSPECT_FOR);
+            if !keep {
+                gone.push(p.clone());
+            }
+            keep
         });
-        if self.census.len() != before {
+        if !gone.is_empty() {
+            for p in &gone {
+                self.roster.remove(p, now);
+            }
             self.touch(now);
         }
         let mut out = Vec::new();
@@ -344,6 +503,7 @@ impl CellRoom {
             links_wanted: t.links_of(&self.me).len() as u32,
             bridges: t.bridges_of(&self.me).len() as u32,
             ttl: t.ttl() as u32,
+            records: self.roster.len() as u32,
         }
     }
 }
@@ -365,7 +525,7 @@ mod tests {
         let me = Keys::generate();
         let (me_id, _) = member(&me);
         let t0 = Instant::now();
-        let mut room = CellRoom::new(&me_id, &me.public_key(), b"salt", CellSize::Fixed(4), t0, 0);
+        let mut room = CellRoom::new(&me_id, &me, b"salt", CellSize::Fixed(4), t0, 0);
         let others: Vec<Keys> = (0..9).map(|_| Keys::generate()).collect();
         for k in &others {
             let (id, key) = member(k);
@@ -393,7 +553,7 @@ mod tests {
         let me = Keys::generate();
         let (me_id, _) = member(&me);
         let t0 = Instant::now();
-        let mut room = CellRoom::new(&me_id, &me.public_key(), b"s", CellSize::default(), t0, 0);
+        let mut room = CellRoom::new(&me_id, &me, b"s", CellSize::default(), t0, 0);
         let (a, ak) = member(&Keys::generate());
         let (b, bk) = member(&Keys::generate());
         room.heard(&a, &ak, t0);

@@ -34,6 +34,8 @@ pub const ACTION_CAPS: &str = "@_mrcaps";
 pub const ACTION_E2E: &str = "@_mre2e";
 /// A signed frame of the cellular overlay (see [`crate::wire::cell`]).
 pub const ACTION_CELL: &str = "@_mrcell";
+/// Roster reconciliation between members of a cells room (see [`crate::wire::roster`]).
+pub const ACTION_ROSTER: &str = "@_mrroster";
 
 /// A pending handshake is nudged after this long, then after twice, three times as long.
 const HANDSHAKE_NUDGE: Duration = Duration::from_millis(1_500);
@@ -98,6 +100,8 @@ pub enum Output {
     Drop(DropReason),
     /// A cell frame arrived from a joined peer (the node's overlay decides what it is).
     Cell(String, Vec<u8>),
+    /// A roster sync message arrived from a joined peer.
+    Roster(String, Vec<u8>),
 }
 
 #[derive(Debug)]
@@ -375,6 +379,12 @@ impl Room {
     /// Outer frames carrying an encoded cell frame.
     pub fn cell_frames(&mut self, frame: Vec<u8>) -> Vec<Bytes> {
         self.encode(ACTION_CELL, &Payload::Binary(frame), None)
+            .unwrap_or_default()
+    }
+
+    /// Outer frames carrying an encoded roster sync message.
+    pub fn roster_frames(&mut self, msg: Vec<u8>) -> Vec<Bytes> {
+        self.encode(ACTION_ROSTER, &Payload::Binary(msg), None)
             .unwrap_or_default()
     }
 
@@ -700,6 +710,12 @@ impl Room {
                     out.push(Output::Cell(peer.to_owned(), bytes))
                 }
                 _ => out.push(Output::Drop(DropReason::CellUnexpected)),
+            },
+            ACTION_ROSTER => match msg.payload {
+                Payload::Binary(bytes) if self.is_joined(peer) => {
+                    out.push(Output::Roster(peer.to_owned(), bytes))
+                }
+                _ => out.push(Output::Drop(DropReason::RosterMalformed)),
             },
             a if a.starts_with("@_") => out.push(Output::Drop(DropReason::ActionUnknownInternal)),
             "" => out.push(Output::Drop(DropReason::ActionEmpty)),

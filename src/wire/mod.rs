@@ -5,6 +5,7 @@ pub mod chunk;
 pub mod e2e;
 pub mod frame;
 pub mod reassembly;
+pub mod roster;
 pub mod sdp_crypto;
 pub mod topic;
 

@@ -219,17 +219,16 @@ impl Core {
         if cells.heard(peer, author, now) != Heard::Newcomer {
             return;
         }
-        // Back in the census while still linked (it was suspected and forgotten, or it joined
-        // before we heard it): the overlay must route over that link again.
-        if entry.room.is_joined(peer) {
-            let outs = cells.link_up(peer, now);
-            self.work.push_back(Work::Mesh(key.clone(), outs));
-        }
         if announce && cells.should_greet(peer) {
             // Announces are ephemeral: without a greeting a newcomer would not hear of us
             // until our next one, up to a minute later.
             let actions = entry.signal.greet(peer, now);
             self.work.push_back(Work::Signal(key.clone(), actions));
+        }
+        // Back in the census while still linked (it was suspected and forgotten, or it joined
+        // before we heard it): the overlay must route over that link again.
+        if entry.room.is_joined(peer) {
+            self.cells_link_up(key, peer, now);
         }
     }
 

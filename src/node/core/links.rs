@@ -223,6 +223,7 @@ impl Core {
     /// A room's signaling, handshake and overlay timers; returns its next deadline.
     fn tick_room(&mut self, key: &RoomKey) -> Instant {
         let now = self.now;
+        let pick = self.seed() as usize;
         let Some(entry) = self.st.rooms.get_mut(key) else {
             return now + TICK_MAX;
         };
@@ -241,6 +242,7 @@ impl Core {
         });
         let changed = std::sync::Arc::as_ptr(cells.mesh().topology()) != before;
         let expired = cells.take_unsent_expired();
+        let sync = cells.roster_tick(now, pick);
         if changed {
             // Announcers the new topology wants are dialled; linked peers never are.
             entry.signal.set_dial_filter(Some(cells.wanted()));
@@ -255,6 +257,7 @@ impl Core {
             self.emit(key, EventKind::MeshState(info));
         }
         self.work.push_back(Work::Mesh(key.clone(), outs));
+        self.apply_roster(key, sync);
         next
     }
 

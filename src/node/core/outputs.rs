@@ -50,6 +50,7 @@ impl Core {
                 }
                 Output::Drop(reason) => self.count(reason),
                 Output::Cell(peer, bytes) => self.on_cell_frame(key, &peer, &bytes),
+                Output::Roster(peer, bytes) => self.on_roster(key, &peer, &bytes),
                 Output::Event(ev) => self.room_event(key, ev),
             }
         }
@@ -111,11 +112,14 @@ impl Core {
             link.rooms.insert(key.room.clone());
             link.idle_since = None;
         }
-        if let Some(cells) = self.st.rooms.get_mut(key).and_then(|e| e.cells.as_mut())
-            && cells.is_member(&peer)
+        if self
+            .st
+            .rooms
+            .get(key)
+            .and_then(|e| e.cells.as_ref())
+            .is_some_and(|c| c.is_member(&peer))
         {
-            let outs = cells.link_up(&peer, now);
-            self.work.push_back(Work::Mesh(key.clone(), outs));
+            self.cells_link_up(key, &peer, now);
         }
         self.emit(key, EventKind::PeerJoin(peer.clone(), security));
         self.media_peer_joined(key, &peer);

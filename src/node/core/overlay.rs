@@ -3,11 +3,13 @@
 
 use super::{Core, LinkKey, RoomKey, Work};
 use crate::drops::DropReason;
+use crate::mesh::roster::RosterOut;
 use crate::mesh::{MeshOutput, Overlay as _};
 use crate::node::cells;
 use crate::node::session::EventKind;
 use crate::room::LeaveReason;
 use crate::wire::cell::CellFrame;
+use crate::wire::roster::RosterMsg;
 
 impl Core {
     /// A cell frame arrived from a joined peer: check it, then queue what the overlay makes
@@ -47,7 +49,74 @@ impl Core {
         }
     }
 
-    /// Handler: this node sends an overlay notice (gone / alive) to the whole room.
+    /// A member's link in a cells room is up: the overlay may route over it (and replays recent
+    /// frames to it), the roster swaps digests over it, and our hello goes out once.
+    pub(super) fn cells_link_up(&mut self, key: &RoomKey, peer: &str, now: std::time::Instant) {
+        let Some(cells) = self.st.rooms.get_mut(key).and_then(|e| e.cells.as_mut()) else {
+            return;
+        };
+        let outs = cells.link_up(peer, now);
+        let sync = cells.roster_link_up(peer);
+        let hello = cells.hello();
+        self.work.push_back(Work::Mesh(key.clone(), outs));
+        self.apply_roster(key, sync);
+        if let Some(body) = hello {
+            self.work.push_back(Work::Notice(key.clone(), body));
+        }
+    }
+
+    /// A roster sync message arrived from a joined peer.
+    pub(super) fn on_roster(&mut self, key: &RoomKey, peer: &str, bytes: &[u8]) {
+        let (now, wall_secs) = (self.now, self.wall_us() / 1_000_000);
+        let Some(msg) = RosterMsg::decode(bytes) else {
+            self.count(DropReason::RosterMalformed);
+            return;
+        };
+        let Some(entry) = self.st.rooms.get_mut(key) else {
+            return;
+        };
+        let Some(cells) = entry.cells.as_mut() else {
+            self.count(DropReason::CellNotCellsRoom);
+            return;
+        };
+        if !cells.is_member(peer) {
+            // Only members reconcile (a Trystero page never sends this).
+            self.count(DropReason::RosterMalformed);
+            return;
+        }
+        let step = cells.roster_msg(peer, &msg, now, wall_secs);
+        let linked: Vec<String> = step
+            .newcomers
+            .into_iter()
+            .filter(|p| entry.room.is_joined(p))
+            .collect();
+        self.apply_roster(key, step.outs);
+        // A member we were already linked to (through another room) is routed over now.
+        for p in linked {
+            self.cells_link_up(key, &p, now);
+        }
+    }
+
+    /// Handler: what the roster asked for.
+    pub(super) fn apply_roster(&mut self, key: &RoomKey, outs: Vec<RosterOut>) {
+        for o in outs {
+            match o {
+                RosterOut::Send(peer, msg) => {
+                    let Some(conn) = self.st.link_conn(&LinkKey::new(&key.app, &peer)) else {
+                        continue;
+                    };
+                    let Some(e) = self.st.rooms.get_mut(key) else {
+                        return;
+                    };
+                    let frames = e.room.roster_frames(msg.encode());
+                    self.frames(conn, frames);
+                }
+                RosterOut::Drop(reason) => self.count(reason),
+            }
+        }
+    }
+
+    /// Handler: this node sends an overlay notice (gone / alive / hello) to the whole room.
     pub(super) fn originate_notice(&mut self, key: &RoomKey, body: Vec<u8>) {
         let (now, wall) = (self.now, self.wall_us());
         let keys = self.identity.keys.clone();
@@ -111,7 +180,7 @@ impl Core {
     }
 
     fn deliver_cell_frame(&mut self, key: &RoomKey, frame: CellFrame) {
-        let now = self.now;
+        let (now, wall_secs) = (self.now, self.wall_us() / 1_000_000);
         let me = self.identity.peer_id.clone();
         let Some(e) = self.st.rooms.get_mut(key) else {
             return;
@@ -145,6 +214,18 @@ impl Core {
                 return;
             }
             Some((&cells::NOTICE_ALIVE, _)) => return,
+            Some((&cells::NOTICE_RECORD, body)) => {
+                // A member speaks only for itself: the record must be the origin's own.
+                match cells::parse_record_notice(body) {
+                    Some(r) if r.key == frame.origin => match cells.learn(&r, now, wall_secs) {
+                        Ok(true) if e.room.is_joined(&from) => self.cells_link_up(key, &from, now),
+                        Ok(_) => {}
+                        Err(reason) => self.count(reason),
+                    },
+                    _ => self.count(DropReason::RosterBadRecord),
+                }
+                return;
+            }
             _ => {}
         }
         if cells.before_join(frame.seq) {

@@ -176,7 +176,7 @@ impl Core {
             signal.set_dial_filter(Some(BTreeSet::new()));
             CellRoom::new(
                 &me,
-                &self.identity.keys.public_key(),
+                &self.identity.keys,
                 signal.root_topic().as_bytes(),
                 size,
                 self.now,

@@ -54,10 +54,11 @@ fn a_bridge_kill_in_a_16_node_cells_room_loses_no_broadcast() {
 }
 
 #[test]
-fn a_peer_joined_before_the_census_heard_it_is_routed_to_once_heard() {
+fn a_peer_whose_announces_never_arrive_is_learnt_from_its_record_and_routed_to() {
     // Two nodes already linked through a plain room join a cells room over that link; `b`
-    // does not hear `a`'s announces yet, so `a` is joined in the cells room but missing from
-    // b's census. When `a` is heard, b's overlay must route over the link it already has.
+    // never hears `a`'s announces. `a` knows `b`, so the link is an overlay link on its side:
+    // the roster swap over it brings `a`'s signed record to `b`, which then routes over the
+    // link it already has, without waiting for an announce.
     let mut net = Net::new(34, 2);
     let (a, b) = (0, 1);
     net.join(a, "p", plain());
@@ -74,25 +75,15 @@ fn a_peer_joined_before_the_census_heard_it_is_routed_to_once_heard() {
         "no join over the link"
     );
     net.run_for(5 * SEC);
-    net.send(b, "c", "chat", "unrouted");
+    net.send(b, "c", "chat", "routed");
     net.run_for(3 * SEC);
     let from = net.nodes[b].id();
-    assert_eq!(
-        count_from(&net.nodes[a], "chat", &from, "unrouted"),
-        0,
-        "the precondition failed: b knew a"
-    );
-    net.block_announces(a, b, false);
-    // The next announce of `a` (at most a minute away) puts it in b's census.
-    net.run_for(70 * SEC);
+    assert_eq!(count_from(&net.nodes[a], "chat", &from, "routed"), 1);
     assert_eq!(
         net.links_of(b),
         vec![a],
         "the link was replaced, not reused"
     );
-    net.send(b, "c", "chat", "routed");
-    net.run_for(3 * SEC);
-    assert_eq!(count_from(&net.nodes[a], "chat", &from, "routed"), 1);
 }
 
 #[test]
@@ -194,4 +185,190 @@ fn a_quarter_of_a_32_node_cells_room_killed_at_once_loses_no_later_broadcast() {
             "seed {seed}: (survivor, broadcast) missing: {missing:?}"
         );
     }
+}
+
+/// Members of the topology node `i` has in force in `room`.
+fn members(net: &Net, i: usize, room: &str) -> u32 {
+    net.nodes[i]
+        .core
+        .status()
+        .rooms
+        .iter()
+        .find(|r| r.room == room)
+        .and_then(|r| r.cells.as_ref())
+        .map_or(0, |c| c.members)
+}
+
+#[test]
+fn a_newcomer_to_a_settled_100_node_room_has_the_roster_from_its_first_links() {
+    let n = 100;
+    let mut net = Net::new(40, n + 1);
+    for i in 0..n {
+        net.join(i, "big", auto_cells());
+    }
+    assert!(
+        net.run_until(60 * SEC, |net| (0..n)
+            .all(|i| members(net, i, "big") == n as u32)),
+        "the room never settled"
+    );
+    net.run_for(70 * SEC);
+    let newcomer = n;
+    let joined_at = net.elapsed();
+    net.join(newcomer, "big", auto_cells());
+    assert!(net.run_until(30 * SEC, |net| !net.links_of(newcomer).is_empty()));
+    let first_link = net.elapsed();
+    let full = net.run_until(10 * SEC, |net| {
+        (0..=n).all(|i| members(net, i, "big") == n as u32 + 1)
+    });
+    let roster_at = net.elapsed();
+    println!(
+        "newcomer: first link {:?} after join, every roster complete {:?} after it",
+        first_link - joined_at,
+        roster_at - first_link
+    );
+    assert!(full, "not every node knew all {} members", n + 1);
+    assert!(roster_at - first_link <= 5 * SEC);
+    net.send(7, "big", "chat", "welcome");
+    net.run_for(3 * SEC);
+    let from = net.nodes[7].id();
+    assert_eq!(
+        count_from(&net.nodes[newcomer], "chat", &from, "welcome"),
+        1
+    );
+}
+
+#[test]
+fn nodes_joining_one_after_another_all_know_the_whole_room_soon_after_the_last() {
+    // Early joiners hear later ones' announces; later ones would hear early ones only at their
+    // next announce (a minute) without the roster swap over links.
+    let n = 96;
+    let mut net = Net::new(41, n);
+    for i in 0..n {
+        net.join(i, "big", auto_cells());
+        net.run_for(SEC / 4);
+    }
+    let last = net.elapsed();
+    let full = net.run_until(30 * SEC, |net| {
+        (0..n).all(|i| members(net, i, "big") == n as u32)
+    });
+    println!(
+        "every roster complete {:?} after the last join",
+        net.elapsed() - last
+    );
+    assert!(full && net.elapsed() - last <= 10 * SEC);
+}
+
+#[test]
+fn forged_or_foreign_roster_records_are_counted_and_change_nothing() {
+    use crate::wire::Payload;
+    use crate::wire::roster::{RosterMsg, RosterRecord};
+    let n = 3;
+    let mut net = Net::new(42, n);
+    for i in 0..n {
+        net.join(i, "big", auto_cells());
+    }
+    assert!(net.run_until(30 * SEC, |net| converged(net, "big", &[0, 1, 2])));
+    let salt = net.nodes[1]
+        .core
+        .cell_salt(crate::node::harness::APP, "big")
+        .expect("cells room");
+    let stranger = nostr_sdk::Keys::generate();
+    let good = RosterRecord::sign(&stranger, &salt, 1_700_000_000);
+    let mut altered = good;
+    altered.issued += 1;
+    let foreign = RosterRecord::sign(&nostr_sdk::Keys::generate(), b"another room", 1_700_000_000);
+    let future = RosterRecord::sign(&nostr_sdk::Keys::generate(), &salt, u64::MAX / 2);
+    let msg = RosterMsg::Records {
+        done: 0,
+        records: vec![altered, foreign, future],
+    };
+    let to = net.nodes[1].id();
+    let (_, frames) = net.nodes[0]
+        .core
+        .hook_frames(
+            crate::node::harness::APP,
+            "big",
+            &to,
+            crate::room::ACTION_ROSTER,
+            &Payload::Binary(msg.encode()),
+        )
+        .expect("a link");
+    for f in frames {
+        assert!(net.inject_frame(0, 1, f));
+    }
+    let (_, junk) = net.nodes[0]
+        .core
+        .hook_frames(
+            crate::node::harness::APP,
+            "big",
+            &to,
+            crate::room::ACTION_ROSTER,
+            &Payload::Binary(vec![3, 1, 2]),
+        )
+        .expect("a link");
+    for f in junk {
+        assert!(net.inject_frame(0, 1, f));
+    }
+    // A hello that speaks for another key: a member cannot inject someone else's record.
+    let mut body = vec![crate::node::cells::NOTICE_RECORD];
+    good.encode(&mut body);
+    let wall = 1_700_000_000_000_000 + net.elapsed().as_micros() as u64;
+    let hello = crate::wire::cell::CellFrame::sign(
+        &net.nodes[0].keys,
+        &salt,
+        wall,
+        4,
+        Vec::new(),
+        bytes::Bytes::from(body),
+    );
+    let (_, frames) = net.nodes[0]
+        .core
+        .hook_frames(
+            crate::node::harness::APP,
+            "big",
+            &to,
+            crate::room::ACTION_CELL,
+            &Payload::Binary(hello.encode()),
+        )
+        .expect("a link");
+    for f in frames {
+        assert!(net.inject_frame(0, 1, f));
+    }
+    net.run_for(2 * SEC);
+    let core = &net.nodes[1].core;
+    assert_eq!(core.drops(DropReason::RosterBadRecord), 3);
+    assert_eq!(core.drops(DropReason::RosterFutureRecord), 1);
+    assert_eq!(core.drops(DropReason::RosterMalformed), 1);
+    assert_eq!(
+        members(&net, 1, "big"),
+        3,
+        "a forged record changed the roster"
+    );
+    // The room goes on.
+    net.send(0, "big", "chat", "still here");
+    net.run_for(2 * SEC);
+    let from = net.nodes[0].id();
+    assert_eq!(count_from(&net.nodes[1], "chat", &from, "still here"), 1);
+    // A genuine record of a member that never announced is accepted: records are enough.
+    let (_, frames) = net.nodes[0]
+        .core
+        .hook_frames(
+            crate::node::harness::APP,
+            "big",
+            &to,
+            crate::room::ACTION_ROSTER,
+            &Payload::Binary(
+                RosterMsg::Records {
+                    done: 0,
+                    records: vec![good],
+                }
+                .encode(),
+            ),
+        )
+        .expect("a link");
+    for f in frames {
+        assert!(net.inject_frame(0, 1, f));
+    }
+    net.run_for(3 * SEC);
+    assert_eq!(members(&net, 1, "big"), 4);
 }
