@@ -8,6 +8,13 @@
 //! it leaves the roster; a joining peer enters the roster `census_delay` after it arrives (its
 //! announce burst). Every peer sees the same roster (one relay); when a roster change takes
 //! effect is the algorithm's own rule.
+//!
+//! A newcomer does not see that roster at once. GenosRTC's peers learn the room from presence
+//! on the relay (modelled as before: at `census_delay`). Ours learn it over their first link
+//! (`crate::mesh::roster`): digest, request, and the records in pages — so a newcomer has its
+//! topology one link setup, three one-way latencies, the roster's bytes at `link_bytes_per_s`
+//! and one signature check per record (`verify_cost`) after its first link is up. Until then
+//! it holds the links others open to it and forwards over them, as the daemon does.
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
@@ -54,6 +61,10 @@ pub struct Scenario {
     pub msg_every: Duration,
     /// Our cell sizing.
     pub cell_size: CellSize,
+    /// Throughput of one link, for a newcomer's roster transfer.
+    pub link_bytes_per_s: f64,
+    /// Checking one roster record's signature.
+    pub verify_cost: Duration,
 }
 
 impl Default for Scenario {
@@ -72,6 +83,8 @@ impl Default for Scenario {
             census_delay: Duration::from_millis(1_500),
             msg_every: Duration::from_millis(100),
             cell_size: CellSize::default(),
+            link_bytes_per_s: 2e6,
+            verify_cost: Duration::from_micros(80),
         }
     }
 }
@@ -106,6 +119,10 @@ pub struct Report {
     pub sends_per_broadcast: f64,
     /// Overlay state per peer, estimated bytes.
     pub mem_per_peer_bytes: f64,
+    /// Newcomers: milliseconds from joining to holding the whole roster, median (null: none).
+    pub roster_ms_p50: Option<f64>,
+    /// The same, slowest newcomer.
+    pub roster_ms_max: Option<f64>,
 }
 
 /// Runs our algorithm.
@@ -133,6 +150,7 @@ pub fn run_meshrtc(s: &Scenario) -> Report {
             pick(bridges, rng)
         },
         Sealing::Settle(Settle::default()),
+        true,
     )
 }
 
@@ -148,6 +166,7 @@ pub fn run_genosrtc(s: &Scenario) -> Report {
         },
         |t, rng| pick(t.bridges().map(str::to_owned).collect(), rng),
         Sealing::Genos(GenosSealer::default()),
+        false,
     )
 }
 
@@ -212,6 +231,10 @@ struct SimPeer<O> {
     joined_at: Duration,
     left_at: Option<Duration>,
     in_roster: bool,
+    /// When it came to hold the whole roster (its topology follows the room's from then on).
+    roster_at: Option<Duration>,
+    /// Its roster transfer is under way.
+    syncing: bool,
 }
 
 #[derive(Default)]
@@ -235,6 +258,9 @@ enum Event {
         urgent: bool,
     },
     EnterRoster {
+        peer: usize,
+    },
+    RosterSynced {
         peer: usize,
     },
     Tick,
@@ -293,15 +319,29 @@ struct Sim<'a, O: Overlay> {
     broadcasts: Vec<Broadcast>,
     by_frame: HashMap<([u8; 32], u64), usize>,
     sends: u64,
+    /// Newcomers learn the roster over their first link (ours), not from the relay (the seed).
+    roster_sync: bool,
 }
 
 fn key(a: usize, b: usize) -> (usize, usize) {
     (a.min(b), a.max(b))
 }
 
+/// Bytes of one roster record on the wire.
+const RECORD_BYTES: f64 = crate::wire::roster::RECORD_LEN as f64;
+
 impl<O: Overlay> Sim<'_, O> {
     fn at(&self, d: Duration) -> Instant {
         self.t0 + d
+    }
+
+    /// A newcomer's roster over one link: digest, request and first page (three one-way
+    /// latencies), the records' bytes, and checking each record's signature.
+    fn roster_transfer(&self) -> Duration {
+        let members = self.peers.iter().filter(|p| p.alive && p.in_roster).count() as f64;
+        self.s.latency * 3
+            + Duration::from_secs_f64(members * RECORD_BYTES / self.s.link_bytes_per_s)
+            + self.s.verify_cost.mul_f64(members)
     }
 
     fn push(&mut self, after: Duration, event: Event) {
@@ -404,7 +444,8 @@ impl<O: Overlay> Sim<'_, O> {
         self.topo = Some(topo.clone());
         let now = self.at(self.now);
         for i in 0..self.peers.len() {
-            if self.peers[i].alive && self.peers[i].in_roster {
+            let p = &self.peers[i];
+            if p.alive && p.in_roster && p.roster_at.is_some() {
                 let out = self.peers[i].overlay.set_topology(topo.clone(), now);
                 self.apply(i, out);
             }
@@ -446,6 +487,7 @@ fn run<O: Overlay>(
     make_topo: impl Fn(&[SimMember]) -> Arc<O::Topology>,
     bridges: impl Fn(&O::Topology, &mut StdRng) -> Vec<String>,
     sealing: Sealing,
+    roster_sync: bool,
 ) -> Report {
     let mut sim: Sim<O> = Sim {
         s,
@@ -462,6 +504,7 @@ fn run<O: Overlay>(
         broadcasts: Vec::new(),
         by_frame: HashMap::default(),
         sends: 0,
+        roster_sync,
     };
     // Traffic and churn draw from their own stream, so both algorithms see the same ones.
     let mut traffic = StdRng::seed_from_u64(s.seed ^ 0x5eed);
@@ -475,6 +518,8 @@ fn run<O: Overlay>(
             joined_at: Duration::ZERO,
             left_at: None,
             in_roster: true,
+            roster_at: Some(Duration::ZERO),
+            syncing: false,
         });
     }
     sim.seal(&make_topo);
@@ -521,6 +566,23 @@ fn run<O: Overlay>(
                 sim.apply(a, out);
                 let out = sim.peers[b].overlay.link_up(&ida, now);
                 sim.apply(b, out);
+                for end in [a, b] {
+                    let p = &mut sim.peers[end];
+                    if sim.roster_sync && p.roster_at.is_none() && !p.syncing {
+                        p.syncing = true;
+                        let after = sim.roster_transfer();
+                        sim.push(after, Event::RosterSynced { peer: end });
+                    }
+                }
+            }
+            Event::RosterSynced { peer } => {
+                if sim.peers[peer].alive {
+                    sim.peers[peer].roster_at = Some(sim.now);
+                    if let Some(topo) = sim.topo.clone() {
+                        let out = sim.peers[peer].overlay.set_topology(topo, now);
+                        sim.apply(peer, out);
+                    }
+                }
             }
             Event::Detect { dead, urgent } => {
                 let dead_id = sim.peers[dead].member.id.clone();
@@ -542,6 +604,9 @@ fn run<O: Overlay>(
             Event::EnterRoster { peer } => {
                 if sim.peers[peer].alive {
                     sim.peers[peer].in_roster = true;
+                    if !sim.roster_sync {
+                        sim.peers[peer].roster_at = Some(sim.now);
+                    }
                     sim.sealing.changed(now, true);
                 }
             }
@@ -607,6 +672,8 @@ fn run<O: Overlay>(
                     joined_at: sim.now,
                     left_at: None,
                     in_roster: false,
+                    roster_at: None,
+                    syncing: false,
                 });
                 sim.push(s.census_delay, Event::EnterRoster { peer: i });
                 sim.push(Duration::from_secs_f64(1.0 / s.churn_per_s), Event::Churn);
@@ -659,6 +726,16 @@ fn report<O: Overlay>(sim: &Sim<O>, algo: &'static str) -> Report {
     hops.sort_unstable();
     let alive: Vec<&SimPeer<O>> = sim.peers.iter().filter(|p| p.alive).collect();
     let links: Vec<usize> = alive.iter().map(|p| p.overlay.link_count()).collect();
+    let mut roster_ms: Vec<f64> = sim
+        .peers
+        .iter()
+        .filter(|p| p.joined_at > Duration::ZERO)
+        .filter_map(|p| {
+            p.roster_at
+                .map(|at| (at - p.joined_at).as_secs_f64() * 1000.0)
+        })
+        .collect();
+    roster_ms.sort_by(f64::total_cmp);
     let heal_ms = (s.bridge_kills > 0).then(|| match last_incomplete_after_kill {
         None => 0.0,
         Some(t) => (t + s.msg_every - s.kill_at).as_secs_f64() * 1000.0,
@@ -685,6 +762,8 @@ fn report<O: Overlay>(sim: &Sim<O>, algo: &'static str) -> Report {
             .map(|p| p.overlay.memory_bytes())
             .sum::<usize>() as f64
             / alive.len().max(1) as f64,
+        roster_ms_p50: (!roster_ms.is_empty()).then(|| roster_ms[roster_ms.len() / 2]),
+        roster_ms_max: roster_ms.last().copied(),
     }
 }
 
@@ -723,6 +802,22 @@ mod tests {
         assert_eq!(ours.delivery, 1.0, "{ours:?}");
         assert!(seed.heal_ms.unwrap_or(f64::MAX) > 1_000.0, "{seed:?}");
         assert!(seed.delivery < 1.0, "{seed:?}");
+    }
+
+    #[test]
+    fn newcomers_take_the_roster_over_their_first_link_and_miss_nothing() {
+        let s = Scenario {
+            churn_per_s: 4.0,
+            ..small()
+        };
+        let r = run_meshrtc(&s);
+        assert_eq!(r.delivery, 1.0, "{r:?}");
+        let (p50, max) = (
+            r.roster_ms_p50.expect("newcomers"),
+            r.roster_ms_max.expect("newcomers"),
+        );
+        // Announce (1.5 s), the room's seal (0.5 s), a link (0.3 s), then the transfer.
+        assert!(p50 >= 2_000.0 && max <= 5_000.0, "{r:?}");
     }
 
     #[test]

@@ -74,7 +74,7 @@ fn main() -> anyhow::Result<()> {
     };
     if !args.json {
         println!(
-            "{:<9} {:>6} {:>6} {:>9} {:>7} {:>5} {:>9} {:>9} {:>9} {:>9} {:>8} {:>6}",
+            "{:<9} {:>6} {:>6} {:>9} {:>7} {:>5} {:>9} {:>9} {:>9} {:>9} {:>8} {:>11} {:>6}",
             "algo",
             "n",
             "churn",
@@ -86,6 +86,7 @@ fn main() -> anyhow::Result<()> {
             "heal ms",
             "sends/bc",
             "mem KiB",
+            "roster ms",
             "secs"
         );
     }
@@ -118,7 +119,7 @@ fn main() -> anyhow::Result<()> {
                     println!("{}", serde_json::to_string(&r)?);
                 } else {
                     println!(
-                        "{:<9} {:>6} {:>6} {:>9.4} {:>7.1} {:>5} {:>9} {:>9} {:>9} {:>9.0} {:>8.1} {:>6.1}",
+                        "{:<9} {:>6} {:>6} {:>9.4} {:>7.1} {:>5} {:>9} {:>9} {:>9} {:>9.0} {:>8.1} {:>11} {:>6.1}",
                         r.algo,
                         r.n,
                         r.churn_per_s,
@@ -130,6 +131,10 @@ fn main() -> anyhow::Result<()> {
                         r.heal_ms.map_or("-".to_owned(), |h| format!("{h:.0}")),
                         r.sends_per_broadcast,
                         r.mem_per_peer_bytes / 1024.0,
+                        match (r.roster_ms_p50, r.roster_ms_max) {
+                            (Some(p50), Some(max)) => format!("{p50:.0}/{max:.0}"),
+                            _ => "-".to_owned(),
+                        },
                         started.elapsed().as_secs_f64()
                     );
                 }
