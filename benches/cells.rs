@@ -22,6 +22,8 @@ use rand::{Rng, SeedableRng};
 const APP: &str = "bench-cells";
 const ROOM: &str = "big";
 const BROADCASTS: usize = 5;
+/// The quiet window in which steady relay traffic and idle CPU are measured.
+const QUIET: Duration = Duration::from_secs(30);
 
 /// What one daemon's listening session saw.
 #[derive(Default)]
@@ -89,16 +91,33 @@ async fn cells_status(d: &Daemon) -> Option<proto::CellStatus> {
 /// Waits until every node's topology has `n` members; returns how long it took, or None.
 async fn roster_complete(nodes: &[&Node], n: u32, within: Duration) -> Option<Duration> {
     let started = Instant::now();
+    let verbose = std::env::var_os("MESHRTC_BENCH_VERBOSE").is_some();
     loop {
         let mut all = true;
+        let mut seen = Vec::new();
         for nd in nodes {
-            if cells_status(&nd.d).await.is_none_or(|c| c.members != n) {
+            let c = cells_status(&nd.d).await;
+            if c.as_ref().is_none_or(|c| c.members != n) {
                 all = false;
-                break;
+                if !verbose {
+                    break;
+                }
             }
+            seen.push(c.map_or((0, 0), |c| (c.members, c.records)));
         }
         if all {
             return Some(started.elapsed());
+        }
+        if verbose {
+            seen.sort_unstable();
+            let short: Vec<_> = seen.iter().filter(|(m, _)| *m != n).collect();
+            eprintln!(
+                "{:>6.1} s: {} of {} short of {n} members: {:?}",
+                started.elapsed().as_secs_f64(),
+                short.len(),
+                seen.len(),
+                &short[..short.len().min(12)]
+            );
         }
         if started.elapsed() > within {
             return None;
@@ -168,6 +187,22 @@ fn rss_mib(pid: i32) -> f64 {
         .map_or(0.0, |kb| kb / 1024.0)
 }
 
+/// Links per daemon, relay events published in all, and drop counters summed.
+async fn survey(nodes: &[Node]) -> (Vec<u32>, u64, std::collections::BTreeMap<String, u64>) {
+    let mut links = Vec::new();
+    let mut events = 0u64;
+    let mut drops = std::collections::BTreeMap::new();
+    for nd in nodes {
+        let s = nd.d.status().await;
+        links.push(s.links);
+        events += s.relays.iter().map(|r| r.events_out).sum::<u64>();
+        for (name, count) in s.drops {
+            *drops.entry(name).or_default() += count;
+        }
+    }
+    (links, events, drops)
+}
+
 fn min_med_max(mut v: Vec<u32>) -> (u32, u32, u32) {
     v.sort_unstable();
     (v[0], v[v.len() / 2], v[v.len() - 1])
@@ -175,7 +210,6 @@ fn min_med_max(mut v: Vec<u32>) -> (u32, u32, u32) {
 
 async fn run(n: usize, json: bool) {
     let relay: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-    let started = Instant::now();
     let host = node(Vec::new(), Some(relay)).await;
     let url = host.d.relay_url();
     let mut nodes = vec![host];
@@ -188,8 +222,6 @@ async fn run(n: usize, json: bool) {
     }
     let everyone: Vec<&Node> = nodes.iter().collect();
     let roster = roster_complete(&everyone, n as u32, Duration::from_secs(180)).await;
-    let cpu0: Vec<f64> = nodes.iter().map(|nd| cpu_secs(nd.d.pid())).collect();
-    let window = Instant::now();
     let (before, before_of, _) = broadcast(
         &everyone[1..=BROADCASTS],
         &everyone,
@@ -197,21 +229,24 @@ async fn run(n: usize, json: bool) {
         Duration::from_secs(30),
     )
     .await;
-    let mut links = Vec::new();
-    let mut events_out = 0u64;
-    for nd in &nodes {
-        let s = nd.d.status().await;
-        links.push(s.links);
-        events_out += s.relays.iter().map(|r| r.events_out).sum::<u64>();
+    // Startup's relay events, then a quiet half minute: steady relay events and idle CPU.
+    let (links, startup_events, drops) = survey(&nodes).await;
+    if std::env::var_os("MESHRTC_BENCH_VERBOSE").is_some() {
+        eprintln!("drops over {n} daemons: {drops:?}");
     }
-    let minutes = started.elapsed().as_secs_f64() / 60.0;
-    tokio::time::sleep(Duration::from_secs(5).saturating_sub(window.elapsed())).await;
+    let cpu0: Vec<f64> = nodes.iter().map(|nd| cpu_secs(nd.d.pid())).collect();
+    let window = Instant::now();
+    tokio::time::sleep(QUIET).await;
+    let (_, steady_events, _) = survey(&nodes).await;
+    let quiet = window.elapsed().as_secs_f64();
     let cpu_pct: f64 = nodes
         .iter()
         .zip(&cpu0)
-        .map(|(nd, c0)| (cpu_secs(nd.d.pid()) - c0) / window.elapsed().as_secs_f64() * 100.0)
+        .map(|(nd, c0)| (cpu_secs(nd.d.pid()) - c0) / quiet * 100.0)
         .sum::<f64>()
         / n as f64;
+    let steady_per_min = (steady_events - startup_events) as f64 / n as f64 / (quiet / 60.0);
+    let startup_per_daemon = startup_events as f64 / n as f64;
     let rss: f64 = nodes.iter().map(|nd| rss_mib(nd.d.pid())).sum::<f64>() / n as f64;
 
     // A newcomer to the settled room; one member broadcasts every 250 ms meanwhile.
@@ -285,7 +320,8 @@ async fn run(n: usize, json: bool) {
         "links_min": lmin, "links_median": lmed, "links_max": lmax,
         "rss_mib_per_daemon": (rss * 10.0).round() / 10.0,
         "cpu_pct_per_daemon": (cpu_pct * 100.0).round() / 100.0,
-        "relay_events_out_per_daemon_per_min": (events_out as f64 / n as f64 / minutes * 10.0).round() / 10.0,
+        "relay_events_per_daemon_startup": startup_per_daemon.round(),
+        "relay_events_per_daemon_per_min_steady": (steady_per_min * 10.0).round() / 10.0,
         "newcomer_first_link_ms": ms(first_link),
         "newcomer_full_roster_ms": ms(full_roster),
         "newcomer_first_broadcast_ms": ms(first_broadcast),
@@ -300,9 +336,8 @@ async fn run(n: usize, json: bool) {
             d.map_or("never".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()))
         };
         println!(
-            "{n:>4} daemons | roster complete {} after the last start | broadcasts {before}/{before_of} | links {lmin}/{lmed}/{lmax} | RSS {rss:.1} MiB | CPU {cpu_pct:.2} % | relay events {:.1}/min | newcomer: link {}, roster {}, broadcast {} | after {kills} × kill -9: {after}/{after_of} in {:.1} s",
+            "{n:>4} daemons | roster complete {} after the last start | broadcasts {before}/{before_of} | links {lmin}/{lmed}/{lmax} | RSS {rss:.1} MiB | idle CPU {cpu_pct:.2} % | relay events {startup_per_daemon:.0} at start, {steady_per_min:.1}/min after | newcomer: link {}, roster {}, broadcast {} | after {kills} × kill -9: {after}/{after_of} in {:.1} s",
             show(roster),
-            events_out as f64 / n as f64 / minutes,
             show(first_link),
             show(full_roster),
             show(first_broadcast),

@@ -107,6 +107,8 @@ struct Dial {
     offer_sent: bool,
     held_candidates: Vec<String>,
     relay: Option<String>,
+    /// Offerer: the answer came (ICE and DTLS are under way; no reason to start over).
+    answered: bool,
 }
 
 /// Signaling state of one room (app id, room id, password).
@@ -347,10 +349,30 @@ impl RoomSignal {
     }
 
     /// Asks for a link to `peer` now: an offer if our id is smaller, else a poke on its topic.
+    /// An offer still unanswered after a few seconds is made again: a busy relay may have
+    /// dropped it or its answer, and the overlay asks again only because it still has no link.
     pub fn dial(&mut self, peer: &str, now: Instant) -> Vec<Action> {
         let mut out = Vec::new();
-        if peer == self.self_id || self.linked.contains(peer) || self.dials.contains_key(peer) {
+        if peer == self.self_id || self.linked.contains(peer) {
             return out;
+        }
+        if let Some(d) = self.dials.get(peer) {
+            let lost = d.role == Role::Offerer
+                && !d.answered
+                && now.saturating_duration_since(d.started) >= DIAL_RETRY_AFTER;
+            if !lost {
+                return out;
+            }
+            let stale = self
+                .dials
+                .remove(peer)
+                .map(|d| d.offer_id)
+                .unwrap_or_default();
+            out.push(Action::CancelDial {
+                peer: peer.to_owned(),
+                offer_id: stale,
+            });
+            out.push(Action::Drop(DropReason::DialRetried));
         }
         if self.self_id.as_str() < peer {
             if self.dials.len() >= self.max_dials {
@@ -368,6 +390,7 @@ impl RoomSignal {
                     offer_sent: false,
                     held_candidates: Vec::new(),
                     relay: None,
+                    answered: false,
                 },
             );
             out.push(Action::StartOffer {
@@ -516,6 +539,7 @@ impl RoomSignal {
                 offer_sent: true,
                 held_candidates: Vec::new(),
                 relay,
+                answered: false,
             },
         );
         out.push(Action::AcceptOffer {
@@ -545,6 +569,7 @@ impl RoomSignal {
         };
         if let Some(d) = self.dials.get_mut(&peer) {
             d.deadline = now + CONNECT_TIMEOUT;
+            d.answered = true;
         }
         vec![Action::ApplyAnswer {
             peer,

@@ -360,3 +360,46 @@ fn a_seeded_state_machine_draws_the_same_offer_ids() {
     assert_eq!(offer_ids(7), offer_ids(7));
     assert_ne!(offer_ids(7), offer_ids(8));
 }
+
+#[test]
+fn an_overlay_dial_whose_offer_went_unanswered_is_made_again_but_an_answered_one_is_not() {
+    let t0 = Instant::now();
+    let mut s = RoomSignal::new(LOW, "app", "room", "", 8, t0);
+    let first = s.dial(HIGH, t0);
+    let Some(Action::StartOffer { offer_id, .. }) = first.first() else {
+        panic!("no offer: {first:?}");
+    };
+    let offer_id = offer_id.clone();
+    assert!(s.dial(HIGH, t0 + Duration::from_secs(1)).is_empty());
+    let again = s.dial(HIGH, t0 + DIAL_RETRY_AFTER);
+    assert!(again.contains(&Action::CancelDial {
+        peer: HIGH.into(),
+        offer_id: offer_id.clone(),
+    }));
+    let Some(Action::StartOffer {
+        offer_id: new_id, ..
+    }) = again
+        .iter()
+        .find(|a| matches!(a, Action::StartOffer { .. }))
+    else {
+        panic!("no new offer: {again:?}");
+    };
+    // Answered: ICE is under way, the overlay's next ask changes nothing.
+    let mut high = RoomSignal::new(HIGH, "app", "room", "", 8, t0);
+    let offer = publishes(&s.offer_ready(HIGH, new_id, "v=0 offer"));
+    high.on_signal(&offer[0].0, offer[0].1.clone(), None, t0);
+    let answer = publishes(&high.answer_ready(LOW, new_id, "v=0 answer"));
+    let applied = s.on_signal(
+        &answer[0].0,
+        answer[0].1.clone(),
+        None,
+        t0 + DIAL_RETRY_AFTER,
+    );
+    assert!(
+        applied
+            .iter()
+            .any(|a| matches!(a, Action::ApplyAnswer { .. })),
+        "{applied:?}"
+    );
+    assert!(s.dial(HIGH, t0 + DIAL_RETRY_AFTER * 3).is_empty());
+}
