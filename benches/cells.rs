@@ -30,6 +30,8 @@ const QUIET: Duration = Duration::from_secs(30);
 struct Seen {
     texts: BTreeSet<String>,
     first_join: Option<Instant>,
+    /// Members of the topology in force, from the last `mesh:state` event.
+    members: u32,
 }
 
 struct Node {
@@ -72,6 +74,7 @@ async fn node(relays: Vec<String>, embedded: Option<std::net::SocketAddr>) -> No
                 Some(Kind::PeerJoin(_)) => {
                     seen.first_join.get_or_insert_with(Instant::now);
                 }
+                Some(Kind::MeshState(c)) => seen.members = c.members,
                 _ => {}
             }
         }
@@ -79,50 +82,36 @@ async fn node(relays: Vec<String>, embedded: Option<std::net::SocketAddr>) -> No
     Node { d, id, seen }
 }
 
-async fn cells_status(d: &Daemon) -> Option<proto::CellStatus> {
-    d.status()
-        .await
-        .rooms
-        .into_iter()
-        .find(|r| r.room == ROOM)
-        .and_then(|r| r.cells)
-}
-
-/// Waits until every node's topology has `n` members; returns how long it took, or None.
+/// Waits until every node's topology has `n` members (as its `mesh:state` events say, so the
+/// daemons are not polled); returns how long it took, or None.
 async fn roster_complete(nodes: &[&Node], n: u32, within: Duration) -> Option<Duration> {
     let started = Instant::now();
     let verbose = std::env::var_os("MESHRTC_BENCH_VERBOSE").is_some();
+    let mut said = Instant::now();
     loop {
-        let mut all = true;
-        let mut seen = Vec::new();
-        for nd in nodes {
-            let c = cells_status(&nd.d).await;
-            if c.as_ref().is_none_or(|c| c.members != n) {
-                all = false;
-                if !verbose {
-                    break;
-                }
-            }
-            seen.push(c.map_or((0, 0), |c| (c.members, c.records)));
-        }
-        if all {
+        let mut members: Vec<u32> = nodes
+            .iter()
+            .map(|nd| nd.seen.lock().map_or(0, |s| s.members))
+            .collect();
+        if members.iter().all(|&m| m == n) {
             return Some(started.elapsed());
         }
-        if verbose {
-            seen.sort_unstable();
-            let short: Vec<_> = seen.iter().filter(|(m, _)| *m != n).collect();
+        if verbose && said.elapsed() >= Duration::from_secs(1) {
+            said = Instant::now();
+            members.sort_unstable();
+            let short: Vec<u32> = members.into_iter().filter(|&m| m != n).collect();
             eprintln!(
                 "{:>6.1} s: {} of {} short of {n} members: {:?}",
                 started.elapsed().as_secs_f64(),
                 short.len(),
-                seen.len(),
-                &short[..short.len().min(12)]
+                nodes.len(),
+                &short[..short.len().min(16)]
             );
         }
         if started.elapsed() > within {
             return None;
         }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 
@@ -210,6 +199,7 @@ fn min_med_max(mut v: Vec<u32>) -> (u32, u32, u32) {
 
 async fn run(n: usize, json: bool) {
     let relay: std::net::SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+    let first_start = Instant::now();
     let host = node(Vec::new(), Some(relay)).await;
     let url = host.d.relay_url();
     let mut nodes = vec![host];
@@ -220,6 +210,7 @@ async fn run(n: usize, json: bool) {
             futures::future::join_all((0..batch).map(|_| node(vec![url.clone()], None))).await;
         nodes.extend(more);
     }
+    let spread = first_start.elapsed();
     let everyone: Vec<&Node> = nodes.iter().collect();
     let roster = roster_complete(&everyone, n as u32, Duration::from_secs(180)).await;
     let (before, before_of, _) = broadcast(
@@ -277,9 +268,10 @@ async fn run(n: usize, json: bool) {
                 .map(|t| t - joined);
         }
         if full_roster.is_none()
-            && cells_status(&newcomer.d)
-                .await
-                .is_some_and(|c| c.members == n as u32 + 1)
+            && newcomer
+                .seen
+                .lock()
+                .is_ok_and(|s| s.members == n as u32 + 1)
         {
             full_roster = Some(joined.elapsed());
         }
@@ -315,6 +307,7 @@ async fn run(n: usize, json: bool) {
     let ms = |d: Option<Duration>| d.map(|d| d.as_millis() as u64);
     let figures = serde_json::json!({
         "daemons": n,
+        "starts_spread_ms": spread.as_millis() as u64,
         "roster_complete_after_last_start_ms": ms(roster),
         "broadcasts_before": format!("{before}/{before_of}"),
         "links_min": lmin, "links_median": lmed, "links_max": lmax,
@@ -336,7 +329,8 @@ async fn run(n: usize, json: bool) {
             d.map_or("never".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()))
         };
         println!(
-            "{n:>4} daemons | roster complete {} after the last start | broadcasts {before}/{before_of} | links {lmin}/{lmed}/{lmax} | RSS {rss:.1} MiB | idle CPU {cpu_pct:.2} % | relay events {startup_per_daemon:.0} at start, {steady_per_min:.1}/min after | newcomer: link {}, roster {}, broadcast {} | after {kills} × kill -9: {after}/{after_of} in {:.1} s",
+            "{n:>4} daemons (started within {:.1} s) | roster complete {} after the last start | broadcasts {before}/{before_of} | links {lmin}/{lmed}/{lmax} | RSS {rss:.1} MiB | idle CPU {cpu_pct:.2} % | relay events {startup_per_daemon:.0} at start, {steady_per_min:.1}/min after | newcomer: link {}, roster {}, broadcast {} | after {kills} × kill -9: {after}/{after_of} in {:.1} s",
+            spread.as_secs_f64(),
             show(roster),
             show(first_link),
             show(full_roster),

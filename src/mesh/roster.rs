@@ -2,7 +2,8 @@
 //!
 //! Each peer holds the signed records of the members it knows, summarized as a digest of 64
 //! placement buckets (count and XOR of fingerprints). Two linked peers swap digests when the link
-//! comes up, and every few seconds a peer sends its digest to one random link; a peer pulls the
+//! comes up; a peer whose roster changed shows its digest to all its links (at most twice a
+//! second), and now and then to one random link even when nothing changed; a peer pulls the
 //! buckets in which the other seems to hold more (one peer at a time per bucket, so a newcomer
 //! with twenty fresh links is sent the roster once, not twenty times), in pages. A peer serves
 //! a bounded number of requests per second per link. Records of members that left are
@@ -21,12 +22,14 @@ use crate::wire::roster::{BUCKETS, Bucket, RECORDS_PER_PAGE, RosterMsg, RosterRe
 const PENDING_FOR: Duration = Duration::from_secs(3);
 /// Anti-entropy period while the roster changes.
 const GOSSIP_BUSY: Duration = Duration::from_secs(2);
+/// A changed roster is shown to every link at most this often.
+const PUSH_EVERY: Duration = Duration::from_millis(500);
 /// Anti-entropy period once it has been quiet for `QUIET_AFTER`.
 const GOSSIP_QUIET: Duration = Duration::from_secs(20);
 const QUIET_AFTER: Duration = Duration::from_secs(30);
-/// Requests served per link: a burst, refilled at this rate per second.
-const SERVE_BURST: f64 = 4.0;
-const SERVE_PER_SEC: f64 = 1.0;
+/// Records served per link: a burst (a whole large roster), refilled at this rate per second.
+const SERVE_BURST: f64 = 20_000.0;
+const SERVE_PER_SEC: f64 = 5_000.0;
 /// How long a departed member's record stays refused.
 const TOMBSTONE_FOR: Duration = Duration::from_secs(300);
 /// Most members a roster holds.
@@ -66,6 +69,9 @@ pub struct RosterSync {
     serve: BTreeMap<String, Serve>,
     changed_at: Instant,
     next_gossip: Instant,
+    /// When the digest last went to every link, and whether the roster changed since.
+    pushed_at: Instant,
+    unpushed: bool,
 }
 
 /// The bucket of a placement.
@@ -84,6 +90,8 @@ impl RosterSync {
             serve: BTreeMap::new(),
             changed_at: now,
             next_gossip: now + GOSSIP_BUSY,
+            pushed_at: now,
+            unpushed: false,
         }
     }
 
@@ -155,6 +163,7 @@ impl RosterSync {
             self.next_gossip = self.next_gossip.min(now + GOSSIP_BUSY);
         }
         self.changed_at = now;
+        self.unpushed = true;
     }
 
     /// The digest of what is held.
@@ -294,10 +303,15 @@ impl RosterSync {
         s.tokens = (s.tokens + now.saturating_duration_since(s.at).as_secs_f64() * SERVE_PER_SEC)
             .min(SERVE_BURST);
         s.at = now;
-        if s.tokens < 1.0 {
+        let cost = self
+            .items
+            .values()
+            .filter(|i| mask & (1 << bucket_of(i.place)) != 0)
+            .count() as f64;
+        if cost > s.tokens {
             return vec![RosterOut::Drop(DropReason::RosterRateLimited)];
         }
-        s.tokens -= 1.0;
+        s.tokens -= cost;
         let mut pages = Vec::new();
         let mut page = Vec::new();
         let mut done = 0u64;
@@ -328,7 +342,27 @@ impl RosterSync {
     pub fn tick(&mut self, now: Instant, linked: &[String], pick: usize) -> Vec<RosterOut> {
         self.tombstones.retain(|_, (_, until)| now < *until);
         let mut out = self.pull(now);
-        if now < self.next_gossip || linked.is_empty() {
+        if linked.is_empty() {
+            return out;
+        }
+        if self.unpushed && now >= self.pushed_at + PUSH_EVERY {
+            // News travels by push-pull: every link sees what changed and pulls what it lacks.
+            self.unpushed = false;
+            self.pushed_at = now;
+            self.next_gossip = now + GOSSIP_BUSY;
+            let buckets = self.digest();
+            out.extend(linked.iter().map(|p| {
+                RosterOut::Send(
+                    p.clone(),
+                    RosterMsg::Digest {
+                        reply: false,
+                        buckets: buckets.clone(),
+                    },
+                )
+            }));
+            return out;
+        }
+        if now < self.next_gossip {
             return out;
         }
         let quiet = now.saturating_duration_since(self.changed_at) >= QUIET_AFTER;
@@ -468,12 +502,32 @@ mod tests {
     fn requests_are_rate_limited_and_departed_members_stay_out() {
         let now = Instant::now();
         let mut s = RosterSync::new(now);
-        let drops = (0..10)
-            .flat_map(|_| s.on_msg("x", &RosterMsg::Request { mask: 1 }, now))
-            .filter(|o| *o == RosterOut::Drop(DropReason::RosterRateLimited))
-            .count();
-        assert_eq!(drops, 10 - SERVE_BURST as usize);
-        let (id, r, p) = member(1);
+        // 2,000 members; whole-roster requests as fast as a hostile peer can send them.
+        let members: Vec<_> = (0..2_000).map(member).collect();
+        for (id, r, p) in &members {
+            s.insert(id, *r, *p, now).expect("room");
+        }
+        let served = |outs: &[RosterOut]| {
+            outs.iter()
+                .filter(|o| matches!(o, RosterOut::Send(..)))
+                .count()
+        };
+        let mut answered = 0;
+        for _ in 0..20 {
+            if served(&s.on_msg("x", &RosterMsg::Request { mask: u64::MAX }, now)) > 0 {
+                answered += 1;
+            }
+        }
+        assert_eq!(
+            answered,
+            (SERVE_BURST / 2_000.0) as usize,
+            "records served in a burst"
+        );
+        let later = now + Duration::from_secs(1);
+        let more = served(&s.on_msg("x", &RosterMsg::Request { mask: u64::MAX }, later));
+        assert!(more > 0, "the budget refills");
+        let (id, r, p) = member(9_999);
+        let now = later;
         assert_eq!(s.insert(&id, r, p, now), Ok(true));
         s.remove(&id, now);
         assert_eq!(

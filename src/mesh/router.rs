@@ -234,6 +234,19 @@ impl Mesh {
         self.unsent_expired
     }
 
+    /// Takes a frame out of the replay buffer: overlay notices (hello, gone, alive) have their
+    /// own repair, and replaying them to every new link would only add duplicates.
+    pub fn forget_recent(&mut self, origin: &[u8; 32], seq: u64) {
+        if let Some(i) = self
+            .recent
+            .iter()
+            .rposition(|(_, f, _)| f.seq == seq && f.origin == *origin)
+            && let Some((_, f, _)) = self.recent.remove(i)
+        {
+            self.recent_bytes -= f.payload.len();
+        }
+    }
+
     /// Keeps a frame for links that come up later, within the window and the bounds.
     fn keep(&mut self, frame: &CellFrame, now: Instant) {
         self.expire(now);

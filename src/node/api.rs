@@ -193,12 +193,21 @@ impl Node {
     /// The node at a glance.
     pub async fn status(&self) -> StatusInfo {
         let relays = self.signal.relays().await;
+        // Only a TURN server makes relayed links: without one, no link's statistics are read.
+        let turn = self
+            .transport
+            .ice()
+            .servers
+            .iter()
+            .flat_map(|s| &s.urls)
+            .any(crate::transport::ice::IceUrl::is_turn);
         let (core, pcs) = {
             let inner = self.lock();
             let pcs: Vec<_> = inner
                 .io
                 .writers
                 .keys()
+                .filter(|_| turn)
                 .filter_map(|c| inner.io.pcs.get(c).cloned())
                 .collect();
             (inner.core.status(), pcs)

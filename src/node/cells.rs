@@ -305,8 +305,14 @@ impl CellRoom {
         wall_us: u64,
     ) -> Vec<MeshOutput> {
         let seq = self.mesh.next_seq(wall_us);
+        let notice = body.first().is_some_and(|b| *b >= NOTICE_GONE);
         let frame = CellFrame::sign(keys, &self.salt, seq, 0, targets, Bytes::from(body));
-        self.mesh.originate(frame, now)
+        let origin = frame.origin;
+        let outs = self.mesh.originate(frame, now);
+        if notice {
+            self.mesh.forget_recent(&origin, seq);
+        }
+        outs
     }
 
     /// Own frames that expired unsent since the last call (no link for the whole window).

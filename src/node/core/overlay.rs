@@ -197,6 +197,13 @@ impl Core {
         }
         tracing::debug!(from = %from, origin = %hex4(&frame.origin), seq = frame.seq, "cell frame delivered");
         cells.heard_member(&from, now);
+        if frame
+            .payload
+            .first()
+            .is_some_and(|b| *b >= cells::NOTICE_GONE)
+        {
+            cells.mesh().forget_recent(&frame.origin, frame.seq);
+        }
         match frame.payload.split_first() {
             Some((&cells::NOTICE_GONE, ids)) => {
                 let mut me_named = false;
