@@ -33,8 +33,8 @@ const CENSUS_TTL: Duration = Duration::from_secs(150);
 const SUSPECT_FOR: Duration = Duration::from_secs(5);
 const SETTLE_QUIET: Duration = Duration::from_millis(500);
 const SETTLE_CAP: Duration = Duration::from_secs(2);
-/// Census size up to which every member greets a newcomer.
-const GREET_ALL_UP_TO: usize = 64;
+/// Census size up to which every member greets a newcomer (a room this small is one cell).
+const GREET_ALL_UP_TO: usize = 24;
 
 /// What hearing from a peer meant for the census.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
