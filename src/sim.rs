@@ -263,6 +263,12 @@ enum Event {
     RosterSynced {
         peer: usize,
     },
+    Inventory {
+        from: usize,
+        to: usize,
+        want: bool,
+        ids: Vec<crate::mesh::FrameId>,
+    },
     Tick,
     Broadcast,
     Churn,
@@ -333,6 +339,26 @@ const RECORD_BYTES: f64 = crate::wire::roster::RECORD_LEN as f64;
 impl<O: Overlay> Sim<'_, O> {
     fn at(&self, d: Duration) -> Instant {
         self.t0 + d
+    }
+
+    /// An inventory message (one send) over a link that is up.
+    fn inventory(&mut self, peer: usize, to: &str, want: bool, ids: Vec<crate::mesh::FrameId>) {
+        let Some(&other) = self.index.get(to) else {
+            return;
+        };
+        self.sends += 1;
+        if self.links.get(&key(peer, other)).is_some_and(|l| l.up) {
+            let delay = self.s.latency.mul_f64(self.rng.gen_range(0.8..1.2));
+            self.push(
+                delay,
+                Event::Inventory {
+                    from: peer,
+                    to: other,
+                    want,
+                    ids,
+                },
+            );
+        }
     }
 
     /// A newcomer's roster over one link: digest, request and first page (three one-way
@@ -421,6 +447,10 @@ impl<O: Overlay> Sim<'_, O> {
                         },
                     );
                 }
+                MeshOutput::Have(id, ids) | MeshOutput::Want(id, ids)
+                    if ids.is_empty() || !self.index.contains_key(&id) => {}
+                MeshOutput::Have(id, ids) => self.inventory(peer, &id, false, ids),
+                MeshOutput::Want(id, ids) => self.inventory(peer, &id, true, ids),
                 MeshOutput::Deliver(frame) => {
                     if let Some(&b) = self.by_frame.get(&(frame.origin, frame.seq)) {
                         let bc = &mut self.broadcasts[b];
@@ -562,9 +592,13 @@ fn run<O: Overlay>(
                     sim.peers[a].member.id.clone(),
                     sim.peers[b].member.id.clone(),
                 );
-                let out = sim.peers[a].overlay.link_up(&idb, now);
+                // Frames carry the origin's clock (here the simulation's), so a newcomer is
+                // replayed only what was sent since it joined.
+                let since = |p: &SimPeer<O>| p.joined_at.as_micros() as u64;
+                let (sa, sb) = (since(&sim.peers[a]), since(&sim.peers[b]));
+                let out = sim.peers[a].overlay.link_up_since(&idb, now, sb);
                 sim.apply(a, out);
-                let out = sim.peers[b].overlay.link_up(&ida, now);
+                let out = sim.peers[b].overlay.link_up_since(&ida, now, sa);
                 sim.apply(b, out);
                 for end in [a, b] {
                     let p = &mut sim.peers[end];
@@ -574,6 +608,23 @@ fn run<O: Overlay>(
                         sim.push(after, Event::RosterSynced { peer: end });
                     }
                 }
+            }
+            Event::Inventory {
+                from,
+                to,
+                want,
+                ids,
+            } => {
+                if !sim.peers[to].alive || !sim.links.get(&key(from, to)).is_some_and(|l| l.up) {
+                    continue;
+                }
+                let from_id = sim.peers[from].member.id.clone();
+                let out = if want {
+                    sim.peers[to].overlay.on_want(&from_id, &ids, now)
+                } else {
+                    sim.peers[to].overlay.on_have(&from_id, &ids, now)
+                };
+                sim.apply(to, out);
             }
             Event::RosterSynced { peer } => {
                 if sim.peers[peer].alive {

@@ -29,7 +29,14 @@ pub enum MeshOutput {
     Send(String, CellFrame),
     /// Hand the frame's payload to the local room.
     Deliver(CellFrame),
+    /// Tell this peer which recent frames we hold (it asks for those it lacks).
+    Have(String, Vec<FrameId>),
+    /// Ask this peer for these frames.
+    Want(String, Vec<FrameId>),
 }
+
+/// A frame's identity: its origin's key and sequence number.
+pub type FrameId = ([u8; 32], u64);
 
 /// One peer's view of an overlay algorithm.
 pub trait Overlay {
@@ -39,6 +46,12 @@ pub trait Overlay {
     fn set_topology(&mut self, topo: Arc<Self::Topology>, now: Instant) -> Vec<MeshOutput>;
     /// A link came up.
     fn link_up(&mut self, peer: &str, now: Instant) -> Vec<MeshOutput>;
+    /// A link came up to a peer that joined when the origins' clocks read `joined_seq` (frame
+    /// sequence numbers are those clocks): what was sent before is not its business.
+    fn link_up_since(&mut self, peer: &str, now: Instant, joined_seq: u64) -> Vec<MeshOutput> {
+        let _ = joined_seq;
+        self.link_up(peer, now)
+    }
     /// A link went down.
     fn link_down(&mut self, peer: &str, now: Instant) -> Vec<MeshOutput>;
     /// The next sequence number for a frame this peer originates.
@@ -52,6 +65,16 @@ pub trait Overlay {
         frame: CellFrame,
         now: Instant,
     ) -> Result<Vec<MeshOutput>, MeshDrop>;
+    /// A peer said which recent frames it holds.
+    fn on_have(&mut self, from: &str, ids: &[FrameId], now: Instant) -> Vec<MeshOutput> {
+        let _ = (from, ids, now);
+        Vec::new()
+    }
+    /// A peer asked for frames.
+    fn on_want(&mut self, from: &str, ids: &[FrameId], now: Instant) -> Vec<MeshOutput> {
+        let _ = (from, ids, now);
+        Vec::new()
+    }
     /// Time passed.
     fn tick(&mut self, now: Instant) -> Vec<MeshOutput>;
     /// Links up.

@@ -105,6 +105,11 @@ impl RosterSync {
         self.items.is_empty()
     }
 
+    /// When a member joined (its record's date, Unix seconds), if its record is held.
+    pub fn issued(&self, id: &str) -> Option<u64> {
+        self.items.get(id).map(|i| i.record.issued)
+    }
+
     /// Whether this exact record is held (no need to verify it again).
     pub fn holds(&self, id: &str, record: &RosterRecord) -> bool {
         self.items.get(id).is_some_and(|i| i.record == *record)

@@ -8,9 +8,9 @@
 //!
 //! When more die at once — both bridge pairs of an edge, or every link of a sender — frames sent
 //! before the topology heals would be lost. So each peer keeps the frames of the last
-//! [`MeshConfig::replay_window`] and hands them to every link that comes up: the healed
-//! topology's new bridges carry them across, late rather than never (receivers drop the copies
-//! they already have).
+//! [`MeshConfig::replay_window`] and tells every link that comes up which ones it holds (ids
+//! only); the other end asks for those it lacks, so the healed topology's new bridges carry them
+//! across, late rather than never, and links between peers that saw everything cost one list.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 
@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use crate::drops::DropReason;
 use crate::mesh::topology::Topology;
-use crate::mesh::{MeshOutput, Overlay};
+use crate::mesh::{FrameId, MeshOutput, Overlay};
 use crate::wire::cell::CellFrame;
 
 /// Tunables of a peer's overlay state.
@@ -347,19 +347,56 @@ impl Overlay for Mesh {
     }
 
     fn link_up(&mut self, peer: &str, now: Instant) -> Vec<MeshOutput> {
+        self.link_up_since(peer, now, 0)
+    }
+
+    fn link_up_since(&mut self, peer: &str, now: Instant, joined_seq: u64) -> Vec<MeshOutput> {
         if !self.linked.insert(peer.to_owned()) {
             return Vec::new();
         }
         self.expire(now);
-        // The new link may be a healed path to peers that missed these: it gets them as
-        // fanned-out first copies (it drops what it has).
+        // The new link may be a healed path to peers that missed these: it hears which we hold
+        // (not what was sent before it joined) and asks for what it lacks.
+        let ids: Vec<FrameId> = self
+            .recent
+            .iter()
+            .filter(|(_, f, _)| f.seq >= joined_seq)
+            .map(|(_, f, _)| (f.origin, f.seq))
+            .collect();
+        if ids.is_empty() {
+            return Vec::new();
+        }
+        vec![MeshOutput::Have(peer.to_owned(), ids)]
+    }
+
+    fn on_have(&mut self, from: &str, ids: &[FrameId], _now: Instant) -> Vec<MeshOutput> {
+        let missing: Vec<FrameId> = ids
+            .iter()
+            .filter(|(origin, seq)| {
+                !self.seen.set.contains_key(&(*origin, *seq))
+                    && self.seen.floors.get(origin).is_none_or(|f| *seq > f.seq)
+            })
+            .take(self.cfg.replay_frames)
+            .copied()
+            .collect();
+        if missing.is_empty() {
+            return Vec::new();
+        }
+        vec![MeshOutput::Want(from.to_owned(), missing)]
+    }
+
+    fn on_want(&mut self, from: &str, ids: &[FrameId], now: Instant) -> Vec<MeshOutput> {
+        self.expire(now);
+        let wanted: HashSet<&FrameId> = ids.iter().collect();
         self.recent
             .iter_mut()
+            .filter(|(_, f, _)| wanted.contains(&(f.origin, f.seq)))
             .map(|(_, f, sent)| {
+                // A frame asked for is a first copy for the asker: it fans it out in its cell.
                 *sent = true;
                 let mut f = f.clone();
                 f.fanout = true;
-                MeshOutput::Send(peer.to_owned(), f)
+                MeshOutput::Send(from.to_owned(), f)
             })
             .collect()
     }
@@ -667,8 +704,30 @@ mod tests {
         assert!(out.iter().all(|o| matches!(o, MeshOutput::Deliver(_))));
     }
 
+    /// Runs `link_up` on `m` against a peer `other` that has seen `seen`: the ids `m` offers,
+    /// the ids `other` wants, and the frames `m` then sends.
+    fn heal(m: &mut Mesh, other: &mut Mesh, peer: &str, at: Instant) -> Vec<(String, u64, bool)> {
+        let mut sent = Vec::new();
+        for o in m.link_up(peer, at) {
+            let MeshOutput::Have(_, ids) = o else {
+                continue;
+            };
+            for w in other.on_have("p0", &ids, at) {
+                let MeshOutput::Want(_, want) = w else {
+                    continue;
+                };
+                for s in m.on_want(peer, &want, at) {
+                    if let MeshOutput::Send(p, f) = s {
+                        sent.push((p, f.seq, f.fanout));
+                    }
+                }
+            }
+        }
+        sent
+    }
+
     #[test]
-    fn a_link_that_comes_up_gets_the_recent_frames_and_old_ones_expire() {
+    fn a_link_that_comes_up_is_offered_the_recent_frames_and_takes_what_it_lacks() {
         let t = topo(16, 4);
         let now = Instant::now();
         let mut m = linked_mesh("p0", &t, now);
@@ -676,22 +735,24 @@ mod tests {
         assert!(!first.is_empty());
         m.on_frame("p1", frame(2, 7), now).expect("first copy");
         let later = now + Duration::from_secs(10);
-        let replayed: Vec<(String, u64, bool)> = m
-            .link_up("q1", later)
-            .into_iter()
-            .filter_map(|o| match o {
-                MeshOutput::Send(p, f) => Some((p, f.seq, f.fanout)),
-                _ => None,
-            })
-            .collect();
+        // A peer that saw frame 7 already takes only frame 1, as a fanned-out first copy.
+        let mut q1 = Mesh::new("q1", MeshConfig::default());
+        q1.on_frame("x", frame(2, 7), now).expect("first copy");
         assert_eq!(
-            replayed,
-            vec![("q1".to_owned(), 1, true), ("q1".to_owned(), 7, true)]
+            heal(&mut m, &mut q1, "q1", later),
+            vec![("q1".to_owned(), 1, true)]
         );
         // The same link again, or a link after the window: nothing more.
         assert!(m.link_up("q1", later).is_empty());
+        // A newcomer is not offered what was sent before it joined.
+        let outs = m.link_up_since("q3", later, 5);
+        assert_eq!(
+            outs,
+            vec![MeshOutput::Have("q3".into(), vec![([2; 32], 7)])]
+        );
         let gone = now + MeshConfig::default().replay_window + Duration::from_secs(1);
-        assert!(m.link_up("q2", gone).is_empty());
+        let mut q2 = Mesh::new("q2", MeshConfig::default());
+        assert!(heal(&mut m, &mut q2, "q2", gone).is_empty());
     }
 
     #[test]
@@ -702,7 +763,8 @@ mod tests {
         m.set_topology(t, now);
         assert!(m.originate(frame(1, 1), now).is_empty());
         assert_eq!(m.sent_without_links(), 1);
-        let sent = m.link_up("p1", now + Duration::from_secs(2));
+        let mut p1 = Mesh::new("p1", MeshConfig::default());
+        let sent = heal(&mut m, &mut p1, "p1", now + Duration::from_secs(2));
         assert_eq!(
             sent.len(),
             1,

@@ -382,13 +382,18 @@ impl CellRoom {
         self.census.contains_key(peer)
     }
 
-    /// A member's link came up; returns the recent frames it gets (see the router).
+    /// A member's link came up; returns the recent frames it gets (see the router): those sent
+    /// since it joined, as far as its record says (all of them when its record is not here).
     pub fn link_up(&mut self, peer: &str, now: Instant) -> Vec<MeshOutput> {
         if let Some(e) = self.census.get_mut(peer) {
             e.suspect_since = None;
             e.heard = now;
         }
-        self.mesh.link_up(peer, now)
+        let joined_us = self
+            .roster
+            .issued(peer)
+            .map_or(0, |s| (s * 1_000_000).saturating_sub(JOIN_SKEW_US));
+        self.mesh.link_up_since(peer, now, joined_us)
     }
 
     /// A member's link went down; `dead` when the watchdog gave up on it. True when the room

@@ -36,6 +36,8 @@ pub const ACTION_E2E: &str = "@_mre2e";
 pub const ACTION_CELL: &str = "@_mrcell";
 /// Roster reconciliation between members of a cells room (see [`crate::wire::roster`]).
 pub const ACTION_ROSTER: &str = "@_mrroster";
+/// Which recent cell frames a member holds or wants (see [`crate::wire::cell`]).
+pub const ACTION_INVENTORY: &str = "@_mrhave";
 
 /// A pending handshake is nudged after this long, then after twice, three times as long.
 const HANDSHAKE_NUDGE: Duration = Duration::from_millis(1_500);
@@ -102,6 +104,8 @@ pub enum Output {
     Cell(String, Vec<u8>),
     /// A roster sync message arrived from a joined peer.
     Roster(String, Vec<u8>),
+    /// A cell frame inventory (have / want) arrived from a joined peer.
+    Inventory(String, Vec<u8>),
 }
 
 #[derive(Debug)]
@@ -379,6 +383,12 @@ impl Room {
     /// Outer frames carrying an encoded cell frame.
     pub fn cell_frames(&mut self, frame: Vec<u8>) -> Vec<Bytes> {
         self.encode(ACTION_CELL, &Payload::Binary(frame), None)
+            .unwrap_or_default()
+    }
+
+    /// Outer frames carrying an encoded frame inventory.
+    pub fn inventory_frames(&mut self, msg: Vec<u8>) -> Vec<Bytes> {
+        self.encode(ACTION_INVENTORY, &Payload::Binary(msg), None)
             .unwrap_or_default()
     }
 
@@ -708,6 +718,12 @@ impl Room {
             ACTION_CELL => match msg.payload {
                 Payload::Binary(bytes) if self.is_joined(peer) => {
                     out.push(Output::Cell(peer.to_owned(), bytes))
+                }
+                _ => out.push(Output::Drop(DropReason::CellUnexpected)),
+            },
+            ACTION_INVENTORY => match msg.payload {
+                Payload::Binary(bytes) if self.is_joined(peer) => {
+                    out.push(Output::Inventory(peer.to_owned(), bytes))
                 }
                 _ => out.push(Output::Drop(DropReason::CellUnexpected)),
             },

@@ -203,6 +203,58 @@ impl CellFrame {
     }
 }
 
+/// Most frame ids one inventory message names.
+pub const MAX_INVENTORY: usize = 1_024;
+
+/// Which way an inventory message goes (payload of the internal action `@_mrhave`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InventoryKind {
+    /// The sender holds these recent frames.
+    Have,
+    /// The sender asks for these frames.
+    Want,
+}
+
+/// Encodes an inventory: kind (1 have, 2 want), count u16, then count × (origin, seq).
+pub fn encode_inventory(kind: InventoryKind, ids: &[([u8; 32], u64)]) -> Vec<u8> {
+    let ids = &ids[..ids.len().min(MAX_INVENTORY)];
+    let mut out = Vec::with_capacity(3 + ids.len() * 40);
+    out.push(match kind {
+        InventoryKind::Have => 1,
+        InventoryKind::Want => 2,
+    });
+    out.extend_from_slice(&(ids.len() as u16).to_be_bytes());
+    for (origin, seq) in ids {
+        out.extend_from_slice(origin);
+        out.extend_from_slice(&seq.to_be_bytes());
+    }
+    out
+}
+
+/// Decodes an inventory; `None` when malformed or too long.
+pub fn decode_inventory(bytes: &[u8]) -> Option<(InventoryKind, Vec<([u8; 32], u64)>)> {
+    let kind = match bytes.first()? {
+        1 => InventoryKind::Have,
+        2 => InventoryKind::Want,
+        _ => return None,
+    };
+    let n = u16::from_be_bytes(bytes.get(1..3)?.try_into().ok()?) as usize;
+    let body = bytes.get(3..)?;
+    if n > MAX_INVENTORY || body.len() != n * 40 {
+        return None;
+    }
+    let ids = body
+        .chunks_exact(40)
+        .map(|c| {
+            Some((
+                c[..32].try_into().ok()?,
+                u64::from_be_bytes(c[32..].try_into().ok()?),
+            ))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    Some((kind, ids))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,5 +349,17 @@ mod tests {
         let bad = CellFrame::decode(include_bytes!("../../fuzz/corpus/cell_frame/seed-bad-sig"))
             .expect("decodes");
         assert_eq!(bad.verify(salt), Err(CellFrameError::BadSignature));
+    }
+
+    #[test]
+    fn inventories_round_trip_and_bad_ones_are_refused() {
+        let ids = vec![([7u8; 32], 42u64), ([9u8; 32], u64::MAX)];
+        for kind in [InventoryKind::Have, InventoryKind::Want] {
+            let bytes = encode_inventory(kind, &ids);
+            assert_eq!(decode_inventory(&bytes), Some((kind, ids.clone())));
+            assert_eq!(decode_inventory(&bytes[..bytes.len() - 1]), None);
+        }
+        assert_eq!(decode_inventory(&[3, 0, 0]), None);
+        assert_eq!(decode_inventory(&[]), None);
     }
 }

@@ -51,6 +51,7 @@ impl Core {
                 Output::Drop(reason) => self.count(reason),
                 Output::Cell(peer, bytes) => self.on_cell_frame(key, &peer, &bytes),
                 Output::Roster(peer, bytes) => self.on_roster(key, &peer, &bytes),
+                Output::Inventory(peer, bytes) => self.on_inventory(key, &peer, &bytes),
                 Output::Event(ev) => self.room_event(key, ev),
             }
         }

@@ -8,7 +8,7 @@ use crate::mesh::{MeshOutput, Overlay as _};
 use crate::node::cells;
 use crate::node::session::EventKind;
 use crate::room::LeaveReason;
-use crate::wire::cell::CellFrame;
+use crate::wire::cell::{CellFrame, InventoryKind, decode_inventory, encode_inventory};
 use crate::wire::roster::RosterMsg;
 
 impl Core {
@@ -97,6 +97,41 @@ impl Core {
         }
     }
 
+    /// A frame inventory arrived from a joined peer.
+    pub(super) fn on_inventory(&mut self, key: &RoomKey, peer: &str, bytes: &[u8]) {
+        let now = self.now;
+        let Some((kind, ids)) = decode_inventory(bytes) else {
+            self.count(DropReason::CellMalformed);
+            return;
+        };
+        let Some(cells) = self.st.rooms.get_mut(key).and_then(|e| e.cells.as_mut()) else {
+            self.count(DropReason::CellNotCellsRoom);
+            return;
+        };
+        let outs = match kind {
+            InventoryKind::Have => cells.mesh().on_have(peer, &ids, now),
+            InventoryKind::Want => cells.mesh().on_want(peer, &ids, now),
+        };
+        self.apply_mesh(key, outs);
+    }
+
+    fn send_inventory(
+        &mut self,
+        key: &RoomKey,
+        peer: &str,
+        kind: InventoryKind,
+        ids: &[crate::mesh::FrameId],
+    ) {
+        let Some(conn) = self.st.link_conn(&LinkKey::new(&key.app, peer)) else {
+            return;
+        };
+        let Some(e) = self.st.rooms.get_mut(key) else {
+            return;
+        };
+        let frames = e.room.inventory_frames(encode_inventory(kind, ids));
+        self.frames(conn, frames);
+    }
+
     /// Handler: what the roster asked for.
     pub(super) fn apply_roster(&mut self, key: &RoomKey, outs: Vec<RosterOut>) {
         for o in outs {
@@ -136,6 +171,12 @@ impl Core {
                 MeshOutput::Close(peer) => self.close_overlay_link(key, &peer),
                 MeshOutput::Send(peer, frame) => self.send_cell_frame(key, &peer, &frame),
                 MeshOutput::Deliver(frame) => self.deliver_cell_frame(key, frame),
+                MeshOutput::Have(peer, ids) => {
+                    self.send_inventory(key, &peer, InventoryKind::Have, &ids)
+                }
+                MeshOutput::Want(peer, ids) => {
+                    self.send_inventory(key, &peer, InventoryKind::Want, &ids)
+                }
             }
         }
     }
