@@ -35,8 +35,7 @@ pub enum MeshOutput {
     Want(String, Vec<FrameId>),
 }
 
-/// A frame's identity: its origin's key and sequence number.
-pub type FrameId = ([u8; 32], u64);
+pub use crate::wire::cell::FrameId;
 
 /// One peer's view of an overlay algorithm.
 pub trait Overlay {

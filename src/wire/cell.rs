@@ -203,6 +203,9 @@ impl CellFrame {
     }
 }
 
+/// A frame's identity: its origin's key and sequence number.
+pub type FrameId = ([u8; 32], u64);
+
 /// Most frame ids one inventory message names.
 pub const MAX_INVENTORY: usize = 1_024;
 
@@ -216,7 +219,7 @@ pub enum InventoryKind {
 }
 
 /// Encodes an inventory: kind (1 have, 2 want), count u16, then count × (origin, seq).
-pub fn encode_inventory(kind: InventoryKind, ids: &[([u8; 32], u64)]) -> Vec<u8> {
+pub fn encode_inventory(kind: InventoryKind, ids: &[FrameId]) -> Vec<u8> {
     let ids = &ids[..ids.len().min(MAX_INVENTORY)];
     let mut out = Vec::with_capacity(3 + ids.len() * 40);
     out.push(match kind {
@@ -232,7 +235,7 @@ pub fn encode_inventory(kind: InventoryKind, ids: &[([u8; 32], u64)]) -> Vec<u8>
 }
 
 /// Decodes an inventory; `None` when malformed or too long.
-pub fn decode_inventory(bytes: &[u8]) -> Option<(InventoryKind, Vec<([u8; 32], u64)>)> {
+pub fn decode_inventory(bytes: &[u8]) -> Option<(InventoryKind, Vec<FrameId>)> {
     let kind = match bytes.first()? {
         1 => InventoryKind::Have,
         2 => InventoryKind::Want,
