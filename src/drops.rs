@@ -78,6 +78,8 @@ drop_reasons! {
     RosterMalformed => "roster_malformed",
     /// A roster record whose signature does not verify (forged, altered, or another room's).
     RosterBadRecord => "roster_bad_record",
+    /// Roster records from a peer we did not ask (a flood, or a page after its request expired).
+    RosterUnrequested => "roster_unrequested",
     /// A roster record dated too far in the future.
     RosterFutureRecord => "roster_future_record",
     /// A direct attempt that did not connect in time was given up for a relay-only one.

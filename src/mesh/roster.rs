@@ -204,6 +204,14 @@ impl RosterSync {
         }
     }
 
+    /// Whether records from this peer are expected: we asked it for some bucket (records
+    /// nobody asked for are refused, so a peer cannot flood us with them).
+    pub fn expects_records_from(&self, peer: &str) -> bool {
+        self.pending
+            .iter()
+            .any(|p| p.as_ref().is_some_and(|(from, _)| from == peer))
+    }
+
     /// A sync message from a linked peer (records already verified and inserted by the
     /// caller, who passes `Records` here only to settle what was pending).
     pub fn on_msg(&mut self, from: &str, msg: &RosterMsg, now: Instant) -> Vec<RosterOut> {

@@ -244,6 +244,11 @@ impl CellRoom {
     ) -> RosterStep {
         let mut step = RosterStep::default();
         if let RosterMsg::Records { records, .. } = msg {
+            if !self.roster.expects_records_from(from) {
+                step.outs
+                    .push(RosterOut::Drop(DropReason::RosterUnrequested));
+                return step;
+            }
             for r in records {
                 match self.learn(r, now, wall_secs) {
                     Ok(true) => step.newcomers.push(peer_id_of(&r.key)),
