@@ -20,13 +20,15 @@ const SECRET: &str = "shared-secret-42";
 
 /// coturn with `use-auth-secret`, and a file holding the secret for `--turn-secret-file`.
 fn secret_coturn() -> (Coturn, tempfile::TempDir, String, u16) {
+    secret_coturn_with(&[])
+}
+
+/// The same, with more coturn flags.
+fn secret_coturn_with(extra: &[&str]) -> (Coturn, tempfile::TempDir, String, u16) {
     let port = free_port();
-    let turn = Coturn::start(
-        None,
-        "127.0.0.1",
-        port,
-        &["--use-auth-secret", "--static-auth-secret", SECRET],
-    );
+    let mut auth = vec!["--use-auth-secret", "--static-auth-secret", SECRET];
+    auth.extend_from_slice(extra);
+    let turn = Coturn::start(None, "127.0.0.1", port, &auth);
     let dir = tempfile::tempdir().expect("tempdir");
     let secret = dir.path().join("turn-secret");
     std::fs::write(&secret, format!("{SECRET}\n")).expect("secret file");
@@ -231,22 +233,7 @@ async fn links_outlive_their_rest_credentials_and_new_links_get_fresh_ones() {
     let _serial = SERIAL.lock().await;
     // Allocations of 10 s at most, so the engine refreshes them (every 5 s) long after the
     // credentials that made them expired.
-    let port = free_port();
-    let _turn = Coturn::start(
-        None,
-        "127.0.0.1",
-        port,
-        &[
-            "--use-auth-secret",
-            "--static-auth-secret",
-            SECRET,
-            "--max-allocate-lifetime",
-            "10",
-        ],
-    );
-    let dir = tempfile::tempdir().expect("tempdir");
-    let secret = dir.path().join("turn-secret");
-    std::fs::write(&secret, SECRET).expect("secret file");
+    let (_turn, dir, secret, port) = secret_coturn_with(&["--max-allocate-lifetime", "10"]);
     let config = dir.path().join("meshrtcd.toml");
     std::fs::write(&config, "turn_secret_ttl_secs = 30\n").expect("config file");
     let url = format!("turn:127.0.0.1:{port}");
@@ -254,7 +241,7 @@ async fn links_outlive_their_rest_credentials_and_new_links_get_fresh_ones() {
         &url,
         &[
             "--turn-secret-file",
-            &secret.to_string_lossy(),
+            &secret,
             "--config",
             &config.to_string_lossy(),
         ],
@@ -285,12 +272,20 @@ async fn links_outlive_their_rest_credentials_and_new_links_get_fresh_ones() {
         "a daemon older than its credentials did not link to a newcomer through TURN"
     );
     let ida = p.a.peer_id().await;
-    let via = peers_of(&c)
-        .await
-        .into_iter()
-        .find(|peer| peer.id == ida)
-        .and_then(|peer| peer.path)
-        .map(|path| types(&path));
+    // The engine's statistics may trail the link's opening by a moment.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    let via = loop {
+        let via = peers_of(&c)
+            .await
+            .into_iter()
+            .find(|peer| peer.id == ida)
+            .and_then(|peer| peer.path)
+            .map(|path| types(&path));
+        if via.is_some() || Instant::now() > deadline {
+            break via;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
     println!("newcomer ↔ a: {via:?}");
     assert_eq!(via, Some(("relay".to_owned(), "relay".to_owned())));
     assert!(
