@@ -29,6 +29,7 @@ use rand::{Rng, SeedableRng};
 use serde::Serialize;
 
 use crate::mesh::genos::{GENOS_CELL_SIZE, GenosPeer, GenosSealer, GenosTopology};
+use crate::mesh::plumtree::{PlumPeer, PlumTopology};
 use crate::mesh::{CellSize, Member, Mesh, MeshConfig, MeshOutput, Overlay, Topology, placement};
 use crate::wire::cell::CellFrame;
 
@@ -151,6 +152,22 @@ pub fn run_meshrtc(s: &Scenario) -> Report {
         },
         Sealing::Settle(Settle::default()),
         true,
+    )
+}
+
+/// Runs Plumtree over a HyParView-style active view (the second baseline).
+pub fn run_plumtree(s: &Scenario) -> Report {
+    run(
+        s,
+        "plumtree",
+        PlumPeer::new,
+        |roster| {
+            let ids: Vec<String> = roster.iter().map(|m| m.id.clone()).collect();
+            Arc::new(PlumTopology::compute(&ids))
+        },
+        |t, rng| pick(t.members().cloned().collect(), rng),
+        Sealing::Settle(Settle::default()),
+        false,
     )
 }
 
@@ -869,6 +886,16 @@ mod tests {
         );
         // Announce (1.5 s), the room's seal (0.5 s), a link (0.3 s), then the transfer.
         assert!(p50 >= 2_000.0 && max <= 5_000.0, "{r:?}");
+    }
+
+    #[test]
+    fn the_plumtree_baseline_delivers_everything_over_small_views() {
+        let r = run_plumtree(&Scenario {
+            bridge_kills: 3,
+            ..small()
+        });
+        assert_eq!(r.delivery, 1.0, "{r:?}");
+        assert!(r.links_mean <= 10.0, "{r:?}");
     }
 
     #[test]

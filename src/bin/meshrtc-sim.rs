@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use meshrtc::mesh::CellSize;
-use meshrtc::sim::{Report, Scenario, run_genosrtc, run_meshrtc};
+use meshrtc::sim::{Report, Scenario, run_genosrtc, run_meshrtc, run_plumtree};
 
 /// Simulate a room's overlay and compare meshrtc's cells with GenosRTC's.
 #[derive(Debug, Parser)]
@@ -44,7 +44,8 @@ struct Args {
     /// RNG seed.
     #[arg(long, default_value_t = 1)]
     seed: u64,
-    /// Which algorithms: both, meshrtc, genosrtc.
+    /// Which algorithms: both (meshrtc and genosrtc), all (and plumtree), meshrtc, genosrtc,
+    /// plumtree.
     #[arg(long, default_value = "both")]
     algo: String,
     /// One JSON line per algorithm and scenario.
@@ -68,9 +69,15 @@ fn main() -> anyhow::Result<()> {
     };
     let runs: Vec<(&str, Runner)> = match args.algo.as_str() {
         "both" => vec![("meshrtc", run_meshrtc), ("genosrtc", run_genosrtc)],
+        "all" => vec![
+            ("meshrtc", run_meshrtc),
+            ("genosrtc", run_genosrtc),
+            ("plumtree", run_plumtree),
+        ],
+        "plumtree" => vec![("plumtree", run_plumtree)],
         "meshrtc" => vec![("meshrtc", run_meshrtc)],
         "genosrtc" => vec![("genosrtc", run_genosrtc)],
-        other => anyhow::bail!("--algo is both, meshrtc or genosrtc, not {other:?}"),
+        other => anyhow::bail!("--algo is both, all, meshrtc, genosrtc or plumtree, not {other:?}"),
     };
     if !args.json {
         println!(

@@ -6,6 +6,7 @@
 //! system's algorithm ([`genos::GenosPeer`]) through the same [`Overlay`] trait.
 
 pub mod genos;
+pub mod plumtree;
 pub mod roster;
 pub mod router;
 pub mod topology;
