@@ -116,8 +116,11 @@ pub struct Report {
     pub heal_ms: Option<f64>,
     /// Broadcasts that reached fewer than all settled peers.
     pub incomplete_broadcasts: usize,
-    /// Frames sent per broadcast (all peers, all hops).
+    /// Frames carrying a broadcast, sent per broadcast (all peers, all hops).
     pub sends_per_broadcast: f64,
+    /// Control messages per broadcast: frame inventories (ours), lazy `IHAVE`s, prunes and
+    /// grafts (Plumtree).
+    pub control_per_broadcast: f64,
     /// Overlay state per peer, estimated bytes.
     pub mem_per_peer_bytes: f64,
     /// Newcomers: milliseconds from joining to holding the whole roster, median (null: none).
@@ -342,6 +345,8 @@ struct Sim<'a, O: Overlay> {
     broadcasts: Vec<Broadcast>,
     by_frame: HashMap<([u8; 32], u64), usize>,
     sends: u64,
+    /// Control messages: inventories (ours), `IHAVE`/`PRUNE`/`GRAFT` (Plumtree).
+    control: u64,
     /// Newcomers learn the roster over their first link (ours), not from the relay (the seed).
     roster_sync: bool,
 }
@@ -363,7 +368,7 @@ impl<O: Overlay> Sim<'_, O> {
         let Some(&other) = self.index.get(to) else {
             return;
         };
-        self.sends += 1;
+        self.control += 1;
         if self.links.get(&key(peer, other)).is_some_and(|l| l.up) {
             let delay = self.s.latency.mul_f64(self.rng.gen_range(0.8..1.2));
             self.push(
@@ -445,7 +450,14 @@ impl<O: Overlay> Sim<'_, O> {
                     let Some(&other) = self.index.get(&id) else {
                         continue;
                     };
-                    self.sends += 1;
+                    if frame
+                        .payload
+                        .starts_with(crate::mesh::plumtree::CONTROL_TAG)
+                    {
+                        self.control += 1;
+                    } else {
+                        self.sends += 1;
+                    }
                     if !self.links.get(&key(peer, other)).is_some_and(|l| l.up) {
                         continue;
                     }
@@ -551,6 +563,7 @@ fn run<O: Overlay>(
         broadcasts: Vec::new(),
         by_frame: HashMap::default(),
         sends: 0,
+        control: 0,
         roster_sync,
     };
     // Traffic and churn draw from their own stream, so both algorithms see the same ones.
@@ -825,6 +838,7 @@ fn report<O: Overlay>(sim: &Sim<O>, algo: &'static str) -> Report {
         heal_ms,
         incomplete_broadcasts: incomplete,
         sends_per_broadcast: sim.sends as f64 / sim.broadcasts.len().max(1) as f64,
+        control_per_broadcast: sim.control as f64 / sim.broadcasts.len().max(1) as f64,
         mem_per_peer_bytes: alive
             .iter()
             .map(|p| p.overlay.memory_bytes())

@@ -81,7 +81,7 @@ fn main() -> anyhow::Result<()> {
     };
     if !args.json {
         println!(
-            "{:<9} {:>6} {:>6} {:>9} {:>7} {:>5} {:>9} {:>9} {:>9} {:>9} {:>8} {:>11} {:>6}",
+            "{:<9} {:>6} {:>6} {:>9} {:>7} {:>5} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>11} {:>6}",
             "algo",
             "n",
             "churn",
@@ -92,6 +92,7 @@ fn main() -> anyhow::Result<()> {
             "hops p99",
             "heal ms",
             "sends/bc",
+            "ctl/bc",
             "mem KiB",
             "roster ms",
             "secs"
@@ -126,7 +127,7 @@ fn main() -> anyhow::Result<()> {
                     println!("{}", serde_json::to_string(&r)?);
                 } else {
                     println!(
-                        "{:<9} {:>6} {:>6} {:>9.4} {:>7.1} {:>5} {:>9} {:>9} {:>9} {:>9.0} {:>8.1} {:>11} {:>6.1}",
+                        "{:<9} {:>6} {:>6} {:>9.4} {:>7.1} {:>5} {:>9} {:>9} {:>9} {:>9.0} {:>8.0} {:>8.1} {:>11} {:>6.1}",
                         r.algo,
                         r.n,
                         r.churn_per_s,
@@ -137,6 +138,7 @@ fn main() -> anyhow::Result<()> {
                         r.hops_p99,
                         r.heal_ms.map_or("-".to_owned(), |h| format!("{h:.0}")),
                         r.sends_per_broadcast,
+                        r.control_per_broadcast,
                         r.mem_per_peer_bytes / 1024.0,
                         match (r.roster_ms_p50, r.roster_ms_max) {
                             (Some(p50), Some(max)) => format!("{p50:.0}/{max:.0}"),

@@ -31,6 +31,8 @@ const GRAFT_TIMEOUT: Duration = Duration::from_millis(150);
 /// Frames kept to answer grafts.
 const CACHE: usize = 2_048;
 
+/// How control messages' payloads begin (so the simulator counts them apart from data).
+pub const CONTROL_TAG: &[u8] = b"\x00plumtree-";
 const IHAVE: &[u8] = b"\x00plumtree-ihave";
 const PRUNE: &[u8] = b"\x00plumtree-prune";
 const GRAFT: &[u8] = b"\x00plumtree-graft";
