@@ -7,6 +7,7 @@
 
 pub mod genos;
 pub mod plumtree;
+mod replay;
 pub mod roster;
 pub mod router;
 pub mod topology;

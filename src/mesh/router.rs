@@ -19,6 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::drops::DropReason;
+use crate::mesh::replay::Replay;
 use crate::mesh::topology::Topology;
 use crate::mesh::{FrameId, MeshOutput, Overlay};
 use crate::wire::cell::CellFrame;
@@ -192,12 +193,8 @@ pub struct Mesh {
     retiring: BTreeMap<String, Instant>,
     seen: Seen,
     last_seq: u64,
-    /// Frames of the last `replay_window`, oldest first, for links that come up later, and
-    /// whether each went over some link yet.
-    recent: VecDeque<(Instant, CellFrame, bool)>,
-    recent_bytes: usize,
-    /// Own frames that expired from the replay buffer while this peer had no link at all.
-    unsent_expired: u64,
+    /// Frames of the last `replay_window`, for links that come up later.
+    replay: Replay,
     /// Own frames originated while this peer had no link (kept for the first link).
     sent_without_links: u64,
 }
@@ -205,6 +202,7 @@ pub struct Mesh {
 impl Mesh {
     /// A peer with no topology yet.
     pub fn new(me: impl Into<String>, cfg: MeshConfig) -> Mesh {
+        let replay = Replay::new(cfg.replay_window, cfg.replay_frames, cfg.replay_bytes);
         Mesh {
             me: me.into(),
             cfg,
@@ -217,9 +215,7 @@ impl Mesh {
             retiring: BTreeMap::new(),
             seen: Seen::default(),
             last_seq: 0,
-            recent: VecDeque::new(),
-            recent_bytes: 0,
-            unsent_expired: 0,
+            replay,
             sent_without_links: 0,
         }
     }
@@ -231,52 +227,13 @@ impl Mesh {
 
     /// Own frames that expired unsent: this peer had no link for the whole replay window.
     pub fn unsent_expired(&self) -> u64 {
-        self.unsent_expired
+        self.replay.unsent_expired()
     }
 
     /// Takes a frame out of the replay buffer: overlay notices (hello, gone, alive) have their
     /// own repair, and replaying them to every new link would only add duplicates.
     pub fn forget_recent(&mut self, origin: &[u8; 32], seq: u64) {
-        if let Some(i) = self
-            .recent
-            .iter()
-            .rposition(|(_, f, _)| f.seq == seq && f.origin == *origin)
-            && let Some((_, f, _)) = self.recent.remove(i)
-        {
-            self.recent_bytes -= f.payload.len();
-        }
-    }
-
-    /// Keeps a frame for links that come up later, within the window and the bounds.
-    fn keep(&mut self, frame: &CellFrame, now: Instant) {
-        self.expire(now);
-        self.recent_bytes += frame.payload.len();
-        let sent = !self.linked.is_empty();
-        self.recent.push_back((now, frame.clone(), sent));
-        while self.recent.len() > self.cfg.replay_frames
-            || self.recent_bytes > self.cfg.replay_bytes && self.recent.len() > 1
-        {
-            self.pop_recent();
-        }
-    }
-
-    fn expire(&mut self, now: Instant) {
-        while self
-            .recent
-            .front()
-            .is_some_and(|(at, ..)| now.saturating_duration_since(*at) >= self.cfg.replay_window)
-        {
-            self.pop_recent();
-        }
-    }
-
-    fn pop_recent(&mut self) {
-        if let Some((_, frame, sent)) = self.recent.pop_front() {
-            self.recent_bytes -= frame.payload.len();
-            if frame.hops == 0 && !sent {
-                self.unsent_expired += 1;
-            }
-        }
+        self.replay.forget(origin, seq);
     }
 
     /// The topology in force.
@@ -354,15 +311,10 @@ impl Overlay for Mesh {
         if !self.linked.insert(peer.to_owned()) {
             return Vec::new();
         }
-        self.expire(now);
+        self.replay.expire(now);
         // The new link may be a healed path to peers that missed these: it hears which we hold
         // (not what was sent before it joined) and asks for what it lacks.
-        let ids: Vec<FrameId> = self
-            .recent
-            .iter()
-            .filter(|(_, f, _)| f.seq >= joined_seq)
-            .map(|(_, f, _)| (f.origin, f.seq))
-            .collect();
+        let ids = self.replay.ids_since(joined_seq);
         if ids.is_empty() {
             return Vec::new();
         }
@@ -386,18 +338,11 @@ impl Overlay for Mesh {
     }
 
     fn on_want(&mut self, from: &str, ids: &[FrameId], now: Instant) -> Vec<MeshOutput> {
-        self.expire(now);
-        let wanted: HashSet<&FrameId> = ids.iter().collect();
-        self.recent
-            .iter_mut()
-            .filter(|(_, f, _)| wanted.contains(&(f.origin, f.seq)))
-            .map(|(_, f, sent)| {
-                // A frame asked for is a first copy for the asker: it fans it out in its cell.
-                *sent = true;
-                let mut f = f.clone();
-                f.fanout = true;
-                MeshOutput::Send(from.to_owned(), f)
-            })
+        self.replay.expire(now);
+        self.replay
+            .take(ids)
+            .into_iter()
+            .map(|f| MeshOutput::Send(from.to_owned(), f))
             .collect()
     }
 
@@ -422,7 +367,7 @@ impl Overlay for Mesh {
         if self.linked.is_empty() {
             self.sent_without_links += 1;
         }
-        self.keep(&frame, now);
+        self.replay.keep(&frame, !self.linked.is_empty(), now);
         let mut out = Vec::new();
         self.forward(None, &frame, &mut out);
         out
@@ -445,7 +390,7 @@ impl Overlay for Mesh {
             self.forward(Some(from), &frame, &mut out);
         }
         if copy == Copy::First {
-            self.keep(&frame, now);
+            self.replay.keep(&frame, !self.linked.is_empty(), now);
         }
         if copy == Copy::First && (frame.targets.is_empty() || frame.targets.contains(&self.me)) {
             out.push(MeshOutput::Deliver(frame));
@@ -454,7 +399,7 @@ impl Overlay for Mesh {
     }
 
     fn tick(&mut self, now: Instant) -> Vec<MeshOutput> {
-        self.expire(now);
+        self.replay.expire(now);
         let mut out = Vec::new();
         let crowded = self.linked.len() > self.cfg.max_links;
         let mut due: Vec<String> = self
@@ -501,305 +446,11 @@ impl Overlay for Mesh {
     fn memory_bytes(&self) -> usize {
         // The topology is per peer in a daemon (shared only inside the simulator).
         self.seen.bytes()
-            + self.recent_bytes
-            + self.recent.len() * 160
+            + self.replay.memory_bytes()
             + (self.linked.len() + self.asked.len() + self.retiring.len()) * 64
             + self.topo.len() * 56
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::mesh::topology::{CellSize, Member, placement};
-    use bytes::Bytes;
-
-    fn topo(n: usize, size: usize) -> Arc<Topology> {
-        Arc::new(Topology::compute(
-            (0..n)
-                .map(|i| Member {
-                    id: format!("p{i}"),
-                    place: placement(b"r", &(i as u32).to_be_bytes()),
-                })
-                .collect(),
-            CellSize::Fixed(size),
-        ))
-    }
-
-    fn frame(origin: u8, seq: u64) -> CellFrame {
-        CellFrame {
-            fanout: true,
-            ttl: 9,
-            hops: 0,
-            origin: [origin; 32],
-            seq,
-            targets: vec![],
-            payload: Bytes::from_static(b"m"),
-            sig: [0; 64],
-        }
-    }
-
-    fn linked_mesh(me: &str, t: &Arc<Topology>, now: Instant) -> Mesh {
-        let mut m = Mesh::new(me, MeshConfig::default());
-        let opens = m.set_topology(t.clone(), now);
-        for o in opens {
-            if let MeshOutput::Open(p) = o {
-                m.link_up(&p, now);
-            }
-        }
-        m
-    }
-
-    #[test]
-    fn asks_for_exactly_the_topology_links() {
-        let t = topo(64, 8);
-        let now = Instant::now();
-        let mut m = Mesh::new("p3", MeshConfig::default());
-        let mut opened: Vec<String> = m
-            .set_topology(t.clone(), now)
-            .into_iter()
-            .filter_map(|o| match o {
-                MeshOutput::Open(p) => Some(p),
-                _ => None,
-            })
-            .collect();
-        opened.sort();
-        let mut want: Vec<String> = t.links_of("p3").into_iter().map(str::to_owned).collect();
-        want.sort();
-        assert_eq!(opened, want);
-    }
-
-    #[test]
-    fn duplicates_and_replays_are_dropped() {
-        let t = topo(16, 4);
-        let now = Instant::now();
-        let mut m = linked_mesh("p0", &t, now);
-        let from = t.links_of("p0")[0].to_owned();
-        assert!(m.on_frame(&from, frame(1, 10), now).is_ok());
-        assert_eq!(
-            m.on_frame(&from, frame(1, 10), now).err(),
-            Some(MeshDrop::Duplicate)
-        );
-        let cap = MeshConfig::default().dedup_capacity as u64;
-        for s in 0..cap {
-            let _ = m.on_frame(&from, frame(2, 100 + s), now);
-        }
-        // Frame (1, 10) has been forgotten; a replay of it is still refused.
-        assert_eq!(
-            m.on_frame(&from, frame(1, 10), now).err(),
-            Some(MeshDrop::Replay)
-        );
-        assert_eq!(
-            m.on_frame(&from, frame(1, 9), now).err(),
-            Some(MeshDrop::Replay)
-        );
-        assert!(m.on_frame(&from, frame(1, 11), now).is_ok());
-    }
-
-    #[test]
-    fn cellmates_pass_fanned_out_frames_only_over_bridges() {
-        let t = topo(64, 8);
-        let now = Instant::now();
-        let me = (0..64)
-            .map(|i| format!("p{i}"))
-            .find(|p| !t.bridges_of(p).is_empty())
-            .expect("a bridge");
-        let mut m = linked_mesh(&me, &t, now);
-        let mate = t
-            .links_of(&me)
-            .into_iter()
-            .find(|p| t.same_cell(&me, p))
-            .expect("cellmate")
-            .to_owned();
-        let out = m.on_frame(&mate, frame(1, 1), now).expect("fresh");
-        let sent: Vec<&String> = out
-            .iter()
-            .filter_map(|o| match o {
-                MeshOutput::Send(p, f) => {
-                    assert!(!f.fanout);
-                    Some(p)
-                }
-                _ => None,
-            })
-            .collect();
-        assert!(!sent.is_empty());
-        assert!(sent.iter().all(|p| !t.same_cell(&me, p)));
-        assert!(out.iter().any(|o| matches!(o, MeshOutput::Deliver(_))));
-        // Over a bridge, the same peer fans out to its whole cell.
-        let bridge = t.bridges_of(&me)[0].to_owned();
-        let out = m.on_frame(&bridge, frame(1, 2), now).expect("fresh");
-        let sends = out
-            .iter()
-            .filter(|o| matches!(o, MeshOutput::Send(..)))
-            .count();
-        assert_eq!(sends, t.links_of(&me).len() - 1);
-    }
-
-    /// The race behind a rare miss in the 16-daemon test: the copy that came the long way
-    /// arrived first with no hops left, and the one with hops to spare was dropped as a
-    /// duplicate, so the flood stopped here.
-    #[test]
-    fn a_later_copy_with_more_hops_left_is_passed_on_once_and_not_delivered_again() {
-        let t = topo(16, 4);
-        let now = Instant::now();
-        let mut m = linked_mesh("p0", &t, now);
-        let from = t.links_of("p0")[0].to_owned();
-        let copy = |ttl: u8| {
-            let mut f = frame(1, 7);
-            f.ttl = ttl;
-            f.fanout = false;
-            f
-        };
-        let sends = |out: &[MeshOutput]| {
-            out.iter()
-                .filter(|o| matches!(o, MeshOutput::Send(..)))
-                .count()
-        };
-        let delivers = |out: &[MeshOutput]| {
-            out.iter()
-                .filter(|o| matches!(o, MeshOutput::Deliver(_)))
-                .count()
-        };
-        let spent = m.on_frame(&from, copy(0), now).expect("first copy");
-        assert_eq!(
-            (sends(&spent), delivers(&spent)),
-            (0, 1),
-            "no hops left: delivered only"
-        );
-        let better = m.on_frame(&from, copy(4), now).expect("more hops left");
-        assert!(
-            sends(&better) > 0,
-            "the copy with hops to spare is passed on"
-        );
-        assert_eq!(delivers(&better), 0, "but not delivered twice");
-        assert!(m.seen(&[1; 32], 7, 4) && m.seen(&[1; 32], 7, 2) && !m.seen(&[1; 32], 7, 5));
-        assert_eq!(
-            m.on_frame(&from, copy(4), now).err(),
-            Some(MeshDrop::Duplicate)
-        );
-        assert_eq!(
-            m.on_frame(&from, copy(2), now).err(),
-            Some(MeshDrop::Duplicate)
-        );
-    }
-
-    #[test]
-    fn ttl_is_clamped_and_spent() {
-        let t = topo(16, 4);
-        let now = Instant::now();
-        let mut m = linked_mesh("p0", &t, now);
-        let from = t.links_of("p0")[0].to_owned();
-        let mut f = frame(1, 1);
-        f.ttl = 200;
-        let out = m.on_frame(&from, f, now).expect("fresh");
-        for o in out {
-            if let MeshOutput::Send(_, f) = o {
-                assert_eq!(f.ttl, t.ttl() - 1);
-                assert_eq!(f.hops, 1);
-            }
-        }
-        let mut last = frame(1, 2);
-        last.ttl = 0;
-        let out = m.on_frame(&from, last, now).expect("fresh");
-        assert!(out.iter().all(|o| matches!(o, MeshOutput::Deliver(_))));
-    }
-
-    /// Runs `link_up` on `m` against a peer `other` that has seen `seen`: the ids `m` offers,
-    /// the ids `other` wants, and the frames `m` then sends.
-    fn heal(m: &mut Mesh, other: &mut Mesh, peer: &str, at: Instant) -> Vec<(String, u64, bool)> {
-        let mut sent = Vec::new();
-        for o in m.link_up(peer, at) {
-            let MeshOutput::Have(_, ids) = o else {
-                continue;
-            };
-            for w in other.on_have("p0", &ids, at) {
-                let MeshOutput::Want(_, want) = w else {
-                    continue;
-                };
-                for s in m.on_want(peer, &want, at) {
-                    if let MeshOutput::Send(p, f) = s {
-                        sent.push((p, f.seq, f.fanout));
-                    }
-                }
-            }
-        }
-        sent
-    }
-
-    #[test]
-    fn a_link_that_comes_up_is_offered_the_recent_frames_and_takes_what_it_lacks() {
-        let t = topo(16, 4);
-        let now = Instant::now();
-        let mut m = linked_mesh("p0", &t, now);
-        let first = m.originate(frame(1, 1), now);
-        assert!(!first.is_empty());
-        m.on_frame("p1", frame(2, 7), now).expect("first copy");
-        let later = now + Duration::from_secs(10);
-        // A peer that saw frame 7 already takes only frame 1, as a fanned-out first copy.
-        let mut q1 = Mesh::new("q1", MeshConfig::default());
-        q1.on_frame("x", frame(2, 7), now).expect("first copy");
-        assert_eq!(
-            heal(&mut m, &mut q1, "q1", later),
-            vec![("q1".to_owned(), 1, true)]
-        );
-        // The same link again, or a link after the window: nothing more.
-        assert!(m.link_up("q1", later).is_empty());
-        // A newcomer is not offered what was sent before it joined.
-        let outs = m.link_up_since("q3", later, 5);
-        assert_eq!(
-            outs,
-            vec![MeshOutput::Have("q3".into(), vec![([2; 32], 7)])]
-        );
-        let gone = now + MeshConfig::default().replay_window + Duration::from_secs(1);
-        let mut q2 = Mesh::new("q2", MeshConfig::default());
-        assert!(heal(&mut m, &mut q2, "q2", gone).is_empty());
-    }
-
-    #[test]
-    fn a_frame_sent_with_no_link_waits_for_the_first_and_is_counted_if_it_never_comes() {
-        let t = topo(16, 4);
-        let now = Instant::now();
-        let mut m = Mesh::new("p0", MeshConfig::default());
-        m.set_topology(t, now);
-        assert!(m.originate(frame(1, 1), now).is_empty());
-        assert_eq!(m.sent_without_links(), 1);
-        let mut p1 = Mesh::new("p1", MeshConfig::default());
-        let sent = heal(&mut m, &mut p1, "p1", now + Duration::from_secs(2));
-        assert_eq!(
-            sent.len(),
-            1,
-            "the waiting frame goes out on the first link"
-        );
-        m.link_down("p1", now + Duration::from_secs(3));
-        m.originate(frame(1, 2), now + Duration::from_secs(3));
-        m.tick(now + Duration::from_secs(60));
-        assert_eq!(m.unsent_expired(), 1);
-    }
-
-    #[test]
-    fn unwanted_links_close_after_the_grace_period_only() {
-        let now = Instant::now();
-        let big = topo(64, 8);
-        let mut m = linked_mesh("p0", &big, now);
-        let before: HashSet<String> = m.linked().map(str::to_owned).collect();
-        let small = topo(8, 8);
-        m.set_topology(small.clone(), now);
-        assert!(
-            m.tick(now + Duration::from_secs(1))
-                .iter()
-                .all(|o| !matches!(o, MeshOutput::Close(_)))
-        );
-        let closed: Vec<String> = m
-            .tick(now + Duration::from_secs(6))
-            .into_iter()
-            .filter_map(|o| match o {
-                MeshOutput::Close(p) => Some(p),
-                _ => None,
-            })
-            .collect();
-        let still: HashSet<&str> = small.links_of("p0").into_iter().collect();
-        for p in &before {
-            assert_eq!(closed.contains(p), !still.contains(p.as_str()), "{p}");
-        }
-    }
-}
+mod tests;

@@ -43,8 +43,11 @@ pub const ACTION_INVENTORY: &str = "@_mrhave";
 const HANDSHAKE_NUDGE: Duration = Duration::from_millis(1_500);
 const HANDSHAKE_NUDGES: u32 = 3;
 
+mod cells;
 pub mod media;
 mod peer_state;
+
+pub use cells::CellsAction;
 pub use peer_state::{LeaveReason, Security};
 
 /// What happened in the room, for local sessions.
@@ -337,65 +340,6 @@ impl Room {
         let sealed = Payload::Binary(e2e::seal(key, channel, payload, meta));
         self.encode(ACTION_E2E, &sealed, None)
             .map_err(|_| SendError::MetaTooLarge)
-    }
-
-    /// The payload a cell frame carries for an app message: sealed end to end in a password
-    /// room (forwarders cannot read it), plain otherwise. Size and channel checked as for sends.
-    pub fn cell_payload(
-        &mut self,
-        channel: &str,
-        payload: &Payload,
-        meta: Option<&Value>,
-    ) -> Result<Vec<u8>, SendError> {
-        // The checks of a direct send, without keeping its frames.
-        self.encode_app(channel, payload, meta)?;
-        Ok(match &self.e2e {
-            Some(key) => {
-                let mut out = vec![1];
-                out.extend_from_slice(&e2e::seal(key, channel, payload, meta));
-                out
-            }
-            None => {
-                let mut out = vec![0];
-                out.extend_from_slice(&e2e::encode_message(channel, payload, meta));
-                out
-            }
-        })
-    }
-
-    /// Opens what [`Room::cell_payload`] made; the error says why it was dropped.
-    pub fn open_cell_payload(
-        &self,
-        bytes: &[u8],
-    ) -> Result<(String, Payload, Option<Value>), DropReason> {
-        let opened = match (bytes.split_first(), &self.e2e) {
-            (Some((1, sealed)), Some(key)) => e2e::open(key, sealed),
-            (Some((0, plain)), None) => e2e::decode_message(plain),
-            _ => return Err(DropReason::CellPayloadRefused),
-        };
-        match opened {
-            Ok((channel, payload, meta)) if valid_channel(&channel) => Ok((channel, payload, meta)),
-            Ok(_) | Err(e2e::E2eError::Malformed) => Err(DropReason::CellPayloadMalformed),
-            Err(e2e::E2eError::Decrypt) => Err(DropReason::E2eDecryptFailed),
-        }
-    }
-
-    /// Outer frames carrying an encoded cell frame.
-    pub fn cell_frames(&mut self, frame: Vec<u8>) -> Vec<Bytes> {
-        self.encode(ACTION_CELL, &Payload::Binary(frame), None)
-            .unwrap_or_default()
-    }
-
-    /// Outer frames carrying an encoded frame inventory.
-    pub fn inventory_frames(&mut self, msg: Vec<u8>) -> Vec<Bytes> {
-        self.encode(ACTION_INVENTORY, &Payload::Binary(msg), None)
-            .unwrap_or_default()
-    }
-
-    /// Outer frames carrying an encoded roster sync message.
-    pub fn roster_frames(&mut self, msg: Vec<u8>) -> Vec<Bytes> {
-        self.encode(ACTION_ROSTER, &Payload::Binary(msg), None)
-            .unwrap_or_default()
     }
 
     fn send_internal(&mut self, peer: &str, action: &str, payload: Payload, out: &mut Vec<Output>) {

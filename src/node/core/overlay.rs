@@ -7,7 +7,7 @@ use crate::mesh::roster::RosterOut;
 use crate::mesh::{MeshOutput, Overlay as _};
 use crate::node::cells;
 use crate::node::session::EventKind;
-use crate::room::LeaveReason;
+use crate::room::{CellsAction, LeaveReason};
 use crate::wire::cell::{CellFrame, InventoryKind, decode_inventory, encode_inventory};
 use crate::wire::roster::RosterMsg;
 
@@ -128,7 +128,9 @@ impl Core {
         let Some(e) = self.st.rooms.get_mut(key) else {
             return;
         };
-        let frames = e.room.inventory_frames(encode_inventory(kind, ids));
+        let frames = e
+            .room
+            .cells_frames(CellsAction::Inventory, encode_inventory(kind, ids));
         self.frames(conn, frames);
     }
 
@@ -143,7 +145,7 @@ impl Core {
                     let Some(e) = self.st.rooms.get_mut(key) else {
                         return;
                     };
-                    let frames = e.room.roster_frames(msg.encode());
+                    let frames = e.room.cells_frames(CellsAction::Roster, msg.encode());
                     self.frames(conn, frames);
                 }
                 RosterOut::Drop(reason) => self.count(reason),
@@ -202,7 +204,7 @@ impl Core {
         let Some(e) = self.st.rooms.get_mut(key) else {
             return;
         };
-        let frames = e.room.cell_frames(frame.encode());
+        let frames = e.room.cells_frames(CellsAction::Frame, frame.encode());
         tracing::debug!(
             to = %peer,
             origin = %hex4(&frame.origin),

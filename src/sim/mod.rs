@@ -26,108 +26,17 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use serde::Serialize;
 
 use crate::mesh::genos::{GENOS_CELL_SIZE, GenosPeer, GenosSealer, GenosTopology};
 use crate::mesh::plumtree::{PlumPeer, PlumTopology};
-use crate::mesh::{CellSize, Member, Mesh, MeshConfig, MeshOutput, Overlay, Topology, placement};
+use crate::mesh::{Member, Mesh, MeshConfig, MeshOutput, Overlay, Topology, placement};
 use crate::wire::cell::CellFrame;
 
-/// One simulated situation.
-#[derive(Debug, Clone)]
-pub struct Scenario {
-    /// Peers at the start.
-    pub n: usize,
-    /// RNG seed: the same seed gives both algorithms the same arrivals, departures and traffic.
-    pub seed: u64,
-    /// Simulated time.
-    pub duration: Duration,
-    /// Mean one-way link latency.
-    pub latency: Duration,
-    /// Fraction of transmissions lost (and retransmitted).
-    pub loss: f64,
-    /// Peers replaced per second (half leave politely, half crash).
-    pub churn_per_s: f64,
-    /// Bridges crashed at `kill_at`.
-    pub bridge_kills: usize,
-    /// When the bridges die.
-    pub kill_at: Duration,
-    /// Time from asking for a link to its data channel being open.
-    pub link_setup: Duration,
-    /// Time for neighbours to notice a crashed peer.
-    pub detect: Duration,
-    /// Time for a newcomer's announce to reach everybody.
-    pub census_delay: Duration,
-    /// A broadcast from a random settled peer this often.
-    pub msg_every: Duration,
-    /// Our cell sizing.
-    pub cell_size: CellSize,
-    /// Throughput of one link, for a newcomer's roster transfer.
-    pub link_bytes_per_s: f64,
-    /// Checking one roster record's signature.
-    pub verify_cost: Duration,
-}
+mod report;
+mod scenario;
 
-impl Default for Scenario {
-    fn default() -> Self {
-        Scenario {
-            n: 1_000,
-            seed: 1,
-            duration: Duration::from_secs(40),
-            latency: Duration::from_millis(20),
-            loss: 0.0,
-            churn_per_s: 0.0,
-            bridge_kills: 0,
-            kill_at: Duration::from_secs(20),
-            link_setup: Duration::from_millis(300),
-            detect: Duration::from_secs(3),
-            census_delay: Duration::from_millis(1_500),
-            msg_every: Duration::from_millis(100),
-            cell_size: CellSize::default(),
-            link_bytes_per_s: 2e6,
-            verify_cost: Duration::from_micros(80),
-        }
-    }
-}
-
-/// What one algorithm did in one scenario.
-#[derive(Debug, Clone, Serialize)]
-pub struct Report {
-    /// `meshrtc` or `genosrtc`.
-    pub algo: &'static str,
-    /// Peers at the start.
-    pub n: usize,
-    /// Peers replaced per second.
-    pub churn_per_s: f64,
-    /// Broadcasts received by settled peers / settled peers that should have received them.
-    pub delivery: f64,
-    /// Links per peer at the end, mean.
-    pub links_mean: f64,
-    /// Links per peer at the end, max.
-    pub links_max: usize,
-    /// Hops to first receipt, median.
-    pub hops_p50: u32,
-    /// Hops to first receipt, 99th percentile.
-    pub hops_p99: u32,
-    /// Hops to first receipt, max.
-    pub hops_max: u32,
-    /// Milliseconds from the bridge kills until every broadcast reached everyone again (0: no
-    /// broadcast missed anyone; null: never healed, or no kills).
-    pub heal_ms: Option<f64>,
-    /// Broadcasts that reached fewer than all settled peers.
-    pub incomplete_broadcasts: usize,
-    /// Frames carrying a broadcast, sent per broadcast (all peers, all hops).
-    pub sends_per_broadcast: f64,
-    /// Control messages per broadcast: frame inventories (ours), lazy `IHAVE`s, prunes and
-    /// grafts (Plumtree).
-    pub control_per_broadcast: f64,
-    /// Overlay state per peer, estimated bytes.
-    pub mem_per_peer_bytes: f64,
-    /// Newcomers: milliseconds from joining to holding the whole roster, median (null: none).
-    pub roster_ms_p50: Option<f64>,
-    /// The same, slowest newcomer.
-    pub roster_ms_max: Option<f64>,
-}
+use report::report;
+pub use scenario::{Report, Scenario};
 
 /// Runs our algorithm.
 pub fn run_meshrtc(s: &Scenario) -> Report {
@@ -532,13 +441,6 @@ impl<O: Overlay> Sim<'_, O> {
     }
 }
 
-fn percentile(sorted: &[u32], p: f64) -> u32 {
-    if sorted.is_empty() {
-        return 0;
-    }
-    sorted[((sorted.len() - 1) as f64 * p).round() as usize]
-}
-
 fn run<O: Overlay>(
     s: &Scenario,
     algo: &'static str,
@@ -774,151 +676,5 @@ fn run<O: Overlay>(
     report(&sim, algo)
 }
 
-fn report<O: Overlay>(sim: &Sim<O>, algo: &'static str) -> Report {
-    let s = sim.s;
-    let mut expected = 0usize;
-    let mut got = 0usize;
-    let mut hops = Vec::new();
-    let mut incomplete = 0;
-    let mut last_incomplete_after_kill: Option<Duration> = None;
-    for b in &sim.broadcasts {
-        if b.sent_at + DEADLINE > s.duration {
-            continue;
-        }
-        let should: Vec<usize> = (0..sim.peers.len())
-            .filter(|&i| i != b.origin)
-            .filter(|&i| {
-                let p = &sim.peers[i];
-                p.joined_at + SETTLED <= b.sent_at
-                    && p.left_at.is_none_or(|l| l > b.sent_at + DEADLINE)
-            })
-            .collect();
-        let reached = should.iter().filter(|i| b.received.contains_key(i)).count();
-        expected += should.len();
-        got += reached;
-        hops.extend(should.iter().filter_map(|i| b.received.get(i).copied()));
-        if reached < should.len() {
-            incomplete += 1;
-            if s.bridge_kills > 0 && b.sent_at >= s.kill_at {
-                last_incomplete_after_kill = Some(b.sent_at);
-            }
-        }
-    }
-    hops.sort_unstable();
-    let alive: Vec<&SimPeer<O>> = sim.peers.iter().filter(|p| p.alive).collect();
-    let links: Vec<usize> = alive.iter().map(|p| p.overlay.link_count()).collect();
-    let mut roster_ms: Vec<f64> = sim
-        .peers
-        .iter()
-        .filter(|p| p.joined_at > Duration::ZERO)
-        .filter_map(|p| {
-            p.roster_at
-                .map(|at| (at - p.joined_at).as_secs_f64() * 1000.0)
-        })
-        .collect();
-    roster_ms.sort_by(f64::total_cmp);
-    let heal_ms = (s.bridge_kills > 0).then(|| match last_incomplete_after_kill {
-        None => 0.0,
-        Some(t) => (t + s.msg_every - s.kill_at).as_secs_f64() * 1000.0,
-    });
-    Report {
-        algo,
-        n: s.n,
-        churn_per_s: s.churn_per_s,
-        delivery: if expected == 0 {
-            1.0
-        } else {
-            got as f64 / expected as f64
-        },
-        links_mean: links.iter().sum::<usize>() as f64 / links.len().max(1) as f64,
-        links_max: links.iter().copied().max().unwrap_or(0),
-        hops_p50: percentile(&hops, 0.5),
-        hops_p99: percentile(&hops, 0.99),
-        hops_max: hops.last().copied().unwrap_or(0),
-        heal_ms,
-        incomplete_broadcasts: incomplete,
-        sends_per_broadcast: sim.sends as f64 / sim.broadcasts.len().max(1) as f64,
-        control_per_broadcast: sim.control as f64 / sim.broadcasts.len().max(1) as f64,
-        mem_per_peer_bytes: alive
-            .iter()
-            .map(|p| p.overlay.memory_bytes())
-            .sum::<usize>() as f64
-            / alive.len().max(1) as f64,
-        roster_ms_p50: (!roster_ms.is_empty()).then(|| roster_ms[roster_ms.len() / 2]),
-        roster_ms_max: roster_ms.last().copied(),
-    }
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn small() -> Scenario {
-        Scenario {
-            n: 200,
-            duration: Duration::from_secs(25),
-            ..Scenario::default()
-        }
-    }
-
-    #[test]
-    fn ours_delivers_everything_in_a_quiet_room() {
-        let r = run_meshrtc(&small());
-        assert_eq!(r.delivery, 1.0, "{r:?}");
-        assert!(r.links_max <= 24, "{r:?}");
-        assert!(
-            r.hops_max as f64 <= 2.0 * (200f64 / 8.0).log2() + 3.0,
-            "{r:?}"
-        );
-    }
-
-    #[test]
-    fn a_dead_bridge_costs_ours_nothing_and_the_seed_a_cell() {
-        let s = Scenario {
-            bridge_kills: 3,
-            ..small()
-        };
-        let ours = run_meshrtc(&s);
-        let seed = run_genosrtc(&s);
-        assert_eq!(ours.heal_ms, Some(0.0), "{ours:?}");
-        assert_eq!(ours.delivery, 1.0, "{ours:?}");
-        assert!(seed.heal_ms.unwrap_or(f64::MAX) > 1_000.0, "{seed:?}");
-        assert!(seed.delivery < 1.0, "{seed:?}");
-    }
-
-    #[test]
-    fn newcomers_take_the_roster_over_their_first_link_and_miss_nothing() {
-        let s = Scenario {
-            churn_per_s: 4.0,
-            ..small()
-        };
-        let r = run_meshrtc(&s);
-        assert_eq!(r.delivery, 1.0, "{r:?}");
-        let (p50, max) = (
-            r.roster_ms_p50.expect("newcomers"),
-            r.roster_ms_max.expect("newcomers"),
-        );
-        // Announce (1.5 s), the room's seal (0.5 s), a link (0.3 s), then the transfer.
-        assert!(p50 >= 2_000.0 && max <= 5_000.0, "{r:?}");
-    }
-
-    #[test]
-    fn the_plumtree_baseline_delivers_everything_over_small_views() {
-        let r = run_plumtree(&Scenario {
-            bridge_kills: 3,
-            ..small()
-        });
-        assert_eq!(r.delivery, 1.0, "{r:?}");
-        assert!(r.links_mean <= 10.0, "{r:?}");
-    }
-
-    #[test]
-    fn same_seed_same_result() {
-        let a = run_meshrtc(&small());
-        let b = run_meshrtc(&small());
-        assert_eq!(
-            serde_json::to_string(&a).ok(),
-            serde_json::to_string(&b).ok()
-        );
-    }
-}
+mod tests;

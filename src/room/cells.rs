@@ -1,0 +1,80 @@
+//! What a room does for the cellular overlay: the payload a cell frame carries for an app
+//! message, and the frames of the overlay's internal actions.
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::{ACTION_CELL, ACTION_INVENTORY, ACTION_ROSTER, Room, SendError, valid_channel};
+use crate::drops::DropReason;
+use crate::wire::chunk::Payload;
+use crate::wire::e2e;
+
+/// The internal actions of cells rooms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CellsAction {
+    /// A signed cell frame (`@_mrcell`).
+    Frame,
+    /// Roster reconciliation (`@_mrroster`).
+    Roster,
+    /// Which recent frames a member holds or wants (`@_mrhave`).
+    Inventory,
+}
+
+impl CellsAction {
+    fn name(self) -> &'static str {
+        match self {
+            CellsAction::Frame => ACTION_CELL,
+            CellsAction::Roster => ACTION_ROSTER,
+            CellsAction::Inventory => ACTION_INVENTORY,
+        }
+    }
+}
+
+impl Room {
+    /// The payload a cell frame carries for an app message: sealed end to end in a password
+    /// room (forwarders cannot read it), plain otherwise. Size and channel checked as for sends.
+    pub fn cell_payload(
+        &mut self,
+        channel: &str,
+        payload: &Payload,
+        meta: Option<&Value>,
+    ) -> Result<Vec<u8>, SendError> {
+        // The checks of a direct send, without keeping its frames.
+        self.encode_app(channel, payload, meta)?;
+        Ok(match &self.e2e {
+            Some(key) => {
+                let mut out = vec![1];
+                out.extend_from_slice(&e2e::seal(key, channel, payload, meta));
+                out
+            }
+            None => {
+                let mut out = vec![0];
+                out.extend_from_slice(&e2e::encode_message(channel, payload, meta));
+                out
+            }
+        })
+    }
+
+    /// Opens what [`Room::cell_payload`] made; the error says why it was dropped.
+    pub fn open_cell_payload(
+        &self,
+        bytes: &[u8],
+    ) -> Result<(String, Payload, Option<Value>), DropReason> {
+        let opened = match (bytes.split_first(), &self.e2e) {
+            (Some((1, sealed)), Some(key)) => e2e::open(key, sealed),
+            (Some((0, plain)), None) => e2e::decode_message(plain),
+            _ => return Err(DropReason::CellPayloadRefused),
+        };
+        match opened {
+            Ok((channel, payload, meta)) if valid_channel(&channel) => Ok((channel, payload, meta)),
+            Ok(_) | Err(e2e::E2eError::Malformed) => Err(DropReason::CellPayloadMalformed),
+            Err(e2e::E2eError::Decrypt) => Err(DropReason::E2eDecryptFailed),
+        }
+    }
+
+    /// Outer frames carrying one of a cells room's internal messages.
+    pub fn cells_frames(&mut self, action: CellsAction, bytes: Vec<u8>) -> Vec<Bytes> {
+        self.encode(action.name(), &Payload::Binary(bytes), None)
+            .unwrap_or_default()
+    }
+}
