@@ -66,6 +66,8 @@ pub struct RosterSync {
     pending: [Option<(String, Instant)>; BUCKETS],
     /// The last digest each linked peer sent.
     digests: BTreeMap<String, Box<[Bucket; BUCKETS]>>,
+    /// Our own digest, kept up to date as records come and go.
+    buckets: Box<[Bucket; BUCKETS]>,
     serve: BTreeMap<String, Serve>,
     changed_at: Instant,
     next_gossip: Instant,
@@ -87,6 +89,7 @@ impl RosterSync {
             tombstones: BTreeMap::new(),
             pending: std::array::from_fn(|_| None),
             digests: BTreeMap::new(),
+            buckets: Box::new([Bucket::default(); BUCKETS]),
             serve: BTreeMap::new(),
             changed_at: now,
             next_gossip: now + GOSSIP_BUSY,
@@ -144,7 +147,10 @@ impl RosterSync {
         if new && self.items.len() >= MAX_MEMBERS {
             return Err(DropReason::RosterFull);
         }
-        self.items.insert(id.to_owned(), Item { record, place });
+        if let Some(old) = self.items.insert(id.to_owned(), Item { record, place }) {
+            self.account(&old, false);
+        }
+        self.account(&Item { record, place }, true);
         self.mark_changed(now);
         Ok(new)
     }
@@ -152,6 +158,7 @@ impl RosterSync {
     /// A member left (or was found dead): its records so far are refused for a while.
     pub fn remove(&mut self, id: &str, now: Instant) {
         if let Some(item) = self.items.remove(id) {
+            self.account(&item, false);
             self.tombstones
                 .insert(id.to_owned(), (item.record.issued, now + TOMBSTONE_FOR));
             self.mark_changed(now);
@@ -171,15 +178,20 @@ impl RosterSync {
         self.unpushed = true;
     }
 
+    /// Adds an item to our digest, or takes it out (XOR is its own inverse).
+    fn account(&mut self, item: &Item, added: bool) {
+        let b = &mut self.buckets[bucket_of(item.place)];
+        b.fingerprint ^= item.record.fingerprint();
+        if added {
+            b.count += 1;
+        } else {
+            b.count -= 1;
+        }
+    }
+
     /// The digest of what is held.
     pub fn digest(&self) -> Box<[Bucket; BUCKETS]> {
-        let mut buckets = Box::new([Bucket::default(); BUCKETS]);
-        for item in self.items.values() {
-            let b = &mut buckets[bucket_of(item.place)];
-            b.count += 1;
-            b.fingerprint ^= item.record.fingerprint();
-        }
-        buckets
+        self.buckets.clone()
     }
 
     /// A link came up: both ends send their digest.
@@ -250,10 +262,7 @@ impl RosterSync {
                         }
                     }
                 }
-                let owed = self
-                    .pending
-                    .iter()
-                    .any(|p| p.as_ref().is_some_and(|(f, _)| f == from));
+                let owed = self.expects_records_from(from);
                 let mut out = Vec::new();
                 if settled && !owed {
                     // Our pull from this peer is complete: show it what we hold now, so it
@@ -307,7 +316,8 @@ impl RosterSync {
             .collect()
     }
 
-    /// Answers a request with every record of the buckets asked, in pages, within the rate.
+    /// Answers a request with every record of the buckets asked, in pages, as many whole
+    /// buckets as this link's record budget allows (the rest are asked again later).
     fn serve(&mut self, from: &str, mask: u64, now: Instant) -> Vec<RosterOut> {
         let s = self.serve.entry(from.to_owned()).or_insert(Serve {
             tokens: SERVE_BURST,
@@ -316,27 +326,39 @@ impl RosterSync {
         s.tokens = (s.tokens + now.saturating_duration_since(s.at).as_secs_f64() * SERVE_PER_SEC)
             .min(SERVE_BURST);
         s.at = now;
-        let cost = self
-            .items
-            .values()
-            .filter(|i| mask & (1 << bucket_of(i.place)) != 0)
-            .count() as f64;
-        if cost > s.tokens {
+        let mut granted = 0u64;
+        for b in (0..BUCKETS).filter(|b| mask & (1 << b) != 0) {
+            let cost = f64::from(self.buckets[b].count);
+            if cost <= s.tokens {
+                s.tokens -= cost;
+                granted |= 1 << b;
+            }
+        }
+        if granted == 0 && mask != 0 {
             return vec![RosterOut::Drop(DropReason::RosterRateLimited)];
         }
-        s.tokens -= cost;
+        let mut by_bucket: Vec<Vec<RosterRecord>> = vec![Vec::new(); BUCKETS];
+        for item in self.items.values() {
+            let b = bucket_of(item.place);
+            if granted & (1 << b) != 0 {
+                by_bucket[b].push(item.record);
+            }
+        }
         let mut pages = Vec::new();
         let mut page = Vec::new();
         let mut done = 0u64;
-        for b in (0..BUCKETS).filter(|b| mask & (1 << b) != 0) {
-            for item in self.items.values().filter(|i| bucket_of(i.place) == b) {
+        for (b, records) in by_bucket.into_iter().enumerate() {
+            if granted & (1 << b) == 0 {
+                continue;
+            }
+            for record in records {
                 if page.len() == RECORDS_PER_PAGE {
                     pages.push(RosterMsg::Records {
                         done: std::mem::take(&mut done),
                         records: std::mem::take(&mut page),
                     });
                 }
-                page.push(item.record);
+                page.push(record);
             }
             done |= 1 << b;
         }
@@ -389,11 +411,6 @@ impl RosterSync {
             },
         ));
         out
-    }
-
-    /// Estimated bytes held.
-    pub fn memory_bytes(&self) -> usize {
-        self.items.len() * 200 + self.tombstones.len() * 64 + self.digests.len() * 800
     }
 }
 

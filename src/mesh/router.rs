@@ -24,6 +24,9 @@ use crate::mesh::topology::Topology;
 use crate::mesh::{FrameId, MeshOutput, Overlay};
 use crate::wire::cell::CellFrame;
 
+/// How often one link's request for recent frames is answered.
+const WANT_EVERY: Duration = Duration::from_secs(1);
+
 /// Tunables of a peer's overlay state.
 #[derive(Debug, Clone)]
 pub struct MeshConfig {
@@ -195,6 +198,9 @@ pub struct Mesh {
     last_seq: u64,
     /// Frames of the last `replay_window`, for links that come up later.
     replay: Replay,
+    /// When each link's last request for frames was answered (one a second at most: a request
+    /// can ask for the whole replay buffer).
+    wants_answered: FxHashMap<String, Instant>,
     /// Own frames originated while this peer had no link (kept for the first link).
     sent_without_links: u64,
 }
@@ -216,6 +222,7 @@ impl Mesh {
             seen: Seen::default(),
             last_seq: 0,
             replay,
+            wants_answered: FxHashMap::default(),
             sent_without_links: 0,
         }
     }
@@ -338,6 +345,15 @@ impl Overlay for Mesh {
     }
 
     fn on_want(&mut self, from: &str, ids: &[FrameId], now: Instant) -> Vec<MeshOutput> {
+        if !self.linked.contains(from)
+            || self
+                .wants_answered
+                .get(from)
+                .is_some_and(|at| now.saturating_duration_since(*at) < WANT_EVERY)
+        {
+            return Vec::new();
+        }
+        self.wants_answered.insert(from.to_owned(), now);
         self.replay.expire(now);
         self.replay
             .take(ids)
@@ -347,6 +363,7 @@ impl Overlay for Mesh {
     }
 
     fn link_down(&mut self, peer: &str, _now: Instant) -> Vec<MeshOutput> {
+        self.wants_answered.remove(peer);
         self.linked.remove(peer);
         self.retiring.remove(peer);
         Vec::new()

@@ -173,8 +173,14 @@ async fn client(
     clients: Clients,
 ) {
     match connect(&server, tls).await {
-        Ok(Stream::Plain(s)) => carry(s, &udp, &server, peer, &mut rx).await,
-        Ok(Stream::Tls(s)) => carry(*s, &udp, &server, peer, &mut rx).await,
+        Ok(Stream::Plain(s)) => {
+            let quick = socket2::SockRef::from(&s).try_clone().ok();
+            carry(s, quick, &udp, &server, peer, &mut rx).await
+        }
+        Ok(Stream::Tls(s)) => {
+            let quick = socket2::SockRef::from(s.get_ref().0).try_clone().ok();
+            carry(*s, quick, &udp, &server, peer, &mut rx).await
+        }
         Err(e) => tracing::warn!(server, error = %e, "TURN server unreachable over TCP"),
     }
     // The next datagram from this socket opens a new connection.
@@ -206,6 +212,7 @@ async fn connect(server: &str, tls: Option<TurnTls>) -> std::io::Result<Stream> 
 /// Carries datagrams to the stream and framed messages back, until either side ends.
 async fn carry<S: AsyncRead + AsyncWrite>(
     stream: S,
+    quick: Option<socket2::Socket>,
     udp: &UdpSocket,
     server: &str,
     peer: SocketAddr,
@@ -239,7 +246,14 @@ async fn carry<S: AsyncRead + AsyncWrite>(
             buf.reserve(MAX_MESSAGE);
             match read.read_buf(&mut buf).await {
                 Ok(0) | Err(_) => return,
-                Ok(_) => {}
+                Ok(_) => {
+                    // Acknowledge at once: the server's small messages (the peer's SCTP acks)
+                    // otherwise wait on Nagle against a delayed ACK, up to 40 ms each, and the
+                    // sender's window grows at that pace. Linux clears the flag after use.
+                    if let Some(s) = &quick {
+                        let _ = s.set_tcp_quickack(true);
+                    }
+                }
             }
         }
     };

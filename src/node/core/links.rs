@@ -94,6 +94,8 @@ impl Core {
             }
         }
         self.frames(conn, presence);
+        // A link is up: whatever failed before, the next attempt with this peer starts direct.
+        self.st.relay_next.remove(lk);
         self.st.links.insert(
             lk.clone(),
             Link {
