@@ -153,29 +153,6 @@ async fn broadcast(
     (count(), expected, started.elapsed())
 }
 
-/// CPU seconds a process used so far.
-fn cpu_secs(pid: i32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    // Fields after the command name (which may hold spaces) start after its ')'.
-    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
-    let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = [11, 12]
-        .iter()
-        .filter_map(|&i| f.get(i).and_then(|v| v.parse::<f64>().ok()))
-        .sum();
-    ticks / 100.0
-}
-
-fn rss_mib(pid: i32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|kb| kb.parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
-
 /// Links per daemon, relay events published in all, and drop counters summed.
 async fn survey(nodes: &[Node]) -> (Vec<u32>, u64, std::collections::BTreeMap<String, u64>) {
     let mut links = Vec::new();
@@ -225,7 +202,7 @@ async fn run(n: usize, json: bool) {
     if std::env::var_os("MESHRTC_BENCH_VERBOSE").is_some() {
         eprintln!("drops over {n} daemons: {drops:?}");
     }
-    let cpu0: Vec<f64> = nodes.iter().map(|nd| cpu_secs(nd.d.pid())).collect();
+    let cpu0: Vec<f64> = nodes.iter().map(|nd| cpu_seconds(nd.d.pid())).collect();
     let window = Instant::now();
     tokio::time::sleep(QUIET).await;
     let (_, steady_events, _) = survey(&nodes).await;
@@ -233,7 +210,7 @@ async fn run(n: usize, json: bool) {
     let cpu_pct: f64 = nodes
         .iter()
         .zip(&cpu0)
-        .map(|(nd, c0)| (cpu_secs(nd.d.pid()) - c0) / quiet * 100.0)
+        .map(|(nd, c0)| (cpu_seconds(nd.d.pid()) - c0) / quiet * 100.0)
         .sum::<f64>()
         / n as f64;
     let steady_per_min = (steady_events - startup_events) as f64 / n as f64 / (quiet / 60.0);

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use crate::transport::ice::{IcePolicy, IceServer, IceServerEntry, IceSettings, IceUrl, Secret};
+use crate::transport::ice::{IcePolicy, IceServer, IceServerEntry, IceSettings, Secret};
 
 /// Public relays used when no relay is configured explicitly.
 pub const BUILTIN_RELAYS: &[&str] = &[
@@ -240,7 +240,7 @@ impl Config {
             .map(IceServerEntry::parse)
             .collect::<Result<Vec<_>, _>>()
             .map_err(|e| ConfigError::Invalid(format!("ice_servers: {e}")))?;
-        let turn = servers.iter().flat_map(|s| &s.urls).any(IceUrl::is_turn);
+        let turn = crate::transport::ice::has_turn(&servers);
         if relay && !turn {
             return Err(ConfigError::Invalid(
                 "ice_transport_policy = \"relay\" needs a TURN server in ice_servers".into(),

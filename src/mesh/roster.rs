@@ -113,11 +113,6 @@ impl RosterSync {
         self.items.get(id).map(|i| i.record.issued)
     }
 
-    /// Whether this exact record is held (no need to verify it again).
-    pub fn holds(&self, id: &str, record: &RosterRecord) -> bool {
-        self.items.get(id).is_some_and(|i| i.record == *record)
-    }
-
     /// Whether a record is refused without looking further: its member left after it was
     /// issued, or an equal or newer record is held.
     pub fn refuses(&self, id: &str, record: &RosterRecord, now: Instant) -> bool {

@@ -194,22 +194,19 @@ impl Node {
     pub async fn status(&self) -> StatusInfo {
         let relays = self.signal.relays().await;
         // Only a TURN server makes relayed links: without one, no link's statistics are read.
-        let turn = self
-            .transport
-            .ice()
-            .servers
-            .iter()
-            .flat_map(|s| &s.urls)
-            .any(crate::transport::ice::IceUrl::is_turn);
+        let turn = crate::transport::ice::has_turn(&self.transport.ice().servers);
         let (core, pcs) = {
             let inner = self.lock();
-            let pcs: Vec<_> = inner
-                .io
-                .writers
-                .keys()
-                .filter(|_| turn)
-                .filter_map(|c| inner.io.pcs.get(c).cloned())
-                .collect();
+            let pcs: Vec<_> = if turn {
+                inner
+                    .io
+                    .writers
+                    .keys()
+                    .filter_map(|c| inner.io.pcs.get(c).cloned())
+                    .collect()
+            } else {
+                Vec::new()
+            };
             (inner.core.status(), pcs)
         };
         let mut links_relayed = 0;

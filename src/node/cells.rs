@@ -22,7 +22,7 @@ use crate::mesh::roster::{RosterOut, RosterSync};
 use crate::mesh::{CellSize, Member, Mesh, MeshConfig, MeshOutput, Overlay, Topology, placement};
 use crate::node::identity::peer_id_for;
 use crate::wire::cell::CellFrame;
-use crate::wire::roster::{RECORD_LEN, RosterMsg, RosterRecord};
+use crate::wire::roster::{RosterMsg, RosterRecord};
 
 /// How far in the future a record's date may be (clock skew) before it is refused.
 const RECORD_SKEW_SECS: u64 = 600;
@@ -56,20 +56,6 @@ pub const NOTICE_GONE: u8 = 2;
 pub const NOTICE_ALIVE: u8 = 3;
 /// First byte of a notice carrying the origin's roster record (its hello to the room).
 pub const NOTICE_RECORD: u8 = 4;
-
-/// The peer id of a record's key (a key that is not a valid point yields no member).
-fn peer_id_of(key: &[u8; 32]) -> String {
-    PublicKey::from_slice(key)
-        .map(|k| peer_id_for(&k))
-        .unwrap_or_default()
-}
-
-/// A record carried by a hello notice (after its first byte).
-pub fn parse_record_notice(body: &[u8]) -> Option<RosterRecord> {
-    (body.len() == RECORD_LEN)
-        .then(|| RosterRecord::decode(body))
-        .flatten()
-}
 
 /// Encodes a "these peers are gone" notice.
 pub fn gone_notice(peers: &[String]) -> Vec<u8> {
@@ -184,17 +170,7 @@ impl CellRoom {
         room
     }
 
-    /// Members whose signed record this node holds.
-    pub fn records(&self) -> usize {
-        self.roster.len()
-    }
-
-    /// Members in the census.
-    pub fn census_len(&self) -> usize {
-        self.census.len()
-    }
-
-    /// Checks a record and adds its member; `Ok(true)` when the member is new to the census.
+    /// Checks a record and adds its member; `Ok(Some(id))` when the member is new to the census.
     /// A record says a key joined; it proves nothing about being alive now, so it does not
     /// refresh a known member.
     pub fn learn(
@@ -202,14 +178,14 @@ impl CellRoom {
         record: &RosterRecord,
         now: Instant,
         wall_secs: u64,
-    ) -> Result<bool, DropReason> {
+    ) -> Result<Option<String>, DropReason> {
         let Ok(key) = PublicKey::from_slice(&record.key) else {
             return Err(DropReason::RosterBadRecord);
         };
         let id = peer_id_for(&key);
-        if id == self.me || self.roster.holds(&id, record) || self.roster.refuses(&id, record, now)
-        {
-            return Ok(false);
+        // A record held already is refused too (same date): no signature is checked twice.
+        if id == self.me || self.roster.refuses(&id, record, now) {
+            return Ok(None);
         }
         if record.issued > wall_secs + RECORD_SKEW_SECS {
             return Err(DropReason::RosterFutureRecord);
@@ -220,10 +196,10 @@ impl CellRoom {
         let place = placement(&self.salt, &record.key);
         self.roster.insert(&id, *record, place, now)?;
         if self.census.contains_key(&id) {
-            return Ok(false);
+            return Ok(None);
         }
         self.census.insert(
-            id,
+            id.clone(),
             Entry {
                 place,
                 heard: now,
@@ -231,7 +207,7 @@ impl CellRoom {
             },
         );
         self.touch(now);
-        Ok(true)
+        Ok(Some(id))
     }
 
     /// A roster sync message from a linked member.
@@ -251,8 +227,8 @@ impl CellRoom {
             }
             for r in records {
                 match self.learn(r, now, wall_secs) {
-                    Ok(true) => step.newcomers.push(peer_id_of(&r.key)),
-                    Ok(false) => {}
+                    Ok(Some(id)) => step.newcomers.push(id),
+                    Ok(None) => {}
                     Err(reason) => step.outs.push(RosterOut::Drop(reason)),
                 }
             }

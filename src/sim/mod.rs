@@ -385,8 +385,6 @@ impl<O: Overlay> Sim<'_, O> {
                         },
                     );
                 }
-                MeshOutput::Have(id, ids) | MeshOutput::Want(id, ids)
-                    if ids.is_empty() || !self.index.contains_key(&id) => {}
                 MeshOutput::Have(id, ids) => self.inventory(peer, &id, false, ids),
                 MeshOutput::Want(id, ids) => self.inventory(peer, &id, true, ids),
                 MeshOutput::Deliver(frame) => {

@@ -267,6 +267,11 @@ impl IceServerEntry {
     }
 }
 
+/// Whether any of these servers is a TURN server (relayed paths are possible).
+pub fn has_turn(servers: &[IceServer]) -> bool {
+    servers.iter().flat_map(|s| &s.urls).any(IceUrl::is_turn)
+}
+
 /// TURN REST credentials (coturn's `use-auth-secret`): the username is `expiry:peer` with
 /// `expiry` in Unix seconds, the password base64(HMAC-SHA1(secret, username)).
 pub fn rest_credentials(secret: &Secret, peer: &str, expiry_unix: u64) -> (String, Secret) {
@@ -328,10 +333,7 @@ impl IceSettings {
     pub fn tcp_turn_servers(&self) -> Vec<IceUrl> {
         let mut out: Vec<IceUrl> = Vec::new();
         for u in self.servers.iter().flat_map(|s| &s.urls) {
-            if u.is_turn()
-                && u.transport == TurnTransport::Tcp
-                && !out.iter().any(|o| o.to_string() == u.to_string())
-            {
+            if u.is_turn() && u.transport == TurnTransport::Tcp && !out.contains(u) {
                 out.push(u.clone());
             }
         }

@@ -96,7 +96,7 @@ impl CoreConfig {
             relay_fallback: config.ice_transport_policy == crate::transport::ice::IcePolicy::All
                 && config
                     .effective_ice_servers()
-                    .is_ok_and(|servers| servers.iter().flat_map(|s| &s.urls).any(|u| u.is_turn())),
+                    .is_ok_and(|servers| crate::transport::ice::has_turn(&servers)),
         }
     }
 }

@@ -9,7 +9,7 @@ use crate::node::cells;
 use crate::node::session::EventKind;
 use crate::room::{CellsAction, LeaveReason};
 use crate::wire::cell::{CellFrame, InventoryKind, decode_inventory, encode_inventory};
-use crate::wire::roster::RosterMsg;
+use crate::wire::roster::{RosterMsg, RosterRecord};
 
 impl Core {
     /// A cell frame arrived from a joined peer: check it, then queue what the overlay makes
@@ -266,9 +266,11 @@ impl Core {
             Some((&cells::NOTICE_ALIVE, _)) => return,
             Some((&cells::NOTICE_RECORD, body)) => {
                 // A member speaks only for itself: the record must be the origin's own.
-                match cells::parse_record_notice(body) {
+                match RosterRecord::decode(body) {
                     Some(r) if r.key == frame.origin => match cells.learn(&r, now, wall_secs) {
-                        Ok(true) if e.room.is_joined(&from) => self.cells_link_up(key, &from, now),
+                        Ok(Some(_)) if e.room.is_joined(&from) => {
+                            self.cells_link_up(key, &from, now)
+                        }
                         Ok(_) => {}
                         Err(reason) => self.count(reason),
                     },
