@@ -6,13 +6,19 @@
 //! passes it over its own bridges. Two bridge pairs per cell edge and the hypercube's spare
 //! paths mean a dead bridge costs no delivery, only a duplicate less.
 //!
+//! Bridges pass a frame on eagerly only along its origin cell's tree over the cell graph (both
+//! bridge pairs of each tree edge, see [`Topology::eager_edge`]); over their other bridge links
+//! they announce its id in the next batch, and a cell that missed the eager copy pulls it from an
+//! announcer after [`MeshConfig::lazy_wait`]. So a broadcast costs about one frame per member
+//! and one per tree edge, not one per link, and a dead tree edge costs a little latency.
+//!
 //! When more die at once — both bridge pairs of an edge, or every link of a sender — frames sent
 //! before the topology heals would be lost. So each peer keeps the frames of the last
 //! [`MeshConfig::replay_window`] and tells every link that comes up which ones it holds (ids
 //! only); the other end asks for those it lacks, so the healed topology's new bridges carry them
 //! across, late rather than never, and links between peers that saw everything cost one list.
 
-use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashSet, VecDeque};
 
 use rustc_hash::{FxHashMap, FxHashSet};
 use std::sync::Arc;
@@ -20,12 +26,14 @@ use std::time::{Duration, Instant};
 
 use crate::drops::DropReason;
 use crate::mesh::replay::Replay;
-use crate::mesh::topology::Topology;
+use crate::mesh::topology::{Topology, placement};
 use crate::mesh::{FrameId, MeshOutput, Overlay};
 use crate::wire::cell::CellFrame;
 
-/// How often one link's request for recent frames is answered.
-const WANT_EVERY: Duration = Duration::from_secs(1);
+/// The window of a link's frame budget for answering requests.
+const WANT_WINDOW: Duration = Duration::from_secs(1);
+/// Peers remembered per missing frame to pull it from.
+const ANNOUNCERS: usize = 3;
 
 /// Tunables of a peer's overlay state.
 #[derive(Debug, Clone)]
@@ -46,6 +54,10 @@ pub struct MeshConfig {
     pub replay_frames: usize,
     /// Most payload bytes kept for replay.
     pub replay_bytes: usize,
+    /// How long an announced frame may take to arrive eagerly before it is pulled.
+    pub lazy_wait: Duration,
+    /// How often ids are announced over lazy links (batched: one message per link).
+    pub announce_every: Duration,
 }
 
 impl Default for MeshConfig {
@@ -59,6 +71,8 @@ impl Default for MeshConfig {
             replay_window: Duration::from_secs(30),
             replay_frames: 512,
             replay_bytes: 8 << 20,
+            lazy_wait: Duration::from_millis(250),
+            announce_every: Duration::from_millis(250),
         }
     }
 }
@@ -179,16 +193,29 @@ impl Seen {
     }
 }
 
+/// A frame announced to us that we do not hold yet.
+#[derive(Debug)]
+struct Missing {
+    /// Who announced it, first first.
+    announcers: Vec<String>,
+    /// When to pull it from the next announcer.
+    ask_at: Instant,
+}
+
 /// One peer's overlay state (see the module docs).
 #[derive(Debug)]
 pub struct Mesh {
     me: String,
+    /// The room's salt: an origin's cell follows from its key.
+    salt: Vec<u8>,
     cfg: MeshConfig,
     topo: Arc<Topology>,
-    linked: BTreeSet<String>,
-    /// The topology's links for this peer, and which of them are cellmates.
+    /// Links that are up, with the other end's cell in the topology in force.
+    linked: BTreeMap<String, Option<usize>>,
+    /// Our own cell in the topology in force.
+    my_cell: Option<usize>,
+    /// The topology's links for this peer.
     wanted: Vec<String>,
-    cellmates: FxHashSet<String>,
     next_redial_scan: Option<Instant>,
     /// Links we asked for, and when we last asked.
     asked: BTreeMap<String, Instant>,
@@ -198,24 +225,30 @@ pub struct Mesh {
     last_seq: u64,
     /// Frames of the last `replay_window`, for links that come up later.
     replay: Replay,
-    /// When each link's last request for frames was answered (one a second at most: a request
-    /// can ask for the whole replay buffer).
-    wants_answered: FxHashMap<String, Instant>,
+    /// Frames each link was sent on request in the current window, and when it began (a request
+    /// can ask for the whole replay buffer, so a link gets at most that much a second).
+    wants_answered: FxHashMap<String, (Instant, usize)>,
+    /// Ids to announce to each link, and when they go.
+    announce: FxHashMap<String, Vec<FrameId>>,
+    next_announce: Option<Instant>,
+    /// Frames announced to us that have not arrived.
+    missing: FxHashMap<FrameId, Missing>,
     /// Own frames originated while this peer had no link (kept for the first link).
     sent_without_links: u64,
 }
 
 impl Mesh {
-    /// A peer with no topology yet.
-    pub fn new(me: impl Into<String>, cfg: MeshConfig) -> Mesh {
+    /// A peer of the room with this salt, with no topology yet.
+    pub fn new(me: impl Into<String>, salt: &[u8], cfg: MeshConfig) -> Mesh {
         let replay = Replay::new(cfg.replay_window, cfg.replay_frames, cfg.replay_bytes);
         Mesh {
             me: me.into(),
+            salt: salt.to_vec(),
             cfg,
             topo: Arc::new(Topology::compute(Vec::new(), Default::default())),
-            linked: BTreeSet::new(),
+            linked: BTreeMap::new(),
+            my_cell: None,
             wanted: Vec::new(),
-            cellmates: FxHashSet::default(),
             next_redial_scan: None,
             asked: BTreeMap::new(),
             retiring: BTreeMap::new(),
@@ -223,6 +256,9 @@ impl Mesh {
             last_seq: 0,
             replay,
             wants_answered: FxHashMap::default(),
+            announce: FxHashMap::default(),
+            next_announce: None,
+            missing: FxHashMap::default(),
             sent_without_links: 0,
         }
     }
@@ -260,19 +296,93 @@ impl Mesh {
 
     /// Links that are up.
     pub fn linked(&self) -> impl Iterator<Item = &str> {
-        self.linked.iter().map(String::as_str)
+        self.linked.keys().map(String::as_str)
     }
 
-    fn forward(&self, from: Option<&str>, frame: &CellFrame, out: &mut Vec<MeshOutput>) {
-        let bridges_only = from.is_some_and(|f| frame.fanout && self.cellmates.contains(f));
+    fn forward(&mut self, from: Option<&str>, frame: &CellFrame, out: &mut Vec<MeshOutput>) {
+        let cellmate = |cell: Option<usize>| cell.is_some() && cell == self.my_cell;
+        let bridges_only = from.is_some_and(|f| {
+            frame.fanout && self.linked.get(f).is_some_and(|cell| cellmate(*cell))
+        });
         let mut next = frame.clone();
         next.fanout = !bridges_only;
-        for peer in &self.linked {
-            if Some(peer.as_str()) == from || bridges_only && self.cellmates.contains(peer) {
+        let root = self
+            .topo
+            .cell_of_place(placement(&self.salt, &frame.origin));
+        for (peer, cell) in &self.linked {
+            if Some(peer.as_str()) == from {
                 continue;
             }
-            out.push(MeshOutput::Send(peer.clone(), next.clone()));
+            if cellmate(*cell) {
+                if !bridges_only {
+                    out.push(MeshOutput::Send(peer.clone(), next.clone()));
+                }
+                continue;
+            }
+            // Links outside the topology (retiring, or to peers it does not know yet) stay eager.
+            let lazy = match (self.my_cell, *cell) {
+                (Some(mine), Some(theirs)) => !self.topo.eager_edge(root, mine, theirs),
+                _ => false,
+            };
+            if lazy {
+                let ids = self.announce.entry(peer.clone()).or_default();
+                if ids.len() < self.cfg.replay_frames {
+                    ids.push((frame.origin, frame.seq));
+                }
+            } else {
+                out.push(MeshOutput::Send(peer.clone(), next.clone()));
+            }
         }
+    }
+
+    /// True when the frame was seen, or is older than what we forgot for its origin.
+    fn known(&self, (origin, seq): &FrameId) -> bool {
+        self.seen.set.contains_key(&(*origin, *seq))
+            || self.seen.floors.get(origin).is_some_and(|f| *seq <= f.seq)
+    }
+
+    /// Announcements due: ids still held, batched per link.
+    fn flush_announcements(&mut self, now: Instant, out: &mut Vec<MeshOutput>) {
+        if self.announce.is_empty() || self.next_announce.is_some_and(|at| now < at) {
+            return;
+        }
+        self.next_announce = Some(now + self.cfg.announce_every);
+        let held: FxHashSet<FrameId> = self.replay.ids_since(0).into_iter().collect();
+        let mut batches: Vec<(String, Vec<FrameId>)> = self.announce.drain().collect();
+        batches.sort_by(|a, b| a.0.cmp(&b.0));
+        for (peer, mut ids) in batches {
+            ids.retain(|id| held.contains(id));
+            if !ids.is_empty() && self.linked.contains_key(&peer) {
+                out.push(MeshOutput::Have(peer, ids));
+            }
+        }
+    }
+
+    /// Pulls announced frames that did not arrive in time, each from its next announcer.
+    fn pull_missing(&mut self, now: Instant, out: &mut Vec<MeshOutput>) {
+        let mut due: Vec<FrameId> = self
+            .missing
+            .iter()
+            .filter(|(_, m)| m.ask_at <= now)
+            .map(|(id, _)| *id)
+            .collect();
+        due.sort_unstable();
+        let mut asks: BTreeMap<String, Vec<FrameId>> = BTreeMap::new();
+        for id in due {
+            let known = self.known(&id);
+            let Some(m) = self.missing.get_mut(&id) else {
+                continue;
+            };
+            m.announcers.retain(|p| self.linked.contains_key(p));
+            if known || m.announcers.is_empty() {
+                self.missing.remove(&id);
+                continue;
+            }
+            let from = m.announcers.remove(0);
+            m.ask_at = now + self.cfg.lazy_wait;
+            asks.entry(from).or_default().push(id);
+        }
+        out.extend(asks.into_iter().map(|(p, ids)| MeshOutput::Want(p, ids)));
     }
 }
 
@@ -287,17 +397,16 @@ impl Overlay for Mesh {
             .into_iter()
             .map(str::to_owned)
             .collect();
-        self.cellmates = order
-            .iter()
-            .filter(|p| self.topo.same_cell(&self.me, p))
-            .cloned()
-            .collect();
+        self.my_cell = self.topo.cell_of(&self.me);
+        for (peer, cell) in self.linked.iter_mut() {
+            *cell = self.topo.cell_of(peer);
+        }
         self.wanted = order.clone();
         let wanted: HashSet<String> = order.iter().cloned().collect();
         let mut out = Vec::new();
         for p in &order {
             self.retiring.remove(p);
-            if !self.linked.contains(p) && !self.asked.contains_key(p) {
+            if !self.linked.contains_key(p) && !self.asked.contains_key(p) {
                 self.asked.insert(p.clone(), now);
                 out.push(MeshOutput::Open(p.clone()));
             }
@@ -315,9 +424,10 @@ impl Overlay for Mesh {
     }
 
     fn link_up_since(&mut self, peer: &str, now: Instant, joined_seq: u64) -> Vec<MeshOutput> {
-        if !self.linked.insert(peer.to_owned()) {
+        if self.linked.contains_key(peer) {
             return Vec::new();
         }
+        self.linked.insert(peer.to_owned(), self.topo.cell_of(peer));
         self.replay.expire(now);
         // The new link may be a healed path to peers that missed these: it hears which we hold
         // (not what was sent before it joined) and asks for what it lacks.
@@ -328,35 +438,53 @@ impl Overlay for Mesh {
         vec![MeshOutput::Have(peer.to_owned(), ids)]
     }
 
-    fn on_have(&mut self, from: &str, ids: &[FrameId], _now: Instant) -> Vec<MeshOutput> {
-        let missing: Vec<FrameId> = ids
-            .iter()
-            .filter(|(origin, seq)| {
-                !self.seen.set.contains_key(&(*origin, *seq))
-                    && self.seen.floors.get(origin).is_none_or(|f| *seq > f.seq)
-            })
-            .take(self.cfg.replay_frames)
-            .copied()
-            .collect();
-        if missing.is_empty() {
+    fn on_have(&mut self, from: &str, ids: &[FrameId], now: Instant) -> Vec<MeshOutput> {
+        if !self.linked.contains_key(from) {
             return Vec::new();
         }
-        vec![MeshOutput::Want(from.to_owned(), missing)]
+        // The eager copy is usually on its way: pull only what is still missing after a while.
+        for id in ids.iter().take(self.cfg.replay_frames) {
+            if self.known(id) {
+                continue;
+            }
+            if let Some(m) = self.missing.get_mut(id) {
+                if m.announcers.len() < ANNOUNCERS && !m.announcers.iter().any(|p| p == from) {
+                    m.announcers.push(from.to_owned());
+                }
+            } else if self.missing.len() < 4 * self.cfg.replay_frames {
+                self.missing.insert(
+                    *id,
+                    Missing {
+                        announcers: vec![from.to_owned()],
+                        ask_at: now + self.cfg.lazy_wait,
+                    },
+                );
+            }
+        }
+        Vec::new()
     }
 
     fn on_want(&mut self, from: &str, ids: &[FrameId], now: Instant) -> Vec<MeshOutput> {
-        if !self.linked.contains(from)
-            || self
-                .wants_answered
-                .get(from)
-                .is_some_and(|at| now.saturating_duration_since(*at) < WANT_EVERY)
-        {
+        if !self.linked.contains_key(from) {
             return Vec::new();
         }
-        self.wants_answered.insert(from.to_owned(), now);
+        let budget = self.cfg.replay_frames;
+        let (since, served) = self
+            .wants_answered
+            .entry(from.to_owned())
+            .or_insert((now, 0));
+        if now.saturating_duration_since(*since) >= WANT_WINDOW {
+            *since = now;
+            *served = 0;
+        }
+        let room = budget.saturating_sub(*served);
+        if room == 0 {
+            return Vec::new();
+        }
         self.replay.expire(now);
-        self.replay
-            .take(ids)
+        let frames = self.replay.take(&ids[..ids.len().min(room)]);
+        *served += frames.len();
+        frames
             .into_iter()
             .map(|f| MeshOutput::Send(from.to_owned(), f))
             .collect()
@@ -364,6 +492,7 @@ impl Overlay for Mesh {
 
     fn link_down(&mut self, peer: &str, _now: Instant) -> Vec<MeshOutput> {
         self.wants_answered.remove(peer);
+        self.announce.remove(peer);
         self.linked.remove(peer);
         self.retiring.remove(peer);
         Vec::new()
@@ -402,7 +531,10 @@ impl Overlay for Mesh {
             .check(frame.origin, frame.seq, ttl, now, &self.cfg)?;
         let mut out = Vec::new();
         frame.hops = frame.hops.saturating_add(1);
-        if ttl > 0 {
+        // A peer not yet on its own roster (a newcomer still pulling it) only listens: with no
+        // topology it would pass frames on with a TTL cut to nothing, and the peers behind it
+        // would take that starved copy for the first one.
+        if ttl > 0 && self.my_cell.is_some() {
             frame.ttl = ttl - 1;
             self.forward(Some(from), &frame, &mut out);
         }
@@ -418,6 +550,8 @@ impl Overlay for Mesh {
     fn tick(&mut self, now: Instant) -> Vec<MeshOutput> {
         self.replay.expire(now);
         let mut out = Vec::new();
+        self.flush_announcements(now, &mut out);
+        self.pull_missing(now, &mut out);
         let crowded = self.linked.len() > self.cfg.max_links;
         let mut due: Vec<String> = self
             .retiring
@@ -429,7 +563,7 @@ impl Overlay for Mesh {
         for p in due {
             self.retiring.remove(&p);
             self.asked.remove(&p);
-            if self.linked.contains(&p) {
+            if self.linked.contains_key(&p) {
                 out.push(MeshOutput::Close(p));
             }
         }
@@ -441,7 +575,7 @@ impl Overlay for Mesh {
         let redial: Vec<String> = self
             .wanted
             .iter()
-            .filter(|p| !self.linked.contains(*p))
+            .filter(|p| !self.linked.contains_key(*p))
             .filter(|p| {
                 self.asked
                     .get(*p)
@@ -465,6 +599,8 @@ impl Overlay for Mesh {
         self.seen.bytes()
             + self.replay.memory_bytes()
             + (self.linked.len() + self.asked.len() + self.retiring.len()) * 64
+            + self.announce.values().map(|ids| 64 + ids.len() * 40).sum::<usize>()
+            + self.missing.len() * 120
             + self.topo.len() * 56
     }
 }

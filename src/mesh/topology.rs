@@ -169,6 +169,34 @@ impl Topology {
         out
     }
 
+    /// The cell a placement falls in.
+    pub fn cell_of_place(&self, place: u64) -> usize {
+        cell_index(place, self.dims)
+    }
+
+    /// Whether a frame that started in cell `root` goes from cell `from` to cell `to` at once
+    /// (eagerly) rather than as an announcement the other end pulls from if it must.
+    ///
+    /// Each origin cell spans one tree over the cell graph: a cell hears eagerly from one
+    /// non-empty neighbour a hop closer to the root (the first in dimension order), and over
+    /// both bridge pairs of that edge. A cell with no such neighbour hears eagerly from all.
+    pub fn eager_edge(&self, root: usize, from: usize, to: usize) -> bool {
+        if to == root || to >= self.cells.len() || root >= self.cells.len() {
+            return false;
+        }
+        match self.tree_parent(root, to) {
+            Some(parent) => parent == from,
+            None => true,
+        }
+    }
+
+    /// The neighbour `cell` hears a frame from `root`'s cell from on that root's tree.
+    fn tree_parent(&self, root: usize, cell: usize) -> Option<usize> {
+        let d = folded_distance(root ^ cell, self.dims);
+        neighbour_cells(cell, self.dims)
+            .find(|&n| !self.cells[n].is_empty() && folded_distance(root ^ n, self.dims) + 1 == d)
+    }
+
     /// Bridge links of a member (the links that leave its cell).
     pub fn bridges_of(&self, id: &str) -> Vec<&str> {
         self.links_of(id)
@@ -248,6 +276,16 @@ fn bridge_partners(
                 (!other.is_empty()).then(|| other.start + slot % other.len())
             })
         })
+}
+
+/// Hops between two cells whose indexes differ in the bits of `diff`, in the folded hypercube.
+fn folded_distance(diff: usize, dims: u32) -> u32 {
+    let flips = diff.count_ones();
+    if dims >= 2 {
+        flips.min(dims + 1 - flips)
+    } else {
+        flips
+    }
 }
 
 /// Cells a cell links to: one per dimension, plus its complement (a folded hypercube), which
@@ -401,5 +439,35 @@ mod tests {
     fn ttl_covers_the_cube() {
         let t = Topology::compute(roster(1_000), CellSize::Fixed(10));
         assert!(t.ttl() as u32 > 2 * t.dims().div_ceil(2));
+    }
+
+    #[test]
+    fn eager_edges_span_every_cell_from_any_root() {
+        for (n, size) in [(1_000, 10), (300, 40), (40, 3)] {
+            let t = Topology::compute(roster(n), CellSize::Fixed(size));
+            let live: Vec<usize> = (0..t.cell_count())
+                .filter(|&c| t.cell_members(c).next().is_some())
+                .collect();
+            for &root in live.iter().take(8) {
+                let mut reached = vec![false; t.cell_count()];
+                reached[root] = true;
+                let mut queue = VecDeque::from([root]);
+                while let Some(c) = queue.pop_front() {
+                    for n in neighbour_cells(c, t.dims()) {
+                        if !reached[n] && t.eager_edge(root, c, n) {
+                            reached[n] = true;
+                            queue.push_back(n);
+                        }
+                    }
+                }
+                assert!(live.iter().all(|&c| reached[c]), "n={n} root={root}");
+                let parents = |c: usize| {
+                    neighbour_cells(c, t.dims())
+                        .filter(|&p| t.eager_edge(root, p, c))
+                        .count()
+                };
+                assert!(live.iter().filter(|&&c| c != root).all(|&c| parents(c) == 1));
+            }
+        }
     }
 }

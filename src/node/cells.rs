@@ -147,7 +147,7 @@ impl CellRoom {
             size,
             salt: salt.to_vec(),
             census: BTreeMap::new(),
-            mesh: Mesh::new(me, MeshConfig::default()),
+            mesh: Mesh::new(me, salt, MeshConfig::default()),
             changed: Some((now, now)),
             origins: BTreeMap::new(),
             joined_us: wall_us,

@@ -44,7 +44,7 @@ pub fn run_meshrtc(s: &Scenario) -> Report {
     run(
         s,
         "meshrtc",
-        |id| Mesh::new(id, MeshConfig::default()),
+        |id| Mesh::new(id, b"sim-room", MeshConfig::default()),
         move |roster| {
             let members = roster
                 .iter()

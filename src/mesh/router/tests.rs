@@ -30,7 +30,7 @@ fn frame(origin: u8, seq: u64) -> CellFrame {
 }
 
 fn linked_mesh(me: &str, t: &Arc<Topology>, now: Instant) -> Mesh {
-    let mut m = Mesh::new(me, MeshConfig::default());
+    let mut m = Mesh::new(me, b"r", MeshConfig::default());
     let opens = m.set_topology(t.clone(), now);
     for o in opens {
         if let MeshOutput::Open(p) = o {
@@ -44,7 +44,7 @@ fn linked_mesh(me: &str, t: &Arc<Topology>, now: Instant) -> Mesh {
 fn asks_for_exactly_the_topology_links() {
     let t = topo(64, 8);
     let now = Instant::now();
-    let mut m = Mesh::new("p3", MeshConfig::default());
+    let mut m = Mesh::new("p3", b"r", MeshConfig::default());
     let mut opened: Vec<String> = m
         .set_topology(t.clone(), now)
         .into_iter()
@@ -102,27 +102,113 @@ fn cellmates_pass_fanned_out_frames_only_over_bridges() {
         .expect("cellmate")
         .to_owned();
     let out = m.on_frame(&mate, frame(1, 1), now).expect("fresh");
-    let sent: Vec<&String> = out
-        .iter()
-        .filter_map(|o| match o {
-            MeshOutput::Send(p, f) => {
-                assert!(!f.fanout);
-                Some(p)
-            }
-            _ => None,
-        })
-        .collect();
-    assert!(!sent.is_empty());
-    assert!(sent.iter().all(|p| !t.same_cell(&me, p)));
+    assert!(out.iter().all(|o| match o {
+        MeshOutput::Send(_, f) => !f.fanout,
+        _ => true,
+    }));
     assert!(out.iter().any(|o| matches!(o, MeshOutput::Deliver(_))));
-    // Over a bridge, the same peer fans out to its whole cell.
+    let (sent, announced) = sends_and_announcements(&mut m, out, now);
+    assert!(!sent.is_empty() || !announced.is_empty());
+    assert!(sent.iter().chain(&announced).all(|p| !t.same_cell(&me, p)));
+    // Over a bridge, the same peer fans out to its whole cell; every other bridge hears the
+    // frame or its id.
     let bridge = t.bridges_of(&me)[0].to_owned();
-    let out = m.on_frame(&bridge, frame(1, 2), now).expect("fresh");
-    let sends = out
-        .iter()
-        .filter(|o| matches!(o, MeshOutput::Send(..)))
-        .count();
-    assert_eq!(sends, t.links_of(&me).len() - 1);
+    let later = now + Duration::from_secs(1);
+    let out = m.on_frame(&bridge, frame(1, 2), later).expect("fresh");
+    let (sent, announced) = sends_and_announcements(&mut m, out, later);
+    let mates = t.links_of(&me).into_iter().filter(|p| t.same_cell(&me, p));
+    for mate in mates {
+        assert!(sent.iter().any(|p| p == mate), "{mate} gets the frame");
+    }
+    assert!(sent.iter().all(|p| !announced.contains(p)));
+    assert_eq!(sent.len() + announced.len(), t.links_of(&me).len() - 1);
+}
+
+#[test]
+fn bridges_send_along_the_origin_tree_and_announce_elsewhere() {
+    let t = topo(256, 8);
+    let now = Instant::now();
+    let mut eager = 0;
+    let mut lazy = 0;
+    for i in 0..256 {
+        let me = format!("p{i}");
+        let bridges = t.bridges_of(&me);
+        let Some(from) = bridges.first() else {
+            continue;
+        };
+        let mut m = linked_mesh(&me, &t, now);
+        let out = m.on_frame(from, frame(7, 1), now).expect("fresh");
+        let (sent, announced) = sends_and_announcements(&mut m, out, now);
+        let root = t.cell_of_place(placement(b"r", &[7; 32]));
+        let mine = t.cell_of(&me).expect("member");
+        for p in bridges.iter().filter(|p| *p != from) {
+            let theirs = t.cell_of(p).expect("member");
+            if t.eager_edge(root, mine, theirs) {
+                assert!(sent.iter().any(|s| s == p));
+                eager += 1;
+            } else {
+                assert!(announced.iter().any(|s| s == p));
+                lazy += 1;
+            }
+        }
+    }
+    assert!(lazy > 2 * eager, "most bridge links only announce: {eager} / {lazy}");
+}
+
+#[test]
+fn an_announced_frame_is_pulled_only_if_it_does_not_arrive() {
+    let t = topo(16, 4);
+    let now = Instant::now();
+    let mut m = linked_mesh("p0", &t, now);
+    let peer = t.links_of("p0")[0].to_owned();
+    let ids = vec![([3; 32], 1), ([3; 32], 2)];
+    assert!(m.on_have(&peer, &ids, now).is_empty());
+    m.on_frame(&peer, frame(3, 1), now + Duration::from_millis(10))
+        .expect("first copy");
+    let wait = MeshConfig::default().lazy_wait;
+    assert!(
+        m.tick(now + wait / 2)
+            .iter()
+            .all(|o| !matches!(o, MeshOutput::Want(..))),
+        "not before the wait"
+    );
+    let wants: Vec<MeshOutput> = m
+        .tick(now + wait)
+        .into_iter()
+        .filter(|o| matches!(o, MeshOutput::Want(..)))
+        .collect();
+    assert_eq!(wants, vec![MeshOutput::Want(peer, vec![([3; 32], 2)])]);
+}
+
+#[test]
+fn requests_are_answered_within_a_frame_budget_per_link() {
+    let t = topo(16, 4);
+    let now = Instant::now();
+    let mut m = linked_mesh("p0", &t, now);
+    let budget = MeshConfig::default().replay_frames;
+    for s in 1..=budget as u64 {
+        m.originate(frame(1, s), now);
+    }
+    let peer = t.links_of("p0")[0].to_owned();
+    let ids: Vec<FrameId> = (1..=budget as u64).map(|s| ([1; 32], s)).collect();
+    assert_eq!(m.on_want(&peer, &ids, now).len(), budget);
+    assert!(m.on_want(&peer, &ids[..1], now).is_empty(), "budget spent");
+    assert_eq!(
+        m.on_want(&peer, &ids[..1], now + Duration::from_secs(1)).len(),
+        1
+    );
+    assert!(m.on_want("stranger", &ids, now).is_empty(), "only links ask");
+}
+
+#[test]
+fn a_peer_not_on_its_roster_yet_listens_without_passing_on() {
+    let now = Instant::now();
+    let mut m = Mesh::new("newcomer", b"r", MeshConfig::default());
+    m.link_up("p1", now);
+    m.link_up("p2", now);
+    let out = m.on_frame("p1", frame(1, 1), now).expect("fresh");
+    assert!(out.iter().any(|o| matches!(o, MeshOutput::Deliver(_))));
+    assert!(out.iter().all(|o| !matches!(o, MeshOutput::Send(..))));
 }
 
 /// The race behind a rare miss in the 16-daemon test: the copy that came the long way
@@ -198,15 +284,18 @@ fn ttl_is_clamped_and_spent() {
 /// the ids `other` wants, and the frames `m` then sends.
 fn heal(m: &mut Mesh, other: &mut Mesh, peer: &str, at: Instant) -> Vec<(String, u64, bool)> {
     let mut sent = Vec::new();
+    other.link_up("p0", at);
     for o in m.link_up(peer, at) {
         let MeshOutput::Have(_, ids) = o else {
             continue;
         };
-        for w in other.on_have("p0", &ids, at) {
+        assert!(other.on_have("p0", &ids, at).is_empty(), "pulls wait");
+        let due = at + MeshConfig::default().lazy_wait;
+        for w in other.tick(due) {
             let MeshOutput::Want(_, want) = w else {
                 continue;
             };
-            for s in m.on_want(peer, &want, at) {
+            for s in m.on_want(peer, &want, due) {
                 if let MeshOutput::Send(p, f) = s {
                     sent.push((p, f.seq, f.fanout));
                 }
@@ -214,6 +303,30 @@ fn heal(m: &mut Mesh, other: &mut Mesh, peer: &str, at: Instant) -> Vec<(String,
         }
     }
     sent
+}
+
+/// Sends and announcements (ids flushed at the next tick) of one received frame.
+fn sends_and_announcements(
+    m: &mut Mesh,
+    out: Vec<MeshOutput>,
+    at: Instant,
+) -> (Vec<String>, Vec<String>) {
+    let sent = out
+        .into_iter()
+        .filter_map(|o| match o {
+            MeshOutput::Send(p, _) => Some(p),
+            _ => None,
+        })
+        .collect();
+    let announced = m
+        .tick(at)
+        .into_iter()
+        .filter_map(|o| match o {
+            MeshOutput::Have(p, _) => Some(p),
+            _ => None,
+        })
+        .collect();
+    (sent, announced)
 }
 
 #[test]
@@ -226,7 +339,7 @@ fn a_link_that_comes_up_is_offered_the_recent_frames_and_takes_what_it_lacks() {
     m.on_frame("p1", frame(2, 7), now).expect("first copy");
     let later = now + Duration::from_secs(10);
     // A peer that saw frame 7 already takes only frame 1, as a fanned-out first copy.
-    let mut q1 = Mesh::new("q1", MeshConfig::default());
+    let mut q1 = Mesh::new("q1", b"r", MeshConfig::default());
     q1.on_frame("x", frame(2, 7), now).expect("first copy");
     assert_eq!(
         heal(&mut m, &mut q1, "q1", later),
@@ -241,7 +354,7 @@ fn a_link_that_comes_up_is_offered_the_recent_frames_and_takes_what_it_lacks() {
         vec![MeshOutput::Have("q3".into(), vec![([2; 32], 7)])]
     );
     let gone = now + MeshConfig::default().replay_window + Duration::from_secs(1);
-    let mut q2 = Mesh::new("q2", MeshConfig::default());
+    let mut q2 = Mesh::new("q2", b"r", MeshConfig::default());
     assert!(heal(&mut m, &mut q2, "q2", gone).is_empty());
 }
 
@@ -249,11 +362,11 @@ fn a_link_that_comes_up_is_offered_the_recent_frames_and_takes_what_it_lacks() {
 fn a_frame_sent_with_no_link_waits_for_the_first_and_is_counted_if_it_never_comes() {
     let t = topo(16, 4);
     let now = Instant::now();
-    let mut m = Mesh::new("p0", MeshConfig::default());
+    let mut m = Mesh::new("p0", b"r", MeshConfig::default());
     m.set_topology(t, now);
     assert!(m.originate(frame(1, 1), now).is_empty());
     assert_eq!(m.sent_without_links(), 1);
-    let mut p1 = Mesh::new("p1", MeshConfig::default());
+    let mut p1 = Mesh::new("p1", b"r", MeshConfig::default());
     let sent = heal(&mut m, &mut p1, "p1", now + Duration::from_secs(2));
     assert_eq!(
         sent.len(),
