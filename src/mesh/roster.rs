@@ -66,6 +66,10 @@ pub struct RosterSync {
     pending: [Option<(String, Instant)>; BUCKETS],
     /// The last digest each linked peer sent.
     digests: BTreeMap<String, Box<[Bucket; BUCKETS]>>,
+    /// Pulls each linked peer left unanswered, or answered with less than its digest claimed:
+    /// peers with fewer are asked first, so one that boasts and serves nothing cannot keep
+    /// every bucket pending with itself.
+    strikes: BTreeMap<String, u32>,
     /// Our own digest, kept up to date as records come and go.
     buckets: Box<[Bucket; BUCKETS]>,
     serve: BTreeMap<String, Serve>,
@@ -89,6 +93,7 @@ impl RosterSync {
             tombstones: BTreeMap::new(),
             pending: std::array::from_fn(|_| None),
             digests: BTreeMap::new(),
+            strikes: BTreeMap::new(),
             buckets: Box::new([Bucket::default(); BUCKETS]),
             serve: BTreeMap::new(),
             changed_at: now,
@@ -203,6 +208,7 @@ impl RosterSync {
     /// A link went down: what it owed us is asked of others.
     pub fn link_down(&mut self, peer: &str) {
         self.digests.remove(peer);
+        self.strikes.remove(peer);
         self.serve.remove(peer);
         for p in self.pending.iter_mut() {
             if p.as_ref().is_some_and(|(from, _)| from == peer) {
@@ -242,11 +248,17 @@ impl RosterSync {
             RosterMsg::Request { mask } => self.serve(from, *mask, now),
             RosterMsg::Records { done, .. } => {
                 let mut settled = false;
+                let mut short = false;
                 for (b, p) in self.pending.iter_mut().enumerate() {
                     if done & (1 << b) != 0 && p.as_ref().is_some_and(|(f, _)| f == from) {
                         *p = None;
                         settled = true;
+                        let claimed = self.digests.get(from).map_or(0, |d| d[b].count);
+                        short |= self.buckets[b].count < claimed;
                     }
+                }
+                if short {
+                    *self.strikes.entry(from.to_owned()).or_default() += 1;
                 }
                 // We hold all it had in those buckets: its digest says nothing more about them
                 // until it sends a new one.
@@ -282,15 +294,22 @@ impl RosterSync {
         let mine = self.digest();
         let mut asks: BTreeMap<String, u64> = BTreeMap::new();
         for b in 0..BUCKETS {
-            if self.pending[b]
-                .as_ref()
-                .is_some_and(|(_, until)| now < *until)
-            {
-                continue;
+            match &self.pending[b] {
+                Some((_, until)) if now < *until => continue,
+                Some((peer, _)) => {
+                    // Unanswered: it says nothing more about this bucket until its next digest.
+                    *self.strikes.entry(peer.clone()).or_default() += 1;
+                    if let Some(d) = self.digests.get_mut(peer) {
+                        d[b] = Bucket::default();
+                    }
+                }
+                None => {}
             }
             self.pending[b] = None;
             let ours = mine[b];
-            // The peer with the most records in the bucket, if it seems to hold what we lack.
+            // The peer with the fewest strikes and then the most records in the bucket, if it
+            // seems to hold what we lack.
+            let strikes = |p: &str| std::cmp::Reverse(self.strikes.get(p).copied().unwrap_or(0));
             let best = self
                 .digests
                 .iter()
@@ -299,7 +318,7 @@ impl RosterSync {
                     theirs.count > ours.count
                         || theirs.count == ours.count && theirs.fingerprint != ours.fingerprint
                 })
-                .max_by_key(|(p, d)| (d[b].count, std::cmp::Reverse(p.as_str())))
+                .max_by_key(|(p, d)| (strikes(p), d[b].count, std::cmp::Reverse(p.as_str())))
                 .map(|(p, _)| p.clone());
             if let Some(peer) = best {
                 self.pending[b] = Some((peer.clone(), now + PENDING_FOR));
@@ -564,5 +583,51 @@ mod tests {
         newer.issued += 10;
         assert!(!s.refuses(&id, &newer, now), "a rejoin was refused");
         assert_eq!(s.insert(&id, r, p, now + TOMBSTONE_FOR), Ok(true));
+    }
+
+    #[test]
+    fn a_peer_that_boasts_and_serves_nothing_is_asked_last() {
+        let now = Instant::now();
+        let mut honest = RosterSync::new(now);
+        // Enough members that every bucket holds some (the liar then claims no bucket alone).
+        for (id, r, p) in (0..2_000).map(member) {
+            honest.insert(&id, r, p, now).expect("room");
+        }
+        let boast = Box::new(
+            [Bucket {
+                count: u32::MAX,
+                fingerprint: 7,
+            }; BUCKETS],
+        );
+        let asked = |outs: &[RosterOut]| -> Vec<String> {
+            outs.iter()
+                .filter_map(|o| match o {
+                    RosterOut::Send(p, RosterMsg::Request { .. }) => Some(p.clone()),
+                    _ => None,
+                })
+                .collect()
+        };
+        let digest = |buckets| RosterMsg::Digest {
+            reply: true,
+            buckets,
+        };
+        // A liar that never answers: once its pulls expire, the honest peer is asked.
+        let mut n = RosterSync::new(now);
+        assert_eq!(asked(&n.on_msg("liar", &digest(boast.clone()), now)), ["liar"]);
+        assert!(asked(&n.on_msg("good", &digest(honest.digest()), now)).is_empty());
+        let later = now + PENDING_FOR;
+        assert_eq!(asked(&n.tick(later, &[], 0)), ["good"]);
+        let outs = n.on_msg("liar", &digest(boast.clone()), later);
+        assert!(asked(&outs).is_empty(), "a boast took a pending bucket: {outs:?}");
+        // A liar that answers with nothing is struck, and the honest peer is asked next.
+        let mut n = RosterSync::new(now);
+        assert_eq!(asked(&n.on_msg("liar", &digest(boast.clone()), now)), ["liar"]);
+        assert!(asked(&n.on_msg("good", &digest(honest.digest()), now)).is_empty());
+        let empty = RosterMsg::Records {
+            done: u64::MAX,
+            records: Vec::new(),
+        };
+        assert_eq!(asked(&n.on_msg("liar", &empty, now)), ["good"]);
+        assert_eq!(n.strikes.get("liar"), Some(&1));
     }
 }

@@ -133,18 +133,10 @@ impl Core {
         if c.open {
             let lk = c.link_key();
             self.drop_link(&lk, Some(conn), LeaveReason::Link);
-        } else if let Some(c) = self.st.conns.remove(&conn) {
+        } else {
             // The next attempt with this peer goes through TURN only (see `relay_next`).
-            if self.config.relay_fallback && c.ready {
-                self.st.relay_next.insert(c.link_key());
-            }
-            // Announce again so the peer answers with a fresh attempt.
-            if let Some(e) = self.st.rooms.get_mut(&c.room_key()) {
-                e.signal.dial_failed(&c.peer, &c.offer_id);
-                e.signal.restart_burst(now);
-            }
-            self.close(conn, Duration::ZERO);
-            self.count(DropReason::DialFailed);
+            let relay_only_next = self.config.relay_fallback && c.ready;
+            self.abandon_attempt(conn, relay_only_next, true, DropReason::DialFailed);
         }
         self.drain();
     }
@@ -279,17 +271,8 @@ impl Core {
                 .map(|(id, _)| *id)
                 .collect();
             for id in slow {
-                let Some(c) = self.st.conns.remove(&id) else {
-                    continue;
-                };
-                tracing::debug!(peer = %c.peer, "no direct path: retrying through TURN only");
-                self.st.relay_next.insert(c.link_key());
-                if let Some(e) = self.st.rooms.get_mut(&c.room_key()) {
-                    e.signal.dial_failed(&c.peer, &c.offer_id);
-                    e.signal.restart_burst(now);
-                }
-                self.close(id, Duration::ZERO);
-                self.count(DropReason::DirectPathTimeout);
+                tracing::debug!(conn = ?id, "no direct path: retrying through TURN only");
+                self.abandon_attempt(id, true, true, DropReason::DirectPathTimeout);
             }
         }
         let stale: Vec<ConnId> = self
@@ -300,14 +283,34 @@ impl Core {
             .map(|(id, _)| *id)
             .collect();
         for id in stale {
-            if let Some(c) = self.st.conns.remove(&id)
-                && let Some(e) = self.st.rooms.get_mut(&c.room_key())
-            {
-                e.signal.dial_failed(&c.peer, &c.offer_id);
-            }
-            self.close(id, Duration::ZERO);
-            self.count(DropReason::DialTimeout);
+            self.abandon_attempt(id, false, false, DropReason::DialTimeout);
         }
+    }
+
+    /// Gives up a connection attempt that never opened: signaling may dial again (announcing at
+    /// once when `announce_again`, so the peer answers with a fresh attempt), the next attempt
+    /// goes through TURN only when `relay_only_next`, and the reason is counted.
+    fn abandon_attempt(
+        &mut self,
+        id: ConnId,
+        relay_only_next: bool,
+        announce_again: bool,
+        reason: DropReason,
+    ) {
+        let Some(c) = self.st.conns.remove(&id) else {
+            return;
+        };
+        if relay_only_next {
+            self.st.relay_next.insert(c.link_key());
+        }
+        if let Some(e) = self.st.rooms.get_mut(&c.room_key()) {
+            e.signal.dial_failed(&c.peer, &c.offer_id);
+            if announce_again {
+                e.signal.restart_burst(self.now);
+            }
+        }
+        self.close(id, Duration::ZERO);
+        self.count(reason);
     }
 
     /// Pings quiet links, closes dead and idle ones.
