@@ -88,6 +88,8 @@ pub struct Config {
     pub max_pending_dials: usize,
     /// Events buffered per local session before the oldest are dropped.
     pub session_queue: usize,
+    /// Most bytes one room's kept history may take on disk (MiB); the oldest go first.
+    pub history_budget_mib: u64,
     /// A quiet link is pinged after this many milliseconds.
     pub ping_after_ms: u64,
     /// A link with no traffic for this many milliseconds is dropped.
@@ -132,6 +134,7 @@ impl Default for Config {
             max_message_size: 64 << 20,
             max_pending_dials: 16,
             session_queue: 4_096,
+            history_budget_mib: 256,
             ping_after_ms: 3_000,
             dead_after_ms: 10_000,
             handshake_timeout_ms: 10_000,
@@ -295,6 +298,7 @@ mod tests {
         let d = Config::default();
         assert_eq!(shipped.max_message_size, d.max_message_size);
         assert_eq!(shipped.session_queue, d.session_queue);
+        assert_eq!(shipped.history_budget_mib, d.history_budget_mib);
         assert_eq!(shipped.ping_after_ms, d.ping_after_ms);
         assert!(shipped.relays.is_empty());
     }

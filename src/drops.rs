@@ -76,6 +76,8 @@ drop_reasons! {
     RosterRateLimited => "roster_rate_limited",
     /// A roster sync message that does not parse.
     RosterMalformed => "roster_malformed",
+    /// A roster sync message from a peer that is not a member of the cells room (a page).
+    RosterNotMember => "roster_not_member",
     /// A roster record whose signature does not verify (forged, altered, or another room's).
     RosterBadRecord => "roster_bad_record",
     /// Roster records from a peer we did not ask (a flood, or a page after its request expired).
@@ -206,6 +208,11 @@ drop_reasons! {
     MediaSubscriberLagged => "media_subscriber_lagged",
     /// Packets an app wrote beyond its track's bitrate limit.
     MediaBitrateLimit => "media_bitrate_limit",
+    /// A kept message the history store could not write (disk full, store failed).
+    HistoryWriteFailed => "history_write_failed",
+    /// A kept message that could not be read back for a replay (damaged, or sealed with
+    /// another key).
+    HistoryUnreadable => "history_unreadable",
 }
 
 #[cfg(test)]

@@ -28,6 +28,7 @@ pub mod api;
 pub mod client;
 pub mod config;
 pub mod drops;
+pub mod history;
 pub mod mesh;
 pub mod node;
 pub mod proto;

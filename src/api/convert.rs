@@ -126,11 +126,15 @@ pub fn event_to_proto(ev: SessionEvent) -> proto::ServerMessage {
             local,
             payload,
             meta,
+            cursor,
+            history,
         } => Kind::Message(proto::Message {
             channel,
             from,
             local,
             payload: Some(payload_to_proto(payload, meta)),
+            cursor,
+            history,
         }),
         EventKind::Progress {
             channel,
@@ -282,6 +286,39 @@ pub fn cells_from_proto(c: Option<proto::Cells>) -> Option<crate::mesh::CellSize
             link_budget: budget as usize,
         },
         (size, _) => crate::mesh::CellSize::Fixed(size as usize),
+    })
+}
+
+/// A join's keep rules; a rule with neither limit, or with an empty channel, is refused.
+pub fn keep_from_proto(
+    keep: &[proto::Keep],
+) -> Result<Vec<(String, crate::history::KeepRule)>, NodeError> {
+    keep.iter()
+        .map(|k| {
+            let rule = crate::history::KeepRule {
+                max_messages: (k.max_messages > 0).then_some(k.max_messages),
+                max_age: (k.max_age_seconds > 0)
+                    .then(|| std::time::Duration::from_secs(k.max_age_seconds)),
+            };
+            if k.channel.is_empty() || rule == crate::history::KeepRule::default() {
+                return Err(NodeError::InvalidArgument(format!(
+                    "keep {:?}: name a channel and a message count or an age",
+                    k.channel
+                )));
+            }
+            Ok((k.channel.clone(), rule))
+        })
+        .collect()
+}
+
+/// Where a replay starts, if the app asked for one.
+pub fn since_from_proto(since: Option<proto::Since>) -> Option<crate::node::Since> {
+    use proto::since::From;
+    Some(match since?.from? {
+        From::Cursor(c) => crate::node::Since::Cursor(c),
+        From::All(true) => crate::node::Since::All,
+        From::All(false) => return None,
+        From::AgeSeconds(s) => crate::node::Since::Age(std::time::Duration::from_secs(s)),
     })
 }
 

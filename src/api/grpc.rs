@@ -29,6 +29,7 @@ fn to_status(e: NodeError) -> Status {
         NodeError::PasswordConflict => Status::failed_precondition(msg),
         NodeError::Timeout(_) => Status::deadline_exceeded(msg),
         NodeError::LinkClosed(_) => Status::unavailable(msg),
+        NodeError::Store(_) => Status::internal(msg),
     }
 }
 
@@ -126,6 +127,19 @@ impl proto::node_server::Node for NodeService {
         Ok(Response::new(proto::PeersReply {
             peers: peers.into_iter().map(peer_to_proto).collect(),
         }))
+    }
+
+    async fn history(
+        &self,
+        request: Request<proto::HistoryRequest>,
+    ) -> Result<Response<proto::HistoryReply>, Status> {
+        let r = request.into_inner();
+        let reply = self
+            .node
+            .history(&r.app, &r.room, &r.password, &r.clear_channel)
+            .await
+            .map_err(to_status)?;
+        Ok(Response::new(reply))
     }
 
     async fn ping(

@@ -89,25 +89,35 @@ pub async fn handle(
         ..Default::default()
     };
     let result = match msg.body {
-        Some(Body::Join(j)) => node
-            .join(
-                session,
-                &j.app,
-                &j.room,
-                &crate::node::JoinOptions {
-                    password: j.password,
-                    channels: j.channels,
-                    require_e2e: j.require_e2e,
-                    cells: crate::api::convert::cells_from_proto(j.cells),
-                },
-            )
-            .await
-            .map(|h| {
-                reply.room = h;
-                reply.self_id = node.peer_id().to_owned();
-            }),
+        Some(Body::Join(j)) => match crate::api::convert::keep_from_proto(&j.keep) {
+            Ok(keep) => node
+                .join(
+                    session,
+                    &j.app,
+                    &j.room,
+                    &crate::node::JoinOptions {
+                        password: j.password,
+                        channels: j.channels,
+                        require_e2e: j.require_e2e,
+                        cells: crate::api::convert::cells_from_proto(j.cells),
+                        keep,
+                        since: crate::api::convert::since_from_proto(j.since),
+                    },
+                )
+                .await
+                .map(|h| {
+                    reply.room = h;
+                    reply.self_id = node.peer_id().to_owned();
+                }),
+            Err(e) => Err(e),
+        },
         Some(Body::Leave(l)) => node.leave(session, l.room),
-        Some(Body::Subscribe(s)) => node.subscribe(session, s.room, &s.channels),
+        Some(Body::Subscribe(s)) => node.subscribe(
+            session,
+            s.room,
+            &s.channels,
+            crate::api::convert::since_from_proto(s.since),
+        ),
         Some(Body::Send(s)) => match payload_from_proto(s.payload) {
             Ok((payload, meta)) => node
                 .send(session, s.room, &s.channel, payload, meta, &s.targets)

@@ -62,6 +62,14 @@ enum Cmd {
         /// Also print receive progress of chunked messages.
         #[arg(long)]
         progress: bool,
+        /// Keep this channel's messages on the node: CHANNEL=COUNT, CHANNEL=AGE (7d, 12h, 30m)
+        /// or CHANNEL=COUNT,AGE (repeatable).
+        #[arg(long = "keep", value_name = "RULE", value_parser = parse_keep)]
+        keep: Vec<proto::Keep>,
+        /// First replay what the node kept after this point: a cursor (the last one printed),
+        /// `all`, or an age (10m, 2h, 7d); then go on live.
+        #[arg(long, value_name = "CURSOR|all|AGE", value_parser = parse_since)]
+        since: Option<proto::Since>,
     },
     /// Send one message on a channel (JSON if DATA parses as JSON, else text).
     Send {
@@ -107,6 +115,23 @@ enum Cmd {
     },
     /// Print the API token that scripts present to the WebSocket bridge.
     Token,
+    /// Show what the node keeps of a room (channels, messages, bytes, oldest, newest).
+    History {
+        /// Room id.
+        room: String,
+        /// App id.
+        #[arg(long, default_value = "meshrtc")]
+        app: String,
+        /// Room password (names a password room's channels when the node has not joined it).
+        #[arg(long, default_value = "")]
+        password: String,
+        /// Remove this channel's history first.
+        #[arg(long, value_name = "CHANNEL")]
+        clear: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// List relays and their states.
     Relays {
         /// Print JSON.
@@ -147,8 +172,12 @@ enum Cmd {
     },
 }
 
+#[path = "meshrtc/history.rs"]
+mod history;
 #[path = "meshrtc/media.rs"]
 mod media;
+
+use history::{parse_keep, parse_since};
 
 /// The peers joined in a room, as a session's events tell.
 #[derive(Debug, Default)]
@@ -258,6 +287,8 @@ impl Session {
         &mut self,
         room: &RoomArgs,
         channels: Vec<String>,
+        keep: Vec<proto::Keep>,
+        since: Option<proto::Since>,
     ) -> anyhow::Result<(proto::Reply, Vec<proto::Event>)> {
         let id = self
             .request(Body::Join(proto::JoinRequest {
@@ -271,6 +302,8 @@ impl Session {
                     cell_size: room.cell_size.unwrap_or(0),
                     link_budget: 0,
                 }),
+                keep,
+                since,
             }))
             .await?;
         let mut early = Vec::new();
@@ -321,6 +354,12 @@ fn event_line(e: &proto::Event, progress: bool, with_security: bool) -> Option<V
             line.insert("channel".into(), json!(m.channel));
             line.insert("from".into(), json!(m.from));
             line.insert("local".into(), json!(m.local));
+            if m.cursor != 0 {
+                line.insert("cursor".into(), json!(m.cursor));
+            }
+            if m.history {
+                line.insert("history".into(), json!(true));
+            }
             if let Some(p) = &m.payload {
                 data_value(p, &mut line);
             }
@@ -398,9 +437,11 @@ async fn listen(
     room: RoomArgs,
     channels: Vec<String>,
     progress: bool,
+    keep: Vec<proto::Keep>,
+    since: Option<proto::Since>,
 ) -> anyhow::Result<()> {
     let mut s = Session::open(daemon).await?;
-    let (_, early) = s.join(&room, channels).await?;
+    let (_, early) = s.join(&room, channels, keep, since).await?;
     for e in early {
         if let Some(v) = event_line(&e, progress, !room.password.is_empty()) {
             print_line(&v)?;
@@ -459,7 +500,7 @@ async fn send(
     };
     let work = async {
         let mut s = Session::open(daemon).await?;
-        let (reply, early) = s.join(&room, vec![String::new()]).await?;
+        let (reply, early) = s.join(&room, vec![String::new()], Vec::new(), None).await?;
         let mut joined: HashSet<String> = HashSet::new();
         let track = |e: &proto::Event, joined: &mut HashSet<String>| match &e.kind {
             Some(Kind::PeerJoin(p)) => {
@@ -582,7 +623,9 @@ async fn main() -> anyhow::Result<()> {
             room,
             channels,
             progress,
-        } => listen(&daemon, room, channels, progress).await,
+            keep,
+            since,
+        } => listen(&daemon, room, channels, progress, keep, since).await,
         Cmd::Send {
             room,
             channel,
@@ -600,6 +643,13 @@ async fn main() -> anyhow::Result<()> {
         Cmd::Ping { room, peer } => ping(&daemon, room, peer).await,
         Cmd::Token => token(&daemon).await,
         Cmd::Relays { json: as_json } => relays(&daemon, as_json).await,
+        Cmd::History {
+            room,
+            app,
+            password,
+            clear,
+            json: as_json,
+        } => history::show(&daemon, &app, &room, &password, clear, as_json).await,
         Cmd::Publish {
             room,
             video,

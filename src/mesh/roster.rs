@@ -613,15 +613,24 @@ mod tests {
         };
         // A liar that never answers: once its pulls expire, the honest peer is asked.
         let mut n = RosterSync::new(now);
-        assert_eq!(asked(&n.on_msg("liar", &digest(boast.clone()), now)), ["liar"]);
+        assert_eq!(
+            asked(&n.on_msg("liar", &digest(boast.clone()), now)),
+            ["liar"]
+        );
         assert!(asked(&n.on_msg("good", &digest(honest.digest()), now)).is_empty());
         let later = now + PENDING_FOR;
         assert_eq!(asked(&n.tick(later, &[], 0)), ["good"]);
         let outs = n.on_msg("liar", &digest(boast.clone()), later);
-        assert!(asked(&outs).is_empty(), "a boast took a pending bucket: {outs:?}");
+        assert!(
+            asked(&outs).is_empty(),
+            "a boast took a pending bucket: {outs:?}"
+        );
         // A liar that answers with nothing is struck, and the honest peer is asked next.
         let mut n = RosterSync::new(now);
-        assert_eq!(asked(&n.on_msg("liar", &digest(boast.clone()), now)), ["liar"]);
+        assert_eq!(
+            asked(&n.on_msg("liar", &digest(boast.clone()), now)),
+            ["liar"]
+        );
         assert!(asked(&n.on_msg("good", &digest(honest.digest()), now)).is_empty());
         let empty = RosterMsg::Records {
             done: u64::MAX,

@@ -599,7 +599,11 @@ impl Overlay for Mesh {
         self.seen.bytes()
             + self.replay.memory_bytes()
             + (self.linked.len() + self.asked.len() + self.retiring.len()) * 64
-            + self.announce.values().map(|ids| 64 + ids.len() * 40).sum::<usize>()
+            + self
+                .announce
+                .values()
+                .map(|ids| 64 + ids.len() * 40)
+                .sum::<usize>()
             + self.missing.len() * 120
             + self.topo.len() * 56
     }

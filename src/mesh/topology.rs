@@ -466,7 +466,11 @@ mod tests {
                         .filter(|&p| t.eager_edge(root, p, c))
                         .count()
                 };
-                assert!(live.iter().filter(|&&c| c != root).all(|&c| parents(c) == 1));
+                assert!(
+                    live.iter()
+                        .filter(|&&c| c != root)
+                        .all(|&c| parents(c) == 1)
+                );
             }
         }
     }

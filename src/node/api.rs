@@ -94,8 +94,9 @@ impl Node {
         session: SessionId,
         handle: u32,
         channels: &[String],
+        since: Option<super::Since>,
     ) -> Result<(), NodeError> {
-        self.lock().core.subscribe(session, handle, channels)
+        self.feed(|core, _| core.subscribe(session, handle, channels, since))
     }
 
     /// Sends a message; returns the peers it was handed to. Waits while a link's queue is full.

@@ -83,6 +83,65 @@ impl Node {
                     });
                 }
             }
+            Effect::Keep {
+                room,
+                key,
+                cursor,
+                entry,
+                rule,
+                budget,
+            } => {
+                let value = crate::history::encode(&entry, &key, rand::random());
+                let stored = io
+                    .history
+                    .as_mut()
+                    .map(|h| h.append(&room, cursor, &value, Some(rule), budget));
+                if !matches!(stored, Some(Ok(()))) {
+                    inner.core.count(DropReason::HistoryWriteFailed);
+                }
+            }
+            Effect::Replay {
+                session,
+                handle,
+                app,
+                room_id,
+                room,
+                key,
+                after,
+                channels,
+                me,
+            } => {
+                let (Some(history), Some(queue)) = (&io.history, io.queues.get(&session)) else {
+                    return;
+                };
+                let mut unreadable = 0;
+                for (cursor, value) in history.after(&room, after) {
+                    let Ok(e) = crate::history::decode(&value, &key) else {
+                        unreadable += 1;
+                        continue;
+                    };
+                    if !channels.is_empty() && !channels.contains(&e.channel) {
+                        continue;
+                    }
+                    queue.push(crate::node::session::SessionEvent {
+                        room: handle,
+                        app: app.clone(),
+                        room_id: room_id.clone(),
+                        kind: crate::node::session::EventKind::Message {
+                            local: e.origin == me,
+                            channel: e.channel,
+                            from: e.origin,
+                            payload: e.payload,
+                            meta: e.meta,
+                            cursor,
+                            history: true,
+                        },
+                    });
+                }
+                for _ in 0..unreadable {
+                    inner.core.count(DropReason::HistoryUnreadable);
+                }
+            }
             Effect::Deliver { session, event } => {
                 if let Some(queue) = io.queues.get(&session) {
                     queue.push(event);

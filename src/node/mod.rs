@@ -17,6 +17,7 @@ pub mod core;
 mod effects;
 #[cfg(test)]
 mod harness;
+mod history;
 mod hooks;
 pub mod identity;
 mod media;
@@ -39,7 +40,7 @@ use crate::wire::e2e::E2eKey;
 use core::{Core, CoreConfig};
 use identity::Identity;
 use session::{SessionId, SessionQueue};
-pub use types::{JoinOptions, NodeError, PeerInfo, RoomInfo, StatusInfo};
+pub use types::{JoinOptions, NodeError, PeerInfo, RoomInfo, Since, StatusInfo};
 
 /// The I/O handles the core names by id.
 #[derive(Default)]
@@ -56,6 +57,8 @@ struct Io {
     pings: HashMap<u64, oneshot::Sender<Duration>>,
     /// Local and remote tracks.
     media: media::MediaIo,
+    /// Kept room messages (durable channels).
+    history: Option<crate::store::history::HistoryStore>,
 }
 
 /// What the node's mutex guards.
@@ -113,6 +116,17 @@ impl Node {
             list_url: config.relay_list_url.clone(),
             list_refresh: Duration::from_secs(config.relay_list_refresh_secs.max(60)),
         };
+        let history = match store
+            .as_ref()
+            .map(crate::store::history::HistoryStore::open)
+        {
+            Some(Ok(h)) => Some(h),
+            Some(Err(e)) => {
+                tracing::error!(error = %e, "history store unavailable: kept channels live in memory");
+                crate::store::history::HistoryStore::temporary().ok()
+            }
+            None => crate::store::history::HistoryStore::temporary().ok(),
+        };
         let signal = driver::spawn(identity.keys.clone(), options, store, incoming_tx).await;
         let mut ice = config.ice_settings(&identity.peer_id).unwrap_or_else(|e| {
             tracing::error!(error = %e, "ICE servers ignored");
@@ -149,19 +163,25 @@ impl Node {
             transport_tx,
         );
         let now = Instant::now();
-        let core = Core::new(
+        let mut core = Core::new(
             identity.clone(),
             CoreConfig::from_config(&config),
             now,
             wall_us(),
             rand::random(),
         );
+        if let Some(h) = &history {
+            core.seed_cursor(h.last_cursor());
+        }
         let node = Arc::new_cyclic(|me| Node {
             peer_id: identity.peer_id.clone(),
             config,
             inner: Mutex::new(Inner {
                 core,
-                io: Io::default(),
+                io: Io {
+                    history,
+                    ..Io::default()
+                },
             }),
             transport,
             signal,
@@ -192,11 +212,11 @@ impl Node {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// Feeds the core one input and runs the effects it decided, under one lock.
     fn turn_lock(&self) -> MutexGuard<'_, Vec<turn::TurnServerStatus>> {
         self.turn.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Feeds the core one input and runs the effects it decided, under one lock.
     fn feed<R>(&self, input: impl FnOnce(&mut Core, Instant) -> R) -> R {
         let mut inner = self.lock();
         let result = input(&mut inner.core, Instant::now());
@@ -210,6 +230,9 @@ impl Node {
             let mut inner = self.lock();
             inner.core.shutdown();
             self.run_effects(&mut inner);
+            if let Some(Err(e)) = inner.io.history.as_ref().map(|h| h.flush()) {
+                tracing::error!(error = %e, "history: flush at shutdown failed");
+            }
             let pcs: Vec<Connection> = inner.io.pcs.drain().map(|(_, pc)| pc).collect();
             let writers: Vec<mpsc::Sender<Bytes>> =
                 inner.io.writers.drain().map(|(_, w)| w).collect();

@@ -33,6 +33,10 @@ pub enum EventKind {
         payload: Payload,
         /// Metadata.
         meta: Option<Value>,
+        /// Its place in the room's kept history (0: its channel is not kept).
+        cursor: crate::history::Cursor,
+        /// Replayed from the node's history, not live.
+        history: bool,
     },
     /// Receive progress of a chunked message.
     Progress {

@@ -20,6 +20,21 @@ pub struct JoinOptions {
     pub require_e2e: bool,
     /// Use the cellular overlay, with this cell sizing.
     pub cells: Option<CellSize>,
+    /// Channels whose messages the node keeps, and how many or how long.
+    pub keep: Vec<(String, crate::history::KeepRule)>,
+    /// Replay what the node holds of kept channels after this point, then go on live.
+    pub since: Option<Since>,
+}
+
+/// Where a resuming app's replay starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    /// Everything held.
+    All,
+    /// After this cursor (the last one the app saw).
+    Cursor(crate::history::Cursor),
+    /// What was kept in this last span of time.
+    Age(std::time::Duration),
 }
 /// Errors of node operations, with stable codes for the API.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +57,9 @@ pub enum NodeError {
     /// The link to a peer closed during the operation.
     #[error("link to {0} closed")]
     LinkClosed(String),
+    /// The node's own state store failed.
+    #[error("state store: {0}")]
+    Store(String),
 }
 
 impl NodeError {
@@ -56,6 +74,7 @@ impl NodeError {
             NodeError::Send(SendError::MetaTooLarge) => "meta_too_large",
             NodeError::Timeout(_) => "timeout",
             NodeError::LinkClosed(_) => "link_closed",
+            NodeError::Store(_) => "store_failed",
         }
     }
 }

@@ -1,4 +1,7 @@
-//! Node state in sled: identity and other small typed records under versioned keys.
+//! Node state in sled: identity and other small typed records under versioned keys, and the
+//! kept room messages (`history`).
+
+pub mod history;
 
 use std::path::Path;
 

@@ -22,7 +22,7 @@ pub const NONCE_LEN: usize = 24;
 
 /// A room's end-to-end key.
 #[derive(Clone)]
-pub struct E2eKey(XChaCha20Poly1305);
+pub struct E2eKey(XChaCha20Poly1305, [u8; 32]);
 
 impl std::fmt::Debug for E2eKey {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -43,8 +43,19 @@ pub enum E2eError {
 
 /// Derives the key of (password, app, room). Slow on purpose: call it off the async runtime.
 pub fn derive_key(password: &str, app_id: &str, room_id: &str) -> E2eKey {
-    let key = derive_key_bytes(password, app_id, room_id);
-    E2eKey(XChaCha20Poly1305::new((&key).into()))
+    E2eKey::from_bytes(&derive_key_bytes(password, app_id, room_id))
+}
+
+impl E2eKey {
+    /// The key made of raw bytes from [`derive_key_bytes`].
+    pub fn from_bytes(key: &[u8; 32]) -> E2eKey {
+        E2eKey(XChaCha20Poly1305::new(key.into()), *key)
+    }
+
+    /// The raw key bytes (other keys of the room, such as its history's, derive from them).
+    pub fn bytes(&self) -> &[u8; 32] {
+        &self.1
+    }
 }
 
 /// The raw 32 key bytes behind [`derive_key`] (known-answer tests check them).

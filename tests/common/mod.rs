@@ -458,7 +458,7 @@ impl Session {
         .await
     }
 
-    async fn join_request(&mut self, join: proto::JoinRequest) -> u32 {
+    pub async fn join_request(&mut self, join: proto::JoinRequest) -> u32 {
         let r = self.call(Body::Join(join)).await;
         assert!(r.error.is_none(), "join failed: {:?}", r.error);
         r.room

@@ -152,7 +152,10 @@ fn bridges_send_along_the_origin_tree_and_announce_elsewhere() {
             }
         }
     }
-    assert!(lazy > 2 * eager, "most bridge links only announce: {eager} / {lazy}");
+    assert!(
+        lazy > 2 * eager,
+        "most bridge links only announce: {eager} / {lazy}"
+    );
 }
 
 #[test]
@@ -194,10 +197,14 @@ fn requests_are_answered_within_a_frame_budget_per_link() {
     assert_eq!(m.on_want(&peer, &ids, now).len(), budget);
     assert!(m.on_want(&peer, &ids[..1], now).is_empty(), "budget spent");
     assert_eq!(
-        m.on_want(&peer, &ids[..1], now + Duration::from_secs(1)).len(),
+        m.on_want(&peer, &ids[..1], now + Duration::from_secs(1))
+            .len(),
         1
     );
-    assert!(m.on_want("stranger", &ids, now).is_empty(), "only links ask");
+    assert!(
+        m.on_want("stranger", &ids, now).is_empty(),
+        "only links ask"
+    );
 }
 
 #[test]

@@ -20,6 +20,7 @@
 //! `info` (peers and status), `state` (the tables).
 
 mod dials;
+mod history;
 mod ice;
 mod info;
 mod links;
@@ -79,6 +80,8 @@ pub struct CoreConfig {
     /// After a failed attempt with a peer, try it again through TURN only (TURN servers are
     /// configured and the policy allows other candidates).
     pub relay_fallback: bool,
+    /// Most bytes one room's kept history may take.
+    pub history_budget: u64,
 }
 
 impl CoreConfig {
@@ -93,6 +96,7 @@ impl CoreConfig {
             max_pending_dials: config.max_pending_dials,
             ping_after: Duration::from_millis(config.ping_after_ms),
             dead_after: Duration::from_millis(config.dead_after_ms),
+            history_budget: config.history_budget_mib.saturating_mul(1 << 20),
             relay_fallback: config.ice_transport_policy == crate::transport::ice::IcePolicy::All
                 && config
                     .effective_ice_servers()
@@ -155,6 +159,43 @@ pub enum Effect {
         conn: ConnId,
         /// Lets frames already queued (a leave, a duplicate's last data) go out first.
         delay: Duration,
+    },
+    /// Store a kept message (encode it with a fresh nonce) and apply the room's limits.
+    Keep {
+        /// The room's history id.
+        room: [u8; 16],
+        /// The room's history key.
+        key: crate::history::HistoryKey,
+        /// The message's cursor.
+        cursor: crate::history::Cursor,
+        /// The message.
+        entry: crate::history::Entry,
+        /// Its channel's rule.
+        rule: crate::history::KeepRule,
+        /// The room's byte budget.
+        budget: u64,
+    },
+    /// Deliver a room's kept messages after `after` to a session, oldest first, flagged
+    /// `history`, before anything that follows.
+    Replay {
+        /// The session.
+        session: SessionId,
+        /// Its handle of the room.
+        handle: u32,
+        /// The room's app id.
+        app: String,
+        /// The room's id.
+        room_id: String,
+        /// The room's history id.
+        room: [u8; 16],
+        /// The room's history key.
+        key: crate::history::HistoryKey,
+        /// Replay what was kept after this cursor.
+        after: crate::history::Cursor,
+        /// Channels the session receives (empty: all).
+        channels: std::collections::BTreeSet<String>,
+        /// This node's peer id (its own messages are replayed as local).
+        me: String,
     },
     /// Hand an event to a local session.
     Deliver {
@@ -247,6 +288,8 @@ pub struct Core {
     st: State,
     work: VecDeque<Work>,
     effects: Vec<Effect>,
+    /// The newest history cursor given out.
+    last_cursor: crate::history::Cursor,
 }
 
 impl std::fmt::Debug for Core {
@@ -278,6 +321,7 @@ impl Core {
             st: State::default(),
             work: VecDeque::new(),
             effects: Vec::new(),
+            last_cursor: 0,
         }
     }
 

@@ -38,6 +38,41 @@ impl Core {
         }
     }
 
+    /// Hands a peer's message to the sessions, kept first if its channel is (`verified`: its
+    /// origin's signature was checked).
+    pub(super) fn emit_message(
+        &mut self,
+        key: &RoomKey,
+        channel: String,
+        from: String,
+        payload: crate::wire::Payload,
+        meta: Option<serde_json::Value>,
+        verified: bool,
+    ) {
+        let cursor = self.keep(
+            key,
+            super::history::Incoming {
+                channel: &channel,
+                from: &from,
+                payload: &payload,
+                meta: meta.as_ref(),
+                verified,
+            },
+        );
+        self.emit(
+            key,
+            EventKind::Message {
+                channel,
+                from,
+                local: false,
+                payload,
+                meta,
+                cursor,
+                history: false,
+            },
+        );
+    }
+
     /// Handler: a room's outputs.
     pub(super) fn apply_outputs(&mut self, key: &RoomKey, outputs: Vec<Output>) {
         for o in outputs {
@@ -66,16 +101,7 @@ impl Core {
                 from,
                 payload,
                 meta,
-            } => self.emit(
-                key,
-                EventKind::Message {
-                    channel,
-                    from,
-                    local: false,
-                    payload,
-                    meta,
-                },
-            ),
+            } => self.emit_message(key, channel, from, payload, meta, false),
             RoomEvent::Progress {
                 channel,
                 from,

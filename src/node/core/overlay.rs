@@ -6,7 +6,6 @@ use crate::drops::DropReason;
 use crate::mesh::roster::RosterOut;
 use crate::mesh::{MeshOutput, Overlay as _};
 use crate::node::cells;
-use crate::node::session::EventKind;
 use crate::room::{CellsAction, LeaveReason};
 use crate::wire::cell::{CellFrame, InventoryKind, decode_inventory, encode_inventory};
 use crate::wire::roster::{RosterMsg, RosterRecord};
@@ -81,7 +80,7 @@ impl Core {
         };
         if !cells.is_member(peer) {
             // Only members reconcile (a Trystero page never sends this).
-            self.count(DropReason::RosterMalformed);
+            self.count(DropReason::RosterNotMember);
             return;
         }
         let step = cells.roster_msg(peer, &msg, now, wall_secs);
@@ -285,16 +284,9 @@ impl Core {
             return;
         }
         match e.room.open_cell_payload(&frame.payload) {
-            Ok((channel, payload, meta)) => self.emit(
-                key,
-                EventKind::Message {
-                    channel,
-                    from,
-                    local: false,
-                    payload,
-                    meta,
-                },
-            ),
+            Ok((channel, payload, meta)) => {
+                self.emit_message(key, channel, from, payload, meta, true)
+            }
             Err(reason) => self.count(reason),
         }
     }

@@ -70,7 +70,7 @@ impl Core {
         };
         self.drop_session_tracks(session);
         for h in handles {
-            let _ = self.leave(session, h, now);
+            let _ = self.detach_session(session, h, now, false);
         }
         if self.st.sessions.remove(&session).is_some() {
             self.effect(Effect::CloseSession { session });
@@ -126,6 +126,7 @@ impl Core {
         if opts.require_e2e {
             entry.room.require_e2e();
         }
+        entry.history.add_rules(&opts.keep);
         entry.sessions.insert(
             session,
             SessionRoom {
@@ -146,6 +147,9 @@ impl Core {
             self.effect(super::outputs::deliver(session, handle, &key, kind));
         }
         self.tell_ice_problem(session, handle, &key);
+        if let Some(since) = opts.since {
+            self.replay(session, handle, &key, since);
+        }
         if is_new {
             self.announce_room(&key);
         }
@@ -157,6 +161,7 @@ impl Core {
     fn open_room(&mut self, key: &RoomKey, opts: &JoinOptions, e2e: Option<E2eKey>) {
         let (app, room_id, password) = (&key.app, &key.room, opts.password.as_str());
         let me = self.identity.peer_id.clone();
+        let history = super::history::RoomHistory::new(key, e2e.as_ref());
         let (room_seed, signal_seed) = (self.seed(), self.seed());
         let room =
             Room::new(&me, app, room_id, password, self.config.limits, e2e).with_seed(room_seed);
@@ -194,6 +199,7 @@ impl Core {
                 rtts: BTreeMap::new(),
                 ping_waiters: BTreeMap::new(),
                 cells,
+                history,
             },
         );
         let topics = self.st.topics.keys().cloned().collect();
@@ -231,6 +237,19 @@ impl Core {
         handle: u32,
         now: Instant,
     ) -> Result<(), NodeError> {
+        self.detach_session(session, handle, now, true)
+    }
+
+    /// Takes a session out of a room. The room closes with its last session, except that a room
+    /// keeping channels stays held when that session ended without leaving (an app that
+    /// crashed): the node goes on receiving, and the app resumes from its last cursor.
+    fn detach_session(
+        &mut self,
+        session: SessionId,
+        handle: u32,
+        now: Instant,
+        explicit: bool,
+    ) -> Result<(), NodeError> {
         self.at(now);
         let key = self
             .st
@@ -241,7 +260,7 @@ impl Core {
         let empty = match self.st.rooms.get_mut(&key) {
             Some(e) => {
                 e.sessions.remove(&session);
-                e.sessions.is_empty()
+                e.sessions.is_empty() && (explicit || e.history.keep.is_empty())
             }
             None => false,
         };
@@ -292,12 +311,14 @@ impl Core {
         }
     }
 
-    /// Changes which channels a session receives in a room (empty: all).
+    /// Changes which channels a session receives in a room (empty: all), and replays what the
+    /// room kept of them after `since`.
     pub fn subscribe(
         &mut self,
         session: SessionId,
         handle: u32,
         channels: &[String],
+        since: Option<crate::node::Since>,
     ) -> Result<(), NodeError> {
         let key = self.session_room(session, handle)?;
         if let Some(sr) = self
@@ -307,6 +328,9 @@ impl Core {
             .and_then(|e| e.sessions.get_mut(&session))
         {
             sr.channels = channels.iter().cloned().collect();
+        }
+        if let Some(since) = since {
+            self.replay(session, handle, &key, since);
         }
         Ok(())
     }

@@ -105,10 +105,25 @@ impl Core {
         meta: Option<&Value>,
         targets: &[String],
     ) {
-        let me = self.identity.peer_id.as_str();
-        if !(targets.is_empty() || targets.iter().any(|t| t == me)) {
+        let me = self.identity.peer_id.clone();
+        if !(targets.is_empty() || targets.contains(&me)) {
             return;
         }
+        // A broadcast is part of the room's history; a message to chosen peers is not.
+        let cursor = if targets.is_empty() {
+            self.keep(
+                key,
+                super::history::Incoming {
+                    channel,
+                    from: &me,
+                    payload,
+                    meta,
+                    verified: true,
+                },
+            )
+        } else {
+            0
+        };
         let Some(entry) = self.st.rooms.get(key) else {
             return;
         };
@@ -122,6 +137,8 @@ impl Core {
                 local: true,
                 payload: payload.clone(),
                 meta: meta.cloned(),
+                cursor,
+                history: false,
             };
             self.effects
                 .push(super::outputs::deliver(*session, sr.handle, key, kind));

@@ -68,6 +68,8 @@ pub(super) struct RoomEntry {
     /// Pings in flight per peer, oldest first; `Some` is an app's waiter, `None` the watchdog's.
     pub ping_waiters: BTreeMap<String, VecDeque<Option<u64>>>,
     pub cells: Option<CellRoom>,
+    /// What the room keeps of its channels.
+    pub history: super::history::RoomHistory,
 }
 
 /// A local session: its room handles.

@@ -128,6 +128,8 @@ pub struct Sim {
     pub pongs: Vec<(u64, Duration)>,
     /// Pings that will never be answered.
     pub pings_lost: Vec<u64>,
+    /// Kept messages (an in-memory stand-in for the history store): room, cursor, entry.
+    pub kept: Vec<([u8; 16], u64, crate::history::Entry)>,
     /// Its one session.
     pub session: SessionId,
     /// Room handles by room id.
@@ -280,6 +282,7 @@ impl Net {
             events: Vec::new(),
             pongs: Vec::new(),
             pings_lost: Vec::new(),
+            kept: Vec::new(),
             session,
             handles: BTreeMap::new(),
         }
@@ -583,6 +586,47 @@ impl Net {
             | Effect::MediaApplyAnswer { .. }) => self.run_media_effect(i, media),
             Effect::Pong { waiter, rtt } => self.nodes[i].pongs.push((waiter, rtt)),
             Effect::PingLost { waiter } => self.nodes[i].pings_lost.push(waiter),
+            Effect::Keep {
+                room,
+                cursor,
+                entry,
+                ..
+            } => self.nodes[i].kept.push((room, cursor, entry)),
+            Effect::Replay {
+                handle,
+                app,
+                room_id,
+                room,
+                after,
+                channels,
+                me,
+                ..
+            } => {
+                let replayed: Vec<SessionEvent> = self.nodes[i]
+                    .kept
+                    .iter()
+                    .filter(|(r, c, e)| {
+                        *r == room
+                            && *c > after
+                            && (channels.is_empty() || channels.contains(&e.channel))
+                    })
+                    .map(|(_, c, e)| SessionEvent {
+                        room: handle,
+                        app: app.clone(),
+                        room_id: room_id.clone(),
+                        kind: crate::node::session::EventKind::Message {
+                            channel: e.channel.clone(),
+                            from: e.origin.clone(),
+                            local: e.origin == me,
+                            payload: e.payload.clone(),
+                            meta: e.meta.clone(),
+                            cursor: *c,
+                            history: true,
+                        },
+                    })
+                    .collect();
+                self.nodes[i].events.extend(replayed);
+            }
             Effect::CloseSession { .. } => {}
         }
     }

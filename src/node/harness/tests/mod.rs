@@ -2,6 +2,7 @@
 
 mod cells;
 mod faults;
+mod history;
 mod links;
 mod media;
 mod sessions;

@@ -1,0 +1,324 @@
+//! Durable channels, as a sans-IO core: what a room keeps, how a kept message is laid out at
+//! rest, and which old messages go when a channel or the room is over its limits.
+//!
+//! A room joined with `keep` rules stores the messages of those channels (`store::history`
+//! does the sled I/O). Each kept message gets a **cursor**: the node's microsecond clock when it
+//! was kept, strictly increasing, so cursors order messages, date them, and let an app resume
+//! ("everything after this cursor") without the store keeping any other index.
+//!
+//! Layout of a stored value (all integers big-endian):
+//!
+//! ```text
+//! 0       version = 1
+//! 1       flags (bit 0: body sealed with the room's history key; bit 1: origin verified)
+//! 2..10   channel tag (keyed hash of the channel: pruning per channel without reading bodies)
+//! ..      body: sealed → 24-byte nonce + XChaCha20-Poly1305 ciphertext of the plain body
+//! ..      8   checksum: SHA-256 of everything before, first 8 bytes (corruption at rest)
+//!
+//! plain body: origin length u8, origin peer id, origin seq u64, origin time ms u64,
+//!             then the message as the E2E envelope encodes it (channel, payload, meta)
+//! ```
+
+pub mod index;
+
+use chacha20poly1305::aead::{Aead, KeyInit};
+use chacha20poly1305::{XChaCha20Poly1305, XNonce};
+use serde_json::Value;
+use sha2::{Digest as _, Sha256};
+use std::time::Duration;
+
+use crate::wire::chunk::Payload;
+use crate::wire::e2e;
+
+pub use index::{Prune, RoomIndex, Totals};
+
+/// A kept message's place in its room's history: the node's clock (µs) when it was kept.
+pub type Cursor = u64;
+
+/// Value format version.
+const VERSION: u8 = 1;
+const FLAG_SEALED: u8 = 1;
+const FLAG_VERIFIED: u8 = 2;
+const HEADER: usize = 10;
+const CHECKSUM: usize = 8;
+const NONCE: usize = 24;
+
+/// What a room keeps of one channel: the newest `max_messages`, none older than `max_age`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct KeepRule {
+    /// Most messages kept (`None`: no count limit).
+    pub max_messages: Option<u64>,
+    /// Oldest message kept (`None`: no age limit).
+    pub max_age: Option<Duration>,
+}
+
+impl KeepRule {
+    /// The looser of two rules (two sessions keeping one channel keep what either asked for).
+    pub fn union(self, other: KeepRule) -> KeepRule {
+        let looser = |a: Option<u64>, b: Option<u64>| match (a, b) {
+            (Some(x), Some(y)) => Some(x.max(y)),
+            _ => None,
+        };
+        KeepRule {
+            max_messages: looser(self.max_messages, other.max_messages),
+            max_age: looser(
+                self.max_age.map(|d| d.as_secs()),
+                other.max_age.map(|d| d.as_secs()),
+            )
+            .map(Duration::from_secs),
+        }
+    }
+}
+
+/// Why a `keep` option was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KeepParseError {
+    /// Not `CHANNEL=LIMIT[,LIMIT]`.
+    #[error(
+        "keep option {0:?}: expected CHANNEL=COUNT, CHANNEL=AGE (e.g. 7d, 12h, 30m) or both, comma-separated"
+    )]
+    Syntax(String),
+}
+
+/// Parses `chat=10000`, `files=7d` or `chat=10000,7d` into a channel and its rule.
+pub fn parse_keep(text: &str) -> Result<(String, KeepRule), KeepParseError> {
+    let bad = || KeepParseError::Syntax(text.to_owned());
+    let (channel, limits) = text.split_once('=').ok_or_else(bad)?;
+    if channel.is_empty() || limits.is_empty() {
+        return Err(bad());
+    }
+    let mut rule = KeepRule::default();
+    for limit in limits.split(',') {
+        if let Ok(n) = limit.parse::<u64>() {
+            rule.max_messages = Some(n.max(1));
+        } else {
+            rule.max_age = Some(parse_age(limit).ok_or_else(bad)?);
+        }
+    }
+    Ok((channel.to_owned(), rule))
+}
+
+/// Parses an age: a number and a unit (`s`, `m`, `h`, `d`).
+pub fn parse_age(text: &str) -> Option<Duration> {
+    let unit = text.chars().last()?;
+    let n: u64 = text[..text.len() - unit.len_utf8()].parse().ok()?;
+    let secs = match unit {
+        's' => n,
+        'm' => n.checked_mul(60)?,
+        'h' => n.checked_mul(3_600)?,
+        'd' => n.checked_mul(86_400)?,
+        _ => return None,
+    };
+    (secs > 0).then(|| Duration::from_secs(secs))
+}
+
+/// One kept message.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entry {
+    /// Channel name.
+    pub channel: String,
+    /// The origin's peer id.
+    pub origin: String,
+    /// The origin's sequence number (0 when its wire carries none).
+    pub origin_seq: u64,
+    /// When the origin sent it, as far as this node knows (ms since the Unix epoch).
+    pub origin_ms: u64,
+    /// The message.
+    pub payload: Payload,
+    /// Its metadata.
+    pub meta: Option<Value>,
+    /// The origin's identity was checked (a signature or an authenticated link to it).
+    pub verified: bool,
+}
+
+/// Why a stored value could not be read back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum EntryError {
+    /// Truncated, wrong version, or the checksum does not match: damaged at rest.
+    #[error("damaged history entry")]
+    Damaged,
+    /// Sealed, and this key does not open it (or no key was given).
+    #[error("sealed history entry (wrong or missing room key)")]
+    Sealed,
+}
+
+/// The key a room's history is sealed and tagged with.
+#[derive(Clone)]
+pub struct HistoryKey {
+    cipher: Option<XChaCha20Poly1305>,
+    tag_key: [u8; 32],
+}
+
+impl std::fmt::Debug for HistoryKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "HistoryKey(sealed: {})", self.cipher.is_some())
+    }
+}
+
+impl HistoryKey {
+    /// The key of an open room: tags only (nothing is secret in an open room).
+    pub fn open_room(app: &str, room: &str) -> HistoryKey {
+        HistoryKey {
+            cipher: None,
+            tag_key: hash(&[b"meshrtc/history/open/v1", app.as_bytes(), room.as_bytes()]),
+        }
+    }
+
+    /// The key of a password room, derived from the room key: bodies are sealed at rest.
+    pub fn password_room(room_key: &[u8; 32]) -> HistoryKey {
+        let seal = hash(&[b"meshrtc/history/seal/v1", room_key]);
+        HistoryKey {
+            cipher: Some(XChaCha20Poly1305::new((&seal).into())),
+            tag_key: hash(&[b"meshrtc/history/tag/v1", room_key]),
+        }
+    }
+
+    /// True when bodies are sealed.
+    pub fn seals(&self) -> bool {
+        self.cipher.is_some()
+    }
+
+    /// The channel's tag under this key.
+    pub fn tag(&self, channel: &str) -> [u8; 8] {
+        let h = hash(&[&self.tag_key, channel.as_bytes()]);
+        [h[0], h[1], h[2], h[3], h[4], h[5], h[6], h[7]]
+    }
+}
+
+/// The 16-byte id a room's history is filed under (its name is not stored).
+pub fn room_id(app: &str, room: &str) -> [u8; 16] {
+    let h = hash(&[
+        b"meshrtc/history/room/v1",
+        app.as_bytes(),
+        &[0],
+        room.as_bytes(),
+    ]);
+    let mut out = [0; 16];
+    out.copy_from_slice(&h[..16]);
+    out
+}
+
+fn hash(parts: &[&[u8]]) -> [u8; 32] {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u32).to_be_bytes());
+        h.update(p);
+    }
+    h.finalize().into()
+}
+
+fn checksum(bytes: &[u8]) -> [u8; CHECKSUM] {
+    let d = Sha256::digest(bytes);
+    let mut out = [0; CHECKSUM];
+    out.copy_from_slice(&d[..CHECKSUM]);
+    out
+}
+
+/// Encodes an entry for the store (`nonce` is fresh randomness; used only when sealing).
+pub fn encode(entry: &Entry, key: &HistoryKey, nonce: [u8; NONCE]) -> Vec<u8> {
+    let origin = &entry.origin.as_bytes()[..entry.origin.len().min(u8::MAX as usize)];
+    let mut plain = Vec::with_capacity(32 + entry.payload_len());
+    plain.push(origin.len() as u8);
+    plain.extend_from_slice(origin);
+    plain.extend_from_slice(&entry.origin_seq.to_be_bytes());
+    plain.extend_from_slice(&entry.origin_ms.to_be_bytes());
+    plain.extend(e2e::encode_message(
+        &entry.channel,
+        &entry.payload,
+        entry.meta.as_ref(),
+    ));
+    let mut flags = 0;
+    if entry.verified {
+        flags |= FLAG_VERIFIED;
+    }
+    let body = match &key.cipher {
+        Some(cipher) => {
+            flags |= FLAG_SEALED;
+            let sealed = cipher
+                .encrypt(XNonce::from_slice(&nonce), plain.as_slice())
+                .unwrap_or_default();
+            let mut b = nonce.to_vec();
+            b.extend(sealed);
+            b
+        }
+        None => plain,
+    };
+    let mut out = Vec::with_capacity(HEADER + body.len() + CHECKSUM);
+    out.push(VERSION);
+    out.push(flags);
+    out.extend_from_slice(&key.tag(&entry.channel));
+    out.extend(body);
+    let sum = checksum(&out);
+    out.extend_from_slice(&sum);
+    out
+}
+
+/// The channel tag of a stored value, after checking it is whole (no key needed).
+pub fn check(value: &[u8]) -> Result<[u8; 8], EntryError> {
+    if value.len() < HEADER + CHECKSUM || value[0] != VERSION {
+        return Err(EntryError::Damaged);
+    }
+    let (data, sum) = value.split_at(value.len() - CHECKSUM);
+    if checksum(data) != sum {
+        return Err(EntryError::Damaged);
+    }
+    let mut tag = [0; 8];
+    tag.copy_from_slice(&value[2..HEADER]);
+    Ok(tag)
+}
+
+/// Decodes a stored value.
+pub fn decode(value: &[u8], key: &HistoryKey) -> Result<Entry, EntryError> {
+    check(value)?;
+    let flags = value[1];
+    let body = &value[HEADER..value.len() - CHECKSUM];
+    let plain;
+    let body = if flags & FLAG_SEALED != 0 {
+        let cipher = key.cipher.as_ref().ok_or(EntryError::Sealed)?;
+        if body.len() < NONCE {
+            return Err(EntryError::Damaged);
+        }
+        let (nonce, sealed) = body.split_at(NONCE);
+        plain = cipher
+            .decrypt(XNonce::from_slice(nonce), sealed)
+            .map_err(|_| EntryError::Sealed)?;
+        plain.as_slice()
+    } else {
+        body
+    };
+    let n = *body.first().ok_or(EntryError::Damaged)? as usize;
+    let origin = body.get(1..1 + n).ok_or(EntryError::Damaged)?;
+    let origin = String::from_utf8(origin.to_vec()).map_err(|_| EntryError::Damaged)?;
+    let u64_at = |at: usize| -> Result<u64, EntryError> {
+        let b = body.get(at..at + 8).ok_or(EntryError::Damaged)?;
+        Ok(u64::from_be_bytes(
+            b.try_into().map_err(|_| EntryError::Damaged)?,
+        ))
+    };
+    let origin_seq = u64_at(1 + n)?;
+    let origin_ms = u64_at(9 + n)?;
+    let message = body.get(17 + n..).ok_or(EntryError::Damaged)?;
+    let (channel, payload, meta) = e2e::decode_message(message).map_err(|_| EntryError::Damaged)?;
+    Ok(Entry {
+        channel,
+        origin,
+        origin_seq,
+        origin_ms,
+        payload,
+        meta,
+        verified: flags & FLAG_VERIFIED != 0,
+    })
+}
+
+impl Entry {
+    fn payload_len(&self) -> usize {
+        match &self.payload {
+            Payload::Text(t) => t.len(),
+            Payload::Json(v) => v.to_string().len(),
+            Payload::Binary(b) => b.len(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,118 @@
+//! History codec, keep rules and pruning.
+
+use super::*;
+use std::collections::BTreeMap;
+
+fn entry(channel: &str, text: &str) -> Entry {
+    Entry {
+        channel: channel.into(),
+        origin: "peer-a".into(),
+        origin_seq: 7,
+        origin_ms: 1_700_000_000_000,
+        payload: Payload::Text(text.into()),
+        meta: Some(serde_json::json!({"k": 1})),
+        verified: true,
+    }
+}
+
+#[test]
+fn entries_round_trip_open_and_sealed() {
+    let open = HistoryKey::open_room("app", "room");
+    let e = entry("chat", "hello");
+    assert_eq!(decode(&encode(&e, &open, [0; 24]), &open), Ok(e.clone()));
+    let key = HistoryKey::password_room(&[9; 32]);
+    let sealed = encode(&e, &key, [3; 24]);
+    assert_eq!(decode(&sealed, &key), Ok(e.clone()));
+    assert!(
+        !sealed.windows(5).any(|w| w == b"hello") && !sealed.windows(4).any(|w| w == b"chat"),
+        "plaintext at rest"
+    );
+    let other = HistoryKey::password_room(&[8; 32]);
+    assert_eq!(decode(&sealed, &other), Err(EntryError::Sealed));
+    assert_eq!(decode(&sealed, &open), Err(EntryError::Sealed));
+    let mut bin = e;
+    bin.payload = Payload::Binary(vec![0, 255, 1]);
+    bin.meta = None;
+    bin.verified = false;
+    assert_eq!(decode(&encode(&bin, &key, [1; 24]), &key), Ok(bin));
+}
+
+#[test]
+fn damaged_values_are_detected_without_the_key() {
+    let key = HistoryKey::password_room(&[9; 32]);
+    let value = encode(&entry("chat", "hello"), &key, [3; 24]);
+    assert_eq!(check(&value), Ok(key.tag("chat")));
+    for cut in [0, 5, value.len() - 1] {
+        assert_eq!(check(&value[..cut]), Err(EntryError::Damaged));
+    }
+    let mut flipped = value.clone();
+    flipped[20] ^= 1;
+    assert_eq!(check(&flipped), Err(EntryError::Damaged));
+    assert_eq!(decode(&flipped, &key), Err(EntryError::Damaged));
+}
+
+#[test]
+fn keep_options_parse_counts_ages_and_both() {
+    assert_eq!(
+        parse_keep("chat=10000"),
+        Ok((
+            "chat".into(),
+            KeepRule {
+                max_messages: Some(10_000),
+                max_age: None
+            }
+        ))
+    );
+    let (_, files) = parse_keep("files=7d").expect("age");
+    assert_eq!(files.max_age, Some(Duration::from_secs(7 * 86_400)));
+    let (_, both) = parse_keep("log=500,12h").expect("both");
+    assert_eq!(both.max_messages, Some(500));
+    assert_eq!(both.max_age, Some(Duration::from_secs(12 * 3_600)));
+    for bad in ["chat", "=5", "chat=", "chat=7x", "chat=0d", "chat=5,"] {
+        assert!(parse_keep(bad).is_err(), "{bad}");
+    }
+    let a = KeepRule {
+        max_messages: Some(10),
+        max_age: None,
+    };
+    let b = KeepRule {
+        max_messages: Some(20),
+        max_age: Some(Duration::from_secs(60)),
+    };
+    assert_eq!(a.union(b).max_messages, Some(20));
+    assert_eq!(a.union(b).max_age, None, "no age limit is the looser");
+}
+
+#[test]
+fn limits_prune_the_oldest_per_channel_then_per_room() {
+    let (chat, files) = ([1; 8], [2; 8]);
+    let mut ix = RoomIndex::default();
+    let rule = KeepRule {
+        max_messages: Some(3),
+        max_age: Some(Duration::from_secs(10)),
+    };
+    for c in 1..=5u64 {
+        ix.insert(chat, c * 1_000_000, 100);
+    }
+    // Count: 5 held, 3 kept.
+    assert_eq!(
+        ix.enforce(chat, Some(rule), u64::MAX, 6_000_000),
+        vec![1_000_000, 2_000_000]
+    );
+    // Age: at t = 14 s, entries before 4 s go.
+    assert_eq!(
+        ix.enforce(chat, Some(rule), u64::MAX, 14_000_000),
+        vec![3_000_000]
+    );
+    // Budget: the room's oldest go first, whatever their channel.
+    ix.insert(files, 4_500_000, 1_000);
+    assert_eq!(ix.totals(None).bytes, 1_200);
+    assert_eq!(
+        ix.enforce(files, None, 1_000, 14_000_000),
+        vec![4_000_000, 4_500_000]
+    );
+    assert_eq!(ix.totals(None).messages, 1);
+    let rules = BTreeMap::from([(chat, rule)]);
+    assert_eq!(ix.expire(&rules, 16_000_000), vec![5_000_000]);
+    assert_eq!(ix.totals(None), Totals::default());
+}

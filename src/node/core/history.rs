@@ -1,0 +1,140 @@
+//! Durable channels in the core: which messages a room keeps (with their cursors), and the
+//! replays of resuming sessions. The store itself is the driver's (`store::history`); the core
+//! only decides, so a replay is ordered with live events by the order of effects.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Core, Effect, RoomKey};
+use crate::history::{Cursor, Entry, HistoryKey, KeepRule};
+use crate::node::Since;
+use crate::node::session::SessionId;
+use crate::wire::Payload;
+use crate::wire::e2e::E2eKey;
+use serde_json::Value;
+
+/// A room's history: where it is filed, its key, and what it keeps.
+pub(crate) struct RoomHistory {
+    /// The id its entries are filed under.
+    pub id: [u8; 16],
+    /// Seals (password rooms) and tags its entries.
+    pub key: HistoryKey,
+    /// Kept channels: the union of what the sessions that joined asked for.
+    pub keep: BTreeMap<String, KeepRule>,
+}
+
+impl RoomHistory {
+    /// The history of a room (sealed with a key derived from the room key in password rooms).
+    pub fn new(key: &RoomKey, e2e: Option<&E2eKey>) -> Self {
+        RoomHistory {
+            id: crate::history::room_id(&key.app, &key.room),
+            key: match e2e {
+                Some(k) => HistoryKey::password_room(k.bytes()),
+                None => HistoryKey::open_room(&key.app, &key.room),
+            },
+            keep: BTreeMap::new(),
+        }
+    }
+
+    /// Adds a session's rules (two rules for a channel keep what either asked for).
+    pub fn add_rules(&mut self, rules: &[(String, KeepRule)]) {
+        for (channel, rule) in rules {
+            self.keep
+                .entry(channel.clone())
+                .and_modify(|r| *r = r.union(*rule))
+                .or_insert(*rule);
+        }
+    }
+}
+
+/// A message on its way to the sessions, as the history sees it.
+pub(super) struct Incoming<'a> {
+    pub channel: &'a str,
+    pub from: &'a str,
+    pub payload: &'a Payload,
+    pub meta: Option<&'a Value>,
+    pub verified: bool,
+}
+
+impl Core {
+    /// Cursors go on after the newest the store holds (the driver tells, once, at start).
+    pub fn seed_cursor(&mut self, last: Cursor) {
+        self.last_cursor = self.last_cursor.max(last);
+    }
+
+    fn next_cursor(&mut self) -> Cursor {
+        self.last_cursor = self.wall_us().max(self.last_cursor + 1);
+        self.last_cursor
+    }
+
+    /// Keeps a message if its room keeps its channel; returns its cursor (0: not kept).
+    pub(super) fn keep(&mut self, key: &RoomKey, m: Incoming<'_>) -> Cursor {
+        let Some(rule) = self
+            .st
+            .rooms
+            .get(key)
+            .and_then(|e| e.history.keep.get(m.channel).copied())
+        else {
+            return 0;
+        };
+        let cursor = self.next_cursor();
+        let Some(h) = self.st.rooms.get(key).map(|e| &e.history) else {
+            return 0;
+        };
+        let effect = Effect::Keep {
+            room: h.id,
+            key: h.key.clone(),
+            cursor,
+            entry: Entry {
+                channel: m.channel.to_owned(),
+                origin: m.from.to_owned(),
+                origin_seq: 0,
+                origin_ms: self.wall_us() / 1_000,
+                payload: m.payload.clone(),
+                meta: m.meta.cloned(),
+                verified: m.verified,
+            },
+            rule,
+            budget: self.config.history_budget,
+        };
+        self.effect(effect);
+        cursor
+    }
+
+    /// Asks the driver to replay a room's kept messages to a session, before anything live.
+    pub(super) fn replay(&mut self, session: SessionId, handle: u32, key: &RoomKey, since: Since) {
+        let after = match since {
+            Since::All => 0,
+            Since::Cursor(c) => c,
+            Since::Age(age) => self.wall_us().saturating_sub(age.as_micros() as u64),
+        };
+        let Some(entry) = self.st.rooms.get(key) else {
+            return;
+        };
+        let channels: BTreeSet<String> = entry
+            .sessions
+            .get(&session)
+            .map(|sr| sr.channels.clone())
+            .unwrap_or_default();
+        let effect = Effect::Replay {
+            session,
+            handle,
+            app: key.app.clone(),
+            room_id: key.room.clone(),
+            room: entry.history.id,
+            key: entry.history.key.clone(),
+            after,
+            channels,
+            me: self.identity.peer_id.clone(),
+        };
+        self.effect(effect);
+    }
+
+    /// The history key and kept channel names of a room this node holds.
+    pub fn history_of(&self, app: &str, room: &str) -> Option<(HistoryKey, Vec<String>)> {
+        let entry = self.st.rooms.get(&RoomKey::new(app, room))?;
+        Some((
+            entry.history.key.clone(),
+            entry.history.keep.keys().cloned().collect(),
+        ))
+    }
+}
