@@ -131,7 +131,7 @@ mod tests {
     fn cursors_show_as_utc_times() {
         assert_eq!(when(0), "-");
         assert_eq!(when(1_000_000), "1970-01-01T00:00:01Z");
-        assert_eq!(when(1_796_000_000_000_000), "2026-11-29T22:13:20Z");
+        assert_eq!(when(1_796_000_000_000_000), "2026-11-30T00:53:20Z");
     }
 
     #[test]
