@@ -20,7 +20,9 @@ export class Channel {
     meta?: object,
     onProgress?: (fraction: number, peerId: PeerId, meta?: object) => void
   ): Promise<PeerId[]>
-  on(event: 'message', cb: (data: Received, peerId: PeerId, meta?: object) => void): this
+  /** `info.cursor`: the message's place in the node's kept history (0: its channel is not kept);
+   *  `info.history`: replayed from that history rather than live. */
+  on(event: 'message', cb: (data: Received, peerId: PeerId, meta: object | undefined, info: {cursor: number; history: boolean}) => void): this
   on(event: 'progress', cb: (fraction: number, peerId: PeerId, meta?: object) => void): this
   off(event: 'message' | 'progress', cb: (...args: any[]) => void): this
 }
@@ -59,7 +61,14 @@ export class Node {
   readonly url: string
   readonly selfId: string
   readonly state: NodeState
-  joinRoom(appId: string, roomId: string, options?: {password?: string; cells?: boolean | {cellSize?: number}}): Promise<Room>
+  joinRoom(appId: string, roomId: string, options?: {
+    password?: string
+    cells?: boolean | {cellSize?: number}
+    /** Channels the node keeps: a message count, an age ('7d', '12h', '30m'), or both. */
+    keep?: Record<string, number | string | [number, string]>
+    /** Replay what the node kept after a cursor, everything ('all'), or an age ('10m'). */
+    since?: number | 'all' | string
+  }): Promise<Room>
   on(event: 'node', cb: (state: NodeState) => void): this
   on(event: 'lagged', cb: (dropped: number) => void): this
   off(event: 'node' | 'lagged', cb: (...args: any[]) => void): this

@@ -69,6 +69,34 @@ const toPayload = async (data, meta) => {
 }
 
 /** Converts a proto Payload to [data, meta]. */
+const AGE_UNITS = {s: 1, m: 60, h: 3600, d: 86400}
+
+function ageSeconds(text) {
+  const m = /^(\d+)([smhd])$/.exec(String(text))
+  if (!m || Number(m[1]) === 0) throw new Error(`keep/since: ${text} is not an age such as 30m, 12h, 7d`)
+  return Number(m[1]) * AGE_UNITS[m[2]]
+}
+
+/** `{chat: 10000, files: '7d', log: [500, '12h']}` as the daemon's keep rules. */
+function keepRules(keep) {
+  return Object.entries(keep).map(([channel, limits]) => {
+    const rule = {channel, maxMessages: 0, maxAgeSeconds: 0}
+    for (const l of Array.isArray(limits) ? limits : [limits]) {
+      if (typeof l === 'number') rule.maxMessages = l
+      else rule.maxAgeSeconds = ageSeconds(l)
+    }
+    return rule
+  })
+}
+
+/** `since`: a cursor (number), `'all'`, or an age such as `'10m'`. */
+function sinceOf(since) {
+  if (since === undefined || since === null) return undefined
+  if (since === 'all') return {all: true}
+  if (typeof since === 'number') return {cursor: String(since)}
+  return {ageSeconds: ageSeconds(since)}
+}
+
 const fromPayload = payload => {
   const meta = payload?.metaJson ? JSON.parse(payload.metaJson) : undefined
   if (payload?.binary !== undefined) return [fromBase64(payload.binary), meta]
@@ -115,6 +143,10 @@ export class Room extends Emitter {
     /** @type {Set<string>} */
     this._peers = new Set()
     this._left = false
+    this._keep = []
+    this._since = undefined
+    /** The newest cursor of a kept message this room delivered (a rejoin resumes after it). */
+    this._lastCursor = 0
   }
 
   _handle() {
@@ -231,7 +263,15 @@ export class Room extends Emitter {
 
   async _join() {
     const reply = await this._node._request({
-      join: {app: this.appId, room: this.roomId, password: this._password, ...(this._cells ? {cells: this._cells} : {})}
+      join: {
+        app: this.appId,
+        room: this.roomId,
+        password: this._password,
+        ...(this._cells ? {cells: this._cells} : {}),
+        ...(this._keep.length ? {keep: this._keep} : {}),
+        // After a reconnect, resume after the newest kept message seen: nothing is lost.
+        ...(this._lastCursor ? {since: {cursor: String(this._lastCursor)}} : this._since ? {since: this._since} : {})
+      }
     })
     this._handleId = reply.room
     if (this._wantsMedia) await this._subscribeMedia()
@@ -255,7 +295,9 @@ export class Room extends Emitter {
     } else if (ev.message) {
       const m = ev.message
       const [data, meta] = fromPayload(m.payload)
-      this._channels.get(m.channel)?._emit('message', data, m.from, meta)
+      const cursor = Number(m.cursor ?? 0)
+      if (cursor > this._lastCursor) this._lastCursor = cursor
+      this._channels.get(m.channel)?._emit('message', data, m.from, meta, {cursor, history: !!m.history})
     } else if (ev.progress) {
       const p = ev.progress
       const meta = p.metaJson ? JSON.parse(p.metaJson) : undefined
@@ -487,12 +529,16 @@ export class Node extends Emitter {
 
   /**
    * Joins a room. Options: `password`; `cells: true | {cellSize}` for the cellular overlay
-   * (large rooms of meshrtc peers; the first session to join a room decides).
+   * (large rooms of meshrtc peers; the first session to join a room decides); `keep: {chat:
+   * 10000, files: '7d', log: [500, '12h']}` for channels the node keeps (a count, an age, or
+   * both); `since: cursor | 'all' | '10m'` to replay what the node kept first.
    * @returns {Promise<Room>}
    */
-  async joinRoom(appId, roomId, {password = '', cells = false} = {}) {
+  async joinRoom(appId, roomId, {password = '', cells = false, keep = {}, since} = {}) {
     const room = new Room(this, appId, roomId, password)
     if (cells) room._cells = {enabled: true, cellSize: cells === true ? 0 : Number(cells.cellSize ?? 0)}
+    room._keep = keepRules(keep)
+    room._since = sinceOf(since)
     this._rooms.add(room)
     try {
       return await room._join()

@@ -211,6 +211,53 @@ await runTests(
       assert.ok(!(await a.status()).rooms.some(r => r.room === 'hostile'), 'the refused page joined a room')
       await page.close()
       server.close()
+    },
+    'a page keeping a channel resumes from its last cursor after it was closed': async () => {
+      const room = `keep-${Date.now()}`
+      const openKeeper = async since => {
+        const page = await context.newPage()
+        await page.goto(`${a.origin}/meshrtc.d.ts`)
+        await page.evaluate(
+          async ({room, since}) => {
+            const {connect} = await import('/meshrtc.js')
+            const t = (window.t = {msgs: [], joins: []})
+            const node = await connect({url: `ws://${location.host}/ws`})
+            const r = (window.troom = await node.joinRoom('bridge-test', room, {keep: {chat: [100, '1h']}, ...(since ? {since} : {})}))
+            r.on('peer:join', p => t.joins.push(p))
+            r.channel('chat').on('message', (data, from, meta, info) => t.msgs.push({data, ...info}))
+          },
+          {room, since}
+        )
+        return page
+      }
+      const first = await openKeeper()
+      const other = await openClient(b, 'bridge-test', room)
+      await until('joined', async () => (await state(other)).peers.length === 1)
+      await send(other, 'chat', 'k0')
+      await send(other, 'chat', 'k1')
+      const seen = await until('live kept messages', async () => {
+        const msgs = await first.evaluate(() => window.t.msgs)
+        return msgs.length === 2 ? msgs : null
+      })
+      assert.ok(seen.every(m => m.cursor > 0 && !m.history), JSON.stringify(seen))
+      const last = seen[1].cursor
+      await first.close()
+      // The page is gone, the daemon still holds the room and keeps what arrives.
+      await send(other, 'chat', 'k2')
+      await send(other, 'chat', 'k3')
+      await until('kept while away', async () => {
+        const h = JSON.parse(execFileSync(MESHRTC, ['--daemon', a.daemon, 'history', room, '--app', 'bridge-test', '--json']).toString())
+        return h.messages === 4
+      })
+      const again = await openKeeper(last)
+      const replayed = await until('replay', async () => {
+        const msgs = await again.evaluate(() => window.t.msgs)
+        return msgs.length === 2 ? msgs : null
+      })
+      assert.deepEqual(replayed.map(m => [m.data, m.history]), [['k2', true], ['k3', true]])
+      assert.ok(replayed[0].cursor > last)
+      await again.close()
+      await other.close()
     }
   },
   async () => {
