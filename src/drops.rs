@@ -208,6 +208,16 @@ drop_reasons! {
     MediaSubscriberLagged => "media_subscriber_lagged",
     /// Packets an app wrote beyond its track's bitrate limit.
     MediaBitrateLimit => "media_bitrate_limit",
+    /// A durable-channel message (`@_mrhist`) that does not parse.
+    HistoryMalformed => "history_malformed",
+    /// A history entry whose origin signature does not verify (forged or altered by a keeper).
+    HistoryBadSignature => "history_bad_signature",
+    /// A history entry already delivered (a replay, or a message also received live).
+    HistoryDuplicate => "history_duplicate",
+    /// Catch-up requests beyond a peer's rate, or from a peer while this node keeps nothing.
+    HistoryRequestRefused => "history_request_refused",
+    /// An origin signature that came with no message, or whose message never came.
+    HistorySigUnmatched => "history_sig_unmatched",
     /// A kept message the history store could not write (disk full, store failed).
     HistoryWriteFailed => "history_write_failed",
     /// A kept message that could not be read back for a replay (damaged, or sealed with

@@ -258,3 +258,70 @@ fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     }
     out
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_was_away_catches_up_from_a_keeper_verified_and_in_order() {
+    let k = Daemon::with_embedded_relay().await;
+    let a = Daemon::with_relays(&[k.relay_url()]).await;
+    let (ida, idk) = (a.peer_id().await, k.peer_id().await);
+    let mut sk = k.session().await;
+    sk.join_request(proto::JoinRequest {
+        app: APP.into(),
+        room: "catchup".into(),
+        keep: keep("chat", 10_000),
+        ..Default::default()
+    })
+    .await;
+    let mut sa = a.session().await;
+    let ra = sa.join(APP, "catchup", "").await;
+    assert!(sa.wait_join(&idk, JOIN).await);
+    // A learns that K keeps chat (so it signs for it), as `peers` shows.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let r = sa
+            .call(proto::client_message::Body::Peers(
+                proto::SessionPeersRequest { room: ra },
+            ))
+            .await;
+        if r.peers.iter().any(|p| p.id == idk && p.keeps == ["chat"]) {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "K never showed as a keeper: {:?}",
+            r.peers
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // B is not running while A sends.
+    for i in 0..100 {
+        sa.send(ra, "chat", text(&format!("c{i}")), &[]).await;
+    }
+    assert!(wait_kept(&k, "catchup", "", 100).await);
+    let b = Daemon::with_relays(&[k.relay_url()]).await;
+    let mut sb = b.session().await;
+    sb.join_request(proto::JoinRequest {
+        app: APP.into(),
+        room: "catchup".into(),
+        since: Some(proto::Since {
+            from: Some(proto::since::From::All(true)),
+        }),
+        verified_only: true,
+        ..Default::default()
+    })
+    .await;
+    for i in 0..100 {
+        let m = sb.wait_message(WAIT).await.expect("caught-up message");
+        assert_eq!(text_of(&m), format!("c{i}"));
+        assert!(m.history && m.verified, "{m:?}");
+        assert_eq!(m.from, ida);
+    }
+    sa.send(ra, "chat", text("live"), &[]).await;
+    let m = sb.wait_message(WAIT).await.expect("live");
+    assert_eq!((text_of(&m).as_str(), m.history), ("live", false));
+    let drops = b.status().await.drops;
+    assert!(
+        drops.keys().all(|name| !name.starts_with("history_")),
+        "{drops:?}"
+    );
+}

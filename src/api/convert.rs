@@ -128,6 +128,7 @@ pub fn event_to_proto(ev: SessionEvent) -> proto::ServerMessage {
             meta,
             cursor,
             history,
+            verified,
         } => Kind::Message(proto::Message {
             channel,
             from,
@@ -135,6 +136,7 @@ pub fn event_to_proto(ev: SessionEvent) -> proto::ServerMessage {
             payload: Some(payload_to_proto(payload, meta)),
             cursor,
             history,
+            verified,
         }),
         EventKind::Progress {
             channel,
@@ -195,6 +197,7 @@ pub fn peer_to_proto(p: crate::node::PeerInfo) -> proto::PeerInfo {
         rtt_ms: p.rtt_ms,
         connected_ms: p.connected_ms,
         security: p.security.as_str().to_owned(),
+        keeps: p.keeps,
         path: p.path.map(|path| {
             let end = |e: crate::transport::path::PathEnd| proto::Candidate {
                 r#type: e.kind.name().to_owned(),

@@ -102,6 +102,7 @@ pub async fn handle(
                         cells: crate::api::convert::cells_from_proto(j.cells),
                         keep,
                         since: crate::api::convert::since_from_proto(j.since),
+                        verified_only: j.verified_only,
                     },
                 )
                 .await

@@ -70,6 +70,9 @@ enum Cmd {
         /// `all`, or an age (10m, 2h, 7d); then go on live.
         #[arg(long, value_name = "CURSOR|all|AGE", value_parser = parse_since)]
         since: Option<proto::Since>,
+        /// With --since: skip replayed messages whose origin's signature could not be checked.
+        #[arg(long, requires = "since")]
+        verified_only: bool,
     },
     /// Send one message on a channel (JSON if DATA parses as JSON, else text).
     Send {
@@ -289,6 +292,7 @@ impl Session {
         channels: Vec<String>,
         keep: Vec<proto::Keep>,
         since: Option<proto::Since>,
+        verified_only: bool,
     ) -> anyhow::Result<(proto::Reply, Vec<proto::Event>)> {
         let id = self
             .request(Body::Join(proto::JoinRequest {
@@ -304,6 +308,7 @@ impl Session {
                 }),
                 keep,
                 since,
+                verified_only,
             }))
             .await?;
         let mut early = Vec::new();
@@ -359,6 +364,7 @@ fn event_line(e: &proto::Event, progress: bool, with_security: bool) -> Option<V
             }
             if m.history {
                 line.insert("history".into(), json!(true));
+                line.insert("verified".into(), json!(m.verified));
             }
             if let Some(p) = &m.payload {
                 data_value(p, &mut line);
@@ -439,9 +445,10 @@ async fn listen(
     progress: bool,
     keep: Vec<proto::Keep>,
     since: Option<proto::Since>,
+    verified_only: bool,
 ) -> anyhow::Result<()> {
     let mut s = Session::open(daemon).await?;
-    let (_, early) = s.join(&room, channels, keep, since).await?;
+    let (_, early) = s.join(&room, channels, keep, since, verified_only).await?;
     for e in early {
         if let Some(v) = event_line(&e, progress, !room.password.is_empty()) {
             print_line(&v)?;
@@ -500,7 +507,9 @@ async fn send(
     };
     let work = async {
         let mut s = Session::open(daemon).await?;
-        let (reply, early) = s.join(&room, vec![String::new()], Vec::new(), None).await?;
+        let (reply, early) = s
+            .join(&room, vec![String::new()], Vec::new(), None, false)
+            .await?;
         let mut joined: HashSet<String> = HashSet::new();
         let track = |e: &proto::Event, joined: &mut HashSet<String>| match &e.kind {
             Some(Kind::PeerJoin(p)) => {
@@ -625,7 +634,19 @@ async fn main() -> anyhow::Result<()> {
             progress,
             keep,
             since,
-        } => listen(&daemon, room, channels, progress, keep, since).await,
+            verified_only,
+        } => {
+            listen(
+                &daemon,
+                room,
+                channels,
+                progress,
+                keep,
+                since,
+                verified_only,
+            )
+            .await
+        }
         Cmd::Send {
             room,
             channel,
@@ -713,6 +734,7 @@ fn peer_json(p: &proto::PeerInfo) -> serde_json::Value {
         "rtt_ms": p.rtt_ms,
         "connected_ms": p.connected_ms,
         "security": p.security,
+        "keeps": p.keeps,
         "path": p.path.as_ref().map(|path| json!({
             "local": end(&path.local),
             "remote": end(&path.remote),

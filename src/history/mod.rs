@@ -16,6 +16,7 @@
 //! ..      8   checksum: SHA-256 of everything before, first 8 bytes (corruption at rest)
 //!
 //! plain body: origin length u8, origin peer id, origin seq u64, origin time ms u64,
+//!             signed u8 [origin key (32), BIP-340 signature (64)],
 //!             then the message as the E2E envelope encodes it (channel, payload, meta)
 //! ```
 
@@ -29,6 +30,7 @@ use std::time::Duration;
 
 use crate::wire::chunk::Payload;
 use crate::wire::e2e;
+use crate::wire::history::OriginSig;
 
 pub use index::{Prune, RoomIndex, Totals};
 
@@ -127,8 +129,10 @@ pub struct Entry {
     pub payload: Payload,
     /// Its metadata.
     pub meta: Option<Value>,
-    /// The origin's identity was checked (a signature or an authenticated link to it).
+    /// The origin's identity was checked (its signature, or this node is the origin).
     pub verified: bool,
+    /// The origin's signature, kept so that peers catching up can check it themselves.
+    pub signed: Option<OriginSig>,
 }
 
 /// Why a stored value could not be read back.
@@ -222,6 +226,14 @@ pub fn encode(entry: &Entry, key: &HistoryKey, nonce: [u8; NONCE]) -> Vec<u8> {
     plain.extend_from_slice(origin);
     plain.extend_from_slice(&entry.origin_seq.to_be_bytes());
     plain.extend_from_slice(&entry.origin_ms.to_be_bytes());
+    match &entry.signed {
+        Some(s) => {
+            plain.push(1);
+            plain.extend_from_slice(&s.key);
+            plain.extend_from_slice(&s.sig);
+        }
+        None => plain.push(0),
+    }
     plain.extend(e2e::encode_message(
         &entry.channel,
         &entry.payload,
@@ -297,7 +309,25 @@ pub fn decode(value: &[u8], key: &HistoryKey) -> Result<Entry, EntryError> {
     };
     let origin_seq = u64_at(1 + n)?;
     let origin_ms = u64_at(9 + n)?;
-    let message = body.get(17 + n..).ok_or(EntryError::Damaged)?;
+    let mut at = 17 + n;
+    let signed = match body.get(at).ok_or(EntryError::Damaged)? {
+        0 => {
+            at += 1;
+            None
+        }
+        1 => {
+            let key = body.get(at + 1..at + 33).ok_or(EntryError::Damaged)?;
+            let sig = body.get(at + 33..at + 97).ok_or(EntryError::Damaged)?;
+            at += 97;
+            Some(OriginSig {
+                key: key.try_into().map_err(|_| EntryError::Damaged)?,
+                seq: origin_seq,
+                sig: sig.try_into().map_err(|_| EntryError::Damaged)?,
+            })
+        }
+        _ => return Err(EntryError::Damaged),
+    };
+    let message = body.get(at..).ok_or(EntryError::Damaged)?;
     let (channel, payload, meta) = e2e::decode_message(message).map_err(|_| EntryError::Damaged)?;
     Ok(Entry {
         channel,
@@ -307,7 +337,49 @@ pub fn decode(value: &[u8], key: &HistoryKey) -> Result<Entry, EntryError> {
         payload,
         meta,
         verified: flags & FLAG_VERIFIED != 0,
+        signed,
     })
+}
+
+/// One catch-up page from kept entries after `after_cursor` (in cursor order; `None` for an
+/// entry that would not open): those sent after `after_ms` on `channels`, at most
+/// [`PAGE_ENTRIES`](crate::wire::history::PAGE_ENTRIES) and about
+/// [`PAGE_BYTES`](crate::wire::history::PAGE_BYTES) of messages.
+pub fn page(
+    entries: impl Iterator<Item = (Cursor, Option<Entry>)>,
+    after_cursor: Cursor,
+    after_ms: u64,
+    channels: &std::collections::BTreeSet<String>,
+) -> crate::wire::history::HistMsg {
+    use crate::wire::history::{HistMsg, PAGE_BYTES, PAGE_ENTRIES, WireEntry};
+    let mut out = Vec::new();
+    let mut bytes = 0;
+    let mut next_cursor = after_cursor;
+    let mut done = true;
+    for (cursor, entry) in entries {
+        if out.len() >= PAGE_ENTRIES || bytes >= PAGE_BYTES {
+            done = false;
+            break;
+        }
+        next_cursor = cursor;
+        let Some(e) = entry else { continue };
+        if e.origin_ms <= after_ms || !channels.contains(&e.channel) {
+            continue;
+        }
+        let message = e2e::encode_message(&e.channel, &e.payload, e.meta.as_ref());
+        bytes += message.len();
+        out.push(WireEntry {
+            origin: e.origin,
+            origin_ms: e.origin_ms,
+            signed: e.signed,
+            message,
+        });
+    }
+    HistMsg::Entries {
+        done,
+        next_cursor,
+        entries: out,
+    }
 }
 
 impl Entry {

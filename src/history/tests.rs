@@ -12,6 +12,7 @@ fn entry(channel: &str, text: &str) -> Entry {
         payload: Payload::Text(text.into()),
         meta: Some(serde_json::json!({"k": 1})),
         verified: true,
+        signed: None,
     }
 }
 

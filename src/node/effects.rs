@@ -10,12 +10,20 @@ use super::core::{Effect, LINK_QUEUE};
 use super::{Inner, Node};
 use crate::drops::DropReason;
 use crate::transport::{self, ConnId};
+use crate::wire::history as wire;
 
 impl Node {
-    /// Runs the core's pending effects in order (under the lock that fed it).
+    /// Runs the core's pending effects in order (under the lock that fed it), and those that
+    /// running them made the core decide (a history page read here is then sent).
     pub(super) fn run_effects(&self, inner: &mut Inner) {
-        for effect in inner.core.take_effects() {
-            self.run_effect(inner, effect);
+        loop {
+            let effects = inner.core.take_effects();
+            if effects.is_empty() {
+                return;
+            }
+            for effect in effects {
+                self.run_effect(inner, effect);
+            }
         }
     }
 
@@ -110,6 +118,7 @@ impl Node {
                 after,
                 channels,
                 me,
+                verified_only,
             } => {
                 let (Some(history), Some(queue)) = (&io.history, io.queues.get(&session)) else {
                     return;
@@ -120,7 +129,9 @@ impl Node {
                         unreadable += 1;
                         continue;
                     };
-                    if !channels.is_empty() && !channels.contains(&e.channel) {
+                    if !channels.is_empty() && !channels.contains(&e.channel)
+                        || verified_only && !e.verified
+                    {
                         continue;
                     }
                     queue.push(crate::node::session::SessionEvent {
@@ -135,12 +146,29 @@ impl Node {
                             meta: e.meta,
                             cursor,
                             history: true,
+                            verified: e.verified,
                         },
                     });
                 }
                 for _ in 0..unreadable {
                     inner.core.count(DropReason::HistoryUnreadable);
                 }
+            }
+            Effect::ServeHistory {
+                app,
+                room_id,
+                peer,
+                room,
+                key,
+                after_cursor,
+                after_ms,
+                channels,
+            } => {
+                let Some(history) = &io.history else {
+                    return;
+                };
+                let page = history_page(history, &room, &key, after_cursor, after_ms, &channels);
+                inner.core.history_page(&app, &room_id, &peer, page);
             }
             Effect::Deliver { session, event } => {
                 if let Some(queue) = io.queues.get(&session) {
@@ -213,4 +241,20 @@ impl Node {
         }
         self.run_effects(&mut inner);
     }
+}
+
+/// One page of a room's kept messages for a peer's request (entries that do not open count as
+/// skipped: their cursor still advances).
+fn history_page(
+    history: &crate::store::history::HistoryStore,
+    room: &[u8; 16],
+    key: &crate::history::HistoryKey,
+    after_cursor: u64,
+    after_ms: u64,
+    channels: &std::collections::BTreeSet<String>,
+) -> wire::HistMsg {
+    let entries = history
+        .after(room, after_cursor)
+        .map(|(cursor, value)| (cursor, crate::history::decode(&value, key).ok()));
+    crate::history::page(entries, after_cursor, after_ms, channels)
 }

@@ -37,6 +37,9 @@ pub enum EventKind {
         cursor: crate::history::Cursor,
         /// Replayed from the node's history, not live.
         history: bool,
+        /// For history: the origin's signature was checked (false: an origin that cannot sign,
+        /// such as a Trystero page).
+        verified: bool,
     },
     /// Receive progress of a chunked message.
     Progress {

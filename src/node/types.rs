@@ -24,6 +24,8 @@ pub struct JoinOptions {
     pub keep: Vec<(String, crate::history::KeepRule)>,
     /// Replay what the node holds of kept channels after this point, then go on live.
     pub since: Option<Since>,
+    /// In that replay, skip messages whose origin's signature could not be checked.
+    pub verified_only: bool,
 }
 
 /// Where a resuming app's replay starts.
@@ -92,6 +94,8 @@ pub struct PeerInfo {
     pub security: Security,
     /// The network path its link took (filled in by the driver from the engine's statistics).
     pub path: Option<crate::transport::path::LinkPath>,
+    /// Channels it keeps (a keeper).
+    pub keeps: Vec<String>,
 }
 
 /// A room, for `Status`.

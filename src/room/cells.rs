@@ -1,31 +1,36 @@
-//! What a room does for the cellular overlay: the payload a cell frame carries for an app
-//! message, and the frames of the overlay's internal actions.
+//! What a room does for the cellular overlay (the payload a cell frame carries for an app
+//! message), and the frames of meshrtc's binary internal actions.
 
 use bytes::Bytes;
 use serde_json::Value;
 
-use super::{ACTION_CELL, ACTION_INVENTORY, ACTION_ROSTER, Room, SendError, valid_channel};
+use super::{
+    ACTION_CELL, ACTION_HISTORY, ACTION_INVENTORY, ACTION_ROSTER, Room, SendError, valid_channel,
+};
 use crate::drops::DropReason;
 use crate::wire::chunk::Payload;
 use crate::wire::e2e;
 
-/// The internal actions of cells rooms.
+/// meshrtc's binary internal actions (Trystero peers never send them).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CellsAction {
+pub enum MrAction {
     /// A signed cell frame (`@_mrcell`).
     Frame,
     /// Roster reconciliation (`@_mrroster`).
     Roster,
     /// Which recent frames a member holds or wants (`@_mrhave`).
     Inventory,
+    /// Durable channels: keepers, origin signatures, catch-up (`@_mrhist`).
+    History,
 }
 
-impl CellsAction {
+impl MrAction {
     fn name(self) -> &'static str {
         match self {
-            CellsAction::Frame => ACTION_CELL,
-            CellsAction::Roster => ACTION_ROSTER,
-            CellsAction::Inventory => ACTION_INVENTORY,
+            MrAction::Frame => ACTION_CELL,
+            MrAction::Roster => ACTION_ROSTER,
+            MrAction::Inventory => ACTION_INVENTORY,
+            MrAction::History => ACTION_HISTORY,
         }
     }
 }
@@ -72,8 +77,8 @@ impl Room {
         }
     }
 
-    /// Outer frames carrying one of a cells room's internal messages.
-    pub fn cells_frames(&mut self, action: CellsAction, bytes: Vec<u8>) -> Vec<Bytes> {
+    /// Outer frames carrying one of meshrtc's internal messages.
+    pub fn mr_frames(&mut self, action: MrAction, bytes: Vec<u8>) -> Vec<Bytes> {
         self.encode(action.name(), &Payload::Binary(bytes), None)
             .unwrap_or_default()
     }

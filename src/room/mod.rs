@@ -38,6 +38,8 @@ pub const ACTION_CELL: &str = "@_mrcell";
 pub const ACTION_ROSTER: &str = "@_mrroster";
 /// Which recent cell frames a member holds or wants (see [`crate::wire::cell`]).
 pub const ACTION_INVENTORY: &str = "@_mrhave";
+/// Durable channels: who keeps what, origin signatures, catch-up (see [`crate::wire::history`]).
+pub const ACTION_HISTORY: &str = "@_mrhist";
 
 /// A pending handshake is nudged after this long, then after twice, three times as long.
 const HANDSHAKE_NUDGE: Duration = Duration::from_millis(1_500);
@@ -47,7 +49,7 @@ mod cells;
 pub mod media;
 mod peer_state;
 
-pub use cells::CellsAction;
+pub use cells::MrAction;
 pub use peer_state::{LeaveReason, Security};
 
 /// What happened in the room, for local sessions.
@@ -109,6 +111,8 @@ pub enum Output {
     Roster(String, Vec<u8>),
     /// A cell frame inventory (have / want) arrived from a joined peer.
     Inventory(String, Vec<u8>),
+    /// A durable-channel message arrived from a joined peer.
+    History(String, Vec<u8>),
 }
 
 #[derive(Debug)]
@@ -676,6 +680,12 @@ impl Room {
                     out.push(Output::Roster(peer.to_owned(), bytes))
                 }
                 _ => out.push(Output::Drop(DropReason::RosterMalformed)),
+            },
+            ACTION_HISTORY => match msg.payload {
+                Payload::Binary(bytes) if self.is_joined(peer) => {
+                    out.push(Output::History(peer.to_owned(), bytes))
+                }
+                _ => out.push(Output::Drop(DropReason::HistoryMalformed)),
             },
             a if a.starts_with("@_") => out.push(Output::Drop(DropReason::ActionUnknownInternal)),
             "" => out.push(Output::Drop(DropReason::ActionEmpty)),

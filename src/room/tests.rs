@@ -26,16 +26,22 @@ fn pump(
             match o {
                 Output::Send(_, f) => to_a.extend(b.on_chunk(A, &f[3 + 64..], now)),
                 Output::Event(e) => ev_a.push(e),
-                Output::Drop(_) | Output::Cell(..) | Output::Roster(..) | Output::Inventory(..) => {
-                }
+                Output::Drop(_)
+                | Output::Cell(..)
+                | Output::Roster(..)
+                | Output::Inventory(..)
+                | Output::History(..) => {}
             }
         }
         for o in std::mem::take(&mut to_a) {
             match o {
                 Output::Send(_, f) => to_b.extend(a.on_chunk(B, &f[3 + 64..], now)),
                 Output::Event(e) => ev_b.push(e),
-                Output::Drop(_) | Output::Cell(..) | Output::Roster(..) | Output::Inventory(..) => {
-                }
+                Output::Drop(_)
+                | Output::Cell(..)
+                | Output::Roster(..)
+                | Output::Inventory(..)
+                | Output::History(..) => {}
             }
         }
     }

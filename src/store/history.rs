@@ -193,6 +193,7 @@ mod tests {
             payload: Payload::Text(text.into()),
             meta: None,
             verified: true,
+            signed: None,
         };
         history::encode(&e, key, rand::random())
     }

@@ -4,6 +4,7 @@ pub mod cell;
 pub mod chunk;
 pub mod e2e;
 pub mod frame;
+pub mod history;
 pub mod reassembly;
 pub mod roster;
 pub mod sdp_crypto;

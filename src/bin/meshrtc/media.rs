@@ -89,7 +89,9 @@ pub async fn publish(
 ) -> anyhow::Result<()> {
     let sources = sources(video, audio)?;
     let mut s = Session::open(daemon).await?;
-    let (reply, early) = s.join(&room, vec![String::new()], Vec::new(), None).await?;
+    let (reply, early) = s
+        .join(&room, vec![String::new()], Vec::new(), None, false)
+        .await?;
     let mut joined = super::JoinedPeers::default();
     early.iter().for_each(|e| joined.track(e));
     let need = wait_peers.unwrap_or(1).max(to.len());
@@ -280,7 +282,8 @@ struct Recorded {
 pub async fn record(daemon: &str, room: RoomArgs, dir: PathBuf) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
     let mut s = Session::open(daemon).await?;
-    s.join(&room, vec![String::new()], Vec::new(), None).await?;
+    s.join(&room, vec![String::new()], Vec::new(), None, false)
+        .await?;
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<anyhow::Result<Recorded>>();
     let mut stops: HashMap<(String, String), oneshot::Sender<()>> = HashMap::new();
     loop {

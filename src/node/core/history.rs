@@ -2,47 +2,70 @@
 //! replays of resuming sessions. The store itself is the driver's (`store::history`); the core
 //! only decides, so a replay is ordered with live events by the order of effects.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Instant;
 
+use super::keepers::Catchup;
 use super::{Core, Effect, RoomKey};
 use crate::history::{Cursor, Entry, HistoryKey, KeepRule};
 use crate::node::Since;
 use crate::node::session::SessionId;
 use crate::wire::Payload;
-use crate::wire::e2e::E2eKey;
+use crate::wire::history::OriginSig;
 use serde_json::Value;
 
-/// A room's history: where it is filed, its key, and what it keeps.
+/// A room's history: where it is filed, its key, what it keeps, and catch-up with peers.
 pub(crate) struct RoomHistory {
     /// The id its entries are filed under.
     pub id: [u8; 16],
     /// Seals (password rooms) and tags its entries.
     pub key: HistoryKey,
+    /// What origin signatures bind a message to (the room's root topic).
+    pub salt: Vec<u8>,
     /// Kept channels: the union of what the sessions that joined asked for.
     pub keep: BTreeMap<String, KeepRule>,
+    /// Peers that keep channels, and which.
+    pub keepers: BTreeMap<String, BTreeSet<String>>,
+    /// Origin signatures received, per peer, waiting for their message: (digest, signature).
+    pub sigs: BTreeMap<String, VecDeque<([u8; 32], OriginSig)>>,
+    /// Catch-up requests served per peer: since when, how many in the window.
+    pub served: BTreeMap<String, (Instant, u32)>,
+    /// Sessions catching up from a keeper.
+    pub catchups: Vec<Catchup>,
+    /// Our last origin sequence number in this room.
+    pub seq: u64,
 }
 
 impl RoomHistory {
     /// The history of a room (sealed with a key derived from the room key in password rooms).
-    pub fn new(key: &RoomKey, e2e: Option<&E2eKey>) -> Self {
+    pub fn new(key: &RoomKey, room_key: Option<&[u8; 32]>, salt: &[u8]) -> Self {
         RoomHistory {
             id: crate::history::room_id(&key.app, &key.room),
-            key: match e2e {
-                Some(k) => HistoryKey::password_room(k.bytes()),
+            key: match room_key {
+                Some(k) => HistoryKey::password_room(k),
                 None => HistoryKey::open_room(&key.app, &key.room),
             },
+            salt: salt.to_vec(),
             keep: BTreeMap::new(),
+            keepers: BTreeMap::new(),
+            sigs: BTreeMap::new(),
+            served: BTreeMap::new(),
+            catchups: Vec::new(),
+            seq: 0,
         }
     }
 
-    /// Adds a session's rules (two rules for a channel keep what either asked for).
-    pub fn add_rules(&mut self, rules: &[(String, KeepRule)]) {
+    /// Adds a session's rules (two rules for a channel keep what either asked for); true when a
+    /// channel was not kept before.
+    pub fn add_rules(&mut self, rules: &[(String, KeepRule)]) -> bool {
+        let before = self.keep.len();
         for (channel, rule) in rules {
             self.keep
                 .entry(channel.clone())
                 .and_modify(|r| *r = r.union(*rule))
                 .or_insert(*rule);
         }
+        self.keep.len() > before
     }
 }
 
@@ -53,6 +76,7 @@ pub(super) struct Incoming<'a> {
     pub payload: &'a Payload,
     pub meta: Option<&'a Value>,
     pub verified: bool,
+    pub signed: Option<OriginSig>,
 }
 
 impl Core {
@@ -87,11 +111,12 @@ impl Core {
             entry: Entry {
                 channel: m.channel.to_owned(),
                 origin: m.from.to_owned(),
-                origin_seq: 0,
+                origin_seq: m.signed.map_or(0, |s| s.seq),
                 origin_ms: self.wall_us() / 1_000,
                 payload: m.payload.clone(),
                 meta: m.meta.cloned(),
-                verified: m.verified,
+                verified: m.verified || m.signed.is_some(),
+                signed: m.signed,
             },
             rule,
             budget: self.config.history_budget,
@@ -100,8 +125,16 @@ impl Core {
         cursor
     }
 
-    /// Asks the driver to replay a room's kept messages to a session, before anything live.
-    pub(super) fn replay(&mut self, session: SessionId, handle: u32, key: &RoomKey, since: Since) {
+    /// Replays a room's kept messages to a session, before anything live: from this node's
+    /// own history when it keeps channels of the room, else from a keeper among its peers.
+    pub(super) fn replay(
+        &mut self,
+        session: SessionId,
+        handle: u32,
+        key: &RoomKey,
+        since: Since,
+        verified_only: bool,
+    ) {
         let after = match since {
             Since::All => 0,
             Since::Cursor(c) => c,
@@ -110,6 +143,10 @@ impl Core {
         let Some(entry) = self.st.rooms.get(key) else {
             return;
         };
+        if entry.history.keep.is_empty() {
+            self.catch_up(key, session, handle, after / 1_000, verified_only);
+            return;
+        }
         let channels: BTreeSet<String> = entry
             .sessions
             .get(&session)
@@ -125,6 +162,7 @@ impl Core {
             after,
             channels,
             me: self.identity.peer_id.clone(),
+            verified_only,
         };
         self.effect(effect);
     }

@@ -48,6 +48,12 @@ impl Core {
                 }),
                 security: entry.room.peer_security(p).unwrap_or(Security::Transport),
                 path: None,
+                keeps: entry
+                    .history
+                    .keepers
+                    .get(p)
+                    .map(|k| k.iter().cloned().collect())
+                    .unwrap_or_default(),
             })
             .collect();
         out.sort_by(|a, b| a.id.cmp(&b.id));
@@ -169,6 +175,15 @@ impl Core {
         let entry = self.st.rooms.get_mut(&RoomKey::new(app, room))?;
         let frames = entry.room.encode(action, payload, None).ok()?;
         Some((conn, frames))
+    }
+
+    /// The salt origins sign kept messages over (test hook).
+    pub fn history_salt(&self, app: &str, room: &str) -> Vec<u8> {
+        self.st
+            .rooms
+            .get(&RoomKey::new(app, room))
+            .map(|e| e.history.salt.clone())
+            .unwrap_or_default()
     }
 
     /// The salt a cells room signs its frames over (test hook).

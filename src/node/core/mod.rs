@@ -23,6 +23,7 @@ mod dials;
 mod history;
 mod ice;
 mod info;
+mod keepers;
 mod links;
 pub(crate) mod media;
 mod negotiation;
@@ -196,6 +197,28 @@ pub enum Effect {
         channels: std::collections::BTreeSet<String>,
         /// This node's peer id (its own messages are replayed as local).
         me: String,
+        /// Skip entries whose origin was not verified.
+        verified_only: bool,
+    },
+    /// Read a page of a room's kept messages for a peer's catch-up request and hand it to
+    /// [`Core::history_page`].
+    ServeHistory {
+        /// The room's app id.
+        app: String,
+        /// The room's id.
+        room_id: String,
+        /// The peer asking.
+        peer: String,
+        /// The room's history id.
+        room: [u8; 16],
+        /// The room's history key.
+        key: crate::history::HistoryKey,
+        /// Go on after this cursor.
+        after_cursor: crate::history::Cursor,
+        /// Only messages sent after this (origin ms).
+        after_ms: u64,
+        /// Only these channels.
+        channels: std::collections::BTreeSet<String>,
     },
     /// Hand an event to a local session.
     Deliver {

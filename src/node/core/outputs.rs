@@ -49,6 +49,21 @@ impl Core {
         meta: Option<serde_json::Value>,
         verified: bool,
     ) {
+        let (kept, catching_up) = self.st.rooms.get(key).map_or((false, false), |e| {
+            (
+                e.history.keep.contains_key(&channel),
+                !e.history.catchups.is_empty(),
+            )
+        });
+        let message = (kept || catching_up)
+            .then(|| crate::wire::e2e::encode_message(&channel, &payload, meta.as_ref()));
+        let signed = match &message {
+            Some(m) if kept => self.take_signature(key, &from, m),
+            _ => None,
+        };
+        if let Some(m) = &message {
+            self.seen_live(key, &from, m);
+        }
         let cursor = self.keep(
             key,
             super::history::Incoming {
@@ -57,6 +72,7 @@ impl Core {
                 payload: &payload,
                 meta: meta.as_ref(),
                 verified,
+                signed,
             },
         );
         self.emit(
@@ -69,6 +85,7 @@ impl Core {
                 meta,
                 cursor,
                 history: false,
+                verified: false,
             },
         );
     }
@@ -87,6 +104,7 @@ impl Core {
                 Output::Cell(peer, bytes) => self.on_cell_frame(key, &peer, &bytes),
                 Output::Roster(peer, bytes) => self.on_roster(key, &peer, &bytes),
                 Output::Inventory(peer, bytes) => self.on_inventory(key, &peer, &bytes),
+                Output::History(peer, bytes) => self.on_history(key, &peer, &bytes, self.now),
                 Output::Event(ev) => self.room_event(key, ev),
             }
         }
@@ -148,6 +166,7 @@ impl Core {
         {
             self.cells_link_up(key, &peer, now);
         }
+        self.history_peer_joined(key, &peer);
         self.emit(key, EventKind::PeerJoin(peer.clone(), security));
         self.media_peer_joined(key, &peer);
     }
@@ -176,6 +195,7 @@ impl Core {
             }
         }
         self.media_peer_left(key, &peer);
+        self.history_peer_left(key, &peer);
         self.emit(key, EventKind::PeerLeave(peer, reason));
     }
 

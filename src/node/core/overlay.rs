@@ -6,7 +6,7 @@ use crate::drops::DropReason;
 use crate::mesh::roster::RosterOut;
 use crate::mesh::{MeshOutput, Overlay as _};
 use crate::node::cells;
-use crate::room::{CellsAction, LeaveReason};
+use crate::room::{LeaveReason, MrAction};
 use crate::wire::cell::{CellFrame, InventoryKind, decode_inventory, encode_inventory};
 use crate::wire::roster::{RosterMsg, RosterRecord};
 
@@ -129,7 +129,7 @@ impl Core {
         };
         let frames = e
             .room
-            .cells_frames(CellsAction::Inventory, encode_inventory(kind, ids));
+            .mr_frames(MrAction::Inventory, encode_inventory(kind, ids));
         self.frames(conn, frames);
     }
 
@@ -144,7 +144,7 @@ impl Core {
                     let Some(e) = self.st.rooms.get_mut(key) else {
                         return;
                     };
-                    let frames = e.room.cells_frames(CellsAction::Roster, msg.encode());
+                    let frames = e.room.mr_frames(MrAction::Roster, msg.encode());
                     self.frames(conn, frames);
                 }
                 RosterOut::Drop(reason) => self.count(reason),
@@ -203,7 +203,7 @@ impl Core {
         let Some(e) = self.st.rooms.get_mut(key) else {
             return;
         };
-        let frames = e.room.cells_frames(CellsAction::Frame, frame.encode());
+        let frames = e.room.mr_frames(MrAction::Frame, frame.encode());
         tracing::debug!(
             to = %peer,
             origin = %hex4(&frame.origin),

@@ -126,7 +126,7 @@ impl Core {
         if opts.require_e2e {
             entry.room.require_e2e();
         }
-        entry.history.add_rules(&opts.keep);
+        let keeps_more = entry.history.add_rules(&opts.keep);
         entry.sessions.insert(
             session,
             SessionRoom {
@@ -147,8 +147,11 @@ impl Core {
             self.effect(super::outputs::deliver(session, handle, &key, kind));
         }
         self.tell_ice_problem(session, handle, &key);
+        if keeps_more {
+            self.announce_keeps(&key);
+        }
         if let Some(since) = opts.since {
-            self.replay(session, handle, &key, since);
+            self.replay(session, handle, &key, since, opts.verified_only);
         }
         if is_new {
             self.announce_room(&key);
@@ -161,7 +164,7 @@ impl Core {
     fn open_room(&mut self, key: &RoomKey, opts: &JoinOptions, e2e: Option<E2eKey>) {
         let (app, room_id, password) = (&key.app, &key.room, opts.password.as_str());
         let me = self.identity.peer_id.clone();
-        let history = super::history::RoomHistory::new(key, e2e.as_ref());
+        let room_key = e2e.as_ref().map(|k| *k.bytes());
         let (room_seed, signal_seed) = (self.seed(), self.seed());
         let room =
             Room::new(&me, app, room_id, password, self.config.limits, e2e).with_seed(room_seed);
@@ -177,6 +180,11 @@ impl Core {
         for t in signal.topics() {
             self.st.topics.insert(t.to_owned(), key.clone());
         }
+        let history = super::history::RoomHistory::new(
+            key,
+            room_key.as_ref(),
+            signal.root_topic().as_bytes(),
+        );
         let cells = opts.cells.map(|size| {
             signal.set_dial_filter(Some(BTreeSet::new()));
             CellRoom::new(
@@ -260,6 +268,7 @@ impl Core {
         let empty = match self.st.rooms.get_mut(&key) {
             Some(e) => {
                 e.sessions.remove(&session);
+                e.history.catchups.retain(|c| c.session != session);
                 e.sessions.is_empty() && (explicit || e.history.keep.is_empty())
             }
             None => false,
@@ -330,7 +339,7 @@ impl Core {
             sr.channels = channels.iter().cloned().collect();
         }
         if let Some(since) = since {
-            self.replay(session, handle, &key, since);
+            self.replay(session, handle, &key, since, false);
         }
         Ok(())
     }

@@ -55,6 +55,15 @@ impl Core {
         if entry.cells.is_some() && !direct {
             return self.send_cells(&key, session, channel, payload, meta, targets);
         }
+        // Broadcasts on a kept channel are signed for the keepers (and our own kept copy).
+        let signed = if targets.is_empty() {
+            self.sign_for_keepers(&key, channel, &payload, meta.as_ref())
+        } else {
+            None
+        };
+        let Some(entry) = self.st.rooms.get_mut(&key) else {
+            return Err(NodeError::NotFound("room not held".into()));
+        };
         let remote: Vec<String> = if targets.is_empty() {
             entry.room.joined_peers().map(str::to_owned).collect()
         } else {
@@ -87,15 +96,31 @@ impl Core {
                 Some(sealed) if e2e => sealed.clone(),
                 _ => plain.clone(),
             };
+            let frames = match &signed {
+                Some((_, sig_frames, keepers)) if keepers.contains(&peer) => {
+                    Arc::new(sig_frames.iter().chain(frames.iter()).cloned().collect())
+                }
+                _ => frames,
+            };
             if let Some(conn) = self.st.link_conn(&LinkKey::new(&key.app, &peer)) {
                 plan.links.push((peer, conn, frames));
             }
         }
-        self.echo_local(&key, session, channel, &payload, meta.as_ref(), targets);
+        let sig = signed.map(|(sig, _, _)| sig);
+        self.echo_local(
+            &key,
+            session,
+            channel,
+            &payload,
+            meta.as_ref(),
+            targets,
+            sig,
+        );
         Ok(plan)
     }
 
     /// Other local sessions in the room see a send (unless it targets only remote peers).
+    #[allow(clippy::too_many_arguments)]
     fn echo_local(
         &mut self,
         key: &RoomKey,
@@ -104,6 +129,7 @@ impl Core {
         payload: &Payload,
         meta: Option<&Value>,
         targets: &[String],
+        signed: Option<crate::wire::history::OriginSig>,
     ) {
         let me = self.identity.peer_id.clone();
         if !(targets.is_empty() || targets.contains(&me)) {
@@ -119,6 +145,7 @@ impl Core {
                     payload,
                     meta,
                     verified: true,
+                    signed,
                 },
             )
         } else {
@@ -139,6 +166,7 @@ impl Core {
                 meta: meta.cloned(),
                 cursor,
                 history: false,
+                verified: true,
             };
             self.effects
                 .push(super::outputs::deliver(*session, sr.handle, key, kind));
@@ -185,7 +213,15 @@ impl Core {
             // No link is up: the frame waits in the replay buffer for the first one.
             self.count(crate::drops::DropReason::CellSendWaiting);
         }
-        self.echo_local(key, session, channel, &payload, meta.as_ref(), targets);
+        self.echo_local(
+            key,
+            session,
+            channel,
+            &payload,
+            meta.as_ref(),
+            targets,
+            None,
+        );
         self.work.push_back(Work::Mesh(key.clone(), outs));
         self.drain();
         Ok(SendPlan {

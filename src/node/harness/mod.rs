@@ -586,6 +586,27 @@ impl Net {
             | Effect::MediaApplyAnswer { .. }) => self.run_media_effect(i, media),
             Effect::Pong { waiter, rtt } => self.nodes[i].pongs.push((waiter, rtt)),
             Effect::PingLost { waiter } => self.nodes[i].pings_lost.push(waiter),
+            Effect::ServeHistory {
+                app,
+                room_id,
+                peer,
+                room,
+                after_cursor,
+                after_ms,
+                channels,
+                ..
+            } => {
+                let entries = self.nodes[i]
+                    .kept
+                    .iter()
+                    .filter(|(r, c, _)| *r == room && *c > after_cursor)
+                    .map(|(_, c, e)| (*c, Some(e.clone())))
+                    .collect::<Vec<_>>();
+                let page =
+                    crate::history::page(entries.into_iter(), after_cursor, after_ms, &channels);
+                self.nodes[i].core.history_page(&app, &room_id, &peer, page);
+                self.run_effects(i);
+            }
             Effect::Keep {
                 room,
                 cursor,
@@ -600,6 +621,7 @@ impl Net {
                 after,
                 channels,
                 me,
+                verified_only,
                 ..
             } => {
                 let replayed: Vec<SessionEvent> = self.nodes[i]
@@ -609,6 +631,7 @@ impl Net {
                         *r == room
                             && *c > after
                             && (channels.is_empty() || channels.contains(&e.channel))
+                            && (!verified_only || e.verified)
                     })
                     .map(|(_, c, e)| SessionEvent {
                         room: handle,
@@ -622,6 +645,7 @@ impl Net {
                             meta: e.meta.clone(),
                             cursor: *c,
                             history: true,
+                            verified: e.verified,
                         },
                     })
                     .collect();

@@ -83,3 +83,138 @@ fn an_app_that_crashed_resumes_from_its_last_cursor_without_gap_or_duplicate() {
     net.run_for(5 * SEC);
     assert!(!net.nodes[1].joined("r").contains(&net.nodes[0].id()));
 }
+
+/// Sends a durable-channel message from node `from` to node `to` as it would go on the wire.
+fn inject_hist(net: &mut Net, from: usize, to: usize, msg: &crate::wire::history::HistMsg) {
+    let peer = net.nodes[to].id();
+    let (_, frames) = net.nodes[from]
+        .core
+        .hook_frames(
+            crate::node::harness::APP,
+            "r",
+            &peer,
+            crate::room::ACTION_HISTORY,
+            &crate::wire::Payload::Binary(msg.encode()),
+        )
+        .expect("a link");
+    for f in frames {
+        assert!(net.inject_frame(from, to, f));
+    }
+}
+
+/// (history, verified, text) of what node `i` received on chat.
+fn received(net: &Net, i: usize) -> Vec<(bool, bool, String)> {
+    net.nodes[i]
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Message {
+                channel,
+                payload: crate::wire::Payload::Text(t),
+                history,
+                verified,
+                ..
+            } if channel == "chat" => Some((*history, *verified, t.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_newcomer_catches_up_from_a_keeper_with_every_signature_checked() {
+    let mut net = Net::new(92, 3);
+    net.join(0, "r", keeping("chat"));
+    net.join(1, "r", plain());
+    assert!(net.run_until(10 * SEC, |n| converged(n, "r", &[0, 1])));
+    net.run_for(SEC);
+    for i in 0..150 {
+        net.send(1, "r", "chat", &format!("m{i}"));
+    }
+    net.run_for(2 * SEC);
+    assert_eq!(net.nodes[0].kept.len(), 150);
+    assert!(net.nodes[0].kept.iter().all(|(_, _, e)| e.signed.is_some()));
+    // Node 2 was not there; it joins asking for everything and gets it from the keeper, in
+    // order, verified, across pages; then live messages are not repeated.
+    let since_all = JoinOptions {
+        since: Some(Since::All),
+        ..plain()
+    };
+    net.join(2, "r", since_all);
+    assert!(net.run_until(10 * SEC, |n| converged(n, "r", &[0, 1, 2])));
+    net.run_for(3 * SEC);
+    net.send(1, "r", "chat", "live");
+    net.run_for(SEC);
+    let got = received(&net, 2);
+    let want: Vec<(bool, bool, String)> = (0..150)
+        .map(|i| (true, true, format!("m{i}")))
+        .chain([(false, false, "live".to_string())])
+        .collect();
+    assert_eq!(got, want);
+}
+
+/// A catch-up page (the first chunk of an `@_mrhist` message of kind 4).
+fn is_history_page(frame: &[u8]) -> bool {
+    let Ok(OuterFrame::Data { chunk, .. }) = OuterFrame::decode(frame) else {
+        return false;
+    };
+    crate::wire::chunk::ActionChunk::decode(chunk)
+        .is_ok_and(|c| c.action == crate::room::ACTION_HISTORY && c.payload.first() == Some(&4))
+}
+
+#[test]
+fn forged_altered_and_replayed_history_is_dropped_and_counted() {
+    use crate::wire::history::{HistMsg, WireEntry};
+    let mut net = Net::new(93, 3);
+    net.join(0, "r", keeping("chat"));
+    net.join(1, "r", plain());
+    assert!(net.run_until(10 * SEC, |n| converged(n, "r", &[0, 1])));
+    net.run_for(SEC);
+    net.send(1, "r", "chat", "genuine");
+    net.run_for(SEC);
+    let (_, _, kept) = net.nodes[0].kept[0].clone();
+    let genuine = WireEntry {
+        origin: kept.origin.clone(),
+        origin_ms: kept.origin_ms,
+        signed: kept.signed,
+        message: crate::wire::e2e::encode_message("chat", &kept.payload, None),
+    };
+    // Node 2 asks; the keeper (node 0) is made hostile: its pages are replaced by ours.
+    net.filter_frames(0, 2, is_history_page);
+    net.join(
+        2,
+        "r",
+        JoinOptions {
+            since: Some(Since::All),
+            ..plain()
+        },
+    );
+    assert!(net.run_until(10 * SEC, |n| converged(n, "r", &[0, 1, 2])));
+    let mut altered = genuine.clone();
+    altered.message = crate::wire::e2e::encode_message(
+        "chat",
+        &crate::wire::Payload::Text("forged".into()),
+        None,
+    );
+    let salt = net.nodes[0]
+        .core
+        .history_salt(crate::node::harness::APP, "r");
+    let (_, other_sig) = crate::wire::history::sign(&net.nodes[0].keys, &salt, 1, &altered.message);
+    let mut impersonated = altered.clone();
+    impersonated.signed = Some(other_sig);
+    let page = HistMsg::Entries {
+        done: true,
+        next_cursor: 1,
+        entries: vec![genuine.clone(), altered, impersonated, genuine],
+    };
+    inject_hist(&mut net, 0, 2, &page);
+    net.run_for(SEC);
+    let core = &net.nodes[2].core;
+    assert_eq!(core.drops(DropReason::HistoryBadSignature), 2);
+    assert!(core.drops(DropReason::HistoryDuplicate) >= 1);
+    let texts: Vec<String> = received(&net, 2)
+        .into_iter()
+        .filter(|(h, _, _)| *h)
+        .map(|(_, _, t)| t)
+        .collect();
+    assert_eq!(texts, ["genuine"], "only the genuine entry, once");
+}
