@@ -325,3 +325,65 @@ async fn a_peer_that_was_away_catches_up_from_a_keeper_verified_and_in_order() {
         "{drops:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_keeper_killed_mid_stream_restarts_with_its_history_intact() {
+    let mut k = Daemon::with_embedded_relay().await;
+    let a = Daemon::with_relays(&[k.relay_url()]).await;
+    let idk = k.peer_id().await;
+    let keeper_join = || proto::JoinRequest {
+        app: APP.into(),
+        room: "crash".into(),
+        keep: keep("chat", 10_000),
+        ..Default::default()
+    };
+    let mut sk = k.session().await;
+    sk.join_request(keeper_join()).await;
+    let mut sa = a.session().await;
+    let ra = sa.join(APP, "crash", "").await;
+    assert!(sa.wait_join(&idk, JOIN).await);
+    for i in 0..200 {
+        sa.send(ra, "chat", text(&format!("k{i}")), &[]).await;
+    }
+    assert!(wait_kept(&k, "crash", "", 200).await);
+    // More keep coming while it is killed.
+    let sender = tokio::spawn(async move {
+        for i in 200..400 {
+            sa.send(ra, "chat", text(&format!("k{i}")), &[]).await;
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        sa
+    });
+    tokio::time::sleep(Duration::from_millis(150)).await;
+    drop(sk);
+    k.kill9();
+    let _sa = sender.await.expect("sender");
+    k.start().await;
+    let kept = history(&k, "crash", "")["messages"]
+        .as_u64()
+        .expect("messages");
+    assert!(kept >= 200, "history lost at the crash: {kept} kept");
+    assert!(
+        !k.log().contains("damaged") || k.log().contains("dropped damaged"),
+        "a damaged store was not handled"
+    );
+    // The restarted keeper serves a newcomer what it holds, in order.
+    let mut sk = k.session().await;
+    sk.join_request(keeper_join()).await;
+    let c = Daemon::with_relays(&[k.relay_url()]).await;
+    let mut sc = c.session().await;
+    sc.join_request(proto::JoinRequest {
+        app: APP.into(),
+        room: "crash".into(),
+        since: Some(proto::Since {
+            from: Some(proto::since::From::All(true)),
+        }),
+        ..Default::default()
+    })
+    .await;
+    for i in 0..kept {
+        let m = sc.wait_message(WAIT).await.expect("caught-up message");
+        assert!(m.history, "{m:?}");
+        assert_eq!(text_of(&m), format!("k{i}"));
+    }
+}

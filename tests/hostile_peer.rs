@@ -422,3 +422,127 @@ async fn hostile_cell_frames_are_dropped_and_counted_and_ttl_is_clamped() {
     let m = sa.wait_message(JOIN).await.expect("still delivering");
     assert_eq!(m.payload, Some(text("after")));
 }
+
+/// A hostile keeper: it tells peers it keeps `chat`, collects a genuine origin signature, then
+/// serves a peer catching up a page with that entry, the entry altered, an entry it signed itself
+/// under the origin's name, and the genuine entry again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_keepers_altered_and_impersonated_entries_are_refused_and_counted() {
+    use meshrtc::wire::history::{HistMsg, WireEntry};
+    const APP: &str = "keeper-hostile";
+    let a = Daemon::with_embedded_relay().await;
+    let ida = a.peer_id().await;
+    let h = InProcess::start(&a.relay_url()).await;
+    h.join(APP, "log", JoinOptions::default()).await;
+    let mut sa = a.session().await;
+    let ra = sa.join(APP, "log", "").await;
+    assert!(sa.wait_join(&h.id, JOIN).await);
+    h.node.hook_record_frames();
+    let hist = |to: &str, msg: &HistMsg| {
+        assert!(
+            h.node.hook_send_action(
+                APP,
+                "log",
+                to,
+                meshrtc::room::ACTION_HISTORY,
+                Payload::Binary(msg.encode())
+            ),
+            "raw send failed"
+        );
+    };
+    hist(&ida, &HistMsg::Keeps(vec!["chat".into()]));
+    let deadline = Instant::now() + JOIN;
+    loop {
+        let r = sa
+            .call(proto::client_message::Body::Peers(
+                proto::SessionPeersRequest { room: ra },
+            ))
+            .await;
+        if r.peers.iter().any(|p| p.id == h.id && p.keeps == ["chat"]) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "A never took H for a keeper");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    sa.send(ra, "chat", text("genuine"), &[]).await;
+    let deadline = Instant::now() + JOIN;
+    let sig = loop {
+        let sigs: Vec<_> = action_payloads(
+            &h.node.hook_recorded_frames(),
+            &ida,
+            meshrtc::room::ACTION_HISTORY,
+        )
+        .iter()
+        .filter_map(|p| match HistMsg::decode(p) {
+            Some(HistMsg::Sig { sig, .. }) => Some(sig),
+            _ => None,
+        })
+        .collect();
+        if let Some(s) = sigs.first() {
+            break *s;
+        }
+        assert!(Instant::now() < deadline, "A never signed for its keeper");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let message = |t: &str| e2e::encode_message("chat", &Payload::Text(t.into()), None);
+    let genuine = WireEntry {
+        origin: ida.clone(),
+        origin_ms: 1,
+        signed: Some(sig),
+        message: message("genuine"),
+    };
+    let altered = WireEntry {
+        message: message("altered"),
+        ..genuine.clone()
+    };
+    let salt = meshrtc::wire::topic::root_topic(APP, "log");
+    let (_, own) = meshrtc::wire::history::sign(&h.keys, salt.as_bytes(), 9, &message("forged"));
+    let impersonated = WireEntry {
+        signed: Some(own),
+        message: message("forged"),
+        ..genuine.clone()
+    };
+    // B was away; it joins asking for everything, and H is the keeper it asks.
+    let b = Daemon::with_relays(&[a.relay_url()]).await;
+    let idb = b.peer_id().await;
+    let mut sb = b.session().await;
+    sb.join_request(proto::JoinRequest {
+        app: APP.into(),
+        room: "log".into(),
+        since: Some(proto::Since {
+            from: Some(proto::since::From::All(true)),
+        }),
+        ..Default::default()
+    })
+    .await;
+    assert!(
+        h.wait(
+            JOIN,
+            |k| matches!(k, EventKind::PeerJoin(p, _) if *p == idb)
+        )
+        .await
+        .is_some()
+    );
+    hist(&idb, &HistMsg::Keeps(vec!["chat".into()]));
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    hist(
+        &idb,
+        &HistMsg::Entries {
+            done: true,
+            next_cursor: 1,
+            entries: vec![genuine.clone(), altered, impersonated, genuine],
+        },
+    );
+    let s = wait_drop(&b, "history_bad_signature", 2).await;
+    assert!(drops(&s, "history_duplicate") >= 1, "{:?}", s.drops);
+    let m = sb.wait_message(JOIN).await.expect("the genuine entry");
+    assert!(m.history && m.verified && m.from == ida, "{m:?}");
+    assert_eq!(
+        m.payload.and_then(|p| p.kind),
+        Some(proto::payload::Kind::Text("genuine".into()))
+    );
+    assert!(
+        sb.wait_message(Duration::from_millis(500)).await.is_none(),
+        "a refused entry was delivered"
+    );
+}

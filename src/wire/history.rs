@@ -20,9 +20,9 @@ use sha2::{Digest as _, Sha256};
 /// Most channels one KEEPS or REQUEST names.
 pub const MAX_CHANNELS: usize = 64;
 /// Most entries in one page.
-pub const PAGE_ENTRIES: usize = 64;
+pub const PAGE_ENTRIES: usize = 256;
 /// Most message bytes in one page (a larger single message goes alone).
-pub const PAGE_BYTES: usize = 256 << 10;
+pub const PAGE_BYTES: usize = 512 << 10;
 
 /// An origin's signature over a kept message.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -24,7 +24,7 @@ use crate::wire::history::{self as wire, HistMsg, OriginSig, WireEntry};
 const SIGS_PER_PEER: usize = 32;
 /// Catch-up requests a keeper serves per peer: a burst, then one per this interval.
 const REQUEST_BURST: u32 = 8;
-const REQUEST_EVERY: Duration = Duration::from_millis(100);
+const REQUEST_EVERY: Duration = Duration::from_millis(20);
 
 /// A session catching up from a keeper.
 pub(crate) struct Catchup {

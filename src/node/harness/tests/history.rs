@@ -127,11 +127,11 @@ fn a_newcomer_catches_up_from_a_keeper_with_every_signature_checked() {
     net.join(1, "r", plain());
     assert!(net.run_until(10 * SEC, |n| converged(n, "r", &[0, 1])));
     net.run_for(SEC);
-    for i in 0..150 {
+    for i in 0..600 {
         net.send(1, "r", "chat", &format!("m{i}"));
     }
     net.run_for(2 * SEC);
-    assert_eq!(net.nodes[0].kept.len(), 150);
+    assert_eq!(net.nodes[0].kept.len(), 600);
     assert!(net.nodes[0].kept.iter().all(|(_, _, e)| e.signed.is_some()));
     // Node 2 was not there; it joins asking for everything and gets it from the keeper, in
     // order, verified, across pages; then live messages are not repeated.
@@ -145,7 +145,7 @@ fn a_newcomer_catches_up_from_a_keeper_with_every_signature_checked() {
     net.send(1, "r", "chat", "live");
     net.run_for(SEC);
     let got = received(&net, 2);
-    let want: Vec<(bool, bool, String)> = (0..150)
+    let want: Vec<(bool, bool, String)> = (0..600)
         .map(|i| (true, true, format!("m{i}")))
         .chain([(false, false, "live".to_string())])
         .collect();
