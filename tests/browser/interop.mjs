@@ -163,6 +163,29 @@ await runTests(
       assert.ok(progress.length > 50, `page reported progress ${progress.length} times`)
     },
 
+    "a page's messages are kept by a daemon and replayed flagged unverified": async () => {
+      const room = `kept-${Date.now()}`
+      const keeper = low.listen(room, {app: APP, keep: ['chat=100']})
+      const page = await openPage()
+      await pageJoin(page, relay, room)
+      await keeper.wait('page joins the keeper', isJoin(page.peerId))
+      await until('keeper joined at the page', async () => (await T(page)).joins.includes(low.peerId))
+      await page.evaluate(() => window.send('kept from a page'))
+      const live = await keeper.wait('live', m => m.event === 'message' && m.data === 'kept from a page')
+      assert.ok(live.cursor > 0 && !live.history, JSON.stringify(live))
+      // A second app on the daemon resumes from the start: the page's message, unverified
+      // (a Trystero page cannot sign).
+      const resumed = low.listen(room, {app: APP, keep: ['chat=100'], since: 'all'})
+      const replayed = await resumed.wait('replayed', m => m.event === 'message' && m.data === 'kept from a page')
+      assert.equal(replayed.history, true)
+      assert.equal(replayed.verified, false)
+      assert.equal(replayed.from, page.peerId)
+      assert.equal(replayed.cursor, live.cursor)
+      await resumed.stop()
+      await keeper.stop()
+      await page.close()
+    },
+
     'targeted sends and ping both ways': async () => {
       const {low: ll, high: hl} = page1.listeners
       await page1.evaluate(to => window.send('only for low', [to]), low.peerId)

@@ -66,9 +66,11 @@ export class Daemon {
   }
 
   /** Runs `meshrtc listen` and collects its JSON lines. */
-  listen(room, {app = 'meshrtc', password = '', requireE2e = false} = {}) {
+  listen(room, {app = 'meshrtc', password = '', requireE2e = false, keep = [], since} = {}) {
     const args = ['--daemon', this.daemon, 'listen', room, '--app', app, '--password', password]
     if (requireE2e) args.push('--require-e2e')
+    for (const k of keep) args.push('--keep', k)
+    if (since) args.push('--since', since)
     const proc = spawn(MESHRTC, args, {stdio: ['ignore', 'pipe', 'inherit']})
     const l = {lines: [], proc}
     let buf = ''
