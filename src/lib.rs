@@ -21,6 +21,9 @@
 //!   sockets, relays and session queues and runs those effects. `harness` (tests only) wires
 //!   many cores on a virtual network with faults; `hooks` serves end-to-end tests.
 //! - [`api`]: the gRPC service and the WebSocket bridge, one [`proto`] schema for both.
+//! - [`history`] (*pure*): durable channels — keep rules, the stored value layout (sealed in
+//!   password rooms), pruning, catch-up pages; `store::history` is its sled I/O and
+//!   `node::core` decides what is kept, replayed and served.
 //! - [`drops`]: the named counters of refused input, as status shows them.
 //! - [`store`], [`config`], [`client`]: sled state, configuration, the gRPC client of the CLI.
 

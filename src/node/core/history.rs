@@ -32,6 +32,9 @@ pub(crate) struct RoomHistory {
     pub served: BTreeMap<String, (Instant, u32)>,
     /// Sessions catching up from a keeper.
     pub catchups: Vec<Catchup>,
+    /// A request per peer that came beyond its rate, served when the rate allows (a newer one
+    /// replaces it): (after_ms, after_cursor, channels).
+    pub deferred: BTreeMap<String, (u64, u64, BTreeSet<String>)>,
     /// Our last origin sequence number in this room.
     pub seq: u64,
 }
@@ -51,6 +54,7 @@ impl RoomHistory {
             sigs: BTreeMap::new(),
             served: BTreeMap::new(),
             catchups: Vec::new(),
+            deferred: BTreeMap::new(),
             seq: 0,
         }
     }

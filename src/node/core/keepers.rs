@@ -22,9 +22,13 @@ use crate::wire::history::{self as wire, HistMsg, OriginSig, WireEntry};
 
 /// Signatures held per peer while their messages are on the way.
 const SIGS_PER_PEER: usize = 32;
-/// Catch-up requests a keeper serves per peer: a burst, then one per this interval.
+/// Catch-up requests a keeper serves per peer: a burst, then one per this interval (requests
+/// beyond it wait, one per peer).
 const REQUEST_BURST: u32 = 8;
 const REQUEST_EVERY: Duration = Duration::from_millis(20);
+/// A keeper that has not answered a request for this long is asked again (another one if it
+/// left).
+const ANSWER_WITHIN: Duration = Duration::from_secs(5);
 
 /// A session catching up from a keeper.
 pub(crate) struct Catchup {
@@ -41,6 +45,8 @@ pub(crate) struct Catchup {
     pub last_ms: u64,
     /// Digests of what it was given, live or from history.
     pub seen: HashSet<[u8; 32]>,
+    /// When the pending request went out.
+    pub asked_at: Option<Instant>,
     /// Deliver only entries whose origin signature verified.
     pub verified_only: bool,
 }
@@ -205,18 +211,10 @@ impl Core {
                 after_cursor,
                 channels,
             } => {
-                let (since, used) = h.served.entry(peer.to_owned()).or_insert((now, 0));
-                let refill = (now.saturating_duration_since(*since).as_millis()
-                    / REQUEST_EVERY.as_millis()) as u32;
-                if refill > 0 {
-                    *used = used.saturating_sub(refill);
-                    *since = now;
-                }
-                if h.keep.is_empty() || *used >= REQUEST_BURST {
+                if h.keep.is_empty() {
                     self.count(DropReason::HistoryRequestRefused);
                     return;
                 }
-                *used += 1;
                 let channels: BTreeSet<String> = if channels.is_empty() {
                     h.keep.keys().cloned().collect()
                 } else {
@@ -225,23 +223,87 @@ impl Core {
                         .filter(|c| h.keep.contains_key(c))
                         .collect()
                 };
-                let effect = Effect::ServeHistory {
-                    app: key.app.clone(),
-                    room_id: key.room.clone(),
-                    peer: peer.to_owned(),
-                    room: h.id,
-                    key: h.key.clone(),
-                    after_cursor,
-                    after_ms,
-                    channels,
-                };
-                self.effect(effect);
+                h.deferred
+                    .insert(peer.to_owned(), (after_ms, after_cursor, channels));
+                self.serve_deferred(key, now);
             }
             HistMsg::Entries {
                 done,
                 next_cursor,
                 entries,
             } => self.on_entries(key, peer, done, next_cursor, entries),
+        }
+    }
+
+    /// Serves the waiting requests whose peers' rates allow.
+    fn serve_deferred(&mut self, key: &RoomKey, now: Instant) {
+        let Some(h) = self.st.rooms.get_mut(key).map(|e| &mut e.history) else {
+            return;
+        };
+        let mut due = Vec::new();
+        for (peer, request) in std::mem::take(&mut h.deferred) {
+            let (since, used) = h.served.entry(peer.clone()).or_insert((now, 0));
+            let refill = (now.saturating_duration_since(*since).as_millis()
+                / REQUEST_EVERY.as_millis()) as u32;
+            if refill > 0 {
+                *used = used.saturating_sub(refill);
+                *since = now;
+            }
+            if *used >= REQUEST_BURST {
+                h.deferred.insert(peer, request);
+                continue;
+            }
+            *used += 1;
+            due.push((peer, request));
+        }
+        for (peer, (after_ms, after_cursor, channels)) in due {
+            let effect = Effect::ServeHistory {
+                app: key.app.clone(),
+                room_id: key.room.clone(),
+                peer,
+                room: h.id,
+                key: h.key.clone(),
+                after_cursor,
+                after_ms,
+                channels,
+            };
+            self.effects.push(effect);
+        }
+    }
+
+    /// Time passed: waiting requests are served as rates allow, and requests a keeper did not
+    /// answer are made again. Returns when to come back.
+    pub(super) fn history_tick(&mut self, key: &RoomKey, now: Instant) -> Option<Instant> {
+        self.serve_deferred(key, now);
+        let h = &mut self.st.rooms.get_mut(key)?.history;
+        let mut again = Vec::new();
+        for c in h.catchups.iter_mut() {
+            if c.asked_at
+                .is_some_and(|at| now.saturating_duration_since(at) >= ANSWER_WITHIN)
+                && let Some(k) = &c.keeper
+            {
+                c.asked_at = Some(now);
+                again.push((
+                    k.clone(),
+                    HistMsg::Request {
+                        after_ms: c.after_ms,
+                        after_cursor: c.cursor,
+                        channels: c.channels.iter().cloned().collect(),
+                    },
+                ));
+            }
+        }
+        let busy = !h.deferred.is_empty();
+        let waiting = !h.catchups.is_empty();
+        for (p, ask) in again {
+            self.send_hist(key, &p, &ask);
+        }
+        if busy {
+            Some(now + REQUEST_EVERY)
+        } else if waiting {
+            Some(now + ANSWER_WITHIN)
+        } else {
+            None
         }
     }
 
@@ -278,6 +340,7 @@ impl Core {
             last_ms: 0,
             seen: HashSet::new(),
             verified_only,
+            asked_at: None,
         });
         self.start_catchups(key);
     }
@@ -295,6 +358,7 @@ impl Core {
             });
             if let Some((p, _)) = keeper {
                 c.keeper = Some(p.clone());
+                c.asked_at = Some(self.now);
                 asks.push((
                     p.clone(),
                     HistMsg::Request {
@@ -387,6 +451,7 @@ impl Core {
                 ));
             }
             c.cursor = next_cursor;
+            c.asked_at = Some(self.now);
             if !done {
                 next.push(HistMsg::Request {
                     after_ms: c.after_ms,

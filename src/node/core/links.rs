@@ -226,6 +226,12 @@ impl Core {
         let outs = entry.room.tick(now);
         self.work.push_back(Work::Room(key.clone(), outs));
         let mut next = entry.signal.next_deadline();
+        if let Some(at) = self.history_tick(key, now) {
+            next = next.min(at);
+        }
+        let Some(entry) = self.st.rooms.get_mut(key) else {
+            return next;
+        };
         let Some(cells) = entry.cells.as_mut() else {
             return next;
         };
