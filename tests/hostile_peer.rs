@@ -489,6 +489,7 @@ async fn a_hostile_keepers_altered_and_impersonated_entries_are_refused_and_coun
         origin: ida.clone(),
         origin_ms: 1,
         signed: Some(sig),
+        framed: false,
         message: message("genuine"),
     };
     let altered = WireEntry {

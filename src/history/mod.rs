@@ -16,7 +16,8 @@
 //! ..      8   checksum: SHA-256 of everything before, first 8 bytes (corruption at rest)
 //!
 //! plain body: origin length u8, origin peer id, origin seq u64, origin time ms u64,
-//!             signed u8 [origin key (32), BIP-340 signature (64)],
+//!             signed u8 (0 none; 1 over the message; 2 a cell frame's, then u32 length and the
+//!             frame payload it covers) [origin key (32), BIP-340 signature (64)],
 //!             then the message as the E2E envelope encodes it (channel, payload, meta)
 //! ```
 
@@ -133,6 +134,9 @@ pub struct Entry {
     pub verified: bool,
     /// The origin's signature, kept so that peers catching up can check it themselves.
     pub signed: Option<OriginSig>,
+    /// In cells rooms: the cell frame payload that signature covers (the message as the frame
+    /// carried it, sealed in password rooms).
+    pub framed: Option<Vec<u8>>,
 }
 
 /// Why a stored value could not be read back.
@@ -226,13 +230,17 @@ pub fn encode(entry: &Entry, key: &HistoryKey, nonce: [u8; NONCE]) -> Vec<u8> {
     plain.extend_from_slice(origin);
     plain.extend_from_slice(&entry.origin_seq.to_be_bytes());
     plain.extend_from_slice(&entry.origin_ms.to_be_bytes());
-    match &entry.signed {
-        Some(s) => {
-            plain.push(1);
+    match (&entry.signed, &entry.framed) {
+        (Some(s), framed) => {
+            plain.push(if framed.is_some() { 2 } else { 1 });
             plain.extend_from_slice(&s.key);
             plain.extend_from_slice(&s.sig);
+            if let Some(f) = framed {
+                plain.extend_from_slice(&(f.len() as u32).to_be_bytes());
+                plain.extend_from_slice(f);
+            }
         }
-        None => plain.push(0),
+        (None, _) => plain.push(0),
     }
     plain.extend(e2e::encode_message(
         &entry.channel,
@@ -310,15 +318,14 @@ pub fn decode(value: &[u8], key: &HistoryKey) -> Result<Entry, EntryError> {
     let origin_seq = u64_at(1 + n)?;
     let origin_ms = u64_at(9 + n)?;
     let mut at = 17 + n;
-    let signed = match body.get(at).ok_or(EntryError::Damaged)? {
-        0 => {
-            at += 1;
-            None
-        }
-        1 => {
-            let key = body.get(at + 1..at + 33).ok_or(EntryError::Damaged)?;
-            let sig = body.get(at + 33..at + 97).ok_or(EntryError::Damaged)?;
-            at += 97;
+    let kind = *body.get(at).ok_or(EntryError::Damaged)?;
+    at += 1;
+    let signed = match kind {
+        0 => None,
+        1 | 2 => {
+            let key = body.get(at..at + 32).ok_or(EntryError::Damaged)?;
+            let sig = body.get(at + 32..at + 96).ok_or(EntryError::Damaged)?;
+            at += 96;
             Some(OriginSig {
                 key: key.try_into().map_err(|_| EntryError::Damaged)?,
                 seq: origin_seq,
@@ -326,6 +333,15 @@ pub fn decode(value: &[u8], key: &HistoryKey) -> Result<Entry, EntryError> {
             })
         }
         _ => return Err(EntryError::Damaged),
+    };
+    let framed = if kind == 2 {
+        let len = body.get(at..at + 4).ok_or(EntryError::Damaged)?;
+        let len = u32::from_be_bytes(len.try_into().map_err(|_| EntryError::Damaged)?) as usize;
+        let f = body.get(at + 4..at + 4 + len).ok_or(EntryError::Damaged)?;
+        at += 4 + len;
+        Some(f.to_vec())
+    } else {
+        None
     };
     let message = body.get(at..).ok_or(EntryError::Damaged)?;
     let (channel, payload, meta) = e2e::decode_message(message).map_err(|_| EntryError::Damaged)?;
@@ -338,6 +354,7 @@ pub fn decode(value: &[u8], key: &HistoryKey) -> Result<Entry, EntryError> {
         meta,
         verified: flags & FLAG_VERIFIED != 0,
         signed,
+        framed,
     })
 }
 
@@ -366,12 +383,19 @@ pub fn page(
         if e.origin_ms <= after_ms || !channels.contains(&e.channel) {
             continue;
         }
-        let message = e2e::encode_message(&e.channel, &e.payload, e.meta.as_ref());
+        let (message, framed) = match e.framed {
+            Some(f) if e.signed.is_some() => (f, true),
+            _ => (
+                e2e::encode_message(&e.channel, &e.payload, e.meta.as_ref()),
+                false,
+            ),
+        };
         bytes += message.len();
         out.push(WireEntry {
             origin: e.origin,
             origin_ms: e.origin_ms,
             signed: e.signed,
+            framed,
             message,
         });
     }

@@ -13,6 +13,7 @@ fn entry(channel: &str, text: &str) -> Entry {
         meta: Some(serde_json::json!({"k": 1})),
         verified: true,
         signed: None,
+        framed: None,
     }
 }
 
@@ -35,7 +36,16 @@ fn entries_round_trip_open_and_sealed() {
     bin.payload = Payload::Binary(vec![0, 255, 1]);
     bin.meta = None;
     bin.verified = false;
-    assert_eq!(decode(&encode(&bin, &key, [1; 24]), &key), Ok(bin));
+    assert_eq!(decode(&encode(&bin, &key, [1; 24]), &key), Ok(bin.clone()));
+    let sig = OriginSig {
+        key: [5; 32],
+        seq: 7,
+        sig: [6; 64],
+    };
+    bin.signed = Some(sig);
+    assert_eq!(decode(&encode(&bin, &key, [1; 24]), &key), Ok(bin.clone()));
+    bin.framed = Some(vec![1, 2, 3]);
+    assert_eq!(decode(&encode(&bin, &open, [1; 24]), &open), Ok(bin));
 }
 
 #[test]

@@ -194,6 +194,7 @@ mod tests {
             meta: None,
             verified: true,
             signed: None,
+            framed: None,
         };
         history::encode(&e, key, rand::random())
     }

@@ -8,8 +8,10 @@
 //!            this link from the origin is signed (digest: see `message_digest`)
 //! 3 REQUEST  after_ms u64, after_cursor u64, u8 n, n × (u8 len, channel)   (n = 0: every kept)
 //! 4 ENTRIES  done u8, next_cursor u64, u16 n, n × entry
-//!   entry    u8 len, origin id, origin seq u64, origin ms u64, signed u8,
-//!            [key (32), signature (64)], u32 len, message (the E2E plaintext encoding)
+//!   entry    u8 len, origin id, origin seq u64, origin ms u64, signed u8 (0 none, 1 over the
+//!            message, 2 a cell frame's over the message as the frame carried it),
+//!            [key (32), signature (64)], u32 len, message (the E2E plaintext encoding, or
+//!            the cell frame payload when 2)
 //! ```
 
 use nostr_sdk::secp256k1::schnorr::Signature;
@@ -44,7 +46,10 @@ pub struct WireEntry {
     pub origin_ms: u64,
     /// Its signature, when the origin could sign.
     pub signed: Option<OriginSig>,
-    /// The message: channel, payload and meta as the E2E plaintext encodes them.
+    /// The signature is a cell frame's, and `message` the frame payload it covers.
+    pub framed: bool,
+    /// The message: channel, payload and meta as the E2E plaintext encodes them (or as a cell
+    /// frame carried them, when `framed`).
     pub message: Vec<u8>,
 }
 
@@ -217,7 +222,7 @@ impl HistMsg {
                     out.extend_from_slice(&e.origin_ms.to_be_bytes());
                     match &e.signed {
                         Some(s) => {
-                            out.push(1);
+                            out.push(if e.framed { 2 } else { 1 });
                             out.extend_from_slice(&s.key);
                             out.extend_from_slice(&s.sig);
                         }
@@ -261,9 +266,10 @@ impl HistMsg {
                     let origin = r.string(len)?;
                     let seq = r.u64()?;
                     let origin_ms = r.u64()?;
-                    let signed = match r.u8()? {
+                    let kind = r.u8()?;
+                    let signed = match kind {
                         0 => None,
-                        1 => Some(OriginSig {
+                        1 | 2 => Some(OriginSig {
                             key: r.array::<32>()?,
                             sig: r.array::<64>()?,
                             seq,
@@ -276,6 +282,7 @@ impl HistMsg {
                         origin,
                         origin_ms,
                         signed,
+                        framed: kind == 2,
                         message,
                     });
                 }
@@ -315,12 +322,14 @@ mod tests {
                         origin: "a".repeat(20),
                         origin_ms: 1,
                         signed: Some(sig),
+                        framed: true,
                         message: b"hello".to_vec(),
                     },
                     WireEntry {
                         origin: "b".repeat(20),
                         origin_ms: 2,
                         signed: None,
+                        framed: false,
                         message: vec![],
                     },
                 ],

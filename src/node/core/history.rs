@@ -81,6 +81,8 @@ pub(super) struct Incoming<'a> {
     pub meta: Option<&'a Value>,
     pub verified: bool,
     pub signed: Option<OriginSig>,
+    /// The cell frame payload `signed` covers (cells rooms).
+    pub framed: Option<Vec<u8>>,
 }
 
 impl Core {
@@ -112,7 +114,7 @@ impl Core {
             room: h.id,
             key: h.key.clone(),
             cursor,
-            entry: Entry {
+            entry: Box::new(Entry {
                 channel: m.channel.to_owned(),
                 origin: m.from.to_owned(),
                 origin_seq: m.signed.map_or(0, |s| s.seq),
@@ -121,7 +123,8 @@ impl Core {
                 meta: m.meta.cloned(),
                 verified: m.verified || m.signed.is_some(),
                 signed: m.signed,
-            },
+                framed: m.framed,
+            }),
             rule,
             budget: self.config.history_budget,
         };

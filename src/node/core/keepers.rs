@@ -29,6 +29,8 @@ const REQUEST_EVERY: Duration = Duration::from_millis(20);
 /// A keeper that has not answered a request for this long is asked again (another one if it
 /// left).
 const ANSWER_WITHIN: Duration = Duration::from_secs(5);
+/// How long a finished catch-up still keeps live copies of its messages away.
+const DEDUP_AFTER: Duration = Duration::from_secs(30);
 
 /// A session catching up from a keeper.
 pub(crate) struct Catchup {
@@ -47,8 +49,28 @@ pub(crate) struct Catchup {
     pub seen: HashSet<[u8; 32]>,
     /// When the pending request went out.
     pub asked_at: Option<Instant>,
+    /// When the last page came; the digests stay a while, so that a late live copy of a
+    /// message it was given from history (a cells room replays recent frames to new links) is
+    /// not delivered twice.
+    pub done_at: Option<Instant>,
     /// Deliver only entries whose origin signature verified.
     pub verified_only: bool,
+}
+
+/// Whether a cell frame signature (a broadcast: no targets) covers this frame payload.
+fn frame_signature_holds(salt: &[u8], sig: &OriginSig, payload: &[u8]) -> bool {
+    crate::wire::cell::CellFrame {
+        fanout: false,
+        ttl: 0,
+        hops: 0,
+        origin: sig.key,
+        seq: sig.seq,
+        targets: Vec::new(),
+        payload: Bytes::copy_from_slice(payload),
+        sig: sig.sig,
+    }
+    .verify(salt)
+    .is_ok()
 }
 
 /// Identity of a message for dedup: its origin and its bytes.
@@ -104,7 +126,7 @@ impl Core {
         h.keepers.remove(peer);
         h.sigs.remove(peer);
         h.served.remove(peer);
-        for c in h.catchups.iter_mut() {
+        for c in h.catchups.iter_mut().filter(|c| c.done_at.is_none()) {
             if c.keeper.as_deref() == Some(peer) {
                 c.keeper = None;
                 c.cursor = 0;
@@ -165,18 +187,25 @@ impl Core {
         (origin.as_deref() == Some(from) && wire::verify(&h.salt, &sig, message)).then_some(sig)
     }
 
-    /// Records a live message in the sessions catching up (so history does not repeat it).
-    pub(super) fn seen_live(&mut self, key: &RoomKey, from: &str, message: &[u8]) {
+    /// Records a live message in the sessions catching up (so history does not repeat it);
+    /// returns the sessions that already had it from history (it is not delivered to them).
+    pub(super) fn seen_live(
+        &mut self,
+        key: &RoomKey,
+        from: &str,
+        message: &[u8],
+    ) -> Vec<SessionId> {
         let Some(h) = self.st.rooms.get_mut(key).map(|e| &mut e.history) else {
-            return;
+            return Vec::new();
         };
-        if h.catchups.is_empty() {
-            return;
-        }
         let d = seen_digest(from, message);
+        let mut had = Vec::new();
         for c in h.catchups.iter_mut() {
-            c.seen.insert(d);
+            if !c.seen.insert(d) {
+                had.push(c.session);
+            }
         }
+        had
     }
 
     /// A durable-channel message from a joined peer.
@@ -276,8 +305,12 @@ impl Core {
     pub(super) fn history_tick(&mut self, key: &RoomKey, now: Instant) -> Option<Instant> {
         self.serve_deferred(key, now);
         let h = &mut self.st.rooms.get_mut(key)?.history;
+        h.catchups.retain(|c| {
+            c.done_at
+                .is_none_or(|at| now.saturating_duration_since(at) < DEDUP_AFTER)
+        });
         let mut again = Vec::new();
-        for c in h.catchups.iter_mut() {
+        for c in h.catchups.iter_mut().filter(|c| c.done_at.is_none()) {
             if c.asked_at
                 .is_some_and(|at| now.saturating_duration_since(at) >= ANSWER_WITHIN)
                 && let Some(k) = &c.keeper
@@ -341,6 +374,7 @@ impl Core {
             seen: HashSet::new(),
             verified_only,
             asked_at: None,
+            done_at: None,
         });
         self.start_catchups(key);
     }
@@ -396,9 +430,12 @@ impl Core {
                     let origin = PublicKey::from_slice(&sig.key)
                         .ok()
                         .map(|k| peer_id_for(&k));
-                    if origin.as_deref() != Some(w.origin.as_str())
-                        || !wire::verify(&salt, sig, &w.message)
-                    {
+                    let valid = if w.framed {
+                        frame_signature_holds(&salt, sig, &w.message)
+                    } else {
+                        wire::verify(&salt, sig, &w.message)
+                    };
+                    if origin.as_deref() != Some(w.origin.as_str()) || !valid {
                         bad += 1;
                         continue;
                     }
@@ -406,12 +443,18 @@ impl Core {
                 }
                 None => false,
             };
-            match e2e::decode_message(&w.message) {
-                Ok((channel, payload, meta)) => {
-                    let d = seen_digest(&w.origin, &w.message);
+            let opened = if w.framed {
+                e.room.open_cell_payload(&w.message).ok()
+            } else {
+                e2e::decode_message(&w.message).ok()
+            };
+            match opened {
+                Some((channel, payload, meta)) => {
+                    let plain = e2e::encode_message(&channel, &payload, meta.as_ref());
+                    let d = seen_digest(&w.origin, &plain);
                     checked.push((w, verified, channel, payload, meta, d));
                 }
-                Err(_) => bad += 1,
+                None => bad += 1,
             }
         }
         let mut deliveries = Vec::new();
@@ -421,7 +464,7 @@ impl Core {
             .history
             .catchups
             .iter_mut()
-            .filter(|c| c.keeper.as_deref() == Some(peer))
+            .filter(|c| c.keeper.as_deref() == Some(peer) && c.done_at.is_none())
         {
             for (w, verified, channel, payload, meta, d) in &checked {
                 if !c.channels.is_empty() && !c.channels.contains(channel) {
@@ -461,9 +504,12 @@ impl Core {
             }
         }
         if done {
-            e.history
-                .catchups
-                .retain(|c| c.keeper.as_deref() != Some(peer));
+            let now = self.now;
+            for c in e.history.catchups.iter_mut() {
+                if c.keeper.as_deref() == Some(peer) && c.done_at.is_none() {
+                    c.done_at = Some(now);
+                }
+            }
         }
         for _ in 0..bad {
             self.count(DropReason::HistoryBadSignature);

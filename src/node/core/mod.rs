@@ -169,8 +169,8 @@ pub enum Effect {
         key: crate::history::HistoryKey,
         /// The message's cursor.
         cursor: crate::history::Cursor,
-        /// The message.
-        entry: crate::history::Entry,
+        /// The message (boxed: it is much larger than the other effects).
+        entry: Box<crate::history::Entry>,
         /// Its channel's rule.
         rule: crate::history::KeepRule,
         /// The room's byte budget.

@@ -20,6 +20,11 @@ pub(super) fn deliver(session: SessionId, handle: u32, key: &RoomKey, kind: Even
 impl Core {
     /// Hands an event to every session of the room that wants it.
     pub(super) fn emit(&mut self, key: &RoomKey, kind: EventKind) {
+        self.emit_except(key, kind, &[]);
+    }
+
+    /// Hands an event to every session of the room that wants it, except these.
+    fn emit_except(&mut self, key: &RoomKey, kind: EventKind, except: &[SessionId]) {
         let Some(entry) = self.st.rooms.get(key) else {
             return;
         };
@@ -30,7 +35,7 @@ impl Core {
             _ => None,
         };
         for (session, sr) in &entry.sessions {
-            if channel.is_some_and(|c| !sr.wants(c)) {
+            if channel.is_some_and(|c| !sr.wants(c)) || except.contains(session) {
                 continue;
             }
             self.effects
@@ -38,8 +43,8 @@ impl Core {
         }
     }
 
-    /// Hands a peer's message to the sessions, kept first if its channel is (`verified`: its
-    /// origin's signature was checked).
+    /// Hands a peer's message to the sessions, kept first if its channel is (`cell`: the
+    /// signature of the cell frame that carried it, and the frame payload it covers).
     pub(super) fn emit_message(
         &mut self,
         key: &RoomKey,
@@ -47,8 +52,9 @@ impl Core {
         from: String,
         payload: crate::wire::Payload,
         meta: Option<serde_json::Value>,
-        verified: bool,
+        cell: Option<(crate::wire::history::OriginSig, Vec<u8>)>,
     ) {
+        let verified = cell.is_some();
         let (kept, catching_up) = self.st.rooms.get(key).map_or((false, false), |e| {
             (
                 e.history.keep.contains_key(&channel),
@@ -57,13 +63,15 @@ impl Core {
         });
         let message = (kept || catching_up)
             .then(|| crate::wire::e2e::encode_message(&channel, &payload, meta.as_ref()));
-        let signed = match &message {
-            Some(m) if kept => self.take_signature(key, &from, m),
-            _ => None,
+        let (signed, framed) = match (&message, cell) {
+            (Some(_), Some((sig, frame))) if kept => (Some(sig), Some(frame)),
+            (Some(m), None) if kept => (self.take_signature(key, &from, m), None),
+            _ => (None, None),
         };
-        if let Some(m) = &message {
-            self.seen_live(key, &from, m);
-        }
+        let had_it = match &message {
+            Some(m) if catching_up => self.seen_live(key, &from, m),
+            _ => Vec::new(),
+        };
         let cursor = self.keep(
             key,
             super::history::Incoming {
@@ -73,21 +81,25 @@ impl Core {
                 meta: meta.as_ref(),
                 verified,
                 signed,
+                framed,
             },
         );
-        self.emit(
-            key,
-            EventKind::Message {
-                channel,
-                from,
-                local: false,
-                payload,
-                meta,
-                cursor,
-                history: false,
-                verified: false,
-            },
-        );
+        let kind = EventKind::Message {
+            channel,
+            from,
+            local: false,
+            payload,
+            meta,
+            cursor,
+            history: false,
+            verified: false,
+        };
+        if had_it.is_empty() {
+            self.emit(key, kind);
+        } else {
+            self.count(DropReason::HistoryDuplicate);
+            self.emit_except(key, kind, &had_it);
+        }
     }
 
     /// Handler: a room's outputs.
@@ -119,7 +131,7 @@ impl Core {
                 from,
                 payload,
                 meta,
-            } => self.emit_message(key, channel, from, payload, meta, false),
+            } => self.emit_message(key, channel, from, payload, meta, None),
             RoomEvent::Progress {
                 channel,
                 from,

@@ -285,7 +285,16 @@ impl Core {
         }
         match e.room.open_cell_payload(&frame.payload) {
             Ok((channel, payload, meta)) => {
-                self.emit_message(key, channel, from, payload, meta, true)
+                // A broadcast's frame signature is kept with it: peers catching up check it.
+                let cell = frame.targets.is_empty().then(|| {
+                    let sig = crate::wire::history::OriginSig {
+                        key: frame.origin,
+                        seq: frame.seq,
+                        sig: frame.sig,
+                    };
+                    (sig, frame.payload.to_vec())
+                });
+                self.emit_message(key, channel, from, payload, meta, cell)
             }
             Err(reason) => self.count(reason),
         }

@@ -146,6 +146,7 @@ impl Core {
                     meta,
                     verified: true,
                     signed,
+                    framed: None,
                 },
             )
         } else {

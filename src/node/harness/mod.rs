@@ -612,7 +612,7 @@ impl Net {
                 cursor,
                 entry,
                 ..
-            } => self.nodes[i].kept.push((room, cursor, entry)),
+            } => self.nodes[i].kept.push((room, cursor, *entry)),
             Effect::Replay {
                 handle,
                 app,

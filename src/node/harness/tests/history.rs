@@ -176,6 +176,7 @@ fn forged_altered_and_replayed_history_is_dropped_and_counted() {
         origin: kept.origin.clone(),
         origin_ms: kept.origin_ms,
         signed: kept.signed,
+        framed: false,
         message: crate::wire::e2e::encode_message("chat", &kept.payload, None),
     };
     // Node 2 asks; the keeper (node 0) is made hostile: its pages are replaced by ours.
@@ -217,4 +218,44 @@ fn forged_altered_and_replayed_history_is_dropped_and_counted() {
         .map(|(_, _, t)| t)
         .collect();
     assert_eq!(texts, ["genuine"], "only the genuine entry, once");
+}
+
+#[test]
+fn in_a_cells_room_history_carries_the_cell_frame_signatures() {
+    let mut net = Net::new(94, 4);
+    let keeper = JoinOptions { ..cells(8) };
+    let keeper = JoinOptions {
+        keep: keeping("chat").keep,
+        ..keeper
+    };
+    net.join(0, "r", keeper);
+    net.join(1, "r", cells(8));
+    assert!(net.run_until(15 * SEC, |n| converged(n, "r", &[0, 1])));
+    net.run_for(2 * SEC);
+    for i in 0..30 {
+        net.send(1, "r", "chat", &format!("c{i}"));
+    }
+    net.run_for(2 * SEC);
+    assert_eq!(net.nodes[0].kept.len(), 30);
+    assert!(
+        net.nodes[0]
+            .kept
+            .iter()
+            .all(|(_, _, e)| e.signed.is_some() && e.framed.is_some()),
+        "kept without the frame signature"
+    );
+    net.join(
+        2,
+        "r",
+        JoinOptions {
+            since: Some(Since::All),
+            verified_only: true,
+            ..cells(8)
+        },
+    );
+    assert!(net.run_until(15 * SEC, |n| converged(n, "r", &[0, 1, 2])));
+    net.run_for(3 * SEC);
+    let got = received(&net, 2);
+    let want: Vec<(bool, bool, String)> = (0..30).map(|i| (true, true, format!("c{i}"))).collect();
+    assert_eq!(got, want);
 }
