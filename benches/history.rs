@@ -32,19 +32,9 @@ fn dir_bytes(dir: &Path) -> u64 {
     total
 }
 
-async fn kept(d: &Daemon, room: &str) -> u64 {
-    let out = cli(&[
-        "--daemon",
-        &d.endpoint(),
-        "history",
-        room,
-        "--app",
-        APP,
-        "--json",
-    ]);
-    serde_json::from_slice::<serde_json::Value>(&out.stdout)
-        .ok()
-        .and_then(|v| v["messages"].as_u64())
+fn kept(d: &Daemon, room: &str) -> u64 {
+    history_json(d, APP, room, "")["messages"]
+        .as_u64()
         .unwrap_or(0)
 }
 
@@ -82,17 +72,7 @@ async fn main() {
         assert!(sa.wait_join(id, JOIN).await, "peers never joined");
     }
     // Wait until A knows K keeps chat (its broadcasts are then signed for K).
-    loop {
-        let r = sa
-            .call(proto::client_message::Body::Peers(
-                proto::SessionPeersRequest { room: ra },
-            ))
-            .await;
-        if r.peers.iter().any(|p| p.id == idk && !p.keeps.is_empty()) {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    sa.wait_keeper(ra, &idk, "chat", JOIN).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     let disk_before = dir_bytes(&k.dir.join("state"));
     let body = "x".repeat(SIZE - 6);
@@ -112,26 +92,14 @@ async fn main() {
             .await;
     }
     let (live_got, live_time) = recv.await.expect("live receiver");
-    while kept(&k, "bench").await < n && start.elapsed() < Duration::from_secs(120) {
+    while kept(&k, "bench") < n && start.elapsed() < Duration::from_secs(120) {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let keep_time = start.elapsed();
-    let stored = kept(&k, "bench").await;
+    let stored = kept(&k, "bench");
     tokio::time::sleep(Duration::from_secs(2)).await;
     let disk_after = dir_bytes(&k.dir.join("state"));
-    let h: serde_json::Value = serde_json::from_slice(
-        &cli(&[
-            "--daemon",
-            &k.endpoint(),
-            "history",
-            "bench",
-            "--app",
-            APP,
-            "--json",
-        ])
-        .stdout,
-    )
-    .unwrap_or_default();
+    let h = history_json(&k, APP, "bench", "");
     let value_bytes = h["bytes"].as_u64().unwrap_or(0);
     // A peer that was away catches up from K alone.
     let b = Daemon::with_relays(&[k.relay_url()]).await;
@@ -140,9 +108,7 @@ async fn main() {
     sb.join_request(proto::JoinRequest {
         app: APP.into(),
         room: "bench".into(),
-        since: Some(proto::Since {
-            from: Some(proto::since::From::All(true)),
-        }),
+        since: since_all(),
         ..Default::default()
     })
     .await;

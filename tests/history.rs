@@ -19,25 +19,8 @@ fn keep(channel: &str, max_messages: u64) -> Vec<proto::Keep> {
     }]
 }
 
-/// `meshrtc history --json` of a room on a daemon.
 fn history(d: &Daemon, room: &str, password: &str) -> serde_json::Value {
-    let out = cli(&[
-        "--daemon",
-        &d.endpoint(),
-        "history",
-        room,
-        "--app",
-        APP,
-        "--password",
-        password,
-        "--json",
-    ]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).expect("history JSON")
+    history_json(d, APP, room, password)
 }
 
 /// Waits until a daemon keeps `n` messages of a room.
@@ -162,9 +145,7 @@ async fn a_room_at_its_budget_prunes_the_oldest_and_stays_within_it() {
     r.join_request(proto::JoinRequest {
         app: APP.into(),
         room: "budget".into(),
-        since: Some(proto::Since {
-            from: Some(proto::since::From::All(true)),
-        }),
+        since: since_all(),
         ..Default::default()
     })
     .await;
@@ -276,23 +257,7 @@ async fn a_peer_that_was_away_catches_up_from_a_keeper_verified_and_in_order() {
     let ra = sa.join(APP, "catchup", "").await;
     assert!(sa.wait_join(&idk, JOIN).await);
     // A learns that K keeps chat (so it signs for it), as `peers` shows.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let r = sa
-            .call(proto::client_message::Body::Peers(
-                proto::SessionPeersRequest { room: ra },
-            ))
-            .await;
-        if r.peers.iter().any(|p| p.id == idk && p.keeps == ["chat"]) {
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "K never showed as a keeper: {:?}",
-            r.peers
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    sa.wait_keeper(ra, &idk, "chat", WAIT).await;
     // B is not running while A sends.
     for i in 0..100 {
         sa.send(ra, "chat", text(&format!("c{i}")), &[]).await;
@@ -300,21 +265,34 @@ async fn a_peer_that_was_away_catches_up_from_a_keeper_verified_and_in_order() {
     assert!(wait_kept(&k, "catchup", "", 100).await);
     let b = Daemon::with_relays(&[k.relay_url()]).await;
     let mut sb = b.session().await;
-    sb.join_request(proto::JoinRequest {
-        app: APP.into(),
-        room: "catchup".into(),
-        since: Some(proto::Since {
-            from: Some(proto::since::From::All(true)),
-        }),
-        verified_only: true,
-        ..Default::default()
-    })
-    .await;
+    let rb = sb
+        .join_request(proto::JoinRequest {
+            app: APP.into(),
+            room: "catchup".into(),
+            since: since_all(),
+            verified_only: true,
+            ..Default::default()
+        })
+        .await;
     for i in 0..100 {
         let m = sb.wait_message(WAIT).await.expect("caught-up message");
         assert_eq!(text_of(&m), format!("c{i}"));
         assert!(m.history && m.verified, "{m:?}");
         assert_eq!(m.from, ida);
+    }
+    // Live traffic once A and B are linked (the catch-up needed only K).
+    let deadline = Instant::now() + WAIT;
+    while !sb
+        .call(proto::client_message::Body::Peers(
+            proto::SessionPeersRequest { room: rb },
+        ))
+        .await
+        .peers
+        .iter()
+        .any(|p| p.id == ida)
+    {
+        assert!(Instant::now() < deadline, "A and B never linked");
+        tokio::time::sleep(Duration::from_millis(50)).await;
     }
     sa.send(ra, "chat", text("live"), &[]).await;
     let m = sb.wait_message(WAIT).await.expect("live");
@@ -375,9 +353,7 @@ async fn a_keeper_killed_mid_stream_restarts_with_its_history_intact() {
     sc.join_request(proto::JoinRequest {
         app: APP.into(),
         room: "crash".into(),
-        since: Some(proto::Since {
-            from: Some(proto::since::From::All(true)),
-        }),
+        since: since_all(),
         ..Default::default()
     })
     .await;

@@ -451,19 +451,7 @@ async fn a_hostile_keepers_altered_and_impersonated_entries_are_refused_and_coun
         );
     };
     hist(&ida, &HistMsg::Keeps(vec!["chat".into()]));
-    let deadline = Instant::now() + JOIN;
-    loop {
-        let r = sa
-            .call(proto::client_message::Body::Peers(
-                proto::SessionPeersRequest { room: ra },
-            ))
-            .await;
-        if r.peers.iter().any(|p| p.id == h.id && p.keeps == ["chat"]) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "A never took H for a keeper");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    sa.wait_keeper(ra, &h.id, "chat", JOIN).await;
     sa.send(ra, "chat", text("genuine"), &[]).await;
     let deadline = Instant::now() + JOIN;
     let sig = loop {
@@ -510,9 +498,7 @@ async fn a_hostile_keepers_altered_and_impersonated_entries_are_refused_and_coun
     sb.join_request(proto::JoinRequest {
         app: APP.into(),
         room: "log".into(),
-        since: Some(proto::Since {
-            from: Some(proto::since::From::All(true)),
-        }),
+        since: since_all(),
         ..Default::default()
     })
     .await;

@@ -81,7 +81,11 @@ await runTests(
       })
       console.log(`# turn: the page's selected pair ${JSON.stringify(pair)}`)
       assert.equal(pair?.local, 'relay', 'the page uses its relayed candidate')
-      const peers = JSON.parse(d.cli('peers', room, '--app', APP, '--json'))
+      // The engine reports the selected pair a little after the link opens: wait for it.
+      const peers = await until("the daemon's selected pair", () => {
+        const p = JSON.parse(d.cli('peers', room, '--app', APP, '--json'))
+        return p[0]?.path ? p : null
+      }, 10000)
       console.log(`# turn: the daemon's path ${JSON.stringify(peers[0]?.path)}`)
       assert.equal(peers[0]?.path?.local?.type, 'relay', "the daemon's side is relayed too")
       d.cli('send', room, 'chat', 'hello through coturn', '--app', APP)

@@ -551,6 +551,60 @@ impl Session {
             _ => None,
         }
     }
+
+    /// Waits until `peer` shows in room `room`'s peers as keeping `channel` (from then on this
+    /// node signs its broadcasts there for it).
+    #[allow(dead_code)]
+    pub async fn wait_keeper(&mut self, room: u32, peer: &str, channel: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        loop {
+            let r = self
+                .call(Body::Peers(proto::SessionPeersRequest { room }))
+                .await;
+            if r.peers
+                .iter()
+                .any(|p| p.id == peer && p.keeps.iter().any(|k| k == channel))
+            {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "{peer} never showed as a keeper of {channel}: {:?}",
+                r.peers
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+}
+
+/// `meshrtc history ROOM --json` of a room on a daemon.
+#[allow(dead_code)]
+pub fn history_json(d: &Daemon, app: &str, room: &str, password: &str) -> serde_json::Value {
+    let out = cli(&[
+        "--daemon",
+        &d.endpoint(),
+        "history",
+        room,
+        "--app",
+        app,
+        "--password",
+        password,
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("history JSON")
+}
+
+/// A replay of everything the node (or a keeper) holds.
+#[allow(dead_code)]
+pub fn since_all() -> Option<proto::Since> {
+    Some(proto::Since {
+        from: Some(proto::since::From::All(true)),
+    })
 }
 
 pub fn text(s: &str) -> proto::Payload {
