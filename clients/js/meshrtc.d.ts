@@ -21,8 +21,10 @@ export class Channel {
     onProgress?: (fraction: number, peerId: PeerId, meta?: object) => void
   ): Promise<PeerId[]>
   /** `info.cursor`: the message's place in the node's kept history (0: its channel is not kept);
-   *  `info.history`: replayed from that history rather than live. */
-  on(event: 'message', cb: (data: Received, peerId: PeerId, meta: object | undefined, info: {cursor: number; history: boolean}) => void): this
+   *  `info.history`: replayed from that history rather than live; `info.verified`: for history,
+   *  the origin's signature was checked. Messages that arrive before a channel's first
+   *  `message` listener (a replay right after joining) are held and handed to it. */
+  on(event: 'message', cb: (data: Received, peerId: PeerId, meta: object | undefined, info: {cursor: number; history: boolean; verified: boolean}) => void): this
   on(event: 'progress', cb: (fraction: number, peerId: PeerId, meta?: object) => void): this
   off(event: 'message' | 'progress', cb: (...args: any[]) => void): this
 }

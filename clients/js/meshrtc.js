@@ -112,6 +112,17 @@ export class Channel extends Emitter {
     this.name = name
   }
 
+  /** Adds a listener; the first `message` listener also gets what arrived before it (a replay). */
+  on(event, cb) {
+    super.on(event, cb)
+    if (event === 'message') {
+      const held = this.room._held.get(this.name) ?? []
+      this.room._held.delete(this.name)
+      for (const args of held) this._emit('message', ...args)
+    }
+    return this
+  }
+
   /**
    * Sends data to every peer, or to `targets` (a peer id or an array of them).
    * Strings arrive as strings, objects as objects, binary (ArrayBuffer, typed arrays, Blob) as bytes.
@@ -147,6 +158,16 @@ export class Room extends Emitter {
     this._since = undefined
     /** The newest cursor of a kept message this room delivered (a rejoin resumes after it). */
     this._lastCursor = 0
+    /** Messages of channels nobody listens to yet (a replay right after the join), by channel. */
+    this._held = new Map()
+  }
+
+  /** Keeps a message until its channel gets a listener (at most 10,000 per room, oldest go). */
+  _hold(channel, args) {
+    if (!this._held.has(channel)) this._held.set(channel, [])
+    const list = this._held.get(channel)
+    list.push(args)
+    if (list.length > 10000) list.shift()
   }
 
   _handle() {
@@ -297,7 +318,10 @@ export class Room extends Emitter {
       const [data, meta] = fromPayload(m.payload)
       const cursor = Number(m.cursor ?? 0)
       if (cursor > this._lastCursor) this._lastCursor = cursor
-      this._channels.get(m.channel)?._emit('message', data, m.from, meta, {cursor, history: !!m.history})
+      const args = [data, m.from, meta, {cursor, history: !!m.history, verified: !!m.verified}]
+      const ch = this._channels.get(m.channel)
+      if (ch?._listeners.get('message')?.size) ch._emit('message', ...args)
+      else this._hold(m.channel, args)
     } else if (ev.progress) {
       const p = ev.progress
       const meta = p.metaJson ? JSON.parse(p.metaJson) : undefined

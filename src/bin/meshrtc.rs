@@ -14,9 +14,12 @@ use tokio::sync::mpsc;
 use tokio_stream::StreamExt as _;
 use tokio_stream::wrappers::ReceiverStream;
 
+/// The version, with the wire it speaks.
+const VERSION: &str = concat!(env!("CARGO_PKG_VERSION"), " (wire: Trystero 0.25.4)");
+
 /// Command-line client of meshrtcd: join rooms, send and receive channel messages, inspect the node.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version = VERSION, about, long_about = None)]
 struct Cli {
     /// Daemon endpoint: unix:PATH or HOST:PORT (default unix:DATA_DIR/meshrtcd.sock).
     #[arg(long, env = "MESHRTC_DAEMON", global = true)]
@@ -100,6 +103,14 @@ enum Cmd {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+        /// Show it again every second until interrupted.
+        #[arg(long)]
+        watch: bool,
+    },
+    /// Print a shell completion script (e.g. `meshrtc completions bash > ~/.local/share/bash-completion/completions/meshrtc`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
     },
     /// List the joined peers of a room the node holds.
     Peers {
@@ -211,12 +222,22 @@ impl JoinedPeers {
 
 static TOKEN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
 
+/// How to start the daemon, for errors that find it not running.
+const START_HINT: &str = "start it with `meshrtcd` (or `systemctl --user start meshrtcd`), or point --daemon at a running one";
+
 /// A client for the daemon, carrying the token if one was given.
 async fn client(daemon: &str) -> anyhow::Result<meshrtc::client::AuthedClient> {
+    if let Some(path) = daemon.strip_prefix("unix:")
+        && !std::path::Path::new(path).exists()
+    {
+        bail!("the daemon is not running (no socket at {path});\n{START_HINT}");
+    }
     let token = TOKEN.get().and_then(|t| t.as_deref());
     meshrtc::client::connect_with_token(daemon, token)
         .await
-        .with_context(|| format!("connecting to {daemon}"))
+        .map_err(|e| {
+            anyhow::anyhow!("the daemon at {daemon} does not answer ({e:#});\n{START_HINT}")
+        })
 }
 
 fn default_daemon() -> String {
@@ -623,7 +644,18 @@ async fn status(daemon: &str, as_json: bool) -> anyhow::Result<()> {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // One or two lines of plain text: the error and its causes, no backtrace.
+            eprintln!("meshrtc: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
     let daemon = cli.daemon.unwrap_or_else(default_daemon);
     let _ = TOKEN.set(cli.token);
@@ -656,7 +688,31 @@ async fn main() -> anyhow::Result<()> {
             timeout,
             file,
         } => send(&daemon, room, channel, data, to, wait_peers, timeout, file).await,
-        Cmd::Status { json } => status(&daemon, json).await,
+        Cmd::Status { json, watch } => {
+            if !watch {
+                return status(&daemon, json).await;
+            }
+            loop {
+                if !json {
+                    // Clear the terminal and home the cursor, as `watch` does.
+                    print!("\x1b[2J\x1b[H");
+                }
+                status(&daemon, json).await?;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    _ = tokio::signal::ctrl_c() => return Ok(()),
+                }
+            }
+        }
+        Cmd::Completions { shell } => {
+            clap_complete::generate(
+                shell,
+                &mut <Cli as clap::CommandFactory>::command(),
+                "meshrtc",
+                &mut std::io::stdout(),
+            );
+            Ok(())
+        }
         Cmd::Peers {
             room,
             json: as_json,

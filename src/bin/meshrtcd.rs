@@ -13,7 +13,7 @@ use meshrtc::store::Store;
 
 /// The meshrtc daemon: one shared peer-to-peer mesh node for every app on this machine.
 #[derive(Debug, Parser)]
-#[command(version, about, long_about = None)]
+#[command(version = concat!(env!("CARGO_PKG_VERSION"), " (wire: Trystero 0.25.4)"), about, long_about = None)]
 struct Args {
     /// Directory for the node's state (identity, database, default socket).
     #[arg(long, value_name = "DIR")]
@@ -206,19 +206,18 @@ impl Listeners {
     async fn bind(config: &Config, socket: &std::path::Path) -> anyhow::Result<Self> {
         let unix = meshrtc::api::grpc::bind_unix(socket)?;
         let tcp = match config.grpc_tcp {
-            Some(addr) => Some(
-                tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("binding {addr}"))?,
-            ),
+            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                format!("binding gRPC on {addr} (taken? choose another with --grpc-tcp HOST:PORT)")
+            })?),
             None => None,
         };
         let ws = match config.ws_addr()? {
-            Some(addr) => Some(
-                meshrtc::api::ws::bind(addr)
-                    .await
-                    .with_context(|| format!("binding the WebSocket bridge on {addr}"))?,
-            ),
+            Some(addr) => Some(meshrtc::api::ws::bind(addr).await.with_context(|| {
+                format!(
+                    "binding the WebSocket bridge on {addr} (another daemon there? choose \
+                         another port with --ws HOST:PORT, or turn the bridge off with --ws none)"
+                )
+            })?),
             None => None,
         };
         Ok(Listeners { unix, tcp, ws })
@@ -258,7 +257,18 @@ impl Listeners {
 }
 
 #[tokio::main]
-async fn main() -> anyhow::Result<()> {
+async fn main() -> std::process::ExitCode {
+    match run().await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // Plain text for the operator: the error and its causes, no backtrace.
+            eprintln!("meshrtcd: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run() -> anyhow::Result<()> {
     let args = Args::parse();
     let config = build_config(&args)?;
     init_logging(config.log_format);
