@@ -171,7 +171,10 @@ async fn the_socket_is_owner_only_and_other_users_are_refused() {
     let out = status_as(user, &client, &a);
     assert!(!out.status.success(), "another user reached the API");
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("connecting to"), "{err}");
+    assert!(
+        err.contains("connecting to") && err.contains("permission denied"),
+        "{err}"
+    );
     // That was the 0700 directory. Now the peer-credential filter behind it: open the
     // directory and the socket to everyone, so only the filter stands in the way.
     {

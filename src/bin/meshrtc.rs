@@ -227,10 +227,17 @@ const START_HINT: &str = "start it with `meshrtcd` (or `systemctl --user start m
 
 /// A client for the daemon, carrying the token if one was given.
 async fn client(daemon: &str) -> anyhow::Result<meshrtc::client::AuthedClient> {
-    if let Some(path) = daemon.strip_prefix("unix:")
-        && !std::path::Path::new(path).exists()
-    {
-        bail!("the daemon is not running (no socket at {path});\n{START_HINT}");
+    if let Some(path) = daemon.strip_prefix("unix:") {
+        match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                bail!("the daemon is not running (no socket at {path});\n{START_HINT}")
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::PermissionDenied => bail!(
+                "connecting to {daemon}: permission denied;\nthe daemon's socket is owner-only: \
+                 run as the user who started it"
+            ),
+            _ => {}
+        }
     }
     let token = TOKEN.get().and_then(|t| t.as_deref());
     meshrtc::client::connect_with_token(daemon, token)
