@@ -5,6 +5,9 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context as _;
+
+#[path = "meshrtcd/systemd.rs"]
+mod systemd;
 use clap::{Parser, Subcommand};
 use meshrtc::config::{Config, LogFormat};
 use meshrtc::node::Node;
@@ -306,11 +309,13 @@ async fn run() -> anyhow::Result<()> {
         "meshrtcd ready"
     );
     let grpc = listeners.serve(&node, &token, &config)?;
+    systemd::spawn(node.clone(), !config.effective_relays().is_empty());
     tokio::select! {
         r = wait_for_signal() => r?,
         r = grpc => { r??; }
     }
     tracing::info!("shutting down");
+    systemd::stopping();
     let _ = tokio::time::timeout(Duration::from_millis(1_500), node.shutdown()).await;
     let _ = std::fs::remove_file(&socket);
     drop(store);
