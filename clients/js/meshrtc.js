@@ -295,6 +295,9 @@ export class Room extends Emitter {
       }
     })
     this._handleId = reply.room
+    const early = this._node._early.filter(ev => ev.room === reply.room)
+    this._node._early = this._node._early.filter(ev => ev.room !== reply.room)
+    for (const ev of early) this._onEvent(ev)
     if (this._wantsMedia) await this._subscribeMedia()
     return this
   }
@@ -353,6 +356,8 @@ export class Node extends Emitter {
     this.state = 'connecting'
     /** @type {Set<Room>} */
     this._rooms = new Set()
+    /** Events for a room handle no room holds yet (its join reply is on its way). */
+    this._early = []
     this._pending = new Map()
     this._nextId = 1
     this._ws = null
@@ -544,8 +549,18 @@ export class Node extends Emitter {
       this._onLegOffer(msg.legOffer)
     } else if (msg.event) {
       const ev = msg.event
+      let routed = false
       for (const room of this._rooms) {
-        if (room._handleId === (ev.room ?? 0)) room._onEvent(ev)
+        if (room._handleId === (ev.room ?? 0)) {
+          room._onEvent(ev)
+          routed = true
+        }
+      }
+      // Events of a join whose reply is still on its way (the peers already there, a replay)
+      // wait for the room to learn its handle.
+      if (!routed && ev.room) {
+        this._early.push(ev)
+        if (this._early.length > 10000) this._early.shift()
       }
       if (ev.lagged) this._emit('lagged', Number(ev.lagged.dropped ?? 0))
     }
