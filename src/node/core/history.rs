@@ -98,21 +98,16 @@ impl Core {
 
     /// Keeps a message if its room keeps its channel; returns its cursor (0: not kept).
     pub(super) fn keep(&mut self, key: &RoomKey, m: Incoming<'_>) -> Cursor {
-        let Some(rule) = self
-            .st
-            .rooms
-            .get(key)
-            .and_then(|e| e.history.keep.get(m.channel).copied())
-        else {
+        let Some((rule, room, history_key)) = self.st.rooms.get(key).and_then(|e| {
+            let rule = e.history.keep.get(m.channel).copied()?;
+            Some((rule, e.history.id, e.history.key.clone()))
+        }) else {
             return 0;
         };
         let cursor = self.next_cursor();
-        let Some(h) = self.st.rooms.get(key).map(|e| &e.history) else {
-            return 0;
-        };
         let effect = Effect::Keep {
-            room: h.id,
-            key: h.key.clone(),
+            room,
+            key: history_key,
             cursor,
             entry: Box::new(Entry {
                 channel: m.channel.to_owned(),
