@@ -10,7 +10,7 @@ as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 # stateful filter, the NAT test's routers), Chromium (browser tests), Node.js and npm
 # (playwright-core, Trystero), ffmpeg (media made for the media tests and checked with
 # ffprobe), coturn (the TURN server of the TURN and NAT tests), openssl (the TURN-over-TLS
-# test's certificates).
+# test's certificates), Python with venv (the Python client's tests).
 missing=()
 command -v ip >/dev/null || missing+=(iproute2)
 command -v nft >/dev/null || missing+=(nftables)
@@ -21,6 +21,9 @@ command -v npm >/dev/null || missing+=(npm)
 { command -v ffmpeg >/dev/null && command -v ffprobe >/dev/null; } || missing+=(ffmpeg)
 command -v turnserver >/dev/null || missing+=(coturn)
 command -v openssl >/dev/null || missing+=(openssl)
+# Python ≥ 3.10 with venv (the Python client's tests run in a virtual environment).
+python3 -c 'import sys, venv, ensurepip; assert sys.version_info >= (3, 10)' 2>/dev/null \
+  || missing+=(python3 python3-venv)
 if [ ${#missing[@]} -gt 0 ]; then
   as_root apt-get update -qq
   as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}"
@@ -35,6 +38,11 @@ fi
 # does not find the lockfile through --prefix.)
 (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
 
+# The Python client and what its tests use, exactly as pinned, in a local virtual environment.
+python3 -m venv clients/python/.venv
+clients/python/.venv/bin/pip install -q --disable-pip-version-check \
+  -r clients/python/requirements-test.txt ./clients/python
+
 # Build everything the tests run while the network is still there.
 cargo build --all-targets --locked
 cargo test --no-run --locked
@@ -46,7 +54,7 @@ cargo fuzz --version >/dev/null 2>&1 || CARGO_TARGET_DIR="${TMPDIR:-/tmp}/cargo-
 cargo fetch --manifest-path fuzz/Cargo.toml
 RUSTC_BOOTSTRAP=1 cargo fuzz build -s address
 
-# Run the suite in three parts; a failing part does not hide the others, and the script fails
+# Run the suite in four parts; a failing part does not hide the others, and the script fails
 # at the end if any did.
 failed=()
 part() {
@@ -81,7 +89,15 @@ part "fuzz corpus replay" scripts/fuzz-smoke.sh
 #    off. `--ignored` runs exactly the browser tests; no variable can skip them.
 part "real-browser tests" env -u MESHRTC_SKIP_BROWSER cargo test --offline --locked --test browser -- --ignored --test-threads=1 --nocapture
 
-passed=$((3 - ${#failed[@]}))
+# 4. The Python client against real daemons (and its stubs against proto/), loopback only.
+py_tests='cd clients/python && MESHRTCD=$PWD/../../target/debug/meshrtcd .venv/bin/python -m pytest -q -p no:cacheprovider'
+if [ "$(id -u)" = 0 ] && unshare -n true 2>/dev/null; then
+  part "python client tests (private network namespace)" unshare -n -- bash -c "ip link set lo up && $py_tests"
+else
+  part "python client tests" bash -c "$py_tests"
+fi
+
+passed=$((4 - ${#failed[@]}))
 if [ ${#failed[@]} -gt 0 ]; then
   printf 'FAILED: %s\n' "${failed[@]}"
   echo "parts: $passed passed, ${#failed[@]} failed"

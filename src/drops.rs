@@ -41,6 +41,8 @@ drop_reasons! {
     WsOriginRefused => "ws_origin_refused",
     /// A script WebSocket client without the right token.
     WsTokenRefused => "ws_token_refused",
+    /// A `/metrics` scrape without the right token.
+    MetricsTokenRefused => "metrics_token_refused",
     // ---- signaling
     /// A relay event whose signature does not verify.
     EventBadSignature => "event_bad_signature",

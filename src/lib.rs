@@ -33,6 +33,7 @@ pub mod config;
 pub mod drops;
 pub mod history;
 pub mod mesh;
+pub mod metrics;
 pub mod node;
 pub mod proto;
 pub mod room;

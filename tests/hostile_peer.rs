@@ -142,11 +142,11 @@ async fn password_room_frames_carry_no_plaintext_and_open_only_with_the_room_key
     let joined = b
         .wait(
             JOIN,
-            |k| matches!(k, EventKind::PeerJoin(p, _) if *p == ida),
+            |k| matches!(k, EventKind::PeerJoin(p, ..) if *p == ida),
         )
         .await;
     assert!(
-        matches!(joined, Some(EventKind::PeerJoin(_, Security::E2e))),
+        matches!(joined, Some(EventKind::PeerJoin(_, Security::E2e, _))),
         "{joined:?}"
     );
     // Both ends must have finished the handshake before A's sends have B to go to.
@@ -232,7 +232,7 @@ async fn downgrades_and_tampered_envelopes_are_dropped_counted_and_lose_nothing(
     assert!(
         b.wait(
             JOIN,
-            |k| matches!(k, EventKind::PeerJoin(p, Security::E2e) if *p == ida)
+            |k| matches!(k, EventKind::PeerJoin(p, Security::E2e, _) if *p == ida)
         )
         .await
         .is_some()
@@ -505,7 +505,7 @@ async fn a_hostile_keepers_altered_and_impersonated_entries_are_refused_and_coun
     assert!(
         h.wait(
             JOIN,
-            |k| matches!(k, EventKind::PeerJoin(p, _) if *p == idb)
+            |k| matches!(k, EventKind::PeerJoin(p, ..) if *p == idb)
         )
         .await
         .is_some()

@@ -29,10 +29,54 @@ export class Channel {
   off(event: 'message' | 'progress', cb: (...args: any[]) => void): this
 }
 
+/** What kind of peer an event names: a member, or a member that keeps channels for peers
+ *  catching up (a keeper declares it just after joining: `peer:join` says `member`, then
+ *  `peer:seen` says `keeper`). */
+export type PeerType = 'member' | 'keeper'
+
+/** Where this node sits in a cells room's overlay. */
+export interface MeshState {
+  /** Members of the topology in force (this node included). */
+  members: number
+  cell: number
+  cellCount: number
+  /** Links the topology asks this node to hold, and how many leave its cell. */
+  linksWanted: number
+  bridges: number
+  /** Hops a frame may take. */
+  ttl: number
+  /** Members whose signed roster record this node holds. */
+  records: number
+}
+
+/** A linked member of a cells room: its cell, and whether the link is a bridge link. */
+export interface MeshPeerState {
+  linked: boolean
+  cell: number
+  bridge: boolean
+}
+
+export class MeshView {
+  /** The last topology and the members linked now; null before the first (or without cells). */
+  getState(): (MeshState & {peers: Record<PeerId, MeshPeerState>}) | null
+}
+
 export class Room {
   readonly appId: string
   readonly roomId: string
-  on(event: 'peer:join' | 'peer:leave' | 'peer:seen', cb: (peerId: PeerId) => void): this
+  /** The cellular overlay as this node sees it (cells rooms). */
+  readonly mesh: MeshView
+  on(event: 'peer:join', cb: (peerId: PeerId, type: PeerType) => void): this
+  /** Any peer that joined and is gone (`peer:lost` follows when it said goodbye). */
+  on(event: 'peer:leave', cb: (peerId: PeerId) => void): this
+  /** A joined peer said goodbye (left the room or closed), rather than timing out. */
+  on(event: 'peer:lost', cb: (peerId: PeerId) => void): this
+  /** Presence on a relay before any link (type undefined), or a joined peer now known as a keeper. */
+  on(event: 'peer:seen', cb: (peerId: PeerId, type?: PeerType) => void): this
+  /** A cells room's topology changed. */
+  on(event: 'mesh:state', cb: (state: MeshState & {peers: Record<PeerId, MeshPeerState>}) => void): this
+  /** A link to a member of a cells room came up or went down. */
+  on(event: 'mesh:peer-state', cb: (peerId: PeerId, state: MeshPeerState) => void): this
   on(event: 'error', cb: (error: RoomError) => void): this
   /** A peer's stream arrived (its first track); listening asks the daemon to forward media. */
   on(event: 'stream:add', cb: (stream: MediaStream, peerId: PeerId, meta?: unknown) => void): this
@@ -40,7 +84,7 @@ export class Room {
   on(event: 'track:add', cb: (track: MediaStreamTrack, stream: MediaStream, peerId: PeerId, meta?: unknown) => void): this
   on(event: 'track:remove', cb: (track: MediaStreamTrack, stream: MediaStream, peerId: PeerId) => void): this
   off(
-    event: 'peer:join' | 'peer:leave' | 'peer:seen' | 'error' | 'stream:add' | 'track:add' | 'track:remove',
+    event: 'peer:join' | 'peer:leave' | 'peer:lost' | 'peer:seen' | 'mesh:state' | 'mesh:peer-state' | 'error' | 'stream:add' | 'track:add' | 'track:remove',
     cb: (...args: any[]) => void
   ): this
   /** Sends every track of a stream (to all peers, or to `targets`) with metadata. */
@@ -59,6 +103,41 @@ export class Room {
   leave(): Promise<void>
 }
 
+/** A relay as status shows it. */
+export interface RelayStatus {
+  url: string
+  state: 'connected' | 'connecting' | 'disconnected' | 'rate-limited' | 'retired'
+  latencyMs?: string
+  score?: number
+  eventsIn?: string
+  eventsOut?: string
+  lastError?: string
+}
+
+/** The node's status (StatusReply). */
+export interface NodeStatus {
+  peerId: string
+  version: string
+  uptimeMs?: string
+  sessions?: number
+  links?: number
+  pendingDials?: number
+  relays?: RelayStatus[]
+  rooms?: {app: string; room: string; peers?: PeerId[]; sessions?: number; password?: boolean; cells?: Partial<MeshState>}[]
+  /** Named drop counters. */
+  drops?: Record<string, string>
+}
+
+/** A peer of a room as the node sees it (PeerInfo). */
+export interface NodePeer {
+  id: PeerId
+  rttMs?: number
+  connectedMs?: string
+  security: 'e2e' | 'transport'
+  path?: {local?: {type: string; protocol: string; address: string}; remote?: {type: string; protocol: string; address: string}; rttMs?: number}
+  keeps?: string[]
+}
+
 export class Node {
   readonly url: string
   readonly selfId: string
@@ -71,6 +150,11 @@ export class Node {
     /** Replay what the node kept after a cursor, everything ('all'), or an age ('10m'). */
     since?: number | 'all' | string
   }): Promise<Room>
+  /** The node at a glance (proto3 JSON of StatusReply: 64-bit counters arrive as strings).
+   *  Only the daemon's own page and token holders may ask; other pages get `forbidden`. */
+  status(): Promise<NodeStatus>
+  /** Peers of any room the node holds (same rule as `status`). */
+  roomPeers(appId: string, roomId: string): Promise<NodePeer[]>
   on(event: 'node', cb: (state: NodeState) => void): this
   on(event: 'lagged', cb: (dropped: number) => void): this
   off(event: 'node' | 'lagged', cb: (...args: any[]) => void): this

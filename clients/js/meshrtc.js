@@ -3,7 +3,7 @@
 // Messages are the proto3 JSON mapping of proto/meshrtc/v1/meshrtc.proto (ClientMessage /
 // ServerMessage); bytes travel as base64.
 
-/** @typedef {'peer:join' | 'peer:leave' | 'peer:seen' | 'error' | 'stream:add' | 'track:add' | 'track:remove'} RoomEvent */
+/** @typedef {'peer:join' | 'peer:leave' | 'peer:lost' | 'peer:seen' | 'mesh:state' | 'mesh:peer-state' | 'error' | 'stream:add' | 'track:add' | 'track:remove'} RoomEvent */
 /** @typedef {'connecting' | 'open' | 'reconnecting' | 'closed'} NodeState */
 
 const DEFAULT_URL = 'ws://127.0.0.1:7701/ws'
@@ -104,6 +104,24 @@ const fromPayload = payload => {
   return [payload?.text ?? '', meta]
 }
 
+/** The proto's peer types as the names the events carry. */
+const PEER_TYPES = {PEER_TYPE_MEMBER: 'member', PEER_TYPE_KEEPER: 'keeper'}
+
+/** A cells room's overlay as this node sees it, kept up to date from `mesh:*` events. */
+class MeshView {
+  constructor() {
+    this._state = null
+    /** @type {Map<string, {linked: boolean, cell: number, bridge: boolean}>} */
+    this._peers = new Map()
+  }
+
+  /** This node's place and its linked members, or null before the first topology (or without cells). */
+  getState() {
+    if (!this._state) return null
+    return {...this._state, peers: Object.fromEntries([...this._peers].map(([p, s]) => [p, {...s}]))}
+  }
+}
+
 /** A named channel of a room. */
 export class Channel extends Emitter {
   constructor(room, name) {
@@ -160,6 +178,8 @@ export class Room extends Emitter {
     this._lastCursor = 0
     /** Messages of channels nobody listens to yet (a replay right after the join), by channel. */
     this._held = new Map()
+    /** Where this node sits in the room's cellular overlay (cells rooms). */
+    this.mesh = new MeshView()
   }
 
   /** Keeps a message until its channel gets a listener (at most 10,000 per room, oldest go). */
@@ -307,15 +327,30 @@ export class Room extends Emitter {
       const p = ev.peerJoin.peer
       if (!this._peers.has(p)) {
         this._peers.add(p)
-        this._emit('peer:join', p)
+        this._emit('peer:join', p, PEER_TYPES[ev.peerJoin.type] ?? 'member')
       }
     } else if (ev.peerLeave) {
       const p = ev.peerLeave.peer
-      if (this._peers.delete(p)) this._emit('peer:leave', p)
+      if (this._peers.delete(p)) {
+        this._emit('peer:leave', p)
+        // An explicit goodbye, not a lost link or a timeout.
+        if (ev.peerLeave.reason === 'leave') this._emit('peer:lost', p)
+      }
     } else if (ev.peerSeen) {
-      this._emit('peer:seen', ev.peerSeen.peer)
+      this._emit('peer:seen', ev.peerSeen.peer, PEER_TYPES[ev.peerSeen.type])
     } else if (ev.meshState) {
-      this._emit('mesh:state', ev.meshState)
+      const c = ev.meshState
+      this.mesh._state = {
+        members: c.members ?? 0, cell: c.cell ?? 0, cellCount: c.cellCount ?? 0,
+        linksWanted: c.linksWanted ?? 0, bridges: c.bridges ?? 0, ttl: c.ttl ?? 0, records: c.records ?? 0
+      }
+      this._emit('mesh:state', this.mesh.getState())
+    } else if (ev.meshPeerState) {
+      const m = ev.meshPeerState
+      const state = {linked: !!m.linked, cell: m.cell ?? 0, bridge: !!m.bridge}
+      if (state.linked) this.mesh._peers.set(m.peer, state)
+      else this.mesh._peers.delete(m.peer)
+      this._emit('mesh:peer-state', m.peer, state)
     } else if (ev.message) {
       const m = ev.message
       const [data, meta] = fromPayload(m.payload)
@@ -495,6 +530,21 @@ export class Node extends Emitter {
     })
   }
 
+  /**
+   * The node at a glance: peer id, uptime, relays, rooms, sessions, links, drop counters (the
+   * Status call's reply as proto3 JSON). Only the daemon's own page and token holders may ask.
+   */
+  async status() {
+    const reply = await this._request({status: {}})
+    return reply.status ?? {}
+  }
+
+  /** Peers of any room the node holds, with round trip, security and link path (same rule as status). */
+  async roomPeers(appId, roomId) {
+    const reply = await this._request({nodePeers: {app: appId, room: roomId}})
+    return reply.peers ?? []
+  }
+
   async _reconnect() {
     this._setState('reconnecting')
     while (!this._closed) {
@@ -509,6 +559,7 @@ export class Node extends Emitter {
       for (const room of this._rooms) {
         for (const p of room._peers) room._emit('peer:leave', p)
         room._peers.clear()
+        room.mesh = new MeshView()
         try {
           await room._join()
         } catch (err) {

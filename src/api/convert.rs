@@ -3,7 +3,7 @@
 use serde_json::Value;
 
 use crate::node::core::media::SurfacedTrack;
-use crate::node::session::{EventKind, SessionEvent};
+use crate::node::session::{EventKind, PeerType, SessionEvent};
 use crate::node::{NodeError, StatusInfo};
 use crate::proto;
 use crate::wire::Payload;
@@ -107,19 +107,34 @@ fn media_event_to_proto(kind: EventKind) -> proto::event::Kind {
 /// Converts a session event into a server message.
 pub fn event_to_proto(ev: SessionEvent) -> proto::ServerMessage {
     use proto::event::Kind;
-    let peer = |p: String, reason: &str| proto::PeerEvent {
-        peer: p,
-        reason: reason.to_owned(),
-        security: String::new(),
-    };
     let kind = match ev.kind {
-        EventKind::PeerJoin(p, security) => Kind::PeerJoin(proto::PeerEvent {
+        EventKind::PeerJoin(p, security, t) => Kind::PeerJoin(proto::PeerEvent {
             peer: p,
-            reason: String::new(),
             security: security.as_str().to_owned(),
+            r#type: peer_type(t).into(),
+            ..Default::default()
         }),
-        EventKind::PeerLeave(p, r) => Kind::PeerLeave(peer(p, r.as_str())),
-        EventKind::PeerSeen(p) => Kind::PeerSeen(peer(p, "")),
+        EventKind::PeerLeave(p, r) => Kind::PeerLeave(proto::PeerEvent {
+            peer: p,
+            reason: r.as_str().to_owned(),
+            ..Default::default()
+        }),
+        EventKind::PeerSeen(p, t) => Kind::PeerSeen(proto::PeerEvent {
+            peer: p,
+            r#type: peer_type(t).into(),
+            ..Default::default()
+        }),
+        EventKind::MeshPeerState {
+            peer,
+            linked,
+            cell,
+            bridge,
+        } => Kind::MeshPeerState(proto::MeshPeerState {
+            peer,
+            linked,
+            cell,
+            bridge,
+        }),
         EventKind::Message {
             channel,
             from,
@@ -265,6 +280,14 @@ pub fn status_to_proto(s: StatusInfo) -> proto::StatusReply {
             })
             .collect(),
         links_relayed: s.links_relayed,
+    }
+}
+
+fn peer_type(t: PeerType) -> proto::PeerType {
+    match t {
+        PeerType::Unknown => proto::PeerType::Unspecified,
+        PeerType::Member => proto::PeerType::Member,
+        PeerType::Keeper => proto::PeerType::Keeper,
     }
 }
 

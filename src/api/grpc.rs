@@ -30,6 +30,7 @@ fn to_status(e: NodeError) -> Status {
         NodeError::Timeout(_) => Status::deadline_exceeded(msg),
         NodeError::LinkClosed(_) => Status::unavailable(msg),
         NodeError::Store(_) => Status::internal(msg),
+        NodeError::Forbidden(_) => Status::permission_denied(msg),
     }
 }
 
@@ -103,10 +104,12 @@ impl proto::node_server::Node for NodeService {
     ) -> Result<Response<Self::SessionStream>, Status> {
         let requests = request.into_inner().map(|r| r.map_err(request_error));
         let (tx, rx) = tokio::sync::mpsc::channel(256);
+        // The socket is the owner's (or TCP with the token): the whole node may be asked about.
         tokio::spawn(super::session::run(
             self.node.clone(),
             Box::pin(requests),
             tx,
+            super::session::Reach::Node,
         ));
         Ok(Response::new(Box::pin(ReceiverStream::new(rx).map(Ok))))
     }

@@ -4,7 +4,9 @@ use std::sync::{Arc, OnceLock};
 
 use tokio::sync::mpsc;
 
-use super::convert::{error_to_proto, event_to_proto, payload_from_proto, peer_to_proto};
+use super::convert::{
+    error_to_proto, event_to_proto, payload_from_proto, peer_to_proto, status_to_proto,
+};
 use super::leg::{Leg, LegCommand};
 use crate::drops::DropReason;
 use crate::node::Node;
@@ -78,12 +80,29 @@ fn to_leg(
     None
 }
 
+/// What a session may ask about beyond its own rooms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reach {
+    /// The whole node (status, any room's peers): the owner's socket, token holders and the
+    /// daemon's own page.
+    Node,
+    /// Only the rooms it joined: pages of other allowed origins.
+    OwnRooms,
+}
+
 /// Handles one client message and returns the reply.
 pub async fn handle(
     node: &Node,
     session: SessionId,
+    reach: Reach,
     msg: proto::ClientMessage,
 ) -> proto::ServerMessage {
+    let whole_node = || match reach {
+        Reach::Node => Ok(()),
+        Reach::OwnRooms => Err(crate::node::NodeError::Forbidden(
+            "only the daemon's own page and token holders may ask about the whole node".into(),
+        )),
+    };
     let mut reply = proto::Reply {
         request_id: msg.request_id,
         ..Default::default()
@@ -147,6 +166,20 @@ pub async fn handle(
                 .map(|id| reply.track = id)
         }
         Some(Body::RemoveTrack(t)) => node.remove_track(session, t.track),
+        Some(Body::Status(_)) => match whole_node() {
+            Ok(()) => {
+                reply.status = Some(status_to_proto(node.status().await));
+                Ok(())
+            }
+            Err(e) => Err(e),
+        },
+        Some(Body::NodePeers(p)) => match whole_node() {
+            Ok(()) => node
+                .peers(&p.app, &p.room)
+                .await
+                .map(|peers| reply.peers = peers.into_iter().map(peer_to_proto).collect()),
+            Err(e) => Err(e),
+        },
         Some(Body::ReplaceTrack(t)) => {
             meta_from_json(&t.meta_json).and_then(|meta| node.replace_track(session, t.track, meta))
         }
@@ -175,8 +208,12 @@ pub async fn handle(
 /// Runs a session until the client's request stream ends; every output goes to `out`.
 ///
 /// `requests` yields decoded client messages; a decode failure is reported as an error reply.
-pub async fn run<S>(node: Arc<Node>, mut requests: S, out: mpsc::Sender<proto::ServerMessage>)
-where
+pub async fn run<S>(
+    node: Arc<Node>,
+    mut requests: S,
+    out: mpsc::Sender<proto::ServerMessage>,
+    reach: Reach,
+) where
     S: futures::Stream<Item = Result<proto::ClientMessage, RequestError>> + Unpin,
 {
     use futures::StreamExt as _;
@@ -221,7 +258,7 @@ where
                         Some(body) => msg.body = Some(body),
                     }
                 }
-                handle(&node, session, msg).await
+                handle(&node, session, reach, msg).await
             }
             Err(RequestError::Closed) => break,
             Err(RequestError::Malformed(e)) => {

@@ -31,7 +31,10 @@ const CLIENT_DTS: &str = include_str!("../../clients/js/meshrtc.d.ts");
 struct BridgeState {
     node: Arc<Node>,
     token: Arc<str>,
+    /// Origins whose pages may connect: the allowed ones and the daemon's own.
     origins: Arc<HashSet<String>>,
+    /// The daemon's own origins: its status page may ask about the whole node.
+    own: Arc<HashSet<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -68,11 +71,13 @@ pub async fn serve(
         .iter()
         .map(|o| o.trim_end_matches('/').to_owned())
         .collect();
-    origins.extend(own_origins(addr));
+    let own: HashSet<String> = own_origins(addr).into_iter().collect();
+    origins.extend(own.iter().cloned());
     let state = BridgeState {
         node,
         token,
         origins: Arc::new(origins),
+        own: Arc::new(own),
     };
     let app = axum::Router::new()
         .route("/ws", get(upgrade))
@@ -94,6 +99,7 @@ pub async fn serve(
                 )
             }),
         )
+        .route("/metrics", get(metrics))
         .route(
             "/meshrtc.d.ts",
             get(|| async {
@@ -116,6 +122,29 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .strip_prefix("Bearer ")
 }
 
+/// Prometheus metrics, for whoever holds the API token (scripts' rule: a bearer header).
+async fn metrics(State(state): State<BridgeState>, headers: HeaderMap) -> Response {
+    if !bearer(&headers).is_some_and(|t| super::token::matches(&state.token, t)) {
+        state.node.count_drop(DropReason::MetricsTokenRefused);
+        return (
+            StatusCode::UNAUTHORIZED,
+            [(header::WWW_AUTHENTICATE, "Bearer")],
+            "metrics need the API token: Authorization: Bearer $(meshrtc token)\n",
+        )
+            .into_response();
+    }
+    let status = state.node.status().await;
+    let body = crate::metrics::render(&state.node.traffic(), &status);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
+        body,
+    )
+        .into_response()
+}
+
 async fn upgrade(
     State(state): State<BridgeState>,
     headers: HeaderMap,
@@ -127,10 +156,15 @@ async fn upgrade(
         .as_deref()
         .or(bearer(&headers))
         .is_some_and(|t| super::token::matches(&state.token, t));
-    match headers
+    let origin = headers
         .get(header::ORIGIN)
-        .map(|o| o.to_str().unwrap_or(""))
-    {
+        .map(|o| o.to_str().unwrap_or(""));
+    let reach = match origin {
+        _ if token_ok => super::session::Reach::Node,
+        Some(o) if state.own.contains(o) => super::session::Reach::Node,
+        _ => super::session::Reach::OwnRooms,
+    };
+    match origin {
         Some(origin) if !state.origins.contains(origin) => {
             state.node.count_drop(DropReason::WsOriginRefused);
             tracing::warn!(origin, "WebSocket refused: origin not allowed");
@@ -148,7 +182,7 @@ async fn upgrade(
     }
     let node = state.node.clone();
     ws.max_message_size(MAX_WS_MESSAGE)
-        .on_upgrade(move |socket| session(node, socket))
+        .on_upgrade(move |socket| session(node, socket, reach))
 }
 
 /// Decodes one WebSocket message into a client message.
@@ -164,7 +198,7 @@ pub fn decode_client_message(msg: &Message) -> Option<Result<proto::ClientMessag
     }
 }
 
-async fn session(node: Arc<Node>, socket: WebSocket) {
+async fn session(node: Arc<Node>, socket: WebSocket, reach: super::session::Reach) {
     let (mut sink, stream) = socket.split();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<proto::ServerMessage>(256);
     let writer = tokio::spawn(async move {
@@ -188,6 +222,6 @@ async fn session(node: Arc<Node>, socket: WebSocket) {
             }
             std::future::ready(decoded.map(|r| r.map_err(super::session::RequestError::Malformed)))
         });
-    super::session::run(node, Box::pin(requests), tx).await;
+    super::session::run(node, Box::pin(requests), tx, reach).await;
     let _ = writer.await;
 }

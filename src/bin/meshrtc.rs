@@ -380,12 +380,25 @@ fn event_line(e: &proto::Event, progress: bool, with_security: bool) -> Option<V
     let mut line = serde_json::Map::new();
     let (name, rest): (&str, Value) = match e.kind.as_ref()? {
         // Security matters only in password rooms; elsewhere the line stays minimal.
-        Kind::PeerJoin(p) if p.security == "e2e" || with_security => {
-            ("peer:join", json!({"peer": p.peer, "security": p.security}))
+        Kind::PeerJoin(p) => {
+            let mut v = json!({"peer": p.peer});
+            if p.security == "e2e" || with_security {
+                v["security"] = json!(p.security);
+            }
+            if p.r#type() == proto::PeerType::Keeper {
+                v["type"] = json!("keeper");
+            }
+            ("peer:join", v)
         }
-        Kind::PeerJoin(p) => ("peer:join", json!({"peer": p.peer})),
         Kind::PeerLeave(p) => ("peer:leave", json!({"peer": p.peer, "reason": p.reason})),
+        Kind::PeerSeen(p) if p.r#type() == proto::PeerType::Keeper => {
+            ("peer:seen", json!({"peer": p.peer, "type": "keeper"}))
+        }
         Kind::PeerSeen(p) => ("peer:seen", json!({"peer": p.peer})),
+        Kind::MeshPeerState(m) => (
+            "mesh:peer-state",
+            json!({"peer": m.peer, "linked": m.linked, "cell": m.cell, "bridge": m.bridge}),
+        ),
         Kind::Message(m) => {
             line.insert("channel".into(), json!(m.channel));
             line.insert("from".into(), json!(m.from));

@@ -78,6 +78,11 @@ impl Node {
         self.lock().core.count(reason);
     }
 
+    /// The core's traffic counters and latency histograms (for `/metrics`).
+    pub fn traffic(&self) -> crate::metrics::Traffic {
+        self.lock().core.traffic()
+    }
+
     /// Counts `n` drops observed outside the node.
     pub fn count_drops(&self, reason: DropReason, n: u64) {
         self.lock().core.count_n(reason, n);

@@ -485,6 +485,13 @@ impl CellRoom {
         Some(id)
     }
 
+    /// A member's cell in the topology in force, and whether it is another cell than ours.
+    pub fn place_of(&self, peer: &str) -> Option<(u32, bool)> {
+        let t = self.mesh.topology();
+        let cell = t.cell_of(peer)?;
+        Some((cell as u32, t.cell_of(&self.me) != Some(cell)))
+    }
+
     /// Where this node sits.
     pub fn info(&self) -> CellInfo {
         let t = self.mesh.topology();

@@ -12,15 +12,37 @@ use crate::wire::Payload;
 /// Identifies a local session.
 pub type SessionId = u64;
 
+/// What kind of peer an event names, as far as the node knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PeerType {
+    /// Only seen announcing on a relay.
+    Unknown,
+    /// A member of the room.
+    Member,
+    /// A member that keeps channels of the room for peers catching up.
+    Keeper,
+}
+
 /// What a session hears about one of its rooms.
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventKind {
-    /// A peer completed the handshake, with how its payloads are protected.
-    PeerJoin(String, Security),
+    /// A peer completed the handshake, with how its payloads are protected and what it is.
+    PeerJoin(String, Security, PeerType),
     /// A peer left, and why.
     PeerLeave(String, LeaveReason),
-    /// A peer announced itself for the first time.
-    PeerSeen(String),
+    /// A peer announced itself for the first time, or a joined peer declared it keeps channels.
+    PeerSeen(String, PeerType),
+    /// A cells room: a link to a member came up or went down.
+    MeshPeerState {
+        /// The member.
+        peer: String,
+        /// The link is up.
+        linked: bool,
+        /// Its cell in the topology in force.
+        cell: u32,
+        /// It sits in another cell (a bridge link).
+        bridge: bool,
+    },
     /// A channel message.
     Message {
         /// Channel name.
@@ -198,7 +220,7 @@ mod tests {
             room: n,
             app: "a".into(),
             room_id: "r".into(),
-            kind: EventKind::PeerSeen(n.to_string()),
+            kind: EventKind::PeerSeen(n.to_string(), PeerType::Unknown),
         }
     }
 

@@ -62,6 +62,10 @@ pub enum NodeError {
     /// The node's own state store failed.
     #[error("state store: {0}")]
     Store(String),
+    /// The session may not make this request (e.g. a page of another origin asking for the
+    /// node's status).
+    #[error("{0}")]
+    Forbidden(String),
 }
 
 impl NodeError {
@@ -77,6 +81,7 @@ impl NodeError {
             NodeError::Timeout(_) => "timeout",
             NodeError::LinkClosed(_) => "link_closed",
             NodeError::Store(_) => "store_failed",
+            NodeError::Forbidden(_) => "forbidden",
         }
     }
 }

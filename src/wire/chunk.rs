@@ -32,6 +32,15 @@ pub enum Payload {
 }
 
 impl Payload {
+    /// Bytes of the payload as sent (JSON values as their text).
+    pub fn wire_len(&self) -> usize {
+        match self {
+            Payload::Text(t) => t.len(),
+            Payload::Binary(b) => b.len(),
+            Payload::Json(v) => serde_json::to_vec(v).map_or(0, |b| b.len()),
+        }
+    }
+
     /// Type bits of this payload's chunks.
     fn type_bits(&self) -> u8 {
         match self {

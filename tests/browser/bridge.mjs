@@ -5,7 +5,9 @@ import {mkdirSync} from 'node:fs'
 import assert from 'node:assert/strict'
 import {Daemon, launchBrowser, runTests, until, freePort, MESHRTC} from './lib.mjs'
 
-const a = await Daemon.withEmbeddedRelay()
+// A second origin whose pages a may serve (but not tell about the whole node).
+const allowedPort = await freePort()
+const a = await Daemon.withEmbeddedRelay(['--ws-allow-origin', `http://127.0.0.1:${allowedPort}`])
 const b = await Daemon.withRelays([a.relayUrl])
 const browser = await launchBrowser()
 const context = await browser.newContext()
@@ -50,7 +52,7 @@ await runTests(
       const pa = await context.newPage()
       const pb = await context.newPage()
       for (const [p, d] of [[pa, a], [pb, b]]) {
-        await p.setViewportSize({width: 1000, height: 640})
+        await p.setViewportSize({width: 1360, height: 720})
         await p.goto(`${d.origin}/`)
         await until('node open', () => p.evaluate(() => window.meshNode?.state === 'open'))
         await p.fill('#room', room)
@@ -68,6 +70,74 @@ await runTests(
       await pa.screenshot({path: process.env.SCREENSHOT ?? 'target/browser/demo.png'})
       await pa.close()
       await pb.close()
+    },
+
+    'the page at / shows the node live: relays, rooms and their peers, drops (screenshot)': async () => {
+      const room = `status-${Date.now()}`
+      const pa = await context.newPage()
+      await pa.setViewportSize({width: 1360, height: 760})
+      await pa.goto(`${a.origin}/`)
+      await pa.evaluate(() => (window.notReloaded = true))
+      const panel = () => pa.locator('#node').innerText()
+      await until('own peer id and a connected relay', async () => {
+        const text = await panel()
+        return text.includes(a.peerId) && /connected/.test(await pa.locator('#nRelays').innerText())
+      })
+      await pa.fill('#app', 'bridge-test')
+      await pa.fill('#room', room)
+      await pa.click('#join')
+      const pb = await openClient(b, 'bridge-test', room)
+      await until('the room and its remote peer with RTT, security and link type', async () => {
+        const rooms = await pa.locator('#nRooms').innerText()
+        return rooms.includes(`bridge-test / ${room}`) && rooms.includes(b.peerId) && / ms/.test(rooms) && rooms.includes('transport') && /host\/udp/.test(rooms)
+      }, 30000)
+      // A script without the token is refused and counted: the panel shows it without a reload.
+      await new Promise(resolve => {
+        const req = request({host: '127.0.0.1', port: a.wsPort, path: '/ws', headers: {Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ=='}})
+        req.on('response', resolve)
+        req.on('upgrade', resolve)
+        req.on('error', resolve)
+        req.end()
+      })
+      await until('the refusal in the drops table', async () => /ws_token_refused/.test(await pa.locator('#nDrops').innerText()))
+      mkdirSync('target/browser', {recursive: true})
+      await pa.screenshot({path: process.env.STATUS_SCREENSHOT ?? 'target/browser/status.png'})
+      await pb.close()
+      await until('the remote peer gone from the panel', async () => !(await pa.locator('#nRooms').innerText()).includes(b.peerId), 30000)
+      assert.ok(await pa.evaluate(() => window.notReloaded === true), 'the page reloaded')
+      await pa.close()
+    },
+
+    'a page of another allowed origin may use rooms but not read the whole node': async () => {
+      const server = createServer((_, res) => res.end('<!doctype html><title>allowed</title>'))
+      await new Promise(r => server.listen(allowedPort, '127.0.0.1', r))
+      const page = await context.newPage()
+      await page.goto(`http://127.0.0.1:${allowedPort}/`)
+      const replies = await page.evaluate(
+        wsUrl =>
+          new Promise(resolve => {
+            const out = {}
+            const ws = new WebSocket(wsUrl)
+            ws.onmessage = e => {
+              const m = JSON.parse(e.data)
+              if (m.reply) out[m.reply.requestId] = m.reply
+              if (Object.keys(out).length === 3) resolve(out)
+            }
+            ws.onopen = () => {
+              ws.send(JSON.stringify({requestId: '1', status: {}}))
+              ws.send(JSON.stringify({requestId: '2', nodePeers: {app: 'bridge-test', room: 'any'}}))
+              ws.send(JSON.stringify({requestId: '3', join: {app: 'bridge-test', room: `allowed-${Date.now()}`}}))
+            }
+            setTimeout(() => resolve(out), 5000)
+          }),
+        `ws://127.0.0.1:${a.wsPort}/ws`
+      )
+      assert.equal(replies['1']?.error?.code, 'forbidden', JSON.stringify(replies))
+      assert.equal(replies['1']?.status, undefined)
+      assert.equal(replies['2']?.error?.code, 'forbidden')
+      assert.ok(replies['3'] && !replies['3'].error && replies['3'].room, 'the allowed page could not join')
+      await page.close()
+      server.close()
     },
 
     'two tabs on one daemon receive a remote message and each other': async () => {
@@ -212,6 +282,51 @@ await runTests(
       await page.close()
       server.close()
     },
+    'GenosRTC parity: peer types, an explicit goodbye, the cells view': async () => {
+      const room = `parity-${Date.now()}`
+      const openPage = async (daemon, keep) => {
+        const page = await context.newPage()
+        await page.goto(`${daemon.origin}/meshrtc.d.ts`)
+        await page.evaluate(
+          async ({room, keep}) => {
+            const {connect} = await import('/meshrtc.js')
+            const t = (window.t = {joins: [], seen: [], leaves: [], lost: [], meshStates: [], meshPeers: []})
+            const node = await connect({url: `ws://${location.host}/ws`})
+            const r = (window.troom = await node.joinRoom('bridge-test', room, {cells: true, ...(keep ? {keep} : {})}))
+            r.on('peer:join', (p, type) => t.joins.push([p, type]))
+            r.on('peer:seen', (p, type) => t.seen.push([p, type ?? null]))
+            r.on('peer:leave', p => t.leaves.push(p))
+            r.on('peer:lost', p => t.lost.push(p))
+            r.on('mesh:state', s => t.meshStates.push(s))
+            r.on('mesh:peer-state', (p, s) => t.meshPeers.push([p, s]))
+          },
+          {room, keep}
+        )
+        return page
+      }
+      const pb = await openPage(b)
+      const pa = await openPage(a, {chat: 100})
+      const t = () => pb.evaluate(() => window.t)
+      await until('a joins b as a member', async () => (await t()).joins.some(([p, type]) => p === a.peerId && type === 'member'))
+      await until('a is then sighted as a keeper', async () => (await t()).seen.some(([p, type]) => p === a.peerId && type === 'keeper'))
+      await until('the link to a is in the cells view', async () =>
+        (await t()).meshPeers.some(([p, s]) => p === a.peerId && s.linked && !s.bridge)
+      )
+      const view = await until('mesh state', () => pb.evaluate(() => window.troom.mesh.getState()))
+      assert.ok(view.members >= 1 && view.cellCount >= 1, JSON.stringify(view))
+      assert.deepEqual(view.peers[a.peerId], {linked: true, cell: view.cell, bridge: false})
+      assert.ok((await t()).meshStates.length >= 1, 'no mesh:state event')
+      // An explicit leave is a goodbye: peer:leave, then peer:lost.
+      await pa.evaluate(() => window.troom.leave())
+      await until('goodbye seen', async () => (await t()).lost.includes(a.peerId))
+      const after = await t()
+      assert.ok(after.leaves.includes(a.peerId))
+      assert.ok(after.meshPeers.some(([p, s]) => p === a.peerId && !s.linked), 'no unlinked mesh:peer-state')
+      assert.equal((await pb.evaluate(() => window.troom.mesh.getState())).peers[a.peerId], undefined)
+      await pa.close()
+      await pb.close()
+    },
+
     'a page keeping a channel resumes from its last cursor after it was closed': async () => {
       const room = `keep-${Date.now()}`
       const openKeeper = async since => {

@@ -8,7 +8,7 @@ use super::state::Conn;
 use super::{Core, Effect, LinkKey, MAX_HELD_CANDIDATES, PROBE_TIMEOUT, RoomKey, Work};
 use crate::drops::DropReason;
 use crate::node::cells::Heard;
-use crate::node::session::EventKind;
+use crate::node::session::{EventKind, PeerType};
 use crate::room::LeaveReason;
 use crate::signal::content::Signal;
 use crate::signal::driver::Incoming;
@@ -34,8 +34,15 @@ impl Core {
     pub(super) fn apply_actions(&mut self, key: &RoomKey, actions: Vec<Action>) {
         for action in actions {
             match action {
-                Action::Relay(command) => self.effect(Effect::Relay(command)),
-                Action::Seen { peer } => self.emit(key, EventKind::PeerSeen(peer)),
+                Action::Relay(command) => {
+                    if command.is_announce() {
+                        self.traffic.announce();
+                    }
+                    self.effect(Effect::Relay(command))
+                }
+                Action::Seen { peer } => {
+                    self.emit(key, EventKind::PeerSeen(peer, PeerType::Unknown))
+                }
                 Action::StartOffer { peer, offer_id } => self.start_offer(key, peer, offer_id),
                 Action::AcceptOffer {
                     peer,

@@ -71,6 +71,16 @@ impl RoomHistory {
         }
         self.keep.len() > before
     }
+
+    /// What a joined peer is: a keeper once it declared kept channels, else a member.
+    pub fn peer_type(&self, peer: &str) -> crate::node::session::PeerType {
+        use crate::node::session::PeerType;
+        if self.keepers.contains_key(peer) {
+            PeerType::Keeper
+        } else {
+            PeerType::Member
+        }
+    }
 }
 
 /// A message on its way to the sessions, as the history sees it.

@@ -14,7 +14,7 @@ use sha2::{Digest as _, Sha256};
 use super::{Core, Effect, LinkKey, RoomKey};
 use crate::drops::DropReason;
 use crate::node::identity::peer_id_for;
-use crate::node::session::{EventKind, SessionId};
+use crate::node::session::{EventKind, PeerType, SessionId};
 use crate::room::MrAction;
 use crate::wire::Payload;
 use crate::wire::e2e;
@@ -219,11 +219,16 @@ impl Core {
         };
         match msg {
             HistMsg::Keeps(channels) => {
-                if channels.is_empty() {
+                let became_keeper = if channels.is_empty() {
                     h.keepers.remove(peer);
+                    false
                 } else {
                     h.keepers
-                        .insert(peer.to_owned(), channels.into_iter().collect());
+                        .insert(peer.to_owned(), channels.into_iter().collect())
+                        .is_none()
+                };
+                if became_keeper {
+                    self.emit(key, EventKind::PeerSeen(peer.to_owned(), PeerType::Keeper));
                 }
                 self.start_catchups(key);
             }

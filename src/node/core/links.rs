@@ -255,6 +255,17 @@ impl Core {
         next = next.min(now + CELLS_TICK);
         if let Some(info) = info {
             self.emit(key, EventKind::MeshState(info));
+            // Linked members may sit elsewhere in the new topology (or be placed for the first
+            // time: a link can come up before the roster that places its peer).
+            let linked: Vec<String> = self
+                .st
+                .rooms
+                .get(key)
+                .map(|e| e.room.joined_peers().map(str::to_owned).collect())
+                .unwrap_or_default();
+            for peer in linked {
+                self.tell_mesh_peer(key, &peer, true);
+            }
         }
         self.work.push_back(Work::Mesh(key.clone(), outs));
         self.apply_roster(key, sync);

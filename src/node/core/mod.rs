@@ -313,6 +313,9 @@ pub struct Core {
     effects: Vec<Effect>,
     /// The newest history cursor given out.
     last_cursor: crate::history::Cursor,
+    /// Traffic counters and latency histograms for `/metrics` (atomic handles, shared with the
+    /// driver; they do not feed back into any decision).
+    traffic: crate::metrics::Traffic,
 }
 
 impl std::fmt::Debug for Core {
@@ -345,7 +348,13 @@ impl Core {
             work: VecDeque::new(),
             effects: Vec::new(),
             last_cursor: 0,
+            traffic: crate::metrics::Traffic::default(),
         }
+    }
+
+    /// The traffic counters (a handle sharing their values).
+    pub fn traffic(&self) -> crate::metrics::Traffic {
+        self.traffic.clone()
     }
 
     /// This node's peer id.

@@ -3,7 +3,7 @@
 use super::{Core, Effect, LinkKey, RoomKey, Work};
 use crate::drops::DropReason;
 use crate::node::cells;
-use crate::node::session::{EventKind, SessionEvent, SessionId};
+use crate::node::session::{EventKind, PeerType, SessionEvent, SessionId};
 use crate::room::{LeaveReason, Output, RoomEvent};
 
 /// An event for one session's handle of a room.
@@ -55,6 +55,7 @@ impl Core {
         cell: Option<(crate::wire::history::OriginSig, Vec<u8>)>,
     ) {
         let verified = cell.is_some();
+        self.traffic.message_in(payload.wire_len());
         let (kept, catching_up) = self.st.rooms.get(key).map_or((false, false), |e| {
             (
                 e.history.keep.contains_key(&channel),
@@ -165,9 +166,17 @@ impl Core {
 
     fn peer_joined(&mut self, key: &RoomKey, peer: String, security: crate::room::Security) {
         let now = self.now;
+        let mut first_room_of = None;
         if let Some(link) = self.st.links.get_mut(&LinkKey::new(&key.app, &peer)) {
+            if link.rooms.is_empty() && link.idle_since.is_none() {
+                first_room_of = Some(link.conn);
+            }
             link.rooms.insert(key.room.clone());
             link.idle_since = None;
+        }
+        if let Some(conn) = first_room_of.and_then(|c| self.st.conns.get(&c)) {
+            self.traffic
+                .join(now.saturating_duration_since(conn.started));
         }
         if self
             .st
@@ -179,7 +188,12 @@ impl Core {
             self.cells_link_up(key, &peer, now);
         }
         self.history_peer_joined(key, &peer);
-        self.emit(key, EventKind::PeerJoin(peer.clone(), security));
+        let kind = self
+            .st
+            .rooms
+            .get(key)
+            .map_or(PeerType::Member, |e| e.history.peer_type(&peer));
+        self.emit(key, EventKind::PeerJoin(peer.clone(), security, kind));
         self.media_peer_joined(key, &peer);
     }
 
@@ -206,6 +220,7 @@ impl Core {
                 self.work.push_back(Work::Notice(key.clone(), notice));
             }
         }
+        self.tell_mesh_peer(key, &peer, false);
         self.media_peer_left(key, &peer);
         self.history_peer_left(key, &peer);
         self.emit(key, EventKind::PeerLeave(peer, reason));
@@ -223,6 +238,7 @@ impl Core {
             .and_then(|q| q.pop_front())
             .flatten();
         if let Some(rtt) = rtt {
+            self.traffic.rtt(rtt);
             e.rtts.insert(peer.to_owned(), rtt.as_secs_f64() * 1000.0);
             if let Some(waiter) = waiter {
                 self.effects.push(Effect::Pong { waiter, rtt });

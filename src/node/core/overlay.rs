@@ -6,6 +6,7 @@ use crate::drops::DropReason;
 use crate::mesh::roster::RosterOut;
 use crate::mesh::{MeshOutput, Overlay as _};
 use crate::node::cells;
+use crate::node::session::EventKind;
 use crate::room::{LeaveReason, MrAction};
 use crate::wire::cell::{CellFrame, InventoryKind, decode_inventory, encode_inventory};
 use crate::wire::roster::{RosterMsg, RosterRecord};
@@ -62,6 +63,28 @@ impl Core {
         if let Some(body) = hello {
             self.work.push_back(Work::Notice(key.clone(), body));
         }
+        self.tell_mesh_peer(key, peer, true);
+    }
+
+    /// Tells the room's sessions that the link to a member of its overlay came up or went down,
+    /// and where the member sits.
+    pub(super) fn tell_mesh_peer(&mut self, key: &RoomKey, peer: &str, linked: bool) {
+        let Some(cells) = self.st.rooms.get(key).and_then(|e| e.cells.as_ref()) else {
+            return;
+        };
+        let Some((cell, bridge)) = cells.place_of(peer) else {
+            return;
+        };
+        let peer = peer.to_owned();
+        self.emit(
+            key,
+            EventKind::MeshPeerState {
+                peer,
+                linked,
+                cell,
+                bridge,
+            },
+        );
     }
 
     /// A roster sync message arrived from a joined peer.

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use super::state::{RoomEntry, SessionEntry, SessionRoom};
 use super::{Core, Effect, RoomKey, Work};
 use crate::node::cells::CellRoom;
-use crate::node::session::{EventKind, SessionId};
+use crate::node::session::{EventKind, PeerType, SessionId};
 use crate::node::{JoinOptions, NodeError};
 use crate::room::{Room, Security};
 use crate::signal::RelayCommand;
@@ -134,16 +134,16 @@ impl Core {
                 channels: opts.channels.iter().cloned().collect(),
             },
         );
-        let joined: Vec<(String, Security)> = entry
+        let joined: Vec<(String, Security, PeerType)> = entry
             .room
             .joined_peers()
             .map(|p| {
                 let security = entry.room.peer_security(p).unwrap_or(Security::Transport);
-                (p.to_owned(), security)
+                (p.to_owned(), security, entry.history.peer_type(p))
             })
             .collect();
-        for (peer, security) in joined {
-            let kind = EventKind::PeerJoin(peer, security);
+        for (peer, security, kind) in joined {
+            let kind = EventKind::PeerJoin(peer, security, kind);
             self.effect(super::outputs::deliver(session, handle, &key, kind));
         }
         self.tell_ice_problem(session, handle, &key);

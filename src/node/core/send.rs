@@ -107,6 +107,8 @@ impl Core {
             }
         }
         let sig = signed.map(|(sig, _, _)| sig);
+        self.traffic
+            .message_out(payload.wire_len(), plan.links.len());
         self.echo_local(
             &key,
             session,
@@ -210,6 +212,9 @@ impl Core {
                 _ => None,
             })
             .collect();
+        if goes_out {
+            self.traffic.message_out(payload.wire_len(), 1);
+        }
         if sent_to.is_empty() && goes_out {
             // No link is up: the frame waits in the replay buffer for the first one.
             self.count(crate::drops::DropReason::CellSendWaiting);

@@ -248,7 +248,7 @@ fn leave_and_rejoin_is_seen_as_leave_then_join() {
         .events
         .iter()
         .filter_map(|e| match &e.kind {
-            EventKind::PeerJoin(p, _) if *p == id1 => Some("join"),
+            EventKind::PeerJoin(p, ..) if *p == id1 => Some("join"),
             EventKind::PeerLeave(p, _) if *p == id1 => Some("leave"),
             _ => None,
         })

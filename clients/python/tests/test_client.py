@@ -1,0 +1,155 @@
+"""The Python client against real daemons: two meshrtcd on loopback, an app on each."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from typing import Callable
+
+import pytest
+
+import meshrtc
+from meshrtc import LeaveReason, Message, PeerJoin, PeerLeave, Room
+
+pytestmark = pytest.mark.usefixtures("report_logs")
+
+LIVENESS = 30.0  # seconds; a liveness bound, several times what a join takes on loopback
+
+
+async def until(room: Room, pred: Callable[[meshrtc.Event], bool], what: str) -> meshrtc.Event:
+    """The first event of `room` that satisfies `pred` (others are skipped)."""
+    deadline = time.monotonic() + LIVENESS
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"timed out waiting for {what}")
+        try:
+            event = await room.next_event(timeout=left)
+        except asyncio.TimeoutError:
+            raise AssertionError(f"timed out waiting for {what}") from None
+        if pred(event):
+            return event
+
+
+def joined(peer: str) -> Callable[[meshrtc.Event], bool]:
+    return lambda e: isinstance(e, PeerJoin) and e.peer == peer
+
+
+def message(channel: str) -> Callable[[meshrtc.Event], bool]:
+    return lambda e: isinstance(e, Message) and e.channel == channel
+
+
+def room_name(test: str) -> str:
+    return f"{test}-{uuid.uuid4().hex[:8]}"
+
+
+async def test_messages_both_ways_binary_with_meta_and_leave(daemons):
+    a, b = daemons
+    na = await meshrtc.connect(a.endpoint)
+    nb = await meshrtc.connect(b.endpoint)
+    name = room_name("chat")
+    ra = await na.join_room("py-test", name)
+    rb = await nb.join_room("py-test", name)
+    await until(ra, joined(nb.self_id), "b joins at a")
+    await until(rb, joined(na.self_id), "a joins at b")
+    assert ra.peers() == [nb.self_id]
+
+    delivered = await ra.channel("chat").send("hello from a")
+    assert delivered == [nb.self_id]
+    m = await until(rb, message("chat"), "text at b")
+    assert (m.data, m.peer, m.meta) == ("hello from a", na.self_id, None)
+
+    await rb.channel("chat").send({"n": 1, "words": ["and", "back"]}, to=na.self_id)
+    m = await until(ra, message("chat"), "JSON at a")
+    assert m.data == {"n": 1, "words": ["and", "back"]} and m.peer == nb.self_id
+
+    blob = bytes(range(256)) * 1024  # 256 KiB: chunked on the wire
+    await ra.channel("file").send(blob, meta={"name": "blob.bin"})
+    m = await until(rb, message("file"), "binary at b")
+    assert isinstance(m.data, bytes) and m.data == blob
+    assert m.meta == {"name": "blob.bin"}
+
+    rtt = await ra.ping(nb.self_id)
+    assert 0 < rtt < 5000
+    status = await na.status()
+    assert status.peer_id == na.self_id
+    assert any(r.room == name and nb.self_id in r.peers for r in status.rooms)
+
+    with pytest.raises(TypeError):
+        await ra.channel("chat").send("text", meta={"only": "binary"})
+    with pytest.raises(meshrtc.MeshrtcError) as refused:
+        await ra.ping("not-a-peer-of-this-room")
+    assert refused.value.code == "not_found", refused.value
+
+    await rb.leave()
+    gone = await until(ra, lambda e: isinstance(e, PeerLeave), "b's goodbye at a")
+    assert gone == PeerLeave(nb.self_id, LeaveReason.LEAVE)
+    assert ra.peers() == []
+    await na.close()
+    await nb.close()
+
+
+async def test_daemon_restart_reconnects_and_rejoins(daemons):
+    a, b = daemons
+    na = await meshrtc.connect(a.endpoint)
+    nb = await meshrtc.connect(b.endpoint)
+    name = room_name("restart")
+    ra = await na.join_room("py-test", name)
+    rb = await nb.join_room("py-test", name)
+    await until(rb, joined(na.self_id), "a joins at b")
+    await until(ra, joined(nb.self_id), "b joins at a")
+
+    b.stop()
+    lost = await until(rb, lambda e: isinstance(e, PeerLeave), "daemon loss at b's app")
+    assert lost.reason == LeaveReason.DAEMON
+    assert nb.state == meshrtc.NodeState.RECONNECTING
+    with pytest.raises(ConnectionError):
+        await rb.channel("chat").send("while the daemon is down")
+    await b.start()
+    await nb.wait_state(meshrtc.NodeState.OPEN, timeout=LIVENESS)
+    await until(rb, joined(na.self_id), "a again at b after the restart")
+
+    await rb.channel("chat").send("after restart")
+    m = await until(ra, message("chat"), "message after restart at a")
+    assert m.data == "after restart"
+    await ra.channel("chat").send("welcome back")
+    m = await until(rb, message("chat"), "reply after restart at b")
+    assert m.data == "welcome back"
+    await na.close()
+    await nb.close()
+
+
+async def test_kept_channel_replays_to_a_resuming_app(daemons):
+    a, b = daemons
+    name = room_name("keep")
+    na = await meshrtc.connect(a.endpoint)
+    nb = await meshrtc.connect(b.endpoint)
+    ra = await na.join_room("py-test", name, keep={"chat": 100})
+    rb = await nb.join_room("py-test", name)
+    await until(rb, joined(na.self_id), "a joins at b")
+    keeper = await until(
+        rb,
+        lambda e: isinstance(e, meshrtc.PeerSeen) and e.type == meshrtc.PeerType.KEEPER,
+        "a sighted as a keeper",
+    )
+    assert keeper.peer == na.self_id
+    await rb.channel("chat").send("k0")
+    first = await until(ra, message("chat"), "kept k0")
+    assert first.cursor > 0 and not first.history
+    await na.close()  # the app stops; the daemon keeps the room and what arrives
+    await rb.channel("chat").send("k1")
+    await rb.channel("chat").send("k2")
+    await asyncio.sleep(0.5)
+    na = await meshrtc.connect(a.endpoint)
+    ra = await na.join_room("py-test", name, keep={"chat": 100}, since=first.cursor)
+    replay = [await until(ra, message("chat"), f"replay {i}") for i in range(2)]
+    assert [(m.data, m.history) for m in replay] == [("k1", True), ("k2", True)]
+    await na.close()
+    await nb.close()
+
+
+async def test_no_daemon_says_how_to_start_one(tmp_path):
+    with pytest.raises(ConnectionError) as err:
+        await meshrtc.connect(f"unix:{tmp_path}/none.sock", timeout=2.0)
+    assert "meshrtcd" in str(err.value)
