@@ -120,23 +120,25 @@ pub fn render(traffic: &Traffic, status: &StatusInfo) -> String {
     }
     r.register("relays", "Relays by state", relays);
     let sum = |f: fn(&crate::signal::pool::RelayState) -> u64| status.relays.iter().map(f).sum();
+    // Since this process started: a relay's lifetime counts persist across restarts, and a
+    // counter may only go up within one process.
     counter(
         &mut r,
         "relay_events_received",
         "Nostr events received from relays",
-        sum(|s| s.events_in),
+        sum(|s| s.this_process.events_in),
     );
     counter(
         &mut r,
         "relay_events_sent",
         "Nostr events relays accepted from this node",
-        sum(|s| s.events_out),
+        sum(|s| s.this_process.published_ok),
     );
     counter(
         &mut r,
         "relay_events_rejected",
         "Nostr events relays refused",
-        sum(|s| s.events_rejected),
+        sum(|s| s.this_process.published_rejected),
     );
     r.register(
         "announces_published",

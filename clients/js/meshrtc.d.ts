@@ -111,7 +111,9 @@ export interface RelayStatus {
   score?: number
   eventsIn?: string
   eventsOut?: string
+  eventsRejected?: string
   lastError?: string
+  lastErrorAtMs?: string
 }
 
 /** The node's status (StatusReply). */
@@ -122,8 +124,20 @@ export interface NodeStatus {
   sessions?: number
   links?: number
   pendingDials?: number
+  linksRelayed?: number
   relays?: RelayStatus[]
-  rooms?: {app: string; room: string; peers?: PeerId[]; sessions?: number; password?: boolean; cells?: Partial<MeshState>}[]
+  rooms?: {
+    app: string
+    room: string
+    peers?: PeerId[]
+    sessions?: number
+    password?: boolean
+    e2ePeers?: PeerId[]
+    requireE2e?: boolean
+    cells?: Partial<MeshState>
+  }[]
+  /** TURN servers (never their credentials) and what they last said. */
+  turn?: {url: string; state: string; relayAddress?: string; error?: string; checkedMsAgo?: string}[]
   /** Named drop counters. */
   drops?: Record<string, string>
 }
@@ -134,7 +148,13 @@ export interface NodePeer {
   rttMs?: number
   connectedMs?: string
   security: 'e2e' | 'transport'
-  path?: {local?: {type: string; protocol: string; address: string}; remote?: {type: string; protocol: string; address: string}; rttMs?: number}
+  path?: {
+    local?: {type: string; protocol: string; address: string}
+    remote?: {type: string; protocol: string; address: string}
+    rttMs?: number
+    bytesSent?: string
+    bytesReceived?: string
+  }
   keeps?: string[]
 }
 
@@ -151,7 +171,7 @@ export class Node {
     since?: number | 'all' | string
   }): Promise<Room>
   /** The node at a glance (proto3 JSON of StatusReply: 64-bit counters arrive as strings).
-   *  Only the daemon's own page and token holders may ask; other pages get `forbidden`. */
+   *  Only a node connected with the API token may ask (`connect({token})`); others get `forbidden`. */
   status(): Promise<NodeStatus>
   /** Peers of any room the node holds (same rule as `status`). */
   roomPeers(appId: string, roomId: string): Promise<NodePeer[]>

@@ -110,6 +110,10 @@ const PEER_TYPES = {PEER_TYPE_MEMBER: 'member', PEER_TYPE_KEEPER: 'keeper'}
 /** A cells room's overlay as this node sees it, kept up to date from `mesh:*` events. */
 class MeshView {
   constructor() {
+    this._reset()
+  }
+
+  _reset() {
     this._state = null
     /** @type {Map<string, {linked: boolean, cell: number, bridge: boolean}>} */
     this._peers = new Map()
@@ -192,6 +196,8 @@ export class Room extends Emitter {
 
   _handle() {
     if (this._left) throw new Error('meshrtc: room was left')
+    // Between a lost daemon and the rejoin: an old handle could name another room now.
+    if (!this._handleId) throw new Error('meshrtc: not joined (the daemon is away)')
     return this._handleId
   }
 
@@ -331,6 +337,7 @@ export class Room extends Emitter {
       }
     } else if (ev.peerLeave) {
       const p = ev.peerLeave.peer
+      this.mesh._peers.delete(p)
       if (this._peers.delete(p)) {
         this._emit('peer:leave', p)
         // An explicit goodbye, not a lost link or a timeout.
@@ -532,7 +539,7 @@ export class Node extends Emitter {
 
   /**
    * The node at a glance: peer id, uptime, relays, rooms, sessions, links, drop counters (the
-   * Status call's reply as proto3 JSON). Only the daemon's own page and token holders may ask.
+   * Status call's reply as proto3 JSON). Only a node connected with the API token may ask.
    */
   async status() {
     const reply = await this._request({status: {}})
@@ -547,6 +554,7 @@ export class Node extends Emitter {
 
   async _reconnect() {
     this._setState('reconnecting')
+    for (const room of this._rooms) room._handleId = 0
     while (!this._closed) {
       await new Promise(r => setTimeout(r, this._backoff))
       this._backoff = Math.min(this._backoff * 2, 5000)
@@ -559,7 +567,7 @@ export class Node extends Emitter {
       for (const room of this._rooms) {
         for (const p of room._peers) room._emit('peer:leave', p)
         room._peers.clear()
-        room.mesh = new MeshView()
+        room.mesh._reset()
         try {
           await room._join()
         } catch (err) {

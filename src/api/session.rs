@@ -83,10 +83,9 @@ fn to_leg(
 /// What a session may ask about beyond its own rooms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Reach {
-    /// The whole node (status, any room's peers): the owner's socket, token holders and the
-    /// daemon's own page.
+    /// The whole node (status, any room's peers): the owner's socket and token holders.
     Node,
-    /// Only the rooms it joined: pages of other allowed origins.
+    /// Only the rooms it joined: pages (of any allowed origin) without the token.
     OwnRooms,
 }
 
@@ -100,7 +99,7 @@ pub async fn handle(
     let whole_node = || match reach {
         Reach::Node => Ok(()),
         Reach::OwnRooms => Err(crate::node::NodeError::Forbidden(
-            "only the daemon's own page and token holders may ask about the whole node".into(),
+            "only token holders may ask about the whole node (connect with the API token)".into(),
         )),
     };
     let mut reply = proto::Reply {

@@ -33,8 +33,6 @@ struct BridgeState {
     token: Arc<str>,
     /// Origins whose pages may connect: the allowed ones and the daemon's own.
     origins: Arc<HashSet<String>>,
-    /// The daemon's own origins: its status page may ask about the whole node.
-    own: Arc<HashSet<String>>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -71,13 +69,11 @@ pub async fn serve(
         .iter()
         .map(|o| o.trim_end_matches('/').to_owned())
         .collect();
-    let own: HashSet<String> = own_origins(addr).into_iter().collect();
-    origins.extend(own.iter().cloned());
+    origins.extend(own_origins(addr));
     let state = BridgeState {
         node,
         token,
         origins: Arc::new(origins),
-        own: Arc::new(own),
     };
     let app = axum::Router::new()
         .route("/ws", get(upgrade))
@@ -159,10 +155,11 @@ async fn upgrade(
     let origin = headers
         .get(header::ORIGIN)
         .map(|o| o.to_str().unwrap_or(""));
-    let reach = match origin {
-        _ if token_ok => super::session::Reach::Node,
-        Some(o) if state.own.contains(o) => super::session::Reach::Node,
-        _ => super::session::Reach::OwnRooms,
+    // Only the token proves who is asking: any local program can claim the daemon's own Origin.
+    let reach = if token_ok {
+        super::session::Reach::Node
+    } else {
+        super::session::Reach::OwnRooms
     };
     match origin {
         Some(origin) if !state.origins.contains(origin) => {

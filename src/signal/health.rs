@@ -85,11 +85,26 @@ pub struct RelayHealth {
     pub rate_limited_until: Option<u64>,
     /// Current rate-limit back-off.
     pub rate_backoff_ms: u64,
+    /// Events in, accepted and refused since this process started (the fields above persist
+    /// across restarts; metrics counters must not).
+    #[serde(skip)]
+    pub this_process: ProcessCounts,
     #[serde(skip)]
     echo_pending: Vec<(String, u64)>,
     /// Our events that came back before the relay's OK did (a relay may deliver first).
     #[serde(skip)]
     early_echoes: Vec<String>,
+}
+
+/// A relay's event counts since this process started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ProcessCounts {
+    /// Events received through it.
+    pub events_in: u64,
+    /// Events it accepted from us.
+    pub published_ok: u64,
+    /// Events it refused.
+    pub published_rejected: u64,
 }
 
 impl RelayHealth {
@@ -147,6 +162,7 @@ impl RelayHealth {
     ) -> Decision {
         if accepted {
             self.published_ok += 1;
+            self.this_process.published_ok += 1;
             self.rate_backoff_ms = 0;
             if !expect_echo {
                 return Decision::Keep;
@@ -166,6 +182,7 @@ impl RelayHealth {
             Verdict::Duplicate => Decision::Keep,
             Verdict::RateLimited => {
                 self.published_rejected += 1;
+                self.this_process.published_rejected += 1;
                 self.rate_backoff_ms = if self.rate_backoff_ms == 0 {
                     RATE_LIMIT_FIRST_MS
                 } else {
@@ -177,6 +194,7 @@ impl RelayHealth {
             }
             Verdict::Pow | Verdict::Refused => {
                 self.published_rejected += 1;
+                self.this_process.published_rejected += 1;
                 self.retire(message, now)
             }
         }
@@ -223,6 +241,7 @@ impl RelayHealth {
             }
         } else {
             self.events_in += 1;
+            self.this_process.events_in += 1;
         }
     }
 

@@ -92,6 +92,8 @@ pub struct RelayState {
     pub events_out: u64,
     /// Events it refused.
     pub events_rejected: u64,
+    /// The same three counts since this process started (the ones above persist).
+    pub this_process: super::health::ProcessCounts,
     /// Last error.
     pub last_error: Option<String>,
     /// When (ms since the epoch).
@@ -403,6 +405,7 @@ impl RelayPool {
                     events_in: h.events_in,
                     events_out: h.published_ok,
                     events_rejected: h.published_rejected,
+                    this_process: h.this_process,
                     last_error: h.last_error.clone(),
                     last_error_at: h.last_error_at,
                 }

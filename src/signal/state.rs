@@ -47,6 +47,8 @@ pub enum Role {
 pub enum Action {
     /// Publish on a topic (to one relay if given, else to all).
     Relay(RelayCommand),
+    /// Our scheduled presence on the room's topic: a publish, counted as an announce.
+    Announce(RelayCommand),
     /// A peer announced itself for the first time.
     Seen {
         /// The peer.
@@ -202,7 +204,7 @@ impl RoomSignal {
     }
 
     fn announce(&self) -> Action {
-        Action::Relay(RelayCommand::Publish {
+        Action::Announce(RelayCommand::Publish {
             topic: self.root.clone(),
             content: Signal::Announce {
                 peer: self.self_id.clone(),

@@ -76,7 +76,14 @@ await runTests(
       const room = `status-${Date.now()}`
       const pa = await context.newPage()
       await pa.setViewportSize({width: 1360, height: 760})
+      // Without the token the page says how to get the panel, and shows nothing of the node.
       await pa.goto(`${a.origin}/`)
+      await until('the token hint', async () => (await pa.locator('#nNote').innerText()).includes('meshrtc token'))
+      assert.ok(!(await pa.locator('#nRelays').innerText()).includes('connected'))
+      const token = execFileSync(MESHRTC, ['--daemon', a.daemon, 'token']).toString().trim()
+      await pa.goto('about:blank') // a fragment change alone would not load the page again
+      await pa.goto(`${a.origin}/#token=${token}`)
+      await until('the token left the address bar', () => pa.evaluate(() => location.hash === ''))
       await pa.evaluate(() => (window.notReloaded = true))
       const panel = () => pa.locator('#node').innerText()
       await until('own peer id and a connected relay', async () => {

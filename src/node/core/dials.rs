@@ -34,10 +34,9 @@ impl Core {
     pub(super) fn apply_actions(&mut self, key: &RoomKey, actions: Vec<Action>) {
         for action in actions {
             match action {
-                Action::Relay(command) => {
-                    if command.is_announce() {
-                        self.traffic.announce();
-                    }
+                Action::Relay(command) => self.effect(Effect::Relay(command)),
+                Action::Announce(command) => {
+                    self.traffic.announce();
                     self.effect(Effect::Relay(command))
                 }
                 Action::Seen { peer } => {

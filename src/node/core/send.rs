@@ -212,9 +212,7 @@ impl Core {
                 _ => None,
             })
             .collect();
-        if goes_out {
-            self.traffic.message_out(payload.wire_len(), 1);
-        }
+        self.traffic.message_out(payload.wire_len(), sent_to.len());
         if sent_to.is_empty() && goes_out {
             // No link is up: the frame waits in the replay buffer for the first one.
             self.count(crate::drops::DropReason::CellSendWaiting);

@@ -7,7 +7,8 @@ fn publishes(actions: &[Action]) -> Vec<(String, Signal)> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Relay(RelayCommand::Publish { topic, content, .. }) => {
+            Action::Relay(RelayCommand::Publish { topic, content, .. })
+            | Action::Announce(RelayCommand::Publish { topic, content, .. }) => {
                 Signal::parse(content).ok().map(|s| (topic.clone(), s))
             }
             _ => None,

@@ -166,16 +166,21 @@ class Node:
             # grpc-core would send the socket path as :authority, which the daemon's HTTP/2
             # server refuses as malformed.
             options.append(("grpc.default_authority", "localhost"))
-        self._channel = grpc.aio.insecure_channel(self.daemon, options=options)
-        self._stub = NodeStub(self._channel)
+        channel = grpc.aio.insecure_channel(self.daemon, options=options)
+        self._channel = channel
+        self._stub = NodeStub(channel)
         call = self._stub.Session(metadata=self._metadata)
         try:
             first = await asyncio.wait_for(call.read(), timeout)
         except (grpc.aio.AioRpcError, asyncio.TimeoutError) as err:
             call.cancel()
+            await channel.close()
+            self._channel = None
             raise ConnectionError(_unreachable(self.daemon, err)) from None
         if first is grpc.aio.EOF or first.WhichOneof("body") != "hello":
             call.cancel()
+            await channel.close()
+            self._channel = None
             raise ConnectionError(f"meshrtc: {self.daemon} did not greet with hello")
         self.self_id = first.hello.self_id
         self.version = first.hello.version
@@ -215,9 +220,11 @@ class Node:
                         future.set_result(msg.reply)
                 elif body == "event":
                     self._dispatch(msg.event)
-        except grpc.aio.AioRpcError:
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - whatever ended the stream, the session is gone
             pass
-        if not self._closed:
+        if not self._closed and self._call is call:
             self._lost()
 
     def _dispatch(self, e: pb.Event) -> None:
@@ -260,25 +267,32 @@ class Node:
         self._early.clear()
         for r in self._rooms:
             r._lost_daemon()
-        self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
+        # One reconnect loop at a time: a session lost while rooms rejoin is seen by that loop.
+        if self._reconnecting is None or self._reconnecting.done():
+            self._reconnecting = asyncio.get_running_loop().create_task(self._reconnect())
 
     async def _reconnect(self) -> None:
-        await self._set_state(NodeState.RECONNECTING)
         backoff = 0.1
         while not self._closed:
+            await self._set_state(NodeState.RECONNECTING)
             await asyncio.sleep(backoff)
             backoff = min(backoff * 2, 2.0)
             try:
                 await self._open(timeout=2.0)
             except ConnectionError:
                 continue
+            call = self._call
             # Rooms keep their objects (and their readers); each is joined again.
             for r in list(self._rooms):
                 try:
                     await r._join()
                 except (MeshrtcError, ConnectionError) as err:
+                    if self._call is not call:
+                        break
                     r._events.put_nowait(RoomError("rejoin_failed", str(err)))
-            return
+            if self._call is call:
+                return
+            # The new session was lost too while rooms rejoined: start over.
 
     async def _set_state(self, state: NodeState) -> None:
         async with self._state_changed:

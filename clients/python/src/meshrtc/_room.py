@@ -62,6 +62,9 @@ class Room:
     def _handle(self) -> int:
         if self._left:
             raise RuntimeError("meshrtc: the room was left")
+        if self._handle_id == 0:
+            # Between a lost daemon and the rejoin: an old handle could name another room now.
+            raise ConnectionError(f"meshrtc: {self.id} is not joined (the daemon is away)")
         return self._handle_id
 
     def channel(self, name: str) -> Channel:
@@ -122,6 +125,7 @@ class Room:
         self._node._adopt(self)
 
     def _lost_daemon(self) -> None:
+        self._handle_id = 0
         for peer in list(self._peers):
             self._events.put_nowait(ev.PeerLeave(peer, ev.LeaveReason.DAEMON))
         self._peers.clear()
