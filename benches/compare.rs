@@ -346,8 +346,9 @@ async fn idle_cpu(relay: &str) -> f64 {
     (cpu_seconds(hub.pid()) - c0) / t0.elapsed().as_secs_f64() * 100.0
 }
 
-/// The Trystero baseline: two Chromium pages, via tests/browser/bench-trystero.mjs.
-fn trystero_figures(relay: &str) -> Option<serde_json::Value> {
+/// The Trystero baseline: two Chromium pages, via tests/browser/bench-trystero.mjs; then fresh
+/// pages joining rooms a daemon already holds (`daemon_rooms`).
+fn trystero_figures(relay: &str, daemon_rooms: &[String]) -> Option<serde_json::Value> {
     if !std::path::Path::new("/usr/bin/chromium").exists()
         || !std::path::Path::new("tests/browser/node_modules").exists()
     {
@@ -359,6 +360,7 @@ fn trystero_figures(relay: &str) -> Option<serde_json::Value> {
     let out = std::process::Command::new("node")
         .arg("tests/browser/bench-trystero.mjs")
         .env("RELAY", relay)
+        .env("DAEMON_ROOMS", daemon_rooms.join(","))
         .output()
         .ok()?;
     let text = String::from_utf8_lossy(&out.stdout);
@@ -417,7 +419,14 @@ async fn main() {
     }
     let (e_mbs, e_rate, e_rtt) = engine_figures().await;
     let m = meshrtc_figures(&a, &b).await;
-    let t = trystero_figures(&a.relay_url());
+    // Rooms daemon `a` holds for the page ↔ daemon joins (its session stays open meanwhile).
+    let daemon_rooms: Vec<String> = (0..20).map(|i| format!("page-daemon-{i}")).collect();
+    let mut host = a.session().await;
+    for room in &daemon_rooms {
+        host.join("bench-trystero", room, "").await;
+    }
+    let t = trystero_figures(&a.relay_url(), &daemon_rooms);
+    drop(host);
     let idle = idle_cpu(&a.relay_url()).await;
     let rss = rss_per_peer(&a.relay_url(), peers_for_rss).await;
     let tv = |k: &str| t.as_ref().and_then(|v| v.get(k)).and_then(|v| v.as_f64());
@@ -452,6 +461,11 @@ async fn main() {
         "-",
         f(tv("join_p50_ms"))
     );
+    println!(
+        "page -> daemon join p50 / p99 (ms, Chromium) {} / {}",
+        f(tv("page_daemon_join_p50_ms")),
+        f(tv("page_daemon_join_p99_ms"))
+    );
     println!("RSS per peer, {peers_for_rss} peers (MiB) {:>7.2}", rss);
     println!("idle CPU, 10 rooms x 5 peers {:>9.2}%", idle);
     if json_out {
@@ -462,6 +476,9 @@ async fn main() {
                 "msg_rate": m.rate, "engine_msg_rate": e_rate,
                 "rtt_p50_ms": m.rtt_p50, "engine_rtt_p50_ms": e_rtt,
                 "join_p50_ms": m.join_p50, "join_p99_ms": m.join_p99,
+                "page_daemon_join_p50_ms": tv("page_daemon_join_p50_ms"),
+                "page_daemon_join_p99_ms": tv("page_daemon_join_p99_ms"),
+                "trystero_join_p50_ms": tv("join_p50_ms"),
                 "rss_per_peer_mib": rss, "idle_cpu_pct": idle,
             })
         );

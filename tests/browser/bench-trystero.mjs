@@ -67,6 +67,28 @@ const rtts = await a.evaluate(async () => {
   }
   return out.sort((x, y) => x - y)
 })
-console.log(JSON.stringify({throughput_mbs: throughput, msg_rate: rate, rtt_p50_ms: rtts[100], join_p50_ms: joinMs}))
+// Page ↔ daemon: a daemon already holds each of $DAEMON_ROOMS (app bench-trystero); a fresh page
+// joins it and times joinRoom → onPeerJoin, as the page's user would see it.
+const daemonJoins = []
+for (const room of (process.env.DAEMON_ROOMS ?? '').split(',').filter(Boolean)) {
+  const p = await open()
+  await join(p, room)
+  await until('daemon joined the page', () => p.evaluate(() => window.peers.length >= 1), 30000)
+  daemonJoins.push(await p.evaluate(() => window.joinMs))
+  await p.evaluate(() => window.R.leave())
+  await p.close()
+}
+daemonJoins.sort((x, y) => x - y)
+const pct = q => (daemonJoins.length ? daemonJoins[Math.min(daemonJoins.length - 1, Math.floor(q * daemonJoins.length))] : null)
+console.log(
+  JSON.stringify({
+    throughput_mbs: throughput,
+    msg_rate: rate,
+    rtt_p50_ms: rtts[100],
+    join_p50_ms: joinMs,
+    page_daemon_join_p50_ms: pct(0.5),
+    page_daemon_join_p99_ms: pct(0.99)
+  })
+)
 await browser.close()
 server.close()
