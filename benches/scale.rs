@@ -57,7 +57,11 @@ async fn main() {
     for (i, d) in others.iter().enumerate() {
         let mut s = d.session().await;
         for r in 0..ROOMS {
-            let channels = if i == 0 { vec![] } else { vec!["quiet".to_owned()] };
+            let channels = if i == 0 {
+                vec![]
+            } else {
+                vec!["quiet".to_owned()]
+            };
             s.join_request(proto::JoinRequest {
                 app: app(r),
                 room: "room".into(),
@@ -89,7 +93,10 @@ async fn main() {
         tokio::time::sleep(Duration::from_millis(250)).await;
     };
     let setup = t0.elapsed();
-    eprintln!("hub: {links}/{want} room peers after {:.1} s", setup.as_secs_f64());
+    eprintln!(
+        "hub: {links}/{want} room peers after {:.1} s",
+        setup.as_secs_f64()
+    );
     tokio::time::sleep(Duration::from_secs(5)).await;
     let rss_after = rss_mib(hub.pid());
     let rss_per_link = (rss_after - rss_before) / links.max(1) as f64;
@@ -164,7 +171,10 @@ async fn main() {
         .map(|(k, n)| format!("{k} {n}"))
         .collect();
     println!("one daemon, {ROOMS} rooms x {peers} peers ({links} room peers, one link each)");
-    println!("  setup to all links         {:>8.1} s", setup.as_secs_f64());
+    println!(
+        "  setup to all links         {:>8.1} s",
+        setup.as_secs_f64()
+    );
     println!("  RSS before / after         {rss_before:>8.1} / {rss_after:.1} MiB");
     println!("  RSS per link               {rss_per_link:>8.3} MiB");
     println!("  idle CPU                   {idle:>8.2} %");
@@ -179,7 +189,10 @@ async fn main() {
         pct(0.99),
         latencies.len()
     );
-    println!("  hub drop counters          {drops:>8} ({})", named.join(", "));
+    println!(
+        "  hub drop counters          {drops:>8} ({})",
+        named.join(", ")
+    );
     if json {
         println!(
             "{}",

@@ -5,6 +5,8 @@
 use std::collections::{HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
+use rustc_hash::FxHashMap;
+
 use crate::wire::cell::{CellFrame, FrameId};
 
 /// One kept frame.
@@ -23,6 +25,9 @@ pub(super) struct Replay {
     max_frames: usize,
     max_bytes: usize,
     kept: VecDeque<Kept>,
+    /// How many copies of each id `kept` holds: announcements ask whether a frame is still here
+    /// at every flush, and rebuilding a set of the whole buffer for that cost most of a tick.
+    held: FxHashMap<FrameId, u32>,
     bytes: usize,
     unsent_expired: u64,
 }
@@ -34,6 +39,7 @@ impl Replay {
             max_frames,
             max_bytes,
             kept: VecDeque::new(),
+            held: FxHashMap::default(),
             bytes: 0,
             unsent_expired: 0,
         }
@@ -43,6 +49,7 @@ impl Replay {
     pub(super) fn keep(&mut self, frame: &CellFrame, sent: bool, now: Instant) {
         self.expire(now);
         self.bytes += frame.payload.len();
+        *self.held.entry((frame.origin, frame.seq)).or_insert(0) += 1;
         self.kept.push_back(Kept {
             at: now,
             frame: frame.clone(),
@@ -68,6 +75,7 @@ impl Replay {
 
     fn pop(&mut self) {
         if let Some(k) = self.kept.pop_front() {
+            self.unhold(&k.frame);
             self.bytes -= k.frame.payload.len();
             if k.frame.hops == 0 && !k.sent {
                 self.unsent_expired += 1;
@@ -83,8 +91,24 @@ impl Replay {
             .rposition(|k| k.frame.seq == seq && k.frame.origin == *origin)
             && let Some(k) = self.kept.remove(i)
         {
+            self.unhold(&k.frame);
             self.bytes -= k.frame.payload.len();
         }
+    }
+
+    fn unhold(&mut self, frame: &CellFrame) {
+        let id = (frame.origin, frame.seq);
+        if let Some(n) = self.held.get_mut(&id) {
+            *n -= 1;
+            if *n == 0 {
+                self.held.remove(&id);
+            }
+        }
+    }
+
+    /// Whether the frame is still kept.
+    pub(super) fn holds(&self, id: &FrameId) -> bool {
+        self.held.contains_key(id)
     }
 
     /// Ids of the frames sent at or after `since` (origins' clocks).
@@ -118,6 +142,6 @@ impl Replay {
 
     /// Estimated bytes held.
     pub(super) fn memory_bytes(&self) -> usize {
-        self.bytes + self.kept.len() * 160
+        self.bytes + self.kept.len() * 160 + self.held.len() * 48
     }
 }

@@ -20,7 +20,7 @@
 
 use std::collections::{BTreeMap, HashSet, VecDeque};
 
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -233,6 +233,10 @@ pub struct Mesh {
     next_announce: Option<Instant>,
     /// Frames announced to us that have not arrived.
     missing: FxHashMap<FrameId, Missing>,
+    /// When each missing frame is due, in that order (ask times only grow): a tick looks at
+    /// the due ones instead of scanning every missing frame. Entries whose frame was asked
+    /// again since are stale and skipped.
+    missing_due: VecDeque<(Instant, FrameId)>,
     /// Own frames originated while this peer had no link (kept for the first link).
     sent_without_links: u64,
 }
@@ -259,6 +263,7 @@ impl Mesh {
             announce: FxHashMap::default(),
             next_announce: None,
             missing: FxHashMap::default(),
+            missing_due: VecDeque::new(),
             sent_without_links: 0,
         }
     }
@@ -325,9 +330,13 @@ impl Mesh {
                 _ => false,
             };
             if lazy {
-                let ids = self.announce.entry(peer.clone()).or_default();
-                if ids.len() < self.cfg.replay_frames {
-                    ids.push((frame.origin, frame.seq));
+                let id = (frame.origin, frame.seq);
+                match self.announce.get_mut(peer.as_str()) {
+                    Some(ids) if ids.len() < self.cfg.replay_frames => ids.push(id),
+                    Some(_) => {}
+                    None => {
+                        self.announce.insert(peer.clone(), vec![id]);
+                    }
                 }
             } else {
                 out.push(MeshOutput::Send(peer.clone(), next.clone()));
@@ -347,11 +356,10 @@ impl Mesh {
             return;
         }
         self.next_announce = Some(now + self.cfg.announce_every);
-        let held: FxHashSet<FrameId> = self.replay.ids_since(0).into_iter().collect();
         let mut batches: Vec<(String, Vec<FrameId>)> = self.announce.drain().collect();
         batches.sort_by(|a, b| a.0.cmp(&b.0));
         for (peer, mut ids) in batches {
-            ids.retain(|id| held.contains(id));
+            ids.retain(|id| self.replay.holds(id));
             if !ids.is_empty() && self.linked.contains_key(&peer) {
                 out.push(MeshOutput::Have(peer, ids));
             }
@@ -360,13 +368,18 @@ impl Mesh {
 
     /// Pulls announced frames that did not arrive in time, each from its next announcer.
     fn pull_missing(&mut self, now: Instant, out: &mut Vec<MeshOutput>) {
-        let mut due: Vec<FrameId> = self
-            .missing
-            .iter()
-            .filter(|(_, m)| m.ask_at <= now)
-            .map(|(id, _)| *id)
-            .collect();
+        let mut due: Vec<FrameId> = Vec::new();
+        while let Some(&(at, id)) = self.missing_due.front() {
+            if at > now {
+                break;
+            }
+            self.missing_due.pop_front();
+            if self.missing.get(&id).is_some_and(|m| m.ask_at == at) {
+                due.push(id);
+            }
+        }
         due.sort_unstable();
+        due.dedup();
         let mut asks: BTreeMap<String, Vec<FrameId>> = BTreeMap::new();
         for id in due {
             let known = self.known(&id);
@@ -380,6 +393,7 @@ impl Mesh {
             }
             let from = m.announcers.remove(0);
             m.ask_at = now + self.cfg.lazy_wait;
+            self.missing_due.push_back((m.ask_at, id));
             asks.entry(from).or_default().push(id);
         }
         out.extend(asks.into_iter().map(|(p, ids)| MeshOutput::Want(p, ids)));
@@ -452,13 +466,15 @@ impl Overlay for Mesh {
                     m.announcers.push(from.to_owned());
                 }
             } else if self.missing.len() < 4 * self.cfg.replay_frames {
+                let ask_at = now + self.cfg.lazy_wait;
                 self.missing.insert(
                     *id,
                     Missing {
                         announcers: vec![from.to_owned()],
-                        ask_at: now + self.cfg.lazy_wait,
+                        ask_at,
                     },
                 );
+                self.missing_due.push_back((ask_at, *id));
             }
         }
         Vec::new()

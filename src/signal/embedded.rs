@@ -79,10 +79,18 @@ async fn upgrade(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
     let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned() else {
-        return (StatusCode::BAD_REQUEST, "a Nostr relay: connect with WebSocket\n").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            "a Nostr relay: connect with WebSocket\n",
+        )
+            .into_response();
     };
     if !is_upgrade {
-        return (StatusCode::BAD_REQUEST, "a Nostr relay: connect with WebSocket\n").into_response();
+        return (
+            StatusCode::BAD_REQUEST,
+            "a Nostr relay: connect with WebSocket\n",
+        )
+            .into_response();
     }
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {

@@ -32,6 +32,7 @@ use crate::mesh::plumtree::{PlumPeer, PlumTopology};
 use crate::mesh::{Member, Mesh, MeshConfig, MeshOutput, Overlay, Topology, placement};
 use crate::wire::cell::CellFrame;
 
+mod parallel;
 mod report;
 mod scenario;
 
@@ -247,6 +248,8 @@ struct Sim<'a, O: Overlay> {
     queue: BinaryHeap<Reverse<Queued>>,
     n_events: u64,
     peers: Vec<SimPeer<O>>,
+    /// Peer ids by index (apart from `peers`, so jobs on one peer can name another).
+    ids: Vec<String>,
     index: HashMap<String, usize>,
     links: HashMap<(usize, usize), Link>,
     topo: Option<Arc<O::Topology>>,
@@ -260,6 +263,22 @@ struct Sim<'a, O: Overlay> {
     roster_sync: bool,
 }
 
+/// The peers an overlay's outputs name, looked up (workers do it, off the sequential path):
+/// one entry per output, `None` for a peer the simulation does not know (or no peer at all).
+fn resolve(index: &HashMap<String, usize>, outputs: &[MeshOutput]) -> Vec<Option<usize>> {
+    outputs
+        .iter()
+        .map(|o| match o {
+            MeshOutput::Open(id)
+            | MeshOutput::Close(id)
+            | MeshOutput::Send(id, _)
+            | MeshOutput::Have(id, _)
+            | MeshOutput::Want(id, _) => index.get(id).copied(),
+            MeshOutput::Deliver(_) => None,
+        })
+        .collect()
+}
+
 fn key(a: usize, b: usize) -> (usize, usize) {
     (a.min(b), a.max(b))
 }
@@ -267,16 +286,13 @@ fn key(a: usize, b: usize) -> (usize, usize) {
 /// Bytes of one roster record on the wire.
 const RECORD_BYTES: f64 = crate::wire::roster::RECORD_LEN as f64;
 
-impl<O: Overlay> Sim<'_, O> {
+impl<O: Overlay + Send> Sim<'_, O> {
     fn at(&self, d: Duration) -> Instant {
         self.t0 + d
     }
 
     /// An inventory message (one send) over a link that is up.
-    fn inventory(&mut self, peer: usize, to: &str, want: bool, ids: Vec<crate::mesh::FrameId>) {
-        let Some(&other) = self.index.get(to) else {
-            return;
-        };
+    fn inventory(&mut self, peer: usize, other: usize, want: bool, ids: Vec<crate::mesh::FrameId>) {
         self.control += 1;
         if self.links.get(&key(peer, other)).is_some_and(|l| l.up) {
             let delay = self.s.latency.mul_f64(self.rng.gen_range(0.8..1.2));
@@ -323,14 +339,71 @@ fn new_member(rng: &mut StdRng) -> SimMember {
     }
 }
 
-impl<O: Overlay> Sim<'_, O> {
-    fn apply(&mut self, peer: usize, outputs: Vec<MeshOutput>) {
-        for o in outputs {
-            match o {
-                MeshOutput::Open(id) => {
-                    let Some(&other) = self.index.get(&id) else {
-                        continue;
+impl<O: Overlay + Send> Sim<'_, O> {
+    /// Frames and inventories that arrive before anything they cause can arrive (the batch
+    /// spans less than the shortest delay `apply` schedules): each peer handles its own on some
+    /// core, then what they caused is applied one by one in the order they arrived.
+    fn deliver(&mut self, batch: Vec<Queued>) {
+        let t0 = self.t0;
+        let (ids, links, index) = (&self.ids, &self.links, &self.index);
+        let jobs: Vec<(usize, (u64, Event))> = batch
+            .into_iter()
+            .filter_map(|q| match &q.event {
+                Event::Frame { to, .. } | Event::Inventory { to, .. } => {
+                    Some((*to, (q.at, q.event)))
+                }
+                _ => None,
+            })
+            .collect();
+        let outs = parallel::map_peers(&mut self.peers, jobs, |p, (at, event)| {
+            let now = t0 + Duration::from_micros(at);
+            let linked = |from: usize, to: usize| links.get(&key(from, to)).is_some_and(|l| l.up);
+            let out = match event {
+                Event::Frame { from, to, frame } if p.alive && linked(from, to) => (
+                    to,
+                    p.overlay
+                        .on_frame(&ids[from], *frame, now)
+                        .unwrap_or_default(),
+                ),
+                Event::Inventory {
+                    from,
+                    to,
+                    want,
+                    ids: frames,
+                } if p.alive && linked(from, to) => {
+                    let out = if want {
+                        p.overlay.on_want(&ids[from], &frames, now)
+                    } else {
+                        p.overlay.on_have(&ids[from], &frames, now)
                     };
+                    (to, out)
+                }
+                _ => (0, Vec::new()),
+            };
+            let peers = resolve(index, &out.1);
+            (at, (out.0, out.1, peers))
+        });
+        for (at, (to, out, peers)) in outs {
+            if !out.is_empty() {
+                self.now = Duration::from_micros(at);
+                self.apply_resolved(to, out, peers);
+            }
+        }
+    }
+
+    fn apply(&mut self, peer: usize, outputs: Vec<MeshOutput>) {
+        let peers = resolve(&self.index, &outputs);
+        self.apply_resolved(peer, outputs, peers);
+    }
+
+    /// Carries out a peer's outputs (`peers`: whom each names, from [`resolve`]): links, frames
+    /// on the wire, deliveries counted.
+    fn apply_resolved(&mut self, peer: usize, outputs: Vec<MeshOutput>, peers: Vec<Option<usize>>) {
+        for (o, other) in outputs.into_iter().zip(peers) {
+            match (o, other) {
+                (MeshOutput::Deliver(frame), _) => self.delivered(peer, &frame),
+                (_, None) => {}
+                (MeshOutput::Open(_), Some(other)) => {
                     if !self.peers[other].alive {
                         continue;
                     }
@@ -340,25 +413,18 @@ impl<O: Overlay> Sim<'_, O> {
                         self.push(self.s.link_setup, Event::LinkUp { a: peer, b: other });
                     }
                 }
-                MeshOutput::Close(id) => {
-                    let Some(&other) = self.index.get(&id) else {
-                        continue;
-                    };
+                (MeshOutput::Close(_), Some(other)) => {
                     if let Some(link) = self.links.remove(&key(peer, other))
                         && link.up
                     {
                         let now = self.at(self.now);
-                        let out = self.peers[peer].overlay.link_down(&id, now);
+                        let out = self.peers[peer].overlay.link_down(&self.ids[other], now);
                         self.apply(peer, out);
-                        let me = self.peers[peer].member.id.clone();
-                        let out = self.peers[other].overlay.link_down(&me, now);
+                        let out = self.peers[other].overlay.link_down(&self.ids[peer], now);
                         self.apply(other, out);
                     }
                 }
-                MeshOutput::Send(id, frame) => {
-                    let Some(&other) = self.index.get(&id) else {
-                        continue;
-                    };
+                (MeshOutput::Send(_, frame), Some(other)) => {
                     if frame
                         .payload
                         .starts_with(crate::mesh::plumtree::CONTROL_TAG)
@@ -385,16 +451,18 @@ impl<O: Overlay> Sim<'_, O> {
                         },
                     );
                 }
-                MeshOutput::Have(id, ids) => self.inventory(peer, &id, false, ids),
-                MeshOutput::Want(id, ids) => self.inventory(peer, &id, true, ids),
-                MeshOutput::Deliver(frame) => {
-                    if let Some(&b) = self.by_frame.get(&(frame.origin, frame.seq)) {
-                        let bc = &mut self.broadcasts[b];
-                        if self.now <= bc.sent_at + DEADLINE {
-                            bc.received.entry(peer).or_insert(frame.hops as u32);
-                        }
-                    }
-                }
+                (MeshOutput::Have(_, ids), Some(other)) => self.inventory(peer, other, false, ids),
+                (MeshOutput::Want(_, ids), Some(other)) => self.inventory(peer, other, true, ids),
+            }
+        }
+    }
+
+    /// A broadcast reached `peer` (counted if within the deadline).
+    fn delivered(&mut self, peer: usize, frame: &CellFrame) {
+        if let Some(&b) = self.by_frame.get(&(frame.origin, frame.seq)) {
+            let bc = &mut self.broadcasts[b];
+            if self.now <= bc.sent_at + DEADLINE {
+                bc.received.entry(peer).or_insert(frame.hops as u32);
             }
         }
     }
@@ -439,7 +507,7 @@ impl<O: Overlay> Sim<'_, O> {
     }
 }
 
-fn run<O: Overlay>(
+fn run<O: Overlay + Send>(
     s: &Scenario,
     algo: &'static str,
     new_peer: impl Fn(String) -> O,
@@ -456,6 +524,7 @@ fn run<O: Overlay>(
         queue: BinaryHeap::new(),
         n_events: 0,
         peers: Vec::new(),
+        ids: Vec::new(),
         index: HashMap::default(),
         links: HashMap::default(),
         topo: None,
@@ -471,6 +540,7 @@ fn run<O: Overlay>(
     for _ in 0..s.n {
         let member = new_member(&mut traffic);
         sim.index.insert(member.id.clone(), sim.peers.len());
+        sim.ids.push(member.id.clone());
         sim.peers.push(SimPeer {
             overlay: new_peer(member.id.clone()),
             member,
@@ -492,22 +562,36 @@ fn run<O: Overlay>(
         sim.push(s.kill_at, Event::Kill);
     }
     let end = s.duration.as_micros() as u64;
+    // Nothing a delivery causes arrives sooner than this (a frame or inventory's shortest
+    // latency, a link's setup, a polite leave's notice), so deliveries within it are independent.
+    let lookahead = (s.latency.mul_f64(0.8))
+        .min(s.link_setup)
+        .min(Duration::from_millis(100))
+        .as_micros() as u64;
+    let is_delivery = |e: &Event| matches!(e, Event::Frame { .. } | Event::Inventory { .. });
     while let Some(Reverse(q)) = sim.queue.pop() {
         if q.at > end {
             break;
         }
+        if is_delivery(&q.event) {
+            let limit = (q.at + lookahead).min(end + 1);
+            let mut batch = vec![q];
+            while sim
+                .queue
+                .peek()
+                .is_some_and(|Reverse(n)| n.at < limit && is_delivery(&n.event))
+            {
+                if let Some(Reverse(n)) = sim.queue.pop() {
+                    batch.push(n);
+                }
+            }
+            sim.deliver(batch);
+            continue;
+        }
         sim.now = Duration::from_micros(q.at);
         let now = sim.at(sim.now);
         match q.event {
-            Event::Frame { from, to, frame } => {
-                if !sim.peers[to].alive || !sim.links.get(&key(from, to)).is_some_and(|l| l.up) {
-                    continue;
-                }
-                let from_id = sim.peers[from].member.id.clone();
-                if let Ok(out) = sim.peers[to].overlay.on_frame(&from_id, *frame, now) {
-                    sim.apply(to, out);
-                }
-            }
+            Event::Frame { .. } | Event::Inventory { .. } => {}
             Event::LinkUp { a, b } => {
                 let Some(link) = sim.links.get_mut(&key(a, b)) else {
                     continue;
@@ -538,23 +622,6 @@ fn run<O: Overlay>(
                         sim.push(after, Event::RosterSynced { peer: end });
                     }
                 }
-            }
-            Event::Inventory {
-                from,
-                to,
-                want,
-                ids,
-            } => {
-                if !sim.peers[to].alive || !sim.links.get(&key(from, to)).is_some_and(|l| l.up) {
-                    continue;
-                }
-                let from_id = sim.peers[from].member.id.clone();
-                let out = if want {
-                    sim.peers[to].overlay.on_want(&from_id, &ids, now)
-                } else {
-                    sim.peers[to].overlay.on_have(&from_id, &ids, now)
-                };
-                sim.apply(to, out);
             }
             Event::RosterSynced { peer } => {
                 if sim.peers[peer].alive {
@@ -595,11 +662,19 @@ fn run<O: Overlay>(
                 if sim.sealing.due(now) {
                     sim.seal(&make_topo);
                 }
-                for i in 0..sim.peers.len() {
-                    if sim.peers[i].alive {
-                        let out = sim.peers[i].overlay.tick(now);
-                        sim.apply(i, out);
-                    }
+                // Every peer ticks on some core; what the ticks say is applied in peer order.
+                let jobs: Vec<(usize, usize)> = (0..sim.peers.len())
+                    .filter(|&i| sim.peers[i].alive)
+                    .map(|i| (i, i))
+                    .collect();
+                let index = &sim.index;
+                let outs = parallel::map_peers(&mut sim.peers, jobs, |p, i| {
+                    let out = p.overlay.tick(now);
+                    let peers = resolve(index, &out);
+                    (i, out, peers)
+                });
+                for (i, out, peers) in outs {
+                    sim.apply_resolved(i, out, peers);
                 }
                 sim.push(TICK, Event::Tick);
             }
@@ -646,6 +721,7 @@ fn run<O: Overlay>(
                 let member = new_member(&mut traffic);
                 let i = sim.peers.len();
                 sim.index.insert(member.id.clone(), i);
+                sim.ids.push(member.id.clone());
                 sim.peers.push(SimPeer {
                     overlay: new_peer(member.id.clone()),
                     member,

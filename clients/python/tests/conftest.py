@@ -70,6 +70,7 @@ class Daemon:
                 return
             except ConnectionError:
                 if self.proc.poll() is not None or time.monotonic() > deadline:
+                    self.stop(signal.SIGKILL)
                     raise RuntimeError(f"meshrtcd did not come up; log:\n{self.log()}") from None
                 await asyncio.sleep(0.05)
 
@@ -89,12 +90,14 @@ class Daemon:
 async def daemons() -> AsyncIterator[tuple[Daemon, Daemon]]:
     """Two daemons: `a` serves the relay both use."""
     a = Daemon([], embedded_relay=True)
-    await a.start()
     b = Daemon([a.relay_url], embedded_relay=False)
-    await b.start()
-    yield a, b
-    for d in (b, a):
-        d.stop()
+    try:
+        await a.start()
+        await b.start()
+        yield a, b
+    finally:
+        for d in (b, a):
+            d.stop()
 
 
 @pytest.fixture
