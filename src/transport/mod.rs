@@ -247,13 +247,14 @@ impl Transport {
                 ),
             )
             .with_sctp_max_receive_buffer_size(4 << 20)
-            // ICE checks every 5 ms (RFC 8445's floor for Ta; default 200 ms) with the same
-            // 1.4 s budget. webrtc 0.21's driver flushes writes before it handles events, so the
-            // first flight of each step (DTLS after ICE, SCTP after DTLS, the channel's open)
-            // sits queued until the next timer, and while a link comes up that timer is this
-            // tick: a loopback join went from 95 ms (50 ms ticks, Nagle in the relay) to 41 ms.
-            // Once connected, the agent ticks at the keepalive instead.
-            .with_ice_connection_attempts(Some(Duration::from_millis(5)), Some(280))
+            // ICE checks every 20 ms (default 200 ms) with the same 1.4 s budget. webrtc 0.21's
+            // driver flushes writes before it handles events, so the first flight of each step
+            // (DTLS after ICE, SCTP after DTLS, the channel's open) sits queued until the next
+            // timer, and while a link comes up that timer is this tick. Measured on loopback
+            // (join + send from the CLI, with TCP_NODELAY in the relay): 50 ms ticks 128 ms,
+            // 20 ms 54-77 ms, 5 ms 41 ms; but idle CPU with 50 links grew as the tick shrank
+            // (1.3-1.8 % at 50 ms, 1.7-2.2 % at 20 ms, 2.8-5.1 % at 5 ms), so 20 ms.
+            .with_ice_connection_attempts(Some(Duration::from_millis(20)), Some(70))
             // A browser's checks often arrive before its trickled candidate: the pair is then
             // peer-reflexive, which webrtc-rs would hold back for 1 s before nominating.
             .with_prflx_acceptance_min_wait(Some(Duration::ZERO))
