@@ -44,15 +44,21 @@ def room_name(test: str) -> str:
     return f"{test}-{uuid.uuid4().hex[:8]}"
 
 
-async def test_messages_both_ways_binary_with_meta_and_leave(daemons):
+async def joined_apps(daemons, test: str):
+    """An app on each daemon in a fresh room, each seeing the other joined."""
     a, b = daemons
     na = await meshrtc.connect(a.endpoint)
     nb = await meshrtc.connect(b.endpoint)
-    name = room_name("chat")
+    name = room_name(test)
     ra = await na.join_room("py-test", name)
     rb = await nb.join_room("py-test", name)
     await until(ra, joined(nb.self_id), "b joins at a")
     await until(rb, joined(na.self_id), "a joins at b")
+    return na, nb, ra, rb, name
+
+
+async def test_messages_both_ways_binary_with_meta_and_leave(daemons):
+    na, nb, ra, rb, name = await joined_apps(daemons, "chat")
     assert ra.peers() == [nb.self_id]
 
     delivered = await ra.channel("chat").send("hello from a")
@@ -91,14 +97,8 @@ async def test_messages_both_ways_binary_with_meta_and_leave(daemons):
 
 
 async def test_daemon_restart_reconnects_and_rejoins(daemons):
-    a, b = daemons
-    na = await meshrtc.connect(a.endpoint)
-    nb = await meshrtc.connect(b.endpoint)
-    name = room_name("restart")
-    ra = await na.join_room("py-test", name)
-    rb = await nb.join_room("py-test", name)
-    await until(rb, joined(na.self_id), "a joins at b")
-    await until(ra, joined(nb.self_id), "b joins at a")
+    _, b = daemons
+    na, nb, ra, rb, _ = await joined_apps(daemons, "restart")
 
     b.stop()
     lost = await until(rb, lambda e: isinstance(e, PeerLeave), "daemon loss at b's app")
