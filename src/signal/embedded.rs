@@ -122,7 +122,7 @@ mod tests {
     fn accept_key_matches_the_rfc_example() {
         assert_eq!(
             accept_key(b"dGhlIHNhbXBsZSBub25jZQ=="),
-            "s3pPLMBiTxaWJEJCf1JSRDK0dkw="
+            "s3pPLMBiTxaQ9kYGzzhZRbK+xOo="
         );
     }
 }
