@@ -341,9 +341,7 @@ async fn idle_cpu(relay: &str) -> f64 {
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
-    let (c0, t0) = (cpu_seconds(hub.pid()), Instant::now());
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    (cpu_seconds(hub.pid()) - c0) / t0.elapsed().as_secs_f64() * 100.0
+    cpu_percent_over(hub.pid(), Duration::from_secs(10)).await
 }
 
 /// The Trystero baseline: two Chromium pages, via tests/browser/bench-trystero.mjs; then fresh

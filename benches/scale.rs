@@ -27,13 +27,6 @@ fn app(room: usize) -> String {
     format!("scale-{room}")
 }
 
-/// CPU of `pid` over `d`, in percent of one core.
-async fn cpu_over(pid: i32, d: Duration) -> f64 {
-    let before = cpu_seconds(pid);
-    tokio::time::sleep(d).await;
-    (cpu_seconds(pid) - before) / d.as_secs_f64() * 100.0
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let json = std::env::args().any(|a| a == "--json");
@@ -100,7 +93,7 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     let rss_after = rss_mib(hub.pid());
     let rss_per_link = (rss_after - rss_before) / links.max(1) as f64;
-    let idle = cpu_over(hub.pid(), Duration::from_secs(10)).await;
+    let idle = cpu_percent_over(hub.pid(), Duration::from_secs(10)).await;
 
     // Steady traffic: every 10 ms, one message into each room (100 a second per room).
     let sender = hs.sender();
@@ -137,7 +130,7 @@ async fn main() {
         let pid = hub.pid();
         async move {
             tokio::time::sleep(Duration::from_secs(1)).await;
-            cpu_over(pid, STEADY - Duration::from_secs(2)).await
+            cpu_percent_over(pid, STEADY - Duration::from_secs(2)).await
         }
     });
     let mut latencies = Vec::new();

@@ -78,20 +78,14 @@ async fn upgrade(
         .get(header::UPGRADE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.eq_ignore_ascii_case("websocket"));
-    let Some(key) = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned() else {
+    let key = req.headers().get(header::SEC_WEBSOCKET_KEY).cloned();
+    let Some(key) = key.filter(|_| is_upgrade) else {
         return (
             StatusCode::BAD_REQUEST,
             "a Nostr relay: connect with WebSocket\n",
         )
             .into_response();
     };
-    if !is_upgrade {
-        return (
-            StatusCode::BAD_REQUEST,
-            "a Nostr relay: connect with WebSocket\n",
-        )
-            .into_response();
-    }
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         match on_upgrade.await {

@@ -24,11 +24,3 @@ pub enum RelayCommand {
     /// Replace the subscription with these topics (empty: unsubscribe).
     Subscribe(Vec<String>),
 }
-
-impl RelayCommand {
-    /// A publish of a presence announce (not an offer, answer or candidate).
-    pub fn is_announce(&self) -> bool {
-        matches!(self, RelayCommand::Publish { content, .. }
-            if matches!(content::Signal::parse(content), Ok(content::Signal::Announce { .. })))
-    }
-}

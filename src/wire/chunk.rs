@@ -31,13 +31,32 @@ pub enum Payload {
     Binary(Vec<u8>),
 }
 
+/// A writer that only counts bytes.
+struct ByteCount(usize);
+
+impl std::io::Write for ByteCount {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len();
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 impl Payload {
     /// Bytes of the payload as sent (JSON values as their text).
     pub fn wire_len(&self) -> usize {
         match self {
             Payload::Text(t) => t.len(),
             Payload::Binary(b) => b.len(),
-            Payload::Json(v) => serde_json::to_vec(v).map_or(0, |b| b.len()),
+            Payload::Json(v) => {
+                // Counted as it is written, without building the text.
+                let mut n = ByteCount(0);
+                let _ = serde_json::to_writer(&mut n, v);
+                n.0
+            }
         }
     }
 

@@ -749,6 +749,13 @@ pub fn rss_mib(pid: i32) -> f64 {
         / 1024.0
 }
 
+/// CPU a process uses over the next `d`, in percent of one core (benchmarks).
+pub async fn cpu_percent_over(pid: i32, d: Duration) -> f64 {
+    let (before, start) = (cpu_seconds(pid), std::time::Instant::now());
+    tokio::time::sleep(d).await;
+    (cpu_seconds(pid) - before) / start.elapsed().as_secs_f64() * 100.0
+}
+
 /// CPU seconds a process used so far, user and system (benchmarks).
 pub fn cpu_seconds(pid: i32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
