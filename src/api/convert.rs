@@ -95,6 +95,11 @@ fn media_event_to_proto(kind: EventKind) -> proto::event::Kind {
             local_track: track,
             ..Default::default()
         }),
+        EventKind::KeyframeWanted { track, peer } => Kind::KeyframeWanted(proto::MediaEvent {
+            peer,
+            local_track: track,
+            ..Default::default()
+        }),
         EventKind::TrackRemove { peer, track_id } => Kind::TrackRemove(proto::MediaEvent {
             peer,
             track_id,
@@ -178,6 +183,7 @@ pub fn event_to_proto(ev: SessionEvent) -> proto::ServerMessage {
         media @ (EventKind::StreamAdd { .. }
         | EventKind::TrackAdd { .. }
         | EventKind::TrackReady { .. }
+        | EventKind::KeyframeWanted { .. }
         | EventKind::TrackRemove { .. }) => media_event_to_proto(media),
     };
     proto::ServerMessage {

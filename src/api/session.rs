@@ -239,6 +239,7 @@ pub async fn run<S>(
                     EventKind::TrackAdd { .. }
                         | EventKind::TrackRemove { .. }
                         | EventKind::TrackReady { .. }
+                        | EventKind::KeyframeWanted { .. }
                 )
             {
                 leg.send(LegCommand::Event(ev.clone()));

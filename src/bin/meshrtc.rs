@@ -437,6 +437,10 @@ fn event_line(e: &proto::Event, progress: bool, with_security: bool) -> Option<V
             "track:ready",
             json!({"peer": m.peer, "local_track": m.local_track}),
         ),
+        Kind::KeyframeWanted(m) => (
+            "keyframe:wanted",
+            json!({"peer": m.peer, "local_track": m.local_track}),
+        ),
     };
     let mut out = serde_json::Map::new();
     out.insert("event".into(), json!(name));

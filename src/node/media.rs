@@ -137,6 +137,7 @@ impl Node {
                 async move { media::add_track(&pc, &spec).await },
                 move |node, added| match added {
                     Ok(local) => {
+                        node.relay_keyframe_requests(conn, track, local.clone());
                         let mut inner = node.lock();
                         let entry = inner.io.media.local.entry(track).or_default();
                         entry.links.insert(conn, local);
@@ -211,6 +212,18 @@ impl Node {
             let result = work.await;
             if let Some(node) = me.upgrade() {
                 then(&node, result);
+            }
+        });
+    }
+
+    /// Feeds the core every keyframe request the peer on `conn` sends about local track `track`,
+    /// until the track leaves the link.
+    fn relay_keyframe_requests(&self, conn: ConnId, track: u64, local: LocalTrack) {
+        let me = self.me.clone();
+        tokio::spawn(async move {
+            while local.keyframe_requested().await.is_some() {
+                let Some(node) = me.upgrade() else { return };
+                node.feed(|core, now| core.keyframe_wanted(conn, track, now));
             }
         });
     }

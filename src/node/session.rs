@@ -116,6 +116,14 @@ pub enum EventKind {
         /// The peer.
         peer: String,
     },
+    /// A peer asks for a keyframe of one of this session's tracks (RTCP PLI or FIR): the next
+    /// frame written should be one.
+    KeyframeWanted {
+        /// The local track's id.
+        track: u64,
+        /// The peer.
+        peer: String,
+    },
     /// A peer's track ended.
     TrackRemove {
         /// The sending peer.

@@ -121,13 +121,17 @@ impl Codec {
     }
 }
 
-/// A media engine with the default codecs and interceptors (NACK, RTCP reports, TWCC).
+/// A media engine with the default codecs and interceptors (NACK, RTCP reports, TWCC), and
+/// keyframe requests handed to the application.
 pub(super) fn media_engine() -> Result<(MediaEngine, rtc::interceptor::Registry), TransportError> {
     let mut engine = MediaEngine::default();
     engine.register_default_codecs().map_err(err)?;
     let registry = register_default_interceptors(rtc::interceptor::Registry::new(), &mut engine)
         .map_err(err)?;
-    Ok((engine, registry))
+    Ok((
+        engine,
+        super::keyframe_requests::KeyframeRequests::register(registry),
+    ))
 }
 
 /// What a local track is.
@@ -166,14 +170,40 @@ impl std::fmt::Debug for LocalTrack {
 }
 
 impl LocalTrack {
-    /// Sends one RTP packet, rewritten to this link's SSRC and negotiated payload type.
-    /// Fails until negotiation has bound the track.
+    /// Sends one RTP packet, rewritten to this link's SSRC and negotiated payload type, without
+    /// the header extensions of the hop it came from. Fails until negotiation has bound the track.
     pub async fn write_rtp(&self, mut packet: rtc::rtp::Packet) -> Result<(), TransportError> {
         packet.header.ssrc = self.ssrc;
+        // Extension ids are negotiated per connection: a forwarded packet's ids mean something
+        // else here (a page's `sdes:mid` naming another section made Chromium drop a forwarded
+        // video whenever the two legs numbered their sections differently), and the engine
+        // refuses a packet whose id this connection never negotiated.
+        packet.header.extension = false;
+        packet.header.extension_profile = 0;
+        packet.header.extensions.clear();
+        packet.header.extensions_padding = 0;
         if let Some(pt) = self.payload_type().await {
             packet.header.payload_type = pt;
         }
         self.track.write_rtp(packet).await.map_err(err)
+    }
+
+    /// Waits for the receiver to ask for a keyframe (RTCP PLI or FIR); `None` once the track is
+    /// no longer sent. One reader at a time.
+    pub async fn keyframe_requested(&self) -> Option<()> {
+        use webrtc::media_stream::track_local::TrackLocalEvent;
+        loop {
+            match self.track.poll().await? {
+                TrackLocalEvent::OnRtcpPacket(packets)
+                    if packets
+                        .iter()
+                        .any(|p| super::keyframe_requests::is_keyframe_request(p.as_ref())) =>
+                {
+                    return Some(());
+                }
+                _ => {}
+            }
+        }
     }
 
     /// The payload type the link negotiated for the track's codec.

@@ -18,6 +18,7 @@ use webrtc::peer_connection::{
 use webrtc::runtime::Runtime;
 
 pub mod ice;
+mod keyframe_requests;
 pub mod media;
 pub mod path;
 mod socket_buffers;

@@ -56,6 +56,7 @@ const legState = page =>
     const out = {ice: pc.iceConnectionState, conn: pc.connectionState, sig: pc.signalingState, tr: pc.getTransceivers().map(t => [t.mid, t.direction, t.currentDirection, t.receiver.track?.readyState]), rtp: []}
     const stats = await pc.getStats()
     stats.forEach(s => {
+      if (s.type === 'transport') out.transport = {rx: s.packetsReceived, tx: s.packetsSent, dtls: s.dtlsState}
       if (s.type === 'inbound-rtp' || s.type === 'outbound-rtp') out.rtp.push({type: s.type, mid: s.mid, kind: s.kind, packets: s.packetsReceived ?? s.packetsSent, frames: s.framesDecoded ?? s.framesEncoded, keys: s.keyFramesDecoded ?? s.keyFramesEncoded, pli: s.pliCount})
     })
     return out

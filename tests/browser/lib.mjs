@@ -1,7 +1,7 @@
 // Shared helpers of the browser tests: real daemons, a loopback relay, headless Chromium.
 import {spawn, execFileSync} from 'node:child_process'
 import {createServer as createHttpServer} from 'node:http'
-import {mkdtempSync, rmSync, readFileSync} from 'node:fs'
+import {mkdtempSync, rmSync, readFileSync, appendFileSync} from 'node:fs'
 import {createServer} from 'node:net'
 import {tmpdir} from 'node:os'
 import {join} from 'node:path'
@@ -131,6 +131,8 @@ export class Daemon {
     this.proc = spawn(cmd, argv, {stdio: ['ignore', 'ignore', 'pipe'], env: {...process.env, RUST_LOG: process.env.DAEMON_LOG ?? 'info,webrtc=warn,rtc=warn'}})
     this.log = ''
     this.proc.stderr.on('data', d => (this.log += d))
+    // DAEMON_LOG_DIR keeps every daemon's whole log (a failure prints only its tail).
+    if (process.env.DAEMON_LOG_DIR) this.proc.stderr.on('data', d => appendFileSync(`${process.env.DAEMON_LOG_DIR}/${this.wsPort}.log`, d))
     await until('daemon start', () => this.status().catch(() => null))
     this.peerId = (await this.status()).peer_id
   }

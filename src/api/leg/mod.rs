@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::drops::DropReason;
-use crate::node::core::media::{SurfacedTrack, TrackRequest};
+use crate::node::core::media::{KEYFRAME_GAP, SurfacedTrack, TrackRequest};
 use crate::node::session::{EventKind, SessionEvent, SessionId};
 use crate::node::{Node, NodeError};
 use crate::proto;
@@ -193,8 +193,9 @@ impl Actor {
             EventKind::TrackRemove { peer, track_id } => {
                 self.plan.track_removed(ev.room, &peer, &track_id);
             }
-            EventKind::TrackReady { track, .. } => {
-                // A peer just got one of the page's tracks: it needs a keyframe to start.
+            EventKind::TrackReady { track, .. } | EventKind::KeyframeWanted { track, .. } => {
+                // A peer just got one of the page's tracks, or lost its picture: it needs a
+                // keyframe, and only the page can make one.
                 if let Some(remote) = self.page_tracks.get(&track) {
                     let _ = remote.request_keyframe().await;
                 }
@@ -424,7 +425,9 @@ async fn publish_pump(node: Arc<Node>, session: SessionId, id: u64, track: Remot
 }
 
 /// Moves a room's remote track to the page: the packets since its last keyframe, then live
-/// ones; a page that reads too slowly loses packets (counted), never the link.
+/// ones; a page that reads too slowly loses packets (counted), never the link. The page's
+/// keyframe requests go to the sending peer (the first keyframe can be lost while the leg's
+/// keys are still being agreed, and only the sender can make another).
 async fn forward_pump(
     node: Arc<Node>,
     session: SessionId,
@@ -447,17 +450,35 @@ async fn forward_pump(
             let _ = local.write_rtp(p).await;
         }
     }
+    let mut asked: Option<Instant> = None;
+    let mut page_asks = true;
     loop {
-        match rx.recv().await {
-            Ok(bytes) => {
-                if let Some(p) = media::parse_rtp(&bytes) {
-                    let _ = local.write_rtp(p).await;
+        tokio::select! {
+            received = rx.recv() => match received {
+                Ok(bytes) => {
+                    if let Some(p) = media::parse_rtp(&bytes) {
+                        let _ = local.write_rtp(p).await;
+                    }
                 }
+                Err(broadcast::error::RecvError::Lagged(n)) => {
+                    node.count_drops(DropReason::MediaSubscriberLagged, n);
+                }
+                Err(broadcast::error::RecvError::Closed) => break,
+            },
+            request = local.keyframe_requested(), if page_asks => {
+                if request.is_none() {
+                    page_asks = false;
+                    continue;
+                }
+                let now = Instant::now();
+                if asked.is_some_and(|t| now.saturating_duration_since(t) < KEYFRAME_GAP) {
+                    continue;
+                }
+                asked = Some(now);
+                let _ = node
+                    .request_keyframe(session, room, &track.peer, &track.track_id)
+                    .await;
             }
-            Err(broadcast::error::RecvError::Lagged(n)) => {
-                node.count_drops(DropReason::MediaSubscriberLagged, n);
-            }
-            Err(broadcast::error::RecvError::Closed) => break,
         }
     }
 }

@@ -6,7 +6,7 @@
 //! does) are decisions; the driver only runs the SDP steps and moves RTP.
 
 use std::collections::BTreeSet;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
@@ -42,6 +42,8 @@ const MAX_PENDING_META: usize = 64;
 pub const DEFAULT_TRACK_KBPS: u32 = 10_000;
 /// The highest bitrate limit an app may ask for (kbit/s).
 pub const MAX_TRACK_KBPS: u32 = 100_000;
+/// The shortest time between two keyframe requests a session is told of, per track.
+pub const KEYFRAME_GAP: Duration = Duration::from_millis(250);
 
 /// A token bucket of bytes: refilled at a track's bitrate limit, holding at most one second of
 /// it, so a keyframe's burst passes and a sustained excess does not.
@@ -218,6 +220,7 @@ impl Core {
                 key: track_key,
                 on: BTreeSet::new(),
                 budget: ByteBudget::new(kbps),
+                keyframe_told: None,
             },
         );
         for peer in peers {
@@ -394,6 +397,46 @@ impl Core {
             .get(&id)
             .map(|t| t.on.iter().copied().collect())
             .unwrap_or_default()
+    }
+
+    /// Input: the peer on `conn` asks for a keyframe of local track `id` (RTCP PLI or FIR). Its
+    /// session is told, at most once per `KEYFRAME_GAP` per track: a receiver repeats the request
+    /// until a keyframe arrives, and every receiver of a room may ask at once.
+    pub fn keyframe_wanted(&mut self, conn: ConnId, id: u64, now: Instant) {
+        self.at(now);
+        let Some(lk) = self.st.link_of(conn) else {
+            return;
+        };
+        let Some(t) = self.st.local_tracks.get_mut(&id) else {
+            return;
+        };
+        if !t.on.contains(&conn)
+            || t.keyframe_told
+                .is_some_and(|told| now.saturating_duration_since(told) < KEYFRAME_GAP)
+        {
+            return;
+        }
+        t.keyframe_told = Some(now);
+        let (session, room) = (t.session, t.room.clone());
+        let Some(handle) = self
+            .st
+            .rooms
+            .get(&room)
+            .and_then(|e| e.sessions.get(&session))
+            .map(|s| s.handle)
+        else {
+            return;
+        };
+        let event = crate::node::session::SessionEvent {
+            room: handle,
+            app: room.app.clone(),
+            room_id: room.room.clone(),
+            kind: EventKind::KeyframeWanted {
+                track: id,
+                peer: lk.peer.clone(),
+            },
+        };
+        self.effect(Effect::Deliver { session, event });
     }
 
     /// Input: an app writes `bytes` of media to a local track; whether its bitrate limit lets

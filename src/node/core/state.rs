@@ -175,6 +175,8 @@ pub(super) struct LocalTrackEntry {
     pub on: BTreeSet<ConnId>,
     /// What it may still send now (bytes), refilled at its bitrate limit.
     pub budget: crate::node::core::media::ByteBudget,
+    /// When its session was last told a peer wants a keyframe.
+    pub keyframe_told: Option<Instant>,
 }
 
 /// A track a peer sends us.

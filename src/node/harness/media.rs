@@ -52,6 +52,17 @@ impl Net {
         self.run_effects(i);
     }
 
+    /// The peers on the links of node `i` that its track `id` is on ask for a keyframe, as
+    /// their engines would on an RTCP PLI.
+    pub fn keyframe_asked(&mut self, i: usize, id: u64) {
+        let now = self.now;
+        let core = &mut self.nodes[i].core;
+        for conn in core.local_track_links(id) {
+            core.keyframe_wanted(conn, id, now);
+        }
+        self.run_effects(i);
+    }
+
     /// Node `i` removes its track `id`.
     pub fn remove_track(&mut self, i: usize, id: u64) {
         let now = self.now;

@@ -216,3 +216,44 @@ fn an_offer_the_peer_could_not_answer_is_made_again() {
         .count();
     assert_eq!(ready, 1, "the sender was told once its track flows");
 }
+
+#[test]
+fn a_receivers_keyframe_requests_reach_the_sender_at_most_four_times_a_second() {
+    let mut net = mesh(67, 3, "r");
+    let id = net.add_track(0, "r", "cam", "video", json!(null), vec![]);
+    net.run_for(SEC);
+    let wanted = |net: &Net| {
+        net.nodes[0]
+            .events
+            .iter()
+            .filter(|e| matches!(&e.kind, EventKind::KeyframeWanted { track, .. } if *track == id))
+            .count()
+    };
+    assert_eq!(wanted(&net), 0);
+    // Both receivers ask at once, and again 100 ms later: one request reaches the app.
+    net.keyframe_asked(0, id);
+    net.run_for(Duration::from_millis(100));
+    net.keyframe_asked(0, id);
+    assert_eq!(wanted(&net), 1, "repeated requests within 250 ms are one");
+    net.run_for(Duration::from_millis(200));
+    net.keyframe_asked(0, id);
+    assert_eq!(wanted(&net), 2, "a request after the gap gets through");
+    let peers: BTreeSet<String> = net.nodes[0]
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::KeyframeWanted { peer, .. } => Some(peer.clone()),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        peers
+            .iter()
+            .all(|p| *p == net.nodes[1].id() || *p == net.nodes[2].id())
+    );
+    // A track that is gone is asked about no more.
+    net.remove_track(0, id);
+    net.run_for(SEC);
+    net.keyframe_asked(0, id);
+    assert_eq!(wanted(&net), 2);
+}

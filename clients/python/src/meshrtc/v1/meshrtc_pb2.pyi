@@ -353,7 +353,7 @@ class Error(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("room", "app", "room_id", "peer_join", "peer_leave", "peer_seen", "message", "progress", "room_error", "lagged", "mesh_state", "stream_add", "track_add", "track_remove", "track_ready", "mesh_peer_state")
+    __slots__ = ("room", "app", "room_id", "peer_join", "peer_leave", "peer_seen", "message", "progress", "room_error", "lagged", "mesh_state", "stream_add", "track_add", "track_remove", "track_ready", "mesh_peer_state", "keyframe_wanted")
     ROOM_FIELD_NUMBER: _ClassVar[int]
     APP_FIELD_NUMBER: _ClassVar[int]
     ROOM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -370,6 +370,7 @@ class Event(_message.Message):
     TRACK_REMOVE_FIELD_NUMBER: _ClassVar[int]
     TRACK_READY_FIELD_NUMBER: _ClassVar[int]
     MESH_PEER_STATE_FIELD_NUMBER: _ClassVar[int]
+    KEYFRAME_WANTED_FIELD_NUMBER: _ClassVar[int]
     room: int
     app: str
     room_id: str
@@ -386,7 +387,8 @@ class Event(_message.Message):
     track_remove: MediaEvent
     track_ready: MediaEvent
     mesh_peer_state: MeshPeerState
-    def __init__(self, room: _Optional[int] = ..., app: _Optional[str] = ..., room_id: _Optional[str] = ..., peer_join: _Optional[_Union[PeerEvent, _Mapping]] = ..., peer_leave: _Optional[_Union[PeerEvent, _Mapping]] = ..., peer_seen: _Optional[_Union[PeerEvent, _Mapping]] = ..., message: _Optional[_Union[Message, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., room_error: _Optional[_Union[RoomError, _Mapping]] = ..., lagged: _Optional[_Union[Lagged, _Mapping]] = ..., mesh_state: _Optional[_Union[CellStatus, _Mapping]] = ..., stream_add: _Optional[_Union[MediaEvent, _Mapping]] = ..., track_add: _Optional[_Union[MediaEvent, _Mapping]] = ..., track_remove: _Optional[_Union[MediaEvent, _Mapping]] = ..., track_ready: _Optional[_Union[MediaEvent, _Mapping]] = ..., mesh_peer_state: _Optional[_Union[MeshPeerState, _Mapping]] = ...) -> None: ...
+    keyframe_wanted: MediaEvent
+    def __init__(self, room: _Optional[int] = ..., app: _Optional[str] = ..., room_id: _Optional[str] = ..., peer_join: _Optional[_Union[PeerEvent, _Mapping]] = ..., peer_leave: _Optional[_Union[PeerEvent, _Mapping]] = ..., peer_seen: _Optional[_Union[PeerEvent, _Mapping]] = ..., message: _Optional[_Union[Message, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., room_error: _Optional[_Union[RoomError, _Mapping]] = ..., lagged: _Optional[_Union[Lagged, _Mapping]] = ..., mesh_state: _Optional[_Union[CellStatus, _Mapping]] = ..., stream_add: _Optional[_Union[MediaEvent, _Mapping]] = ..., track_add: _Optional[_Union[MediaEvent, _Mapping]] = ..., track_remove: _Optional[_Union[MediaEvent, _Mapping]] = ..., track_ready: _Optional[_Union[MediaEvent, _Mapping]] = ..., mesh_peer_state: _Optional[_Union[MeshPeerState, _Mapping]] = ..., keyframe_wanted: _Optional[_Union[MediaEvent, _Mapping]] = ...) -> None: ...
 
 class MeshPeerState(_message.Message):
     __slots__ = ("peer", "linked", "cell", "bridge")
