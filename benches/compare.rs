@@ -397,6 +397,19 @@ async fn main() {
             }
             return;
         }
+        Ok("engine") => {
+            for _ in 0..3 {
+                let mut p = engine_pair().await;
+                let secs = engine_transfer(&mut p, BULK_SIZE, BULK_COUNT).await;
+                println!("engine {:.1} MB/s", (BULK_SIZE * BULK_COUNT) as f64 / secs / 1e6);
+                // The same bytes in Trystero's 16 KiB chunks, one engine message each.
+                let mut p = engine_pair().await;
+                let n = BULK_SIZE * BULK_COUNT / 16_384;
+                let secs = engine_transfer(&mut p, 16_384, n).await;
+                println!("engine, 16 KiB messages {:.1} MB/s", (16_384 * n) as f64 / secs / 1e6);
+            }
+            return;
+        }
         Ok("figures") => {
             for _ in 0..3 {
                 let m = meshrtc_figures(&a, &b).await;

@@ -17,6 +17,7 @@ use webrtc::peer_connection::{
 };
 use webrtc::runtime::Runtime;
 
+mod coalesce;
 pub mod ice;
 mod keyframe_requests;
 pub mod media;

@@ -1,4 +1,5 @@
-//! A webrtc runtime that gives every ICE socket large kernel buffers.
+//! A webrtc runtime that gives every ICE socket large kernel buffers, and sends its datagrams
+//! coalesced (`coalesce`).
 //!
 //! With Linux's default 208 KiB receive buffer, a burst of SCTP data on loopback overflows the
 //! socket before the driver drains it (`RcvbufErrors` in /proc/net/snmp); SCTP then recovers the
@@ -65,7 +66,9 @@ impl Runtime for SocketBufferRuntime {
         if let Err(e) = sock.set_send_buffer_size(SOCKET_BUFFER_BYTES) {
             tracing::debug!("SO_SNDBUF: {e}");
         }
-        self.inner.wrap_udp_socket(socket)
+        Ok(super::coalesce::CoalescingSocket::wrap(
+            self.inner.wrap_udp_socket(socket)?,
+        ))
     }
 
     fn wrap_tcp_listener(
