@@ -398,10 +398,17 @@ async fn main() {
             return;
         }
         Ok("engine") => {
+            let own = std::process::id() as i32;
             for _ in 0..3 {
                 let mut p = engine_pair().await;
+                let cpu = cpu_seconds(own);
                 let secs = engine_transfer(&mut p, BULK_SIZE, BULK_COUNT).await;
-                println!("engine {:.1} MB/s", (BULK_SIZE * BULK_COUNT) as f64 / secs / 1e6);
+                let mb = (BULK_SIZE * BULK_COUNT) as f64 / 1e6;
+                println!(
+                    "engine {:.1} MB/s, CPU per MB {:.2} ms",
+                    mb / secs,
+                    (cpu_seconds(own) - cpu) * 1e3 / mb
+                );
                 // The same bytes in Trystero's 16 KiB chunks, one engine message each.
                 let mut p = engine_pair().await;
                 let n = BULK_SIZE * BULK_COUNT / 16_384;
@@ -421,8 +428,17 @@ async fn main() {
             return;
         }
         Ok(_) => {
+            let own = std::process::id() as i32;
             for _ in 0..5 {
-                println!("throughput {:.1} MB/s", bulk_throughput(&a, &b).await);
+                let cpu = || cpu_seconds(a.pid()) + cpu_seconds(b.pid());
+                let (daemons, apps) = (cpu(), cpu_seconds(own));
+                let mbs = bulk_throughput(&a, &b).await;
+                let mb = (BULK_SIZE * BULK_COUNT) as f64 / 1e6;
+                println!(
+                    "throughput {mbs:.1} MB/s, CPU per MB: daemons {:.2} ms, apps {:.2} ms",
+                    (cpu() - daemons) * 1e3 / mb,
+                    (cpu_seconds(own) - apps) * 1e3 / mb
+                );
             }
             return;
         }

@@ -9,9 +9,9 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use crate::drops::DropReason;
-use crate::wire::chunk::{ActionChunk, EncodeError, Payload, encode_payload};
+use crate::wire::chunk::{ActionChunk, EncodeError, Payload, encode_payload_framed};
 use crate::wire::e2e::{self, E2eKey};
-use crate::wire::frame::{encode_data, encode_presence};
+use crate::wire::frame::{data_prefix, encode_presence};
 use crate::wire::reassembly::{Assembled, Limits, Reassembler, Step};
 use crate::wire::sdp_crypto::password_proof;
 use crate::wire::topic::{random_id_from, room_token};
@@ -299,11 +299,9 @@ impl Room {
         meta: Option<&Value>,
     ) -> Result<Vec<Bytes>, EncodeError> {
         let nonce = self.next_nonce(action);
-        let chunks = encode_payload(action, nonce, payload, meta)?;
-        Ok(chunks
-            .iter()
-            .map(|c| Bytes::from(encode_data(&self.token, c)))
-            .collect())
+        let prefix = data_prefix(&self.token);
+        let frames = encode_payload_framed(&prefix, action, nonce, payload, meta)?;
+        Ok(frames.into_iter().map(Bytes::from).collect())
     }
 
     /// Encodes an app message after checking channel name and size.

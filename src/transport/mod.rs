@@ -430,7 +430,11 @@ pub async fn add_candidate(pc: &Connection, json: &str) -> Result<(), TransportE
 pub fn spawn_writer(channel: Channel, mut frames: mpsc::Receiver<Bytes>) {
     tokio::spawn(async move {
         while let Some(frame) = frames.recv().await {
-            if channel.send(BytesMut::from(&frame[..])).await.is_err() {
+            // A frame nothing else holds becomes the engine's buffer without a copy.
+            let frame = frame
+                .try_into_mut()
+                .unwrap_or_else(|shared| BytesMut::from(&shared[..]));
+            if channel.send(frame).await.is_err() {
                 break;
             }
         }

@@ -69,6 +69,16 @@ impl Payload {
         }
     }
 
+    /// Encoded payload bytes, borrowed when the payload already is bytes.
+    pub fn as_wire(&self) -> std::borrow::Cow<'_, [u8]> {
+        use std::borrow::Cow;
+        match self {
+            Payload::Text(s) => Cow::Borrowed(s.as_bytes()),
+            Payload::Json(v) => Cow::Owned(serde_json::to_vec(v).unwrap_or_default()),
+            Payload::Binary(b) => Cow::Borrowed(b),
+        }
+    }
+
     /// Encoded payload bytes.
     pub fn to_bytes(&self) -> Vec<u8> {
         match self {
@@ -176,6 +186,19 @@ pub fn encode_message(
     type_bits: u8,
     meta: Option<&Value>,
 ) -> Result<Vec<Vec<u8>>, EncodeError> {
+    encode_framed(&[], action, nonce, payload, type_bits, meta)
+}
+
+/// Encodes a message into chunks as [`encode_message`] does, each written after `prefix` (the
+/// outer frame's header) in one buffer: the payload is copied once, into the frames sent.
+pub fn encode_framed(
+    prefix: &[u8],
+    action: &str,
+    nonce: u16,
+    payload: &[u8],
+    type_bits: u8,
+    meta: Option<&Value>,
+) -> Result<Vec<Vec<u8>>, EncodeError> {
     if action.len() > ACTION_NAME_LEN {
         return Err(EncodeError::NameTooLong);
     }
@@ -187,7 +210,8 @@ pub fn encode_message(
     let mut chunks = Vec::with_capacity(total);
     let mut index = 0;
     if let Some(m) = meta_bytes {
-        let mut c = Vec::with_capacity(HEADER_LEN + m.len());
+        let mut c = Vec::with_capacity(prefix.len() + HEADER_LEN + m.len());
+        c.extend_from_slice(prefix);
         header(
             &mut c,
             action,
@@ -201,14 +225,16 @@ pub fn encode_message(
     }
     let mut pieces = payload.chunks(CHUNK_PAYLOAD).peekable();
     if pieces.peek().is_none() {
-        let mut c = Vec::with_capacity(HEADER_LEN);
+        let mut c = Vec::with_capacity(prefix.len() + HEADER_LEN);
+        c.extend_from_slice(prefix);
         header(&mut c, action, nonce, type_bits | TAG_LAST, 255);
         chunks.push(c);
         return Ok(chunks);
     }
     while let Some(piece) = pieces.next() {
         let last = if pieces.peek().is_none() { TAG_LAST } else { 0 };
-        let mut c = Vec::with_capacity(HEADER_LEN + piece.len());
+        let mut c = Vec::with_capacity(prefix.len() + HEADER_LEN + piece.len());
+        c.extend_from_slice(prefix);
         header(
             &mut c,
             action,
@@ -230,10 +256,29 @@ pub fn encode_payload(
     payload: &Payload,
     meta: Option<&Value>,
 ) -> Result<Vec<Vec<u8>>, EncodeError> {
-    encode_message(
+    encode_framed(
+        &[],
         action,
         nonce,
-        &payload.to_bytes(),
+        &payload.as_wire(),
+        payload.type_bits(),
+        meta,
+    )
+}
+
+/// Encodes a typed payload into chunks, each after `prefix` (see [`encode_framed`]).
+pub fn encode_payload_framed(
+    prefix: &[u8],
+    action: &str,
+    nonce: u16,
+    payload: &Payload,
+    meta: Option<&Value>,
+) -> Result<Vec<Vec<u8>>, EncodeError> {
+    encode_framed(
+        prefix,
+        action,
+        nonce,
+        &payload.as_wire(),
         payload.type_bits(),
         meta,
     )
@@ -310,4 +355,20 @@ mod tests {
             Err(EncodeError::NameTooLong)
         );
     }
+
+    #[test]
+    fn framed_chunks_are_the_plain_chunks_after_the_prefix() {
+        let payload = Payload::Binary((0..40_000u32).map(|i| i as u8).collect());
+        let meta = json!({"name": "f"});
+        let plain = encode_payload("file", 7, &payload, Some(&meta)).expect("encodes");
+        let framed =
+            encode_payload_framed(b"PREFIX", "file", 7, &payload, Some(&meta)).expect("encodes");
+        assert_eq!(plain.len(), 4);
+        assert_eq!(framed.len(), plain.len());
+        for (f, p) in framed.iter().zip(&plain) {
+            assert_eq!(&f[..6], b"PREFIX");
+            assert_eq!(&f[6..], &p[..]);
+        }
+    }
+
 }

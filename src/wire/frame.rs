@@ -85,11 +85,17 @@ impl<'a> OuterFrame<'a> {
 
 /// Encodes a room data frame around an action chunk.
 pub fn encode_data(token: &str, chunk: &[u8]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(3 + token.len() + chunk.len());
+    let mut out = data_prefix(token);
+    out.extend_from_slice(chunk);
+    out
+}
+
+/// The bytes of a data frame before its chunk.
+pub fn data_prefix(token: &str) -> Vec<u8> {
+    let mut out = Vec::with_capacity(3 + token.len());
     out.push(TAG_DATA);
     out.extend_from_slice(&(token.len() as u16).to_be_bytes());
     out.extend_from_slice(token.as_bytes());
-    out.extend_from_slice(chunk);
     out
 }
 
