@@ -49,6 +49,7 @@ async fn channel(daemon: &str) -> anyhow::Result<Channel> {
     let channel = if let Some(path) = daemon.strip_prefix("unix:") {
         let path = path.to_owned();
         Endpoint::try_from("http://[::]:50051")?
+            .max_frame_size(crate::api::grpc::HTTP2_FRAME_BYTES)
             .connect_with_connector(tower::service_fn(move |_: Uri| {
                 let path = path.clone();
                 async move {
@@ -64,7 +65,10 @@ async fn channel(daemon: &str) -> anyhow::Result<Channel> {
         } else {
             format!("http://{daemon}")
         };
-        Endpoint::try_from(url)?.connect().await?
+        Endpoint::try_from(url)?
+            .max_frame_size(crate::api::grpc::HTTP2_FRAME_BYTES)
+            .connect()
+            .await?
     };
     Ok(channel)
 }
