@@ -4,7 +4,7 @@
 //! run of 16 or more written in one pass, which a data channel rarely produces; a bulk transfer
 //! made one syscall and one trip through the kernel's UDP stack per 1,200-byte datagram (about
 //! a third of the CPU of a transfer between two daemons on loopback). Here a send only queues
-//! its datagram; a task of the socket wakes once the current burst is written, and sends every
+//! its datagram; a task of the socket wakes, takes everything queued, and sends every
 //! run of same-sized datagrams to one address as one GSO `sendmsg` (the kernel splits it, or
 //! hands it to a receiver with UDP GRO as one buffer). Order is kept; a send waits when the
 //! queue holds [`MAX_QUEUED_BYTES`], as it would on a full socket buffer.
@@ -148,9 +148,11 @@ impl CoalescingSocket {
 /// Waits for queued sends and sends them, until the socket is gone.
 async fn send_loop(socket: Weak<CoalescingSocket>, flush: Arc<tokio::sync::Notify>) {
     loop {
+        // No yield before draining: waiting for the engine to finish its burst made bigger
+        // batches but left SACKs queued behind busy tasks, and a stream of small messages
+        // stalled on SCTP's timers (the compare bench's rate profile). What the engine writes
+        // while a drain sends is taken by the next one.
         flush.notified().await;
-        // Let the engine finish the burst it is writing: one send then carries all of it.
-        tokio::task::yield_now().await;
         let Some(socket) = socket.upgrade() else {
             return;
         };
