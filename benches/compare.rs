@@ -97,11 +97,24 @@ async fn engine_transfer(p: &mut EnginePair, size: usize, count: usize) -> f64 {
     secs
 }
 
-async fn engine_figures() -> (f64, f64, f64) {
+/// Bytes one bulk run moves.
+const BULK_BYTES: usize = BULK_SIZE * BULK_COUNT;
+/// One full chunk of Trystero's wire: the data-channel message meshrtc sends for large payloads.
+const CHUNK_MESSAGE: usize = 16_384;
+
+/// The engine alone on a fresh link moving [`BULK_BYTES`] in messages of `size`: MB/s and the
+/// process's CPU milliseconds per MB.
+async fn engine_bulk(size: usize) -> (f64, f64) {
+    let own = std::process::id() as i32;
     let mut p = engine_pair().await;
-    let mbs = (BULK_SIZE * BULK_COUNT) as f64
-        / engine_transfer(&mut p, BULK_SIZE, BULK_COUNT).await
-        / 1e6;
+    let cpu = cpu_seconds(own);
+    let secs = engine_transfer(&mut p, size, BULK_BYTES / size).await;
+    let mb = (size * (BULK_BYTES / size)) as f64 / 1e6;
+    (mb / secs, (cpu_seconds(own) - cpu) * 1e3 / mb)
+}
+
+/// Rate and round trip of the engine alone.
+async fn engine_figures() -> (f64, f64) {
     // A fresh link: right after the bulk run the engine's small-message rate sometimes collapses
     // (12,000 msg/s in one run), which would flatter meshrtc.
     let mut p = engine_pair().await;
@@ -116,7 +129,7 @@ async fn engine_figures() -> (f64, f64, f64) {
         next_message(&mut p.a_rx).await;
         rtts.push(t.elapsed().as_secs_f64() * 1000.0);
     }
-    (mbs, rate, pct(&mut rtts, 0.5))
+    (rate, pct(&mut rtts, 0.5))
 }
 
 // ---- meshrtc: app → gRPC → daemon → WebRTC → daemon → gRPC → app ------------------------------
@@ -181,6 +194,21 @@ async fn bulk_throughput(a: &Daemon, b: &Daemon) -> f64 {
     (BULK_SIZE * BULK_COUNT) as f64 / end.duration_since(start).as_secs_f64() / 1e6
 }
 
+/// A bulk run between apps on `a` and `b`: MB/s, and CPU milliseconds per MB of both daemons
+/// and of the two apps (this process).
+async fn meshrtc_bulk(a: &Daemon, b: &Daemon) -> (f64, f64, f64) {
+    let own = std::process::id() as i32;
+    let daemons = || cpu_seconds(a.pid()) + cpu_seconds(b.pid());
+    let (d0, a0) = (daemons(), cpu_seconds(own));
+    let mbs = bulk_throughput(a, b).await;
+    let mb = BULK_BYTES as f64 / 1e6;
+    (
+        mbs,
+        (daemons() - d0) * 1e3 / mb,
+        (cpu_seconds(own) - a0) * 1e3 / mb,
+    )
+}
+
 /// Messages per second of 100-byte messages from an app on `a` to an app on `b`.
 async fn small_rate(a: &Daemon, b: &Daemon) -> f64 {
     let idb = b.peer_id().await;
@@ -199,7 +227,6 @@ async fn small_rate(a: &Daemon, b: &Daemon) -> f64 {
 }
 
 struct Meshrtc {
-    throughput: f64,
     rate: f64,
     rtt_p50: f64,
     rtt_p99: f64,
@@ -215,15 +242,6 @@ async fn meshrtc_figures(a: &Daemon, b: &Daemon) -> Meshrtc {
     let rb = sb.join("bench", "room", "").await;
     assert!(sa.wait_join(&idb, Duration::from_secs(30)).await);
     // The receiving app is the only one in the room on `b`: every message crosses once.
-    let start = Instant::now();
-    let counter = tokio::spawn(async move {
-        count_messages(&mut sb, BULK_COUNT).await;
-        (sb, Instant::now())
-    });
-    pipelined_send(&mut sa, ra, BULK_SIZE, BULK_COUNT).await;
-    let (mut sb, end) = counter.await.expect("counter");
-    let throughput =
-        (BULK_SIZE * BULK_COUNT) as f64 / end.duration_since(start).as_secs_f64() / 1e6;
     let start = Instant::now();
     let counter = tokio::spawn(async move {
         count_messages(&mut sb, SMALL_COUNT).await;
@@ -261,7 +279,6 @@ async fn meshrtc_figures(a: &Daemon, b: &Daemon) -> Meshrtc {
         joins.push(t.elapsed().as_secs_f64() * 1000.0);
     }
     Meshrtc {
-        throughput,
         rate,
         rtt_p50,
         rtt_p99,
@@ -397,22 +414,12 @@ async fn main() {
             return;
         }
         Ok("engine") => {
-            let own = std::process::id() as i32;
             for _ in 0..3 {
-                let mut p = engine_pair().await;
-                let cpu = cpu_seconds(own);
-                let secs = engine_transfer(&mut p, BULK_SIZE, BULK_COUNT).await;
-                let mb = (BULK_SIZE * BULK_COUNT) as f64 / 1e6;
-                println!(
-                    "engine {:.1} MB/s, CPU per MB {:.2} ms",
-                    mb / secs,
-                    (cpu_seconds(own) - cpu) * 1e3 / mb
-                );
+                let (mbs, cpu) = engine_bulk(BULK_SIZE).await;
+                println!("engine {mbs:.1} MB/s, CPU per MB {cpu:.2} ms");
                 // The same bytes in Trystero's 16 KiB chunks, one engine message each.
-                let mut p = engine_pair().await;
-                let n = BULK_SIZE * BULK_COUNT / 16_384;
-                let secs = engine_transfer(&mut p, 16_384, n).await;
-                println!("engine, 16 KiB messages {:.1} MB/s", (16_384 * n) as f64 / secs / 1e6);
+                let (mbs, cpu) = engine_bulk(CHUNK_MESSAGE).await;
+                println!("engine, 16 KiB messages {mbs:.1} MB/s, CPU per MB {cpu:.2} ms");
             }
             return;
         }
@@ -420,30 +427,44 @@ async fn main() {
             for _ in 0..3 {
                 let m = meshrtc_figures(&a, &b).await;
                 println!(
-                    "throughput {:.1} MB/s, rate {:.0} msg/s, rtt p50 {:.3} ms, join p50 {:.0} ms",
-                    m.throughput, m.rate, m.rtt_p50, m.join_p50
+                    "rate {:.0} msg/s, rtt p50 {:.3} ms, join p50 {:.0} ms",
+                    m.rate, m.rtt_p50, m.join_p50
                 );
             }
             return;
         }
         Ok(_) => {
-            let own = std::process::id() as i32;
             for _ in 0..5 {
-                let cpu = || cpu_seconds(a.pid()) + cpu_seconds(b.pid());
-                let (daemons, apps) = (cpu(), cpu_seconds(own));
-                let mbs = bulk_throughput(&a, &b).await;
-                let mb = (BULK_SIZE * BULK_COUNT) as f64 / 1e6;
+                let (mbs, daemons, apps) = meshrtc_bulk(&a, &b).await;
                 println!(
-                    "throughput {mbs:.1} MB/s, CPU per MB: daemons {:.2} ms, apps {:.2} ms",
-                    (cpu() - daemons) * 1e3 / mb,
-                    (cpu_seconds(own) - apps) * 1e3 / mb
+                    "throughput {mbs:.1} MB/s, CPU per MB: daemons {daemons:.2} ms, apps {apps:.2} ms"
                 );
             }
             return;
         }
         Err(_) => {}
     }
-    let (e_mbs, e_rate, e_rtt) = engine_figures().await;
+    // Bulk figures alternate between the engine (64 KiB and 16 KiB messages) and meshrtc, three
+    // rounds, medians: this machine's speed drifts more between runs than the figures differ.
+    let (mut e64, mut e16, mut mesh) = (Vec::new(), Vec::new(), Vec::new());
+    let (mut e_cpu, mut d_cpu, mut a_cpu) = (Vec::new(), Vec::new(), Vec::new());
+    for _ in 0..3 {
+        let (mbs, cpu) = engine_bulk(BULK_SIZE).await;
+        e64.push(mbs);
+        e_cpu.push(cpu);
+        e16.push(engine_bulk(CHUNK_MESSAGE).await.0);
+        let (mbs, daemons, apps) = meshrtc_bulk(&a, &b).await;
+        mesh.push(mbs);
+        d_cpu.push(daemons);
+        a_cpu.push(apps);
+    }
+    let (e_mbs, e16_mbs, m_mbs) = (pct(&mut e64, 0.5), pct(&mut e16, 0.5), pct(&mut mesh, 0.5));
+    let (e_cpu, d_cpu, a_cpu) = (
+        pct(&mut e_cpu, 0.5),
+        pct(&mut d_cpu, 0.5),
+        pct(&mut a_cpu, 0.5),
+    );
+    let (e_rate, e_rtt) = engine_figures().await;
     let m = meshrtc_figures(&a, &b).await;
     // Rooms daemon `a` holds for the page ↔ daemon joins (its session stays open meanwhile).
     let daemon_rooms: Vec<String> = (0..20).map(|i| format!("page-daemon-{i}")).collect();
@@ -460,9 +481,17 @@ async fn main() {
     println!("figure                         meshrtc     engine   trystero");
     println!(
         "throughput 64 KiB (MB/s)    {:>10.1} {:>10.1} {:>10}",
-        m.throughput,
+        m_mbs,
         e_mbs,
         f(tv("throughput_mbs"))
+    );
+    println!(
+        "  engine with 16 KiB messages (Trystero's chunks) {e16_mbs:.1} MB/s; meshrtc / engine {:.2} (64 KiB), {:.2} (16 KiB)",
+        m_mbs / e_mbs,
+        m_mbs / e16_mbs
+    );
+    println!(
+        "  CPU per MB: engine {e_cpu:.2} ms (both ends), meshrtc daemons {d_cpu:.2} ms + apps {a_cpu:.2} ms"
     );
     println!(
         "rate 100 B (msg/s)          {:>10.0} {:>10.0} {:>10}",
@@ -498,7 +527,8 @@ async fn main() {
         println!(
             "{}",
             serde_json::json!({
-                "throughput_mbs": m.throughput, "engine_throughput_mbs": e_mbs, "trystero_throughput_mbs": tv("throughput_mbs"),
+                "throughput_mbs": m_mbs, "engine_throughput_mbs": e_mbs, "engine_throughput_16k_mbs": e16_mbs,
+                "engine_cpu_ms_per_mb": e_cpu, "daemons_cpu_ms_per_mb": d_cpu, "apps_cpu_ms_per_mb": a_cpu, "trystero_throughput_mbs": tv("throughput_mbs"),
                 "msg_rate": m.rate, "engine_msg_rate": e_rate,
                 "rtt_p50_ms": m.rtt_p50, "engine_rtt_p50_ms": e_rtt,
                 "join_p50_ms": m.join_p50, "join_p99_ms": m.join_p99,

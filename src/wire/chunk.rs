@@ -370,5 +370,4 @@ mod tests {
             assert_eq!(&f[6..], &p[..]);
         }
     }
-
 }
