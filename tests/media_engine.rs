@@ -21,31 +21,49 @@ fn vp8_packet(seq: u16, marker: bool) -> rtc::rtp::Packet {
     p
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_track_added_after_the_data_channel_renegotiates_and_carries_rtp() {
-    let (pa, pb, _a_rx, mut b_rx) = common::engine_pair().await;
-    let spec = TrackSpec {
-        codec: Codec::Vp8,
-        stream_id: "stream-a".into(),
-        track_id: "video-a".into(),
-    };
-    let local = media::add_track(&pa, &spec).await.expect("add track");
-    let offer = media::renegotiation_offer(&pa).await.expect("offer");
+/// One renegotiation: `pa` offers the tracks it added, `pb` answers.
+async fn renegotiate(pa: &transport::Connection, pb: &transport::Connection) {
+    let offer = media::renegotiation_offer(pa).await.expect("offer");
     assert!(offer.contains("VP8"), "the offer has no VP8: {offer}");
-    let answer = media::answer_renegotiation(&pb, offer, false)
+    let answer = media::answer_renegotiation(pb, offer, false)
         .await
         .expect("answer");
-    transport::apply_answer(&pa, answer)
+    transport::apply_answer(pa, answer)
         .await
         .expect("apply answer");
+}
 
-    let remote = tokio::time::timeout(Duration::from_secs(10), async {
+/// The next remote track at `b` (it surfaces with its first packet), within 10 s.
+async fn next_remote_track(
+    b_rx: &mut tokio::sync::mpsc::UnboundedReceiver<TransportEvent>,
+) -> Option<media::RemoteTrack> {
+    let wait = async {
         loop {
             if let Some(TransportEvent::Track(_, t)) = b_rx.recv().await {
                 return t;
             }
         }
-    });
+    };
+    tokio::time::timeout(Duration::from_secs(10), wait)
+        .await
+        .ok()
+}
+
+fn video_spec() -> TrackSpec {
+    TrackSpec {
+        codec: Codec::Vp8,
+        stream_id: "stream-a".into(),
+        track_id: "video-a".into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_track_added_after_the_data_channel_renegotiates_and_carries_rtp() {
+    let (pa, pb, _a_rx, mut b_rx) = common::engine_pair().await;
+    let local = media::add_track(&pa, &video_spec())
+        .await
+        .expect("add track");
+    renegotiate(&pa, &pb).await;
     // The remote track surfaces with the first packet: keep sending until it does.
     let writer = {
         let local = local.clone();
@@ -56,7 +74,9 @@ async fn a_track_added_after_the_data_channel_renegotiates_and_carries_rtp() {
             }
         })
     };
-    let remote = remote.await.expect("no remote track within 10 s");
+    let remote = next_remote_track(&mut b_rx)
+        .await
+        .expect("no remote track within 10 s");
     let (stream, track, codec) = remote.describe().await;
     assert_eq!(
         (stream.as_str(), track.as_str(), codec),
@@ -86,27 +106,10 @@ async fn a_track_added_after_the_data_channel_renegotiates_and_carries_rtp() {
 async fn a_forwarded_packet_leaves_the_previous_hops_extensions_behind_and_its_receivers_pli_reaches_the_sender()
  {
     let (pa, pb, _a_rx, mut b_rx) = common::engine_pair().await;
-    let spec = TrackSpec {
-        codec: Codec::Vp8,
-        stream_id: "stream-a".into(),
-        track_id: "video-a".into(),
-    };
-    let local = media::add_send_slot(&pa, &spec).await.expect("send slot");
-    let offer = media::renegotiation_offer(&pa).await.expect("offer");
-    let answer = media::answer_renegotiation(&pb, offer, false)
+    let local = media::add_send_slot(&pa, &video_spec())
         .await
-        .expect("answer");
-    transport::apply_answer(&pa, answer)
-        .await
-        .expect("apply answer");
-
-    let remote = tokio::time::timeout(Duration::from_secs(10), async {
-        loop {
-            if let Some(TransportEvent::Track(_, t)) = b_rx.recv().await {
-                return t;
-            }
-        }
-    });
+        .expect("send slot");
+    renegotiate(&pa, &pb).await;
     let writer = {
         let local = local.clone();
         tokio::spawn(async move {
@@ -123,7 +126,7 @@ async fn a_forwarded_packet_leaves_the_previous_hops_extensions_behind_and_its_r
             }
         })
     };
-    let remote = remote
+    let remote = next_remote_track(&mut b_rx)
         .await
         .expect("no remote track within 10 s: packets with foreign extensions were refused");
     let mut got = 0;

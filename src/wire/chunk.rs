@@ -256,14 +256,7 @@ pub fn encode_payload(
     payload: &Payload,
     meta: Option<&Value>,
 ) -> Result<Vec<Vec<u8>>, EncodeError> {
-    encode_framed(
-        &[],
-        action,
-        nonce,
-        &payload.as_wire(),
-        payload.type_bits(),
-        meta,
-    )
+    encode_payload_framed(&[], action, nonce, payload, meta)
 }
 
 /// Encodes a typed payload into chunks, each after `prefix` (see [`encode_framed`]).
