@@ -90,6 +90,8 @@ pub struct Transport {
     config: TransportConfig,
     events: mpsc::UnboundedSender<TransportEvent>,
     runtime: Arc<dyn Runtime>,
+    /// For relay-only connections (see `SocketBufferRuntime::relayed`).
+    relayed_runtime: Arc<dyn Runtime>,
 }
 
 struct Handler {
@@ -217,6 +219,7 @@ impl Transport {
             config,
             events,
             runtime: SocketBufferRuntime::shared(),
+            relayed_runtime: SocketBufferRuntime::relayed(),
         }
     }
 
@@ -232,9 +235,9 @@ impl Transport {
         } else {
             self.config.ice.policy
         };
-        let send_limit = match policy {
-            ice::IcePolicy::All => SEND_BUFFER_LIMIT,
-            ice::IcePolicy::Relay => RELAYED_SEND_BUFFER_LIMIT,
+        let (send_limit, runtime) = match policy {
+            ice::IcePolicy::All => (SEND_BUFFER_LIMIT, self.runtime.clone()),
+            ice::IcePolicy::Relay => (RELAYED_SEND_BUFFER_LIMIT, self.relayed_runtime.clone()),
         };
         let mdns = if self.config.resolve_mdns {
             rtc::ice::mdns::MulticastDnsMode::QueryOnly
@@ -323,7 +326,7 @@ impl Transport {
                 events: self.events.clone(),
                 pc: slot.clone(),
             }))
-            .with_runtime(self.runtime.clone())
+            .with_runtime(runtime)
             .with_udp_addrs(vec![addr])
             .with_data_channel_send_buffer_limit(send_limit)
             .build()

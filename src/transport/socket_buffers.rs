@@ -25,13 +25,26 @@ pub const SOCKET_BUFFER_BYTES: usize = 4 << 20;
 /// Tokio runtime whose UDP sockets get [`SOCKET_BUFFER_BYTES`] of send and receive buffer.
 pub struct SocketBufferRuntime {
     inner: TokioRuntime,
+    /// Whether sockets coalesce datagrams into GSO sends.
+    coalesce: bool,
 }
 
 impl SocketBufferRuntime {
-    /// The runtime, shared by every connection of a transport.
+    /// The runtime, shared by every connection of a transport: sockets coalesce their sends.
     pub fn shared() -> Arc<dyn Runtime> {
         Arc::new(Self {
             inner: TokioRuntime,
+            coalesce: true,
+        })
+    }
+
+    /// The runtime for connections that only use TURN relays: one `sendmsg` per datagram. A
+    /// TURN server with the default socket buffer (coturn) loses part of the bursts coalesced
+    /// sends make, and a relayed link stalled on the losses.
+    pub fn relayed() -> Arc<dyn Runtime> {
+        Arc::new(Self {
+            inner: TokioRuntime,
+            coalesce: false,
         })
     }
 }
@@ -66,9 +79,11 @@ impl Runtime for SocketBufferRuntime {
         if let Err(e) = sock.set_send_buffer_size(SOCKET_BUFFER_BYTES) {
             tracing::debug!("SO_SNDBUF: {e}");
         }
-        Ok(super::coalesce::CoalescingSocket::wrap(
-            self.inner.wrap_udp_socket(socket)?,
-        ))
+        let socket = self.inner.wrap_udp_socket(socket)?;
+        if !self.coalesce {
+            return Ok(socket);
+        }
+        Ok(super::coalesce::CoalescingSocket::wrap(socket))
     }
 
     fn wrap_tcp_listener(
