@@ -42,6 +42,17 @@ struct Queued {
 }
 
 impl Queued {
+    /// The send as the engine asked for it.
+    fn transmit(&self) -> Transmit<'_> {
+        Transmit {
+            destination: self.destination,
+            ecn: self.ecn,
+            contents: &self.contents,
+            segment_size: self.segment_size,
+            src_ip: self.src_ip,
+        }
+    }
+
     /// Whether `next` can follow this datagram in one GSO send of `segment`-byte segments.
     fn joins(&self, next: &Queued, segment: usize) -> bool {
         self.segment_size.is_none()
@@ -129,22 +140,15 @@ impl CoalescingSocket {
                     }
                 }
             }
-            let (contents, segment_size) = if end - i > 1 {
+            let mut transmit = first.transmit();
+            if end - i > 1 {
                 batch.clear();
                 for s in &sends[i..end] {
                     batch.extend_from_slice(&s.contents);
                 }
-                (&batch[..], Some(segment))
-            } else {
-                (&first.contents[..], first.segment_size)
-            };
-            let transmit = Transmit {
-                destination: first.destination,
-                ecn: first.ecn,
-                contents,
-                segment_size,
-                src_ip: first.src_ip,
-            };
+                transmit.contents = &batch;
+                transmit.segment_size = Some(segment);
+            }
             // UDP: a datagram the kernel refuses is lost like any other, and SCTP, ICE and
             // SRTP all live with loss.
             if let Err(e) = std::future::poll_fn(|cx| self.inner.poll_send(cx, &transmit)).await {
@@ -179,14 +183,7 @@ impl Drop for CoalescingSocket {
         let sends = std::mem::take(&mut self.lock().sends);
         let mut cx = Context::from_waker(Waker::noop());
         for s in &sends {
-            let transmit = Transmit {
-                destination: s.destination,
-                ecn: s.ecn,
-                contents: &s.contents,
-                segment_size: s.segment_size,
-                src_ip: s.src_ip,
-            };
-            let _ = self.inner.poll_send(&mut cx, &transmit);
+            let _ = self.inner.poll_send(&mut cx, &s.transmit());
         }
         // Wakes the send loop, which finds the socket gone and ends.
         self.flush.notify_one();

@@ -78,15 +78,6 @@ impl Payload {
             Payload::Binary(b) => Cow::Borrowed(b),
         }
     }
-
-    /// Encoded payload bytes.
-    pub fn to_bytes(&self) -> Vec<u8> {
-        match self {
-            Payload::Text(s) => s.as_bytes().to_vec(),
-            Payload::Json(v) => serde_json::to_vec(v).unwrap_or_default(),
-            Payload::Binary(b) => b.clone(),
-        }
-    }
 }
 
 /// Why an action chunk could not be decoded.

@@ -82,7 +82,7 @@ pub fn encode_message(channel: &str, payload: &Payload, meta: Option<&Value>) ->
     let meta_bytes = meta
         .map(|m| serde_json::to_vec(m).unwrap_or_default())
         .unwrap_or_default();
-    let body = payload.to_bytes();
+    let body = payload.as_wire();
     // Channel names are at most 32 bytes; cut longer ones on a character boundary.
     let mut cut = channel.len().min(255);
     while !channel.is_char_boundary(cut) {
