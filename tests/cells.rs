@@ -164,11 +164,29 @@ async fn sixteen_daemons_share_a_cells_room_and_survive_a_dead_bridge() {
         );
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
+    // What the topology allows: every cell-mate, plus one bridge link to each of the three other
+    // cells per bridge slot the member serves (two slots when it is alone in its cell). Cell
+    // sizes follow the members' random placement, so the busiest daemon's count varies from run
+    // to run: 7 or 8 usually, 11 when 9 of the 16 land in one cell.
+    let mut cells = Vec::new();
+    for m in &members {
+        cells.push(cells_of(&m.daemon).await.unwrap_or_default());
+    }
+    for (i, (held, c)) in links.iter().zip(&cells).enumerate() {
+        let cell_size = cells.iter().filter(|o| o.cell == c.cell).count();
+        let slots = if cell_size == 1 { 2 } else { 1 };
+        let allowed = cell_size - 1 + 3 * slots;
+        assert!(
+            *held <= allowed && (c.bridges as usize) <= 3 * slots,
+            "{}: {held} links, {} of them bridges, in a cell of {cell_size} (at most {allowed})",
+            members[i].id,
+            c.bridges
+        );
+    }
     let most = links.iter().copied().max().unwrap_or(0);
-    // The README's claim: at most 10 links each, where a full mesh is N - 1 = 15.
     assert!(
-        most <= 10,
-        "more than 10 links on a daemon (a full mesh would be {}); got {links:?}",
+        most < N - 1,
+        "a daemon holds a full mesh ({} links); got {links:?}",
         N - 1
     );
     println!("links per daemon: {links:?}");
