@@ -100,6 +100,8 @@ pub struct Config {
     pub reassembly_timeout_ms: u64,
     /// Log format: "text" or "json".
     pub log_format: LogFormat,
+    /// Worker threads of the daemon's async runtime.
+    pub threads: usize,
     /// Healthy relays wanted; below this, relays from the extended list are added.
     pub min_relays: usize,
     /// Use the extended relay list: unset means only when no relay is given explicitly.
@@ -140,6 +142,10 @@ impl Default for Config {
             handshake_timeout_ms: 10_000,
             reassembly_timeout_ms: 30_000,
             log_format: LogFormat::Text,
+            // One: the node decides on one task anyway, and on a 2-core machine a second worker
+            // cost 13 % more CPU per MB moved (cross-thread wake-ups and task migration) and
+            // doubled the 200-link bench's p99 latency; see BENCHMARKS.md.
+            threads: 1,
             min_relays: 3,
             extended_relays: None,
             relay_list_url: "https://api.nostr.watch/v1/online".into(),
@@ -300,6 +306,7 @@ mod tests {
         assert_eq!(shipped.session_queue, d.session_queue);
         assert_eq!(shipped.history_budget_mib, d.history_budget_mib);
         assert_eq!(shipped.ping_after_ms, d.ping_after_ms);
+        assert_eq!(shipped.threads, d.threads);
         assert!(shipped.relays.is_empty());
     }
 

@@ -61,6 +61,9 @@ struct Args {
     /// Log format.
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
+    /// Worker threads of the async runtime (default 1).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
+    threads: Option<u16>,
     /// WebSocket bridge address (loopback), or `none`.
     #[arg(long, value_name = "HOST:PORT")]
     ws: Option<String>,
@@ -155,6 +158,12 @@ fn build_config(args: &Args) -> anyhow::Result<Config> {
     config.effective_ice_servers()?;
     if let Some(f) = args.log_format {
         config.log_format = f;
+    }
+    if let Some(n) = args.threads {
+        config.threads = usize::from(n);
+    }
+    if config.threads == 0 {
+        anyhow::bail!("threads must be at least 1");
     }
     if let Some(ws) = &args.ws {
         config.ws = ws.clone();
@@ -259,21 +268,33 @@ impl Listeners {
     }
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
-    match run().await {
+fn main() -> std::process::ExitCode {
+    // Plain text for the operator: the error and its causes, no backtrace.
+    let fail = |e: anyhow::Error| {
+        eprintln!("meshrtcd: {e:#}");
+        std::process::ExitCode::FAILURE
+    };
+    let args = Args::parse();
+    // The configuration sizes the runtime, so it is read before there is one.
+    let config = match build_config(&args) {
+        Ok(c) => c,
+        Err(e) => return fail(e),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(config.threads)
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(anyhow::Error::new(e).context("starting the async runtime")),
+    };
+    match runtime.block_on(run(args, config)) {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(e) => {
-            // Plain text for the operator: the error and its causes, no backtrace.
-            eprintln!("meshrtcd: {e:#}");
-            std::process::ExitCode::FAILURE
-        }
+        Err(e) => fail(e),
     }
 }
 
-async fn run() -> anyhow::Result<()> {
-    let args = Args::parse();
-    let config = build_config(&args)?;
+async fn run(args: Args, config: Config) -> anyhow::Result<()> {
     init_logging(config.log_format);
     if let Some(Cmd::Relay {
         listen,
