@@ -8,6 +8,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let descriptor = out.join("meshrtc_descriptor.bin");
     std::fs::write(&descriptor, prost::Message::encode_to_vec(&fds))?;
     tonic_prost_build::configure()
+        // Payloads and RTP packets as `Bytes`: decoding slices them out of the receive buffer
+        // instead of copying each into a fresh Vec, and clones are free.
+        .bytes(".")
         .file_descriptor_set_path(&descriptor)
         .skip_protoc_run()
         .compile_fds(fds)?;

@@ -166,7 +166,7 @@ async fn daemon_tracks(
             let _ = tx
                 .send(proto::MediaWrite {
                     track: *id,
-                    media: Some(proto::media_write::Media::Rtp(rtp)),
+                    media: Some(proto::media_write::Media::Rtp(rtp.into())),
                 })
                 .await;
         }
@@ -263,7 +263,7 @@ async fn forward(
             if tx
                 .send(proto::MediaWrite {
                     track: *id,
-                    media: Some(proto::media_write::Media::Rtp(rtp)),
+                    media: Some(proto::media_write::Media::Rtp(rtp.into())),
                 })
                 .await
                 .is_ok()

@@ -70,7 +70,7 @@ async fn three_daemons_exchange_text_json_binary_and_large() {
     for s in [&mut sa, &mut sb] {
         let m = s.wait_message(JOIN).await.expect("small binary arrives");
         let p = m.payload.expect("payload");
-        assert_eq!(p.kind, Some(payload::Kind::Binary(vec![1, 2, 3])));
+        assert_eq!(p.kind, Some(payload::Kind::Binary(vec![1, 2, 3].into())));
         assert_eq!(p.meta_json, r#"{"name":"tiny"}"#);
         let m = s
             .wait_message(Duration::from_secs(60))

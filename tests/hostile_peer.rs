@@ -258,16 +258,11 @@ async fn downgrades_and_tampered_envelopes_are_dropped_counted_and_lose_nothing(
     let mut env = e2e::seal(&key, "chat", &Payload::Text("tampered".into()), None);
     let last = env.len() - 1;
     env[last] ^= 1;
-    send(meshrtc::room::ACTION_E2E, Payload::Binary(env));
+    send(meshrtc::room::ACTION_E2E, Payload::Binary(env.into()));
     let other = e2e::derive_key("pw", "e2e-hostile", "elsewhere");
     send(
         meshrtc::room::ACTION_E2E,
-        Payload::Binary(e2e::seal(
-            &other,
-            "chat",
-            &Payload::Text("misrouted".into()),
-            None,
-        )),
+        Payload::Binary(e2e::seal(&other, "chat", &Payload::Text("misrouted".into()), None).into()),
     );
     wait_drop(&a, "e2e_decrypt_failed", 2).await;
     // Nothing above reached the app, and a genuine message still does.
@@ -340,7 +335,7 @@ async fn hostile_cell_frames_are_dropped_and_counted_and_ttl_is_clamped() {
                 "hive",
                 &ida,
                 meshrtc::room::ACTION_CELL,
-                Payload::Binary(frame.encode())
+                Payload::Binary(frame.encode().into())
             ),
             "raw send failed"
         );
@@ -445,7 +440,7 @@ async fn a_hostile_keepers_altered_and_impersonated_entries_are_refused_and_coun
                 "log",
                 to,
                 meshrtc::room::ACTION_HISTORY,
-                Payload::Binary(msg.encode())
+                Payload::Binary(msg.encode().into())
             ),
             "raw send failed"
         );

@@ -350,7 +350,7 @@ async fn writes_over_a_tracks_bitrate_limit_are_refused_counted_and_hurt_nothing
         let rtp = packet.marshal().expect("marshal").to_vec();
         tx.send(proto::MediaWrite {
             track,
-            media: Some(proto::media_write::Media::Rtp(rtp)),
+            media: Some(proto::media_write::Media::Rtp(rtp.into())),
         })
         .await
         .expect("write");
@@ -424,7 +424,7 @@ async fn add_and_surface(
             let _ = tx
                 .send(proto::MediaWrite {
                     track: *id,
-                    media: Some(proto::media_write::Media::Rtp(rtp)),
+                    media: Some(proto::media_write::Media::Rtp(rtp.into())),
                 })
                 .await;
         }

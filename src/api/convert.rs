@@ -364,7 +364,7 @@ mod tests {
             (Payload::Text("hi".into()), None),
             (Payload::Json(serde_json::json!({"a": 1})), None),
             (
-                Payload::Binary(vec![1, 2]),
+                Payload::Binary(bytes::Bytes::from(vec![1, 2])),
                 Some(serde_json::json!({"name": "f"})),
             ),
         ] {

@@ -71,12 +71,11 @@ impl proto::node_server::Node for NodeService {
             .read_track(&r.app, &r.room, &r.peer, &r.track_id)
             .map_err(to_status)?;
         let node = self.node.clone();
-        let backlog = futures::stream::iter(backlog.into_iter().map(|rtp| {
-            Ok(proto::MediaPacket {
-                rtp: rtp.to_vec(),
-                lagged: 0,
-            })
-        }));
+        let backlog = futures::stream::iter(
+            backlog
+                .into_iter()
+                .map(|rtp| Ok(proto::MediaPacket { rtp, lagged: 0 })),
+        );
         let live = futures::stream::unfold((rx, 0u64), move |(mut rx, mut lagged)| {
             let node = node.clone();
             async move {
@@ -84,10 +83,7 @@ impl proto::node_server::Node for NodeService {
                     use tokio::sync::broadcast::error::RecvError;
                     match rx.recv().await {
                         Ok(rtp) => {
-                            let packet = proto::MediaPacket {
-                                rtp: rtp.to_vec(),
-                                lagged,
-                            };
+                            let packet = proto::MediaPacket { rtp, lagged };
                             return Some((Ok(packet), (rx, 0)));
                         }
                         // A slow reader loses packets, is told how many, and slows nobody.

@@ -524,7 +524,7 @@ async fn send(
             let bytes =
                 std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
             proto::Payload {
-                kind: Some(proto::payload::Kind::Binary(bytes)),
+                kind: Some(proto::payload::Kind::Binary(bytes.into())),
                 meta_json: meta.clone().unwrap_or_default(),
             }
         }

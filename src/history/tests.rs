@@ -33,7 +33,7 @@ fn entries_round_trip_open_and_sealed() {
     assert_eq!(decode(&sealed, &other), Err(EntryError::Sealed));
     assert_eq!(decode(&sealed, &open), Err(EntryError::Sealed));
     let mut bin = e;
-    bin.payload = Payload::Binary(vec![0, 255, 1]);
+    bin.payload = Payload::Binary(bytes::Bytes::from(vec![0, 255, 1]));
     bin.meta = None;
     bin.verified = false;
     assert_eq!(decode(&encode(&bin, &key, [1; 24]), &key), Ok(bin.clone()));

@@ -79,7 +79,7 @@ impl Room {
 
     /// Outer frames carrying one of meshrtc's internal messages.
     pub fn mr_frames(&mut self, action: MrAction, bytes: Vec<u8>) -> Vec<Bytes> {
-        self.encode(action.name(), &Payload::Binary(bytes), None)
+        self.encode(action.name(), &Payload::Binary(bytes.into()), None)
             .unwrap_or_default()
     }
 }

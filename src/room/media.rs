@@ -243,7 +243,10 @@ m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n";
                 Payload::Json(json!({"type": "offer", "sdp": "x".repeat(MAX_SDP + 1)})),
             ),
             (ACTION_TRACK, Payload::Json(json!({"s": "no key"}))),
-            (ACTION_TRACK, Payload::Binary(vec![1, 2])),
+            (
+                ACTION_TRACK,
+                Payload::Binary(bytes::Bytes::from(vec![1, 2])),
+            ),
             (
                 ACTION_STREAM,
                 Payload::Json(json!({"k": "x".repeat(MAX_ID + 1)})),

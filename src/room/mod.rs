@@ -339,7 +339,7 @@ impl Room {
         let Some(key) = &self.e2e else {
             return self.encode_app(channel, payload, meta);
         };
-        let sealed = Payload::Binary(e2e::seal(key, channel, payload, meta));
+        let sealed = Payload::Binary(e2e::seal(key, channel, payload, meta).into());
         self.encode(ACTION_E2E, &sealed, None)
             .map_err(|_| SendError::MetaTooLarge)
     }
@@ -663,25 +663,25 @@ impl Room {
             }
             ACTION_CELL => match msg.payload {
                 Payload::Binary(bytes) if self.is_joined(peer) => {
-                    out.push(Output::Cell(peer.to_owned(), bytes))
+                    out.push(Output::Cell(peer.to_owned(), bytes.into()))
                 }
                 _ => out.push(Output::Drop(DropReason::CellUnexpected)),
             },
             ACTION_INVENTORY => match msg.payload {
                 Payload::Binary(bytes) if self.is_joined(peer) => {
-                    out.push(Output::Inventory(peer.to_owned(), bytes))
+                    out.push(Output::Inventory(peer.to_owned(), bytes.into()))
                 }
                 _ => out.push(Output::Drop(DropReason::CellUnexpected)),
             },
             ACTION_ROSTER => match msg.payload {
                 Payload::Binary(bytes) if self.is_joined(peer) => {
-                    out.push(Output::Roster(peer.to_owned(), bytes))
+                    out.push(Output::Roster(peer.to_owned(), bytes.into()))
                 }
                 _ => out.push(Output::Drop(DropReason::RosterMalformed)),
             },
             ACTION_HISTORY => match msg.payload {
                 Payload::Binary(bytes) if self.is_joined(peer) => {
-                    out.push(Output::History(peer.to_owned(), bytes))
+                    out.push(Output::History(peer.to_owned(), bytes.into()))
                 }
                 _ => out.push(Output::Drop(DropReason::HistoryMalformed)),
             },

@@ -188,7 +188,11 @@ fn messages_only_after_join_and_size_limit() {
     let out = b.on_chunk(A, &frames[0][3 + 64..], now);
     assert_eq!(out, vec![Output::Drop(DropReason::ChunkBeforeHandshake)]);
     assert!(matches!(
-        a.encode_app("chat", &Payload::Binary(vec![0; (1 << 20) + 1]), None),
+        a.encode_app(
+            "chat",
+            &Payload::Binary(bytes::Bytes::from(vec![0; (1 << 20) + 1])),
+            None
+        ),
         Err(SendError::TooLarge { .. })
     ));
     assert!(matches!(

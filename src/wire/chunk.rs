@@ -1,5 +1,6 @@
 //! Action chunks: Trystero's framing of one message into 16 KiB pieces.
 
+use bytes::Bytes;
 use serde_json::Value;
 
 /// Bytes of the zero-padded action name.
@@ -28,7 +29,7 @@ pub enum Payload {
     /// Any other JSON value.
     Json(Value),
     /// Raw bytes.
-    Binary(Vec<u8>),
+    Binary(Bytes),
 }
 
 /// A writer that only counts bytes.
@@ -296,7 +297,7 @@ mod tests {
         let chunks = encode_payload(
             "file",
             7,
-            &Payload::Binary(vec![1, 2, 3]),
+            &Payload::Binary(bytes::Bytes::from(vec![1, 2, 3])),
             Some(&json!({"name": "a"})),
         )
         .expect("encodes");

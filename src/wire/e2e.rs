@@ -125,7 +125,7 @@ pub fn decode_message(plain: &[u8]) -> Result<(String, Payload, Option<Value>), 
     let payload = match kind {
         0 => Payload::Text(String::from_utf8(body).map_err(|_| E2eError::Malformed)?),
         1 => Payload::Json(serde_json::from_slice(&body).map_err(|_| E2eError::Malformed)?),
-        2 => Payload::Binary(body),
+        2 => Payload::Binary(body.into()),
         _ => return Err(E2eError::Malformed),
     };
     Ok((channel, payload, meta))
@@ -204,7 +204,10 @@ mod tests {
         for (p, m) in [
             (Payload::Text("héllo".into()), None),
             (Payload::Json(json!({"a": [1, 2]})), None),
-            (Payload::Binary(vec![0, 1, 255]), Some(json!({"name": "f"}))),
+            (
+                Payload::Binary(bytes::Bytes::from(vec![0, 1, 255])),
+                Some(json!({"name": "f"})),
+            ),
         ] {
             let env = seal(k, "chat", &p, m.as_ref());
             assert_eq!(open(k, &env), Ok(("chat".to_string(), p, m)));

@@ -105,7 +105,7 @@ fn finish(
     meta: Option<Value>,
 ) -> Result<Assembled, ReassemblyError> {
     let payload = if tag & TAG_BINARY != 0 {
-        Payload::Binary(data)
+        Payload::Binary(data.into())
     } else if tag & TAG_JSON != 0 {
         Payload::Json(serde_json::from_slice(&data).map_err(|_| ReassemblyError::BadPayload)?)
     } else {
@@ -116,6 +116,18 @@ fn finish(
         payload,
         meta,
     })
+}
+
+/// Room for a message whose first data chunk is `chunk`, from its progress byte: growing the
+/// buffer chunk by chunk copied a 64 KiB message's bytes almost twice more. Bounded, because a
+/// peer chooses the progress byte.
+fn expected_len(chunk: &ActionChunk<'_>, after_meta: bool, max_message: usize) -> usize {
+    const MOST_CHUNKS: usize = 16;
+    let index = 1 + usize::from(after_meta);
+    let chunks = (index * 255)
+        .div_ceil(usize::from(chunk.progress).max(1))
+        .clamp(index, MOST_CHUNKS + index);
+    ((chunks + 1 - index) * CHUNK_PAYLOAD).min(max_message)
 }
 
 impl<K: Hash + Eq + Clone> Reassembler<K> {
@@ -245,8 +257,13 @@ impl<K: Hash + Eq + Clone> Reassembler<K> {
         if let Some(e) = self.per_peer.get_mut(peer) {
             e.0 += add;
         }
+        let max_message = self.limits.max_message;
         let meta = match self.partials.get_mut(&key) {
             Some(p) => {
+                if p.data.capacity() == 0 {
+                    p.data
+                        .reserve(expected_len(chunk, p.meta.is_some(), max_message));
+                }
                 p.data.extend_from_slice(chunk.payload);
                 p.last_seen = now;
                 p.meta.clone()
@@ -295,6 +312,35 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    #[test]
+    fn first_chunk_sizes_the_buffer_and_a_lying_one_is_bounded() {
+        let meta = json!({"name": "f"});
+        for len in [CHUNK_PAYLOAD + 1, 65_536, 5 * CHUNK_PAYLOAD, 200_000] {
+            for with_meta in [false, true] {
+                let chunks = encode_message(
+                    "bin",
+                    1,
+                    &vec![1; len],
+                    TAG_BINARY,
+                    with_meta.then_some(&meta),
+                )
+                .expect("encode");
+                let first = ActionChunk::decode(&chunks[usize::from(with_meta)]).expect("decode");
+                let room = expected_len(&first, with_meta, 64 << 20);
+                assert!(
+                    room >= len,
+                    "{len} bytes, meta {with_meta}: room for {room}"
+                );
+                assert!(room < len + 2 * CHUNK_PAYLOAD, "{len}: room for {room}");
+            }
+        }
+        let small = encode_message("bin", 1, &[1; 10], TAG_BINARY, None).expect("encode");
+        let mut lying = ActionChunk::decode(&small[0]).expect("decode");
+        lying.progress = 1;
+        assert_eq!(expected_len(&lying, false, 64 << 20), 17 * CHUNK_PAYLOAD);
+        assert_eq!(expected_len(&lying, false, 1_000), 1_000);
+    }
+
     fn feed(
         r: &mut Reassembler<u32>,
         peer: u32,
@@ -314,7 +360,7 @@ mod tests {
             Payload::Text("héllo".into()),
             Payload::Json(json!({"a": [1, 2]})),
             Payload::Json(json!(42)),
-            Payload::Binary(vec![0, 1, 2]),
+            Payload::Binary(bytes::Bytes::from(vec![0, 1, 2])),
         ] {
             let chunks = encode_payload("chat", 0, &payload, None).expect("encodes");
             let out = feed(&mut r, 1, &chunks);
@@ -337,7 +383,7 @@ mod tests {
         let a = encode_payload(
             "file",
             0,
-            &Payload::Binary(big.clone()),
+            &Payload::Binary(bytes::Bytes::from(big.clone())),
             Some(&json!({"n": 1})),
         )
         .expect("encodes");
@@ -360,7 +406,7 @@ mod tests {
             .iter()
             .find(|(_, m)| matches!(m.payload, Payload::Binary(_)))
             .expect("binary");
-        assert_eq!(file.1.payload, Payload::Binary(big));
+        assert_eq!(file.1.payload, Payload::Binary(bytes::Bytes::from(big)));
         assert_eq!(file.1.meta, Some(json!({"n": 1})));
         assert_eq!(r.buffered(), 0);
         assert_eq!(r.open(), 0);
@@ -402,8 +448,13 @@ mod tests {
         assert_eq!(feed(&mut r, 1, &c)[0], Err(ReassemblyError::BadPayload));
         let c = encode_message("a", 0, &[0xff, 0xfe], 0, None).expect("encodes");
         assert_eq!(feed(&mut r, 1, &c)[0], Err(ReassemblyError::BadPayload));
-        let mut c =
-            encode_payload("a", 0, &Payload::Binary(vec![1]), Some(&json!(1))).expect("encodes");
+        let mut c = encode_payload(
+            "a",
+            0,
+            &Payload::Binary(bytes::Bytes::from(vec![1])),
+            Some(&json!(1)),
+        )
+        .expect("encodes");
         c[0].truncate(36);
         c[0].extend_from_slice(b"{{");
         assert_eq!(feed(&mut r, 1, &c)[0], Err(ReassemblyError::BadMeta));

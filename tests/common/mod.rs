@@ -623,7 +623,7 @@ pub fn json(s: &str) -> proto::Payload {
 
 pub fn binary(b: Vec<u8>, meta: &str) -> proto::Payload {
     proto::Payload {
-        kind: Some(proto::payload::Kind::Binary(b)),
+        kind: Some(proto::payload::Kind::Binary(b.into())),
         meta_json: meta.into(),
     }
 }

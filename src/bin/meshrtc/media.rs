@@ -204,7 +204,7 @@ async fn send_file(
             let write = proto::MediaWrite {
                 track,
                 media: Some(proto::media_write::Media::Sample(proto::Sample {
-                    payload,
+                    payload: payload.into(),
                     duration_us: duration.as_micros() as u64,
                 })),
             };

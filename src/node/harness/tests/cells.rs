@@ -268,7 +268,7 @@ fn inject_roster(net: &mut Net, from: usize, to: usize, bytes: Vec<u8>) {
             "big",
             &peer,
             crate::room::ACTION_ROSTER,
-            &crate::wire::Payload::Binary(bytes),
+            &crate::wire::Payload::Binary(bytes::Bytes::from(bytes)),
         )
         .expect("a link");
     for f in frames {
@@ -358,7 +358,7 @@ fn forged_replayed_foreign_and_unasked_roster_records_are_counted_and_change_not
             "big",
             &to,
             crate::room::ACTION_CELL,
-            &crate::wire::Payload::Binary(hello.encode()),
+            &crate::wire::Payload::Binary(bytes::Bytes::from(hello.encode())),
         )
         .expect("a link");
     for f in frames {

@@ -94,7 +94,7 @@ fn inject_hist(net: &mut Net, from: usize, to: usize, msg: &crate::wire::history
             "r",
             &peer,
             crate::room::ACTION_HISTORY,
-            &crate::wire::Payload::Binary(msg.encode()),
+            &crate::wire::Payload::Binary(bytes::Bytes::from(msg.encode())),
         )
         .expect("a link");
     for f in frames {
