@@ -14,6 +14,9 @@ use meshrtc::node::Node;
 use meshrtc::node::identity::Identity;
 use meshrtc::store::Store;
 
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The meshrtc daemon: one shared peer-to-peer mesh node for every app on this machine.
 #[derive(Debug, Parser)]
 #[command(version = concat!(env!("CARGO_PKG_VERSION"), " (wire: Trystero 0.25.4)"), about, long_about = None)]
