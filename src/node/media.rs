@@ -350,10 +350,7 @@ impl Node {
                 }
                 Some(proto::media_write::Media::Sample(s)) => match local.packetizer.as_mut() {
                     Some(p) => p
-                        .packetize(
-                            &Bytes::from(s.payload),
-                            Duration::from_micros(s.duration_us),
-                        )
+                        .packetize(&s.payload, Duration::from_micros(s.duration_us))
                         .unwrap_or_default(),
                     None => Vec::new(),
                 },
