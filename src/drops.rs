@@ -117,6 +117,8 @@ drop_reasons! {
     LinkDuplicate => "link_duplicate",
     /// A link replaced by a newer one from the same peer (a restart).
     LinkReplaced => "link_replaced",
+    /// A connection attempt still unopened well after another attempt linked the same peer.
+    DialSuperseded => "dial_superseded",
     /// A link silent for too long.
     LinkTimeout => "link_timeout",
     /// A frame that did not fit the link's queue.

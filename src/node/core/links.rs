@@ -24,6 +24,12 @@ const DIRECT_PATIENCE: Duration = Duration::from_secs(4);
 /// How long a connection that lost the duplicate-link race stays open: its last frames (often
 /// the peer's handshake) must not be cut mid-flight.
 const DUPLICATE_GRACE: Duration = Duration::from_millis(500);
+/// How long an unopened attempt may outlive a link to the same peer. Rooms of one app dial a
+/// peer at once and the peer closes the losers on its side (`accept_offer`); ours then never
+/// connect, and their ICE agents retried every 20 ms for 20 s — 50 STUN requests a second per
+/// leftover, most of an idle daemon's CPU after a batch of joins. A duplicate that can open does
+/// so well within this (loopback: ~100 ms; through TURN: under 2 s in the turn bench).
+const SUPERSEDED_AFTER: Duration = Duration::from_secs(3);
 
 impl Core {
     /// Removes a link (only if it is still on `conn`, when given): its rooms lose the peer and
@@ -301,6 +307,26 @@ impl Core {
             .collect();
         for id in stale {
             self.abandon_attempt(id, false, false, DropReason::DialTimeout);
+        }
+        let superseded: Vec<ConnId> = self
+            .st
+            .conns
+            .iter()
+            .filter(|(_, c)| {
+                !c.open && now.saturating_duration_since(c.started) >= SUPERSEDED_AFTER
+            })
+            .filter(|(_, c)| {
+                self.st.links.get(&c.link_key()).is_some_and(|l| {
+                    now.saturating_duration_since(l.connected_at) >= SUPERSEDED_AFTER
+                })
+            })
+            .map(|(id, _)| *id)
+            .collect();
+        for id in superseded {
+            // Not a failed dial: the peer is linked, so signaling has nothing to retry.
+            self.st.conns.remove(&id);
+            self.close(id, Duration::ZERO);
+            self.count(DropReason::DialSuperseded);
         }
     }
 

@@ -71,6 +71,38 @@ fn both_sides_dialing_in_two_rooms_converge_on_one_link() {
 }
 
 #[test]
+fn attempts_left_over_from_a_join_burst_close_soon_after_the_link() {
+    // Four rooms of one app on each side: every room's signaling dials, the first link wins, and
+    // each side closes the other's unopened attempts as new offers come in. The attempts that
+    // side never heard back about must not linger (a real engine would retry ICE for 20 s).
+    for seed in 0..20 {
+        let mut net = Net::new(seed, 2);
+        for room in ["a", "b", "c", "d"] {
+            net.join(0, room, plain());
+            net.join(1, room, plain());
+        }
+        let ok = net.run_until(30 * SEC, |n| {
+            ["a", "b", "c", "d"]
+                .iter()
+                .all(|r| converged(n, r, &[0, 1]))
+        });
+        assert!(ok, "seed {seed}: rooms did not converge");
+        net.run_for(8 * SEC);
+        for i in 0..2 {
+            let c = &net.nodes[i].core;
+            assert_eq!(
+                c.pending_conns(),
+                0,
+                "seed {seed} node {i}: {:?}",
+                c.describe_pending()
+            );
+        }
+        assert_eq!(net.links_of(0), vec![1], "seed {seed}");
+        everyone_hears_everyone(&mut net, "d", &[0, 1], "after");
+    }
+}
+
+#[test]
 fn a_restarted_peer_is_detected_and_replaced() {
     for seed in 0..10 {
         let mut net = mesh(seed, 3, "r");
