@@ -101,13 +101,21 @@ async fn engine_latency(packets: u16) -> (f64, f64) {
     (pct(&mut lat, 0.5), pct(&mut lat, 0.99))
 }
 
+/// Tracks an app published: their ids and names, and the sequence number their packets continue
+/// from (the receiver's SRTP drops a repeated one as a replay).
+struct Published {
+    ids: Vec<u64>,
+    names: Vec<String>,
+    next_seq: u16,
+}
+
 /// A session on `a` with `tracks` VP8 tracks in `room`, negotiated with `b`'s session.
 async fn daemon_tracks(
     a: &Daemon,
     b: &Daemon,
     room: &str,
     tracks: usize,
-) -> (Session, Session, Vec<u64>, Vec<String>) {
+) -> (Session, Session, Published) {
     let idb = b.peer_id().await;
     let (mut sa, mut sb) = (a.session().await, b.session().await);
     let ra = sa.join("bench-media", room, "").await;
@@ -149,7 +157,13 @@ async fn daemon_tracks(
             ready += 1;
         }
     }
-    assert_eq!(ready, tracks, "tracks not negotiated");
+    if ready < tracks {
+        // Reported, not fatal: the round's loss then shows it and the capacity count stops there.
+        println!(
+            "  {} of {tracks} tracks not negotiated within 30 s",
+            tracks - ready
+        );
+    }
     // A remote track surfaces with its first packets: prime every track until b shows them all.
     let mut c = meshrtc::client::connect_with_token(&a.endpoint(), None)
         .await
@@ -160,9 +174,13 @@ async fn daemon_tracks(
     let mut shown = sb.events.iter().filter(|e| is_add(e)).count();
     let epoch = Instant::now();
     let deadline = Instant::now() + Duration::from_secs(30);
+    // Each round a new sequence number: the receiver's SRTP drops a repeated one as a replay, so
+    // a track whose first packet went before the receiver was ready would never surface.
+    let mut seq = 0u16;
     while shown < tracks && Instant::now() < deadline {
+        seq = seq.wrapping_add(1);
         for id in &ids {
-            let rtp = stamped(0, epoch).marshal().expect("marshal").to_vec();
+            let rtp = stamped(seq, epoch).marshal().expect("marshal").to_vec();
             let _ = tx
                 .send(proto::MediaWrite {
                     track: *id,
@@ -186,7 +204,16 @@ async fn daemon_tracks(
             tracks - shown
         );
     }
-    (sa, sb, ids, names)
+    let next_seq = seq.wrapping_add(1);
+    (
+        sa,
+        sb,
+        Published {
+            ids,
+            names,
+            next_seq,
+        },
+    )
 }
 
 /// Sends `pps` packets per second on each track for `secs`; returns (sent, received per track,
@@ -195,11 +222,11 @@ async fn forward(
     a: &Daemon,
     b: &Daemon,
     room: &str,
-    ids: &[u64],
-    names: &[String],
+    tracks: &Published,
     pps: u32,
     secs: u32,
 ) -> (u64, Vec<u64>, Vec<f64>, f64) {
+    let (ids, names, first_seq) = (&tracks.ids[..], &tracks.names[..], tracks.next_seq);
     let epoch = Instant::now();
     let ida = a.peer_id().await;
     let mut readers = Vec::new();
@@ -256,7 +283,7 @@ async fn forward(
     for seq in 0..total {
         tick.tick().await;
         for id in ids {
-            let rtp = stamped(seq as u16, epoch)
+            let rtp = stamped(first_seq.wrapping_add(seq as u16), epoch)
                 .marshal()
                 .expect("marshal")
                 .to_vec();
@@ -294,8 +321,8 @@ async fn main() {
     let b = Daemon::with_relays(&[a.relay_url()]).await;
 
     // Latency and CPU: one 2 Mbit/s track (about 208 packets of 1,200 bytes a second).
-    let (_sa, _sb, ids, names) = daemon_tracks(&a, &b, "latency", 1).await;
-    let (sent, received, mut lat, cpu) = forward(&a, &b, "latency", &ids, &names, 208, 10).await;
+    let (_sa, _sb, tracks) = daemon_tracks(&a, &b, "latency", 1).await;
+    let (sent, received, mut lat, cpu) = forward(&a, &b, "latency", &tracks, 208, 10).await;
     let (m50, m99) = (pct(&mut lat, 0.5), pct(&mut lat, 0.99));
     println!(
         "media latency, app to app (ms):  p50 {m50:.2}  p99 {m99:.2}   engine alone: p50 {e50:.2}  p99 {e99:.2}"
@@ -314,8 +341,8 @@ async fn main() {
         let room = format!("capacity-{round}");
         let a = Daemon::with_embedded_relay().await;
         let b = Daemon::with_relays(&[a.relay_url()]).await;
-        let (_sa, _sb, ids, names) = daemon_tracks(&a, &b, &room, n).await;
-        let (sent, received, _, cpu) = forward(&a, &b, &room, &ids, &names, 104, 5).await;
+        let (_sa, _sb, tracks) = daemon_tracks(&a, &b, &room, n).await;
+        let (sent, received, _, cpu) = forward(&a, &b, &room, &tracks, 104, 5).await;
         let worst = received.iter().copied().min().unwrap_or(0);
         let loss = 1.0 - worst as f64 / sent as f64;
         println!(
