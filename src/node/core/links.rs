@@ -313,20 +313,17 @@ impl Core {
             .conns
             .iter()
             .filter(|(_, c)| {
-                !c.open && now.saturating_duration_since(c.started) >= SUPERSEDED_AFTER
-            })
-            .filter(|(_, c)| {
-                self.st.links.get(&c.link_key()).is_some_and(|l| {
-                    now.saturating_duration_since(l.connected_at) >= SUPERSEDED_AFTER
-                })
+                !c.open
+                    && now.saturating_duration_since(c.started) >= SUPERSEDED_AFTER
+                    && self.st.links.get(&c.link_key()).is_some_and(|l| {
+                        now.saturating_duration_since(l.connected_at) >= SUPERSEDED_AFTER
+                    })
             })
             .map(|(id, _)| *id)
             .collect();
         for id in superseded {
-            // Not a failed dial: the peer is linked, so signaling has nothing to retry.
-            self.st.conns.remove(&id);
-            self.close(id, Duration::ZERO);
-            self.count(DropReason::DialSuperseded);
+            // The peer is linked, so signaling has no dial of it left to retry.
+            self.abandon_attempt(id, false, false, DropReason::DialSuperseded);
         }
     }
 
