@@ -149,10 +149,17 @@ impl Core {
         self.negotiate_again(&lk, conn);
     }
 
-    /// The tracks our answered offer carried flow now: their apps may start writing.
+    /// The tracks our answered offer carried flow now: their apps may start writing (told once
+    /// per track and link).
     fn tracks_ready(&mut self, lk: &LinkKey) {
-        let offered = match self.st.links.get_mut(lk) {
-            Some(link) => std::mem::take(&mut link.nego.offered),
+        let offered: Vec<u64> = match self.st.links.get_mut(lk) {
+            Some(link) => {
+                let offered = std::mem::take(&mut link.nego.offered);
+                offered
+                    .into_iter()
+                    .filter(|id| link.nego.ready.insert(*id))
+                    .collect()
+            }
             None => return,
         };
         for id in offered {

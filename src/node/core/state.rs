@@ -156,6 +156,9 @@ pub(super) struct Negotiation {
     pub again: bool,
     /// Local tracks on the link when our last offer was made.
     pub offered: BTreeSet<u64>,
+    /// Local tracks whose `track_ready` this link's peer already produced: later rounds carry
+    /// them again, and an app counting peers must hear of each once.
+    pub ready: BTreeSet<u64>,
     /// Rounds in a row the engine refused (offer, answer or applying one); a round is retried
     /// until `MAX_NEGOTIATION_RETRIES`.
     pub failures: u32,

@@ -257,3 +257,45 @@ fn a_receivers_keyframe_requests_reach_the_sender_at_most_four_times_a_second() 
     net.keyframe_asked(0, id);
     assert_eq!(wanted(&net), 2);
 }
+
+#[test]
+fn sixteen_tracks_added_as_a_link_comes_up_are_all_negotiated() {
+    for seed in 0..30 {
+        let mut net = Net::new(seed, 2);
+        net.join(0, "r", plain());
+        net.join(1, "r", plain());
+        let peer = net.nodes[1].id();
+        assert!(
+            net.run_until(30 * SEC, |net| net.nodes[0].joined("r").contains(&peer)),
+            "seed {seed}: no join"
+        );
+        // As an app does: one add per reply, right after its peer:join.
+        for t in 0..16 {
+            net.add_track(0, "r", "s", &format!("t{t}"), json!(t), vec![]);
+            net.run_for(Duration::from_millis(1));
+        }
+        net.run_for(30 * SEC);
+        let ready: Vec<u64> = net.nodes[0]
+            .events
+            .iter()
+            .filter_map(|e| match e.kind {
+                EventKind::TrackReady { track, .. } => Some(track),
+                _ => None,
+            })
+            .collect();
+        let distinct: BTreeSet<u64> = ready.iter().copied().collect();
+        assert_eq!(
+            distinct.len(),
+            16,
+            "seed {seed}: tracks ready\n{}",
+            net.trace()
+        );
+        assert_eq!(
+            ready.len(),
+            16,
+            "seed {seed}: each track is ready once\n{}",
+            net.trace()
+        );
+        assert_eq!(tracks_seen(&net.nodes[1]).len(), 16, "seed {seed}");
+    }
+}
