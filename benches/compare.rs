@@ -52,12 +52,12 @@ async fn engine_pair() -> EnginePair {
         tokio::select! {
             Some(ev) = a_rx.recv() => match ev {
                 TransportEvent::Candidate(_, c) => { let _ = transport::add_candidate(&pb, &c).await; }
-                TransportEvent::Open(_, ch) => ca = Some(ch),
+                TransportEvent::Open(_, ch, _) => ca = Some(ch),
                 _ => {}
             },
             Some(ev) = b_rx.recv() => match ev {
                 TransportEvent::Candidate(_, c) => { let _ = transport::add_candidate(&pa, &c).await; }
-                TransportEvent::Open(_, ch) => cb = Some(ch),
+                TransportEvent::Open(_, ch, _) => cb = Some(ch),
                 _ => {}
             },
         }

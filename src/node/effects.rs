@@ -63,10 +63,16 @@ impl Node {
                 });
             }
             Effect::StartLink { conn } => {
-                if let Some(channel) = io.channels.remove(&conn) {
+                if let Some((channel, window)) = io.channels.remove(&conn) {
                     let (tx, rx) = mpsc::channel(LINK_QUEUE);
-                    transport::spawn_writer(channel, rx);
+                    transport::spawn_writer(channel, window.clone(), rx);
                     io.writers.insert(conn, tx);
+                    io.windows.insert(conn, window);
+                }
+            }
+            Effect::OpenWindow { conn } => {
+                if let Some(window) = io.windows.get(&conn) {
+                    window.open_for_daemon();
                 }
             }
             Effect::Frames { conn, frames } => {
@@ -83,6 +89,7 @@ impl Node {
             Effect::Close { conn, delay } => {
                 io.media.forget(conn);
                 io.writers.remove(&conn);
+                io.windows.remove(&conn);
                 io.channels.remove(&conn);
                 if let Some(pc) = io.pcs.remove(&conn) {
                     tokio::spawn(async move {

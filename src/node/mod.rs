@@ -35,7 +35,9 @@ use tokio::sync::{mpsc, oneshot};
 use crate::config::Config;
 use crate::signal::driver::{self, DriverEvent, SignalHandle};
 use crate::transport::turn_tcp::{TurnTcpShim, TurnTls};
-use crate::transport::{Channel, ConnId, Connection, Transport, TransportConfig, TransportEvent};
+use crate::transport::{
+    Channel, ConnId, Connection, SendWindow, Transport, TransportConfig, TransportEvent,
+};
 use crate::wire::e2e::E2eKey;
 use core::{Core, CoreConfig};
 use identity::Identity;
@@ -47,10 +49,13 @@ pub use types::{JoinOptions, NodeError, PeerInfo, RoomInfo, Since, StatusInfo};
 struct Io {
     /// Peer connections, from the offer or answer until closed.
     pcs: HashMap<ConnId, Connection>,
-    /// Data channels that opened, until the core makes them links (or refuses them).
-    channels: HashMap<ConnId, Channel>,
+    /// Data channels that opened (with their windows), until the core makes them links (or
+    /// refuses them).
+    channels: HashMap<ConnId, (Channel, Arc<SendWindow>)>,
     /// Link writers' queues.
     writers: HashMap<ConnId, mpsc::Sender<Bytes>>,
+    /// Link writers' send windows.
+    windows: HashMap<ConnId, Arc<SendWindow>>,
     /// Session event queues.
     queues: HashMap<SessionId, Arc<SessionQueue>>,
     /// Apps waiting for a pong.
@@ -261,9 +266,9 @@ impl Node {
             TransportEvent::Candidate(id, json) => {
                 self.feed(|core, now| core.local_candidate(id, &json, now))
             }
-            TransportEvent::Open(id, channel) => {
+            TransportEvent::Open(id, channel, window) => {
                 let mut inner = self.lock();
-                inner.io.channels.insert(id, channel);
+                inner.io.channels.insert(id, (channel, window));
                 inner.core.on_open(id, Instant::now());
                 self.run_effects(&mut inner);
                 // Not made a link (a duplicate, or already open): the channel is not needed.

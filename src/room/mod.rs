@@ -28,7 +28,7 @@ pub const ACTION_PING: &str = "@_ping";
 pub const ACTION_PONG: &str = "@_pong";
 /// Leaving the room.
 pub const ACTION_LEAVE: &str = "@_leave";
-/// meshrtc capabilities, sent just before `@_hsready` in password rooms.
+/// meshrtc capabilities, sent just before `@_hsready`.
 pub const ACTION_CAPS: &str = "@_mrcaps";
 /// An end-to-end sealed channel message (see [`crate::wire::e2e`]).
 pub const ACTION_E2E: &str = "@_mre2e";
@@ -113,6 +113,8 @@ pub enum Output {
     Inventory(String, Vec<u8>),
     /// A durable-channel message arrived from a joined peer.
     History(String, Vec<u8>),
+    /// A peer sent its capabilities: it is a meshrtc daemon, not a plain Trystero peer.
+    Capable(String),
 }
 
 #[derive(Debug)]
@@ -425,17 +427,17 @@ impl Room {
         );
     }
 
-    /// Our capabilities (password rooms) and `@_hsready`.
+    /// Our capabilities and `@_hsready`.
     fn send_ready(&mut self, peer: &str, out: &mut Vec<Output>) {
-        // Capabilities go before @_hsready, so a meshrtc peer knows them when it joins us.
-        if self.e2e.is_some() {
-            self.send_internal(
-                peer,
-                ACTION_CAPS,
-                Payload::Json(json!({"v": 1, "e2e": true})),
-                out,
-            );
-        }
+        // Capabilities go before @_hsready, so a meshrtc peer knows them when it joins us. A
+        // Trystero peer keeps the unknown action aside, unread (one small message per peer).
+        let e2e = self.e2e.is_some();
+        self.send_internal(
+            peer,
+            ACTION_CAPS,
+            Payload::Json(json!({"v": 1, "e2e": e2e})),
+            out,
+        );
         self.send_internal(peer, ACTION_READY, Payload::Text(String::new()), out);
     }
 
@@ -651,6 +653,7 @@ impl Room {
                 {
                     slot.caps_e2e = e2e;
                 }
+                out.push(Output::Capable(peer.to_owned()));
             }
             ACTION_E2E => self.on_sealed(peer, msg.payload, out),
             media::ACTION_SIGNAL | media::ACTION_STREAM | media::ACTION_TRACK => {

@@ -30,7 +30,8 @@ fn pump(
                 | Output::Cell(..)
                 | Output::Roster(..)
                 | Output::Inventory(..)
-                | Output::History(..) => {}
+                | Output::History(..)
+                | Output::Capable(..) => {}
             }
         }
         for o in std::mem::take(&mut to_a) {
@@ -41,7 +42,8 @@ fn pump(
                 | Output::Cell(..)
                 | Output::Roster(..)
                 | Output::Inventory(..)
-                | Output::History(..) => {}
+                | Output::History(..)
+                | Output::Capable(..) => {}
             }
         }
     }

@@ -25,14 +25,16 @@ pub mod path;
 mod socket_buffers;
 pub mod turn_probe;
 pub mod turn_tcp;
+pub mod window;
 
 pub use socket_buffers::{SOCKET_BUFFER_BYTES, SocketBufferRuntime};
+pub use window::SendWindow;
 
 /// Label of the one data channel Trystero uses.
 pub const DATA_CHANNEL_LABEL: &str = "data";
-/// Bytes a link may have queued in SCTP before sends wait (back-pressure).
-// Kept below a browser's SCTP receive window: webrtc-rs stalls for seconds when it fills one.
-const SEND_BUFFER_LIMIT: usize = 256 << 10;
+/// Bytes a link may have queued in SCTP before the engine's sends wait: the widest window a
+/// peer may get; each link's writer paces itself to its own (see [`window`]).
+const SEND_BUFFER_LIMIT: usize = window::DAEMON_WINDOW;
 /// The same when every path goes through a TURN server: a TURN server's sockets (coturn keeps
 /// the kernel's default buffers) drop bursts of 256 KiB, and the SCTP association stalls on the
 /// losses for longer than a link may stay silent.
@@ -50,8 +52,8 @@ pub type ConnId = u64;
 pub enum TransportEvent {
     /// A local ICE candidate, as `RTCIceCandidateInit` JSON.
     Candidate(ConnId, String),
-    /// The data channel opened.
-    Open(ConnId, Channel),
+    /// The data channel opened, with the window its writer paces to.
+    Open(ConnId, Channel, Arc<SendWindow>),
     /// A binary or text message arrived on the data channel.
     Message(ConnId, Bytes),
     /// The connection failed, closed, or its channel closed.
@@ -96,6 +98,8 @@ pub struct Transport {
 
 struct Handler {
     id: ConnId,
+    /// The engine's send-buffer limit on this connection.
+    send_limit: usize,
     events: mpsc::UnboundedSender<TransportEvent>,
     pc: Arc<std::sync::OnceLock<std::sync::Weak<dyn PeerConnection>>>,
 }
@@ -181,7 +185,13 @@ impl PeerConnectionEventHandler for Handler {
 
     async fn on_data_channel(&self, channel: Arc<dyn DataChannel>) {
         // on_data_channel fires when the channel is already open.
-        spawn_pump(self.id, channel, self.events.clone(), true);
+        spawn_pump(
+            self.id,
+            channel,
+            SendWindow::new(self.send_limit),
+            self.events.clone(),
+            true,
+        );
     }
 }
 
@@ -189,18 +199,20 @@ impl PeerConnectionEventHandler for Handler {
 fn spawn_pump(
     id: ConnId,
     channel: Channel,
+    window: Arc<SendWindow>,
     events: mpsc::UnboundedSender<TransportEvent>,
     already_open: bool,
 ) {
     tokio::spawn(async move {
         if already_open {
-            let _ = events.send(TransportEvent::Open(id, channel.clone()));
+            let _ = events.send(TransportEvent::Open(id, channel.clone(), window.clone()));
         }
         while let Some(ev) = channel.poll().await {
             match ev {
                 DataChannelEvent::OnOpen if !already_open => {
-                    let _ = events.send(TransportEvent::Open(id, channel.clone()));
+                    let _ = events.send(TransportEvent::Open(id, channel.clone(), window.clone()));
                 }
+                DataChannelEvent::OnBufferedAmountLow => window.drained(),
                 DataChannelEvent::OnMessage(msg) => {
                     let _ = events.send(TransportEvent::Message(id, msg.data.freeze()));
                 }
@@ -224,20 +236,33 @@ impl Transport {
     }
 
     /// A peer connection; `offerer` when this side makes the first offer.
+    fn policy(&self, relay_only: bool) -> ice::IcePolicy {
+        if relay_only {
+            ice::IcePolicy::Relay
+        } else {
+            self.config.ice.policy
+        }
+    }
+
+    /// The engine's send-buffer limit on a connection with this policy.
+    fn send_limit(policy: ice::IcePolicy) -> usize {
+        match policy {
+            ice::IcePolicy::All => SEND_BUFFER_LIMIT,
+            ice::IcePolicy::Relay => RELAYED_SEND_BUFFER_LIMIT,
+        }
+    }
+
     async fn build(
         &self,
         id: ConnId,
         offerer: bool,
         relay_only: bool,
     ) -> Result<Connection, TransportError> {
-        let policy = if relay_only {
-            ice::IcePolicy::Relay
-        } else {
-            self.config.ice.policy
-        };
-        let (send_limit, runtime) = match policy {
-            ice::IcePolicy::All => (SEND_BUFFER_LIMIT, self.runtime.clone()),
-            ice::IcePolicy::Relay => (RELAYED_SEND_BUFFER_LIMIT, self.relayed_runtime.clone()),
+        let policy = self.policy(relay_only);
+        let send_limit = Self::send_limit(policy);
+        let runtime = match policy {
+            ice::IcePolicy::All => self.runtime.clone(),
+            ice::IcePolicy::Relay => self.relayed_runtime.clone(),
         };
         let mdns = if self.config.resolve_mdns {
             rtc::ice::mdns::MulticastDnsMode::QueryOnly
@@ -323,6 +348,7 @@ impl Transport {
             .with_setting_engine(settings)
             .with_handler(Arc::new(Handler {
                 id,
+                send_limit,
                 events: self.events.clone(),
                 pc: slot.clone(),
             }))
@@ -354,7 +380,8 @@ impl Transport {
                 .create_data_channel(DATA_CHANNEL_LABEL, None)
                 .await
                 .map_err(err)?;
-            spawn_pump(id, channel, self.events.clone(), false);
+            let window = SendWindow::new(Self::send_limit(self.policy(relay_only)));
+            spawn_pump(id, channel, window, self.events.clone(), false);
             let offer = pc.create_offer(None).await.map_err(err)?;
             let sdp = offer.sdp.clone();
             pc.set_local_description(offer).await.map_err(err)?;
@@ -429,10 +456,15 @@ pub async fn add_candidate(pc: &Connection, json: &str) -> Result<(), TransportE
     pc.add_ice_candidate(init).await.map_err(err)
 }
 
-/// Writes frames to a data channel in order, waiting when SCTP's buffer is full.
-pub fn spawn_writer(channel: Channel, mut frames: mpsc::Receiver<Bytes>) {
+/// Writes frames to a data channel in order, waiting while its window is full.
+pub fn spawn_writer(channel: Channel, window: Arc<SendWindow>, mut frames: mpsc::Receiver<Bytes>) {
     tokio::spawn(async move {
+        let threshold = u32::try_from(window.limit()).unwrap_or(u32::MAX);
+        let _ = channel.set_buffered_amount_low_threshold(threshold).await;
         while let Some(frame) = frames.recv().await {
+            if window.wait_for_room(&channel).await.is_err() {
+                break;
+            }
             // A frame nothing else holds becomes the engine's buffer without a copy.
             let frame = frame
                 .try_into_mut()

@@ -113,6 +113,7 @@ impl Core {
                 probe_deadline: None,
                 idle_since: Some(now),
                 nego: Default::default(),
+                daemon: false,
             },
         );
         // The room whose signaling made this link has the peer: start its handshake now rather

@@ -147,6 +147,11 @@ pub enum Effect {
         /// The connection.
         conn: ConnId,
     },
+    /// The link's peer is a meshrtc daemon: open its send window wide.
+    OpenWindow {
+        /// The link's connection.
+        conn: ConnId,
+    },
     /// Queue frames on a link (never waits; a full queue is counted).
     Frames {
         /// The link's connection.

@@ -119,7 +119,19 @@ impl Core {
                 Output::Inventory(peer, bytes) => self.on_inventory(key, &peer, &bytes),
                 Output::History(peer, bytes) => self.on_history(key, &peer, &bytes, self.now),
                 Output::Event(ev) => self.room_event(key, ev),
+                Output::Capable(peer) => self.peer_capable(key, &peer),
             }
+        }
+    }
+
+    /// A peer sent meshrtc capabilities in a room: its link (one per app) gets the wide window.
+    fn peer_capable(&mut self, key: &RoomKey, peer: &str) {
+        let Some(link) = self.st.links.get_mut(&LinkKey::new(&key.app, peer)) else {
+            return;
+        };
+        if !std::mem::replace(&mut link.daemon, true) {
+            let conn = link.conn;
+            self.effect(Effect::OpenWindow { conn });
         }
     }
 

@@ -139,6 +139,8 @@ pub(super) struct Link {
     pub idle_since: Option<Instant>,
     /// Where media renegotiation stands on this link.
     pub nego: Negotiation,
+    /// The peer sent meshrtc capabilities: its send window is open wide.
+    pub daemon: bool,
 }
 
 /// Perfect negotiation on one link, as Trystero does it.

@@ -134,6 +134,8 @@ pub struct Sim {
     pub session: SessionId,
     /// Room handles by room id.
     pub handles: BTreeMap<String, u32>,
+    /// Connections whose send window the core opened wide (peer is a daemon).
+    pub wide: BTreeSet<ConnId>,
 }
 
 impl Sim {
@@ -285,6 +287,7 @@ impl Net {
             kept: Vec::new(),
             session,
             handles: BTreeMap::new(),
+            wide: BTreeSet::new(),
         }
     }
 
@@ -570,6 +573,9 @@ impl Net {
                 }
             }
             Effect::AddCandidate { .. } | Effect::StartLink { .. } => {}
+            Effect::OpenWindow { conn } => {
+                self.nodes[i].wide.insert(conn);
+            }
             Effect::Frames { conn, frames } => self.send_frames(i, conn, frames),
             Effect::Close { conn, .. } => {
                 let end = self.end(i, conn);

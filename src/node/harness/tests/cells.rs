@@ -310,6 +310,8 @@ fn forged_replayed_foreign_and_unasked_roster_records_are_counted_and_change_not
         net.join(i, "big", auto_cells());
     }
     assert!(net.run_until(30 * SEC, |net| converged(net, "big", &[0, 1, 2])));
+    // Let the members' own roster rounds finish: records inside one would be asked for.
+    net.run_for(5 * SEC);
     let salt = net.nodes[1]
         .core
         .cell_salt(crate::node::harness::APP, "big")

@@ -57,6 +57,7 @@ fn reordered_and_late_relay_events_still_join() {
 
 #[test]
 fn failed_ice_is_retried_until_the_link_comes_up() {
+    let mut failed = 0;
     for seed in 0..10 {
         let mut net = Net::new(seed, 3);
         net.faults.ice_fail = 0.6;
@@ -65,11 +66,11 @@ fn failed_ice_is_retried_until_the_link_comes_up() {
         }
         let ok = net.run_until(240 * SEC, |n| converged(n, "r", &all(3)));
         assert!(ok, "seed {seed}: a failed connection was never retried");
-        let failed: u64 = (0..3)
+        failed += (0..3)
             .map(|i| net.nodes[i].core.drops(DropReason::DialFailed))
-            .sum();
-        assert!(failed > 0 || seed > 0, "seed {seed}: the fault never fired");
+            .sum::<u64>();
     }
+    assert!(failed > 0, "the fault never fired");
 }
 
 #[test]

@@ -324,3 +324,56 @@ fn the_last_leave_unsubscribes_and_idle_links_close() {
     assert!(net.links_of(0).is_empty() && net.links_of(1).is_empty());
     assert_eq!(net.nodes[0].core.status().rooms.len(), 0);
 }
+
+/// Peers whose link from node `i` has its send window open wide.
+fn wide_peers(net: &Net, i: usize) -> BTreeSet<String> {
+    let core = &net.nodes[i].core;
+    net.nodes[i]
+        .wide
+        .iter()
+        .filter_map(|c| core.conn_peer(*c).map(str::to_owned))
+        .collect()
+}
+
+/// A frame carrying meshrtc capabilities (`@_mrcaps`).
+fn is_caps(frame: &[u8]) -> bool {
+    let Ok(OuterFrame::Data { chunk, .. }) = OuterFrame::decode(frame) else {
+        return false;
+    };
+    crate::wire::chunk::ActionChunk::decode(chunk)
+        .is_ok_and(|c| c.action == crate::room::ACTION_CAPS)
+}
+
+#[test]
+fn links_between_daemons_open_their_send_windows_once() {
+    let mut net = mesh(31, 3, "r");
+    net.join(0, "r2", plain());
+    net.join(1, "r2", plain());
+    net.run_for(2 * SEC);
+    for i in 0..3 {
+        let linked: BTreeSet<String> = (0..3)
+            .filter(|&j| j != i)
+            .map(|j| net.nodes[j].id())
+            .collect();
+        assert_eq!(wide_peers(&net, i), linked, "node {i}");
+        assert_eq!(
+            net.nodes[i].wide.len(),
+            2,
+            "node {i}: a window opened twice"
+        );
+    }
+}
+
+#[test]
+fn a_peer_that_sends_no_capabilities_keeps_the_narrow_window() {
+    // Node 1 plays a Trystero page: nothing it sends carries @_mrcaps.
+    let mut net = Net::new(32, 2);
+    net.filter_frames(1, 0, is_caps);
+    net.join(0, "r", plain());
+    net.join(1, "r", plain());
+    assert!(net.run_until(30 * SEC, |n| converged(n, "r", &[0, 1])));
+    net.run_for(SEC);
+    assert!(wide_peers(&net, 0).is_empty());
+    assert_eq!(wide_peers(&net, 1), BTreeSet::from([net.nodes[0].id()]));
+    everyone_hears_everyone(&mut net, "r", &[0, 1], "narrow");
+}
