@@ -9,6 +9,7 @@ use tokio::sync::mpsc;
 use super::core::{Effect, LINK_QUEUE};
 use super::{Inner, Node};
 use crate::drops::DropReason;
+use crate::transport::path::CandidateKind;
 use crate::transport::{self, ConnId};
 use crate::wire::history as wire;
 
@@ -71,9 +72,21 @@ impl Node {
                 }
             }
             Effect::OpenWindow { conn } => {
-                if let Some(window) = io.windows.get(&conn) {
-                    window.open_for_daemon();
-                }
+                let (Some(window), Some(pc)) = (io.windows.get(&conn), io.pcs.get(&conn)) else {
+                    return;
+                };
+                let (window, pc) = (window.clone(), pc.clone());
+                // A relayed path keeps the narrow window even between daemons: TURN servers
+                // drop large bursts (relay-only connections are capped lower still).
+                tokio::spawn(async move {
+                    let relayed = transport::path::selected_path(&pc).await.is_some_and(|p| {
+                        p.local.kind == CandidateKind::Relay
+                            || p.remote.kind == CandidateKind::Relay
+                    });
+                    if !relayed {
+                        window.open_for_daemon();
+                    }
+                });
             }
             Effect::Frames { conn, frames } => {
                 let Some(writer) = io.writers.get(&conn) else {
@@ -89,7 +102,9 @@ impl Node {
             Effect::Close { conn, delay } => {
                 io.media.forget(conn);
                 io.writers.remove(&conn);
-                io.windows.remove(&conn);
+                if let Some(window) = io.windows.remove(&conn) {
+                    window.close();
+                }
                 io.channels.remove(&conn);
                 if let Some(pc) = io.pcs.remove(&conn) {
                     tokio::spawn(async move {

@@ -127,6 +127,9 @@ struct PeerSlot {
     joined: bool,
     challenge: Option<String>,
     caps_e2e: bool,
+    /// It sent `@_mrcaps`: a meshrtc daemon. Reported once it joins (a peer without the
+    /// password must not get anything for claiming it).
+    caps: bool,
     security: Security,
 }
 
@@ -379,6 +382,7 @@ impl Room {
                 joined: false,
                 challenge: None,
                 caps_e2e: false,
+                caps: false,
                 security: Security::Transport,
             },
         );
@@ -479,6 +483,9 @@ impl Room {
                 peer.to_owned(),
                 slot.security,
             )));
+            if slot.caps {
+                out.push(Output::Capable(peer.to_owned()));
+            }
         }
     }
 
@@ -648,12 +655,14 @@ impl Room {
             ACTION_LEAVE => out.extend(self.detach(peer, LeaveReason::Leave)),
             ACTION_CAPS => {
                 let e2e = matches!(&msg.payload, Payload::Json(v) if v.get("e2e").and_then(Value::as_bool) == Some(true));
-                if let Some(slot) = self.peers.get_mut(peer)
-                    && !slot.joined
-                {
-                    slot.caps_e2e = e2e;
+                if let Some(slot) = self.peers.get_mut(peer) {
+                    if !slot.joined {
+                        slot.caps_e2e = e2e;
+                    } else if !slot.caps {
+                        out.push(Output::Capable(peer.to_owned()));
+                    }
+                    slot.caps = true;
                 }
-                out.push(Output::Capable(peer.to_owned()));
             }
             ACTION_E2E => self.on_sealed(peer, msg.payload, out),
             media::ACTION_SIGNAL | media::ACTION_STREAM | media::ACTION_TRACK => {

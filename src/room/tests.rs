@@ -16,38 +16,62 @@ fn room(id: &str, pw: &str) -> Room {
 fn pump(
     a: &mut Room,
     b: &mut Room,
-    mut to_b: Vec<Output>,
-    mut to_a: Vec<Output>,
+    to_b: Vec<Output>,
+    to_a: Vec<Output>,
 ) -> (Vec<RoomEvent>, Vec<RoomEvent>) {
+    let (ev_a, ev_b, _) = pump_all(a, b, to_b, to_a);
+    (ev_a, ev_b)
+}
+
+/// Each side's events, and the peers each side reported capable.
+type Pumped = (Vec<RoomEvent>, Vec<RoomEvent>, (Vec<String>, Vec<String>));
+
+/// `pump`, also returning the peers each side reported capable: (by a, by b).
+fn pump_all(a: &mut Room, b: &mut Room, mut to_b: Vec<Output>, mut to_a: Vec<Output>) -> Pumped {
     let now = Instant::now();
     let (mut ev_a, mut ev_b) = (Vec::new(), Vec::new());
+    let (mut cap_a, mut cap_b) = (Vec::new(), Vec::new());
     while !to_a.is_empty() || !to_b.is_empty() {
         for o in std::mem::take(&mut to_b) {
             match o {
                 Output::Send(_, f) => to_a.extend(b.on_chunk(A, &f[3 + 64..], now)),
                 Output::Event(e) => ev_a.push(e),
+                Output::Capable(p) => cap_a.push(p),
                 Output::Drop(_)
                 | Output::Cell(..)
                 | Output::Roster(..)
                 | Output::Inventory(..)
-                | Output::History(..)
-                | Output::Capable(..) => {}
+                | Output::History(..) => {}
             }
         }
         for o in std::mem::take(&mut to_a) {
             match o {
                 Output::Send(_, f) => to_b.extend(a.on_chunk(B, &f[3 + 64..], now)),
                 Output::Event(e) => ev_b.push(e),
+                Output::Capable(p) => cap_b.push(p),
                 Output::Drop(_)
                 | Output::Cell(..)
                 | Output::Roster(..)
                 | Output::Inventory(..)
-                | Output::History(..)
-                | Output::Capable(..) => {}
+                | Output::History(..) => {}
             }
         }
     }
-    (ev_a, ev_b)
+    (ev_a, ev_b, (cap_a, cap_b))
+}
+
+#[test]
+fn a_peer_is_reported_capable_once_when_it_joins_and_never_without_the_password() {
+    let now = Instant::now();
+    let (mut a, mut b) = (room(A, ""), room(B, ""));
+    let (oa, ob) = (a.attach(B, now), b.attach(A, now));
+    let (_, _, (by_a, by_b)) = pump_all(&mut a, &mut b, oa, ob);
+    assert_eq!(by_a, vec![B.to_string()]);
+    assert_eq!(by_b, vec![A.to_string()]);
+    let (mut a, mut b) = (room(A, "pw"), room(B, "other"));
+    let (oa, ob) = (a.attach(B, now), b.attach(A, now));
+    let (_, _, (by_a, by_b)) = pump_all(&mut a, &mut b, oa, ob);
+    assert!(by_a.is_empty() && by_b.is_empty(), "{by_a:?} {by_b:?}");
 }
 
 #[test]

@@ -9,7 +9,7 @@
 //! engine alone, 2 MiB lets them keep up with it (BENCHMARKS.md).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::sync::Notify;
@@ -21,8 +21,9 @@ use super::Channel;
 pub const UNKNOWN_PEER_WINDOW: usize = 256 << 10;
 /// In flight per link to another meshrtc daemon, whose SCTP receive buffer is 4 MiB.
 pub const DAEMON_WINDOW: usize = 2 << 20;
-/// A drained-below-the-window event may be missed (it fires on crossing the threshold, not on
-/// reaching it): the writer looks again after this long.
+/// The engine's event is edge-triggered on SCTP's own buffered amount, while the writer compares
+/// outstanding bytes (which also count what is still on its way into SCTP): a crossing can come
+/// while the writer still sees the window full, so it looks again after this long.
 const RECHECK: Duration = Duration::from_millis(5);
 
 /// One link's window, shared by its writer (which waits on it) and the channel's event pump
@@ -33,8 +34,11 @@ pub struct SendWindow {
     limit: AtomicUsize,
     /// The engine's own limit for this connection: a window at or above it needs no pacing.
     ceiling: usize,
-    /// Signalled when the engine's buffered amount falls below `limit`.
+    /// Signalled when the engine's buffered amount falls below `limit`, or on close.
     drained: Notify,
+    /// The link was closed: a waiting writer gives up. A closed connection keeps reporting the
+    /// bytes it never got acknowledged, so waiting for them to drain would never end.
+    closed: AtomicBool,
 }
 
 impl SendWindow {
@@ -44,6 +48,7 @@ impl SendWindow {
             limit: AtomicUsize::new(UNKNOWN_PEER_WINDOW.min(ceiling)),
             ceiling,
             drained: Notify::new(),
+            closed: AtomicBool::new(false),
         })
     }
 
@@ -60,15 +65,24 @@ impl SendWindow {
         self.drained.notify_one();
     }
 
+    /// The link is closed: its writer stops waiting (and writing).
+    pub fn close(&self) {
+        self.closed.store(true, Ordering::Relaxed);
+        self.drained.notify_one();
+    }
+
     /// The engine reported its buffered amount fell below the threshold.
     pub(super) fn drained(&self) {
         self.drained.notify_one();
     }
 
     /// Waits until `channel` has fewer than `limit` bytes waiting; the engine itself waits at
-    /// `ceiling`. Err when the channel closed.
+    /// `ceiling`. Err when the channel or the link closed.
     pub(super) async fn wait_for_room(&self, channel: &Channel) -> Result<(), ()> {
         loop {
+            if self.closed.load(Ordering::Relaxed) {
+                return Err(());
+            }
             let limit = self.limit();
             if limit >= self.ceiling {
                 return Ok(());
@@ -96,5 +110,23 @@ mod tests {
         assert_eq!(relayed.limit(), 64 << 10);
         relayed.open_for_daemon();
         assert_eq!(relayed.limit(), 64 << 10);
+    }
+
+    #[test]
+    fn a_closed_window_lets_its_waiting_writer_go() {
+        let w = SendWindow::new(DAEMON_WINDOW);
+        assert!(!w.closed.load(Ordering::Relaxed));
+        w.close();
+        assert!(w.closed.load(Ordering::Relaxed));
+        // The wake-up is stored for a writer that was not waiting yet.
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .expect("runtime");
+        rt.block_on(async {
+            tokio::time::timeout(Duration::from_secs(1), w.drained.notified())
+                .await
+                .expect("stored wake-up");
+        });
     }
 }

@@ -325,8 +325,19 @@ impl Core {
             if let Some(t) = self.st.local_tracks.get_mut(&id) {
                 t.on.remove(&conn);
             }
-            self.effect(Effect::RemoveTrack { conn, track: id });
+            self.take_track_off(conn, id);
         }
+    }
+
+    /// A local track leaves a connection: the engine drops it, and if it comes back on the
+    /// same link (the peer rejoins) its app hears `track_ready` again.
+    fn take_track_off(&mut self, conn: ConnId, id: u64) {
+        if let Some(lk) = self.st.link_of(conn)
+            && let Some(link) = self.st.links.get_mut(&lk)
+        {
+            link.nego.ready.remove(&id);
+        }
+        self.effect(Effect::RemoveTrack { conn, track: id });
     }
 
     /// Input: an app removes one of its tracks.
@@ -352,7 +363,7 @@ impl Core {
     fn drop_local_track(&mut self, id: u64) {
         if let Some(t) = self.st.local_tracks.remove(&id) {
             for conn in t.on {
-                self.effect(Effect::RemoveTrack { conn, track: id });
+                self.take_track_off(conn, id);
             }
         }
     }

@@ -299,3 +299,33 @@ fn sixteen_tracks_added_as_a_link_comes_up_are_all_negotiated() {
         assert_eq!(tracks_seen(&net.nodes[1]).len(), 16, "seed {seed}");
     }
 }
+
+#[test]
+fn a_track_back_on_a_link_after_its_peer_rejoined_is_ready_again() {
+    // A second room keeps the link up while the peer leaves and rejoins the first.
+    let mut net = mesh(70, 2, "r");
+    net.join(0, "r2", plain());
+    net.join(1, "r2", plain());
+    assert!(net.run_until(10 * SEC, |n| converged(n, "r2", &[0, 1])));
+    let id = net.add_track(0, "r", "s", "t", json!(null), vec![]);
+    net.run_for(2 * SEC);
+    let ready = |net: &Net| {
+        net.nodes[0]
+            .events
+            .iter()
+            .filter(|e| matches!(e.kind, EventKind::TrackReady { track, .. } if track == id))
+            .count()
+    };
+    assert_eq!(ready(&net), 1);
+    net.leave(1, "r");
+    net.run_for(2 * SEC);
+    net.join(1, "r", plain());
+    assert!(net.run_until(10 * SEC, |n| converged(n, "r", &[0, 1])));
+    net.run_for(2 * SEC);
+    assert_eq!(
+        ready(&net),
+        2,
+        "the track went back to the peer unannounced"
+    );
+    assert_eq!(net.links_of(0).len(), 1, "the link was not kept");
+}
