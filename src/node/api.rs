@@ -129,7 +129,7 @@ impl Node {
             let writers: Vec<_> = plan
                 .links
                 .iter()
-                .map(|(_, conn, _)| inner.io.writers.get(conn).cloned())
+                .map(|(_, conn, _)| inner.io.writers.get(conn).map(|w| w.frames.clone()))
                 .collect();
             (plan, writers)
         };

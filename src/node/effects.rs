@@ -7,7 +7,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 use super::core::{Effect, LINK_QUEUE};
-use super::{Inner, Node};
+use super::{Inner, LinkWriter, Node};
 use crate::drops::DropReason;
 use crate::transport::path::CandidateKind;
 use crate::transport::{self, ConnId};
@@ -67,15 +67,14 @@ impl Node {
                 if let Some((channel, window)) = io.channels.remove(&conn) {
                     let (tx, rx) = mpsc::channel(LINK_QUEUE);
                     transport::spawn_writer(channel, window.clone(), rx);
-                    io.writers.insert(conn, tx);
-                    io.windows.insert(conn, window);
+                    io.writers.insert(conn, LinkWriter { frames: tx, window });
                 }
             }
             Effect::OpenWindow { conn } => {
-                let (Some(window), Some(pc)) = (io.windows.get(&conn), io.pcs.get(&conn)) else {
+                let (Some(writer), Some(pc)) = (io.writers.get(&conn), io.pcs.get(&conn)) else {
                     return;
                 };
-                let (window, pc) = (window.clone(), pc.clone());
+                let (window, pc) = (writer.window.clone(), pc.clone());
                 // A relayed path keeps the narrow window even between daemons: TURN servers
                 // drop large bursts (relay-only connections are capped lower still).
                 tokio::spawn(async move {
@@ -93,7 +92,7 @@ impl Node {
                     return;
                 };
                 for frame in frames {
-                    if writer.try_send(frame).is_err() {
+                    if writer.frames.try_send(frame).is_err() {
                         inner.core.count(DropReason::LinkQueueFull);
                         break;
                     }
@@ -101,9 +100,8 @@ impl Node {
             }
             Effect::Close { conn, delay } => {
                 io.media.forget(conn);
-                io.writers.remove(&conn);
-                if let Some(window) = io.windows.remove(&conn) {
-                    window.close();
+                if let Some(writer) = io.writers.remove(&conn) {
+                    writer.window.close();
                 }
                 io.channels.remove(&conn);
                 if let Some(pc) = io.pcs.remove(&conn) {

@@ -60,7 +60,9 @@ impl Node {
         let Some(writer) = inner.io.writers.get(&conn) else {
             return false;
         };
-        frames.into_iter().all(|f| writer.try_send(f).is_ok())
+        frames
+            .into_iter()
+            .all(|f| writer.frames.try_send(f).is_ok())
     }
 
     /// Starts recording every frame that arrives on any link, with the sending peer's id.

@@ -52,10 +52,8 @@ struct Io {
     /// Data channels that opened (with their windows), until the core makes them links (or
     /// refuses them).
     channels: HashMap<ConnId, (Channel, Arc<SendWindow>)>,
-    /// Link writers' queues.
-    writers: HashMap<ConnId, mpsc::Sender<Bytes>>,
-    /// Link writers' send windows.
-    windows: HashMap<ConnId, Arc<SendWindow>>,
+    /// Link writers.
+    writers: HashMap<ConnId, LinkWriter>,
     /// Session event queues.
     queues: HashMap<SessionId, Arc<SessionQueue>>,
     /// Apps waiting for a pong.
@@ -64,6 +62,14 @@ struct Io {
     media: media::MediaIo,
     /// Kept room messages (durable channels).
     history: Option<crate::store::history::HistoryStore>,
+}
+
+/// A link's writer task, as the node reaches it.
+struct LinkWriter {
+    /// The queue its frames wait in.
+    frames: mpsc::Sender<Bytes>,
+    /// The window it paces itself to.
+    window: Arc<SendWindow>,
 }
 
 /// What the node's mutex guards.
@@ -240,7 +246,7 @@ impl Node {
             }
             let pcs: Vec<Connection> = inner.io.pcs.drain().map(|(_, pc)| pc).collect();
             let writers: Vec<mpsc::Sender<Bytes>> =
-                inner.io.writers.drain().map(|(_, w)| w).collect();
+                inner.io.writers.drain().map(|(_, w)| w.frames).collect();
             (pcs, writers)
         };
         // The goodbyes must be on the wire before the connections close: wait (up to 0.6 s) until

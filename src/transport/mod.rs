@@ -235,7 +235,7 @@ impl Transport {
         }
     }
 
-    /// A peer connection; `offerer` when this side makes the first offer.
+    /// The ICE policy of a connection: relay-only when asked, else the configured one.
     fn policy(&self, relay_only: bool) -> ice::IcePolicy {
         if relay_only {
             ice::IcePolicy::Relay
@@ -252,6 +252,7 @@ impl Transport {
         }
     }
 
+    /// A peer connection; `offerer` when this side makes the first offer.
     async fn build(
         &self,
         id: ConnId,
