@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
-# Fuzz smoke test: builds the cargo-fuzz targets in fuzz/ and replays each committed corpus
-# (fuzz/corpus/<target>/) once, without fuzzing. Exits non-zero if any input crashes,
-# panics, leaks, times out or trips AddressSanitizer.
+# Fuzz smoke test: builds the cargo-fuzz targets in fuzz/, replays each committed corpus
+# (fuzz/corpus/<target>/) once, then fuzzes each target for a bounded time (FUZZ_SECONDS,
+# default 20) from that corpus, keeping what it finds outside the committed corpus. Exits
+# non-zero if any input crashes, panics, leaks, times out or trips AddressSanitizer.
 #
 # Offline: the test script runs `cargo fetch --manifest-path fuzz/Cargo.toml` first (while a
 # registry is reachable); after that, with cargo-fuzz installed, this script needs no network.
-# fuzz/ is its own cargo workspace with its own target dir (fuzz/target).
+# fuzz/ is its own cargo workspace; its target directory is whatever cargo says it is
+# (fuzz/target, or $CARGO_TARGET_DIR when that is set), and the replay logs go there.
 #
-# Env: FUZZ_SANITIZER=address|none (default address), FUZZ_TARGETS="a b" (default: all).
+# Env: FUZZ_SANITIZER=address|none (default address), FUZZ_TARGETS="a b" (default: all),
+# FUZZ_SECONDS=N (default 20; 0: replay only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -21,6 +24,11 @@ if ! cargo fuzz --version >/dev/null 2>&1; then
 fi
 
 sanitizer="${FUZZ_SANITIZER:-address}"
+seconds="${FUZZ_SECONDS:-20}"
+target_dir=$(cargo metadata --manifest-path fuzz/Cargo.toml --format-version 1 --no-deps --offline \
+    | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+logs="$target_dir/fuzz-smoke"
+mkdir -p "$logs"
 targets="${FUZZ_TARGETS:-$(cargo fuzz list)}"
 
 echo "fuzz-smoke: building fuzz targets (sanitizer: $sanitizer)"
@@ -39,12 +47,18 @@ for t in $targets; do
     fi
     start=$(date +%s)
     # -runs=0: execute every corpus input once, then stop. -timeout: one input may not hang.
-    if cargo fuzz run -s "$sanitizer" "$t" "$corpus" -- -runs=0 -timeout=60 >"fuzz/target/smoke-$t.log" 2>&1; then
-        echo "fuzz-smoke: $t ok ($(find "$corpus" -type f | wc -l) inputs, $(( $(date +%s) - start ))s)"
+    # Then fuzz for a bounded time; new inputs go to a scratch corpus listed first (libFuzzer
+    # writes there), so the committed one stays as it is. A crash lands in fuzz/artifacts/<t>/.
+    found="$logs/$t-found"
+    rm -rf "$found" && mkdir -p "$found"
+    if cargo fuzz run -s "$sanitizer" "$t" "$corpus" -- -runs=0 -timeout=60 >"$logs/$t.log" 2>&1 \
+        && { [ "$seconds" = 0 ] || cargo fuzz run -s "$sanitizer" "$t" "$found" "$corpus" -- \
+            -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 >>"$logs/$t.log" 2>&1; }; then
+        echo "fuzz-smoke: $t ok ($(find "$corpus" -type f | wc -l) inputs replayed, fuzzed ${seconds}s: $(find "$found" -type f | wc -l) new, $(( $(date +%s) - start ))s)"
         passed=$((passed + 1))
     else
         echo "fuzz-smoke: $t FAILED; log tail:"
-        tail -n 40 "fuzz/target/smoke-$t.log" | sed 's/^/    /'
+        tail -n 40 "$logs/$t.log" | sed 's/^/    /'
         failed=$((failed + 1))
         failures="$failures $t"
     fi

@@ -4,6 +4,12 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+# Variables that narrow the suite (one fault schedule instead of 200, some fuzz targets, no
+# sanitizer, pytest options) are for a developer's own runs: a leftover one must not quietly
+# shrink this one. A cross-compiling CARGO_BUILD_TARGET would put the binaries elsewhere.
+unset MESHRTC_HARNESS_SEED FUZZ_TARGETS FUZZ_SANITIZER FUZZ_SECONDS MESHRTC_SKIP_BROWSER PYTEST_ADDOPTS \
+  CARGO_BUILD_TARGET
+
 as_root() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # System packages the suite uses: iproute2 (network namespaces), nftables (the mDNS test's
@@ -48,7 +54,7 @@ cargo build --all-targets --locked
 cargo test --no-run --locked
 
 # Fuzz targets (cargo-fuzz on the stable toolchain via RUSTC_BOOTSTRAP): install, fetch and
-# build now; the suite below replays every committed corpus once.
+# build now; the suite below replays every committed corpus once and fuzzes each target 20 s.
 # (Only for cargo-fuzz: RUSTC_BOOTSTRAP in the main build's environment would rebuild it all.)
 cargo fuzz --version >/dev/null 2>&1 || CARGO_TARGET_DIR="${TMPDIR:-/tmp}/cargo-fuzz-build" cargo install cargo-fuzz --locked
 cargo fetch --manifest-path fuzz/Cargo.toml
@@ -80,7 +86,8 @@ else
   part "rust tests" bash -c "$rust_tests"
 fi
 
-# 2. Every committed fuzz corpus replayed once under AddressSanitizer.
+# 2. Every committed fuzz corpus replayed once under AddressSanitizer, then each target fuzzed
+#    for 20 s.
 part "fuzz corpus replay" scripts/fuzz-smoke.sh
 
 # 3. The real-browser tests run outside the namespace: Chromium gathers no ICE candidates of its
@@ -89,8 +96,12 @@ part "fuzz corpus replay" scripts/fuzz-smoke.sh
 #    off. `--ignored` runs exactly the browser tests; no variable can skip them.
 part "real-browser tests" env -u MESHRTC_SKIP_BROWSER cargo test --offline --locked --test browser -- --ignored --test-threads=1 --nocapture
 
-# 4. The Python client against real daemons (and its stubs against proto/), loopback only.
-py_tests='cd clients/python && MESHRTCD=$PWD/../../target/debug/meshrtcd .venv/bin/python -m pytest -q -p no:cacheprovider'
+# 4. The Python client against real daemons (and its stubs against proto/), loopback only. The
+#    daemon is the one just built, wherever cargo put it ($CARGO_TARGET_DIR or target/).
+target_dir=$(cargo metadata --format-version 1 --no-deps --offline \
+  | python3 -c 'import json, sys; print(json.load(sys.stdin)["target_directory"])')
+export MESHRTCD="$target_dir/debug/meshrtcd"
+py_tests='cd clients/python && .venv/bin/python -m pytest -q -p no:cacheprovider'
 if [ "$(id -u)" = 0 ] && unshare -n true 2>/dev/null; then
   part "python client tests (private network namespace)" unshare -n -- bash -c "ip link set lo up && $py_tests"
 else

@@ -218,6 +218,8 @@ drop_reasons! {
     HistoryBadSignature => "history_bad_signature",
     /// A history entry already delivered (a replay, or a message also received live).
     HistoryDuplicate => "history_duplicate",
+    /// A page of history this node did not ask that peer for (dropped whole, unchecked).
+    HistoryUnsolicited => "history_unsolicited",
     /// Catch-up requests beyond a peer's rate, or from a peer while this node keeps nothing.
     HistoryRequestRefused => "history_request_refused",
     /// An origin signature that came with no message, or whose message never came.

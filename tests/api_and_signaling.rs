@@ -2,7 +2,7 @@
 
 mod common;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use common::*;
 use nostr_relay_builder::prelude::{LocalRelay, RateLimit, RelayBuilder};
@@ -97,8 +97,17 @@ async fn forged_and_garbage_signaling_is_dropped_and_counted() {
         .wait_for(JOIN, |e| matches!(&e.kind, Some(meshrtc::proto::event::Kind::PeerSeen(p)) if p.peer == "zzzzzzzzzzzzzzzzzzzz"))
         .await;
     assert!(seen.is_some(), "the valid announce was lost");
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let status = a.status().await;
+    // Every bad event was handled once both counters moved; then nothing forged was seen.
+    let deadline = Instant::now() + JOIN;
+    let status = loop {
+        let status = a.status().await;
+        let counted = |name: &str| status.drops.get(name).copied().unwrap_or(0);
+        if counted("event_bad_signature") >= 1 && counted("event_bad_content") >= 2 {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "{:?}", status.drops);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert!(!s.events.iter().any(|e| matches!(&e.kind, Some(meshrtc::proto::event::Kind::PeerSeen(p)) if p.peer.ends_with('x'))));
     assert_eq!(
         status.drops.get("event_bad_signature"),
@@ -136,8 +145,19 @@ async fn malformed_api_requests_get_clear_errors_and_are_counted() {
         let mut gone = a.session().await;
         gone.join("app", "quiet", "").await;
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    let drops = a.status().await.drops;
+    // Once the daemon has closed that session, its end has been handled.
+    let deadline = Instant::now() + JOIN;
+    let drops = loop {
+        let status = a.status().await;
+        if status.sessions == 0 {
+            break status.drops;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the gone session was never closed"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
     assert_eq!(
         drops.get("api_bad_request"),
         None,

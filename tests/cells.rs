@@ -1,6 +1,8 @@
 //! Cells rooms with real daemons: 16 meshrtcd processes, one embedded relay, real WebRTC on
-//! loopback. The overlay must reach everyone with far fewer links than a full mesh, keep payloads
-//! sealed (password room), and lose nothing when a bridge dies.
+//! loopback. The overlay must reach everyone with far fewer links than a full mesh, in a password
+//! room open every member's frames (no bad signature, no failed decryption), and lose nothing
+//! when a bridge dies. That a password room's frames carry no plaintext on the wire is shown by
+//! `hostile_peer.rs`, which reads them.
 
 mod common;
 

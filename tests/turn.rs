@@ -31,9 +31,16 @@ fn secret_coturn_with(extra: &[&str]) -> (Coturn, tempfile::TempDir, String, u16
     let turn = Coturn::start(None, "127.0.0.1", port, &auth);
     let dir = tempfile::tempdir().expect("tempdir");
     let secret = dir.path().join("turn-secret");
-    std::fs::write(&secret, format!("{SECRET}\n")).expect("secret file");
+    private_file(&secret, SECRET);
     let secret = secret.to_string_lossy().into_owned();
     (turn, dir, secret, port)
+}
+
+/// Writes a secret only its owner can read (the daemon refuses any other).
+fn private_file(path: &std::path::Path, secret: &str) {
+    use std::os::unix::fs::PermissionsExt as _;
+    std::fs::write(path, format!("{secret}\n")).expect("secret file");
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).expect("chmod");
 }
 
 fn flags(url: &str, auth: &[&str]) -> Vec<String> {
@@ -192,7 +199,12 @@ async fn relay_only_daemons_connect_through_coturn_with_a_static_user() {
         &["--lt-cred-mech", "--user", &format!("{USER}:{PASSWORD}")],
     );
     let url = format!("turn:127.0.0.1:{port}");
-    let auth = ["--ice-username", USER, "--ice-credential", PASSWORD];
+    // The credential from a file (kept out of the process list).
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("turn-credential");
+    private_file(&file, PASSWORD);
+    let file = file.to_string_lossy().into_owned();
+    let auth = ["--ice-username", USER, "--ice-credential-file", &file];
     let mut p = relay_pair(flags(&url, &auth), flags(&url, &auth)).await;
     assert_relayed_and_talking(&mut p, "static user", 5 << 20).await;
     for d in [&p.a, &p.b] {

@@ -219,6 +219,7 @@ pub fn peer_to_proto(p: crate::node::PeerInfo) -> proto::PeerInfo {
         connected_ms: p.connected_ms,
         security: p.security.as_str().to_owned(),
         keeps: p.keeps,
+        health: p.health.map(health_to_proto),
         path: p.path.map(|path| {
             let end = |e: crate::transport::path::PathEnd| proto::Candidate {
                 r#type: e.kind.name().to_owned(),
@@ -233,6 +234,36 @@ pub fn peer_to_proto(p: crate::node::PeerInfo) -> proto::PeerInfo {
                 bytes_received: path.bytes_received,
             }
         }),
+    }
+}
+
+/// Converts a link's health into its API form.
+fn health_to_proto(h: crate::transport::health::LinkHealth) -> proto::LinkHealth {
+    use crate::transport::health::LayerState as L;
+    let state = |s: L| -> i32 {
+        (match s {
+            L::Unknown => proto::LayerState::Unknown,
+            L::New => proto::LayerState::New,
+            L::Connecting => proto::LayerState::Connecting,
+            L::Connected => proto::LayerState::Connected,
+            L::Disconnected => proto::LayerState::Disconnected,
+            L::Closing => proto::LayerState::Closing,
+            L::Closed => proto::LayerState::Closed,
+            L::Failed => proto::LayerState::Failed,
+        }) as i32
+    };
+    proto::LinkHealth {
+        ice: state(h.ice),
+        dtls: state(h.dtls),
+        sctp: state(h.sctp),
+        channel: state(h.channel),
+        buffered_bytes: h.buffered_bytes,
+        window_bytes: h.window_bytes,
+        queued_frames: h.queued_frames,
+        messages_sent: h.messages_sent,
+        messages_received: h.messages_received,
+        bytes_sent: h.bytes_sent,
+        bytes_received: h.bytes_received,
     }
 }
 

@@ -1,4 +1,5 @@
-//! The API token: a random secret in the data dir (mode 0600) that scripts present.
+//! The API token: a random secret in the data dir (mode 0600) that scripts present; and the
+//! metrics token, which only reads `/metrics` (a scraper's credential must not drive the node).
 
 use std::io::Write as _;
 use std::os::unix::fs::OpenOptionsExt as _;
@@ -6,10 +7,17 @@ use std::path::Path;
 
 /// File name of the token inside the data dir.
 pub const TOKEN_FILE: &str = "api-token";
+/// File name of the read-only metrics token inside the data dir.
+pub const METRICS_TOKEN_FILE: &str = "metrics-token";
 
-/// Reads the token, creating it on first start.
+/// Reads the API token, creating it on first start.
 pub fn load_or_create(data_dir: &Path) -> std::io::Result<String> {
-    let path = data_dir.join(TOKEN_FILE);
+    load_or_create_file(data_dir, TOKEN_FILE)
+}
+
+/// Reads the token in `file` of the data dir, creating it (mode 0600) on first start.
+pub fn load_or_create_file(data_dir: &Path, file: &str) -> std::io::Result<String> {
+    let path = data_dir.join(file);
     match std::fs::read_to_string(&path) {
         Ok(t) if t.trim().len() >= 32 => return Ok(t.trim().to_owned()),
         Ok(_) => std::fs::remove_file(&path)?,

@@ -1,14 +1,15 @@
 //! The WebSocket bridge (axum): the Session messages as proto3 JSON, plus the JS client and demo page.
 //!
-//! Pages may connect only from allowed origins (and the daemon's own); clients without an
-//! `Origin` (scripts) must present the API token.
+//! Pages may connect only from allowed origins (and the daemon's own), and without the API token
+//! only when the kernel says the connection is the daemon's own account's ([`super::caller`]);
+//! clients without an `Origin` (scripts) must present the token.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
-use axum::extract::{Query, State};
+use axum::extract::{ConnectInfo, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -16,6 +17,7 @@ use futures::{SinkExt as _, StreamExt as _};
 use prost::Message as _;
 use serde::Deserialize;
 
+use super::caller::{Admission, Caller};
 use crate::drops::DropReason;
 use crate::node::Node;
 use crate::proto;
@@ -31,8 +33,12 @@ const CLIENT_DTS: &str = include_str!("../../clients/js/meshrtc.d.ts");
 struct BridgeState {
     node: Arc<Node>,
     token: Arc<str>,
+    /// Reads `/metrics` and nothing else.
+    metrics_token: Arc<str>,
     /// Origins whose pages may connect: the allowed ones and the daemon's own.
     origins: Arc<HashSet<String>>,
+    /// The address the bridge listens on (the server end of every connection).
+    local: SocketAddr,
 }
 
 #[derive(Debug, Deserialize)]
@@ -57,10 +63,11 @@ pub async fn bind(addr: SocketAddr) -> anyhow::Result<tokio::net::TcpListener> {
     Ok(tokio::net::TcpListener::bind(addr).await?)
 }
 
-/// Serves the bridge on a bound listener.
+/// Serves the bridge on a bound listener; `metrics_token` reads `/metrics` only.
 pub async fn serve(
     node: Arc<Node>,
     token: Arc<str>,
+    metrics_token: Arc<str>,
     allow_origins: &[String],
     listener: tokio::net::TcpListener,
 ) -> anyhow::Result<()> {
@@ -73,7 +80,9 @@ pub async fn serve(
     let state = BridgeState {
         node,
         token,
+        metrics_token,
         origins: Arc::new(origins),
+        local: addr,
     };
     let app = axum::Router::new()
         .route("/ws", get(upgrade))
@@ -106,7 +115,11 @@ pub async fn serve(
             }),
         )
         .with_state(state);
-    axum::serve(listener, app).await?;
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .await?;
     Ok(())
 }
 
@@ -118,14 +131,26 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
         .strip_prefix("Bearer ")
 }
 
-/// Prometheus metrics, for whoever holds the API token (scripts' rule: a bearer header).
+/// Whose connection this is: the kernel's socket table, read off the runtime's threads (it is a
+/// file read that grows with the machine's sockets).
+async fn caller(state: &BridgeState, peer: SocketAddr) -> Caller {
+    let local = state.local;
+    tokio::task::spawn_blocking(move || Caller::of_connection(local, peer))
+        .await
+        .unwrap_or(Caller::Unknown)
+}
+
+/// Prometheus metrics, for whoever holds the metrics token or the API token (a bearer header).
 async fn metrics(State(state): State<BridgeState>, headers: HeaderMap) -> Response {
-    if !bearer(&headers).is_some_and(|t| super::token::matches(&state.token, t)) {
+    let allowed = bearer(&headers).is_some_and(|t| {
+        super::token::matches(&state.metrics_token, t) || super::token::matches(&state.token, t)
+    });
+    if !allowed {
         state.node.count_drop(DropReason::MetricsTokenRefused);
         return (
             StatusCode::UNAUTHORIZED,
             [(header::WWW_AUTHENTICATE, "Bearer")],
-            "metrics need the API token: Authorization: Bearer $(meshrtc token)\n",
+            "metrics need a token: Authorization: Bearer $(cat DATA_DIR/metrics-token)\n",
         )
             .into_response();
     }
@@ -143,6 +168,7 @@ async fn metrics(State(state): State<BridgeState>, headers: HeaderMap) -> Respon
 
 async fn upgrade(
     State(state): State<BridgeState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(q): Query<WsQuery>,
     ws: WebSocketUpgrade,
@@ -155,28 +181,23 @@ async fn upgrade(
     let origin = headers
         .get(header::ORIGIN)
         .map(|o| o.to_str().unwrap_or(""));
-    // Only the token proves who is asking: any local program can claim the daemon's own Origin.
-    let reach = if token_ok {
-        super::session::Reach::Node
+    let origin_allowed = origin.map(|o| state.origins.contains(o));
+    // The header says nothing about who is asking (any local program can send the daemon's own
+    // Origin): without the token, the kernel's word on the caller's account decides.
+    let caller = if token_ok || origin_allowed != Some(true) {
+        Caller::Unknown
     } else {
-        super::session::Reach::OwnRooms
+        caller(&state, peer).await
     };
-    match origin {
-        Some(origin) if !state.origins.contains(origin) => {
-            state.node.count_drop(DropReason::WsOriginRefused);
-            tracing::warn!(origin, "WebSocket refused: origin not allowed");
-            return (StatusCode::FORBIDDEN, "origin not allowed\n").into_response();
+    let reach = match super::caller::admit(token_ok, origin_allowed, caller) {
+        Admission::Node => super::session::Reach::Node,
+        Admission::OwnRooms => super::session::Reach::OwnRooms,
+        Admission::Refused(reason, status, text) => {
+            state.node.count_drop(reason);
+            tracing::warn!(origin, ?caller, "WebSocket refused: {}", text.trim_end());
+            return (status, text).into_response();
         }
-        None if !token_ok => {
-            state.node.count_drop(DropReason::WsTokenRefused);
-            return (
-                StatusCode::UNAUTHORIZED,
-                "a token is required (meshrtc token)\n",
-            )
-                .into_response();
-        }
-        _ => {}
-    }
+    };
     let node = state.node.clone();
     ws.max_message_size(MAX_WS_MESSAGE)
         .on_upgrade(move |socket| session(node, socket, reach))

@@ -44,11 +44,20 @@ struct Args {
     #[arg(long = "ice-server", value_name = "URL")]
     ice_servers: Vec<String>,
     /// TURN username for the turn: URLs given with --ice-server.
-    #[arg(long, value_name = "USER", requires = "ice_credential")]
+    #[arg(long, value_name = "USER")]
     ice_username: Option<String>,
-    /// TURN credential for the turn: URLs given with --ice-server.
-    #[arg(long, value_name = "PASSWORD", requires = "ice_username")]
+    /// TURN credential for the turn: URLs given with --ice-server (visible to other accounts
+    /// in the process list: prefer --ice-credential-file).
+    #[arg(
+        long,
+        value_name = "PASSWORD",
+        requires = "ice_username",
+        conflicts_with = "ice_credential_file"
+    )]
     ice_credential: Option<String>,
+    /// File holding the TURN credential (mode 0600) for the turn: URLs given with --ice-server.
+    #[arg(long, value_name = "FILE", requires = "ice_username")]
+    ice_credential_file: Option<PathBuf>,
     /// Which ICE candidates may be used: all, or relay (TURN only).
     #[arg(long, value_enum)]
     ice_policy: Option<meshrtc::transport::ice::IcePolicy>,
@@ -78,20 +87,32 @@ struct Args {
 }
 
 /// The `--ice-server` URLs as configuration entries, the TURN ones with `--ice-username` and
-/// `--ice-credential`.
-fn cli_ice_servers(args: &Args) -> Vec<meshrtc::transport::ice::IceServerEntry> {
+/// `--ice-credential` (or `--ice-credential-file`).
+fn cli_ice_servers(args: &Args) -> anyhow::Result<Vec<meshrtc::transport::ice::IceServerEntry>> {
     use meshrtc::transport::ice::{IceServerEntry, OneOrMany, Secret};
-    args.ice_servers
+    let credential = match (&args.ice_credential, &args.ice_credential_file) {
+        (Some(pass), _) => Some(Secret::new(pass.clone())),
+        (None, Some(path)) => Some(
+            Secret::from_private_file(path)
+                .map_err(|e| anyhow::anyhow!("--ice-credential-file {e}"))?,
+        ),
+        (None, None) => None,
+    };
+    if args.ice_username.is_some() && credential.is_none() {
+        anyhow::bail!("--ice-username needs --ice-credential-file (or --ice-credential)");
+    }
+    Ok(args
+        .ice_servers
         .iter()
-        .map(|url| match (&args.ice_username, &args.ice_credential) {
+        .map(|url| match (&args.ice_username, &credential) {
             (Some(user), Some(pass)) if url.starts_with("turn") => IceServerEntry::Server {
                 urls: OneOrMany::One(url.clone()),
                 username: Some(user.clone()),
-                credential: Some(Secret::new(pass.clone())),
+                credential: Some(pass.clone()),
             },
             _ => IceServerEntry::Url(url.clone()),
         })
-        .collect()
+        .collect())
 }
 
 #[derive(Debug, Subcommand)]
@@ -145,15 +166,16 @@ fn build_config(args: &Args) -> anyhow::Result<Config> {
         config.ice_addr = args.ice_addr;
     }
     if !args.ice_servers.is_empty() {
-        config.ice_servers = cli_ice_servers(args);
+        config.ice_servers = cli_ice_servers(args)?;
     }
     if let Some(policy) = args.ice_policy {
         config.ice_transport_policy = policy;
     }
     if let Some(path) = &args.turn_secret_file {
-        let secret = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("--turn-secret-file {}: {e}", path.display()))?;
-        config.turn_secret = Some(meshrtc::transport::ice::Secret::new(secret.trim()));
+        config.turn_secret = Some(
+            meshrtc::transport::ice::Secret::from_private_file(path)
+                .map_err(|e| anyhow::anyhow!("--turn-secret-file {e}"))?,
+        );
     }
     if let Some(ca) = &args.turn_tls_ca {
         config.turn_tls_ca = Some(ca.clone());
@@ -260,9 +282,16 @@ impl Listeners {
         if let Some(l) = self.ws {
             tracing::info!(url = %format!("http://{}/", l.local_addr()?), "WebSocket bridge and demo page");
             let allow = config.ws_allow_origins.clone();
+            let metrics_token: std::sync::Arc<str> = meshrtc::api::token::load_or_create_file(
+                &config.data_dir,
+                meshrtc::api::token::METRICS_TOKEN_FILE,
+            )
+            .context("creating the metrics token")?
+            .into();
             let (node, token) = (node.clone(), token.clone());
             tokio::spawn(async move {
-                if let Err(e) = meshrtc::api::ws::serve(node, token, &allow, l).await {
+                if let Err(e) = meshrtc::api::ws::serve(node, token, metrics_token, &allow, l).await
+                {
                     tracing::error!(error = %e, "WebSocket bridge stopped");
                 }
             });

@@ -18,6 +18,8 @@ use crate::wire::e2e::{self, E2eKey};
 
 /// How long an app's ping waits for its pong.
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
+/// Derived password-room keys kept for later joins.
+const MAX_CACHED_E2E_KEYS: usize = 256;
 
 impl Node {
     /// Opens a local session; its events arrive on the returned queue.
@@ -64,7 +66,14 @@ impl Node {
         let key = tokio::task::spawn_blocking(move || e2e::derive_key(&p, &a, &r))
             .await
             .unwrap_or_else(|_| e2e::derive_key(&id.2, &id.0, &id.1));
-        cache().insert(id, key.clone());
+        let mut cache = cache();
+        // Bounded: past this many passwords, forgetting one only costs a derivation later.
+        if cache.len() >= MAX_CACHED_E2E_KEYS
+            && let Some(old) = cache.keys().next().cloned()
+        {
+            cache.remove(&old);
+        }
+        cache.insert(id, key.clone());
         key
     }
 
@@ -169,23 +178,32 @@ impl Node {
         }
     }
 
-    /// Joined peers of a room, with the path each link took.
+    /// Joined peers of a room, with the path each link took and its health.
     pub async fn peers(&self, app: &str, room: &str) -> Result<Vec<PeerInfo>, NodeError> {
-        let (mut peers, pcs) = {
+        let (mut peers, links) = {
             let inner = self.lock();
             let peers = inner.core.peers(app, room, Instant::now())?;
-            let pcs: Vec<_> = peers
+            let links: Vec<_> = peers
                 .iter()
                 .map(|p| {
                     let conn = inner.core.peer_conn(app, &p.id)?;
-                    inner.io.pcs.get(&conn).cloned()
+                    let pc = inner.io.pcs.get(&conn).cloned()?;
+                    let writer = inner.io.writers.get(&conn).map(|w| {
+                        let queued = w.frames.max_capacity() - w.frames.capacity();
+                        (w.channel.clone(), w.window.clone(), queued)
+                    });
+                    Some((pc, writer))
                 })
                 .collect();
-            (peers, pcs)
+            (peers, links)
         };
-        for (peer, pc) in peers.iter_mut().zip(pcs) {
-            if let Some(pc) = pc {
-                peer.path = crate::transport::path::selected_path(&pc).await;
+        for (peer, link) in peers.iter_mut().zip(links) {
+            let Some((pc, writer)) = link else { continue };
+            peer.path = crate::transport::path::selected_path(&pc).await;
+            if let Some((channel, window, queued)) = writer {
+                peer.health = Some(
+                    crate::transport::health::link_health(&pc, &channel, &window, queued).await,
+                );
             }
         }
         Ok(peers)

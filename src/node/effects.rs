@@ -66,8 +66,15 @@ impl Node {
             Effect::StartLink { conn } => {
                 if let Some((channel, window)) = io.channels.remove(&conn) {
                     let (tx, rx) = mpsc::channel(LINK_QUEUE);
-                    transport::spawn_writer(channel, window.clone(), rx);
-                    io.writers.insert(conn, LinkWriter { frames: tx, window });
+                    transport::spawn_writer(channel.clone(), window.clone(), rx);
+                    io.writers.insert(
+                        conn,
+                        LinkWriter {
+                            frames: tx,
+                            window,
+                            channel,
+                        },
+                    );
                 }
             }
             Effect::OpenWindow { conn } => {

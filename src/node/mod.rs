@@ -70,6 +70,8 @@ struct LinkWriter {
     frames: mpsc::Sender<Bytes>,
     /// The window it paces itself to.
     window: Arc<SendWindow>,
+    /// The data channel it writes to (read for the link's health).
+    channel: crate::transport::Channel,
 }
 
 /// What the node's mutex guards.

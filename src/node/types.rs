@@ -101,6 +101,8 @@ pub struct PeerInfo {
     pub path: Option<crate::transport::path::LinkPath>,
     /// Channels it keeps (a keeper).
     pub keeps: Vec<String>,
+    /// Its link's layers and where its bytes wait (filled in by the driver).
+    pub health: Option<crate::transport::health::LinkHealth>,
 }
 
 /// A room, for `Status`.

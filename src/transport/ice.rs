@@ -22,6 +22,25 @@ impl Secret {
         Secret(s.into())
     }
 
+    /// Reads a credential from a file only its owner can read: a secret others could read is
+    /// refused with the fix, not used (the TURN server would trust whoever read it).
+    pub fn from_private_file(path: &std::path::Path) -> Result<Self, String> {
+        use std::os::unix::fs::PermissionsExt as _;
+        let shown = path.display();
+        let mode = std::fs::metadata(path)
+            .map_err(|e| format!("{shown}: {e}"))?
+            .permissions()
+            .mode();
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "{shown} can be read by other accounts (mode {:o}); run `chmod 600 {shown}`",
+                mode & 0o777
+            ));
+        }
+        let text = std::fs::read_to_string(path).map_err(|e| format!("{shown}: {e}"))?;
+        Ok(Secret::new(text.trim()))
+    }
+
     /// The credential itself, for the engine or a MAC.
     pub fn expose(&self) -> &str {
         &self.0

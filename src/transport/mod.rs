@@ -18,6 +18,7 @@ use webrtc::peer_connection::{
 use webrtc::runtime::Runtime;
 
 mod coalesce;
+pub mod health;
 pub mod ice;
 mod keyframe_requests;
 pub mod media;

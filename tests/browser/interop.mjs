@@ -17,9 +17,11 @@ window.RTCPeerConnection = class extends Native {
     const t = {n: window.PC_TRACE.length, at: Math.round(performance.now()), log: []}
     window.PC_TRACE.push(t)
     const note = what => t.log.push(Math.round(performance.now()) + ' ' + what)
+    const channels = []
     this.addEventListener('connectionstatechange', () => note('pc ' + this.connectionState))
     this.addEventListener('iceconnectionstatechange', () => note('ice ' + this.iceConnectionState))
     const watch = ch => {
+      channels.push(ch)
       note('channel ' + ch.label + ' ' + ch.readyState)
       ch.addEventListener('open', () => note('channel open'))
       ch.addEventListener('close', () => note('channel close'))
@@ -29,7 +31,24 @@ window.RTCPeerConnection = class extends Native {
     this.addEventListener('datachannel', e => watch(e.channel))
     const create = this.createDataChannel.bind(this)
     this.createDataChannel = (...a) => { const ch = create(...a); watch(ch); return ch }
+    window.PC_OBJECTS.push({pc: this, channels})
   }
+}
+window.PC_OBJECTS = []
+// What each of the page's links knows now: its layers, what waits in the channel's buffer, and
+// what crossed it (the page's side of a stalled transfer).
+window.linkReport = async () => {
+  const out = []
+  for (const [n, {pc, channels}] of window.PC_OBJECTS.entries()) {
+    if (pc.connectionState === 'closed') continue
+    const stats = {}
+    for (const s of (await pc.getStats()).values()) {
+      if (s.type === 'data-channel') stats[s.label] = s.messagesReceived + ' msgs / ' + s.bytesReceived + ' B received, ' + s.messagesSent + ' msgs / ' + s.bytesSent + ' B sent'
+    }
+    out.push('pc ' + n + ': ' + pc.connectionState + ', ice ' + pc.iceConnectionState + ', sctp ' + (pc.sctp?.state ?? 'none') + '; ' +
+      channels.map(ch => 'channel ' + ch.label + ' ' + ch.readyState + ', ' + ch.bufferedAmount + ' B buffered, ' + (stats[ch.label] ?? 'no stats')).join('; '))
+  }
+  return out
 }`
 const {port, server} = await serveTrysteroPage(tracePeerConnections)
 const browser = await launchBrowser()
@@ -50,8 +69,11 @@ const assertListening = async (daemon, listener, room, password = '') => {
 }
 
 /** Opens a Trystero page (not yet in a room); returns it with its peer id. */
+const openPages = new Set()
 const openPage = async () => {
   const page = await context.newPage()
+  openPages.add(page)
+  page.on('close', () => openPages.delete(page))
   await page.goto(`http://127.0.0.1:${port}/`)
   await until('trystero loaded', () => page.evaluate(() => Boolean(window.trysteroReady)))
   page.peerId = await page.evaluate(() => window.trysteroReady.selfId)
@@ -358,6 +380,14 @@ await runTests(
     for (const d of daemons) await d.destroy()
   },
   async () => {
+    // Each open page's links and how far each chunked message had come (its last progress).
+    for (const page of openPages) {
+      const links = await page.evaluate(() => window.linkReport()).catch(e => [`(no report: ${e.message})`])
+      const progress = {}
+      for (const p of (await T(page).catch(() => null))?.progress ?? []) progress[p.from] = p.fraction
+      console.log(`# page ${page.peerId} links:\n# ${links.join('\n# ')}`)
+      console.log(`# page ${page.peerId} last receive progress by sender: ${JSON.stringify(progress)}`)
+    }
     for (const d of daemons) {
       const lines = d.log.split('\n').filter(l => /meshrtc::node|WARN|ERROR/.test(l)).slice(-25)
       console.log(`# log of daemon ${d.peerId}:\n# ${lines.join('\n# ')}`)

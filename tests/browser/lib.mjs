@@ -7,8 +7,14 @@ import {tmpdir} from 'node:os'
 import {join} from 'node:path'
 import {chromium} from 'playwright-core'
 
-export const MESHRTCD = process.env.MESHRTCD ?? 'target/debug/meshrtcd'
-export const MESHRTC = process.env.MESHRTC ?? 'target/debug/meshrtc'
+// `cargo test` passes the binaries it built; run by hand, they are wherever cargo builds
+// (`$CARGO_TARGET_DIR` or target/), which `cargo metadata` knows.
+const built = name => {
+  const meta = JSON.parse(execFileSync('cargo', ['metadata', '--format-version', '1', '--no-deps', '--offline']).toString())
+  return join(meta.target_directory, 'debug', name)
+}
+export const MESHRTCD = process.env.MESHRTCD ?? built('meshrtcd')
+export const MESHRTC = process.env.MESHRTC ?? built('meshrtc')
 
 // Ports below the kernel's ephemeral range (32768+), so an outgoing connection cannot take one
 // between the check and the daemon binding it.
@@ -42,6 +48,9 @@ export const until = async (what, fn, ms = 20000) => {
 
 /** A meshrtcd process with its own data dir, WebSocket bridge port and optional embedded relay. */
 export class Daemon {
+  /** Every daemon started and not destroyed: a failing test reports their links. */
+  static running = new Set()
+
   constructor({relays = [], embedded = null, extra = [], netns = null} = {}) {
     this.dir = mkdtempSync(join(tmpdir(), 'meshrtc-browser-'))
     this.relays = relays
@@ -135,6 +144,34 @@ export class Daemon {
     if (process.env.DAEMON_LOG_DIR) this.proc.stderr.on('data', d => appendFileSync(`${process.env.DAEMON_LOG_DIR}/${this.wsPort}.log`, d))
     await until('daemon start', () => this.status().catch(() => null))
     this.peerId = (await this.status()).peer_id
+    Daemon.running.add(this)
+  }
+
+  /**
+   * What this daemon's links know, room by room: each peer's ICE, DTLS, SCTP and channel state,
+   * the bytes waiting in SCTP and in the writer's queue, and what crossed the channel.
+   */
+  linkReport() {
+    const run = args => execFileSync(MESHRTC, ['--daemon', this.daemon, ...args], {stdio: ['ignore', 'pipe', 'pipe'], timeout: 5000}).toString()
+    try {
+      const status = JSON.parse(run(['status', '--json']))
+      const lines = [`drops ${JSON.stringify(status.drops ?? {})}`]
+      for (const r of status.rooms ?? []) {
+        for (const p of JSON.parse(run(['peers', r.room, '--app', r.app, '--json']))) {
+          const h = p.health
+          lines.push(
+            `${r.app}/${r.room} ${p.id}: ` +
+              (h
+                ? `ice ${h.ice} dtls ${h.dtls} sctp ${h.sctp} channel ${h.channel}, ${h.buffered_bytes} B buffered in SCTP of a ${h.window_bytes} B window, ` +
+                  `${h.queued_frames} frames queued, sent ${h.messages_sent} msgs / ${h.bytes_sent} B, received ${h.messages_received} msgs / ${h.bytes_received} B`
+                : 'no open data channel')
+          )
+        }
+      }
+      return lines.join('\n')
+    } catch (e) {
+      return `(no link report: ${e.message.split('\n')[0]})`
+    }
   }
 
   async status() {
@@ -149,6 +186,7 @@ export class Daemon {
   }
 
   async destroy() {
+    Daemon.running.delete(this)
     await this.stop('SIGKILL')
     rmSync(this.dir, {recursive: true, force: true})
   }
@@ -193,6 +231,12 @@ export const runTests = async (tests, cleanup, diagnostics) => {
     } catch (err) {
       failed++
       console.log(`not ok - ${name}: ${err?.stack ?? err}`)
+      // What every daemon's links knew, and its log's tail, next to the failure.
+      for (const d of Daemon.running) {
+        if (!d.proc || d.proc.exitCode !== null) continue
+        console.log(`# links of daemon ${d.peerId}:\n# ${d.linkReport().split('\n').join('\n# ')}`)
+        console.log(`# log tail of daemon ${d.peerId}:\n# ${d.log.split('\n').slice(-40).join('\n# ')}`)
+      }
       await diagnostics?.()
     }
   }

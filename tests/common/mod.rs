@@ -342,14 +342,119 @@ impl Drop for Coturn {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
-        if std::thread::panicking() {
+        if std::thread::panicking() && self.child.is_some() {
             eprintln!(
-                "--- log of the daemon in {}:\n{}",
+                "--- links of the daemon in {}:\n{}",
                 self.dir.display(),
-                self.log()
+                self.link_report()
+            );
+            let log = self.log();
+            let tail = log.len().saturating_sub(60_000);
+            let tail = (tail..log.len())
+                .find(|&i| log.is_char_boundary(i))
+                .unwrap_or(log.len());
+            eprintln!(
+                "--- log of the daemon in {} (last {} of {} bytes):\n{}",
+                self.dir.display(),
+                log.len() - tail,
+                log.len(),
+                &log[tail..]
             );
         }
         self.kill9();
+    }
+}
+
+impl Daemon {
+    /// What the daemon's links know, room by room: each peer's link layers (ICE, DTLS, SCTP,
+    /// channel), the bytes waiting in SCTP and the writer's queue, and what crossed the channel;
+    /// with the drop counters. Printed beside the log when a test fails, so a stalled transfer
+    /// can be diagnosed from a CI log. Bounded to 5 s (the daemon may be the thing that hangs).
+    pub fn link_report(&self) -> String {
+        let endpoint = self.endpoint();
+        let report = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(async {
+                tokio::time::timeout(Duration::from_secs(5), link_report_of(endpoint)).await
+            })
+            .ok()
+            .flatten()
+        })
+        .join();
+        report
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| "(the daemon did not answer within 5 s)".into())
+    }
+}
+
+async fn link_report_of(endpoint: String) -> Option<String> {
+    use std::fmt::Write as _;
+    let layer = proto::LayerState::word_of;
+    let mut c = meshrtc::client::connect(&endpoint).await.ok()?;
+    let status = c.status(proto::StatusRequest {}).await.ok()?.into_inner();
+    let mut out = format!(
+        "{} links, {} pending dials, drops {:?}\n",
+        status.links, status.pending_dials, status.drops
+    );
+    for r in &status.rooms {
+        let peers = c
+            .peers(proto::PeersRequest {
+                app: r.app.clone(),
+                room: r.room.clone(),
+            })
+            .await
+            .ok()?
+            .into_inner()
+            .peers;
+        for p in peers {
+            let _ = write!(out, "{}/{} {}: rtt {:.1} ms", r.app, r.room, p.id, p.rtt_ms);
+            match p.health {
+                Some(h) => {
+                    let _ = writeln!(
+                        out,
+                        ", ice {} dtls {} sctp {} channel {}, {} B buffered in SCTP of a {} B window, {} frames queued, sent {} msgs / {} B, received {} msgs / {} B",
+                        layer(h.ice),
+                        layer(h.dtls),
+                        layer(h.sctp),
+                        layer(h.channel),
+                        h.buffered_bytes,
+                        h.window_bytes,
+                        h.queued_frames,
+                        h.messages_sent,
+                        h.bytes_sent,
+                        h.messages_received,
+                        h.bytes_received
+                    );
+                }
+                None => out.push_str(", no open data channel\n"),
+            }
+        }
+    }
+    Some(out)
+}
+
+impl Drop for Session {
+    /// When a test fails, says how far each chunked message had arrived (its last progress).
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let mut last = std::collections::BTreeMap::new();
+        for e in &self.events {
+            if let Some(Kind::Progress(p)) = &e.kind {
+                last.insert((p.from.clone(), p.channel.clone()), p.fraction);
+            }
+        }
+        for ((from, channel), fraction) in last {
+            eprintln!(
+                "--- a session had received {:.1} % of a message on {channel} from {from}",
+                fraction * 100.0
+            );
+        }
     }
 }
 

@@ -4,6 +4,7 @@ Nostr relay, ICE bound to 127.0.0.1 and no public STUN."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import pathlib
 import signal
@@ -18,7 +19,21 @@ import pytest
 import meshrtc
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
-MESHRTCD = os.environ.get("MESHRTCD", str(REPO / "target" / "debug" / "meshrtcd"))
+
+
+def built_daemon() -> str:
+    """The meshrtcd that `cargo build` made: in $CARGO_TARGET_DIR when that is set, which
+    `cargo metadata` knows (a fixed target/ path would miss it)."""
+    out = subprocess.run(
+        ["cargo", "metadata", "--format-version", "1", "--no-deps", "--offline"],
+        cwd=REPO,
+        capture_output=True,
+        check=True,
+    ).stdout
+    return str(pathlib.Path(json.loads(out)["target_directory"]) / "debug" / "meshrtcd")
+
+
+MESHRTCD = os.environ.get("MESHRTCD") or built_daemon()
 
 
 def free_port() -> int:
@@ -74,6 +89,26 @@ class Daemon:
                     raise RuntimeError(f"meshrtcd did not come up; log:\n{self.log()}") from None
                 await asyncio.sleep(0.05)
 
+    def link_report(self) -> str:
+        """What the daemon's links know, room by room (layers, bytes waiting in SCTP and in the
+        writer's queue, what crossed the channel), from the CLI built beside the daemon."""
+        cli = str(pathlib.Path(MESHRTCD).with_name("meshrtc"))
+
+        def run(*args: str) -> str:
+            return subprocess.run(
+                [cli, "--daemon", self.endpoint, *args], capture_output=True, check=True, timeout=5
+            ).stdout.decode()
+
+        try:
+            status = json.loads(run("status", "--json"))
+            lines = [f"drops {status.get('drops', {})}"]
+            for r in status.get("rooms", []):
+                for p in json.loads(run("peers", r["room"], "--app", r["app"], "--json")):
+                    lines.append(f"{r['app']}/{r['room']} {p['id']}: {p.get('health')}")
+            return "\n".join(lines)
+        except (OSError, subprocess.SubprocessError, ValueError, KeyError) as err:
+            return f"(no link report: {err})"
+
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None:
             return
@@ -106,6 +141,8 @@ def report_logs(request: pytest.FixtureRequest, daemons: tuple[Daemon, Daemon]):
     yield
     if getattr(request.node, "rep_call", None) is not None and request.node.rep_call.failed:
         for name, d in zip("ab", daemons):
+            if d.proc is not None:
+                print(f"--- daemon {name} links\n{d.link_report()}")
             print(f"--- daemon {name} log\n{d.log()[-20000:]}")
 
 

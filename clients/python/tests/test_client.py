@@ -140,8 +140,12 @@ async def test_kept_channel_replays_to_a_resuming_app(daemons):
     await na.close()  # the app stops; the daemon keeps the room and what arrives
     await rb.channel("chat").send("k1")
     await rb.channel("chat").send("k2")
-    await asyncio.sleep(0.5)
     na = await meshrtc.connect(a.endpoint)
+    # Resume only once the daemon holds all three (a fixed pause passes or fails by luck).
+    deadline = time.monotonic() + LIVENESS
+    while (await na.history("py-test", name)).messages < 3:
+        assert time.monotonic() < deadline, "a never kept k1 and k2"
+        await asyncio.sleep(0.05)
     ra = await na.join_room("py-test", name, keep={"chat": 100}, since=first.cursor)
     replay = [await until(ra, message("chat"), f"replay {i}") for i in range(2)]
     assert [(m.data, m.history) for m in replay] == [("k1", True), ("k2", True)]

@@ -114,8 +114,28 @@ pub async fn peers(daemon: &str, room: RoomArgs, as_json: bool) -> anyhow::Resul
             p.security,
             via
         );
+        if let Some(h) = &p.health {
+            println!(
+                "    ice {} dtls {} sctp {} channel {}  buffered {} B of a {} B window, {} frames queued  sent {} msgs/{} B  received {} msgs/{} B",
+                layer(h.ice),
+                layer(h.dtls),
+                layer(h.sctp),
+                layer(h.channel),
+                h.buffered_bytes,
+                h.window_bytes,
+                h.queued_frames,
+                h.messages_sent,
+                h.bytes_sent,
+                h.messages_received,
+                h.bytes_received
+            );
+        }
     }
     Ok(())
+}
+
+fn layer(state: i32) -> String {
+    proto::LayerState::word_of(state)
 }
 
 /// A peer as `peers --json` prints it: its link's path (selected candidate pair) included.
@@ -136,6 +156,19 @@ pub fn peer_json(p: &proto::PeerInfo) -> serde_json::Value {
             "rtt_ms": path.rtt_ms,
             "bytes_sent": path.bytes_sent,
             "bytes_received": path.bytes_received,
+        })),
+        "health": p.health.as_ref().map(|h| json!({
+            "ice": layer(h.ice),
+            "dtls": layer(h.dtls),
+            "sctp": layer(h.sctp),
+            "channel": layer(h.channel),
+            "buffered_bytes": h.buffered_bytes,
+            "window_bytes": h.window_bytes,
+            "queued_frames": h.queued_frames,
+            "messages_sent": h.messages_sent,
+            "messages_received": h.messages_received,
+            "bytes_sent": h.bytes_sent,
+            "bytes_received": h.bytes_received,
         })),
     })
 }

@@ -48,6 +48,7 @@ impl Core {
                 }),
                 security: entry.room.peer_security(p).unwrap_or(Security::Transport),
                 path: None,
+                health: None,
                 keeps: entry
                     .history
                     .keepers

@@ -425,6 +425,16 @@ impl Core {
         let Some(e) = self.st.rooms.get_mut(key) else {
             return;
         };
+        // A page nobody asked this peer for costs nothing: dropped before any signature check.
+        let asked = e
+            .history
+            .catchups
+            .iter()
+            .any(|c| c.keeper.as_deref() == Some(peer) && c.done_at.is_none());
+        if !asked {
+            self.count(DropReason::HistoryUnsolicited);
+            return;
+        }
         let salt = e.history.salt.clone();
         // Decide once per entry: its signature and its content.
         let mut checked = Vec::with_capacity(entries.len());

@@ -16,6 +16,10 @@ use crate::signal::RelayCommand;
 use crate::signal::state::RoomSignal;
 use crate::wire::e2e::E2eKey;
 
+/// Longest room password accepted: each new one costs a slow key derivation and stays in memory
+/// while its room is held, so an app may not hand the node megabytes of it.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+
 /// Checks a join's arguments before any work is done for it (the driver derives the E2E key
 /// only for a join that passes).
 pub fn validate_join(app: &str, room: &str, opts: &JoinOptions) -> Result<(), NodeError> {
@@ -23,6 +27,12 @@ pub fn validate_join(app: &str, room: &str, opts: &JoinOptions) -> Result<(), No
         return Err(NodeError::InvalidArgument(
             "app and room must be 1 to 256 bytes".into(),
         ));
+    }
+    if opts.password.len() > MAX_PASSWORD_BYTES {
+        return Err(NodeError::InvalidArgument(format!(
+            "a password may be at most {MAX_PASSWORD_BYTES} bytes (got {})",
+            opts.password.len()
+        )));
     }
     if opts.require_e2e && opts.password.is_empty() {
         return Err(NodeError::InvalidArgument(
@@ -342,5 +352,25 @@ impl Core {
             self.replay(session, handle, &key, since, false);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_overlong_password_is_a_clear_error() {
+        let opts = |password: String| JoinOptions {
+            password,
+            ..JoinOptions::default()
+        };
+        let at_limit = opts("p".repeat(MAX_PASSWORD_BYTES));
+        assert!(validate_join("app", "room", &at_limit).is_ok());
+        let over = opts("p".repeat(100_000));
+        match validate_join("app", "room", &over) {
+            Err(NodeError::InvalidArgument(m)) => assert!(m.contains("at most 1024"), "{m}"),
+            other => panic!("{other:?}"),
+        }
     }
 }

@@ -91,6 +91,11 @@ class Node:
         """The node at a glance: peer id, relays, rooms, links, drop counters."""
         return await self._unary().Status(pb.StatusRequest(), metadata=self._metadata)
 
+    async def history(self, app: str, room: str, password: str = "") -> pb.HistoryReply:
+        """What the node keeps of a room: messages and bytes, per channel and in all."""
+        request = pb.HistoryRequest(app=app, room=room, password=password)
+        return await self._unary().History(request, metadata=self._metadata)
+
     async def join_room(
         self,
         app: str,

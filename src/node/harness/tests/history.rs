@@ -220,6 +220,48 @@ fn forged_altered_and_replayed_history_is_dropped_and_counted() {
     assert_eq!(texts, ["genuine"], "only the genuine entry, once");
 }
 
+/// Pages nobody asked for (here: to a node that never caught up, from a peer it never asked) are
+/// dropped whole before any signature is checked, and nothing from them is delivered.
+#[test]
+fn unsolicited_history_pages_are_dropped_unchecked() {
+    use crate::wire::history::{HistMsg, WireEntry};
+    let mut net = Net::new(94, 2);
+    net.join(0, "r", plain());
+    net.join(1, "r", plain());
+    assert!(net.run_until(10 * SEC, |n| converged(n, "r", &[0, 1])));
+    let salt = net.nodes[0]
+        .core
+        .history_salt(crate::node::harness::APP, "r");
+    let message = crate::wire::e2e::encode_message(
+        "chat",
+        &crate::wire::Payload::Text("pushed".into()),
+        None,
+    );
+    let (_, sig) = crate::wire::history::sign(&net.nodes[0].keys, &salt, 1, &message);
+    let entry = WireEntry {
+        origin: "someone-else-entirely".into(),
+        origin_ms: 1,
+        signed: Some(sig),
+        framed: false,
+        message,
+    };
+    let page = HistMsg::Entries {
+        done: true,
+        next_cursor: 1,
+        entries: vec![entry; 64],
+    };
+    inject_hist(&mut net, 0, 1, &page);
+    net.run_for(SEC);
+    let core = &net.nodes[1].core;
+    assert_eq!(core.drops(DropReason::HistoryUnsolicited), 1);
+    assert_eq!(
+        core.drops(DropReason::HistoryBadSignature),
+        0,
+        "signatures were checked"
+    );
+    assert!(received(&net, 1).is_empty());
+}
+
 #[test]
 fn in_a_cells_room_history_carries_the_cell_frame_signatures() {
     let mut net = Net::new(94, 4);
