@@ -156,7 +156,33 @@ export interface NodePeer {
     bytesReceived?: string
   }
   keeps?: string[]
+  /** The link's layers and where its bytes wait (what a stalled transfer is diagnosed from). */
+  health?: {
+    ice?: LayerState
+    dtls?: LayerState
+    sctp?: LayerState
+    channel?: LayerState
+    /** Handed to SCTP and not yet acknowledged by the peer. */
+    bufferedBytes?: string
+    windowBytes?: string
+    queuedFrames?: string
+    messagesSent?: string
+    messagesReceived?: string
+    bytesSent?: string
+    bytesReceived?: string
+  }
 }
+
+/** One layer of a link, on one scale for ICE, DTLS, SCTP and the data channel. */
+export type LayerState =
+  | 'LAYER_STATE_UNKNOWN'
+  | 'LAYER_STATE_NEW'
+  | 'LAYER_STATE_CONNECTING'
+  | 'LAYER_STATE_CONNECTED'
+  | 'LAYER_STATE_DISCONNECTED'
+  | 'LAYER_STATE_CLOSING'
+  | 'LAYER_STATE_CLOSED'
+  | 'LAYER_STATE_FAILED'
 
 export class Node {
   readonly url: string

@@ -157,7 +157,9 @@ export class Daemon {
       const status = JSON.parse(run(['status', '--json']))
       const lines = [`drops ${JSON.stringify(status.drops ?? {})}`]
       for (const r of status.rooms ?? []) {
-        for (const p of JSON.parse(run(['peers', r.room, '--app', r.app, '--json']))) {
+        const peers = JSON.parse(run(['peers', r.room, '--app', r.app, '--json']))
+        if (!peers.length) lines.push(`${r.app}/${r.room}: no joined peer`)
+        for (const p of peers) {
           const h = p.health
           lines.push(
             `${r.app}/${r.room} ${p.id}: ` +

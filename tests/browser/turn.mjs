@@ -82,10 +82,15 @@ await runTests(
       console.log(`# turn: the page's selected pair ${JSON.stringify(pair)}`)
       assert.equal(pair?.local, 'relay', 'the page uses its relayed candidate')
       // The engine reports the selected pair a little after the link opens: wait for it.
+      const seen = []
       const peers = await until("the daemon's selected pair", () => {
         const p = JSON.parse(d.cli('peers', room, '--app', APP, '--json'))
+        seen.push(`${Date.now() - t0} ms: ${JSON.stringify(p)}`)
         return p[0]?.path ? p : null
-      }, 10000)
+      }, 10000).catch(e => {
+        console.log(`# turn: what the daemon said of its peers:\n# ${[...seen.slice(0, 3), '…', ...seen.slice(-3)].join('\n# ')}`)
+        throw e
+      })
       console.log(`# turn: the daemon's path ${JSON.stringify(peers[0]?.path)}`)
       assert.equal(peers[0]?.path?.local?.type, 'relay', "the daemon's side is relayed too")
       d.cli('send', room, 'chat', 'hello through coturn', '--app', APP)

@@ -410,6 +410,9 @@ async fn link_report_of(endpoint: String) -> Option<String> {
             .ok()?
             .into_inner()
             .peers;
+        if peers.is_empty() {
+            let _ = writeln!(out, "{}/{}: no joined peer", r.app, r.room);
+        }
         for p in peers {
             let _ = write!(out, "{}/{} {}: rtt {:.1} ms", r.app, r.room, p.id, p.rtt_ms);
             match p.health {

@@ -103,7 +103,10 @@ class Daemon:
             status = json.loads(run("status", "--json"))
             lines = [f"drops {status.get('drops', {})}"]
             for r in status.get("rooms", []):
-                for p in json.loads(run("peers", r["room"], "--app", r["app"], "--json")):
+                peers = json.loads(run("peers", r["room"], "--app", r["app"], "--json"))
+                if not peers:
+                    lines.append(f"{r['app']}/{r['room']}: no joined peer")
+                for p in peers:
                     lines.append(f"{r['app']}/{r['room']} {p['id']}: {p.get('health')}")
             return "\n".join(lines)
         except (OSError, subprocess.SubprocessError, ValueError, KeyError) as err:

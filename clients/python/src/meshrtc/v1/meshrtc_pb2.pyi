@@ -12,9 +12,28 @@ class PeerType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     PEER_TYPE_UNSPECIFIED: _ClassVar[PeerType]
     PEER_TYPE_MEMBER: _ClassVar[PeerType]
     PEER_TYPE_KEEPER: _ClassVar[PeerType]
+
+class LayerState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    LAYER_STATE_UNKNOWN: _ClassVar[LayerState]
+    LAYER_STATE_NEW: _ClassVar[LayerState]
+    LAYER_STATE_CONNECTING: _ClassVar[LayerState]
+    LAYER_STATE_CONNECTED: _ClassVar[LayerState]
+    LAYER_STATE_DISCONNECTED: _ClassVar[LayerState]
+    LAYER_STATE_CLOSING: _ClassVar[LayerState]
+    LAYER_STATE_CLOSED: _ClassVar[LayerState]
+    LAYER_STATE_FAILED: _ClassVar[LayerState]
 PEER_TYPE_UNSPECIFIED: PeerType
 PEER_TYPE_MEMBER: PeerType
 PEER_TYPE_KEEPER: PeerType
+LAYER_STATE_UNKNOWN: LayerState
+LAYER_STATE_NEW: LayerState
+LAYER_STATE_CONNECTING: LayerState
+LAYER_STATE_CONNECTED: LayerState
+LAYER_STATE_DISCONNECTED: LayerState
+LAYER_STATE_CLOSING: LayerState
+LAYER_STATE_CLOSED: LayerState
+LAYER_STATE_FAILED: LayerState
 
 class ClientMessage(_message.Message):
     __slots__ = ("request_id", "join", "leave", "send", "subscribe", "ping", "peers", "add_track", "remove_track", "keyframe", "replace_track", "leg_publish", "leg_subscribe", "leg_answer", "status", "node_peers")
@@ -602,20 +621,48 @@ class PeersReply(_message.Message):
     def __init__(self, peers: _Optional[_Iterable[_Union[PeerInfo, _Mapping]]] = ...) -> None: ...
 
 class PeerInfo(_message.Message):
-    __slots__ = ("id", "rtt_ms", "connected_ms", "security", "path", "keeps")
+    __slots__ = ("id", "rtt_ms", "connected_ms", "security", "path", "keeps", "health")
     ID_FIELD_NUMBER: _ClassVar[int]
     RTT_MS_FIELD_NUMBER: _ClassVar[int]
     CONNECTED_MS_FIELD_NUMBER: _ClassVar[int]
     SECURITY_FIELD_NUMBER: _ClassVar[int]
     PATH_FIELD_NUMBER: _ClassVar[int]
     KEEPS_FIELD_NUMBER: _ClassVar[int]
+    HEALTH_FIELD_NUMBER: _ClassVar[int]
     id: str
     rtt_ms: float
     connected_ms: int
     security: str
     path: LinkPath
     keeps: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, id: _Optional[str] = ..., rtt_ms: _Optional[float] = ..., connected_ms: _Optional[int] = ..., security: _Optional[str] = ..., path: _Optional[_Union[LinkPath, _Mapping]] = ..., keeps: _Optional[_Iterable[str]] = ...) -> None: ...
+    health: LinkHealth
+    def __init__(self, id: _Optional[str] = ..., rtt_ms: _Optional[float] = ..., connected_ms: _Optional[int] = ..., security: _Optional[str] = ..., path: _Optional[_Union[LinkPath, _Mapping]] = ..., keeps: _Optional[_Iterable[str]] = ..., health: _Optional[_Union[LinkHealth, _Mapping]] = ...) -> None: ...
+
+class LinkHealth(_message.Message):
+    __slots__ = ("ice", "dtls", "sctp", "channel", "buffered_bytes", "window_bytes", "queued_frames", "messages_sent", "messages_received", "bytes_sent", "bytes_received")
+    ICE_FIELD_NUMBER: _ClassVar[int]
+    DTLS_FIELD_NUMBER: _ClassVar[int]
+    SCTP_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    BUFFERED_BYTES_FIELD_NUMBER: _ClassVar[int]
+    WINDOW_BYTES_FIELD_NUMBER: _ClassVar[int]
+    QUEUED_FRAMES_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_SENT_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    BYTES_SENT_FIELD_NUMBER: _ClassVar[int]
+    BYTES_RECEIVED_FIELD_NUMBER: _ClassVar[int]
+    ice: LayerState
+    dtls: LayerState
+    sctp: LayerState
+    channel: LayerState
+    buffered_bytes: int
+    window_bytes: int
+    queued_frames: int
+    messages_sent: int
+    messages_received: int
+    bytes_sent: int
+    bytes_received: int
+    def __init__(self, ice: _Optional[_Union[LayerState, str]] = ..., dtls: _Optional[_Union[LayerState, str]] = ..., sctp: _Optional[_Union[LayerState, str]] = ..., channel: _Optional[_Union[LayerState, str]] = ..., buffered_bytes: _Optional[int] = ..., window_bytes: _Optional[int] = ..., queued_frames: _Optional[int] = ..., messages_sent: _Optional[int] = ..., messages_received: _Optional[int] = ..., bytes_sent: _Optional[int] = ..., bytes_received: _Optional[int] = ...) -> None: ...
 
 class LinkPath(_message.Message):
     __slots__ = ("local", "remote", "rtt_ms", "bytes_sent", "bytes_received")
