@@ -19,3 +19,25 @@ impl LayerState {
             .to_lowercase()
     }
 }
+
+impl std::fmt::Display for LinkHealth {
+    /// One line: each layer's state, where bytes wait, and what crossed the channel.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ice {} dtls {} sctp {} channel {}, {} B buffered in SCTP of a {} B window, \
+             {} frames queued, sent {} msgs / {} B, received {} msgs / {} B",
+            LayerState::word_of(self.ice),
+            LayerState::word_of(self.dtls),
+            LayerState::word_of(self.sctp),
+            LayerState::word_of(self.channel),
+            self.buffered_bytes,
+            self.window_bytes,
+            self.queued_frames,
+            self.messages_sent,
+            self.bytes_sent,
+            self.messages_received,
+            self.bytes_received
+        )
+    }
+}

@@ -146,42 +146,97 @@ pub struct SessionEvent {
     pub kind: EventKind,
 }
 
+/// Payload bytes one session's queue may hold: a count of events alone would let 4,096 messages
+/// of 64 MiB wait for a reader that stopped. Room for two of the largest messages.
+pub const SESSION_QUEUE_BYTES: usize = 128 << 20;
+/// How far back a progress event looks for an earlier one of the same message to replace.
+const PROGRESS_COALESCE_WINDOW: usize = 64;
+
+/// Payload bytes a queued event holds (the rest of an event is small and bounded by the count).
+fn event_bytes(e: &SessionEvent) -> usize {
+    match &e.kind {
+        EventKind::Message { payload, .. } => payload.wire_len(),
+        _ => 0,
+    }
+}
+
+/// The room, sender and channel of a message or of its progress.
+fn stream_of(e: &SessionEvent) -> Option<(u32, &str, &str)> {
+    match &e.kind {
+        EventKind::Message { channel, from, .. } | EventKind::Progress { channel, from, .. } => {
+            Some((e.room, from, channel))
+        }
+        _ => None,
+    }
+}
+
 #[derive(Debug, Default)]
 struct QueueState {
     events: VecDeque<SessionEvent>,
+    /// Payload bytes of `events`.
+    bytes: usize,
     dropped: u64,
     closed: bool,
 }
 
-/// Bounded queue of a session's events.
+/// Bounded queue of a session's events, in events and in payload bytes.
 #[derive(Debug)]
 pub struct SessionQueue {
     state: Mutex<QueueState>,
     notify: Notify,
     capacity: usize,
+    max_bytes: usize,
 }
 
 impl SessionQueue {
-    /// A queue holding at most `capacity` events.
+    /// A queue holding at most `capacity` events and [`SESSION_QUEUE_BYTES`] of payloads.
     pub fn new(capacity: usize) -> Self {
+        Self::with_byte_limit(capacity, SESSION_QUEUE_BYTES)
+    }
+
+    /// A queue holding at most `capacity` events and `max_bytes` of payloads.
+    pub fn with_byte_limit(capacity: usize, max_bytes: usize) -> Self {
         SessionQueue {
             state: Mutex::new(QueueState::default()),
             notify: Notify::new(),
             capacity: capacity.max(1),
+            max_bytes,
         }
     }
 
-    /// Adds an event, dropping the oldest if full.
+    /// Adds an event, dropping the oldest while the queue is over either bound (the reader is
+    /// told with a `Lagged` event). A progress event replaces a queued one of the same message:
+    /// every chunk of a large message reports progress, and those must not push out messages.
     pub fn push(&self, event: SessionEvent) {
         {
             let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
             if s.closed {
                 return;
             }
-            if s.events.len() >= self.capacity {
-                s.events.pop_front();
+            // The latest queued event of the same sender and channel, if it is progress, is
+            // progress of this same message (a message of theirs in between ends the search).
+            if matches!(event.kind, EventKind::Progress { .. })
+                && let Some(queued) = s
+                    .events
+                    .iter_mut()
+                    .rev()
+                    .take(PROGRESS_COALESCE_WINDOW)
+                    .find(|q| stream_of(q).is_some() && stream_of(q) == stream_of(&event))
+                && matches!(queued.kind, EventKind::Progress { .. })
+            {
+                *queued = event;
+                return;
+            }
+            let size = event_bytes(&event);
+            while !s.events.is_empty()
+                && (s.events.len() >= self.capacity || s.bytes + size > self.max_bytes)
+            {
+                if let Some(old) = s.events.pop_front() {
+                    s.bytes -= event_bytes(&old);
+                }
                 s.dropped += 1;
             }
+            s.bytes += size;
             s.events.push_back(event);
         }
         self.notify.notify_one();
@@ -208,6 +263,7 @@ impl SessionQueue {
                     });
                 }
                 if let Some(e) = s.events.pop_front() {
+                    s.bytes -= event_bytes(&e);
                     return Some(e);
                 }
                 if s.closed {
@@ -243,5 +299,79 @@ mod tests {
         assert_eq!(q.next().await.map(|e| e.room), Some(5));
         q.close();
         assert_eq!(q.next().await, None);
+    }
+
+    fn message(room: u32, bytes: usize) -> SessionEvent {
+        SessionEvent {
+            room,
+            app: "a".into(),
+            room_id: "r".into(),
+            kind: EventKind::Message {
+                channel: "c".into(),
+                from: "p".into(),
+                local: false,
+                payload: Payload::Binary(vec![0; bytes].into()),
+                meta: None,
+                cursor: 0,
+                history: false,
+                verified: false,
+            },
+        }
+    }
+
+    fn progress(room: u32, from: &str, fraction: f32) -> SessionEvent {
+        SessionEvent {
+            room,
+            app: "a".into(),
+            room_id: "r".into(),
+            kind: EventKind::Progress {
+                channel: "c".into(),
+                from: from.into(),
+                fraction,
+                meta: None,
+            },
+        }
+    }
+
+    #[tokio::test]
+    async fn large_messages_are_bounded_in_bytes_and_the_reader_told() {
+        let q = SessionQueue::with_byte_limit(4_096, 10 << 20);
+        for n in 1..=5 {
+            q.push(message(n, 4 << 20));
+        }
+        // 20 MiB offered to a 10 MiB queue: the oldest three go, the newest two stay.
+        assert_eq!(q.next().await.map(|e| e.kind), Some(EventKind::Lagged(3)));
+        assert_eq!(q.next().await.map(|e| e.room), Some(4));
+        assert_eq!(q.next().await.map(|e| e.room), Some(5));
+        // A message larger than the bound still gets through alone.
+        q.push(message(6, 11 << 20));
+        assert_eq!(q.next().await.map(|e| e.room), Some(6));
+    }
+
+    #[tokio::test]
+    async fn progress_of_one_message_is_coalesced_and_pushes_nothing_out() {
+        let q = SessionQueue::new(3);
+        q.push(ev(1));
+        for i in 0..1_000 {
+            q.push(progress(1, "p", i as f32 / 1_000.0));
+        }
+        q.push(progress(1, "other", 0.5));
+        // The first event survives 1,001 progress reports: one per message is kept, the latest.
+        assert_eq!(q.next().await.map(|e| e.room), Some(1));
+        assert_eq!(q.next().await, Some(progress(1, "p", 0.999)));
+        assert_eq!(q.next().await, Some(progress(1, "other", 0.5)));
+        // Progress of the next message never moves ahead of the message before it.
+        q.push(progress(1, "p", 0.5));
+        q.push(message(1, 10));
+        q.push(progress(1, "p", 0.1));
+        assert!(matches!(
+            q.next().await.map(|e| e.kind),
+            Some(EventKind::Progress { .. })
+        ));
+        assert!(matches!(
+            q.next().await.map(|e| e.kind),
+            Some(EventKind::Message { .. })
+        ));
+        assert_eq!(q.next().await, Some(progress(1, "p", 0.1)));
     }
 }

@@ -184,7 +184,8 @@ await runTests(
       assert.deepEqual(m.meta, {name: 'blob.bin'})
       const s = await state(rx)
       const progress = s.progress.filter(p => p.channel === 'file')
-      assert.ok(progress.length > 10, `progress reported ${progress.length} times`)
+      // A reader that falls behind gets the latest progress of a message, not every chunk's.
+      assert.ok(progress.length >= 2, `progress reported ${progress.length} times`)
       assert.ok(progress.every((p, i) => i === 0 || p.fraction >= progress[i - 1].fraction), 'progress is monotonic')
       await rx.close()
       await tx.close()

@@ -393,7 +393,6 @@ impl Daemon {
 
 async fn link_report_of(endpoint: String) -> Option<String> {
     use std::fmt::Write as _;
-    let layer = proto::LayerState::word_of;
     let mut c = meshrtc::client::connect(&endpoint).await.ok()?;
     let status = c.status(proto::StatusRequest {}).await.ok()?.into_inner();
     let mut out = format!(
@@ -417,21 +416,7 @@ async fn link_report_of(endpoint: String) -> Option<String> {
             let _ = write!(out, "{}/{} {}: rtt {:.1} ms", r.app, r.room, p.id, p.rtt_ms);
             match p.health {
                 Some(h) => {
-                    let _ = writeln!(
-                        out,
-                        ", ice {} dtls {} sctp {} channel {}, {} B buffered in SCTP of a {} B window, {} frames queued, sent {} msgs / {} B, received {} msgs / {} B",
-                        layer(h.ice),
-                        layer(h.dtls),
-                        layer(h.sctp),
-                        layer(h.channel),
-                        h.buffered_bytes,
-                        h.window_bytes,
-                        h.queued_frames,
-                        h.messages_sent,
-                        h.bytes_sent,
-                        h.messages_received,
-                        h.bytes_received
-                    );
+                    let _ = writeln!(out, ", {h}");
                 }
                 None => out.push_str(", no open data channel\n"),
             }

@@ -115,27 +115,10 @@ pub async fn peers(daemon: &str, room: RoomArgs, as_json: bool) -> anyhow::Resul
             via
         );
         if let Some(h) = &p.health {
-            println!(
-                "    ice {} dtls {} sctp {} channel {}  buffered {} B of a {} B window, {} frames queued  sent {} msgs/{} B  received {} msgs/{} B",
-                layer(h.ice),
-                layer(h.dtls),
-                layer(h.sctp),
-                layer(h.channel),
-                h.buffered_bytes,
-                h.window_bytes,
-                h.queued_frames,
-                h.messages_sent,
-                h.bytes_sent,
-                h.messages_received,
-                h.bytes_received
-            );
+            println!("    {h}");
         }
     }
     Ok(())
-}
-
-fn layer(state: i32) -> String {
-    proto::LayerState::word_of(state)
 }
 
 /// A peer as `peers --json` prints it: its link's path (selected candidate pair) included.
@@ -158,10 +141,10 @@ pub fn peer_json(p: &proto::PeerInfo) -> serde_json::Value {
             "bytes_received": path.bytes_received,
         })),
         "health": p.health.as_ref().map(|h| json!({
-            "ice": layer(h.ice),
-            "dtls": layer(h.dtls),
-            "sctp": layer(h.sctp),
-            "channel": layer(h.channel),
+            "ice": proto::LayerState::word_of(h.ice),
+            "dtls": proto::LayerState::word_of(h.dtls),
+            "sctp": proto::LayerState::word_of(h.sctp),
+            "channel": proto::LayerState::word_of(h.channel),
             "buffered_bytes": h.buffered_bytes,
             "window_bytes": h.window_bytes,
             "queued_frames": h.queued_frames,
