@@ -50,7 +50,7 @@ mod tests {
     fn id_is_stable_and_checkable() {
         let dir = tempfile::tempdir().expect("tempdir");
         let a = Identity::load(&Store::open(dir.path()).expect("open")).expect("identity");
-        let b = Identity::load(&Store::open(dir.path()).expect("open")).expect("identity");
+        let b = Identity::load(&crate::store::reopen(dir.path())).expect("identity");
         assert_eq!(a.peer_id, b.peer_id);
         assert!(is_valid_peer_id(&a.peer_id));
         assert_eq!(peer_id_for(&a.keys.public_key()), a.peer_id);

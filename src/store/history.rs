@@ -223,7 +223,7 @@ mod tests {
             h.tree.insert(key(&room, 6), cut).expect("raw insert");
             h.flush().expect("flush");
         }
-        let store = Store::open(dir.path()).expect("reopen");
+        let store = crate::store::reopen(dir.path());
         let h = HistoryStore::open(&store).expect("history");
         assert_eq!(h.damaged(), 1);
         assert_eq!(h.last_cursor(), 5);

@@ -106,6 +106,23 @@ impl Store {
     }
 }
 
+/// Opens the store a test has just dropped in the same process. sled's background flusher holds
+/// the file lock for up to one flush interval after the last handle goes (a restarted daemon is a
+/// new process and never meets this), so the reopen waits for it, 5 s at most.
+#[cfg(test)]
+pub(crate) fn reopen(data_dir: &Path) -> Store {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    loop {
+        match Store::open(data_dir) {
+            Ok(store) => return store,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            Err(e) => panic!("reopen: {e:?}"),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
