@@ -133,7 +133,7 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 
 /// Whose connection this is: the kernel's socket table, read off the runtime's threads (it is a
 /// file read that grows with the machine's sockets).
-async fn caller(state: &BridgeState, peer: SocketAddr) -> Caller {
+async fn caller_of(state: &BridgeState, peer: SocketAddr) -> Caller {
     let local = state.local;
     tokio::task::spawn_blocking(move || Caller::of_connection(local, peer))
         .await
@@ -187,7 +187,7 @@ async fn upgrade(
     let caller = if token_ok || origin_allowed != Some(true) {
         Caller::Unknown
     } else {
-        caller(&state, peer).await
+        caller_of(&state, peer).await
     };
     let reach = match super::caller::admit(token_ok, origin_allowed, caller) {
         Admission::Node => super::session::Reach::Node,

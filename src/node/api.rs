@@ -199,10 +199,15 @@ impl Node {
         };
         for (peer, link) in peers.iter_mut().zip(links) {
             let Some((pc, writer)) = link else { continue };
-            peer.path = crate::transport::path::selected_path(&pc).await;
+            // One statistics report serves the path and the health.
+            let report = pc
+                .get_stats(Instant::now(), webrtc::peer_connection::StatsSelector::None)
+                .await;
+            peer.path = crate::transport::path::selected_path_in(&report);
             if let Some((channel, window, queued)) = writer {
                 peer.health = Some(
-                    crate::transport::health::link_health(&pc, &channel, &window, queued).await,
+                    crate::transport::health::link_health(&pc, &report, &channel, &window, queued)
+                        .await,
                 );
             }
         }

@@ -1,13 +1,11 @@
 //! What a link knows about itself, layer by layer, and where its bytes wait: what a transfer
 //! that stalls is diagnosed from (`meshrtc peers`, and the tests' failure reports).
 
-use std::time::Instant;
-
 use rtc::peer_connection::transport::{
     RTCDtlsTransportState, RTCIceTransportState, RTCSctpTransportState,
 };
 use webrtc::data_channel::RTCDataChannelState;
-use webrtc::peer_connection::StatsSelector;
+use webrtc::peer_connection::RTCStatsReport;
 
 use super::{Channel, Connection, SendWindow};
 
@@ -119,14 +117,15 @@ pub struct LinkHealth {
     pub bytes_received: u64,
 }
 
-/// Reads a link's health from its connection, its channel and its writer's window and queue.
+/// Reads a link's health from its connection (and `report`, its statistics), its channel and
+/// its writer's window and queue.
 pub async fn link_health(
     pc: &Connection,
+    report: &RTCStatsReport,
     channel: &Channel,
     window: &SendWindow,
     queued_frames: usize,
 ) -> LinkHealth {
-    let report = pc.get_stats(Instant::now(), StatsSelector::None).await;
     let transport = report.transport();
     let label = channel.label().await.unwrap_or_default();
     let dc = report.data_channels().find(|d| d.label == label);

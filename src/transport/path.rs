@@ -3,7 +3,7 @@
 
 use std::time::Instant;
 
-use webrtc::peer_connection::{RTCStatsReportEntry, StatsSelector};
+use webrtc::peer_connection::{RTCStatsReport, RTCStatsReportEntry, StatsSelector};
 
 use super::Connection;
 
@@ -70,7 +70,11 @@ pub struct LinkPath {
 
 /// The selected candidate pair of a connection, once ICE has one.
 pub async fn selected_path(pc: &Connection) -> Option<LinkPath> {
-    let report = pc.get_stats(Instant::now(), StatsSelector::None).await;
+    selected_path_in(&pc.get_stats(Instant::now(), StatsSelector::None).await)
+}
+
+/// The selected candidate pair in a connection's statistics, once ICE has one.
+pub fn selected_path_in(report: &RTCStatsReport) -> Option<LinkPath> {
     let pair_id = report.transport()?.selected_candidate_pair_id.clone();
     let pair = report.iter().find_map(|e| match e {
         RTCStatsReportEntry::IceCandidatePair(p) if p.stats.id == pair_id => Some(p),
