@@ -220,8 +220,10 @@ drop_reasons! {
     HistoryDuplicate => "history_duplicate",
     /// A page of history this node did not ask that peer for (dropped whole, unchecked).
     HistoryUnsolicited => "history_unsolicited",
-    /// Catch-up requests beyond a peer's rate, or from a peer while this node keeps nothing.
+    /// Catch-up requests from a peer while this node keeps nothing.
     HistoryRequestRefused => "history_request_refused",
+    /// A catch-up request waiting for its peer's read budget, replaced by a newer one.
+    HistoryRequestReplaced => "history_request_replaced",
     /// An origin signature that came with no message, or whose message never came.
     HistorySigUnmatched => "history_sig_unmatched",
     /// A kept message the history store could not write (disk full, store failed).

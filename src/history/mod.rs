@@ -358,28 +358,77 @@ pub fn decode(value: &[u8], key: &HistoryKey) -> Result<Entry, EntryError> {
     })
 }
 
-/// One catch-up page from kept entries after `after_cursor` (in cursor order; `None` for an
-/// entry that would not open): those sent after `after_ms` on `channels`, at most
+/// Most stored bytes one catch-up page reads (matching or not): a request that matches little
+/// still costs the keeper a bounded amount, and the requester pages on from `next_cursor`.
+pub const SCAN_BYTES: usize = 2 << 20;
+/// Most stored entries one catch-up page looks at.
+pub const SCAN_ENTRIES: usize = 4 * crate::wire::history::PAGE_ENTRIES;
+
+/// Where a keeper's scan for a catch-up request starts: past `after_cursor`, and past the
+/// entries kept before `after_ms` (an entry's time is when it was kept, and its cursor is that
+/// time in µs or later), so a request for the future costs a seek and nothing else.
+pub fn scan_from(after_cursor: Cursor, after_ms: u64) -> Cursor {
+    after_cursor.max(after_ms.saturating_mul(1_000))
+}
+
+/// One catch-up page and what reading it cost.
+#[derive(Debug)]
+pub struct ServedPage {
+    /// The page to send.
+    pub msg: crate::wire::history::HistMsg,
+    /// Stored bytes read for it (the keeper's work, charged to the requester's budget).
+    pub cost: usize,
+}
+
+/// One catch-up page from stored values after `from` (in cursor order, as the store holds
+/// them): entries kept after `after_ms` on `channels`, at most
 /// [`PAGE_ENTRIES`](crate::wire::history::PAGE_ENTRIES) and about
-/// [`PAGE_BYTES`](crate::wire::history::PAGE_BYTES) of messages.
-pub fn page(
-    entries: impl Iterator<Item = (Cursor, Option<Entry>)>,
-    after_cursor: Cursor,
+/// [`PAGE_BYTES`](crate::wire::history::PAGE_BYTES) of messages, reading at most
+/// [`SCAN_ENTRIES`] and [`SCAN_BYTES`]. Other channels are skipped by their tag without being
+/// opened; entries that do not open are skipped (their cursor still advances).
+pub fn page<V: AsRef<[u8]>>(
+    values: impl Iterator<Item = (Cursor, V)>,
+    key: &HistoryKey,
+    from: Cursor,
     after_ms: u64,
     channels: &std::collections::BTreeSet<String>,
-) -> crate::wire::history::HistMsg {
+) -> ServedPage {
     use crate::wire::history::{HistMsg, PAGE_BYTES, PAGE_ENTRIES, WireEntry};
+    let tags: Vec<[u8; 8]> = channels.iter().map(|c| key.tag(c)).collect();
+    if tags.is_empty() {
+        return ServedPage {
+            msg: HistMsg::Entries {
+                done: true,
+                next_cursor: from,
+                entries: Vec::new(),
+            },
+            cost: 0,
+        };
+    }
     let mut out = Vec::new();
-    let mut bytes = 0;
-    let mut next_cursor = after_cursor;
+    let (mut bytes, mut scanned, mut looked) = (0, 0, 0);
+    let mut next_cursor = from;
     let mut done = true;
-    for (cursor, entry) in entries {
-        if out.len() >= PAGE_ENTRIES || bytes >= PAGE_BYTES {
+    for (cursor, value) in values {
+        if out.len() >= PAGE_ENTRIES
+            || bytes >= PAGE_BYTES
+            || looked >= SCAN_ENTRIES
+            || scanned >= SCAN_BYTES
+        {
             done = false;
             break;
         }
+        let value = value.as_ref();
+        looked += 1;
+        scanned += value.len();
         next_cursor = cursor;
-        let Some(e) = entry else { continue };
+        let Some(tag) = value.get(2..HEADER) else {
+            continue;
+        };
+        if !tags.iter().any(|t| t == tag) {
+            continue;
+        }
+        let Ok(e) = decode(value, key) else { continue };
         if e.origin_ms <= after_ms || !channels.contains(&e.channel) {
             continue;
         }
@@ -399,10 +448,13 @@ pub fn page(
             message,
         });
     }
-    HistMsg::Entries {
-        done,
-        next_cursor,
-        entries: out,
+    ServedPage {
+        msg: HistMsg::Entries {
+            done,
+            next_cursor,
+            entries: out,
+        },
+        cost: scanned,
     }
 }
 

@@ -127,3 +127,81 @@ fn limits_prune_the_oldest_per_channel_then_per_room() {
     assert_eq!(ix.expire(&rules, 16_000_000), vec![5_000_000]);
     assert_eq!(ix.totals(None), Totals::default());
 }
+
+/// Stored values of one room: `n` entries of about `size` bytes on `channel`, kept at
+/// cursors 1000, 2000, … (entry `i` kept at ms `i + 1`).
+fn stored(key: &HistoryKey, channel: &str, n: u64, size: usize) -> Vec<(Cursor, Vec<u8>)> {
+    (0..n)
+        .map(|i| {
+            let mut e = entry(channel, &"x".repeat(size));
+            e.origin_ms = i + 1;
+            ((i + 1) * 1_000, encode(&e, key, [i as u8; 24]))
+        })
+        .collect()
+}
+
+fn page_of(
+    values: &[(Cursor, Vec<u8>)],
+    key: &HistoryKey,
+    after_cursor: Cursor,
+    after_ms: u64,
+    channel: &str,
+) -> ServedPage {
+    let from = scan_from(after_cursor, after_ms);
+    let after = values.iter().filter(|(c, _)| *c > from).cloned();
+    page(after, key, from, after_ms, &[channel.to_owned()].into())
+}
+
+#[test]
+fn a_catch_up_page_costs_bounded_work_whatever_it_asks() {
+    use crate::wire::history::HistMsg;
+    let key = HistoryKey::password_room(&[5; 32]);
+    // 12 MiB of one channel.
+    let values = stored(&key, "log", 3_000, 4 << 10);
+    // A request for the future: a seek, nothing read.
+    let p = page_of(&values, &key, 0, u64::MAX, "log");
+    assert_eq!(p.cost, 0);
+    assert!(
+        matches!(p.msg, HistMsg::Entries { done: true, ref entries, .. } if entries.is_empty())
+    );
+    // Asking from a time seeks there: only what was kept after it is read.
+    let p = page_of(&values, &key, 0, 2_990, "log");
+    let HistMsg::Entries { done, entries, .. } = p.msg else {
+        panic!("a page")
+    };
+    assert!(done && entries.len() == 10, "{} entries", entries.len());
+    assert!(p.cost < 20 * (5 << 10));
+    // A channel the history holds little of: each page reads at most SCAN_BYTES (plus one
+    // value), yet paging on reaches the end and finds it.
+    let mut values = values;
+    let mut last = entry("chat", "the one");
+    last.origin_ms = 3_001;
+    values.push((3_001_000, encode(&last, &key, [1; 24])));
+    let (mut cursor, mut pages, mut found) = (0, 0, Vec::new());
+    loop {
+        let p = page_of(&values, &key, cursor, 0, "chat");
+        assert!(
+            p.cost <= SCAN_BYTES + (5 << 10),
+            "one page read {} bytes",
+            p.cost
+        );
+        pages += 1;
+        let HistMsg::Entries {
+            done,
+            next_cursor,
+            entries,
+        } = p.msg
+        else {
+            panic!("a page")
+        };
+        found.extend(entries);
+        assert!(next_cursor > cursor || done, "paging goes on");
+        cursor = next_cursor;
+        if done {
+            break;
+        }
+    }
+    assert!(pages >= 6, "{pages} pages for 12 MiB");
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0].origin_ms, 3_001);
+}

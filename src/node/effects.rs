@@ -11,7 +11,6 @@ use super::{Inner, LinkWriter, Node};
 use crate::drops::DropReason;
 use crate::transport::path::CandidateKind;
 use crate::transport::{self, ConnId};
-use crate::wire::history as wire;
 
 impl Node {
     /// Runs the core's pending effects in order (under the lock that fed it), and those that
@@ -187,15 +186,38 @@ impl Node {
                 peer,
                 room,
                 key,
-                after_cursor,
+                from,
                 after_ms,
                 channels,
             } => {
-                let Some(history) = &io.history else {
-                    return;
-                };
-                let page = history_page(history, &room, &key, after_cursor, after_ms, &channels);
-                inner.core.history_page(&app, &room_id, &peer, page);
+                let reader = io.history.as_ref().map(|h| h.reader());
+                let me = self.me.clone();
+                // Read (and open) on a blocking thread: a peer's request never holds the lock.
+                tokio::task::spawn_blocking(move || {
+                    let page = match &reader {
+                        Some(r) => crate::history::page(
+                            r.after(&room, from),
+                            &key,
+                            from,
+                            after_ms,
+                            &channels,
+                        ),
+                        None => crate::history::page(
+                            std::iter::empty::<(u64, Vec<u8>)>(),
+                            &key,
+                            from,
+                            after_ms,
+                            &channels,
+                        ),
+                    };
+                    if let Some(node) = me.upgrade() {
+                        let mut inner = node.lock();
+                        inner
+                            .core
+                            .history_page(&app, &room_id, &peer, page, Instant::now());
+                        node.run_effects(&mut inner);
+                    }
+                });
             }
             Effect::Deliver { session, event } => {
                 if let Some(queue) = io.queues.get(&session) {
@@ -268,20 +290,4 @@ impl Node {
         }
         self.run_effects(&mut inner);
     }
-}
-
-/// One page of a room's kept messages for a peer's request (entries that do not open count as
-/// skipped: their cursor still advances).
-fn history_page(
-    history: &crate::store::history::HistoryStore,
-    room: &[u8; 16],
-    key: &crate::history::HistoryKey,
-    after_cursor: u64,
-    after_ms: u64,
-    channels: &std::collections::BTreeSet<String>,
-) -> wire::HistMsg {
-    let entries = history
-        .after(room, after_cursor)
-        .map(|(cursor, value)| (cursor, crate::history::decode(&value, key).ok()));
-    crate::history::page(entries, after_cursor, after_ms, channels)
 }

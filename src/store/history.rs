@@ -32,6 +32,29 @@ fn split(k: &[u8]) -> Option<([u8; 16], Cursor)> {
     (k.len() == 24).then_some((room, cursor))
 }
 
+/// Reads kept values without the store's indexes: cheap to clone, safe on any thread (sled
+/// trees are), so a keeper reads a peer's catch-up page on a blocking thread.
+#[derive(Debug, Clone)]
+pub struct HistoryReader {
+    tree: sled::Tree,
+}
+
+impl HistoryReader {
+    /// The values of a room kept after `after`, oldest first.
+    pub fn after(
+        &self,
+        room: &[u8; 16],
+        after: Cursor,
+    ) -> impl Iterator<Item = (Cursor, sled::IVec)> + use<> {
+        let from = key(room, after.saturating_add(1));
+        let to = key(room, u64::MAX);
+        self.tree
+            .range(from..=to)
+            .filter_map(|r| r.ok())
+            .filter_map(|(k, v)| split(&k).map(|(_, c)| (c, v)))
+    }
+}
+
 impl HistoryStore {
     /// Opens the history of a store, checking every value.
     pub fn open(store: &Store) -> Result<HistoryStore, StoreError> {
@@ -136,12 +159,14 @@ impl HistoryStore {
         room: &[u8; 16],
         after: Cursor,
     ) -> impl Iterator<Item = (Cursor, sled::IVec)> + use<> {
-        let from = key(room, after.saturating_add(1));
-        let to = key(room, u64::MAX);
-        self.tree
-            .range(from..=to)
-            .filter_map(|r| r.ok())
-            .filter_map(|(k, v)| split(&k).map(|(_, c)| (c, v)))
+        self.reader().after(room, after)
+    }
+
+    /// A read-only handle for serving catch-up pages away from the node's lock.
+    pub fn reader(&self) -> HistoryReader {
+        HistoryReader {
+            tree: self.tree.clone(),
+        }
     }
 
     /// Totals of a room (of one channel when its tag is given).

@@ -3,7 +3,6 @@
 //! only decides, so a replay is ordered with live events by the order of effects.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::time::Instant;
 
 use super::keepers::Catchup;
 use super::{Core, Effect, RoomKey};
@@ -28,13 +27,13 @@ pub(crate) struct RoomHistory {
     pub keepers: BTreeMap<String, BTreeSet<String>>,
     /// Origin signatures received, per peer, waiting for their message: (digest, signature).
     pub sigs: BTreeMap<String, VecDeque<([u8; 32], OriginSig)>>,
-    /// Catch-up requests served per peer: since when, how many in the window.
-    pub served: BTreeMap<String, (Instant, u32)>,
+    /// Each requesting peer's budget for catch-up reads.
+    pub served: BTreeMap<String, super::keepers::ServeBudget>,
     /// Sessions catching up from a keeper.
     pub catchups: Vec<Catchup>,
-    /// A request per peer that came beyond its rate, served when the rate allows (a newer one
-    /// replaces it): (after_ms, after_cursor, channels).
-    pub deferred: BTreeMap<String, (u64, u64, BTreeSet<String>)>,
+    /// A request per peer waiting for its budget or a reading slot (a newer one replaces it):
+    /// (cursor to scan from, after_ms, channels).
+    pub deferred: BTreeMap<String, (Cursor, u64, BTreeSet<String>)>,
     /// Our last origin sequence number in this room.
     pub seq: u64,
 }

@@ -22,10 +22,16 @@ use crate::wire::history::{self as wire, HistMsg, OriginSig, WireEntry};
 
 /// Signatures held per peer while their messages are on the way.
 const SIGS_PER_PEER: usize = 32;
-/// Catch-up requests a keeper serves per peer: a burst, then one per this interval (requests
-/// beyond it wait, one per peer).
-const REQUEST_BURST: u32 = 8;
-const REQUEST_EVERY: Duration = Duration::from_millis(20);
+/// Stored bytes a keeper reads for one peer's catch-up requests per second, and at most in
+/// one burst: a peer's requests cost the keeper bounded work whatever they ask for.
+const SERVE_BYTES_PER_SEC: i64 = 16 << 20;
+const SERVE_BURST: i64 = 16 << 20;
+/// What a request costs at least (a seek and a reply), so empty answers are budgeted too.
+const REQUEST_COST: i64 = 16 << 10;
+/// Pages read at once, node-wide (each on a blocking thread, away from the node's lock).
+const READING_AT_ONCE: usize = 2;
+/// How often waiting requests are looked at again.
+const DEFERRED_TICK: Duration = Duration::from_millis(20);
 /// A keeper that has not answered a request for this long is asked again (another one if it
 /// left).
 const ANSWER_WITHIN: Duration = Duration::from_secs(5);
@@ -55,6 +61,37 @@ pub(crate) struct Catchup {
     pub done_at: Option<Instant>,
     /// Deliver only entries whose origin signature verified.
     pub verified_only: bool,
+}
+
+/// One peer's budget for catch-up reads (a token bucket in stored bytes).
+pub(crate) struct ServeBudget {
+    tokens: i64,
+    at: Instant,
+    /// A page for this peer is being read (one at a time per peer).
+    reading: bool,
+    /// When its last page started: the peer served longest ago goes first.
+    last_start: Instant,
+}
+
+impl ServeBudget {
+    fn new(now: Instant) -> Self {
+        ServeBudget {
+            tokens: SERVE_BURST,
+            at: now,
+            reading: false,
+            last_start: now,
+        }
+    }
+
+    fn refill(&mut self, now: Instant) {
+        let ms = now.saturating_duration_since(self.at).as_millis() as i64;
+        self.tokens = (self.tokens + SERVE_BYTES_PER_SEC * ms / 1_000).min(SERVE_BURST);
+        self.at = now;
+    }
+
+    fn ready(&self) -> bool {
+        !self.reading && self.tokens > 0
+    }
 }
 
 /// Whether a cell frame signature (a broadcast: no targets) covers this frame payload.
@@ -257,8 +294,13 @@ impl Core {
                         .filter(|c| h.keep.contains_key(c))
                         .collect()
                 };
-                h.deferred
-                    .insert(peer.to_owned(), (after_ms, after_cursor, channels));
+                let from = crate::history::scan_from(after_cursor, after_ms);
+                if h.deferred
+                    .insert(peer.to_owned(), (from, after_ms, channels))
+                    .is_some()
+                {
+                    self.count(DropReason::HistoryRequestReplaced);
+                }
                 self.serve_deferred(key, now);
             }
             HistMsg::Entries {
@@ -269,35 +311,47 @@ impl Core {
         }
     }
 
-    /// Serves the waiting requests whose peers' rates allow.
+    /// Serves the waiting requests whose peers' budgets allow, the peer served longest ago
+    /// first, while fewer than [`READING_AT_ONCE`] pages are being read.
     fn serve_deferred(&mut self, key: &RoomKey, now: Instant) {
         let Some(h) = self.st.rooms.get_mut(key).map(|e| &mut e.history) else {
             return;
         };
+        let mut ready: Vec<(Instant, String)> = Vec::new();
+        for peer in h.deferred.keys() {
+            let b = h
+                .served
+                .entry(peer.clone())
+                .or_insert_with(|| ServeBudget::new(now));
+            b.refill(now);
+            if b.ready() {
+                ready.push((b.last_start, peer.clone()));
+            }
+        }
+        ready.sort();
         let mut due = Vec::new();
-        for (peer, request) in std::mem::take(&mut h.deferred) {
-            let (since, used) = h.served.entry(peer.clone()).or_insert((now, 0));
-            let refill = (now.saturating_duration_since(*since).as_millis()
-                / REQUEST_EVERY.as_millis()) as u32;
-            if refill > 0 {
-                *used = used.saturating_sub(refill);
-                *since = now;
+        for (_, peer) in ready {
+            if self.history_reading >= READING_AT_ONCE {
+                break;
             }
-            if *used >= REQUEST_BURST {
-                h.deferred.insert(peer, request);
+            let (Some(request), Some(b)) = (h.deferred.remove(&peer), h.served.get_mut(&peer))
+            else {
                 continue;
-            }
-            *used += 1;
+            };
+            b.reading = true;
+            b.last_start = now;
+            b.tokens -= REQUEST_COST;
+            self.history_reading += 1;
             due.push((peer, request));
         }
-        for (peer, (after_ms, after_cursor, channels)) in due {
+        for (peer, (from, after_ms, channels)) in due {
             let effect = Effect::ServeHistory {
                 app: key.app.clone(),
                 room_id: key.room.clone(),
                 peer,
                 room: h.id,
                 key: h.key.clone(),
-                after_cursor,
+                from,
                 after_ms,
                 channels,
             };
@@ -337,7 +391,7 @@ impl Core {
             self.send_hist(key, &p, &ask);
         }
         if busy {
-            Some(now + REQUEST_EVERY)
+            Some(now + DEFERRED_TICK)
         } else if waiting {
             Some(now + ANSWER_WITHIN)
         } else {
@@ -345,9 +399,41 @@ impl Core {
         }
     }
 
-    /// The driver read a page for a peer's request: send it.
-    pub fn history_page(&mut self, app: &str, room: &str, peer: &str, page: HistMsg) {
-        self.send_hist(&RoomKey::new(app, room), peer, &page);
+    /// The driver read a page for a peer's request (away from the node's lock): its cost is
+    /// charged to the peer's budget, the page sent, and waiting requests served.
+    pub fn history_page(
+        &mut self,
+        app: &str,
+        room: &str,
+        peer: &str,
+        page: crate::history::ServedPage,
+        now: Instant,
+    ) {
+        self.now = now;
+        self.history_reading = self.history_reading.saturating_sub(1);
+        let key = RoomKey::new(app, room);
+        if let Some(b) = self
+            .st
+            .rooms
+            .get_mut(&key)
+            .and_then(|e| e.history.served.get_mut(peer))
+        {
+            b.reading = false;
+            b.refill(now);
+            b.tokens -= page.cost as i64;
+        }
+        self.send_hist(&key, peer, &page.msg);
+        // A slot is free: the waiting requests of every room may go on.
+        let rooms: Vec<RoomKey> = self
+            .st
+            .rooms
+            .iter()
+            .filter(|(_, e)| !e.history.deferred.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in rooms {
+            self.serve_deferred(&k, now);
+        }
         self.drain();
     }
 

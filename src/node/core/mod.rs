@@ -218,9 +218,9 @@ pub enum Effect {
         room: [u8; 16],
         /// The room's history key.
         key: crate::history::HistoryKey,
-        /// Go on after this cursor.
-        after_cursor: crate::history::Cursor,
-        /// Only messages sent after this (origin ms).
+        /// Read what was kept after this cursor.
+        from: crate::history::Cursor,
+        /// Only messages kept after this (ms).
         after_ms: u64,
         /// Only these channels.
         channels: std::collections::BTreeSet<String>,
@@ -318,6 +318,8 @@ pub struct Core {
     effects: Vec<Effect>,
     /// The newest history cursor given out.
     last_cursor: crate::history::Cursor,
+    /// Catch-up pages being read for peers now (node-wide, bounded).
+    history_reading: usize,
     /// Traffic counters and latency histograms for `/metrics` (atomic handles, shared with the
     /// driver; they do not feed back into any decision).
     traffic: crate::metrics::Traffic,
@@ -353,6 +355,7 @@ impl Core {
             work: VecDeque::new(),
             effects: Vec::new(),
             last_cursor: 0,
+            history_reading: 0,
             traffic: crate::metrics::Traffic::default(),
         }
     }

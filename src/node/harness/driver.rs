@@ -95,20 +95,24 @@ impl Net {
                 room_id,
                 peer,
                 room,
-                after_cursor,
+                key,
+                from,
                 after_ms,
                 channels,
-                ..
             } => {
-                let entries = self.nodes[i]
+                // Stored as the daemon stores them, so the page reads real values.
+                let values = self.nodes[i]
                     .kept
                     .iter()
-                    .filter(|(r, c, _)| *r == room && *c > after_cursor)
-                    .map(|(_, c, e)| (*c, Some(e.clone())))
+                    .filter(|(r, c, _)| *r == room && *c > from)
+                    .map(|(_, c, e)| (*c, crate::history::encode(e, &key, [7; 24])))
                     .collect::<Vec<_>>();
                 let page =
-                    crate::history::page(entries.into_iter(), after_cursor, after_ms, &channels);
-                self.nodes[i].core.history_page(&app, &room_id, &peer, page);
+                    crate::history::page(values.into_iter(), &key, from, after_ms, &channels);
+                let now = self.now;
+                self.nodes[i]
+                    .core
+                    .history_page(&app, &room_id, &peer, page, now);
                 self.run_effects(i);
             }
             Effect::Keep {

@@ -301,3 +301,87 @@ fn in_a_cells_room_history_carries_the_cell_frame_signatures() {
     let want: Vec<(bool, bool, String)> = (0..30).map(|i| (true, true, format!("c{i}"))).collect();
     assert_eq!(got, want);
 }
+
+static PAGES_SEEN: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+
+fn count_history_page(frame: &[u8]) -> bool {
+    if is_history_page(frame) {
+        PAGES_SEEN.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+    false
+}
+
+/// A peer flooding a keeper with catch-up requests that make it read much and send little gets
+/// pages at the rate its read budget allows (the rest are replaced, counted), and an honest
+/// newcomer still catches up in full.
+#[test]
+fn a_catch_up_request_flood_is_served_within_the_peers_read_budget() {
+    use crate::wire::history::HistMsg;
+    let mut net = Net::new(95, 3);
+    let keep = |ch: &str| {
+        (
+            ch.to_owned(),
+            KeepRule {
+                max_messages: Some(10_000),
+                max_age: None,
+            },
+        )
+    };
+    net.join(
+        0,
+        "r",
+        JoinOptions {
+            keep: vec![keep("chat"), keep("log")],
+            ..JoinOptions::default()
+        },
+    );
+    net.join(1, "r", plain());
+    assert!(net.run_until(10 * SEC, |n| converged(n, "r", &[0, 1])));
+    for i in 0..3 {
+        net.send(1, "r", "chat", &format!("chat {i}"));
+    }
+    // 2.5 MiB of another kept channel: every request for chat reads a full scan's worth.
+    let filler = "x".repeat(64 << 10);
+    for _ in 0..40 {
+        net.send(1, "r", "log", &filler);
+        net.run_for(Duration::from_millis(20));
+    }
+    net.run_for(SEC);
+    assert_eq!(net.nodes[0].kept.len(), 43);
+    net.filter_frames(0, 1, count_history_page);
+    let ask = HistMsg::Request {
+        after_ms: 0,
+        after_cursor: 0,
+        channels: vec!["chat".into()],
+    };
+    // 400 requests in 2 s.
+    for _ in 0..400 {
+        inject_hist(&mut net, 1, 0, &ask);
+        net.run_for(Duration::from_millis(5));
+    }
+    net.run_for(SEC);
+    let pages = PAGES_SEEN.load(std::sync::atomic::Ordering::Relaxed);
+    // 16 MiB at once and 16 MiB/s, about 2 MiB a page: some 25 pages in 3 s (the old
+    // request-count limit served 8 at once and then 50/s, each reading everything).
+    eprintln!("{pages} pages served");
+    assert!((5..=40).contains(&pages), "{pages} pages served");
+    let replaced = net.nodes[0].core.drops(DropReason::HistoryRequestReplaced);
+    assert!(replaced >= 300, "{replaced} requests replaced");
+    // An honest newcomer still gets everything.
+    net.join(
+        2,
+        "r",
+        JoinOptions {
+            since: Some(Since::All),
+            ..plain()
+        },
+    );
+    assert!(net.run_until(10 * SEC, |n| converged(n, "r", &[0, 1, 2])));
+    net.run_for(5 * SEC);
+    let texts: Vec<String> = received(&net, 2)
+        .into_iter()
+        .filter(|(h, _, t)| *h && t.starts_with("chat"))
+        .map(|(_, _, t)| t)
+        .collect();
+    assert_eq!(texts, ["chat 0", "chat 1", "chat 2"]);
+}
