@@ -216,6 +216,14 @@ drop_reasons! {
     HistoryMalformed => "history_malformed",
     /// A history entry whose origin signature does not verify (forged or altered by a keeper).
     HistoryBadSignature => "history_bad_signature",
+    /// A durable-channel message in a password room not sealed with the room key.
+    HistoryUnsealed => "history_unsealed",
+    /// A history entry dated further in the future than clocks differ (a keeper moving a
+    /// catch-up's resume point past what others hold).
+    HistoryFromTheFuture => "history_from_the_future",
+    /// A keeper that stopped answering a catch-up (given up after three asks; another is
+    /// asked).
+    HistoryKeeperSilent => "history_keeper_silent",
     /// A history entry already delivered (a replay, or a message also received live).
     HistoryDuplicate => "history_duplicate",
     /// A page of history this node did not ask that peer for (dropped whole, unchecked).

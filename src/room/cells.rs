@@ -77,9 +77,28 @@ impl Room {
         }
     }
 
-    /// Outer frames carrying one of meshrtc's internal messages.
+    /// Outer frames carrying one of meshrtc's internal messages (history sealed with the room
+    /// key in a password room, like live messages: it carries them).
     pub fn mr_frames(&mut self, action: MrAction, bytes: Vec<u8>) -> Vec<Bytes> {
+        let bytes = match (action, &self.e2e) {
+            (MrAction::History, Some(key)) => {
+                e2e::seal(key, ACTION_HISTORY, &Payload::Binary(bytes.into()), None)
+            }
+            _ => bytes,
+        };
         self.encode(action.name(), &Payload::Binary(bytes.into()), None)
             .unwrap_or_default()
+    }
+
+    /// Opens a history message as [`Room::mr_frames`] sealed it; a password room takes nothing
+    /// unsealed.
+    pub(super) fn open_history(&self, bytes: Bytes) -> Result<Bytes, DropReason> {
+        let Some(key) = &self.e2e else {
+            return Ok(bytes);
+        };
+        match e2e::open(key, &bytes) {
+            Ok((channel, Payload::Binary(plain), None)) if channel == ACTION_HISTORY => Ok(plain),
+            _ => Err(DropReason::HistoryUnsealed),
+        }
     }
 }

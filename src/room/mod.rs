@@ -692,9 +692,10 @@ impl Room {
                 _ => out.push(Output::Drop(DropReason::RosterMalformed)),
             },
             ACTION_HISTORY => match msg.payload {
-                Payload::Binary(bytes) if self.is_joined(peer) => {
-                    out.push(Output::History(peer.to_owned(), bytes.into()))
-                }
+                Payload::Binary(bytes) if self.is_joined(peer) => match self.open_history(bytes) {
+                    Ok(plain) => out.push(Output::History(peer.to_owned(), plain.into())),
+                    Err(reason) => out.push(Output::Drop(reason)),
+                },
                 _ => out.push(Output::Drop(DropReason::HistoryMalformed)),
             },
             a if a.starts_with("@_") => out.push(Output::Drop(DropReason::ActionUnknownInternal)),

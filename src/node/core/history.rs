@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use super::keepers::Catchup;
+use super::catchup::Catchup;
 use super::{Core, Effect, RoomKey};
 use crate::history::{Cursor, Entry, HistoryKey, KeepRule};
 use crate::node::Since;

@@ -157,6 +157,12 @@ impl Core {
         self.st.drops.get(&reason).copied().unwrap_or(0)
     }
 
+    /// Every drop counter that is not zero (harness).
+    #[cfg(test)]
+    pub fn all_drops(&self) -> Vec<(DropReason, u64)> {
+        self.st.drops.iter().map(|(r, n)| (*r, *n)).collect()
+    }
+
     /// The peer a connection goes to.
     pub fn conn_peer(&self, conn: ConnId) -> Option<&str> {
         self.st.conns.get(&conn).map(|c| c.peer.as_str())

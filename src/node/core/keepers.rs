@@ -4,21 +4,20 @@
 //! for what it kept (`Request`, paged `Entries`), checks every signature, drops duplicates and
 //! delivers in order, flagged `history`. A keeper that leaves halfway is replaced by another.
 
-use std::collections::{BTreeSet, HashSet, VecDeque};
+use std::collections::{BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use nostr_sdk::PublicKey;
-use sha2::{Digest as _, Sha256};
 
 use super::{Core, Effect, LinkKey, RoomKey};
 use crate::drops::DropReason;
 use crate::node::identity::peer_id_for;
-use crate::node::session::{EventKind, PeerType, SessionId};
+use crate::node::session::{EventKind, PeerType};
 use crate::room::MrAction;
 use crate::wire::Payload;
 use crate::wire::e2e;
-use crate::wire::history::{self as wire, HistMsg, OriginSig, WireEntry};
+use crate::wire::history::{self as wire, HistMsg, OriginSig};
 
 /// Signatures held per peer while their messages are on the way.
 const SIGS_PER_PEER: usize = 32;
@@ -32,37 +31,6 @@ const REQUEST_COST: i64 = 16 << 10;
 const READING_AT_ONCE: usize = 2;
 /// How often waiting requests are looked at again.
 const DEFERRED_TICK: Duration = Duration::from_millis(20);
-/// A keeper that has not answered a request for this long is asked again (another one if it
-/// left).
-const ANSWER_WITHIN: Duration = Duration::from_secs(5);
-/// How long a finished catch-up still keeps live copies of its messages away.
-const DEDUP_AFTER: Duration = Duration::from_secs(30);
-
-/// A session catching up from a keeper.
-pub(crate) struct Catchup {
-    pub session: SessionId,
-    pub handle: u32,
-    /// Channels it receives (empty: all).
-    pub channels: BTreeSet<String>,
-    /// Origin time floor (ms).
-    pub after_ms: u64,
-    /// The keeper asked, and its cursor to go on from.
-    pub keeper: Option<String>,
-    pub cursor: u64,
-    /// Newest origin time delivered (a new keeper resumes from there).
-    pub last_ms: u64,
-    /// Digests of what it was given, live or from history.
-    pub seen: HashSet<[u8; 32]>,
-    /// When the pending request went out.
-    pub asked_at: Option<Instant>,
-    /// When the last page came; the digests stay a while, so that a late live copy of a
-    /// message it was given from history (a cells room replays recent frames to new links) is
-    /// not delivered twice.
-    pub done_at: Option<Instant>,
-    /// Deliver only entries whose origin signature verified.
-    pub verified_only: bool,
-}
-
 /// One peer's budget for catch-up reads (a token bucket in stored bytes).
 pub(crate) struct ServeBudget {
     tokens: i64,
@@ -94,33 +62,8 @@ impl ServeBudget {
     }
 }
 
-/// Whether a cell frame signature (a broadcast: no targets) covers this frame payload.
-fn frame_signature_holds(salt: &[u8], sig: &OriginSig, payload: &[u8]) -> bool {
-    crate::wire::cell::CellFrame {
-        fanout: false,
-        ttl: 0,
-        hops: 0,
-        origin: sig.key,
-        seq: sig.seq,
-        targets: Vec::new(),
-        payload: Bytes::copy_from_slice(payload),
-        sig: sig.sig,
-    }
-    .verify(salt)
-    .is_ok()
-}
-
-/// Identity of a message for dedup: its origin and its bytes.
-fn seen_digest(origin: &str, message: &[u8]) -> [u8; 32] {
-    let mut h = Sha256::new();
-    h.update((origin.len() as u32).to_be_bytes());
-    h.update(origin.as_bytes());
-    h.update(message);
-    h.finalize().into()
-}
-
 impl Core {
-    fn send_hist(&mut self, key: &RoomKey, peer: &str, msg: &HistMsg) {
+    pub(super) fn send_hist(&mut self, key: &RoomKey, peer: &str, msg: &HistMsg) {
         let Some(conn) = self.st.link_conn(&LinkKey::new(&key.app, peer)) else {
             return;
         };
@@ -155,7 +98,8 @@ impl Core {
         }
     }
 
-    /// A peer left: it keeps nothing any more, and catch-ups from it go to another keeper.
+    /// A peer left: it keeps nothing any more, and catch-ups reading from it go on with
+    /// another keeper.
     pub(super) fn history_peer_left(&mut self, key: &RoomKey, peer: &str) {
         let Some(h) = self.st.rooms.get_mut(key).map(|e| &mut e.history) else {
             return;
@@ -163,14 +107,8 @@ impl Core {
         h.keepers.remove(peer);
         h.sigs.remove(peer);
         h.served.remove(peer);
-        for c in h.catchups.iter_mut().filter(|c| c.done_at.is_none()) {
-            if c.keeper.as_deref() == Some(peer) {
-                c.keeper = None;
-                c.cursor = 0;
-                c.after_ms = c.after_ms.max(c.last_ms.saturating_sub(1));
-            }
-        }
-        self.start_catchups(key);
+        h.deferred.remove(peer);
+        self.catchups_keeper_left(key, peer);
     }
 
     /// Frames that sign a message for the keepers of its channel, and the signature for our own
@@ -222,27 +160,6 @@ impl Core {
             .ok()
             .map(|k| peer_id_for(&k));
         (origin.as_deref() == Some(from) && wire::verify(&h.salt, &sig, message)).then_some(sig)
-    }
-
-    /// Records a live message in the sessions catching up (so history does not repeat it);
-    /// returns the sessions that already had it from history (it is not delivered to them).
-    pub(super) fn seen_live(
-        &mut self,
-        key: &RoomKey,
-        from: &str,
-        message: &[u8],
-    ) -> Vec<SessionId> {
-        let Some(h) = self.st.rooms.get_mut(key).map(|e| &mut e.history) else {
-            return Vec::new();
-        };
-        let d = seen_digest(from, message);
-        let mut had = Vec::new();
-        for c in h.catchups.iter_mut() {
-            if !c.seen.insert(d) {
-                had.push(c.session);
-            }
-        }
-        had
     }
 
     /// A durable-channel message from a joined peer.
@@ -359,41 +276,20 @@ impl Core {
         }
     }
 
-    /// Time passed: waiting requests are served as rates allow, and requests a keeper did not
-    /// answer are made again. Returns when to come back.
+    /// Time passed: waiting requests are served as budgets allow, and catch-ups go on.
+    /// Returns when to come back.
     pub(super) fn history_tick(&mut self, key: &RoomKey, now: Instant) -> Option<Instant> {
         self.serve_deferred(key, now);
-        let h = &mut self.st.rooms.get_mut(key)?.history;
-        h.catchups.retain(|c| {
-            c.done_at
-                .is_none_or(|at| now.saturating_duration_since(at) < DEDUP_AFTER)
-        });
-        let mut again = Vec::new();
-        for c in h.catchups.iter_mut().filter(|c| c.done_at.is_none()) {
-            if c.asked_at
-                .is_some_and(|at| now.saturating_duration_since(at) >= ANSWER_WITHIN)
-                && let Some(k) = &c.keeper
-            {
-                c.asked_at = Some(now);
-                again.push((
-                    k.clone(),
-                    HistMsg::Request {
-                        after_ms: c.after_ms,
-                        after_cursor: c.cursor,
-                        channels: c.channels.iter().cloned().collect(),
-                    },
-                ));
-            }
-        }
-        let busy = !h.deferred.is_empty();
-        let waiting = !h.catchups.is_empty();
-        for (p, ask) in again {
-            self.send_hist(key, &p, &ask);
-        }
+        let waiting = self.catchups_tick(key, now);
+        let busy = self
+            .st
+            .rooms
+            .get(key)
+            .is_some_and(|e| !e.history.deferred.is_empty());
         if busy {
             Some(now + DEFERRED_TICK)
         } else if waiting {
-            Some(now + ANSWER_WITHIN)
+            Some(now + Duration::from_secs(1))
         } else {
             None
         }
@@ -435,195 +331,5 @@ impl Core {
             self.serve_deferred(&k, now);
         }
         self.drain();
-    }
-
-    /// Starts a session's catch-up from the room's keepers.
-    pub(super) fn catch_up(
-        &mut self,
-        key: &RoomKey,
-        session: SessionId,
-        handle: u32,
-        after_ms: u64,
-        verified_only: bool,
-    ) {
-        let Some(e) = self.st.rooms.get_mut(key) else {
-            return;
-        };
-        let channels = e
-            .sessions
-            .get(&session)
-            .map(|sr| sr.channels.clone())
-            .unwrap_or_default();
-        e.history.catchups.push(Catchup {
-            session,
-            handle,
-            channels,
-            after_ms,
-            keeper: None,
-            cursor: 0,
-            last_ms: 0,
-            seen: HashSet::new(),
-            verified_only,
-            asked_at: None,
-            done_at: None,
-        });
-        self.start_catchups(key);
-    }
-
-    /// Asks a keeper for every catch-up that has none.
-    fn start_catchups(&mut self, key: &RoomKey) {
-        let Some(e) = self.st.rooms.get_mut(key) else {
-            return;
-        };
-        let mut asks = Vec::new();
-        for c in e.history.catchups.iter_mut().filter(|c| c.keeper.is_none()) {
-            let keeper = e.history.keepers.iter().find(|(p, chans)| {
-                e.room.is_joined(p)
-                    && (c.channels.is_empty() || c.channels.iter().any(|ch| chans.contains(ch)))
-            });
-            if let Some((p, _)) = keeper {
-                c.keeper = Some(p.clone());
-                c.asked_at = Some(self.now);
-                asks.push((
-                    p.clone(),
-                    HistMsg::Request {
-                        after_ms: c.after_ms,
-                        after_cursor: c.cursor,
-                        channels: c.channels.iter().cloned().collect(),
-                    },
-                ));
-            }
-        }
-        for (p, ask) in asks {
-            self.send_hist(key, &p, &ask);
-        }
-    }
-
-    /// A page from a keeper: checked, deduplicated and delivered to the sessions it was for.
-    fn on_entries(
-        &mut self,
-        key: &RoomKey,
-        peer: &str,
-        done: bool,
-        next_cursor: u64,
-        entries: Vec<WireEntry>,
-    ) {
-        let Some(e) = self.st.rooms.get_mut(key) else {
-            return;
-        };
-        // A page nobody asked this peer for costs nothing: dropped before any signature check.
-        let asked = e
-            .history
-            .catchups
-            .iter()
-            .any(|c| c.keeper.as_deref() == Some(peer) && c.done_at.is_none());
-        if !asked {
-            self.count(DropReason::HistoryUnsolicited);
-            return;
-        }
-        let salt = e.history.salt.clone();
-        // Decide once per entry: its signature and its content.
-        let mut checked = Vec::with_capacity(entries.len());
-        let mut bad = 0;
-        for w in entries {
-            let verified = match &w.signed {
-                Some(sig) => {
-                    let origin = PublicKey::from_slice(&sig.key)
-                        .ok()
-                        .map(|k| peer_id_for(&k));
-                    let valid = if w.framed {
-                        frame_signature_holds(&salt, sig, &w.message)
-                    } else {
-                        wire::verify(&salt, sig, &w.message)
-                    };
-                    if origin.as_deref() != Some(w.origin.as_str()) || !valid {
-                        bad += 1;
-                        continue;
-                    }
-                    true
-                }
-                None => false,
-            };
-            let opened = if w.framed {
-                e.room.open_cell_payload(&w.message).ok()
-            } else {
-                e2e::decode_message(&w.message).ok()
-            };
-            match opened {
-                Some((channel, payload, meta)) => {
-                    let plain = e2e::encode_message(&channel, &payload, meta.as_ref());
-                    let d = seen_digest(&w.origin, &plain);
-                    checked.push((w, verified, channel, payload, meta, d));
-                }
-                None => bad += 1,
-            }
-        }
-        let mut deliveries = Vec::new();
-        let mut dups = 0;
-        let mut next = Vec::new();
-        for c in e
-            .history
-            .catchups
-            .iter_mut()
-            .filter(|c| c.keeper.as_deref() == Some(peer) && c.done_at.is_none())
-        {
-            for (w, verified, channel, payload, meta, d) in &checked {
-                if !c.channels.is_empty() && !c.channels.contains(channel) {
-                    continue;
-                }
-                if c.verified_only && !verified {
-                    continue;
-                }
-                if !c.seen.insert(*d) {
-                    dups += 1;
-                    continue;
-                }
-                c.last_ms = c.last_ms.max(w.origin_ms);
-                deliveries.push((
-                    c.session,
-                    c.handle,
-                    EventKind::Message {
-                        channel: channel.clone(),
-                        from: w.origin.clone(),
-                        local: false,
-                        payload: payload.clone(),
-                        meta: meta.clone(),
-                        cursor: 0,
-                        history: true,
-                        verified: *verified,
-                    },
-                ));
-            }
-            c.cursor = next_cursor;
-            c.asked_at = Some(self.now);
-            if !done {
-                next.push(HistMsg::Request {
-                    after_ms: c.after_ms,
-                    after_cursor: next_cursor,
-                    channels: c.channels.iter().cloned().collect(),
-                });
-            }
-        }
-        if done {
-            let now = self.now;
-            for c in e.history.catchups.iter_mut() {
-                if c.keeper.as_deref() == Some(peer) && c.done_at.is_none() {
-                    c.done_at = Some(now);
-                }
-            }
-        }
-        for _ in 0..bad {
-            self.count(DropReason::HistoryBadSignature);
-        }
-        for _ in 0..dups {
-            self.count(DropReason::HistoryDuplicate);
-        }
-        for (session, handle, kind) in deliveries {
-            self.effect(super::outputs::deliver(session, handle, key, kind));
-        }
-        // One request per page, whatever the number of sessions waiting on this keeper.
-        if let Some(ask) = next.into_iter().next() {
-            self.send_hist(key, peer, &ask);
-        }
     }
 }

@@ -19,6 +19,7 @@
 //! `send` (direct or overlay, plain or sealed, local echo, ping), `overlay` (cells rooms),
 //! `info` (peers and status), `state` (the tables).
 
+mod catchup;
 mod dials;
 mod history;
 mod ice;
@@ -395,7 +396,7 @@ impl Core {
         self.rng.next_u64()
     }
 
-    fn wall_us(&self) -> u64 {
+    pub(crate) fn wall_us(&self) -> u64 {
         let since = self.now.saturating_duration_since(self.epoch);
         self.wall_at_epoch + since.as_micros() as u64
     }

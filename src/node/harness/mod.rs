@@ -331,10 +331,13 @@ impl Net {
     /// Joins `room` on node `i` (all channels).
     pub fn join(&mut self, i: usize, room: &str, opts: JoinOptions) {
         let now = self.now;
+        // A password room's key, derived as the daemon's driver does.
+        let e2e = (!opts.password.is_empty())
+            .then(|| crate::wire::e2e::derive_key(&opts.password, APP, room));
         let sim = &mut self.nodes[i];
         let handle = sim
             .core
-            .join(sim.session, APP, room, &opts, None, now)
+            .join(sim.session, APP, room, &opts, e2e, now)
             .expect("join");
         sim.handles.insert(room.to_owned(), handle);
         // The driver wakes its tick after a join.

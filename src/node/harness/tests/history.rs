@@ -385,3 +385,177 @@ fn a_catch_up_request_flood_is_served_within_the_peers_read_budget() {
         .collect();
     assert_eq!(texts, ["chat 0", "chat 1", "chat 2"]);
 }
+
+/// (from, verified, text) of the chat messages node `i` received from history.
+fn from_history(net: &Net, i: usize) -> Vec<(String, bool, String)> {
+    net.nodes[i]
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Message {
+                channel,
+                payload: crate::wire::Payload::Text(t),
+                from,
+                history: true,
+                verified,
+                ..
+            } if channel == "chat" => Some((from.clone(), *verified, t.clone())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// A hostile keeper dates an entry a day ahead (to make the next keeper skip everything) and
+/// passes an unsigned one off as another peer's: the first is refused and counted, the second
+/// is delivered as the keeper's own word, unverified; the honest signed entry arrives as its
+/// signer's.
+#[test]
+fn a_keeper_can_neither_date_entries_ahead_nor_lend_unsigned_ones_a_name() {
+    use crate::wire::history::{HistMsg, WireEntry};
+    let mut net = Net::new(96, 3);
+    net.join(0, "r", keeping("chat"));
+    net.join(1, "r", plain());
+    assert!(net.run_until(10 * SEC, |n| converged(n, "r", &[0, 1])));
+    net.filter_frames(0, 2, is_history_page);
+    net.join(
+        2,
+        "r",
+        JoinOptions {
+            since: Some(Since::All),
+            ..plain()
+        },
+    );
+    assert!(net.run_until(10 * SEC, |n| converged(n, "r", &[0, 1, 2])));
+    net.run_for(SEC);
+    let salt = net.nodes[0]
+        .core
+        .history_salt(crate::node::harness::APP, "r");
+    let text = |t: &str| {
+        crate::wire::e2e::encode_message("chat", &crate::wire::Payload::Text(t.into()), None)
+    };
+    let now_us = net.nodes[1].core.wall_us();
+    let signed_by_1 = |seq: u64, t: &str| {
+        let message = text(t);
+        let (_, sig) = crate::wire::history::sign(&net.nodes[1].keys, &salt, seq, &message);
+        WireEntry {
+            origin: net.nodes[1].id(),
+            origin_ms: 1,
+            signed: Some(sig),
+            framed: false,
+            message,
+        }
+    };
+    let honest = signed_by_1(now_us - 1_000_000, "honest");
+    let ahead = signed_by_1(now_us + 86_400_000_000, "a day ahead");
+    let lent = WireEntry {
+        origin: net.nodes[1].id(),
+        origin_ms: 2,
+        signed: None,
+        framed: false,
+        message: text("said by 1, says 0"),
+    };
+    let page = HistMsg::Entries {
+        done: true,
+        next_cursor: 9,
+        entries: vec![lent, ahead, honest],
+    };
+    inject_hist(&mut net, 0, 2, &page);
+    net.run_for(SEC);
+    assert_eq!(net.nodes[2].core.drops(DropReason::HistoryFromTheFuture), 1);
+    let (id0, id1) = (net.nodes[0].id(), net.nodes[1].id());
+    assert_eq!(
+        from_history(&net, 2),
+        [
+            (id0, false, "said by 1, says 0".to_string()),
+            (id1, true, "honest".to_string())
+        ]
+    );
+}
+
+/// Two keepers hold the same messages; the one a newcomer would ask first answers "nothing".
+/// The newcomer asks both and merges: it gets every message, once, in order.
+#[test]
+fn a_catch_up_merges_two_keepers_so_one_cannot_hide_messages() {
+    use crate::wire::history::HistMsg;
+    let mut net = Net::new(97, 4);
+    net.join(0, "r", keeping("chat"));
+    net.join(1, "r", keeping("chat"));
+    net.join(2, "r", plain());
+    assert!(net.run_until(10 * SEC, |n| converged(n, "r", &[0, 1, 2])));
+    net.run_for(SEC);
+    for i in 0..20 {
+        net.send(2, "r", "chat", &format!("m{i}"));
+        net.run_for(Duration::from_millis(10));
+    }
+    net.run_for(SEC);
+    assert_eq!(net.nodes[0].kept.len(), 20);
+    assert_eq!(net.nodes[1].kept.len(), 20);
+    // The keeper a single-keeper catch-up would pick (the first by peer id) hides everything.
+    let hostile = if net.nodes[0].id() < net.nodes[1].id() {
+        0
+    } else {
+        1
+    };
+    net.filter_frames(hostile, 3, is_history_page);
+    net.join(
+        3,
+        "r",
+        JoinOptions {
+            since: Some(Since::All),
+            ..plain()
+        },
+    );
+    assert!(net.run_until(10 * SEC, |n| converged(n, "r", &[0, 1, 2, 3])));
+    net.run_for(SEC);
+    let nothing = HistMsg::Entries {
+        done: true,
+        next_cursor: 1,
+        entries: Vec::new(),
+    };
+    inject_hist(&mut net, hostile, 3, &nothing);
+    net.run_for(3 * SEC);
+    let texts: Vec<String> = from_history(&net, 3)
+        .into_iter()
+        .map(|(_, _, t)| t)
+        .collect();
+    let want: Vec<String> = (0..20).map(|i| format!("m{i}")).collect();
+    assert_eq!(texts, want);
+}
+
+/// In a password room, history crosses links sealed: a keeper's channel list is not readable
+/// on the wire, and an unsealed history message is refused and counted.
+#[test]
+fn password_room_history_is_sealed_on_the_wire() {
+    use crate::wire::history::HistMsg;
+    let pw = |keep: bool| JoinOptions {
+        password: "pw".into(),
+        ..if keep {
+            keeping("secret-channel")
+        } else {
+            plain()
+        }
+    };
+    let mut net = Net::new(98, 2);
+    net.join(0, "r", pw(true));
+    net.join(1, "r", pw(false));
+    assert!(net.run_until(10 * SEC, |n| converged(n, "r", &[0, 1])));
+    net.run_for(SEC);
+    // Node 1 learned node 0 keeps the channel (it opened the sealed Keeps)…
+    let keeper = net.nodes[0].id();
+    assert!(
+        net.nodes[1].events.iter().any(|e| matches!(
+            &e.kind,
+            EventKind::PeerSeen(p, crate::node::session::PeerType::Keeper) if *p == keeper
+        )),
+        "the keeper was not seen"
+    );
+    // …and the same message unsealed, as an old or hostile peer would send it, is refused.
+    inject_hist(
+        &mut net,
+        1,
+        0,
+        &HistMsg::Keeps(vec!["secret-channel".into()]),
+    );
+    net.run_for(SEC);
+    assert_eq!(net.nodes[0].core.drops(DropReason::HistoryUnsealed), 1);
+}
