@@ -4,16 +4,15 @@
 
 mod common;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::*;
-use meshrtc::config::{Config, MdnsMode};
+
 use meshrtc::mesh::CellSize;
-use meshrtc::node::identity::{Identity, peer_id_for};
-use meshrtc::node::session::{EventKind, SessionId, SessionQueue};
-use meshrtc::node::{JoinOptions, Node};
+
+use meshrtc::node::JoinOptions;
+use meshrtc::node::session::EventKind;
 use meshrtc::proto::{self, event::Kind};
 use meshrtc::room::Security;
 use meshrtc::wire::Payload;
@@ -22,66 +21,6 @@ use meshrtc::wire::chunk::ActionChunk;
 use meshrtc::wire::e2e;
 use meshrtc::wire::frame::OuterFrame;
 use nostr_sdk::Keys;
-
-/// A node running inside the test, with one session.
-struct InProcess {
-    node: Arc<Node>,
-    keys: Keys,
-    id: String,
-    session: SessionId,
-    events: Arc<SessionQueue>,
-    _dir: tempfile::TempDir,
-}
-
-impl InProcess {
-    async fn start(relay: &str) -> InProcess {
-        let keys = Keys::generate();
-        let id = peer_id_for(&keys.public_key());
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config = Config {
-            data_dir: dir.path().to_path_buf(),
-            relays: vec![relay.to_owned()],
-            ice_addr: Some("127.0.0.1".parse().expect("ip")),
-            ice_servers: vec!["none".into()],
-            mdns: MdnsMode::Off,
-            ws: "none".into(),
-            ..Config::default()
-        };
-        let identity = Identity {
-            keys: keys.clone(),
-            peer_id: id.clone(),
-        };
-        let node = Node::start(identity, config, None).await;
-        let (session, events) = node.open_session();
-        InProcess {
-            node,
-            keys,
-            id,
-            session,
-            events,
-            _dir: dir,
-        }
-    }
-
-    async fn join(&self, app: &str, room: &str, opts: JoinOptions) -> u32 {
-        self.node
-            .join(self.session, app, room, &opts)
-            .await
-            .expect("in-process join")
-    }
-
-    /// Waits for a session event matching `pred`.
-    async fn wait(&self, within: Duration, pred: impl Fn(&EventKind) -> bool) -> Option<EventKind> {
-        let deadline = tokio::time::Instant::now() + within;
-        loop {
-            match tokio::time::timeout_at(deadline, self.events.next()).await {
-                Ok(Some(e)) if pred(&e.kind) => return Some(e.kind),
-                Ok(Some(_)) => {}
-                _ => return None,
-            }
-        }
-    }
-}
 
 fn drops(status: &proto::StatusReply, name: &str) -> u64 {
     status.drops.get(name).copied().unwrap_or(0)

@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+mod in_process;
+#[allow(unused_imports)]
+pub use in_process::InProcess;
+
 use meshrtc::proto::{self, client_message::Body, event::Kind, server_message};
 use tokio::sync::mpsc;
 use tokio_stream::StreamExt as _;
