@@ -23,8 +23,8 @@ use crate::wire::history::{self as wire, HistMsg, OriginSig};
 const SIGS_PER_PEER: usize = 32;
 /// Stored bytes a keeper reads for one peer's catch-up requests per second, and at most in
 /// one burst: a peer's requests cost the keeper bounded work whatever they ask for.
-const SERVE_BYTES_PER_SEC: i64 = 16 << 20;
-const SERVE_BURST: i64 = 16 << 20;
+const SERVE_BYTES_PER_SEC: i64 = 8 << 20;
+const SERVE_BURST: i64 = 8 << 20;
 /// What a request costs at least (a seek and a reply), so empty answers are budgeted too.
 const REQUEST_COST: i64 = 16 << 10;
 /// Pages read at once, node-wide (each on a blocking thread, away from the node's lock).

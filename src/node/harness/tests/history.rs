@@ -361,7 +361,7 @@ fn a_catch_up_request_flood_is_served_within_the_peers_read_budget() {
     }
     net.run_for(SEC);
     let pages = PAGES_SEEN.load(std::sync::atomic::Ordering::Relaxed);
-    // 16 MiB at once and 16 MiB/s, about 2 MiB a page: some 25 pages in 3 s (the old
+    // 8 MiB at once and 8 MiB/s, about 2 MiB a page: some 15 pages in 3 s (the old
     // request-count limit served 8 at once and then 50/s, each reading everything).
     eprintln!("{pages} pages served");
     assert!((5..=40).contains(&pages), "{pages} pages served");
