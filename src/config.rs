@@ -98,6 +98,8 @@ pub struct Config {
     pub handshake_timeout_ms: u64,
     /// A partly received message with no new chunk for this many milliseconds is discarded.
     pub reassembly_timeout_ms: u64,
+    /// Most memory partly received messages may take across all rooms (MiB).
+    pub reassembly_budget_mib: u64,
     /// Log format: "text" or "json".
     pub log_format: LogFormat,
     /// Worker threads of the daemon's async runtime.
@@ -141,6 +143,7 @@ impl Default for Config {
             dead_after_ms: 10_000,
             handshake_timeout_ms: 10_000,
             reassembly_timeout_ms: 30_000,
+            reassembly_budget_mib: 256,
             log_format: LogFormat::Text,
             // One: the node decides on one task anyway, and on a 2-core machine a second worker
             // cost 13 % more CPU per MB moved (cross-thread wake-ups and task migration) and

@@ -146,6 +146,8 @@ drop_reasons! {
     MessageTooLarge => "message_too_large",
     /// Reassembly buffers full.
     ReassemblyFull => "reassembly_full",
+    /// A partial message over the node-wide reassembly budget (`reassembly_budget_mib`).
+    ReassemblyNodeFull => "reassembly_node_full",
     /// Too many unfinished messages from one peer.
     ReassemblyTooMany => "reassembly_too_many",
     /// An unfinished message that timed out.

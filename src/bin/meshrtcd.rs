@@ -82,6 +82,9 @@ struct Args {
     /// Page origin allowed to use the WebSocket bridge (repeatable).
     #[arg(long = "ws-allow-origin", value_name = "ORIGIN")]
     ws_allow_origins: Vec<String>,
+    /// Most memory partly received messages may take across all rooms, in MiB (default 256).
+    #[arg(long, value_name = "MIB")]
+    reassembly_budget_mib: Option<u64>,
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -196,6 +199,9 @@ fn build_config(args: &Args) -> anyhow::Result<Config> {
     config
         .ws_allow_origins
         .extend(args.ws_allow_origins.iter().cloned());
+    if let Some(mib) = args.reassembly_budget_mib {
+        config.reassembly_budget_mib = mib;
+    }
     if let Some(addr) = config.grpc_tcp
         && !addr.ip().is_loopback()
         && !config.grpc_tcp_allow_remote

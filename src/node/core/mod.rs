@@ -83,6 +83,8 @@ pub struct CoreConfig {
     pub relay_fallback: bool,
     /// Most bytes one room's kept history may take.
     pub history_budget: u64,
+    /// Most bytes of partial messages buffered across all rooms.
+    pub reassembly_budget: usize,
 }
 
 impl CoreConfig {
@@ -98,6 +100,9 @@ impl CoreConfig {
             ping_after: Duration::from_millis(config.ping_after_ms),
             dead_after: Duration::from_millis(config.dead_after_ms),
             history_budget: config.history_budget_mib.saturating_mul(1 << 20),
+            reassembly_budget: usize::try_from(config.reassembly_budget_mib)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(1 << 20),
             relay_fallback: config.ice_transport_policy == crate::transport::ice::IcePolicy::All
                 && config
                     .effective_ice_servers()
@@ -318,6 +323,8 @@ pub struct Core {
     effects: Vec<Effect>,
     /// The newest history cursor given out.
     last_cursor: crate::history::Cursor,
+    /// Partial messages buffered across every room, against `config.reassembly_budget`.
+    reassembly: crate::wire::reassembly::NodeBudget,
     /// Traffic counters and latency histograms for `/metrics` (atomic handles, shared with the
     /// driver; they do not feed back into any decision).
     traffic: crate::metrics::Traffic,
@@ -343,6 +350,7 @@ impl Core {
     ) -> Self {
         Core {
             identity,
+            reassembly: crate::wire::reassembly::NodeBudget::new(config.reassembly_budget),
             config,
             rng: StdRng::seed_from_u64(seed),
             next_id: 1,

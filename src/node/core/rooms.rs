@@ -176,8 +176,9 @@ impl Core {
         let me = self.identity.peer_id.clone();
         let room_key = e2e.as_ref().map(|k| *k.bytes());
         let (room_seed, signal_seed) = (self.seed(), self.seed());
-        let room =
-            Room::new(&me, app, room_id, password, self.config.limits, e2e).with_seed(room_seed);
+        let room = Room::new(&me, app, room_id, password, self.config.limits, e2e)
+            .with_seed(room_seed)
+            .with_reassembly_budget(self.reassembly.clone());
         let mut signal = RoomSignal::new(
             &me,
             app,
