@@ -35,6 +35,8 @@ drop_reasons! {
     ApiForeignUid => "api_foreign_uid",
     /// A TCP gRPC call without the right token.
     ApiTokenRefused => "api_token_refused",
+    /// An app's request refused at one of its per-app limits (`max_app_*`).
+    AppLimit => "app_limit",
     /// A WebSocket message that is not a client message.
     WsBadRequest => "ws_bad_request",
     /// A page whose Origin is not allowed.

@@ -36,6 +36,7 @@ fn to_status(e: NodeError) -> Status {
         NodeError::LinkClosed(_) => Status::unavailable(msg),
         NodeError::Store(_) => Status::internal(msg),
         NodeError::Forbidden(_) => Status::permission_denied(msg),
+        NodeError::ResourceExhausted(_) => Status::resource_exhausted(msg),
     }
 }
 

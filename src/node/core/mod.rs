@@ -24,6 +24,7 @@ mod history;
 mod ice;
 mod info;
 mod keepers;
+mod limits;
 mod links;
 pub(crate) mod media;
 mod negotiation;
@@ -49,6 +50,7 @@ use crate::transport::ConnId;
 
 use super::identity::Identity;
 use super::session::{SessionEvent, SessionId};
+pub use limits::AppLimits;
 pub use media::TrackRef;
 pub use send::SendPlan;
 use state::State;
@@ -85,6 +87,11 @@ pub struct CoreConfig {
     pub history_budget: u64,
     /// Most bytes of partial messages buffered across all rooms.
     pub reassembly_budget: usize,
+    /// What one app id may hold: sessions, rooms, local tracks, kept channels.
+    pub app_limits: AppLimits,
+    /// Most bytes every room's kept history may take together on disk.
+    // TODO(history): not applied yet; `HistoryStore::append` is to take it next to `budget`.
+    pub history_node_budget: u64,
 }
 
 impl CoreConfig {
@@ -103,6 +110,13 @@ impl CoreConfig {
             reassembly_budget: usize::try_from(config.reassembly_budget_mib)
                 .unwrap_or(usize::MAX)
                 .saturating_mul(1 << 20),
+            app_limits: AppLimits {
+                sessions: config.max_app_sessions,
+                rooms: config.max_app_rooms,
+                tracks: config.max_app_tracks,
+                keep_rules: config.max_app_keep_rules,
+            },
+            history_node_budget: config.history_node_budget_mib.saturating_mul(1 << 20),
             relay_fallback: config.ice_transport_policy == crate::transport::ice::IcePolicy::All
                 && config
                     .effective_ice_servers()

@@ -117,12 +117,18 @@ impl Core {
         {
             return Err(NodeError::PasswordConflict);
         }
+        let joined = self
+            .st
+            .sessions
+            .get(&session)
+            .and_then(|s| s.rooms.iter().find(|(_, k)| **k == key).map(|(h, _)| *h));
+        if let Some(h) = joined {
+            return Ok(h);
+        }
+        self.check_join(session, &key, &opts.keep)?;
         let Some(sess) = self.st.sessions.get_mut(&session) else {
             return Err(NodeError::NotFound("unknown session".into()));
         };
-        if let Some((h, _)) = sess.rooms.iter().find(|(_, k)| **k == key) {
-            return Ok(*h);
-        }
         let handle = sess.next_handle;
         sess.next_handle += 1;
         sess.rooms.insert(handle, key.clone());
