@@ -56,7 +56,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// gRPC endpoint, `unix:PATH`; empty means `unix:<data_dir>/meshrtcd.sock`.
     pub grpc: String,
-    /// Optional loopback TCP address for gRPC (every call needs the API token).
+    /// Optional loopback TCP address for gRPC (calls need the API token unless the connection is
+    /// the daemon's own account's).
     pub grpc_tcp: Option<SocketAddr>,
     /// Allow `grpc_tcp` on a non-loopback address.
     pub grpc_tcp_allow_remote: bool,

@@ -31,9 +31,10 @@ drop_reasons! {
     // ---- local API
     /// A malformed or unserviceable gRPC/WebSocket request.
     ApiBadRequest => "api_bad_request",
-    /// A Unix-socket client running as another user.
+    /// A client running as another user: on the Unix socket, or without the token on the
+    /// bridge or TCP gRPC.
     ApiForeignUid => "api_foreign_uid",
-    /// A TCP gRPC call without the right token.
+    /// A TCP gRPC call with a wrong token, or without one from a connection of unknown owner.
     ApiTokenRefused => "api_token_refused",
     /// An app's request refused at one of its per-app limits (`max_app_*`).
     AppLimit => "app_limit",
