@@ -73,8 +73,8 @@ async fn engine_pair() -> EnginePair {
 
 async fn next_message(rx: &mut mpsc::UnboundedReceiver<TransportEvent>) -> Bytes {
     loop {
-        if let Some(TransportEvent::Message(_, b)) = rx.recv().await {
-            return b;
+        if let Some(TransportEvent::Message(_, m)) = rx.recv().await {
+            return m.bytes().clone();
         }
     }
 }

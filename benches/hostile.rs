@@ -132,18 +132,19 @@ async fn main() {
     let h = Daemon::with_relays(std::slice::from_ref(&url)).await;
     let idk = k.peer_id().await;
     let mut sk = k.session().await;
-    let rk = sk.join_request(proto::JoinRequest {
-        app: APP.into(),
-        room: "r".into(),
-        keep: vec![proto::Keep {
-            channel: "log".into(),
-            max_messages: 1_000_000,
-            max_age_seconds: 0,
-        }],
-        channels: vec!["none".into()],
-        ..Default::default()
-    })
-    .await;
+    let rk = sk
+        .join_request(proto::JoinRequest {
+            app: APP.into(),
+            room: "r".into(),
+            keep: vec![proto::Keep {
+                channel: "log".into(),
+                max_messages: 1_000_000,
+                max_age_seconds: 0,
+            }],
+            channels: vec!["none".into()],
+            ..Default::default()
+        })
+        .await;
     sk.join_cells(APP, "hive", "", 0).await;
     let mut sh = h.session().await;
     let rh = sh.join(APP, "r", "").await;
@@ -164,15 +165,24 @@ async fn main() {
         if kept >= count as u64 {
             break;
         }
-        assert!(fill.elapsed() < Duration::from_secs(300), "kept only {kept}");
+        assert!(
+            fill.elapsed() < Duration::from_secs(300),
+            "kept only {kept}"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     let rss_filled = rss_mib(k.pid());
     let after_fill = k.status().await.drops;
-    eprintln!("filled in {:.1} s; keeper drops {after_fill:?}", fill.elapsed().as_secs_f64());
+    eprintln!(
+        "filled in {:.1} s; keeper drops {after_fill:?}",
+        fill.elapsed().as_secs_f64()
+    );
     let hostile = Arc::new(InProcess::start(&url).await);
     hostile.join(APP, "r", JoinOptions::default()).await;
-    assert!(sk.wait_join(&hostile.id, JOIN).await, "the hostile peer never joined");
+    assert!(
+        sk.wait_join(&hostile.id, JOIN).await,
+        "the hostile peer never joined"
+    );
 
     let mut phases = vec![measure("quiet", &h, &k, &idk).await];
 
@@ -227,7 +237,11 @@ async fn main() {
     counted.sort();
     println!("  keeper drops: {counted:?}");
     if phases.iter().any(|p| p.lost > 0) {
-        println!("--- keeper\n{}\n--- honest peer\n{}", k.link_report(), h.link_report());
+        println!(
+            "--- keeper\n{}\n--- honest peer\n{}",
+            k.link_report(),
+            h.link_report()
+        );
         println!("honest peer drops: {:?}", h.status().await.drops);
     }
 }

@@ -5,7 +5,8 @@ use tonic::transport::{Channel, Endpoint, Uri};
 
 use crate::proto::node_client::NodeClient;
 
-/// A client that adds the bearer token to every call (needed over TCP).
+/// A client that adds the bearer token to every call (needed over TCP but from the daemon's own
+/// account).
 pub type AuthedClient =
     NodeClient<tonic::service::interceptor::InterceptedService<Channel, BearerToken>>;
 
@@ -22,7 +23,7 @@ impl tonic::service::Interceptor for BearerToken {
     }
 }
 
-/// Connects with an optional bearer token (required by the TCP endpoint).
+/// Connects with an optional bearer token (required over TCP but from the daemon's own account).
 pub async fn connect_with_token(daemon: &str, token: Option<&str>) -> anyhow::Result<AuthedClient> {
     let channel = channel(daemon).await?;
     let value = match token {

@@ -56,7 +56,8 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// gRPC endpoint, `unix:PATH`; empty means `unix:<data_dir>/meshrtcd.sock`.
     pub grpc: String,
-    /// Optional loopback TCP address for gRPC (every call needs the API token).
+    /// Optional loopback TCP address for gRPC (calls need the API token unless the connection is
+    /// the daemon's own account's).
     pub grpc_tcp: Option<SocketAddr>,
     /// Allow `grpc_tcp` on a non-loopback address.
     pub grpc_tcp_allow_remote: bool,
@@ -90,6 +91,16 @@ pub struct Config {
     pub session_queue: usize,
     /// Most bytes one room's kept history may take on disk (MiB); the oldest go first.
     pub history_budget_mib: u64,
+    /// Most bytes all rooms' kept history may take together on disk (MiB), oldest first.
+    pub history_node_budget_mib: u64,
+    /// Sessions one app id may have in its rooms.
+    pub max_app_sessions: usize,
+    /// Rooms one app id may hold.
+    pub max_app_rooms: usize,
+    /// Local tracks one app id may publish.
+    pub max_app_tracks: usize,
+    /// Kept channels (keep rules) one app id may have across its rooms.
+    pub max_app_keep_rules: usize,
     /// A quiet link is pinged after this many milliseconds.
     pub ping_after_ms: u64,
     /// A link with no traffic for this many milliseconds is dropped.
@@ -98,6 +109,8 @@ pub struct Config {
     pub handshake_timeout_ms: u64,
     /// A partly received message with no new chunk for this many milliseconds is discarded.
     pub reassembly_timeout_ms: u64,
+    /// Most memory partly received messages may take across all rooms (MiB).
+    pub reassembly_budget_mib: u64,
     /// Log format: "text" or "json".
     pub log_format: LogFormat,
     /// Worker threads of the daemon's async runtime.
@@ -137,10 +150,16 @@ impl Default for Config {
             max_pending_dials: 16,
             session_queue: 4_096,
             history_budget_mib: 256,
+            history_node_budget_mib: 1024,
+            max_app_sessions: 256,
+            max_app_rooms: 256,
+            max_app_tracks: 64,
+            max_app_keep_rules: 256,
             ping_after_ms: 3_000,
             dead_after_ms: 10_000,
             handshake_timeout_ms: 10_000,
             reassembly_timeout_ms: 30_000,
+            reassembly_budget_mib: 256,
             log_format: LogFormat::Text,
             // One: the node decides on one task anyway, and on a 2-core machine a second worker
             // cost 13 % more CPU per MB moved (cross-thread wake-ups and task migration) and
@@ -305,6 +324,16 @@ mod tests {
         assert_eq!(shipped.max_message_size, d.max_message_size);
         assert_eq!(shipped.session_queue, d.session_queue);
         assert_eq!(shipped.history_budget_mib, d.history_budget_mib);
+        assert_eq!(shipped.history_node_budget_mib, d.history_node_budget_mib);
+        assert_eq!(shipped.reassembly_budget_mib, d.reassembly_budget_mib);
+        assert_eq!(
+            (shipped.max_app_sessions, shipped.max_app_rooms),
+            (d.max_app_sessions, d.max_app_rooms)
+        );
+        assert_eq!(
+            (shipped.max_app_tracks, shipped.max_app_keep_rules),
+            (d.max_app_tracks, d.max_app_keep_rules)
+        );
         assert_eq!(shipped.ping_after_ms, d.ping_after_ms);
         assert_eq!(shipped.threads, d.threads);
         assert!(shipped.relays.is_empty());

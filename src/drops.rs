@@ -31,10 +31,13 @@ drop_reasons! {
     // ---- local API
     /// A malformed or unserviceable gRPC/WebSocket request.
     ApiBadRequest => "api_bad_request",
-    /// A Unix-socket client running as another user.
+    /// A client running as another user: on the Unix socket, or without the token on the
+    /// bridge or TCP gRPC.
     ApiForeignUid => "api_foreign_uid",
-    /// A TCP gRPC call without the right token.
+    /// A TCP gRPC call with a wrong token, or without one from a connection of unknown owner.
     ApiTokenRefused => "api_token_refused",
+    /// An app's request refused at one of its per-app limits (`max_app_*`).
+    AppLimit => "app_limit",
     /// A WebSocket message that is not a client message.
     WsBadRequest => "ws_bad_request",
     /// A page whose Origin is not allowed.
@@ -146,6 +149,8 @@ drop_reasons! {
     MessageTooLarge => "message_too_large",
     /// Reassembly buffers full.
     ReassemblyFull => "reassembly_full",
+    /// A partial message over the node-wide reassembly budget (`reassembly_budget_mib`).
+    ReassemblyNodeFull => "reassembly_node_full",
     /// Too many unfinished messages from one peer.
     ReassemblyTooMany => "reassembly_too_many",
     /// An unfinished message that timed out.

@@ -194,8 +194,24 @@ fn status_as(user: &str, client: &std::path::Path, d: &Daemon) -> std::process::
         .expect("runuser")
 }
 
+/// The client copied where another account may run it.
+fn client_for_others() -> (tempfile::TempDir, std::path::PathBuf) {
+    use std::os::unix::fs::PermissionsExt as _;
+    let bin_dir = tempfile::tempdir().expect("tempdir");
+    let client = bin_dir.path().join("meshrtc");
+    std::fs::copy(env!("CARGO_BIN_EXE_meshrtc"), &client).expect("copy client");
+    std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    std::fs::set_permissions(&client, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    (bin_dir, client)
+}
+
+/// gRPC over loopback TCP decides by the kernel's word on whose connection it is: the daemon's
+/// own account needs no token, another account is refused `unauthenticated` without it (counted
+/// as `api_foreign_uid`) and gets in with it; a wrong token is refused whoever shows it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn tcp_grpc_needs_the_token() {
+async fn tcp_grpc_trusts_the_owners_account_and_asks_others_for_the_token() {
+    let user = second_user();
     let port = free_port();
     let a = Daemon::spawn(
         vec![],
@@ -204,12 +220,11 @@ async fn tcp_grpc_needs_the_token() {
     )
     .await;
     let tcp = format!("127.0.0.1:{port}");
-    let mut anonymous = meshrtc::client::connect(&tcp).await.expect("tcp connect");
-    let err = anonymous
-        .status(proto::StatusRequest {})
-        .await
-        .expect_err("refused without a token");
-    assert_eq!(err.code(), tonic::Code::Unauthenticated);
+    let drops = async |name: &str| a.status().await.drops.get(name).copied().unwrap_or(0);
+    // The owner's account: no token needed, over the client library and the CLI.
+    let mut owner = meshrtc::client::connect(&tcp).await.expect("tcp connect");
+    assert!(owner.status(proto::StatusRequest {}).await.is_ok());
+    assert!(cli(&["--daemon", &tcp, "status"]).status.success());
     let mut wrong = meshrtc::client::connect_with_token(&tcp, Some("nope"))
         .await
         .expect("connect");
@@ -230,26 +245,39 @@ async fn tcp_grpc_needs_the_token() {
         token
     );
     assert_eq!(mode_of(&a.dir.join("api-token")), 0o600);
-    let mut authed = meshrtc::client::connect_with_token(&tcp, Some(&token))
-        .await
-        .expect("connect");
-    assert!(authed.status(proto::StatusRequest {}).await.is_ok());
-    // The CLI over TCP: refused without the token, fine with it.
-    assert!(!cli(&["--daemon", &tcp, "status"]).status.success());
+    // Another account, over the same port.
+    let (_bin, client) = client_for_others();
+    let as_other = |token: Option<&str>| {
+        let mut cmd = std::process::Command::new("runuser");
+        cmd.args(["-u", user, "--"])
+            .arg(&client)
+            .args(["--daemon", &tcp]);
+        if let Some(t) = token {
+            cmd.args(["--token", t]);
+        }
+        cmd.args(["status", "--json"]).output().expect("runuser")
+    };
+    let foreign = drops("api_foreign_uid").await;
+    let out = as_other(None);
+    let err = String::from_utf8_lossy(&out.stderr);
     assert!(
-        cli(&["--daemon", &tcp, "--token", &token, "status", "--json"])
-            .status
-            .success()
+        !out.status.success(),
+        "another account got in without the token"
     );
     assert!(
-        a.status()
-            .await
-            .drops
-            .get("api_token_refused")
-            .copied()
-            .unwrap_or(0)
-            >= 3
+        // tonic's text for `Unauthenticated`, and the daemon's reason.
+        err.contains("does not have valid authentication credentials")
+            && err.contains("another account"),
+        "{err}"
     );
+    assert_eq!(drops("api_foreign_uid").await, foreign + 1);
+    let out = as_other(Some(&token));
+    assert!(
+        out.status.success(),
+        "another account with the token: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(drops("api_token_refused").await >= 1);
     // A non-loopback TCP address is refused unless the config allows it.
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_meshrtcd"))
         .args([
@@ -303,15 +331,7 @@ async fn the_socket_is_owner_only_and_other_users_are_refused() {
     // Another uid cannot use the socket.
     let user = second_user();
     // Copy the client somewhere the other user may execute it.
-    let bin_dir = tempfile::tempdir().expect("tempdir");
-    let client = bin_dir.path().join("meshrtc");
-    std::fs::copy(env!("CARGO_BIN_EXE_meshrtc"), &client).expect("copy client");
-    {
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(bin_dir.path(), std::fs::Permissions::from_mode(0o755))
-            .expect("chmod");
-        std::fs::set_permissions(&client, std::fs::Permissions::from_mode(0o755)).expect("chmod");
-    }
+    let (_bin, client) = client_for_others();
     let out = status_as(user, &client, &a);
     assert!(!out.status.success(), "another user reached the API");
     let err = String::from_utf8_lossy(&out.stderr);

@@ -2,9 +2,10 @@
 //!
 //! Any local program can send the daemon's own `Origin` header, and any local account's browser
 //! can open the daemon's page, so neither says whose it is. The kernel does: its socket table
-//! names the account that owns the client's end of a loopback connection. The bridge trusts the
-//! daemon's own account (its pages need no token) and asks every other account for the token,
-//! as dockerd's and tailscaled's local APIs decide by the caller's account.
+//! names the account that owns the client's end of a loopback connection. The bridge and gRPC
+//! over TCP trust the daemon's own account (its pages and programs need no token) and ask every
+//! other account for the token, as dockerd's and tailscaled's local APIs decide by the caller's
+//! account.
 
 use std::net::SocketAddr;
 
@@ -70,6 +71,38 @@ pub fn admit(token_ok: bool, origin: Option<bool>, caller: Caller) -> Admission 
     }
 }
 
+/// The bearer token a gRPC call over TCP presented.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presented {
+    /// None.
+    Absent,
+    /// The API token.
+    Right,
+    /// Something else.
+    Wrong,
+}
+
+/// Decides a gRPC call over TCP: the token opens it to anyone; without one, only the daemon's
+/// own account gets in; a wrong token is refused whoever shows it. Refusals are counted under the
+/// reason and answered `unauthenticated` with the text.
+pub fn admit_tcp_call(token: Presented, caller: Caller) -> Result<(), (DropReason, &'static str)> {
+    match (token, caller) {
+        (Presented::Right, _) | (Presented::Absent, Caller::Owner) => Ok(()),
+        (Presented::Wrong, _) => Err((
+            DropReason::ApiTokenRefused,
+            "the bearer token is not this daemon's (meshrtc token)",
+        )),
+        (Presented::Absent, Caller::OtherAccount(_)) => Err((
+            DropReason::ApiForeignUid,
+            "this daemon belongs to another account: a bearer token is required (meshrtc token)",
+        )),
+        (Presented::Absent, Caller::Unknown) => Err((
+            DropReason::ApiTokenRefused,
+            "a bearer token is required (meshrtc token)",
+        )),
+    }
+}
+
 /// The uid owning the socket whose local end is `peer` and remote end `local`, from the
 /// kernel's TCP tables (this network namespace's). Only loopback peers are looked up.
 fn loopback_peer_uid(local: SocketAddr, peer: SocketAddr) -> Option<u32> {
@@ -129,6 +162,28 @@ mod tests {
         assert_eq!(owner_in(rows, server, addr("127.0.0.1:50002")), None);
         let mapped = addr("[::ffff:127.0.0.1]:50000");
         assert_eq!(owner_in(rows, server, canonical(mapped)), Some(1000));
+    }
+
+    #[test]
+    fn only_the_owners_programs_call_over_tcp_without_the_token() {
+        use Presented::*;
+        let other = Caller::OtherAccount(1000);
+        assert_eq!(admit_tcp_call(Absent, Caller::Owner), Ok(()));
+        for caller in [Caller::Owner, other, Caller::Unknown] {
+            assert_eq!(admit_tcp_call(Right, caller), Ok(()));
+            assert!(matches!(
+                admit_tcp_call(Wrong, caller),
+                Err((DropReason::ApiTokenRefused, _))
+            ));
+        }
+        assert!(matches!(
+            admit_tcp_call(Absent, other),
+            Err((DropReason::ApiForeignUid, _))
+        ));
+        assert!(matches!(
+            admit_tcp_call(Absent, Caller::Unknown),
+            Err((DropReason::ApiTokenRefused, _))
+        ));
     }
 
     #[test]

@@ -1,4 +1,7 @@
 //! The gRPC service (tonic) on a Unix socket and optionally loopback TCP.
+//!
+//! Who may call: on the socket, the owner (peer credentials); over TCP, the owner's account as
+//! the kernel reports the connection's ([`super::caller`]), or anyone with the API token.
 
 use std::path::Path;
 use std::pin::Pin;
@@ -9,6 +12,7 @@ use tokio::net::{TcpListener, UnixListener};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream, UnixListenerStream};
 use tonic::{Request, Response, Status, Streaming};
 
+use super::caller::{Caller, Presented};
 use super::convert::{peer_to_proto, relay_to_proto, status_to_proto};
 use crate::drops::DropReason;
 use crate::node::{Node, NodeError};
@@ -36,6 +40,7 @@ fn to_status(e: NodeError) -> Status {
         NodeError::LinkClosed(_) => Status::unavailable(msg),
         NodeError::Store(_) => Status::internal(msg),
         NodeError::Forbidden(_) => Status::permission_denied(msg),
+        NodeError::ResourceExhausted(_) => Status::resource_exhausted(msg),
     }
 }
 
@@ -181,7 +186,67 @@ impl proto::node_server::Node for NodeService {
     }
 }
 
-/// Serves every service on `incoming`; with `required_token`, each call must carry it as a bearer token.
+/// A TCP connection and whose it is, as the kernel said when it was accepted.
+struct TcpConn {
+    stream: tokio::net::TcpStream,
+    caller: Caller,
+}
+
+/// What calls on a TCP connection carry in their extensions: whose connection it is.
+#[derive(Debug, Clone, Copy)]
+struct TcpCaller(Caller);
+
+impl tonic::transport::server::Connected for TcpConn {
+    type ConnectInfo = TcpCaller;
+    fn connect_info(&self) -> TcpCaller {
+        TcpCaller(self.caller)
+    }
+}
+
+impl tokio::io::AsyncRead for TcpConn {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for TcpConn {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write(cx, buf)
+    }
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.stream).poll_write_vectored(cx, bufs)
+    }
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+    fn poll_flush(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_flush(cx)
+    }
+    fn poll_shutdown(
+        mut self: Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        Pin::new(&mut self.stream).poll_shutdown(cx)
+    }
+}
+
+/// Serves every service on `incoming`; with `required_token`, a call must carry it as a bearer
+/// token unless its connection is the owner's (TCP: [`super::caller::admit_tcp_call`]).
 async fn serve<I, IO, IE>(
     node: Arc<Node>,
     token: Arc<str>,
@@ -209,18 +274,26 @@ where
         let Some(expected) = &required_token else {
             return Ok(req);
         };
-        let given = req
-            .metadata()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
-        match given {
-            Some(t) if super::token::matches(expected, t) => Ok(req),
-            _ => {
-                counter.count_drop(DropReason::ApiTokenRefused);
-                Err(Status::unauthenticated(
-                    "a bearer token is required (meshrtc token)",
-                ))
+        let given = req.metadata().get("authorization").map(|v| {
+            v.to_str()
+                .ok()
+                .and_then(|v| v.strip_prefix("Bearer "))
+                .is_some_and(|t| super::token::matches(expected, t))
+        });
+        let presented = match given {
+            None => Presented::Absent,
+            Some(true) => Presented::Right,
+            Some(false) => Presented::Wrong,
+        };
+        let caller = req
+            .extensions()
+            .get::<TcpCaller>()
+            .map_or(Caller::Unknown, |c| c.0);
+        match super::caller::admit_tcp_call(presented, caller) {
+            Ok(()) => Ok(req),
+            Err((reason, text)) => {
+                counter.count_drop(reason);
+                Err(Status::unauthenticated(text))
             }
         }
     };
@@ -314,18 +387,21 @@ fn request_error(status: Status) -> super::session::RequestError {
     }
 }
 
-/// Serves the API on a bound TCP listener; every call needs the bearer token, since any local
-/// user can reach a loopback port.
+/// Serves the API on a bound TCP listener. Any local account can reach a loopback port, so a
+/// call needs the bearer token unless the kernel says the connection is the daemon's own
+/// account's (looked up once per connection, off the runtime).
 pub async fn serve_tcp(
     node: Arc<Node>,
     token: Arc<str>,
     listener: TcpListener,
 ) -> anyhow::Result<()> {
-    serve(
-        node,
-        token.clone(),
-        Some(token),
-        TcpListenerStream::new(listener),
-    )
-    .await
+    let incoming = TcpListenerStream::new(listener).then(|conn| async move {
+        let stream = conn?;
+        let (local, peer) = (stream.local_addr()?, stream.peer_addr()?);
+        let caller = tokio::task::spawn_blocking(move || Caller::of_connection(local, peer))
+            .await
+            .unwrap_or(Caller::Unknown);
+        Ok::<_, std::io::Error>(TcpConn { stream, caller })
+    });
+    serve(node, token.clone(), Some(token), incoming).await
 }

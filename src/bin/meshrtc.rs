@@ -24,7 +24,8 @@ struct Cli {
     /// Daemon endpoint: unix:PATH or HOST:PORT (default unix:DATA_DIR/meshrtcd.sock).
     #[arg(long, env = "MESHRTC_DAEMON", global = true)]
     daemon: Option<String>,
-    /// API token, required over TCP (`meshrtc token` prints it; or env MESHRTC_TOKEN).
+    /// API token, required over TCP from another account or host (`meshrtc token` prints it; or
+    /// env MESHRTC_TOKEN).
     #[arg(long, env = "MESHRTC_TOKEN", global = true, hide_env_values = true)]
     token: Option<String>,
     #[command(subcommand)]

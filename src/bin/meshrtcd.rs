@@ -82,6 +82,21 @@ struct Args {
     /// Page origin allowed to use the WebSocket bridge (repeatable).
     #[arg(long = "ws-allow-origin", value_name = "ORIGIN")]
     ws_allow_origins: Vec<String>,
+    /// Most memory partly received messages may take across all rooms, in MiB (default 256).
+    #[arg(long, value_name = "MIB")]
+    reassembly_budget_mib: Option<u64>,
+    /// Sessions one app id may have in its rooms (default 256).
+    #[arg(long, value_name = "N")]
+    max_app_sessions: Option<usize>,
+    /// Rooms one app id may hold (default 256).
+    #[arg(long, value_name = "N")]
+    max_app_rooms: Option<usize>,
+    /// Local tracks one app id may publish (default 64).
+    #[arg(long, value_name = "N")]
+    max_app_tracks: Option<usize>,
+    /// Kept channels one app id may have across its rooms (default 256).
+    #[arg(long, value_name = "N")]
+    max_app_keep_rules: Option<usize>,
     #[command(subcommand)]
     command: Option<Cmd>,
 }
@@ -196,6 +211,19 @@ fn build_config(args: &Args) -> anyhow::Result<Config> {
     config
         .ws_allow_origins
         .extend(args.ws_allow_origins.iter().cloned());
+    if let Some(mib) = args.reassembly_budget_mib {
+        config.reassembly_budget_mib = mib;
+    }
+    for (flag, field) in [
+        (args.max_app_sessions, &mut config.max_app_sessions),
+        (args.max_app_rooms, &mut config.max_app_rooms),
+        (args.max_app_tracks, &mut config.max_app_tracks),
+        (args.max_app_keep_rules, &mut config.max_app_keep_rules),
+    ] {
+        if let Some(n) = flag {
+            *field = n;
+        }
+    }
     if let Some(addr) = config.grpc_tcp
         && !addr.ip().is_loopback()
         && !config.grpc_tcp_allow_remote

@@ -89,6 +89,32 @@ impl RoomIndex {
         gone
     }
 
+    /// Bytes the room's entries take.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The room's oldest entry's cursor, across channels.
+    pub fn oldest(&self) -> Option<Cursor> {
+        self.channels
+            .values()
+            .filter_map(|c| c.entries.front().map(|(cur, _)| *cur))
+            .min()
+    }
+
+    /// Takes out the room's oldest entry (for a budget across rooms); the caller deletes it.
+    pub fn pop_oldest(&mut self) -> Option<Cursor> {
+        let tag = self
+            .channels
+            .iter()
+            .filter_map(|(t, c)| c.entries.front().map(|(cur, _)| (*cur, *t)))
+            .min()
+            .map(|(_, t)| t)?;
+        let mut gone = Vec::new();
+        self.pop(tag, &mut gone);
+        gone.pop()
+    }
+
     /// Entries older than each channel's age limit (`rules` by tag), for a periodic sweep.
     pub fn expire(&mut self, rules: &BTreeMap<[u8; 8], KeepRule>, now: Cursor) -> Prune {
         let mut gone = Vec::new();

@@ -123,13 +123,13 @@ impl Node {
                 cursor,
                 entry,
                 rule,
-                budget,
+                budgets,
             } => {
                 let value = crate::history::encode(&entry, &key, rand::random());
                 let stored = io
                     .history
                     .as_mut()
-                    .map(|h| h.append(&room, cursor, &value, Some(rule), budget));
+                    .map(|h| h.append(&room, cursor, &value, Some(rule), budgets));
                 if !matches!(stored, Some(Ok(()))) {
                     inner.core.count(DropReason::HistoryWriteFailed);
                 }

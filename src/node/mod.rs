@@ -282,13 +282,15 @@ impl Node {
                 // Not made a link (a duplicate, or already open): the channel is not needed.
                 inner.io.channels.remove(&id);
             }
-            TransportEvent::Message(id, bytes) => self.feed(|core, now| {
+            // The message is dropped once handled, which gives its bytes back to its link's
+            // inbound budget (`transport::INBOUND_LINK_BYTES`).
+            TransportEvent::Message(id, message) => self.feed(|core, now| {
                 if self.frame_tap.is_on()
                     && let Some(peer) = core.conn_peer(id)
                 {
-                    self.frame_tap.record(peer, &bytes);
+                    self.frame_tap.record(peer, message.bytes());
                 }
-                core.on_frame(id, &bytes, now)
+                core.on_frame(id, &message, now)
             }),
             TransportEvent::Closed(id) => self.feed(|core, now| core.on_closed(id, now)),
             // The driver tells the core itself once a track was added or removed; the engine's

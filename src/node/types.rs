@@ -66,6 +66,9 @@ pub enum NodeError {
     /// node's status).
     #[error("{0}")]
     Forbidden(String),
+    /// The app is at one of its limits (the message names it).
+    #[error("{0}")]
+    ResourceExhausted(String),
 }
 
 impl NodeError {
@@ -82,6 +85,7 @@ impl NodeError {
             NodeError::LinkClosed(_) => "link_closed",
             NodeError::Store(_) => "store_failed",
             NodeError::Forbidden(_) => "forbidden",
+            NodeError::ResourceExhausted(_) => "resource_exhausted",
         }
     }
 }

@@ -194,6 +194,7 @@ fn reassembly_drop(e: crate::wire::ReassemblyError) -> DropReason {
     match e {
         E::TooLarge => DropReason::MessageTooLarge,
         E::BuffersFull => DropReason::ReassemblyFull,
+        E::NodeFull => DropReason::ReassemblyNodeFull,
         E::TooManyPartials => DropReason::ReassemblyTooMany,
         E::BadMeta => DropReason::ChunkBadMeta,
         E::BadPayload => DropReason::ChunkBadPayload,
@@ -240,6 +241,12 @@ impl Room {
     /// The same room drawing its challenges from a generator seeded with `seed`.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.rng = StdRng::seed_from_u64(seed);
+        self
+    }
+
+    /// The same room counting its partial messages in the node's reassembly budget too.
+    pub fn with_reassembly_budget(mut self, node: crate::wire::reassembly::NodeBudget) -> Self {
+        self.reassembly = self.reassembly.with_node_budget(node);
         self
     }
 

@@ -7,6 +7,15 @@ use std::collections::BTreeMap;
 use super::{Store, StoreError};
 use crate::history::{self, Cursor, KeepRule, RoomIndex, Totals};
 
+/// Byte budgets a new entry is kept within.
+#[derive(Debug, Clone, Copy)]
+pub struct Budgets {
+    /// Most bytes one room's history may take.
+    pub room: u64,
+    /// Most bytes every room's history may take together.
+    pub node: u64,
+}
+
 /// Name of the sled tree.
 const TREE: &str = "history/v1";
 
@@ -109,22 +118,54 @@ impl HistoryStore {
         self.last
     }
 
-    /// Stores a value and applies the channel's rule and the room's byte budget.
+    /// Stores a value and applies the channel's rule, the room's byte budget, and the byte
+    /// budget of every room together (the oldest entry of any room goes first).
     pub fn append(
         &mut self,
         room: &[u8; 16],
         cursor: Cursor,
         value: &[u8],
         rule: Option<KeepRule>,
-        budget: u64,
+        budgets: Budgets,
     ) -> Result<(), StoreError> {
         let tag = history::check(value).map_err(|_| StoreError::Corrupt("history value"))?;
         self.tree.insert(key(room, cursor), value)?;
         self.last = self.last.max(cursor);
         let index = self.rooms.entry(*room).or_default();
         index.insert(tag, cursor, value.len() as u64);
-        let gone = index.enforce(tag, rule, budget, cursor);
-        self.delete(room, &gone)
+        let gone = index.enforce(tag, rule, budgets.room, cursor);
+        self.delete(room, &gone)?;
+        self.enforce_node(budgets.node)
+    }
+
+    /// Drops the oldest entries across rooms until all of them fit `budget`.
+    fn enforce_node(&mut self, budget: u64) -> Result<(), StoreError> {
+        let mut total: u64 = self.rooms.values().map(RoomIndex::bytes).sum();
+        let mut gone: BTreeMap<[u8; 16], Vec<Cursor>> = BTreeMap::new();
+        while total > budget {
+            let Some(room) = self
+                .rooms
+                .iter()
+                .filter_map(|(r, ix)| ix.oldest().map(|c| (c, *r)))
+                .min()
+                .map(|(_, r)| r)
+            else {
+                break;
+            };
+            let Some(ix) = self.rooms.get_mut(&room) else {
+                break;
+            };
+            let before = ix.bytes();
+            let Some(cursor) = ix.pop_oldest() else {
+                break;
+            };
+            total -= before - ix.bytes();
+            gone.entry(room).or_default().push(cursor);
+        }
+        for (room, cursors) in gone {
+            self.delete(&room, &cursors)?;
+        }
+        Ok(())
     }
 
     /// Drops what is older than each channel's age limit.
@@ -238,7 +279,10 @@ mod tests {
                     i,
                     &value(&k, "chat", &format!("m{i}")),
                     None,
-                    u64::MAX,
+                    Budgets {
+                        room: u64::MAX,
+                        node: u64::MAX,
+                    },
                 )
                 .expect("append");
             }
@@ -264,12 +308,41 @@ mod tests {
         let k = HistoryKey::open_room("app", "r");
         let size = value(&k, "chat", "0123456789").len() as u64;
         for i in 1..=100 {
-            h.append(&room, i, &value(&k, "chat", "0123456789"), None, size * 10)
+            let budgets = Budgets {
+                room: size * 10,
+                node: u64::MAX,
+            };
+            h.append(&room, i, &value(&k, "chat", "0123456789"), None, budgets)
                 .expect("append");
             assert!(h.totals(&room, None).bytes <= size * 10);
         }
         assert_eq!(h.after(&room, 0).next().map(|(c, _)| c), Some(91));
         assert_eq!(h.clear(&room, k.tag("chat")).expect("clear"), 10);
         assert_eq!(h.after(&room, 0).count(), 0);
+    }
+
+    #[test]
+    fn every_rooms_history_together_stays_within_the_node_budget_oldest_first() {
+        let mut h = HistoryStore::temporary().expect("temporary");
+        let (a, b) = (history::room_id("app", "a"), history::room_id("app", "b"));
+        let k = HistoryKey::open_room("app", "a");
+        let size = value(&k, "chat", "0123456789").len() as u64;
+        let budgets = Budgets {
+            room: u64::MAX,
+            node: size * 10,
+        };
+        // Room a fills the budget first; room b's entries then push a's oldest out.
+        for i in 1..=10 {
+            h.append(&a, i, &value(&k, "chat", "0123456789"), None, budgets)
+                .expect("append");
+        }
+        for i in 11..=15 {
+            h.append(&b, i, &value(&k, "chat", "0123456789"), None, budgets)
+                .expect("append");
+        }
+        let total = h.totals(&a, None).bytes + h.totals(&b, None).bytes;
+        assert!(total <= size * 10);
+        assert_eq!(h.totals(&b, None).messages, 5);
+        assert_eq!(h.after(&a, 0).next().map(|(c, _)| c), Some(6));
     }
 }

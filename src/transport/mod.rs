@@ -1,14 +1,16 @@
 //! WebRTC transport (webrtc 0.21): peer connections with one in-band `data` channel.
 //!
 //! This module only creates connections and pumps their events into a channel; the node
-//! decides what they mean.
+//! decides what they mean. What a link receives is bounded on its way to the node: each link
+//! has [`INBOUND_LINK_BYTES`] of messages the node has not handled yet, and past that its pump
+//! stops reading the channel, which pushes back to the peer through SCTP (see [`Inbound`]).
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use tokio::sync::mpsc;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
 use webrtc::data_channel::{DataChannel, DataChannelEvent};
 use webrtc::peer_connection::{
     PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
@@ -41,6 +43,73 @@ const SEND_BUFFER_LIMIT: usize = window::DAEMON_WINDOW;
 /// losses for longer than a link may stay silent.
 const RELAYED_SEND_BUFFER_LIMIT: usize = 64 << 10;
 
+/// Bytes of received messages one link may have waiting for the node (handed over, not yet
+/// handled). One send window of a meshrtc peer ([`window::DAEMON_WINDOW`]) fits, so a node that
+/// pauses briefly never slows an honest peer; past it the link's pump stops reading its channel.
+/// webrtc-rs then stops draining SCTP once its own per-channel queue (256 messages) is full, the
+/// receive window (4 MiB) closes and the peer's sends wait: a peer that sends faster than the
+/// node handles its messages is slowed, and what it can make this process hold is bounded per
+/// link (this, plus webrtc-rs's queues, plus SCTP's receive buffer), never a growing queue.
+pub const INBOUND_LINK_BYTES: usize = window::DAEMON_WINDOW;
+/// What a received message costs beyond its bytes (the event and its bookkeeping), so a flood of
+/// empty messages is bounded as well.
+const INBOUND_MESSAGE_OVERHEAD: usize = 64;
+
+/// Largest data-channel message a link takes (advertised as `a=max-message-size`; the engine
+/// refuses larger ones). Every frame of the wire is at most a 16 KiB chunk plus its room token,
+/// so 32 KiB leaves room to spare. It matters because webrtc-rs queues received messages by
+/// count, not bytes (256 in the channel, up to 256 more on their way out of SCTP and as many
+/// again retained by its driver): at the 256 KiB used before, a peer sending the largest
+/// messages made one link hold about 150 MiB; at 32 KiB it is at most about 32 MiB, all told.
+pub const MAX_MESSAGE_BYTES: usize = 32 << 10;
+
+/// A message received on a link. It holds its share of the link's [`INBOUND_LINK_BYTES`] until
+/// dropped: the node drops it once the message is handled.
+pub struct Inbound {
+    data: Bytes,
+    _budget: OwnedSemaphorePermit,
+}
+
+impl Inbound {
+    /// The message's bytes.
+    pub fn bytes(&self) -> &Bytes {
+        &self.data
+    }
+}
+
+impl std::ops::Deref for Inbound {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        &self.data
+    }
+}
+
+/// One link's inbound budget: the pump takes from it before handing a message over.
+#[derive(Clone)]
+struct InboundBudget(Arc<Semaphore>);
+
+impl InboundBudget {
+    fn new() -> Self {
+        InboundBudget(Arc::new(Semaphore::new(INBOUND_LINK_BYTES)))
+    }
+
+    /// Waits until the link has room for `data` and wraps it; None if the budget is closed.
+    async fn admit(&self, data: Bytes) -> Option<Inbound> {
+        // A message larger than the whole budget waits until the link has nothing pending.
+        let cost = (data.len() + INBOUND_MESSAGE_OVERHEAD).min(INBOUND_LINK_BYTES);
+        let permit = self
+            .0
+            .clone()
+            .acquire_many_owned(u32::try_from(cost).unwrap_or(u32::MAX))
+            .await
+            .ok()?;
+        Some(Inbound {
+            data,
+            _budget: permit,
+        })
+    }
+}
+
 /// Shared handle to a peer connection.
 pub type Connection = Arc<dyn PeerConnection>;
 /// Shared handle to a data channel.
@@ -55,8 +124,9 @@ pub enum TransportEvent {
     Candidate(ConnId, String),
     /// The data channel opened, with the window its writer paces to.
     Open(ConnId, Channel, Arc<SendWindow>),
-    /// A binary or text message arrived on the data channel.
-    Message(ConnId, Bytes),
+    /// A binary or text message arrived on the data channel (drop it once handled: it holds
+    /// the link's inbound budget).
+    Message(ConnId, Inbound),
     /// The connection failed, closed, or its channel closed.
     Closed(ConnId),
     /// Local tracks changed: the connection must be renegotiated.
@@ -196,7 +266,8 @@ impl PeerConnectionEventHandler for Handler {
     }
 }
 
-/// Pumps a data channel's events into the node's channel.
+/// Pumps a data channel's events into the node's channel, each link's messages within its
+/// [`INBOUND_LINK_BYTES`].
 fn spawn_pump(
     id: ConnId,
     channel: Channel,
@@ -205,6 +276,7 @@ fn spawn_pump(
     already_open: bool,
 ) {
     tokio::spawn(async move {
+        let budget = InboundBudget::new();
         if already_open {
             let _ = events.send(TransportEvent::Open(id, channel.clone(), window.clone()));
         }
@@ -215,7 +287,13 @@ fn spawn_pump(
                 }
                 DataChannelEvent::OnBufferedAmountLow => window.drained(),
                 DataChannelEvent::OnMessage(msg) => {
-                    let _ = events.send(TransportEvent::Message(id, msg.data.freeze()));
+                    // Waiting here is the backpressure: the channel is not polled meanwhile, so
+                    // the engine stops taking the peer's data (the send window's own wake-ups
+                    // do not depend on this loop: its writer rechecks every few ms).
+                    let Some(message) = budget.admit(msg.data.freeze()).await else {
+                        break;
+                    };
+                    let _ = events.send(TransportEvent::Message(id, message));
                 }
                 DataChannelEvent::OnClose => break,
                 _ => {}
@@ -275,7 +353,7 @@ impl Transport {
             .with_multicast_dns_mode(mdns)
             .with_sctp_max_message_size(
                 rtc::peer_connection::configuration::setting_engine::SctpMaxMessageSize::Bounded(
-                    256 * 1024,
+                    MAX_MESSAGE_BYTES as u32,
                 ),
             )
             .with_sctp_max_receive_buffer_size(4 << 20)
@@ -477,3 +555,6 @@ pub fn spawn_writer(channel: Channel, window: Arc<SendWindow>, mut frames: mpsc:
         }
     });
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,13 @@
 //! Reassembly of chunked messages, keyed by (peer, action, nonce), bounded and expiring.
+//!
+//! Bounds, in bytes of buffer actually reserved: per message, per peer, per reassembler (a
+//! room), and across every reassembler sharing a [`NodeBudget`] (the node's rooms). A chunk that
+//! would cross one drops its own partial message, nothing else.
 
 use std::collections::HashMap;
 use std::hash::Hash;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -32,6 +38,52 @@ impl Default for Limits {
             max_partials_per_peer: 64,
             idle_timeout: Duration::from_secs(30),
         }
+    }
+}
+
+/// Bytes of partial messages buffered across every reassembler that shares it: one per node,
+/// shared by its rooms. Clones share the count.
+#[derive(Debug, Clone)]
+pub struct NodeBudget {
+    used: Arc<AtomicUsize>,
+    cap: usize,
+}
+
+impl NodeBudget {
+    /// A budget of `cap` bytes, none used.
+    pub fn new(cap: usize) -> Self {
+        NodeBudget {
+            used: Arc::new(AtomicUsize::new(0)),
+            cap,
+        }
+    }
+
+    /// Bytes in use across the reassemblers sharing it.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// The cap.
+    pub fn cap(&self) -> usize {
+        self.cap
+    }
+
+    /// Takes `n` bytes if they fit under the cap.
+    fn take(&self, n: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                u.checked_add(n).filter(|&t| t <= self.cap)
+            })
+            .is_ok()
+    }
+
+    /// Gives `n` bytes back.
+    fn give(&self, n: usize) {
+        let _ = self
+            .used
+            .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| {
+                Some(u.saturating_sub(n))
+            });
     }
 }
 
@@ -68,9 +120,12 @@ pub enum ReassemblyError {
     /// The message grew past the maximum message size.
     #[error("message exceeds the size limit")]
     TooLarge,
-    /// The peer or the node has too much buffered already.
+    /// The peer or the room has too much buffered already.
     #[error("reassembly buffers full")]
     BuffersFull,
+    /// The node's rooms together have their whole [`NodeBudget`] buffered.
+    #[error("the node's reassembly budget is used up")]
+    NodeFull,
     /// Too many partial messages from one peer.
     #[error("too many partial messages from one peer")]
     TooManyPartials,
@@ -85,6 +140,8 @@ pub enum ReassemblyError {
 #[derive(Debug)]
 struct Partial {
     data: Vec<u8>,
+    /// Bytes counted against the limits: the buffer reserved for `data`.
+    charged: usize,
     meta: Option<Value>,
     last_seen: Instant,
 }
@@ -96,6 +153,14 @@ pub struct Reassembler<K> {
     partials: HashMap<(K, String, u16), Partial>,
     per_peer: HashMap<K, (usize, usize)>,
     total: usize,
+    node: NodeBudget,
+}
+
+impl<K> Drop for Reassembler<K> {
+    /// What is still buffered goes back to the node's budget (a room closing with partials).
+    fn drop(&mut self) {
+        self.node.give(self.total);
+    }
 }
 
 fn finish(
@@ -131,14 +196,25 @@ fn expected_len(chunk: &ActionChunk<'_>, after_meta: bool, max_message: usize) -
 }
 
 impl<K: Hash + Eq + Clone> Reassembler<K> {
-    /// A reassembler with the given limits.
+    /// A reassembler with the given limits (and a node budget of its own, no tighter than
+    /// `max_total`).
     pub fn new(limits: Limits) -> Self {
         Reassembler {
             limits,
             partials: HashMap::new(),
             per_peer: HashMap::new(),
             total: 0,
+            node: NodeBudget::new(usize::MAX),
         }
+    }
+
+    /// The same reassembler counting its buffers in `node` too (call before use).
+    pub fn with_node_budget(mut self, node: NodeBudget) -> Self {
+        // Anything buffered already moves with it, so the two counts stay true.
+        self.node.give(self.total);
+        node.used.fetch_add(self.total, Ordering::Relaxed);
+        self.node = node;
+        self
     }
 
     /// Bytes currently buffered across all peers.
@@ -153,6 +229,7 @@ impl<K: Hash + Eq + Clone> Reassembler<K> {
 
     fn release(&mut self, peer: &K, bytes: usize) {
         self.total -= bytes;
+        self.node.give(bytes);
         if let Some(entry) = self.per_peer.get_mut(peer) {
             entry.0 -= bytes;
             entry.1 -= 1;
@@ -164,7 +241,7 @@ impl<K: Hash + Eq + Clone> Reassembler<K> {
 
     fn discard(&mut self, key: &(K, String, u16)) {
         if let Some(p) = self.partials.remove(key) {
-            self.release(&key.0, p.data.len());
+            self.release(&key.0, p.charged);
         }
     }
 
@@ -180,6 +257,7 @@ impl<K: Hash + Eq + Clone> Reassembler<K> {
         }
         let partial = Partial {
             data: Vec::new(),
+            charged: 0,
             meta: None,
             last_seen: now,
         };
@@ -234,36 +312,62 @@ impl<K: Hash + Eq + Clone> Reassembler<K> {
             return self.push_meta(&key, chunk, now);
         }
         let add = chunk.payload.len();
-        let current = self.partials.get(&key).map_or(0, |p| p.data.len());
+        let (current, reserved, has_meta) = self.partials.get(&key).map_or((0, 0, false), |p| {
+            (p.data.len(), p.charged, p.meta.is_some())
+        });
         if current + add > self.limits.max_message || add > CHUNK_PAYLOAD {
             self.discard(&key);
             return Err(ReassemblyError::TooLarge);
         }
+        // The buffer this chunk needs, and what reserving it costs: the first data chunk sizes
+        // it from its progress byte, later growth doubles it (within the message limit), and
+        // the last chunk takes exactly what is missing.
+        let need = current + add;
+        let room_for = if need <= reserved {
+            reserved
+        } else if chunk.is_last() {
+            need
+        } else if reserved == 0 {
+            expected_len(chunk, has_meta, self.limits.max_message).max(need)
+        } else {
+            reserved
+                .saturating_mul(2)
+                .min(self.limits.max_message)
+                .max(need)
+        };
+        let grow = room_for - reserved;
         let peer_bytes = self.per_peer.get(peer).map_or(0, |e| e.0);
-        if peer_bytes + add > self.limits.max_per_peer || self.total + add > self.limits.max_total {
+        if peer_bytes + grow > self.limits.max_per_peer || self.total + grow > self.limits.max_total
+        {
             self.discard(&key);
             return Err(ReassemblyError::BuffersFull);
         }
+        if !self.node.take(grow) {
+            self.discard(&key);
+            return Err(ReassemblyError::NodeFull);
+        }
+        self.total += grow;
+        if let Some(e) = self.per_peer.get_mut(peer) {
+            e.0 += grow;
+        }
         if chunk.is_last() {
             let Some(p) = self.partials.remove(&key) else {
+                self.node.give(grow);
+                self.total -= grow;
                 return Err(ReassemblyError::BadPayload);
             };
-            self.release(peer, p.data.len());
+            self.release(peer, p.charged + grow);
             let mut data = p.data;
+            data.reserve_exact(add);
             data.extend_from_slice(chunk.payload);
             return finish(chunk.action, chunk.tag, data, p.meta).map(Step::Complete);
         }
-        self.total += add;
-        if let Some(e) = self.per_peer.get_mut(peer) {
-            e.0 += add;
-        }
-        let max_message = self.limits.max_message;
         let meta = match self.partials.get_mut(&key) {
             Some(p) => {
-                if p.data.capacity() == 0 {
-                    p.data
-                        .reserve(expected_len(chunk, p.meta.is_some(), max_message));
+                if room_for > p.data.capacity() {
+                    p.data.reserve_exact(room_for - p.data.len());
                 }
+                p.charged = room_for;
                 p.data.extend_from_slice(chunk.payload);
                 p.last_seen = now;
                 p.meta.clone()
@@ -439,6 +543,76 @@ mod tests {
         assert_eq!(r.open(), 2);
         assert_eq!(r.expire(Instant::now() + Duration::from_secs(31)), 2);
         assert_eq!(r.buffered(), 0);
+    }
+
+    /// Rooms sharing a node budget: a message that would cross it is dropped on its own
+    /// (`NodeFull`), the others complete, and whatever a room still buffers goes back to the
+    /// budget when it closes.
+    #[test]
+    fn a_node_budget_caps_every_room_together_and_drops_only_the_message_over_it() {
+        let message = |nonce: u16, len: usize| {
+            encode_message("bin", nonce, &vec![nonce as u8; len], TAG_BINARY, None)
+                .expect("encodes")
+        };
+        let reserve = |chunks: &[Vec<u8>]| {
+            expected_len(
+                &ActionChunk::decode(&chunks[0]).expect("valid"),
+                false,
+                64 << 20,
+            )
+        };
+        let (a, b, c) = (message(1, 40_000), message(2, 60_000), message(3, 20_000));
+        // Room for a and b at once, not for c as well.
+        let node = NodeBudget::new(reserve(&a) + reserve(&b) + reserve(&c) / 2);
+        let mut one = Reassembler::new(Limits::default()).with_node_budget(node.clone());
+        let mut two = Reassembler::new(Limits::default()).with_node_budget(node.clone());
+        assert!(
+            feed(&mut one, 1, &a[..a.len() - 1])
+                .iter()
+                .all(Result::is_ok)
+        );
+        assert!(
+            feed(&mut two, 2, &b[..b.len() - 1])
+                .iter()
+                .all(Result::is_ok)
+        );
+        assert_eq!(node.used(), one.buffered() + two.buffered());
+        assert!(
+            one.buffered() >= 40_000 - CHUNK_PAYLOAD,
+            "reserved, not received, counts"
+        );
+        // c in either room is over the node's budget, though far under any room's own.
+        assert_eq!(
+            feed(&mut two, 3, &c[..1]),
+            vec![Err(ReassemblyError::NodeFull)]
+        );
+        assert_eq!(
+            feed(&mut one, 3, &c[..1]),
+            vec![Err(ReassemblyError::NodeFull)]
+        );
+        assert_eq!((one.open(), two.open()), (1, 1), "only c was dropped");
+        // a and b complete, whole.
+        for (r, peer, chunks, len) in [(&mut one, 1, &a, 40_000), (&mut two, 2, &b, 60_000)] {
+            match feed(r, peer, &chunks[chunks.len() - 1..]).pop() {
+                Some(Ok(Step::Complete(m))) => {
+                    assert_eq!(
+                        m.payload,
+                        Payload::Binary(bytes::Bytes::from(vec![peer as u8; len]))
+                    )
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(node.used(), 0);
+        // With the room freed, c goes through; a room closed mid-message gives its bytes back.
+        assert!(matches!(
+            feed(&mut one, 3, &c).pop(),
+            Some(Ok(Step::Complete(_)))
+        ));
+        assert!(feed(&mut two, 2, &b[..2]).iter().all(Result::is_ok));
+        assert!(node.used() > 0);
+        drop(two);
+        assert_eq!(node.used(), 0);
     }
 
     #[test]

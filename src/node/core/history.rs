@@ -130,7 +130,10 @@ impl Core {
                 framed: m.framed,
             }),
             rule,
-            budget: self.config.history_budget,
+            budgets: crate::store::history::Budgets {
+                room: self.config.history_budget,
+                node: self.config.history_node_budget,
+            },
         };
         self.effect(effect);
         cursor

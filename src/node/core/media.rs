@@ -207,6 +207,7 @@ impl Core {
                 "a room carries at most {MAX_LOCAL_TRACKS_PER_ROOM} local tracks"
             )));
         }
+        self.check_track(&key)?;
         let id = self.new_id();
         let track_key = random_id_from(&mut self.rng, 20);
         self.st.local_tracks.insert(

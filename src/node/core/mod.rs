@@ -25,6 +25,7 @@ mod history;
 mod ice;
 mod info;
 mod keepers;
+mod limits;
 mod links;
 pub(crate) mod media;
 mod negotiation;
@@ -50,6 +51,7 @@ use crate::transport::ConnId;
 
 use super::identity::Identity;
 use super::session::{SessionEvent, SessionId};
+pub use limits::AppLimits;
 pub use media::TrackRef;
 pub use send::SendPlan;
 use state::State;
@@ -84,6 +86,12 @@ pub struct CoreConfig {
     pub relay_fallback: bool,
     /// Most bytes one room's kept history may take.
     pub history_budget: u64,
+    /// Most bytes of partial messages buffered across all rooms.
+    pub reassembly_budget: usize,
+    /// What one app id may hold: sessions, rooms, local tracks, kept channels.
+    pub app_limits: AppLimits,
+    /// Most bytes every room's kept history may take together on disk.
+    pub history_node_budget: u64,
 }
 
 impl CoreConfig {
@@ -99,6 +107,16 @@ impl CoreConfig {
             ping_after: Duration::from_millis(config.ping_after_ms),
             dead_after: Duration::from_millis(config.dead_after_ms),
             history_budget: config.history_budget_mib.saturating_mul(1 << 20),
+            reassembly_budget: usize::try_from(config.reassembly_budget_mib)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(1 << 20),
+            app_limits: AppLimits {
+                sessions: config.max_app_sessions,
+                rooms: config.max_app_rooms,
+                tracks: config.max_app_tracks,
+                keep_rules: config.max_app_keep_rules,
+            },
+            history_node_budget: config.history_node_budget_mib.saturating_mul(1 << 20),
             relay_fallback: config.ice_transport_policy == crate::transport::ice::IcePolicy::All
                 && config
                     .effective_ice_servers()
@@ -179,8 +197,8 @@ pub enum Effect {
         entry: Box<crate::history::Entry>,
         /// Its channel's rule.
         rule: crate::history::KeepRule,
-        /// The room's byte budget.
-        budget: u64,
+        /// The room's and the node's byte budgets.
+        budgets: crate::store::history::Budgets,
     },
     /// Deliver a room's kept messages after `after` to a session, oldest first, flagged
     /// `history`, before anything that follows.
@@ -321,6 +339,8 @@ pub struct Core {
     last_cursor: crate::history::Cursor,
     /// Catch-up pages being read for peers now (node-wide, bounded).
     history_reading: usize,
+    /// Partial messages buffered across every room, against `config.reassembly_budget`.
+    reassembly: crate::wire::reassembly::NodeBudget,
     /// Traffic counters and latency histograms for `/metrics` (atomic handles, shared with the
     /// driver; they do not feed back into any decision).
     traffic: crate::metrics::Traffic,
@@ -346,6 +366,7 @@ impl Core {
     ) -> Self {
         Core {
             identity,
+            reassembly: crate::wire::reassembly::NodeBudget::new(config.reassembly_budget),
             config,
             rng: StdRng::seed_from_u64(seed),
             next_id: 1,

@@ -117,12 +117,18 @@ impl Core {
         {
             return Err(NodeError::PasswordConflict);
         }
+        let joined = self
+            .st
+            .sessions
+            .get(&session)
+            .and_then(|s| s.rooms.iter().find(|(_, k)| **k == key).map(|(h, _)| *h));
+        if let Some(h) = joined {
+            return Ok(h);
+        }
+        self.check_join(session, &key, &opts.keep)?;
         let Some(sess) = self.st.sessions.get_mut(&session) else {
             return Err(NodeError::NotFound("unknown session".into()));
         };
-        if let Some((h, _)) = sess.rooms.iter().find(|(_, k)| **k == key) {
-            return Ok(*h);
-        }
         let handle = sess.next_handle;
         sess.next_handle += 1;
         sess.rooms.insert(handle, key.clone());
@@ -176,8 +182,9 @@ impl Core {
         let me = self.identity.peer_id.clone();
         let room_key = e2e.as_ref().map(|k| *k.bytes());
         let (room_seed, signal_seed) = (self.seed(), self.seed());
-        let room =
-            Room::new(&me, app, room_id, password, self.config.limits, e2e).with_seed(room_seed);
+        let room = Room::new(&me, app, room_id, password, self.config.limits, e2e)
+            .with_seed(room_seed)
+            .with_reassembly_budget(self.reassembly.clone());
         let mut signal = RoomSignal::new(
             &me,
             app,

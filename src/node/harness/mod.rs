@@ -203,6 +203,8 @@ pub struct Net {
     pub direct_hangs: bool,
     /// Connection ends made relay-only.
     relay_only_ends: BTreeSet<End>,
+    /// Changes the nodes' configuration from the daemon's defaults.
+    tweak: fn(&mut CoreConfig),
 }
 
 /// The core configuration of harness nodes (the daemon's defaults).
@@ -238,7 +240,16 @@ impl Net {
         Self::build(seed, n, true)
     }
 
+    /// `n` nodes whose configuration `tweak` changes, faults off.
+    pub fn with_config(seed: u64, n: usize, tweak: fn(&mut CoreConfig)) -> Self {
+        Self::build_with(seed, n, false, tweak)
+    }
+
     fn build(seed: u64, n: usize, turn: bool) -> Self {
+        Self::build_with(seed, n, turn, |_| {})
+    }
+
+    fn build_with(seed: u64, n: usize, turn: bool, tweak: fn(&mut CoreConfig)) -> Self {
         let start = Instant::now();
         let mut net = Net {
             now: start,
@@ -257,6 +268,7 @@ impl Net {
             relay_only_ends: BTreeSet::new(),
             relay_lost: 0,
             announce_blocks: BTreeSet::new(),
+            tweak,
         };
         for i in 0..n {
             let keys = keys_for(seed, i, 0);
@@ -273,6 +285,7 @@ impl Net {
         };
         let mut config = core_config();
         config.relay_fallback = self.turn;
+        (self.tweak)(&mut config);
         let mut core = Core::new(identity, config, self.now, 1_700_000_000_000_000, core_seed);
         let session = core.open_session();
         Sim {

@@ -47,8 +47,9 @@ def default_daemon() -> str:
 async def connect(
     daemon: str | None = None, *, token: str | None = None, timeout: float = 5.0
 ) -> Node:
-    """Connects to the daemon at `unix:PATH` or `HOST:PORT` (TCP needs the API token; env
-    MESHRTC_DAEMON and MESHRTC_TOKEN are the defaults)."""
+    """Connects to the daemon at `unix:PATH` or `HOST:PORT` (TCP needs the API token unless
+    this runs as the daemon's own account; env MESHRTC_DAEMON and MESHRTC_TOKEN are the
+    defaults)."""
     node = Node(
         daemon or os.environ.get("MESHRTC_DAEMON") or default_daemon(),
         token or os.environ.get("MESHRTC_TOKEN"),

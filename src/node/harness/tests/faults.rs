@@ -244,3 +244,57 @@ fn behind_a_symmetric_nat_the_next_attempt_goes_through_turn_only() {
     }
     assert!(!net.run_until(60 * SEC, |n| converged(n, "r", &[0, 1])));
 }
+
+/// The node's rooms share one reassembly budget: a peer's partial messages in one room fill it,
+/// the next room's message over it is dropped and counted, the first room's message still
+/// completes, and the second room goes on.
+#[test]
+fn partial_messages_share_one_budget_across_the_rooms() {
+    let mut net = Net::with_config(48, 2, |c| c.reassembly_budget = 100_000);
+    for room in ["a", "b"] {
+        for i in 0..2 {
+            net.join(i, room, plain());
+        }
+    }
+    assert!(net.run_until(30 * SEC, |n| converged(n, "a", &[0, 1])
+        && converged(n, "b", &[0, 1])));
+    let to = net.nodes[0].id();
+    let big = crate::wire::Payload::Binary(bytes::Bytes::from(vec![9u8; 60_000]));
+    let mut frames = |room: &str| {
+        net.nodes[1]
+            .core
+            .hook_frames(crate::node::harness::APP, room, &to, "file", &big)
+            .expect("a link")
+            .1
+    };
+    let (mut a, b) = (frames("a"), frames("b"));
+    let last = a.pop().expect("chunks");
+    for f in a.into_iter().chain(b) {
+        assert!(net.inject_frame(1, 0, f));
+    }
+    net.run_for(SEC);
+    assert!(
+        net.nodes[0].core.drops(DropReason::ReassemblyNodeFull) >= 1,
+        "room b's message fit beside room a's in 100 kB"
+    );
+    assert!(net.inject_frame(1, 0, last));
+    net.run_for(SEC);
+    let files: Vec<usize> = net.nodes[0]
+        .events
+        .iter()
+        .filter_map(|e| match &e.kind {
+            EventKind::Message {
+                channel,
+                payload: crate::wire::Payload::Binary(b),
+                ..
+            } if channel == "file" => Some(b.len()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        files,
+        vec![60_000],
+        "room a's message, and only it, arrived"
+    );
+    everyone_hears_everyone(&mut net, "b", &[0, 1], "after the budget");
+}

@@ -175,3 +175,113 @@ fn a_send_to_a_peer_not_in_the_room_is_refused() {
         .expect_err("stranger");
     assert_eq!(err.code(), "not_found");
 }
+
+/// One app's sessions, rooms, local tracks and kept channels are capped: each refusal is
+/// `resource_exhausted` naming its limit and counted, changes nothing, and other apps go on.
+#[test]
+fn an_app_is_refused_past_its_limits_and_the_others_go_on() {
+    use crate::node::core::AppLimits;
+    use crate::node::core::media::TrackRequest;
+    let mut net = Net::with_config(49, 1, |c| {
+        c.app_limits = AppLimits {
+            sessions: 2,
+            rooms: 2,
+            tracks: 1,
+            keep_rules: 2,
+        }
+    });
+    let now = net.now;
+    let core = &mut net.nodes[0].core;
+    let keep = |channels: &[&str]| JoinOptions {
+        keep: channels
+            .iter()
+            .map(|c| {
+                let rule = crate::history::KeepRule {
+                    max_messages: Some(10),
+                    max_age: None,
+                };
+                (c.to_string(), rule)
+            })
+            .collect(),
+        ..JoinOptions::default()
+    };
+    let refused = |r: Result<u32, crate::node::NodeError>, limit: &str| match r {
+        Err(e) => {
+            assert_eq!(e.code(), "resource_exhausted");
+            assert!(e.to_string().contains(limit), "{e}");
+        }
+        Ok(h) => panic!("joined past {limit}: handle {h}"),
+    };
+    let (one, two, three) = (
+        core.open_session(),
+        core.open_session(),
+        core.open_session(),
+    );
+    // Rooms: two per app; a third is refused, in the same app only.
+    core.join(one, "app", "r1", &keep(&["a"]), None, now)
+        .expect("r1");
+    core.join(one, "app", "r2", &plain(), None, now)
+        .expect("r2");
+    refused(
+        core.join(one, "app", "r3", &plain(), None, now),
+        "max_app_rooms",
+    );
+    core.join(one, "other", "r3", &plain(), None, now)
+        .expect("another app's room");
+    // Sessions: two sessions in the app's rooms; a third is refused, but a session already in
+    // them joins another of its rooms.
+    core.join(two, "app", "r1", &plain(), None, now)
+        .expect("second session");
+    refused(
+        core.join(three, "app", "r1", &plain(), None, now),
+        "max_app_sessions",
+    );
+    core.join(two, "app", "r2", &plain(), None, now)
+        .expect("a session already in the app");
+    core.join(three, "other", "r3", &plain(), None, now)
+        .expect("another app's session");
+    // Kept channels: r1 keeps "a"; one more may be kept across the app's rooms.
+    refused(
+        core.join(three, "app", "r2", &keep(&["b", "c"]), None, now),
+        "max_app_sessions",
+    );
+    let r2 = core
+        .join(one, "app", "r2", &plain(), None, now)
+        .expect("rejoin");
+    core.leave(one, r2, now).expect("leave r2");
+    refused(
+        core.join(one, "app", "r2", &keep(&["b", "c"]), None, now),
+        "max_app_keep_rules",
+    );
+    core.join(one, "app", "r2", &keep(&["b"]), None, now)
+        .expect("one more kept channel");
+    // Tracks: one per app.
+    let handle = core
+        .join(one, "app", "r1", &plain(), None, now)
+        .expect("r1");
+    let track = |id: &str| TrackRequest {
+        spec: crate::transport::media::TrackSpec {
+            codec: crate::transport::media::Codec::Vp8,
+            stream_id: "s".into(),
+            track_id: id.into(),
+        },
+        meta: None,
+        targets: Vec::new(),
+        max_kbps: 0,
+    };
+    core.add_track(one, handle, track("t1"), now)
+        .expect("a track");
+    match core.add_track(one, handle, track("t2"), now) {
+        Err(e) => assert!(
+            e.code() == "resource_exhausted" && e.to_string().contains("max_app_tracks"),
+            "{e}"
+        ),
+        Ok(_) => panic!("a second track past max_app_tracks"),
+    }
+    let other = core
+        .join(three, "other", "r3", &plain(), None, now)
+        .expect("r3");
+    core.add_track(three, other, track("t1"), now)
+        .expect("another app's track");
+    assert_eq!(core.drops(DropReason::AppLimit), 5);
+}
