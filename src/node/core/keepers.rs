@@ -57,20 +57,9 @@ pub(crate) struct Catchup {
     pub verified_only: bool,
 }
 
-/// Whether a cell frame signature (a broadcast: no targets) covers this frame payload.
-fn frame_signature_holds(salt: &[u8], sig: &OriginSig, payload: &[u8]) -> bool {
-    crate::wire::cell::CellFrame {
-        fanout: false,
-        ttl: 0,
-        hops: 0,
-        origin: sig.key,
-        seq: sig.seq,
-        targets: Vec::new(),
-        payload: Bytes::copy_from_slice(payload),
-        sig: sig.sig,
-    }
-    .verify(salt)
-    .is_ok()
+/// Whether a cell frame signature (a broadcast: no targets) covers this signed frame body.
+fn frame_signature_holds(salt: &[u8], sig: &OriginSig, body: &[u8]) -> bool {
+    crate::wire::cell::CellFrame::verify_body(salt, &sig.key, sig.seq, &sig.sig, body).is_some()
 }
 
 /// Identity of a message for dedup: its origin and its bytes.
@@ -459,7 +448,10 @@ impl Core {
                 None => false,
             };
             let opened = if w.framed {
-                e.room.open_cell_payload(&w.message).ok()
+                // The signed body: the frame's hop limit, then its payload.
+                w.message
+                    .split_first()
+                    .and_then(|(_, payload)| e.room.open_cell_payload(payload).ok())
             } else {
                 e2e::decode_message(&w.message).ok()
             };
