@@ -89,6 +89,12 @@ drop_reasons! {
     RosterUnrequested => "roster_unrequested",
     /// A roster record dated too far in the future.
     RosterFutureRecord => "roster_future_record",
+    /// In a password room, a roster record (or hello) without a valid MAC of the room key: its
+    /// maker does not know the password.
+    RosterBadMac => "roster_bad_mac",
+    /// A new cells-room member beyond its source's per-second budget (records and hellos passed
+    /// on by one link, or announces from the relays): not added now.
+    MemberRateLimited => "member_rate_limited",
     /// A direct attempt that did not connect in time was given up for a relay-only one.
     DirectPathTimeout => "direct_path_timeout",
     /// A stale dial tried again.
@@ -194,8 +200,24 @@ drop_reasons! {
     CellReplay => "cell_replay",
     /// One of our own cell frames coming back.
     CellOwnEcho => "cell_own_echo",
-    /// A cell frame whose origin is not a member.
+    /// A cell frame whose origin key is not a valid public key.
     CellBadOrigin => "cell_bad_origin",
+    /// A cell frame of another format version (1: an older meshrtc, whose hop limit was not
+    /// signed).
+    CellVersionRefused => "cell_version_refused",
+    /// A cell frame over a link that is not an overlay link of the room (a page, or a peer not
+    /// known as a member within a few seconds): neither delivered nor passed on.
+    CellNotFromMember => "cell_not_from_member",
+    /// A cell frame whose origin is not a member of the room (a key that never joined), still
+    /// unknown a few seconds later: neither delivered nor passed on.
+    CellUnknownOrigin => "cell_unknown_origin",
+    /// A cell frame from an unknown origin or sender that found no room to wait (a few per
+    /// link, and a bounded number and size per room).
+    CellHoldFull => "cell_hold_full",
+    /// A "gone" or "alive" notice from a key that is not a member.
+    CellNoticeNotMember => "cell_notice_not_member",
+    /// A "gone" or "alive" notice beyond its origin's rate: neither acted upon nor passed on.
+    CellNoticeRateLimited => "cell_notice_rate_limited",
     /// A cell payload of the wrong kind for the room (sealed in an open room or the reverse).
     CellPayloadRefused => "cell_payload_refused",
     /// A cell payload that does not decode.

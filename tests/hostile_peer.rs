@@ -12,6 +12,7 @@ use common::*;
 use meshrtc::mesh::CellSize;
 
 use meshrtc::node::JoinOptions;
+use meshrtc::node::identity::peer_id_for;
 use meshrtc::node::session::EventKind;
 use meshrtc::proto::{self, event::Kind};
 use meshrtc::room::Security;
@@ -227,9 +228,9 @@ async fn downgrades_and_tampered_envelopes_are_dropped_counted_and_lose_nothing(
     );
 }
 
-/// A frame from `keys` for a cells room, with `ttl`, carrying `payload`.
-fn cell_frame(keys: &Keys, salt: &[u8], seq: u64, ttl: u8, payload: Vec<u8>) -> CellFrame {
-    let mut f = CellFrame::sign(keys, salt, seq, ttl, Vec::new(), Bytes::from(payload));
+/// A frame from `keys` for a cells room, allowed `max_hops` (signed), carrying `payload`.
+fn cell_frame(keys: &Keys, salt: &[u8], seq: u64, max_hops: u8, payload: Vec<u8>) -> CellFrame {
+    let mut f = CellFrame::sign(keys, salt, seq, max_hops, Vec::new(), Bytes::from(payload));
     // Not yet sent to the cell: the receiver, as the first member to get it, passes it on.
     f.fanout = false;
     f
@@ -340,10 +341,16 @@ async fn hostile_cell_frames_are_dropped_and_counted_and_ttl_is_clamped() {
         .iter()
         .find_map(|r| r.cells.as_ref().map(|c| c.ttl))
         .expect("cells status");
+    // Its signed limit is untouched (it still verifies) and one hop is counted: the next
+    // peer has fewer than its topology's limit left.
+    assert_eq!(relayed[0].verify(&salt), Ok(()));
+    assert_eq!((relayed[0].max_hops, relayed[0].hops), (255, 1));
+    let left = limit
+        .min(u32::from(relayed[0].max_hops))
+        .saturating_sub(u32::from(relayed[0].hops));
     assert!(
-        u32::from(relayed[0].ttl) < limit.max(1),
-        "ttl {} not clamped to the topology's {limit}",
-        relayed[0].ttl
+        left < limit.max(1),
+        "{left} hops left, not clamped to the topology's {limit}"
     );
     // Nothing hostile reached the app; the app is alive and a genuine frame still arrives.
     send(&cell_frame(
@@ -355,6 +362,112 @@ async fn hostile_cell_frames_are_dropped_and_counted_and_ttl_is_clamped() {
     ));
     let m = sa.wait_message(JOIN).await.expect("still delivering");
     assert_eq!(m.payload, Some(text("after")));
+
+    // A frame signed by a throwaway key that never joined, passed on by a member: it waits a
+    // few seconds for a roster record that never comes, then is dropped and counted; the app
+    // never sees it (before admission it was delivered as from a made-up peer id).
+    let throwaway = Keys::generate();
+    send(&cell_frame(
+        &throwaway,
+        &salt,
+        micros_now() + 4,
+        2,
+        body("never joined"),
+    ));
+    wait_drop(&a, "cell_unknown_origin", 1).await;
+    // A re-sent copy with its hop limit raised no longer verifies: refused, counted, and not
+    // passed on a second time (before, an unsigned TTL raised bought a second flood).
+    let bad_sigs = drops(&a.status().await, "cell_bad_signature");
+    let one_hop = cell_frame(&b.keys, &salt, micros_now() + 5, 1, body("one hop"));
+    send(&one_hop);
+    let m = sa.wait_message(JOIN).await.expect("the genuine copy");
+    assert_eq!(m.payload, Some(text("one hop")));
+    let mut raised = one_hop.clone();
+    raised.max_hops = 9;
+    send(&raised);
+    wait_drop(&a, "cell_bad_signature", bad_sigs + 1).await;
+    // The marker: a genuine frame sent after it, so the watcher has seen whatever came before.
+    let marker = cell_frame(&b.keys, &salt, micros_now() + 6, 2, body("marker"));
+    send(&marker);
+    let m = sa.wait_message(JOIN).await.expect("the marker");
+    assert_eq!(m.payload, Some(text("marker")));
+    assert!(
+        watcher
+            .wait(JOIN, |k| matches!(k, EventKind::Message { payload: Payload::Text(p), .. } if p == "marker"))
+            .await
+            .is_some(),
+        "the marker never reached the third member"
+    );
+    let copies = |origin: [u8; 32], seq: u64| -> usize {
+        action_payloads(
+            &watcher.node.hook_recorded_frames(),
+            &ida,
+            meshrtc::room::ACTION_CELL,
+        )
+        .iter()
+        .filter_map(|p| CellFrame::decode(p).ok())
+        .filter(|f| f.origin == origin && f.seq == seq)
+        .count()
+    };
+    assert_eq!(copies(one_hop.origin, one_hop.seq), 1, "passed on twice");
+    let stray = action_payloads(
+        &watcher.node.hook_recorded_frames(),
+        &ida,
+        meshrtc::room::ACTION_CELL,
+    )
+    .iter()
+    .filter_map(|p| CellFrame::decode(p).ok())
+    .filter(|f| f.origin == throwaway.public_key().to_bytes())
+    .count();
+    assert_eq!(stray, 0, "the throwaway key's frame was passed on");
+
+    // A flood of "gone" notices naming the daemon: forty from a key that never joined (dropped
+    // and counted), forty from a member (rate-limited): the daemon answers "alive" once or
+    // twice, not once per notice.
+    let gone = {
+        let mut g = vec![meshrtc::node::cells::NOTICE_GONE];
+        g.extend_from_slice(ida.as_bytes());
+        g
+    };
+    let base = micros_now() + 10;
+    for i in 0..40 {
+        send(&cell_frame(&throwaway, &salt, base + i, 2, gone.clone()));
+        send(&cell_frame(&b.keys, &salt, base + 100 + i, 2, gone.clone()));
+    }
+    wait_drop(&a, "cell_notice_not_member", 40).await;
+    wait_drop(&a, "cell_notice_rate_limited", 40 - 16).await;
+    // Any owed answer goes within two seconds.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let alive: std::collections::BTreeSet<u64> = action_payloads(
+        &watcher.node.hook_recorded_frames(),
+        &ida,
+        meshrtc::room::ACTION_CELL,
+    )
+    .iter()
+    .filter_map(|p| CellFrame::decode(p).ok())
+    .filter(|f| f.payload[..] == [meshrtc::node::cells::NOTICE_ALIVE])
+    .filter(|f| nostr_sdk::PublicKey::from_slice(&f.origin).is_ok_and(|k| peer_id_for(&k) == ida))
+    .map(|f| f.seq)
+    .collect();
+    assert!(
+        (1..=2).contains(&alive.len()),
+        "{} alive broadcasts for 80 notices",
+        alive.len()
+    );
+    // Nothing hostile reached the app.
+    send(&cell_frame(
+        &b.keys,
+        &salt,
+        micros_now() + 7,
+        2,
+        body("last"),
+    ));
+    let m = sa.wait_message(JOIN).await.expect("still delivering");
+    assert_eq!(
+        m.payload,
+        Some(text("last")),
+        "something else arrived first"
+    );
 }
 
 /// A hostile keeper: it tells peers it keeps `chat`, collects a genuine origin signature, then

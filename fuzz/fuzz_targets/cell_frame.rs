@@ -2,8 +2,9 @@
 //! Signed cell frames of the overlay (src/wire/cell.rs), as a hop receives them.
 //!
 //! Every input is decoded and, when it decodes, verified against a fixed room salt; a frame
-//! that decodes must re-encode to the input bytes (unknown flag bits aside), and one that verifies must still
-//! verify after the hop fields (flags, ttl, hops) change, which are outside the signature.
+//! that decodes must re-encode to the input bytes (unknown flag bits aside); one that verifies
+//! must still verify after the hop fields (flags, hops) change, which are outside the signature,
+//! and must not once its signed hop limit (`max_hops`) is raised.
 use libfuzzer_sys::fuzz_target;
 use meshrtc::wire::cell::CellFrame;
 
@@ -23,12 +24,17 @@ fuzz_target!(|data: &[u8]| {
     );
     if frame.verify(ROOM_SALT).is_ok() {
         let mut hop = frame.clone();
-        hop.ttl = hop.ttl.wrapping_sub(1);
         hop.hops = hop.hops.wrapping_add(1);
         hop.fanout = !hop.fanout;
         assert!(
             hop.verify(ROOM_SALT).is_ok(),
             "hop fields broke the signature"
+        );
+        let mut raised = frame.clone();
+        raised.max_hops = raised.max_hops.wrapping_add(1);
+        assert!(
+            raised.verify(ROOM_SALT).is_err(),
+            "the hop limit is outside the signature"
         );
     }
 });

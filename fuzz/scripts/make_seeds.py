@@ -272,14 +272,15 @@ def bip340_sign(secret, msg, aux=bytes(32)):
     return px, rx + ((k + e * d) % _N).to_bytes(32, "big")
 
 
-def cell_frame(secret, salt, seq, ttl, targets, payload, flags=1, hops=0):
-    """A signed cell frame as src/wire/cell.rs lays it out."""
+def cell_frame(secret, salt, seq, max_hops, targets, payload, flags=1, hops=0):
+    """A signed cell frame (version 2) as src/wire/cell.rs lays it out."""
     origin = bip340_sign(secret, bytes(32))[0]
-    h = hashlib.sha256(b"meshrtc/cellframe/v1" + struct.pack(">I", len(salt)) + salt + origin
-                       + struct.pack(">Q", seq) + bytes([len(targets)]) + b"".join(t.encode() for t in targets)
+    h = hashlib.sha256(b"meshrtc/cellframe/v2" + struct.pack(">I", len(salt)) + salt + origin
+                       + struct.pack(">Q", seq) + bytes([max_hops])
+                       + bytes([len(targets)]) + b"".join(t.encode() for t in targets)
                        + struct.pack(">I", len(payload)) + payload).digest()
     _, sig = bip340_sign(secret, h)
-    return (bytes([1, flags, ttl, hops]) + origin + struct.pack(">Q", seq) + bytes([len(targets)])
+    return (bytes([2, flags, max_hops, hops]) + origin + struct.pack(">Q", seq) + bytes([len(targets)])
             + b"".join(t.encode() for t in targets) + struct.pack(">I", len(payload)) + payload + sig)
 
 
@@ -292,8 +293,10 @@ def cell_frame_seeds():
     put("cell_frame", "signed-empty", cell_frame(secret, salt, 0, 0, [], b"", flags=0, hops=9))
     put("cell_frame", "other-room", cell_frame(secret, b"another room", 8, 5, [], b"x"))
     put("cell_frame", "bad-sig", ok[:-1] + bytes([ok[-1] ^ 1]))
+    # The same frame with its signed hop limit raised: it must not verify.
+    put("cell_frame", "raised-hops", ok[:2] + bytes([ok[2] + 1]) + ok[3:])
     put("cell_frame", "truncated", ok[:50])
-    put("cell_frame", "bad-version", b"\x02" + ok[1:])
+    put("cell_frame", "bad-version", b"\x01" + ok[1:])
     put("cell_frame", "long-len", ok[:45] + struct.pack(">I", 0xFFFFFFFF) + ok[49:])
 
 

@@ -16,8 +16,10 @@
 //! ..      8   checksum: SHA-256 of everything before, first 8 bytes (corruption at rest)
 //!
 //! plain body: origin length u8, origin peer id, origin seq u64, origin time ms u64,
-//!             signed u8 (0 none; 1 over the message; 2 a cell frame's, then u32 length and the
-//!             frame payload it covers) [origin key (32), BIP-340 signature (64)],
+//!             signed u8 (0 none; 1 over the message; 3 a cell frame's, then u32 length and the
+//!             signed body it covers: the frame's hop limit, then its payload; 2 a version 1
+//!             cell frame's, whose signature is no longer checked: read as unsigned)
+//!             [origin key (32), BIP-340 signature (64)],
 //!             then the message as the E2E envelope encodes it (channel, payload, meta)
 //! ```
 
@@ -37,6 +39,11 @@ pub use index::{Prune, RoomIndex, Totals};
 
 /// A kept message's place in its room's history: the node's clock (µs) when it was kept.
 pub type Cursor = u64;
+
+/// Signature kind of a stored entry: a cell frame's (version 2) over its signed body.
+const KIND_FRAMED: u8 = 3;
+/// Signature kind of entries kept before cell frames signed their hop limit.
+const KIND_FRAMED_V1: u8 = 2;
 
 /// Value format version.
 const VERSION: u8 = 1;
@@ -134,8 +141,9 @@ pub struct Entry {
     pub verified: bool,
     /// The origin's signature, kept so that peers catching up can check it themselves.
     pub signed: Option<OriginSig>,
-    /// In cells rooms: the cell frame payload that signature covers (the message as the frame
-    /// carried it, sealed in password rooms).
+    /// In cells rooms: the cell frame's signed body that signature covers (its hop limit, then
+    /// the message as the frame carried it, sealed in password rooms; see
+    /// [`crate::wire::cell::CellFrame::signed_body`]).
     pub framed: Option<Vec<u8>>,
 }
 
@@ -232,7 +240,7 @@ pub fn encode(entry: &Entry, key: &HistoryKey, nonce: [u8; NONCE]) -> Vec<u8> {
     plain.extend_from_slice(&entry.origin_ms.to_be_bytes());
     match (&entry.signed, &entry.framed) {
         (Some(s), framed) => {
-            plain.push(if framed.is_some() { 2 } else { 1 });
+            plain.push(if framed.is_some() { KIND_FRAMED } else { 1 });
             plain.extend_from_slice(&s.key);
             plain.extend_from_slice(&s.sig);
             if let Some(f) = framed {
@@ -320,9 +328,9 @@ pub fn decode(value: &[u8], key: &HistoryKey) -> Result<Entry, EntryError> {
     let mut at = 17 + n;
     let kind = *body.get(at).ok_or(EntryError::Damaged)?;
     at += 1;
-    let signed = match kind {
+    let mut signed = match kind {
         0 => None,
-        1 | 2 => {
+        1 | KIND_FRAMED_V1 | KIND_FRAMED => {
             let key = body.get(at..at + 32).ok_or(EntryError::Damaged)?;
             let sig = body.get(at + 32..at + 96).ok_or(EntryError::Damaged)?;
             at += 96;
@@ -334,7 +342,7 @@ pub fn decode(value: &[u8], key: &HistoryKey) -> Result<Entry, EntryError> {
         }
         _ => return Err(EntryError::Damaged),
     };
-    let framed = if kind == 2 {
+    let framed = if kind == KIND_FRAMED || kind == KIND_FRAMED_V1 {
         let len = body.get(at..at + 4).ok_or(EntryError::Damaged)?;
         let len = u32::from_be_bytes(len.try_into().map_err(|_| EntryError::Damaged)?) as usize;
         let f = body.get(at + 4..at + 4 + len).ok_or(EntryError::Damaged)?;
@@ -343,6 +351,12 @@ pub fn decode(value: &[u8], key: &HistoryKey) -> Result<Entry, EntryError> {
     } else {
         None
     };
+    // A version 1 frame's signature left its hop limit out; peers no longer check those, so
+    // the entry is served unsigned (it stays verified here if it was).
+    if kind == KIND_FRAMED_V1 {
+        signed = None;
+    }
+    let framed = framed.filter(|_| kind == KIND_FRAMED);
     let message = body.get(at..).ok_or(EntryError::Damaged)?;
     let (channel, payload, meta) = e2e::decode_message(message).map_err(|_| EntryError::Damaged)?;
     Ok(Entry {

@@ -48,6 +48,34 @@ fn entries_round_trip_open_and_sealed() {
     assert_eq!(decode(&encode(&bin, &open, [1; 24]), &open), Ok(bin));
 }
 
+/// An entry kept from a version 1 cell frame (kind 2: its signature left the hop limit out)
+/// reads back unsigned, so it is served without a signature peers would refuse.
+#[test]
+fn entries_kept_from_version_1_frames_read_back_unsigned() {
+    let open = HistoryKey::open_room("app", "room");
+    let mut e = entry("chat", "hello");
+    e.signed = Some(OriginSig {
+        key: [5; 32],
+        seq: 7,
+        sig: [6; 64],
+    });
+    e.framed = Some(vec![0, b'x']);
+    let mut value = encode(&e, &open, [0; 24]);
+    // origin length, origin, seq, ms: then the signature kind.
+    let at = HEADER + 1 + e.origin.len() + 16;
+    assert_eq!(value[at], KIND_FRAMED);
+    value[at] = KIND_FRAMED_V1;
+    let n = value.len() - CHECKSUM;
+    let sum = checksum(&value[..n]);
+    value[n..].copy_from_slice(&sum);
+    let back = decode(&value, &open).expect("reads");
+    assert_eq!(
+        (back.signed, back.framed, back.verified),
+        (None, None, true)
+    );
+    assert_eq!(back.payload, e.payload);
+}
+
 #[test]
 fn damaged_values_are_detected_without_the_key() {
     let key = HistoryKey::password_room(&[9; 32]);

@@ -273,7 +273,7 @@ impl Overlay for GenosPeer {
 
     fn originate(&mut self, mut frame: CellFrame, _now: Instant) -> Vec<MeshOutput> {
         self.remember((frame.origin, frame.seq));
-        frame.ttl = self.topo.ttl;
+        frame.max_hops = self.topo.ttl;
         frame.hops = 0;
         let mut out = Vec::new();
         let Some(&cell) = self.topo.cell_of.get(&self.me) else {
@@ -297,12 +297,12 @@ impl Overlay for GenosPeer {
             return Err(MeshDrop::Duplicate);
         }
         let mut out = Vec::new();
+        let left = frame.remaining();
         frame.hops = frame.hops.saturating_add(1);
-        if frame.ttl > 0
+        if left > 0
             && self.topo.is_bridge(&self.me)
             && let Some(&cell) = self.topo.cell_of.get(&self.me)
         {
-            frame.ttl -= 1;
             let neighbours = self.topo.neighbour_bridges(cell);
             if self.topo.cell_of.get(from) == Some(&cell) {
                 self.send_to(&neighbours, None, &frame, &mut out);

@@ -5,6 +5,7 @@
 //! The daemon drives [`router::Mesh`]; the simulator (`meshrtc-sim`) drives it and the seed
 //! system's algorithm ([`genos::GenosPeer`]) through the same [`Overlay`] trait.
 
+pub mod admission;
 pub mod genos;
 pub mod plumtree;
 mod replay;

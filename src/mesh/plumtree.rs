@@ -144,7 +144,7 @@ impl PlumPeer {
     fn control(kind: &'static [u8], id: FrameId) -> CellFrame {
         CellFrame {
             fanout: false,
-            ttl: 1,
+            max_hops: 1,
             hops: 0,
             origin: id.0,
             seq: id.1,
@@ -241,7 +241,7 @@ impl Overlay for PlumPeer {
 
     fn originate(&mut self, mut frame: CellFrame, _now: Instant) -> Vec<MeshOutput> {
         frame.hops = 0;
-        frame.ttl = u8::MAX;
+        frame.max_hops = u8::MAX;
         self.remember(&frame);
         let mut out = Vec::new();
         self.push(None, &frame, &mut out);

@@ -32,7 +32,8 @@ const SERVE_BURST: f64 = 20_000.0;
 const SERVE_PER_SEC: f64 = 5_000.0;
 /// How long a departed member's record stays refused.
 const TOMBSTONE_FOR: Duration = Duration::from_secs(300);
-/// Most members a roster holds.
+/// Most members a roster holds (the census of a cells room holds as many, and makes room for
+/// members it is linked to by evicting hearsay: see `node::cells`).
 pub const MAX_MEMBERS: usize = 65_536;
 
 /// What the roster asks its driver to do.
@@ -161,6 +162,15 @@ impl RosterSync {
             self.account(&item, false);
             self.tombstones
                 .insert(id.to_owned(), (item.record.issued, now + TOMBSTONE_FOR));
+            self.mark_changed(now);
+        }
+    }
+
+    /// Drops a member's record to make room for another (the census chose whom): no
+    /// tombstone, so its record is welcome again later.
+    pub fn evict(&mut self, id: &str, now: Instant) {
+        if let Some(item) = self.items.remove(id) {
+            self.account(&item, false);
             self.mark_changed(now);
         }
     }

@@ -34,6 +34,9 @@ use crate::wire::cell::CellFrame;
 const WANT_WINDOW: Duration = Duration::from_secs(1);
 /// Peers remembered per missing frame to pull it from.
 const ANNOUNCERS: usize = 3;
+/// How many times one frame is passed on again for a later copy with more hops left: copies
+/// race, but hops are not signed, so a copy re-sent with its hop count lowered gets no more.
+const MAX_REPASSES: u8 = 1;
 
 /// Tunables of a peer's overlay state.
 #[derive(Debug, Clone)]
@@ -86,6 +89,8 @@ pub enum MeshDrop {
     Replay,
     /// Our own frame coming back.
     Own,
+    /// From a peer that is not an overlay link of this room (a page, or a member not known yet).
+    NotLinked,
 }
 
 impl MeshDrop {
@@ -95,6 +100,7 @@ impl MeshDrop {
             MeshDrop::Duplicate => DropReason::CellDuplicate,
             MeshDrop::Replay => DropReason::CellReplay,
             MeshDrop::Own => DropReason::CellOwnEcho,
+            MeshDrop::NotLinked => DropReason::CellNotFromMember,
         }
     }
 }
@@ -102,12 +108,14 @@ impl MeshDrop {
 /// Bounded memory of (origin, seq) pairs, with a per-origin replay floor.
 ///
 /// Each pair keeps the most hops any copy of it had left here. Copies race: under load a copy
-/// that came the long way can arrive first with its TTL nearly spent; if that one alone were
+/// that came the long way can arrive first with its hops nearly spent; if that one alone were
 /// passed on, the flood could stop short of peers only the short way reaches. So a later copy
-/// with more hops left is passed on again (never delivered twice).
+/// with more hops left is passed on again, at most [`MAX_REPASSES`] times (never delivered
+/// twice): the hop count is not signed, and a forwarder lowering it must not buy a re-flood.
 #[derive(Debug, Default)]
 struct Seen {
-    set: FxHashMap<([u8; 32], u64), u8>,
+    /// Most hops left of any copy, and how many times the frame was passed on again.
+    set: FxHashMap<([u8; 32], u64), (u8, u8)>,
     order: VecDeque<([u8; 32], u64)>,
     /// Replay floors per origin.
     floors: FxHashMap<[u8; 32], Floor>,
@@ -145,14 +153,15 @@ impl Seen {
         if self.floors.get(&origin).is_some_and(|f| seq <= f.seq) {
             return Err(MeshDrop::Replay);
         }
-        if let Some(best) = self.set.get_mut(&(origin, seq)) {
-            if ttl > *best {
+        if let Some((best, repasses)) = self.set.get_mut(&(origin, seq)) {
+            if ttl > *best && *repasses < MAX_REPASSES {
                 *best = ttl;
+                *repasses += 1;
                 return Ok(Copy::MoreHops);
             }
             return Err(MeshDrop::Duplicate);
         }
-        self.set.insert((origin, seq), ttl);
+        self.set.insert((origin, seq), (ttl, 0));
         self.order.push_back((origin, seq));
         let entry = self.floors.entry(origin).or_insert(Floor {
             seq: 0,
@@ -189,7 +198,7 @@ impl Seen {
     }
 
     fn bytes(&self) -> usize {
-        self.set.len() * 49 + self.order.len() * 40 + self.floors.len() * 64
+        self.set.len() * 50 + self.order.len() * 40 + self.floors.len() * 64
     }
 }
 
@@ -289,19 +298,34 @@ impl Mesh {
         &self.topo
     }
 
-    /// True when a copy of this frame with at least as many hops left was already handled
+    /// True when this copy of a frame would be dropped as a duplicate: one with at least as
+    /// many hops left was already handled, or the frame was passed on again as often as allowed
     /// (checked before its signature is).
-    pub fn seen(&self, origin: &[u8; 32], seq: u64, ttl: u8) -> bool {
-        let ttl = ttl.min(self.topo.ttl());
+    pub fn seen(&self, frame: &CellFrame) -> bool {
+        let left = self.hops_left(frame);
         self.seen
             .set
-            .get(&(*origin, seq))
-            .is_some_and(|best| *best >= ttl)
+            .get(&(frame.origin, frame.seq))
+            .is_some_and(|(best, repasses)| *best >= left || *repasses >= MAX_REPASSES)
     }
 
     /// Links that are up.
     pub fn linked(&self) -> impl Iterator<Item = &str> {
         self.linked.keys().map(String::as_str)
+    }
+
+    /// Hops a frame has left here: the origin's signed limit, clamped to our topology's, less
+    /// the hops it took.
+    fn hops_left(&self, frame: &CellFrame) -> u8 {
+        frame
+            .max_hops
+            .min(self.topo.ttl())
+            .saturating_sub(frame.hops)
+    }
+
+    /// True when the link to `peer` is an overlay link (up, and its peer a member).
+    pub fn is_linked(&self, peer: &str) -> bool {
+        self.linked.contains_key(peer)
     }
 
     fn forward(&mut self, from: Option<&str>, frame: &CellFrame, out: &mut Vec<MeshOutput>) {
@@ -523,7 +547,7 @@ impl Overlay for Mesh {
         let _ = self
             .seen
             .check(frame.origin, frame.seq, u8::MAX, now, &self.cfg);
-        frame.ttl = self.topo.ttl();
+        // The hop limit is signed: the caller set it (from the topology, see `CellRoom`).
         frame.hops = 0;
         frame.fanout = true;
         if self.linked.is_empty() {
@@ -541,7 +565,10 @@ impl Overlay for Mesh {
         mut frame: CellFrame,
         now: Instant,
     ) -> Result<Vec<MeshOutput>, MeshDrop> {
-        let ttl = frame.ttl.min(self.topo.ttl());
+        if !self.linked.contains_key(from) {
+            return Err(MeshDrop::NotLinked);
+        }
+        let ttl = self.hops_left(&frame);
         let copy = self
             .seen
             .check(frame.origin, frame.seq, ttl, now, &self.cfg)?;
@@ -551,7 +578,6 @@ impl Overlay for Mesh {
         // topology it would pass frames on with a TTL cut to nothing, and the peers behind it
         // would take that starved copy for the first one.
         if ttl > 0 && self.my_cell.is_some() {
-            frame.ttl = ttl - 1;
             self.forward(Some(from), &frame, &mut out);
         }
         if copy == Copy::First {

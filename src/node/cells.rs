@@ -9,6 +9,13 @@
 //! so members also pass each other's signed roster records over their links
 //! ([`crate::mesh::roster`]): a newcomer has the whole roster from its first link, and a member
 //! floods its own record once through the overlay when it first has a link.
+//!
+//! Admission ([`admit`], policy in [`crate::mesh::admission`]): frames count only from overlay
+//! links and from origins in the census; new members arrive within a per-source budget, and
+//! in password rooms only with a record MAC made with the room key. The census is bounded;
+//! when full, a member we are linked to takes the place of one we only heard of.
+
+mod admit;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -18,11 +25,14 @@ use bytes::Bytes;
 use nostr_sdk::{Keys, PublicKey};
 
 use crate::drops::DropReason;
-use crate::mesh::roster::{RosterOut, RosterSync};
+use crate::mesh::admission::{Budgets, Held, Notices, Source};
+use crate::mesh::roster::{MAX_MEMBERS, RosterOut, RosterSync};
 use crate::mesh::{CellSize, Member, Mesh, MeshConfig, MeshOutput, Overlay, Topology, placement};
 use crate::node::identity::peer_id_for;
 use crate::wire::cell::CellFrame;
-use crate::wire::roster::{RosterMsg, RosterRecord};
+use crate::wire::roster::{RosterMsg, RosterRecord, mac_key};
+
+pub use admit::Admit;
 
 /// How far in the future a record's date may be (clock skew) before it is refused.
 const RECORD_SKEW_SECS: u64 = 600;
@@ -45,6 +55,8 @@ pub enum Heard {
     Member,
     /// Just added.
     Newcomer,
+    /// A newcomer not added (its source is over budget, or the census is full).
+    Refused(DropReason),
 }
 
 /// Origin keys whose peer id is remembered.
@@ -79,6 +91,31 @@ struct Entry {
     place: u64,
     heard: Instant,
     suspect_since: Option<Instant>,
+    /// How it came in (a full census makes room for linked members by dropping hearsay).
+    via: Via,
+    /// When it came in.
+    since: Instant,
+}
+
+/// How a census entry came in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Via {
+    /// Ourselves, or a member we have been linked to.
+    Own,
+    /// Its signed event, from a relay.
+    Relay,
+    /// Its record, passed on by this linked member.
+    Link(String),
+}
+
+impl Via {
+    fn of(source: Source<'_>) -> Via {
+        match source {
+            Source::Own => Via::Own,
+            Source::Relay => Via::Relay,
+            Source::Link(p) => Via::Link(p.to_owned()),
+        }
+    }
 }
 
 /// Census and overlay of one cells room.
@@ -97,6 +134,18 @@ pub struct CellRoom {
     roster: RosterSync,
     own: RosterRecord,
     hello_sent: bool,
+    /// Password rooms: the key of record MACs.
+    mac_key: Option<[u8; 32]>,
+    /// Most census entries.
+    cap: usize,
+    /// New members per source.
+    budgets: Budgets,
+    /// Frames waiting for their sender or origin.
+    held: Held,
+    /// Notice budgets, and our "alive" answers.
+    notices: Notices,
+    /// Drops decided outside a frame's handling (held frames expiring), for the caller.
+    drops: Vec<DropReason>,
 }
 
 /// What a roster message brought.
@@ -131,17 +180,24 @@ pub struct CellInfo {
 }
 
 impl CellRoom {
-    /// A cells room whose census starts with this node.
+    /// A cells room whose census starts with this node; `room_key` is a password room's
+    /// end-to-end key (its records then carry MACs).
     pub fn new(
         me: &str,
         keys: &Keys,
         salt: &[u8],
+        room_key: Option<&[u8; 32]>,
         size: CellSize,
         now: Instant,
         wall_us: u64,
     ) -> Self {
         let key = keys.public_key();
+        let mac_key = room_key.map(mac_key);
         let own = RosterRecord::sign(keys, salt, wall_us / 1_000_000);
+        let own = match &mac_key {
+            Some(k) => own.with_mac(k),
+            None => own,
+        };
         let mut room = CellRoom {
             me: me.to_owned(),
             size,
@@ -155,6 +211,12 @@ impl CellRoom {
             roster: RosterSync::new(now),
             own,
             hello_sent: false,
+            mac_key,
+            cap: MAX_MEMBERS,
+            budgets: Budgets::default(),
+            held: Held::default(),
+            notices: Notices::default(),
+            drops: Vec::new(),
         };
         let _ = room
             .roster
@@ -165,17 +227,21 @@ impl CellRoom {
                 place: placement(salt, &key.to_bytes()),
                 heard: now,
                 suspect_since: None,
+                via: Via::Own,
+                since: now,
             },
         );
         room
     }
 
-    /// Checks a record and adds its member; `Ok(Some(id))` when the member is new to the census.
-    /// A record says a key joined; it proves nothing about being alive now, so it does not
-    /// refresh a known member.
+    /// Checks a record that came from `source` and adds its member; `Ok(Some(id))` when the
+    /// member is new to the census. A record says a key joined; it proves nothing about being
+    /// alive now, so it does not refresh a known member. Cheap checks come first, and a new
+    /// member's budget and place are settled before its signature is checked.
     pub fn learn(
         &mut self,
         record: &RosterRecord,
+        source: Source<'_>,
         now: Instant,
         wall_secs: u64,
     ) -> Result<Option<String>, DropReason> {
@@ -190,12 +256,28 @@ impl CellRoom {
         if record.issued > wall_secs + RECORD_SKEW_SECS {
             return Err(DropReason::RosterFutureRecord);
         }
+        let mut record = *record;
+        match &self.mac_key {
+            Some(k) if !record.mac_holds(k) => return Err(DropReason::RosterBadMac),
+            Some(_) => {}
+            // Open rooms: a MAC proves nothing, and is not passed on.
+            None => record.mac = None,
+        }
+        // A member passing on its own record speaks for itself.
+        let source = match source {
+            Source::Link(p) if p == id => Source::Own,
+            s => s,
+        };
+        let new = !self.census.contains_key(&id);
+        if new {
+            self.admit_member(source, now)?;
+        }
         if !record.verify(&self.salt) {
             return Err(DropReason::RosterBadRecord);
         }
         let place = placement(&self.salt, &record.key);
-        self.roster.insert(&id, *record, place, now)?;
-        if self.census.contains_key(&id) {
+        self.roster.insert(&id, record, place, now)?;
+        if !new {
             return Ok(None);
         }
         self.census.insert(
@@ -204,6 +286,8 @@ impl CellRoom {
                 place,
                 heard: now,
                 suspect_since: None,
+                via: Via::of(source),
+                since: now,
             },
         );
         self.touch(now);
@@ -226,7 +310,7 @@ impl CellRoom {
                 return step;
             }
             for r in records {
-                match self.learn(r, now, wall_secs) {
+                match self.learn(r, Source::Link(from), now, wall_secs) {
                     Ok(Some(id)) => step.newcomers.push(id),
                     Ok(None) => {}
                     Err(reason) => step.outs.push(RosterOut::Drop(reason)),
@@ -287,7 +371,9 @@ impl CellRoom {
     ) -> Vec<MeshOutput> {
         let seq = self.mesh.next_seq(wall_us);
         let notice = body.first().is_some_and(|b| *b >= NOTICE_GONE);
-        let frame = CellFrame::sign(keys, &self.salt, seq, 0, targets, Bytes::from(body));
+        // The hop limit is signed: the topology's, so no forwarder can stretch it.
+        let max_hops = self.mesh.topology().ttl();
+        let frame = CellFrame::sign(keys, &self.salt, seq, max_hops, targets, Bytes::from(body));
         let origin = frame.origin;
         let outs = self.mesh.originate(frame, now);
         if notice {
@@ -314,9 +400,15 @@ impl CellRoom {
         self.changed = Some((first, now));
     }
 
-    /// A signed signaling event from `peer` arrived. Returns whether it is a member, and
-    /// whether it is new to the census.
-    pub fn heard(&mut self, peer: &str, author: &[u8; 32], now: Instant) -> Heard {
+    /// A signed signaling event from `peer` arrived (through a relay; `Source::Own` when we
+    /// are linked to it). Returns whether it is a member, and whether it is new to the census.
+    pub fn heard(
+        &mut self,
+        peer: &str,
+        author: &[u8; 32],
+        source: Source<'_>,
+        now: Instant,
+    ) -> Heard {
         if let Some(e) = self.census.get_mut(peer) {
             e.heard = now;
             e.suspect_since = None;
@@ -329,6 +421,9 @@ impl CellRoom {
         if peer_id_for(&key) != peer {
             return Heard::Stranger;
         }
+        if let Err(reason) = self.admit_member(source, now) {
+            return Heard::Refused(reason);
+        }
         self.roster.unbury(peer);
         self.census.insert(
             peer.to_owned(),
@@ -336,6 +431,8 @@ impl CellRoom {
                 place: placement(&self.salt, author),
                 heard: now,
                 suspect_since: None,
+                via: Via::of(source),
+                since: now,
             },
         );
         self.touch(now);
@@ -369,6 +466,7 @@ impl CellRoom {
         if let Some(e) = self.census.get_mut(peer) {
             e.suspect_since = None;
             e.heard = now;
+            e.via = Via::Own;
         }
         let joined_us = self
             .roster
@@ -383,6 +481,8 @@ impl CellRoom {
         let wanted = self.wanted().contains(peer);
         self.mesh.link_down(peer, now);
         self.roster.link_down(peer);
+        let dropped = self.held.link_down(peer);
+        self.drops.extend(dropped);
         if dead {
             self.forget(peer, now);
         } else if wanted {
@@ -452,6 +552,15 @@ impl CellRoom {
             }
             self.touch(now);
         }
+        let (census, mesh) = (&self.census, &self.mesh);
+        let expired = self.held.expire(now, |from, _| {
+            if census.contains_key(from) && mesh.is_linked(from) {
+                crate::mesh::admission::Wait::Origin
+            } else {
+                crate::mesh::admission::Wait::Sender
+            }
+        });
+        self.drops.extend(expired);
         let mut out = Vec::new();
         if let Some((first, last)) = self.changed
             && (now >= last + SETTLE_QUIET || now >= first + SETTLE_CAP)
@@ -524,16 +633,16 @@ mod tests {
         let me = Keys::generate();
         let (me_id, _) = member(&me);
         let t0 = Instant::now();
-        let mut room = CellRoom::new(&me_id, &me, b"salt", CellSize::Fixed(4), t0, 0);
+        let mut room = CellRoom::new(&me_id, &me, b"salt", None, CellSize::Fixed(4), t0, 0);
         let others: Vec<Keys> = (0..9).map(|_| Keys::generate()).collect();
         for k in &others {
             let (id, key) = member(k);
-            assert_eq!(room.heard(&id, &key, t0), Heard::Newcomer);
+            assert_eq!(room.heard(&id, &key, Source::Relay, t0), Heard::Newcomer);
         }
         // An id that does not derive from the signing key is refused.
         let (_, stranger) = member(&Keys::generate());
         assert_eq!(
-            room.heard("AAAAAAAAAAAAAAAAAAAA", &stranger, t0),
+            room.heard("AAAAAAAAAAAAAAAAAAAA", &stranger, Source::Relay, t0),
             Heard::Stranger
         );
         assert!(
@@ -552,11 +661,11 @@ mod tests {
         let me = Keys::generate();
         let (me_id, _) = member(&me);
         let t0 = Instant::now();
-        let mut room = CellRoom::new(&me_id, &me, b"s", CellSize::default(), t0, 0);
+        let mut room = CellRoom::new(&me_id, &me, b"s", None, CellSize::default(), t0, 0);
         let (a, ak) = member(&Keys::generate());
         let (b, bk) = member(&Keys::generate());
-        room.heard(&a, &ak, t0);
-        room.heard(&b, &bk, t0);
+        room.heard(&a, &ak, Source::Relay, t0);
+        room.heard(&b, &bk, Source::Relay, t0);
         room.link_down(&a, true, t0);
         assert!(!room.is_member(&a));
         room.tick(t0 + CENSUS_TTL + Duration::from_secs(1), |_| false);

@@ -689,7 +689,8 @@ fn run<O: Overlay + Send>(
                     let seq = p.overlay.next_seq(clock);
                     let frame = CellFrame {
                         fanout: true,
-                        ttl: 0,
+                        // Unsigned here: each peer's own topology bounds the hops.
+                        max_hops: u8::MAX,
                         hops: 0,
                         origin: p.member.key,
                         seq,

@@ -1,23 +1,27 @@
 //! Cell frames: a room message carried hop by hop through the cellular overlay, signed by its
-//! origin so no forwarder can forge or alter it.
+//! origin so no forwarder can forge or alter it, nor let it travel farther than its origin said.
 //!
 //! Layout (all integers big-endian), sent as the payload of the internal action `@_mrcell`:
 //!
 //! ```text
-//! 0      version = 1
-//! 1      flags   (bit 0: the sender already sent this frame to its whole cell)
-//! 2      ttl     hops still allowed
-//! 3      hops    hops taken so far
-//! 4..36  origin  x-only secp256k1 public key (the origin's node key; its peer id derives from it)
-//! 36..44 seq     origin's sequence number (microseconds of its clock, strictly increasing)
-//! 44     n       number of targets (0 = everyone)
-//! ..     n × 20  target peer ids
+//! 0      version = 2
+//! 1      flags    (bit 0: the sender already sent this frame to its whole cell)
+//! 2      max_hops hops the origin allows (signed)
+//! 3      hops     hops taken so far (not signed: each hop raises it)
+//! 4..36  origin   x-only secp256k1 public key (the origin's node key; its peer id derives from it)
+//! 36..44 seq      origin's sequence number (microseconds of its clock, strictly increasing)
+//! 44     n        number of targets (0 = everyone)
+//! ..     n × 20   target peer ids
 //! ..     u32 len, payload (the room message, E2E-sealed in password rooms)
-//! ..     64      BIP-340 signature over SHA-256(tag, room salt, origin, seq, targets, payload)
+//! ..     64       BIP-340 signature over
+//!                 SHA-256(tag v2, room salt, origin, seq, max_hops, targets, payload)
 //! ```
 //!
-//! `flags`, `ttl` and `hops` change at every hop and are outside the signature; a receiver
-//! clamps `ttl` to what its own topology allows.
+//! `flags` and `hops` change at every hop and are outside the signature; a receiver forwards
+//! while `hops` is below `max_hops` and below its own topology's limit, adding one hop. Lowering
+//! `hops` cannot take a frame past `max_hops`, and a copy with a raised `max_hops` no longer
+//! verifies. Version 1 frames (whose hop limit was unsigned) are refused as
+//! [`CellFrameError::Version`].
 
 use bytes::Bytes;
 use nostr_sdk::secp256k1::schnorr::Signature;
@@ -28,7 +32,7 @@ use sha2::{Digest as _, Sha256};
 use crate::wire::topic::PEER_ID_LEN;
 
 /// Frame format version.
-pub const CELL_FRAME_VERSION: u8 = 1;
+pub const CELL_FRAME_VERSION: u8 = 2;
 /// Most targets a frame may name.
 pub const MAX_TARGETS: usize = 255;
 const FIXED: usize = 45;
@@ -40,9 +44,9 @@ const FLAG_FANOUT: u8 = 1;
 pub struct CellFrame {
     /// The sender sent it to every member of its cell.
     pub fanout: bool,
-    /// Hops still allowed.
-    pub ttl: u8,
-    /// Hops taken.
+    /// Hops the origin allows (covered by the signature).
+    pub max_hops: u8,
+    /// Hops taken (not covered: forwarders raise it).
     pub hops: u8,
     /// The origin's x-only public key.
     pub origin: [u8; 32],
@@ -59,27 +63,33 @@ pub struct CellFrame {
 /// Why bytes are not a cell frame.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum CellFrameError {
-    /// Too short, wrong lengths, or an unknown version.
+    /// Too short or wrong lengths.
     #[error("malformed cell frame")]
     Malformed,
+    /// Another format version (1: an older meshrtc, whose hop limit was not signed).
+    #[error("cell frame version {0} is not supported")]
+    Version(u8),
     /// The signature does not verify for the origin key.
     #[error("cell frame signature does not verify")]
     BadSignature,
 }
 
+/// What the origin signs: everything but the hop fields it cannot know (`flags`, `hops`).
 fn digest(
     room_salt: &[u8],
     origin: &[u8; 32],
     seq: u64,
+    max_hops: u8,
     targets: &[String],
     payload: &[u8],
 ) -> [u8; 32] {
     let mut h = Sha256::new();
-    h.update(b"meshrtc/cellframe/v1");
+    h.update(b"meshrtc/cellframe/v2");
     h.update((room_salt.len() as u32).to_be_bytes());
     h.update(room_salt);
     h.update(origin);
     h.update(seq.to_be_bytes());
+    h.update([max_hops]);
     h.update([targets.len() as u8]);
     for t in targets {
         h.update(t.as_bytes());
@@ -90,12 +100,12 @@ fn digest(
 }
 
 impl CellFrame {
-    /// Builds and signs a frame from `keys` for a room.
+    /// Builds and signs a frame from `keys` for a room, allowed `max_hops` hops.
     pub fn sign(
         keys: &Keys,
         room_salt: &[u8],
         seq: u64,
-        ttl: u8,
+        max_hops: u8,
         targets: Vec<String>,
         payload: Bytes,
     ) -> CellFrame {
@@ -105,11 +115,13 @@ impl CellFrame {
             .filter(|t| t.len() == PEER_ID_LEN)
             .take(MAX_TARGETS)
             .collect();
-        let msg = Message::from_digest(digest(room_salt, &origin, seq, &targets, &payload));
+        let msg = Message::from_digest(digest(
+            room_salt, &origin, seq, max_hops, &targets, &payload,
+        ));
         let sig = keys.sign_schnorr(&msg);
         CellFrame {
             fanout: true,
-            ttl,
+            max_hops,
             hops: 0,
             origin,
             seq,
@@ -117,6 +129,11 @@ impl CellFrame {
             payload,
             sig: *sig.as_ref(),
         }
+    }
+
+    /// Hops still allowed by the origin.
+    pub fn remaining(&self) -> u8 {
+        self.max_hops.saturating_sub(self.hops)
     }
 
     /// Checks the origin's signature for a room.
@@ -128,6 +145,7 @@ impl CellFrame {
             room_salt,
             &self.origin,
             self.seq,
+            self.max_hops,
             &self.targets,
             &self.payload,
         ));
@@ -143,7 +161,7 @@ impl CellFrame {
         );
         out.push(CELL_FRAME_VERSION);
         out.push(if self.fanout { FLAG_FANOUT } else { 0 });
-        out.push(self.ttl);
+        out.push(self.max_hops);
         out.push(self.hops);
         out.extend_from_slice(&self.origin);
         out.extend_from_slice(&self.seq.to_be_bytes());
@@ -160,7 +178,12 @@ impl CellFrame {
     /// Decodes a frame (the signature is checked separately, by [`CellFrame::verify`]).
     pub fn decode(bytes: &[u8]) -> Result<CellFrame, CellFrameError> {
         let bad = CellFrameError::Malformed;
-        if bytes.len() < FIXED + 4 + SIG || bytes[0] != CELL_FRAME_VERSION {
+        match bytes.first() {
+            None => return Err(bad),
+            Some(&v) if v != CELL_FRAME_VERSION => return Err(CellFrameError::Version(v)),
+            Some(_) => {}
+        }
+        if bytes.len() < FIXED + 4 + SIG {
             return Err(bad);
         }
         let origin: [u8; 32] = bytes[4..36].try_into().map_err(|_| bad)?;
@@ -192,7 +215,7 @@ impl CellFrame {
         let sig: [u8; 64] = bytes[at + len..].try_into().map_err(|_| bad)?;
         Ok(CellFrame {
             fanout: bytes[1] & FLAG_FANOUT != 0,
-            ttl: bytes[2],
+            max_hops: bytes[2],
             hops: bytes[3],
             origin,
             seq,
@@ -200,6 +223,38 @@ impl CellFrame {
             payload,
             sig,
         })
+    }
+
+    /// What a kept broadcast needs for its signature to be checked later, without the frame:
+    /// the signed hop limit, then the payload (see [`CellFrame::verify_body`]).
+    pub fn signed_body(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(1 + self.payload.len());
+        out.push(self.max_hops);
+        out.extend_from_slice(&self.payload);
+        out
+    }
+
+    /// Checks a broadcast's signature (`key`, `seq`, `sig`) over a [`CellFrame::signed_body`];
+    /// returns the payload when it holds.
+    pub fn verify_body<'a>(
+        room_salt: &[u8],
+        key: &[u8; 32],
+        seq: u64,
+        sig: &[u8; 64],
+        body: &'a [u8],
+    ) -> Option<&'a [u8]> {
+        let (&max_hops, payload) = body.split_first()?;
+        let frame = CellFrame {
+            fanout: false,
+            max_hops,
+            hops: 0,
+            origin: *key,
+            seq,
+            targets: Vec::new(),
+            payload: Bytes::copy_from_slice(payload),
+            sig: *sig,
+        };
+        frame.verify(room_salt).ok().map(|()| payload)
     }
 }
 
@@ -280,7 +335,7 @@ mod tests {
         );
         let bytes = f.encode();
         assert_eq!(bytes.len(), FIXED + 20 + 4 + 5 + SIG);
-        assert_eq!(&bytes[..4], &[1, 1, 9, 0]);
+        assert_eq!(&bytes[..4], &[2, 1, 9, 0]);
         assert_eq!(&bytes[36..44], &42u64.to_be_bytes());
         let back = CellFrame::decode(&bytes).expect("decode");
         assert_eq!(back, f);
@@ -292,16 +347,17 @@ mod tests {
     }
 
     #[test]
-    fn forwarding_fields_are_outside_the_signature_but_nothing_else_is() {
+    fn hop_fields_are_outside_the_signature_but_the_hop_limit_is_not() {
         let k = keys();
         let f = CellFrame::sign(&k, b"s", 1, 5, vec![], Bytes::from_static(b"x"));
         let mut forwarded = f.clone();
-        forwarded.ttl = 4;
         forwarded.hops = 1;
         forwarded.fanout = false;
         assert!(forwarded.verify(b"s").is_ok());
+        assert_eq!(forwarded.remaining(), 4);
         for tamper in [
             |f: &mut CellFrame| f.seq += 1,
+            |f: &mut CellFrame| f.max_hops += 1,
             |f: &mut CellFrame| f.payload = Bytes::from_static(b"y"),
             |f: &mut CellFrame| f.targets.push("BBBBBBBBBBBBBBBBBBBB".into()),
             |f: &mut CellFrame| f.origin = Keys::generate().public_key().to_bytes(),
@@ -310,6 +366,22 @@ mod tests {
             tamper(&mut t);
             assert_eq!(t.verify(b"s"), Err(CellFrameError::BadSignature));
         }
+        // A kept broadcast's signature checks from its signed body alone.
+        let body = f.signed_body();
+        assert_eq!(
+            CellFrame::verify_body(b"s", &f.origin, f.seq, &f.sig, &body),
+            Some(&b"x"[..])
+        );
+        let mut raised = body.clone();
+        raised[0] = 9;
+        assert_eq!(
+            CellFrame::verify_body(b"s", &f.origin, f.seq, &f.sig, &raised),
+            None
+        );
+        assert_eq!(
+            CellFrame::verify_body(b"s", &f.origin, f.seq, &f.sig, &[]),
+            None
+        );
     }
 
     #[test]
@@ -325,9 +397,11 @@ mod tests {
         let mut long = bytes.clone();
         long.push(0);
         assert_eq!(CellFrame::decode(&long), Err(CellFrameError::Malformed));
-        let mut v2 = bytes;
-        v2[0] = 2;
-        assert_eq!(CellFrame::decode(&v2), Err(CellFrameError::Malformed));
+        // A version 1 frame (unsigned hop limit) is refused as such, whatever follows.
+        let mut v1 = bytes;
+        v1[0] = 1;
+        assert_eq!(CellFrame::decode(&v1), Err(CellFrameError::Version(1)));
+        assert_eq!(CellFrame::decode(&[1]), Err(CellFrameError::Version(1)));
     }
 
     /// Frames signed outside this crate (fuzz/scripts/make_seeds.py, a BIP-340 written from the
@@ -352,6 +426,17 @@ mod tests {
         let bad = CellFrame::decode(include_bytes!("../../fuzz/corpus/cell_frame/seed-bad-sig"))
             .expect("decodes");
         assert_eq!(bad.verify(salt), Err(CellFrameError::BadSignature));
+        let raised = CellFrame::decode(include_bytes!(
+            "../../fuzz/corpus/cell_frame/seed-raised-hops"
+        ))
+        .expect("decodes");
+        assert_eq!(raised.verify(salt), Err(CellFrameError::BadSignature));
+        assert_eq!(
+            CellFrame::decode(include_bytes!(
+                "../../fuzz/corpus/cell_frame/seed-bad-version"
+            )),
+            Err(CellFrameError::Version(1))
+        );
     }
 
     #[test]

@@ -9,9 +9,9 @@
 //! 3 REQUEST  after_ms u64, after_cursor u64, u8 n, n × (u8 len, channel)   (n = 0: every kept)
 //! 4 ENTRIES  done u8, next_cursor u64, u16 n, n × entry
 //!   entry    u8 len, origin id, origin seq u64, origin ms u64, signed u8 (0 none, 1 over the
-//!            message, 2 a cell frame's over the message as the frame carried it),
-//!            [key (32), signature (64)], u32 len, message (the E2E plaintext encoding, or
-//!            the cell frame payload when 2)
+//!            message, 3 a cell frame's over its signed body; 2, a version 1 frame's, is
+//!            refused), [key (32), signature (64)], u32 len, message (the E2E plaintext
+//!            encoding, or when 3 the frame's signed body: its hop limit, then its payload)
 //! ```
 
 use nostr_sdk::secp256k1::schnorr::Signature;
@@ -46,7 +46,8 @@ pub struct WireEntry {
     pub origin_ms: u64,
     /// Its signature, when the origin could sign.
     pub signed: Option<OriginSig>,
-    /// The signature is a cell frame's, and `message` the frame payload it covers.
+    /// The signature is a cell frame's, and `message` the frame's signed body it covers (see
+    /// [`crate::wire::cell::CellFrame::signed_body`]).
     pub framed: bool,
     /// The message: channel, payload and meta as the E2E plaintext encodes them (or as a cell
     /// frame carried them, when `framed`).
@@ -222,7 +223,7 @@ impl HistMsg {
                     out.extend_from_slice(&e.origin_ms.to_be_bytes());
                     match &e.signed {
                         Some(s) => {
-                            out.push(if e.framed { 2 } else { 1 });
+                            out.push(if e.framed { 3 } else { 1 });
                             out.extend_from_slice(&s.key);
                             out.extend_from_slice(&s.sig);
                         }
@@ -269,7 +270,7 @@ impl HistMsg {
                     let kind = r.u8()?;
                     let signed = match kind {
                         0 => None,
-                        1 | 2 => Some(OriginSig {
+                        1 | 3 => Some(OriginSig {
                             key: r.array::<32>()?,
                             sig: r.array::<64>()?,
                             seq,
@@ -282,7 +283,7 @@ impl HistMsg {
                         origin,
                         origin_ms,
                         signed,
-                        framed: kind == 2,
+                        framed: kind == 3,
                         message,
                     });
                 }
@@ -344,6 +345,23 @@ mod tests {
             assert_eq!(HistMsg::decode(&longer), None);
         }
         assert_eq!(HistMsg::decode(&[9]), None);
+        // An entry carrying a version 1 cell frame's signature (kind 2) is refused.
+        let page = HistMsg::Entries {
+            done: true,
+            next_cursor: 1,
+            entries: vec![WireEntry {
+                origin: "a".repeat(20),
+                origin_ms: 1,
+                signed: Some(sig),
+                framed: true,
+                message: b"x".to_vec(),
+            }],
+        };
+        let mut bytes = page.encode();
+        let kind_at = 1 + 1 + 8 + 2 + 1 + 20 + 8 + 8;
+        assert_eq!(bytes[kind_at], 3);
+        bytes[kind_at] = 2;
+        assert_eq!(HistMsg::decode(&bytes), None);
     }
 
     #[test]

@@ -19,7 +19,7 @@ fn topo(n: usize, size: usize) -> Arc<Topology> {
 fn frame(origin: u8, seq: u64) -> CellFrame {
     CellFrame {
         fanout: true,
-        ttl: 9,
+        max_hops: 9,
         hops: 0,
         origin: [origin; 32],
         seq,
@@ -227,9 +227,11 @@ fn a_later_copy_with_more_hops_left_is_passed_on_once_and_not_delivered_again() 
     let now = Instant::now();
     let mut m = linked_mesh("p0", &t, now);
     let from = t.links_of("p0")[0].to_owned();
+    // A copy with `ttl` hops left here: the topology's limit, less the hops it took.
     let copy = |ttl: u8| {
         let mut f = frame(1, 7);
-        f.ttl = ttl;
+        f.max_hops = t.ttl();
+        f.hops = t.ttl().saturating_sub(ttl);
         f.fanout = false;
         f
     };
@@ -255,7 +257,13 @@ fn a_later_copy_with_more_hops_left_is_passed_on_once_and_not_delivered_again() 
         "the copy with hops to spare is passed on"
     );
     assert_eq!(delivers(&better), 0, "but not delivered twice");
-    assert!(m.seen(&[1; 32], 7, 4) && m.seen(&[1; 32], 7, 2) && !m.seen(&[1; 32], 7, 5));
+    assert!(m.seen(&copy(4)) && m.seen(&copy(2)));
+    // Passed on again once: a copy with still more hops left gets no further pass.
+    assert!(m.seen(&copy(5)));
+    assert_eq!(
+        m.on_frame(&from, copy(5), now).err(),
+        Some(MeshDrop::Duplicate)
+    );
     assert_eq!(
         m.on_frame(&from, copy(4), now).err(),
         Some(MeshDrop::Duplicate)
@@ -266,6 +274,56 @@ fn a_later_copy_with_more_hops_left_is_passed_on_once_and_not_delivered_again() 
     );
 }
 
+/// Hops are not signed: a hostile forwarder re-sending copies of one frame with its hop count
+/// lowered again and again gets it passed on once more at most, not once per copy.
+#[test]
+fn copies_with_lowered_hop_counts_buy_one_more_pass_at_most() {
+    let t = topo(64, 4);
+    assert!(t.ttl() >= 2, "the topology leaves no room to lower hops");
+    let now = Instant::now();
+    let mut m = linked_mesh("p0", &t, now);
+    let from = t.links_of("p0")[0].to_owned();
+    let sends = |out: &[MeshOutput]| {
+        out.iter()
+            .filter(|o| matches!(o, MeshOutput::Send(..)))
+            .count()
+    };
+    let mut f = frame(1, 9);
+    f.fanout = false;
+    // The first copy, with one hop left here, is passed on.
+    let limit = f.max_hops.min(t.ttl());
+    f.hops = limit - 1;
+    assert!(sends(&m.on_frame(&from, f.clone(), now).expect("first")) > 0);
+    let mut passes = 0;
+    for hops in (0..limit - 1).rev() {
+        let mut copy = f.clone();
+        copy.hops = hops;
+        if let Ok(out) = m.on_frame(&from, copy, now) {
+            passes += usize::from(sends(&out) > 0);
+        }
+    }
+    assert_eq!(passes, 1, "a lowered hop count bought {passes} re-floods");
+}
+
+/// Only overlay links carry frames: one from a peer that is not linked (a page on a plain
+/// link, or a member not yet known) is refused before anything else.
+#[test]
+fn frames_from_a_peer_that_is_not_an_overlay_link_are_refused() {
+    let t = topo(16, 4);
+    let now = Instant::now();
+    let mut m = linked_mesh("p0", &t, now);
+    assert!(!m.is_linked("page"));
+    assert_eq!(
+        m.on_frame("page", frame(1, 1), now).err(),
+        Some(MeshDrop::NotLinked)
+    );
+    let from = t.links_of("p0")[0].to_owned();
+    assert!(
+        m.on_frame(&from, frame(1, 1), now).is_ok(),
+        "not remembered"
+    );
+}
+
 #[test]
 fn ttl_is_clamped_and_spent() {
     let t = topo(16, 4);
@@ -273,16 +331,18 @@ fn ttl_is_clamped_and_spent() {
     let mut m = linked_mesh("p0", &t, now);
     let from = t.links_of("p0")[0].to_owned();
     let mut f = frame(1, 1);
-    f.ttl = 200;
+    f.max_hops = 200;
     let out = m.on_frame(&from, f, now).expect("fresh");
     for o in out {
         if let MeshOutput::Send(_, f) = o {
-            assert_eq!(f.ttl, t.ttl() - 1);
-            assert_eq!(f.hops, 1);
+            // Signed limit untouched; one hop taken; the next peer clamps to its topology.
+            assert_eq!((f.max_hops, f.hops), (200, 1));
+            assert_eq!(f.max_hops.min(t.ttl()) - f.hops, t.ttl() - 1);
         }
     }
     let mut last = frame(1, 2);
-    last.ttl = 0;
+    last.max_hops = 3;
+    last.hops = 3;
     let out = m.on_frame(&from, last, now).expect("fresh");
     assert!(out.iter().all(|o| matches!(o, MeshOutput::Deliver(_))));
 }
@@ -343,10 +403,12 @@ fn a_link_that_comes_up_is_offered_the_recent_frames_and_takes_what_it_lacks() {
     let mut m = linked_mesh("p0", &t, now);
     let first = m.originate(frame(1, 1), now);
     assert!(!first.is_empty());
-    m.on_frame("p1", frame(2, 7), now).expect("first copy");
+    let from = t.links_of("p0")[0].to_owned();
+    m.on_frame(&from, frame(2, 7), now).expect("first copy");
     let later = now + Duration::from_secs(10);
     // A peer that saw frame 7 already takes only frame 1, as a fanned-out first copy.
     let mut q1 = Mesh::new("q1", b"r", MeshConfig::default());
+    q1.link_up("x", now);
     q1.on_frame("x", frame(2, 7), now).expect("first copy");
     assert_eq!(
         heal(&mut m, &mut q1, "q1", later),

@@ -13,7 +13,6 @@
 use std::collections::{BTreeSet, HashSet, VecDeque};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
 use nostr_sdk::PublicKey;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
@@ -113,20 +112,9 @@ impl Catchup {
     }
 }
 
-/// Whether a cell frame signature (a broadcast: no targets) covers this frame payload.
-fn frame_signature_holds(salt: &[u8], sig: &OriginSig, payload: &[u8]) -> bool {
-    crate::wire::cell::CellFrame {
-        fanout: false,
-        ttl: 0,
-        hops: 0,
-        origin: sig.key,
-        seq: sig.seq,
-        targets: Vec::new(),
-        payload: Bytes::copy_from_slice(payload),
-        sig: sig.sig,
-    }
-    .verify(salt)
-    .is_ok()
+/// Whether a cell frame signature (a broadcast: no targets) covers this signed frame body.
+fn frame_signature_holds(salt: &[u8], sig: &OriginSig, body: &[u8]) -> bool {
+    crate::wire::cell::CellFrame::verify_body(salt, &sig.key, sig.seq, &sig.sig, body).is_some()
 }
 
 /// Identity of a message for dedup: its origin and its bytes.
@@ -491,7 +479,10 @@ fn check_entry(
         return Err(Refused::FromTheFuture);
     }
     let opened = if w.framed {
-        room.open_cell_payload(&w.message).ok()
+        // The signed body: the frame's hop limit, then its payload.
+        w.message
+            .split_first()
+            .and_then(|(_, payload)| room.open_cell_payload(payload).ok())
     } else {
         e2e::decode_message(&w.message).ok()
     };

@@ -7,6 +7,7 @@ use std::time::{Duration, Instant};
 use super::state::Conn;
 use super::{Core, Effect, LinkKey, MAX_HELD_CANDIDATES, PROBE_TIMEOUT, RoomKey, Work};
 use crate::drops::DropReason;
+use crate::mesh::admission::Source;
 use crate::node::cells::Heard;
 use crate::node::session::{EventKind, PeerType};
 use crate::room::LeaveReason;
@@ -222,9 +223,21 @@ impl Core {
         let Some(cells) = entry.cells.as_mut() else {
             return;
         };
-        if cells.heard(peer, author, now) != Heard::Newcomer {
-            return;
+        // A peer we are linked to in this room is no hearsay; any other comes through relays.
+        let source = if entry.room.is_joined(peer) {
+            Source::Own
+        } else {
+            Source::Relay
+        };
+        match cells.heard(peer, author, source, now) {
+            Heard::Newcomer => {}
+            Heard::Refused(reason) => {
+                self.count(reason);
+                return;
+            }
+            Heard::Member | Heard::Stranger => return,
         }
+        self.work.push_back(Work::Release(key.clone()));
         if announce && cells.should_greet(peer) {
             // Announces are ephemeral: without a greeting a newcomer would not hear of us
             // until our next one, up to a minute later.

@@ -249,6 +249,13 @@ impl Core {
         });
         let changed = std::sync::Arc::as_ptr(cells.mesh().topology()) != before;
         let expired = cells.take_unsent_expired();
+        let held_drops = cells.take_drops();
+        if cells.alive_due(now) {
+            self.work.push_back(Work::Notice(
+                key.clone(),
+                vec![crate::node::cells::NOTICE_ALIVE],
+            ));
+        }
         let sync = cells.roster_tick(now, pick);
         if changed {
             // Announcers the new topology wants are dialled; linked peers never are.
@@ -257,6 +264,9 @@ impl Core {
         let info = changed.then(|| cells.info());
         if expired > 0 {
             self.count_n(DropReason::CellSendExpired, expired);
+        }
+        for reason in held_drops {
+            self.count(reason);
         }
         // Settling and redials run on this tick; keep it coming while they are due.
         next = next.min(now + CELLS_TICK);

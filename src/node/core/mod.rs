@@ -319,6 +319,9 @@ enum Work {
     Mesh(RoomKey, Vec<MeshOutput>),
     /// An overlay notice this node originates.
     Notice(RoomKey, Vec<u8>),
+    /// A cells room's census grew: held frames whose sender and origin are known now are
+    /// judged again.
+    Release(RoomKey),
 }
 
 /// The node's state and decisions.
@@ -449,6 +452,7 @@ impl Core {
                 Work::Room(key, outputs) => self.apply_outputs(&key, outputs),
                 Work::Mesh(key, outputs) => self.apply_mesh(&key, outputs),
                 Work::Notice(key, body) => self.originate_notice(&key, body),
+                Work::Release(key) => self.release_held(&key),
             }
         }
     }

@@ -6,46 +6,88 @@ use crate::drops::DropReason;
 use crate::mesh::roster::RosterOut;
 use crate::mesh::{MeshOutput, Overlay as _};
 use crate::node::cells;
+use crate::node::cells::Admit;
 use crate::node::session::EventKind;
 use crate::room::{LeaveReason, MrAction};
-use crate::wire::cell::{CellFrame, InventoryKind, decode_inventory, encode_inventory};
-use crate::wire::roster::{RosterMsg, RosterRecord};
+use crate::wire::cell::{
+    CellFrame, CellFrameError, InventoryKind, decode_inventory, encode_inventory,
+};
+use crate::wire::roster::RosterMsg;
 
 impl Core {
-    /// A cell frame arrived from a joined peer: check it, then queue what the overlay makes
-    /// of it.
+    /// A cell frame arrived from a joined peer: decode it, then judge it.
     pub(super) fn on_cell_frame(&mut self, key: &RoomKey, peer: &str, bytes: &[u8]) {
-        let now = self.now;
-        let Some(cells) = self.st.rooms.get_mut(key).and_then(|e| e.cells.as_mut()) else {
+        if self.st.rooms.get(key).is_none_or(|e| e.cells.is_none()) {
             self.count(DropReason::CellNotCellsRoom);
             return;
-        };
-        let Ok(frame) = CellFrame::decode(bytes) else {
-            self.count(DropReason::CellMalformed);
-            return;
+        }
+        let frame = match CellFrame::decode(bytes) {
+            Ok(frame) => frame,
+            Err(CellFrameError::Version(v)) => {
+                tracing::debug!(from = peer, version = v, "cell frame of another version");
+                self.count(DropReason::CellVersionRefused);
+                return;
+            }
+            Err(_) => {
+                self.count(DropReason::CellMalformed);
+                return;
+            }
         };
         tracing::debug!(
             from = peer,
             origin = %hex4(&frame.origin),
             seq = frame.seq,
-            ttl = frame.ttl,
+            max_hops = frame.max_hops,
             hops = frame.hops,
             fanout = frame.fanout,
             "cell frame in"
         );
-        // Duplicates are dropped before the (costly) signature check; a forged frame can only
-        // collide with one already seen, so it cannot suppress a genuine one.
-        if cells.mesh().seen(&frame.origin, frame.seq, frame.ttl) {
-            self.count(DropReason::CellDuplicate);
+        self.admit_cell_frame(key, peer, frame);
+    }
+
+    /// Judges a cell frame (see `cells::admit`: overlay links and member origins only), then
+    /// queues what the overlay makes of it.
+    fn admit_cell_frame(&mut self, key: &RoomKey, peer: &str, frame: CellFrame) {
+        let (now, wall_secs) = (self.now, self.wall_us() / 1_000_000);
+        let Some(entry) = self.st.rooms.get_mut(key) else {
             return;
-        }
-        if frame.verify(cells.salt()).is_err() {
-            self.count(DropReason::CellBadSignature);
+        };
+        let Some(cells) = entry.cells.as_mut() else {
             return;
+        };
+        let (frame, newcomer) = match cells.admit(peer, frame, now, wall_secs) {
+            Admit::Pass { frame, newcomer } => (frame, newcomer),
+            Admit::Held => return,
+            Admit::Drop(reason) => {
+                self.count(reason);
+                return;
+            }
+        };
+        if let Some(id) = newcomer {
+            // Its hello made the origin a member: a link to it is an overlay link now (the
+            // frame may have come over it), and frames waiting for it are judged again.
+            if entry.room.is_joined(&id) {
+                self.cells_link_up(key, &id, now);
+            } else {
+                self.work.push_back(Work::Release(key.clone()));
+            }
         }
+        let Some(cells) = self.st.rooms.get_mut(key).and_then(|e| e.cells.as_mut()) else {
+            return;
+        };
         match cells.mesh().on_frame(peer, frame, now) {
             Ok(outs) => self.work.push_back(Work::Mesh(key.clone(), outs)),
             Err(drop) => self.count(drop.counter()),
+        }
+    }
+
+    /// Handler: frames that waited for their sender or origin, known now, are judged again.
+    pub(super) fn release_held(&mut self, key: &RoomKey) {
+        let Some(cells) = self.st.rooms.get_mut(key).and_then(|e| e.cells.as_mut()) else {
+            return;
+        };
+        for (peer, frame) in cells.take_released() {
+            self.admit_cell_frame(key, &peer, frame);
         }
     }
 
@@ -64,6 +106,7 @@ impl Core {
             self.work.push_back(Work::Notice(key.clone(), body));
         }
         self.tell_mesh_peer(key, peer, true);
+        self.work.push_back(Work::Release(key.clone()));
     }
 
     /// Tells the room's sessions that the link to a member of its overlay came up or went down,
@@ -107,6 +150,9 @@ impl Core {
             return;
         }
         let step = cells.roster_msg(peer, &msg, now, wall_secs);
+        if !step.newcomers.is_empty() {
+            self.work.push_back(Work::Release(key.clone()));
+        }
         let linked: Vec<String> = step
             .newcomers
             .into_iter()
@@ -231,7 +277,8 @@ impl Core {
             to = %peer,
             origin = %hex4(&frame.origin),
             seq = frame.seq,
-            ttl = frame.ttl,
+            max_hops = frame.max_hops,
+            hops = frame.hops,
             fanout = frame.fanout,
             "cell frame out"
         );
@@ -245,7 +292,7 @@ impl Core {
     }
 
     fn deliver_cell_frame(&mut self, key: &RoomKey, frame: CellFrame) {
-        let (now, wall_secs) = (self.now, self.wall_us() / 1_000_000);
+        let now = self.now;
         let me = self.identity.peer_id.clone();
         let Some(e) = self.st.rooms.get_mut(key) else {
             return;
@@ -258,6 +305,11 @@ impl Core {
             return;
         };
         if from == me {
+            return;
+        }
+        // Admission took only members' frames; one whose origin left since is not shown.
+        if !cells.is_member(&from) {
+            self.count(DropReason::CellUnknownOrigin);
             return;
         }
         tracing::debug!(from = %from, origin = %hex4(&frame.origin), seq = frame.seq, "cell frame delivered");
@@ -279,27 +331,16 @@ impl Core {
                         cells.suspect(&id, now);
                     }
                 }
-                if me_named {
+                // One answer however many reports: at most one "alive" per interval, a later
+                // one owed (sent from the tick).
+                if me_named && cells.reported_gone(now) {
                     self.work
                         .push_back(Work::Notice(key.clone(), vec![cells::NOTICE_ALIVE]));
                 }
                 return;
             }
-            Some((&cells::NOTICE_ALIVE, _)) => return,
-            Some((&cells::NOTICE_RECORD, body)) => {
-                // A member speaks only for itself: the record must be the origin's own.
-                match RosterRecord::decode(body) {
-                    Some(r) if r.key == frame.origin => match cells.learn(&r, now, wall_secs) {
-                        Ok(Some(_)) if e.room.is_joined(&from) => {
-                            self.cells_link_up(key, &from, now)
-                        }
-                        Ok(_) => {}
-                        Err(reason) => self.count(reason),
-                    },
-                    _ => self.count(DropReason::RosterBadRecord),
-                }
-                return;
-            }
+            // A hello's record was learnt when the frame was admitted.
+            Some((&cells::NOTICE_ALIVE | &cells::NOTICE_RECORD, _)) => return,
             _ => {}
         }
         if cells.before_join(frame.seq) {
@@ -315,7 +356,7 @@ impl Core {
                         seq: frame.seq,
                         sig: frame.sig,
                     };
-                    (sig, frame.payload.to_vec())
+                    (sig, frame.signed_body())
                 });
                 self.emit_message(key, channel, from, payload, meta, cell)
             }
@@ -328,3 +369,6 @@ impl Core {
 fn hex4(key: &[u8; 32]) -> String {
     key[..4].iter().map(|b| format!("{b:02x}")).collect()
 }
+
+#[cfg(test)]
+mod tests;

@@ -208,6 +208,7 @@ impl Core {
                 &me,
                 &self.identity.keys,
                 signal.root_topic().as_bytes(),
+                room_key.as_ref(),
                 size,
                 self.now,
                 self.wall_us(),

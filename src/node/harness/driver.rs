@@ -199,6 +199,9 @@ impl Net {
             if self.fakes.filtered(end, peer, &frame) {
                 continue;
             }
+            if let Some(log) = self.recorded.as_mut() {
+                log.push((i, peer.node, frame.clone()));
+            }
             self.seq += 1;
             self.queue.push(Reverse(Scheduled {
                 at,

@@ -205,6 +205,9 @@ pub struct Net {
     relay_only_ends: BTreeSet<End>,
     /// Changes the nodes' configuration from the daemon's defaults.
     tweak: fn(&mut CoreConfig),
+    /// Every frame put on a link, as (from node, to node, bytes), once
+    /// [`Net::record_frames`] was called.
+    pub recorded: Option<Vec<(usize, usize, Bytes)>>,
 }
 
 /// The core configuration of harness nodes (the daemon's defaults).
@@ -269,6 +272,7 @@ impl Net {
             relay_lost: 0,
             announce_blocks: BTreeSet::new(),
             tweak,
+            recorded: None,
         };
         for i in 0..n {
             let keys = keys_for(seed, i, 0);
@@ -279,8 +283,13 @@ impl Net {
     }
 
     fn make_sim(&mut self, keys: Keys, life: u32, core_seed: u64) -> Sim {
+        let peer_id = peer_id_for(&keys.public_key());
+        self.make_sim_as(keys, peer_id, life, core_seed)
+    }
+
+    fn make_sim_as(&mut self, keys: Keys, peer_id: String, life: u32, core_seed: u64) -> Sim {
         let identity = Identity {
-            peer_id: peer_id_for(&keys.public_key()),
+            peer_id,
             keys: keys.clone(),
         };
         let mut config = core_config();
@@ -405,6 +414,36 @@ impl Net {
         let keys = self.nodes[i].keys.clone();
         let seed = self.rng.r#gen();
         self.nodes[i] = self.make_sim(keys, life, seed);
+    }
+
+    /// Makes node `i` (before it joins anything) a peer whose id does not derive from the key
+    /// that signs its relay events, as a Trystero page's (it signs with a throwaway key): cells
+    /// rooms do not take it for a member, though it links and joins like any peer.
+    pub fn make_stranger(&mut self, i: usize) {
+        let keys = self.nodes[i].keys.clone();
+        let id = peer_id_for(&keys_for(self.seed, i, 0xff).public_key());
+        let seed = self.rng.r#gen();
+        self.nodes[i] = self.make_sim_as(keys, id, self.nodes[i].life + 1, seed);
+    }
+
+    /// Joins `room` on node `i` with the end-to-end key of a password room (raw bytes: the
+    /// daemon derives them from the password off the runtime; tests skip the slow KDF).
+    pub fn join_keyed(&mut self, i: usize, room: &str, opts: JoinOptions, key: [u8; 32]) {
+        let now = self.now;
+        let sim = &mut self.nodes[i];
+        let e2e = crate::wire::e2e::E2eKey::from_bytes(&key);
+        let handle = sim
+            .core
+            .join(sim.session, APP, room, &opts, Some(e2e), now)
+            .expect("join");
+        sim.handles.insert(room.to_owned(), handle);
+        sim.next_tick = now;
+        self.run_effects(i);
+    }
+
+    /// From now on, every frame put on a link is kept in [`Net::recorded`].
+    pub fn record_frames(&mut self) {
+        self.recorded.get_or_insert_with(Vec::new);
     }
 
     /// Runs the net for `d` of virtual time.

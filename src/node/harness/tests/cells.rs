@@ -1,6 +1,7 @@
 //! Cells rooms: bridge kills, late census entries, newcomers, bounded links.
 
 use super::*;
+use crate::wire::cell::CellFrame;
 
 #[test]
 fn a_bridge_kill_in_a_16_node_cells_room_loses_no_broadcast() {
@@ -396,4 +397,271 @@ fn forged_replayed_foreign_and_unasked_roster_records_are_counted_and_change_not
         3,
         "a replayed record brought a departed member back"
     );
+}
+
+/// Node `from` puts a raw cell frame on its link to node `to` in `room`, as a hostile peer would.
+fn inject_cell(net: &mut Net, from: usize, to: usize, room: &str, frame: &CellFrame) {
+    let peer = net.nodes[to].id();
+    let (_, frames) = net.nodes[from]
+        .core
+        .hook_frames(
+            crate::node::harness::APP,
+            room,
+            &peer,
+            crate::room::ACTION_CELL,
+            &crate::wire::Payload::Binary(bytes::Bytes::from(frame.encode())),
+        )
+        .expect("a link");
+    for f in frames {
+        assert!(net.inject_frame(from, to, f));
+    }
+}
+
+/// The cell frames node `from` put on its links since recording began, with the node each
+/// went to.
+fn cell_frames_sent(net: &Net, from: usize) -> Vec<(usize, CellFrame)> {
+    net.recorded
+        .iter()
+        .flatten()
+        .filter(|(f, _, _)| *f == from)
+        .filter_map(|(_, to, bytes)| {
+            let Ok(OuterFrame::Data { chunk, .. }) = OuterFrame::decode(bytes) else {
+                return None;
+            };
+            let c = crate::wire::chunk::ActionChunk::decode(chunk).ok()?;
+            if c.action != crate::room::ACTION_CELL || !c.is_last() || c.is_meta() {
+                return None;
+            }
+            Some((*to, CellFrame::decode(c.payload).ok()?))
+        })
+        .collect()
+}
+
+/// A plain room's cell payload for a text message on `chat`.
+fn chat_body(text: &str) -> bytes::Bytes {
+    let mut body = vec![0];
+    body.extend(crate::wire::e2e::encode_message(
+        "chat",
+        &crate::wire::Payload::Text(text.into()),
+        None,
+    ));
+    bytes::Bytes::from(body)
+}
+
+/// The origin clock of harness nodes (their wall clock starts at this, in µs).
+fn wall_us(net: &Net) -> u64 {
+    1_700_000_000_000_000 + net.elapsed().as_micros() as u64
+}
+
+/// The attack, replayed: a peer whose id does not derive from its key (as a Trystero
+/// page's) links to members of a cells room and sends through the overlay, and a member passes
+/// on a frame signed by a throwaway key that never joined. Before admission, members delivered
+/// both to their apps (as from a made-up peer id) and passed them on; now neither is delivered
+/// nor passed on, and both are counted.
+#[test]
+fn frames_from_a_page_link_or_a_key_that_never_joined_are_not_delivered_or_passed_on() {
+    let n = 4;
+    let page = 3;
+    let mut net = Net::new(50, n);
+    net.make_stranger(page);
+    for i in 0..n {
+        net.join(i, "big", auto_cells());
+    }
+    assert!(
+        net.run_until(30 * SEC, |net| converged(net, "big", &all(n))),
+        "the room never formed: page links {:?}, joined {:?}, members {:?}",
+        net.links_of(page),
+        (0..n)
+            .map(|i| net.nodes[i].joined("big").len())
+            .collect::<Vec<_>>(),
+        (0..n).map(|i| members(&net, i, "big")).collect::<Vec<_>>()
+    );
+    net.run_for(5 * SEC);
+    net.record_frames();
+    // What the page's own overlay makes of a broadcast: frames signed by its key.
+    net.send(page, "big", "chat", "from a page");
+    // A member passes on a frame signed by a key that never joined.
+    let salt = net.nodes[1]
+        .core
+        .cell_salt(crate::node::harness::APP, "big")
+        .expect("cells room");
+    let throwaway = nostr_sdk::Keys::generate();
+    let mut forged = CellFrame::sign(
+        &throwaway,
+        &salt,
+        wall_us(&net),
+        4,
+        Vec::new(),
+        chat_body("never joined"),
+    );
+    forged.fanout = false;
+    inject_cell(&mut net, 0, 1, "big", &forged);
+    net.run_for(5 * SEC);
+    let made_up = crate::node::identity::peer_id_for(&net.nodes[page].keys.public_key());
+    for i in 0..3 {
+        let got: Vec<(String, String)> = net.nodes[i]
+            .messages("chat")
+            .into_iter()
+            .filter(|(from, text)| {
+                *from == made_up || text == "from a page" || text == "never joined"
+            })
+            .collect();
+        assert!(got.is_empty(), "node {i} delivered {got:?}");
+    }
+    let not_from_member: u64 = (0..3)
+        .map(|i| net.nodes[i].core.drops(DropReason::CellNotFromMember))
+        .sum();
+    assert!(not_from_member >= 1, "the page's frames were not counted");
+    assert_eq!(
+        net.nodes[1].core.drops(DropReason::CellUnknownOrigin),
+        1,
+        "the throwaway key's frame was not counted"
+    );
+    for i in 0..3 {
+        let passed: Vec<usize> = cell_frames_sent(&net, i)
+            .into_iter()
+            .filter(|(_, f)| f.origin == forged.origin)
+            .map(|(to, _)| to)
+            .collect();
+        assert!(passed.is_empty(), "node {i} passed it on to {passed:?}");
+    }
+    // The room goes on.
+    net.send(0, "big", "chat", "still here");
+    net.run_for(2 * SEC);
+    let from = net.nodes[0].id();
+    for i in [1, 2] {
+        assert_eq!(count_from(&net.nodes[i], "chat", &from, "still here"), 1);
+    }
+}
+
+/// A member's frame re-sent with its hop limit raised no longer verifies, so it is refused and
+/// not passed on a second time; a flood of "gone" notices naming a member, from a key that
+/// never joined and from a member, makes it answer "alive" once or twice, not once per notice.
+#[test]
+fn a_raised_hop_limit_is_refused_and_a_notice_flood_raises_no_alive_storm() {
+    let n = 3;
+    let mut net = Net::new(51, n);
+    for i in 0..n {
+        net.join(i, "big", auto_cells());
+    }
+    assert!(net.run_until(30 * SEC, |net| converged(net, "big", &[0, 1, 2])));
+    net.run_for(5 * SEC);
+    net.record_frames();
+    let salt = net.nodes[1]
+        .core
+        .cell_salt(crate::node::harness::APP, "big")
+        .expect("cells room");
+    let bad_sigs = net.nodes[1].core.drops(DropReason::CellBadSignature);
+    // One hop allowed: node 1 passes it on to node 2, which may not pass it further.
+    let mut genuine = CellFrame::sign(
+        &net.nodes[0].keys,
+        &salt,
+        wall_us(&net),
+        1,
+        Vec::new(),
+        chat_body("one hop"),
+    );
+    genuine.fanout = false;
+    inject_cell(&mut net, 0, 1, "big", &genuine);
+    net.run_for(SEC);
+    let mut raised = genuine.clone();
+    raised.max_hops = 5;
+    inject_cell(&mut net, 0, 1, "big", &raised);
+    net.run_for(2 * SEC);
+    assert_eq!(
+        net.nodes[1].core.drops(DropReason::CellBadSignature),
+        bad_sigs + 1,
+        "the raised copy was not refused"
+    );
+    let copies = cell_frames_sent(&net, 1)
+        .into_iter()
+        .filter(|(to, f)| *to == 2 && f.origin == genuine.origin && f.seq == genuine.seq)
+        .count();
+    assert_eq!(copies, 1, "node 1 passed the frame on {copies} times");
+    let from = net.nodes[0].id();
+    assert_eq!(count_from(&net.nodes[2], "chat", &from, "one hop"), 1);
+
+    // "Gone" notices naming node 1: thirty from a key that never joined, thirty from a member.
+    let named = net.nodes[1].id();
+    let throwaway = nostr_sdk::Keys::generate();
+    let start = wall_us(&net);
+    for (k, keys) in [&throwaway, &net.nodes[0].keys.clone()]
+        .into_iter()
+        .enumerate()
+    {
+        for i in 0..30u64 {
+            let body = crate::node::cells::gone_notice(std::slice::from_ref(&named));
+            let mut f = CellFrame::sign(
+                keys,
+                &salt,
+                start + k as u64 * 1_000 + i,
+                4,
+                Vec::new(),
+                bytes::Bytes::from(body),
+            );
+            f.fanout = false;
+            inject_cell(&mut net, 0, 1, "big", &f);
+        }
+    }
+    net.run_for(3 * SEC);
+    let core = &net.nodes[1].core;
+    assert_eq!(core.drops(DropReason::CellNoticeNotMember), 30);
+    assert!(core.drops(DropReason::CellNoticeRateLimited) >= 30 - 16);
+    let me = net.nodes[1].keys.public_key().to_bytes();
+    let alive: BTreeSet<u64> = cell_frames_sent(&net, 1)
+        .into_iter()
+        .filter(|(_, f)| {
+            f.origin == me && f.payload.first() == Some(&crate::node::cells::NOTICE_ALIVE)
+        })
+        .map(|(_, f)| f.seq)
+        .collect();
+    assert!(
+        (1..=2).contains(&alive.len()),
+        "{} alive broadcasts for 60 notices",
+        alive.len()
+    );
+    // Node 1 stays in everyone's census.
+    net.run_for(10 * SEC);
+    for i in 0..n {
+        assert_eq!(members(&net, i, "big"), 3, "node {i}");
+    }
+}
+
+/// In a password room, roster records prove the room key (a MAC): the room forms as usual,
+/// and records without a valid MAC, however well signed, are dropped and counted.
+#[test]
+fn in_a_password_cells_room_records_must_prove_the_room_key() {
+    use crate::wire::roster::{RosterRecord, mac_key};
+    let n = 4;
+    let room_key = [7u8; 32];
+    let mut net = Net::new(52, n);
+    let opts = || JoinOptions {
+        password: "pw".into(),
+        cells: Some(CellSize::default()),
+        ..JoinOptions::default()
+    };
+    for i in 0..n {
+        net.join_keyed(i, "big", opts(), room_key);
+    }
+    assert!(net.run_until(30 * SEC, |net| converged(net, "big", &all(n))));
+    net.run_for(5 * SEC);
+    for i in 0..n {
+        assert_eq!(members(&net, i, "big"), n as u32, "node {i}");
+        assert_eq!(net.nodes[i].core.drops(DropReason::RosterBadMac), 0);
+    }
+    let salt = net.nodes[1]
+        .core
+        .cell_salt(crate::node::harness::APP, "big")
+        .expect("cells room");
+    let outsider = nostr_sdk::Keys::generate();
+    let record = RosterRecord::sign(&outsider, &salt, 1_700_000_000);
+    let wrong = record.with_mac(&mac_key(&[8; 32]));
+    solicited(&mut net, 0, 1, vec![record, wrong]);
+    net.run_for(2 * SEC);
+    assert_eq!(net.nodes[1].core.drops(DropReason::RosterBadMac), 2);
+    assert_eq!(members(&net, 1, "big"), n as u32);
+    // With the room key's MAC the same record is taken.
+    solicited(&mut net, 0, 1, vec![record.with_mac(&mac_key(&room_key))]);
+    net.run_for(3 * SEC);
+    assert_eq!(members(&net, 1, "big"), n as u32 + 1);
 }
