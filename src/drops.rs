@@ -49,6 +49,9 @@ drop_reasons! {
     // ---- signaling
     /// A relay event whose signature does not verify.
     EventBadSignature => "event_bad_signature",
+    /// Relay events beyond one connection's budget for their topic (500/s, 1,000 at once),
+    /// dropped before their signature is checked.
+    EventRateLimited => "event_rate_limited",
     /// A relay event whose content does not parse.
     EventBadContent => "event_bad_content",
     /// An event no relay accepted.

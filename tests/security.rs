@@ -418,13 +418,16 @@ async fn ten_thousand_fake_announces_leave_the_daemon_responsive() {
         "pending dials not capped: {}",
         status.pending_dials
     );
+    // The flood is cut at the relay connection (most announces are never verified) and what
+    // passes is rate limited before it costs a dial.
+    let drop = |n: &str| status.drops.get(n).copied().unwrap_or(0);
     assert!(
-        status.drops.get("poke_rate_limited").copied().unwrap_or(0) > 1_000,
+        drop("event_rate_limited") > 5_000 && drop("poke_rate_limited") > 100,
         "{:?}",
         status.drops
     );
     assert!(
-        status.drops.get("dials_full").copied().unwrap_or(0) > 1_000,
+        status.drops.get("dials_full").copied().unwrap_or(0) > 100,
         "{:?}",
         status.drops
     );

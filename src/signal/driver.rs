@@ -69,6 +69,8 @@ pub struct SignalCounters {
     pub bad_signature: AtomicU64,
     /// Events without a topic we listen on.
     pub unknown_topic: AtomicU64,
+    /// Events beyond a connection's budget for their topic, dropped unverified.
+    pub rate_limited: AtomicU64,
     /// Publishes no relay accepted.
     pub publish_failed: AtomicU64,
     /// Relays retired for misbehaving.
@@ -79,12 +81,13 @@ pub struct SignalCounters {
 
 impl SignalCounters {
     /// The counters under their drop names, as `status` shows them.
-    pub fn snapshot(&self) -> [(crate::drops::DropReason, u64); 5] {
+    pub fn snapshot(&self) -> [(crate::drops::DropReason, u64); 6] {
         use crate::drops::DropReason as D;
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
             (D::EventBadSignature, get(&self.bad_signature)),
             (D::EventUnknownTopic, get(&self.unknown_topic)),
+            (D::EventRateLimited, get(&self.rate_limited)),
             (D::PublishFailed, get(&self.publish_failed)),
             (D::RelayRetired, get(&self.relays_retired)),
             (D::RelayListFailed, get(&self.relay_list_failed)),
@@ -135,10 +138,16 @@ impl WebSocketTransport for VerifyingTransport {
                 .connect(url, mode, timeout)
                 .await?;
             let counters = self.counters.clone();
+            let mut budget = super::budget::EventBudget::default();
             let stream = stream.filter(move |msg| {
                 let keep = match msg {
                     Ok(Message::Text(text)) => match RelayMessage::from_json(text) {
                         Ok(RelayMessage::Event { event, .. }) => {
+                            let topic = event.tags.find(TagKind::x()).and_then(|t| t.content());
+                            if !budget.admit(topic.unwrap_or(""), std::time::Instant::now()) {
+                                counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                                return std::future::ready(false);
+                            }
                             let ok = event.verify().is_ok();
                             if !ok {
                                 counters.bad_signature.fetch_add(1, Ordering::Relaxed);

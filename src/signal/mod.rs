@@ -1,6 +1,7 @@
 //! Nostr signaling: message content, the per-room state machine, relay health and pool policy,
 //! and the relay driver.
 
+pub mod budget;
 pub mod content;
 pub mod driver;
 pub mod embedded;
