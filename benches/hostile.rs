@@ -99,7 +99,11 @@ fn request_flood(h: Arc<InProcess>, keeper: String, stop: Arc<AtomicBool>) {
         let every = Duration::from_micros(1_000_000 / REQUESTS_PER_SEC);
         let mut i = 0u64;
         while !stop.load(Ordering::Relaxed) {
-            let channel = if i % 2 == 0 { "log" } else { "not-kept" };
+            let channel = if i.is_multiple_of(2) {
+                "log"
+            } else {
+                "not-kept"
+            };
             let ask = HistMsg::Request {
                 after_ms: 0,
                 after_cursor: 0,
