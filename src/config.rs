@@ -5,16 +5,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
+use crate::signal::defaults::AppRelays;
 use crate::transport::ice::{IcePolicy, IceServer, IceServerEntry, IceSettings, Secret};
-
-/// Public relays used when no relay is configured explicitly.
-pub const BUILTIN_RELAYS: &[&str] = &[
-    "wss://relay.damus.io",
-    "wss://nos.lol",
-    "wss://relay.nostr.band",
-    "wss://relay.primal.net",
-    "wss://nostr.mom",
-];
 
 /// Public STUN servers used when no ICE server is configured (Trystero's defaults).
 pub const DEFAULT_ICE_SERVERS: &[&str] = &[
@@ -61,8 +53,15 @@ pub struct Config {
     pub grpc_tcp: Option<SocketAddr>,
     /// Allow `grpc_tcp` on a non-loopback address.
     pub grpc_tcp_allow_remote: bool,
-    /// Nostr relays; empty means the built-in public list.
+    /// Nostr relays every room uses; empty means each app's rooms use the relays a default
+    /// Trystero 0.25.4 page of that app uses.
     pub relays: Vec<String>,
+    /// With no relay configured: how many of Trystero's default relays each app uses (as a
+    /// page's `relayConfig.redundancy`; 5 by default, as Trystero's).
+    pub relay_redundancy: usize,
+    /// With no relay configured: the list each app's relays are picked from, in order (the
+    /// shuffle depends on it); empty means Trystero 0.25.4's own.
+    pub trystero_relays: Vec<String>,
     /// Serve a Nostr relay at this address and use it.
     pub embedded_relay: Option<SocketAddr>,
     /// Events per minute per connection the embedded relay accepts.
@@ -137,6 +136,8 @@ impl Default for Config {
             grpc_tcp: None,
             grpc_tcp_allow_remote: false,
             relays: Vec::new(),
+            relay_redundancy: crate::signal::defaults::TRYSTERO_REDUNDANCY,
+            trystero_relays: Vec::new(),
             embedded_relay: None,
             embedded_relay_events_per_minute: 100_000,
             ice_addr: None,
@@ -220,17 +221,47 @@ impl Config {
             })
     }
 
-    /// Relays to use: explicit ones (plus the embedded relay), or the built-in list.
+    /// Relays every room uses: the explicit ones plus the embedded relay (empty when none is
+    /// configured: then each app's rooms use their own, see [`Config::relays_for_app`]).
     pub fn effective_relays(&self) -> Vec<String> {
         let mut relays = self.relays.clone();
         if let Some(addr) = self.embedded_relay {
             relays.push(format!("ws://{addr}"));
         }
-        if relays.is_empty() {
-            relays = BUILTIN_RELAYS.iter().map(|s| s.to_string()).collect();
-        }
         relays.dedup();
         relays
+    }
+
+    /// With no relay configured, how each app's rooms pick their relays (Trystero's way);
+    /// None when relays are configured (every room uses those).
+    pub fn app_relays(&self) -> Option<AppRelays> {
+        if self.explicit_relays() {
+            return None;
+        }
+        let mut picks = AppRelays::trystero(self.relay_redundancy);
+        if !self.trystero_relays.is_empty() {
+            picks.list = self.trystero_relays.clone();
+        }
+        Some(picks)
+    }
+
+    /// The relays the rooms of `app` use (the extended list may add more at run time): the
+    /// configured ones, or else those a default Trystero 0.25.4 page of `app` uses.
+    pub fn relays_for_app(&self, app: &str) -> Vec<String> {
+        match self.app_relays() {
+            Some(picks) => picks.for_app(app),
+            None => self.effective_relays(),
+        }
+    }
+
+    /// Checks the relay options.
+    pub fn check_relays(&self) -> Result<(), ConfigError> {
+        if self.relay_redundancy == 0 {
+            return Err(ConfigError::Invalid(
+                "relay_redundancy must be at least 1 (relays per app)".into(),
+            ));
+        }
+        Ok(())
     }
 
     /// Whether relays were given explicitly (flags, config, embedded relay).
@@ -337,17 +368,34 @@ mod tests {
         assert_eq!(shipped.ping_after_ms, d.ping_after_ms);
         assert_eq!(shipped.threads, d.threads);
         assert!(shipped.relays.is_empty());
+        assert_eq!(shipped.relay_redundancy, d.relay_redundancy);
     }
 
     #[test]
-    fn explicit_relays_replace_builtin() {
+    fn explicit_relays_replace_trysteros_per_app_defaults() {
         let mut c = Config::default();
-        assert_eq!(c.effective_relays().len(), BUILTIN_RELAYS.len());
+        assert!(c.effective_relays().is_empty());
+        assert_eq!(c.app_relays(), Some(AppRelays::trystero(5)));
+        assert_eq!(
+            c.relays_for_app("san_narciso_3d"),
+            crate::signal::defaults::trystero_relays("san_narciso_3d", 5)
+        );
+        c.relay_redundancy = 2;
+        assert_eq!(c.relays_for_app("trystero").len(), 2);
+        c.trystero_relays = vec!["ws://127.0.0.1:1".into(), "ws://127.0.0.1:2".into()];
+        assert_eq!(
+            c.relays_for_app("a"),
+            vec!["ws://127.0.0.1:2".to_owned(), "ws://127.0.0.1:1".to_owned()]
+        );
+        c.relay_redundancy = 0;
+        assert!(c.check_relays().is_err());
         c.embedded_relay = Some("127.0.0.1:7000".parse().expect("addr"));
         assert_eq!(
             c.effective_relays(),
             vec!["ws://127.0.0.1:7000".to_string()]
         );
+        assert_eq!(c.app_relays(), None);
+        assert_eq!(c.relays_for_app("any"), c.effective_relays());
         c.ice_servers = vec![IceServerEntry::Url("none".into())];
         assert!(c.effective_ice_servers().expect("none").is_empty());
         c.ice_addr = Some("127.0.0.1".parse().expect("ip"));

@@ -6,8 +6,9 @@
 //! - [`wire`] (*pure*): Trystero's codecs — topics, SDP encryption, outer frames, action
 //!   chunks, reassembly — plus meshrtc's end-to-end envelope and signed cell frames.
 //! - [`signal`]: discovery over Nostr relays. `content` and `state` (*pure*: one room's
-//!   announces, offers and answers), `health` (*pure*: relay scoring) and `pool` (*pure*: the
-//!   relay pool's state machine); `driver` runs the pool with nostr-sdk (I/O only); `embedded`
+//!   announces, offers and answers), `health` (*pure*: relay scoring), `defaults` (*pure*:
+//!   Trystero's default relays per app) and `pool` (*pure*: the relay pool's state machine,
+//!   which relays each room uses); `driver` runs the pool with nostr-sdk (I/O only); `embedded`
 //!   is the nostr-relay-builder relay.
 //! - [`room`] (*pure*): one room on a set of links — handshake, password proof, ping, leave,
 //!   channels, E2E sealing, and Trystero's media messages (`room::media`).

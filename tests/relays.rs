@@ -366,3 +366,84 @@ async fn failover_loses_no_join_and_the_restarted_relay_is_used_again() {
         "no join through the restarted relay"
     );
 }
+
+/// With no relay configured, each app's rooms use only the relays picked for that app, here
+/// from a list of loopback relays (`trystero_relays`) instead of Trystero's public one: the
+/// pool holds the union over the apps with rooms, each room subscribes and announces on its
+/// app's relays only, and daemons of the same app meet there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_apps_rooms_use_only_the_relays_picked_for_that_app() {
+    let mut relays = Vec::new();
+    let mut urls = Vec::new();
+    for _ in 0..3 {
+        let (relay, url) = relay_with(|b| b).await;
+        relays.push(relay);
+        urls.push(url);
+    }
+    let picks = meshrtc::signal::defaults::AppRelays {
+        list: urls.clone(),
+        redundancy: 1,
+    };
+    let app_on = |url: &String| {
+        (0..)
+            .map(|i| format!("per-app-{i}"))
+            .find(|app| picks.for_app(app) == [url.clone()])
+            .expect("an app id")
+    };
+    let (rx, ry) = (&urls[0], &urls[1]);
+    let (app_x, app_y) = (app_on(rx), app_on(ry));
+    let cfg = tempfile::NamedTempFile::new().expect("config");
+    std::fs::write(
+        cfg.path(),
+        format!(
+            "trystero_relays = {urls:?}\nrelay_redundancy = 1\nextended_relays = false\n\
+             relay_list_url = \"http://127.0.0.1:{}/none\"\n",
+            free_port()
+        ),
+    )
+    .expect("write");
+    let args = vec!["--config".to_owned(), cfg.path().display().to_string()];
+    let d1 = Daemon::spawn(Vec::new(), None, args.clone()).await;
+    let d2 = Daemon::spawn(Vec::new(), None, args).await;
+    assert!(relays_of(&d1).await.is_empty(), "relays before any room");
+    let (id1, id2) = (d1.peer_id().await, d2.peer_id().await);
+    let mut s1 = d1.session().await;
+    s1.join(&app_y, "room", "").await;
+    wait_relay(&d1, ry, JOIN, |r| r.state == "connected").await;
+    s1.join(&app_x, "room", "").await;
+    wait_relay(&d1, rx, JOIN, |r| r.state == "connected").await;
+    let mut s2 = d2.session().await;
+    s2.join(&app_y, "room", "").await;
+    assert!(
+        s2.wait_join(&id1, JOIN).await,
+        "no meeting on app Y's relay"
+    );
+    assert!(s1.wait_join(&id2, JOIN).await);
+    let listed = |rs: Vec<RelayInfo>| {
+        let mut u: Vec<String> = rs.into_iter().map(|r| r.url).collect();
+        u.sort();
+        u
+    };
+    let mut both = vec![rx.clone(), ry.clone()];
+    both.sort();
+    assert_eq!(
+        listed(relays_of(&d1).await),
+        both,
+        "the union of X's and Y's"
+    );
+    assert_eq!(listed(relays_of(&d2).await), vec![ry.clone()]);
+    // A daemon that announces app Y on X's relay: d1's room Y neither listens nor announces
+    // there, so the two never meet, and nothing but X's own (none) comes in through it.
+    let d3 = Daemon::with_relays(std::slice::from_ref(rx)).await;
+    let mut s3 = d3.session().await;
+    s3.join(&app_y, "room", "").await;
+    wait_relay(&d3, rx, JOIN, |r| r.events_out >= 2).await;
+    assert!(
+        !s3.wait_join(&id1, Duration::from_secs(3)).await,
+        "app Y's room reached app X's relay"
+    );
+    let on = |rs: &[RelayInfo], url: &String| rs.iter().find(|r| &r.url == url).cloned();
+    let seen = relays_of(&d1).await;
+    assert_eq!(on(&seen, rx).expect("X's relay").events_in, 0, "{seen:?}");
+    assert!(on(&seen, ry).expect("Y's relay").events_in > 0, "{seen:?}");
+}

@@ -30,9 +30,14 @@ struct Args {
     /// Also serve gRPC on this loopback TCP address.
     #[arg(long, value_name = "HOST:PORT")]
     grpc_tcp: Option<SocketAddr>,
-    /// Nostr relay URL (repeatable); replaces the built-in public list.
+    /// Nostr relay URL (repeatable): every room uses these, instead of the relays a default
+    /// Trystero page of its app uses.
     #[arg(long = "relay", value_name = "URL")]
     relays: Vec<String>,
+    /// With no relay given: how many of Trystero's default relays each app uses (as a page's
+    /// relayConfig.redundancy; default 5).
+    #[arg(long, value_name = "N")]
+    relay_redundancy: Option<usize>,
     /// Serve a Nostr relay at HOST:PORT and use it.
     #[arg(long, value_name = "HOST:PORT")]
     embedded_relay: Option<SocketAddr>,
@@ -134,6 +139,13 @@ fn cli_ice_servers(args: &Args) -> anyhow::Result<Vec<meshrtc::transport::ice::I
 enum Cmd {
     /// Print this node's peer id (creating its identity in --data-dir if needed) and exit.
     Identity,
+    /// Print the relays the rooms of APP use, one URL a line, and exit (connects nowhere):
+    /// those given with --relay/--embedded-relay/the config, or else the ones a default
+    /// Trystero 0.25.4 page of APP uses.
+    RelaysFor {
+        /// The app id.
+        app: String,
+    },
     /// Run only a Nostr relay (no node), to host your own signaling relay.
     Relay {
         /// Address to listen on.
@@ -177,6 +189,10 @@ fn build_config(args: &Args) -> anyhow::Result<Config> {
     if args.embedded_relay.is_some() {
         config.embedded_relay = args.embedded_relay;
     }
+    if let Some(n) = args.relay_redundancy {
+        config.relay_redundancy = n;
+    }
+    config.check_relays()?;
     if args.ice_addr.is_some() {
         config.ice_addr = args.ice_addr;
     }
@@ -340,6 +356,12 @@ fn main() -> std::process::ExitCode {
         Ok(c) => c,
         Err(e) => return fail(e),
     };
+    if let Some(Cmd::RelaysFor { app }) = &args.command {
+        for url in config.relays_for_app(app) {
+            println!("{url}");
+        }
+        return std::process::ExitCode::SUCCESS;
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(config.threads)
         .enable_all()
@@ -383,10 +405,18 @@ async fn run(args: Args, config: Config) -> anyhow::Result<()> {
         .context("creating the API token")?
         .into();
     let node = Node::start(identity, config.clone(), Some(store.clone())).await;
+    let relays = match config.app_relays() {
+        Some(picks) => format!(
+            "per app: {} of {} (Trystero's way)",
+            picks.redundancy,
+            picks.list.len()
+        ),
+        None => format!("{:?}", config.effective_relays()),
+    };
     tracing::info!(
         peer_id = node.peer_id(),
         grpc = %socket.display(),
-        relays = ?config.effective_relays(),
+        relays = %relays,
         "meshrtcd ready"
     );
     let grpc = listeners.serve(&node, &token, &config)?;

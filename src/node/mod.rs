@@ -124,6 +124,7 @@ impl Node {
         let (transport_tx, transport_rx) = mpsc::unbounded_channel();
         let options = driver::PoolOptions {
             relays: config.effective_relays(),
+            app_relays: config.app_relays(),
             min_relays: config.min_relays,
             extended: config.use_extended_relays(),
             list_url: config.relay_list_url.clone(),
@@ -322,8 +323,8 @@ async fn run_loop(
                 let (Some(msg), Some(n)) = (msg, node.upgrade()) else { break };
                 match msg {
                     DriverEvent::Event(ev) => n.feed(|core, now| core.on_relay_event(ev, now)),
-                    DriverEvent::RelayUp(_) => {
-                        n.feed(|core, now| core.relay_up(now));
+                    DriverEvent::RelayUp { apps, .. } => {
+                        n.feed(|core, now| core.relay_up(apps.as_deref(), now));
                         n.wake.notify_one();
                     }
                 }

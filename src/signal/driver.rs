@@ -1,7 +1,8 @@
 //! The relay driver: runs the relay pool over nostr-sdk.
 //!
-//! Every relay is connected and used independently. What to do — reconnect when, publish
-//! where, retire whom, top up from the extended list — is decided by the sans-IO
+//! Every relay is connected and used independently. What to do — which relays each room
+//! uses, what each relay is subscribed to, reconnect when, publish where, retire whom, release
+//! whom, top up from the extended list — is decided by the sans-IO
 //! [`super::pool::RelayPool`] (with [`super::health`]); this file only talks to nostr-sdk and
 //! reports back. Every incoming event's signature is checked before nostr-sdk sees it, so bad
 //! ones are counted. Protocol decisions stay in [`super::state`] and the node.
@@ -27,6 +28,7 @@ use nostr_sdk::{
 };
 use tokio::sync::mpsc;
 
+use super::AppTopic;
 use super::health::{Decision, RelayHealth};
 use super::pool::{Added, PoolPolicy, RelayNote, RelayPool};
 pub use super::pool::{RelayPhase, RelayState, normalize};
@@ -44,7 +46,12 @@ pub enum DriverEvent {
     /// A verified signaling event.
     Event(Incoming),
     /// A relay (re)connected and has our subscription: announces can reach it now.
-    RelayUp(String),
+    RelayUp {
+        /// The relay.
+        relay: String,
+        /// The apps whose rooms it carries; None: every room (a shared relay).
+        apps: Option<Vec<String>>,
+    },
 }
 
 /// A signaling event from a relay, signature already verified.
@@ -98,8 +105,10 @@ impl SignalCounters {
 /// Options of the relay pool.
 #[derive(Debug, Clone)]
 pub struct PoolOptions {
-    /// Relays to connect at start.
+    /// Relays every room uses, connected at start.
     pub relays: Vec<String>,
+    /// How each app's relays are picked (no relay configured); None: no per-app relays.
+    pub app_relays: Option<super::defaults::AppRelays>,
     /// Healthy relays wanted before the extended list is used.
     pub min_relays: usize,
     /// Whether the extended list is used and refreshed.
@@ -259,7 +268,6 @@ struct Driver {
     pool: Arc<Mutex<RelayPool>>,
     counters: Arc<SignalCounters>,
     incoming: mpsc::UnboundedSender<DriverEvent>,
-    topics: Vec<String>,
     sub_id: SubscriptionId,
     store: Option<Store>,
 }
@@ -303,11 +311,16 @@ impl Driver {
         });
     }
 
-    fn publish(&self, topic: &str, content: &str, relay: Option<String>) {
+    fn publish(&self, app: &str, topic: &str, content: &str, relay: Option<String>) {
         let Some(event) = build_event(&self.keys, topic, content) else {
             return;
         };
-        let targets = self.lock().publish_targets(relay.as_deref(), now_ms());
+        let (targets, expect_echo) = {
+            let pool = self.lock();
+            // Only events on our own topics come back through our subscription.
+            let echo = pool.listens(topic);
+            (pool.publish_targets(app, relay.as_deref(), now_ms()), echo)
+        };
         if targets.is_empty() {
             self.counters.publish_failed.fetch_add(1, Ordering::Relaxed);
             return;
@@ -316,8 +329,6 @@ impl Driver {
         let pool = self.pool.clone();
         let counters = self.counters.clone();
         let store = self.store.clone();
-        // Only events on our own topics come back through our subscription.
-        let expect_echo = self.topics.iter().any(|t| t == topic);
         tokio::spawn(async move {
             let Ok(out) = client
                 .send_event_to(targets.iter().map(String::as_str), &event)
@@ -356,41 +367,50 @@ impl Driver {
         });
     }
 
-    async fn subscribe_all(&mut self, topics: Vec<String>) {
-        if topics != self.topics {
-            self.lock().forget_echoes();
+    async fn subscribe_all(&mut self, topics: Vec<AppTopic>) {
+        let routing = self.lock().set_topics(topics, Instant::now());
+        for url in routing.add {
+            self.add(&url).await;
         }
-        self.topics = topics;
-        if self.topics.is_empty() {
-            self.client.unsubscribe(&self.sub_id).await;
-        } else {
-            let _ = self
-                .client
-                .subscribe_with_id(self.sub_id.clone(), filter_for(&self.topics), None)
-                .await;
+        for (url, topics) in routing.subscribe {
+            self.subscribe_relay(&url, &topics).await;
         }
+    }
+
+    /// Replaces one relay's subscription (empty: closes it).
+    async fn subscribe_relay(&self, url: &str, topics: &[String]) {
+        if topics.is_empty() {
+            if let Ok(relay) = self.client.relay(url).await {
+                let _ = relay.unsubscribe(&self.sub_id).await;
+            }
+            return;
+        }
+        let _ = self
+            .client
+            .pool()
+            .subscribe_with_id_to(
+                [url],
+                self.sub_id.clone(),
+                filter_for(topics),
+                Default::default(),
+            )
+            .await;
     }
 
     async fn on_status(&mut self, url: String, status: RelayStatus) {
         match status {
             RelayStatus::Connected => {
-                if !self.lock().on_connected(&url, Instant::now()) {
+                let Some(up) = self.lock().on_connected(&url, Instant::now()) else {
                     return;
-                }
+                };
                 tracing::info!(relay = %url, "relay connected");
-                if !self.topics.is_empty() {
-                    let _ = self
-                        .client
-                        .pool()
-                        .subscribe_with_id_to(
-                            [url.as_str()],
-                            self.sub_id.clone(),
-                            filter_for(&self.topics),
-                            Default::default(),
-                        )
-                        .await;
+                if !up.topics.is_empty() {
+                    self.subscribe_relay(&url, &up.topics).await;
                 }
-                let _ = self.incoming.send(DriverEvent::RelayUp(url));
+                let _ = self.incoming.send(DriverEvent::RelayUp {
+                    relay: url,
+                    apps: up.apps,
+                });
             }
             RelayStatus::Disconnected | RelayStatus::Terminated | RelayStatus::Banned => {
                 let delay =
@@ -426,9 +446,14 @@ impl Driver {
         }
     }
 
-    /// Reconnects due relays, checks slow connects, tops the pool up from the extended list.
+    /// Reconnects due relays, checks slow connects, tops the pool up from the extended list,
+    /// releases relays no room needs.
     async fn tick(&mut self) {
         let work = self.lock().tick(Instant::now(), now_ms());
+        for url in work.release {
+            tracing::info!(relay = %url, "no room uses this relay any more; disconnecting");
+            let _ = self.client.remove_relay(url.as_str()).await;
+        }
         // Reconcile with nostr-sdk in case a status change was missed.
         for url in work.check {
             if let Ok(relay) = self.client.relay(url.as_str()).await
@@ -477,6 +502,7 @@ pub async fn spawn(
     let policy = PoolPolicy {
         min_relays: options.min_relays,
         extended: options.extended,
+        app_relays: options.app_relays,
     };
     let state = RelayPool::new(policy, records, extended);
     let pool = Arc::new(Mutex::new(state));
@@ -498,7 +524,6 @@ pub async fn spawn(
         pool,
         counters,
         incoming,
-        topics: Vec::new(),
         sub_id: SubscriptionId::new(SUBSCRIPTION),
         store: store.clone(),
     };
@@ -561,14 +586,15 @@ async fn run(
         tokio::select! {
             cmd = commands.recv() => match cmd {
                 None => break,
-                Some(Command::Publish { topic, content, relay }) => driver.publish(&topic, &content, relay),
+                Some(Command::Publish { app, topic, content, relay }) => driver.publish(&app, &topic, &content, relay),
                 Some(Command::Subscribe(topics)) => driver.subscribe_all(topics).await,
             },
             note = notifications.recv() => match note {
                 Ok(RelayPoolNotification::Event { relay_url, event, .. }) => {
                     let topic = event.tags.find(TagKind::x()).and_then(|t| t.content()).map(str::to_owned);
-                    match topic {
-                        Some(topic) if driver.topics.contains(&topic) => {
+                    let relay = normalize(relay_url.as_str());
+                    match (topic, relay) {
+                        (Some(topic), Some(relay)) if driver.lock().carries(&relay, &topic) => {
                             let _ = driver.incoming.send(DriverEvent::Event(Incoming { relay: relay_url.to_string(), topic, content: event.content.clone(), pubkey: event.pubkey.to_bytes() }));
                         }
                         _ => { driver.counters.unknown_topic.fetch_add(1, Ordering::Relaxed); }

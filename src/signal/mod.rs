@@ -1,8 +1,9 @@
 //! Nostr signaling: message content, the per-room state machine, relay health and pool policy,
-//! and the relay driver.
+//! Trystero's default relays per app, and the relay driver.
 
 pub mod budget;
 pub mod content;
+pub mod defaults;
 pub mod driver;
 pub mod embedded;
 pub mod health;
@@ -13,15 +14,27 @@ pub mod state;
 /// machine ([`state::Action::Relay`]) through the node to the driver.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RelayCommand {
-    /// Sign and publish `content` on `topic`, to one relay or to all.
+    /// Sign and publish `content` on `topic`, to one relay or to all of the app's.
     Publish {
+        /// The app whose room publishes: the pool publishes on that app's relays.
+        app: String,
         /// Topic (`x` tag); the kind derives from it.
         topic: String,
         /// Content JSON.
         content: String,
-        /// Only this relay, if given (and usable).
+        /// Only this relay, if given (and usable for the app).
         relay: Option<String>,
     },
-    /// Replace the subscription with these topics (empty: unsubscribe).
-    Subscribe(Vec<String>),
+    /// Replace the subscription with these topics (empty: unsubscribe); each is subscribed on
+    /// its app's relays only.
+    Subscribe(Vec<AppTopic>),
+}
+
+/// A topic the node listens on, with the app whose room it belongs to.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct AppTopic {
+    /// The app id of the room.
+    pub app: String,
+    /// The topic (`x` tag).
+    pub topic: String,
 }

@@ -1,17 +1,26 @@
 //! The relay pool's state machine, with no sockets: which relays are connected, waiting to
-//! reconnect or retired; where to publish; how to read a failed publish; when to reconnect
-//! and when to top the pool up from the extended list.
+//! reconnect or retired; which relays each room uses; where to publish; how to read a failed
+//! publish; when to reconnect, when to release a relay no room needs any more, and when to top
+//! the pool up from the extended list.
+//!
+//! Which relays a room uses: the *shared* relays (configured ones, the embedded relay, and
+//! those added from the extended list) carry every room; with no relay configured, each app's
+//! rooms also use Trystero's default relays for that app ([`super::defaults`]), so the pool is
+//! the union over the apps the node serves. Every relay is subscribed to the topics of the
+//! rooms it carries, and a room publishes only on its relays.
 //!
 //! Why it exists apart from the driver: these are the pool's decisions, and they need tests
 //! that do not open a WebSocket. The driver (`super::driver`) reports what nostr-sdk saw and
 //! carries out what this module returns. Times are passed in: `now` (monotonic) for
 //! reconnect timers, `wall` (ms since the epoch) for health records, which are persisted.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::{Duration, Instant};
 
 use nostr_sdk::RelayUrl;
 
+use super::AppTopic;
+use super::defaults::AppRelays;
 use super::health::{Decision, RelayHealth};
 
 /// First reconnect delay; doubles per failure up to [`RECONNECT_CAP`], with jitter.
@@ -20,6 +29,9 @@ pub const RECONNECT_FIRST: Duration = Duration::from_secs(1);
 pub const RECONNECT_CAP: Duration = Duration::from_secs(60);
 /// A connect reported by nobody after this long is checked against nostr-sdk's own state.
 const CONNECT_CHECK_AFTER: Duration = Duration::from_secs(2);
+/// A relay no room has needed for this long is disconnected (an app that leaves and joins
+/// again soon, as a reloaded page does, finds its relays still connected).
+pub const RELEASE_AFTER: Duration = Duration::from_secs(60);
 
 /// Canonical form of a relay URL (as nostr-sdk prints it).
 pub fn normalize(url: &str) -> Option<String> {
@@ -142,15 +154,40 @@ pub struct PoolTick {
     pub check: Vec<String>,
     /// Relays from the extended list to add (the pool is short of healthy ones).
     pub add: Vec<String>,
+    /// Relays no room has needed for [`RELEASE_AFTER`]: disconnect and forget them (already
+    /// out of the pool).
+    pub release: Vec<String>,
 }
 
 /// Options of the pool's policy.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct PoolPolicy {
-    /// Healthy relays wanted before the extended list is used.
+    /// Healthy relays wanted per app (or in all, without per-app relays) before the extended
+    /// list is used.
     pub min_relays: usize,
     /// Whether the extended list is used.
     pub extended: bool,
+    /// How each app's relays are picked (Trystero's defaults, `relayConfig.redundancy` of
+    /// them): set when no relay is configured. None: every room uses the shared relays only.
+    pub app_relays: Option<AppRelays>,
+}
+
+/// What the driver must do after the subscription changed.
+#[derive(Debug, Default, PartialEq)]
+pub struct Routing {
+    /// Relays a room now needs that the pool does not have: add them.
+    pub add: Vec<String>,
+    /// Connected relays whose topics changed, with their new topics (empty: unsubscribe).
+    pub subscribe: Vec<(String, Vec<String>)>,
+}
+
+/// A relay that connected, as the pool routes it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RelayUp {
+    /// The topics to subscribe on it (empty: none, for now).
+    pub topics: Vec<String>,
+    /// The apps whose rooms it carries; None for a shared relay (every room).
+    pub apps: Option<Vec<String>>,
 }
 
 /// The relay pool's state.
@@ -160,6 +197,16 @@ pub struct RelayPool {
     health: HashMap<String, RelayHealth>,
     links: BTreeMap<String, Link>,
     extended: Vec<String>,
+    /// Relays every room uses (configured, embedded, added from the extended list).
+    shared: BTreeSet<String>,
+    /// The topics the node listens on, with their rooms' apps.
+    topics: BTreeMap<String, String>,
+    /// The per-app relays (normalized) of every app that has a topic.
+    apps: BTreeMap<String, Vec<String>>,
+    /// The topics each connected relay was last subscribed to.
+    subscribed: BTreeMap<String, Vec<String>>,
+    /// Relays in the pool that no room needs, since when.
+    unneeded: BTreeMap<String, Instant>,
 }
 
 impl RelayPool {
@@ -170,16 +217,128 @@ impl RelayPool {
             health: records.into_iter().map(|h| (h.url.clone(), h)).collect(),
             links: BTreeMap::new(),
             extended,
+            shared: BTreeSet::new(),
+            topics: BTreeMap::new(),
+            apps: BTreeMap::new(),
+            subscribed: BTreeMap::new(),
+            unneeded: BTreeMap::new(),
         }
     }
 
-    /// The configured relays, normalized, deduplicated, those that served well last time first.
-    pub fn startup_order(&self, relays: &[String], wall: u64) -> Vec<String> {
+    /// The configured relays, shared by every room from now on: normalized, deduplicated,
+    /// those that served well last time first.
+    pub fn startup_order(&mut self, relays: &[String], wall: u64) -> Vec<String> {
         let mut out: Vec<String> = relays.iter().filter_map(|u| normalize(u)).collect();
         out.sort();
         out.dedup();
         let score = |u: &String| self.health.get(u).map_or(0.5, |h| h.score(wall));
         out.sort_by(|a, b| score(b).total_cmp(&score(a)));
+        self.shared.extend(out.iter().cloned());
+        out
+    }
+
+    /// The per-app relays of `app`, normalized (none without per-app relays).
+    fn relays_of_app(&self, app: &str) -> Vec<String> {
+        if let Some(relays) = self.apps.get(app) {
+            return relays.clone();
+        }
+        match &self.policy.app_relays {
+            Some(picks) => picks
+                .for_app(app)
+                .iter()
+                .filter_map(|u| normalize(u))
+                .collect(),
+            None => Vec::new(),
+        }
+    }
+
+    /// Whether `url` carries `app`'s rooms.
+    fn carries_app(&self, url: &str, app: &str) -> bool {
+        self.shared.contains(url)
+            || self
+                .apps
+                .get(app)
+                .is_some_and(|r| r.iter().any(|u| u == url))
+    }
+
+    /// The topics `url` should be subscribed to: those of the rooms it carries.
+    fn topics_of(&self, url: &str) -> Vec<String> {
+        self.topics
+            .iter()
+            .filter(|(_, app)| self.carries_app(url, app))
+            .map(|(t, _)| t.clone())
+            .collect()
+    }
+
+    /// Whether an event on `topic` that came through `url` is one the node listens for there.
+    pub fn carries(&self, url: &str, topic: &str) -> bool {
+        self.topics
+            .get(topic)
+            .is_some_and(|app| self.carries_app(url, app))
+    }
+
+    /// Whether the node listens on `topic` (its own events on it come back as echoes).
+    pub fn listens(&self, topic: &str) -> bool {
+        self.topics.contains_key(topic)
+    }
+
+    /// Relays some room needs: the shared ones and every app's.
+    fn needed(&self) -> BTreeSet<&String> {
+        self.shared
+            .iter()
+            .chain(self.apps.values().flatten())
+            .collect()
+    }
+
+    /// Whether some room needs `url`.
+    fn is_needed(&self, url: &str) -> bool {
+        self.shared.contains(url) || self.apps.values().flatten().any(|u| u == url)
+    }
+
+    /// The node's topics changed: each is routed to its app's relays (and the shared ones).
+    /// Returns the relays to add and the connected relays to subscribe anew.
+    pub fn set_topics(&mut self, topics: Vec<AppTopic>, now: Instant) -> Routing {
+        let topics: BTreeMap<String, String> =
+            topics.into_iter().map(|t| (t.topic, t.app)).collect();
+        if topics != self.topics {
+            self.forget_echoes();
+        }
+        let apps: BTreeSet<&String> = topics.values().collect();
+        let apps: BTreeMap<String, Vec<String>> = apps
+            .into_iter()
+            .map(|app| (app.clone(), self.relays_of_app(app)))
+            .collect();
+        self.topics = topics;
+        self.apps = apps;
+        let needed: BTreeSet<String> = self.needed().into_iter().cloned().collect();
+        let mut out = Routing {
+            add: needed
+                .iter()
+                .filter(|u| !self.links.contains_key(*u))
+                .cloned()
+                .collect(),
+            subscribe: Vec::new(),
+        };
+        for url in self.links.keys() {
+            if needed.contains(url) {
+                self.unneeded.remove(url);
+            } else {
+                self.unneeded.entry(url.clone()).or_insert(now);
+            }
+        }
+        let connected: Vec<String> = self
+            .links
+            .iter()
+            .filter(|(_, l)| **l == Link::Connected)
+            .map(|(u, _)| u.clone())
+            .collect();
+        for url in connected {
+            let want = self.topics_of(&url);
+            if self.subscribed.get(&url) != Some(&want) {
+                self.subscribed.insert(url.clone(), want.clone());
+                out.subscribe.push((url, want));
+            }
+        }
         out
     }
 
@@ -190,6 +349,9 @@ impl RelayPool {
             return Added::Cooldown;
         }
         self.links.insert(url.to_owned(), Link::Connecting(now));
+        if !self.is_needed(url) {
+            self.unneeded.entry(url.to_owned()).or_insert(now);
+        }
         self.health
             .entry(url.to_owned())
             .or_insert_with(|| RelayHealth::new(url));
@@ -201,13 +363,16 @@ impl RelayPool {
         self.links.insert(url.to_owned(), Link::Retired);
     }
 
-    /// Relays to publish to: `relay` alone if it is usable, else every usable one.
-    pub fn publish_targets(&self, relay: Option<&str>, wall: u64) -> Vec<String> {
+    /// Relays to publish to for a room of `app`: `relay` alone if it is usable and one of the
+    /// app's, else every usable one of the app's.
+    pub fn publish_targets(&self, app: &str, relay: Option<&str>, wall: u64) -> Vec<String> {
+        let own = self.relays_of_app(app);
         let usable: Vec<String> = self
             .links
             .iter()
             .filter(|(url, link)| {
                 **link == Link::Connected
+                    && (self.shared.contains(*url) || own.contains(url))
                     && self.health.get(*url).is_none_or(|h| h.may_publish(wall))
             })
             .map(|(u, _)| u.clone())
@@ -252,10 +417,12 @@ impl RelayPool {
         retire
     }
 
-    /// The relay connected; false when it is retired (the driver should drop it again).
-    pub fn on_connected(&mut self, url: &str, now: Instant) -> bool {
-        if self.links.get(url) == Some(&Link::Retired) {
-            return false;
+    /// The relay connected: the topics to subscribe on it and the apps whose rooms should
+    /// announce again; None when it is retired or released (the driver should drop it again).
+    pub fn on_connected(&mut self, url: &str, now: Instant) -> Option<RelayUp> {
+        match self.links.get(url) {
+            Some(Link::Retired) | None => return None,
+            _ => {}
         }
         let latency = match self.links.get(url) {
             Some(Link::Connecting(since)) => {
@@ -268,7 +435,16 @@ impl RelayPool {
             .entry(url.to_owned())
             .or_insert_with(|| RelayHealth::new(url))
             .on_connected(latency);
-        true
+        let topics = self.topics_of(url);
+        self.subscribed.insert(url.to_owned(), topics.clone());
+        let apps = (!self.shared.contains(url)).then(|| {
+            self.apps
+                .iter()
+                .filter(|(_, relays)| relays.iter().any(|u| u == url))
+                .map(|(app, _)| app.clone())
+                .collect()
+        });
+        Some(RelayUp { topics, apps })
     }
 
     /// The relay went down; returns the reconnect delay (`jitter` in `[0, 1)`), or None when
@@ -287,6 +463,7 @@ impl RelayPool {
             Some(Link::Connecting(_)) => 1,
         };
         let delay = backoff(failures, jitter);
+        self.subscribed.remove(url);
         self.links.insert(
             url.to_owned(),
             Link::Waiting {
@@ -326,13 +503,25 @@ impl RelayPool {
         }
     }
 
-    /// Ages health records; returns due reconnects (marked connecting), connects to check, and
-    /// extended-list relays to add.
+    /// Ages health records; returns due reconnects (marked connecting), connects to check,
+    /// extended-list relays to add (marked shared), and relays to release (removed).
     pub fn tick(&mut self, now: Instant, wall: u64) -> PoolTick {
         for h in self.health.values_mut() {
             h.tick(wall);
         }
         let mut out = PoolTick::default();
+        let released: Vec<String> = self
+            .unneeded
+            .iter()
+            .filter(|(_, since)| now.saturating_duration_since(**since) >= RELEASE_AFTER)
+            .map(|(u, _)| u.clone())
+            .collect();
+        for url in released {
+            self.unneeded.remove(&url);
+            self.subscribed.remove(&url);
+            self.links.remove(&url);
+            out.release.push(url);
+        }
         for (url, link) in self.links.iter_mut() {
             match *link {
                 Link::Waiting { retry_at, .. } if retry_at <= now => {
@@ -348,12 +537,31 @@ impl RelayPool {
             }
         }
         if self.policy.extended {
-            let live = self
-                .links
-                .values()
-                .filter(|l| matches!(l, Link::Connected | Link::Connecting(_)))
-                .count();
-            let deficit = self.policy.min_relays.saturating_sub(live);
+            let live = |url: &String| {
+                matches!(
+                    self.links.get(url),
+                    Some(Link::Connected | Link::Connecting(_))
+                )
+            };
+            let shared = self.shared.iter().filter(|u| live(u)).count();
+            // Per-app relays: the app worst off decides (an app without rooms needs none);
+            // without them, every relay in the pool counts.
+            let deficit = if self.policy.app_relays.is_some() {
+                self.apps
+                    .values()
+                    .map(|relays| {
+                        let own = relays
+                            .iter()
+                            .filter(|u| live(u) && !self.shared.contains(*u))
+                            .count();
+                        self.policy.min_relays.saturating_sub(shared + own)
+                    })
+                    .max()
+                    .unwrap_or(0)
+            } else {
+                let all = self.links.keys().filter(|u| live(u)).count();
+                self.policy.min_relays.saturating_sub(all)
+            };
             let mut candidates: Vec<(f64, &String)> = self
                 .extended
                 .iter()
@@ -367,6 +575,7 @@ impl RelayPool {
                 .take(deficit)
                 .map(|(_, u)| u.clone())
                 .collect();
+            self.shared.extend(out.add.iter().cloned());
         }
         out
     }

@@ -205,6 +205,7 @@ impl RoomSignal {
 
     fn announce(&self) -> Action {
         Action::Announce(RelayCommand::Publish {
+            app: self.app_id.clone(),
             topic: self.root.clone(),
             content: Signal::Announce {
                 peer: self.self_id.clone(),
@@ -323,6 +324,7 @@ impl RoomSignal {
 
     fn reply(&self, peer: &str, signal: Signal, relay: Option<String>) -> Action {
         Action::Relay(RelayCommand::Publish {
+            app: self.app_id.clone(),
             topic: self_topic(&self.app_id, &self.room_id, peer),
             content: signal.to_content(),
             relay,

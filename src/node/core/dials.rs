@@ -366,11 +366,14 @@ impl Core {
         self.config.relay_fallback && self.st.relay_next.contains(&LinkKey::new(app, peer))
     }
 
-    /// Input: a relay (re)connected: announce every room again so peers behind it find us.
-    pub fn relay_up(&mut self, now: Instant) {
+    /// Input: a relay (re)connected: announce again every room it carries (those of `apps`, or
+    /// every room for a relay all rooms use) so peers behind it find us.
+    pub fn relay_up(&mut self, apps: Option<&[String]>, now: Instant) {
         self.at(now);
-        for entry in self.st.rooms.values_mut() {
-            entry.signal.restart_burst(now);
+        for (key, entry) in self.st.rooms.iter_mut() {
+            if apps.is_none_or(|apps| apps.contains(&key.app)) {
+                entry.signal.restart_burst(now);
+            }
         }
     }
 }

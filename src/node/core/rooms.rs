@@ -12,8 +12,8 @@ use crate::node::cells::CellRoom;
 use crate::node::session::{EventKind, PeerType, SessionId};
 use crate::node::{JoinOptions, NodeError};
 use crate::room::{Room, Security};
-use crate::signal::RelayCommand;
 use crate::signal::state::RoomSignal;
+use crate::signal::{AppTopic, RelayCommand};
 use crate::wire::e2e::E2eKey;
 
 /// Longest room password accepted: each new one costs a slow key derivation and stays in memory
@@ -228,8 +228,19 @@ impl Core {
                 history,
             },
         );
-        let topics = self.st.topics.keys().cloned().collect();
-        self.effect(Effect::Relay(RelayCommand::Subscribe(topics)));
+        self.effect(Effect::Relay(RelayCommand::Subscribe(self.subscription())));
+    }
+
+    /// Every topic the node listens on, each with its room's app (whose relays carry it).
+    fn subscription(&self) -> Vec<AppTopic> {
+        self.st
+            .topics
+            .iter()
+            .map(|(topic, key)| AppTopic {
+                app: key.app.clone(),
+                topic: topic.clone(),
+            })
+            .collect()
     }
 
     /// A new room tells the app's links (their peers attach on our presence) and announces.
@@ -307,8 +318,7 @@ impl Core {
             self.st.topics.remove(t);
         }
         self.st.tokens.remove(entry.room.token());
-        let topics = self.st.topics.keys().cloned().collect();
-        self.effect(Effect::Relay(RelayCommand::Subscribe(topics)));
+        self.effect(Effect::Relay(RelayCommand::Subscribe(self.subscription())));
         for waiter in entry.ping_waiters.values().flatten().flatten() {
             self.effects.push(Effect::PingLost { waiter: *waiter });
         }

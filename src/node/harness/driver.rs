@@ -14,7 +14,7 @@ impl Net {
     fn run_effect(&mut self, i: usize, effect: Effect) {
         match effect {
             Effect::Relay(RelayCommand::Subscribe(topics)) => {
-                self.nodes[i].topics = topics.into_iter().collect();
+                self.nodes[i].topics = topics.into_iter().map(|t| t.topic).collect();
             }
             Effect::Relay(RelayCommand::Publish { topic, content, .. }) => {
                 self.publish(i, topic, content)

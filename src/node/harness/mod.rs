@@ -618,7 +618,7 @@ impl Net {
     /// A relay of node `i` (re)connected.
     pub fn relay_up(&mut self, i: usize) {
         let now = self.now;
-        self.nodes[i].core.relay_up(now);
+        self.nodes[i].core.relay_up(None, now);
         self.nodes[i].next_tick = now;
         self.run_effects(i);
     }

@@ -1,4 +1,5 @@
 use super::*;
+use crate::signal::defaults::AppRelays;
 use crate::signal::health::RETIRE_COOLDOWN_MS;
 
 const WALL: u64 = 1_700_000_000_000;
@@ -9,6 +10,7 @@ fn pool(min_relays: usize, extended: Vec<String>) -> RelayPool {
     let policy = PoolPolicy {
         min_relays,
         extended: !extended.is_empty(),
+        app_relays: None,
     };
     RelayPool::new(policy, Vec::new(), extended)
 }
@@ -66,9 +68,10 @@ fn only_a_relays_own_refusal_counts_against_it() {
 fn a_relay_connects_drops_and_reconnects_with_growing_backoff() {
     let t0 = Instant::now();
     let mut p = pool(0, Vec::new());
+    p.startup_order(&[A.into(), B.into()], WALL);
     assert_eq!(p.add(A, t0, WALL), Added::Connect);
     assert_eq!(phase(&p, A), RelayPhase::Connecting);
-    assert!(p.on_connected(A, t0 + Duration::from_millis(40)));
+    assert!(p.on_connected(A, t0 + Duration::from_millis(40)).is_some());
     assert_eq!(phase(&p, A), RelayPhase::Connected);
     assert_eq!(p.states(WALL)[0].latency_ms, Some(40));
 
@@ -99,6 +102,7 @@ fn a_relay_connects_drops_and_reconnects_with_growing_backoff() {
 fn a_retired_relay_stays_out_for_its_cooldown_even_across_restarts() {
     let t0 = Instant::now();
     let mut p = pool(0, Vec::new());
+    p.startup_order(&[A.into(), B.into()], WALL);
     p.add(A, t0, WALL);
     p.on_connected(A, t0);
     assert_eq!(
@@ -106,20 +110,21 @@ fn a_retired_relay_stays_out_for_its_cooldown_even_across_restarts() {
         Decision::Retire
     );
     assert_eq!(phase(&p, A), RelayPhase::Retired);
-    assert!(!p.on_connected(A, t0), "a retired relay came back");
+    assert!(p.on_connected(A, t0).is_none(), "a retired relay came back");
     assert_eq!(
         p.on_disconnected(A, t0, WALL, 0.5),
         None,
         "a retired relay is not reconnected"
     );
-    assert!(p.publish_targets(None, WALL).is_empty());
+    assert!(p.publish_targets("app", None, WALL).is_empty());
 
     let records: Vec<RelayHealth> = p.records().map(|(_, h)| h.clone()).collect();
     let policy = PoolPolicy {
         min_relays: 0,
         extended: false,
+        app_relays: None,
     };
-    let mut restarted = RelayPool::new(policy, records.clone(), Vec::new());
+    let mut restarted = RelayPool::new(policy.clone(), records.clone(), Vec::new());
     assert_eq!(restarted.add(A, t0, WALL + 1_000), Added::Cooldown);
     let mut later = RelayPool::new(policy, records, Vec::new());
     assert_eq!(
@@ -132,21 +137,23 @@ fn a_retired_relay_stays_out_for_its_cooldown_even_across_restarts() {
 fn publishes_go_to_usable_relays_and_a_named_one_when_usable() {
     let t0 = Instant::now();
     let mut p = pool(0, Vec::new());
+    p.startup_order(&[A.into(), B.into()], WALL);
     p.add(A, t0, WALL);
     p.add(B, t0, WALL);
     assert!(
-        p.publish_targets(None, WALL).is_empty(),
+        p.publish_targets("app", None, WALL).is_empty(),
         "published to relays still connecting"
     );
     p.on_connected(A, t0);
     p.on_connected(B, t0);
-    assert_eq!(p.publish_targets(None, WALL).len(), 2);
+    assert_eq!(p.publish_targets("app", None, WALL).len(), 2);
     assert_eq!(
-        p.publish_targets(Some("ws://127.0.0.1:7002/"), WALL),
+        p.publish_targets("app", Some("ws://127.0.0.1:7002/"), WALL),
         vec![B.to_owned()]
     );
     assert_eq!(
-        p.publish_targets(Some("ws://127.0.0.1:9999"), WALL).len(),
+        p.publish_targets("app", Some("ws://127.0.0.1:9999"), WALL)
+            .len(),
         2
     );
     // A rate limit takes a relay out of publishing, not out of the pool.
@@ -156,13 +163,14 @@ fn publishes_go_to_usable_relays_and_a_named_one_when_usable() {
             .is_empty()
     );
     assert_eq!(phase(&p, A), RelayPhase::RateLimited);
-    assert_eq!(p.publish_targets(None, WALL), vec![B.to_owned()]);
+    assert_eq!(p.publish_targets("app", None, WALL), vec![B.to_owned()]);
 }
 
 #[test]
 fn a_refusal_retires_and_a_timeout_only_records_the_error() {
     let t0 = Instant::now();
     let mut p = pool(0, Vec::new());
+    p.startup_order(&[A.into(), B.into()], WALL);
     for url in [A, B] {
         p.add(url, t0, WALL);
         p.on_connected(url, t0);
@@ -190,6 +198,7 @@ fn the_extended_list_tops_the_pool_up_best_first() {
     let policy = PoolPolicy {
         min_relays: 3,
         extended: true,
+        app_relays: None,
     };
     let mut p = RelayPool::new(policy, records, ext.clone());
     p.add(A, t0, WALL);
@@ -215,8 +224,9 @@ fn startup_tries_the_relays_that_served_best_first() {
     let policy = PoolPolicy {
         min_relays: 0,
         extended: false,
+        app_relays: None,
     };
-    let p = RelayPool::new(policy, vec![good], Vec::new());
+    let mut p = RelayPool::new(policy, vec![good], Vec::new());
     let order = p.startup_order(
         &[
             A.into(),
@@ -227,4 +237,178 @@ fn startup_tries_the_relays_that_served_best_first() {
         WALL,
     );
     assert_eq!(order, vec![B.to_owned(), A.to_owned()]);
+}
+
+fn per_app(min_relays: usize, extended: Vec<String>) -> RelayPool {
+    let policy = PoolPolicy {
+        min_relays,
+        extended: !extended.is_empty(),
+        app_relays: Some(AppRelays::trystero(5)),
+    };
+    RelayPool::new(policy, Vec::new(), extended)
+}
+
+fn topic(app: &str, topic: &str) -> AppTopic {
+    AppTopic {
+        app: app.into(),
+        topic: topic.into(),
+    }
+}
+
+fn trystero(app: &str) -> Vec<String> {
+    crate::signal::defaults::trystero_relays(app, 5)
+        .into_iter()
+        .filter_map(normalize)
+        .collect()
+}
+
+#[test]
+fn each_apps_rooms_use_its_trystero_relays_and_the_pool_is_their_union() {
+    let t0 = Instant::now();
+    let mut p = per_app(0, Vec::new());
+    assert!(p.states(WALL).is_empty(), "relays before any room");
+    let (ra, rb) = (trystero("san_narciso_3d"), trystero("trystero"));
+    // Two apps; "staging.yabu.me" is one of both.
+    let shared_by_both: Vec<&String> = ra.iter().filter(|u| rb.contains(u)).collect();
+    assert_eq!(shared_by_both, vec!["wss://staging.yabu.me"]);
+    let routing = p.set_topics(
+        vec![
+            topic("san_narciso_3d", "ta"),
+            topic("san_narciso_3d", "ta2"),
+            topic("trystero", "tb"),
+        ],
+        t0,
+    );
+    let mut union: Vec<String> = ra.iter().chain(&rb).cloned().collect();
+    union.sort();
+    union.dedup();
+    assert_eq!(routing.add, union, "the union of the apps' relays");
+    assert!(routing.subscribe.is_empty(), "nothing is connected yet");
+    for url in &union {
+        assert_eq!(p.add(url, t0, WALL), Added::Connect);
+    }
+    // A relay of one app carries only that app's topics; one of both carries both.
+    let only_a = ra
+        .iter()
+        .find(|u| !rb.contains(u))
+        .expect("a relay of A only");
+    let up = p.on_connected(only_a, t0).expect("up");
+    assert_eq!(up.topics, vec!["ta".to_owned(), "ta2".to_owned()]);
+    assert_eq!(up.apps, Some(vec!["san_narciso_3d".to_owned()]));
+    let both = p.on_connected("wss://staging.yabu.me", t0).expect("up");
+    assert_eq!(both.topics.len(), 3);
+    assert_eq!(both.apps.map(|a| a.len()), Some(2));
+    assert!(p.carries(only_a, "ta") && !p.carries(only_a, "tb"));
+    assert!(!p.carries(only_a, "unknown"));
+    // A room publishes on its app's usable relays only; a reply through a relay of another
+    // app goes to the app's own instead.
+    assert_eq!(
+        p.publish_targets("san_narciso_3d", None, WALL),
+        vec!["wss://staging.yabu.me".to_owned(), only_a.clone()]
+            .into_iter()
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect::<Vec<_>>()
+    );
+    assert_eq!(
+        p.publish_targets("trystero", None, WALL),
+        vec!["wss://staging.yabu.me".to_owned()]
+    );
+    assert_eq!(
+        p.publish_targets("trystero", Some(only_a), WALL),
+        vec!["wss://staging.yabu.me".to_owned()]
+    );
+    // The first app's rooms close: its relays lose their subscriptions at once and leave
+    // the pool after a while (a quick rejoin finds them still there).
+    let routing = p.set_topics(vec![topic("trystero", "tb")], t0);
+    assert!(routing.add.is_empty());
+    assert_eq!(
+        routing.subscribe,
+        vec![
+            (only_a.clone(), Vec::new()),
+            ("wss://staging.yabu.me".to_owned(), vec!["tb".to_owned()]),
+        ]
+    );
+    assert!(p.tick(t0 + RELEASE_AFTER / 2, WALL).release.is_empty());
+    let release = p.tick(t0 + RELEASE_AFTER, WALL).release;
+    let mut only_a_relays: Vec<String> = ra.iter().filter(|u| !rb.contains(u)).cloned().collect();
+    only_a_relays.sort();
+    assert_eq!(release, only_a_relays);
+    assert_eq!(p.states(WALL).len(), rb.len());
+    assert!(
+        p.on_connected(only_a, t0).is_none(),
+        "a released relay came back"
+    );
+    // The app comes back: its relays are added again.
+    let routing = p.set_topics(
+        vec![topic("trystero", "tb"), topic("san_narciso_3d", "ta")],
+        t0 + RELEASE_AFTER,
+    );
+    assert_eq!(routing.add, only_a_relays);
+}
+
+#[test]
+fn a_rejoin_before_the_release_keeps_the_relay() {
+    let t0 = Instant::now();
+    let mut p = per_app(0, Vec::new());
+    let ra = trystero("a");
+    p.set_topics(vec![topic("a", "t")], t0);
+    for url in &ra {
+        p.add(url, t0, WALL);
+    }
+    p.set_topics(Vec::new(), t0);
+    let later = t0 + RELEASE_AFTER / 2;
+    assert!(p.set_topics(vec![topic("a", "t")], later).add.is_empty());
+    assert!(p.tick(t0 + RELEASE_AFTER * 2, WALL).release.is_empty());
+}
+
+#[test]
+fn configured_relays_carry_every_room() {
+    let t0 = Instant::now();
+    let mut p = pool(0, Vec::new());
+    p.startup_order(&[A.into(), B.into()], WALL);
+    for url in [A, B] {
+        p.add(url, t0, WALL);
+    }
+    assert_eq!(p.on_connected(A, t0).expect("up").apps, None);
+    let routing = p.set_topics(vec![topic("x", "t1"), topic("y", "t2")], t0);
+    assert!(routing.add.is_empty(), "no per-app relays without them");
+    let both = vec!["t1".to_owned(), "t2".to_owned()];
+    assert_eq!(routing.subscribe, vec![(A.to_owned(), both.clone())]);
+    assert_eq!(p.on_connected(B, t0).expect("up").topics, both);
+    assert_eq!(p.publish_targets("y", None, WALL).len(), 2);
+    assert!(p.carries(A, "t2"));
+    // The same topics again change nothing.
+    let again = p.set_topics(vec![topic("x", "t1"), topic("y", "t2")], t0);
+    assert_eq!(again, Routing::default());
+    p.set_topics(Vec::new(), t0);
+    assert!(
+        p.tick(t0 + RELEASE_AFTER * 2, WALL).release.is_empty(),
+        "configured relays are never released"
+    );
+}
+
+#[test]
+fn per_app_the_extended_list_tops_up_the_app_worst_off_only_when_a_room_needs_it() {
+    let t0 = Instant::now();
+    let ext: Vec<String> = (1..=4).map(|i| format!("ws://127.0.0.1:810{i}")).collect();
+    let mut p = per_app(3, ext.clone());
+    assert!(p.tick(t0, WALL).add.is_empty(), "no room, no relay needed");
+    let ra = trystero("a");
+    let routing = p.set_topics(vec![topic("a", "t")], t0);
+    for url in &routing.add {
+        p.add(url, t0, WALL);
+    }
+    assert!(p.tick(t0, WALL).add.is_empty(), "five relays connecting");
+    // Three of the app's five fail: one short of three.
+    for url in &ra[..3] {
+        p.on_disconnected(url, t0, WALL, 0.0);
+    }
+    let add = p.tick(t0, WALL).add;
+    assert_eq!(add, vec![ext[0].clone()]);
+    p.add(&ext[0], t0, WALL);
+    // An extended relay carries every room.
+    let up = p.on_connected(&ext[0], t0).expect("up");
+    assert_eq!((up.apps, up.topics), (None, vec!["t".to_owned()]));
+    assert!(p.tick(t0, WALL).add.is_empty(), "topped up twice");
 }
