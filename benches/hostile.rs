@@ -236,7 +236,13 @@ async fn main() {
     }
     let mut counted: Vec<_> = drops
         .iter()
-        .filter(|(n, v)| **v > 0 && (n.starts_with("history") || n.starts_with("cell")))
+        .filter(|(n, v)| {
+            **v > 0
+                && (n.starts_with("history")
+                    || n.starts_with("cell")
+                    || n.starts_with("event")
+                    || n.starts_with("member"))
+        })
         .collect();
     counted.sort();
     println!("  keeper drops: {counted:?}");
