@@ -17,8 +17,17 @@ fn keeping(channel: &str) -> JoinOptions {
     }
 }
 
-/// (cursor, history flag, text) of the chat messages a node's sessions received.
-fn chat(net: &Net, i: usize) -> Vec<(u64, bool, String)> {
+/// One chat message a node's sessions received.
+struct Chat {
+    from: String,
+    cursor: u64,
+    history: bool,
+    verified: bool,
+    text: String,
+}
+
+/// The text messages on `chat` node `i`'s sessions received, in order.
+fn chats(net: &Net, i: usize) -> Vec<Chat> {
     net.nodes[i]
         .events
         .iter()
@@ -26,12 +35,40 @@ fn chat(net: &Net, i: usize) -> Vec<(u64, bool, String)> {
             EventKind::Message {
                 channel,
                 payload: crate::wire::Payload::Text(t),
+                from,
                 cursor,
                 history,
+                verified,
                 ..
-            } if channel == "chat" => Some((*cursor, *history, t.clone())),
+            } if channel == "chat" => Some(Chat {
+                from: from.clone(),
+                cursor: *cursor,
+                history: *history,
+                verified: *verified,
+                text: t.clone(),
+            }),
             _ => None,
         })
+        .collect()
+}
+
+/// Node `i` joins room `r` asking for everything kept.
+fn join_catching_up(net: &mut Net, i: usize) {
+    net.join(
+        i,
+        "r",
+        JoinOptions {
+            since: Some(Since::All),
+            ..plain()
+        },
+    );
+}
+
+/// (cursor, history flag, text) of the chat messages a node's sessions received.
+fn chat(net: &Net, i: usize) -> Vec<(u64, bool, String)> {
+    chats(net, i)
+        .into_iter()
+        .map(|c| (c.cursor, c.history, c.text))
         .collect()
 }
 
@@ -104,19 +141,9 @@ fn inject_hist(net: &mut Net, from: usize, to: usize, msg: &crate::wire::history
 
 /// (history, verified, text) of what node `i` received on chat.
 fn received(net: &Net, i: usize) -> Vec<(bool, bool, String)> {
-    net.nodes[i]
-        .events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::Message {
-                channel,
-                payload: crate::wire::Payload::Text(t),
-                history,
-                verified,
-                ..
-            } if channel == "chat" => Some((*history, *verified, t.clone())),
-            _ => None,
-        })
+    chats(net, i)
+        .into_iter()
+        .map(|c| (c.history, c.verified, c.text))
         .collect()
 }
 
@@ -181,14 +208,7 @@ fn forged_altered_and_replayed_history_is_dropped_and_counted() {
     };
     // Node 2 asks; the keeper (node 0) is made hostile: its pages are replaced by ours.
     net.filter_frames(0, 2, is_history_page);
-    net.join(
-        2,
-        "r",
-        JoinOptions {
-            since: Some(Since::All),
-            ..plain()
-        },
-    );
+    join_catching_up(&mut net, 2);
     assert!(net.run_until(10 * SEC, |n| converged(n, "r", &[0, 1, 2])));
     let mut altered = genuine.clone();
     altered.message = crate::wire::e2e::encode_message(
@@ -368,14 +388,7 @@ fn a_catch_up_request_flood_is_served_within_the_peers_read_budget() {
     let replaced = net.nodes[0].core.drops(DropReason::HistoryRequestReplaced);
     assert!(replaced >= 300, "{replaced} requests replaced");
     // An honest newcomer still gets everything.
-    net.join(
-        2,
-        "r",
-        JoinOptions {
-            since: Some(Since::All),
-            ..plain()
-        },
-    );
+    join_catching_up(&mut net, 2);
     assert!(net.run_until(10 * SEC, |n| converged(n, "r", &[0, 1, 2])));
     net.run_for(5 * SEC);
     let texts: Vec<String> = received(&net, 2)
@@ -388,20 +401,10 @@ fn a_catch_up_request_flood_is_served_within_the_peers_read_budget() {
 
 /// (from, verified, text) of the chat messages node `i` received from history.
 fn from_history(net: &Net, i: usize) -> Vec<(String, bool, String)> {
-    net.nodes[i]
-        .events
-        .iter()
-        .filter_map(|e| match &e.kind {
-            EventKind::Message {
-                channel,
-                payload: crate::wire::Payload::Text(t),
-                from,
-                history: true,
-                verified,
-                ..
-            } if channel == "chat" => Some((from.clone(), *verified, t.clone())),
-            _ => None,
-        })
+    chats(net, i)
+        .into_iter()
+        .filter(|c| c.history)
+        .map(|c| (c.from, c.verified, c.text))
         .collect()
 }
 
@@ -417,14 +420,7 @@ fn a_keeper_can_neither_date_entries_ahead_nor_lend_unsigned_ones_a_name() {
     net.join(1, "r", plain());
     assert!(net.run_until(10 * SEC, |n| converged(n, "r", &[0, 1])));
     net.filter_frames(0, 2, is_history_page);
-    net.join(
-        2,
-        "r",
-        JoinOptions {
-            since: Some(Since::All),
-            ..plain()
-        },
-    );
+    join_catching_up(&mut net, 2);
     assert!(net.run_until(10 * SEC, |n| converged(n, "r", &[0, 1, 2])));
     net.run_for(SEC);
     let salt = net.nodes[0]
@@ -497,14 +493,7 @@ fn a_catch_up_merges_two_keepers_so_one_cannot_hide_messages() {
         1
     };
     net.filter_frames(hostile, 3, is_history_page);
-    net.join(
-        3,
-        "r",
-        JoinOptions {
-            since: Some(Since::All),
-            ..plain()
-        },
-    );
+    join_catching_up(&mut net, 3);
     assert!(net.run_until(10 * SEC, |n| converged(n, "r", &[0, 1, 2, 3])));
     net.run_for(SEC);
     let nothing = HistMsg::Entries {
