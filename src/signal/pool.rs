@@ -519,6 +519,8 @@ impl RelayPool {
             .iter()
             .filter(|(url, link)| {
                 **link == Link::Connected
+                    // Not before its rules say whether it may be written to.
+                    && !self.rules_pending.contains(*url)
                     && (self.shared.contains(*url) || own.contains(url))
                     && self.health.get(*url).is_none_or(|h| {
                         h.may_publish(wall)

@@ -454,6 +454,10 @@ fn a_relay_is_subscribed_only_once_its_rules_are_read_and_within_them() {
     p.set_topics(many(60), t0);
     // Connected before the document came: nothing is sent yet, not even on a topic change.
     assert_eq!(p.on_connected(A, t0), None);
+    assert!(
+        p.publish_targets("app", None, WALL).is_empty(),
+        "not written to before its rules are known"
+    );
     assert!(p.set_topics(many(61), t0).subscribe.is_empty());
     let Some(RulesApplied::Up(up)) = p.on_rules(A, limited(3, 2048)) else {
         panic!("the relay is up once its rules are read");
