@@ -329,6 +329,11 @@ mod tests {
         );
         assert_eq!(h.last_error.as_deref(), Some("blocked: no"));
         let mut h = RelayHealth::new("ws://c");
+        // nostr-sdk answers the AUTH and subscribes again.
+        assert_eq!(
+            h.on_closed("auth-required: you must auth", 5),
+            Decision::Keep
+        );
         assert_eq!(h.on_closed("error: shut down", 5), Decision::Retire);
         assert_eq!(
             h.on_publish("e", false, true, "duplicate: have it", 5),
