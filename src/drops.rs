@@ -56,6 +56,9 @@ drop_reasons! {
     EventBadContent => "event_bad_content",
     /// An event no relay accepted.
     PublishFailed => "publish_failed",
+    /// An event not sent to a relay because it exceeds the relay's `max_message_length`
+    /// (NIP-11); `meshrtc relays` shows the count per relay.
+    EventTooLarge => "event_too_large",
     /// A relay retired for the session (proof of work, refusals, closed subscriptions).
     RelayRetired => "relay_retired",
     /// A failed refresh of the extended relay list.

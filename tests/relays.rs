@@ -447,3 +447,187 @@ async fn each_apps_rooms_use_only_the_relays_picked_for_that_app() {
     assert_eq!(on(&seen, rx).expect("X's relay").events_in, 0, "{seen:?}");
     assert!(on(&seen, ry).expect("Y's relay").events_in > 0, "{seen:?}");
 }
+
+/// Emulates a relay's `max_message_length` on what nostr-relay-builder lets a policy see: an
+/// `EVENT` (the event's JSON) and each filter of a `REQ` (the node sends one per `REQ`).
+#[derive(Debug)]
+struct MaxMessageLength(usize);
+impl WritePolicy for MaxMessageLength {
+    fn admit_event<'a>(&'a self, e: &'a Event, _: &'a SocketAddr) -> BoxedFuture<'a, PolicyResult> {
+        let len = e.as_json().len() + r#"["EVENT",]"#.len();
+        Box::pin(async move {
+            if len > self.0 {
+                PolicyResult::Reject(format!("message of {len} bytes is too long"))
+            } else {
+                PolicyResult::Accept
+            }
+        })
+    }
+}
+impl QueryPolicy for MaxMessageLength {
+    fn admit_query<'a>(
+        &'a self,
+        f: &'a Filter,
+        _: &'a SocketAddr,
+    ) -> BoxedFuture<'a, PolicyResult> {
+        let len = f.as_json().len() + r#"["REQ","meshrtc-1",]"#.len();
+        Box::pin(async move {
+            if len > self.0 {
+                PolicyResult::Reject(format!("REQ of {len} bytes is too long"))
+            } else {
+                PolicyResult::Accept
+            }
+        })
+    }
+}
+
+/// A relay enforcing what nostr-relay-builder can (`f`), on our own loopback listener, which
+/// also serves `info` as its NIP-11 document (nostr-relay-builder serves none).
+async fn rules_relay(
+    info: serde_json::Value,
+    f: impl Fn(RelayBuilder) -> RelayBuilder,
+) -> (meshrtc::signal::embedded::EmbeddedRelay, String) {
+    let mut last = None;
+    for _ in 0..5 {
+        let port = free_port();
+        let builder = f(RelayBuilder::default().rate_limit(RateLimit {
+            max_reqs: 64,
+            notes_per_minute: 100_000,
+        }));
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        match meshrtc::signal::embedded::start_with(addr, builder, Some(info.to_string())).await {
+            Ok(relay) => return (relay, format!("ws://127.0.0.1:{port}")),
+            Err(e) => last = Some(e),
+        }
+    }
+    panic!("no relay could bind a port: {last:?}")
+}
+
+/// NIP-11 limits: the document is read, the node's many topics are split over as few REQs as
+/// `max_message_length` and `max_subscriptions` allow (both enforced by the relay), and events
+/// longer than the limit (offers) go to the other relay instead of being refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nip11_limits_split_the_subscription_and_keep_long_events_off_the_relay() {
+    const MAX: usize = 900;
+    let (_good, good) = relay_with(|b| b).await;
+    let (_limited, limited) = rules_relay(
+        serde_json::json!({"name": "limited", "limitation": {
+            "max_subscriptions": 3, "max_filters": 1, "max_message_length": MAX}}),
+        |b| {
+            b.rate_limit(RateLimit {
+                max_reqs: 3,
+                notes_per_minute: 100_000,
+            })
+            .write_policy(MaxMessageLength(MAX))
+            .query_policy(MaxMessageLength(MAX))
+        },
+    )
+    .await;
+    let both = vec![good.clone(), limited.clone()];
+    let (a, b) = (
+        Daemon::with_relays(&both).await,
+        Daemon::with_relays(&both).await,
+    );
+    let idb = b.peer_id().await;
+    let (mut sa, mut sb) = (a.session().await, b.session().await);
+    // Thirty topics of A's rooms are too long for one REQ of 900 bytes.
+    for i in 0..15 {
+        sa.join("limits", &format!("busy-{i}"), "").await;
+    }
+    sa.join("limits", "meet", "").await;
+    sb.join("limits", "meet", "").await;
+    assert!(sa.wait_join(&idb, JOIN).await, "A and B never met");
+    // B's announces reach A through the limited relay: A's split subscription holds there.
+    let r = wait_relay(&a, &limited, JOIN, |r| r.events_in > 0).await;
+    assert_eq!(r.state, "connected", "{r:?}");
+    assert_eq!(
+        (r.max_message_length, r.max_subscriptions),
+        (900, 3),
+        "{r:?}"
+    );
+    assert_eq!(r.topics_left_out, 0, "{r:?}");
+    assert!(!r.last_error.contains("too"), "{r:?}");
+    // Offers are longer than 900 bytes: skipped there, counted, sent through the other relay.
+    let mut too_large = 0;
+    for d in [&a, &b] {
+        let r = relays_of(d)
+            .await
+            .into_iter()
+            .find(|r| r.url == limited)
+            .expect("listed");
+        assert_eq!(r.state, "connected", "{r:?}");
+        assert_eq!(r.events_rejected, 0, "{r:?}");
+        too_large += r.events_too_large;
+        assert_eq!(
+            d.status()
+                .await
+                .drops
+                .get("event_too_large")
+                .copied()
+                .unwrap_or(0)
+                > 0,
+            r.events_too_large > 0
+        );
+    }
+    assert!(too_large > 0, "no event was too long: lower MAX");
+}
+
+/// NIP-42: a relay that demands AUTH for reading and writing is answered with the node's key;
+/// two daemons meet through it alone.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nip42_auth_is_answered_and_the_relay_used() {
+    let (_auth, auth) = relay_with(|b| {
+        b.nip42(RelayBuilderNip42 {
+            mode: RelayBuilderNip42Mode::Both,
+        })
+    })
+    .await;
+    let only = std::slice::from_ref(&auth);
+    let (a, b) = (
+        Daemon::with_relays(only).await,
+        Daemon::with_relays(only).await,
+    );
+    let idb = b.peer_id().await;
+    let (mut sa, mut sb) = (a.session().await, b.session().await);
+    sa.join("auth", "room", "").await;
+    sb.join("auth", "room", "").await;
+    assert!(
+        sa.wait_join(&idb, JOIN).await,
+        "no join through the AUTH relay"
+    );
+    for d in [&a, &b] {
+        let r = wait_relay(d, &auth, JOIN, |r| r.events_out > 0 && r.events_in > 0).await;
+        assert_eq!(r.state, "connected", "{r:?}");
+    }
+}
+
+/// NIP-11 `restricted_writes` / `payment_required`: the node does not publish there (no
+/// refusal, no retirement) and says why.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restricted_and_paid_relays_are_only_read_from() {
+    let (_good, good) = relay_with(|b| b).await;
+    let (_restricted, restricted) = rules_relay(
+        serde_json::json!({"limitation": {"restricted_writes": true}}),
+        |b| b.write_policy(RejectWrites),
+    )
+    .await;
+    let (_paid, paid) = rules_relay(
+        serde_json::json!({"limitation": {"payment_required": true}}),
+        |b| b.write_policy(RejectWrites),
+    )
+    .await;
+    let d = Daemon::with_relays(&[good.clone(), restricted.clone(), paid.clone()]).await;
+    let mut s = d.session().await;
+    s.join("readonly", "room", "").await;
+    wait_relay(&d, &good, JOIN, |r| r.events_out > 1).await;
+    for (url, access) in [
+        (&restricted, "read-only: restricted-writes"),
+        (&paid, "read-only: payment-required"),
+    ] {
+        let r = wait_relay(&d, url, JOIN, |r| r.access == access).await;
+        assert_eq!(r.state, "connected", "{r:?}");
+        assert_eq!((r.events_out, r.events_rejected), (0, 0), "{r:?}");
+        assert!(r.last_error.is_empty(), "{r:?}");
+    }
+    assert_eq!(d.status().await.drops.get("relay_retired"), None);
+}

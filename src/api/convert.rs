@@ -198,7 +198,18 @@ pub fn event_to_proto(ev: SessionEvent) -> proto::ServerMessage {
 
 /// Converts a relay into its API form.
 pub fn relay_to_proto(r: crate::signal::driver::RelayState) -> proto::RelayInfo {
+    let rules = r.rules.unwrap_or_default();
     proto::RelayInfo {
+        access: match r.read_only {
+            Some(why) => format!("read-only: {}", why.name()),
+            None => "read-write".to_owned(),
+        },
+        events_too_large: r.events_too_large,
+        topics_left_out: r.topics_left_out.try_into().unwrap_or(u32::MAX),
+        max_subscriptions: rules.max_subscriptions.unwrap_or(0),
+        max_filters: rules.max_filters.unwrap_or(0),
+        max_message_length: rules.max_message_length.unwrap_or(0),
+        auth_required: rules.auth_required,
         url: r.url,
         state: r.state.name().to_owned(),
         latency_ms: r.latency_ms.unwrap_or(0),

@@ -30,13 +30,12 @@ use tokio::sync::mpsc;
 
 use super::AppTopic;
 use super::health::{Decision, RelayHealth};
-use super::pool::{Added, PoolPolicy, RelayNote, RelayPool};
+use super::pool::{Added, PoolPolicy, RelayNote, RelayPool, RulesApplied, SubChange};
 pub use super::pool::{RelayPhase, RelayState, normalize};
+use super::rules::{INFO_MAX_BYTES, INFO_TIMEOUT, RelayRules, info_url, is_our_sub};
 use crate::store::Store;
 use crate::wire::topic::topic_kind;
 
-/// Subscription id of the node's one subscription.
-const SUBSCRIPTION: &str = "meshrtc";
 /// How often health records are written to the store.
 const PERSIST_EVERY: Duration = Duration::from_secs(10);
 
@@ -80,6 +79,8 @@ pub struct SignalCounters {
     pub rate_limited: AtomicU64,
     /// Publishes no relay accepted.
     pub publish_failed: AtomicU64,
+    /// Events not sent to some relay: longer than its `max_message_length`.
+    pub too_large: AtomicU64,
     /// Relays retired for misbehaving.
     pub relays_retired: AtomicU64,
     /// Failed refreshes of the extended relay list.
@@ -88,7 +89,7 @@ pub struct SignalCounters {
 
 impl SignalCounters {
     /// The counters under their drop names, as `status` shows them.
-    pub fn snapshot(&self) -> [(crate::drops::DropReason, u64); 6] {
+    pub fn snapshot(&self) -> [(crate::drops::DropReason, u64); 7] {
         use crate::drops::DropReason as D;
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         [
@@ -96,6 +97,7 @@ impl SignalCounters {
             (D::EventUnknownTopic, get(&self.unknown_topic)),
             (D::EventRateLimited, get(&self.rate_limited)),
             (D::PublishFailed, get(&self.publish_failed)),
+            (D::EventTooLarge, get(&self.too_large)),
             (D::RelayRetired, get(&self.relays_retired)),
             (D::RelayListFailed, get(&self.relay_list_failed)),
         ]
@@ -232,6 +234,39 @@ fn filter_for(topics: &[String]) -> nostr_sdk::Filter {
         )
 }
 
+/// Reads a relay's NIP-11 document (`Accept: application/nostr+json` on its http(s) URL),
+/// within [`INFO_TIMEOUT`] and [`INFO_MAX_BYTES`]; a relay without one has no known limits.
+pub async fn fetch_rules(url: &str) -> RelayRules {
+    let wall = now_ms();
+    match fetch_info(url).await {
+        Ok(body) => {
+            RelayRules::parse(&body, wall).unwrap_or_else(|e| RelayRules::unreadable(&e, wall))
+        }
+        Err(e) => RelayRules::unreadable(&e.to_string(), wall),
+    }
+}
+
+async fn fetch_info(url: &str) -> anyhow::Result<Vec<u8>> {
+    let Some(http) = info_url(url) else {
+        anyhow::bail!("no http(s) address for {url}");
+    };
+    let client = reqwest::Client::builder().timeout(INFO_TIMEOUT).build()?;
+    let mut response = client
+        .get(http)
+        .header(reqwest::header::ACCEPT, "application/nostr+json")
+        .send()
+        .await?
+        .error_for_status()?;
+    let mut body = Vec::new();
+    while let Some(chunk) = response.chunk().await? {
+        if body.len() + chunk.len() > INFO_MAX_BYTES {
+            anyhow::bail!("relay information over {INFO_MAX_BYTES} bytes");
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
 /// Fetches a relay list in nostr.watch's format: a JSON array of relay URLs.
 pub async fn fetch_relay_list(url: &str) -> anyhow::Result<Vec<String>> {
     let client = reqwest::Client::builder()
@@ -268,7 +303,8 @@ struct Driver {
     pool: Arc<Mutex<RelayPool>>,
     counters: Arc<SignalCounters>,
     incoming: mpsc::UnboundedSender<DriverEvent>,
-    sub_id: SubscriptionId,
+    /// NIP-11 rules read, back to the run loop.
+    rules: mpsc::UnboundedSender<(String, RelayRules)>,
     store: Option<Store>,
 }
 
@@ -286,6 +322,13 @@ impl Driver {
         if self.lock().add(url, Instant::now(), now_ms()) == Added::Cooldown {
             tracing::info!(relay = %url, "relay is on its cooldown; not connecting");
             return;
+        }
+        if self.lock().wants_rules(url, now_ms()) {
+            let (tx, url) = (self.rules.clone(), url.to_owned());
+            tokio::spawn(async move {
+                let rules = fetch_rules(&url).await;
+                let _ = tx.send((url, rules));
+            });
         }
         self.connect(url);
     }
@@ -315,12 +358,22 @@ impl Driver {
         let Some(event) = build_event(&self.keys, topic, content) else {
             return;
         };
-        let (targets, expect_echo) = {
-            let pool = self.lock();
+        // `["EVENT",<event>]`: what a relay's max_message_length measures.
+        let len = event.as_json().len() + 10;
+        let (plan, expect_echo) = {
+            let mut pool = self.lock();
             // Only events on our own topics come back through our subscription.
             let echo = pool.listens(topic);
-            (pool.publish_targets(app, relay.as_deref(), now_ms()), echo)
+            (
+                pool.publish_plan(app, relay.as_deref(), len, now_ms()),
+                echo,
+            )
         };
+        if !plan.too_large.is_empty() {
+            self.counters.too_large.fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(relays = ?plan.too_large, len, "event over the relays' max_message_length");
+        }
+        let targets = plan.targets;
         if targets.is_empty() {
             self.counters.publish_failed.fetch_add(1, Ordering::Relaxed);
             return;
@@ -372,29 +425,52 @@ impl Driver {
         for url in routing.add {
             self.add(&url).await;
         }
-        for (url, topics) in routing.subscribe {
-            self.subscribe_relay(&url, &topics).await;
+        for (url, change) in routing.subscribe {
+            self.subscribe_relay(&url, &change).await;
         }
     }
 
-    /// Replaces one relay's subscription (empty: closes it).
-    async fn subscribe_relay(&self, url: &str, topics: &[String]) {
-        if topics.is_empty() {
-            if let Ok(relay) = self.client.relay(url).await {
-                let _ = relay.unsubscribe(&self.sub_id).await;
+    /// Places the pool's subscriptions on one relay: each REQ replaces the one of its id.
+    async fn subscribe_relay(&self, url: &str, change: &SubChange) {
+        if !change.close.is_empty()
+            && let Ok(relay) = self.client.relay(url).await
+        {
+            for id in &change.close {
+                let _ = relay.unsubscribe(&SubscriptionId::new(id)).await;
             }
-            return;
         }
-        let _ = self
-            .client
-            .pool()
-            .subscribe_with_id_to(
-                [url],
-                self.sub_id.clone(),
-                filter_for(topics),
-                Default::default(),
-            )
-            .await;
+        for (id, topics) in &change.reqs {
+            let _ = self
+                .client
+                .pool()
+                .subscribe_with_id_to(
+                    [url],
+                    SubscriptionId::new(id),
+                    filter_for(topics),
+                    Default::default(),
+                )
+                .await;
+        }
+    }
+
+    /// A relay's NIP-11 rules were read.
+    async fn on_rules(&mut self, url: String, rules: RelayRules) {
+        if let Some(e) = &rules.fetch_error {
+            tracing::debug!(relay = %url, error = %e, "no relay information document");
+        }
+        let applied = self.lock().on_rules(&url, rules);
+        match applied {
+            Some(RulesApplied::Up(up)) => {
+                tracing::info!(relay = %url, "relay connected");
+                self.subscribe_relay(&url, &up.subs).await;
+                let _ = self.incoming.send(DriverEvent::RelayUp {
+                    relay: url,
+                    apps: up.apps,
+                });
+            }
+            Some(RulesApplied::Resubscribe(change)) => self.subscribe_relay(&url, &change).await,
+            None => {}
+        }
     }
 
     async fn on_status(&mut self, url: String, status: RelayStatus) {
@@ -404,9 +480,7 @@ impl Driver {
                     return;
                 };
                 tracing::info!(relay = %url, "relay connected");
-                if !up.topics.is_empty() {
-                    self.subscribe_relay(&url, &up.topics).await;
-                }
+                self.subscribe_relay(&url, &up.subs).await;
                 let _ = self.incoming.send(DriverEvent::RelayUp {
                     relay: url,
                     apps: up.apps,
@@ -431,7 +505,7 @@ impl Driver {
             RelayMessage::Closed {
                 subscription_id,
                 message,
-            } if subscription_id.as_ref() == &self.sub_id => RelayNote::Closed(message),
+            } if is_our_sub(subscription_id.as_str()) => RelayNote::Closed(message),
             RelayMessage::Event { event, .. } => {
                 id = event.id.to_hex();
                 RelayNote::Event {
@@ -483,7 +557,9 @@ pub async fn spawn(
     let client = Client::builder()
         .monitor(Monitor::new(1024))
         .signer(keys.clone())
-        .opts(ClientOptions::new().automatic_authentication(false))
+        // NIP-42: a relay that asks is answered with the node's key (the one that signs its
+        // events), and the refused REQ or EVENT is sent again.
+        .opts(ClientOptions::new().automatic_authentication(true))
         .websocket_transport(VerifyingTransport {
             counters: counters.clone(),
         })
@@ -507,6 +583,7 @@ pub async fn spawn(
     let state = RelayPool::new(policy, records, extended);
     let pool = Arc::new(Mutex::new(state));
     let (tx, rx) = mpsc::unbounded_channel();
+    let (rules_tx, rules_rx) = mpsc::unbounded_channel();
     // Listen before connecting anything: a status change sent earlier would be lost.
     let notifications = client.notifications();
     let statuses = client.monitor().map(|m| m.subscribe());
@@ -524,7 +601,7 @@ pub async fn spawn(
         pool,
         counters,
         incoming,
-        sub_id: SubscriptionId::new(SUBSCRIPTION),
+        rules: rules_tx,
         store: store.clone(),
     };
     // Best first: relays that served well last time are tried before the others.
@@ -540,7 +617,7 @@ pub async fn spawn(
         ));
     }
     if let Some(statuses) = statuses {
-        tokio::spawn(run(driver, rx, notifications, statuses, store));
+        tokio::spawn(run(driver, rx, rules_rx, notifications, statuses, store));
     }
     handle
 }
@@ -576,6 +653,7 @@ async fn refresh_relay_list(handle: SignalHandle, url: String, every: Duration) 
 async fn run(
     mut driver: Driver,
     mut commands: mpsc::UnboundedReceiver<Command>,
+    mut rules: mpsc::UnboundedReceiver<(String, RelayRules)>,
     mut notifications: tokio::sync::broadcast::Receiver<RelayPoolNotification>,
     mut statuses: tokio::sync::broadcast::Receiver<MonitorNotification>,
     store: Option<Store>,
@@ -589,6 +667,7 @@ async fn run(
                 Some(Command::Publish { app, topic, content, relay }) => driver.publish(&app, &topic, &content, relay),
                 Some(Command::Subscribe(topics)) => driver.subscribe_all(topics).await,
             },
+            Some((url, r)) = rules.recv() => driver.on_rules(url, r).await,
             note = notifications.recv() => match note {
                 Ok(RelayPoolNotification::Event { relay_url, event, .. }) => {
                     let topic = event.tags.find(TagKind::x()).and_then(|t| t.content()).map(str::to_owned);

@@ -17,6 +17,7 @@ use base64::Engine as _;
 use hyper_util::rt::TokioIo;
 use nostr_relay_builder::prelude::{LocalRelay, RateLimit, RelayBuilder};
 use sha1::{Digest as _, Sha1};
+use std::sync::Arc;
 
 /// A running embedded relay; it stops when dropped.
 #[derive(Debug)]
@@ -38,6 +39,16 @@ pub async fn start(addr: SocketAddr, events_per_minute: u32) -> anyhow::Result<E
         max_reqs: 256,
         notes_per_minute: events_per_minute,
     });
+    start_with(addr, builder, None).await
+}
+
+/// Starts a relay built by `builder` on `addr`, answering `Accept: application/nostr+json`
+/// requests with `info` (a NIP-11 document) when given.
+pub async fn start_with(
+    addr: SocketAddr,
+    builder: RelayBuilder,
+    info: Option<String>,
+) -> anyhow::Result<EmbeddedRelay> {
     let relay = LocalRelay::new(builder);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
@@ -48,7 +59,7 @@ pub async fn start(addr: SocketAddr, events_per_minute: u32) -> anyhow::Result<E
         });
     let app = axum::Router::new()
         .fallback(upgrade)
-        .with_state(relay.clone())
+        .with_state((relay.clone(), info.map(Arc::<str>::from)))
         .into_make_service_with_connect_info::<SocketAddr>();
     let server = tokio::spawn(async move {
         if let Err(e) = axum::serve(listener, app).await {
@@ -69,10 +80,22 @@ fn accept_key(key: &[u8]) -> String {
 
 /// Upgrades a WebSocket request and gives the connection to the relay.
 async fn upgrade(
-    State(relay): State<LocalRelay>,
+    State((relay, info)): State<(LocalRelay, Option<Arc<str>>)>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     mut req: Request,
 ) -> Response {
+    let wants_info = req
+        .headers()
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.contains("application/nostr+json"));
+    if let Some(info) = info.filter(|_| wants_info) {
+        return (
+            [(header::CONTENT_TYPE, "application/nostr+json")],
+            info.to_string(),
+        )
+            .into_response();
+    }
     let is_upgrade = req
         .headers()
         .get(header::UPGRADE)

@@ -25,6 +25,9 @@ pub enum Verdict {
     RateLimited,
     /// `duplicate:` prefix (harmless).
     Duplicate,
+    /// `auth-required:` prefix: nostr-sdk answers the relay's NIP-42 `AUTH` with the node's key
+    /// and subscribes or publishes again.
+    AuthRequired,
     /// Any other refusal.
     Refused,
 }
@@ -41,6 +44,8 @@ pub fn classify(message: &str) -> Verdict {
         Verdict::RateLimited
     } else if m.starts_with("duplicate:") {
         Verdict::Duplicate
+    } else if m.starts_with("auth-required:") {
+        Verdict::AuthRequired
     } else {
         Verdict::Refused
     }
@@ -85,6 +90,10 @@ pub struct RelayHealth {
     pub rate_limited_until: Option<u64>,
     /// Current rate-limit back-off.
     pub rate_backoff_ms: u64,
+    /// Its NIP-11 rules, when read ([`super::rules`]).
+    pub rules: Option<super::rules::RelayRules>,
+    /// Events not sent to it because they exceed its `max_message_length`.
+    pub events_too_large: u64,
     /// Events in, accepted and refused since this process started (the fields above persist
     /// across restarts; metrics counters must not).
     #[serde(skip)]
@@ -192,7 +201,8 @@ impl RelayHealth {
                 self.error(message, now);
                 Decision::Keep
             }
-            Verdict::Pow | Verdict::Refused => {
+            // nostr-sdk already authenticated and sent it again: the relay still refuses us.
+            Verdict::Pow | Verdict::Refused | Verdict::AuthRequired => {
                 self.published_rejected += 1;
                 self.this_process.published_rejected += 1;
                 self.retire(message, now)
@@ -213,7 +223,11 @@ impl RelayHealth {
 
     /// Our subscription was CLOSED by the relay.
     pub fn on_closed(&mut self, message: &str, now: u64) -> Decision {
-        if classify(message) == Verdict::RateLimited {
+        // An `auth-required:` close is followed by nostr-sdk's AUTH and a new REQ.
+        if matches!(
+            classify(message),
+            Verdict::RateLimited | Verdict::AuthRequired
+        ) {
             self.error(message, now);
             return Decision::Keep;
         }
@@ -296,7 +310,10 @@ mod tests {
             Verdict::Duplicate
         );
         assert_eq!(classify("blocked: not on the list"), Verdict::Refused);
-        assert_eq!(classify("auth-required: you must auth"), Verdict::Refused);
+        assert_eq!(
+            classify("auth-required: you must auth"),
+            Verdict::AuthRequired
+        );
     }
 
     #[test]
@@ -312,6 +329,11 @@ mod tests {
         );
         assert_eq!(h.last_error.as_deref(), Some("blocked: no"));
         let mut h = RelayHealth::new("ws://c");
+        // nostr-sdk answers the AUTH and subscribes again.
+        assert_eq!(
+            h.on_closed("auth-required: you must auth", 5),
+            Decision::Keep
+        );
         assert_eq!(h.on_closed("error: shut down", 5), Decision::Retire);
         assert_eq!(
             h.on_publish("e", false, true, "duplicate: have it", 5),

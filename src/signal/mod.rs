@@ -8,6 +8,7 @@ pub mod driver;
 pub mod embedded;
 pub mod health;
 pub mod pool;
+pub mod rules;
 pub mod state;
 
 /// What a room's signaling asks of the relay pool: the one message from the sans-IO state

@@ -22,6 +22,7 @@ use nostr_sdk::RelayUrl;
 use super::AppTopic;
 use super::defaults::AppRelays;
 use super::health::{Decision, RelayHealth};
+use super::rules::{ReadOnly, RelayRules, SubPlan, plan_subscriptions, sub_id};
 
 /// First reconnect delay; doubles per failure up to [`RECONNECT_CAP`], with jitter.
 pub const RECONNECT_FIRST: Duration = Duration::from_secs(1);
@@ -110,6 +111,14 @@ pub struct RelayState {
     pub last_error: Option<String>,
     /// When (ms since the epoch).
     pub last_error_at: Option<u64>,
+    /// Its NIP-11 rules, when read.
+    pub rules: Option<RelayRules>,
+    /// Why the node does not publish to it, if it does not.
+    pub read_only: Option<ReadOnly>,
+    /// Events not sent to it: longer than its `max_message_length`.
+    pub events_too_large: u64,
+    /// Topics its subscription limits leave unheard there.
+    pub topics_left_out: usize,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -177,17 +186,56 @@ pub struct PoolPolicy {
 pub struct Routing {
     /// Relays a room now needs that the pool does not have: add them.
     pub add: Vec<String>,
-    /// Connected relays whose topics changed, with their new topics (empty: unsubscribe).
-    pub subscribe: Vec<(String, Vec<String>)>,
+    /// Connected relays whose subscriptions changed, with what to send.
+    pub subscribe: Vec<(String, SubChange)>,
 }
 
-/// A relay that connected, as the pool routes it.
+/// The subscriptions to place on one relay: each `REQ` replaces the one of the same id.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SubChange {
+    /// Subscription ids with their topics (one filter each), to send.
+    pub reqs: Vec<(String, Vec<String>)>,
+    /// Subscription ids to close.
+    pub close: Vec<String>,
+}
+
+impl SubChange {
+    /// Every topic subscribed.
+    pub fn topics(&self) -> Vec<String> {
+        self.reqs
+            .iter()
+            .flat_map(|(_, t)| t.iter().cloned())
+            .collect()
+    }
+}
+
+/// A relay whose subscriptions are placed, as the pool routes it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct RelayUp {
-    /// The topics to subscribe on it (empty: none, for now).
+    /// The topics subscribed on it (empty: none, for now).
     pub topics: Vec<String>,
+    /// The subscriptions to send.
+    pub subs: SubChange,
     /// The apps whose rooms it carries; None for a shared relay (every room).
     pub apps: Option<Vec<String>>,
+}
+
+/// What a relay's NIP-11 rules change.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RulesApplied {
+    /// The relay was connected and waiting for its rules: it is up now.
+    Up(RelayUp),
+    /// Its subscriptions change to fit the rules.
+    Resubscribe(SubChange),
+}
+
+/// Where an event goes.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PublishPlan {
+    /// Relays to publish to.
+    pub targets: Vec<String>,
+    /// Relays that would have been but the event exceeds their `max_message_length` (counted).
+    pub too_large: Vec<String>,
 }
 
 /// The relay pool's state.
@@ -203,8 +251,10 @@ pub struct RelayPool {
     topics: BTreeMap<String, String>,
     /// The per-app relays (normalized) of every app that has a topic.
     apps: BTreeMap<String, Vec<String>>,
-    /// The topics each connected relay was last subscribed to.
-    subscribed: BTreeMap<String, Vec<String>>,
+    /// How each connected relay was last subscribed.
+    subscribed: BTreeMap<String, SubPlan>,
+    /// Relays whose NIP-11 rules are being read for the first time: not subscribed before.
+    rules_pending: BTreeSet<String>,
     /// Relays in the pool that no room needs, since when.
     unneeded: BTreeMap<String, Instant>,
 }
@@ -221,6 +271,7 @@ impl RelayPool {
             topics: BTreeMap::new(),
             apps: BTreeMap::new(),
             subscribed: BTreeMap::new(),
+            rules_pending: BTreeSet::new(),
             unneeded: BTreeMap::new(),
         }
     }
@@ -268,6 +319,51 @@ impl RelayPool {
             .filter(|(_, app)| self.carries_app(url, app))
             .map(|(t, _)| t.clone())
             .collect()
+    }
+
+    /// The rules `url` published (none known: no limits).
+    fn rules_of(&self, url: &str) -> RelayRules {
+        self.health
+            .get(url)
+            .and_then(|h| h.rules.clone())
+            .unwrap_or_default()
+    }
+
+    /// How `url`'s topics fit its rules.
+    fn plan_of(&self, url: &str) -> SubPlan {
+        plan_subscriptions(&self.topics_of(url), &self.rules_of(url))
+    }
+
+    /// Replans `url`'s subscriptions; the change to send, if any.
+    fn replan(&mut self, url: &str) -> Option<SubChange> {
+        let plan = self.plan_of(url);
+        let old = self.subscribed.get(url);
+        if old == Some(&plan) {
+            return None;
+        }
+        let before = old.map_or(0, |p| p.reqs.len());
+        let change = SubChange {
+            reqs: plan
+                .reqs
+                .iter()
+                .enumerate()
+                .map(|(i, t)| (sub_id(i), t.clone()))
+                .collect(),
+            close: (plan.reqs.len()..before).map(sub_id).collect(),
+        };
+        self.subscribed.insert(url.to_owned(), plan);
+        Some(change)
+    }
+
+    /// The apps whose rooms `url` carries; None for a shared relay.
+    fn apps_of(&self, url: &str) -> Option<Vec<String>> {
+        (!self.shared.contains(url)).then(|| {
+            self.apps
+                .iter()
+                .filter(|(_, relays)| relays.iter().any(|u| u == url))
+                .map(|(app, _)| app.clone())
+                .collect()
+        })
     }
 
     /// Whether an event on `topic` that came through `url` is one the node listens for there.
@@ -329,14 +425,12 @@ impl RelayPool {
         let connected: Vec<String> = self
             .links
             .iter()
-            .filter(|(_, l)| **l == Link::Connected)
+            .filter(|(u, l)| **l == Link::Connected && !self.rules_pending.contains(*u))
             .map(|(u, _)| u.clone())
             .collect();
         for url in connected {
-            let want = self.topics_of(&url);
-            if self.subscribed.get(&url) != Some(&want) {
-                self.subscribed.insert(url.clone(), want.clone());
-                out.subscribe.push((url, want));
+            if let Some(change) = self.replan(&url) {
+                out.subscribe.push((url, change));
             }
         }
         out
@@ -358,29 +452,93 @@ impl RelayPool {
         Added::Connect
     }
 
+    /// Whether the driver should read `url`'s NIP-11 rules now (never read, or stale). Never
+    /// read: the relay is not subscribed until [`RelayPool::on_rules`] (the read is bounded).
+    pub fn wants_rules(&mut self, url: &str, wall: u64) -> bool {
+        let rules = self.health.get(url).and_then(|h| h.rules.as_ref());
+        if rules.is_none() {
+            self.rules_pending.insert(url.to_owned());
+        }
+        rules.is_none_or(|r| r.stale(wall))
+    }
+
+    /// `url`'s NIP-11 rules were read (or could not be: [`RelayRules::unreadable`]); what that
+    /// changes for a connected relay.
+    pub fn on_rules(&mut self, url: &str, rules: RelayRules) -> Option<RulesApplied> {
+        let waiting = self.rules_pending.remove(url);
+        let h = self.health.get_mut(url)?;
+        h.rules = Some(rules);
+        if self.links.get(url) != Some(&Link::Connected) {
+            return None;
+        }
+        if waiting {
+            let subs = self.replan(url).unwrap_or_default();
+            return Some(RulesApplied::Up(RelayUp {
+                topics: subs.topics(),
+                subs,
+                apps: self.apps_of(url),
+            }));
+        }
+        self.replan(url).map(RulesApplied::Resubscribe)
+    }
+
     /// The relay is retired for this session (its record keeps the cooldown).
     pub fn retire(&mut self, url: &str) {
         self.links.insert(url.to_owned(), Link::Retired);
     }
 
     /// Relays to publish to for a room of `app`: `relay` alone if it is usable and one of the
-    /// app's, else every usable one of the app's.
+    /// app's, else every usable one of the app's. Read-only relays are never used.
     pub fn publish_targets(&self, app: &str, relay: Option<&str>, wall: u64) -> Vec<String> {
+        self.select(app, relay, 0, wall).targets
+    }
+
+    /// [`RelayPool::publish_targets`] for a message of `len` bytes: relays whose
+    /// `max_message_length` it exceeds are skipped (and counted), so a preferred one that cannot
+    /// take it gives way to the others.
+    pub fn publish_plan(
+        &mut self,
+        app: &str,
+        relay: Option<&str>,
+        len: usize,
+        wall: u64,
+    ) -> PublishPlan {
+        let plan = self.select(app, relay, len, wall);
+        for url in &plan.too_large {
+            if let Some(h) = self.health.get_mut(url) {
+                h.events_too_large += 1;
+            }
+        }
+        plan
+    }
+
+    fn select(&self, app: &str, relay: Option<&str>, len: usize, wall: u64) -> PublishPlan {
         let own = self.relays_of_app(app);
-        let usable: Vec<String> = self
+        let (usable, too_large): (Vec<String>, Vec<String>) = self
             .links
             .iter()
             .filter(|(url, link)| {
                 **link == Link::Connected
+                    // Not before its rules say whether it may be written to.
+                    && !self.rules_pending.contains(*url)
                     && (self.shared.contains(*url) || own.contains(url))
-                    && self.health.get(*url).is_none_or(|h| h.may_publish(wall))
+                    && self.health.get(*url).is_none_or(|h| {
+                        h.may_publish(wall)
+                            && h.rules.as_ref().is_none_or(|r| r.read_only().is_none())
+                    })
             })
             .map(|(u, _)| u.clone())
-            .collect();
-        match relay.and_then(normalize) {
+            .partition(|u| {
+                self.health
+                    .get(u)
+                    .and_then(|h| h.rules.as_ref())
+                    .is_none_or(|r| r.takes(len))
+            });
+        let targets = match relay.and_then(normalize) {
             Some(r) if usable.contains(&r) => vec![r],
             _ => usable,
-        }
+        };
+        PublishPlan { targets, too_large }
     }
 
     /// Relays answered a publish of `event_id`; returns the relays to retire (already marked).
@@ -417,8 +575,9 @@ impl RelayPool {
         retire
     }
 
-    /// The relay connected: the topics to subscribe on it and the apps whose rooms should
-    /// announce again; None when it is retired or released (the driver should drop it again).
+    /// The relay connected: the subscriptions to place on it and the apps whose rooms should
+    /// announce again; None when it is retired or released (the driver should drop it again),
+    /// or while its rules are being read for the first time ([`RelayPool::on_rules`] then).
     pub fn on_connected(&mut self, url: &str, now: Instant) -> Option<RelayUp> {
         match self.links.get(url) {
             Some(Link::Retired) | None => return None,
@@ -435,16 +594,18 @@ impl RelayPool {
             .entry(url.to_owned())
             .or_insert_with(|| RelayHealth::new(url))
             .on_connected(latency);
-        let topics = self.topics_of(url);
-        self.subscribed.insert(url.to_owned(), topics.clone());
-        let apps = (!self.shared.contains(url)).then(|| {
-            self.apps
-                .iter()
-                .filter(|(_, relays)| relays.iter().any(|u| u == url))
-                .map(|(app, _)| app.clone())
-                .collect()
-        });
-        Some(RelayUp { topics, apps })
+        if self.rules_pending.contains(url) {
+            // Subscribed once its rules are read (`on_rules`).
+            return None;
+        }
+        // A new connection holds none of our subscriptions.
+        self.subscribed.remove(url);
+        let subs = self.replan(url).unwrap_or_default();
+        Some(RelayUp {
+            topics: subs.topics(),
+            subs,
+            apps: self.apps_of(url),
+        })
     }
 
     /// The relay went down; returns the reconnect delay (`jitter` in `[0, 1)`), or None when
@@ -519,6 +680,7 @@ impl RelayPool {
         for url in released {
             self.unneeded.remove(&url);
             self.subscribed.remove(&url);
+            self.rules_pending.remove(&url);
             self.links.remove(&url);
             out.release.push(url);
         }
@@ -606,7 +768,12 @@ impl RelayPool {
                     Link::Connecting(_) => RelayPhase::Connecting,
                     Link::Waiting { .. } => RelayPhase::Disconnected,
                 };
+                let rules = h.rules.clone();
                 RelayState {
+                    read_only: rules.as_ref().and_then(RelayRules::read_only),
+                    rules,
+                    events_too_large: h.events_too_large,
+                    topics_left_out: self.subscribed.get(url).map_or(0, |p| p.left_out.len()),
                     url: url.clone(),
                     state,
                     latency_ms: h.connect_latency_ms,

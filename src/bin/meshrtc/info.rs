@@ -15,6 +15,15 @@ pub fn relay_json(r: &proto::RelayInfo) -> Value {
         "events_out": r.events_out,
         "last_error": (!r.last_error.is_empty()).then_some(&r.last_error),
         "last_error_at_ms": (r.last_error_at_ms > 0).then_some(r.last_error_at_ms),
+        "access": r.access,
+        "events_too_large": r.events_too_large,
+        "topics_left_out": r.topics_left_out,
+        "limits": {
+            "max_subscriptions": (r.max_subscriptions > 0).then_some(r.max_subscriptions),
+            "max_filters": (r.max_filters > 0).then_some(r.max_filters),
+            "max_message_length": (r.max_message_length > 0).then_some(r.max_message_length),
+            "auth_required": r.auth_required,
+        },
     })
 }
 
@@ -177,6 +186,33 @@ pub async fn token(daemon: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// What a relay's NIP-11 rules do to the node, in one line (empty when nothing).
+fn relay_rules_line(r: &proto::RelayInfo) -> String {
+    let mut parts = Vec::new();
+    if r.access != "read-write" && !r.access.is_empty() {
+        parts.push(r.access.clone());
+    }
+    for (name, v) in [
+        ("max_subscriptions", r.max_subscriptions),
+        ("max_filters", r.max_filters),
+        ("max_message_length", r.max_message_length),
+    ] {
+        if v > 0 {
+            parts.push(format!("{name} {v}"));
+        }
+    }
+    if r.auth_required {
+        parts.push("auth required".into());
+    }
+    if r.events_too_large > 0 {
+        parts.push(format!("{} events too large", r.events_too_large));
+    }
+    if r.topics_left_out > 0 {
+        parts.push(format!("{} topics not subscribed", r.topics_left_out));
+    }
+    parts.join(", ")
+}
+
 pub async fn relays(daemon: &str, as_json: bool) -> anyhow::Result<()> {
     let mut c = client(daemon).await?;
     let relays = c.relays(proto::RelaysRequest {}).await?.into_inner().relays;
@@ -197,6 +233,10 @@ pub async fn relays(daemon: &str, as_json: bool) -> anyhow::Result<()> {
             "{:<36} {:<13} {:>8} {:>6.2} {:>7} {:>7}  {}",
             r.url, r.state, latency, r.score, r.events_in, r.events_out, r.last_error
         );
+        let rules = relay_rules_line(&r);
+        if !rules.is_empty() {
+            println!("{:<36} {}", "", rules);
+        }
     }
     Ok(())
 }

@@ -325,8 +325,20 @@ fn each_apps_rooms_use_its_trystero_relays_and_the_pool_is_their_union() {
     assert_eq!(
         routing.subscribe,
         vec![
-            (only_a.clone(), Vec::new()),
-            ("wss://staging.yabu.me".to_owned(), vec!["tb".to_owned()]),
+            (
+                only_a.clone(),
+                SubChange {
+                    reqs: Vec::new(),
+                    close: vec!["meshrtc".to_owned()],
+                }
+            ),
+            (
+                "wss://staging.yabu.me".to_owned(),
+                SubChange {
+                    reqs: vec![("meshrtc".to_owned(), vec!["tb".to_owned()])],
+                    close: Vec::new(),
+                }
+            ),
         ]
     );
     assert!(p.tick(t0 + RELEASE_AFTER / 2, WALL).release.is_empty());
@@ -374,7 +386,12 @@ fn configured_relays_carry_every_room() {
     let routing = p.set_topics(vec![topic("x", "t1"), topic("y", "t2")], t0);
     assert!(routing.add.is_empty(), "no per-app relays without them");
     let both = vec!["t1".to_owned(), "t2".to_owned()];
-    assert_eq!(routing.subscribe, vec![(A.to_owned(), both.clone())]);
+    let topics: Vec<(&String, Vec<String>)> = routing
+        .subscribe
+        .iter()
+        .map(|(u, c)| (u, c.topics()))
+        .collect();
+    assert_eq!(topics, vec![(&A.to_owned(), both.clone())]);
     assert_eq!(p.on_connected(B, t0).expect("up").topics, both);
     assert_eq!(p.publish_targets("y", None, WALL).len(), 2);
     assert!(p.carries(A, "t2"));
@@ -411,4 +428,137 @@ fn per_app_the_extended_list_tops_up_the_app_worst_off_only_when_a_room_needs_it
     let up = p.on_connected(&ext[0], t0).expect("up");
     assert_eq!((up.apps, up.topics), (None, vec!["t".to_owned()]));
     assert!(p.tick(t0, WALL).add.is_empty(), "topped up twice");
+}
+
+fn limited(max_subscriptions: u32, max_message_length: u32) -> RelayRules {
+    RelayRules {
+        max_subscriptions: Some(max_subscriptions),
+        max_filters: Some(1),
+        max_message_length: Some(max_message_length),
+        fetched_at: Some(WALL),
+        ..Default::default()
+    }
+}
+
+fn many(n: usize) -> Vec<AppTopic> {
+    (0..n).map(|i| topic("app", &format!("{i:040x}"))).collect()
+}
+
+#[test]
+fn a_relay_is_subscribed_only_once_its_rules_are_read_and_within_them() {
+    let t0 = Instant::now();
+    let mut p = pool(0, Vec::new());
+    p.startup_order(&[A.into()], WALL);
+    p.add(A, t0, WALL);
+    assert!(p.wants_rules(A, WALL), "never read");
+    p.set_topics(many(60), t0);
+    // Connected before the document came: nothing is sent yet, not even on a topic change.
+    assert_eq!(p.on_connected(A, t0), None);
+    assert!(
+        p.publish_targets("app", None, WALL).is_empty(),
+        "not written to before its rules are known"
+    );
+    assert!(p.set_topics(many(61), t0).subscribe.is_empty());
+    let Some(RulesApplied::Up(up)) = p.on_rules(A, limited(3, 2048)) else {
+        panic!("the relay is up once its rules are read");
+    };
+    assert_eq!(up.apps, None);
+    assert!(up.subs.reqs.len() > 1 && up.subs.reqs.len() <= 3, "{up:?}");
+    assert_eq!(up.topics.len(), 61, "every topic fits in three REQs");
+    assert_eq!(up.subs.reqs[0].0, "meshrtc");
+    assert_eq!(up.subs.reqs[1].0, "meshrtc-1");
+    for (i, (_, t)) in up.subs.reqs.iter().enumerate() {
+        assert!(super::super::rules::req_len(i, t) <= 2048);
+    }
+    // Fewer topics: the REQs no longer needed are closed.
+    let routing = p.set_topics(many(5), t0);
+    let (url, change) = &routing.subscribe[0];
+    assert_eq!(url, A);
+    assert_eq!(change.reqs.len(), 1);
+    assert_eq!(change.close.len(), up.subs.reqs.len() - 1);
+    // More than three REQs hold: the rest is left out, and shown.
+    p.set_topics(many(400), t0);
+    let s = &p.states(WALL)[0];
+    assert!(s.topics_left_out > 0, "{s:?}");
+    assert_eq!(s.rules.as_ref().and_then(|r| r.max_subscriptions), Some(3));
+    // The rules are kept with the health record: the next add does not wait for them.
+    let records: Vec<RelayHealth> = p.records().map(|(_, h)| h.clone()).collect();
+    let mut q = RelayPool::new(
+        PoolPolicy {
+            min_relays: 0,
+            extended: false,
+            app_relays: None,
+        },
+        records,
+        Vec::new(),
+    );
+    q.startup_order(&[A.into()], WALL);
+    q.add(A, t0, WALL);
+    assert!(!q.wants_rules(A, WALL + 1), "fresh");
+    assert!(
+        q.wants_rules(A, WALL + super::super::rules::INFO_MAX_AGE_MS),
+        "stale"
+    );
+    q.set_topics(many(5), t0);
+    assert_eq!(q.on_connected(A, t0).expect("up at once").topics.len(), 5);
+}
+
+#[test]
+fn rules_read_after_the_subscription_replan_it() {
+    let t0 = Instant::now();
+    let mut p = pool(0, Vec::new());
+    p.startup_order(&[A.into()], WALL);
+    p.add(A, t0, WALL);
+    p.set_topics(many(60), t0);
+    let up = p.on_connected(A, t0).expect("no rules read: up at once");
+    assert_eq!(up.subs.reqs.len(), 1);
+    let Some(RulesApplied::Resubscribe(change)) = p.on_rules(A, limited(10, 1024)) else {
+        panic!("the subscription must be split");
+    };
+    assert!(change.reqs.len() > 1 && change.close.is_empty());
+    assert_eq!(
+        p.on_rules(A, limited(10, 1024)),
+        None,
+        "nothing changes twice"
+    );
+}
+
+#[test]
+fn oversized_events_and_read_only_relays_are_not_published_to() {
+    let t0 = Instant::now();
+    let c = "ws://127.0.0.1:7003";
+    let mut p = pool(0, Vec::new());
+    p.startup_order(&[A.into(), B.into(), c.into()], WALL);
+    for url in [A, B, c] {
+        p.add(url, t0, WALL);
+        p.on_connected(url, t0);
+    }
+    p.on_rules(A, limited(10, 1000));
+    p.on_rules(
+        c,
+        RelayRules {
+            payment_required: true,
+            ..Default::default()
+        },
+    );
+    // A paid relay is read from, never written to.
+    assert_eq!(p.publish_targets("app", None, WALL), vec![A, B]);
+    let small = p.publish_plan("app", None, 1000, WALL);
+    assert_eq!(
+        (small.targets, small.too_large),
+        (vec![A.into(), B.into()], vec![])
+    );
+    // Too long for A: it goes to B only, even when A was the relay asked for.
+    let big = p.publish_plan("app", Some(A), 1001, WALL);
+    assert_eq!(big.targets, vec![B.to_owned()]);
+    assert_eq!(big.too_large, vec![A.to_owned()]);
+    let states = p.states(WALL);
+    let state = |u: &str| states.iter().find(|s| s.url == u).expect("listed").clone();
+    assert_eq!(state(A).events_too_large, 1);
+    assert_eq!(state(A).read_only, None);
+    assert_eq!(
+        state(c).read_only,
+        Some(super::super::rules::ReadOnly::PaymentRequired)
+    );
+    assert_eq!(state(c).state, RelayPhase::Connected, "kept for reading");
 }
