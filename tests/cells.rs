@@ -193,6 +193,7 @@ async fn sixteen_daemons_share_a_cells_room_and_survive_a_dead_bridge() {
     );
     println!("links per daemon: {links:?}");
 
+    let mut bridges = 0;
     for m in members.iter_mut() {
         let state = m
             .session
@@ -201,12 +202,20 @@ async fn sixteen_daemons_share_a_cells_room_and_survive_a_dead_bridge() {
                 |e| matches!(&e.kind, Some(Kind::MeshState(c)) if c.members as usize == N),
             )
             .await;
-        assert!(
-            state.is_some(),
-            "{} got no mesh:state event for the full roster",
-            m.id
+        let Some(Kind::MeshState(c)) = state.and_then(|e| e.kind) else {
+            panic!("{} got no mesh:state event for the full roster", m.id);
+        };
+        // GenosRTC's mesh:state fields: an epoch per topology, the bridge flag, the cell size.
+        assert!(c.epoch >= 1, "{c:?}");
+        assert_eq!(c.bridge, c.bridges > 0, "{c:?}");
+        assert_eq!(
+            c.cell_size,
+            c.members.div_ceil(c.cell_count.max(1)),
+            "{c:?}"
         );
+        bridges += u32::from(c.bridge);
     }
+    assert!(bridges > 0, "no member says it is a bridge");
 
     everyone_hears_everyone(&mut members, "first").await;
 

@@ -47,6 +47,12 @@ export interface MeshState {
   ttl: number
   /** Members whose signed roster record this node holds. */
   records: number
+  /** Topologies this node has put in force in this room (GenosRTC's epoch; 1 for the first). */
+  epoch: number
+  /** This node holds links out of its cell (a bridge). */
+  bridge: boolean
+  /** Members per cell the topology aims at. */
+  cellSize: number
 }
 
 /** A linked member of a cells room: its cell, and whether the link is a bridge link. */

@@ -349,7 +349,8 @@ export class Room extends Emitter {
       const c = ev.meshState
       this.mesh._state = {
         members: c.members ?? 0, cell: c.cell ?? 0, cellCount: c.cellCount ?? 0,
-        linksWanted: c.linksWanted ?? 0, bridges: c.bridges ?? 0, ttl: c.ttl ?? 0, records: c.records ?? 0
+        linksWanted: c.linksWanted ?? 0, bridges: c.bridges ?? 0, ttl: c.ttl ?? 0, records: c.records ?? 0,
+        epoch: Number(c.epoch ?? 0), bridge: !!c.bridge, cellSize: c.cellSize ?? 0
       }
       this._emit('mesh:state', this.mesh.getState())
     } else if (ev.meshPeerState) {

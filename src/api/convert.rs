@@ -348,6 +348,9 @@ fn cell_status(c: crate::node::cells::CellInfo) -> proto::CellStatus {
         bridges: c.bridges,
         ttl: c.ttl,
         records: c.records,
+        epoch: c.epoch,
+        bridge: c.bridge,
+        cell_size: c.cell_size,
     }
 }
 

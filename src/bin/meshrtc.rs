@@ -428,8 +428,9 @@ fn event_line(e: &proto::Event, progress: bool, with_security: bool) -> Option<V
         Kind::Lagged(l) => ("lagged", json!({"dropped": l.dropped})),
         Kind::MeshState(c) => (
             "mesh:state",
-            json!({"cell": c.cell, "cell_count": c.cell_count, "members": c.members,
-                   "links_wanted": c.links_wanted, "bridges": c.bridges, "ttl": c.ttl, "records": c.records}),
+            json!({"epoch": c.epoch, "cell": c.cell, "cell_count": c.cell_count, "cell_size": c.cell_size,
+                   "members": c.members, "bridge": c.bridge, "links_wanted": c.links_wanted,
+                   "bridges": c.bridges, "ttl": c.ttl, "records": c.records}),
         ),
         Kind::StreamAdd(m) => ("stream:add", media_json(m)),
         Kind::TrackAdd(m) => ("track:add", media_json(m)),

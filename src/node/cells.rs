@@ -130,6 +130,8 @@ pub struct CellRoom {
     /// When this node joined (µs since the epoch): replayed frames from before are not shown.
     joined_us: u64,
     unsent_reported: u64,
+    /// Topologies put in force so far.
+    epoch: u64,
     /// Members' signed records and their reconciliation with linked members.
     roster: RosterSync,
     own: RosterRecord,
@@ -177,6 +179,12 @@ pub struct CellInfo {
     pub ttl: u32,
     /// Members whose signed roster record this node holds.
     pub records: u32,
+    /// Topologies this node has put in force in this room (1 for the first).
+    pub epoch: u64,
+    /// This node holds links out of its cell.
+    pub bridge: bool,
+    /// Members per cell the topology aims at (its members over its cells, rounded up).
+    pub cell_size: u32,
 }
 
 impl CellRoom {
@@ -208,6 +216,7 @@ impl CellRoom {
             origins: BTreeMap::new(),
             joined_us: wall_us,
             unsent_reported: 0,
+            epoch: 0,
             roster: RosterSync::new(now),
             own,
             hello_sent: false,
@@ -602,14 +611,23 @@ impl CellRoom {
     }
 
     /// Where this node sits.
+    /// A new topology is in force: its epoch is the next.
+    pub fn topology_changed(&mut self) {
+        self.epoch += 1;
+    }
+
     pub fn info(&self) -> CellInfo {
         let t = self.mesh.topology();
+        let bridges = t.bridges_of(&self.me).len() as u32;
         CellInfo {
+            epoch: self.epoch,
+            bridge: bridges > 0,
+            cell_size: (t.len() as u32).div_ceil((t.cell_count() as u32).max(1)),
             members: t.len() as u32,
             cell: t.cell_of(&self.me).unwrap_or(0) as u32,
             cell_count: t.cell_count() as u32,
             links_wanted: t.links_of(&self.me).len() as u32,
-            bridges: t.bridges_of(&self.me).len() as u32,
+            bridges,
             ttl: t.ttl() as u32,
             records: self.roster.len() as u32,
         }

@@ -39,7 +39,7 @@ pub async fn status(daemon: &str, as_json: bool) -> anyhow::Result<()> {
             "links": s.links,
             "relays": s.relays.iter().map(relay_json).collect::<Vec<_>>(),
             "relays_healthy": s.relays.iter().filter(|r| r.state == "connected").count(),
-            "rooms": s.rooms.iter().map(|r| json!({"app": r.app, "room": r.room, "peers": r.peers, "sessions": r.sessions, "password": r.password, "e2e_peers": r.e2e_peers, "require_e2e": r.require_e2e, "cells": r.cells.as_ref().map(|c| json!({"members": c.members, "cell": c.cell, "cell_count": c.cell_count, "links_wanted": c.links_wanted, "bridges": c.bridges, "ttl": c.ttl, "records": c.records}))})).collect::<Vec<_>>(),
+            "rooms": s.rooms.iter().map(|r| json!({"app": r.app, "room": r.room, "peers": r.peers, "sessions": r.sessions, "password": r.password, "e2e_peers": r.e2e_peers, "require_e2e": r.require_e2e, "cells": r.cells.as_ref().map(|c| json!({"members": c.members, "cell": c.cell, "cell_count": c.cell_count, "links_wanted": c.links_wanted, "bridges": c.bridges, "ttl": c.ttl, "records": c.records, "epoch": c.epoch, "bridge": c.bridge, "cell_size": c.cell_size}))})).collect::<Vec<_>>(),
             "drops": s.drops,
             "turn": s.turn.iter().map(|t| json!({"url": t.url, "state": t.state, "relay_address": t.relay_address, "error": t.error, "checked_ms_ago": t.checked_ms_ago})).collect::<Vec<_>>(),
             "links_relayed": s.links_relayed,
@@ -73,8 +73,17 @@ pub async fn status(daemon: &str, as_json: bool) -> anyhow::Result<()> {
         );
         if let Some(c) = &r.cells {
             println!(
-                "  cells   cell {}/{}  {} members ({} records)  {} links wanted ({} bridges)  ttl {}",
-                c.cell, c.cell_count, c.members, c.records, c.links_wanted, c.bridges, c.ttl
+                "  cells   epoch {}  cell {}/{} (size {})  {} members ({} records)  {} links wanted ({} bridges{})  ttl {}",
+                c.epoch,
+                c.cell,
+                c.cell_count,
+                c.cell_size,
+                c.members,
+                c.records,
+                c.links_wanted,
+                c.bridges,
+                if c.bridge { ", a bridge" } else { "" },
+                c.ttl
             );
         }
     }

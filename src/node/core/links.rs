@@ -248,6 +248,9 @@ impl Core {
             links.contains_key(&LinkKey::new(&key.app, p)) && room.is_joined(p)
         });
         let changed = std::sync::Arc::as_ptr(cells.mesh().topology()) != before;
+        if changed {
+            cells.topology_changed();
+        }
         let expired = cells.take_unsent_expired();
         let held_drops = cells.take_drops();
         if cells.alive_due(now) {

@@ -567,7 +567,7 @@ class RoomInfo(_message.Message):
     def __init__(self, app: _Optional[str] = ..., room: _Optional[str] = ..., peers: _Optional[_Iterable[str]] = ..., sessions: _Optional[int] = ..., password: _Optional[bool] = ..., e2e_peers: _Optional[_Iterable[str]] = ..., require_e2e: _Optional[bool] = ..., cells: _Optional[_Union[CellStatus, _Mapping]] = ...) -> None: ...
 
 class CellStatus(_message.Message):
-    __slots__ = ("members", "cell", "cell_count", "links_wanted", "bridges", "ttl", "records")
+    __slots__ = ("members", "cell", "cell_count", "links_wanted", "bridges", "ttl", "records", "epoch", "bridge", "cell_size")
     MEMBERS_FIELD_NUMBER: _ClassVar[int]
     CELL_FIELD_NUMBER: _ClassVar[int]
     CELL_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -575,6 +575,9 @@ class CellStatus(_message.Message):
     BRIDGES_FIELD_NUMBER: _ClassVar[int]
     TTL_FIELD_NUMBER: _ClassVar[int]
     RECORDS_FIELD_NUMBER: _ClassVar[int]
+    EPOCH_FIELD_NUMBER: _ClassVar[int]
+    BRIDGE_FIELD_NUMBER: _ClassVar[int]
+    CELL_SIZE_FIELD_NUMBER: _ClassVar[int]
     members: int
     cell: int
     cell_count: int
@@ -582,10 +585,13 @@ class CellStatus(_message.Message):
     bridges: int
     ttl: int
     records: int
-    def __init__(self, members: _Optional[int] = ..., cell: _Optional[int] = ..., cell_count: _Optional[int] = ..., links_wanted: _Optional[int] = ..., bridges: _Optional[int] = ..., ttl: _Optional[int] = ..., records: _Optional[int] = ...) -> None: ...
+    epoch: int
+    bridge: bool
+    cell_size: int
+    def __init__(self, members: _Optional[int] = ..., cell: _Optional[int] = ..., cell_count: _Optional[int] = ..., links_wanted: _Optional[int] = ..., bridges: _Optional[int] = ..., ttl: _Optional[int] = ..., records: _Optional[int] = ..., epoch: _Optional[int] = ..., bridge: _Optional[bool] = ..., cell_size: _Optional[int] = ...) -> None: ...
 
 class RelayInfo(_message.Message):
-    __slots__ = ("url", "state", "latency_ms", "score", "events_in", "events_out", "last_error", "last_error_at_ms", "events_rejected")
+    __slots__ = ("url", "state", "latency_ms", "score", "events_in", "events_out", "last_error", "last_error_at_ms", "events_rejected", "access", "events_too_large", "topics_left_out", "max_subscriptions", "max_filters", "max_message_length", "auth_required")
     URL_FIELD_NUMBER: _ClassVar[int]
     STATE_FIELD_NUMBER: _ClassVar[int]
     LATENCY_MS_FIELD_NUMBER: _ClassVar[int]
@@ -595,6 +601,13 @@ class RelayInfo(_message.Message):
     LAST_ERROR_FIELD_NUMBER: _ClassVar[int]
     LAST_ERROR_AT_MS_FIELD_NUMBER: _ClassVar[int]
     EVENTS_REJECTED_FIELD_NUMBER: _ClassVar[int]
+    ACCESS_FIELD_NUMBER: _ClassVar[int]
+    EVENTS_TOO_LARGE_FIELD_NUMBER: _ClassVar[int]
+    TOPICS_LEFT_OUT_FIELD_NUMBER: _ClassVar[int]
+    MAX_SUBSCRIPTIONS_FIELD_NUMBER: _ClassVar[int]
+    MAX_FILTERS_FIELD_NUMBER: _ClassVar[int]
+    MAX_MESSAGE_LENGTH_FIELD_NUMBER: _ClassVar[int]
+    AUTH_REQUIRED_FIELD_NUMBER: _ClassVar[int]
     url: str
     state: str
     latency_ms: int
@@ -604,7 +617,14 @@ class RelayInfo(_message.Message):
     last_error: str
     last_error_at_ms: int
     events_rejected: int
-    def __init__(self, url: _Optional[str] = ..., state: _Optional[str] = ..., latency_ms: _Optional[int] = ..., score: _Optional[float] = ..., events_in: _Optional[int] = ..., events_out: _Optional[int] = ..., last_error: _Optional[str] = ..., last_error_at_ms: _Optional[int] = ..., events_rejected: _Optional[int] = ...) -> None: ...
+    access: str
+    events_too_large: int
+    topics_left_out: int
+    max_subscriptions: int
+    max_filters: int
+    max_message_length: int
+    auth_required: bool
+    def __init__(self, url: _Optional[str] = ..., state: _Optional[str] = ..., latency_ms: _Optional[int] = ..., score: _Optional[float] = ..., events_in: _Optional[int] = ..., events_out: _Optional[int] = ..., last_error: _Optional[str] = ..., last_error_at_ms: _Optional[int] = ..., events_rejected: _Optional[int] = ..., access: _Optional[str] = ..., events_too_large: _Optional[int] = ..., topics_left_out: _Optional[int] = ..., max_subscriptions: _Optional[int] = ..., max_filters: _Optional[int] = ..., max_message_length: _Optional[int] = ..., auth_required: _Optional[bool] = ...) -> None: ...
 
 class PeersRequest(_message.Message):
     __slots__ = ("app", "room")
