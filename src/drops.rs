@@ -49,6 +49,9 @@ drop_reasons! {
     // ---- signaling
     /// A relay event whose signature does not verify.
     EventBadSignature => "event_bad_signature",
+    /// Frames that arrived on a connection before its channel opened, beyond what it keeps
+    /// for then (64 frames, 256 KiB).
+    FrameEarlyOverflow => "frame_early_overflow",
     /// Relay events beyond one connection's budget for their topic (500/s, 1,000 at once),
     /// dropped before their signature is checked.
     EventRateLimited => "event_rate_limited",

@@ -2,6 +2,7 @@
 //! race, presence and frames arriving, the watchdog's ping and timeout, the restart probe and
 //! idle close, and the periodic tick that drives them.
 
+use bytes::Bytes;
 use std::time::{Duration, Instant};
 
 use super::state::Link;
@@ -30,6 +31,10 @@ const DUPLICATE_GRACE: Duration = Duration::from_millis(500);
 /// leftover, most of an idle daemon's CPU after a batch of joins. A duplicate that can open does
 /// so well within this (loopback: ~100 ms; through TURN: under 2 s in the turn bench).
 const SUPERSEDED_AFTER: Duration = Duration::from_secs(3);
+
+/// Frames a connection keeps that arrive before its channel is reported open, and their bytes.
+const EARLY_FRAMES: usize = 64;
+const EARLY_BYTES: usize = 256 << 10;
 
 impl Core {
     /// Removes a link (only if it is still on `conn`, when given): its rooms lose the peer and
@@ -85,6 +90,15 @@ impl Core {
             self.count(DropReason::LinkDuplicate);
         }
         self.link_up(conn, &lk, &signaled_room);
+        let early = self
+            .st
+            .conns
+            .get_mut(&conn)
+            .map(|c| std::mem::take(&mut c.early))
+            .unwrap_or_default();
+        for frame in early {
+            self.work.push_back(Work::Frame(conn, frame));
+        }
         self.drain();
     }
 
@@ -151,6 +165,29 @@ impl Core {
     /// Input: a frame arrived on a connection.
     pub fn on_frame(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
         self.at(now);
+        let Some(c) = self.st.conns.get_mut(&conn) else {
+            return;
+        };
+        // The engine may hand over the peer's first frames (its presence and handshake) before
+        // it says the channel opened: they wait for the open rather than being lost, which left
+        // a page's join waiting for a handshake that never came.
+        if !c.open {
+            if c.early.len() < EARLY_FRAMES
+                && c.early.iter().map(|f| f.len()).sum::<usize>() + bytes.len() <= EARLY_BYTES
+            {
+                c.early.push(Bytes::copy_from_slice(bytes));
+            } else {
+                self.count(DropReason::FrameEarlyOverflow);
+            }
+            return;
+        }
+        self.frame_in(conn, bytes);
+        self.drain();
+    }
+
+    /// A frame on a connection that is open: to its room, if it is the peer's link.
+    pub(super) fn frame_in(&mut self, conn: ConnId, bytes: &[u8]) {
+        let now = self.now;
         let Some(lk) = self.st.conns.get(&conn).map(|c| c.link_key()) else {
             return;
         };
@@ -202,7 +239,6 @@ impl Core {
             link.idle_since = None;
         }
         self.work.push_back(Work::Room(key, outs));
-        self.drain();
     }
 
     /// Input: time passed. Runs every room's timers and the link watchdog; returns when the

@@ -322,6 +322,8 @@ enum Work {
     /// A cells room's census grew: held frames whose sender and origin are known now are
     /// judged again.
     Release(RoomKey),
+    /// A frame that came before its connection opened, handled now that it has.
+    Frame(ConnId, bytes::Bytes),
 }
 
 /// The node's state and decisions.
@@ -453,6 +455,7 @@ impl Core {
                 Work::Mesh(key, outputs) => self.apply_mesh(&key, outputs),
                 Work::Notice(key, body) => self.originate_notice(&key, body),
                 Work::Release(key) => self.release_held(&key),
+                Work::Frame(conn, bytes) => self.frame_in(conn, &bytes),
             }
         }
     }

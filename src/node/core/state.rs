@@ -98,6 +98,8 @@ pub(super) struct Conn {
     pub relay_only: bool,
     /// When both descriptions were in place and ICE could begin.
     pub negotiated_at: Option<Instant>,
+    /// Frames that arrived before the channel was reported open (bounded).
+    pub early: Vec<bytes::Bytes>,
 }
 
 impl Conn {
@@ -115,6 +117,7 @@ impl Conn {
             initiator: false,
             relay_only: false,
             negotiated_at: None,
+            early: Vec::new(),
         }
     }
 

@@ -66,8 +66,14 @@ impl Net {
                     self.schedule(after, end, Ev::Closed);
                     self.schedule(after, answerer, Ev::Closed);
                 } else {
-                    self.schedule(after, end, Ev::Open);
-                    self.schedule(after, answerer, Ev::Open);
+                    for e in [end, answerer] {
+                        if self.open_reported_late.contains(&e.node) {
+                            self.schedule(after, e, Ev::Up);
+                            self.schedule(after + Duration::from_millis(500), e, Ev::Open);
+                        } else {
+                            self.schedule(after, e, Ev::Open);
+                        }
+                    }
                 }
             }
             Effect::AddCandidate { .. } | Effect::StartLink { .. } => {}

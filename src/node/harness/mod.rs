@@ -68,6 +68,8 @@ enum Ev {
     RemoteSet,
     Candidate,
     Open,
+    /// The channel carries frames, but the engine has not said it opened yet.
+    Up,
     Frame(Bytes),
     Closed,
     /// Media: a renegotiation step finished, or the engine surfaced or ended a remote track.
@@ -203,6 +205,8 @@ pub struct Net {
     pub direct_hangs: bool,
     /// Connection ends made relay-only.
     relay_only_ends: BTreeSet<End>,
+    /// Nodes whose engine reports a channel open only after the peer's first frames came.
+    pub open_reported_late: BTreeSet<usize>,
     /// Changes the nodes' configuration from the daemon's defaults.
     tweak: fn(&mut CoreConfig),
     /// Every frame put on a link, as (from node, to node, bytes), once
@@ -269,6 +273,7 @@ impl Net {
             direct_blocked: false,
             direct_hangs: false,
             relay_only_ends: BTreeSet::new(),
+            open_reported_late: BTreeSet::new(),
             relay_lost: 0,
             announce_blocks: BTreeSet::new(),
             tweak,
@@ -532,6 +537,9 @@ impl Net {
                     return;
                 }
                 self.nodes[i].core.on_open(conn, now);
+            }
+            Ev::Up => {
+                self.fakes.open(to);
             }
             Ev::Frame(bytes) => {
                 if !self.fakes.receives(to) {

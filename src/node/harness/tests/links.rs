@@ -377,3 +377,28 @@ fn a_peer_that_sends_no_capabilities_keeps_the_narrow_window() {
     assert_eq!(wide_peers(&net, 1), BTreeSet::from([net.nodes[0].id()]));
     everyone_hears_everyone(&mut net, "r", &[0, 1], "narrow");
 }
+
+/// The engine can hand over the peer's first frames (presence, handshake) before it reports the
+/// channel open. They wait for the open instead of being dropped, and the join completes as soon
+/// as the channel is open, with nothing counted as stale.
+#[test]
+fn frames_that_come_before_the_open_wait_for_it_and_the_join_completes() {
+    for late in [0, 1] {
+        let mut net = Net::new(61 + late as u64, 2);
+        net.open_reported_late.insert(late);
+        net.join(0, "r", plain());
+        net.join(1, "r", plain());
+        assert!(
+            net.run_until(10 * SEC, |n| converged(n, "r", &[0, 1])),
+            "no join with node {late}'s open reported late"
+        );
+        let core = &net.nodes[late].core;
+        assert_eq!(
+            core.drops(DropReason::FrameStaleLink),
+            0,
+            "early frames dropped"
+        );
+        assert_eq!(core.drops(DropReason::FrameEarlyOverflow), 0);
+        everyone_hears_everyone(&mut net, "r", &[0, 1], "after a late open");
+    }
+}
