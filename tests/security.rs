@@ -422,7 +422,7 @@ async fn ten_thousand_fake_announces_leave_the_daemon_responsive() {
     // passes is rate limited before it costs a dial.
     let drop = |n: &str| status.drops.get(n).copied().unwrap_or(0);
     assert!(
-        drop("event_rate_limited") > 5_000 && drop("poke_rate_limited") > 100,
+        drop("event_rate_limited") > 1_000 && drop("poke_rate_limited") > 100,
         "{:?}",
         status.drops
     );

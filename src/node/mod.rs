@@ -240,7 +240,7 @@ impl Node {
 
     /// Says goodbye to every peer, closes links and relays.
     pub async fn shutdown(&self) {
-        let (pcs, writers) = {
+        let (pcs, writers, channels) = {
             let mut inner = self.lock();
             inner.core.shutdown();
             self.run_effects(&mut inner);
@@ -248,16 +248,27 @@ impl Node {
                 tracing::error!(error = %e, "history: flush at shutdown failed");
             }
             let pcs: Vec<Connection> = inner.io.pcs.drain().map(|(_, pc)| pc).collect();
-            let writers: Vec<mpsc::Sender<Bytes>> =
-                inner.io.writers.drain().map(|(_, w)| w.frames).collect();
-            (pcs, writers)
+            let (writers, channels): (Vec<mpsc::Sender<Bytes>>, Vec<crate::transport::Channel>) =
+                inner
+                    .io
+                    .writers
+                    .drain()
+                    .map(|(_, w)| (w.frames, w.channel))
+                    .unzip();
+            (pcs, writers, channels)
         };
         // The goodbyes must be on the wire before the connections close: wait (up to 0.6 s) until
-        // every link's writer has taken its queue, then as long as Trystero waits after
-        // @_leave before detaching.
+        // every link's writer has taken its queue and SCTP has had every byte acknowledged (a
+        // close drops what it still holds), then as long as Trystero waits after @_leave before
+        // detaching.
         let drained = async {
             while writers.iter().any(|w| w.capacity() < w.max_capacity()) {
                 tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            for c in &channels {
+                while c.outstanding_bytes().await.is_ok_and(|n| n > 0) {
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
             }
         };
         let _ = tokio::time::timeout(Duration::from_millis(600), drained).await;

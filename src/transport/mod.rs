@@ -175,6 +175,9 @@ struct Handler {
     pc: Arc<std::sync::OnceLock<std::sync::Weak<dyn PeerConnection>>>,
 }
 
+/// How long a connection's close waits for its channel's pump to pass on the last messages.
+const CLOSE_AFTER_PUMP: Duration = Duration::from_millis(250);
+
 /// How long after ICE connects the driver is nudged, and how often.
 const KICK_WINDOW: Duration = Duration::from_millis(1_500);
 const KICK_EVERY: Duration = Duration::from_millis(10);
@@ -240,7 +243,14 @@ impl PeerConnectionEventHandler for Handler {
             state,
             RTCPeerConnectionState::Failed | RTCPeerConnectionState::Closed
         ) {
-            let _ = self.events.send(TransportEvent::Closed(self.id));
+            // An open channel's pump reports the close itself once it has passed on what the
+            // channel still held (a peer's goodbye comes just before its close); this report,
+            // for connections whose channel never opened, waits long enough not to overtake it.
+            let (events, id) = (self.events.clone(), self.id);
+            tokio::spawn(async move {
+                tokio::time::sleep(CLOSE_AFTER_PUMP).await;
+                let _ = events.send(TransportEvent::Closed(id));
+            });
         }
     }
 
