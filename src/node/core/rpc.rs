@@ -50,7 +50,7 @@ impl Core {
                 "a request names at least one target peer".into(),
             ));
         }
-        if spec.targets.iter().any(|t| *t == self.identity.peer_id) {
+        if spec.targets.contains(&self.identity.peer_id) {
             return Err(NodeError::InvalidArgument(
                 "a request goes to remote peers, not to this node".into(),
             ));

@@ -405,6 +405,7 @@ impl Net {
 
     /// Node `i` asks peers (`targets`, node indices) on `channel`; returns the peers the
     /// request went to. Outcomes arrive as `Response` events.
+    #[allow(clippy::too_many_arguments)]
     pub fn request(
         &mut self,
         i: usize,
