@@ -143,6 +143,12 @@ drop_reasons! {
     LinkQueueFull => "link_queue_full",
     /// A send to a peer without a link.
     SendNoLink => "send_no_link",
+    // ---- request actions
+    /// A `@_response` that answers no pending request of that peer (late, repeated or forged).
+    ResponseUnmatched => "response_unmatched",
+    /// A request refused because its session already owed too many answers (answered with an
+    /// error).
+    RequestBusy => "request_busy",
     // ---- frames and chunks
     /// A data-channel frame that does not decode.
     FrameMalformed => "frame_malformed",

@@ -51,6 +51,34 @@ pub fn payload_to_proto(payload: Payload, meta: Option<Value>) -> proto::Payload
     }
 }
 
+/// One target's outcome of a request.
+fn response_to_proto(
+    request_id: u64,
+    peer: String,
+    outcome: crate::node::core::requests::Outcome,
+) -> proto::Response {
+    use crate::node::core::requests::Outcome;
+    use proto::ResponseStatus as S;
+    let mut r = proto::Response {
+        request_id,
+        peer,
+        ..Default::default()
+    };
+    match outcome {
+        Outcome::Fulfilled(p) => {
+            r.status = S::Fulfilled as i32;
+            r.payload = Some(payload_to_proto(p, None));
+        }
+        Outcome::Rejected(e) => {
+            r.status = S::Rejected as i32;
+            r.error = e;
+        }
+        Outcome::Timeout => r.status = S::Timeout as i32,
+        Outcome::Disconnected => r.status = S::Disconnected as i32,
+    }
+    r
+}
+
 /// Converts a node error into an API error.
 pub fn error_to_proto(e: &NodeError) -> proto::Error {
     proto::Error {
@@ -178,6 +206,23 @@ pub fn event_to_proto(ev: SessionEvent) -> proto::ServerMessage {
             message,
             peer,
         }),
+        EventKind::Request {
+            id,
+            channel,
+            from,
+            payload,
+            meta,
+        } => Kind::Request(proto::IncomingRequest {
+            id,
+            channel,
+            from,
+            payload: Some(payload_to_proto(payload, meta)),
+        }),
+        EventKind::Response {
+            request,
+            peer,
+            outcome,
+        } => Kind::Response(response_to_proto(request, peer, outcome)),
         EventKind::Lagged(n) => Kind::Lagged(proto::Lagged { dropped: n }),
         EventKind::MeshState(c) => Kind::MeshState(cell_status(c)),
         media @ (EventKind::StreamAdd { .. }

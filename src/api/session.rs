@@ -121,6 +121,7 @@ pub async fn handle(
                         keep,
                         since: crate::api::convert::since_from_proto(j.since),
                         verified_only: j.verified_only,
+                        serve: j.serve,
                     },
                 )
                 .await
@@ -144,6 +145,37 @@ pub async fn handle(
                 .map(|to| reply.delivered_to = to),
             Err(e) => Err(e),
         },
+        Some(Body::Request(r)) => match payload_from_proto(r.payload) {
+            Ok((payload, meta)) => node
+                .request(
+                    session,
+                    r.room,
+                    crate::node::core::RequestSpec {
+                        app_request: msg.request_id,
+                        channel: r.channel,
+                        payload,
+                        meta,
+                        targets: r.targets,
+                        timeout_ms: r.timeout_ms,
+                    },
+                )
+                .await
+                .map(|to| reply.delivered_to = to),
+            Err(e) => Err(e),
+        },
+        Some(Body::Respond(r)) => {
+            let result = match r.result {
+                Some(proto::respond_request::Result::Reply(p)) => {
+                    payload_from_proto(Some(p)).map(|(payload, _)| Ok(payload))
+                }
+                Some(proto::respond_request::Result::Error(e)) => Ok(Err(e)),
+                None => Err(crate::node::NodeError::InvalidArgument(
+                    "respond needs a reply or an error".into(),
+                )),
+            };
+            result.and_then(|result| node.respond(session, r.room, r.id, result))
+        }
+        Some(Body::Serve(s)) => node.serve(session, s.room, &s.channels),
         Some(Body::Ping(p)) => match node.room_of(session, p.room) {
             Ok((app, room)) => node
                 .ping(&app, &room, &p.peer)

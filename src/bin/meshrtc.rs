@@ -77,6 +77,39 @@ enum Cmd {
         /// With --since: skip replayed messages whose origin's signature could not be checked.
         #[arg(long, requires = "since")]
         verified_only: bool,
+        /// Answer requests (Trystero request actions) on this channel (repeatable; needs
+        /// --respond): they print as `request` lines instead of messages.
+        #[arg(long = "serve", value_name = "CHANNEL", requires = "respond")]
+        serve: Vec<String>,
+        /// Answer each request with this shell command: the request's data on its stdin (text,
+        /// or JSON text), MESHRTC_PEER, MESHRTC_CHANNEL and MESHRTC_META in its environment; its
+        /// stdout is the reply (JSON if it parses, else text); a failing exit rejects the
+        /// request with its stderr as the message.
+        #[arg(long, value_name = "CMD", requires = "serve")]
+        respond: Option<String>,
+    },
+    /// Ask peers on a channel as a Trystero page's `action.request` does; prints the reply
+    /// (with several --to or --json: one JSON line per peer). Fails on a rejection, a timeout
+    /// or a departed peer.
+    Request {
+        #[command(flatten)]
+        room: RoomArgs,
+        /// Channel (the page's request action).
+        channel: String,
+        /// The data (JSON if it parses as JSON, else text).
+        data: String,
+        /// Ask this peer (repeatable, at least one).
+        #[arg(long = "to", value_name = "PEER", required = true)]
+        to: Vec<String>,
+        /// Wait this many seconds for the peers to join, then as long for their replies.
+        #[arg(long, value_name = "SECS", default_value_t = 30)]
+        timeout: u64,
+        /// The request's own metadata (JSON), as Trystero's `metadata` option.
+        #[arg(long, value_name = "JSON")]
+        meta: Option<String>,
+        /// Print each peer's outcome as a JSON line.
+        #[arg(long)]
+        json: bool,
     },
     /// Send one message on a channel (JSON if DATA parses as JSON, else text).
     Send {
@@ -265,6 +298,8 @@ struct Session {
     tx: mpsc::Sender<proto::ClientMessage>,
     rx: tonic::Streaming<proto::ServerMessage>,
     next_id: u64,
+    /// Channels whose requests the session answers (set at join).
+    serve: Vec<String>,
 }
 
 impl Session {
@@ -272,7 +307,12 @@ impl Session {
         let mut client = client(daemon).await?;
         let (tx, rx) = mpsc::channel(16);
         let rx = client.session(ReceiverStream::new(rx)).await?.into_inner();
-        Ok(Session { tx, rx, next_id: 1 })
+        Ok(Session {
+            tx,
+            rx,
+            next_id: 1,
+            serve: Vec::new(),
+        })
     }
 
     /// Sends a request; returns its id.
@@ -341,6 +381,7 @@ impl Session {
                 keep,
                 since,
                 verified_only,
+                serve: self.serve.clone(),
             }))
             .await?;
         let mut early = Vec::new();
@@ -421,6 +462,16 @@ fn event_line(e: &proto::Event, progress: bool, with_security: bool) -> Option<V
             json!({"channel": p.channel, "from": p.from, "fraction": p.fraction}),
         ),
         Kind::Progress(_) => return None,
+        Kind::Request(r) => {
+            line.insert("id".into(), json!(r.id));
+            line.insert("channel".into(), json!(r.channel));
+            line.insert("from".into(), json!(r.from));
+            if let Some(p) = &r.payload {
+                data_value(p, &mut line);
+            }
+            ("request", json!({}))
+        }
+        Kind::Response(r) => ("response", response_json(r)),
         Kind::RoomError(err) => (
             "error",
             json!({"code": err.code, "message": err.message, "peer": err.peer}),
@@ -454,6 +505,92 @@ fn event_line(e: &proto::Event, progress: bool, with_security: bool) -> Option<V
     Some(Value::Object(out))
 }
 
+/// One target's outcome of a request, as a JSON line.
+fn response_json(r: &proto::Response) -> Value {
+    let mut line = serde_json::Map::new();
+    line.insert("peer".into(), json!(r.peer));
+    let status = match r.status() {
+        proto::ResponseStatus::Fulfilled => "fulfilled",
+        proto::ResponseStatus::Rejected => "rejected",
+        proto::ResponseStatus::Timeout => "timeout",
+        proto::ResponseStatus::Disconnected => "disconnected",
+        proto::ResponseStatus::Unspecified => "unknown",
+    };
+    line.insert("status".into(), json!(status));
+    if let Some(p) = &r.payload {
+        data_value(p, &mut line);
+    }
+    if !r.error.is_empty() {
+        line.insert("error".into(), json!(r.error));
+    }
+    Value::Object(line)
+}
+
+/// Text as a payload: JSON if it parses, else text.
+fn text_payload(d: &str, meta_json: String) -> proto::Payload {
+    let kind = match serde_json::from_str::<Value>(d) {
+        Ok(_) => proto::payload::Kind::Json(d.to_owned()),
+        Err(_) => proto::payload::Kind::Text(d.to_owned()),
+    };
+    proto::Payload {
+        kind: Some(kind),
+        meta_json,
+    }
+}
+
+/// Runs the --respond command for one request; returns the answer.
+async fn run_responder(cmd: &str, r: &proto::IncomingRequest) -> proto::respond_request::Result {
+    use proto::respond_request::Result as R;
+    use tokio::io::AsyncWriteExt as _;
+    let (input, meta) = match &r.payload {
+        Some(p) => {
+            let input: Vec<u8> = match &p.kind {
+                Some(proto::payload::Kind::Text(t)) => t.clone().into_bytes(),
+                Some(proto::payload::Kind::Json(j)) => j.clone().into_bytes(),
+                Some(proto::payload::Kind::Binary(b)) => b.to_vec(),
+                None => Vec::new(),
+            };
+            (input, p.meta_json.clone())
+        }
+        None => (Vec::new(), String::new()),
+    };
+    let child = tokio::process::Command::new("sh")
+        .arg("-c")
+        .arg(cmd)
+        .env("MESHRTC_PEER", &r.from)
+        .env("MESHRTC_CHANNEL", &r.channel)
+        .env("MESHRTC_META", meta)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .kill_on_drop(true)
+        .spawn();
+    let mut child = match child {
+        Ok(c) => c,
+        Err(e) => return R::Error(format!("could not run the responder: {e}")),
+    };
+    if let Some(mut stdin) = child.stdin.take() {
+        // A command that ignores its input closes the pipe early: not an error.
+        let _ = stdin.write_all(&input).await;
+    }
+    match child.wait_with_output().await {
+        Ok(out) if out.status.success() => {
+            let text = String::from_utf8_lossy(&out.stdout);
+            let text = text.strip_suffix('\n').unwrap_or(&text);
+            R::Reply(text_payload(text, String::new()))
+        }
+        Ok(out) => {
+            let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
+            R::Error(if err.is_empty() {
+                format!("responder failed ({})", out.status)
+            } else {
+                err
+            })
+        }
+        Err(e) => R::Error(format!("responder failed: {e}")),
+    }
+}
+
 fn media_json(m: &proto::MediaEvent) -> Value {
     let mut v = json!({"peer": m.peer, "stream": m.stream_id});
     if !m.track_id.is_empty() {
@@ -475,6 +612,7 @@ fn print_line(v: &Value) -> anyhow::Result<()> {
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn listen(
     daemon: &str,
     room: RoomArgs,
@@ -483,13 +621,32 @@ async fn listen(
     keep: Vec<proto::Keep>,
     since: Option<proto::Since>,
     verified_only: bool,
+    serve: Vec<String>,
+    respond: Option<String>,
 ) -> anyhow::Result<()> {
     let mut s = Session::open(daemon).await?;
-    let (_, early) = s.join(&room, channels, keep, since, verified_only).await?;
-    for e in early {
-        if let Some(v) = event_line(&e, progress, !room.password.is_empty()) {
+    s.serve = serve;
+    let (joined, early) = s.join(&room, channels, keep, since, verified_only).await?;
+    // Answers come back from the responder tasks; they go out on the session with ids of
+    // their own (their replies are only errors worth a line on stderr).
+    let (answers_tx, mut answers) = mpsc::channel::<(u64, proto::respond_request::Result)>(64);
+    let tx = s.tx.clone();
+    let mut answer_ids = 1u64 << 40;
+    let handle = |e: &proto::Event| -> anyhow::Result<()> {
+        if let Some(v) = event_line(e, progress, !room.password.is_empty()) {
             print_line(&v)?;
         }
+        if let (Some(Kind::Request(r)), Some(cmd)) = (&e.kind, &respond) {
+            let (r, cmd, answers_tx) = (r.clone(), cmd.clone(), answers_tx.clone());
+            tokio::spawn(async move {
+                let result = run_responder(&cmd, &r).await;
+                let _ = answers_tx.send((r.id, result)).await;
+            });
+        }
+        Ok(())
+    };
+    for e in early {
+        handle(&e)?;
     }
     // One listener for the whole loop: a Ctrl-C that arrives while an event is printed would be
     // lost with a fresh listener per iteration, and tokio has already replaced the default
@@ -498,12 +655,26 @@ async fn listen(
     tokio::pin!(interrupted);
     loop {
         tokio::select! {
-            m = s.next() => {
-                if let Some(server_message::Body::Event(e)) = m?.body
-                    && let Some(v) = event_line(&e, progress, !room.password.is_empty())
-                {
-                    print_line(&v)?;
+            m = s.next() => match m?.body {
+                Some(server_message::Body::Event(e)) => handle(&e)?,
+                Some(server_message::Body::Reply(r)) if r.request_id >= 1 << 40 => {
+                    if let Some(e) = r.error {
+                        eprintln!("meshrtc: answering a request: {}: {}", e.code, e.message);
+                    }
                 }
+                _ => {}
+            },
+            Some((id, result)) = answers.recv() => {
+                answer_ids += 1;
+                let msg = proto::ClientMessage {
+                    request_id: answer_ids,
+                    body: Some(Body::Respond(proto::RespondRequest {
+                        room: joined.room,
+                        id,
+                        result: Some(result),
+                    })),
+                };
+                tx.send(msg).await.context("daemon closed the session")?;
             }
             _ = &mut interrupted => return Ok(()),
         }
@@ -593,6 +764,129 @@ async fn send(
     }
 }
 
+/// `meshrtc request`: waits for the targets to join, asks them, prints their outcomes.
+#[allow(clippy::too_many_arguments)]
+async fn request(
+    daemon: &str,
+    room: RoomArgs,
+    channel: String,
+    data: String,
+    to: Vec<String>,
+    timeout: u64,
+    meta: Option<String>,
+    as_json: bool,
+) -> anyhow::Result<()> {
+    if let Some(m) = &meta {
+        serde_json::from_str::<Value>(m).context("--meta is not JSON")?;
+    }
+    let mut s = Session::open(daemon).await?;
+    let (reply, early) = s
+        .join(&room, vec![String::new()], Vec::new(), None, false)
+        .await?;
+    let mut joined: HashSet<String> = HashSet::new();
+    let track = |e: &proto::Event, joined: &mut HashSet<String>| match &e.kind {
+        Some(Kind::PeerJoin(p)) => {
+            joined.insert(p.peer.clone());
+        }
+        Some(Kind::PeerLeave(p)) => {
+            joined.remove(&p.peer);
+        }
+        _ => {}
+    };
+    for e in &early {
+        track(e, &mut joined);
+    }
+    let wait = async {
+        while !to.iter().all(|t| joined.contains(t)) {
+            if let Some(server_message::Body::Event(e)) = s.next().await?.body {
+                track(&e, &mut joined);
+            }
+        }
+        anyhow::Ok(())
+    };
+    if tokio::time::timeout(Duration::from_secs(timeout), wait)
+        .await
+        .is_err()
+    {
+        bail!(
+            "timed out after {timeout} s waiting for peer(s) {} to join room {}",
+            to.join(", "),
+            room.room
+        );
+    }
+    let mut wanted: HashSet<String> = to.iter().cloned().collect();
+    let id = s
+        .request(Body::Request(proto::PeerRequest {
+            room: reply.room,
+            channel,
+            payload: Some(text_payload(&data, meta.unwrap_or_default())),
+            targets: to.clone(),
+            timeout_ms: timeout.saturating_mul(1000),
+        }))
+        .await?;
+    let mut outcomes = Vec::new();
+    let on_event = |e: proto::Event, outcomes: &mut Vec<proto::Response>| {
+        if let Some(Kind::Response(r)) = e.kind
+            && r.request_id == id
+        {
+            outcomes.push(r);
+        }
+    };
+    let mut early_outcomes = Vec::new();
+    s.reply(id, |e| on_event(e, &mut early_outcomes)).await?;
+    outcomes.extend(early_outcomes);
+    // The daemon answers every target by the deadline; the margin covers a slow daemon.
+    let rest = async {
+        while outcomes.len() < wanted.len() {
+            if let Some(server_message::Body::Event(e)) = s.next().await?.body {
+                on_event(e, &mut outcomes);
+            }
+        }
+        anyhow::Ok(())
+    };
+    tokio::time::timeout(Duration::from_secs(timeout + 5), rest)
+        .await
+        .context("the daemon gave no outcome in time")??;
+    let mut failed = 0;
+    for r in &outcomes {
+        wanted.remove(&r.peer);
+        if r.status() != proto::ResponseStatus::Fulfilled {
+            failed += 1;
+        }
+        if as_json || to.len() > 1 {
+            print_line(&response_json(r))?;
+        }
+    }
+    if !(as_json || to.len() > 1)
+        && let Some(r) = outcomes.first()
+    {
+        match r.status() {
+            proto::ResponseStatus::Fulfilled => {
+                match r.payload.as_ref().and_then(|p| p.kind.as_ref()) {
+                    Some(proto::payload::Kind::Text(t)) => println!("{t}"),
+                    Some(proto::payload::Kind::Json(j)) => println!("{j}"),
+                    Some(proto::payload::Kind::Binary(b)) => std::io::stdout().write_all(b)?,
+                    None => {}
+                }
+            }
+            proto::ResponseStatus::Rejected => {
+                bail!("{} rejected the request: {}", r.peer, r.error)
+            }
+            proto::ResponseStatus::Timeout => {
+                bail!("{} did not answer within {timeout} s", r.peer)
+            }
+            _ => bail!("{} left before answering", r.peer),
+        }
+    }
+    if failed > 0 {
+        bail!(
+            "{failed} of {} peer(s) did not fulfil the request",
+            outcomes.len()
+        );
+    }
+    Ok(())
+}
+
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     match run().await {
@@ -617,6 +911,8 @@ async fn run() -> anyhow::Result<()> {
             keep,
             since,
             verified_only,
+            serve,
+            respond,
         } => {
             listen(
                 &daemon,
@@ -626,9 +922,20 @@ async fn run() -> anyhow::Result<()> {
                 keep,
                 since,
                 verified_only,
+                serve,
+                respond,
             )
             .await
         }
+        Cmd::Request {
+            room,
+            channel,
+            data,
+            to,
+            timeout,
+            meta,
+            json,
+        } => request(&daemon, room, channel, data, to, timeout, meta, json).await,
         Cmd::Send {
             room,
             channel,

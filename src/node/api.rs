@@ -160,6 +160,63 @@ impl Node {
         Ok(delivered)
     }
 
+    /// Asks peers (a Trystero request action); returns the peers the request was handed to.
+    /// Every target's outcome arrives later as a `Response` event (targets not in the room at
+    /// once, as disconnected). Waits while a link's queue is full.
+    pub async fn request(
+        &self,
+        session: SessionId,
+        handle: u32,
+        spec: super::core::RequestSpec,
+    ) -> Result<Vec<String>, NodeError> {
+        let (plan, writers) = {
+            let mut inner = self.lock();
+            let plan = inner.core.request(session, handle, spec, Instant::now())?;
+            self.run_effects(&mut inner);
+            let writers: Vec<_> = plan
+                .links
+                .iter()
+                .map(|(_, conn, _)| inner.io.writers.get(conn).map(|w| w.frames.clone()))
+                .collect();
+            (plan, writers)
+        };
+        // The deadlines are new: the core's next tick may be sooner.
+        self.wake.notify_one();
+        let mut delivered = Vec::with_capacity(plan.links.len());
+        'peers: for ((peer, _, frames), writer) in plan.links.into_iter().zip(writers) {
+            // A link that closed fails its request as disconnected when the core hears of it.
+            let Some(writer) = writer else { continue };
+            for f in frames.iter() {
+                if writer.send(f.clone()).await.is_err() {
+                    continue 'peers;
+                }
+            }
+            delivered.push(peer);
+        }
+        Ok(delivered)
+    }
+
+    /// Answers a peer's request this session was handed.
+    pub fn respond(
+        &self,
+        session: SessionId,
+        handle: u32,
+        id: u64,
+        result: Result<Payload, String>,
+    ) -> Result<(), NodeError> {
+        self.feed(|core, now| core.respond(session, handle, id, result, now))
+    }
+
+    /// Sets which channels' requests a session answers in a room.
+    pub fn serve(
+        &self,
+        session: SessionId,
+        handle: u32,
+        channels: &[String],
+    ) -> Result<(), NodeError> {
+        self.feed(|core, _| core.serve(session, handle, channels))
+    }
+
     /// Measures the round trip to a peer of a room.
     pub async fn ping(&self, app: &str, room: &str, peer: &str) -> Result<Duration, NodeError> {
         let (tx, rx) = oneshot::channel();

@@ -131,6 +131,28 @@ pub enum EventKind {
         /// The track id.
         track_id: String,
     },
+    /// A peer's request on a channel this session serves: answer it by `id`.
+    Request {
+        /// The node's handle of the request (what the answer names).
+        id: u64,
+        /// Channel (the page's request action).
+        channel: String,
+        /// The requester.
+        from: String,
+        /// The request's data.
+        payload: Payload,
+        /// The requester's own metadata (Trystero's `m`).
+        meta: Option<Value>,
+    },
+    /// How one target of this session's request ended.
+    Response {
+        /// The app's id of the request (its `request_id`).
+        request: u64,
+        /// The target.
+        peer: String,
+        /// The reply, a rejection, a timeout or a departure.
+        outcome: crate::node::core::requests::Outcome,
+    },
 }
 
 /// An event for one session.
@@ -155,7 +177,13 @@ const PROGRESS_COALESCE_WINDOW: usize = 64;
 /// Payload bytes a queued event holds (the rest of an event is small and bounded by the count).
 fn event_bytes(e: &SessionEvent) -> usize {
     match &e.kind {
-        EventKind::Message { payload, .. } => payload.wire_len(),
+        EventKind::Message { payload, .. } | EventKind::Request { payload, .. } => {
+            payload.wire_len()
+        }
+        EventKind::Response {
+            outcome: crate::node::core::requests::Outcome::Fulfilled(payload),
+            ..
+        } => payload.wire_len(),
         _ => 0,
     }
 }

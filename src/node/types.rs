@@ -26,6 +26,8 @@ pub struct JoinOptions {
     pub since: Option<Since>,
     /// In that replay, skip messages whose origin's signature could not be checked.
     pub verified_only: bool,
+    /// Channels whose requests (Trystero request actions) this session answers.
+    pub serve: Vec<String>,
 }
 
 /// Where a resuming app's replay starts.

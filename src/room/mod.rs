@@ -40,6 +40,8 @@ pub const ACTION_ROSTER: &str = "@_mrroster";
 pub const ACTION_INVENTORY: &str = "@_mrhave";
 /// Durable channels: who keeps what, origin signatures, catch-up (see [`crate::wire::history`]).
 pub const ACTION_HISTORY: &str = "@_mrhist";
+/// Trystero 0.25's replies to request actions: metadata `{r}` or `{r, e}`.
+pub const ACTION_RESPONSE: &str = "@_response";
 
 /// A pending handshake is nudged after this long, then after twice, three times as long.
 const HANDSHAKE_NUDGE: Duration = Duration::from_millis(1_500);
@@ -92,6 +94,15 @@ pub enum RoomEvent {
     },
     /// A `@_pong` arrived.
     Pong(String),
+    /// A `@_response` (the reply to a request action) from a joined peer.
+    Response {
+        /// The replying peer.
+        from: String,
+        /// The reply (`null` for an error).
+        payload: Payload,
+        /// `{r}` or `{r, e}`, unchecked.
+        meta: Option<Value>,
+    },
     /// A media message (renegotiation, stream or track metadata) from a joined peer.
     Media(String, media::MediaWire),
 }
@@ -360,6 +371,20 @@ impl Room {
         if let Ok(frames) = self.encode(action, &payload, None) {
             out.extend(frames.into_iter().map(|f| Output::Send(peer.to_owned(), f)));
         }
+    }
+
+    /// The frames of a `@_response` to `peer`: plain for a Trystero page, sealed for a peer
+    /// that seals.
+    pub fn response_frames(&mut self, peer: &str, payload: &Payload, meta: &Value) -> Vec<Bytes> {
+        let frames = match (&self.e2e, self.peer_security(peer)) {
+            (Some(key), Some(Security::E2e)) => {
+                let sealed =
+                    Payload::Binary(e2e::seal(key, ACTION_RESPONSE, payload, Some(meta)).into());
+                self.encode(ACTION_E2E, &sealed, None)
+            }
+            _ => self.encode(ACTION_RESPONSE, payload, Some(meta)),
+        };
+        frames.unwrap_or_default()
     }
 
     /// The frames of a media message to a peer (renegotiation or metadata).
@@ -672,6 +697,15 @@ impl Room {
                 }
             }
             ACTION_E2E => self.on_sealed(peer, msg.payload, out),
+            // An e2e peer seals its replies too (see `response_frames`).
+            ACTION_RESPONSE if self.peer_security(peer) == Some(Security::E2e) => {
+                out.push(Output::Drop(DropReason::E2ePlaintextRefused))
+            }
+            ACTION_RESPONSE => out.push(Output::Event(RoomEvent::Response {
+                from: peer.to_owned(),
+                payload: msg.payload,
+                meta: msg.meta,
+            })),
             media::ACTION_SIGNAL | media::ACTION_STREAM | media::ACTION_TRACK => {
                 match media::MediaWire::parse(&msg.action, &msg.payload) {
                     Some(wire) if self.is_joined(peer) => {
@@ -733,6 +767,13 @@ impl Room {
             Ok((channel, payload, meta)) if valid_channel(&channel) => {
                 out.push(Output::Event(RoomEvent::Message {
                     channel,
+                    from: peer.to_owned(),
+                    payload,
+                    meta,
+                }));
+            }
+            Ok((channel, payload, meta)) if channel == ACTION_RESPONSE => {
+                out.push(Output::Event(RoomEvent::Response {
                     from: peer.to_owned(),
                     payload,
                     meta,

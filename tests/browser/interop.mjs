@@ -224,6 +224,84 @@ await runTests(
       console.log(`# ping page->daemon ${rtt.toFixed(2)} ms, daemon->page ${ms.toFixed(2)} ms`)
     },
 
+    'request actions both ways: page to daemon app (CLI --respond), daemon app (CLI request) to page, rejections and timeouts': async () => {
+      const room = 'rpc'
+      // The daemon app's handler: a shell command; "fail" makes it exit non-zero with a message.
+      const respond = 'read q; if [ "$q" = fail ]; then echo "refused: $q" >&2; exit 3; fi; printf "re:%s from %s meta %s" "$q" "$MESHRTC_PEER" "$MESHRTC_META"'
+      const ll = low.listen(room, {app: APP, serve: ['ask'], respond})
+      const hl = high.listen(room, {app: APP})
+      await sleep(300)
+      const page = await openPage()
+      await page.evaluate(
+        ({relay, room, app}) => {
+          const T = (window.T = {joins: [], msgs: [], progress: []})
+          const r = (window.R = window.trysteroReady.joinRoom({appId: app, relayConfig: {urls: [relay]}, rtcConfig: {iceServers: []}}, room))
+          r.onPeerJoin = id => T.joins.push(id)
+          window.ASK = r.makeAction('ask', {kind: 'request'})
+          r.makeAction('calc', {
+            kind: 'request',
+            onRequest: (data, {peerId, metadata}) => {
+              if (data === 'boom') throw new Error('calc cannot do boom')
+              return {sum: data.a + data.b, from: peerId, metadata: metadata ?? null}
+            }
+          })
+          // A plain message action: a request on it is never answered.
+          r.makeAction('quiet').onMessage = () => {}
+          window.outcome = p => p.then(value => ({value}), e => ({kind: e.kind, message: e.message}))
+        },
+        {relay, room, app: APP}
+      )
+      await until('page sees both daemons', async () => {
+        const t = await T(page)
+        return t.joins.includes(low.peerId) && t.joins.includes(high.peerId)
+      })
+      await ll.wait('low sees page', isJoin(page.peerId))
+      await hl.wait('high sees page', isJoin(page.peerId))
+
+      // Page -> daemon app: the reply resolves the page's promise.
+      const ok = await page.evaluate(to => window.outcome(window.ASK.request('q1', {target: to, timeoutMs: 10000, metadata: {n: 1}})), low.peerId)
+      assert.deepEqual(ok, {value: `re:q1 from ${page.peerId} meta {"n":1}`})
+      const req = await ll.wait('request line', l => l.event === 'request' && l.data === 'q1')
+      assert.equal(req.from, page.peerId)
+      assert.deepEqual(req.meta, {n: 1})
+      assert.ok(!ll.find(l => l.event === 'message' && l.channel === 'ask'), 'a request surfaced as a message')
+      // A failing handler is a rejection with its message.
+      const bad = await page.evaluate(to => window.outcome(window.ASK.request('fail', {target: to, timeoutMs: 10000})), low.peerId)
+      assert.equal(bad.kind, 'rejected', JSON.stringify(bad))
+      assert.match(bad.message, /refused: fail/)
+      // requestMany: one answers, one (high serves nothing) times out.
+      const many = await page.evaluate(
+        tos => window.ASK.requestMany('q2', {targets: tos, timeoutMs: 2000}).then(rs => rs.map(r => ({peerId: r.peerId, status: r.status, value: r.value}))),
+        [low.peerId, high.peerId]
+      )
+      assert.deepEqual(many.map(r => r.status), ['fulfilled', 'timeout'])
+      assert.match(many[0].value, /^re:q2 from /)
+
+      // Daemon app -> page: the page's onRequest answers the CLI.
+      const out = high.cli('request', room, 'calc', '{"a":2,"b":3}', '--to', page.peerId, '--app', APP, '--timeout', '10', '--meta', '{"k":"v"}')
+      assert.deepEqual(JSON.parse(out), {sum: 5, from: high.peerId, metadata: {k: 'v'}})
+      const cliFails = args => {
+        try {
+          high.cli(...args)
+        } catch (e) {
+          return e.stderr.toString()
+        }
+        assert.fail(`meshrtc ${args.join(' ')} succeeded`)
+      }
+      const thrown = cliFails(['request', room, 'calc', 'boom', '--to', page.peerId, '--app', APP, '--timeout', '10'])
+      assert.match(thrown, /rejected the request: calc cannot do boom/)
+      const t0 = Date.now()
+      const quiet = cliFails(['request', room, 'quiet', 'hello?', '--to', page.peerId, '--app', APP, '--timeout', '2'])
+      assert.match(quiet, /did not answer within 2 s/)
+      assert.ok(Date.now() - t0 < 8000, 'the timeout took too long')
+      // --json: one line per peer with its status.
+      const lines = high.cli('request', room, 'calc', '{"a":1,"b":1}', '--to', page.peerId, '--app', APP, '--timeout', '10', '--json').trim().split('\n').map(l => JSON.parse(l))
+      assert.deepEqual(lines.map(l => [l.peer, l.status, l.data?.sum]), [[page.peerId, 'fulfilled', 2]])
+      await ll.stop()
+      await hl.stop()
+      await page.close()
+    },
+
     'leave both ways, and a reload is leave + join': async () => {
       const {low: ll, high: hl} = page1.listeners
       let t = Date.now()

@@ -75,9 +75,11 @@ export class Daemon {
   }
 
   /** Runs `meshrtc listen` and collects its JSON lines. */
-  listen(room, {app = 'meshrtc', password = '', requireE2e = false, keep = [], since} = {}) {
+  listen(room, {app = 'meshrtc', password = '', requireE2e = false, keep = [], since, serve = [], respond} = {}) {
     const args = ['--daemon', this.daemon, 'listen', room, '--app', app, '--password', password]
     if (requireE2e) args.push('--require-e2e')
+    for (const c of serve) args.push('--serve', c)
+    if (respond) args.push('--respond', respond)
     for (const k of keep) args.push('--keep', k)
     if (since) args.push('--since', since)
     const proc = spawn(MESHRTC, args, {stdio: ['ignore', 'pipe', 'inherit']})

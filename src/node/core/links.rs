@@ -272,6 +272,9 @@ impl Core {
         if let Some(at) = self.history_tick(key, now) {
             next = next.min(at);
         }
+        if let Some(at) = self.requests_tick(key, now) {
+            next = next.min(at);
+        }
         let Some(entry) = self.st.rooms.get_mut(key) else {
             return next;
         };

@@ -31,7 +31,9 @@ pub(crate) mod media;
 mod negotiation;
 mod outputs;
 mod overlay;
+pub mod requests;
 pub(crate) mod rooms;
+mod rpc;
 mod send;
 mod state;
 
@@ -53,6 +55,7 @@ use super::identity::Identity;
 use super::session::{SessionEvent, SessionId};
 pub use limits::AppLimits;
 pub use media::TrackRef;
+pub use rpc::RequestSpec;
 pub use send::SendPlan;
 use state::State;
 pub(crate) use state::{LinkKey, RoomKey};

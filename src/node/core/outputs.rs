@@ -144,21 +144,35 @@ impl Core {
                 from,
                 payload,
                 meta,
-            } => self.emit_message(key, channel, from, payload, meta, None),
+            } => {
+                if let Some((channel, from, payload, meta)) =
+                    self.take_request(key, channel, from, payload, meta)
+                {
+                    self.emit_message(key, channel, from, payload, meta, None);
+                }
+            }
             RoomEvent::Progress {
                 channel,
                 from,
                 fraction,
                 meta,
-            } => self.emit(
-                key,
-                EventKind::Progress {
-                    channel,
-                    from,
-                    fraction,
-                    meta,
-                },
-            ),
+            } => {
+                let meta = self.progress_meta(key, &channel, meta);
+                self.emit(
+                    key,
+                    EventKind::Progress {
+                        channel,
+                        from,
+                        fraction,
+                        meta,
+                    },
+                )
+            }
+            RoomEvent::Response {
+                from,
+                payload,
+                meta,
+            } => self.on_response(key, &from, payload, meta),
             RoomEvent::Error {
                 code,
                 message,
@@ -233,6 +247,7 @@ impl Core {
             }
         }
         self.tell_mesh_peer(key, &peer, false);
+        self.requests_peer_left(key, &peer);
         self.media_peer_left(key, &peer);
         self.history_peer_left(key, &peer);
         self.emit(key, EventKind::PeerLeave(peer, reason));

@@ -148,6 +148,7 @@ impl Core {
             SessionRoom {
                 handle,
                 channels: opts.channels.iter().cloned().collect(),
+                serves: opts.serve.iter().cloned().collect(),
             },
         );
         let joined: Vec<(String, Security, PeerType)> = entry
@@ -226,6 +227,7 @@ impl Core {
                 ping_waiters: BTreeMap::new(),
                 cells,
                 history,
+                requests: Default::default(),
             },
         );
         self.effect(Effect::Relay(RelayCommand::Subscribe(self.subscription())));
@@ -294,6 +296,7 @@ impl Core {
             .get_mut(&session)
             .and_then(|s| s.rooms.remove(&handle))
             .ok_or_else(|| not_joined(handle))?;
+        self.requests_session_gone(&key, session);
         let empty = match self.st.rooms.get_mut(&key) {
             Some(e) => {
                 e.sessions.remove(&session);

@@ -50,6 +50,8 @@ pub(super) struct SessionRoom {
     pub handle: u32,
     /// Channels it receives; empty for all.
     pub channels: BTreeSet<String>,
+    /// Channels whose requests it answers (Trystero request actions).
+    pub serves: BTreeSet<String>,
 }
 
 impl SessionRoom {
@@ -70,6 +72,8 @@ pub(super) struct RoomEntry {
     pub cells: Option<CellRoom>,
     /// What the room keeps of its channels.
     pub history: super::history::RoomHistory,
+    /// Request actions in flight, both ways.
+    pub requests: super::requests::Requests,
 }
 
 /// A local session: its room handles.

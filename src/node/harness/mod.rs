@@ -408,6 +408,62 @@ impl Net {
         to
     }
 
+    /// Node `i` asks peers (`targets`, node indices) on `channel`; returns the peers the
+    /// request went to. Outcomes arrive as `Response` events.
+    #[allow(clippy::too_many_arguments)]
+    pub fn request(
+        &mut self,
+        i: usize,
+        room: &str,
+        app_request: u64,
+        channel: &str,
+        text: &str,
+        targets: &[usize],
+        timeout_ms: u64,
+    ) -> Vec<String> {
+        let now = self.now;
+        let targets = targets.iter().map(|&j| self.nodes[j].id()).collect();
+        let sim = &mut self.nodes[i];
+        let handle = sim.handles[room];
+        let spec = crate::node::core::RequestSpec {
+            app_request,
+            channel: channel.to_owned(),
+            payload: Payload::Text(text.to_owned()),
+            meta: Some(serde_json::json!({"tag": app_request})),
+            targets,
+            timeout_ms,
+        };
+        let plan = sim
+            .core
+            .request(sim.session, handle, spec, now)
+            .expect("request");
+        // The driver wakes its tick after a request (new deadlines).
+        sim.next_tick = now;
+        self.run_effects(i);
+        let mut to = Vec::new();
+        for (peer, conn, frames) in plan.links {
+            self.send_frames(i, conn, frames.to_vec());
+            to.push(peer);
+        }
+        to
+    }
+
+    /// Node `i`'s session answers the request it was handed as `id`.
+    pub fn respond(
+        &mut self,
+        i: usize,
+        room: &str,
+        id: u64,
+        result: Result<Payload, String>,
+    ) -> Result<(), crate::node::NodeError> {
+        let now = self.now;
+        let sim = &mut self.nodes[i];
+        let handle = sim.handles[room];
+        let r = sim.core.respond(sim.session, handle, id, result, now);
+        self.run_effects(i);
+        r
+    }
+
     /// Kills node `i` as `kill -9` would: nothing is said, its links go silent.
     pub fn kill(&mut self, i: usize) {
         self.nodes[i].alive = false;

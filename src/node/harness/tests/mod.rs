@@ -5,6 +5,7 @@ mod faults;
 mod history;
 mod links;
 mod media;
+mod requests;
 mod sessions;
 
 use std::collections::BTreeSet;

@@ -7,6 +7,14 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ResponseStatus(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RESPONSE_STATUS_UNSPECIFIED: _ClassVar[ResponseStatus]
+    RESPONSE_STATUS_FULFILLED: _ClassVar[ResponseStatus]
+    RESPONSE_STATUS_REJECTED: _ClassVar[ResponseStatus]
+    RESPONSE_STATUS_TIMEOUT: _ClassVar[ResponseStatus]
+    RESPONSE_STATUS_DISCONNECTED: _ClassVar[ResponseStatus]
+
 class PeerType(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     PEER_TYPE_UNSPECIFIED: _ClassVar[PeerType]
@@ -23,6 +31,11 @@ class LayerState(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     LAYER_STATE_CLOSING: _ClassVar[LayerState]
     LAYER_STATE_CLOSED: _ClassVar[LayerState]
     LAYER_STATE_FAILED: _ClassVar[LayerState]
+RESPONSE_STATUS_UNSPECIFIED: ResponseStatus
+RESPONSE_STATUS_FULFILLED: ResponseStatus
+RESPONSE_STATUS_REJECTED: ResponseStatus
+RESPONSE_STATUS_TIMEOUT: ResponseStatus
+RESPONSE_STATUS_DISCONNECTED: ResponseStatus
 PEER_TYPE_UNSPECIFIED: PeerType
 PEER_TYPE_MEMBER: PeerType
 PEER_TYPE_KEEPER: PeerType
@@ -36,7 +49,7 @@ LAYER_STATE_CLOSED: LayerState
 LAYER_STATE_FAILED: LayerState
 
 class ClientMessage(_message.Message):
-    __slots__ = ("request_id", "join", "leave", "send", "subscribe", "ping", "peers", "add_track", "remove_track", "keyframe", "replace_track", "leg_publish", "leg_subscribe", "leg_answer", "status", "node_peers")
+    __slots__ = ("request_id", "join", "leave", "send", "subscribe", "ping", "peers", "add_track", "remove_track", "keyframe", "replace_track", "leg_publish", "leg_subscribe", "leg_answer", "status", "node_peers", "request", "respond", "serve")
     REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
     JOIN_FIELD_NUMBER: _ClassVar[int]
     LEAVE_FIELD_NUMBER: _ClassVar[int]
@@ -53,6 +66,9 @@ class ClientMessage(_message.Message):
     LEG_ANSWER_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
     NODE_PEERS_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    RESPOND_FIELD_NUMBER: _ClassVar[int]
+    SERVE_FIELD_NUMBER: _ClassVar[int]
     request_id: int
     join: JoinRequest
     leave: LeaveRequest
@@ -69,7 +85,44 @@ class ClientMessage(_message.Message):
     leg_answer: LegAnswerRequest
     status: StatusRequest
     node_peers: PeersRequest
-    def __init__(self, request_id: _Optional[int] = ..., join: _Optional[_Union[JoinRequest, _Mapping]] = ..., leave: _Optional[_Union[LeaveRequest, _Mapping]] = ..., send: _Optional[_Union[SendRequest, _Mapping]] = ..., subscribe: _Optional[_Union[SubscribeRequest, _Mapping]] = ..., ping: _Optional[_Union[SessionPingRequest, _Mapping]] = ..., peers: _Optional[_Union[SessionPeersRequest, _Mapping]] = ..., add_track: _Optional[_Union[AddTrackRequest, _Mapping]] = ..., remove_track: _Optional[_Union[RemoveTrackRequest, _Mapping]] = ..., keyframe: _Optional[_Union[KeyframeRequest, _Mapping]] = ..., replace_track: _Optional[_Union[ReplaceTrackRequest, _Mapping]] = ..., leg_publish: _Optional[_Union[LegPublishRequest, _Mapping]] = ..., leg_subscribe: _Optional[_Union[LegSubscribeRequest, _Mapping]] = ..., leg_answer: _Optional[_Union[LegAnswerRequest, _Mapping]] = ..., status: _Optional[_Union[StatusRequest, _Mapping]] = ..., node_peers: _Optional[_Union[PeersRequest, _Mapping]] = ...) -> None: ...
+    request: PeerRequest
+    respond: RespondRequest
+    serve: ServeRequest
+    def __init__(self, request_id: _Optional[int] = ..., join: _Optional[_Union[JoinRequest, _Mapping]] = ..., leave: _Optional[_Union[LeaveRequest, _Mapping]] = ..., send: _Optional[_Union[SendRequest, _Mapping]] = ..., subscribe: _Optional[_Union[SubscribeRequest, _Mapping]] = ..., ping: _Optional[_Union[SessionPingRequest, _Mapping]] = ..., peers: _Optional[_Union[SessionPeersRequest, _Mapping]] = ..., add_track: _Optional[_Union[AddTrackRequest, _Mapping]] = ..., remove_track: _Optional[_Union[RemoveTrackRequest, _Mapping]] = ..., keyframe: _Optional[_Union[KeyframeRequest, _Mapping]] = ..., replace_track: _Optional[_Union[ReplaceTrackRequest, _Mapping]] = ..., leg_publish: _Optional[_Union[LegPublishRequest, _Mapping]] = ..., leg_subscribe: _Optional[_Union[LegSubscribeRequest, _Mapping]] = ..., leg_answer: _Optional[_Union[LegAnswerRequest, _Mapping]] = ..., status: _Optional[_Union[StatusRequest, _Mapping]] = ..., node_peers: _Optional[_Union[PeersRequest, _Mapping]] = ..., request: _Optional[_Union[PeerRequest, _Mapping]] = ..., respond: _Optional[_Union[RespondRequest, _Mapping]] = ..., serve: _Optional[_Union[ServeRequest, _Mapping]] = ...) -> None: ...
+
+class PeerRequest(_message.Message):
+    __slots__ = ("room", "channel", "payload", "targets", "timeout_ms")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    TARGETS_FIELD_NUMBER: _ClassVar[int]
+    TIMEOUT_MS_FIELD_NUMBER: _ClassVar[int]
+    room: int
+    channel: str
+    payload: Payload
+    targets: _containers.RepeatedScalarFieldContainer[str]
+    timeout_ms: int
+    def __init__(self, room: _Optional[int] = ..., channel: _Optional[str] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., targets: _Optional[_Iterable[str]] = ..., timeout_ms: _Optional[int] = ...) -> None: ...
+
+class RespondRequest(_message.Message):
+    __slots__ = ("room", "id", "reply", "error")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    ID_FIELD_NUMBER: _ClassVar[int]
+    REPLY_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    room: int
+    id: int
+    reply: Payload
+    error: str
+    def __init__(self, room: _Optional[int] = ..., id: _Optional[int] = ..., reply: _Optional[_Union[Payload, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
+
+class ServeRequest(_message.Message):
+    __slots__ = ("room", "channels")
+    ROOM_FIELD_NUMBER: _ClassVar[int]
+    CHANNELS_FIELD_NUMBER: _ClassVar[int]
+    room: int
+    channels: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, room: _Optional[int] = ..., channels: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class AddTrackRequest(_message.Message):
     __slots__ = ("room", "codec", "stream_id", "track_id", "targets", "meta_json", "max_kbps")
@@ -230,7 +283,7 @@ class SessionPeersRequest(_message.Message):
     def __init__(self, room: _Optional[int] = ...) -> None: ...
 
 class JoinRequest(_message.Message):
-    __slots__ = ("app", "room", "password", "channels", "require_e2e", "cells", "keep", "since", "verified_only")
+    __slots__ = ("app", "room", "password", "channels", "require_e2e", "cells", "keep", "since", "verified_only", "serve")
     APP_FIELD_NUMBER: _ClassVar[int]
     ROOM_FIELD_NUMBER: _ClassVar[int]
     PASSWORD_FIELD_NUMBER: _ClassVar[int]
@@ -240,6 +293,7 @@ class JoinRequest(_message.Message):
     KEEP_FIELD_NUMBER: _ClassVar[int]
     SINCE_FIELD_NUMBER: _ClassVar[int]
     VERIFIED_ONLY_FIELD_NUMBER: _ClassVar[int]
+    SERVE_FIELD_NUMBER: _ClassVar[int]
     app: str
     room: str
     password: str
@@ -249,7 +303,8 @@ class JoinRequest(_message.Message):
     keep: _containers.RepeatedCompositeFieldContainer[Keep]
     since: Since
     verified_only: bool
-    def __init__(self, app: _Optional[str] = ..., room: _Optional[str] = ..., password: _Optional[str] = ..., channels: _Optional[_Iterable[str]] = ..., require_e2e: _Optional[bool] = ..., cells: _Optional[_Union[Cells, _Mapping]] = ..., keep: _Optional[_Iterable[_Union[Keep, _Mapping]]] = ..., since: _Optional[_Union[Since, _Mapping]] = ..., verified_only: _Optional[bool] = ...) -> None: ...
+    serve: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, app: _Optional[str] = ..., room: _Optional[str] = ..., password: _Optional[str] = ..., channels: _Optional[_Iterable[str]] = ..., require_e2e: _Optional[bool] = ..., cells: _Optional[_Union[Cells, _Mapping]] = ..., keep: _Optional[_Iterable[_Union[Keep, _Mapping]]] = ..., since: _Optional[_Union[Since, _Mapping]] = ..., verified_only: _Optional[bool] = ..., serve: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Keep(_message.Message):
     __slots__ = ("channel", "max_messages", "max_age_seconds")
@@ -372,7 +427,7 @@ class Error(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("room", "app", "room_id", "peer_join", "peer_leave", "peer_seen", "message", "progress", "room_error", "lagged", "mesh_state", "stream_add", "track_add", "track_remove", "track_ready", "mesh_peer_state", "keyframe_wanted")
+    __slots__ = ("room", "app", "room_id", "peer_join", "peer_leave", "peer_seen", "message", "progress", "room_error", "lagged", "mesh_state", "stream_add", "track_add", "track_remove", "track_ready", "mesh_peer_state", "keyframe_wanted", "request", "response")
     ROOM_FIELD_NUMBER: _ClassVar[int]
     APP_FIELD_NUMBER: _ClassVar[int]
     ROOM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -390,6 +445,8 @@ class Event(_message.Message):
     TRACK_READY_FIELD_NUMBER: _ClassVar[int]
     MESH_PEER_STATE_FIELD_NUMBER: _ClassVar[int]
     KEYFRAME_WANTED_FIELD_NUMBER: _ClassVar[int]
+    REQUEST_FIELD_NUMBER: _ClassVar[int]
+    RESPONSE_FIELD_NUMBER: _ClassVar[int]
     room: int
     app: str
     room_id: str
@@ -407,7 +464,34 @@ class Event(_message.Message):
     track_ready: MediaEvent
     mesh_peer_state: MeshPeerState
     keyframe_wanted: MediaEvent
-    def __init__(self, room: _Optional[int] = ..., app: _Optional[str] = ..., room_id: _Optional[str] = ..., peer_join: _Optional[_Union[PeerEvent, _Mapping]] = ..., peer_leave: _Optional[_Union[PeerEvent, _Mapping]] = ..., peer_seen: _Optional[_Union[PeerEvent, _Mapping]] = ..., message: _Optional[_Union[Message, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., room_error: _Optional[_Union[RoomError, _Mapping]] = ..., lagged: _Optional[_Union[Lagged, _Mapping]] = ..., mesh_state: _Optional[_Union[CellStatus, _Mapping]] = ..., stream_add: _Optional[_Union[MediaEvent, _Mapping]] = ..., track_add: _Optional[_Union[MediaEvent, _Mapping]] = ..., track_remove: _Optional[_Union[MediaEvent, _Mapping]] = ..., track_ready: _Optional[_Union[MediaEvent, _Mapping]] = ..., mesh_peer_state: _Optional[_Union[MeshPeerState, _Mapping]] = ..., keyframe_wanted: _Optional[_Union[MediaEvent, _Mapping]] = ...) -> None: ...
+    request: IncomingRequest
+    response: Response
+    def __init__(self, room: _Optional[int] = ..., app: _Optional[str] = ..., room_id: _Optional[str] = ..., peer_join: _Optional[_Union[PeerEvent, _Mapping]] = ..., peer_leave: _Optional[_Union[PeerEvent, _Mapping]] = ..., peer_seen: _Optional[_Union[PeerEvent, _Mapping]] = ..., message: _Optional[_Union[Message, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., room_error: _Optional[_Union[RoomError, _Mapping]] = ..., lagged: _Optional[_Union[Lagged, _Mapping]] = ..., mesh_state: _Optional[_Union[CellStatus, _Mapping]] = ..., stream_add: _Optional[_Union[MediaEvent, _Mapping]] = ..., track_add: _Optional[_Union[MediaEvent, _Mapping]] = ..., track_remove: _Optional[_Union[MediaEvent, _Mapping]] = ..., track_ready: _Optional[_Union[MediaEvent, _Mapping]] = ..., mesh_peer_state: _Optional[_Union[MeshPeerState, _Mapping]] = ..., keyframe_wanted: _Optional[_Union[MediaEvent, _Mapping]] = ..., request: _Optional[_Union[IncomingRequest, _Mapping]] = ..., response: _Optional[_Union[Response, _Mapping]] = ...) -> None: ...
+
+class IncomingRequest(_message.Message):
+    __slots__ = ("id", "channel", "payload")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    FROM_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    id: int
+    channel: str
+    payload: Payload
+    def __init__(self, id: _Optional[int] = ..., channel: _Optional[str] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., **kwargs) -> None: ...
+
+class Response(_message.Message):
+    __slots__ = ("request_id", "peer", "status", "payload", "error")
+    REQUEST_ID_FIELD_NUMBER: _ClassVar[int]
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    STATUS_FIELD_NUMBER: _ClassVar[int]
+    PAYLOAD_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    request_id: int
+    peer: str
+    status: ResponseStatus
+    payload: Payload
+    error: str
+    def __init__(self, request_id: _Optional[int] = ..., peer: _Optional[str] = ..., status: _Optional[_Union[ResponseStatus, str]] = ..., payload: _Optional[_Union[Payload, _Mapping]] = ..., error: _Optional[str] = ...) -> None: ...
 
 class MeshPeerState(_message.Message):
     __slots__ = ("peer", "linked", "cell", "bridge")
