@@ -152,13 +152,20 @@ impl WebSocketTransport for VerifyingTransport {
             let mut budget = super::budget::EventBudget::default();
             let stream = stream.filter(move |msg| {
                 let keep = match msg {
+                    // Budgeted on a scan for the topic, before any parse: a flood costs a
+                    // substring search per event beyond the budget.
+                    Ok(Message::Text(text))
+                        if super::budget::looks_like_event(text)
+                            && !budget.admit(
+                                super::budget::scan_topic(text).unwrap_or(""),
+                                std::time::Instant::now(),
+                            ) =>
+                    {
+                        counters.rate_limited.fetch_add(1, Ordering::Relaxed);
+                        false
+                    }
                     Ok(Message::Text(text)) => match RelayMessage::from_json(text) {
                         Ok(RelayMessage::Event { event, .. }) => {
-                            let topic = event.tags.find(TagKind::x()).and_then(|t| t.content());
-                            if !budget.admit(topic.unwrap_or(""), std::time::Instant::now()) {
-                                counters.rate_limited.fetch_add(1, Ordering::Relaxed);
-                                return std::future::ready(false);
-                            }
                             let ok = event.verify().is_ok();
                             if !ok {
                                 counters.bad_signature.fetch_add(1, Ordering::Relaxed);
