@@ -719,22 +719,13 @@ async fn send(
             .join(&room, vec![String::new()], Vec::new(), None, false)
             .await?;
         let mut joined: HashSet<String> = HashSet::new();
-        let track = |e: &proto::Event, joined: &mut HashSet<String>| match &e.kind {
-            Some(Kind::PeerJoin(p)) => {
-                joined.insert(p.peer.clone());
-            }
-            Some(Kind::PeerLeave(p)) => {
-                joined.remove(&p.peer);
-            }
-            _ => {}
-        };
         for e in &early {
-            track(e, &mut joined);
+            track_joins(e, &mut joined);
         }
         let need = wait_peers.unwrap_or(0);
         while joined.len() < need || !to.iter().all(|t| joined.contains(t)) {
             if let Some(server_message::Body::Event(e)) = s.next().await?.body {
-                track(&e, &mut joined);
+                track_joins(&e, &mut joined);
             }
         }
         let id = s
@@ -784,22 +775,13 @@ async fn request(
         .join(&room, vec![String::new()], Vec::new(), None, false)
         .await?;
     let mut joined: HashSet<String> = HashSet::new();
-    let track = |e: &proto::Event, joined: &mut HashSet<String>| match &e.kind {
-        Some(Kind::PeerJoin(p)) => {
-            joined.insert(p.peer.clone());
-        }
-        Some(Kind::PeerLeave(p)) => {
-            joined.remove(&p.peer);
-        }
-        _ => {}
-    };
     for e in &early {
-        track(e, &mut joined);
+        track_joins(e, &mut joined);
     }
     let wait = async {
         while !to.iter().all(|t| joined.contains(t)) {
             if let Some(server_message::Body::Event(e)) = s.next().await?.body {
-                track(&e, &mut joined);
+                track_joins(&e, &mut joined);
             }
         }
         anyhow::Ok(())
@@ -999,5 +981,18 @@ async fn run() -> anyhow::Result<()> {
             .await
         }
         Cmd::Record { room, dir } => media::record(&daemon, room, dir).await,
+    }
+}
+
+/// Keeps `joined` current with a room's peer:join and peer:leave events.
+fn track_joins(e: &proto::Event, joined: &mut HashSet<String>) {
+    match &e.kind {
+        Some(Kind::PeerJoin(p)) => {
+            joined.insert(p.peer.clone());
+        }
+        Some(Kind::PeerLeave(p)) => {
+            joined.remove(&p.peer);
+        }
+        _ => {}
     }
 }

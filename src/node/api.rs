@@ -5,14 +5,16 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use serde_json::Value;
-use tokio::sync::oneshot;
+use tokio::sync::{mpsc, oneshot};
 
 use super::core::rooms::validate_join;
 use super::session::{SessionId, SessionQueue};
-use super::{JoinOptions, Node, NodeError, PeerInfo, StatusInfo};
+use super::{Inner, JoinOptions, Node, NodeError, PeerInfo, StatusInfo};
 use crate::drops::DropReason;
 use crate::signal::driver::RelayState;
+use crate::transport::ConnId;
 use crate::wire::Payload;
 use crate::wire::e2e::{self, E2eKey};
 
@@ -135,25 +137,16 @@ impl Node {
                 Instant::now(),
             )?;
             self.run_effects(&mut inner);
-            let writers: Vec<_> = plan
-                .links
-                .iter()
-                .map(|(_, conn, _)| inner.io.writers.get(conn).map(|w| w.frames.clone()))
-                .collect();
+            let writers = writers_for(&inner, &plan.links);
             (plan, writers)
         };
         if plan.links.is_empty() {
             return Ok(plan.sent_to);
         }
         let mut delivered = Vec::with_capacity(plan.links.len());
-        for ((peer, _, frames), writer) in plan.links.into_iter().zip(writers) {
-            let Some(writer) = writer else {
+        for (peer, handed) in hand_over(plan.links, writers).await {
+            if !handed {
                 return Err(NodeError::LinkClosed(peer));
-            };
-            for f in frames.iter() {
-                if writer.send(f.clone()).await.is_err() {
-                    return Err(NodeError::LinkClosed(peer));
-                }
             }
             delivered.push(peer);
         }
@@ -173,27 +166,17 @@ impl Node {
             let mut inner = self.lock();
             let plan = inner.core.request(session, handle, spec, Instant::now())?;
             self.run_effects(&mut inner);
-            let writers: Vec<_> = plan
-                .links
-                .iter()
-                .map(|(_, conn, _)| inner.io.writers.get(conn).map(|w| w.frames.clone()))
-                .collect();
+            let writers = writers_for(&inner, &plan.links);
             (plan, writers)
         };
         // The deadlines are new: the core's next tick may be sooner.
         self.wake.notify_one();
-        let mut delivered = Vec::with_capacity(plan.links.len());
-        'peers: for ((peer, _, frames), writer) in plan.links.into_iter().zip(writers) {
-            // A link that closed fails its request as disconnected when the core hears of it.
-            let Some(writer) = writer else { continue };
-            for f in frames.iter() {
-                if writer.send(f.clone()).await.is_err() {
-                    continue 'peers;
-                }
-            }
-            delivered.push(peer);
-        }
-        Ok(delivered)
+        // A link that closed fails its request as disconnected when the core hears of it.
+        Ok(hand_over(plan.links, writers)
+            .await
+            .into_iter()
+            .filter_map(|(peer, handed)| handed.then_some(peer))
+            .collect())
     }
 
     /// Answers a peer's request this session was handed.
@@ -323,4 +306,38 @@ impl Node {
             links_relayed,
         }
     }
+}
+
+/// Frames for one peer's link: (peer, its connection, the frames).
+type LinkFrames = (String, ConnId, Arc<Vec<Bytes>>);
+
+/// Each link's writer queue, looked up under the node's lock.
+fn writers_for(inner: &Inner, links: &[LinkFrames]) -> Vec<Option<mpsc::Sender<Bytes>>> {
+    links
+        .iter()
+        .map(|(_, conn, _)| inner.io.writers.get(conn).map(|w| w.frames.clone()))
+        .collect()
+}
+
+/// Hands each link its frames, waiting while a queue is full; per peer, whether they all went
+/// (false: its link has closed).
+async fn hand_over(
+    links: Vec<LinkFrames>,
+    writers: Vec<Option<mpsc::Sender<Bytes>>>,
+) -> Vec<(String, bool)> {
+    let mut out = Vec::with_capacity(links.len());
+    'peers: for ((peer, _, frames), writer) in links.into_iter().zip(writers) {
+        let Some(writer) = writer else {
+            out.push((peer, false));
+            continue;
+        };
+        for f in frames.iter() {
+            if writer.send(f.clone()).await.is_err() {
+                out.push((peer, false));
+                continue 'peers;
+            }
+        }
+        out.push((peer, true));
+    }
+    out
 }
