@@ -59,6 +59,20 @@ impl Core {
             .ok_or_else(|| not_joined(handle))
     }
 
+    /// What a session holds in the room its handle names (its channels, what it serves).
+    pub(super) fn session_state_mut(
+        &mut self,
+        session: SessionId,
+        handle: u32,
+    ) -> Result<Option<&mut super::state::SessionRoom>, NodeError> {
+        let key = self.session_room(session, handle)?;
+        Ok(self
+            .st
+            .rooms
+            .get_mut(&key)
+            .and_then(|e| e.sessions.get_mut(&session)))
+    }
+
     /// Opens a local session.
     pub fn open_session(&mut self) -> SessionId {
         let id = self.new_id();
@@ -361,12 +375,7 @@ impl Core {
         since: Option<crate::node::Since>,
     ) -> Result<(), NodeError> {
         let key = self.session_room(session, handle)?;
-        if let Some(sr) = self
-            .st
-            .rooms
-            .get_mut(&key)
-            .and_then(|e| e.sessions.get_mut(&session))
-        {
+        if let Some(sr) = self.session_state_mut(session, handle)? {
             sr.channels = channels.iter().cloned().collect();
         }
         if let Some(since) = since {

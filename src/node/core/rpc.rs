@@ -166,13 +166,7 @@ impl Core {
         handle: u32,
         channels: &[String],
     ) -> Result<(), NodeError> {
-        let key = self.session_room(session, handle)?;
-        if let Some(sr) = self
-            .st
-            .rooms
-            .get_mut(&key)
-            .and_then(|e| e.sessions.get_mut(&session))
-        {
+        if let Some(sr) = self.session_state_mut(session, handle)? {
             sr.serves = channels.iter().cloned().collect();
         }
         Ok(())
