@@ -4,7 +4,7 @@
 //! announces into a cells room it is in, and under both. The keeper's resident memory is
 //! sampled throughout.
 //!
-//! `cargo bench --bench hostile [-- --mib 100] [--attacker-niced]`: everything on 127.0.0.1 (an in-process relay
+//! `cargo bench --bench hostile [-- --mib 100] [--attacker-niced] [--threads N]`: everything on 127.0.0.1 (an in-process relay
 //! that lets floods through, ICE on loopback, no STUN).
 
 #[path = "../tests/common/mod.rs"]
@@ -24,8 +24,11 @@ const APP: &str = "hostile-bench";
 const MESSAGE: usize = 256 << 10;
 /// Catch-up requests the hostile peer sends per second.
 const REQUESTS_PER_SEC: u64 = 200;
-const ANNOUNCES: u32 = 20_000;
-const PHASE: Duration = Duration::from_secs(5);
+/// Fake announces per flood: 500 every 50 ms, so a flood lasts about a phase.
+const ANNOUNCES: u32 = 100_000;
+const PHASE: Duration = Duration::from_secs(10);
+/// Time between an honest round's end and the next (1,000 or so rounds a phase).
+const EVERY: Duration = Duration::from_millis(8);
 
 fn pct(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
@@ -44,7 +47,7 @@ struct Phase {
     rss_peak: f64,
 }
 
-/// Pings `peer` from `from` and asks `keeper` for its status every 20 ms for [`PHASE`],
+/// Pings `peer` from `from` and asks `keeper` for its status every [`EVERY`] for [`PHASE`],
 /// sampling the keeper's RSS.
 async fn measure(name: &'static str, from: &Daemon, keeper: &Daemon, peer: &str) -> Phase {
     let mut c = meshrtc::client::connect(&from.endpoint())
@@ -77,7 +80,7 @@ async fn measure(name: &'static str, from: &Daemon, keeper: &Daemon, peer: &str)
             .expect("status");
         status.push(s.elapsed().as_secs_f64() * 1e3);
         rss_peak = rss_peak.max(rss_mib(keeper.pid()));
-        tokio::time::sleep(Duration::from_millis(20)).await;
+        tokio::time::sleep(EVERY).await;
     }
     ping.sort_by(f64::total_cmp);
     status.sort_by(f64::total_cmp);
@@ -131,9 +134,15 @@ async fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(100);
+    let threads: Vec<String> = args
+        .iter()
+        .position(|a| a == "--threads")
+        .and_then(|i| args.get(i + 1))
+        .map(|n| vec!["--threads".to_owned(), n.clone()])
+        .unwrap_or_default();
     let (relay, url) = flood_relay().await;
-    let k = Daemon::with_relays(std::slice::from_ref(&url)).await;
-    let h = Daemon::with_relays(std::slice::from_ref(&url)).await;
+    let k = Daemon::spawn(vec![url.clone()], None, threads.clone()).await;
+    let h = Daemon::spawn(vec![url.clone()], None, threads.clone()).await;
     // The attacker's relay and peer live in this process: with `--attacker-niced` it runs at
     // the lowest priority and the daemons at the normal one, as if the attacker's machine were
     // not ours (the default shares the two cores evenly, which charges the attacker's own CPU to
@@ -229,9 +238,13 @@ async fn main() {
     println!(
         "meshrtc hostile benchmark: keeper holding {mib} MiB ({count} × {} KiB), \
          {REQUESTS_PER_SEC} catch-up requests/s, {ANNOUNCES} fake cells announces per flood, \
-         127.0.0.1{}",
+         127.0.0.1{}{}",
         MESSAGE >> 10,
-        if niced { ", attacker niced" } else { "" }
+        if niced { ", attacker niced" } else { "" },
+        threads
+            .get(1)
+            .map(|n| format!(", daemons with {n} runtime threads"))
+            .unwrap_or_default()
     );
     println!("  RSS of the keeper after filling: {rss_filled:.0} MiB");
     for p in &phases {

@@ -333,7 +333,13 @@ async fn run_loop(
             msg = incoming.recv() => {
                 let (Some(msg), Some(n)) = (msg, node.upgrade()) else { break };
                 match msg {
-                    DriverEvent::Event(ev) => n.feed(|core, now| core.on_relay_event(ev, now)),
+                    DriverEvent::Event(ev) => {
+                        n.feed(|core, now| core.on_relay_event(ev, now));
+                        // Signaling can wait a turn; peers' frames and API calls should not
+                        // wait behind a relay's burst (up to the runtime's budget of events).
+                        drop(n);
+                        tokio::task::yield_now().await;
+                    }
                     DriverEvent::RelayUp { apps, .. } => {
                         n.feed(|core, now| core.relay_up(apps.as_deref(), now));
                         n.wake.notify_one();

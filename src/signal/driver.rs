@@ -6,6 +6,10 @@
 //! [`super::pool::RelayPool`] (with [`super::health`]); this file only talks to nostr-sdk and
 //! reports back. Every incoming event's signature is checked before nostr-sdk sees it, so bad
 //! ones are counted. Protocol decisions stay in [`super::state`] and the node.
+//!
+//! The driver and every relay connection run on their own thread with its own runtime: a
+//! relay's flood (reading, parsing, checking signatures) then costs that thread, never the
+//! runtime that carries peers' data channels.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -553,13 +557,69 @@ impl Driver {
     }
 }
 
-/// Starts the driver: connects to the relays and forwards verified events to `incoming`.
+/// Starts the driver on its own thread: connects to the relays and forwards verified events to
+/// `incoming`. The thread ends after [`SignalHandle::shutdown`] or when every handle is gone.
 pub async fn spawn(
     keys: Keys,
     options: PoolOptions,
     store: Option<Store>,
     incoming: mpsc::UnboundedSender<DriverEvent>,
 ) -> SignalHandle {
+    let (ready_tx, ready_rx) = tokio::sync::oneshot::channel();
+    let thread = std::thread::Builder::new()
+        .name("meshrtc-signal".into())
+        .spawn(move || {
+            lower_priority();
+            let runtime = match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(r) => r,
+                Err(e) => {
+                    tracing::error!(error = %e, "signaling runtime failed to start");
+                    return;
+                }
+            };
+            runtime.block_on(async move {
+                let (handle, running) = start(keys, options, store, incoming).await;
+                let _ = ready_tx.send(handle);
+                running.await;
+            });
+        });
+    if let Err(e) = thread {
+        panic!("the signaling thread could not start: {e}");
+    }
+    match ready_rx.await {
+        Ok(handle) => handle,
+        Err(_) => panic!("the signaling thread stopped while starting"),
+    }
+}
+
+/// How much lower the signaling thread's scheduling priority is than the data path's: when the
+/// cores are short, a relay's flood waits, peers' frames do not.
+const SIGNAL_NICE: libc::c_int = 10;
+
+/// Lowers the calling thread's priority by [`SIGNAL_NICE`] (Linux applies nice per thread).
+fn lower_priority() {
+    // SAFETY: plain syscalls on the calling thread's own id.
+    let failed = unsafe {
+        let tid = libc::gettid();
+        let now = libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t);
+        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, now + SIGNAL_NICE) != 0
+    };
+    if failed {
+        tracing::debug!("could not lower the signaling thread's priority");
+    }
+}
+
+/// Builds the client and the driver on the current (signaling) runtime; the future returned
+/// runs the driver until shutdown.
+async fn start(
+    keys: Keys,
+    options: PoolOptions,
+    store: Option<Store>,
+    incoming: mpsc::UnboundedSender<DriverEvent>,
+) -> (SignalHandle, impl std::future::Future<Output = ()>) {
     let counters = Arc::new(SignalCounters::default());
     let client = Client::builder()
         .monitor(Monitor::new(1024))
@@ -623,10 +683,12 @@ pub async fn spawn(
             options.list_refresh,
         ));
     }
-    if let Some(statuses) = statuses {
-        tokio::spawn(run(driver, rx, rules_rx, notifications, statuses, store));
-    }
-    handle
+    let running = async move {
+        if let Some(statuses) = statuses {
+            run(driver, rx, rules_rx, notifications, statuses, store).await;
+        }
+    };
+    (handle, running)
 }
 
 async fn refresh_relay_list(handle: SignalHandle, url: String, every: Duration) {
