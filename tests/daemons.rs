@@ -527,3 +527,144 @@ async fn cli_listen_and_send_follow_the_contract() {
         );
     }
 }
+
+/// Waits for the outcome of request `id` from `peer`.
+async fn wait_response(s: &mut Session, id: u64, peer: &str) -> proto::Response {
+    let ev = s
+        .wait_for(
+            JOIN,
+            |e| matches!(&e.kind, Some(Kind::Response(r)) if r.request_id == id && r.peer == peer),
+        )
+        .await
+        .unwrap_or_else(|| panic!("no outcome of request {id} from {peer}"));
+    match ev.kind {
+        Some(Kind::Response(r)) => r,
+        _ => unreachable!("matched a response"),
+    }
+}
+
+/// Answers the next request `s` is handed with what `answer` makes of it.
+async fn answer_next(
+    s: &mut Session,
+    room: u32,
+    answer: impl Fn(&proto::IncomingRequest) -> proto::respond_request::Result,
+) -> proto::IncomingRequest {
+    let ev = s
+        .wait_for(JOIN, |e| matches!(&e.kind, Some(Kind::Request(_))))
+        .await
+        .expect("a request arrives");
+    let Some(Kind::Request(q)) = ev.kind else {
+        unreachable!("matched a request")
+    };
+    let r = s
+        .call(Body::Respond(proto::RespondRequest {
+            room,
+            id: q.id,
+            result: Some(answer(&q)),
+        }))
+        .await;
+    assert!(r.error.is_none(), "respond failed: {:?}", r.error);
+    q
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_between_daemons_over_grpc_reply_reject_time_out_and_name_the_absent() {
+    use proto::respond_request::Result as Answer;
+    let a = Daemon::with_embedded_relay().await;
+    let relays = vec![a.relay_url()];
+    let b = Daemon::with_relays(&relays).await;
+    let c = Daemon::with_relays(&relays).await;
+    let (idb, idc) = (b.peer_id().await, c.peer_id().await);
+    let (mut sa, mut sb, mut sc) = (a.session().await, b.session().await, c.session().await);
+    let ra = sa.join(APP, "ask", "").await;
+    let serving = |s: &str| proto::JoinRequest {
+        app: APP.into(),
+        room: "ask".into(),
+        serve: vec![s.into()],
+        ..Default::default()
+    };
+    let rb = sb.join_request(serving("calc")).await;
+    let rc = sc.join_request(serving("calc")).await;
+    for id in [&idb, &idc] {
+        assert!(sa.wait_join(id, JOIN).await, "{id} never joined");
+    }
+    let ask = |targets: Vec<String>, data: &str, timeout_ms: u64| {
+        Body::Request(proto::PeerRequest {
+            room: ra,
+            channel: "calc".into(),
+            payload: Some(proto::Payload {
+                meta_json: r#"{"n":1}"#.into(),
+                ..text(data)
+            }),
+            targets,
+            timeout_ms,
+        })
+    };
+
+    // One request to B, C and a peer that is not there: B replies, C refuses, the absent one
+    // is named at once.
+    let r = sa
+        .call(ask(
+            vec![idb.clone(), idc.clone(), "nobody".into()],
+            "2+3",
+            10_000,
+        ))
+        .await;
+    assert!(r.error.is_none(), "request failed: {:?}", r.error);
+    let mut handed = r.delivered_to.clone();
+    handed.sort();
+    let mut both = vec![idb.clone(), idc.clone()];
+    both.sort();
+    assert_eq!(handed, both);
+    let q = answer_next(&mut sb, rb, |_| Answer::Reply(text("5"))).await;
+    assert_eq!(
+        (
+            q.channel.as_str(),
+            q.payload.as_ref().map(|p| p.meta_json.as_str())
+        ),
+        ("calc", Some(r#"{"n":1}"#))
+    );
+    answer_next(&mut sc, rc, |q| {
+        Answer::Error(format!(
+            "c cannot do {}",
+            q.payload.as_ref().map_or("", |p| match &p.kind {
+                Some(payload::Kind::Text(t)) => t.as_str(),
+                _ => "",
+            })
+        ))
+    })
+    .await;
+    let from_b = wait_response(&mut sa, r.request_id, &idb).await;
+    assert_eq!(from_b.status(), proto::ResponseStatus::Fulfilled);
+    assert_eq!(
+        from_b.payload.and_then(|p| p.kind),
+        Some(payload::Kind::Text("5".into()))
+    );
+    let from_c = wait_response(&mut sa, r.request_id, &idc).await;
+    assert_eq!(
+        (from_c.status(), from_c.error.as_str()),
+        (proto::ResponseStatus::Rejected, "c cannot do 2+3")
+    );
+    let absent = wait_response(&mut sa, r.request_id, "nobody").await;
+    assert_eq!(absent.status(), proto::ResponseStatus::Disconnected);
+
+    // B is handed the next one but never answers: A's deadline ends it.
+    let r = sa.call(ask(vec![idb.clone()], "slow", 1_000)).await;
+    assert!(r.error.is_none());
+    assert!(
+        sb.wait_for(JOIN, |e| matches!(&e.kind, Some(Kind::Request(_))))
+            .await
+            .is_some(),
+        "B was not handed the request"
+    );
+    let late = wait_response(&mut sa, r.request_id, &idb).await;
+    assert_eq!(late.status(), proto::ResponseStatus::Timeout);
+    // A request never reaches B's app as a plain message.
+    sb.assert_alive(rb).await;
+    assert!(
+        !sb.events
+            .iter()
+            .any(|e| matches!(&e.kind, Some(Kind::Message(m)) if m.channel == "calc")),
+        "a request surfaced as a message"
+    );
+}

@@ -27,6 +27,36 @@ export class Channel {
   on(event: 'message', cb: (data: Received, peerId: PeerId, meta: object | undefined, info: {cursor: number; history: boolean; verified: boolean}) => void): this
   on(event: 'progress', cb: (fraction: number, peerId: PeerId, meta?: object) => void): this
   off(event: 'message' | 'progress', cb: (...args: any[]) => void): this
+  /** Asks one peer (a request action): resolves with its reply; rejects with a
+   *  `RequestError` ('rejected' carries the peer's message, or 'timeout', 'disconnected').
+   *  `timeoutMs`: 0 for the daemon's 30 s, at most 600 s. */
+  request(data: Data, options: {target: PeerId; timeoutMs?: number; meta?: object}): Promise<Received>
+  /** Asks several peers at once; one outcome per distinct target, in the order given. */
+  requestMany(data: Data, options: {targets: PeerId | PeerId[]; timeoutMs?: number; meta?: object}): Promise<RequestOutcome[]>
+  /** Answers peers' requests on this channel: the handler's result (or what its promise
+   *  resolves with) is the reply, what it throws rejects the request; `null` stops (requests
+   *  then arrive as plain messages, unanswered). */
+  serve(handler: ((data: Received, from: PeerId, meta: object | undefined) => unknown) | null): Promise<void>
+}
+
+/** How one target of a request ended. */
+export type RequestStatus = 'fulfilled' | 'rejected' | 'timeout' | 'disconnected'
+
+/** One target's outcome of `requestMany`. */
+export interface RequestOutcome {
+  peerId: PeerId
+  status: RequestStatus
+  /** The reply (fulfilled). */
+  value?: Received
+  meta?: object
+  /** The peer's error message (rejected). */
+  error?: string
+}
+
+/** What `request` rejects with when the peer did not answer with a reply. */
+export interface RequestError extends Error {
+  code: Exclude<RequestStatus, 'fulfilled'>
+  peerId: PeerId
 }
 
 /** What kind of peer an event names: a member, or a member that keeps channels for peers

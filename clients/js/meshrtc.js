@@ -5,6 +5,7 @@
 
 /** @typedef {'peer:join' | 'peer:leave' | 'peer:lost' | 'peer:seen' | 'mesh:state' | 'mesh:peer-state' | 'error' | 'stream:add' | 'track:add' | 'track:remove'} RoomEvent */
 /** @typedef {'connecting' | 'open' | 'reconnecting' | 'closed'} NodeState */
+/** @typedef {'fulfilled' | 'rejected' | 'timeout' | 'disconnected'} RequestStatus */
 
 const DEFAULT_URL = 'ws://127.0.0.1:7701/ws'
 
@@ -54,18 +55,22 @@ class Emitter {
   }
 }
 
-/** Converts app data to a proto Payload (JSON mapping). */
-const toPayload = async (data, meta) => {
+/**
+ * Converts app data to a proto Payload (JSON mapping). Messages carry `meta` with binary data
+ * only (Trystero's wire); a request carries its own metadata whatever the data (`anyMeta`).
+ */
+const toPayload = async (data, meta, anyMeta = false) => {
   if (data instanceof Blob) data = new Uint8Array(await data.arrayBuffer())
   if (data instanceof ArrayBuffer) data = new Uint8Array(data)
+  const metaJson = meta === undefined ? {} : {metaJson: JSON.stringify(meta)}
   if (ArrayBuffer.isView(data)) {
     const bytes = new Uint8Array(data.buffer, data.byteOffset, data.byteLength)
-    return {binary: toBase64(bytes), ...(meta === undefined ? {} : {metaJson: JSON.stringify(meta)})}
+    return {binary: toBase64(bytes), ...metaJson}
   }
-  if (meta !== undefined) throw new TypeError('meshrtc: meta is only sent with binary data')
-  if (typeof data === 'string') return {text: data}
+  if (meta !== undefined && !anyMeta) throw new TypeError('meshrtc: meta is only sent with binary data')
+  if (typeof data === 'string') return {text: data, ...metaJson}
   if (data === undefined) throw new TypeError('meshrtc: nothing to send')
-  return {json: JSON.stringify(data)}
+  return {json: JSON.stringify(data), ...metaJson}
 }
 
 /** Converts a proto Payload to [data, meta]. */
@@ -160,6 +165,80 @@ export class Channel extends Emitter {
     if (onProgress) for (const peer of delivered) onProgress(1, peer, meta)
     return delivered
   }
+
+  /**
+   * Asks one peer (a request action, as Trystero's `request`): resolves with its reply; rejects
+   * with an Error whose `code` is 'rejected' (its message is the peer's), 'timeout' or
+   * 'disconnected'. `timeoutMs`: 0 for the daemon's 30 s, at most 600 s.
+   * @returns {Promise<any>}
+   */
+  async request(data, {target, timeoutMs = 0, meta} = {}) {
+    if (typeof target !== 'string' || !target) throw new TypeError('meshrtc: request needs a target peer id')
+    const [outcome] = await this.requestMany(data, {targets: [target], timeoutMs, meta})
+    if (outcome.status === 'fulfilled') return outcome.value
+    const err = new Error(outcome.status === 'rejected' ? outcome.error : `meshrtc: request to ${target}: ${outcome.status}`)
+    err.code = outcome.status
+    err.peerId = target
+    throw err
+  }
+
+  /**
+   * Asks several peers at once (Trystero's `requestMany`); never rejects for a peer's outcome.
+   * @returns {Promise<Array<{peerId: string, status: RequestStatus, value?: any, meta?: any, error?: string}>>}
+   *   one outcome per distinct target, in the order given
+   */
+  async requestMany(data, {targets, timeoutMs = 0, meta} = {}) {
+    const list = [...new Set(Array.isArray(targets) ? targets : targets == null ? [] : [targets])]
+    if (!list.length) throw new TypeError('meshrtc: requestMany needs at least one target peer id')
+    const payload = await toPayload(data, meta, true)
+    const node = this.room._node
+    let asking
+    const done = new Promise(resolve => (asking = {want: list, outcomes: new Map(), resolve}))
+    let id
+    try {
+      await node._request(
+        {request: {room: this.room._handle(), channel: this.name, payload, targets: list, timeoutMs: String(timeoutMs)}},
+        requestId => {
+          id = requestId
+          node._asking.set(requestId, asking)
+        }
+      )
+    } catch (err) {
+      node._asking.delete(id)
+      throw err
+    }
+    return done
+  }
+
+  /**
+   * Answers peers' requests on this channel with `handler(data, fromPeerId, meta)`: what it
+   * returns (or resolves with) is the reply; what it throws rejects the request with its message.
+   * `null` stops serving: the channel is a plain one again, where requests arrive as messages
+   * and go unanswered (as on a Trystero page's plain action).
+   */
+  async serve(handler) {
+    if (handler != null && typeof handler !== 'function') throw new TypeError('meshrtc: serve takes a function or null')
+    if (handler) this.room._serving.set(this.name, handler)
+    else this.room._serving.delete(this.name)
+    await this.room._node._request({serve: {room: this.room._handle(), channels: [...this.room._serving.keys()]}})
+  }
+}
+
+/** How one target of a request ended (the proto's ResponseStatus). */
+const RESPONSE_STATUS = {
+  RESPONSE_STATUS_FULFILLED: 'fulfilled',
+  RESPONSE_STATUS_REJECTED: 'rejected',
+  RESPONSE_STATUS_TIMEOUT: 'timeout',
+  RESPONSE_STATUS_DISCONNECTED: 'disconnected'
+}
+
+/** Settles one target of a `requestMany`; the promise resolves once every target has. */
+const settle = (asking, peerId, outcome) => {
+  if (!asking.want.includes(peerId) || asking.outcomes.has(peerId)) return false
+  asking.outcomes.set(peerId, {peerId, ...outcome})
+  if (asking.outcomes.size < asking.want.length) return false
+  asking.resolve(asking.want.map(p => asking.outcomes.get(p)))
+  return true
 }
 
 /** A joined room. */
@@ -184,6 +263,24 @@ export class Room extends Emitter {
     this._held = new Map()
     /** Where this node sits in the room's cellular overlay (cells rooms). */
     this.mesh = new MeshView()
+    /** Request handlers, by channel (`Channel.serve`). */
+    this._serving = new Map()
+  }
+
+  /** Runs the channel's handler for a peer's request and sends its answer back. */
+  _answer(q) {
+    const handle = this._handleId
+    const answer = result => this._node._request({respond: {room: handle, id: q.id, ...result}}).catch(() => {})
+    const handler = this._serving.get(q.channel)
+    if (!handler) return answer({error: 'request handler unavailable'})
+    const [data, meta] = fromPayload(q.payload)
+    Promise.resolve()
+      .then(() => handler(data, q.from, meta))
+      .then(value => toPayload(value === undefined ? null : value))
+      .then(
+        reply => answer({reply}),
+        err => answer({error: String(err?.message ?? err)})
+      )
   }
 
   /** Keeps a message until its channel gets a listener (at most 10,000 per room, oldest go). */
@@ -316,6 +413,7 @@ export class Room extends Emitter {
         password: this._password,
         ...(this._cells ? {cells: this._cells} : {}),
         ...(this._keep.length ? {keep: this._keep} : {}),
+        ...(this._serving.size ? {serve: [...this._serving.keys()]} : {}),
         // After a reconnect, resume after the newest kept message seen: nothing is lost.
         ...(this._lastCursor ? {since: {cursor: String(this._lastCursor)}} : this._since ? {since: this._since} : {})
       }
@@ -372,6 +470,8 @@ export class Room extends Emitter {
       const p = ev.progress
       const meta = p.metaJson ? JSON.parse(p.metaJson) : undefined
       this._channels.get(p.channel)?._emit('progress', p.fraction, p.from, meta)
+    } else if (ev.request) {
+      this._answer(ev.request)
     } else if (ev.roomError) {
       this._emit('error', ev.roomError)
     } else if (ev.trackAdd) {
@@ -411,6 +511,8 @@ export class Node extends Emitter {
     /** Tracks being published, by request id; then published tracks, by track. */
     this._publishing = new Map()
     this._published = new Map()
+    /** Requests to peers waiting for their outcomes, by request id. */
+    this._asking = new Map()
   }
 
   /** The page's media leg: the daemon offers, the page answers. */
@@ -530,6 +632,11 @@ export class Node extends Emitter {
       ws.onclose = () => {
         for (const {reject: rej} of this._pending.values()) rej(new Error('meshrtc: connection closed'))
         this._pending.clear()
+        // The daemon that was waiting for the answers is gone: nothing more will arrive.
+        for (const asking of this._asking.values()) {
+          for (const p of asking.want) settle(asking, p, {status: 'disconnected'})
+        }
+        this._asking.clear()
         this._closeLeg()
         this._ws = null
         if (!opened) reject(new Error(`meshrtc: cannot connect to ${this.url}`))
@@ -607,6 +714,15 @@ export class Node extends Emitter {
       }
     } else if (msg.legOffer) {
       this._onLegOffer(msg.legOffer)
+    } else if (msg.event?.response) {
+      const r = msg.event.response
+      const id = String(r.requestId ?? '0')
+      const asking = this._asking.get(id)
+      if (!asking) return
+      const status = RESPONSE_STATUS[r.status] ?? 'disconnected'
+      const [value, meta] = status === 'fulfilled' ? fromPayload(r.payload) : []
+      const outcome = status === 'fulfilled' ? {status, value, meta} : status === 'rejected' ? {status, error: r.error ?? ''} : {status}
+      if (settle(asking, r.peer ?? '', outcome)) this._asking.delete(id)
     } else if (msg.event) {
       const ev = msg.event
       let routed = false

@@ -166,6 +166,55 @@ await runTests(
       for (const p of [t1, t2, r]) await p.close()
     },
 
+    'request actions between pages of two daemons: reply, rejection, timeout, requestMany, stop serving': async () => {
+      const room = `ask-${Date.now()}`
+      const asker = await openClient(a, 'bridge-test', room)
+      const server = await openClient(b, 'bridge-test', room)
+      await until('joined', async () => (await state(asker)).peers.includes(b.peerId))
+      await server.evaluate(async () => {
+        const calc = window.troom.channel('calc')
+        calc.on('message', (data, from) => window.t.msgs.push({channel: 'calc', from, data}))
+        await calc.serve(async ({a, b}, from, meta) => {
+          if (a === 'boom') throw new Error(`calc cannot do ${a}`)
+          if (a === 'never') return new Promise(() => {})
+          return {sum: a + b, from, meta}
+        })
+      })
+      const ask = (data, opts) =>
+        asker.evaluate(
+          ({data, opts}) =>
+            window.troom.channel('calc').request(data, opts).then(
+              value => ({value}),
+              err => ({code: err.code, message: err.message, peerId: err.peerId})
+            ),
+          {data, opts}
+        )
+      const ok = await ask({a: 2, b: 3}, {target: b.peerId, timeoutMs: 10000, meta: {n: 1}})
+      assert.deepEqual(ok, {value: {sum: 5, from: a.peerId, meta: {n: 1}}})
+      const bad = await ask({a: 'boom', b: 0}, {target: b.peerId, timeoutMs: 10000})
+      assert.deepEqual(bad, {code: 'rejected', message: 'calc cannot do boom', peerId: b.peerId})
+      const slow = await ask({a: 'never', b: 0}, {target: b.peerId, timeoutMs: 1500})
+      assert.equal(slow.code, 'timeout')
+      const many = await asker.evaluate(
+        to => window.troom.channel('calc').requestMany({a: 1, b: 1}, {targets: [to, 'nobody-here', to], timeoutMs: 10000}),
+        b.peerId
+      )
+      assert.deepEqual(
+        many.map(o => [o.peerId, o.status, o.value?.sum]),
+        [[b.peerId, 'fulfilled', 2], ['nobody-here', 'disconnected', undefined]]
+      )
+      // A request is never surfaced as a plain message.
+      assert.ok(!(await state(server)).msgs.some(m => m.channel === 'calc'), 'a request arrived as a message')
+      await server.evaluate(() => window.troom.channel('calc').serve(null))
+      // Unserved, the channel is a plain one again (as a Trystero page's plain action): the
+      // request arrives as a message and goes unanswered.
+      const unserved = await ask({a: 7, b: 1}, {target: b.peerId, timeoutMs: 1500})
+      assert.equal(unserved.code, 'timeout')
+      await waitMsg(server, m => m.channel === 'calc' && m.data?.a === 7, 'the unserved request as a message')
+      await asker.close()
+      await server.close()
+    },
+
     '2 MiB binary arrives intact with progress': async () => {
       const room = `big-${Date.now()}`
       const rx = await openClient(a, 'bridge-test', room)
