@@ -7,6 +7,7 @@ import asyncio
 import json
 import os
 import pathlib
+import shutil
 import signal
 import socket
 import subprocess
@@ -73,9 +74,10 @@ class Daemon:
             args += ["--embedded-relay", f"127.0.0.1:{self.relay_port}"]
         for r in self.relays:
             args += ["--relay", r]
-        log = open(pathlib.Path(self.dir, "daemon.log"), "ab")
         env = dict(os.environ, RUST_LOG="info,webrtc=warn,rtc=warn")
-        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, env=env)
+        # The daemon holds its own copy of the log's descriptor.
+        with open(pathlib.Path(self.dir, "daemon.log"), "ab") as log:
+            self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=log, env=env)
         deadline = time.monotonic() + 20
         while True:
             try:
@@ -112,6 +114,11 @@ class Daemon:
         except (OSError, subprocess.SubprocessError, ValueError, KeyError) as err:
             return f"(no link report: {err})"
 
+    def remove(self) -> None:
+        """Stops the daemon and deletes its data directory."""
+        self.stop()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
     def stop(self, sig: int = signal.SIGTERM) -> None:
         if self.proc is None:
             return
@@ -135,7 +142,7 @@ async def daemons() -> AsyncIterator[tuple[Daemon, Daemon]]:
         yield a, b
     finally:
         for d in (b, a):
-            d.stop()
+            d.remove()
 
 
 @pytest.fixture

@@ -3,14 +3,17 @@
     node = await meshrtc.connect()
     room = await node.join_room("my-app", "lobby")
     await room.channel("chat").send("hello")
+    await room.serve("add", lambda data, peer, meta: data["a"] + data["b"])
+    total = await room.channel("add").request({"a": 1, "b": 2}, to=peer_id)
     async for event in room.events():
         ...
 """
 
 from ._node import MeshrtcError, Node, NodeState, connect, default_daemon
-from ._room import Channel, Room
+from ._room import Channel, Handler, Room
 from .events import (
     Event,
+    IncomingRequest,
     Lagged,
     LeaveReason,
     MeshPeerState,
@@ -21,6 +24,12 @@ from .events import (
     PeerSeen,
     PeerType,
     Progress,
+    RequestDisconnected,
+    RequestError,
+    RequestRejected,
+    RequestTimeout,
+    Response,
+    ResponseStatus,
     RoomError,
     Security,
 )
@@ -28,6 +37,8 @@ from .events import (
 __all__ = [
     "Channel",
     "Event",
+    "Handler",
+    "IncomingRequest",
     "Lagged",
     "LeaveReason",
     "MeshPeerState",
@@ -41,6 +52,12 @@ __all__ = [
     "PeerSeen",
     "PeerType",
     "Progress",
+    "RequestDisconnected",
+    "RequestError",
+    "RequestRejected",
+    "RequestTimeout",
+    "Response",
+    "ResponseStatus",
     "Room",
     "RoomError",
     "Security",

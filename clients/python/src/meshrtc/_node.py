@@ -7,11 +7,11 @@ import asyncio
 import enum
 import os
 import pathlib
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable, Mapping
 
 import grpc
 
-from ._room import Room, join_request
+from ._room import Handler, Room, _Outcomes, join_request
 from .events import RoomError
 from .v1 import meshrtc_pb2 as pb
 from .v1.meshrtc_pb2_grpc import NodeStub
@@ -73,6 +73,8 @@ class Node:
         self._write_lock = asyncio.Lock()
         self._next_id = 1
         self._pending: dict[int, asyncio.Future[pb.Reply]] = {}
+        # Requests to peers whose outcomes are still to come, by request id.
+        self._outcomes: dict[int, _Outcomes] = {}
         self._rooms: list[Room] = []
         self._by_handle: dict[int, Room] = {}
         # Events that arrive before their join's reply names the room's handle.
@@ -109,10 +111,12 @@ class Node:
         channels: Iterable[str] | None = None,
         require_e2e: bool = False,
         verified_only: bool = False,
+        serve: Mapping[str, Handler | None] | None = None,
     ) -> Room:
         """Joins a room. `cells`: True (or a cell size) for the cellular overlay; `keep`:
         {'chat': 10000, 'files': '7d'} kept channels; `since`: a cursor, 'all' or '10m' to
-        replay what was kept; `channels`: receive only these."""
+        replay what was kept; `channels`: receive only these; `serve`: {channel: handler or
+        None} answered from the join on (see `Room.serve`)."""
         join = join_request(
             app,
             room,
@@ -124,7 +128,7 @@ class Node:
             require_e2e=require_e2e,
             verified_only=verified_only,
         )
-        r = Room(self, app, room, join)
+        r = Room(self, app, room, join, serve)
         await r._join()
         self._rooms.append(r)
         return r
@@ -194,12 +198,17 @@ class Node:
         self._reader = asyncio.get_running_loop().create_task(self._read(call))
         await self._set_state(NodeState.OPEN)
 
-    async def _request(self, **body: Any) -> pb.Reply:
+    async def _request(
+        self, on_id: Callable[[int], None] | None = None, **body: Any
+    ) -> pb.Reply:
+        """Sends a request and waits for its reply; `on_id` learns its id before it is sent."""
         call = self._call
         if call is None or self.state != NodeState.OPEN:
             raise ConnectionError(f"meshrtc: not connected to {self.daemon}")
         request_id = self._next_id
         self._next_id += 1
+        if on_id is not None:
+            on_id(request_id)
         future: asyncio.Future[pb.Reply] = asyncio.get_running_loop().create_future()
         self._pending[request_id] = future
         try:
@@ -234,7 +243,14 @@ class Node:
             self._lost()
 
     def _dispatch(self, e: pb.Event) -> None:
-        if e.WhichOneof("kind") == "lagged":
+        kind = e.WhichOneof("kind")
+        if kind == "response":
+            # Outcomes go to the request that waits for them, whatever the room.
+            outcomes = self._outcomes.get(e.response.request_id)
+            if outcomes is not None:
+                outcomes.add(e.response)
+            return
+        if kind == "lagged":
             for r in self._rooms:
                 r._on_event(e)
             return
@@ -265,6 +281,10 @@ class Node:
             if not future.done():
                 future.set_exception(err)
         self._pending.clear()
+        # Requests to peers end with the session that carried them.
+        for outcomes in self._outcomes.values():
+            outcomes.fail(err)
+        self._outcomes.clear()
 
     def _lost(self) -> None:
         self._call = None

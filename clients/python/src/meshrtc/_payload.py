@@ -24,6 +24,15 @@ def to_payload(data: Any, meta: Any = None) -> pb.Payload:
     return pb.Payload(json=json.dumps(data))
 
 
+def request_payload(data: Any, meta: Any = None) -> pb.Payload:
+    """A request's data as `to_payload` types it, with `meta` (the request's own metadata, any
+    JSON value) whatever the data's type."""
+    payload = to_payload(data)
+    if meta is not None:
+        payload.meta_json = json.dumps(meta)
+    return payload
+
+
 def from_payload(payload: pb.Payload) -> tuple[Any, Any]:
     """(data, meta); raises ValueError on JSON a peer garbled."""
     meta = json.loads(payload.meta_json) if payload.meta_json else None

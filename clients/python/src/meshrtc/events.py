@@ -1,10 +1,15 @@
-"""Typed events of a room, as `Room.events()` yields them."""
+"""Typed events of a room, as `Room.events()` yields them, and the outcomes of requests."""
 
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass
-from typing import Any, Union
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Union
+
+from ._payload import to_payload
+
+if TYPE_CHECKING:
+    from ._room import Room
 
 
 class Security(str, enum.Enum):
@@ -42,6 +47,21 @@ class LeaveReason(str, enum.Enum):
     """This client lost its daemon; the room is rejoined when the daemon is back."""
     OTHER = "other"
     """A reason this client does not know (a newer daemon)."""
+
+
+class ResponseStatus(str, enum.Enum):
+    """How one target of a request ended."""
+
+    FULFILLED = "fulfilled"
+    """The peer answered: `data`."""
+    REJECTED = "rejected"
+    """The peer's handler failed: `error`."""
+    TIMEOUT = "timeout"
+    """No answer before the deadline."""
+    DISCONNECTED = "disconnected"
+    """The peer was not in the room, or left before answering."""
+    UNKNOWN = "unknown"
+    """A status this client does not know (a newer daemon)."""
 
 
 @dataclass(frozen=True)
@@ -108,6 +128,35 @@ class RoomError:
 
 
 @dataclass(frozen=True)
+class IncomingRequest:
+    """A peer's request on a channel this app serves without a handler: answer it once, with
+    `respond` or `reject` (the peer times out otherwise)."""
+
+    channel: str
+    peer: str
+    data: Any
+    meta: Any = None
+    """The requester's metadata (any JSON value, or None)."""
+    id: int = 0
+    """The daemon's id of it."""
+    _room: Room | None = field(default=None, repr=False, compare=False)
+    _handle: int = field(default=0, repr=False, compare=False)
+
+    async def respond(self, reply: Any) -> None:
+        """Answers with `reply` (str, bytes or a JSON value): the requester's call returns it."""
+        await self._owner()._answer(self._handle, self.id, reply=to_payload(reply))
+
+    async def reject(self, message: str) -> None:
+        """Answers with an error: the requester's call raises RequestRejected with `message`."""
+        await self._owner()._answer(self._handle, self.id, error=message)
+
+    def _owner(self) -> Room:
+        if self._room is None:
+            raise RuntimeError("meshrtc: this request did not come from a room")
+        return self._room
+
+
+@dataclass(frozen=True)
 class Lagged:
     """The daemon dropped this many events because the app did not read fast enough."""
 
@@ -138,6 +187,74 @@ class MeshPeerState:
 
 
 Event = Union[
-    PeerJoin, PeerLeave, PeerSeen, Message, Progress, RoomError, Lagged, MeshState, MeshPeerState
+    PeerJoin,
+    PeerLeave,
+    PeerSeen,
+    Message,
+    Progress,
+    RoomError,
+    IncomingRequest,
+    Lagged,
+    MeshState,
+    MeshPeerState,
 ]
 """Anything `Room.events()` yields."""
+
+
+class RequestError(Exception):
+    """A request's target did not fulfil it: `peer`, `status` and the peer's `error`, if any."""
+
+    def __init__(self, peer: str, status: ResponseStatus, error: str = "") -> None:
+        what = _SAYS.get(status, "ended with a status this client does not know")
+        detail = f": {error}" if error else ""
+        super().__init__(f"meshrtc: {peer} {what}{detail}")
+        self.peer = peer
+        self.status = status
+        self.error = error
+
+
+class RequestRejected(RequestError):
+    """The peer's handler failed; `error` is its message."""
+
+
+class RequestTimeout(RequestError, TimeoutError):
+    """The peer did not answer before the deadline."""
+
+
+class RequestDisconnected(RequestError):
+    """The peer was not in the room, or left before answering."""
+
+
+_SAYS = {
+    ResponseStatus.REJECTED: "rejected the request",
+    ResponseStatus.TIMEOUT: "did not answer before the deadline",
+    ResponseStatus.DISCONNECTED: "is not in the room or left before answering",
+}
+_RAISES = {
+    ResponseStatus.REJECTED: RequestRejected,
+    ResponseStatus.TIMEOUT: RequestTimeout,
+    ResponseStatus.DISCONNECTED: RequestDisconnected,
+}
+
+
+@dataclass(frozen=True)
+class Response:
+    """One target's outcome of a request, as `Channel.request_many` returns them."""
+
+    peer: str
+    status: ResponseStatus
+    data: Any = None
+    """The reply (FULFILLED): a str, a JSON value, or bytes."""
+    error: str = ""
+    """The peer's error message (REJECTED), or what went wrong."""
+
+    @property
+    def ok(self) -> bool:
+        """The peer answered."""
+        return self.status == ResponseStatus.FULFILLED
+
+    def result(self) -> Any:
+        """The reply, or raises RequestRejected, RequestTimeout or RequestDisconnected."""
+        if self.ok:
+            return self.data
+        raise _RAISES.get(self.status, RequestError)(self.peer, self.status, self.error)
