@@ -1,7 +1,11 @@
 //! Join time and throughput through a TURN relay (a real coturn on loopback, both daemons under
 //! `--ice-policy relay`), beside the same figures over host candidates, in the same run.
 //!
-//! `cargo bench --bench turn [-- --json]`
+//! Bulk: `--rounds R` rounds of `--messages N` messages of `--mib M` MiB (defaults 1, 5, 16) on
+//! the last pair, each timed to its arrival and checked byte for byte; a message that takes
+//! over 10 s is a stall, one that never arrives (60 s) is lost.
+//!
+//! `cargo bench --profile dev --bench turn [-- --json] [--rounds R] [--messages N] [--mib M] [--only UDP]`
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -12,7 +16,8 @@ use common::*;
 use meshrtc::proto;
 
 const JOINS: usize = 5;
-const BULK: usize = 4 << 20;
+/// A message slower than this is a stall.
+const STALL: Duration = Duration::from_secs(10);
 
 /// A fresh pair of daemons with these flags; returns the join time and the two sessions.
 async fn pair(flags: &[String], room: &str) -> (Daemon, Daemon, Session, Session, u32, Duration) {
@@ -33,9 +38,46 @@ fn p50(v: &mut [f64]) -> f64 {
     v[v.len() / 2]
 }
 
-/// Join p50 over fresh pairs, then MB/s of one bulk message on the last pair (0 when it never
-/// arrived: the link stalled and was dropped).
-async fn measure(flags: &[String], what: &str) -> (f64, f64) {
+/// What the bulk messages of one path did.
+#[derive(Debug, Default)]
+struct Bulk {
+    /// Seconds each message took to arrive, in order.
+    secs: Vec<f64>,
+    lost: usize,
+    corrupt: usize,
+    bytes: usize,
+}
+
+impl Bulk {
+    fn stalls(&self) -> usize {
+        self.secs
+            .iter()
+            .filter(|s| **s > STALL.as_secs_f64())
+            .count()
+    }
+    fn mb_s(&self) -> f64 {
+        let secs: f64 = self.secs.iter().sum();
+        if secs == 0.0 {
+            0.0
+        } else {
+            self.bytes as f64 / secs / 1e6
+        }
+    }
+    fn worst(&self) -> f64 {
+        self.secs.iter().copied().fold(0.0, f64::max)
+    }
+}
+
+/// Options of the bulk part.
+#[derive(Debug, Clone, Copy)]
+struct Load {
+    rounds: usize,
+    messages: usize,
+    bytes: usize,
+}
+
+/// Join p50 over fresh pairs, then the bulk messages on the last pair.
+async fn measure(flags: &[String], what: &str, load: Load) -> (f64, Bulk) {
     let mut joins = Vec::new();
     let mut last = None;
     for i in 0..JOINS {
@@ -43,25 +85,58 @@ async fn measure(flags: &[String], what: &str) -> (f64, f64) {
         joins.push(took.as_secs_f64() * 1000.0);
         last = Some((a, b, sa, sb, rb));
     }
-    let (_a, _b, mut sa, mut sb, rb) = last.expect("a pair");
-    let data = vec![7u8; BULK];
-    let started = Instant::now();
-    sb.send(rb, "bulk", binary(data, "{}"), &[]).await;
-    let got = sa.wait_message(Duration::from_secs(60)).await;
-    let secs = started.elapsed().as_secs_f64();
-    let mbs = match got.and_then(|m| m.payload).and_then(|p| p.kind) {
-        Some(proto::payload::Kind::Binary(b)) if b.len() == BULK => BULK as f64 / secs / 1e6,
-        _ => {
-            eprintln!("{what}: the bulk message never arrived");
-            0.0
+    let (a, b, mut sa, mut sb, rb) = last.expect("a pair");
+    let mut bulk = Bulk::default();
+    for n in 0..load.rounds * load.messages {
+        // Every message differs, so a stale or mixed-up delivery cannot pass for this one.
+        let data: Vec<u8> = (0..load.bytes)
+            .map(|i| {
+                (i as u32)
+                    .wrapping_mul(2_654_435_761)
+                    .wrapping_add(n as u32) as u8
+            })
+            .collect();
+        let started = Instant::now();
+        sb.send(rb, "bulk", binary(data.clone(), "{}"), &[]).await;
+        let got = sa.wait_message(Duration::from_secs(60)).await;
+        match got.and_then(|m| m.payload).and_then(|p| p.kind) {
+            Some(proto::payload::Kind::Binary(b)) if b[..] == data[..] => {
+                bulk.secs.push(started.elapsed().as_secs_f64());
+                bulk.bytes += b.len();
+            }
+            Some(_) => {
+                eprintln!("{what}: message {n} arrived altered");
+                bulk.corrupt += 1;
+            }
+            None => {
+                eprintln!(
+                    "{what}: message {n} never arrived in 60 s\n--- receiver\n{}\n--- sender\n{}",
+                    a.link_report(),
+                    b.link_report()
+                );
+                bulk.lost += 1;
+            }
         }
-    };
-    (p50(&mut joins), mbs)
+    }
+    (p50(&mut joins), bulk)
 }
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
-    let json = std::env::args().any(|a| a == "--json");
+    let args: Vec<String> = std::env::args().collect();
+    let json = args.iter().any(|a| a == "--json");
+    let arg = |name: &str, default: usize| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(default)
+    };
+    let load = Load {
+        rounds: arg("--rounds", 1),
+        messages: arg("--messages", 5),
+        bytes: arg("--mib", 16) << 20,
+    };
     let port = free_port();
     let _turn = Coturn::start(
         None,
@@ -84,22 +159,52 @@ async fn main() {
     .collect();
     let mut tcp = relayed.clone();
     tcp[1] = format!("turn:127.0.0.1:{port}?transport=tcp");
-    let (host_join, host_mbs) = measure(&[], "host").await;
-    let (turn_join, turn_mbs) = measure(&relayed, "turn").await;
-    let (tcp_join, tcp_mbs) = measure(&tcp, "tcp").await;
+    let mut rows = Vec::new();
+    for (name, flags) in [
+        ("host candidates", Vec::new()),
+        ("TURN over UDP", relayed),
+        ("TURN over TCP", tcp),
+    ] {
+        if let Some(only) = args
+            .iter()
+            .position(|a| a == "--only")
+            .and_then(|i| args.get(i + 1))
+            && !name.contains(only.as_str())
+        {
+            continue;
+        }
+        let (join, bulk) = measure(&flags, name, load).await;
+        rows.push((name, join, bulk));
+    }
     if json {
-        println!(
-            "{}",
-            serde_json::json!({
-                "host_join_p50_ms": host_join, "host_mb_s": host_mbs,
-                "turn_udp_join_p50_ms": turn_join, "turn_udp_mb_s": turn_mbs,
-                "turn_tcp_join_p50_ms": tcp_join, "turn_tcp_mb_s": tcp_mbs,
+        let out: Vec<_> = rows
+            .iter()
+            .map(|(name, join, b)| {
+                serde_json::json!({
+                    "path": name, "join_p50_ms": join, "mb_s": b.mb_s(), "secs": b.secs,
+                    "stalls": b.stalls(), "lost": b.lost, "corrupt": b.corrupt,
+                })
             })
-        );
+            .collect();
+        println!("{}", serde_json::Value::Array(out));
         return;
     }
-    println!("path                 join p50    4 MiB message");
-    println!("host candidates      {host_join:7.0} ms   {host_mbs:6.1} MB/s");
-    println!("TURN over UDP        {turn_join:7.0} ms   {turn_mbs:6.1} MB/s");
-    println!("TURN over TCP        {tcp_join:7.0} ms   {tcp_mbs:6.1} MB/s");
+    println!(
+        "{} × {} × {} MiB per path, one pair each; a stall is a message over {} s",
+        load.rounds,
+        load.messages,
+        load.bytes >> 20,
+        STALL.as_secs()
+    );
+    println!("path              join p50    MB/s   worst message   stalls  lost  corrupt");
+    for (name, join, b) in &rows {
+        println!(
+            "{name:<16} {join:7.0} ms {:7.1} {:10.2} s {:8} {:5} {:8}",
+            b.mb_s(),
+            b.worst(),
+            b.stalls(),
+            b.lost,
+            b.corrupt
+        );
+    }
 }

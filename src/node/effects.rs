@@ -8,6 +8,10 @@ use tokio::sync::mpsc;
 
 use super::core::{Effect, LINK_QUEUE};
 use super::{Inner, LinkWriter, Node};
+
+/// Liveness frames a link's writer holds ahead of its data (a ping and a pong at a time, with
+/// room to spare).
+const FIRST_QUEUE: usize = 16;
 use crate::drops::DropReason;
 use crate::transport::path::CandidateKind;
 use crate::transport::{self, ConnId};
@@ -65,11 +69,13 @@ impl Node {
             Effect::StartLink { conn } => {
                 if let Some((channel, window)) = io.channels.remove(&conn) {
                     let (tx, rx) = mpsc::channel(LINK_QUEUE);
-                    transport::spawn_writer(channel.clone(), window.clone(), rx);
+                    let (first_tx, first_rx) = mpsc::channel(FIRST_QUEUE);
+                    transport::spawn_writer(channel.clone(), window.clone(), rx, first_rx);
                     io.writers.insert(
                         conn,
                         LinkWriter {
                             frames: tx,
+                            first: first_tx,
                             window,
                             channel,
                         },
@@ -102,6 +108,13 @@ impl Node {
                         inner.core.count(DropReason::LinkQueueFull);
                         break;
                     }
+                }
+            }
+            Effect::FrameFirst { conn, frame } => {
+                if let Some(writer) = io.writers.get(&conn)
+                    && writer.first.try_send(frame).is_err()
+                {
+                    inner.core.count(DropReason::LinkQueueFull);
                 }
             }
             Effect::Close { conn, delay } => {

@@ -68,6 +68,8 @@ struct Io {
 struct LinkWriter {
     /// The queue its frames wait in.
     frames: mpsc::Sender<Bytes>,
+    /// Liveness frames, written before anything waiting in `frames`.
+    first: mpsc::Sender<Bytes>,
     /// The window it paces itself to.
     window: Arc<SendWindow>,
     /// The data channel it writes to (read for the link's health).

@@ -113,6 +113,8 @@ pub enum RoomEvent {
 pub enum Output {
     /// Send an outer frame to a peer.
     Send(String, Bytes),
+    /// Send a liveness frame (a pong) to a peer ahead of the data queued for it.
+    SendFirst(String, Bytes),
     /// Tell local sessions.
     Event(RoomEvent),
     /// Count a drop.
@@ -560,7 +562,17 @@ impl Room {
                 self.maybe_join(peer, out);
             }
             ACTION_HSDATA => self.on_hsdata(peer, &msg.payload, out),
-            ACTION_PING => self.send_internal(peer, ACTION_PONG, Payload::Text(String::new()), out),
+            ACTION_PING => {
+                // Ahead of queued data: a peer whose ping waits behind a bulk message it is
+                // receiving from us would take a healthy link for dead.
+                if let Ok(frames) = self.encode(ACTION_PONG, &Payload::Text(String::new()), None) {
+                    out.extend(
+                        frames
+                            .into_iter()
+                            .map(|f| Output::SendFirst(peer.to_owned(), f)),
+                    );
+                }
+            }
             ACTION_PONG => out.push(Output::Event(RoomEvent::Pong(peer.to_owned()))),
             ACTION_LEAVE => out.extend(self.detach(peer, LeaveReason::Leave)),
             ACTION_CAPS => {

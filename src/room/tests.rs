@@ -34,7 +34,9 @@ fn pump_all(a: &mut Room, b: &mut Room, mut to_b: Vec<Output>, mut to_a: Vec<Out
     while !to_a.is_empty() || !to_b.is_empty() {
         for o in std::mem::take(&mut to_b) {
             match o {
-                Output::Send(_, f) => to_a.extend(b.on_chunk(A, &f[3 + 64..], now)),
+                Output::Send(_, f) | Output::SendFirst(_, f) => {
+                    to_a.extend(b.on_chunk(A, &f[3 + 64..], now))
+                }
                 Output::Event(e) => ev_a.push(e),
                 Output::Capable(p) => cap_a.push(p),
                 Output::Drop(_)
@@ -46,7 +48,9 @@ fn pump_all(a: &mut Room, b: &mut Room, mut to_b: Vec<Output>, mut to_a: Vec<Out
         }
         for o in std::mem::take(&mut to_a) {
             match o {
-                Output::Send(_, f) => to_b.extend(a.on_chunk(B, &f[3 + 64..], now)),
+                Output::Send(_, f) | Output::SendFirst(_, f) => {
+                    to_b.extend(a.on_chunk(B, &f[3 + 64..], now))
+                }
                 Output::Event(e) => ev_b.push(e),
                 Output::Capable(p) => cap_b.push(p),
                 Output::Drop(_)

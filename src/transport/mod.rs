@@ -38,10 +38,11 @@ pub const DATA_CHANNEL_LABEL: &str = "data";
 /// Bytes a link may have queued in SCTP before the engine's sends wait: the widest window a
 /// peer may get; each link's writer paces itself to its own (see [`window`]).
 const SEND_BUFFER_LIMIT: usize = window::DAEMON_WINDOW;
-/// The same when every path goes through a TURN server: a TURN server's sockets (coturn keeps
-/// the kernel's default buffers) drop bursts of 256 KiB, and the SCTP association stalls on the
-/// losses for longer than a link may stay silent.
-const RELAYED_SEND_BUFFER_LIMIT: usize = 64 << 10;
+/// The same when every path goes through a TURN server. A TURN server's sockets (coturn keeps
+/// the kernel's default buffers) drop bursts, and the engine's SCTP waited 1, 2, 4 s on each
+/// loss, so this was 64 KiB (0.5 MB/s through coturn on loopback). With the RTO bounded
+/// (vendor/rtc-sctp) 1 MiB gives 8 MB/s there without a stall (BENCHMARKS.md).
+const RELAYED_SEND_BUFFER_LIMIT: usize = 1 << 20;
 
 /// Bytes of received messages one link may have waiting for the node (handed over, not yet
 /// handled). One send window of a meshrtc peer ([`window::DAEMON_WINDOW`]) fits, so a node that
@@ -546,12 +547,27 @@ pub async fn add_candidate(pc: &Connection, json: &str) -> Result<(), TransportE
     pc.add_ice_candidate(init).await.map_err(err)
 }
 
-/// Writes frames to a data channel in order, waiting while its window is full.
-pub fn spawn_writer(channel: Channel, window: Arc<SendWindow>, mut frames: mpsc::Receiver<Bytes>) {
+/// Writes frames to a data channel in order, waiting while its window is full; a frame in
+/// `first` goes before any still waiting in `frames` (Trystero's frames are self-contained
+/// chunks, so another message's chunk may come between two of a message's).
+pub fn spawn_writer(
+    channel: Channel,
+    window: Arc<SendWindow>,
+    mut frames: mpsc::Receiver<Bytes>,
+    mut first: mpsc::Receiver<Bytes>,
+) {
     tokio::spawn(async move {
         let threshold = u32::try_from(window.limit()).unwrap_or(u32::MAX);
         let _ = channel.set_buffered_amount_low_threshold(threshold).await;
-        while let Some(frame) = frames.recv().await {
+        loop {
+            let frame = tokio::select! {
+                biased;
+                Some(frame) = first.recv() => frame,
+                frame = frames.recv() => match frame {
+                    Some(frame) => frame,
+                    None => break,
+                },
+            };
             if window.wait_for_room(&channel).await.is_err() {
                 break;
             }

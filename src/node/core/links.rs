@@ -436,7 +436,7 @@ impl Core {
                 && let Some(frame) = entry.room.ping(&peer, now)
             {
                 entry.ping_waiters.entry(peer).or_default().push_back(None);
-                self.frames(conn, vec![frame]);
+                self.effects.push(Effect::FrameFirst { conn, frame });
             }
         }
         for (lk, conn, reason) in dead {

@@ -181,6 +181,14 @@ pub enum Effect {
         /// Outer frames, in order.
         frames: Vec<Bytes>,
     },
+    /// Queue a liveness frame (a watchdog ping, a pong) ahead of the link's queued data: a
+    /// link busy with a bulk message must not look dead because its ping waits behind it.
+    FrameFirst {
+        /// The link's connection.
+        conn: ConnId,
+        /// One outer frame.
+        frame: Bytes,
+    },
     /// Close a connection after `delay`.
     Close {
         /// The connection.

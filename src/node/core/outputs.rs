@@ -113,6 +113,12 @@ impl Core {
                         None => self.count(DropReason::SendNoLink),
                     }
                 }
+                Output::SendFirst(peer, frame) => {
+                    match self.st.link_conn(&LinkKey::new(&key.app, &peer)) {
+                        Some(conn) => self.effects.push(Effect::FrameFirst { conn, frame }),
+                        None => self.count(DropReason::SendNoLink),
+                    }
+                }
                 Output::Drop(reason) => self.count(reason),
                 Output::Cell(peer, bytes) => self.on_cell_frame(key, &peer, &bytes),
                 Output::Roster(peer, bytes) => self.on_roster(key, &peer, &bytes),

@@ -81,6 +81,7 @@ impl Net {
                 self.nodes[i].wide.insert(conn);
             }
             Effect::Frames { conn, frames } => self.send_frames(i, conn, frames),
+            Effect::FrameFirst { conn, frame } => self.send_frames(i, conn, vec![frame]),
             Effect::Close { conn, .. } => {
                 let end = self.end(i, conn);
                 if let Some(peer) = self.fakes.closed_by(end) {
