@@ -175,3 +175,46 @@ async fn a_flooding_peer_is_slowed_not_buffered_and_an_honest_one_still_gets_thr
     }
     flooding.abort();
 }
+
+/// A frame given to a writer's first lane (a watchdog ping, a pong) goes out ahead of the data
+/// already waiting in its queue: a link busy with a long message still answers for its health.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_first_lane_frame_overtakes_queued_data() {
+    const QUEUED: usize = 300;
+    let (mut node, mut peer) = (Peer::new(), Peer::new());
+    let (_a, _b, channel) = link(&mut node, 1, &mut peer).await;
+    let (frames_tx, frames_rx) = mpsc::channel(QUEUED + 1);
+    let (first_tx, first_rx) = mpsc::channel(4);
+    for i in 0..QUEUED {
+        let mut frame = vec![0u8; 16 << 10];
+        frame[..4].copy_from_slice(&(i as u32).to_be_bytes());
+        frames_tx.try_send(Bytes::from(frame)).expect("queued");
+    }
+    spawn_writer(channel, SendWindow::new(64 << 10), frames_rx, first_rx);
+    first_tx
+        .try_send(Bytes::from_static(b"liveness"))
+        .expect("first lane");
+    let (mut data_before, mut seen) = (0, false);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while !seen {
+        assert!(
+            Instant::now() < deadline,
+            "the first-lane frame never arrived"
+        );
+        let Ok(Some(ev)) = tokio::time::timeout(Duration::from_secs(1), node.events.recv()).await
+        else {
+            continue;
+        };
+        if let TransportEvent::Message(1, m) = ev {
+            if &m.bytes()[..] == b"liveness" {
+                seen = true;
+            } else {
+                data_before += 1;
+            }
+        }
+    }
+    assert!(
+        data_before < QUEUED / 2,
+        "{data_before} of {QUEUED} queued frames went before the first-lane frame"
+    );
+}
