@@ -9,14 +9,20 @@ use meshrtc::proto::{self, client_message::Body, event::Kind, payload};
 
 const APP: &str = "meshrtc-test";
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_daemons_exchange_text_json_binary_and_large() {
+/// Three daemons on A's embedded relay: the daemons, their peer ids and a session on each.
+async fn three_daemons() -> ([Daemon; 3], [String; 3], [Session; 3]) {
     let a = Daemon::with_embedded_relay().await;
     let relays = vec![a.relay_url()];
     let b = Daemon::with_relays(&relays).await;
     let c = Daemon::with_relays(&relays).await;
-    let (ida, idb, idc) = (a.peer_id().await, b.peer_id().await, c.peer_id().await);
-    let (mut sa, mut sb, mut sc) = (a.session().await, b.session().await, c.session().await);
+    let ids = [a.peer_id().await, b.peer_id().await, c.peer_id().await];
+    let sessions = [a.session().await, b.session().await, c.session().await];
+    ([a, b, c], ids, sessions)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_daemons_exchange_text_json_binary_and_large() {
+    let (_daemons, [ida, idb, idc], [mut sa, mut sb, mut sc]) = three_daemons().await;
     let ra = sa.join(APP, "trio", "").await;
     let rb = sb.join(APP, "trio", "").await;
     let rc = sc.join(APP, "trio", "").await;
@@ -94,12 +100,7 @@ async fn three_daemons_exchange_text_json_binary_and_large() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn targeted_send_reaches_only_its_target() {
-    let a = Daemon::with_embedded_relay().await;
-    let relays = vec![a.relay_url()];
-    let b = Daemon::with_relays(&relays).await;
-    let c = Daemon::with_relays(&relays).await;
-    let (idb, idc) = (b.peer_id().await, c.peer_id().await);
-    let (mut sa, mut sb, mut sc) = (a.session().await, b.session().await, c.session().await);
+    let (_daemons, [_, idb, idc], [mut sa, mut sb, mut sc]) = three_daemons().await;
     let ra = sa.join(APP, "target", "").await;
     sb.join(APP, "target", "").await;
     sc.join(APP, "target", "").await;
@@ -570,12 +571,7 @@ async fn answer_next(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn requests_between_daemons_over_grpc_reply_reject_time_out_and_name_the_absent() {
     use proto::respond_request::Result as Answer;
-    let a = Daemon::with_embedded_relay().await;
-    let relays = vec![a.relay_url()];
-    let b = Daemon::with_relays(&relays).await;
-    let c = Daemon::with_relays(&relays).await;
-    let (idb, idc) = (b.peer_id().await, c.peer_id().await);
-    let (mut sa, mut sb, mut sc) = (a.session().await, b.session().await, c.session().await);
+    let (_daemons, [_, idb, idc], [mut sa, mut sb, mut sc]) = three_daemons().await;
     let ra = sa.join(APP, "ask", "").await;
     let serving = |s: &str| proto::JoinRequest {
         app: APP.into(),
