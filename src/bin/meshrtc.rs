@@ -238,6 +238,15 @@ use request::{request, response_json, run_responder};
 struct JoinedPeers(HashSet<String>);
 
 impl JoinedPeers {
+    /// The peers a join's early events (those that came with its reply) name.
+    fn from_events(events: &[proto::Event]) -> Self {
+        let mut joined = Self::default();
+        for e in events {
+            joined.track(e);
+        }
+        joined
+    }
+
     fn track(&mut self, e: &proto::Event) {
         match &e.kind {
             Some(Kind::PeerJoin(p)) => {
@@ -635,10 +644,7 @@ async fn send(
         let (reply, early) = s
             .join(&room, vec![String::new()], Vec::new(), None, false)
             .await?;
-        let mut joined = JoinedPeers::default();
-        for e in &early {
-            joined.track(e);
-        }
+        let mut joined = JoinedPeers::from_events(&early);
         let need = wait_peers.unwrap_or(0);
         while !joined.has(need, &to) {
             if let Some(server_message::Body::Event(e)) = s.next().await?.body {

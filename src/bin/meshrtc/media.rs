@@ -92,8 +92,7 @@ pub async fn publish(
     let (reply, early) = s
         .join(&room, vec![String::new()], Vec::new(), None, false)
         .await?;
-    let mut joined = super::JoinedPeers::default();
-    early.iter().for_each(|e| joined.track(e));
+    let mut joined = super::JoinedPeers::from_events(&early);
     let need = wait_peers.unwrap_or(1).max(to.len());
     let deadline = Instant::now() + Duration::from_secs(timeout);
     while !joined.has(need, &to) {

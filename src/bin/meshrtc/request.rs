@@ -118,10 +118,7 @@ pub(super) async fn request(
     let (reply, early) = s
         .join(&room, vec![String::new()], Vec::new(), None, false)
         .await?;
-    let mut joined = JoinedPeers::default();
-    for e in &early {
-        joined.track(e);
-    }
+    let mut joined = JoinedPeers::from_events(&early);
     let wait = async {
         while !joined.has(0, &to) {
             if let Some(server_message::Body::Event(e)) = s.next().await?.body {
