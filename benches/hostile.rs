@@ -4,8 +4,14 @@
 //! announces into a cells room it is in, and under both. The keeper's resident memory is
 //! sampled throughout.
 //!
-//! `cargo bench --bench hostile [-- --mib 100] [--attacker-niced] [--threads N]`: everything on 127.0.0.1 (an in-process relay
-//! that lets floods through, ICE on loopback, no STUN).
+//! `cargo bench --bench hostile [-- --mib 100] [--attacker-idle] [--threads N]`: everything on
+//! 127.0.0.1 (an in-process relay that lets floods through, ICE on loopback, no STUN).
+//!
+//! The attacker (its relay, its peer and its floods) runs on its own runtime in this process.
+//! With `--attacker-idle` that runtime's threads are `SCHED_IDLE`: they run only on cycles the
+//! honest side leaves, as if the attacker and the public relay were other machines. By default
+//! they compete evenly for the two cores, which charges the attacker's own work to the honest
+//! peer.
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -97,8 +103,13 @@ async fn measure(name: &'static str, from: &Daemon, keeper: &Daemon, peer: &str)
 
 /// The hostile peer asks the keeper, [`REQUESTS_PER_SEC`] times a second until `stop`, for the
 /// whole history of a kept channel and of one it does not keep.
-fn request_flood(h: Arc<InProcess>, keeper: String, stop: Arc<AtomicBool>) {
-    tokio::spawn(async move {
+fn request_flood(
+    on: &tokio::runtime::Handle,
+    h: Arc<InProcess>,
+    keeper: String,
+    stop: Arc<AtomicBool>,
+) {
+    on.spawn(async move {
         let every = Duration::from_micros(1_000_000 / REQUESTS_PER_SEC);
         let mut i = 0u64;
         while !stop.load(Ordering::Relaxed) {
@@ -125,6 +136,25 @@ fn request_flood(h: Arc<InProcess>, keeper: String, stop: Arc<AtomicBool>) {
     });
 }
 
+/// The attacker's runtime: two threads, `SCHED_IDLE` when `idle` (threads they start, such as
+/// the in-process node's relay thread, inherit it).
+fn attacker_runtime(idle: bool) -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("attacker")
+        .on_thread_start(move || {
+            if idle {
+                let param = libc::sched_param { sched_priority: 0 };
+                // SAFETY: sets the calling thread's policy; `param` outlives the call.
+                let rc = unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
+                assert_eq!(rc, 0, "sched_setscheduler(SCHED_IDLE) failed");
+            }
+        })
+        .enable_all()
+        .build()
+        .expect("attacker runtime")
+}
+
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     let args: Vec<String> = std::env::args().collect();
@@ -140,24 +170,12 @@ async fn main() {
         .and_then(|i| args.get(i + 1))
         .map(|n| vec!["--threads".to_owned(), n.clone()])
         .unwrap_or_default();
-    let (relay, url) = flood_relay().await;
+    let idle = args.iter().any(|a| a == "--attacker-idle");
+    let attacker = attacker_runtime(idle);
+    let on_attacker = attacker.handle().clone();
+    let (relay, url) = on_attacker.spawn(flood_relay()).await.expect("relay");
     let k = Daemon::spawn(vec![url.clone()], None, threads.clone()).await;
     let h = Daemon::spawn(vec![url.clone()], None, threads.clone()).await;
-    // The attacker's relay and peer live in this process: with `--attacker-niced` it runs at
-    // the lowest priority and the daemons at the normal one, as if the attacker's machine were
-    // not ours (the default shares the two cores evenly, which charges the attacker's own CPU to
-    // the honest peer).
-    let niced = args.iter().any(|a| a == "--attacker-niced");
-    if niced {
-        let renice = |n: &str, pid: u32| {
-            let _ = std::process::Command::new("renice")
-                .args(["-n", n, "-p", &pid.to_string()])
-                .output();
-        };
-        renice("19", std::process::id());
-        renice("0", k.pid() as u32);
-        renice("0", h.pid() as u32);
-    }
     let idk = k.peer_id().await;
     let mut sk = k.session().await;
     let rk = sk
@@ -205,8 +223,17 @@ async fn main() {
         "filled in {:.1} s; keeper drops {after_fill:?}",
         fill.elapsed().as_secs_f64()
     );
-    let hostile = Arc::new(InProcess::start(&url).await);
-    hostile.join(APP, "r", JoinOptions::default()).await;
+    let hostile = {
+        let url = url.clone();
+        on_attacker
+            .spawn(async move {
+                let h = Arc::new(InProcess::start(&url).await);
+                h.join(APP, "r", JoinOptions::default()).await;
+                h
+            })
+            .await
+            .expect("hostile peer")
+    };
     assert!(
         sk.wait_join(&hostile.id, JOIN).await,
         "the hostile peer never joined"
@@ -215,20 +242,20 @@ async fn main() {
     let mut phases = vec![measure("quiet", &h, &k, &idk).await];
 
     let stop = Arc::new(AtomicBool::new(false));
-    request_flood(hostile.clone(), idk.clone(), stop.clone());
+    request_flood(&on_attacker, hostile.clone(), idk.clone(), stop.clone());
     phases.push(measure("history request flood", &h, &k, &idk).await);
     stop.store(true, Ordering::Relaxed);
     tokio::time::sleep(Duration::from_secs(1)).await;
 
     let announces = fake_announces(APP, "hive", ANNOUNCES);
-    let flooding = tokio::spawn(flood(relay, announces));
+    let flooding = on_attacker.spawn(flood(relay, announces));
     phases.push(measure("cells announce flood", &h, &k, &idk).await);
     let relay = flooding.await.expect("flood");
 
     let stop = Arc::new(AtomicBool::new(false));
-    request_flood(hostile.clone(), idk.clone(), stop.clone());
+    request_flood(&on_attacker, hostile.clone(), idk.clone(), stop.clone());
     let announces = fake_announces(APP, "hive", ANNOUNCES);
-    let flooding = tokio::spawn(flood(relay, announces));
+    let flooding = on_attacker.spawn(flood(relay, announces));
     phases.push(measure("both floods", &h, &k, &idk).await);
     stop.store(true, Ordering::Relaxed);
     let _relay = flooding.await.expect("flood");
@@ -240,7 +267,7 @@ async fn main() {
          {REQUESTS_PER_SEC} catch-up requests/s, {ANNOUNCES} fake cells announces per flood, \
          127.0.0.1{}{}",
         MESSAGE >> 10,
-        if niced { ", attacker niced" } else { "" },
+        if idle { ", attacker SCHED_IDLE" } else { "" },
         threads
             .get(1)
             .map(|n| format!(", daemons with {n} runtime threads"))
@@ -283,4 +310,6 @@ async fn main() {
         );
         println!("honest peer drops: {:?}", h.status().await.drops);
     }
+    // A runtime cannot be dropped inside another's task.
+    attacker.shutdown_background();
 }

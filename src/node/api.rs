@@ -18,6 +18,8 @@ use crate::transport::ConnId;
 use crate::wire::Payload;
 use crate::wire::e2e::{self, E2eKey};
 
+/// How long `peers` waits for one link's statistics before listing it without them.
+const LINK_STATS_LIMIT: Duration = Duration::from_secs(2);
 /// How long an app's ping waits for its pong.
 const PING_TIMEOUT: Duration = Duration::from_secs(10);
 /// Derived password-room keys kept for later joins.
@@ -239,16 +241,29 @@ impl Node {
         };
         for (peer, link) in peers.iter_mut().zip(links) {
             let Some((pc, writer)) = link else { continue };
-            // One statistics report serves the path and the health.
-            let report = pc
-                .get_stats(Instant::now(), webrtc::peer_connection::StatsSelector::None)
-                .await;
-            peer.path = crate::transport::path::selected_path_in(&report);
-            if let Some((channel, window, queued)) = writer {
-                peer.health = Some(
-                    crate::transport::health::link_health(&pc, &report, &channel, &window, queued)
+            let read = async {
+                // One statistics report serves the path and the health.
+                let report = pc
+                    .get_stats(Instant::now(), webrtc::peer_connection::StatsSelector::None)
+                    .await;
+                let path = crate::transport::path::selected_path_in(&report);
+                let health = match writer {
+                    Some((channel, window, queued)) => Some(
+                        crate::transport::health::link_health(
+                            &pc, &report, &channel, &window, queued,
+                        )
                         .await,
-                );
+                    ),
+                    None => None,
+                };
+                (path, health)
+            };
+            // A link whose engine does not answer must not hang the whole listing.
+            match tokio::time::timeout(LINK_STATS_LIMIT, read).await {
+                Ok((path, health)) => (peer.path, peer.health) = (path, health),
+                Err(_) => {
+                    tracing::warn!(peer = %peer.id, "the link's engine gave no statistics within 2 s")
+                }
             }
         }
         Ok(peers)

@@ -16,6 +16,9 @@ use super::core::media::{SurfacedTrack, TrackRequest};
 use super::{Inner, Node, NodeError};
 use crate::drops::DropReason;
 use crate::proto;
+
+/// A media step running longer than this is logged: it should take milliseconds.
+const SLOW_STEP: Duration = Duration::from_secs(5);
 use crate::transport::media::{self, LocalTrack, RemoteEvent, RemoteTrack, SamplePacketizer};
 use crate::transport::{self, ConnId};
 
@@ -133,6 +136,7 @@ impl Node {
         let lock = inner.io.media.step_lock(conn);
         match effect {
             E::AddTrack { track, spec, .. } => self.step(
+                (conn, "add track"),
                 lock,
                 async move { media::add_track(&pc, &spec).await },
                 move |node, added| match added {
@@ -155,6 +159,7 @@ impl Node {
                     return;
                 };
                 self.step(
+                    (conn, "remove track"),
                     lock,
                     async move { media::remove_track(&pc, &local).await.is_ok() },
                     move |node, removed| {
@@ -165,6 +170,7 @@ impl Node {
                 );
             }
             E::MediaOffer { .. } => self.step(
+                (conn, "offer"),
                 lock,
                 async move {
                     media::renegotiation_offer(&pc)
@@ -174,6 +180,7 @@ impl Node {
                 move |node, sdp| node.feed(|core, now| core.media_offer_made(conn, sdp, now)),
             ),
             E::MediaAnswer { sdp, rollback, .. } => self.step(
+                (conn, "answer"),
                 lock,
                 async move {
                     let answer = media::answer_renegotiation(&pc, sdp, rollback).await;
@@ -190,6 +197,7 @@ impl Node {
                 },
             ),
             E::MediaApplyAnswer { sdp, .. } => self.step(
+                (conn, "apply answer"),
                 lock,
                 async move { transport::apply_answer(&pc, sdp).await.is_ok() },
                 move |node, ok| node.feed(|core, now| core.media_answer_applied(conn, ok, now)),
@@ -202,6 +210,7 @@ impl Node {
     /// result to `then` with the node, if the node is still there.
     fn step<T: Send + 'static>(
         &self,
+        (conn, name): (ConnId, &'static str),
         lock: Arc<tokio::sync::Mutex<()>>,
         work: impl std::future::Future<Output = T> + Send + 'static,
         then: impl FnOnce(&Node, T) + Send + 'static,
@@ -209,7 +218,15 @@ impl Node {
         let me = self.me.clone();
         tokio::spawn(async move {
             let _step = lock.lock().await;
-            let result = work.await;
+            tracing::debug!(conn, step = name, "media step");
+            let mut work = std::pin::pin!(work);
+            let result = match tokio::time::timeout(SLOW_STEP, &mut work).await {
+                Ok(result) => result,
+                Err(_) => {
+                    tracing::warn!(conn, step = name, "a media step has run for 5 s");
+                    work.await
+                }
+            };
             if let Some(node) = me.upgrade() {
                 then(&node, result);
             }

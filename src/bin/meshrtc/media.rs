@@ -109,6 +109,8 @@ pub async fn publish(
         }
     }
     let mut tracks = Vec::new();
+    // A track can be ready on a peer before the reply for the next track arrives.
+    let mut ready: HashMap<u64, usize> = HashMap::new();
     for src in &sources {
         let id = s
             .request(Body::AddTrack(proto::AddTrackRequest {
@@ -123,11 +125,17 @@ pub async fn publish(
                 max_kbps: 0,
             }))
             .await?;
-        tracks.push(s.reply(id, |e| joined.track(&e)).await?.track);
+        let reply = s
+            .reply(id, |e| {
+                joined.track(&e);
+                count_ready(&mut ready, e);
+            })
+            .await?;
+        tracks.push(reply.track);
     }
     // Media written before a link has negotiated a track is lost: wait until every track is
     // ready on every peer it goes to.
-    wait_ready(&mut s, &tracks, joined.count(), deadline, timeout).await?;
+    wait_ready(&mut s, ready, &tracks, joined.count(), deadline, timeout).await?;
     let mut c = client(daemon).await?;
     let (tx, rx) = mpsc::channel(256);
     let writer = tokio::spawn(async move { c.write_media(ReceiverStream::new(rx)).await });
@@ -151,15 +159,23 @@ pub async fn publish(
     Ok(())
 }
 
-/// Waits until every track is negotiated with `peers` peers (`track_ready` events).
+/// Counts a `track_ready` event toward its track.
+fn count_ready(ready: &mut HashMap<u64, usize>, event: proto::Event) {
+    if let Some(Kind::TrackReady(m)) = event.kind {
+        *ready.entry(m.local_track).or_default() += 1;
+    }
+}
+
+/// Waits until every track is negotiated with `peers` peers (`track_ready` events), counting
+/// on from `ready`.
 async fn wait_ready(
     s: &mut Session,
+    mut ready: HashMap<u64, usize>,
     tracks: &[u64],
     peers: usize,
     deadline: Instant,
     timeout: u64,
 ) -> anyhow::Result<()> {
-    let mut ready: HashMap<u64, usize> = HashMap::new();
     while tracks
         .iter()
         .any(|t| ready.get(t).copied().unwrap_or(0) < peers)
@@ -171,12 +187,8 @@ async fn wait_ready(
                     "timed out after {timeout} s waiting for the tracks to be negotiated"
                 )
             })??;
-        if let Some(server_message::Body::Event(proto::Event {
-            kind: Some(Kind::TrackReady(m)),
-            ..
-        })) = msg.body
-        {
-            *ready.entry(m.local_track).or_default() += 1;
+        if let Some(server_message::Body::Event(e)) = msg.body {
+            count_ready(&mut ready, e);
         }
     }
     Ok(())
