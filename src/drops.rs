@@ -143,6 +143,21 @@ drop_reasons! {
     LinkQueueFull => "link_queue_full",
     /// A send to a peer without a link.
     SendNoLink => "send_no_link",
+    // ---- delivery between daemons
+    /// A message to a daemon sent without being kept for resending: the peer already had
+    /// 64 MiB unacknowledged.
+    OutboxFull => "outbox_full",
+    /// A kept message whose peer did not come back within 30 s (its sender got `undelivered`).
+    MessageUndelivered => "message_undelivered",
+    /// An acknowledgement for numbers this node never sent.
+    AckUnexpected => "ack_unexpected",
+    /// A tracked frame of a message already received (sent again after a link was rebuilt).
+    FrameDuplicate => "frame_duplicate",
+    /// A tracked frame numbered implausibly far ahead of what arrived.
+    FrameTrackedAhead => "frame_tracked_ahead",
+    /// Frames a link to a Trystero page still held when it closed: they may not have arrived,
+    /// and a page cannot say.
+    FramesLostOnClose => "frames_lost_on_close",
     // ---- request actions
     /// A `@_response` that answers no pending request of that peer (late, repeated or forged).
     ResponseUnmatched => "response_unmatched",

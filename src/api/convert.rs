@@ -223,6 +223,17 @@ pub fn event_to_proto(ev: SessionEvent) -> proto::ServerMessage {
             peer,
             outcome,
         } => Kind::Response(response_to_proto(request, peer, outcome)),
+        EventKind::Undelivered {
+            peer,
+            channel,
+            messages,
+            bytes,
+        } => Kind::Undelivered(proto::Undelivered {
+            peer,
+            channel,
+            messages,
+            bytes,
+        }),
         EventKind::Lagged(n) => Kind::Lagged(proto::Lagged { dropped: n }),
         EventKind::MeshState(c) => Kind::MeshState(cell_status(c)),
         media @ (EventKind::StreamAdd { .. }

@@ -489,6 +489,10 @@ fn event_line(e: &proto::Event, progress: bool, with_security: bool) -> Option<V
             json!({"code": err.code, "message": err.message, "peer": err.peer}),
         ),
         Kind::Lagged(l) => ("lagged", json!({"dropped": l.dropped})),
+        Kind::Undelivered(u) => (
+            "undelivered",
+            json!({"peer": u.peer, "channel": u.channel, "messages": u.messages, "bytes": u.bytes}),
+        ),
         Kind::MeshState(c) => (
             "mesh:state",
             json!({"epoch": c.epoch, "cell": c.cell, "cell_count": c.cell_count, "cell_size": c.cell_size,

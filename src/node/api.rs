@@ -145,9 +145,10 @@ impl Node {
         if plan.links.is_empty() {
             return Ok(plan.sent_to);
         }
-        let mut delivered = Vec::with_capacity(plan.links.len());
+        let mut delivered = plan.sent_to;
         for (peer, handed) in hand_over(plan.links, writers).await {
-            if !handed {
+            // A kept message whose link closed goes again on the next one.
+            if !handed && !plan.kept.contains(&peer) {
                 return Err(NodeError::LinkClosed(peer));
             }
             delivered.push(peer);

@@ -117,6 +117,16 @@ impl Node {
                     inner.core.count(DropReason::LinkQueueFull);
                 }
             }
+            Effect::CountUnsent { conn } => {
+                if let Some(writer) = io.writers.get(&conn) {
+                    let queued = writer.frames.max_capacity() - writer.frames.capacity();
+                    if queued > 0 {
+                        inner
+                            .core
+                            .count_n(DropReason::FramesLostOnClose, queued as u64);
+                    }
+                }
+            }
             Effect::Close { conn, delay } => {
                 io.media.forget(conn);
                 if let Some(writer) = io.writers.remove(&conn) {

@@ -144,6 +144,18 @@ pub enum EventKind {
         /// The requester's own metadata (Trystero's `m`).
         meta: Option<Value>,
     },
+    /// Messages this session sent `peer` on `channel` were not delivered: its link went down
+    /// while they were in flight and it did not come back in time.
+    Undelivered {
+        /// The peer.
+        peer: String,
+        /// The channel they were sent on.
+        channel: String,
+        /// How many messages.
+        messages: u64,
+        /// Their bytes as sent.
+        bytes: u64,
+    },
     /// How one target of this session's request ended.
     Response {
         /// The app's id of the request (its `request_id`).

@@ -21,6 +21,7 @@ impl Room {
                 challenge: None,
                 caps_e2e: false,
                 caps: false,
+                caps_version: 0,
                 security: Security::Transport,
             },
         );
@@ -77,7 +78,7 @@ impl Room {
         self.send_internal(
             peer,
             ACTION_CAPS,
-            Payload::Json(json!({"v": 1, "e2e": e2e})),
+            Payload::Json(json!({"v": super::CAPS_VERSION, "e2e": e2e})),
             out,
         );
         self.send_internal(peer, ACTION_READY, Payload::Text(String::new()), out);
@@ -122,7 +123,7 @@ impl Room {
                 slot.security,
             )));
             if slot.caps {
-                out.push(Output::Capable(peer.to_owned()));
+                out.push(Output::Capable(peer.to_owned(), slot.caps_version));
             }
         }
     }

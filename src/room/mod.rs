@@ -30,6 +30,9 @@ pub const ACTION_PONG: &str = "@_pong";
 pub const ACTION_LEAVE: &str = "@_leave";
 /// meshrtc capabilities, sent just before `@_hsready`.
 pub const ACTION_CAPS: &str = "@_mrcaps";
+/// The capabilities this node sends: 2 added tracked frames and acknowledgements
+/// ([`crate::wire::frame`]).
+pub const CAPS_VERSION: u32 = 2;
 /// An end-to-end sealed channel message (see [`crate::wire::e2e`]).
 pub const ACTION_E2E: &str = "@_mre2e";
 /// A signed frame of the cellular overlay (see [`crate::wire::cell`]).
@@ -127,8 +130,9 @@ pub enum Output {
     Inventory(String, Vec<u8>),
     /// A durable-channel message arrived from a joined peer.
     History(String, Vec<u8>),
-    /// A peer sent its capabilities: it is a meshrtc daemon, not a plain Trystero peer.
-    Capable(String),
+    /// A peer sent its capabilities: it is a meshrtc daemon, not a plain Trystero peer. With
+    /// the version of its capabilities ([`CAPS_VERSION`]).
+    Capable(String, u32),
 }
 
 #[derive(Debug)]
@@ -144,6 +148,8 @@ struct PeerSlot {
     /// It sent `@_mrcaps`: a meshrtc daemon. Reported once it joins (a peer without the
     /// password must not get anything for claiming it).
     caps: bool,
+    /// The version its capabilities said.
+    caps_version: u32,
     security: Security,
 }
 
@@ -577,13 +583,19 @@ impl Room {
             ACTION_LEAVE => out.extend(self.detach(peer, LeaveReason::Leave)),
             ACTION_CAPS => {
                 let e2e = matches!(&msg.payload, Payload::Json(v) if v.get("e2e").and_then(Value::as_bool) == Some(true));
+                let version = match &msg.payload {
+                    Payload::Json(v) => v.get("v").and_then(Value::as_u64).unwrap_or(1),
+                    _ => 1,
+                };
+                let version = u32::try_from(version).unwrap_or(u32::MAX);
                 if let Some(slot) = self.peers.get_mut(peer) {
                     if !slot.joined {
                         slot.caps_e2e = e2e;
                     } else if !slot.caps {
-                        out.push(Output::Capable(peer.to_owned()));
+                        out.push(Output::Capable(peer.to_owned(), version));
                     }
                     slot.caps = true;
+                    slot.caps_version = version;
                 }
             }
             ACTION_E2E => self.on_sealed(peer, msg.payload, out),

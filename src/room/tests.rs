@@ -38,7 +38,7 @@ fn pump_all(a: &mut Room, b: &mut Room, mut to_b: Vec<Output>, mut to_a: Vec<Out
                     to_a.extend(b.on_chunk(A, &f[3 + 64..], now))
                 }
                 Output::Event(e) => ev_a.push(e),
-                Output::Capable(p) => cap_a.push(p),
+                Output::Capable(p, _) => cap_a.push(p),
                 Output::Drop(_)
                 | Output::Cell(..)
                 | Output::Roster(..)
@@ -52,7 +52,7 @@ fn pump_all(a: &mut Room, b: &mut Room, mut to_b: Vec<Output>, mut to_a: Vec<Out
                     to_b.extend(a.on_chunk(B, &f[3 + 64..], now))
                 }
                 Output::Event(e) => ev_b.push(e),
-                Output::Capable(p) => cap_b.push(p),
+                Output::Capable(p, _) => cap_b.push(p),
                 Output::Drop(_)
                 | Output::Cell(..)
                 | Output::Roster(..)

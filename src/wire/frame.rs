@@ -1,9 +1,25 @@
-//! Outer frames on the shared data channel: room data and room presence.
+//! Outer frames on the shared data channel: room data and room presence (Trystero's), and
+//! between meshrtc daemons, tracked data and its acknowledgement.
+//!
+//! Tracked frames exist because a link can die with a message half sent: SCTP delivers in
+//! order within one association, but says nothing about what arrived once it is gone. A
+//! daemon numbers each message it sends another daemon (`seq`, within the sender's `epoch`,
+//! a random number per peer that changes when the sender restarts), wraps every frame of it,
+//! and keeps it until the receiver acknowledges; on the next link it sends what is still
+//! unacknowledged again, and the receiver drops what it already had.
 
 /// Tag byte of a room data frame.
 const TAG_DATA: u8 = 0x01;
 /// Tag byte of a room presence frame.
 const TAG_PRESENCE: u8 = 0x02;
+/// Tag byte of a tracked data frame (daemons only).
+const TAG_TRACKED: u8 = 0x03;
+/// Tag byte of an acknowledgement (daemons only).
+const TAG_ACK: u8 = 0x04;
+/// Flag of a tracked frame: the message's last frame.
+const FLAG_FINAL: u8 = 0x01;
+/// Bytes before a tracked frame's inner frame: tag, flags, epoch, seq.
+const TRACKED_HEADER: usize = 2 + 8 + 8;
 /// Room tokens are 64 hex characters; anything much longer is hostile.
 pub const MAX_TOKEN_LEN: usize = 256;
 
@@ -24,6 +40,24 @@ pub enum OuterFrame<'a> {
         /// Room token.
         token: &'a [u8],
     },
+    /// One frame of message `seq` from a daemon that keeps the message until acknowledged.
+    Tracked {
+        /// The sender's numbering (changes when it restarts).
+        epoch: u64,
+        /// The message's number.
+        seq: u64,
+        /// Whether this is the message's last frame.
+        last: bool,
+        /// A data frame.
+        inner: &'a [u8],
+    },
+    /// The receiver has every tracked message of `epoch` up to and including `upto`.
+    Ack {
+        /// The sender's numbering being acknowledged.
+        epoch: u64,
+        /// Highest message number received with none missing before it.
+        upto: u64,
+    },
 }
 
 /// Why an outer frame was dropped.
@@ -41,6 +75,17 @@ pub enum FrameError {
     /// Presence frames carry exactly a token.
     #[error("trailing bytes after presence token")]
     Trailing,
+    /// A tracked frame wraps something other than a data frame.
+    #[error("a tracked frame must wrap a data frame")]
+    BadInner,
+}
+
+fn be_u64(bytes: &[u8], at: usize) -> Result<u64, FrameError> {
+    bytes
+        .get(at..at + 8)
+        .and_then(|b| b.try_into().ok())
+        .map(u64::from_be_bytes)
+        .ok_or(FrameError::Truncated)
 }
 
 fn take_token(bytes: &[u8]) -> Result<(&[u8], &[u8]), FrameError> {
@@ -77,10 +122,53 @@ impl<'a> OuterFrame<'a> {
                     token,
                 })
             }
+            Some(&TAG_TRACKED) => {
+                let flags = *bytes.get(1).ok_or(FrameError::Truncated)?;
+                let (epoch, seq) = (be_u64(bytes, 2)?, be_u64(bytes, 10)?);
+                let inner = &bytes[TRACKED_HEADER..];
+                if inner.first() != Some(&TAG_DATA) {
+                    return Err(FrameError::BadInner);
+                }
+                Ok(OuterFrame::Tracked {
+                    epoch,
+                    seq,
+                    last: flags & FLAG_FINAL != 0,
+                    inner,
+                })
+            }
+            Some(&TAG_ACK) => {
+                if bytes.len() != 17 {
+                    return Err(FrameError::Truncated);
+                }
+                Ok(OuterFrame::Ack {
+                    epoch: be_u64(bytes, 1)?,
+                    upto: be_u64(bytes, 9)?,
+                })
+            }
             Some(&other) => Err(FrameError::UnknownTag(other)),
             None => Err(FrameError::Truncated),
         }
     }
+}
+
+/// Wraps one data frame of tracked message `seq`.
+pub fn encode_tracked(epoch: u64, seq: u64, last: bool, inner: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(TRACKED_HEADER + inner.len());
+    out.push(TAG_TRACKED);
+    out.push(if last { FLAG_FINAL } else { 0 });
+    out.extend_from_slice(&epoch.to_be_bytes());
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(inner);
+    out
+}
+
+/// Acknowledges every tracked message of `epoch` up to `upto`.
+pub fn encode_ack(epoch: u64, upto: u64) -> Vec<u8> {
+    let mut out = Vec::with_capacity(17);
+    out.push(TAG_ACK);
+    out.extend_from_slice(&epoch.to_be_bytes());
+    out.extend_from_slice(&upto.to_be_bytes());
+    out
 }
 
 /// Encodes a room data frame around an action chunk.
@@ -143,6 +231,50 @@ mod tests {
                 joined: false,
                 token: b"tk"
             })
+        );
+    }
+
+    #[test]
+    fn tracked_and_ack_round_trip() {
+        let inner = encode_data("tk", &[1, 2]);
+        let bytes = encode_tracked(7, 42, true, &inner);
+        assert_eq!(
+            OuterFrame::decode(&bytes),
+            Ok(OuterFrame::Tracked {
+                epoch: 7,
+                seq: 42,
+                last: true,
+                inner: &inner
+            })
+        );
+        let not_last = encode_tracked(7, 42, false, &inner);
+        assert!(matches!(
+            OuterFrame::decode(&not_last),
+            Ok(OuterFrame::Tracked { last: false, .. })
+        ));
+        assert_eq!(
+            OuterFrame::decode(&encode_ack(7, 41)),
+            Ok(OuterFrame::Ack { epoch: 7, upto: 41 })
+        );
+    }
+
+    #[test]
+    fn bad_tracked_frames() {
+        let presence = encode_presence("tk", true);
+        assert_eq!(
+            OuterFrame::decode(&encode_tracked(1, 1, true, &presence)),
+            Err(FrameError::BadInner)
+        );
+        let nested = encode_tracked(1, 1, true, &encode_tracked(1, 2, true, &[1]));
+        assert_eq!(OuterFrame::decode(&nested), Err(FrameError::BadInner));
+        assert_eq!(
+            OuterFrame::decode(&[3, 1, 0, 0]),
+            Err(FrameError::Truncated)
+        );
+        assert_eq!(OuterFrame::decode(&[4, 0, 0]), Err(FrameError::Truncated));
+        assert_eq!(
+            OuterFrame::decode(&[&encode_ack(1, 1)[..], &[0]].concat()),
+            Err(FrameError::Truncated)
         );
     }
 

@@ -48,8 +48,12 @@ impl Core {
         };
         tracing::debug!(app = %lk.app, peer = %lk.peer, ?reason, "link down");
         self.st.conns.remove(&link.conn);
+        if !link.acks {
+            self.effect(Effect::CountUnsent { conn: link.conn });
+        }
         self.close(link.conn, Duration::ZERO);
         self.media_link_down(lk, link.conn);
+        self.delivery_link_down(lk);
         let now = self.now;
         for key in self.st.rooms_of(&lk.app) {
             let Some(entry) = self.st.rooms.get_mut(&key) else {
@@ -128,6 +132,7 @@ impl Core {
                 idle_since: Some(now),
                 nego: Default::default(),
                 daemon: false,
+                acks: false,
             },
         );
         // The room whose signaling made this link has the peer: start its handshake now rather
@@ -209,6 +214,29 @@ impl Core {
         let (token, chunk, joined) = match frame {
             OuterFrame::Data { token, chunk } => (token, Some(chunk), true),
             OuterFrame::Presence { joined, token } => (token, None, joined),
+            OuterFrame::Tracked {
+                epoch,
+                seq,
+                last,
+                inner,
+            } => {
+                if let super::delivery::Arrival::Dropped =
+                    self.on_tracked(&lk, conn, epoch, seq, last)
+                {
+                    return;
+                }
+                match OuterFrame::decode(inner) {
+                    Ok(OuterFrame::Data { token, chunk }) => (token, Some(chunk), true),
+                    _ => {
+                        self.count(DropReason::FrameMalformed);
+                        return;
+                    }
+                }
+            }
+            OuterFrame::Ack { epoch, upto } => {
+                self.on_ack(&lk, epoch, upto);
+                return;
+            }
         };
         let Some(key) = std::str::from_utf8(token)
             .ok()
@@ -253,6 +281,9 @@ impl Core {
         self.watchdog();
         self.sweep_attempts();
         self.unanswered_offers();
+        if let Some(at) = self.delivery_tick() {
+            next = next.min(at);
+        }
         self.drain();
         next.max(now + Duration::from_millis(10))
     }

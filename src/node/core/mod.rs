@@ -20,6 +20,7 @@
 //! `info` (peers and status), `state` (the tables).
 
 mod catchup;
+mod delivery;
 mod dials;
 mod history;
 mod ice;
@@ -188,6 +189,12 @@ pub enum Effect {
         conn: ConnId,
         /// One outer frame.
         frame: Bytes,
+    },
+    /// A link to a peer that cannot acknowledge (a Trystero page) is going down: count the
+    /// frames its queue still holds as lost (`frames_lost_on_close`).
+    CountUnsent {
+        /// The link's connection.
+        conn: ConnId,
     },
     /// Close a connection after `delay`.
     Close {

@@ -125,19 +125,25 @@ impl Core {
                 Output::Inventory(peer, bytes) => self.on_inventory(key, &peer, &bytes),
                 Output::History(peer, bytes) => self.on_history(key, &peer, &bytes, self.now),
                 Output::Event(ev) => self.room_event(key, ev),
-                Output::Capable(peer) => self.peer_capable(key, &peer),
+                Output::Capable(peer, version) => self.peer_capable(key, &peer, version),
             }
         }
     }
 
-    /// A peer sent meshrtc capabilities in a room: its link (one per app) gets the wide window.
-    fn peer_capable(&mut self, key: &RoomKey, peer: &str) {
-        let Some(link) = self.st.links.get_mut(&LinkKey::new(&key.app, peer)) else {
+    /// A peer sent meshrtc capabilities in a room: its link (one per app) gets the wide window,
+    /// and from version 2 on, messages it is sent are kept until it acknowledges them.
+    fn peer_capable(&mut self, key: &RoomKey, peer: &str, version: u32) {
+        let lk = LinkKey::new(&key.app, peer);
+        let Some(link) = self.st.links.get_mut(&lk) else {
             return;
         };
         if !std::mem::replace(&mut link.daemon, true) {
             let conn = link.conn;
+            link.acks = version >= 2;
             self.effect(Effect::OpenWindow { conn });
+            if version >= 2 {
+                self.delivery_link_up(&lk, conn);
+            }
         }
     }
 

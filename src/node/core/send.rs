@@ -21,8 +21,12 @@ use crate::wire::Payload;
 pub struct SendPlan {
     /// Each target peer, its link and the frames it gets (plain or sealed), in target order.
     pub links: Vec<(String, ConnId, Arc<Vec<Bytes>>)>,
-    /// Peers an overlay send already left on (its frames are queued as effects).
+    /// Peers an overlay send already left on (its frames are queued as effects), and daemon
+    /// peers whose copy waits behind messages being sent again (the core sends it).
     pub sent_to: Vec<String>,
+    /// Peers in `links` that keep what they are sent until it is acknowledged: if their link
+    /// closes during the hand-over, the message goes again on the next link.
+    pub kept: Vec<String>,
 }
 
 fn not_in_room(peer: &str) -> NodeError {
@@ -102,8 +106,22 @@ impl Core {
                 }
                 _ => frames,
             };
-            if let Some(conn) = self.st.link_conn(&LinkKey::new(&key.app, &peer)) {
+            let lk = LinkKey::new(&key.app, &peer);
+            let Some(link) = self.st.links.get(&lk) else {
+                continue;
+            };
+            let (conn, acks) = (link.conn, link.acks);
+            if !acks {
                 plan.links.push((peer, conn, frames));
+                continue;
+            }
+            match self.track_send(&lk, conn, session, handle, &key, channel, &frames) {
+                super::delivery::Tracked::Now(numbered) => {
+                    plan.kept.push(peer.clone());
+                    plan.links.push((peer, conn, numbered));
+                }
+                super::delivery::Tracked::Queued => plan.sent_to.push(peer),
+                super::delivery::Tracked::Untracked => plan.links.push((peer, conn, frames)),
             }
         }
         let sig = signed.map(|(sig, _, _)| sig);
@@ -229,8 +247,8 @@ impl Core {
         self.work.push_back(Work::Mesh(key.clone(), outs));
         self.drain();
         Ok(SendPlan {
-            links: Vec::new(),
             sent_to,
+            ..SendPlan::default()
         })
     }
 

@@ -148,6 +148,8 @@ pub(super) struct Link {
     pub nego: Negotiation,
     /// The peer sent meshrtc capabilities: its send window is open wide.
     pub daemon: bool,
+    /// The peer acknowledges tracked messages (capabilities version 2).
+    pub acks: bool,
 }
 
 /// Perfect negotiation on one link, as Trystero does it.
@@ -230,6 +232,8 @@ pub(super) struct State {
     pub ice_problem: Option<(String, String)>,
     /// Peers whose last connection attempt failed: the next one uses relayed candidates only.
     pub relay_next: BTreeSet<LinkKey>,
+    /// Messages kept for daemon peers until acknowledged, and what they sent us.
+    pub delivery: super::delivery::Delivery,
 }
 
 impl State {

@@ -82,6 +82,8 @@ impl Net {
             }
             Effect::Frames { conn, frames } => self.send_frames(i, conn, frames),
             Effect::FrameFirst { conn, frame } => self.send_frames(i, conn, vec![frame]),
+            // The harness's links have no queue to count.
+            Effect::CountUnsent { .. } => {}
             Effect::Close { conn, .. } => {
                 let end = self.end(i, conn);
                 if let Some(peer) = self.fakes.closed_by(end) {

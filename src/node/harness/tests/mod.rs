@@ -1,6 +1,7 @@
 //! Tests on the deterministic harness: races and faults of the node core, no sockets.
 
 mod cells;
+mod delivery;
 mod faults;
 mod history;
 mod links;

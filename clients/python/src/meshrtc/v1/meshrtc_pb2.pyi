@@ -427,7 +427,7 @@ class Error(_message.Message):
     def __init__(self, code: _Optional[str] = ..., message: _Optional[str] = ...) -> None: ...
 
 class Event(_message.Message):
-    __slots__ = ("room", "app", "room_id", "peer_join", "peer_leave", "peer_seen", "message", "progress", "room_error", "lagged", "mesh_state", "stream_add", "track_add", "track_remove", "track_ready", "mesh_peer_state", "keyframe_wanted", "request", "response")
+    __slots__ = ("room", "app", "room_id", "peer_join", "peer_leave", "peer_seen", "message", "progress", "room_error", "lagged", "mesh_state", "stream_add", "track_add", "track_remove", "track_ready", "mesh_peer_state", "keyframe_wanted", "request", "response", "undelivered")
     ROOM_FIELD_NUMBER: _ClassVar[int]
     APP_FIELD_NUMBER: _ClassVar[int]
     ROOM_ID_FIELD_NUMBER: _ClassVar[int]
@@ -447,6 +447,7 @@ class Event(_message.Message):
     KEYFRAME_WANTED_FIELD_NUMBER: _ClassVar[int]
     REQUEST_FIELD_NUMBER: _ClassVar[int]
     RESPONSE_FIELD_NUMBER: _ClassVar[int]
+    UNDELIVERED_FIELD_NUMBER: _ClassVar[int]
     room: int
     app: str
     room_id: str
@@ -466,7 +467,20 @@ class Event(_message.Message):
     keyframe_wanted: MediaEvent
     request: IncomingRequest
     response: Response
-    def __init__(self, room: _Optional[int] = ..., app: _Optional[str] = ..., room_id: _Optional[str] = ..., peer_join: _Optional[_Union[PeerEvent, _Mapping]] = ..., peer_leave: _Optional[_Union[PeerEvent, _Mapping]] = ..., peer_seen: _Optional[_Union[PeerEvent, _Mapping]] = ..., message: _Optional[_Union[Message, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., room_error: _Optional[_Union[RoomError, _Mapping]] = ..., lagged: _Optional[_Union[Lagged, _Mapping]] = ..., mesh_state: _Optional[_Union[CellStatus, _Mapping]] = ..., stream_add: _Optional[_Union[MediaEvent, _Mapping]] = ..., track_add: _Optional[_Union[MediaEvent, _Mapping]] = ..., track_remove: _Optional[_Union[MediaEvent, _Mapping]] = ..., track_ready: _Optional[_Union[MediaEvent, _Mapping]] = ..., mesh_peer_state: _Optional[_Union[MeshPeerState, _Mapping]] = ..., keyframe_wanted: _Optional[_Union[MediaEvent, _Mapping]] = ..., request: _Optional[_Union[IncomingRequest, _Mapping]] = ..., response: _Optional[_Union[Response, _Mapping]] = ...) -> None: ...
+    undelivered: Undelivered
+    def __init__(self, room: _Optional[int] = ..., app: _Optional[str] = ..., room_id: _Optional[str] = ..., peer_join: _Optional[_Union[PeerEvent, _Mapping]] = ..., peer_leave: _Optional[_Union[PeerEvent, _Mapping]] = ..., peer_seen: _Optional[_Union[PeerEvent, _Mapping]] = ..., message: _Optional[_Union[Message, _Mapping]] = ..., progress: _Optional[_Union[Progress, _Mapping]] = ..., room_error: _Optional[_Union[RoomError, _Mapping]] = ..., lagged: _Optional[_Union[Lagged, _Mapping]] = ..., mesh_state: _Optional[_Union[CellStatus, _Mapping]] = ..., stream_add: _Optional[_Union[MediaEvent, _Mapping]] = ..., track_add: _Optional[_Union[MediaEvent, _Mapping]] = ..., track_remove: _Optional[_Union[MediaEvent, _Mapping]] = ..., track_ready: _Optional[_Union[MediaEvent, _Mapping]] = ..., mesh_peer_state: _Optional[_Union[MeshPeerState, _Mapping]] = ..., keyframe_wanted: _Optional[_Union[MediaEvent, _Mapping]] = ..., request: _Optional[_Union[IncomingRequest, _Mapping]] = ..., response: _Optional[_Union[Response, _Mapping]] = ..., undelivered: _Optional[_Union[Undelivered, _Mapping]] = ...) -> None: ...
+
+class Undelivered(_message.Message):
+    __slots__ = ("peer", "channel", "messages", "bytes")
+    PEER_FIELD_NUMBER: _ClassVar[int]
+    CHANNEL_FIELD_NUMBER: _ClassVar[int]
+    MESSAGES_FIELD_NUMBER: _ClassVar[int]
+    BYTES_FIELD_NUMBER: _ClassVar[int]
+    peer: str
+    channel: str
+    messages: int
+    bytes: int
+    def __init__(self, peer: _Optional[str] = ..., channel: _Optional[str] = ..., messages: _Optional[int] = ..., bytes: _Optional[int] = ...) -> None: ...
 
 class IncomingRequest(_message.Message):
     __slots__ = ("id", "channel", "payload")
