@@ -1,5 +1,11 @@
 // Types of the meshrtc browser client (meshrtc.js).
 
+/** How many messages (and their bytes as sent) did not reach a peer. */
+export interface Undelivered {
+  messages: number
+  bytes: number
+}
+
 export type NodeState = 'connecting' | 'open' | 'reconnecting' | 'closed'
 export type PeerId = string
 export type Data = string | number | boolean | null | object | ArrayBuffer | ArrayBufferView | Blob
@@ -26,7 +32,9 @@ export class Channel {
    *  `message` listener (a replay right after joining) are held and handed to it. */
   on(event: 'message', cb: (data: Received, peerId: PeerId, meta: object | undefined, info: {cursor: number; history: boolean; verified: boolean}) => void): this
   on(event: 'progress', cb: (fraction: number, peerId: PeerId, meta?: object) => void): this
-  off(event: 'message' | 'progress', cb: (...args: any[]) => void): this
+  /** Messages sent to a daemon peer were lost with its link, and it did not come back in 30 s. */
+  on(event: 'undelivered', cb: (peerId: PeerId, info: Undelivered) => void): this
+  off(event: 'message' | 'progress' | 'undelivered', cb: (...args: any[]) => void): this
   /** Asks one peer (a request action): resolves with its reply; rejects with a
    *  `RequestError` ('rejected' carries the peer's message, or 'timeout', 'disconnected').
    *  `timeoutMs`: 0 for the daemon's 30 s, at most 600 s. */
@@ -114,13 +122,15 @@ export class Room {
   /** A link to a member of a cells room came up or went down. */
   on(event: 'mesh:peer-state', cb: (peerId: PeerId, state: MeshPeerState) => void): this
   on(event: 'error', cb: (error: RoomError) => void): this
+  /** As the channel's `undelivered`, for every channel of the room. */
+  on(event: 'undelivered', cb: (channel: string, peerId: PeerId, info: Undelivered) => void): this
   /** A peer's stream arrived (its first track); listening asks the daemon to forward media. */
   on(event: 'stream:add', cb: (stream: MediaStream, peerId: PeerId, meta?: unknown) => void): this
   /** A peer's track arrived (again, with new metadata, after the peer's replaceTrack). */
   on(event: 'track:add', cb: (track: MediaStreamTrack, stream: MediaStream, peerId: PeerId, meta?: unknown) => void): this
   on(event: 'track:remove', cb: (track: MediaStreamTrack, stream: MediaStream, peerId: PeerId) => void): this
   off(
-    event: 'peer:join' | 'peer:leave' | 'peer:lost' | 'peer:seen' | 'mesh:state' | 'mesh:peer-state' | 'error' | 'stream:add' | 'track:add' | 'track:remove',
+    event: 'peer:join' | 'peer:leave' | 'peer:lost' | 'peer:seen' | 'mesh:state' | 'mesh:peer-state' | 'error' | 'undelivered' | 'stream:add' | 'track:add' | 'track:remove',
     cb: (...args: any[]) => void
   ): this
   /** Sends every track of a stream (to all peers, or to `targets`) with metadata. */

@@ -472,6 +472,12 @@ export class Room extends Emitter {
       this._channels.get(p.channel)?._emit('progress', p.fraction, p.from, meta)
     } else if (ev.request) {
       this._answer(ev.request)
+    } else if (ev.undelivered) {
+      // Messages lost with a daemon peer's link that did not come back within 30 s.
+      const u = ev.undelivered
+      const info = {messages: Number(u.messages ?? 0), bytes: Number(u.bytes ?? 0)}
+      this._channels.get(u.channel)?._emit('undelivered', u.peer, info)
+      this._emit('undelivered', u.channel, u.peer, info)
     } else if (ev.roomError) {
       this._emit('error', ev.roomError)
     } else if (ev.trackAdd) {

@@ -424,6 +424,9 @@ class Room:
             out = ev.RoomError(r.code, r.message, r.peer)
         elif kind == "lagged":
             out = ev.Lagged(e.lagged.dropped)
+        elif kind == "undelivered":
+            u = e.undelivered
+            out = ev.Undelivered(u.peer, u.channel, u.messages, u.bytes)
         elif kind == "mesh_state":
             c = e.mesh_state
             out = ev.MeshState(

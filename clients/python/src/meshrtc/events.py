@@ -164,6 +164,17 @@ class Lagged:
 
 
 @dataclass(frozen=True)
+class Undelivered:
+    """Messages this app sent `peer` on `channel` were lost with its link, and the peer did not
+    come back within 30 s to receive them again."""
+
+    peer: str
+    channel: str
+    messages: int
+    bytes: int
+
+
+@dataclass(frozen=True)
 class MeshState:
     """A cells room's topology changed: where this node now sits."""
 
@@ -195,6 +206,7 @@ Event = Union[
     RoomError,
     IncomingRequest,
     Lagged,
+    Undelivered,
     MeshState,
     MeshPeerState,
 ]
