@@ -110,6 +110,32 @@ impl Node {
                     }
                 }
             }
+            Effect::FramesKept { conn, frames } => {
+                let Some(writer) = io.writers.get(&conn) else {
+                    return;
+                };
+                let mut frames = frames.into_iter();
+                while let Some(frame) = frames.next() {
+                    match writer.frames.try_send(frame) {
+                        Ok(()) => {}
+                        Err(mpsc::error::TrySendError::Full(frame)) => {
+                            // The rest waits for room, in order, off the node's lock.
+                            let tx = writer.frames.clone();
+                            let rest: Vec<_> = std::iter::once(frame).chain(frames).collect();
+                            tokio::spawn(async move {
+                                for f in rest {
+                                    if tx.send(f).await.is_err() {
+                                        return;
+                                    }
+                                }
+                            });
+                            return;
+                        }
+                        // The link is closing: the messages stay kept for the next one.
+                        Err(mpsc::error::TrySendError::Closed(_)) => return,
+                    }
+                }
+            }
             Effect::FrameFirst { conn, frame } => {
                 if let Some(writer) = io.writers.get(&conn)
                     && writer.first.try_send(frame).is_err()

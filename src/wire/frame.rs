@@ -16,6 +16,8 @@ const TAG_PRESENCE: u8 = 0x02;
 const TAG_TRACKED: u8 = 0x03;
 /// Tag byte of an acknowledgement (daemons only).
 const TAG_ACK: u8 = 0x04;
+/// Tag byte of a sender's base: its oldest message not yet acknowledged (daemons only).
+const TAG_BASE: u8 = 0x05;
 /// Flag of a tracked frame: the message's last frame.
 const FLAG_FINAL: u8 = 0x01;
 /// Bytes before a tracked frame's inner frame: tag, flags, epoch, seq.
@@ -50,6 +52,14 @@ pub enum OuterFrame<'a> {
         last: bool,
         /// A data frame.
         inner: &'a [u8],
+    },
+    /// Sent first on a new link: the sender's oldest message of `epoch` still kept is `next`;
+    /// the receiver stops waiting for anything before it (it was received, or given up).
+    Base {
+        /// The sender's numbering.
+        epoch: u64,
+        /// Its oldest kept message (or the next it will number).
+        next: u64,
     },
     /// The receiver has every tracked message of `epoch` up to and including `upto`.
     Ack {
@@ -136,13 +146,15 @@ impl<'a> OuterFrame<'a> {
                     inner,
                 })
             }
-            Some(&TAG_ACK) => {
+            Some(&tag @ (TAG_ACK | TAG_BASE)) => {
                 if bytes.len() != 17 {
                     return Err(FrameError::Truncated);
                 }
-                Ok(OuterFrame::Ack {
-                    epoch: be_u64(bytes, 1)?,
-                    upto: be_u64(bytes, 9)?,
+                let (epoch, n) = (be_u64(bytes, 1)?, be_u64(bytes, 9)?);
+                Ok(if tag == TAG_ACK {
+                    OuterFrame::Ack { epoch, upto: n }
+                } else {
+                    OuterFrame::Base { epoch, next: n }
                 })
             }
             Some(&other) => Err(FrameError::UnknownTag(other)),
@@ -164,10 +176,19 @@ pub fn encode_tracked(epoch: u64, seq: u64, last: bool, inner: &[u8]) -> Vec<u8>
 
 /// Acknowledges every tracked message of `epoch` up to `upto`.
 pub fn encode_ack(epoch: u64, upto: u64) -> Vec<u8> {
+    numbered(TAG_ACK, epoch, upto)
+}
+
+/// Tells the receiver the sender's oldest kept message of `epoch` is `next`.
+pub fn encode_base(epoch: u64, next: u64) -> Vec<u8> {
+    numbered(TAG_BASE, epoch, next)
+}
+
+fn numbered(tag: u8, epoch: u64, n: u64) -> Vec<u8> {
     let mut out = Vec::with_capacity(17);
-    out.push(TAG_ACK);
+    out.push(tag);
     out.extend_from_slice(&epoch.to_be_bytes());
-    out.extend_from_slice(&upto.to_be_bytes());
+    out.extend_from_slice(&n.to_be_bytes());
     out
 }
 
@@ -255,6 +276,10 @@ mod tests {
         assert_eq!(
             OuterFrame::decode(&encode_ack(7, 41)),
             Ok(OuterFrame::Ack { epoch: 7, upto: 41 })
+        );
+        assert_eq!(
+            OuterFrame::decode(&encode_base(7, 43)),
+            Ok(OuterFrame::Base { epoch: 7, next: 43 })
         );
     }
 

@@ -94,6 +94,19 @@ pub(super) struct Inbox {
     down_since: Option<Instant>,
 }
 
+impl Inbox {
+    fn new(epoch: u64, upto: u64) -> Self {
+        Inbox {
+            epoch,
+            upto,
+            above: BTreeSet::new(),
+            unacked: 0,
+            last_ack: None,
+            down_since: None,
+        }
+    }
+}
+
 /// The delivery tables.
 #[derive(Default)]
 pub(super) struct Delivery {
@@ -192,6 +205,14 @@ impl Core {
             ob.sent = 0;
             ob.in_flight = 0;
             ob.down_since = None;
+            // Ahead of what is sent again: the receiver may have restarted (it knows nothing
+            // of our numbering) or may still wait for messages we gave up on.
+            let next = ob.pending.front().map_or(ob.next_seq, |p| p.seq);
+            let base = frame::encode_base(ob.epoch, next);
+            self.effect(Effect::FrameFirst {
+                conn,
+                frame: base.into(),
+            });
         }
         self.pump(lk);
         if let Some(ib) = self.st.delivery.inboxes.get_mut(lk) {
@@ -235,7 +256,9 @@ impl Core {
             ob.in_flight += p.bytes;
             ob.sent += 1;
         }
-        self.frames(conn, out);
+        if !out.is_empty() {
+            self.effect(Effect::FramesKept { conn, frames: out });
+        }
     }
 
     /// Input (from a frame): the peer has our messages of `epoch` up to `upto`.
@@ -262,6 +285,29 @@ impl Core {
         self.pump(lk);
     }
 
+    /// Input (from a frame): the sender's oldest kept message is `next`; nothing before it is
+    /// coming.
+    pub(super) fn on_base(&mut self, lk: &LinkKey, epoch: u64, next: u64) {
+        let upto = next.saturating_sub(1);
+        match self.st.delivery.inboxes.get_mut(lk) {
+            Some(ib) if ib.epoch == epoch => {
+                if upto > ib.upto {
+                    ib.upto = upto;
+                    ib.above = ib.above.split_off(&(upto + 1));
+                    while ib.above.remove(&(ib.upto + 1)) {
+                        ib.upto += 1;
+                    }
+                }
+            }
+            _ => {
+                self.st
+                    .delivery
+                    .inboxes
+                    .insert(lk.clone(), Inbox::new(epoch, upto));
+            }
+        }
+    }
+
     /// Input (from a frame): a tracked frame of message `seq` arrived. Says whether its inner
     /// frame is new; a message's last frame counts it as received.
     pub(super) fn on_tracked(
@@ -273,29 +319,15 @@ impl Core {
         last: bool,
     ) -> Arrival {
         let now = self.now;
+        // A numbering not announced by a base (which comes first on every link) starts here.
         let ib = self
             .st
             .delivery
             .inboxes
             .entry(lk.clone())
-            .or_insert_with(|| Inbox {
-                epoch,
-                upto: 0,
-                above: BTreeSet::new(),
-                unacked: 0,
-                last_ack: None,
-                down_since: None,
-            });
+            .or_insert_with(|| Inbox::new(epoch, seq.saturating_sub(1)));
         if ib.epoch != epoch {
-            // The sender restarted: its numbering starts again.
-            *ib = Inbox {
-                epoch,
-                upto: 0,
-                above: BTreeSet::new(),
-                unacked: 0,
-                last_ack: None,
-                down_since: None,
-            };
+            *ib = Inbox::new(epoch, seq.saturating_sub(1));
         }
         if seq == 0 || seq <= ib.upto || ib.above.contains(&seq) {
             self.count(DropReason::FrameDuplicate);

@@ -237,6 +237,10 @@ impl Core {
                 self.on_ack(&lk, epoch, upto);
                 return;
             }
+            OuterFrame::Base { epoch, next } => {
+                self.on_base(&lk, epoch, next);
+                return;
+            }
         };
         let Some(key) = std::str::from_utf8(token)
             .ok()

@@ -182,6 +182,14 @@ pub enum Effect {
         /// Outer frames, in order.
         frames: Vec<Bytes>,
     },
+    /// Queue a kept message's frames on a link, waiting while its queue is full: unlike
+    /// [`Effect::Frames`], none may be cut (a message missing a frame would never complete).
+    FramesKept {
+        /// The link's connection.
+        conn: ConnId,
+        /// Outer frames, in order.
+        frames: Vec<Bytes>,
+    },
     /// Queue a liveness frame (a watchdog ping, a pong) ahead of the link's queued data: a
     /// link busy with a bulk message must not look dead because its ping waits behind it.
     FrameFirst {

@@ -80,7 +80,9 @@ impl Net {
             Effect::OpenWindow { conn } => {
                 self.nodes[i].wide.insert(conn);
             }
-            Effect::Frames { conn, frames } => self.send_frames(i, conn, frames),
+            Effect::Frames { conn, frames } | Effect::FramesKept { conn, frames } => {
+                self.send_frames(i, conn, frames)
+            }
             Effect::FrameFirst { conn, frame } => self.send_frames(i, conn, vec![frame]),
             // The harness's links have no queue to count.
             Effect::CountUnsent { .. } => {}

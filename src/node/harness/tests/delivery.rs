@@ -116,3 +116,49 @@ fn a_restarted_sender_is_not_taken_for_a_duplicate() {
     net.run_for(2 * SEC);
     assert_eq!(texts(&net.nodes[1], "c"), numbered(0..10));
 }
+
+#[test]
+fn after_the_sender_gave_up_new_messages_are_acknowledged_again() {
+    let mut net = mesh(65, 2, "r");
+    send_into_a_dying_link(&mut net);
+    net.run_for(60 * SEC);
+    assert_eq!(undelivered(&net.nodes[0]).len(), 1);
+    net.heal(0, 1);
+    let ok = net.run_until(60 * SEC, |n| converged(n, "r", &[0, 1]));
+    assert!(ok, "no new link after the path healed");
+    net.run_for(SEC);
+    for i in 15..20 {
+        net.send(0, "r", "c", &format!("m{i}"));
+    }
+    net.run_for(2 * SEC);
+    let got = texts(&net.nodes[1], "c");
+    assert_eq!(got[got.len() - 5..], numbered(15..20));
+    // The receiver stopped waiting for the ten given up: the new ones were acknowledged.
+    assert_eq!(net.nodes[0].core.undelivered_kept(), (0, 0));
+}
+
+#[test]
+fn a_restarted_receiver_takes_a_long_lived_senders_numbering() {
+    let mut net = mesh(66, 2, "r");
+    for i in 0..5_000 {
+        net.send(0, "r", "c", &format!("m{i}"));
+    }
+    net.run_for(5 * SEC);
+    assert_eq!(texts(&net.nodes[1], "c").len(), 5_000);
+    net.restart(1);
+    net.join(1, "r", plain());
+    let ok = net.run_until(60 * SEC, |n| converged(n, "r", &[0, 1]));
+    assert!(ok, "no link after the restart");
+    net.run_for(SEC);
+    for i in 0..5 {
+        net.send(0, "r", "c", &format!("after {i}"));
+    }
+    net.run_for(2 * SEC);
+    let got = texts(&net.nodes[1], "c");
+    assert_eq!(
+        got,
+        (0..5).map(|i| format!("after {i}")).collect::<Vec<_>>(),
+        "a restarted node starts with no messages"
+    );
+    assert_eq!(net.nodes[0].core.undelivered_kept(), (0, 0));
+}
