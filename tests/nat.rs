@@ -241,6 +241,20 @@ fn kind(c: &Option<proto::Candidate>) -> String {
     c.as_ref().map(|c| c.r#type.clone()).unwrap_or_default()
 }
 
+/// Two daemons, one per site, joined in one room, with what they run on.
+struct Linked {
+    a: Daemon,
+    b: Daemon,
+    sa: Session,
+    sb: Session,
+    ra: u32,
+    rb: u32,
+    /// The candidate types each ended up with (local, remote).
+    types: ((String, String), (String, String)),
+    _relay: Relay,
+    _turn: Coturn,
+}
+
 /// Two daemons, one per site, joined in one room; returns the candidate types each ended up
 /// with (local, remote).
 async fn connect(
@@ -249,13 +263,17 @@ async fn connect(
     ice_b: &[&str],
     what: &str,
 ) -> ((String, String), (String, String)) {
-    let _turn = Coturn::start(
+    connect_linked(sites, ice_a, ice_b, what).await.types
+}
+
+async fn connect_linked(sites: &Sites, ice_a: &[&str], ice_b: &[&str], what: &str) -> Linked {
+    let turn = Coturn::start(
         Some(&sites.ns("inet")),
         SERVER,
         3478,
         &["--lt-cred-mech", "--user", &format!("{USER}:{PASSWORD}")],
     );
-    let _relay = relay(&sites.ns("inet"));
+    let relay = relay(&sites.ns("inet"));
     let flags = |ip: &str, ice: &[&str]| {
         let mut f: Vec<String> = vec!["--ice-addr".into(), ip.into()];
         if ice.iter().any(|u| u.starts_with("--ice-policy")) {
@@ -284,7 +302,7 @@ async fn connect(
     let (mut sa, mut sb) = (a.session().await, b.session().await);
     let started = Instant::now();
     let ra = sa.join("nat-test", "r", "").await;
-    sb.join("nat-test", "r", "").await;
+    let rb = sb.join("nat-test", "r", "").await;
     let idb = b.peer_id().await;
     assert!(
         sa.wait_join(&idb, Duration::from_secs(40)).await,
@@ -311,7 +329,17 @@ async fn connect(
         .await
         .expect("a message across the NATs");
     assert_eq!(m.payload, Some(text("across the NATs")));
-    (ta, tb)
+    Linked {
+        a,
+        b,
+        sa,
+        sb,
+        ra,
+        rb,
+        types: (ta, tb),
+        _relay: relay,
+        _turn: turn,
+    }
 }
 
 fn relayed(t: &(String, String)) -> bool {
@@ -385,4 +413,117 @@ async fn with_udp_blocked_at_one_site_it_connects_through_turn_over_tcp() {
         "a can only use its TCP TURN allocation: {a:?}"
     );
     assert!(relayed(&b), "b reaches a's relay: {b:?}");
+}
+
+/// Makes both routers' uplinks lose 2 % of packets and reorder some: 5 %, drawn at random, go
+/// through a slower HTB class (20 Mbit/s) than the rest, so they fall behind later packets.
+/// (This kernel has no netem; nftables' random numbers and HTB make the same faults.)
+fn lossy_and_reordering(sites: &Sites) {
+    for router in ["ra", "rb"] {
+        let ns = sites.ns(router);
+        in_ns(
+            &ns,
+            &[
+                "tc", "qdisc", "add", "dev", "wan", "root", "handle", "1:", "htb", "default", "10",
+                "r2q", "1000",
+            ],
+        );
+        in_ns(
+            &ns,
+            &[
+                "tc", "class", "add", "dev", "wan", "parent", "1:", "classid", "1:10", "htb",
+                "rate", "1gbit",
+            ],
+        );
+        in_ns(
+            &ns,
+            &[
+                "tc", "class", "add", "dev", "wan", "parent", "1:", "classid", "1:20", "htb",
+                "rate", "20mbit",
+            ],
+        );
+        nft(
+            &ns,
+            "table inet lossy {\n chain forward {\n  type filter hook forward priority 10;\n  \
+             oifname \"wan\" numgen random mod 100 < 2 drop\n  \
+             oifname \"wan\" numgen random mod 100 < 5 meta priority set 1:20\n }\n}\n",
+        );
+    }
+}
+
+/// Bytes that differ from position to position, so a lost, repeated or misplaced chunk shows.
+fn pattern(len: usize, seed: u32) -> Vec<u8> {
+    let mut x = seed.wrapping_mul(2_654_435_761).max(1);
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 17;
+            x ^= x << 5;
+            x as u8
+        })
+        .collect()
+}
+
+/// 16 MiB each way at once over the lossy path; both arrive intact.
+async fn sixteen_mib_both_ways(mut l: Linked, what: &str) {
+    const LEN: usize = 16 << 20;
+    let (to_b, to_a) = (pattern(LEN, 1), pattern(LEN, 2));
+    let (ida, idb) = (l.a.peer_id().await, l.b.peer_id().await);
+    let started = Instant::now();
+    let (ra, rb) = (l.ra, l.rb);
+    let (sa, sb) = (&mut l.sa, &mut l.sb);
+    let (ab, ba) = tokio::join!(
+        async {
+            let r = sa.send(ra, "bulk", binary(to_b.clone(), ""), &[]).await;
+            assert!(r.error.is_none(), "{what}: a's send: {:?}", r.error);
+            sa.wait_message(Duration::from_secs(180)).await
+        },
+        async {
+            let r = sb.send(rb, "bulk", binary(to_a.clone(), ""), &[]).await;
+            assert!(r.error.is_none(), "{what}: b's send: {:?}", r.error);
+            sb.wait_message(Duration::from_secs(180)).await
+        }
+    );
+    let took = started.elapsed();
+    let bytes = |m: Option<proto::Message>, from: &str| {
+        let m = m.unwrap_or_else(|| panic!("{what}: nothing from {from} within 180 s"));
+        assert_eq!(m.from, from, "{what}");
+        match m.payload.and_then(|p| p.kind) {
+            Some(proto::payload::Kind::Binary(b)) => b,
+            other => panic!("{what}: not binary: {other:?}"),
+        }
+    };
+    let (at_a, at_b) = (bytes(ab, &idb), bytes(ba, &ida));
+    assert!(
+        at_b.len() == LEN && at_b[..] == to_b[..],
+        "{what}: a → b damaged"
+    );
+    assert!(
+        at_a.len() == LEN && at_a[..] == to_a[..],
+        "{what}: b → a damaged"
+    );
+    println!(
+        "{what}: 16 MiB each way in {:.1} s over 2 % loss with reordering",
+        took.as_secs_f64()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_a_lossy_reordering_path_16_mib_cross_both_ways_intact_direct() {
+    let _serial = SERIAL.lock().await;
+    let sites = Sites::build(Nat::KeepsPorts, Nat::KeepsPorts, false, false);
+    let l = connect_linked(&sites, STUN_AND_TURN, STUN_AND_TURN, "lossy, direct").await;
+    assert!(!relayed(&l.types.0), "{:?}", l.types);
+    lossy_and_reordering(&sites);
+    sixteen_mib_both_ways(l, "lossy, direct").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_a_lossy_reordering_path_16_mib_cross_both_ways_intact_through_turn() {
+    let _serial = SERIAL.lock().await;
+    let sites = Sites::build(Nat::Symmetric, Nat::Symmetric, false, false);
+    let l = connect_linked(&sites, TURN_ONLY, TURN_ONLY, "lossy, through TURN").await;
+    assert!(relayed(&l.types.0), "{:?}", l.types);
+    lossy_and_reordering(&sites);
+    sixteen_mib_both_ways(l, "lossy, through TURN").await;
 }

@@ -1,7 +1,10 @@
 #![no_main]
 //! Outer data-channel frames: decode, and re-encode what decodes.
 use libfuzzer_sys::fuzz_target;
-use meshrtc::wire::frame::{MAX_TOKEN_LEN, OuterFrame, encode_data, encode_presence};
+use meshrtc::wire::frame::{
+    MAX_TOKEN_LEN, OuterFrame, encode_ack, encode_base, encode_data, encode_presence,
+    encode_tracked,
+};
 
 fuzz_target!(|data: &[u8]| {
     match OuterFrame::decode(data) {
@@ -25,6 +28,23 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
         }
+        Ok(OuterFrame::Tracked {
+            epoch,
+            seq,
+            last,
+            inner,
+        }) => {
+            assert!(matches!(
+                OuterFrame::decode(inner),
+                Ok(OuterFrame::Data { .. }) | Err(_)
+            ));
+            // Flags other than "last" are ignored; canonical ones re-encode byte for byte.
+            if data[1] <= 1 {
+                assert_eq!(encode_tracked(epoch, seq, last, inner), data);
+            }
+        }
+        Ok(OuterFrame::Ack { epoch, upto }) => assert_eq!(encode_ack(epoch, upto), data),
+        Ok(OuterFrame::Base { epoch, next }) => assert_eq!(encode_base(epoch, next), data),
         Err(_) => {}
     }
 });
