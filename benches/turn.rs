@@ -44,6 +44,9 @@ struct Bulk {
     /// Seconds each message took to arrive, in order.
     secs: Vec<f64>,
     lost: usize,
+    /// Arrivals that were an earlier message, one that had been counted lost (sent again on a
+    /// rebuilt link after its 60 s).
+    late: usize,
     corrupt: usize,
     bytes: usize,
 }
@@ -87,15 +90,18 @@ async fn measure(flags: &[String], what: &str, load: Load) -> (f64, Bulk) {
     }
     let (a, b, mut sa, mut sb, rb) = last.expect("a pair");
     let mut bulk = Bulk::default();
-    for n in 0..load.rounds * load.messages {
-        // Every message differs, so a stale or mixed-up delivery cannot pass for this one.
-        let data: Vec<u8> = (0..load.bytes)
+    // Every message differs, so a stale or mixed-up delivery cannot pass for this one.
+    let message = |n: usize| -> Vec<u8> {
+        (0..load.bytes)
             .map(|i| {
                 (i as u32)
                     .wrapping_mul(2_654_435_761)
                     .wrapping_add(n as u32) as u8
             })
-            .collect();
+            .collect()
+    };
+    for n in 0..load.rounds * load.messages {
+        let data = message(n);
         let started = Instant::now();
         sb.send(rb, "bulk", binary(data.clone(), "{}"), &[]).await;
         let got = sa.wait_message(Duration::from_secs(60)).await;
@@ -103,6 +109,10 @@ async fn measure(flags: &[String], what: &str, load: Load) -> (f64, Bulk) {
             Some(proto::payload::Kind::Binary(b)) if b[..] == data[..] => {
                 bulk.secs.push(started.elapsed().as_secs_f64());
                 bulk.bytes += b.len();
+            }
+            Some(proto::payload::Kind::Binary(b)) if (0..n).any(|k| b[..] == message(k)[..]) => {
+                eprintln!("{what}: an earlier message arrived while {n} was awaited");
+                bulk.late += 1;
             }
             Some(_) => {
                 eprintln!("{what}: message {n} arrived altered");
@@ -182,7 +192,7 @@ async fn main() {
             .map(|(name, join, b)| {
                 serde_json::json!({
                     "path": name, "join_p50_ms": join, "mb_s": b.mb_s(), "secs": b.secs,
-                    "stalls": b.stalls(), "lost": b.lost, "corrupt": b.corrupt,
+                    "stalls": b.stalls(), "lost": b.lost, "late": b.late, "corrupt": b.corrupt,
                 })
             })
             .collect();
@@ -196,14 +206,15 @@ async fn main() {
         load.bytes >> 20,
         STALL.as_secs()
     );
-    println!("path              join p50    MB/s   worst message   stalls  lost  corrupt");
+    println!("path              join p50    MB/s   worst message   stalls  lost  late  corrupt");
     for (name, join, b) in &rows {
         println!(
-            "{name:<16} {join:7.0} ms {:7.1} {:10.2} s {:8} {:5} {:8}",
+            "{name:<16} {join:7.0} ms {:7.1} {:10.2} s {:8} {:5} {:5} {:8}",
             b.mb_s(),
             b.worst(),
             b.stalls(),
             b.lost,
+            b.late,
             b.corrupt
         );
     }
