@@ -53,11 +53,21 @@ fn action_payloads(frames: &[(String, Vec<u8>)], from: &str, action: &str) -> Ve
     frames
         .iter()
         .filter(|(peer, _)| peer == from)
-        .filter_map(|(_, bytes)| match OuterFrame::decode(bytes) {
-            Ok(OuterFrame::Data { chunk, .. }) => ActionChunk::decode(chunk).ok().and_then(|c| {
-                (c.action == action && c.is_last() && !c.is_meta()).then(|| c.payload.to_vec())
-            }),
-            _ => None,
+        .filter_map(|(_, bytes)| {
+            // Between daemons, app messages travel in tracked frames (see `wire::frame`).
+            let frame = match OuterFrame::decode(bytes) {
+                Ok(OuterFrame::Tracked { inner, .. }) => OuterFrame::decode(inner),
+                other => other,
+            };
+            match frame {
+                Ok(OuterFrame::Data { chunk, .. }) => {
+                    ActionChunk::decode(chunk).ok().and_then(|c| {
+                        (c.action == action && c.is_last() && !c.is_meta())
+                            .then(|| c.payload.to_vec())
+                    })
+                }
+                _ => None,
+            }
         })
         .collect()
 }
