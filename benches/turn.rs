@@ -5,6 +5,10 @@
 //! the last pair, each timed to its arrival and checked byte for byte; a message that takes
 //! over 10 s is a stall, one that never arrives (60 s) is lost.
 //!
+//! The engine's own figure comes first, as the reference: two bare webrtc peer connections (the
+//! `transport` layer, no daemon) through the same coturn, relay-only, the same messages in
+//! 16 KiB data-channel messages (the chunks meshrtc sends).
+//!
 //! `cargo bench --profile dev --bench turn [-- --json] [--rounds R] [--messages N] [--mib M] [--only UDP]`
 
 #[path = "../tests/common/mod.rs"]
@@ -12,8 +16,12 @@ mod common;
 
 use std::time::{Duration, Instant};
 
+use bytes::BytesMut;
 use common::*;
 use meshrtc::proto;
+use meshrtc::transport::ice::{IcePolicy, IceServer, IceSettings, IceUrl, Secret};
+use meshrtc::transport::{self, Transport, TransportConfig, TransportEvent};
+use tokio::sync::mpsc;
 
 const JOINS: usize = 5;
 /// A message slower than this is a stall.
@@ -69,6 +77,108 @@ impl Bulk {
     fn worst(&self) -> f64 {
         self.secs.iter().copied().fold(0.0, f64::max)
     }
+}
+
+/// The engine alone through coturn: two relay-only peer connections in this process, then the
+/// bulk messages as 16 KiB data-channel messages, each message's bytes counted at the receiver.
+async fn engine_relayed(turn_port: u16, load: Load) -> Bulk {
+    const PIECE: usize = 16 << 10;
+    let url = IceUrl::parse(&format!("turn:127.0.0.1:{turn_port}")).expect("url");
+    let cfg = TransportConfig {
+        ice_addr: Some("127.0.0.1".parse().expect("ip")),
+        ice: IceSettings {
+            servers: vec![IceServer {
+                urls: vec![url],
+                username: Some("bench".into()),
+                credential: Some(Secret::new("bench")),
+            }],
+            policy: IcePolicy::Relay,
+            ..Default::default()
+        },
+        resolve_mdns: false,
+    };
+    let (atx, mut a_rx) = mpsc::unbounded_channel();
+    let (btx, mut b_rx) = mpsc::unbounded_channel();
+    let (ta, tb) = (Transport::new(cfg.clone(), atx), Transport::new(cfg, btx));
+    let (pa, offer) = ta.offer(1).await.expect("offer");
+    let (pb, answer) = tb.answer(2, offer).await.expect("answer");
+    transport::apply_answer(&pa, answer).await.expect("apply");
+    let (mut ca, mut cb) = (None, None);
+    let opened = tokio::time::timeout(Duration::from_secs(30), async {
+        while ca.is_none() || cb.is_none() {
+            tokio::select! {
+                Some(ev) = a_rx.recv() => match ev {
+                    TransportEvent::Candidate(_, c) => { let _ = transport::add_candidate(&pb, &c).await; }
+                    TransportEvent::Open(_, ch, _) => ca = Some(ch),
+                    _ => {}
+                },
+                Some(ev) = b_rx.recv() => match ev {
+                    TransportEvent::Candidate(_, c) => { let _ = transport::add_candidate(&pa, &c).await; }
+                    TransportEvent::Open(_, ch, _) => cb = Some(ch),
+                    _ => {}
+                },
+            }
+        }
+    })
+    .await;
+    let mut bulk = Bulk::default();
+    if opened.is_err() {
+        eprintln!("engine through TURN: no data channel in 30 s");
+        bulk.lost = load.rounds * load.messages;
+        return bulk;
+    }
+    let (a, _b) = (ca.expect("a"), cb.expect("b"));
+    for n in 0..load.rounds * load.messages {
+        let started = Instant::now();
+        let pieces = load.bytes.div_ceil(PIECE);
+        let sender = a.clone();
+        let send = tokio::spawn(async move {
+            for i in 0..pieces {
+                let mut piece = BytesMut::from(&vec![n as u8; PIECE][..]);
+                piece[..8].copy_from_slice(&(i as u64).to_le_bytes());
+                if let Err(e) = sender.send(piece).await {
+                    eprintln!("engine through TURN: send {i} failed: {e}");
+                    return;
+                }
+            }
+        });
+        let mut next = 0u64;
+        let received = tokio::time::timeout(Duration::from_secs(60), async {
+            let mut intact = true;
+            while next < pieces as u64 {
+                match b_rx.recv().await {
+                    Some(TransportEvent::Message(_, m)) => {
+                        let m = m.bytes();
+                        intact &= m.len() == PIECE
+                            && m[..8] == next.to_le_bytes()
+                            && m[8..].iter().all(|b| *b == n as u8);
+                        next += 1;
+                    }
+                    Some(_) => {}
+                    None => return false,
+                }
+            }
+            intact
+        })
+        .await;
+        send.abort();
+        match received {
+            Ok(true) => {
+                bulk.secs.push(started.elapsed().as_secs_f64());
+                bulk.bytes += pieces * PIECE;
+            }
+            Ok(false) => bulk.corrupt += 1,
+            Err(_) => {
+                eprintln!(
+                    "engine through TURN: message {n} not there after 60 s ({next} of {pieces} pieces)"
+                );
+                bulk.lost += 1;
+                break;
+            }
+        }
+    }
+    drop((pa, pb));
+    bulk
 }
 
 /// Options of the bulk part.
@@ -170,15 +280,23 @@ async fn main() {
     let mut tcp = relayed.clone();
     tcp[1] = format!("turn:127.0.0.1:{port}?transport=tcp");
     let mut rows = Vec::new();
+    let only = args
+        .iter()
+        .position(|a| a == "--only")
+        .and_then(|i| args.get(i + 1));
+    if only.is_none_or(|o| "engine, TURN over UDP".contains(o.as_str())) {
+        rows.push((
+            "engine, TURN over UDP",
+            f64::NAN,
+            engine_relayed(port, load).await,
+        ));
+    }
     for (name, flags) in [
         ("host candidates", Vec::new()),
         ("TURN over UDP", relayed),
         ("TURN over TCP", tcp),
     ] {
-        if let Some(only) = args
-            .iter()
-            .position(|a| a == "--only")
-            .and_then(|i| args.get(i + 1))
+        if let Some(only) = only
             && !name.contains(only.as_str())
         {
             continue;
@@ -206,10 +324,12 @@ async fn main() {
         load.bytes >> 20,
         STALL.as_secs()
     );
-    println!("path              join p50    MB/s   worst message   stalls  lost  late  corrupt");
+    println!(
+        "path                   join p50    MB/s   worst message   stalls  lost  late  corrupt"
+    );
     for (name, join, b) in &rows {
         println!(
-            "{name:<16} {join:7.0} ms {:7.1} {:10.2} s {:8} {:5} {:5} {:8}",
+            "{name:<21} {join:7.0} ms {:7.1} {:10.2} s {:8} {:5} {:5} {:8}",
             b.mb_s(),
             b.worst(),
             b.stalls(),

@@ -522,15 +522,13 @@ async fn over_a_path_losing_2_percent_and_reordering_16_mib_cross_both_ways_inta
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "open: a relayed link stalls under any sustained loss (BENCHMARKS.md, Lossy paths)"]
-async fn over_a_path_losing_half_a_percent_and_reordering_16_mib_cross_both_ways_intact_through_turn()
- {
+async fn over_a_path_losing_2_percent_and_reordering_16_mib_cross_both_ways_intact_through_turn() {
     let _serial = SERIAL.lock().await;
     let sites = Sites::build(Nat::Symmetric, Nat::Symmetric, false, false);
     let l = connect_linked(&sites, TURN_ONLY, TURN_ONLY, "lossy, through TURN").await;
     assert!(relayed(&l.types.0), "{:?}", l.types);
-    // The same path without loss carries this in about 12 s; with it, the relayed link stalls
-    // (BENCHMARKS.md, "Lossy paths"): issue 32, open.
-    lossy_and_reordering(&sites, 5);
-    sixteen_mib_both_ways(l, "lossy, through TURN", 5).await;
+    // Before the engine's driver sent relayed packets in the pass that made them
+    // (vendor/webrtc/PATCH.md), this stalled for the whole 180 s.
+    lossy_and_reordering(&sites, 20);
+    sixteen_mib_both_ways(l, "lossy, through TURN", 20).await;
 }

@@ -1473,7 +1473,18 @@ impl Association {
             self.rwnd = d.advertised_receiver_window_credit - bytes_outstanding;
         }
 
-        self.process_fast_retransmission(d.cumulative_tsn_ack, htna, cum_tsn_ack_point_advanced)?;
+        // The highest TSN this SACK reports (the end of its last gap block): only TSNs below it
+        // are reported missing; later ones may simply still be on their way.
+        let highest_reported = d
+            .cumulative_tsn_ack
+            .wrapping_add(d.gap_ack_blocks.last().map_or(0, |b| u32::from(b.end)))
+            .wrapping_add(1);
+        self.process_fast_retransmission(
+            d.cumulative_tsn_ack,
+            htna,
+            highest_reported,
+            cum_tsn_ack_point_advanced,
+        )?;
 
         if self.use_forward_tsn {
             // RFC 3758 Sec 3.5 C1
@@ -1944,6 +1955,7 @@ impl Association {
         &mut self,
         cum_tsn_ack_point: u32,
         htna: u32,
+        highest_reported: u32,
         cum_tsn_ack_point_advanced: bool,
     ) -> Result<()> {
         // HTNA algorithm - RFC 4960 Sec 7.2.4
@@ -1960,8 +1972,10 @@ impl Association {
                 // a) increment only for missing TSNs prior to the HTNA
                 htna
             } else {
-                // b) increment for all TSNs reported missing
-                cum_tsn_ack_point.wrapping_add(self.inflight_queue.len() as u32 + 1)
+                // b) increment for all TSNs reported missing: those below the highest TSN
+                // the SACK reports, not every chunk in flight (that counted chunks still on
+                // their way as missing and resent them, using up their one fast retransmit)
+                highest_reported
             };
 
             let mut tsn = cum_tsn_ack_point.wrapping_add(1);
@@ -2592,7 +2606,18 @@ impl Association {
         now: Instant,
         raw_packets: &mut Vec<Bytes>,
     ) -> Result<()> {
-        let awnd = std::cmp::min(self.cwnd, self.rwnd);
+        // RFC 9260 sec 7.2.3: after a T3-rtx expiry, no more than cwnd may be in flight,
+        // counted over the whole flight and not per call: the marked chunks count as lost, the
+        // ones already sent again as in the network. (Per call, every poll sent the next cwnd's
+        // worth, so one flush resent the whole window back to back; a TURN server with a small
+        // socket buffer dropped most of it, and each loss then waited for the next T3.)
+        let in_network = self
+            .inflight_queue
+            .get_num_bytes()
+            .saturating_sub(self.inflight_queue.get_num_marked_bytes());
+        let awnd = (self.cwnd as usize)
+            .saturating_sub(in_network)
+            .min(self.rwnd as usize);
         let mut chunks: Vec<ChunkPayloadData> = vec![];
         let mut bytes_to_send = 0;
         let mut done = false;
@@ -2629,7 +2654,11 @@ impl Association {
                     // Send it as a zero window probe
                     done = true;
                     chunks_remaining = true;
-                } else if bytes_to_send + c.user_data.len() > awnd as usize {
+                } else if bytes_to_send + c.user_data.len() > awnd
+                    // With nothing in the network, one chunk always goes (as after RFC
+                    // 9260 sec 6.3.3 E3), so a cwnd smaller than a chunk cannot stall.
+                    && !(bytes_to_send == 0 && in_network == 0)
+                {
                     chunks_remaining = true;
                     break;
                 }
@@ -3352,6 +3381,11 @@ impl Association {
 
                 self.ssthresh = std::cmp::max(self.cwnd / 2, 4 * self.mtu);
                 self.cwnd = self.mtu;
+                // The expiry ends fast recovery (as TCP's RTO does): in fast recovery slow
+                // start may not grow cwnd, so it stayed at one MTU until the old exit point
+                // was acknowledged, which after a burst of losses can take many RTOs.
+                self.in_fast_recovery = false;
+                self.partial_bytes_acked = 0;
                 trace!(
                     "[{}] updated cwnd={} ssthresh={} inflight={} (RTO)",
                     self.side,

@@ -221,7 +221,8 @@ fn t2_backoff_does_not_compound_simultaneous_t3_expirations() -> Result<()> {
         let mut now = Instant::now();
         a.timers.start(Timer::T2Shutdown, now, 1000);
         a.timers.start(Timer::T3RTX, now, 1000);
-        for interval in [2, 4, 8, 16] {
+        // Doubling stops at the patched RTO_MAX (2 s).
+        for interval in [2, 2, 2, 2] {
             now = a.timers.get(Timer::T2Shutdown).unwrap();
             assert_eq!(Some(now), a.timers.get(Timer::T3RTX));
             a.handle_timeout(now);
@@ -302,7 +303,8 @@ fn public_rtt_reports_measurements_independently_of_backoff() {
         a.rto_mgr.backoff();
         assert_eq!(Duration::from_millis(80), a.rtt());
     }
-    assert_eq!(16_000, a.rto_mgr.get_rto());
+    // Backoff stops at the patched RTO_MAX (2 s; RFC 9260's 60 s upstream).
+    assert_eq!(2_000, a.rto_mgr.get_rto());
     a.rto_mgr.set_new_rtt(160);
     assert_eq!(Duration::from_millis(90), a.rtt());
 }
@@ -341,6 +343,85 @@ fn invalid_pending_message_closes_without_sending_or_rearming_timers() -> Result
                 ..
             }
         )));
+    }
+    Ok(())
+}
+
+#[test]
+fn t3_retransmissions_are_held_to_cwnd_across_polls() -> Result<()> {
+    let mut a = timed_test_association();
+    a.cwnd = 64 * a.mtu;
+    a.rwnd = 1 << 20;
+    let now = Instant::now();
+    let ppi = PayloadProtocolIdentifier::Binary;
+    let mut stream = a.open_stream(1, ppi)?;
+    for _ in 0..64 {
+        stream.write_sctp(now, &Bytes::from(vec![1; 1024]), ppi)?;
+    }
+    assert_eq!(64, data_chunks(&a.gather_outbound(now).0));
+    a.in_fast_recovery = true;
+    let at = now + Duration::from_secs(1);
+    a.handle_timeout(at);
+    assert_eq!(a.mtu, a.cwnd);
+    assert!(!a.in_fast_recovery, "a T3 expiry ends fast recovery");
+    // The engine polls until nothing comes out: across all those polls, one MTU goes again.
+    let mut resent = vec![];
+    for _ in 0..100 {
+        let sent = transmitted_data(&a.gather_outbound(at).0);
+        if sent.is_empty() {
+            break;
+        }
+        resent.extend(sent.iter().map(|c| c.tsn));
+    }
+    assert_eq!(1, resent.len(), "resent {resent:?} with cwnd = 1 MTU");
+    // Once that one is acknowledged, the next goes.
+    a.inflight_queue.pop(resent[0]).unwrap();
+    a.cumulative_tsn_ack_point = resent[0];
+    let next = transmitted_data(&a.gather_outbound(at).0);
+    assert_eq!(vec![resent[0] + 1], next.iter().map(|c| c.tsn).collect::<Vec<_>>());
+    Ok(())
+}
+
+#[test]
+fn in_fast_recovery_chunks_past_the_last_gap_block_are_not_counted_missing() -> Result<()> {
+    let mut a = timed_test_association();
+    a.cwnd = 64 * a.mtu;
+    a.rwnd = 1 << 20;
+    let now = Instant::now();
+    let ppi = PayloadProtocolIdentifier::Binary;
+    let mut stream = a.open_stream(1, ppi)?;
+    for _ in 0..20 {
+        stream.write_sctp(now, &Bytes::from(vec![1; 1024]), ppi)?;
+    }
+    let sent = transmitted_data(&a.gather_outbound(now).0);
+    assert_eq!(20, sent.len());
+    let first = sent[0].tsn;
+    a.in_fast_recovery = true;
+    a.fast_recover_exit_point = first + 19;
+    // Three SACKs, each advancing the cumulative ack by one and reporting TSNs up to first+5:
+    // first+4 is missing; first+6 and later are past what any SACK reports.
+    for k in 0..3u32 {
+        a.handle_sack(
+            &ChunkSelectiveAck {
+                cumulative_tsn_ack: first + k,
+                advertised_receiver_window_credit: 1 << 20,
+                gap_ack_blocks: vec![crate::chunk::chunk_selective_ack::GapAckBlock {
+                    start: 5 - k as u16,
+                    end: 5 - k as u16,
+                }],
+                ..Default::default()
+            },
+            now + Duration::from_millis(10 * u64::from(k + 1)),
+        )?;
+    }
+    assert_eq!(3, a.inflight_queue.get(first + 4).unwrap().miss_indicator);
+    for tsn in first + 6..first + 20 {
+        assert_eq!(
+            0,
+            a.inflight_queue.get(tsn).unwrap().miss_indicator,
+            "tsn {} was never reported missing",
+            tsn - first
+        );
     }
     Ok(())
 }

@@ -261,6 +261,16 @@ impl PayloadQueue {
         self.n_bytes
     }
 
+    /// Payload bytes of outstanding chunks marked for retransmission: counted as lost, not in
+    /// the network, when a T3-rtx expiry's retransmissions are held to cwnd.
+    pub(crate) fn get_num_marked_bytes(&self) -> usize {
+        self.chunk_map
+            .values()
+            .filter(|c| c.retransmit && c.is_outstanding())
+            .map(|c| c.user_data.len())
+            .sum()
+    }
+
     pub(crate) fn len(&self) -> usize {
         //assert_eq!(self.chunk_map.len(), self.length);
         self.chunk_map.len()
