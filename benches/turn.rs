@@ -279,6 +279,20 @@ async fn main() {
     .collect();
     let mut tcp = relayed.clone();
     tcp[1] = format!("turn:127.0.0.1:{port}?transport=tcp");
+    let certs = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, key) = certificates(certs.path());
+    let (tls_plain_port, tls_port) = (free_port(), free_port());
+    let _turn_tls = Coturn::start_tls(
+        tls_plain_port,
+        (tls_port, &cert, &key),
+        &["--lt-cred-mech", "--user", "bench:bench"],
+    );
+    let mut tls = relayed.clone();
+    tls[1] = format!("turns:127.0.0.1:{tls_port}");
+    tls.extend([
+        "--turn-tls-ca".to_string(),
+        ca.to_string_lossy().into_owned(),
+    ]);
     let mut rows = Vec::new();
     let only = args
         .iter()
@@ -295,6 +309,7 @@ async fn main() {
         ("host candidates", Vec::new()),
         ("TURN over UDP", relayed),
         ("TURN over TCP", tcp),
+        ("TURN over TLS", tls),
     ] {
         if let Some(only) = only
             && !name.contains(only.as_str())

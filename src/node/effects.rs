@@ -13,7 +13,6 @@ use super::{Inner, LinkWriter, Node};
 /// room to spare).
 const FIRST_QUEUE: usize = 16;
 use crate::drops::DropReason;
-use crate::transport::path::CandidateKind;
 use crate::transport::{self, ConnId};
 
 impl Node {
@@ -83,21 +82,12 @@ impl Node {
                 }
             }
             Effect::OpenWindow { conn } => {
-                let (Some(writer), Some(pc)) = (io.writers.get(&conn), io.pcs.get(&conn)) else {
-                    return;
-                };
-                let (window, pc) = (writer.window.clone(), pc.clone());
-                // A relayed path keeps the narrow window even between daemons: TURN servers
-                // drop large bursts (relay-only connections are capped lower still).
-                tokio::spawn(async move {
-                    let relayed = transport::path::selected_path(&pc).await.is_some_and(|p| {
-                        p.local.kind == CandidateKind::Relay
-                            || p.remote.kind == CandidateKind::Relay
-                    });
-                    if !relayed {
-                        window.open_for_daemon();
-                    }
-                });
+                // Relayed paths too: since the engine sends relayed packets as it makes them
+                // (vendor/webrtc/PATCH.md) and holds T3 retransmissions to cwnd, a TURN server's
+                // small buffer costs fast retransmits, not stalls (BENCHMARKS.md).
+                if let Some(writer) = io.writers.get(&conn) {
+                    writer.window.open_for_daemon();
+                }
             }
             Effect::Frames { conn, frames } => {
                 let Some(writer) = io.writers.get(&conn) else {
