@@ -478,17 +478,17 @@ async fn sixteen_mib_both_ways(mut l: Linked, what: &str, per_mille: u32) {
         async {
             let r = sa.send(ra, "bulk", binary(to_b.clone(), ""), &[]).await;
             assert!(r.error.is_none(), "{what}: a's send: {:?}", r.error);
-            sa.wait_message(Duration::from_secs(180)).await
+            sa.wait_message(Duration::from_secs(60)).await
         },
         async {
             let r = sb.send(rb, "bulk", binary(to_a.clone(), ""), &[]).await;
             assert!(r.error.is_none(), "{what}: b's send: {:?}", r.error);
-            sb.wait_message(Duration::from_secs(180)).await
+            sb.wait_message(Duration::from_secs(60)).await
         }
     );
     let took = started.elapsed();
     let bytes = |m: Option<proto::Message>, from: &str| {
-        let m = m.unwrap_or_else(|| panic!("{what}: nothing from {from} within 180 s"));
+        let m = m.unwrap_or_else(|| panic!("{what}: nothing from {from} within 60 s"));
         assert_eq!(m.from, from, "{what}");
         match m.payload.and_then(|p| p.kind) {
             Some(proto::payload::Kind::Binary(b)) => b,

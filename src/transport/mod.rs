@@ -38,11 +38,9 @@ pub const DATA_CHANNEL_LABEL: &str = "data";
 /// Bytes a link may have queued in SCTP before the engine's sends wait: the widest window a
 /// peer may get; each link's writer paces itself to its own (see [`window`]).
 const SEND_BUFFER_LIMIT: usize = window::DAEMON_WINDOW;
-/// The same when every path goes through a TURN server: coturn keeps the kernel's default
-/// socket buffers and drops bursts. 64 KiB moved 0.5 MB/s, 1 MiB 2–8 MB/s (the turn bench). 1 MiB
-/// once lost 5 MiB files in `tests/turn.rs` when links were rebuilt mid-transfer; since messages
-/// between daemons are kept until acknowledged and sent again on the next link
-/// (`node::core::delivery`), it passes (BENCHMARKS.md).
+/// The same when every path goes through a TURN server. 64 KiB moved 0.5 MB/s through coturn
+/// and 1 MiB 2–8 MB/s while the engine left relayed packets for its next wake-up; with that
+/// patched (`vendor/webrtc/PATCH.md`) 1 MiB moves 25–42 MB/s (BENCHMARKS.md).
 const RELAYED_SEND_BUFFER_LIMIT: usize = 1 << 20;
 
 /// Bytes of received messages one link may have waiting for the node (handed over, not yet
