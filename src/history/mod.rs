@@ -390,6 +390,9 @@ pub fn scan_from(after_cursor: Cursor, after_ms: u64) -> Cursor {
 pub struct ServedPage {
     /// The page to send.
     pub msg: crate::wire::history::HistMsg,
+    /// `msg` encoded, made with the page on the reading thread: up to a page of bytes copied
+    /// that the node's lock need not wait for.
+    pub encoded: Vec<u8>,
     /// Stored bytes read for it (the keeper's work, charged to the requester's budget).
     pub cost: usize,
 }
@@ -410,14 +413,14 @@ pub fn page<V: AsRef<[u8]>>(
     use crate::wire::history::{HistMsg, PAGE_BYTES, PAGE_ENTRIES, WireEntry};
     let tags: Vec<[u8; 8]> = channels.iter().map(|c| key.tag(c)).collect();
     if tags.is_empty() {
-        return ServedPage {
-            msg: HistMsg::Entries {
+        return ServedPage::new(
+            HistMsg::Entries {
                 done: true,
                 next_cursor: from,
                 entries: Vec::new(),
             },
-            cost: 0,
-        };
+            0,
+        );
     }
     let mut out = Vec::new();
     let (mut bytes, mut scanned, mut looked) = (0, 0, 0);
@@ -462,13 +465,20 @@ pub fn page<V: AsRef<[u8]>>(
             message,
         });
     }
-    ServedPage {
-        msg: HistMsg::Entries {
+    ServedPage::new(
+        HistMsg::Entries {
             done,
             next_cursor,
             entries: out,
         },
-        cost: scanned,
+        scanned,
+    )
+}
+
+impl ServedPage {
+    fn new(msg: crate::wire::history::HistMsg, cost: usize) -> Self {
+        let encoded = msg.encode();
+        ServedPage { msg, encoded, cost }
     }
 }
 

@@ -64,13 +64,18 @@ impl ServeBudget {
 
 impl Core {
     pub(super) fn send_hist(&mut self, key: &RoomKey, peer: &str, msg: &HistMsg) {
+        self.send_hist_bytes(key, peer, msg.encode());
+    }
+
+    /// The same with the message already encoded.
+    fn send_hist_bytes(&mut self, key: &RoomKey, peer: &str, encoded: Vec<u8>) {
         let Some(conn) = self.st.link_conn(&LinkKey::new(&key.app, peer)) else {
             return;
         };
         let Some(e) = self.st.rooms.get_mut(key) else {
             return;
         };
-        let frames = e.room.mr_frames(MrAction::History, msg.encode());
+        let frames = e.room.mr_frames(MrAction::History, encoded);
         self.frames(conn, frames);
     }
 
@@ -318,7 +323,7 @@ impl Core {
             b.refill(now);
             b.tokens -= page.cost as i64;
         }
-        self.send_hist(&key, peer, &page.msg);
+        self.send_hist_bytes(&key, peer, page.encoded);
         // A slot is free: the waiting requests of every room may go on.
         let rooms: Vec<RoomKey> = self
             .st
