@@ -89,10 +89,9 @@ async fn published_files_are_recorded_on_the_other_daemon_and_decode() {
         "sine=frequency=440:sample_rate=48000",
         "-t",
         &secs,
+        // ffmpeg's own page layout: about a second (50 packets) to a page.
         "-c:a",
         "libopus",
-        "-page_duration",
-        "20000",
         audio.to_str().expect("path"),
     ]);
     let (src_frames, src_secs) = probe(&video);

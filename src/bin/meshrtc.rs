@@ -226,6 +226,8 @@ mod history;
 mod info;
 #[path = "meshrtc/media.rs"]
 mod media;
+#[path = "meshrtc/ogg_opus.rs"]
+mod ogg_opus;
 #[path = "meshrtc/request.rs"]
 mod request;
 

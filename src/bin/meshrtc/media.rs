@@ -15,7 +15,6 @@ use meshrtc::proto::{self, client_message::Body, event::Kind, server_message};
 
 use rtc::media::io::ivf_reader::{IVFFileHeader, IVFReader};
 use rtc::media::io::ivf_writer::IVFWriter;
-use rtc::media::io::ogg_reader::OggReader;
 use rtc::media::io::ogg_writer::OggWriter;
 use rtc::shared::marshal::Unmarshal as _;
 use serde_json::json;
@@ -60,8 +59,7 @@ fn sources(video: Option<PathBuf>, audio: Option<PathBuf>) -> anyhow::Result<Vec
         });
     }
     if let Some(path) = audio {
-        OggReader::new(BufReader::new(File::open(&path)?), true)
-            .with_context(|| format!("{}: not an Ogg Opus file", path.display()))?;
+        crate::ogg_opus::read(&path).context("--audio takes an Ogg Opus file")?;
         sources.push(Source {
             path,
             codec: "audio/opus",
@@ -204,7 +202,7 @@ async fn send_file(
     let mut sent = 0;
     loop {
         let frames = if src.codec == "audio/opus" {
-            read_ogg(&src.path)?
+            crate::ogg_opus::read(&src.path)?
         } else {
             read_ivf(&src.path)?
         };
@@ -247,34 +245,6 @@ fn read_ivf(path: &Path) -> anyhow::Result<Vec<(Vec<u8>, Duration)>> {
             .get(i + 1)
             .map_or(1, |n| n.1.saturating_sub(frames[i].1).max(1));
         out.push((std::mem::take(&mut frames[i].0), tick * ticks as u32));
-    }
-    Ok(out)
-}
-
-/// An Ogg Opus file's pages with their durations (from granule positions, 48 kHz).
-fn read_ogg(path: &Path) -> anyhow::Result<Vec<(Vec<u8>, Duration)>> {
-    let (mut reader, _) = OggReader::new(BufReader::new(File::open(path)?), true)?;
-    let mut out = Vec::new();
-    let mut last = 0u64;
-    while let Ok((page, header)) = reader.parse_next_page() {
-        if header.opus_header_type(&page).is_some() {
-            continue;
-        }
-        let samples = header.granule_position.saturating_sub(last);
-        last = header.granule_position;
-        // An Opus packet lasts at most 120 ms; a longer page holds several, and a page is sent
-        // as one packet.
-        if samples > 48_000 * 120 / 1_000 {
-            bail!(
-                "{}: its Ogg pages hold several Opus packets; re-mux it with one packet per page: \
-                 ffmpeg -i IN -c:a copy -page_duration 20000 OUT.ogg",
-                path.display()
-            );
-        }
-        out.push((
-            page.to_vec(),
-            Duration::from_micros(samples * 1_000_000 / 48_000),
-        ));
     }
     Ok(out)
 }
