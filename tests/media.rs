@@ -100,10 +100,91 @@ async fn published_files_are_recorded_on_the_other_daemon_and_decode() {
         src_frames >= u64::from(SECONDS * FPS) - 1,
         "source has {src_frames} frames"
     );
+    published_and_recorded(
+        dir.path(),
+        &[
+            "--video",
+            video.to_str().expect("path"),
+            "--audio",
+            audio.to_str().expect("path"),
+        ],
+        (src_frames, src_secs, src_packets),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webm_file_is_published_as_one_stream_and_recorded() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clip = dir.path().join("clip.webm");
+    let secs = SECONDS.to_string();
+    let rate = FPS.to_string();
+    // What people have: one WebM with VP8 video and Opus audio, as ffmpeg writes it.
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc=size=320x240:rate={rate}"),
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        &secs,
+        "-c:v",
+        "libvpx",
+        "-g",
+        &rate,
+        "-b:v",
+        "500k",
+        "-c:a",
+        "libopus",
+        clip.to_str().expect("path"),
+    ]);
+    let (src_frames, src_secs) = probe(&clip);
+    // ffprobe counts the first stream; the audio's packet count is its duration in 20 ms.
+    let src_packets = (src_secs * 50.0) as u64;
+    published_and_recorded(
+        dir.path(),
+        &["--file", clip.to_str().expect("path")],
+        (src_frames, src_secs, src_packets),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_publish_cannot_send_is_refused_naming_what_it_holds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clip = dir.path().join("clip.mkv");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        "1",
+        "-c:a",
+        "flac",
+        clip.to_str().expect("path"),
+    ]);
+    let out = Command::new(env!("CARGO_BIN_EXE_meshrtc"))
+        .args(["--daemon", "unix:/nonexistent", "publish", "room", "--file"])
+        .arg(&clip)
+        .output()
+        .expect("meshrtc publish");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("A_FLAC") && err.contains("A_OPUS"), "{err}");
+}
+
+/// Publishes with `args` from one daemon while another records the room; both recordings
+/// decode with at least 95 % of the source's video frames and audio packets.
+async fn published_and_recorded(dir: &Path, args: &[&str], source: (u64, f64, u64)) {
+    let (src_frames, src_secs, src_packets) = source;
 
     let a = Daemon::with_embedded_relay().await;
     let b = Daemon::with_relays(&[a.relay_url()]).await;
-    let out_dir = dir.path().join("recorded");
+    let out_dir = dir.join("recorded");
     let mut recorder = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshrtc"))
         .args([
             "--daemon",
@@ -136,13 +217,10 @@ async fn published_files_are_recorded_on_the_other_daemon_and_decode() {
             &a.endpoint(),
             "publish",
             "media-room",
-            "--video",
-            video.to_str().expect("path"),
-            "--audio",
-            audio.to_str().expect("path"),
             "--wait-peers",
             "1",
         ])
+        .args(args)
         .output();
     let chat = async {
         for i in 0..5 {

@@ -196,6 +196,9 @@ enum Cmd {
         /// An Ogg Opus audio file.
         #[arg(long, value_name = "FILE.ogg")]
         audio: Option<PathBuf>,
+        /// A WebM or Matroska file: its VP8, VP9 or AV1 video and Opus audio, as one stream.
+        #[arg(long, value_name = "FILE.webm", conflicts_with_all = ["video", "audio"])]
+        file: Option<PathBuf>,
         /// Start over at the end, until interrupted.
         #[arg(long = "loop")]
         looping: bool,
@@ -224,6 +227,8 @@ enum Cmd {
 mod history;
 #[path = "meshrtc/info.rs"]
 mod info;
+#[path = "meshrtc/matroska.rs"]
+mod matroska;
 #[path = "meshrtc/media.rs"]
 mod media;
 #[path = "meshrtc/ogg_opus.rs"]
@@ -785,13 +790,14 @@ async fn run() -> anyhow::Result<()> {
             room,
             video,
             audio,
+            file,
             looping,
             to,
             wait_peers,
             timeout,
         } => {
             media::publish(
-                &daemon, room, video, audio, looping, to, wait_peers, timeout,
+                &daemon, room, video, audio, file, looping, to, wait_peers, timeout,
             )
             .await
         }

@@ -31,6 +31,18 @@ struct Source {
     path: PathBuf,
     codec: &'static str,
     track_id: &'static str,
+    container: Container,
+}
+
+/// Where a source's frames come from.
+#[derive(Debug, Clone, Copy)]
+enum Container {
+    /// An IVF file (one video track).
+    Ivf,
+    /// An Ogg Opus file.
+    OggOpus,
+    /// One track of a WebM or Matroska file.
+    Matroska(u64),
 }
 
 fn ivf_codec(path: &Path) -> anyhow::Result<&'static str> {
@@ -48,14 +60,31 @@ fn ivf_codec(path: &Path) -> anyhow::Result<&'static str> {
     }
 }
 
-/// The files to publish, checked.
-fn sources(video: Option<PathBuf>, audio: Option<PathBuf>) -> anyhow::Result<Vec<Source>> {
+/// The files to publish, checked: IVF video and/or Ogg Opus audio, or one WebM/Matroska file
+/// (its video and audio tracks).
+fn sources(
+    video: Option<PathBuf>,
+    audio: Option<PathBuf>,
+    file: Option<PathBuf>,
+) -> anyhow::Result<Vec<Source>> {
     let mut sources = Vec::new();
+    if let Some(path) = file {
+        for t in crate::matroska::tracks(&path)? {
+            sources.push(Source {
+                path: path.clone(),
+                codec: t.codec,
+                track_id: t.kind,
+                container: Container::Matroska(t.number),
+            });
+        }
+        return Ok(sources);
+    }
     if let Some(path) = video {
         sources.push(Source {
             codec: ivf_codec(&path)?,
             path,
             track_id: "video",
+            container: Container::Ivf,
         });
     }
     if let Some(path) = audio {
@@ -64,10 +93,11 @@ fn sources(video: Option<PathBuf>, audio: Option<PathBuf>) -> anyhow::Result<Vec
             path,
             codec: "audio/opus",
             track_id: "audio",
+            container: Container::OggOpus,
         });
     }
     if sources.is_empty() {
-        bail!("give --video FILE.ivf and/or --audio FILE.ogg");
+        bail!("give --file FILE.webm, or --video FILE.ivf and/or --audio FILE.ogg");
     }
     Ok(sources)
 }
@@ -80,12 +110,13 @@ pub async fn publish(
     room: RoomArgs,
     video: Option<PathBuf>,
     audio: Option<PathBuf>,
+    file: Option<PathBuf>,
     looping: bool,
     to: Vec<String>,
     wait_peers: Option<usize>,
     timeout: u64,
 ) -> anyhow::Result<()> {
-    let sources = sources(video, audio)?;
+    let sources = sources(video, audio, file)?;
     let mut s = Session::open(daemon).await?;
     let (reply, early) = s
         .join(&room, vec![String::new()], Vec::new(), None, false)
@@ -201,13 +232,17 @@ async fn send_file(
 ) -> anyhow::Result<u64> {
     let mut sent = 0;
     loop {
-        let frames = if src.codec == "audio/opus" {
-            crate::ogg_opus::read(&src.path)?
-        } else {
-            read_ivf(&src.path)?
+        let (first, frames) = match src.container {
+            Container::Ivf => (Duration::ZERO, read_ivf(&src.path)?),
+            Container::OggOpus => (Duration::ZERO, crate::ogg_opus::read(&src.path)?),
+            Container::Matroska(track) => {
+                let f = crate::matroska::frames(&src.path, track)?;
+                (f.start, f.frames)
+            }
         };
         let start = tokio::time::Instant::now();
-        let mut at = Duration::ZERO;
+        // A file's tracks keep their offsets from its start, so audio and video stay together.
+        let mut at = first;
         for (payload, duration) in frames {
             tokio::time::sleep_until(start + at).await;
             let write = proto::MediaWrite {
