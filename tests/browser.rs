@@ -70,3 +70,9 @@ fn pages_send_media_to_each_other_through_their_daemons() {
 fn a_relay_only_trystero_page_joins_through_coturn() {
     run_browser_suite("turn.mjs");
 }
+
+#[test]
+#[ignore = "real Chromium; scripts/test.sh runs it with --ignored"]
+fn a_recorded_webm_plays_in_chromium() {
+    run_browser_suite("webm-playback.mjs");
+}

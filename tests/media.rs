@@ -3,7 +3,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
@@ -554,4 +554,135 @@ async fn sixteen_tracks_added_at_once_after_others_were_removed_all_surface() {
         "never surfaced: {missing:?}\n{}",
         b.log()
     );
+}
+
+/// Codec name and decoded frames (or packets) of each stream of a file, by ffprobe.
+fn probe_streams(path: &Path) -> Vec<(String, u64)> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_entries",
+            "stream=codec_name,nb_read_frames",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    assert!(out.status.success(), "ffprobe {}", path.display());
+    let v: Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    v["streams"]
+        .as_array()
+        .map(|s| {
+            s.iter()
+                .map(|s| {
+                    let n = s["nb_read_frames"].as_str().and_then(|n| n.parse().ok());
+                    (
+                        s["codec_name"].as_str().unwrap_or("").to_owned(),
+                        n.unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stream_is_recorded_as_one_webm_with_video_and_audio() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clip = dir.path().join("clip.webm");
+    let (secs, rate) = (SECONDS.to_string(), FPS.to_string());
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc=size=320x240:rate={rate}"),
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        &secs,
+        "-c:v",
+        "libvpx",
+        "-g",
+        &rate,
+        "-b:v",
+        "500k",
+        "-c:a",
+        "libopus",
+        clip.to_str().expect("path"),
+    ]);
+    let a = Daemon::with_embedded_relay().await;
+    let b = Daemon::with_relays(&[a.relay_url()]).await;
+    let out_dir = dir.path().join("recorded");
+    let mut recorder = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshrtc"))
+        .args([
+            "--daemon",
+            &b.endpoint(),
+            "record",
+            "webm-room",
+            "--format",
+            "webm",
+            "--dir",
+        ])
+        .arg(&out_dir)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("meshrtc record");
+    let mut lines = BufReader::new(recorder.stdout.take().expect("stdout")).lines();
+    let publish = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshrtc"))
+        .args([
+            "--daemon",
+            &a.endpoint(),
+            "publish",
+            "webm-room",
+            "--wait-peers",
+            "1",
+            "--file",
+        ])
+        .arg(&clip)
+        .output()
+        .await
+        .expect("meshrtc publish");
+    assert!(
+        publish.status.success(),
+        "publish failed: {}",
+        String::from_utf8_lossy(&publish.stderr)
+    );
+    // The publisher's session ended with its stream: the recorder finalizes its one file.
+    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("a recording finished within 30 s")
+        .expect("read")
+        .expect("recorder exited early");
+    let _ = recorder.start_kill();
+    let v: Value = serde_json::from_str(&line).expect("json line");
+    assert_eq!(v["event"], "recorded", "{line}");
+    assert_eq!(v["format"], "webm", "{line}");
+    let path = PathBuf::from(v["path"].as_str().expect("path"));
+    assert_eq!(path.extension().and_then(|e| e.to_str()), Some("webm"));
+    let streams = probe_streams(&path);
+    println!("{line}\nffprobe: {streams:?}");
+    let video = streams.iter().find(|s| s.0 == "vp8").expect("a VP8 stream");
+    let audio = streams
+        .iter()
+        .find(|s| s.0 == "opus")
+        .expect("an Opus stream");
+    let want = u64::from(SECONDS * FPS);
+    assert!(
+        video.1 as f64 >= 0.95 * want as f64,
+        "{} of {want} frames decode",
+        video.1
+    );
+    assert!(
+        audio.1 as f64 >= 0.95 * f64::from(SECONDS * 50),
+        "{} audio packets decode",
+        audio.1
+    );
+    let (_, secs) = probe(&path);
+    assert!(secs >= 0.9 * f64::from(SECONDS), "the file lasts {secs} s");
 }

@@ -212,14 +212,18 @@ enum Cmd {
         #[arg(long, value_name = "SECS", default_value_t = 30)]
         timeout: u64,
     },
-    /// Write every remote track of a room to DIR/<peer>-<track>.ivf or .ogg, one JSON line per
-    /// finished file, until interrupted.
+    /// Write every remote track of a room to DIR/<peer>-<track>.ivf or .ogg (or, with
+    /// `--format webm`, every stream to DIR/<peer>-<stream>.webm), one JSON line per finished
+    /// file, until interrupted.
     Record {
         #[command(flatten)]
         room: RoomArgs,
         /// Where the files go.
         #[arg(long, value_name = "DIR")]
         dir: PathBuf,
+        /// `tracks`: one IVF or Ogg per track; `webm`: one WebM per stream (VP8/VP9 and Opus).
+        #[arg(long, value_enum, default_value_t = media::RecordFormat::Tracks)]
+        format: media::RecordFormat,
     },
 }
 
@@ -233,8 +237,12 @@ mod matroska;
 mod media;
 #[path = "meshrtc/ogg_opus.rs"]
 mod ogg_opus;
+#[path = "meshrtc/record_webm.rs"]
+mod record_webm;
 #[path = "meshrtc/request.rs"]
 mod request;
+#[path = "meshrtc/webm.rs"]
+mod webm;
 
 use history::{parse_keep, parse_since};
 use info::{peers, ping, relays, status, token};
@@ -801,6 +809,6 @@ async fn run() -> anyhow::Result<()> {
             )
             .await
         }
-        Cmd::Record { room, dir } => media::record(&daemon, room, dir).await,
+        Cmd::Record { room, dir, format } => media::record(&daemon, room, dir, format).await,
     }
 }

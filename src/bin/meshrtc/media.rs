@@ -294,9 +294,26 @@ struct Recorded {
     duration: Duration,
 }
 
-/// Records every remote track of a room into `dir` until interrupted.
-pub async fn record(daemon: &str, room: RoomArgs, dir: PathBuf) -> anyhow::Result<()> {
+/// What `record` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RecordFormat {
+    /// One file per track: IVF for video, Ogg for Opus.
+    Tracks,
+    /// One WebM per stream, its video and audio together.
+    Webm,
+}
+
+/// Records a room's remote media into `dir` until interrupted.
+pub async fn record(
+    daemon: &str,
+    room: RoomArgs,
+    dir: PathBuf,
+    format: RecordFormat,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
+    if format == RecordFormat::Webm {
+        return record_webm(daemon, room, dir).await;
+    }
     let mut s = Session::open(daemon).await?;
     s.join(&room, vec![String::new()], Vec::new(), None, false)
         .await?;
@@ -330,6 +347,77 @@ pub async fn record(daemon: &str, room: RoomArgs, dir: PathBuf) -> anyhow::Resul
                     if r.kind == "video" { "frames" } else { "packets" }: r.units,
                     "duration_ms": r.duration.as_millis() as u64,
                 }))?,
+                Err(e) => eprintln!("meshrtc record: {e:#}"),
+            },
+        }
+    }
+}
+
+/// A file name part from a peer, track or stream id.
+fn safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+/// Records every remote stream of a room as one WebM each, until interrupted.
+async fn record_webm(daemon: &str, room: RoomArgs, dir: PathBuf) -> anyhow::Result<()> {
+    use crate::record_webm::{StreamInput, StreamRecorded, Streams, record_stream};
+    let mut s = Session::open(daemon).await?;
+    s.join(&room, vec![String::new()], Vec::new(), None, false)
+        .await?;
+    let (done_tx, mut done_rx) = mpsc::unbounded_channel::<anyhow::Result<StreamRecorded>>();
+    let mut streams: Streams = HashMap::new();
+    // Which stream each (peer, track) belongs to, for `track:remove`.
+    let mut track_stream: HashMap<(String, String), String> = HashMap::new();
+    loop {
+        tokio::select! {
+            msg = s.next() => {
+                let Some(server_message::Body::Event(e)) = msg?.body else { continue };
+                match e.kind {
+                    Some(Kind::TrackAdd(m)) => {
+                        let key = (m.peer.clone(), m.stream_id.clone());
+                        track_stream.insert((m.peer.clone(), m.track_id.clone()), m.stream_id.clone());
+                        if let Some(tx) = streams.get(&key) && tx.send(StreamInput::Track(m.clone())).is_ok() {
+                            continue;
+                        }
+                        let (tx, rx) = mpsc::unbounded_channel();
+                        streams.insert(key, tx);
+                        let path = dir.join(format!("{}-{}.webm", safe(&m.peer), safe(&m.stream_id)));
+                        let job = record_stream(daemon.to_owned(), room.app.clone(), room.room.clone(), path, m, rx);
+                        let done = done_tx.clone();
+                        tokio::spawn(async move { let _ = done.send(job.await); });
+                    }
+                    Some(Kind::TrackRemove(m)) => {
+                        if let Some(stream) = track_stream.remove(&(m.peer.clone(), m.track_id.clone()))
+                            && let Some(tx) = streams.get(&(m.peer, stream)) {
+                            let _ = tx.send(StreamInput::Removed(m.track_id));
+                        }
+                    }
+                    Some(Kind::PeerLeave(p)) => {
+                        streams.retain(|(peer, _), tx| {
+                            if *peer == p.peer { let _ = tx.send(StreamInput::Stop); false } else { true }
+                        });
+                        track_stream.retain(|(peer, _), _| *peer != p.peer);
+                    }
+                    _ => {}
+                }
+            }
+            Some(done) = done_rx.recv() => match done {
+                Ok(r) => {
+                    streams.remove(&(r.peer.clone(), r.stream.clone()));
+                    print_line(&json!({
+                        "event": "recorded", "format": "webm", "path": r.path, "peer": r.peer,
+                        "stream": r.stream, "frames": r.frames, "packets": r.packets,
+                        "duration_ms": r.duration.as_millis() as u64,
+                    }))?
+                }
                 Err(e) => eprintln!("meshrtc record: {e:#}"),
             },
         }
@@ -372,17 +460,6 @@ struct RecordJob {
 impl RecordJob {
     async fn run(self, mut stop: oneshot::Receiver<()>) -> anyhow::Result<Recorded> {
         let t = &self.track;
-        let safe = |s: &str| {
-            s.chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                        c
-                    } else {
-                        '_'
-                    }
-                })
-                .collect::<String>()
-        };
         let ext = if t.codec == "audio/opus" {
             "ogg"
         } else {
