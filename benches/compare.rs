@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 use common::*;
 use meshrtc::proto::{self, client_message::Body, event::Kind, server_message};
-use meshrtc::transport::{self, Transport, TransportConfig, TransportEvent};
+use meshrtc::transport::{self, TransportEvent};
 use tokio::sync::mpsc;
 
 const BULK_SIZE: usize = 64 * 1024;
@@ -36,38 +36,15 @@ struct EnginePair {
 }
 
 async fn engine_pair() -> EnginePair {
-    let cfg = TransportConfig {
-        ice_addr: Some("127.0.0.1".parse().expect("ip")),
-        ice: Default::default(),
-        resolve_mdns: false,
-    };
-    let (atx, mut a_rx) = mpsc::unbounded_channel();
-    let (btx, mut b_rx) = mpsc::unbounded_channel();
-    let (ta, tb) = (Transport::new(cfg.clone(), atx), Transport::new(cfg, btx));
-    let (pa, offer) = ta.offer(1).await.expect("offer");
-    let (pb, answer) = tb.answer(2, offer).await.expect("answer");
-    transport::apply_answer(&pa, answer).await.expect("apply");
-    let (mut ca, mut cb) = (None, None);
-    while ca.is_none() || cb.is_none() {
-        tokio::select! {
-            Some(ev) = a_rx.recv() => match ev {
-                TransportEvent::Candidate(_, c) => { let _ = transport::add_candidate(&pb, &c).await; }
-                TransportEvent::Open(_, ch, _) => ca = Some(ch),
-                _ => {}
-            },
-            Some(ev) = b_rx.recv() => match ev {
-                TransportEvent::Candidate(_, c) => { let _ = transport::add_candidate(&pa, &c).await; }
-                TransportEvent::Open(_, ch, _) => cb = Some(ch),
-                _ => {}
-            },
-        }
-    }
+    let l = engine_link(loopback_engine_config(), Duration::from_secs(20))
+        .await
+        .expect("the data channel never opened");
     EnginePair {
-        _connections: (pa, pb),
-        a: ca.expect("a"),
-        b: cb.expect("b"),
-        a_rx,
-        b_rx,
+        _connections: (l.a, l.b),
+        a: l.ca,
+        b: l.cb,
+        a_rx: l.a_rx,
+        b_rx: l.b_rx,
     }
 }
 

@@ -20,8 +20,7 @@ use bytes::BytesMut;
 use common::*;
 use meshrtc::proto;
 use meshrtc::transport::ice::{IcePolicy, IceServer, IceSettings, IceUrl, Secret};
-use meshrtc::transport::{self, Transport, TransportConfig, TransportEvent};
-use tokio::sync::mpsc;
+use meshrtc::transport::{TransportConfig, TransportEvent};
 
 const JOINS: usize = 5;
 /// A message slower than this is a stall.
@@ -97,37 +96,20 @@ async fn engine_relayed(turn_port: u16, load: Load) -> Bulk {
         },
         resolve_mdns: false,
     };
-    let (atx, mut a_rx) = mpsc::unbounded_channel();
-    let (btx, mut b_rx) = mpsc::unbounded_channel();
-    let (ta, tb) = (Transport::new(cfg.clone(), atx), Transport::new(cfg, btx));
-    let (pa, offer) = ta.offer(1).await.expect("offer");
-    let (pb, answer) = tb.answer(2, offer).await.expect("answer");
-    transport::apply_answer(&pa, answer).await.expect("apply");
-    let (mut ca, mut cb) = (None, None);
-    let opened = tokio::time::timeout(Duration::from_secs(30), async {
-        while ca.is_none() || cb.is_none() {
-            tokio::select! {
-                Some(ev) = a_rx.recv() => match ev {
-                    TransportEvent::Candidate(_, c) => { let _ = transport::add_candidate(&pb, &c).await; }
-                    TransportEvent::Open(_, ch, _) => ca = Some(ch),
-                    _ => {}
-                },
-                Some(ev) = b_rx.recv() => match ev {
-                    TransportEvent::Candidate(_, c) => { let _ = transport::add_candidate(&pa, &c).await; }
-                    TransportEvent::Open(_, ch, _) => cb = Some(ch),
-                    _ => {}
-                },
-            }
-        }
-    })
-    .await;
     let mut bulk = Bulk::default();
-    if opened.is_err() {
+    let Some(EngineLink {
+        a: pa,
+        b: pb,
+        ca: a,
+        cb: _b,
+        mut b_rx,
+        ..
+    }) = engine_link(cfg, Duration::from_secs(30)).await
+    else {
         eprintln!("engine through TURN: no data channel in 30 s");
         bulk.lost = load.rounds * load.messages;
         return bulk;
-    }
-    let (a, _b) = (ca.expect("a"), cb.expect("b"));
+    };
     for n in 0..load.rounds * load.messages {
         let started = Instant::now();
         let pieces = load.bytes.div_ceil(PIECE);

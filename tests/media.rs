@@ -116,31 +116,7 @@ async fn published_files_are_recorded_on_the_other_daemon_and_decode() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_webm_file_is_published_as_one_stream_and_recorded() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let clip = dir.path().join("clip.webm");
-    let secs = SECONDS.to_string();
-    let rate = FPS.to_string();
-    // What people have: one WebM with VP8 video and Opus audio, as ffmpeg writes it.
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        &format!("testsrc=size=320x240:rate={rate}"),
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000",
-        "-t",
-        &secs,
-        "-c:v",
-        "libvpx",
-        "-g",
-        &rate,
-        "-b:v",
-        "500k",
-        "-c:a",
-        "libopus",
-        clip.to_str().expect("path"),
-    ]);
+    let clip = webm_clip(dir.path());
     let (src_frames, src_secs) = probe(&clip);
     // ffprobe counts the first stream; the audio's packet count is its duration in 20 ms.
     let src_packets = (src_secs * 50.0) as u64;
@@ -175,6 +151,34 @@ async fn a_file_publish_cannot_send_is_refused_naming_what_it_holds() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("A_FLAC") && err.contains("A_OPUS"), "{err}");
+}
+
+/// What people have: one WebM with VP8 video and Opus audio, as ffmpeg writes it, in `dir`.
+fn webm_clip(dir: &Path) -> PathBuf {
+    let clip = dir.join("clip.webm");
+    let (secs, rate) = (SECONDS.to_string(), FPS.to_string());
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc=size=320x240:rate={rate}"),
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        &secs,
+        "-c:v",
+        "libvpx",
+        "-g",
+        &rate,
+        "-b:v",
+        "500k",
+        "-c:a",
+        "libopus",
+        clip.to_str().expect("path"),
+    ]);
+    clip
 }
 
 /// Publishes with `args` from one daemon while another records the room; both recordings
@@ -592,29 +596,7 @@ fn probe_streams(path: &Path) -> Vec<(String, u64)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_stream_is_recorded_as_one_webm_with_video_and_audio() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let clip = dir.path().join("clip.webm");
-    let (secs, rate) = (SECONDS.to_string(), FPS.to_string());
-    ffmpeg(&[
-        "-f",
-        "lavfi",
-        "-i",
-        &format!("testsrc=size=320x240:rate={rate}"),
-        "-f",
-        "lavfi",
-        "-i",
-        "sine=frequency=440:sample_rate=48000",
-        "-t",
-        &secs,
-        "-c:v",
-        "libvpx",
-        "-g",
-        &rate,
-        "-b:v",
-        "500k",
-        "-c:a",
-        "libopus",
-        clip.to_str().expect("path"),
-    ]);
+    let clip = webm_clip(dir.path());
     let a = Daemon::with_embedded_relay().await;
     let b = Daemon::with_relays(&[a.relay_url()]).await;
     let out_dir = dir.path().join("recorded");

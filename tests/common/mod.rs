@@ -793,44 +793,78 @@ pub async fn flood(
 /// Joining timeout generous enough for a loaded 2-core CI machine.
 pub const JOIN: Duration = Duration::from_secs(20);
 
-/// Two webrtc 0.21 connections in this process, on loopback, whose data channel is open (the
-/// engine alone, as the daemon configures it), with their event receivers.
-pub async fn engine_pair() -> (
-    meshrtc::transport::Connection,
-    meshrtc::transport::Connection,
-    mpsc::UnboundedReceiver<meshrtc::transport::TransportEvent>,
-    mpsc::UnboundedReceiver<meshrtc::transport::TransportEvent>,
-) {
-    use meshrtc::transport::{self, Transport, TransportConfig, TransportEvent};
-    let cfg = TransportConfig {
+/// Two webrtc 0.21 connections in this process with their data channels open: the engine
+/// alone, as the daemon configures it.
+pub struct EngineLink {
+    pub a: meshrtc::transport::Connection,
+    pub b: meshrtc::transport::Connection,
+    /// a's and b's ends of the data channel.
+    pub ca: meshrtc::transport::Channel,
+    pub cb: meshrtc::transport::Channel,
+    pub a_rx: mpsc::UnboundedReceiver<meshrtc::transport::TransportEvent>,
+    pub b_rx: mpsc::UnboundedReceiver<meshrtc::transport::TransportEvent>,
+}
+
+/// The engine's configuration on loopback: ICE bound to 127.0.0.1, no servers.
+pub fn loopback_engine_config() -> meshrtc::transport::TransportConfig {
+    meshrtc::transport::TransportConfig {
         ice_addr: Some("127.0.0.1".parse().expect("ip")),
         ice: Default::default(),
         resolve_mdns: false,
-    };
+    }
+}
+
+/// Connects two engine connections with `cfg`, trading candidates in-process; `None` if their
+/// data channels are not both open `within`.
+pub async fn engine_link(
+    cfg: meshrtc::transport::TransportConfig,
+    within: Duration,
+) -> Option<EngineLink> {
+    use meshrtc::transport::{self, Transport, TransportEvent};
     let (atx, mut a_rx) = mpsc::unbounded_channel();
     let (btx, mut b_rx) = mpsc::unbounded_channel();
     let (ta, tb) = (Transport::new(cfg.clone(), atx), Transport::new(cfg, btx));
     let (pa, offer) = ta.offer(1).await.expect("offer");
     let (pb, answer) = tb.answer(2, offer).await.expect("answer");
     transport::apply_answer(&pa, answer).await.expect("apply");
-    let (mut a_open, mut b_open) = (false, false);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    while !(a_open && b_open) {
+    let (mut ca, mut cb) = (None, None);
+    let deadline = tokio::time::Instant::now() + within;
+    while ca.is_none() || cb.is_none() {
         tokio::select! {
             Some(ev) = a_rx.recv() => match ev {
                 TransportEvent::Candidate(_, c) => { let _ = transport::add_candidate(&pb, &c).await; }
-                TransportEvent::Open(..) => a_open = true,
+                TransportEvent::Open(_, ch, _) => ca = Some(ch),
                 _ => {}
             },
             Some(ev) = b_rx.recv() => match ev {
                 TransportEvent::Candidate(_, c) => { let _ = transport::add_candidate(&pa, &c).await; }
-                TransportEvent::Open(..) => b_open = true,
+                TransportEvent::Open(_, ch, _) => cb = Some(ch),
                 _ => {}
             },
-            _ = tokio::time::sleep_until(deadline) => panic!("the data channel never opened"),
+            _ = tokio::time::sleep_until(deadline) => return None,
         }
     }
-    (pa, pb, a_rx, b_rx)
+    Some(EngineLink {
+        a: pa,
+        b: pb,
+        ca: ca?,
+        cb: cb?,
+        a_rx,
+        b_rx,
+    })
+}
+
+/// Two engine connections on loopback whose data channel is open, with their event receivers.
+pub async fn engine_pair() -> (
+    meshrtc::transport::Connection,
+    meshrtc::transport::Connection,
+    mpsc::UnboundedReceiver<meshrtc::transport::TransportEvent>,
+    mpsc::UnboundedReceiver<meshrtc::transport::TransportEvent>,
+) {
+    let l = engine_link(loopback_engine_config(), Duration::from_secs(20))
+        .await
+        .expect("the data channel never opened");
+    (l.a, l.b, l.a_rx, l.b_rx)
 }
 
 /// Resident memory of a process, MiB (benchmarks).
