@@ -668,3 +668,88 @@ async fn a_stream_is_recorded_as_one_webm_with_video_and_audio() {
     let (_, secs) = probe(&path);
     assert!(secs >= 0.9 * f64::from(SECONDS), "the file lasts {secs} s");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_recorder_finishes_its_webm_before_exiting() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clip = webm_clip(dir.path());
+    let a = Daemon::with_embedded_relay().await;
+    let b = Daemon::with_relays(&[a.relay_url()]).await;
+    let out_dir = dir.path().join("recorded");
+    let mut recorder = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshrtc"))
+        .args([
+            "--daemon",
+            &b.endpoint(),
+            "record",
+            "cut-room",
+            "--format",
+            "webm",
+            "--dir",
+        ])
+        .arg(&out_dir)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("meshrtc record");
+    let mut lines = BufReader::new(recorder.stdout.take().expect("stdout")).lines();
+    // A publisher that never ends on its own.
+    let _publisher = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshrtc"))
+        .args([
+            "--daemon",
+            &a.endpoint(),
+            "publish",
+            "cut-room",
+            "--loop",
+            "--file",
+        ])
+        .arg(&clip)
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("meshrtc publish");
+    // Wait until the file has grown past its header, then interrupt the recorder.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let size: u64 = std::fs::read_dir(&out_dir)
+            .map(|d| {
+                d.flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0);
+        if size > 100_000 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing recorded in 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let pid = recorder.id().expect("recorder pid");
+    Command::new("kill")
+        .args(["-INT", &pid.to_string()])
+        .status()
+        .expect("kill");
+    let line = tokio::time::timeout(Duration::from_secs(15), lines.next_line())
+        .await
+        .expect("the interrupted recorder said what it wrote")
+        .expect("read")
+        .expect("a recorded line before exiting");
+    let v: Value = serde_json::from_str(&line).expect("json line");
+    assert_eq!(v["event"], "recorded", "{line}");
+    let path = PathBuf::from(v["path"].as_str().expect("path"));
+    let (_, secs) = probe(&path);
+    let streams = probe_streams(&path);
+    println!("{line}\nffprobe: {streams:?}, {secs} s");
+    assert!(secs > 0.5, "the finished file says it lasts {secs} s");
+    assert!(
+        streams.iter().any(|s| s.0 == "vp8" && s.1 > 10),
+        "{streams:?}"
+    );
+    assert!(
+        streams.iter().any(|s| s.0 == "opus" && s.1 > 25),
+        "{streams:?}"
+    );
+}

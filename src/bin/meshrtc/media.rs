@@ -319,8 +319,27 @@ pub async fn record(
         .await?;
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<anyhow::Result<Recorded>>();
     let mut stops: HashMap<(String, String), oneshot::Sender<()>> = HashMap::new();
+    let print = |done: anyhow::Result<Recorded>| match done {
+        Ok(r) => print_line(&json!({
+            "event": "recorded", "path": r.path, "peer": r.peer, "kind": r.kind, "codec": r.codec,
+            if r.kind == "video" { "frames" } else { "packets" }: r.units,
+            "duration_ms": r.duration.as_millis() as u64,
+        })),
+        Err(e) => {
+            eprintln!("meshrtc record: {e:#}");
+            Ok(())
+        }
+    };
+    let mut running = 0usize;
+    // One listener for the whole loop, so an interrupt between two turns is not missed.
+    let mut interrupted = std::pin::pin!(tokio::signal::ctrl_c());
     loop {
         tokio::select! {
+            _ = &mut interrupted => {
+                // Interrupted: every file is finished, and said, before exiting.
+                for (_, stop) in stops.drain() { let _ = stop.send(()); }
+                return finish(&mut done_rx, running, print).await;
+            }
             msg = s.next() => {
                 let Some(server_message::Body::Event(e)) = msg?.body else { continue };
                 match e.kind {
@@ -329,6 +348,7 @@ pub async fn record(
                         stops.insert((m.peer.clone(), m.track_id.clone()), stop_tx);
                         let job = RecordJob { daemon: daemon.to_owned(), app: room.app.clone(), room: room.room.clone(), dir: dir.clone(), track: m };
                         let done = done_tx.clone();
+                        running += 1;
                         tokio::spawn(async move { let _ = done.send(job.run(stop_rx).await); });
                     }
                     Some(Kind::TrackRemove(m)) => {
@@ -341,16 +361,31 @@ pub async fn record(
                     _ => {}
                 }
             }
-            Some(done) = done_rx.recv() => match done {
-                Ok(r) => print_line(&json!({
-                    "event": "recorded", "path": r.path, "peer": r.peer, "kind": r.kind, "codec": r.codec,
-                    if r.kind == "video" { "frames" } else { "packets" }: r.units,
-                    "duration_ms": r.duration.as_millis() as u64,
-                }))?,
-                Err(e) => eprintln!("meshrtc record: {e:#}"),
-            },
+            Some(done) = done_rx.recv() => {
+                running -= 1;
+                print(done)?;
+            }
         }
     }
+}
+
+/// Waits (at most 10 s) for the `running` recordings told to stop, printing each.
+async fn finish<T>(
+    done_rx: &mut mpsc::UnboundedReceiver<anyhow::Result<T>>,
+    mut running: usize,
+    print: impl Fn(anyhow::Result<T>) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while running > 0 {
+        match tokio::time::timeout_at(deadline, done_rx.recv()).await {
+            Ok(Some(done)) => {
+                running -= 1;
+                print(done)?;
+            }
+            _ => break,
+        }
+    }
+    Ok(())
 }
 
 /// A file name part from a peer, track or stream id.
@@ -376,8 +411,26 @@ async fn record_webm(daemon: &str, room: RoomArgs, dir: PathBuf) -> anyhow::Resu
     let mut streams: Streams = HashMap::new();
     // Which stream each (peer, track) belongs to, for `track:remove`.
     let mut track_stream: HashMap<(String, String), String> = HashMap::new();
+    let print = |done: anyhow::Result<StreamRecorded>| match done {
+        Ok(r) => print_line(&json!({
+            "event": "recorded", "format": "webm", "path": r.path, "peer": r.peer,
+            "stream": r.stream, "frames": r.frames, "packets": r.packets,
+            "duration_ms": r.duration.as_millis() as u64,
+        })),
+        Err(e) => {
+            eprintln!("meshrtc record: {e:#}");
+            Ok(())
+        }
+    };
+    let mut running = 0usize;
+    // One listener for the whole loop, so an interrupt between two turns is not missed.
+    let mut interrupted = std::pin::pin!(tokio::signal::ctrl_c());
     loop {
         tokio::select! {
+            _ = &mut interrupted => {
+                for (_, tx) in streams.drain() { let _ = tx.send(StreamInput::Stop); }
+                return finish(&mut done_rx, running, print).await;
+            }
             msg = s.next() => {
                 let Some(server_message::Body::Event(e)) = msg?.body else { continue };
                 match e.kind {
@@ -392,6 +445,7 @@ async fn record_webm(daemon: &str, room: RoomArgs, dir: PathBuf) -> anyhow::Resu
                         let path = dir.join(format!("{}-{}.webm", safe(&m.peer), safe(&m.stream_id)));
                         let job = record_stream(daemon.to_owned(), room.app.clone(), room.room.clone(), path, m, rx);
                         let done = done_tx.clone();
+                        running += 1;
                         tokio::spawn(async move { let _ = done.send(job.await); });
                     }
                     Some(Kind::TrackRemove(m)) => {
@@ -409,17 +463,13 @@ async fn record_webm(daemon: &str, room: RoomArgs, dir: PathBuf) -> anyhow::Resu
                     _ => {}
                 }
             }
-            Some(done) = done_rx.recv() => match done {
-                Ok(r) => {
+            Some(done) = done_rx.recv() => {
+                running -= 1;
+                if let Ok(r) = &done {
                     streams.remove(&(r.peer.clone(), r.stream.clone()));
-                    print_line(&json!({
-                        "event": "recorded", "format": "webm", "path": r.path, "peer": r.peer,
-                        "stream": r.stream, "frames": r.frames, "packets": r.packets,
-                        "duration_ms": r.duration.as_millis() as u64,
-                    }))?
                 }
-                Err(e) => eprintln!("meshrtc record: {e:#}"),
-            },
+                print(done)?;
+            }
         }
     }
 }
