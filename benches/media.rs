@@ -239,6 +239,7 @@ async fn forward(
             room: room.into(),
             peer: ida.clone(),
             track_id: name.clone(),
+            frames: false,
         };
         // The track surfaces on b once its first packets arrived: retry until it does.
         let mut stream = None;

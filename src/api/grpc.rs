@@ -7,6 +7,7 @@ use std::path::Path;
 use std::pin::Pin;
 use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::{Stream, StreamExt as _};
 use tokio::net::{TcpListener, UnixListener};
 use tokio_stream::wrappers::{ReceiverStream, TcpListenerStream, UnixListenerStream};
@@ -17,6 +18,7 @@ use super::convert::{peer_to_proto, relay_to_proto, status_to_proto};
 use crate::drops::DropReason;
 use crate::node::{Node, NodeError};
 use crate::proto::{self, node_server::NodeServer};
+use crate::transport::frames::FrameAssembler;
 
 /// Largest HTTP/2 frame the daemon and its Rust clients accept. At the protocol's 16 KiB
 /// default a 64 KiB message crossed the socket as five frames, each its own write and read;
@@ -71,37 +73,73 @@ impl proto::node_server::Node for NodeService {
         request: Request<proto::ReadTrackRequest>,
     ) -> Result<Response<Self::ReadTrackStream>, Status> {
         let r = request.into_inner();
-        let (backlog, rx) = self
+        let (codec, backlog, rx) = self
             .node
             .read_track(&r.app, &r.room, &r.peer, &r.track_id)
             .map_err(to_status)?;
+        // With `frames`, each reader joins its own packets into frames (apps that want media,
+        // not RTP); a frame that lost a packet is not delivered.
+        let mut frames = if r.frames {
+            Some(FrameAssembler::new(codec).ok_or_else(|| {
+                Status::failed_precondition(format!(
+                    "frames of {} tracks are not available; read its RTP",
+                    codec.mime()
+                ))
+            })?)
+        } else {
+            None
+        };
         let node = self.node.clone();
-        let backlog = futures::stream::iter(
-            backlog
-                .into_iter()
-                .map(|rtp| Ok(proto::MediaPacket { rtp, lagged: 0 })),
-        );
-        let live = futures::stream::unfold((rx, 0u64), move |(mut rx, mut lagged)| {
-            let node = node.clone();
-            async move {
-                loop {
-                    use tokio::sync::broadcast::error::RecvError;
-                    match rx.recv().await {
-                        Ok(rtp) => {
-                            let packet = proto::MediaPacket { rtp, lagged };
-                            return Some((Ok(packet), (rx, 0)));
+        let packets = futures::stream::iter(backlog.into_iter().map(|rtp| (rtp, 0u64))).chain(
+            futures::stream::unfold((rx, 0u64), move |(mut rx, mut lagged)| {
+                let node = node.clone();
+                async move {
+                    loop {
+                        use tokio::sync::broadcast::error::RecvError;
+                        match rx.recv().await {
+                            Ok(rtp) => return Some(((rtp, lagged), (rx, 0))),
+                            // A slow reader loses packets, is told how many, and slows nobody.
+                            Err(RecvError::Lagged(n)) => {
+                                lagged += n;
+                                node.count_drops(DropReason::MediaSubscriberLagged, n);
+                            }
+                            Err(RecvError::Closed) => return None,
                         }
-                        // A slow reader loses packets, is told how many, and slows nobody.
-                        Err(RecvError::Lagged(n)) => {
-                            lagged += n;
-                            node.count_drops(DropReason::MediaSubscriberLagged, n);
-                        }
-                        Err(RecvError::Closed) => return None,
                     }
                 }
-            }
+            }),
+        );
+        // In frames mode a lag is told with the next frame delivered.
+        let mut untold = 0u64;
+        let out = packets.filter_map(move |(rtp, lagged)| {
+            untold += lagged;
+            let lagged = std::mem::take(&mut untold);
+            let packet = match &mut frames {
+                None => Some(proto::MediaPacket {
+                    rtp,
+                    lagged,
+                    frame: None,
+                }),
+                Some(asm) => match asm.push(&rtp) {
+                    None => {
+                        untold = lagged;
+                        None
+                    }
+                    Some(f) => Some(proto::MediaPacket {
+                        rtp: Bytes::new(),
+                        lagged,
+                        frame: Some(proto::MediaFrame {
+                            data: f.data,
+                            keyframe: f.keyframe,
+                            rtp_timestamp: f.rtp_timestamp,
+                            timestamp_us: f.since_first_us,
+                        }),
+                    }),
+                },
+            };
+            futures::future::ready(packet.map(Ok))
         });
-        Ok(Response::new(Box::pin(backlog.chain(live))))
+        Ok(Response::new(Box::pin(out)))
     }
 
     async fn session(

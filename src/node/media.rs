@@ -420,27 +420,30 @@ impl Node {
         Ok(links.len())
     }
 
-    /// Subscribes to a remote track surfaced in a room: the packets since its last keyframe,
-    /// then the live ones.
+    /// Subscribes to a remote track surfaced in a room: its codec, the packets since its last
+    /// keyframe, then the live ones.
     pub fn read_track(
         &self,
         app: &str,
         room: &str,
         peer: &str,
         track_id: &str,
-    ) -> Result<(Vec<Bytes>, broadcast::Receiver<Bytes>), NodeError> {
+    ) -> Result<(media::Codec, Vec<Bytes>, broadcast::Receiver<Bytes>), NodeError> {
         let inner = self.lock();
         let r = TrackRef {
             peer: peer.to_owned(),
             track_id: track_id.to_owned(),
         };
-        let conn = inner.core.remote_track_conn(app, room, &r)?;
+        let (conn, codec) = inner.core.surfaced_track(app, room, &r)?;
         inner
             .io
             .media
             .remote
             .get(&(conn, track_id.to_owned()))
-            .map(|m| m.fanout.subscribe())
+            .map(|m| {
+                let (backlog, rx) = m.fanout.subscribe();
+                (codec, backlog, rx)
+            })
             .ok_or_else(|| NodeError::NotFound(format!("track {track_id} ended")))
     }
 }

@@ -20,6 +20,7 @@ use webrtc::peer_connection::{
 use webrtc::runtime::Runtime;
 
 mod coalesce;
+pub mod frames;
 pub mod health;
 pub mod ice;
 mod keyframe_requests;

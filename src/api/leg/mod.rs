@@ -438,7 +438,7 @@ async fn forward_pump(
     let Ok((app, room_id)) = node.room_of(session, room) else {
         return;
     };
-    let Ok((backlog, mut rx)) = node.read_track(&app, &room_id, &track.peer, &track.track_id)
+    let Ok((_, backlog, mut rx)) = node.read_track(&app, &room_id, &track.peer, &track.track_id)
     else {
         return;
     };

@@ -526,6 +526,7 @@ impl RecordJob {
             room: self.room.clone(),
             peer: t.peer.clone(),
             track_id: t.track_id.clone(),
+            frames: false,
         };
         let mut packets = c.read_track(request).await?.into_inner();
         let (mut units, mut first, mut last) = (0u64, None, 0u32);

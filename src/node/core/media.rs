@@ -751,6 +751,16 @@ impl Core {
         room: &str,
         track: &TrackRef,
     ) -> Result<ConnId, NodeError> {
+        self.surfaced_track(app, room, track).map(|(conn, _)| conn)
+    }
+
+    /// The connection a remote track surfaced in a room arrives on, and its codec.
+    pub fn surfaced_track(
+        &self,
+        app: &str,
+        room: &str,
+        track: &TrackRef,
+    ) -> Result<(ConnId, crate::transport::media::Codec), NodeError> {
         let key = RoomKey::new(app, room);
         self.st
             .remote_tracks
@@ -761,7 +771,7 @@ impl Core {
                     && t.app == app
                     && t.room.as_ref() == Some(&key)
             })
-            .map(|((c, _), _)| *c)
+            .map(|((c, _), t)| (*c, t.codec))
             .ok_or_else(|| {
                 NodeError::NotFound(format!(
                     "no track {} from {} in {app}/{room}",

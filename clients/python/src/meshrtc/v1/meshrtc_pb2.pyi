@@ -249,24 +249,40 @@ class MediaWriteSummary(_message.Message):
     def __init__(self, packets: _Optional[int] = ..., refused: _Optional[int] = ...) -> None: ...
 
 class ReadTrackRequest(_message.Message):
-    __slots__ = ("app", "room", "peer", "track_id")
+    __slots__ = ("app", "room", "peer", "track_id", "frames")
     APP_FIELD_NUMBER: _ClassVar[int]
     ROOM_FIELD_NUMBER: _ClassVar[int]
     PEER_FIELD_NUMBER: _ClassVar[int]
     TRACK_ID_FIELD_NUMBER: _ClassVar[int]
+    FRAMES_FIELD_NUMBER: _ClassVar[int]
     app: str
     room: str
     peer: str
     track_id: str
-    def __init__(self, app: _Optional[str] = ..., room: _Optional[str] = ..., peer: _Optional[str] = ..., track_id: _Optional[str] = ...) -> None: ...
+    frames: bool
+    def __init__(self, app: _Optional[str] = ..., room: _Optional[str] = ..., peer: _Optional[str] = ..., track_id: _Optional[str] = ..., frames: _Optional[bool] = ...) -> None: ...
 
 class MediaPacket(_message.Message):
-    __slots__ = ("rtp", "lagged")
+    __slots__ = ("rtp", "lagged", "frame")
     RTP_FIELD_NUMBER: _ClassVar[int]
     LAGGED_FIELD_NUMBER: _ClassVar[int]
+    FRAME_FIELD_NUMBER: _ClassVar[int]
     rtp: bytes
     lagged: int
-    def __init__(self, rtp: _Optional[bytes] = ..., lagged: _Optional[int] = ...) -> None: ...
+    frame: MediaFrame
+    def __init__(self, rtp: _Optional[bytes] = ..., lagged: _Optional[int] = ..., frame: _Optional[_Union[MediaFrame, _Mapping]] = ...) -> None: ...
+
+class MediaFrame(_message.Message):
+    __slots__ = ("data", "keyframe", "rtp_timestamp", "timestamp_us")
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    KEYFRAME_FIELD_NUMBER: _ClassVar[int]
+    RTP_TIMESTAMP_FIELD_NUMBER: _ClassVar[int]
+    TIMESTAMP_US_FIELD_NUMBER: _ClassVar[int]
+    data: bytes
+    keyframe: bool
+    rtp_timestamp: int
+    timestamp_us: int
+    def __init__(self, data: _Optional[bytes] = ..., keyframe: _Optional[bool] = ..., rtp_timestamp: _Optional[int] = ..., timestamp_us: _Optional[int] = ...) -> None: ...
 
 class SessionPingRequest(_message.Message):
     __slots__ = ("room", "peer")
