@@ -348,7 +348,8 @@ export class Room extends Emitter {
   async addTrack(track, stream, targets, meta) {
     const list = targets == null ? [] : Array.isArray(targets) ? targets : [targets]
     this._node._legPc()
-    const pub = {track, stream, room: this, sender: null, id: ''}
+    // Targets and meta are kept so the track can be published again after a daemon restart.
+    const pub = {track, stream, room: this, sender: null, id: '', targets: list, meta}
     const reply = await this._node._request(
       {
         legPublish: {
@@ -643,6 +644,8 @@ export class Node extends Emitter {
           for (const p of asking.want) settle(asking, p, {status: 'disconnected'})
         }
         this._asking.clear()
+        // What this page was sending goes again once the daemon is back (see _reconnect).
+        this._republish = [...(this._republish ?? []), ...this._published.values()]
         this._closeLeg()
         this._ws = null
         if (!opened) reject(new Error(`meshrtc: cannot connect to ${this.url}`))
@@ -686,6 +689,18 @@ export class Node extends Emitter {
           await room._join()
         } catch (err) {
           room._emit('error', {code: 'rejoin_failed', message: String(err)})
+        }
+      }
+      // The new daemon knows none of this page's tracks: publish the live ones again, over a
+      // new leg, with their targets and meta.
+      const published = this._republish ?? []
+      this._republish = []
+      for (const pub of published) {
+        if (pub.track.readyState === 'ended' || pub.room._left) continue
+        try {
+          await pub.room.addTrack(pub.track, pub.stream, pub.targets, pub.meta)
+        } catch (err) {
+          pub.room._emit('error', {code: 'republish_failed', message: String(err)})
         }
       }
       return

@@ -30,6 +30,10 @@ const openClient = async (daemon, room) => {
     })
     r.on('track:add', (track, stream, peer, meta) => t.tracks.push({peer, kind: track.kind, meta}))
     r.on('track:remove', (track, stream, peer) => t.removed.push({peer, kind: track.kind}))
+    t.errors = []
+    t.states = []
+    r.on('error', e => t.errors.push(e))
+    node.on('node', s => t.states.push(s))
     r.channel('chat').on('message', (data, from) => t.msgs.push({data, from}))
   }, room)
   return page
@@ -166,6 +170,36 @@ await runTests(
       await pb.screenshot({path: 'target/browser/demo-media.png'})
       await pa.click('#camera')
       await until('the tile goes when the camera stops', async () => (await pb.locator('#videos figure').count()) === 0, 20000)
+      await pa.close()
+      await pb.close()
+    },
+
+    async 'a page\'s camera comes back after its daemon restarts'() {
+      const room = `restart-cam-${Date.now()}`
+      const pa = await openClient(a, room)
+      const pb = await openClient(b, room)
+      await until('daemons joined', async () => (await t(pa)).joins.includes(b.peerId) && (await t(pb)).joins.includes(a.peerId), 30000)
+      await camera(pb)
+      await pb.evaluate(() => window.troom.addStream(window.CAM, null, {who: 'b', label: 'restart'}))
+      await until('page a gets b\'s camera', async () => (await t(pa)).tracks.some(x => x.peer === b.peerId && x.kind === 'video'), 30000)
+      const before = (await t(pa)).tracks.length
+      // b's daemon goes away and comes back; page b's client reconnects, rejoins and publishes
+      // its camera again without the page doing anything.
+      await b.stop('SIGTERM')
+      await b.start()
+      const again = await until(
+        'page a gets b\'s camera again after b\'s daemon restarted',
+        async () => (await t(pa)).tracks.slice(before).find(x => x.peer === b.peerId && x.kind === 'video'),
+        40000
+      ).catch(async e => {
+        console.log('# page b: ' + JSON.stringify(await pb.evaluate(() => ({errors: window.t.errors, states: window.t.states, published: window.tnode._published.size}))))
+        console.log('# page a tracks: ' + JSON.stringify((await t(pa)).tracks))
+        console.log('# leg b: ' + JSON.stringify(await legState(pb)))
+        throw e
+      })
+      assert.deepEqual(again.meta, {who: 'b', label: 'restart'})
+      const decoded = await framesDecoded(pa)
+      await until('page a plays it', async () => (await framesDecoded(pa)) >= decoded + 25, 30000)
       await pa.close()
       await pb.close()
     }
