@@ -753,3 +753,76 @@ async fn an_interrupted_recorder_finishes_its_webm_before_exiting() {
         "{streams:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_looping_publisher_publishes_again_after_its_daemon_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let video = dir.path().join("loop.ivf");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=160x120:rate=25",
+        "-t",
+        "2",
+        "-c:v",
+        "libvpx",
+        "-g",
+        "25",
+        video.to_str().expect("path"),
+    ]);
+    let b = Daemon::with_embedded_relay().await;
+    let mut a = Daemon::with_relays(&[b.relay_url()]).await;
+    let ida = a.peer_id().await;
+    let out_dir = dir.path().join("recorded");
+    let mut recorder = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshrtc"))
+        .args(["--daemon", &b.endpoint(), "record", "again-room", "--dir"])
+        .arg(&out_dir)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("meshrtc record");
+    let mut lines = BufReader::new(recorder.stdout.take().expect("stdout")).lines();
+    let mut publisher = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshrtc"))
+        .args([
+            "--daemon",
+            &a.endpoint(),
+            "publish",
+            "again-room",
+            "--loop",
+            "--video",
+        ])
+        .arg(&video)
+        .stdout(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("meshrtc publish");
+    let mut next_recording = async || {
+        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+            .await
+            .expect("a recording finished within 60 s")
+            .expect("read")
+            .expect("recorder exited early");
+        let v: Value = serde_json::from_str(&line).expect("json line");
+        assert_eq!(v["event"], "recorded", "{line}");
+        assert_eq!(v["peer"], ida.as_str(), "{line}");
+        v["frames"].as_u64().unwrap_or(0)
+    };
+    // Let the first session send a while, then take its daemon away and bring it back.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    a.kill9();
+    let before = next_recording().await;
+    a.start().await;
+    // The publisher is still running, has found its daemon again and sends anew: its second
+    // track ends (and its recording is finished) when the publisher stops.
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    assert!(
+        publisher.try_wait().expect("publisher").is_none(),
+        "the looping publisher gave up when its daemon went away"
+    );
+    let _ = publisher.start_kill();
+    let after = next_recording().await;
+    println!("frames before the restart {before}, after {after}");
+    assert!(before >= 25, "{before} frames before the restart");
+    assert!(after >= 25, "{after} frames after the restart");
+}

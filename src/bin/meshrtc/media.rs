@@ -27,6 +27,7 @@ use super::{RoomArgs, Session, client, print_line};
 const STREAM_ID: &str = "meshrtc-publish";
 
 /// One media file to publish.
+#[derive(Clone)]
 struct Source {
     path: PathBuf,
     codec: &'static str,
@@ -117,6 +118,62 @@ pub async fn publish(
     timeout: u64,
 ) -> anyhow::Result<()> {
     let sources = sources(video, audio, file)?;
+    let mut backoff = Duration::from_millis(250);
+    loop {
+        let result = publish_once(
+            daemon,
+            &room,
+            sources.clone(),
+            looping,
+            &to,
+            wait_peers,
+            timeout,
+        )
+        .await;
+        // A looping publisher outlives its daemon: when the daemon goes away it waits for it,
+        // joins again and publishes its tracks again.
+        let Err(e) = result else { return Ok(()) };
+        if !looping || !(daemon_gone(&e) || client(daemon).await.is_err()) {
+            return Err(e);
+        }
+        eprintln!("meshrtc publish: lost the daemon ({e:#}); publishing again once it is back");
+        print_line(&json!({"event": "daemon_lost"}))?;
+        while client(daemon).await.is_err() {
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+        backoff = Duration::from_millis(250);
+    }
+}
+
+/// Whether an error means the daemon went away (its connection failed or closed), not that it
+/// refused something.
+fn daemon_gone(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        if let Some(s) = c.downcast_ref::<tonic::Status>() {
+            return matches!(
+                s.code(),
+                tonic::Code::Unavailable | tonic::Code::Unknown | tonic::Code::Cancelled
+            );
+        }
+        let m = c.to_string();
+        c.downcast_ref::<tonic::transport::Error>().is_some()
+            || m.contains("closed")
+            || m.contains("ended")
+            || m.contains("broken pipe")
+    })
+}
+
+/// One publishing session: join, wait for peers and negotiation, send the files.
+async fn publish_once(
+    daemon: &str,
+    room: &RoomArgs,
+    sources: Vec<Source>,
+    looping: bool,
+    to: &[String],
+    wait_peers: Option<usize>,
+    timeout: u64,
+) -> anyhow::Result<()> {
     let mut s = Session::open(daemon).await?;
     let (reply, early) = s
         .join(&room, vec![String::new()], Vec::new(), None, false)
@@ -147,7 +204,7 @@ pub async fn publish(
                 codec: src.codec.to_owned(),
                 stream_id: STREAM_ID.to_owned(),
                 track_id: src.track_id.to_owned(),
-                targets: to.clone(),
+                targets: to.to_vec(),
                 meta_json:
                     json!({"file": src.path.file_name().map(|n| n.to_string_lossy().into_owned())})
                         .to_string(),
