@@ -176,12 +176,12 @@ async fn publish_once(
 ) -> anyhow::Result<()> {
     let mut s = Session::open(daemon).await?;
     let (reply, early) = s
-        .join(&room, vec![String::new()], Vec::new(), None, false)
+        .join(room, vec![String::new()], Vec::new(), None, false)
         .await?;
     let mut joined = super::JoinedPeers::from_events(&early);
     let need = wait_peers.unwrap_or(1).max(to.len());
     let deadline = Instant::now() + Duration::from_secs(timeout);
-    while !joined.has(need, &to) {
+    while !joined.has(need, to) {
         let msg = tokio::time::timeout_at(deadline.into(), s.next())
             .await
             .map_err(|_| {
