@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::BufWriter;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::Context;
@@ -124,33 +124,24 @@ pub async fn record_stream(
     if add(first.clone(), &mut tracks, &mut readers) {
         live += 1;
     }
-    // Until the header is written: frames wait here, and the gathering ends at GATHER.
+    // Until the header is written frames wait here; the gathering ends at GATHER.
     let mut pending: Vec<Timed> = Vec::new();
-    let mut writer: Option<(WebmWriter<BufWriter<File>>, Vec<usize>)> = None;
+    let mut sink: Option<Sink> = None;
     let gather_end = started + GATHER;
-    let (mut frames, mut packets, mut last_ms, mut first_ms) = (0u64, 0u64, 0u64, None::<u64>);
-    let mut video_started = false;
     loop {
-        let header_due = writer.is_none() && Instant::now() >= gather_end;
-        if header_due {
-            writer = Some(open(&path, &tracks, &pending)?);
-        }
-        if let Some((w, order)) = writer.as_mut() {
-            for f in pending.drain(..) {
-                write(
-                    w,
-                    order,
-                    &tracks,
-                    f,
-                    &mut video_started,
-                    (&mut frames, &mut packets, &mut last_ms, &mut first_ms),
-                )?;
-            }
+        if sink.is_none() && Instant::now() >= gather_end {
+            sink = Some(Sink::open(&path, &tracks, std::mem::take(&mut pending))?);
         }
         tokio::select! {
             msg = input.recv() => match msg {
+                Some(StreamInput::Track(t)) if sink.is_some() => {
+                    eprintln!(
+                        "meshrtc record: stream {} of {}: track {} came after the file was begun; not recorded",
+                        t.stream_id, t.peer, t.track_id
+                    );
+                }
                 Some(StreamInput::Track(t)) => {
-                    if writer.is_none() && add(t, &mut tracks, &mut readers) {
+                    if add(t, &mut tracks, &mut readers) {
                         live += 1;
                     }
                 }
@@ -162,24 +153,23 @@ pub async fn record_stream(
                 }
                 Some(StreamInput::Stop) | None => break,
             },
-            Some(f) = frames_rx.recv() => {
-                match writer.as_mut() {
-                    Some((w, order)) => write(w, order, &tracks, f, &mut video_started, (&mut frames, &mut packets, &mut last_ms, &mut first_ms))?,
-                    None => pending.push(f),
-                }
-            }
-            _ = tokio::time::sleep_until(gather_end), if writer.is_none() => {}
+            Some(f) = frames_rx.recv() => match sink.as_mut() {
+                Some(sink) => sink.write(&tracks, f)?,
+                None => pending.push(f),
+            },
+            _ = tokio::time::sleep_until(gather_end), if sink.is_none() => {}
         }
     }
     for r in readers {
         r.abort();
     }
-    let (w, _) = match writer {
-        Some(w) => w,
-        None => open(&path, &tracks, &pending)?,
+    let sink = match sink {
+        Some(sink) => sink,
+        None => Sink::open(&path, &tracks, pending)?,
     };
-    let span = last_ms.saturating_sub(first_ms.unwrap_or(0));
-    w.close(last_ms)
+    let (frames, packets, span) = (sink.frames, sink.packets, sink.span());
+    sink.w
+        .close(sink.last_ms)
         .with_context(|| format!("finishing {}", path.display()))?;
     Ok(StreamRecorded {
         path,
@@ -187,79 +177,104 @@ pub async fn record_stream(
         stream: first.stream_id,
         frames,
         packets,
-        duration: Duration::from_millis(span),
+        duration: span,
     })
 }
 
-/// Creates the file with a header for `tracks` (video first), sizing the video from a VP8
-/// keyframe among `pending`; returns the writer and each track's number in the file.
-fn open(
-    path: &PathBuf,
-    tracks: &[proto::MediaEvent],
-    pending: &[Timed],
-) -> anyhow::Result<(WebmWriter<BufWriter<File>>, Vec<usize>)> {
-    let mut kinds = Vec::new();
-    let mut numbers = vec![0; tracks.len()];
-    let mut by_kind: Vec<usize> = (0..tracks.len()).collect();
-    by_kind.sort_by_key(|i| tracks[*i].kind != "video");
-    for i in by_kind {
-        let t = &tracks[i];
-        numbers[i] = kinds.len() + 1;
-        kinds.push(match t.codec.as_str() {
-            "audio/opus" => TrackKind::Opus,
-            codec => {
-                let (width, height) = pending
-                    .iter()
-                    .filter(|f| f.track == i && f.keyframe)
-                    .find_map(|f| vp8_size(&f.data))
-                    .unwrap_or((640, 480));
-                TrackKind::Video {
-                    codec_id: if codec == "video/VP9" {
+/// A stream's file once its header is written, and what went into it.
+struct Sink {
+    w: WebmWriter<BufWriter<File>>,
+    /// Each track's number in the file (by its index among the stream's tracks).
+    numbers: Vec<usize>,
+    /// Video frames are left out until the first keyframe (nothing before it decodes).
+    video_started: bool,
+    frames: u64,
+    packets: u64,
+    first_ms: Option<u64>,
+    last_ms: u64,
+}
+
+impl Sink {
+    /// Creates the file with a header for `tracks` (video first, its size from a VP8 keyframe
+    /// among `pending`), then writes `pending`.
+    fn open(
+        path: &Path,
+        tracks: &[proto::MediaEvent],
+        pending: Vec<Timed>,
+    ) -> anyhow::Result<Sink> {
+        let mut kinds = Vec::new();
+        let mut numbers = vec![0; tracks.len()];
+        let mut by_kind: Vec<usize> = (0..tracks.len()).collect();
+        by_kind.sort_by_key(|i| tracks[*i].kind != "video");
+        for i in by_kind {
+            numbers[i] = kinds.len() + 1;
+            kinds.push(match tracks[i].codec.as_str() {
+                "audio/opus" => TrackKind::Opus,
+                codec => {
+                    let (width, height) = pending
+                        .iter()
+                        .filter(|f| f.track == i && f.keyframe)
+                        .find_map(|f| vp8_size(&f.data))
+                        .unwrap_or((640, 480));
+                    let codec_id = if codec == "video/VP9" {
                         "V_VP9"
                     } else {
                         "V_VP8"
-                    },
-                    width,
-                    height,
+                    };
+                    TrackKind::Video {
+                        codec_id,
+                        width,
+                        height,
+                    }
                 }
-            }
-        });
-    }
-    let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
-    let w = WebmWriter::new(BufWriter::new(file), &kinds)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok((w, numbers))
-}
-
-/// Writes one frame; video is skipped until its first keyframe (nothing before it decodes).
-fn write(
-    w: &mut WebmWriter<BufWriter<File>>,
-    numbers: &[usize],
-    tracks: &[proto::MediaEvent],
-    f: Timed,
-    video_started: &mut bool,
-    counts: (&mut u64, &mut u64, &mut u64, &mut Option<u64>),
-) -> anyhow::Result<()> {
-    let (frames, packets, last_ms, first_ms) = counts;
-    let Some(number) = numbers.get(f.track).copied().filter(|n| *n > 0) else {
-        return Ok(());
-    };
-    let video = tracks[f.track].kind == "video";
-    if video && !*video_started {
-        if !f.keyframe {
-            return Ok(());
+            });
         }
-        *video_started = true;
+        let file = File::create(path).with_context(|| format!("creating {}", path.display()))?;
+        let w = WebmWriter::new(BufWriter::new(file), &kinds)
+            .with_context(|| format!("writing {}", path.display()))?;
+        let mut sink = Sink {
+            w,
+            numbers,
+            video_started: false,
+            frames: 0,
+            packets: 0,
+            first_ms: None,
+            last_ms: 0,
+        };
+        for f in pending {
+            sink.write(tracks, f)?;
+        }
+        Ok(sink)
     }
-    w.write_frame(number as u8, f.ms, f.keyframe || !video, &f.data)?;
-    if video {
-        *frames += 1;
-    } else {
-        *packets += 1;
+
+    /// Writes one frame of track `f.track`.
+    fn write(&mut self, tracks: &[proto::MediaEvent], f: Timed) -> anyhow::Result<()> {
+        let Some(number) = self.numbers.get(f.track).copied().filter(|n| *n > 0) else {
+            return Ok(());
+        };
+        let video = tracks[f.track].kind == "video";
+        if video && !self.video_started {
+            if !f.keyframe {
+                return Ok(());
+            }
+            self.video_started = true;
+        }
+        self.w
+            .write_frame(number as u8, f.ms, f.keyframe || !video, &f.data)?;
+        if video {
+            self.frames += 1;
+        } else {
+            self.packets += 1;
+        }
+        self.last_ms = self.last_ms.max(f.ms);
+        self.first_ms.get_or_insert(f.ms);
+        Ok(())
     }
-    *last_ms = (*last_ms).max(f.ms);
-    first_ms.get_or_insert(f.ms);
-    Ok(())
+
+    /// From the first frame written to the last.
+    fn span(&self) -> Duration {
+        Duration::from_millis(self.last_ms.saturating_sub(self.first_ms.unwrap_or(0)))
+    }
 }
 
 /// Streams being recorded, by (peer, stream id).
