@@ -438,10 +438,17 @@ async fn forward_pump(
     let Ok((app, room_id)) = node.room_of(session, room) else {
         return;
     };
-    let Ok((_, backlog, mut rx)) = node.read_track(&app, &room_id, &track.peer, &track.track_id)
+    let Ok((codec, backlog, mut rx)) =
+        node.read_track(&app, &room_id, &track.peer, &track.track_id)
     else {
         return;
     };
+    // The slot was made for the codec the page was told of: another track's packets (a track
+    // surfaced again under the same id) must not go into it.
+    if codec != track.codec {
+        tracing::warn!(peer = %track.peer, track = %track.track_id, "track changed codec; not forwarded");
+        return;
+    }
     let _ = node
         .request_keyframe(session, room, &track.peer, &track.track_id)
         .await;

@@ -182,6 +182,20 @@ impl Core {
                 "stream and track ids must be 1 to 256 bytes".into(),
             ));
         }
+        // A link carries every room of its app, and the engine tells a link's tracks apart by
+        // track id alone: a second track under the same id would be merged into the first at
+        // the receiver (its packets forwarded as the first's codec).
+        if self
+            .st
+            .local_tracks
+            .values()
+            .any(|t| t.room.app == key.app && t.spec.track_id == spec.track_id)
+        {
+            return Err(NodeError::InvalidArgument(format!(
+                "track id {:?} is already published by this node in app {:?}",
+                spec.track_id, key.app
+            )));
+        }
         let entry = self
             .st
             .rooms

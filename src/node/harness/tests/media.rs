@@ -329,3 +329,37 @@ fn a_track_back_on_a_link_after_its_peer_rejoined_is_ready_again() {
     );
     assert_eq!(net.links_of(0).len(), 1, "the link was not kept");
 }
+
+#[test]
+fn a_second_track_under_the_same_id_is_refused_and_the_first_still_arrives() {
+    let mut net = mesh(61, 2, "r");
+    net.add_track(0, "r", "cam", "t", json!({"n": 1}), vec![]);
+    // The engine tells a link's tracks apart by id: a second "t" would merge into the first at
+    // the receiver (an audio track's packets forwarded as the video's).
+    let sim = &mut net.nodes[0];
+    let again = sim.core.add_track(
+        sim.session,
+        sim.handles["r"],
+        crate::node::core::media::TrackRequest {
+            spec: crate::transport::media::TrackSpec {
+                codec: crate::transport::media::Codec::Opus,
+                stream_id: "cam".into(),
+                track_id: "t".into(),
+            },
+            meta: None,
+            targets: vec![],
+            max_kbps: 0,
+        },
+        net.now,
+    );
+    assert!(
+        matches!(&again, Err(crate::node::NodeError::InvalidArgument(m)) if m.contains("already published")),
+        "{again:?}"
+    );
+    net.run_for(2 * SEC);
+    let from = net.nodes[0].id();
+    let seen = tracks_seen(&net.nodes[1]);
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].0, from);
+    assert_eq!(seen[0].2, "t");
+}
