@@ -560,6 +560,40 @@ async fn sixteen_tracks_added_at_once_after_others_were_removed_all_surface() {
     );
 }
 
+/// A `meshrtc` CLI process against `daemon` with `args`, its stdout as lines.
+fn meshrtc_cli(
+    daemon: &Daemon,
+    args: &[&str],
+) -> (
+    tokio::process::Child,
+    tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshrtc"))
+        .args(["--daemon", &daemon.endpoint()])
+        .args(args)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("meshrtc");
+    let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    (child, lines)
+}
+
+/// The next `recorded` line of a recorder, within `secs`.
+async fn next_recorded(
+    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    secs: u64,
+) -> Value {
+    let line = tokio::time::timeout(Duration::from_secs(secs), lines.next_line())
+        .await
+        .unwrap_or_else(|_| panic!("a recording finished within {secs} s"))
+        .expect("read")
+        .expect("a recorded line before the recorder exited");
+    let v: Value = serde_json::from_str(&line).expect("json line");
+    assert_eq!(v["event"], "recorded", "{line}");
+    v
+}
+
 /// Codec name and decoded frames (or packets) of each stream of a file, by ffprobe.
 fn probe_streams(path: &Path) -> Vec<(String, u64)> {
     let out = Command::new("ffprobe")
@@ -600,55 +634,25 @@ async fn a_stream_is_recorded_as_one_webm_with_video_and_audio() {
     let a = Daemon::with_embedded_relay().await;
     let b = Daemon::with_relays(&[a.relay_url()]).await;
     let out_dir = dir.path().join("recorded");
-    let mut recorder = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshrtc"))
-        .args([
-            "--daemon",
-            &b.endpoint(),
-            "record",
-            "webm-room",
-            "--format",
-            "webm",
-            "--dir",
-        ])
-        .arg(&out_dir)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("meshrtc record");
-    let mut lines = BufReader::new(recorder.stdout.take().expect("stdout")).lines();
-    let publish = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshrtc"))
-        .args([
-            "--daemon",
-            &a.endpoint(),
-            "publish",
-            "webm-room",
-            "--wait-peers",
-            "1",
-            "--file",
-        ])
-        .arg(&clip)
-        .output()
-        .await
-        .expect("meshrtc publish");
-    assert!(
-        publish.status.success(),
-        "publish failed: {}",
-        String::from_utf8_lossy(&publish.stderr)
+    let out = out_dir.to_str().expect("path");
+    let (_recorder, mut lines) = meshrtc_cli(
+        &b,
+        &["record", "webm-room", "--format", "webm", "--dir", out],
     );
+    let clip = clip.to_str().expect("path");
+    let (mut publisher, _output) = meshrtc_cli(
+        &a,
+        &["publish", "webm-room", "--wait-peers", "1", "--file", clip],
+    );
+    let status = publisher.wait().await.expect("meshrtc publish");
+    assert!(status.success(), "publish failed");
     // The publisher's session ended with its stream: the recorder finalizes its one file.
-    let line = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
-        .await
-        .expect("a recording finished within 30 s")
-        .expect("read")
-        .expect("recorder exited early");
-    let _ = recorder.start_kill();
-    let v: Value = serde_json::from_str(&line).expect("json line");
-    assert_eq!(v["event"], "recorded", "{line}");
-    assert_eq!(v["format"], "webm", "{line}");
+    let v = next_recorded(&mut lines, 30).await;
+    assert_eq!(v["format"], "webm", "{v}");
     let path = PathBuf::from(v["path"].as_str().expect("path"));
     assert_eq!(path.extension().and_then(|e| e.to_str()), Some("webm"));
     let streams = probe_streams(&path);
-    println!("{line}\nffprobe: {streams:?}");
+    println!("{v}\nffprobe: {streams:?}");
     let video = streams.iter().find(|s| s.0 == "vp8").expect("a VP8 stream");
     let audio = streams
         .iter()
@@ -676,37 +680,14 @@ async fn an_interrupted_recorder_finishes_its_webm_before_exiting() {
     let a = Daemon::with_embedded_relay().await;
     let b = Daemon::with_relays(&[a.relay_url()]).await;
     let out_dir = dir.path().join("recorded");
-    let mut recorder = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshrtc"))
-        .args([
-            "--daemon",
-            &b.endpoint(),
-            "record",
-            "cut-room",
-            "--format",
-            "webm",
-            "--dir",
-        ])
-        .arg(&out_dir)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("meshrtc record");
-    let mut lines = BufReader::new(recorder.stdout.take().expect("stdout")).lines();
+    let out = out_dir.to_str().expect("path");
+    let (recorder, mut lines) = meshrtc_cli(
+        &b,
+        &["record", "cut-room", "--format", "webm", "--dir", out],
+    );
     // A publisher that never ends on its own.
-    let _publisher = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshrtc"))
-        .args([
-            "--daemon",
-            &a.endpoint(),
-            "publish",
-            "cut-room",
-            "--loop",
-            "--file",
-        ])
-        .arg(&clip)
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("meshrtc publish");
+    let clip = clip.to_str().expect("path");
+    let _publisher = meshrtc_cli(&a, &["publish", "cut-room", "--loop", "--file", clip]);
     // Wait until the file has grown past its header, then interrupt the recorder.
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
@@ -732,17 +713,11 @@ async fn an_interrupted_recorder_finishes_its_webm_before_exiting() {
         .args(["-INT", &pid.to_string()])
         .status()
         .expect("kill");
-    let line = tokio::time::timeout(Duration::from_secs(15), lines.next_line())
-        .await
-        .expect("the interrupted recorder said what it wrote")
-        .expect("read")
-        .expect("a recorded line before exiting");
-    let v: Value = serde_json::from_str(&line).expect("json line");
-    assert_eq!(v["event"], "recorded", "{line}");
+    let v = next_recorded(&mut lines, 15).await;
     let path = PathBuf::from(v["path"].as_str().expect("path"));
     let (_, secs) = probe(&path);
     let streams = probe_streams(&path);
-    println!("{line}\nffprobe: {streams:?}, {secs} s");
+    println!("{v}\nffprobe: {streams:?}, {secs} s");
     assert!(secs > 0.5, "the finished file says it lasts {secs} s");
     assert!(
         streams.iter().any(|s| s.0 == "vp8" && s.1 > 10),
@@ -775,43 +750,22 @@ async fn a_looping_publisher_publishes_again_after_its_daemon_restarts() {
     let mut a = Daemon::with_relays(&[b.relay_url()]).await;
     let ida = a.peer_id().await;
     let out_dir = dir.path().join("recorded");
-    let mut recorder = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshrtc"))
-        .args(["--daemon", &b.endpoint(), "record", "again-room", "--dir"])
-        .arg(&out_dir)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("meshrtc record");
-    let mut lines = BufReader::new(recorder.stdout.take().expect("stdout")).lines();
-    let mut publisher = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshrtc"))
-        .args([
-            "--daemon",
-            &a.endpoint(),
-            "publish",
+    let (_recorder, mut lines) = meshrtc_cli(
+        &b,
+        &[
+            "record",
             "again-room",
-            "--loop",
-            "--video",
-        ])
-        .arg(&video)
-        .stdout(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("meshrtc publish");
-    let mut next_recording = async || {
-        let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
-            .await
-            .expect("a recording finished within 60 s")
-            .expect("read")
-            .expect("recorder exited early");
-        let v: Value = serde_json::from_str(&line).expect("json line");
-        assert_eq!(v["event"], "recorded", "{line}");
-        assert_eq!(v["peer"], ida.as_str(), "{line}");
-        v["frames"].as_u64().unwrap_or(0)
-    };
+            "--dir",
+            out_dir.to_str().expect("path"),
+        ],
+    );
+    let video = video.to_str().expect("path");
+    let (mut publisher, _output) =
+        meshrtc_cli(&a, &["publish", "again-room", "--loop", "--video", video]);
     // Let the first session send a while, then take its daemon away and bring it back.
     tokio::time::sleep(Duration::from_secs(4)).await;
     a.kill9();
-    let before = next_recording().await;
+    let before = next_recorded(&mut lines, 60).await;
     a.start().await;
     // The publisher is still running, has found its daemon again and sends anew: its second
     // track ends (and its recording is finished) when the publisher stops.
@@ -821,8 +775,10 @@ async fn a_looping_publisher_publishes_again_after_its_daemon_restarts() {
         "the looping publisher gave up when its daemon went away"
     );
     let _ = publisher.start_kill();
-    let after = next_recording().await;
-    println!("frames before the restart {before}, after {after}");
-    assert!(before >= 25, "{before} frames before the restart");
-    assert!(after >= 25, "{after} frames after the restart");
+    let after = next_recorded(&mut lines, 60).await;
+    println!("before the restart {before}\nafter {after}");
+    for v in [&before, &after] {
+        assert_eq!(v["peer"], ida.as_str(), "{v}");
+        assert!(v["frames"].as_u64().unwrap_or(0) >= 25, "{v}");
+    }
 }
