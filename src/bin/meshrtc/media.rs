@@ -89,7 +89,7 @@ fn sources(
         });
     }
     if let Some(path) = audio {
-        crate::ogg_opus::read(&path).context("--audio takes an Ogg Opus file")?;
+        crate::ogg_opus::check(&path).context("--audio takes an Ogg Opus file")?;
         sources.push(Source {
             path,
             codec: "audio/opus",

@@ -44,15 +44,34 @@ pub fn read(path: &Path) -> anyhow::Result<Vec<(Vec<u8>, Duration)>> {
     read_from(BufReader::new(file)).with_context(|| path.display().to_string())
 }
 
+/// Whether `path` is an Ogg Opus file `read` can send: its headers and first audio packet,
+/// without reading the rest.
+pub fn check(path: &Path) -> anyhow::Result<()> {
+    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    packets(BufReader::new(file), 1)
+        .map(drop)
+        .with_context(|| path.display().to_string())
+}
+
 /// [`read`] from any seekable reader.
 pub fn read_from<R: std::io::Read + std::io::Seek>(
     r: R,
+) -> anyhow::Result<Vec<(Vec<u8>, Duration)>> {
+    packets(r, usize::MAX)
+}
+
+/// Up to `max` audio packets of the first Opus stream of `r`.
+fn packets<R: std::io::Read + std::io::Seek>(
+    r: R,
+    max: usize,
 ) -> anyhow::Result<Vec<(Vec<u8>, Duration)>> {
     let mut reader = PacketReader::new(r);
     let mut serial = None;
     let mut headers = 0;
     let mut out = Vec::new();
-    while let Some(packet) = reader.read_packet().context("not a valid Ogg file")? {
+    while out.len() < max
+        && let Some(packet) = reader.read_packet().context("not a valid Ogg file")?
+    {
         match serial {
             None if packet.data.starts_with(b"OpusHead") => {
                 serial = Some(packet.stream_serial());
