@@ -7,7 +7,7 @@
 
 mod common;
 
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -20,25 +20,7 @@ const BEFORE: usize = 10;
 const DURING: usize = 20;
 
 fn nft(script: &str) {
-    use std::io::Write as _;
-    let mut child = Command::new("nft")
-        .args(["-f", "-"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("nft (Debian nftables) is installed by scripts/test.sh");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(script.as_bytes())
-        .expect("nft script");
-    let out = child.wait_with_output().expect("nft");
-    assert!(
-        out.status.success(),
-        "nft: {}\n{script}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    nft_in(None, script);
 }
 
 /// Drops UDP between two loopback ports while it lives.

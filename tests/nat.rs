@@ -42,25 +42,7 @@ fn in_ns(ns: &str, args: &[&str]) {
 }
 
 fn nft(ns: &str, script: &str) {
-    use std::io::Write as _;
-    let mut child = Command::new("ip")
-        .args(["netns", "exec", ns, "nft", "-f", "-"])
-        .stdin(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("nft (Debian nftables) is installed by scripts/test.sh");
-    child
-        .stdin
-        .take()
-        .expect("stdin")
-        .write_all(script.as_bytes())
-        .expect("nft script");
-    let out = child.wait_with_output().expect("nft");
-    assert!(
-        out.status.success(),
-        "nft in {ns}: {}\n{script}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    nft_in(Some(ns), script);
 }
 
 /// How a site's router maps its host's ports.

@@ -980,3 +980,34 @@ pub fn certificates(
         dir.join("server.key"),
     )
 }
+
+/// Loads an nftables `script`, in network namespace `ns` or in the caller's own.
+pub fn nft_in(ns: Option<&str>, script: &str) {
+    use std::io::Write as _;
+    let mut cmd = match ns {
+        Some(ns) => {
+            let mut c = Command::new("ip");
+            c.args(["netns", "exec", ns, "nft"]);
+            c
+        }
+        None => Command::new("nft"),
+    };
+    let mut child = cmd
+        .args(["-f", "-"])
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("nft (Debian nftables) is installed by scripts/test.sh");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(script.as_bytes())
+        .expect("nft script");
+    let out = child.wait_with_output().expect("nft");
+    assert!(
+        out.status.success(),
+        "nft in {ns:?}: {}\n{script}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
