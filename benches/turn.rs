@@ -95,6 +95,7 @@ async fn engine_relayed(turn_port: u16, load: Load) -> Bulk {
             ..Default::default()
         },
         resolve_mdns: false,
+        media_repair: true,
     };
     let mut bulk = Bulk::default();
     let Some(EngineLink {

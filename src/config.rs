@@ -82,6 +82,9 @@ pub struct Config {
     pub turn_tls_ca: Option<PathBuf>,
     /// Resolution of remote mDNS candidates: "auto", "query" or "off".
     pub mdns: MdnsMode,
+    /// Repair lost media packets on each hop (NACK and retransmission); off only to measure
+    /// what the repair buys.
+    pub media_repair: bool,
     /// Largest message a channel carries, in bytes.
     pub max_message_size: usize,
     /// Connection attempts in progress at once, per room.
@@ -147,6 +150,7 @@ impl Default for Config {
             turn_secret_ttl_secs: crate::transport::ice::DEFAULT_REST_TTL_SECS,
             turn_tls_ca: None,
             mdns: MdnsMode::Auto,
+            media_repair: true,
             max_message_size: 64 << 20,
             max_pending_dials: 16,
             session_queue: 4_096,

@@ -26,9 +26,11 @@
 //!   password rooms), pruning, catch-up pages; `store::history` is its sled I/O and
 //!   `node::core` decides what is kept, replayed and served.
 //! - [`drops`]: the named counters of refused input, as status shows them.
+//! - [`background`]: the low-priority threads for work done for others (relays, catch-up reads).
 //! - [`store`], [`config`], [`client`]: sled state, configuration, the gRPC client of the CLI.
 
 pub mod api;
+pub mod background;
 pub mod client;
 pub mod config;
 pub mod drops;

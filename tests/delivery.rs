@@ -47,37 +47,6 @@ impl Drop for Cut {
     }
 }
 
-fn port(c: &Option<proto::Candidate>) -> u16 {
-    c.as_ref()
-        .and_then(|c| c.address.rsplit(':').next())
-        .and_then(|p| p.parse().ok())
-        .expect("a candidate with a port")
-}
-
-/// The loopback UDP ports of the link from `d` to its one peer in room `r`.
-async fn link_ports(d: &Daemon) -> (u16, u16) {
-    let mut c = meshrtc::client::connect(&d.endpoint())
-        .await
-        .expect("connect");
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        let peers = c
-            .peers(proto::PeersRequest {
-                app: APP.into(),
-                room: "r".into(),
-            })
-            .await
-            .expect("peers")
-            .into_inner()
-            .peers;
-        if let Some(path) = peers.into_iter().next().and_then(|p| p.path) {
-            return (port(&path.local), port(&path.remote));
-        }
-        assert!(Instant::now() < deadline, "no selected path");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
 fn body(i: usize) -> String {
     format!("m{i}:{}", "x".repeat(32 << 10))
 }
@@ -106,7 +75,7 @@ async fn messages_a_dying_link_held_arrive_once_on_the_next_link() {
         let r = sa.send(ra, "c", text(&body(i)), &[]).await;
         assert!(r.error.is_none(), "{:?}", r.error);
     }
-    let (local, remote) = link_ports(&a).await;
+    let (local, remote) = link_ports(&a, APP, "r").await;
     let cut = Cut::new(local, remote);
     for i in BEFORE..BEFORE + DURING {
         let r = sa.send(ra, "c", text(&body(i)), &[]).await;

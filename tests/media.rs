@@ -14,19 +14,6 @@ use tokio::io::{AsyncBufReadExt as _, BufReader};
 const SECONDS: u32 = 4;
 const FPS: u32 = 25;
 
-fn ffmpeg(args: &[&str]) {
-    let out = Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-y"])
-        .args(args)
-        .output()
-        .expect("ffmpeg (Debian package ffmpeg) must be installed");
-    assert!(
-        out.status.success(),
-        "ffmpeg: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 /// Frames (video) or packets (audio) ffprobe decodes, and the duration it reports.
 fn probe(path: &Path) -> (u64, f64) {
     let out = Command::new("ffprobe")
@@ -532,6 +519,25 @@ async fn add_and_surface(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_tracks_added_at_once_on_a_link_that_just_came_up_all_surface() {
+    let a = Daemon::with_embedded_relay().await;
+    let b = Daemon::with_relays(&[a.relay_url()]).await;
+    let (mut sa, mut sb) = (a.session().await, b.session().await);
+    let ra = sa.join("app", "fresh", "").await;
+    sb.join("app", "fresh", "").await;
+    assert!(
+        sa.wait_join(&b.peer_id().await, Duration::from_secs(30))
+            .await
+    );
+    let (_, missing) = add_and_surface(&a, &mut sa, &mut sb, ra, "t", 16).await;
+    assert!(
+        missing.is_empty(),
+        "never surfaced: {missing:?}\n{}",
+        b.log()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixteen_tracks_added_at_once_after_others_were_removed_all_surface() {
     use meshrtc::proto::client_message::Body;
     let a = Daemon::with_embedded_relay().await;
@@ -558,73 +564,6 @@ async fn sixteen_tracks_added_at_once_after_others_were_removed_all_surface() {
         "never surfaced: {missing:?}\n{}",
         b.log()
     );
-}
-
-/// A `meshrtc` CLI process against `daemon` with `args`, its stdout as lines.
-fn meshrtc_cli(
-    daemon: &Daemon,
-    args: &[&str],
-) -> (
-    tokio::process::Child,
-    tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-) {
-    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshrtc"))
-        .args(["--daemon", &daemon.endpoint()])
-        .args(args)
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("meshrtc");
-    let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
-    (child, lines)
-}
-
-/// The next `recorded` line of a recorder, within `secs`.
-async fn next_recorded(
-    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
-    secs: u64,
-) -> Value {
-    let line = tokio::time::timeout(Duration::from_secs(secs), lines.next_line())
-        .await
-        .unwrap_or_else(|_| panic!("a recording finished within {secs} s"))
-        .expect("read")
-        .expect("a recorded line before the recorder exited");
-    let v: Value = serde_json::from_str(&line).expect("json line");
-    assert_eq!(v["event"], "recorded", "{line}");
-    v
-}
-
-/// Codec name and decoded frames (or packets) of each stream of a file, by ffprobe.
-fn probe_streams(path: &Path) -> Vec<(String, u64)> {
-    let out = Command::new("ffprobe")
-        .args([
-            "-v",
-            "error",
-            "-count_frames",
-            "-show_entries",
-            "stream=codec_name,nb_read_frames",
-            "-of",
-            "json",
-        ])
-        .arg(path)
-        .output()
-        .expect("ffprobe");
-    assert!(out.status.success(), "ffprobe {}", path.display());
-    let v: Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
-    v["streams"]
-        .as_array()
-        .map(|s| {
-            s.iter()
-                .map(|s| {
-                    let n = s["nb_read_frames"].as_str().and_then(|n| n.parse().ok());
-                    (
-                        s["codec_name"].as_str().unwrap_or("").to_owned(),
-                        n.unwrap_or(0),
-                    )
-                })
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

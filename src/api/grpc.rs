@@ -111,33 +111,36 @@ impl proto::node_server::Node for NodeService {
         );
         // In frames mode a lag is told with the next frame delivered.
         let mut untold = 0u64;
-        let out = packets.filter_map(move |(rtp, lagged)| {
+        let out = packets.flat_map(move |(rtp, lagged)| {
             untold += lagged;
             let lagged = std::mem::take(&mut untold);
-            let packet = match &mut frames {
-                None => Some(proto::MediaPacket {
+            let out: Vec<proto::MediaPacket> = match &mut frames {
+                None => vec![proto::MediaPacket {
                     rtp,
                     lagged,
                     frame: None,
-                }),
-                Some(asm) => match asm.push(&rtp) {
-                    None => {
+                }],
+                Some(asm) => {
+                    let done = asm.push(rtp, std::time::Instant::now());
+                    if done.is_empty() {
                         untold = lagged;
-                        None
                     }
-                    Some(f) => Some(proto::MediaPacket {
-                        rtp: Bytes::new(),
-                        lagged,
-                        frame: Some(proto::MediaFrame {
-                            data: f.data,
-                            keyframe: f.keyframe,
-                            rtp_timestamp: f.rtp_timestamp,
-                            timestamp_us: f.since_first_us,
-                        }),
-                    }),
-                },
+                    done.into_iter()
+                        .enumerate()
+                        .map(|(i, f)| proto::MediaPacket {
+                            rtp: Bytes::new(),
+                            lagged: if i == 0 { lagged } else { 0 },
+                            frame: Some(proto::MediaFrame {
+                                data: f.data,
+                                keyframe: f.keyframe,
+                                rtp_timestamp: f.rtp_timestamp,
+                                timestamp_us: f.since_first_us,
+                            }),
+                        })
+                        .collect()
+                }
             };
-            futures::future::ready(packet.map(Ok))
+            futures::stream::iter(out.into_iter().map(Ok))
         });
         Ok(Response::new(Box::pin(out)))
     }

@@ -78,6 +78,9 @@ struct Args {
     /// Log format.
     #[arg(long, value_enum)]
     log_format: Option<LogFormat>,
+    /// Turn off the repair of lost media packets (NACK); only to measure what it buys.
+    #[arg(long)]
+    no_media_repair: bool,
     /// Worker threads of the async runtime (default 1).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..))]
     threads: Option<u16>,
@@ -207,6 +210,9 @@ fn build_config(args: &Args) -> anyhow::Result<Config> {
             meshrtc::transport::ice::Secret::from_private_file(path)
                 .map_err(|e| anyhow::anyhow!("--turn-secret-file {e}"))?,
         );
+    }
+    if args.no_media_repair {
+        config.media_repair = false;
     }
     if let Some(ca) = &args.turn_tls_ca {
         config.turn_tls_ca = Some(ca.clone());

@@ -231,8 +231,9 @@ impl Node {
             } => {
                 let reader = io.history.as_ref().map(|h| h.reader());
                 let me = self.me.clone();
-                // Read (and open) on a blocking thread: a peer's request never holds the lock.
-                tokio::task::spawn_blocking(move || {
+                // Read (and open) on a low-priority reader thread: a peer's request never holds
+                // the lock, and waits when the cores are short.
+                crate::background::spawn_read(move || {
                     let page = match &reader {
                         Some(r) => crate::history::page(
                             r.after(&room, from),
@@ -249,13 +250,17 @@ impl Node {
                             &channels,
                         ),
                     };
-                    if let Some(node) = me.upgrade() {
+                    // Applied on the node's runtime: a low-priority thread holding the node's
+                    // lock would make everything wait for it.
+                    let Some(node) = me.upgrade() else { return };
+                    let runtime = node.runtime.clone();
+                    runtime.spawn(async move {
                         let mut inner = node.lock();
                         inner
                             .core
                             .history_page(&app, &room_id, &peer, page, Instant::now());
                         node.run_effects(&mut inner);
-                    }
+                    });
                 });
             }
             Effect::Deliver { session, event } => {

@@ -99,6 +99,8 @@ pub struct Node {
     _turn_shims: Vec<TurnTcpShim>,
     /// What each TURN server last said (see `turn`).
     turn: std::sync::Mutex<Vec<turn::TurnServerStatus>>,
+    /// The node's runtime, for results that threads outside it hand back.
+    runtime: tokio::runtime::Handle,
 }
 
 impl std::fmt::Debug for Node {
@@ -175,6 +177,7 @@ impl Node {
                 ice_addr: config.ice_addr,
                 ice,
                 resolve_mdns: config.resolve_mdns(),
+                media_repair: config.media_repair,
             },
             transport_tx,
         );
@@ -207,6 +210,7 @@ impl Node {
             e2e_keys: Mutex::new(HashMap::new()),
             frame_tap: hooks::FrameTap::default(),
             _turn_shims: turn_shims,
+            runtime: tokio::runtime::Handle::current(),
             turn: Default::default(),
         });
         turn::spawn(&node);

@@ -569,7 +569,7 @@ pub async fn spawn(
     let thread = std::thread::Builder::new()
         .name("meshrtc-signal".into())
         .spawn(move || {
-            lower_priority();
+            crate::background::lower_priority();
             let runtime = match tokio::runtime::Builder::new_current_thread()
                 .enable_all()
                 .build()
@@ -592,23 +592,6 @@ pub async fn spawn(
     match ready_rx.await {
         Ok(handle) => handle,
         Err(_) => panic!("the signaling thread stopped while starting"),
-    }
-}
-
-/// How much lower the signaling thread's scheduling priority is than the data path's: when the
-/// cores are short, a relay's flood waits, peers' frames do not.
-const SIGNAL_NICE: libc::c_int = 10;
-
-/// Lowers the calling thread's priority by [`SIGNAL_NICE`] (Linux applies nice per thread).
-fn lower_priority() {
-    // SAFETY: plain syscalls on the calling thread's own id.
-    let failed = unsafe {
-        let tid = libc::gettid();
-        let now = libc::getpriority(libc::PRIO_PROCESS, tid as libc::id_t);
-        libc::setpriority(libc::PRIO_PROCESS, tid as libc::id_t, now + SIGNAL_NICE) != 0
-    };
-    if failed {
-        tracing::debug!("could not lower the signaling thread's priority");
     }
 }
 

@@ -2,8 +2,11 @@
 //! Opus packets, each with its RTP time, for apps that want media rather than packets
 //! (`ReadTrack` with `frames`) and for recordings.
 //!
-//! All packets of a frame share a timestamp and the last one carries the marker bit; a frame
-//! that lost a packet (a gap in sequence numbers) is dropped rather than handed on broken.
+//! All packets of a frame share a timestamp and the last one carries the marker bit. Packets are
+//! first put back in order ([`Reorder`]: a hop's NACK repair arrives late), and a frame that still
+//! lost a packet (a gap in sequence numbers) is dropped rather than handed on broken.
+
+use std::time::Instant;
 
 use bytes::Bytes;
 use rtc::rtp::codec::av1::Av1Depacketizer;
@@ -14,6 +17,7 @@ use rtc::rtp::packetizer::Depacketizer;
 use rtc::shared::marshal::Unmarshal as _;
 
 use super::media::Codec;
+use super::reorder::Reorder;
 
 /// One frame (or Opus packet) of a track.
 #[derive(Debug, Clone, PartialEq)]
@@ -31,6 +35,7 @@ pub struct Frame {
 /// Joins one track's RTP packets into frames.
 pub struct FrameAssembler {
     codec: Codec,
+    reorder: Reorder<Bytes>,
     dep: Box<dyn Depacketizer + Send>,
     buf: Vec<u8>,
     /// The frame being gathered: its RTP timestamp, and whether a packet of it was lost.
@@ -55,6 +60,7 @@ impl FrameAssembler {
         };
         Some(FrameAssembler {
             codec,
+            reorder: Reorder::new(),
             dep,
             buf: Vec::new(),
             current: None,
@@ -65,8 +71,26 @@ impl FrameAssembler {
         })
     }
 
-    /// Takes one RTP packet (as read from the track); returns the frame it completes.
-    pub fn push(&mut self, rtp: &[u8]) -> Option<Frame> {
+    /// Takes one RTP packet (as read from the track) arrived at `now`; returns the frames it
+    /// completes, in order (none while it waits behind a missing packet).
+    pub fn push(&mut self, rtp: Bytes, now: Instant) -> Vec<Frame> {
+        let Some(seq) = rtp.get(2..4).map(|b| u16::from_be_bytes([b[0], b[1]])) else {
+            return Vec::new();
+        };
+        self.reorder
+            .push(seq, rtp, now)
+            .into_iter()
+            .filter_map(|p| self.assemble(&p))
+            .collect()
+    }
+
+    /// Packets that came too late to be put back in order (or twice), so were not used.
+    pub fn late_packets(&self) -> u64 {
+        self.reorder.late()
+    }
+
+    /// Takes the next packet in sequence order; returns the frame it completes.
+    fn assemble(&mut self, rtp: &[u8]) -> Option<Frame> {
         let mut raw = rtp;
         let packet = rtc::rtp::Packet::unmarshal(&mut raw).ok()?;
         let h = &packet.header;
@@ -186,23 +210,28 @@ mod tests {
         p
     }
 
+    /// Pushes one packet at `at`; the one frame it completes, if any.
+    fn one(a: &mut FrameAssembler, rtp: Vec<u8>, at: Instant) -> Option<Frame> {
+        let mut out = a.push(Bytes::from(rtp), at);
+        assert!(out.len() <= 1, "one packet completed {} frames", out.len());
+        out.pop()
+    }
+
     #[test]
     fn vp8_frames_are_joined_timed_and_flagged() {
+        let t = Instant::now();
         let mut a = FrameAssembler::new(Codec::Vp8).expect("vp8");
         // A keyframe in two packets, then an inter frame 3,000 ticks (33.3 ms) later.
         assert_eq!(
-            a.push(&rtp(1, 1000, false, &vp8(true, &[0x10, 1, 2]))),
+            one(&mut a, rtp(1, 1000, false, &vp8(true, &[0x10, 1, 2])), t),
             None
         );
-        let key = a
-            .push(&rtp(2, 1000, true, &vp8(false, &[3, 4, 5, 6])))
-            .expect("keyframe");
+        let key = one(&mut a, rtp(2, 1000, true, &vp8(false, &[3, 4, 5, 6])), t).expect("key");
         assert_eq!(&key.data[..], &[0x10, 1, 2, 3, 4, 5, 6]);
         assert!(key.keyframe);
         assert_eq!(key.since_first_us, 0);
-        let inter = a
-            .push(&rtp(3, 4000, true, &vp8(true, &[0x11, 9, 9, 9])))
-            .expect("inter");
+        let inter =
+            one(&mut a, rtp(3, 4000, true, &vp8(true, &[0x11, 9, 9, 9])), t).expect("inter");
         assert!(!inter.keyframe);
         assert_eq!(inter.since_first_us, 33_333);
         assert_eq!(inter.rtp_timestamp, 4000);
@@ -210,32 +239,74 @@ mod tests {
 
     #[test]
     fn a_frame_that_lost_a_packet_is_dropped_and_the_next_comes_through() {
+        let t = Instant::now();
         let mut a = FrameAssembler::new(Codec::Vp8).expect("vp8");
         assert_eq!(
-            a.push(&rtp(1, 1000, false, &vp8(true, &[0x10, 1, 1, 1]))),
+            one(&mut a, rtp(1, 1000, false, &vp8(true, &[0x10, 1, 1, 1])), t),
             None
         );
-        // Packet 2 is lost; 3 ends the frame: dropped.
-        assert_eq!(a.push(&rtp(3, 1000, true, &vp8(false, &[3, 3, 3]))), None);
-        let next = a
-            .push(&rtp(4, 4000, true, &vp8(true, &[0x11, 5, 5, 5])))
-            .expect("next frame");
+        // Packet 2 is lost: 3 waits for it, then the gap is given up and its frame dropped.
+        assert_eq!(
+            one(&mut a, rtp(3, 1000, true, &vp8(false, &[3, 3, 3])), t),
+            None
+        );
+        let later = t + crate::transport::reorder::WAIT;
+        let next = one(
+            &mut a,
+            rtp(4, 4000, true, &vp8(true, &[0x11, 5, 5, 5])),
+            later,
+        )
+        .expect("next frame");
         assert_eq!(&next.data[..], &[0x11, 5, 5, 5]);
     }
 
     #[test]
+    fn a_packet_repaired_late_completes_its_frame() {
+        let t = Instant::now();
+        let mut a = FrameAssembler::new(Codec::Vp8).expect("vp8");
+        assert_eq!(
+            one(&mut a, rtp(1, 1000, false, &vp8(true, &[0x10, 1, 1, 1])), t),
+            None
+        );
+        assert_eq!(
+            one(&mut a, rtp(3, 1000, true, &vp8(false, &[3, 3, 3])), t),
+            None
+        );
+        assert_eq!(
+            one(&mut a, rtp(4, 4000, true, &vp8(true, &[0x11, 5, 5, 5])), t),
+            None
+        );
+        // The NACK's repair of packet 2 arrives 120 ms later: both frames come out whole.
+        let out = a.push(
+            Bytes::from(rtp(2, 1000, false, &vp8(false, &[2, 2, 2]))),
+            t + std::time::Duration::from_millis(120),
+        );
+        assert_eq!(out.len(), 2);
+        assert_eq!(&out[0].data[..], &[0x10, 1, 1, 1, 2, 2, 2, 3, 3, 3]);
+        assert_eq!(&out[1].data[..], &[0x11, 5, 5, 5]);
+        assert_eq!(a.late_packets(), 0);
+    }
+
+    #[test]
     fn opus_packets_come_out_one_each_and_time_survives_the_wrap() {
+        let t = Instant::now();
         let mut a = FrameAssembler::new(Codec::Opus).expect("opus");
         let start = u32::MAX - 959;
-        let f1 = a.push(&rtp(10, start, false, &[0xfc, 1])).expect("packet");
+        let f1 = one(&mut a, rtp(10, start, false, &[0xfc, 1]), t).expect("packet");
         assert!(f1.keyframe);
-        let f2 = a
-            .push(&rtp(11, start.wrapping_add(960), false, &[0xfc, 2]))
-            .expect("packet");
+        let f2 = one(
+            &mut a,
+            rtp(11, start.wrapping_add(960), false, &[0xfc, 2]),
+            t,
+        )
+        .expect("packet");
         assert_eq!(f2.since_first_us, 20_000);
-        let f3 = a
-            .push(&rtp(12, start.wrapping_add(1920), false, &[0xfc, 3]))
-            .expect("packet");
+        let f3 = one(
+            &mut a,
+            rtp(12, start.wrapping_add(1920), false, &[0xfc, 3]),
+            t,
+        )
+        .expect("packet");
         assert_eq!(f3.since_first_us, 40_000);
     }
 

@@ -8,7 +8,10 @@
 use std::sync::Arc;
 
 use rtc::media_stream::MediaStreamTrack;
-use rtc::peer_connection::configuration::interceptor_registry::register_default_interceptors;
+use rtc::peer_connection::configuration::interceptor_registry::{
+    configure_rtcp_reports, configure_simulcast_extension_headers, configure_twcc_receiver_only,
+    register_default_interceptors,
+};
 use rtc::peer_connection::configuration::media_engine::MediaEngine;
 use rtc::rtp_transceiver::rtp_sender::{
     RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
@@ -121,13 +124,22 @@ impl Codec {
     }
 }
 
-/// A media engine with the default codecs and interceptors (NACK, RTCP reports, TWCC), and
-/// keyframe requests handed to the application.
-pub(super) fn media_engine() -> Result<(MediaEngine, rtc::interceptor::Registry), TransportError> {
+/// A media engine with the default codecs and interceptors (NACK repair unless `repair` is off,
+/// RTCP reports, TWCC), and keyframe requests handed to the application.
+pub(super) fn media_engine(
+    repair: bool,
+) -> Result<(MediaEngine, rtc::interceptor::Registry), TransportError> {
     let mut engine = MediaEngine::default();
     engine.register_default_codecs().map_err(err)?;
-    let registry = register_default_interceptors(rtc::interceptor::Registry::new(), &mut engine)
-        .map_err(err)?;
+    let registry = if repair {
+        register_default_interceptors(rtc::interceptor::Registry::new(), &mut engine)
+            .map_err(err)?
+    } else {
+        let registry = configure_twcc_receiver_only(rtc::interceptor::Registry::new(), &mut engine)
+            .map_err(err)?;
+        configure_simulcast_extension_headers(&mut engine).map_err(err)?;
+        configure_rtcp_reports(registry)
+    };
     Ok((
         engine,
         super::keyframe_requests::KeyframeRequests::register(registry),

@@ -26,6 +26,7 @@ pub mod ice;
 mod keyframe_requests;
 pub mod media;
 pub mod path;
+pub mod reorder;
 mod socket_buffers;
 pub mod turn_probe;
 pub mod turn_tcp;
@@ -147,6 +148,8 @@ pub struct TransportConfig {
     pub ice: ice::IceSettings,
     /// Resolve remote `.local` candidates.
     pub resolve_mdns: bool,
+    /// Repair lost media packets on this hop (NACK and retransmission).
+    pub media_repair: bool,
 }
 
 /// Errors creating or negotiating a connection.
@@ -431,7 +434,7 @@ impl Transport {
             0,
         );
         let slot: Arc<std::sync::OnceLock<std::sync::Weak<dyn PeerConnection>>> = Arc::default();
-        let (engine, interceptors) = media::media_engine()?;
+        let (engine, interceptors) = media::media_engine(self.config.media_repair)?;
         let pc = PeerConnectionBuilder::new()
             .with_configuration(config)
             .with_media_engine(engine)

@@ -17,6 +17,7 @@ fn loopback() -> TransportConfig {
         ice_addr: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
         ice: Default::default(),
         resolve_mdns: false,
+        media_repair: true,
     }
 }
 

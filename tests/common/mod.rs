@@ -7,8 +7,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 mod in_process;
+mod media;
 #[allow(unused_imports)]
 pub use in_process::InProcess;
+#[allow(unused_imports)]
+pub use media::*;
 
 use meshrtc::proto::{self, client_message::Body, event::Kind, server_message};
 use tokio::sync::mpsc;
@@ -811,6 +814,7 @@ pub fn loopback_engine_config() -> meshrtc::transport::TransportConfig {
         ice_addr: Some("127.0.0.1".parse().expect("ip")),
         ice: Default::default(),
         resolve_mdns: false,
+        media_repair: true,
     }
 }
 

@@ -64,6 +64,7 @@ impl Leg {
                     ice_addr: Some(IpAddr::V4(Ipv4Addr::LOCALHOST)),
                     ice: Default::default(),
                     resolve_mdns: false,
+                    media_repair: true,
                 },
                 events_tx,
             );

@@ -156,6 +156,10 @@ pub(crate) fn is_polling_driver(inner: &Arc<PeerConnectionRef>) -> bool {
     POLLING_DRIVER.with(|polling| polling.get()) == driver_id(inner)
 }
 
+/// The core's packets written per batch before the driver yields (meshrtc, see
+/// `poll_writes`): 64 datagrams, about 75 KiB.
+const WRITE_BATCH: usize = 64;
+
 /// Runs a connection's driver future, recording on the polling thread for the duration of every
 /// poll which connection it belongs to, so [`is_polling_driver`] can answer from inside it.
 ///
@@ -1810,10 +1814,13 @@ where
         }
     }
 
-    async fn drain_core_writes(inner: Arc<PeerConnectionRef>) -> Vec<TaggedBytesMut> {
+    /// At most `limit` of the core's outgoing packets (meshrtc: a bounded batch, see
+    /// `poll_writes`).
+    async fn drain_core_writes(inner: Arc<PeerConnectionRef>, limit: usize) -> Vec<TaggedBytesMut> {
         let mut writes = Vec::new();
         let mut core = inner.core.lock().await;
-        while let Some(msg) = core.poll_write() {
+        while writes.len() < limit {
+            let Some(msg) = core.poll_write() else { break };
             writes.push(msg);
         }
         writes
@@ -1959,8 +1966,21 @@ where
 
         // 1.c peer_connection poll_write() - Send all outgoing packets, coalescing
         // consecutive same-destination datagrams into single UDP GSO syscalls.
-        let writes = Self::drain_core_writes(self.inner.clone()).await;
-        self.flush_writes(writes).await;
+        //
+        // meshrtc: in batches of at most WRITE_BATCH packets, yielding to the runtime between
+        // them. The core makes each packet (SCTP, then DTLS encryption) in `poll_write`, so
+        // draining a whole window at once held the runtime thread for milliseconds (a 512 KiB
+        // burst: 4-7 ms), and every other connection on that thread waited behind it.
+        loop {
+            let writes = Self::drain_core_writes(self.inner.clone(), WRITE_BATCH).await;
+            let full = writes.len() == WRITE_BATCH;
+            self.flush_writes(writes).await;
+            if !full {
+                break;
+            }
+            self.flush_turn_writes().await;
+            self.inner.runtime.yield_now().await;
+        }
 
         // 1.d What 1.c handed the TURN relayer (every packet of a relayed connection) is
         // queued in its client: send it now. Left for the next pass of the loop, it waited

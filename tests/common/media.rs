@@ -1,0 +1,124 @@
+//! Helpers for tests and benches that drive the `meshrtc` CLI, ffmpeg and ffprobe, and find a
+//! link's UDP ports (to cut or degrade it with nftables).
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use meshrtc::proto;
+use serde_json::Value;
+use tokio::io::{AsyncBufReadExt as _, BufReader};
+
+use super::Daemon;
+
+/// Runs ffmpeg with `args` (quiet, overwriting), failing the test on an error.
+pub fn ffmpeg(args: &[&str]) {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-y"])
+        .args(args)
+        .output()
+        .expect("ffmpeg (Debian package ffmpeg) must be installed");
+    assert!(
+        out.status.success(),
+        "ffmpeg: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A `meshrtc` CLI process against `daemon` with `args`, its stdout as lines.
+pub fn meshrtc_cli(
+    daemon: &Daemon,
+    args: &[&str],
+) -> (
+    tokio::process::Child,
+    tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+) {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_meshrtc"))
+        .args(["--daemon", &daemon.endpoint()])
+        .args(args)
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("meshrtc");
+    let lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    (child, lines)
+}
+
+/// The next `recorded` line of a recorder, within `secs`.
+pub async fn next_recorded(
+    lines: &mut tokio::io::Lines<BufReader<tokio::process::ChildStdout>>,
+    secs: u64,
+) -> Value {
+    let line = tokio::time::timeout(Duration::from_secs(secs), lines.next_line())
+        .await
+        .unwrap_or_else(|_| panic!("a recording finished within {secs} s"))
+        .expect("read")
+        .expect("a recorded line before the recorder exited");
+    let v: Value = serde_json::from_str(&line).expect("json line");
+    assert_eq!(v["event"], "recorded", "{line}");
+    v
+}
+
+/// Codec name and decoded frames (or packets) of each stream of a file, by ffprobe.
+pub fn probe_streams(path: &Path) -> Vec<(String, u64)> {
+    let out = Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_entries",
+            "stream=codec_name,nb_read_frames",
+            "-of",
+            "json",
+        ])
+        .arg(path)
+        .output()
+        .expect("ffprobe");
+    assert!(out.status.success(), "ffprobe {}", path.display());
+    let v: Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    v["streams"]
+        .as_array()
+        .map(|s| {
+            s.iter()
+                .map(|s| {
+                    let n = s["nb_read_frames"].as_str().and_then(|n| n.parse().ok());
+                    (
+                        s["codec_name"].as_str().unwrap_or("").to_owned(),
+                        n.unwrap_or(0),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn candidate_port(c: &Option<proto::Candidate>) -> u16 {
+    c.as_ref()
+        .and_then(|c| c.address.rsplit(':').next())
+        .and_then(|p| p.parse().ok())
+        .expect("a candidate with a port")
+}
+
+/// The loopback UDP ports (local, remote) of the link from `d` to its one peer in `app`'s `room`.
+pub async fn link_ports(d: &Daemon, app: &str, room: &str) -> (u16, u16) {
+    let mut c = meshrtc::client::connect(&d.endpoint())
+        .await
+        .expect("connect");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let peers = c
+            .peers(proto::PeersRequest {
+                app: app.into(),
+                room: room.into(),
+            })
+            .await
+            .expect("peers")
+            .into_inner()
+            .peers;
+        if let Some(path) = peers.into_iter().next().and_then(|p| p.path) {
+            return (candidate_port(&path.local), candidate_port(&path.remote));
+        }
+        assert!(Instant::now() < deadline, "no selected path");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
