@@ -116,6 +116,58 @@ async fn a_webm_file_is_published_as_one_stream_and_recorded() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_av1_webm_is_published_and_recorded_as_av1_webm_that_decodes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let clip = dir.path().join("av1.webm");
+    let (secs, rate) = (SECONDS.to_string(), FPS.to_string());
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        &format!("testsrc=size=320x240:rate={rate}"),
+        "-t",
+        &secs,
+        "-c:v",
+        "libaom-av1",
+        "-cpu-used",
+        "8",
+        "-g",
+        &rate,
+        "-b:v",
+        "300k",
+        clip.to_str().expect("path"),
+    ]);
+    let a = Daemon::with_embedded_relay().await;
+    let b = Daemon::with_relays(&[a.relay_url()]).await;
+    let out_dir = dir.path().join("out");
+    let out = out_dir.to_str().expect("path");
+    let (_recorder, mut lines) = meshrtc_cli(
+        &b,
+        &["record", "av1-room", "--format", "webm", "--dir", out],
+    );
+    let clip = clip.to_str().expect("path");
+    let (mut publisher, _output) = meshrtc_cli(
+        &a,
+        &["publish", "av1-room", "--wait-peers", "1", "--file", clip],
+    );
+    let status = publisher.wait().await.expect("meshrtc publish");
+    assert!(status.success(), "publish failed");
+    let v = next_recorded(&mut lines, 30).await;
+    let path = PathBuf::from(v["path"].as_str().expect("path"));
+    let streams = probe_streams(&path);
+    println!("{v}\nffprobe: {streams:?}");
+    // Frames from the first keyframe on: most of the clip, decoded by ffmpeg's AV1 decoder
+    // from the sequence header the file's av1C record carries.
+    let source = u64::from(SECONDS * FPS);
+    assert!(
+        streams
+            .iter()
+            .any(|(codec, n)| codec == "av1" && *n * 10 >= source * 8),
+        "{streams:?} (source {source} frames)"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_publish_cannot_send_is_refused_naming_what_it_holds() {
     let dir = tempfile::tempdir().expect("tempdir");
     let clip = dir.path().join("clip.mkv");

@@ -45,7 +45,7 @@ pub(super) struct RemoteMedia {
 /// Packets of one remote track on their way to readers.
 pub(super) struct Fanout {
     tx: broadcast::Sender<Bytes>,
-    /// Packets since the last keyframe (VP8), for late readers; a reader takes a copy and
+    /// Packets since the last keyframe (VP8, VP9, AV1), for late readers; a reader takes a copy and
     /// subscribes under this lock, so it misses nothing and sees nothing twice.
     since_key: std::sync::Mutex<Vec<Bytes>>,
 }
@@ -58,10 +58,10 @@ impl Fanout {
         self.since_key.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn push(&self, packet: &rtc::rtp::Packet, bytes: Bytes, vp8: bool) {
+    fn push(&self, packet: &rtc::rtp::Packet, bytes: Bytes, codec: Option<media::Codec>) {
         let mut cache = self.lock();
-        if vp8 {
-            let key = media::vp8_keyframe_start(&packet.payload);
+        if let Some(codec @ (media::Codec::Vp8 | media::Codec::Vp9 | media::Codec::Av1)) = codec {
+            let key = media::keyframe_start(codec, &packet.payload);
             if key {
                 cache.clear();
             }
@@ -255,7 +255,6 @@ impl Node {
                 tx,
                 since_key: Default::default(),
             });
-            let vp8 = codec == Some(media::Codec::Vp8);
             {
                 let Some(node) = me.upgrade() else { return };
                 let mut inner = node.lock();
@@ -275,7 +274,7 @@ impl Node {
             }
             while let RemoteEvent::Rtp(p) = track.next().await {
                 if let Some(b) = media::encode_rtp(&p) {
-                    fanout.push(&p, b, vp8);
+                    fanout.push(&p, b, codec);
                 }
             }
             if let Some(node) = me.upgrade() {

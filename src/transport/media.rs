@@ -556,9 +556,38 @@ pub fn vp8_keyframe_start(payload: &[u8]) -> bool {
     payload.get(i).is_some_and(|b| b & 0x01 == 0)
 }
 
+/// Whether an RTP payload of `codec` starts a keyframe: VP8 (above), VP9 (RFC 9628: the
+/// descriptor's B bit set and P bit clear) and AV1 (the aggregation header's N bit: a new coded
+/// video sequence, which only a keyframe begins). Never for other codecs.
+pub fn keyframe_start(codec: Codec, payload: &[u8]) -> bool {
+    match codec {
+        Codec::Vp8 => vp8_keyframe_start(payload),
+        Codec::Vp9 => payload
+            .first()
+            .is_some_and(|b| b & 0x08 != 0 && b & 0x40 == 0),
+        Codec::Av1 => payload
+            .first()
+            .is_some_and(|b| b & 0x08 != 0 && b & 0x80 == 0),
+        Codec::H264 | Codec::Opus => false,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn vp9_and_av1_keyframe_starts_are_told_apart() {
+        // VP9: B=1, P=0 starts a keyframe; P=1 is predicted; B=0 continues a frame.
+        assert!(keyframe_start(Codec::Vp9, &[0x08]));
+        assert!(!keyframe_start(Codec::Vp9, &[0x48]));
+        assert!(!keyframe_start(Codec::Vp9, &[0x00]));
+        // AV1: N=1 with Z=0 starts a sequence; Z=1 continues an OBU.
+        assert!(keyframe_start(Codec::Av1, &[0x18]));
+        assert!(!keyframe_start(Codec::Av1, &[0x98]));
+        assert!(!keyframe_start(Codec::Av1, &[0x10]));
+        assert!(!keyframe_start(Codec::Opus, &[0x08]));
+    }
 
     #[test]
     fn vp8_keyframes_are_told_from_inter_frames() {

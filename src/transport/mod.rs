@@ -19,6 +19,7 @@ use webrtc::peer_connection::{
 };
 use webrtc::runtime::Runtime;
 
+pub mod av1;
 mod coalesce;
 pub mod frames;
 pub mod health;

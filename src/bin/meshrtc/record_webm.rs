@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::Context;
 use bytes::Bytes;
 use meshrtc::proto;
+use meshrtc::transport::av1;
 use meshrtc::transport::frames::vp8_size;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -78,7 +79,10 @@ pub async fn record_stream(
                tracks: &mut Vec<proto::MediaEvent>,
                readers: &mut Vec<tokio::task::JoinHandle<()>>|
      -> bool {
-        let webm = matches!(t.codec.as_str(), "video/VP8" | "video/VP9" | "audio/opus");
+        let webm = matches!(
+            t.codec.as_str(),
+            "video/VP8" | "video/VP9" | "video/AV1" | "audio/opus"
+        );
         if tracks.iter().any(|o| o.kind == t.kind) || !webm {
             eprintln!(
                 "meshrtc record: stream {} of {}: track {} ({}) not recorded in WebM",
@@ -210,6 +214,21 @@ impl Sink {
             numbers[i] = kinds.len() + 1;
             kinds.push(match tracks[i].codec.as_str() {
                 "audio/opus" => TrackKind::Opus,
+                "video/AV1" => {
+                    // AV1 in Matroska is described by the sequence header a keyframe carries.
+                    let header = pending
+                        .iter()
+                        .filter(|f| f.track == i && f.keyframe)
+                        .find_map(|f| av1::sequence_header(&f.data));
+                    let (width, height) =
+                        header.as_ref().map_or((640, 480), |h| (h.width, h.height));
+                    TrackKind::Video {
+                        codec_id: "V_AV1",
+                        codec_private: header.map(|h| h.av1c),
+                        width,
+                        height,
+                    }
+                }
                 codec => {
                     let (width, height) = pending
                         .iter()
@@ -223,6 +242,7 @@ impl Sink {
                     };
                     TrackKind::Video {
                         codec_id,
+                        codec_private: None,
                         width,
                         height,
                     }

@@ -45,10 +45,12 @@ mod id {
 /// A track of the file.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TrackKind {
-    /// VP8 or VP9 video of this size (from the first keyframe, or a guess).
+    /// VP8, VP9 or AV1 video of this size (from the first keyframe, or a guess).
     Video {
-        /// `V_VP8` or `V_VP9`.
+        /// `V_VP8`, `V_VP9` or `V_AV1`.
         codec_id: &'static str,
+        /// What the codec needs beside the frames (AV1's `av1C` record), if anything.
+        codec_private: Option<Vec<u8>>,
         /// Width in pixels.
         width: u32,
         /// Height in pixels.
@@ -152,11 +154,15 @@ impl<W: Write + Seek> WebmWriter<W> {
             match t {
                 TrackKind::Video {
                     codec_id,
+                    codec_private,
                     width,
                     height,
                 } => {
                     uint(&mut e, id::TRACK_TYPE, 1);
                     element(&mut e, id::CODEC_ID, codec_id.as_bytes());
+                    if let Some(private) = codec_private {
+                        element(&mut e, id::CODEC_PRIVATE, private);
+                    }
                     let mut v = Vec::new();
                     uint(&mut v, id::PIXEL_WIDTH, u64::from(*width));
                     uint(&mut v, id::PIXEL_HEIGHT, u64::from(*height));
@@ -276,6 +282,7 @@ mod tests {
         let tracks = [
             TrackKind::Video {
                 codec_id: "V_VP8",
+                codec_private: None,
                 width: 320,
                 height: 240,
             },
