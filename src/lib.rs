@@ -26,6 +26,7 @@
 //!   password rooms), pruning, catch-up pages; `store::history` is its sled I/O and
 //!   `node::core` decides what is kept, replayed and served.
 //! - [`drops`]: the named counters of refused input, as status shows them.
+//! - [`ids`] (*pure*): connection and session ids as types.
 //! - [`background`]: the low-priority threads for work done for others (relays, catch-up reads).
 //! - [`store`], [`config`], [`client`]: sled state, configuration, the gRPC client of the CLI.
 
@@ -35,6 +36,7 @@ pub mod client;
 pub mod config;
 pub mod drops;
 pub mod history;
+pub mod ids;
 pub mod mesh;
 pub mod metrics;
 pub mod node;

@@ -15,6 +15,7 @@ use prometheus_client::registry::{Registry, Unit};
 
 use crate::drops::DropReason;
 use crate::node::StatusInfo;
+use crate::node::core::Observer;
 use crate::signal::pool::RelayPhase;
 
 /// Every relay state, so a scrape shows zeros rather than missing series.
@@ -35,7 +36,8 @@ struct Direction {
 const IN: Direction = Direction { direction: "in" };
 const OUT: Direction = Direction { direction: "out" };
 
-/// What the core counts as it works (cheap atomic handles; clones share the values).
+/// What the core reports as it works (cheap atomic handles; clones share the values): the
+/// node's [`Observer`].
 #[derive(Clone, Debug)]
 pub struct Traffic {
     messages: Family<Direction, Counter>,
@@ -65,33 +67,28 @@ impl Default for Traffic {
     }
 }
 
-impl Traffic {
-    /// A channel message arrived from a peer.
-    pub fn message_in(&self, bytes: usize) {
+impl Observer for Traffic {
+    fn message_in(&self, bytes: usize) {
         self.messages.get_or_create(&IN).inc();
         self.bytes.get_or_create(&IN).inc_by(bytes as u64);
     }
 
-    /// A message left for `peers` peers.
-    pub fn message_out(&self, bytes: usize, peers: usize) {
+    fn message_out(&self, bytes: usize, peers: usize) {
         self.messages.get_or_create(&OUT).inc_by(peers as u64);
         self.bytes
             .get_or_create(&OUT)
             .inc_by((bytes * peers) as u64);
     }
 
-    /// A room announce was published to the relays.
-    pub fn announce(&self) {
+    fn announce(&self) {
         self.announces.inc();
     }
 
-    /// A ping's round trip.
-    pub fn rtt(&self, rtt: std::time::Duration) {
+    fn rtt(&self, rtt: std::time::Duration) {
         self.rtt.observe(rtt.as_secs_f64());
     }
 
-    /// From a connection attempt's start to the peer's join.
-    pub fn join(&self, latency: std::time::Duration) {
+    fn join(&self, latency: std::time::Duration) {
         self.join.observe(latency.as_secs_f64());
     }
 }

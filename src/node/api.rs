@@ -93,7 +93,7 @@ impl Node {
 
     /// The core's traffic counters and latency histograms (for `/metrics`).
     pub fn traffic(&self) -> crate::metrics::Traffic {
-        self.lock().core.traffic()
+        self.traffic.clone()
     }
 
     /// Counts `n` drops observed outside the node.

@@ -15,6 +15,7 @@ use super::core::TrackRef;
 use super::core::media::{SurfacedTrack, TrackRequest};
 use super::{Inner, Node, NodeError};
 use crate::drops::DropReason;
+use crate::ids::SessionId;
 use crate::proto;
 
 /// A media step running longer than this is logged: it should take milliseconds.
@@ -130,7 +131,7 @@ impl Node {
             return;
         };
         let Some(pc) = inner.io.pcs.get(&conn).cloned() else {
-            tracing::debug!(conn, "media step for a connection that is gone");
+            tracing::debug!(%conn, "media step for a connection that is gone");
             return;
         };
         let lock = inner.io.media.step_lock(conn);
@@ -188,7 +189,7 @@ impl Node {
                 },
                 move |node, answer| {
                     tracing::debug!(
-                        conn,
+                        %conn,
                         rollback,
                         ok = answer.is_ok(),
                         "renegotiation answered"
@@ -218,12 +219,12 @@ impl Node {
         let me = self.me.clone();
         tokio::spawn(async move {
             let _step = lock.lock().await;
-            tracing::debug!(conn, step = name, "media step");
+            tracing::debug!(%conn, step = name, "media step");
             let mut work = std::pin::pin!(work);
             let result = match tokio::time::timeout(SLOW_STEP, &mut work).await {
                 Ok(result) => result,
                 Err(_) => {
-                    tracing::warn!(conn, step = name, "a media step has run for 5 s");
+                    tracing::warn!(%conn, step = name, "a media step has run for 5 s");
                     work.await
                 }
             };
@@ -291,7 +292,7 @@ impl Node {
     /// Adds a local track to a room a session joined; returns its id.
     pub fn add_track(
         &self,
-        session: u64,
+        session: SessionId,
         handle: u32,
         request: TrackRequest,
     ) -> Result<u64, NodeError> {
@@ -308,7 +309,7 @@ impl Node {
     /// Swaps the source of a local track: its peers get `meta` and keep receiving on it.
     pub fn replace_track(
         &self,
-        session: u64,
+        session: SessionId,
         id: u64,
         meta: Option<serde_json::Value>,
     ) -> Result<(), NodeError> {
@@ -316,19 +317,23 @@ impl Node {
     }
 
     /// The remote tracks surfaced in a session's room so far.
-    pub fn room_tracks(&self, session: u64, handle: u32) -> Result<Vec<SurfacedTrack>, NodeError> {
+    pub fn room_tracks(
+        &self,
+        session: SessionId,
+        handle: u32,
+    ) -> Result<Vec<SurfacedTrack>, NodeError> {
         self.lock().core.room_tracks(session, handle)
     }
 
     /// Removes a local track a session added.
-    pub fn remove_track(&self, session: u64, id: u64) -> Result<(), NodeError> {
+    pub fn remove_track(&self, session: SessionId, id: u64) -> Result<(), NodeError> {
         self.feed(|core, now| core.remove_track(session, id, now))
     }
 
     /// Asks a peer for a keyframe of its track.
     pub async fn request_keyframe(
         &self,
-        session: u64,
+        session: SessionId,
         handle: u32,
         peer: &str,
         track_id: &str,

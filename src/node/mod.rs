@@ -101,6 +101,8 @@ pub struct Node {
     turn: std::sync::Mutex<Vec<turn::TurnServerStatus>>,
     /// The node's runtime, for results that threads outside it hand back.
     runtime: tokio::runtime::Handle,
+    /// Traffic counters and latency histograms the core reports to (for `/metrics`).
+    traffic: crate::metrics::Traffic,
 }
 
 impl std::fmt::Debug for Node {
@@ -189,6 +191,8 @@ impl Node {
             wall_us(),
             rand::random(),
         );
+        let traffic = crate::metrics::Traffic::default();
+        core.observe(Box::new(traffic.clone()));
         if let Some(h) = &history {
             core.seed_cursor(h.last_cursor());
         }
@@ -211,6 +215,7 @@ impl Node {
             frame_tap: hooks::FrameTap::default(),
             _turn_shims: turn_shims,
             runtime: tokio::runtime::Handle::current(),
+            traffic,
             turn: Default::default(),
         });
         turn::spawn(&node);
@@ -315,7 +320,7 @@ impl Node {
             // own signal comes as well, and answering both renegotiates twice for one change,
             // which lost remote tracks in the media benchmark.
             TransportEvent::NegotiationNeeded(id) => {
-                tracing::trace!(conn = id, "engine asks for negotiation");
+                tracing::trace!(conn = %id, "engine asks for negotiation");
             }
             TransportEvent::Track(id, track) => self.on_remote_track(id, track),
             TransportEvent::GatheringComplete(_) => {}

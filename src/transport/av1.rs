@@ -236,7 +236,7 @@ mod tests {
     impl Out {
         fn put(&mut self, n: u32, v: u32) {
             for i in (0..n).rev() {
-                if self.at % 8 == 0 {
+                if self.at.is_multiple_of(8) {
                     self.bytes.push(0);
                 }
                 let bit = ((v >> i) & 1) as u8;

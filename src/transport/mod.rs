@@ -118,8 +118,7 @@ pub type Connection = Arc<dyn PeerConnection>;
 /// Shared handle to a data channel.
 pub type Channel = Arc<dyn DataChannel>;
 
-/// Identifies one connection attempt; events carry it so stale connections are ignored.
-pub type ConnId = u64;
+pub use crate::ids::ConnId;
 
 /// What a connection reports.
 pub enum TransportEvent {

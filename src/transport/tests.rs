@@ -74,8 +74,8 @@ async fn link(node: &mut Peer, id: ConnId, peer: &mut Peer) -> (Connection, Conn
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flooding_peer_is_slowed_not_buffered_and_an_honest_one_still_gets_through() {
     let (mut node, mut flooder, mut honest) = (Peer::new(), Peer::new(), Peer::new());
-    let (_a, _b, flood) = link(&mut node, 1, &mut flooder).await;
-    let (_c, _d, polite) = link(&mut node, 2, &mut honest).await;
+    let (_a, _b, flood) = link(&mut node, ConnId(1), &mut flooder).await;
+    let (_c, _d, polite) = link(&mut node, ConnId(2), &mut honest).await;
 
     // The flooder: full chunks, back to back, as fast as its channel accepts them.
     let accepted = Arc::new(AtomicUsize::new(0));
@@ -114,13 +114,13 @@ async fn a_flooding_peer_is_slowed_not_buffered_and_an_honest_one_still_gets_thr
             continue;
         };
         match ev {
-            TransportEvent::Message(1, m) => {
+            TransportEvent::Message(ConnId(1), m) => {
                 // Events still queued (the honest ones are a handful), at the flood's size.
                 most_waiting = most_waiting.max(node.events.len() * FLOOD_MESSAGE + m.len());
                 flood_handled += m.len();
                 tokio::time::sleep(Duration::from_millis(1)).await;
             }
-            TransportEvent::Message(2, _) => heard += 1,
+            TransportEvent::Message(ConnId(2), _) => heard += 1,
             _ => {}
         }
     }
@@ -169,8 +169,10 @@ async fn a_flooding_peer_is_slowed_not_buffered_and_an_honest_one_still_gets_thr
             "after the stall: honest message arrived {after}, {resumed} flood bytes handled"
         );
         match tokio::time::timeout(Duration::from_secs(1), node.events.recv()).await {
-            Ok(Some(TransportEvent::Message(2, m))) => after |= &m[..] == b"after the stall",
-            Ok(Some(TransportEvent::Message(1, m))) => resumed += m.len(),
+            Ok(Some(TransportEvent::Message(ConnId(2), m))) => {
+                after |= &m[..] == b"after the stall"
+            }
+            Ok(Some(TransportEvent::Message(ConnId(1), m))) => resumed += m.len(),
             _ => {}
         }
     }
@@ -183,7 +185,7 @@ async fn a_flooding_peer_is_slowed_not_buffered_and_an_honest_one_still_gets_thr
 async fn a_first_lane_frame_overtakes_queued_data() {
     const QUEUED: usize = 300;
     let (mut node, mut peer) = (Peer::new(), Peer::new());
-    let (_a, _b, channel) = link(&mut node, 1, &mut peer).await;
+    let (_a, _b, channel) = link(&mut node, ConnId(1), &mut peer).await;
     let (frames_tx, frames_rx) = mpsc::channel(QUEUED + 1);
     let (first_tx, first_rx) = mpsc::channel(4);
     for i in 0..QUEUED {
@@ -206,7 +208,7 @@ async fn a_first_lane_frame_overtakes_queued_data() {
         else {
             continue;
         };
-        if let TransportEvent::Message(1, m) = ev {
+        if let TransportEvent::Message(ConnId(1), m) = ev {
             if &m.bytes()[..] == b"liveness" {
                 seen = true;
             } else {

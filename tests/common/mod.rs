@@ -828,8 +828,11 @@ pub async fn engine_link(
     let (atx, mut a_rx) = mpsc::unbounded_channel();
     let (btx, mut b_rx) = mpsc::unbounded_channel();
     let (ta, tb) = (Transport::new(cfg.clone(), atx), Transport::new(cfg, btx));
-    let (pa, offer) = ta.offer(1).await.expect("offer");
-    let (pb, answer) = tb.answer(2, offer).await.expect("answer");
+    let (pa, offer) = ta.offer(meshrtc::ids::ConnId(1)).await.expect("offer");
+    let (pb, answer) = tb
+        .answer(meshrtc::ids::ConnId(2), offer)
+        .await
+        .expect("answer");
     transport::apply_answer(&pa, answer).await.expect("apply");
     let (mut ca, mut cb) = (None, None);
     let deadline = tokio::time::Instant::now() + within;

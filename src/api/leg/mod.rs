@@ -17,6 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::drops::DropReason;
+use crate::ids::ConnId;
 use crate::node::core::media::{KEYFRAME_GAP, SurfacedTrack, TrackRequest};
 use crate::node::session::{EventKind, SessionEvent, SessionId};
 use crate::node::{Node, NodeError};
@@ -68,7 +69,7 @@ impl Leg {
                 },
                 events_tx,
             );
-            let pc = match transport.media_leg(1).await {
+            let pc = match transport.media_leg(ConnId(1)).await {
                 Ok(pc) => pc,
                 Err(e) => {
                     tracing::warn!(error = %e, "a page's media leg could not be created");

@@ -18,8 +18,8 @@ use bytes::Bytes;
 
 use super::{Core, Effect, LinkKey, RoomKey};
 use crate::drops::DropReason;
-use crate::node::session::{EventKind, SessionId};
-use crate::transport::ConnId;
+use crate::ids::ConnId;
+use crate::node::core::events::{EventKind, SessionId};
 use crate::wire::frame;
 
 /// Bytes of unacknowledged messages kept per peer, and over every peer; a send beyond either

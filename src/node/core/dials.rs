@@ -7,14 +7,14 @@ use std::time::{Duration, Instant};
 use super::state::Conn;
 use super::{Core, Effect, LinkKey, MAX_HELD_CANDIDATES, PROBE_TIMEOUT, RoomKey, Work};
 use crate::drops::DropReason;
+use crate::ids::ConnId;
 use crate::mesh::admission::Source;
 use crate::node::cells::Heard;
-use crate::node::session::{EventKind, PeerType};
+use crate::node::core::events::{EventKind, PeerType};
 use crate::room::LeaveReason;
 use crate::signal::content::Signal;
 use crate::signal::driver::Incoming;
 use crate::signal::state::{Action, RoomSignal};
-use crate::transport::ConnId;
 
 impl Core {
     /// Runs `f` on a room's signaling and queues the actions it returns.
@@ -104,7 +104,7 @@ impl Core {
         {
             return;
         }
-        let id = self.new_id();
+        let id = ConnId(self.new_id());
         tracing::debug!(room = %key.room, peer = %peer, offer_id = %offer_id, "dialing");
         let relay_only = self.relay_next(&key.app, &peer);
         let mut conn = Conn::new(&key.app, peer, offer_id, &key.room, self.now);
@@ -135,7 +135,7 @@ impl Core {
             self.st.conns.remove(&id);
             self.close(id, Duration::ZERO);
         }
-        let id = self.new_id();
+        let id = ConnId(self.new_id());
         let relay_only = self.relay_next(&key.app, &peer);
         let mut conn = Conn::new(&key.app, peer, offer_id, &key.room, self.now);
         conn.relay_only = relay_only;
@@ -152,7 +152,7 @@ impl Core {
             tracing::debug!(peer, offer_id, "remote candidate for no connection");
             return;
         };
-        tracing::debug!(conn, candidate = %json, "remote candidate");
+        tracing::debug!(%conn, candidate = %json, "remote candidate");
         let Some(c) = self.st.conns.get_mut(&conn) else {
             return;
         };
@@ -354,7 +354,7 @@ impl Core {
         };
         let key = c.room_key();
         let (peer, offer_id) = (c.peer.clone(), c.offer_id.clone());
-        tracing::debug!(conn, candidate = json, "local candidate");
+        tracing::debug!(%conn, candidate = json, "local candidate");
         self.signal_room(&key, |s| s.local_candidate(&peer, &offer_id, json));
         self.drain();
     }

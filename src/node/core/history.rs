@@ -8,7 +8,7 @@ use super::catchup::Catchup;
 use super::{Core, Effect, RoomKey};
 use crate::history::{Cursor, Entry, HistoryKey, KeepRule};
 use crate::node::Since;
-use crate::node::session::SessionId;
+use crate::node::core::events::SessionId;
 use crate::wire::Payload;
 use crate::wire::history::OriginSig;
 use serde_json::Value;
@@ -72,8 +72,8 @@ impl RoomHistory {
     }
 
     /// What a joined peer is: a keeper once it declared kept channels, else a member.
-    pub fn peer_type(&self, peer: &str) -> crate::node::session::PeerType {
-        use crate::node::session::PeerType;
+    pub fn peer_type(&self, peer: &str) -> crate::node::core::events::PeerType {
+        use crate::node::core::events::PeerType;
         if self.keepers.contains_key(peer) {
             PeerType::Keeper
         } else {

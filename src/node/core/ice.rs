@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::{Core, RoomKey};
-use crate::node::session::{EventKind, SessionId};
+use crate::node::core::events::{EventKind, SessionId};
 
 impl Core {
     /// Input: the ICE servers' problem changed (None: all is well). A new problem is told to

@@ -8,10 +8,10 @@ use bytes::Bytes;
 
 use super::{Core, LinkKey, RoomKey};
 use crate::drops::DropReason;
+use crate::ids::{ConnId, SessionId};
 use crate::node::cells::CellRoom;
 use crate::node::{NodeError, PeerInfo, RoomInfo};
 use crate::room::Security;
-use crate::transport::ConnId;
 use crate::wire::Payload;
 
 /// The core's part of `status`.
@@ -62,7 +62,7 @@ impl Core {
     }
 
     /// The connection of a peer's link in an app, if it has one.
-    pub fn peer_conn(&self, app: &str, peer: &str) -> Option<crate::transport::ConnId> {
+    pub fn peer_conn(&self, app: &str, peer: &str) -> Option<crate::ids::ConnId> {
         self.st.link_conn(&LinkKey::new(app, peer))
     }
 
@@ -115,7 +115,7 @@ impl Core {
         for (conn, frames) in goodbyes {
             self.frames(conn, frames);
         }
-        let sessions: Vec<u64> = self.st.sessions.keys().copied().collect();
+        let sessions: Vec<SessionId> = self.st.sessions.keys().copied().collect();
         for session in sessions {
             self.effect(super::Effect::CloseSession { session });
         }

@@ -1,13 +1,16 @@
-//! Per-app limits: how many sessions, rooms, local tracks and kept channels one app id may hold.
+//! Per-app limits: how many sessions, rooms, local tracks and kept channels one app id may hold;
+//! and the byte budget that holds one track to its bitrate.
 //!
 //! An app id is what apps join with, so these stop one runaway app (a page opening tabs in a
 //! loop, a bot joining room after room) from taking the node from the others; every refusal is a
 //! `resource_exhausted` error naming the limit, and is counted (`app_limit`).
 
+use std::time::Instant;
+
 use super::{Core, RoomKey};
 use crate::drops::DropReason;
 use crate::node::NodeError;
-use crate::node::session::SessionId;
+use crate::node::core::events::SessionId;
 
 /// The per-app limits (from [`crate::config::Config`]'s `max_app_*`, whose defaults are 256
 /// sessions, 256 rooms, 64 tracks and 256 kept channels).
@@ -107,5 +110,46 @@ impl Core {
             return Err(self.over_limit(&key.app, "local tracks", limit, "max_app_tracks"));
         }
         Ok(())
+    }
+}
+
+/// A token bucket of bytes: refilled at a track's bitrate limit, holding at most one second of
+/// it, so a keyframe's burst passes and a sustained excess does not.
+#[derive(Debug, Clone)]
+pub struct ByteBudget {
+    bytes_per_sec: f64,
+    left: f64,
+    at: Option<Instant>,
+}
+
+impl ByteBudget {
+    /// A full budget for `kbps` kilobits per second.
+    pub fn new(kbps: u32) -> Self {
+        let bytes_per_sec = f64::from(kbps) * 1000.0 / 8.0;
+        ByteBudget {
+            bytes_per_sec,
+            left: bytes_per_sec,
+            at: None,
+        }
+    }
+
+    /// The limit in kbit/s.
+    pub fn kbps(&self) -> u32 {
+        (self.bytes_per_sec * 8.0 / 1000.0).round() as u32
+    }
+
+    /// Takes `bytes` if the budget holds them at `now`.
+    pub fn take(&mut self, bytes: usize, now: Instant) -> bool {
+        if let Some(at) = self.at {
+            let refill = now.saturating_duration_since(at).as_secs_f64() * self.bytes_per_sec;
+            self.left = (self.left + refill).min(self.bytes_per_sec);
+        }
+        self.at = Some(now);
+        let bytes = bytes as f64;
+        if bytes > self.left {
+            return false;
+        }
+        self.left -= bytes;
+        true
     }
 }

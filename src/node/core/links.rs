@@ -8,9 +8,9 @@ use std::time::{Duration, Instant};
 use super::state::Link;
 use super::{CELLS_TICK, Core, Effect, IDLE_LINK, LinkKey, RoomKey, TICK_MAX, Work};
 use crate::drops::DropReason;
-use crate::node::session::EventKind;
+use crate::ids::ConnId;
+use crate::node::core::events::EventKind;
 use crate::room::LeaveReason;
-use crate::transport::ConnId;
 use crate::wire::frame::OuterFrame;
 
 /// A connection attempt that has neither opened nor failed after this long is abandoned. The

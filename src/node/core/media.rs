@@ -13,10 +13,10 @@ use serde_json::Value;
 use super::state::{LocalTrackEntry, PendingMeta, RemoteTrackEntry};
 use super::{Core, Effect, LinkKey, RoomKey};
 use crate::drops::DropReason;
+use crate::ids::ConnId;
 use crate::node::NodeError;
-use crate::node::session::{EventKind, SessionId};
+use crate::node::core::events::{EventKind, SessionId};
 use crate::room::media::{MediaMeta, MediaWire};
-use crate::transport::ConnId;
 use crate::transport::media::{Codec, TrackSpec};
 use crate::wire::topic::random_id_from;
 
@@ -44,47 +44,6 @@ pub const DEFAULT_TRACK_KBPS: u32 = 10_000;
 pub const MAX_TRACK_KBPS: u32 = 100_000;
 /// The shortest time between two keyframe requests a session is told of, per track.
 pub const KEYFRAME_GAP: Duration = Duration::from_millis(250);
-
-/// A token bucket of bytes: refilled at a track's bitrate limit, holding at most one second of
-/// it, so a keyframe's burst passes and a sustained excess does not.
-#[derive(Debug, Clone)]
-pub struct ByteBudget {
-    bytes_per_sec: f64,
-    left: f64,
-    at: Option<Instant>,
-}
-
-impl ByteBudget {
-    /// A full budget for `kbps` kilobits per second.
-    pub fn new(kbps: u32) -> Self {
-        let bytes_per_sec = f64::from(kbps) * 1000.0 / 8.0;
-        ByteBudget {
-            bytes_per_sec,
-            left: bytes_per_sec,
-            at: None,
-        }
-    }
-
-    /// The limit in kbit/s.
-    pub fn kbps(&self) -> u32 {
-        (self.bytes_per_sec * 8.0 / 1000.0).round() as u32
-    }
-
-    /// Takes `bytes` if the budget holds them at `now`.
-    pub fn take(&mut self, bytes: usize, now: Instant) -> bool {
-        if let Some(at) = self.at {
-            let refill = now.saturating_duration_since(at).as_secs_f64() * self.bytes_per_sec;
-            self.left = (self.left + refill).min(self.bytes_per_sec);
-        }
-        self.at = Some(now);
-        let bytes = bytes as f64;
-        if bytes > self.left {
-            return false;
-        }
-        self.left -= bytes;
-        true
-    }
-}
 
 /// A local track an app asks for.
 #[derive(Debug, Clone)]
@@ -234,7 +193,7 @@ impl Core {
                 targets,
                 key: track_key,
                 on: BTreeSet::new(),
-                budget: ByteBudget::new(kbps),
+                budget: super::limits::ByteBudget::new(kbps),
                 keyframe_told: None,
             },
         );
@@ -453,7 +412,7 @@ impl Core {
         else {
             return;
         };
-        let event = crate::node::session::SessionEvent {
+        let event = crate::node::core::events::SessionEvent {
             room: handle,
             app: room.app.clone(),
             room_id: room.room.clone(),
@@ -716,7 +675,7 @@ impl Core {
             .collect();
         let now = self.now;
         for id in ended {
-            tracing::debug!(conn, track = %id, "a new description no longer sends this track");
+            tracing::debug!(%conn, track = %id, "a new description no longer sends this track");
             self.remote_track_ended(conn, &id, now);
         }
     }

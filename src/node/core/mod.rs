@@ -22,11 +22,12 @@
 mod catchup;
 mod delivery;
 mod dials;
+pub mod events;
 mod history;
 mod ice;
 mod info;
 mod keepers;
-mod limits;
+pub(crate) mod limits;
 mod links;
 pub(crate) mod media;
 mod negotiation;
@@ -46,11 +47,11 @@ use rand::rngs::StdRng;
 use rand::{RngCore as _, SeedableRng as _};
 
 use crate::drops::DropReason;
+use crate::ids::ConnId;
 use crate::mesh::MeshOutput;
 use crate::room::{Output, RoomLimits};
 use crate::signal::RelayCommand;
 use crate::signal::state::Action;
-use crate::transport::ConnId;
 
 use super::identity::Identity;
 use super::session::{SessionEvent, SessionId};
@@ -372,10 +373,29 @@ pub struct Core {
     history_reading: usize,
     /// Partial messages buffered across every room, against `config.reassembly_budget`.
     reassembly: crate::wire::reassembly::NodeBudget,
-    /// Traffic counters and latency histograms for `/metrics` (atomic handles, shared with the
-    /// driver; they do not feed back into any decision).
-    traffic: crate::metrics::Traffic,
+    /// Where traffic and latencies are reported (the driver's `/metrics` counters); nothing it
+    /// is told feeds back into a decision.
+    traffic: Box<dyn Observer>,
 }
+
+/// What the core reports as it works, for metrics; every method does nothing by default.
+pub trait Observer: Send {
+    /// A channel message of `bytes` arrived from a peer.
+    fn message_in(&self, _bytes: usize) {}
+    /// A message of `bytes` left for `peers` peers.
+    fn message_out(&self, _bytes: usize, _peers: usize) {}
+    /// A room announce was published to the relays.
+    fn announce(&self) {}
+    /// A ping's round trip.
+    fn rtt(&self, _rtt: std::time::Duration) {}
+    /// From a connection attempt's start to the peer's join.
+    fn join(&self, _latency: std::time::Duration) {}
+}
+
+/// Reports nothing (the harness, and a core before the driver gives it its counters).
+struct Unobserved;
+
+impl Observer for Unobserved {}
 
 impl std::fmt::Debug for Core {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -409,13 +429,13 @@ impl Core {
             effects: Vec::new(),
             last_cursor: 0,
             history_reading: 0,
-            traffic: crate::metrics::Traffic::default(),
+            traffic: Box::new(Unobserved),
         }
     }
 
-    /// The traffic counters (a handle sharing their values).
-    pub fn traffic(&self) -> crate::metrics::Traffic {
-        self.traffic.clone()
+    /// Reports traffic and latencies to `observer` from now on.
+    pub fn observe(&mut self, observer: Box<dyn Observer>) {
+        self.traffic = observer;
     }
 
     /// This node's peer id.

@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use super::{Core, Effect, LinkKey};
 use crate::drops::DropReason;
-use crate::node::session::EventKind;
+use crate::ids::ConnId;
+use crate::node::core::events::EventKind;
 use crate::room::media::{MediaWire, SignalKind};
-use crate::transport::ConnId;
 
 /// Refused renegotiation rounds in a row after which a link stops retrying (until its tracks
 /// change again).
@@ -119,7 +119,7 @@ impl Core {
         };
         match sdp {
             Ok(sdp) => {
-                tracing::debug!(conn, bytes = sdp.len(), "media answer out");
+                tracing::debug!(%conn, bytes = sdp.len(), "media answer out");
                 self.send_signal(&lk, conn, SignalKind::Answer, sdp)
             }
             Err(e) => {
@@ -175,7 +175,7 @@ impl Core {
             else {
                 continue;
             };
-            let event = crate::node::session::SessionEvent {
+            let event = crate::node::core::events::SessionEvent {
                 room: handle,
                 app: t.room.app.clone(),
                 room_id: t.room.room.clone(),

@@ -3,7 +3,7 @@
 use super::{Core, Effect, LinkKey, RoomKey, Work};
 use crate::drops::DropReason;
 use crate::node::cells;
-use crate::node::session::{EventKind, PeerType, SessionEvent, SessionId};
+use crate::node::core::events::{EventKind, PeerType, SessionEvent, SessionId};
 use crate::room::{LeaveReason, Output, RoomEvent};
 
 /// An event for one session's handle of a room.

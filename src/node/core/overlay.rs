@@ -7,7 +7,7 @@ use crate::mesh::roster::RosterOut;
 use crate::mesh::{MeshOutput, Overlay as _};
 use crate::node::cells;
 use crate::node::cells::Admit;
-use crate::node::session::EventKind;
+use crate::node::core::events::EventKind;
 use crate::room::{LeaveReason, MrAction};
 use crate::wire::cell::{
     CellFrame, CellFrameError, InventoryKind, decode_inventory, encode_inventory,

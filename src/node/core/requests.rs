@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value, json};
 
-use crate::node::session::SessionId;
+use crate::node::core::events::SessionId;
 use crate::wire::Payload;
 
 /// Outgoing request targets one session may have pending in one room.
@@ -36,21 +36,10 @@ pub const REQUEST_ID_LEN: usize = 20;
 pub const ERR_NO_HANDLER: &str = "request handler unavailable";
 /// Answered for an incoming request nobody answered within [`INCOMING_TTL`].
 pub const ERR_EXPIRED: &str = "request timed out at the responder";
+pub use super::events::Outcome;
+
 /// Answered when a session already owes too many answers.
 pub const ERR_BUSY: &str = "too many pending requests";
-
-/// How one target of an outgoing request ended.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
-    /// The peer answered with this value.
-    Fulfilled(Payload),
-    /// The peer's handler failed with this message.
-    Rejected(String),
-    /// No answer before the deadline.
-    Timeout,
-    /// The peer was not in the room, or left before answering.
-    Disconnected,
-}
 
 /// One target's outcome, for the session that asked.
 #[derive(Debug, Clone, PartialEq)]
@@ -434,7 +423,13 @@ mod tests {
     fn a_reply_resolves_only_from_the_peer_asked() {
         let now = t0();
         let mut r = Requests::default();
-        r.start(1, 9, "alice", "rid1".into(), now + Duration::from_secs(5));
+        r.start(
+            SessionId(1),
+            9,
+            "alice",
+            "rid1".into(),
+            now + Duration::from_secs(5),
+        );
         let meta = json!({"r": "rid1"});
         assert_eq!(
             r.on_response("mallory", Payload::Text("x".into()), Some(&meta)),
@@ -444,7 +439,7 @@ mod tests {
         assert_eq!(
             got,
             Some(Resolved {
-                session: 1,
+                session: SessionId(1),
                 app_request: 9,
                 peer: "alice".into(),
                 outcome: Outcome::Fulfilled(Payload::Text("ok".into())),
@@ -461,7 +456,13 @@ mod tests {
     fn a_rejection_carries_its_message() {
         let now = t0();
         let mut r = Requests::default();
-        r.start(1, 9, "alice", "rid1".into(), now + Duration::from_secs(5));
+        r.start(
+            SessionId(1),
+            9,
+            "alice",
+            "rid1".into(),
+            now + Duration::from_secs(5),
+        );
         let got = r.on_response(
             "alice",
             Payload::Json(Value::Null),
@@ -477,8 +478,20 @@ mod tests {
     fn deadlines_time_out_and_departures_disconnect() {
         let now = t0();
         let mut r = Requests::default();
-        r.start(1, 1, "alice", "a".into(), now + Duration::from_secs(1));
-        r.start(1, 1, "bob", "b".into(), now + Duration::from_secs(10));
+        r.start(
+            SessionId(1),
+            1,
+            "alice",
+            "a".into(),
+            now + Duration::from_secs(1),
+        );
+        r.start(
+            SessionId(1),
+            1,
+            "bob",
+            "b".into(),
+            now + Duration::from_secs(10),
+        );
         assert_eq!(r.next_deadline(), Some(now + Duration::from_secs(1)));
         let (early, _) = r.tick(now + Duration::from_millis(999));
         assert!(early.is_empty());
@@ -498,28 +511,33 @@ mod tests {
         let now = t0();
         let mut r = Requests::default();
         for i in 0..MAX_OUTGOING_PER_SESSION {
-            r.start(1, 1, "p", format!("r{i}"), now + DEFAULT_TIMEOUT);
+            r.start(SessionId(1), 1, "p", format!("r{i}"), now + DEFAULT_TIMEOUT);
         }
-        assert_eq!(r.admit(1, 1), Err(Refusal::TooManyOutgoing));
-        assert_eq!(r.admit(2, 1), Ok(()));
+        assert_eq!(r.admit(SessionId(1), 1), Err(Refusal::TooManyOutgoing));
+        assert_eq!(r.admit(SessionId(2), 1), Ok(()));
     }
 
     #[test]
     fn incoming_requests_are_answered_once_by_their_session() {
         let now = t0();
         let mut r = Requests::default();
-        assert_eq!(r.accept(1, 42, "page", "rid".into(), now), Ok(42));
         assert_eq!(
-            r.answer(2, 42, Ok(Payload::Text("x".into()))),
+            r.accept(SessionId(1), 42, "page", "rid".into(), now),
+            Ok(42)
+        );
+        assert_eq!(
+            r.answer(SessionId(2), 42, Ok(Payload::Text("x".into()))),
             Err(Refusal::UnknownRequest)
         );
-        let a = r.answer(1, 42, Ok(Payload::Text("x".into()))).ok();
+        let a = r
+            .answer(SessionId(1), 42, Ok(Payload::Text("x".into())))
+            .ok();
         assert_eq!(
             a.map(|a| (a.peer, a.rid)),
             Some(("page".into(), "rid".into()))
         );
         assert_eq!(
-            r.answer(1, 42, Ok(Payload::Text("x".into()))),
+            r.answer(SessionId(1), 42, Ok(Payload::Text("x".into()))),
             Err(Refusal::UnknownRequest)
         );
     }
@@ -529,11 +547,14 @@ mod tests {
         let now = t0();
         let mut r = Requests::default();
         for h in 0..MAX_INCOMING_PER_SESSION as u64 {
-            assert!(r.accept(1, h, "page", format!("r{h}"), now).is_ok());
+            assert!(
+                r.accept(SessionId(1), h, "page", format!("r{h}"), now)
+                    .is_ok()
+            );
         }
-        let busy = r.accept(1, 999, "page", "over".into(), now);
+        let busy = r.accept(SessionId(1), 999, "page", "over".into(), now);
         assert_eq!(busy.map_err(|a| a.result), Err(Err(ERR_BUSY.into())));
-        let owed = r.session_gone(1);
+        let owed = r.session_gone(SessionId(1));
         assert_eq!(owed.len(), MAX_INCOMING_PER_SESSION);
         assert!(owed.iter().all(|a| a.result == Err(ERR_NO_HANDLER.into())));
     }
@@ -542,16 +563,16 @@ mod tests {
     fn unanswered_incoming_requests_expire_with_an_error() {
         let now = t0();
         let mut r = Requests::default();
-        r.accept(1, 1, "page", "rid".into(), now).ok();
+        r.accept(SessionId(1), 1, "page", "rid".into(), now).ok();
         let (_, none) = r.tick(now + INCOMING_TTL - Duration::from_millis(1));
         assert!(none.is_empty());
         let (_, answers) = r.tick(now + INCOMING_TTL);
         assert_eq!(answers[0].result, Err(ERR_EXPIRED.into()));
         // A peer that left is owed nothing.
-        r.accept(1, 2, "page", "rid2".into(), now).ok();
+        r.accept(SessionId(1), 2, "page", "rid2".into(), now).ok();
         r.peer_left("page");
         assert_eq!(
-            r.answer(1, 2, Err("x".into())),
+            r.answer(SessionId(1), 2, Err("x".into())),
             Err(Refusal::UnknownRequest)
         );
     }

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use super::state::{RoomEntry, SessionEntry, SessionRoom};
 use super::{Core, Effect, RoomKey, Work};
+use crate::ids::ConnId;
 use crate::node::cells::CellRoom;
-use crate::node::session::{EventKind, PeerType, SessionId};
+use crate::node::core::events::{EventKind, PeerType, SessionId};
 use crate::node::{JoinOptions, NodeError};
 use crate::room::{Room, Security};
 use crate::signal::state::RoomSignal;
@@ -75,7 +76,7 @@ impl Core {
 
     /// Opens a local session.
     pub fn open_session(&mut self) -> SessionId {
-        let id = self.new_id();
+        let id = SessionId(self.new_id());
         self.st.sessions.insert(
             id,
             SessionEntry {
@@ -265,7 +266,7 @@ impl Core {
             return;
         };
         let presence = entry.room.presence_frame(true);
-        let linked: Vec<(String, u64)> = self
+        let linked: Vec<(String, ConnId)> = self
             .st
             .links
             .iter()
@@ -352,7 +353,7 @@ impl Core {
             self.frames(conn, frames);
         }
         // Dials this room started are abandoned.
-        let dead: Vec<u64> = self
+        let dead: Vec<ConnId> = self
             .st
             .conns
             .iter()

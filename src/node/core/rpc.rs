@@ -12,7 +12,7 @@ use super::requests::{self, Answer, Refusal, Resolved};
 use super::{Core, LinkKey, RoomKey, SendPlan};
 use crate::drops::DropReason;
 use crate::node::NodeError;
-use crate::node::session::{EventKind, SessionId};
+use crate::node::core::events::{EventKind, SessionId};
 use crate::room::Security;
 use crate::wire::Payload;
 

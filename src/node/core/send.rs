@@ -8,11 +8,11 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::{Core, LinkKey, RoomKey, Work};
+use crate::ids::ConnId;
 use crate::mesh::MeshOutput;
 use crate::node::NodeError;
-use crate::node::session::{EventKind, SessionId};
+use crate::node::core::events::{EventKind, SessionId};
 use crate::room::Security;
-use crate::transport::ConnId;
 use crate::wire::Payload;
 
 /// Where a direct send's frames go. The driver queues them itself, waiting while a link's

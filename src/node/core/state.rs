@@ -7,11 +7,11 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
 use crate::drops::DropReason;
+use crate::ids::ConnId;
 use crate::node::cells::CellRoom;
-use crate::node::session::SessionId;
+use crate::node::core::events::SessionId;
 use crate::room::Room;
 use crate::signal::state::RoomSignal;
-use crate::transport::ConnId;
 
 /// A room on this node: its app id and room id.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -188,7 +188,7 @@ pub(super) struct LocalTrackEntry {
     /// Links it is on.
     pub on: BTreeSet<ConnId>,
     /// What it may still send now (bytes), refilled at its bitrate limit.
-    pub budget: crate::node::core::media::ByteBudget,
+    pub budget: super::limits::ByteBudget,
     /// When its session was last told a peer wants a keyframe.
     pub keyframe_told: Option<Instant>,
 }

@@ -187,7 +187,7 @@ impl Net {
                 continue;
             }
             let after = self.draw(self.faults.relay_delay);
-            let to = self.end(j, 0);
+            let to = self.end(j, ConnId(0));
             let incoming = Incoming {
                 relay: "ws://harness".into(),
                 topic: topic.clone(),

@@ -41,7 +41,7 @@ pub fn parse_sdp(sdp: &str) -> Option<End> {
     let mut parts = sdp.split(' ').skip(1);
     let node = parts.next()?.parse().ok()?;
     let life = parts.next()?.parse().ok()?;
-    let conn = parts.next()?.parse().ok()?;
+    let conn = ConnId(parts.next()?.parse().ok()?);
     Some(End { node, life, conn })
 }
 

@@ -12,8 +12,8 @@ use crate::mesh::CellSize;
 use crate::mesh::admission::{HOLD_FOR, Source};
 use crate::node::JoinOptions;
 use crate::node::cells::gone_notice;
+use crate::node::core::events::EventKind;
 use crate::node::identity::{Identity, peer_id_for};
-use crate::node::session::EventKind;
 use crate::wire::cell::CellFrame;
 
 const WALL: u64 = 1_700_000_000_000_000;

@@ -165,7 +165,7 @@ fn a_replaced_track_is_shown_again_with_its_new_metadata() {
 
 #[test]
 fn a_track_over_its_bitrate_limit_is_refused_and_counted() {
-    use crate::node::core::media::ByteBudget;
+    use crate::node::core::limits::ByteBudget;
     let t0 = Instant::now();
     // 800 kbit/s: 100 kB a second, and at most one second of it at once.
     let mut budget = ByteBudget::new(800);

@@ -129,7 +129,7 @@ fn sessions_on_one_node_share_a_room_and_hear_each_other() {
         .expect("send");
     assert_eq!(plan.links.len(), 1, "one link, shared");
     let echoed = core.take_effects().into_iter().any(|e| {
-        matches!(e, crate::node::harness::Effect::Deliver { session, event } if session == 1 && matches!(&event.kind, EventKind::Message { local: true, .. }))
+        matches!(e, crate::node::harness::Effect::Deliver { session, event } if session == crate::ids::SessionId(1) && matches!(&event.kind, EventKind::Message { local: true, .. }))
     });
     assert!(echoed, "the first session hears the second one's send");
     let again = core
