@@ -455,6 +455,18 @@ pub fn since_from_proto(since: Option<proto::Since>) -> Option<crate::node::Sinc
     })
 }
 
+/// Optional JSON metadata given as text ("" for none).
+pub(crate) fn meta_from_json(
+    text: &str,
+) -> Result<Option<serde_json::Value>, crate::node::NodeError> {
+    if text.is_empty() {
+        return Ok(None);
+    }
+    serde_json::from_str(text)
+        .map(Some)
+        .map_err(|e| crate::node::NodeError::InvalidArgument(format!("meta_json is not JSON: {e}")))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -5,7 +5,8 @@ use std::sync::{Arc, OnceLock};
 use tokio::sync::mpsc;
 
 use super::convert::{
-    error_to_proto, event_to_proto, payload_from_proto, peer_to_proto, status_to_proto,
+    error_to_proto, event_to_proto, meta_from_json, payload_from_proto, peer_to_proto,
+    status_to_proto,
 };
 use super::leg::{Leg, LegCommand};
 use crate::drops::DropReason;
@@ -24,18 +25,6 @@ pub enum RequestError {
     /// The client's stream broke (it exited, or its connection dropped): the session ends.
     /// Not bad input, so not counted.
     Closed,
-}
-
-/// Optional JSON metadata given as text ("" for none).
-pub(crate) fn meta_from_json(
-    text: &str,
-) -> Result<Option<serde_json::Value>, crate::node::NodeError> {
-    if text.is_empty() {
-        return Ok(None);
-    }
-    serde_json::from_str(text)
-        .map(Some)
-        .map_err(|e| crate::node::NodeError::InvalidArgument(format!("meta_json is not JSON: {e}")))
 }
 
 /// A local track an app asks for, checked.

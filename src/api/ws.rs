@@ -35,6 +35,8 @@ struct BridgeState {
     token: Arc<str>,
     /// Reads `/metrics` and nothing else.
     metrics_token: Arc<str>,
+    /// The counters the node's core reports to, rendered at `/metrics`.
+    traffic: crate::metrics::Traffic,
     /// Origins whose pages may connect: the allowed ones and the daemon's own.
     origins: Arc<HashSet<String>>,
     /// The address the bridge listens on (the server end of every connection).
@@ -77,10 +79,13 @@ pub async fn serve(
         .map(|o| o.trim_end_matches('/').to_owned())
         .collect();
     origins.extend(own_origins(addr));
+    let traffic = crate::metrics::Traffic::default();
+    node.observe(Box::new(traffic.clone()));
     let state = BridgeState {
         node,
         token,
         metrics_token,
+        traffic,
         origins: Arc::new(origins),
         local: addr,
     };
@@ -155,7 +160,7 @@ async fn metrics(State(state): State<BridgeState>, headers: HeaderMap) -> Respon
             .into_response();
     }
     let status = state.node.status().await;
-    let body = crate::metrics::render(&state.node.traffic(), &status);
+    let body = crate::metrics::render(&state.traffic, &status);
     (
         [(
             header::CONTENT_TYPE,

@@ -91,9 +91,9 @@ impl Node {
         self.lock().core.count(reason);
     }
 
-    /// The core's traffic counters and latency histograms (for `/metrics`).
-    pub fn traffic(&self) -> crate::metrics::Traffic {
-        self.traffic.clone()
+    /// Reports the core's traffic and latencies to `observer` from now on (`/metrics`).
+    pub fn observe(&self, observer: Box<dyn super::core::Observer>) {
+        self.lock().core.observe(observer);
     }
 
     /// Counts `n` drops observed outside the node.

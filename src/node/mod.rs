@@ -101,8 +101,6 @@ pub struct Node {
     turn: std::sync::Mutex<Vec<turn::TurnServerStatus>>,
     /// The node's runtime, for results that threads outside it hand back.
     runtime: tokio::runtime::Handle,
-    /// Traffic counters and latency histograms the core reports to (for `/metrics`).
-    traffic: crate::metrics::Traffic,
 }
 
 impl std::fmt::Debug for Node {
@@ -191,8 +189,6 @@ impl Node {
             wall_us(),
             rand::random(),
         );
-        let traffic = crate::metrics::Traffic::default();
-        core.observe(Box::new(traffic.clone()));
         if let Some(h) = &history {
             core.seed_cursor(h.last_cursor());
         }
@@ -215,7 +211,6 @@ impl Node {
             frame_tap: hooks::FrameTap::default(),
             _turn_shims: turn_shims,
             runtime: tokio::runtime::Handle::current(),
-            traffic,
             turn: Default::default(),
         });
         turn::spawn(&node);

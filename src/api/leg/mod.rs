@@ -410,7 +410,7 @@ fn publish_from_proto(request_id: u64, p: proto::LegPublishRequest) -> Result<Pu
         stream_id: p.stream_id,
         track_id: p.track_id,
         targets: p.targets,
-        meta: super::session::meta_from_json(&p.meta_json)?,
+        meta: super::convert::meta_from_json(&p.meta_json)?,
         max_kbps: p.max_kbps,
     })
 }

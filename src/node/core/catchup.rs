@@ -439,7 +439,7 @@ impl Core {
             self.count(DropReason::HistoryDuplicate);
         }
         for (session, handle, kind) in deliveries {
-            self.effect(super::outputs::deliver(session, handle, key, kind));
+            self.effect(super::Effect::deliver(session, handle, key, kind));
         }
         for (p, ask) in asks {
             self.send_hist(key, &p, &ask);

@@ -443,7 +443,7 @@ impl Core {
                 messages,
                 bytes,
             };
-            self.effect(super::outputs::deliver(session, handle, &room, kind));
+            self.effect(Effect::deliver(session, handle, &room, kind));
         }
     }
 

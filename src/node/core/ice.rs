@@ -29,7 +29,7 @@ impl Core {
     pub(super) fn tell_ice_problem(&mut self, session: SessionId, handle: u32, key: &RoomKey) {
         if let Some((code, message)) = &self.st.ice_problem {
             let kind = ice_error(code, message);
-            self.effect(super::outputs::deliver(session, handle, key, kind));
+            self.effect(super::Effect::deliver(session, handle, key, kind));
         }
     }
 }

@@ -335,6 +335,24 @@ pub enum Effect {
     },
 }
 
+impl Effect {
+    /// An event for one session's handle of a room.
+    pub(super) fn deliver(
+        session: SessionId,
+        handle: u32,
+        key: &RoomKey,
+        kind: events::EventKind,
+    ) -> Effect {
+        let event = events::SessionEvent {
+            room: handle,
+            app: key.app.clone(),
+            room_id: key.room.clone(),
+            kind,
+        };
+        Effect::Deliver { session, event }
+    }
+}
+
 /// Work produced by a handler for another: the queue that replaces handlers calling handlers.
 #[derive(Debug)]
 enum Work {

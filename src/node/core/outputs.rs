@@ -3,19 +3,8 @@
 use super::{Core, Effect, LinkKey, RoomKey, Work};
 use crate::drops::DropReason;
 use crate::node::cells;
-use crate::node::core::events::{EventKind, PeerType, SessionEvent, SessionId};
+use crate::node::core::events::{EventKind, PeerType, SessionId};
 use crate::room::{LeaveReason, Output, RoomEvent};
-
-/// An event for one session's handle of a room.
-pub(super) fn deliver(session: SessionId, handle: u32, key: &RoomKey, kind: EventKind) -> Effect {
-    let event = SessionEvent {
-        room: handle,
-        app: key.app.clone(),
-        room_id: key.room.clone(),
-        kind,
-    };
-    Effect::Deliver { session, event }
-}
 
 impl Core {
     /// Hands an event to every session of the room that wants it.
@@ -39,7 +28,7 @@ impl Core {
                 continue;
             }
             self.effects
-                .push(deliver(*session, sr.handle, key, kind.clone()));
+                .push(Effect::deliver(*session, sr.handle, key, kind.clone()));
         }
     }
 

@@ -176,7 +176,7 @@ impl Core {
             .collect();
         for (peer, security, kind) in joined {
             let kind = EventKind::PeerJoin(peer, security, kind);
-            self.effect(super::outputs::deliver(session, handle, &key, kind));
+            self.effect(Effect::deliver(session, handle, &key, kind));
         }
         self.tell_ice_problem(session, handle, &key);
         if keeps_more {

@@ -210,7 +210,7 @@ impl Core {
                     meta: user,
                 };
                 self.effects
-                    .push(super::outputs::deliver(session, handle, key, kind));
+                    .push(super::Effect::deliver(session, handle, key, kind));
             }
             Err(answer) => {
                 self.count(DropReason::RequestBusy);
@@ -331,6 +331,6 @@ impl Core {
             outcome: r.outcome,
         };
         self.effects
-            .push(super::outputs::deliver(r.session, handle, key, kind));
+            .push(super::Effect::deliver(r.session, handle, key, kind));
     }
 }

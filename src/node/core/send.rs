@@ -190,7 +190,7 @@ impl Core {
                 verified: true,
             };
             self.effects
-                .push(super::outputs::deliver(*session, sr.handle, key, kind));
+                .push(super::Effect::deliver(*session, sr.handle, key, kind));
         }
     }
 
