@@ -118,3 +118,53 @@ async fn a_second_daemon_names_the_option_that_avoids_the_clash() {
         .count();
     assert!(lines >= 2, "status --watch printed {lines} times");
 }
+
+/// An example program of the project, as `cargo test` built it beside this test.
+fn example(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().expect("test binary");
+    let profile_dir = exe
+        .parent()
+        .and_then(std::path::Path::parent)
+        .expect("target/<profile>/deps");
+    profile_dir.join("examples").join(name)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_chat_example_carries_a_line_between_two_daemons() {
+    use std::process::Stdio;
+    use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt as _, BufReader};
+    let a = Daemon::with_embedded_relay().await;
+    let b = Daemon::with_relays(&[a.relay_url()]).await;
+    let chat = |d: &Daemon| {
+        tokio::process::Command::new(example("chat"))
+            .args([d.endpoint().as_str(), "lobby"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("examples/chat is built by cargo test")
+    };
+    let mut listener = chat(&b);
+    let mut speaker = chat(&a);
+    let mut heard = BufReader::new(listener.stdout.take().expect("stdout")).lines();
+    let mut speaker_out = BufReader::new(speaker.stdout.take().expect("stdout")).lines();
+    let mut said = speaker.stdin.take().expect("stdin");
+    let (a_id, b_id) = (a.peer_id().await, b.peer_id().await);
+    let read = async {
+        // The speaker says its line once it sees the listener's daemon join.
+        while let Ok(Some(line)) = speaker_out.next_line().await {
+            if line == format!("* {b_id} joined") {
+                said.write_all(b"hello from a\n").await.expect("write");
+                break;
+            }
+        }
+        while let Ok(Some(line)) = heard.next_line().await {
+            if line == format!("{a_id}: hello from a") {
+                return true;
+            }
+        }
+        false
+    };
+    let got = tokio::time::timeout(std::time::Duration::from_secs(30), read).await;
+    assert_eq!(got, Ok(true), "the line did not arrive");
+}

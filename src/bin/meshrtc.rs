@@ -245,8 +245,8 @@ mod webm;
 
 use history::{parse_keep, parse_since};
 use info::{peers, ping, relays, status, token};
+use meshrtc::client::JoinedPeers;
 use request::{request, response_json, run_responder};
-use session::{JoinedPeers, Session};
 
 static TOKEN: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
 
@@ -276,12 +276,7 @@ async fn client(daemon: &str) -> anyhow::Result<meshrtc::client::AuthedClient> {
 }
 
 fn default_daemon() -> String {
-    format!(
-        "unix:{}",
-        meshrtc::config::default_data_dir()
-            .join("meshrtcd.sock")
-            .display()
-    )
+    meshrtc::client::default_endpoint()
 }
 
 fn data_value(p: &proto::Payload, line: &mut serde_json::Map<String, Value>) {
@@ -436,13 +431,13 @@ async fn listen(
     serve: Vec<String>,
     respond: Option<String>,
 ) -> anyhow::Result<()> {
-    let mut s = Session::open(daemon).await?;
-    s.serve = serve;
-    let (joined, early) = s.join(&room, channels, keep, since, verified_only).await?;
+    let mut s = session::open(daemon).await?;
+    let request = session::join_request(&room, channels, keep, since, verified_only, serve);
+    let (joined, early) = s.join(request).await?;
     // Answers come back from the responder tasks; they go out on the session with ids of
     // their own (their replies are only errors worth a line on stderr).
     let (answers_tx, mut answers) = mpsc::channel::<(u64, proto::respond_request::Result)>(64);
-    let tx = s.tx.clone();
+    let tx = s.sender();
     let mut answer_ids = 1u64 << 40;
     let handle = |e: &proto::Event| -> anyhow::Result<()> {
         if let Some(v) = event_line(e, progress, !room.password.is_empty()) {
@@ -526,10 +521,8 @@ async fn send(
         (None, None) => bail!("give DATA or --file"),
     };
     let work = async {
-        let mut s = Session::open(daemon).await?;
-        let (reply, early) = s
-            .join(&room, vec![String::new()], Vec::new(), None, false)
-            .await?;
+        let mut s = session::open(daemon).await?;
+        let (reply, early) = session::join_plain(&mut s, &room).await?;
         let mut joined = JoinedPeers::from_events(&early);
         let need = wait_peers.unwrap_or(0);
         while !joined.has(need, &to) {

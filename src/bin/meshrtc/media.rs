@@ -21,7 +21,9 @@ use serde_json::json;
 use tokio::sync::{mpsc, oneshot};
 use tokio_stream::wrappers::ReceiverStream;
 
-use super::{RoomArgs, Session, client, print_line};
+use meshrtc::client::Session;
+
+use super::{RoomArgs, client, print_line};
 
 /// The stream id every published track shares (one stream: audio and video play together).
 const STREAM_ID: &str = "meshrtc-publish";
@@ -174,10 +176,8 @@ async fn publish_once(
     wait_peers: Option<usize>,
     timeout: u64,
 ) -> anyhow::Result<()> {
-    let mut s = Session::open(daemon).await?;
-    let (reply, early) = s
-        .join(room, vec![String::new()], Vec::new(), None, false)
-        .await?;
+    let mut s = super::session::open(daemon).await?;
+    let (reply, early) = super::session::join_plain(&mut s, room).await?;
     let mut joined = super::JoinedPeers::from_events(&early);
     let need = wait_peers.unwrap_or(1).max(to.len());
     let deadline = Instant::now() + Duration::from_secs(timeout);
@@ -371,9 +371,8 @@ pub async fn record(
     if format == RecordFormat::Webm {
         return record_webm(daemon, room, dir).await;
     }
-    let mut s = Session::open(daemon).await?;
-    s.join(&room, vec![String::new()], Vec::new(), None, false)
-        .await?;
+    let mut s = super::session::open(daemon).await?;
+    super::session::join_plain(&mut s, &room).await?;
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<anyhow::Result<Recorded>>();
     let mut stops: HashMap<(String, String), oneshot::Sender<()>> = HashMap::new();
     let print = |done: anyhow::Result<Recorded>| match done {
@@ -461,9 +460,8 @@ fn safe(s: &str) -> String {
 /// Records every remote stream of a room as one WebM each, until interrupted.
 async fn record_webm(daemon: &str, room: RoomArgs, dir: PathBuf) -> anyhow::Result<()> {
     use crate::record_webm::{StreamInput, StreamRecorded, Streams, record_stream};
-    let mut s = Session::open(daemon).await?;
-    s.join(&room, vec![String::new()], Vec::new(), None, false)
-        .await?;
+    let mut s = super::session::open(daemon).await?;
+    super::session::join_plain(&mut s, &room).await?;
     let (done_tx, mut done_rx) = mpsc::unbounded_channel::<anyhow::Result<StreamRecorded>>();
     let mut streams: Streams = HashMap::new();
     // Which stream each (peer, track) belongs to, for `track:remove`.

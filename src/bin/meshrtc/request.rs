@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 use meshrtc::proto::{self, client_message::Body, event::Kind, server_message};
 use serde_json::{Value, json};
 
-use super::{JoinedPeers, RoomArgs, Session, data_value, print_line};
+use super::{JoinedPeers, RoomArgs, data_value, print_line};
 
 /// One target's outcome of a request, as a JSON line.
 pub(super) fn response_json(r: &proto::Response) -> Value {
@@ -114,10 +114,8 @@ pub(super) async fn request(
     if let Some(m) = &meta {
         serde_json::from_str::<Value>(m).context("--meta is not JSON")?;
     }
-    let mut s = Session::open(daemon).await?;
-    let (reply, early) = s
-        .join(&room, vec![String::new()], Vec::new(), None, false)
-        .await?;
+    let mut s = super::session::open(daemon).await?;
+    let (reply, early) = super::session::join_plain(&mut s, &room).await?;
     let mut joined = JoinedPeers::from_events(&early);
     let wait = async {
         while !joined.has(0, &to) {

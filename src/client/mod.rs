@@ -1,4 +1,31 @@
-//! A gRPC client for the daemon, over a Unix socket or TCP.
+//! A Rust client for the daemon: connect over its Unix socket or TCP, then open a [`Session`]
+//! (join rooms, send, receive events and replies) or call the node's other RPCs (status, peers,
+//! media, history) on the connected client.
+//!
+//! ```no_run
+//! # async fn chat() -> anyhow::Result<()> {
+//! use meshrtc::client::{self, Session};
+//! use meshrtc::proto;
+//!
+//! let daemon = client::connect_with_token("unix:/run/meshrtc/meshrtcd.sock", None).await?;
+//! let mut session = Session::open(daemon).await?;
+//! let (reply, _early_events) = session
+//!     .join(proto::JoinRequest {
+//!         app: "chat".into(),
+//!         room: "lobby".into(),
+//!         ..Default::default()
+//!     })
+//!     .await?;
+//! println!("joined as handle {}", reply.room);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! `examples/chat.rs` is a whole program.
+
+mod session;
+
+pub use session::{JoinedPeers, Session};
 
 use hyper_util::rt::TokioIo;
 use tonic::transport::{Channel, Endpoint, Uri};
@@ -21,6 +48,16 @@ impl tonic::service::Interceptor for BearerToken {
         }
         Ok(req)
     }
+}
+
+/// The daemon's default endpoint for this user: `unix:<data dir>/meshrtcd.sock`.
+pub fn default_endpoint() -> String {
+    format!(
+        "unix:{}",
+        crate::config::default_data_dir()
+            .join("meshrtcd.sock")
+            .display()
+    )
 }
 
 /// Connects with an optional bearer token (required over TCP but from the daemon's own account).
