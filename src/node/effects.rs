@@ -175,15 +175,10 @@ impl Node {
             }
             Effect::Replay {
                 session,
-                handle,
-                app,
-                room_id,
                 room,
                 key,
                 after,
-                channels,
-                me,
-                verified_only,
+                to,
             } => {
                 let (Some(history), Some(queue)) = (&io.history, io.queues.get(&session)) else {
                     return;
@@ -194,26 +189,9 @@ impl Node {
                         unreadable += 1;
                         continue;
                     };
-                    if !channels.is_empty() && !channels.contains(&e.channel)
-                        || verified_only && !e.verified
-                    {
-                        continue;
+                    if let Some(event) = to.event(cursor, e) {
+                        queue.push(event);
                     }
-                    queue.push(crate::node::session::SessionEvent {
-                        room: handle,
-                        app: app.clone(),
-                        room_id: room_id.clone(),
-                        kind: crate::node::session::EventKind::Message {
-                            local: e.origin == me,
-                            channel: e.channel,
-                            from: e.origin,
-                            payload: e.payload,
-                            meta: e.meta,
-                            cursor,
-                            history: true,
-                            verified: e.verified,
-                        },
-                    });
                 }
                 for _ in 0..unreadable {
                     inner.core.count(DropReason::HistoryUnreadable);

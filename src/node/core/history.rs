@@ -94,6 +94,54 @@ pub(super) struct Incoming<'a> {
     pub framed: Option<Vec<u8>>,
 }
 
+/// A resuming session's replay: which kept entries it gets and how each is told. Both drivers
+/// (the node's and the harness's) read the entries and ask this, so the rule lives once.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Replay {
+    /// The session's handle of the room.
+    pub handle: u32,
+    /// The room's app id.
+    pub app: String,
+    /// The room's id.
+    pub room_id: String,
+    /// Channels the session receives (empty: all).
+    pub channels: BTreeSet<String>,
+    /// This node's peer id (its own messages are replayed as local).
+    pub me: String,
+    /// Skip entries whose origin was not verified.
+    pub verified_only: bool,
+}
+
+impl Replay {
+    /// The event a kept entry at `cursor` becomes for the session, if it gets it.
+    pub fn event(
+        &self,
+        cursor: Cursor,
+        e: Entry,
+    ) -> Option<crate::node::core::events::SessionEvent> {
+        if !self.channels.is_empty() && !self.channels.contains(&e.channel)
+            || self.verified_only && !e.verified
+        {
+            return None;
+        }
+        Some(crate::node::core::events::SessionEvent {
+            room: self.handle,
+            app: self.app.clone(),
+            room_id: self.room_id.clone(),
+            kind: crate::node::core::events::EventKind::Message {
+                local: e.origin == self.me,
+                channel: e.channel,
+                from: e.origin,
+                payload: e.payload,
+                meta: e.meta,
+                cursor,
+                history: true,
+                verified: e.verified,
+            },
+        })
+    }
+}
+
 impl Core {
     /// Cursors go on after the newest the store holds (the driver tells, once, at start).
     pub fn seed_cursor(&mut self, last: Cursor) {
@@ -168,15 +216,17 @@ impl Core {
             .unwrap_or_default();
         let effect = Effect::Replay {
             session,
-            handle,
-            app: key.app.clone(),
-            room_id: key.room.clone(),
             room: entry.history.id,
             key: entry.history.key.clone(),
             after,
-            channels,
-            me: self.identity.peer_id.clone(),
-            verified_only,
+            to: Replay {
+                handle,
+                app: key.app.clone(),
+                room_id: key.room.clone(),
+                channels,
+                me: self.identity.peer_id.clone(),
+                verified_only,
+            },
         };
         self.effect(effect);
     }

@@ -23,7 +23,7 @@ mod catchup;
 mod delivery;
 mod dials;
 pub mod events;
-mod history;
+pub(crate) mod history;
 mod ice;
 mod info;
 mod keepers;
@@ -232,24 +232,14 @@ pub enum Effect {
     Replay {
         /// The session.
         session: SessionId,
-        /// Its handle of the room.
-        handle: u32,
-        /// The room's app id.
-        app: String,
-        /// The room's id.
-        room_id: String,
         /// The room's history id.
         room: [u8; 16],
         /// The room's history key.
         key: crate::history::HistoryKey,
         /// Replay what was kept after this cursor.
         after: crate::history::Cursor,
-        /// Channels the session receives (empty: all).
-        channels: std::collections::BTreeSet<String>,
-        /// This node's peer id (its own messages are replayed as local).
-        me: String,
-        /// Skip entries whose origin was not verified.
-        verified_only: bool,
+        /// Which entries the session gets, and how each is told ([`history::Replay::event`]).
+        to: history::Replay,
     },
     /// Read a page of a room's kept messages for a peer's catch-up request and hand it to
     /// [`Core::history_page`].

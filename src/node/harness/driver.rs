@@ -133,40 +133,13 @@ impl Net {
                 ..
             } => self.nodes[i].kept.push((room, cursor, *entry)),
             Effect::Replay {
-                handle,
-                app,
-                room_id,
-                room,
-                after,
-                channels,
-                me,
-                verified_only,
-                ..
+                room, after, to, ..
             } => {
                 let replayed: Vec<SessionEvent> = self.nodes[i]
                     .kept
                     .iter()
-                    .filter(|(r, c, e)| {
-                        *r == room
-                            && *c > after
-                            && (channels.is_empty() || channels.contains(&e.channel))
-                            && (!verified_only || e.verified)
-                    })
-                    .map(|(_, c, e)| SessionEvent {
-                        room: handle,
-                        app: app.clone(),
-                        room_id: room_id.clone(),
-                        kind: crate::node::session::EventKind::Message {
-                            channel: e.channel.clone(),
-                            from: e.origin.clone(),
-                            local: e.origin == me,
-                            payload: e.payload.clone(),
-                            meta: e.meta.clone(),
-                            cursor: *c,
-                            history: true,
-                            verified: e.verified,
-                        },
-                    })
+                    .filter(|(r, c, _)| *r == room && *c > after)
+                    .filter_map(|(_, c, e)| to.event(*c, e.clone()))
                     .collect();
                 self.nodes[i].events.extend(replayed);
             }
