@@ -25,6 +25,7 @@
 //! - [`history`] (*pure*): durable channels — keep rules, the stored value layout (sealed in
 //!   password rooms), pruning, catch-up pages; `store::history` is its sled I/O and
 //!   `node::core` decides what is kept, replayed and served.
+//! - [`codec`] (*pure*): codecs, media kinds and what a local track is.
 //! - [`drops`]: the named counters of refused input, as status shows them.
 //! - [`ids`] (*pure*): connection and session ids as types.
 //! - [`background`]: the low-priority threads for work done for others (relays, catch-up reads).
@@ -33,6 +34,7 @@
 pub mod api;
 pub mod background;
 pub mod client;
+pub mod codec;
 pub mod config;
 pub mod drops;
 pub mod history;

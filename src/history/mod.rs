@@ -40,6 +40,15 @@ pub use index::{Prune, RoomIndex, Totals};
 /// A kept message's place in its room's history: the node's clock (µs) when it was kept.
 pub type Cursor = u64;
 
+/// Byte budgets a new entry is kept within (the store drops the oldest to stay inside them).
+#[derive(Debug, Clone, Copy)]
+pub struct Budgets {
+    /// Most bytes one room's history may take.
+    pub room: u64,
+    /// Most bytes every room's history may take together.
+    pub node: u64,
+}
+
 /// Signature kind of a stored entry: a cell frame's (version 2) over its signed body.
 const KIND_FRAMED: u8 = 3;
 /// Signature kind of entries kept before cell frames signed their hop limit.

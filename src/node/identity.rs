@@ -1,34 +1,11 @@
-//! The node's identity: a persistent signing key and the peer id derived from it.
+//! The node's identity kept in its store: the signing key is made once and loaded after (the
+//! type and the peer id derivation are pure, in `crate::ids`).
 
-use nostr_sdk::{Keys, PublicKey, SecretKey};
-use sha2::{Digest as _, Sha512};
+use nostr_sdk::{Keys, SecretKey};
 
 use crate::store::{Store, StoreError};
-use crate::wire::topic::{PEER_ID_LEN, id_from_bytes};
 
-/// The node's signing key and peer id.
-#[derive(Debug, Clone)]
-pub struct Identity {
-    /// Signs every Nostr event the node publishes.
-    pub keys: Keys,
-    /// 20 symbols of the Trystero alphabet, derived from the public key.
-    pub peer_id: String,
-}
-
-/// Derives the peer id of a public key: SHA-512 of a domain tag and the key, mapped onto the alphabet.
-pub fn peer_id_for(public_key: &PublicKey) -> String {
-    let mut counter = 0u32;
-    loop {
-        let mut h = Sha512::new();
-        h.update(b"meshrtc/peer-id/v1");
-        h.update(public_key.to_bytes());
-        h.update(counter.to_be_bytes());
-        if let Some(id) = id_from_bytes(&h.finalize(), PEER_ID_LEN) {
-            return id;
-        }
-        counter += 1;
-    }
-}
+pub use crate::ids::{Identity, peer_id_for};
 
 impl Identity {
     /// Loads the node's key from the store, creating it on first start.

@@ -12,8 +12,8 @@
 //! `cells` (a cells room's census), `session` (event queues), `identity`.
 
 mod api;
-pub mod cells;
 pub mod core;
+pub use core::cells;
 mod effects;
 #[cfg(test)]
 mod harness;
@@ -117,6 +117,35 @@ fn wall_us() -> u64 {
         .map_or(0, |d| d.as_micros() as u64)
 }
 
+/// The core's part of the daemon's configuration.
+pub fn core_config(config: &Config) -> CoreConfig {
+    CoreConfig {
+        limits: crate::room::RoomLimits {
+            max_message: config.max_message_size,
+            handshake_timeout: Duration::from_millis(config.handshake_timeout_ms),
+            reassembly_timeout: Duration::from_millis(config.reassembly_timeout_ms),
+        },
+        max_pending_dials: config.max_pending_dials,
+        ping_after: Duration::from_millis(config.ping_after_ms),
+        dead_after: Duration::from_millis(config.dead_after_ms),
+        history_budget: config.history_budget_mib.saturating_mul(1 << 20),
+        reassembly_budget: usize::try_from(config.reassembly_budget_mib)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(1 << 20),
+        app_limits: core::AppLimits {
+            sessions: config.max_app_sessions,
+            rooms: config.max_app_rooms,
+            tracks: config.max_app_tracks,
+            keep_rules: config.max_app_keep_rules,
+        },
+        history_node_budget: config.history_node_budget_mib.saturating_mul(1 << 20),
+        relay_fallback: config.ice_transport_policy == crate::transport::ice::IcePolicy::All
+            && config
+                .effective_ice_servers()
+                .is_ok_and(|servers| crate::transport::ice::has_turn(&servers)),
+    }
+}
+
 impl Node {
     /// Starts the node: relay driver, transport and the event loop.
     pub async fn start(
@@ -184,7 +213,7 @@ impl Node {
         let now = Instant::now();
         let mut core = Core::new(
             identity.clone(),
-            CoreConfig::from_config(&config),
+            core_config(&config),
             now,
             wall_us(),
             rand::random(),

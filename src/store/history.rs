@@ -7,14 +7,7 @@ use std::collections::BTreeMap;
 use super::{Store, StoreError};
 use crate::history::{self, Cursor, KeepRule, RoomIndex, Totals};
 
-/// Byte budgets a new entry is kept within.
-#[derive(Debug, Clone, Copy)]
-pub struct Budgets {
-    /// Most bytes one room's history may take.
-    pub room: u64,
-    /// Most bytes every room's history may take together.
-    pub node: u64,
-}
+pub use crate::history::Budgets;
 
 /// Name of the sled tree.
 const TREE: &str = "history/v1";

@@ -25,102 +25,24 @@ use webrtc::rtp_transceiver::{
 
 use super::{Connection, TransportError, err};
 
-/// Audio or video.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum MediaKind {
-    /// An audio track.
-    Audio,
-    /// A video track.
-    Video,
-}
+pub use crate::codec::{Codec, MediaKind, TrackSpec};
 
-impl MediaKind {
-    /// The kind's name, as the API and the wire spell it.
-    pub fn name(self) -> &'static str {
-        match self {
-            MediaKind::Audio => "audio",
-            MediaKind::Video => "video",
-        }
-    }
-
-    /// The kind a name ("audio", "video") stands for.
-    pub fn from_name(name: &str) -> Option<MediaKind> {
-        match name {
-            "audio" => Some(MediaKind::Audio),
-            "video" => Some(MediaKind::Video),
-            _ => None,
-        }
-    }
-
-    fn codec_kind(self) -> RtpCodecKind {
-        match self {
-            MediaKind::Audio => RtpCodecKind::Audio,
-            MediaKind::Video => RtpCodecKind::Video,
-        }
+/// The engine's name for a media kind.
+fn codec_kind(kind: MediaKind) -> RtpCodecKind {
+    match kind {
+        MediaKind::Audio => RtpCodecKind::Audio,
+        MediaKind::Video => RtpCodecKind::Video,
     }
 }
 
-/// The encoded formats meshrtc forwards (whatever the two ends negotiate among them).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Codec {
-    /// VP8 video.
-    Vp8,
-    /// VP9 video.
-    Vp9,
-    /// H.264 video.
-    H264,
-    /// AV1 video.
-    Av1,
-    /// Opus audio.
-    Opus,
-}
-
-impl Codec {
-    /// Every codec, for parsing and listing.
-    pub const ALL: [Codec; 5] = [Codec::Vp8, Codec::Vp9, Codec::H264, Codec::Av1, Codec::Opus];
-
-    /// The MIME type SDP and the API use.
-    pub fn mime(self) -> &'static str {
-        match self {
-            Codec::Vp8 => "video/VP8",
-            Codec::Vp9 => "video/VP9",
-            Codec::H264 => "video/H264",
-            Codec::Av1 => "video/AV1",
-            Codec::Opus => "audio/opus",
-        }
-    }
-
-    /// The codec of a MIME type (case-insensitive, as SDP allows).
-    pub fn from_mime(mime: &str) -> Option<Codec> {
-        Codec::ALL
-            .into_iter()
-            .find(|c| c.mime().eq_ignore_ascii_case(mime))
-    }
-
-    /// Audio or video.
-    pub fn kind(self) -> MediaKind {
-        match self {
-            Codec::Opus => MediaKind::Audio,
-            _ => MediaKind::Video,
-        }
-    }
-
-    /// RTP clock rate.
-    pub fn clock_rate(self) -> u32 {
-        match self {
-            Codec::Opus => 48_000,
-            _ => 90_000,
-        }
-    }
-
-    fn rtp_codec(self) -> RTCRtpCodec {
-        RTCRtpCodec {
-            mime_type: self.mime().to_owned(),
-            clock_rate: self.clock_rate(),
-            channels: if self == Codec::Opus { 2 } else { 0 },
-            sdp_fmtp_line: String::new(),
-            rtcp_feedback: Vec::new(),
-        }
+/// The engine's description of a codec.
+fn rtp_codec(codec: Codec) -> RTCRtpCodec {
+    RTCRtpCodec {
+        mime_type: codec.mime().to_owned(),
+        clock_rate: codec.clock_rate(),
+        channels: if codec == Codec::Opus { 2 } else { 0 },
+        sdp_fmtp_line: String::new(),
+        rtcp_feedback: Vec::new(),
     }
 }
 
@@ -144,17 +66,6 @@ pub(super) fn media_engine(
         engine,
         super::keyframe_requests::KeyframeRequests::register(registry),
     ))
-}
-
-/// What a local track is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TrackSpec {
-    /// Its codec (and so its kind).
-    pub codec: Codec,
-    /// The media stream it belongs to.
-    pub stream_id: String,
-    /// Its id.
-    pub track_id: String,
 }
 
 /// A local track on one link.
@@ -246,14 +157,14 @@ fn static_track(spec: &TrackSpec) -> (Arc<TrackLocalStaticRTP>, u32) {
             ssrc: Some(ssrc),
             ..Default::default()
         },
-        codec: spec.codec.rtp_codec(),
+        codec: rtp_codec(spec.codec),
         ..Default::default()
     };
     let track = MediaStreamTrack::new(
         spec.stream_id.clone(),
         spec.track_id.clone(),
         spec.track_id.clone(),
-        spec.codec.kind().codec_kind(),
+        codec_kind(spec.codec.kind()),
         vec![coding],
     );
     (Arc::new(TrackLocalStaticRTP::new(track)), ssrc)
@@ -368,7 +279,7 @@ pub async fn add_receive_slot(
         direction: RTCRtpTransceiverDirection::Recvonly,
         ..Default::default()
     };
-    pc.add_transceiver_from_kind(kind.codec_kind(), Some(init))
+    pc.add_transceiver_from_kind(codec_kind(kind), Some(init))
         .await
         .map(ReceiveSlot)
         .map_err(err)
@@ -479,7 +390,7 @@ const RTP_MTU: usize = 1_200;
 impl SamplePacketizer {
     /// A packetizer for `codec`.
     pub fn new(codec: Codec) -> Result<Self, TransportError> {
-        let payloader = codec.rtp_codec().payloader().map_err(err)?;
+        let payloader = rtp_codec(codec).payloader().map_err(err)?;
         let sequencer = Box::new(rtc::rtp::sequence::new_random_sequencer());
         let inner = rtc::rtp::packetizer::new_packetizer(
             std::time::Instant::now(),

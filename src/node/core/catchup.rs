@@ -19,8 +19,8 @@ use sha2::{Digest as _, Sha256};
 
 use super::{Core, RoomKey};
 use crate::drops::DropReason;
+use crate::ids::peer_id_for;
 use crate::node::core::events::{EventKind, SessionId};
-use crate::node::identity::peer_id_for;
 use crate::wire::Payload;
 use crate::wire::e2e;
 use crate::wire::history::{self as wire, HistMsg, OriginSig, WireEntry};

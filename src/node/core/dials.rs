@@ -9,7 +9,7 @@ use super::{Core, Effect, LinkKey, MAX_HELD_CANDIDATES, PROBE_TIMEOUT, RoomKey, 
 use crate::drops::DropReason;
 use crate::ids::ConnId;
 use crate::mesh::admission::Source;
-use crate::node::cells::Heard;
+use crate::node::core::cells::Heard;
 use crate::node::core::events::{EventKind, PeerType};
 use crate::room::LeaveReason;
 use crate::signal::content::Signal;

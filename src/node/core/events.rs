@@ -81,7 +81,7 @@ pub enum EventKind {
     /// This many events were dropped because the session did not keep up.
     Lagged(u64),
     /// A cells room's topology changed.
-    MeshState(crate::node::cells::CellInfo),
+    MeshState(crate::node::core::cells::CellInfo),
     /// A peer's media stream arrived (its first track, with the stream's metadata).
     StreamAdd {
         /// The sending peer.
@@ -100,7 +100,7 @@ pub enum EventKind {
         /// The track id.
         track_id: String,
         /// Its codec.
-        codec: crate::transport::media::Codec,
+        codec: crate::codec::Codec,
         /// The sender's metadata.
         meta: Option<Value>,
     },

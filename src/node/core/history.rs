@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use super::catchup::Catchup;
 use super::{Core, Effect, RoomKey};
 use crate::history::{Cursor, Entry, HistoryKey, KeepRule};
-use crate::node::Since;
 use crate::node::core::events::SessionId;
+use crate::node::core::types::Since;
 use crate::wire::Payload;
 use crate::wire::history::OriginSig;
 use serde_json::Value;
@@ -178,7 +178,7 @@ impl Core {
                 framed: m.framed,
             }),
             rule,
-            budgets: crate::store::history::Budgets {
+            budgets: crate::history::Budgets {
                 room: self.config.history_budget,
                 node: self.config.history_node_budget,
             },

@@ -6,11 +6,11 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+use super::types::{NodeError, PeerInfo, RoomInfo};
 use super::{Core, LinkKey, RoomKey};
 use crate::drops::DropReason;
 use crate::ids::{ConnId, SessionId};
-use crate::node::cells::CellRoom;
-use crate::node::{NodeError, PeerInfo, RoomInfo};
+use crate::node::core::cells::CellRoom;
 use crate::room::Security;
 use crate::wire::Payload;
 

@@ -12,8 +12,8 @@ use nostr_sdk::PublicKey;
 
 use super::{Core, Effect, LinkKey, RoomKey};
 use crate::drops::DropReason;
+use crate::ids::peer_id_for;
 use crate::node::core::events::{EventKind, PeerType};
-use crate::node::identity::peer_id_for;
 use crate::room::MrAction;
 use crate::wire::Payload;
 use crate::wire::e2e;

@@ -9,8 +9,8 @@ use std::time::Instant;
 
 use super::{Core, RoomKey};
 use crate::drops::DropReason;
-use crate::node::NodeError;
 use crate::node::core::events::SessionId;
+use crate::node::core::types::NodeError;
 
 /// The per-app limits (from [`crate::config::Config`]'s `max_app_*`, whose defaults are 256
 /// sessions, 256 rooms, 64 tracks and 256 kept channels).

@@ -330,7 +330,7 @@ impl Core {
         if cells.alive_due(now) {
             self.work.push_back(Work::Notice(
                 key.clone(),
-                vec![crate::node::cells::NOTICE_ALIVE],
+                vec![crate::node::core::cells::NOTICE_ALIVE],
             ));
         }
         let sync = cells.roster_tick(now, pick);

@@ -12,12 +12,12 @@ use serde_json::Value;
 
 use super::state::{LocalTrackEntry, PendingMeta, RemoteTrackEntry};
 use super::{Core, Effect, LinkKey, RoomKey};
+use crate::codec::{Codec, TrackSpec};
 use crate::drops::DropReason;
 use crate::ids::ConnId;
-use crate::node::NodeError;
 use crate::node::core::events::{EventKind, SessionId};
+use crate::node::core::types::NodeError;
 use crate::room::media::{MediaMeta, MediaWire};
-use crate::transport::media::{Codec, TrackSpec};
 use crate::wire::topic::random_id_from;
 
 /// A media message for a debug log: SDP bodies are long, so only their kind and size.
@@ -733,7 +733,7 @@ impl Core {
         app: &str,
         room: &str,
         track: &TrackRef,
-    ) -> Result<(ConnId, crate::transport::media::Codec), NodeError> {
+    ) -> Result<(ConnId, crate::codec::Codec), NodeError> {
         let key = RoomKey::new(app, room);
         self.st
             .remote_tracks

@@ -20,6 +20,7 @@
 //! `info` (peers and status), `state` (the tables).
 
 mod catchup;
+pub mod cells;
 mod delivery;
 mod dials;
 pub mod events;
@@ -38,6 +39,7 @@ pub(crate) mod rooms;
 mod rpc;
 mod send;
 mod state;
+pub mod types;
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
@@ -53,8 +55,8 @@ use crate::room::{Output, RoomLimits};
 use crate::signal::RelayCommand;
 use crate::signal::state::Action;
 
-use super::identity::Identity;
-use super::session::{SessionEvent, SessionId};
+use crate::ids::Identity;
+use events::{SessionEvent, SessionId};
 pub use limits::AppLimits;
 pub use media::TrackRef;
 pub use rpc::RequestSpec;
@@ -75,7 +77,8 @@ const TICK_MAX: Duration = Duration::from_millis(500);
 /// How often a cells room ticks while it settles and redials.
 const CELLS_TICK: Duration = Duration::from_millis(250);
 
-/// The limits and timers the core runs with (from [`crate::config::Config`]).
+/// The limits and timers the core runs with (the driver makes them from the daemon's
+/// configuration: `node::core_config`).
 #[derive(Debug, Clone)]
 pub struct CoreConfig {
     /// Per-room limits: message size, handshake and reassembly timeouts.
@@ -97,37 +100,6 @@ pub struct CoreConfig {
     pub app_limits: AppLimits,
     /// Most bytes every room's kept history may take together on disk.
     pub history_node_budget: u64,
-}
-
-impl CoreConfig {
-    /// The core's part of the daemon's configuration.
-    pub fn from_config(config: &crate::config::Config) -> Self {
-        CoreConfig {
-            limits: RoomLimits {
-                max_message: config.max_message_size,
-                handshake_timeout: Duration::from_millis(config.handshake_timeout_ms),
-                reassembly_timeout: Duration::from_millis(config.reassembly_timeout_ms),
-            },
-            max_pending_dials: config.max_pending_dials,
-            ping_after: Duration::from_millis(config.ping_after_ms),
-            dead_after: Duration::from_millis(config.dead_after_ms),
-            history_budget: config.history_budget_mib.saturating_mul(1 << 20),
-            reassembly_budget: usize::try_from(config.reassembly_budget_mib)
-                .unwrap_or(usize::MAX)
-                .saturating_mul(1 << 20),
-            app_limits: AppLimits {
-                sessions: config.max_app_sessions,
-                rooms: config.max_app_rooms,
-                tracks: config.max_app_tracks,
-                keep_rules: config.max_app_keep_rules,
-            },
-            history_node_budget: config.history_node_budget_mib.saturating_mul(1 << 20),
-            relay_fallback: config.ice_transport_policy == crate::transport::ice::IcePolicy::All
-                && config
-                    .effective_ice_servers()
-                    .is_ok_and(|servers| crate::transport::ice::has_turn(&servers)),
-        }
-    }
 }
 
 /// What the core asks of the world. The driver runs them in order, under the same lock that
@@ -225,7 +197,7 @@ pub enum Effect {
         /// Its channel's rule.
         rule: crate::history::KeepRule,
         /// The room's and the node's byte budgets.
-        budgets: crate::store::history::Budgets,
+        budgets: crate::history::Budgets,
     },
     /// Deliver a room's kept messages after `after` to a session, oldest first, flagged
     /// `history`, before anything that follows.
@@ -292,7 +264,7 @@ pub enum Effect {
         /// The local track's id.
         track: u64,
         /// What it is.
-        spec: crate::transport::media::TrackSpec,
+        spec: crate::codec::TrackSpec,
     },
     /// Take a local track off a link.
     RemoveTrack {

@@ -2,7 +2,7 @@
 
 use super::{Core, Effect, LinkKey, RoomKey, Work};
 use crate::drops::DropReason;
-use crate::node::cells;
+use crate::node::core::cells;
 use crate::node::core::events::{EventKind, PeerType, SessionId};
 use crate::room::{LeaveReason, Output, RoomEvent};
 

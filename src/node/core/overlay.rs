@@ -5,8 +5,8 @@ use super::{Core, LinkKey, RoomKey, Work};
 use crate::drops::DropReason;
 use crate::mesh::roster::RosterOut;
 use crate::mesh::{MeshOutput, Overlay as _};
-use crate::node::cells;
-use crate::node::cells::Admit;
+use crate::node::core::cells;
+use crate::node::core::cells::Admit;
 use crate::node::core::events::EventKind;
 use crate::room::{LeaveReason, MrAction};
 use crate::wire::cell::{

@@ -7,11 +7,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use super::state::{RoomEntry, SessionEntry, SessionRoom};
+use super::types::{JoinOptions, NodeError};
 use super::{Core, Effect, RoomKey, Work};
 use crate::ids::ConnId;
-use crate::node::cells::CellRoom;
+use crate::node::core::cells::CellRoom;
 use crate::node::core::events::{EventKind, PeerType, SessionId};
-use crate::node::{JoinOptions, NodeError};
 use crate::room::{Room, Security};
 use crate::signal::state::RoomSignal;
 use crate::signal::{AppTopic, RelayCommand};
@@ -373,7 +373,7 @@ impl Core {
         session: SessionId,
         handle: u32,
         channels: &[String],
-        since: Option<crate::node::Since>,
+        since: Option<crate::node::core::types::Since>,
     ) -> Result<(), NodeError> {
         let key = self.session_room(session, handle)?;
         if let Some(sr) = self.session_state_mut(session, handle)? {

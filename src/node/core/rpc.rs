@@ -11,8 +11,8 @@ use serde_json::Value;
 use super::requests::{self, Answer, Refusal, Resolved};
 use super::{Core, LinkKey, RoomKey, SendPlan};
 use crate::drops::DropReason;
-use crate::node::NodeError;
 use crate::node::core::events::{EventKind, SessionId};
+use crate::node::core::types::NodeError;
 use crate::room::Security;
 use crate::wire::Payload;
 

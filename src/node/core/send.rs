@@ -10,8 +10,8 @@ use serde_json::Value;
 use super::{Core, LinkKey, RoomKey, Work};
 use crate::ids::ConnId;
 use crate::mesh::MeshOutput;
-use crate::node::NodeError;
 use crate::node::core::events::{EventKind, SessionId};
+use crate::node::core::types::NodeError;
 use crate::room::Security;
 use crate::wire::Payload;
 

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use crate::drops::DropReason;
 use crate::ids::ConnId;
-use crate::node::cells::CellRoom;
+use crate::node::core::cells::CellRoom;
 use crate::node::core::events::SessionId;
 use crate::room::Room;
 use crate::signal::state::RoomSignal;
@@ -179,7 +179,7 @@ pub(super) struct Negotiation {
 pub(super) struct LocalTrackEntry {
     pub session: SessionId,
     pub room: RoomKey,
-    pub spec: crate::transport::media::TrackSpec,
+    pub spec: crate::codec::TrackSpec,
     pub meta: Option<serde_json::Value>,
     /// Peers it goes to; empty for everyone in the room, newcomers included.
     pub targets: Vec<String>,
@@ -198,7 +198,7 @@ pub(super) struct RemoteTrackEntry {
     pub peer: String,
     pub app: String,
     pub stream_id: String,
-    pub codec: crate::transport::media::Codec,
+    pub codec: crate::codec::Codec,
     /// The room it was surfaced in, once its metadata arrived.
     pub room: Option<RoomKey>,
     /// The sender's metadata, once surfaced.

@@ -216,7 +216,7 @@ pub struct Net {
 
 /// The core configuration of harness nodes (the daemon's defaults).
 pub fn core_config() -> CoreConfig {
-    CoreConfig::from_config(&crate::config::Config::default())
+    crate::node::core_config(&crate::config::Config::default())
 }
 
 fn keys_for(seed: u64, index: usize, life_salt: u8) -> Keys {

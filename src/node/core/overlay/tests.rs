@@ -6,14 +6,14 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use nostr_sdk::Keys;
 
-use super::super::{Core, CoreConfig, Effect, RoomKey};
+use super::super::{Core, Effect, RoomKey};
 use crate::drops::DropReason;
+use crate::ids::{Identity, peer_id_for};
 use crate::mesh::CellSize;
 use crate::mesh::admission::{HOLD_FOR, Source};
-use crate::node::JoinOptions;
-use crate::node::cells::gone_notice;
+use crate::node::core::cells::gone_notice;
 use crate::node::core::events::EventKind;
-use crate::node::identity::{Identity, peer_id_for};
+use crate::node::core::types::JoinOptions;
 use crate::wire::cell::CellFrame;
 
 const WALL: u64 = 1_700_000_000_000_000;
@@ -26,7 +26,7 @@ fn core_with_member() -> (Core, RoomKey, Keys, Instant) {
         peer_id: peer_id_for(&keys.public_key()),
         keys,
     };
-    let config = CoreConfig::from_config(&crate::config::Config::default());
+    let config = crate::node::core_config(&crate::config::Config::default());
     let t0 = Instant::now();
     let mut core = Core::new(identity, config, t0, WALL, 7);
     let session = core.open_session();

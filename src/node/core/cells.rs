@@ -25,10 +25,10 @@ use bytes::Bytes;
 use nostr_sdk::{Keys, PublicKey};
 
 use crate::drops::DropReason;
+use crate::ids::peer_id_for;
 use crate::mesh::admission::{Budgets, Held, Notices, Source};
 use crate::mesh::roster::{MAX_MEMBERS, RosterOut, RosterSync};
 use crate::mesh::{CellSize, Member, Mesh, MeshConfig, MeshOutput, Overlay, Topology, placement};
-use crate::node::identity::peer_id_for;
 use crate::wire::cell::CellFrame;
 use crate::wire::roster::{RosterMsg, RosterRecord, mac_key};
 
