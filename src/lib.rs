@@ -17,8 +17,9 @@
 //! - [`transport`]: webrtc-rs peer connections, the one data channel, and media tracks
 //!   (`transport::media`: local and remote tracks, renegotiation steps).
 //! - [`node`]: where the cores meet. `node::core` (*pure*) holds the node's state and every
-//!   decision — rooms, sessions, dials and links, the watchdog, the cells census and overlay —
-//!   driven by inputs with `now` and answering with effects; `Node` is the thin driver that owns
+//!   decision — rooms, sessions, dials and links, the watchdog, the cells census and overlay
+//!   (`core::cells`) — driven by inputs with `now` and answering with effects, with its own
+//!   event (`core::events`), error and info (`core::types`) types; `Node` is the thin driver that owns
 //!   sockets, relays and session queues and runs those effects. `harness` (tests only) wires
 //!   many cores on a virtual network with faults; `hooks` serves end-to-end tests.
 //! - [`api`]: the gRPC service and the WebSocket bridge, one [`proto`] schema for both.
@@ -27,9 +28,11 @@
 //!   `node::core` decides what is kept, replayed and served.
 //! - [`codec`] (*pure*): codecs, media kinds and what a local track is.
 //! - [`drops`]: the named counters of refused input, as status shows them.
-//! - [`ids`] (*pure*): connection and session ids as types.
+//! - [`ids`] (*pure*): connection and session ids as types, the node's identity and peer ids.
 //! - [`background`]: the low-priority threads for work done for others (relays, catch-up reads).
-//! - [`store`], [`config`], [`client`]: sled state, configuration, the gRPC client of the CLI.
+//! - [`store`], [`config`]: sled state, configuration.
+//! - [`client`]: the Rust client library (connect, `Session`: join, send, events, replies); the
+//!   CLI is one user of it, `examples/chat.rs` another.
 
 pub mod api;
 pub mod background;
