@@ -69,16 +69,9 @@ async fn decoded_frames(clip: &str, per_mille: u32, repair: bool) -> u64 {
     let (local, remote) = link_ports(&a, APP, ROOM).await;
     let _loss = Lossy::new(local, remote, per_mille);
     let out = tempfile::tempdir().expect("tempdir");
-    let dir = out.path().to_str().expect("path");
-    let (_recorder, mut lines) =
-        meshrtc_cli(&b, &["record", ROOM, "--format", "webm", "--dir", dir]);
-    let (mut publisher, _output) =
-        meshrtc_cli(&a, &["publish", ROOM, "--wait-peers", "1", "--file", clip]);
-    let status = publisher.wait().await.expect("meshrtc publish");
-    assert!(status.success(), "publish failed");
-    let recorded = next_recorded(&mut lines, 60).await;
-    let file = recorded["path"].as_str().expect("a recorded file");
-    probe_streams(std::path::Path::new(file))
+    let (_, file) =
+        publish_and_record_webm(&a, &b, ROOM, std::path::Path::new(clip), out.path()).await;
+    probe_streams(&file)
         .into_iter()
         .find(|(codec, _)| codec == "vp8")
         .map_or(0, |(_, n)| n)

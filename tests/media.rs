@@ -139,21 +139,8 @@ async fn an_av1_webm_is_published_and_recorded_as_av1_webm_that_decodes() {
     ]);
     let a = Daemon::with_embedded_relay().await;
     let b = Daemon::with_relays(&[a.relay_url()]).await;
-    let out_dir = dir.path().join("out");
-    let out = out_dir.to_str().expect("path");
-    let (_recorder, mut lines) = meshrtc_cli(
-        &b,
-        &["record", "av1-room", "--format", "webm", "--dir", out],
-    );
-    let clip = clip.to_str().expect("path");
-    let (mut publisher, _output) = meshrtc_cli(
-        &a,
-        &["publish", "av1-room", "--wait-peers", "1", "--file", clip],
-    );
-    let status = publisher.wait().await.expect("meshrtc publish");
-    assert!(status.success(), "publish failed");
-    let v = next_recorded(&mut lines, 30).await;
-    let path = PathBuf::from(v["path"].as_str().expect("path"));
+    let out = dir.path().join("out");
+    let (v, path) = publish_and_record_webm(&a, &b, "av1-room", &clip, &out).await;
     let streams = probe_streams(&path);
     println!("{v}\nffprobe: {streams:?}");
     // Frames from the first keyframe on: most of the clip, decoded by ffmpeg's AV1 decoder
@@ -182,14 +169,33 @@ async fn a_file_publish_cannot_send_is_refused_naming_what_it_holds() {
         "flac",
         clip.to_str().expect("path"),
     ]);
-    let out = Command::new(env!("CARGO_BIN_EXE_meshrtc"))
-        .args(["--daemon", "unix:/nonexistent", "publish", "room", "--file"])
-        .arg(&clip)
-        .output()
-        .expect("meshrtc publish");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success());
+    let refusal = |clip: &Path| {
+        let out = Command::new(env!("CARGO_BIN_EXE_meshrtc"))
+            .args(["--daemon", "unix:/nonexistent", "publish", "room", "--file"])
+            .arg(clip)
+            .output()
+            .expect("meshrtc publish");
+        assert!(!out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    let err = refusal(&clip);
     assert!(err.contains("A_FLAC") && err.contains("A_OPUS"), "{err}");
+    // An MP4 as ffmpeg writes it by default (H.264 and AAC) is named, with the way to convert it.
+    let mp4 = dir.path().join("clip.mp4");
+    ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=160x120:rate=10",
+        "-t",
+        "1",
+        mp4.to_str().expect("path"),
+    ]);
+    let err = refusal(&mp4);
+    assert!(
+        err.contains("an MP4 file") && err.contains("libvpx"),
+        "{err}"
+    );
 }
 
 /// What people have: one WebM with VP8 video and Opus audio, as ffmpeg writes it, in `dir`.
@@ -624,23 +630,9 @@ async fn a_stream_is_recorded_as_one_webm_with_video_and_audio() {
     let clip = webm_clip(dir.path());
     let a = Daemon::with_embedded_relay().await;
     let b = Daemon::with_relays(&[a.relay_url()]).await;
-    let out_dir = dir.path().join("recorded");
-    let out = out_dir.to_str().expect("path");
-    let (_recorder, mut lines) = meshrtc_cli(
-        &b,
-        &["record", "webm-room", "--format", "webm", "--dir", out],
-    );
-    let clip = clip.to_str().expect("path");
-    let (mut publisher, _output) = meshrtc_cli(
-        &a,
-        &["publish", "webm-room", "--wait-peers", "1", "--file", clip],
-    );
-    let status = publisher.wait().await.expect("meshrtc publish");
-    assert!(status.success(), "publish failed");
-    // The publisher's session ended with its stream: the recorder finalizes its one file.
-    let v = next_recorded(&mut lines, 30).await;
+    let out = dir.path().join("recorded");
+    let (v, path) = publish_and_record_webm(&a, &b, "webm-room", &clip, &out).await;
     assert_eq!(v["format"], "webm", "{v}");
-    let path = PathBuf::from(v["path"].as_str().expect("path"));
     assert_eq!(path.extension().and_then(|e| e.to_str()), Some("webm"));
     let streams = probe_streams(&path);
     println!("{v}\nffprobe: {streams:?}");

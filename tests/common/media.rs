@@ -59,6 +59,29 @@ pub async fn next_recorded(
     v
 }
 
+/// `a` publishes `clip` in `room` (`meshrtc publish --file`, once, to the first peer) while `b`
+/// records the room as WebM into `dir`; the recorder's `recorded` line and the file it names.
+pub async fn publish_and_record_webm(
+    a: &Daemon,
+    b: &Daemon,
+    room: &str,
+    clip: &Path,
+    dir: &Path,
+) -> (Value, std::path::PathBuf) {
+    let dir = dir.to_str().expect("path");
+    let (_recorder, mut lines) =
+        meshrtc_cli(b, &["record", room, "--format", "webm", "--dir", dir]);
+    let clip = clip.to_str().expect("path");
+    let (mut publisher, _output) =
+        meshrtc_cli(a, &["publish", room, "--wait-peers", "1", "--file", clip]);
+    let status = publisher.wait().await.expect("meshrtc publish");
+    assert!(status.success(), "publish failed");
+    // The publisher's session ended with its stream: the recorder finalizes its one file.
+    let v = next_recorded(&mut lines, 60).await;
+    let path = std::path::PathBuf::from(v["path"].as_str().expect("path"));
+    (v, path)
+}
+
 /// Codec name and decoded frames (or packets) of each stream of a file, by ffprobe.
 pub fn probe_streams(path: &Path) -> Vec<(String, u64)> {
     let out = Command::new("ffprobe")

@@ -42,9 +42,26 @@ fn codec(id: &str) -> Option<(&'static str, &'static str)> {
 }
 
 fn open(path: &Path) -> anyhow::Result<MatroskaFile<BufReader<File>>> {
-    let file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    let mut file = File::open(path).with_context(|| format!("opening {}", path.display()))?;
+    if is_mp4(&mut file) {
+        anyhow::bail!(
+            "{}: an MP4 file; publish sends WebM or Matroska (VP8, VP9 or AV1 with Opus), IVF and \
+             Ogg Opus (MP4's usual AAC audio cannot go over WebRTC): \
+             ffmpeg -i IN.mp4 -c:v libvpx -c:a libopus OUT.webm",
+            path.display()
+        );
+    }
     MatroskaFile::open(BufReader::new(file))
         .map_err(|e| anyhow::anyhow!("{}: not a WebM or Matroska file ({e})", path.display()))
+}
+
+/// Whether `file` starts with an ISO BMFF `ftyp` box (MP4, MOV); leaves it at its start.
+fn is_mp4(file: &mut File) -> bool {
+    use std::io::{Read as _, Seek as _};
+    let mut head = [0u8; 8];
+    let read = file.read_exact(&mut head).is_ok();
+    let rewound = file.rewind().is_ok();
+    read && rewound && &head[4..8] == b"ftyp"
 }
 
 /// The tracks of `path` to publish: its first video and first audio track. A video or audio
