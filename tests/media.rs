@@ -576,17 +576,23 @@ async fn add_and_surface(
     (ids, missing)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sixteen_tracks_added_at_once_on_a_link_that_just_came_up_all_surface() {
+/// Two daemons whose sessions joined `room` and see each other; the first session's handle.
+async fn linked_pair(room: &str) -> (Daemon, Daemon, Session, Session, u32) {
     let a = Daemon::with_embedded_relay().await;
     let b = Daemon::with_relays(&[a.relay_url()]).await;
     let (mut sa, mut sb) = (a.session().await, b.session().await);
-    let ra = sa.join("app", "fresh", "").await;
-    sb.join("app", "fresh", "").await;
+    let ra = sa.join("app", room, "").await;
+    sb.join("app", room, "").await;
     assert!(
         sa.wait_join(&b.peer_id().await, Duration::from_secs(30))
             .await
     );
+    (a, b, sa, sb, ra)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sixteen_tracks_added_at_once_on_a_link_that_just_came_up_all_surface() {
+    let (a, b, mut sa, mut sb, ra) = linked_pair("fresh").await;
     let (_, missing) = add_and_surface(&a, &mut sa, &mut sb, ra, "t", 16).await;
     assert!(
         missing.is_empty(),
@@ -598,15 +604,7 @@ async fn sixteen_tracks_added_at_once_on_a_link_that_just_came_up_all_surface() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixteen_tracks_added_at_once_after_others_were_removed_all_surface() {
     use meshrtc::proto::client_message::Body;
-    let a = Daemon::with_embedded_relay().await;
-    let b = Daemon::with_relays(&[a.relay_url()]).await;
-    let (mut sa, mut sb) = (a.session().await, b.session().await);
-    let ra = sa.join("app", "many", "").await;
-    sb.join("app", "many", "").await;
-    assert!(
-        sa.wait_join(&b.peer_id().await, Duration::from_secs(30))
-            .await
-    );
+    let (a, b, mut sa, mut sb, ra) = linked_pair("many").await;
     // Tracks that come and go first leave media sections behind on the link.
     let (first, missing) = add_and_surface(&a, &mut sa, &mut sb, ra, "old", 4).await;
     assert!(missing.is_empty(), "never surfaced: {missing:?}");
