@@ -28,6 +28,7 @@
 //!   `node::core` decides what is kept, replayed and served.
 //! - [`codec`] (*pure*): codecs, media kinds and what a local track is.
 //! - [`drops`]: the named counters of refused input, as status shows them.
+//! - [`link`] (*pure*): a link's path and its layers' health, as `peers` reports them.
 //! - [`ids`] (*pure*): connection and session ids as types, the node's identity and peer ids.
 //! - [`background`]: the low-priority threads for work done for others (relays, catch-up reads).
 //! - [`store`], [`config`]: sled state, configuration.
@@ -42,6 +43,7 @@ pub mod config;
 pub mod drops;
 pub mod history;
 pub mod ids;
+pub mod link;
 pub mod mesh;
 pub mod metrics;
 pub mod node;

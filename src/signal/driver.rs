@@ -57,18 +57,7 @@ pub enum DriverEvent {
     },
 }
 
-/// A signaling event from a relay, signature already verified.
-#[derive(Debug, Clone)]
-pub struct Incoming {
-    /// Relay it came through.
-    pub relay: String,
-    /// Value of its `x` tag.
-    pub topic: String,
-    /// Event content.
-    pub content: String,
-    /// The event's author (x-only public key).
-    pub pubkey: [u8; 32],
-}
+pub use super::Incoming;
 
 pub use super::RelayCommand as Command;
 

@@ -39,3 +39,16 @@ pub struct AppTopic {
     /// The topic (`x` tag).
     pub topic: String,
 }
+
+/// A signaling event from a relay, signature already verified.
+#[derive(Debug, Clone)]
+pub struct Incoming {
+    /// Relay it came through.
+    pub relay: String,
+    /// Value of its `x` tag.
+    pub topic: String,
+    /// Event content.
+    pub content: String,
+    /// The event's author (x-only public key).
+    pub pubkey: [u8; 32],
+}

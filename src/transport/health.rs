@@ -9,42 +9,9 @@ use webrtc::peer_connection::RTCStatsReport;
 
 use super::{Channel, Connection, SendWindow};
 
-/// One layer's state, on one scale for every layer (ICE, DTLS, SCTP, the data channel).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LayerState {
-    /// The engine did not say.
-    Unknown,
-    /// Not started.
-    New,
-    /// Checking, handshaking or opening.
-    Connecting,
-    /// Up (ICE connected or completed, DTLS connected, SCTP connected, the channel open).
-    Connected,
-    /// ICE lost its path for now and may get it back.
-    Disconnected,
-    /// The data channel is closing.
-    Closing,
-    /// Closed.
-    Closed,
-    /// Failed for good.
-    Failed,
-}
+pub use crate::link::{LayerState, LinkHealth};
 
 impl LayerState {
-    /// Its lowercase name, as the CLI prints it.
-    pub fn name(self) -> &'static str {
-        match self {
-            LayerState::Unknown => "unknown",
-            LayerState::New => "new",
-            LayerState::Connecting => "connecting",
-            LayerState::Connected => "connected",
-            LayerState::Disconnected => "disconnected",
-            LayerState::Closing => "closing",
-            LayerState::Closed => "closed",
-            LayerState::Failed => "failed",
-        }
-    }
-
     fn of_ice(s: RTCIceTransportState) -> Self {
         match s {
             RTCIceTransportState::New => LayerState::New,
@@ -88,33 +55,6 @@ impl LayerState {
             _ => LayerState::Unknown,
         }
     }
-}
-
-/// A link's layers and where its bytes wait.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LinkHealth {
-    /// ICE (the path).
-    pub ice: LayerState,
-    /// DTLS (the encryption).
-    pub dtls: LayerState,
-    /// SCTP (the association the channel runs on).
-    pub sctp: LayerState,
-    /// The data channel.
-    pub channel: LayerState,
-    /// Bytes handed to SCTP and not yet acknowledged by the peer.
-    pub buffered_bytes: u64,
-    /// Bytes the link's writer lets wait in SCTP before it waits itself.
-    pub window_bytes: u64,
-    /// Frames queued for the writer, not yet handed to SCTP.
-    pub queued_frames: u64,
-    /// Messages sent on the data channel.
-    pub messages_sent: u64,
-    /// Messages received on the data channel.
-    pub messages_received: u64,
-    /// Payload bytes sent on the data channel.
-    pub bytes_sent: u64,
-    /// Payload bytes received on the data channel.
-    pub bytes_received: u64,
 }
 
 /// Reads a link's health from its connection (and `report`, its statistics), its channel and

@@ -7,66 +7,7 @@ use webrtc::peer_connection::{RTCStatsReport, RTCStatsReportEntry, StatsSelector
 
 use super::Connection;
 
-/// How a candidate was found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CandidateKind {
-    /// An address of a local interface.
-    Host,
-    /// The address a STUN server saw (behind a NAT).
-    Srflx,
-    /// An address learnt from the peer's checks.
-    Prflx,
-    /// An address on a TURN server.
-    Relay,
-}
-
-impl CandidateKind {
-    /// The name ICE uses.
-    pub fn name(self) -> &'static str {
-        match self {
-            CandidateKind::Host => "host",
-            CandidateKind::Srflx => "srflx",
-            CandidateKind::Prflx => "prflx",
-            CandidateKind::Relay => "relay",
-        }
-    }
-
-    fn from_name(name: &str) -> Option<Self> {
-        match name {
-            "host" => Some(CandidateKind::Host),
-            "srflx" => Some(CandidateKind::Srflx),
-            "prflx" => Some(CandidateKind::Prflx),
-            "relay" => Some(CandidateKind::Relay),
-            _ => None,
-        }
-    }
-}
-
-/// One end of the selected pair.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct PathEnd {
-    /// How the candidate was found.
-    pub kind: CandidateKind,
-    /// "udp" or "tcp".
-    pub protocol: String,
-    /// Its address and port.
-    pub address: String,
-}
-
-/// The path a link took.
-#[derive(Debug, Clone, PartialEq)]
-pub struct LinkPath {
-    /// This side's candidate.
-    pub local: PathEnd,
-    /// The peer's candidate.
-    pub remote: PathEnd,
-    /// The pair's current round trip in ms (ICE consent checks), 0 if none yet.
-    pub rtt_ms: f64,
-    /// Bytes sent over the pair.
-    pub bytes_sent: u64,
-    /// Bytes received over the pair.
-    pub bytes_received: u64,
-}
+pub use crate::link::{CandidateKind, LinkPath, PathEnd};
 
 /// The selected candidate pair of a connection, once ICE has one.
 pub async fn selected_path(pc: &Connection) -> Option<LinkPath> {

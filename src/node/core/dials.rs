@@ -12,8 +12,8 @@ use crate::mesh::admission::Source;
 use crate::node::core::cells::Heard;
 use crate::node::core::events::{EventKind, PeerType};
 use crate::room::LeaveReason;
+use crate::signal::Incoming;
 use crate::signal::content::Signal;
-use crate::signal::driver::Incoming;
 use crate::signal::state::{Action, RoomSignal};
 
 impl Core {

@@ -100,11 +100,11 @@ pub struct PeerInfo {
     /// How its payloads are protected.
     pub security: Security,
     /// The network path its link took (filled in by the driver from the engine's statistics).
-    pub path: Option<crate::transport::path::LinkPath>,
+    pub path: Option<crate::link::LinkPath>,
     /// Channels it keeps (a keeper).
     pub keeps: Vec<String>,
     /// Its link's layers and where its bytes wait (filled in by the driver).
-    pub health: Option<crate::transport::health::LinkHealth>,
+    pub health: Option<crate::link::LinkHealth>,
 }
 
 /// A room, for `Status`.
