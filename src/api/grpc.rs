@@ -79,7 +79,7 @@ impl proto::node_server::Node for NodeService {
             .map_err(to_status)?;
         // With `frames`, each reader joins its own packets into frames (apps that want media,
         // not RTP); a frame that lost a packet is not delivered.
-        let mut frames = if r.frames {
+        let frames = if r.frames {
             Some(FrameAssembler::new(codec).ok_or_else(|| {
                 Status::failed_precondition(format!(
                     "frames of {} tracks are not available; read its RTP",
@@ -109,38 +109,44 @@ impl proto::node_server::Node for NodeService {
                 }
             }),
         );
-        // In frames mode a lag is told with the next frame delivered.
-        let mut untold = 0u64;
-        let out = packets.flat_map(move |(rtp, lagged)| {
-            untold += lagged;
-            let lagged = std::mem::take(&mut untold);
-            let out: Vec<proto::MediaPacket> = match &mut frames {
-                None => vec![proto::MediaPacket {
+        // RTP goes out packet for packet; in frames mode a packet completes none, one or (after
+        // a repaired gap) several frames, and a lag is told with the next frame delivered.
+        let Some(mut asm) = frames else {
+            let out = packets.map(|(rtp, lagged)| {
+                Ok(proto::MediaPacket {
                     rtp,
                     lagged,
                     frame: None,
-                }],
-                Some(asm) => {
-                    let done = asm.push(rtp, std::time::Instant::now());
-                    if done.is_empty() {
-                        untold = lagged;
-                    }
-                    done.into_iter()
-                        .enumerate()
-                        .map(|(i, f)| proto::MediaPacket {
-                            rtp: Bytes::new(),
-                            lagged: if i == 0 { lagged } else { 0 },
-                            frame: Some(proto::MediaFrame {
-                                data: f.data,
-                                keyframe: f.keyframe,
-                                rtp_timestamp: f.rtp_timestamp,
-                                timestamp_us: f.since_first_us,
-                            }),
-                        })
-                        .collect()
-                }
+                })
+            });
+            return Ok(Response::new(Box::pin(out)));
+        };
+        let mut untold = 0u64;
+        let out = packets.flat_map(move |(rtp, lagged)| {
+            untold += lagged;
+            let done = asm.push(rtp, std::time::Instant::now());
+            let lagged = if done.is_empty() {
+                0
+            } else {
+                std::mem::take(&mut untold)
             };
-            futures::stream::iter(out.into_iter().map(Ok))
+            let out: Vec<_> = done
+                .into_iter()
+                .enumerate()
+                .map(|(i, f)| {
+                    Ok(proto::MediaPacket {
+                        rtp: Bytes::new(),
+                        lagged: if i == 0 { lagged } else { 0 },
+                        frame: Some(proto::MediaFrame {
+                            data: f.data,
+                            keyframe: f.keyframe,
+                            rtp_timestamp: f.rtp_timestamp,
+                            timestamp_us: f.since_first_us,
+                        }),
+                    })
+                })
+                .collect();
+            futures::stream::iter(out)
         });
         Ok(Response::new(Box::pin(out)))
     }
