@@ -28,7 +28,17 @@ window.RTCPeerConnection = class extends Native {
     super(...args)
     const log = []
     window.PC_TRACE.push(log)
+    ;(window.PCS ??= []).push(this)
     this.addEventListener('iceconnectionstatechange', () => log.push('ice ' + this.iceConnectionState))
+    this.addEventListener('connectionstatechange', () => log.push('pc ' + this.connectionState))
+    const note = channel => {
+      this.channel = channel
+      log.push('channel ' + channel.label)
+      channel.addEventListener('close', () => log.push('channel closed'))
+    }
+    this.addEventListener('datachannel', e => note(e.channel))
+    const create = this.createDataChannel.bind(this)
+    this.createDataChannel = (...a) => { const c = create(...a); note(c); return c }
     this.addEventListener('icecandidate', e => log.push('local ' + (e.candidate?.candidate ?? 'end')))
     const add = this.addIceCandidate.bind(this)
     this.addIceCandidate = c => { log.push('remote ' + (c?.candidate ?? c)); return add(c) }
@@ -87,8 +97,9 @@ await runTests(
         const p = JSON.parse(d.cli('peers', room, '--app', APP, '--json'))
         seen.push(`${Date.now() - t0} ms: ${JSON.stringify(p)}`)
         return p[0]?.path ? p : null
-      }, 10000).catch(e => {
+      }, 20000).catch(async e => {
         console.log(`# turn: what the daemon said of its peers:\n# ${[...seen.slice(0, 3), '…', ...seen.slice(-3)].join('\n# ')}`)
+        console.log('# page connections: ' + JSON.stringify(await page.evaluate(() => window.PC_TRACE)))
         throw e
       })
       console.log(`# turn: the daemon's path ${JSON.stringify(peers[0]?.path)}`)
@@ -97,7 +108,13 @@ await runTests(
       await until('the message at the page', () => page.evaluate(() => window.M.msgs.find(m => m.data === 'hello through coturn')), 15000)
       await page.evaluate(() => window.CHAT.send('and back'))
       await listener.wait('the page\'s message at the daemon', m => m.event === 'message' && m.data === 'and back', 15000)
+      // The daemon leaves; its link idles and it closes it. The close must reach the page
+      // through the relays (not wait ~30 s for ICE consent), or the page would not reconnect.
+      await page.evaluate(() => { window.LINK = window.PCS.find(pc => pc.channel?.readyState === 'open') })
       await listener.stop()
+      const t1 = Date.now()
+      await until('the page sees the daemon close the relayed link', () => page.evaluate(() => window.LINK?.channel.readyState === 'closed'), 15000)
+      console.log(`# turn: the daemon's close reached the page after ${Date.now() - t1} ms (the daemon idles a link 5 s)`)
       await page.close()
     }
   },

@@ -1931,7 +1931,15 @@ where
     /// Releases every TURN allocation (Refresh with LIFETIME=0) and sends the releases before
     /// the driver stops, so the server frees them now rather than when their lifetime expires
     /// (webrtc#903). The sockets are about to go, so this is the last chance to send them.
+    ///
+    /// meshrtc: the core's last packets (the SCTP ABORT and DTLS close_notify that `close()`
+    /// queued) go out first, while the relay still exists. Released first, they were dropped
+    /// ("None tcp/udp socket"), so a relayed peer learnt of the close only when ICE consent
+    /// failed, about 30 s later, and did not reconnect meanwhile.
     async fn release_turn_allocations(&mut self) {
+        if let Err(err) = self.poll_writes().await {
+            error!("Failed to send the last packets before the TURN releases: {}", err);
+        }
         if let Err(err) = self.turn_relayer.close() {
             error!("Failed to close turn_relayer: {}", err);
         }
