@@ -6,7 +6,7 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use super::core::{Effect, LINK_QUEUE};
+use super::core::{Effect, Input, LINK_QUEUE};
 use super::{Inner, LinkWriter, Node};
 
 /// Liveness frames a link's writer holds ahead of its data (a ping and a pong at a time, with
@@ -48,7 +48,7 @@ impl Node {
                 tokio::spawn(async move {
                     let ok = transport::apply_answer(&pc, sdp).await.is_ok();
                     if let Some(node) = me.upgrade() {
-                        node.feed(|core, now| core.remote_set(conn, ok, now));
+                        node.feed(|core, now| core.handle(Input::RemoteSet { conn, ok }, now));
                     }
                 });
             }
@@ -306,9 +306,9 @@ impl Node {
         };
         let now = Instant::now();
         if answerer {
-            inner.core.answer_ready(conn, sdp, now);
+            inner.core.handle(Input::AnswerMade { conn, sdp }, now);
         } else {
-            inner.core.offer_ready(conn, sdp, now);
+            inner.core.handle(Input::OfferMade { conn, sdp }, now);
         }
         self.run_effects(&mut inner);
     }

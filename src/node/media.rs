@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::broadcast;
 
-use super::core::TrackRef;
 use super::core::media::{SurfacedTrack, TrackRequest};
+use super::core::{Input, TrackRef};
 use super::{Inner, Node, NodeError};
 use crate::drops::DropReason;
 use crate::ids::SessionId;
@@ -146,7 +146,9 @@ impl Node {
                         let mut inner = node.lock();
                         let entry = inner.io.media.local.entry(track).or_default();
                         entry.links.insert(conn, local);
-                        inner.core.negotiation_needed(conn, Instant::now());
+                        inner
+                            .core
+                            .handle(Input::NegotiationNeeded(conn), Instant::now());
                         node.run_effects(&mut inner);
                     }
                     Err(e) => {
@@ -165,7 +167,7 @@ impl Node {
                     async move { media::remove_track(&pc, &local).await.is_ok() },
                     move |node, removed| {
                         if removed {
-                            node.feed(|core, now| core.negotiation_needed(conn, now));
+                            node.feed(|core, now| core.handle(Input::NegotiationNeeded(conn), now));
                         }
                     },
                 );
@@ -178,7 +180,9 @@ impl Node {
                         .await
                         .map_err(|e| e.to_string())
                 },
-                move |node, sdp| node.feed(|core, now| core.media_offer_made(conn, sdp, now)),
+                move |node, sdp| {
+                    node.feed(|core, now| core.handle(Input::MediaOfferMade { conn, sdp }, now))
+                },
             ),
             E::MediaAnswer { sdp, rollback, .. } => self.step(
                 (conn, "answer"),
@@ -194,14 +198,18 @@ impl Node {
                         ok = answer.is_ok(),
                         "renegotiation answered"
                     );
-                    node.feed(|core, now| core.media_answer_made(conn, answer, now));
+                    node.feed(|core, now| {
+                        core.handle(Input::MediaAnswerMade { conn, sdp: answer }, now)
+                    });
                 },
             ),
             E::MediaApplyAnswer { sdp, .. } => self.step(
                 (conn, "apply answer"),
                 lock,
                 async move { transport::apply_answer(&pc, sdp).await.is_ok() },
-                move |node, ok| node.feed(|core, now| core.media_answer_applied(conn, ok, now)),
+                move |node, ok| {
+                    node.feed(|core, now| core.handle(Input::MediaAnswerApplied { conn, ok }, now))
+                },
             ),
             _ => {}
         }
@@ -241,7 +249,7 @@ impl Node {
         tokio::spawn(async move {
             while local.keyframe_requested().await.is_some() {
                 let Some(node) = me.upgrade() else { return };
-                node.feed(|core, now| core.keyframe_wanted(conn, track, now));
+                node.feed(|core, now| core.handle(Input::KeyframeWanted { conn, track }, now));
             }
         });
     }
@@ -281,9 +289,13 @@ impl Node {
             if let Some(node) = me.upgrade() {
                 let mut inner = node.lock();
                 inner.io.media.remote.remove(&(conn, track_id.clone()));
-                inner
-                    .core
-                    .remote_track_ended(conn, &track_id, Instant::now());
+                inner.core.handle(
+                    Input::RemoteTrackEnded {
+                        conn,
+                        track: &track_id,
+                    },
+                    Instant::now(),
+                );
                 node.run_effects(&mut inner);
             }
         });

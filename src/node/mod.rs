@@ -39,7 +39,7 @@ use crate::transport::{
     Channel, ConnId, Connection, SendWindow, Transport, TransportConfig, TransportEvent,
 };
 use crate::wire::e2e::E2eKey;
-use core::{Core, CoreConfig};
+use core::{Core, CoreConfig, Input};
 use identity::Identity;
 use session::{SessionId, SessionQueue};
 pub use types::{JoinOptions, NodeError, PeerInfo, RoomInfo, Since, StatusInfo};
@@ -318,13 +318,19 @@ impl Node {
 
     fn on_transport(&self, ev: TransportEvent) {
         match ev {
-            TransportEvent::Candidate(id, json) => {
-                self.feed(|core, now| core.local_candidate(id, &json, now))
-            }
+            TransportEvent::Candidate(id, json) => self.feed(|core, now| {
+                core.handle(
+                    Input::LocalCandidate {
+                        conn: id,
+                        json: &json,
+                    },
+                    now,
+                )
+            }),
             TransportEvent::Open(id, channel, window) => {
                 let mut inner = self.lock();
                 inner.io.channels.insert(id, (channel, window));
-                inner.core.on_open(id, Instant::now());
+                inner.core.handle(Input::ChannelOpen(id), Instant::now());
                 self.run_effects(&mut inner);
                 // Not made a link (a duplicate, or already open): the channel is not needed.
                 inner.io.channels.remove(&id);
@@ -337,9 +343,17 @@ impl Node {
                 {
                     self.frame_tap.record(peer, message.bytes());
                 }
-                core.on_frame(id, &message, now)
+                core.handle(
+                    Input::Frame {
+                        conn: id,
+                        bytes: &message,
+                    },
+                    now,
+                )
             }),
-            TransportEvent::Closed(id) => self.feed(|core, now| core.on_closed(id, now)),
+            TransportEvent::Closed(id) => {
+                self.feed(|core, now| core.handle(Input::Closed(id), now))
+            }
             // The driver tells the core itself once a track was added or removed; the engine's
             // own signal comes as well, and answering both renegotiates twice for one change,
             // which lost remote tracks in the media benchmark.
@@ -369,14 +383,19 @@ async fn run_loop(
                 let (Some(msg), Some(n)) = (msg, node.upgrade()) else { break };
                 match msg {
                     DriverEvent::Event(ev) => {
-                        n.feed(|core, now| core.on_relay_event(ev, now));
+                        n.feed(|core, now| core.handle(Input::Relay(ev), now));
                         // Signaling can wait a turn; peers' frames and API calls should not
                         // wait behind a relay's burst (up to the runtime's budget of events).
                         drop(n);
                         tokio::task::yield_now().await;
                     }
                     DriverEvent::RelayUp { apps, .. } => {
-                        n.feed(|core, now| core.relay_up(apps.as_deref(), now));
+                        n.feed(|core, now| core.handle(
+                            Input::RelayUp {
+                                apps: apps.as_deref(),
+                            },
+                            now,
+                        ));
                         n.wake.notify_one();
                     }
                 }
@@ -387,7 +406,10 @@ async fn run_loop(
             }
             _ = sleep => {
                 let Some(n) = node.upgrade() else { break };
-                next = n.feed(|core, now| core.tick(now));
+                next = n.feed(|core, now| {
+                    core.handle(Input::Tick, now);
+                    core.next_tick()
+                });
             }
         }
     }

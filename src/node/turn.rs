@@ -6,6 +6,7 @@ use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::Node;
+use super::core::Input;
 use crate::transport::ice::IcePolicy;
 use crate::transport::turn_probe::{self, TurnState};
 
@@ -99,7 +100,7 @@ pub(super) fn spawn(node: &Arc<Node>) {
             let problem = problem(&states, policy);
             let Some(node) = me.upgrade() else { return };
             *node.turn_lock() = states;
-            node.feed(|core, now| core.ice_problem(problem, now));
+            node.feed(|core, now| core.handle(Input::IceProblem(problem), now));
             drop(node);
             tokio::time::sleep(if all_ok { RECHECK_OK } else { RECHECK_FAILING }).await;
         }

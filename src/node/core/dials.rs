@@ -191,7 +191,7 @@ impl Core {
     }
 
     /// Input: a verified relay event.
-    pub fn on_relay_event(&mut self, msg: Incoming, now: Instant) {
+    pub(super) fn on_relay_event(&mut self, msg: Incoming, now: Instant) {
         self.at(now);
         tracing::debug!(topic = %msg.topic, relay = %msg.relay, "signal in");
         let Some(key) = self.st.topics.get(&msg.topic).cloned() else {
@@ -276,12 +276,12 @@ impl Core {
     }
 
     /// Input: the driver made the local offer (`Ok(sdp)`) or could not.
-    pub fn offer_ready(&mut self, conn: ConnId, sdp: Result<String, String>, now: Instant) {
+    pub(super) fn offer_ready(&mut self, conn: ConnId, sdp: Result<String, String>, now: Instant) {
         self.dial_ready(conn, sdp, false, now);
     }
 
     /// Input: the driver made the local answer (`Ok(sdp)`) or could not.
-    pub fn answer_ready(&mut self, conn: ConnId, sdp: Result<String, String>, now: Instant) {
+    pub(super) fn answer_ready(&mut self, conn: ConnId, sdp: Result<String, String>, now: Instant) {
         self.dial_ready(conn, sdp, true, now);
     }
 
@@ -329,7 +329,7 @@ impl Core {
     }
 
     /// Input: the remote answer was applied (or refused): held candidates can go in.
-    pub fn remote_set(&mut self, conn: ConnId, ok: bool, now: Instant) {
+    pub(super) fn remote_set(&mut self, conn: ConnId, ok: bool, now: Instant) {
         self.at(now);
         if !ok {
             self.count(DropReason::AnswerRejected);
@@ -347,7 +347,7 @@ impl Core {
     }
 
     /// Input: a local ICE candidate of a connection.
-    pub fn local_candidate(&mut self, conn: ConnId, json: &str, now: Instant) {
+    pub(super) fn local_candidate(&mut self, conn: ConnId, json: &str, now: Instant) {
         self.at(now);
         let Some(c) = self.st.conns.get(&conn) else {
             return;
@@ -368,7 +368,7 @@ impl Core {
 
     /// Input: a relay (re)connected: announce again every room it carries (those of `apps`, or
     /// every room for a relay all rooms use) so peers behind it find us.
-    pub fn relay_up(&mut self, apps: Option<&[String]>, now: Instant) {
+    pub(super) fn relay_up(&mut self, apps: Option<&[String]>, now: Instant) {
         self.at(now);
         for (key, entry) in self.st.rooms.iter_mut() {
             if apps.is_none_or(|apps| apps.contains(&key.app)) {

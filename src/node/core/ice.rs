@@ -9,7 +9,7 @@ use crate::node::core::events::{EventKind, SessionId};
 impl Core {
     /// Input: the ICE servers' problem changed (None: all is well). A new problem is told to
     /// every session of every room; sessions that join later are told on joining.
-    pub fn ice_problem(&mut self, problem: Option<(String, String)>, now: Instant) {
+    pub(super) fn ice_problem(&mut self, problem: Option<(String, String)>, now: Instant) {
         self.at(now);
         if self.st.ice_problem == problem {
             return;

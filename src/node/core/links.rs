@@ -6,10 +6,9 @@ use bytes::Bytes;
 use std::time::{Duration, Instant};
 
 use super::state::Link;
-use super::{CELLS_TICK, Core, Effect, IDLE_LINK, LinkKey, RoomKey, TICK_MAX, Work};
+use super::{Core, Effect, IDLE_LINK, LinkKey, RoomKey, TICK_MAX, Work};
 use crate::drops::DropReason;
 use crate::ids::ConnId;
-use crate::node::core::events::EventKind;
 use crate::room::LeaveReason;
 use crate::wire::frame::OuterFrame;
 
@@ -52,17 +51,18 @@ impl Core {
             self.effect(Effect::CountUnsent { conn: link.conn });
         }
         self.close(link.conn, Duration::ZERO);
-        self.media_link_down(lk, link.conn);
-        self.delivery_link_down(lk);
+        self.link_down(lk, link.conn);
         let now = self.now;
         for key in self.st.rooms_of(&lk.app) {
             let Some(entry) = self.st.rooms.get_mut(&key) else {
                 continue;
             };
-            let was_joined = entry.room.is_joined(&lk.peer);
+            // A peer still handshaking counts too: its link died before the join, and it may
+            // be waiting to hear us again to dial afresh.
+            let was_attached = entry.room.is_attached(&lk.peer);
             let outs = entry.room.detach(&lk.peer, reason);
             entry.signal.set_linked(&lk.peer, false);
-            if was_joined {
+            if was_attached {
                 entry.signal.restart_burst(now);
             }
             self.work.push_back(Work::Room(key, outs));
@@ -70,7 +70,7 @@ impl Core {
     }
 
     /// Input: a connection's data channel opened.
-    pub fn on_open(&mut self, conn: ConnId, now: Instant) {
+    pub(super) fn on_open(&mut self, conn: ConnId, now: Instant) {
         self.at(now);
         let Some(c) = self.st.conns.get_mut(&conn) else {
             self.close(conn, Duration::ZERO);
@@ -151,7 +151,7 @@ impl Core {
     }
 
     /// Input: a connection closed (or failed before it opened).
-    pub fn on_closed(&mut self, conn: ConnId, now: Instant) {
+    pub(super) fn on_closed(&mut self, conn: ConnId, now: Instant) {
         self.at(now);
         let Some(c) = self.st.conns.get(&conn) else {
             return;
@@ -168,7 +168,7 @@ impl Core {
     }
 
     /// Input: a frame arrived on a connection.
-    pub fn on_frame(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
+    pub(super) fn on_frame(&mut self, conn: ConnId, bytes: &[u8], now: Instant) {
         self.at(now);
         let Some(c) = self.st.conns.get_mut(&conn) else {
             return;
@@ -275,7 +275,7 @@ impl Core {
 
     /// Input: time passed. Runs every room's timers and the link watchdog; returns when the
     /// core wants the next tick.
-    pub fn tick(&mut self, now: Instant) -> Instant {
+    pub(super) fn tick(&mut self, now: Instant) -> Instant {
         self.at(now);
         let mut next = now + TICK_MAX;
         let keys: Vec<RoomKey> = self.st.rooms.keys().cloned().collect();
@@ -295,7 +295,9 @@ impl Core {
     /// A room's signaling, handshake and overlay timers; returns its next deadline.
     fn tick_room(&mut self, key: &RoomKey) -> Instant {
         let now = self.now;
-        let pick = self.seed() as usize;
+        // Drawn for every room, cells or not, so the draws' order does not depend on which
+        // rooms are cells rooms (the harness replays schedules from a seed).
+        self.tick_pick = self.seed() as usize;
         let Some(entry) = self.st.rooms.get_mut(key) else {
             return now + TICK_MAX;
         };
@@ -303,67 +305,8 @@ impl Core {
         self.work.push_back(Work::Signal(key.clone(), actions));
         let outs = entry.room.tick(now);
         self.work.push_back(Work::Room(key.clone(), outs));
-        let mut next = entry.signal.next_deadline();
-        if let Some(at) = self.history_tick(key, now) {
-            next = next.min(at);
-        }
-        if let Some(at) = self.requests_tick(key, now) {
-            next = next.min(at);
-        }
-        let Some(entry) = self.st.rooms.get_mut(key) else {
-            return next;
-        };
-        let Some(cells) = entry.cells.as_mut() else {
-            return next;
-        };
-        let (room, links) = (&entry.room, &self.st.links);
-        let before = std::sync::Arc::as_ptr(cells.mesh().topology());
-        let outs = cells.tick(now, |p| {
-            links.contains_key(&LinkKey::new(&key.app, p)) && room.is_joined(p)
-        });
-        let changed = std::sync::Arc::as_ptr(cells.mesh().topology()) != before;
-        if changed {
-            cells.topology_changed();
-        }
-        let expired = cells.take_unsent_expired();
-        let held_drops = cells.take_drops();
-        if cells.alive_due(now) {
-            self.work.push_back(Work::Notice(
-                key.clone(),
-                vec![crate::node::core::cells::NOTICE_ALIVE],
-            ));
-        }
-        let sync = cells.roster_tick(now, pick);
-        if changed {
-            // Announcers the new topology wants are dialled; linked peers never are.
-            entry.signal.set_dial_filter(Some(cells.wanted()));
-        }
-        let info = changed.then(|| cells.info());
-        if expired > 0 {
-            self.count_n(DropReason::CellSendExpired, expired);
-        }
-        for reason in held_drops {
-            self.count(reason);
-        }
-        // Settling and redials run on this tick; keep it coming while they are due.
-        next = next.min(now + CELLS_TICK);
-        if let Some(info) = info {
-            self.emit(key, EventKind::MeshState(info));
-            // Linked members may sit elsewhere in the new topology (or be placed for the first
-            // time: a link can come up before the roster that places its peer).
-            let linked: Vec<String> = self
-                .st
-                .rooms
-                .get(key)
-                .map(|e| e.room.joined_peers().map(str::to_owned).collect())
-                .unwrap_or_default();
-            for peer in linked {
-                self.tell_mesh_peer(key, &peer, true);
-            }
-        }
-        self.work.push_back(Work::Mesh(key.clone(), outs));
-        self.apply_roster(key, sync);
-        next
+        let next = entry.signal.next_deadline();
+        self.features_tick(key, now).map_or(next, |at| next.min(at))
     }
 
     /// Closes connection attempts that hang, and direct attempts too slow when TURN is there.

@@ -387,7 +387,7 @@ impl Core {
     /// Input: the peer on `conn` asks for a keyframe of local track `id` (RTCP PLI or FIR). Its
     /// session is told, at most once per `KEYFRAME_GAP` per track: a receiver repeats the request
     /// until a keyframe arrives, and every receiver of a room may ask at once.
-    pub fn keyframe_wanted(&mut self, conn: ConnId, id: u64, now: Instant) {
+    pub(super) fn keyframe_wanted(&mut self, conn: ConnId, id: u64, now: Instant) {
         self.at(now);
         let Some(lk) = self.st.link_of(conn) else {
             return;
@@ -681,7 +681,7 @@ impl Core {
     }
 
     /// Input: a peer's track ended.
-    pub fn remote_track_ended(&mut self, conn: ConnId, track_id: &str, now: Instant) {
+    pub(super) fn remote_track_ended(&mut self, conn: ConnId, track_id: &str, now: Instant) {
         self.at(now);
         if let Some(t) = self.st.remote_tracks.remove(&(conn, track_id.to_owned()))
             && let Some(room) = t.room

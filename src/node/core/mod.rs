@@ -6,8 +6,9 @@
 //! link). Here it is plain state driven by inputs with `now` passed in, so the deterministic
 //! harness (`super::harness`) can replay any schedule from a seed.
 //!
-//! Inputs are the `Core` methods (API calls, relay events, link events, received frames, the
-//! results of effects, ticks); outputs are [`Effect`]s the driver (`super::Node`) carries out.
+//! Inputs from the world (relay events, link events, received frames, the results of effects,
+//! ticks) are one [`Input`] enum handled by [`Core::handle`]; calls that answer in place (API
+//! calls, status) are methods. Outputs are [`Effect`]s the driver (`super::Node`) carries out.
 //! One rule keeps it readable: a handler never calls another handler. What a core returns
 //! (room outputs, signaling actions, overlay outputs) becomes [`Work`] on one queue, and
 //! [`Core::drain`] dispatches it; handlers may use the small state primitives (`drop_link`,
@@ -27,7 +28,9 @@ pub mod events;
 pub(crate) mod history;
 mod ice;
 mod info;
+mod input;
 mod keepers;
+mod lifecycle;
 pub(crate) mod limits;
 mod links;
 pub(crate) mod media;
@@ -57,6 +60,7 @@ use crate::signal::state::Action;
 
 use crate::ids::Identity;
 use events::{SessionEvent, SessionId};
+pub use input::Input;
 pub use limits::AppLimits;
 pub use media::TrackRef;
 pub use rpc::RequestSpec;
@@ -356,6 +360,10 @@ pub struct Core {
     /// Where traffic and latencies are reported (the driver's `/metrics` counters); nothing it
     /// is told feeds back into a decision.
     traffic: Box<dyn Observer>,
+    /// When the last tick asked for the next one.
+    next_tick: Instant,
+    /// The random pick of the room being ticked (the cells roster swap's partner).
+    tick_pick: usize,
 }
 
 /// What the core reports as it works, for metrics; every method does nothing by default.
@@ -410,6 +418,8 @@ impl Core {
             last_cursor: 0,
             history_reading: 0,
             traffic: Box::new(Unobserved),
+            next_tick: now,
+            tick_pick: 0,
         }
     }
 

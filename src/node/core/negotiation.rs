@@ -19,7 +19,7 @@ pub const OFFER_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_
 
 impl Core {
     /// Input: the connection's tracks changed and it must renegotiate.
-    pub fn negotiation_needed(&mut self, conn: ConnId, now: Instant) {
+    pub(super) fn negotiation_needed(&mut self, conn: ConnId, now: Instant) {
         self.at(now);
         let Some(lk) = self.st.link_of(conn) else {
             return;
@@ -38,7 +38,12 @@ impl Core {
     }
 
     /// Input: our renegotiation offer is made (or failed).
-    pub fn media_offer_made(&mut self, conn: ConnId, sdp: Result<String, String>, now: Instant) {
+    pub(super) fn media_offer_made(
+        &mut self,
+        conn: ConnId,
+        sdp: Result<String, String>,
+        now: Instant,
+    ) {
         self.at(now);
         let Some(lk) = self.st.link_of(conn) else {
             return;
@@ -112,7 +117,12 @@ impl Core {
     }
 
     /// Input: our answer to a renegotiation is made (or failed).
-    pub fn media_answer_made(&mut self, conn: ConnId, sdp: Result<String, String>, now: Instant) {
+    pub(super) fn media_answer_made(
+        &mut self,
+        conn: ConnId,
+        sdp: Result<String, String>,
+        now: Instant,
+    ) {
         self.at(now);
         let Some(lk) = self.st.link_of(conn) else {
             return;
@@ -133,7 +143,7 @@ impl Core {
     }
 
     /// Input: the remote answer to our renegotiation was applied (or refused).
-    pub fn media_answer_applied(&mut self, conn: ConnId, ok: bool, now: Instant) {
+    pub(super) fn media_answer_applied(&mut self, conn: ConnId, ok: bool, now: Instant) {
         self.at(now);
         let Some(lk) = self.st.link_of(conn) else {
             return;

@@ -1,10 +1,9 @@
 //! A room's outputs: frames onto links, events to the sessions that joined it.
 
-use super::{Core, Effect, LinkKey, RoomKey, Work};
+use super::{Core, Effect, LinkKey, RoomKey};
 use crate::drops::DropReason;
-use crate::node::core::cells;
-use crate::node::core::events::{EventKind, PeerType, SessionId};
-use crate::room::{LeaveReason, Output, RoomEvent};
+use crate::node::core::events::{EventKind, SessionId};
+use crate::room::{Output, RoomEvent};
 
 impl Core {
     /// Hands an event to every session of the room that wants it.
@@ -138,8 +137,8 @@ impl Core {
 
     fn room_event(&mut self, key: &RoomKey, ev: RoomEvent) {
         match ev {
-            RoomEvent::PeerJoin(peer, security) => self.peer_joined(key, peer, security),
-            RoomEvent::PeerLeave(peer, reason) => self.peer_left(key, peer, reason),
+            RoomEvent::PeerJoin(peer, security) => self.peer_joined(key, &peer, security),
+            RoomEvent::PeerLeave(peer, reason) => self.peer_left(key, &peer, reason),
             RoomEvent::Message {
                 channel,
                 from,
@@ -189,69 +188,6 @@ impl Core {
             RoomEvent::Pong(peer) => self.pong(key, &peer),
             RoomEvent::Media(peer, wire) => self.on_media_wire(key, &peer, wire),
         }
-    }
-
-    fn peer_joined(&mut self, key: &RoomKey, peer: String, security: crate::room::Security) {
-        let now = self.now;
-        let mut first_room_of = None;
-        if let Some(link) = self.st.links.get_mut(&LinkKey::new(&key.app, &peer)) {
-            if link.rooms.is_empty() && link.idle_since.is_none() {
-                first_room_of = Some(link.conn);
-            }
-            link.rooms.insert(key.room.clone());
-            link.idle_since = None;
-        }
-        if let Some(conn) = first_room_of.and_then(|c| self.st.conns.get(&c)) {
-            self.traffic
-                .join(now.saturating_duration_since(conn.started));
-        }
-        if self
-            .st
-            .rooms
-            .get(key)
-            .and_then(|e| e.cells.as_ref())
-            .is_some_and(|c| c.is_member(&peer))
-        {
-            self.cells_link_up(key, &peer, now);
-        }
-        self.history_peer_joined(key, &peer);
-        let kind = self
-            .st
-            .rooms
-            .get(key)
-            .map_or(PeerType::Member, |e| e.history.peer_type(&peer));
-        self.emit(key, EventKind::PeerJoin(peer.clone(), security, kind));
-        self.media_peer_joined(key, &peer);
-    }
-
-    fn peer_left(&mut self, key: &RoomKey, peer: String, reason: LeaveReason) {
-        let now = self.now;
-        if let Some(link) = self.st.links.get_mut(&LinkKey::new(&key.app, &peer)) {
-            link.rooms.remove(&key.room);
-            if link.rooms.is_empty() {
-                link.idle_since = Some(now);
-            }
-        }
-        if let Some(e) = self.st.rooms.get_mut(key) {
-            e.rtts.remove(&peer);
-            let lost = e.ping_waiters.remove(&peer).unwrap_or_default();
-            let gone = e
-                .cells
-                .as_mut()
-                .is_some_and(|cells| cells.link_down(&peer, reason == LeaveReason::Timeout, now));
-            for waiter in lost.into_iter().flatten() {
-                self.effects.push(Effect::PingLost { waiter });
-            }
-            if gone {
-                let notice = cells::gone_notice(std::slice::from_ref(&peer));
-                self.work.push_back(Work::Notice(key.clone(), notice));
-            }
-        }
-        self.tell_mesh_peer(key, &peer, false);
-        self.requests_peer_left(key, &peer);
-        self.media_peer_left(key, &peer);
-        self.history_peer_left(key, &peer);
-        self.emit(key, EventKind::PeerLeave(peer, reason));
     }
 
     fn pong(&mut self, key: &RoomKey, peer: &str) {

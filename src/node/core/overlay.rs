@@ -1,7 +1,7 @@
 //! The node side of cells rooms: checks arriving cell frames, originates notices, and carries
 //! out what the overlay router asks for (open or close links, send, deliver).
 
-use super::{Core, LinkKey, RoomKey, Work};
+use super::{CELLS_TICK, Core, LinkKey, RoomKey, Work};
 use crate::drops::DropReason;
 use crate::mesh::roster::RosterOut;
 use crate::mesh::{MeshOutput, Overlay as _};
@@ -368,6 +368,67 @@ impl Core {
 /// The first bytes of an origin key, enough to tell origins apart in a debug log.
 fn hex4(key: &[u8; 32]) -> String {
     key[..4].iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl Core {
+    /// A cells room's overlay timers: settling, redials, the roster swap, "alive" notices;
+    /// `None` for a room without cells.
+    pub(super) fn cells_tick(
+        &mut self,
+        key: &RoomKey,
+        now: std::time::Instant,
+    ) -> Option<std::time::Instant> {
+        let pick = self.tick_pick;
+        let entry = self.st.rooms.get_mut(key)?;
+        let cells = entry.cells.as_mut()?;
+        let (room, links) = (&entry.room, &self.st.links);
+        let before = std::sync::Arc::as_ptr(cells.mesh().topology());
+        let outs = cells.tick(now, |p| {
+            links.contains_key(&LinkKey::new(&key.app, p)) && room.is_joined(p)
+        });
+        let changed = std::sync::Arc::as_ptr(cells.mesh().topology()) != before;
+        if changed {
+            cells.topology_changed();
+        }
+        let expired = cells.take_unsent_expired();
+        let held_drops = cells.take_drops();
+        if cells.alive_due(now) {
+            self.work.push_back(Work::Notice(
+                key.clone(),
+                vec![crate::node::core::cells::NOTICE_ALIVE],
+            ));
+        }
+        let sync = cells.roster_tick(now, pick);
+        if changed {
+            // Announcers the new topology wants are dialled; linked peers never are.
+            entry.signal.set_dial_filter(Some(cells.wanted()));
+        }
+        let info = changed.then(|| cells.info());
+        if expired > 0 {
+            self.count_n(DropReason::CellSendExpired, expired);
+        }
+        for reason in held_drops {
+            self.count(reason);
+        }
+        if let Some(info) = info {
+            self.emit(key, EventKind::MeshState(info));
+            // Linked members may sit elsewhere in the new topology (or be placed for the first
+            // time: a link can come up before the roster that places its peer).
+            let linked: Vec<String> = self
+                .st
+                .rooms
+                .get(key)
+                .map(|e| e.room.joined_peers().map(str::to_owned).collect())
+                .unwrap_or_default();
+            for peer in linked {
+                self.tell_mesh_peer(key, &peer, true);
+            }
+        }
+        self.work.push_back(Work::Mesh(key.clone(), outs));
+        self.apply_roster(key, sync);
+        // Settling and redials run on this tick; keep it coming while they are due.
+        Some(now + CELLS_TICK)
+    }
 }
 
 #[cfg(test)]

@@ -331,7 +331,7 @@ impl Core {
         let Some(mut entry) = self.st.rooms.remove(key) else {
             return;
         };
-        self.drop_room_tracks(key);
+        self.room_closed(key);
         for t in entry.signal.topics() {
             self.st.topics.remove(t);
         }

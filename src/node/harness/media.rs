@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use super::*;
-use crate::node::core::Effect;
+use crate::node::core::{Effect, Input};
 
 impl Net {
     /// Node `i` adds a VP8 track `track` (stream `stream`) with `meta` to `room`; returns its id.
@@ -58,7 +58,7 @@ impl Net {
         let now = self.now;
         let core = &mut self.nodes[i].core;
         for conn in core.local_track_links(id) {
-            core.keyframe_wanted(conn, id, now);
+            core.handle(Input::KeyframeWanted { conn, track: id }, now);
         }
         self.run_effects(i);
     }

@@ -25,7 +25,7 @@ use sha2::{Digest as _, Sha256};
 
 use super::JoinOptions;
 pub(super) use super::core::Effect;
-use super::core::{Core, CoreConfig};
+use super::core::{Core, CoreConfig, Input};
 use super::identity::{Identity, peer_id_for};
 use super::session::{EventKind, SessionEvent, SessionId};
 use crate::signal::RelayCommand;
@@ -560,7 +560,8 @@ impl Net {
         if let Some(i) =
             (0..self.nodes.len()).find(|&i| self.nodes[i].alive && self.nodes[i].next_tick <= now)
         {
-            let next = self.nodes[i].core.tick(now);
+            self.nodes[i].core.handle(Input::Tick, now);
+            let next = self.nodes[i].core.next_tick();
             self.nodes[i].next_tick = next;
             self.run_effects(i);
             return;
@@ -581,18 +582,24 @@ impl Net {
         match ev {
             Ev::Relay(incoming) => {
                 if self.nodes[i].topics.contains(&incoming.topic) {
-                    self.nodes[i].core.on_relay_event(incoming, now);
+                    self.nodes[i].core.handle(Input::Relay(incoming), now);
                 }
             }
-            Ev::OfferMade(sdp) => core.offer_ready(conn, Ok(sdp), now),
-            Ev::AnswerMade(sdp) => core.answer_ready(conn, Ok(sdp), now),
-            Ev::RemoteSet => core.remote_set(conn, true, now),
-            Ev::Candidate => core.local_candidate(conn, &fake::candidate(to), now),
+            Ev::OfferMade(sdp) => core.handle(Input::OfferMade { conn, sdp: Ok(sdp) }, now),
+            Ev::AnswerMade(sdp) => core.handle(Input::AnswerMade { conn, sdp: Ok(sdp) }, now),
+            Ev::RemoteSet => core.handle(Input::RemoteSet { conn, ok: true }, now),
+            Ev::Candidate => core.handle(
+                Input::LocalCandidate {
+                    conn,
+                    json: &fake::candidate(to),
+                },
+                now,
+            ),
             Ev::Open => {
                 if !self.fakes.open(to) {
                     return;
                 }
-                self.nodes[i].core.on_open(conn, now);
+                self.nodes[i].core.handle(Input::ChannelOpen(conn), now);
             }
             Ev::Up => {
                 self.fakes.open(to);
@@ -601,26 +608,48 @@ impl Net {
                 if !self.fakes.receives(to) {
                     return;
                 }
-                self.nodes[i].core.on_frame(conn, &bytes, now);
+                self.nodes[i].core.handle(
+                    Input::Frame {
+                        conn,
+                        bytes: &bytes,
+                    },
+                    now,
+                );
             }
             Ev::Closed => {
                 if !self.fakes.close(to) {
                     return;
                 }
-                self.nodes[i].core.on_closed(conn, now);
+                self.nodes[i].core.handle(Input::Closed(conn), now);
             }
             Ev::Media(m) => match m {
-                MediaEv::NegotiationNeeded => core.negotiation_needed(conn, now),
-                MediaEv::OfferMade(sdp) => core.media_offer_made(conn, Ok(sdp), now),
-                MediaEv::AnswerMade(sdp) => core.media_answer_made(conn, Ok(sdp), now),
-                MediaEv::AnswerRefused => {
-                    core.media_answer_made(conn, Err("refused by the harness".into()), now)
+                MediaEv::NegotiationNeeded => core.handle(Input::NegotiationNeeded(conn), now),
+                MediaEv::OfferMade(sdp) => {
+                    core.handle(Input::MediaOfferMade { conn, sdp: Ok(sdp) }, now)
                 }
-                MediaEv::AnswerApplied => core.media_answer_applied(conn, true, now),
+                MediaEv::AnswerMade(sdp) => {
+                    core.handle(Input::MediaAnswerMade { conn, sdp: Ok(sdp) }, now)
+                }
+                MediaEv::AnswerRefused => core.handle(
+                    Input::MediaAnswerMade {
+                        conn,
+                        sdp: Err("refused by the harness".into()),
+                    },
+                    now,
+                ),
+                MediaEv::AnswerApplied => {
+                    core.handle(Input::MediaAnswerApplied { conn, ok: true }, now)
+                }
                 MediaEv::TrackUp(stream, track, codec) => {
                     core.remote_track(conn, stream, track, Some(codec), now)
                 }
-                MediaEv::TrackDown(track) => core.remote_track_ended(conn, &track, now),
+                MediaEv::TrackDown(track) => core.handle(
+                    Input::RemoteTrackEnded {
+                        conn,
+                        track: &track,
+                    },
+                    now,
+                ),
             },
         }
         self.run_effects(i);
@@ -675,14 +704,16 @@ impl Net {
     /// Node `i` receives a relay event as if a relay sent it.
     pub fn inject_relay(&mut self, i: usize, incoming: Incoming) {
         let now = self.now;
-        self.nodes[i].core.on_relay_event(incoming, now);
+        self.nodes[i].core.handle(Input::Relay(incoming), now);
         self.run_effects(i);
     }
 
     /// A relay of node `i` (re)connected.
     pub fn relay_up(&mut self, i: usize) {
         let now = self.now;
-        self.nodes[i].core.relay_up(None, now);
+        self.nodes[i]
+            .core
+            .handle(Input::RelayUp { apps: None }, now);
         self.nodes[i].next_tick = now;
         self.run_effects(i);
     }

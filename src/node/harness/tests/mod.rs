@@ -4,6 +4,7 @@ mod cells;
 mod delivery;
 mod faults;
 mod history;
+mod lifecycle;
 mod links;
 mod media;
 mod requests;
