@@ -1,5 +1,5 @@
-//! Ids as types (pure): a number that names a connection or a session cannot be passed where
-//! the other is meant; and the node's identity, whose peer id derives from its public key.
+//! Ids as types (pure): a number that names a connection, a session or a local track cannot be
+//! passed where another is meant; and the node's identity, whose peer id derives from its public key.
 
 use std::fmt;
 
@@ -15,6 +15,16 @@ pub struct ConnId(pub u64);
 /// Identifies a local session (one app connection to the node).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
 pub struct SessionId(pub u64);
+
+/// Identifies a track this node publishes (a local track an app or page added).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct TrackId(pub u64);
+
+impl fmt::Display for TrackId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
 
 impl fmt::Display for ConnId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {

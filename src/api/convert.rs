@@ -120,12 +120,12 @@ fn media_event_to_proto(kind: EventKind) -> proto::event::Kind {
         },
         EventKind::TrackReady { track, peer } => Kind::TrackReady(proto::MediaEvent {
             peer,
-            local_track: track,
+            local_track: track.0,
             ..Default::default()
         }),
         EventKind::KeyframeWanted { track, peer } => Kind::KeyframeWanted(proto::MediaEvent {
             peer,
-            local_track: track,
+            local_track: track.0,
             ..Default::default()
         }),
         EventKind::TrackRemove { peer, track_id } => Kind::TrackRemove(proto::MediaEvent {

@@ -10,6 +10,7 @@ use super::convert::{
 };
 use super::leg::{Leg, LegCommand};
 use crate::drops::DropReason;
+use crate::ids::TrackId;
 use crate::node::Node;
 use crate::node::core::media::TrackRequest;
 use crate::node::session::{EventKind, SessionId};
@@ -183,9 +184,9 @@ pub async fn handle(
             let room = t.room;
             track_request_from_proto(t)
                 .and_then(|request| node.add_track(session, room, request))
-                .map(|id| reply.track = id)
+                .map(|id| reply.track = id.0)
         }
-        Some(Body::RemoveTrack(t)) => node.remove_track(session, t.track),
+        Some(Body::RemoveTrack(t)) => node.remove_track(session, TrackId(t.track)),
         Some(Body::Status(_)) => match whole_node() {
             Ok(()) => {
                 reply.status = Some(status_to_proto(node.status().await));
@@ -200,9 +201,8 @@ pub async fn handle(
                 .map(|peers| reply.peers = peers.into_iter().map(peer_to_proto).collect()),
             Err(e) => Err(e),
         },
-        Some(Body::ReplaceTrack(t)) => {
-            meta_from_json(&t.meta_json).and_then(|meta| node.replace_track(session, t.track, meta))
-        }
+        Some(Body::ReplaceTrack(t)) => meta_from_json(&t.meta_json)
+            .and_then(|meta| node.replace_track(session, TrackId(t.track), meta)),
         Some(Body::LegPublish(_) | Body::LegSubscribe(_) | Body::LegAnswer(_)) => Err(
             crate::node::NodeError::InvalidArgument("media leg requests need a session".into()),
         ),

@@ -11,7 +11,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::core::rooms::validate_join;
 use super::session::{SessionId, SessionQueue};
-use super::{Inner, JoinOptions, Node, NodeError, PeerInfo, StatusInfo};
+use super::{E2eKeyId, Inner, JoinOptions, Node, NodeError, PeerInfo, StatusInfo};
 use crate::drops::DropReason;
 use crate::signal::driver::RelayState;
 use crate::transport::ConnId;
@@ -61,15 +61,20 @@ impl Node {
 
     /// The end-to-end key of a password room, derived off the runtime (slow KDF) and cached.
     async fn e2e_key(&self, app: &str, room: &str, password: &str) -> E2eKey {
-        let id = (app.to_owned(), room.to_owned(), password.to_owned());
+        let id = E2eKeyId {
+            app: app.to_owned(),
+            room: room.to_owned(),
+            password: password.to_owned(),
+        };
         let cache = || self.e2e_keys.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(k) = cache().get(&id) {
             return k.clone();
         }
-        let (a, r, p) = id.clone();
-        let key = tokio::task::spawn_blocking(move || e2e::derive_key(&p, &a, &r))
-            .await
-            .unwrap_or_else(|_| e2e::derive_key(&id.2, &id.0, &id.1));
+        let of = id.clone();
+        let key =
+            tokio::task::spawn_blocking(move || e2e::derive_key(&of.password, &of.app, &of.room))
+                .await
+                .unwrap_or_else(|_| e2e::derive_key(&id.password, &id.app, &id.room));
         let mut cache = cache();
         // Bounded: past this many passwords, forgetting one only costs a derivation later.
         if cache.len() >= MAX_CACHED_E2E_KEYS

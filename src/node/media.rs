@@ -15,7 +15,7 @@ use super::core::media::{SurfacedTrack, TrackRequest};
 use super::core::{Input, TrackRef};
 use super::{Inner, Node, NodeError};
 use crate::drops::DropReason;
-use crate::ids::SessionId;
+use crate::ids::{SessionId, TrackId};
 use crate::proto;
 
 /// A media step running longer than this is logged: it should take milliseconds.
@@ -85,7 +85,7 @@ impl Fanout {
 /// The driver's media tables.
 #[derive(Default)]
 pub(super) struct MediaIo {
-    pub local: HashMap<u64, LocalMedia>,
+    pub local: HashMap<TrackId, LocalMedia>,
     pub remote: HashMap<(ConnId, String), RemoteMedia>,
     /// Serializes each link's SDP steps.
     steps: HashMap<ConnId, Arc<tokio::sync::Mutex<()>>>,
@@ -97,7 +97,7 @@ impl MediaIo {
     }
 
     /// Takes a local track off a link; forgets the track once it is on none.
-    fn take_link(&mut self, track: u64, conn: ConnId) -> Option<LocalTrack> {
+    fn take_link(&mut self, track: TrackId, conn: ConnId) -> Option<LocalTrack> {
         let local = self.local.get_mut(&track)?;
         let link = local.links.remove(&conn);
         if local.links.is_empty() {
@@ -244,7 +244,7 @@ impl Node {
 
     /// Feeds the core every keyframe request the peer on `conn` sends about local track `track`,
     /// until the track leaves the link.
-    fn relay_keyframe_requests(&self, conn: ConnId, track: u64, local: LocalTrack) {
+    fn relay_keyframe_requests(&self, conn: ConnId, track: TrackId, local: LocalTrack) {
         let me = self.me.clone();
         tokio::spawn(async move {
             while local.keyframe_requested().await.is_some() {
@@ -307,7 +307,7 @@ impl Node {
         session: SessionId,
         handle: u32,
         request: TrackRequest,
-    ) -> Result<u64, NodeError> {
+    ) -> Result<TrackId, NodeError> {
         let packetizer = SamplePacketizer::new(request.spec.codec).ok();
         let mut inner = self.lock();
         let id = inner
@@ -322,7 +322,7 @@ impl Node {
     pub fn replace_track(
         &self,
         session: SessionId,
-        id: u64,
+        id: TrackId,
         meta: Option<serde_json::Value>,
     ) -> Result<(), NodeError> {
         self.feed(|core, now| core.replace_track(session, id, meta, now))
@@ -338,7 +338,7 @@ impl Node {
     }
 
     /// Removes a local track a session added.
-    pub fn remove_track(&self, session: SessionId, id: u64) -> Result<(), NodeError> {
+    pub fn remove_track(&self, session: SessionId, id: TrackId) -> Result<(), NodeError> {
         self.feed(|core, now| core.remove_track(session, id, now))
     }
 
@@ -374,9 +374,10 @@ impl Node {
 
     /// Writes one unit of media to a local track; returns the links it went to.
     pub async fn write_media(&self, write: proto::MediaWrite) -> Result<usize, NodeError> {
+        let track = TrackId(write.track);
         let packets = {
             let mut inner = self.lock();
-            let local = inner.io.media.local.entry(write.track).or_default();
+            let local = inner.io.media.local.entry(track).or_default();
             let packets: Vec<rtc::rtp::Packet> = match write.media {
                 Some(proto::media_write::Media::Rtp(bytes)) => {
                     media::parse_rtp(&bytes).into_iter().collect()
@@ -390,12 +391,9 @@ impl Node {
                 None => Vec::new(),
             };
             if packets.is_empty() {
-                if inner.core.local_track(write.track).is_none() {
-                    inner.io.media.local.remove(&write.track);
-                    return Err(NodeError::NotFound(format!(
-                        "no local track {}",
-                        write.track
-                    )));
+                if inner.core.local_track(track).is_none() {
+                    inner.io.media.local.remove(&track);
+                    return Err(NodeError::NotFound(format!("no local track {track}")));
                 }
                 inner.core.count(DropReason::MediaBadPacket);
                 return Err(NodeError::InvalidArgument(
@@ -404,14 +402,14 @@ impl Node {
             }
             packets
         };
-        self.write_rtp(write.track, packets).await
+        self.write_rtp(track, packets).await
     }
 
     /// Writes RTP packets to a local track, within its bitrate limit; returns the links they
     /// went to.
     pub async fn write_rtp(
         &self,
-        track: u64,
+        track: TrackId,
         packets: Vec<rtc::rtp::Packet>,
     ) -> Result<usize, NodeError> {
         let links: Vec<LocalTrack> = {

@@ -77,6 +77,14 @@ struct LinkWriter {
 }
 
 /// What the node's mutex guards.
+/// What a password room's end-to-end key derives from (the key cache's key).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct E2eKeyId {
+    app: String,
+    room: String,
+    password: String,
+}
+
 struct Inner {
     core: Core,
     io: Io,
@@ -92,7 +100,7 @@ pub struct Node {
     started: Instant,
     me: Weak<Node>,
     wake: tokio::sync::Notify,
-    e2e_keys: Mutex<HashMap<(String, String, String), E2eKey>>,
+    e2e_keys: Mutex<HashMap<E2eKeyId, E2eKey>>,
     /// Raw frames received, recorded only once a test asks for it (see `hooks`).
     frame_tap: hooks::FrameTap,
     /// Loopback stand-ins for TURN servers reached over TCP (alive as long as the node).

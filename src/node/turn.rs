@@ -7,6 +7,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::Node;
 use super::core::Input;
+use super::core::types::IceProblem;
 use crate::transport::ice::IcePolicy;
 use crate::transport::turn_probe::{self, TurnState};
 
@@ -27,7 +28,7 @@ pub struct TurnServerStatus {
 }
 
 /// The problem apps are told of: only when no TURN server works.
-fn problem(states: &[TurnServerStatus], policy: IcePolicy) -> Option<(String, String)> {
+fn problem(states: &[TurnServerStatus], policy: IcePolicy) -> Option<IceProblem> {
     if states.is_empty()
         || states
             .iter()
@@ -46,10 +47,10 @@ fn problem(states: &[TurnServerStatus], policy: IcePolicy) -> Option<(String, St
         IcePolicy::Relay => "with ice_transport_policy = relay no peer can connect",
         IcePolicy::All => "peers behind restrictive NATs cannot connect",
     };
-    Some((
-        code.to_owned(),
-        format!("TURN server {} {what}; {consequence}", s.url),
-    ))
+    Some(IceProblem {
+        code: code.to_owned(),
+        message: format!("TURN server {} {what}; {consequence}", s.url),
+    })
 }
 
 fn now_unix() -> u64 {
@@ -127,13 +128,14 @@ mod tests {
             problem(&[good.clone(), bad.clone()], IcePolicy::Relay),
             None
         );
-        let (code, message) = problem(&[bad], IcePolicy::Relay).expect("a problem");
+        let IceProblem { code, message } = problem(&[bad], IcePolicy::Relay).expect("a problem");
         assert_eq!(code, "turn_auth_failed");
         assert!(
             message.contains("turn:t:3478") && message.contains("relay"),
             "{message}"
         );
-        let (code, _) = problem(&[status(TurnState::Unreachable)], IcePolicy::All).unwrap();
+        let IceProblem { code, .. } =
+            problem(&[status(TurnState::Unreachable)], IcePolicy::All).expect("a problem");
         assert_eq!(code, "turn_unreachable");
         assert_eq!(problem(&[], IcePolicy::Relay), None);
     }

@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{broadcast, mpsc};
 
 use crate::drops::DropReason;
-use crate::ids::ConnId;
+use crate::ids::{ConnId, TrackId};
 use crate::node::core::media::{KEYFRAME_GAP, SurfacedTrack, TrackRequest};
 use crate::node::session::{EventKind, SessionEvent, SessionId};
 use crate::node::{Node, NodeError};
@@ -120,7 +120,7 @@ struct Actor {
     publishes: HashMap<String, Publish>,
     forwards: HashMap<ForwardKey, Forward>,
     /// The page's tracks in rooms, by local track id (asked for keyframes when a peer is new).
-    page_tracks: HashMap<u64, RemoteTrack>,
+    page_tracks: HashMap<TrackId, RemoteTrack>,
     gathered: bool,
 }
 
@@ -260,7 +260,7 @@ impl Actor {
                         let _ = media::remove_track(&self.pc, &f.track).await;
                         slots.push(proto::LegSlot {
                             mid: mid.unwrap_or_default(),
-                            room: key.0,
+                            room: key.room,
                             removed: true,
                             ..Default::default()
                         });
@@ -301,7 +301,7 @@ impl Actor {
                 ..Default::default()
             });
             self.forwards.insert(
-                (room, track.peer.clone(), track.track_id.clone()),
+                ForwardKey::of(room, &track),
                 Forward {
                     track: local,
                     surfaced: track,
@@ -332,7 +332,7 @@ impl Actor {
             .await
             .map_err(|e| NodeError::InvalidArgument(format!("the page's answer: {e}")))?;
         self.publishes.extend(self.offered.drain());
-        for ((room, _, _), f) in self.forwards.iter_mut() {
+        for (ForwardKey { room, .. }, f) in self.forwards.iter_mut() {
             if f.pump.is_none() {
                 f.pump = Some(tokio::spawn(forward_pump(
                     self.node.clone(),
@@ -377,7 +377,7 @@ impl Actor {
             Ok(id) => {
                 self.page_tracks.insert(id, track.clone());
                 tokio::spawn(publish_pump(self.node.clone(), self.session, id, track));
-                self.reply(p.request_id, Ok(()), id).await;
+                self.reply(p.request_id, Ok(()), id.0).await;
             }
             Err(e) => self.reply(p.request_id, Err(e), 0).await,
         }
@@ -416,7 +416,7 @@ fn publish_from_proto(request_id: u64, p: proto::LegPublishRequest) -> Result<Pu
 }
 
 /// Moves a page track's packets into its room; the track leaves the room when the page stops.
-async fn publish_pump(node: Arc<Node>, session: SessionId, id: u64, track: RemoteTrack) {
+async fn publish_pump(node: Arc<Node>, session: SessionId, id: TrackId, track: RemoteTrack) {
     while let RemoteEvent::Rtp(p) = track.next().await {
         match node.write_rtp(id, vec![p]).await {
             Ok(_) | Err(NodeError::InvalidArgument(_)) => {}

@@ -37,7 +37,26 @@ pub struct Publish {
 }
 
 /// Names a remote track in a room of the session.
-pub type ForwardKey = (u32, String, String);
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ForwardKey {
+    /// The session's room handle.
+    pub room: u32,
+    /// The peer that sends the track.
+    pub peer: String,
+    /// The track's id.
+    pub track_id: String,
+}
+
+impl ForwardKey {
+    /// The key of `track`, surfaced in room `room`.
+    pub fn of(room: u32, track: &SurfacedTrack) -> Self {
+        ForwardKey {
+            room,
+            peer: track.peer.clone(),
+            track_id: track.track_id.clone(),
+        }
+    }
+}
 
 /// One change an offer carries.
 #[derive(Debug, Clone, PartialEq)]
@@ -102,7 +121,7 @@ impl LegPlan {
         if !self.subscribed.contains(&room) {
             return;
         }
-        let key = (room, track.peer.clone(), track.track_id.clone());
+        let key = ForwardKey::of(room, &track);
         if self.forwarded.contains(&key) || self.take_slot().is_err() {
             return;
         }
@@ -112,14 +131,18 @@ impl LegPlan {
 
     /// A remote track ended.
     pub fn track_removed(&mut self, room: u32, peer: &str, track_id: &str) {
-        let key = (room, peer.to_owned(), track_id.to_owned());
+        let key = ForwardKey {
+            room,
+            peer: peer.to_owned(),
+            track_id: track_id.to_owned(),
+        };
         if !self.forwarded.remove(&key) {
             return;
         }
         // Not offered yet: it simply never is.
         let before = self.queued.len();
         self.queued.retain(|c| {
-            !matches!(c, Change::Forward { room: r, track } if (*r, &track.peer, &track.track_id) == (room, &key.1, &key.2))
+            !matches!(c, Change::Forward { room: r, track } if ForwardKey::of(*r, track) == key)
         });
         if self.queued.len() < before {
             self.slots -= 1;
@@ -204,8 +227,7 @@ impl LegPlan {
         match change {
             Change::Publish(_) => self.slots = self.slots.saturating_sub(1),
             Change::Forward { room, track } => {
-                self.forwarded
-                    .remove(&(*room, track.peer.clone(), track.track_id.clone()));
+                self.forwarded.remove(&ForwardKey::of(*room, track));
                 self.slots = self.slots.saturating_sub(1);
             }
             Change::Unforward(_) => {}
@@ -276,7 +298,11 @@ mod tests {
         let (_, changes) = plan.next_offer(now).unwrap();
         assert_eq!(
             changes,
-            vec![Change::Unforward((1, "p".into(), "a".into()))]
+            vec![Change::Unforward(ForwardKey {
+                room: 1,
+                peer: "p".into(),
+                track_id: "a".into()
+            })]
         );
     }
 

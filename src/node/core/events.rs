@@ -107,7 +107,7 @@ pub enum EventKind {
     /// One of this session's tracks is negotiated with a peer: media written now reaches it.
     TrackReady {
         /// The local track's id.
-        track: u64,
+        track: crate::ids::TrackId,
         /// The peer.
         peer: String,
     },
@@ -115,7 +115,7 @@ pub enum EventKind {
     /// frame written should be one.
     KeyframeWanted {
         /// The local track's id.
-        track: u64,
+        track: crate::ids::TrackId,
         /// The peer.
         peer: String,
     },

@@ -11,6 +11,7 @@ use crate::ids::ConnId;
 use crate::signal::Incoming;
 
 use super::Core;
+use super::types::IceProblem;
 
 /// One event from outside the core.
 #[derive(Debug)]
@@ -24,8 +25,8 @@ pub enum Input<'a> {
         /// The apps the relay serves, or `None` for every app.
         apps: Option<&'a [String]>,
     },
-    /// The TURN check found a problem (`(url, what)`), or none any more.
-    IceProblem(Option<(String, String)>),
+    /// The TURN check found a problem, or none any more.
+    IceProblem(Option<IceProblem>),
     /// The engine made the local offer of a connection (or could not).
     OfferMade {
         /// The connection.
@@ -93,7 +94,7 @@ pub enum Input<'a> {
         /// The connection the request came on.
         conn: ConnId,
         /// The local track it is for.
-        track: u64,
+        track: crate::ids::TrackId,
     },
     /// A remote track of a connection ended.
     RemoteTrackEnded {

@@ -14,7 +14,7 @@ use super::state::{LocalTrackEntry, PendingMeta, RemoteTrackEntry};
 use super::{Core, Effect, LinkKey, RoomKey};
 use crate::codec::{Codec, TrackSpec};
 use crate::drops::DropReason;
-use crate::ids::ConnId;
+use crate::ids::{ConnId, TrackId};
 use crate::node::core::events::{EventKind, SessionId};
 use crate::node::core::types::NodeError;
 use crate::room::media::{MediaMeta, MediaWire};
@@ -113,7 +113,7 @@ impl Core {
         handle: u32,
         request: TrackRequest,
         now: Instant,
-    ) -> Result<u64, NodeError> {
+    ) -> Result<TrackId, NodeError> {
         self.at(now);
         let key = self.session_room(session, handle)?;
         let TrackRequest {
@@ -181,7 +181,7 @@ impl Core {
             )));
         }
         self.check_track(&key)?;
-        let id = self.new_id();
+        let id = TrackId(self.new_id());
         let track_key = random_id_from(&mut self.rng, 20);
         self.st.local_tracks.insert(
             id,
@@ -205,7 +205,7 @@ impl Core {
 
     /// Announces a local track to a peer (metadata first, as Trystero does) and adds it to the
     /// link.
-    fn send_track_to(&mut self, id: u64, peer: &str) {
+    fn send_track_to(&mut self, id: TrackId, peer: &str) {
         let Some(t) = self.st.local_tracks.get(&id) else {
             return;
         };
@@ -254,7 +254,7 @@ impl Core {
 
     /// A peer joined a room: tracks sent to everyone in it go to the newcomer too.
     pub(super) fn media_peer_joined(&mut self, key: &RoomKey, peer: &str) {
-        let ids: Vec<u64> = self
+        let ids: Vec<TrackId> = self
             .st
             .local_tracks
             .iter()
@@ -288,7 +288,7 @@ impl Core {
         let Some(conn) = self.st.link_conn(&LinkKey::new(&key.app, peer)) else {
             return;
         };
-        let ours: Vec<u64> = self
+        let ours: Vec<TrackId> = self
             .st
             .local_tracks
             .iter()
@@ -305,7 +305,7 @@ impl Core {
 
     /// A local track leaves a connection: the engine drops it, and if it comes back on the
     /// same link (the peer rejoins) its app hears `track_ready` again.
-    fn take_track_off(&mut self, conn: ConnId, id: u64) {
+    fn take_track_off(&mut self, conn: ConnId, id: TrackId) {
         if let Some(lk) = self.st.link_of(conn)
             && let Some(link) = self.st.links.get_mut(&lk)
         {
@@ -318,7 +318,7 @@ impl Core {
     pub fn remove_track(
         &mut self,
         session: SessionId,
-        id: u64,
+        id: TrackId,
         now: Instant,
     ) -> Result<(), NodeError> {
         self.at(now);
@@ -334,7 +334,7 @@ impl Core {
         Ok(())
     }
 
-    fn drop_local_track(&mut self, id: u64) {
+    fn drop_local_track(&mut self, id: TrackId) {
         if let Some(t) = self.st.local_tracks.remove(&id) {
             for conn in t.on {
                 self.take_track_off(conn, id);
@@ -344,7 +344,7 @@ impl Core {
 
     /// A session closed: its tracks go.
     pub(super) fn drop_session_tracks(&mut self, session: SessionId) {
-        let ids: Vec<u64> = self
+        let ids: Vec<TrackId> = self
             .st
             .local_tracks
             .iter()
@@ -358,7 +358,7 @@ impl Core {
 
     /// A room closed: the tracks sent into it go.
     pub(super) fn drop_room_tracks(&mut self, key: &RoomKey) {
-        let ids: Vec<u64> = self
+        let ids: Vec<TrackId> = self
             .st
             .local_tracks
             .iter()
@@ -371,12 +371,12 @@ impl Core {
     }
 
     /// Whether an app may write to a local track (it exists).
-    pub fn local_track(&self, id: u64) -> Option<Codec> {
+    pub fn local_track(&self, id: TrackId) -> Option<Codec> {
         self.st.local_tracks.get(&id).map(|t| t.spec.codec)
     }
 
     /// The links a local track is on (the driver writes its RTP there).
-    pub fn local_track_links(&self, id: u64) -> Vec<ConnId> {
+    pub fn local_track_links(&self, id: TrackId) -> Vec<ConnId> {
         self.st
             .local_tracks
             .get(&id)
@@ -387,7 +387,7 @@ impl Core {
     /// Input: the peer on `conn` asks for a keyframe of local track `id` (RTCP PLI or FIR). Its
     /// session is told, at most once per `KEYFRAME_GAP` per track: a receiver repeats the request
     /// until a keyframe arrives, and every receiver of a room may ask at once.
-    pub(super) fn keyframe_wanted(&mut self, conn: ConnId, id: u64, now: Instant) {
+    pub(super) fn keyframe_wanted(&mut self, conn: ConnId, id: TrackId, now: Instant) {
         self.at(now);
         let Some(lk) = self.st.link_of(conn) else {
             return;
@@ -426,7 +426,12 @@ impl Core {
 
     /// Input: an app writes `bytes` of media to a local track; whether its bitrate limit lets
     /// them through (a refusal is counted).
-    pub fn admit_media(&mut self, id: u64, bytes: usize, now: Instant) -> Result<(), NodeError> {
+    pub fn admit_media(
+        &mut self,
+        id: TrackId,
+        bytes: usize,
+        now: Instant,
+    ) -> Result<(), NodeError> {
         self.at(now);
         let Some(t) = self.st.local_tracks.get_mut(&id) else {
             return Err(NodeError::NotFound(format!("no local track {id}")));
@@ -446,7 +451,7 @@ impl Core {
     pub fn replace_track(
         &mut self,
         session: SessionId,
-        id: u64,
+        id: TrackId,
         meta: Option<Value>,
         now: Instant,
     ) -> Result<(), NodeError> {

@@ -112,14 +112,14 @@ pub struct CoreConfig {
 pub enum Effect {
     /// Publish or subscribe on the relays.
     Relay(RelayCommand),
-    /// Create a peer connection for `conn` and an offer; answer with [`Core::offer_ready`].
+    /// Create a peer connection for `conn` and an offer; answer with [`Input::OfferMade`].
     Offer {
         /// The connection attempt.
         conn: ConnId,
         /// Use only relayed candidates (an earlier attempt with this peer failed).
         relay_only: bool,
     },
-    /// Create a peer connection for `conn` answering `sdp`; answer with [`Core::answer_ready`].
+    /// Create a peer connection for `conn` answering `sdp`; answer with [`Input::AnswerMade`].
     Answer {
         /// The connection attempt.
         conn: ConnId,
@@ -128,7 +128,7 @@ pub enum Effect {
         /// Use only relayed candidates (an earlier attempt with this peer failed).
         relay_only: bool,
     },
-    /// Apply the remote answer; answer with [`Core::remote_set`].
+    /// Apply the remote answer; answer with [`Input::RemoteSet`].
     ApplyAnswer {
         /// The connection attempt.
         conn: ConnId,
@@ -266,7 +266,7 @@ pub enum Effect {
         /// The link's connection.
         conn: ConnId,
         /// The local track's id.
-        track: u64,
+        track: crate::ids::TrackId,
         /// What it is.
         spec: crate::codec::TrackSpec,
     },
@@ -275,15 +275,15 @@ pub enum Effect {
         /// The link's connection.
         conn: ConnId,
         /// The local track's id.
-        track: u64,
+        track: crate::ids::TrackId,
     },
-    /// Make a renegotiation offer; answer with [`Core::media_offer_made`].
+    /// Make a renegotiation offer; answer with [`Input::MediaOfferMade`].
     MediaOffer {
         /// The link's connection.
         conn: ConnId,
     },
     /// Answer a renegotiation offer (rolling ours back first); answer with
-    /// [`Core::media_answer_made`].
+    /// [`Input::MediaAnswerMade`].
     MediaAnswer {
         /// The link's connection.
         conn: ConnId,
@@ -292,7 +292,7 @@ pub enum Effect {
         /// Roll a colliding local offer back first.
         rollback: bool,
     },
-    /// Apply the answer to our renegotiation; answer with [`Core::media_answer_applied`].
+    /// Apply the answer to our renegotiation; answer with [`Input::MediaAnswerApplied`].
     MediaApplyAnswer {
         /// The link's connection.
         conn: ConnId,

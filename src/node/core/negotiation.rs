@@ -162,7 +162,7 @@ impl Core {
     /// The tracks our answered offer carried flow now: their apps may start writing (told once
     /// per track and link).
     fn tracks_ready(&mut self, lk: &LinkKey) {
-        let offered: Vec<u64> = match self.st.links.get_mut(lk) {
+        let offered: Vec<crate::ids::TrackId> = match self.st.links.get_mut(lk) {
             Some(link) => {
                 let offered = std::mem::take(&mut link.nego.offered);
                 offered

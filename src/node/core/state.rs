@@ -166,10 +166,10 @@ pub(super) struct Negotiation {
     /// Tracks changed while a round was under way: negotiate again after it.
     pub again: bool,
     /// Local tracks on the link when our last offer was made.
-    pub offered: BTreeSet<u64>,
+    pub offered: BTreeSet<crate::ids::TrackId>,
     /// Local tracks whose `track_ready` this link's peer already produced: later rounds carry
     /// them again, and an app counting peers must hear of each once.
-    pub ready: BTreeSet<u64>,
+    pub ready: BTreeSet<crate::ids::TrackId>,
     /// Rounds in a row the engine refused (offer, answer or applying one); a round is retried
     /// until `MAX_NEGOTIATION_RETRIES`.
     pub failures: u32,
@@ -222,14 +222,14 @@ pub(super) struct State {
     pub conns: BTreeMap<ConnId, Conn>,
     pub links: BTreeMap<LinkKey, Link>,
     pub drops: BTreeMap<DropReason, u64>,
-    pub local_tracks: BTreeMap<u64, LocalTrackEntry>,
+    pub local_tracks: BTreeMap<crate::ids::TrackId, LocalTrackEntry>,
     /// By (connection, track id).
     pub remote_tracks: BTreeMap<(ConnId, String), RemoteTrackEntry>,
     pub pending_meta: BTreeMap<LinkKey, Vec<PendingMeta>>,
     /// Streams already surfaced, by (connection, stream id).
     pub streams_seen: BTreeSet<(ConnId, String)>,
     /// A problem with the ICE servers every session of every room is told of (code, message).
-    pub ice_problem: Option<(String, String)>,
+    pub ice_problem: Option<super::types::IceProblem>,
     /// Peers whose last connection attempt failed: the next one uses relayed candidates only.
     pub relay_next: BTreeSet<LinkKey>,
     /// Messages kept for daemon peers until acknowledged, and what they sent us.

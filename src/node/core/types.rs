@@ -127,3 +127,12 @@ pub struct RoomInfo {
     /// Where this node sits, in a cells room.
     pub cells: Option<CellInfo>,
 }
+
+/// Why no TURN server works, as apps are told (only when none does).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IceProblem {
+    /// The error code apps see (`turn_auth_failed`, `turn_unreachable`, `turn_failed`).
+    pub code: String,
+    /// What failed and what it means for connecting.
+    pub message: String,
+}

@@ -4,6 +4,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
 
+use crate::ids::TrackId;
 use crate::transport::ConnId;
 use crate::transport::media::{Codec, TrackSpec};
 
@@ -61,7 +62,7 @@ pub type FrameFilter = fn(&[u8]) -> bool;
 pub struct Fakes {
     conns: BTreeMap<End, FakeConn>,
     /// Local tracks per end: core track id → (stream id, track id, codec).
-    tracks: BTreeMap<End, BTreeMap<u64, (String, String, Codec)>>,
+    tracks: BTreeMap<End, BTreeMap<TrackId, (String, String, Codec)>>,
     /// Remote tracks an end's engine has surfaced.
     received: BTreeMap<End, BTreeSet<String>>,
     blackholes: BTreeSet<(usize, usize)>,
@@ -174,13 +175,13 @@ impl Fakes {
     }
 
     /// A local track was added on `end`.
-    pub fn add_local_track(&mut self, end: End, id: u64, spec: TrackSpec) {
+    pub fn add_local_track(&mut self, end: End, id: TrackId, spec: TrackSpec) {
         let tracks = self.tracks.entry(end).or_default();
         tracks.insert(id, (spec.stream_id, spec.track_id, spec.codec));
     }
 
     /// A local track left `end`.
-    pub fn remove_local_track(&mut self, end: End, id: u64) {
+    pub fn remove_local_track(&mut self, end: End, id: TrackId) {
         if let Some(tracks) = self.tracks.get_mut(&end) {
             tracks.remove(&id);
         }

@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use super::*;
+use crate::ids::TrackId;
 use crate::node::core::{Effect, Input};
 
 impl Net {
@@ -16,7 +17,7 @@ impl Net {
         track: &str,
         meta: serde_json::Value,
         targets: Vec<String>,
-    ) -> u64 {
+    ) -> TrackId {
         let now = self.now;
         let sim = &mut self.nodes[i];
         let spec = crate::transport::media::TrackSpec {
@@ -43,7 +44,7 @@ impl Net {
     }
 
     /// Node `i` swaps the source of its track `id`, with new metadata.
-    pub fn replace_track(&mut self, i: usize, id: u64, meta: serde_json::Value) {
+    pub fn replace_track(&mut self, i: usize, id: TrackId, meta: serde_json::Value) {
         let now = self.now;
         let sim = &mut self.nodes[i];
         sim.core
@@ -54,7 +55,7 @@ impl Net {
 
     /// The peers on the links of node `i` that its track `id` is on ask for a keyframe, as
     /// their engines would on an RTCP PLI.
-    pub fn keyframe_asked(&mut self, i: usize, id: u64) {
+    pub fn keyframe_asked(&mut self, i: usize, id: TrackId) {
         let now = self.now;
         let core = &mut self.nodes[i].core;
         for conn in core.local_track_links(id) {
@@ -64,7 +65,7 @@ impl Net {
     }
 
     /// Node `i` removes its track `id`.
-    pub fn remove_track(&mut self, i: usize, id: u64) {
+    pub fn remove_track(&mut self, i: usize, id: TrackId) {
         let now = self.now;
         let sim = &mut self.nodes[i];
         sim.core

@@ -275,7 +275,7 @@ fn sixteen_tracks_added_as_a_link_comes_up_are_all_negotiated() {
             net.run_for(Duration::from_millis(1));
         }
         net.run_for(30 * SEC);
-        let ready: Vec<u64> = net.nodes[0]
+        let ready: Vec<crate::ids::TrackId> = net.nodes[0]
             .events
             .iter()
             .filter_map(|e| match e.kind {
@@ -283,7 +283,7 @@ fn sixteen_tracks_added_as_a_link_comes_up_are_all_negotiated() {
                 _ => None,
             })
             .collect();
-        let distinct: BTreeSet<u64> = ready.iter().copied().collect();
+        let distinct: BTreeSet<crate::ids::TrackId> = ready.iter().copied().collect();
         assert_eq!(
             distinct.len(),
             16,
