@@ -182,7 +182,7 @@ pub fn event_to_proto(ev: SessionEvent) -> proto::ServerMessage {
             from,
             local,
             payload: Some(payload_to_proto(payload, meta)),
-            cursor,
+            cursor: cursor.micros(),
             history,
             verified,
         }),
@@ -448,7 +448,7 @@ pub fn keep_from_proto(
 pub fn since_from_proto(since: Option<proto::Since>) -> Option<crate::node::Since> {
     use proto::since::From;
     Some(match since?.from? {
-        From::Cursor(c) => crate::node::Since::Cursor(c),
+        From::Cursor(c) => crate::node::Since::Cursor(crate::history::Cursor(c)),
         From::All(true) => crate::node::Since::All,
         From::All(false) => return None,
         From::AgeSeconds(s) => crate::node::Since::Age(std::time::Duration::from_secs(s)),

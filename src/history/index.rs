@@ -61,7 +61,7 @@ impl RoomIndex {
         if let Some(rule) = rule {
             let floor = rule
                 .max_age
-                .map(|age| now.saturating_sub(age.as_micros() as u64));
+                .map(|age| now.minus_micros(age.as_micros() as u64));
             while let Some(&(cursor, _)) = self.front(tag) {
                 let over_count = rule
                     .max_messages
@@ -120,7 +120,7 @@ impl RoomIndex {
         let mut gone = Vec::new();
         for (tag, rule) in rules {
             let Some(age) = rule.max_age else { continue };
-            let floor = now.saturating_sub(age.as_micros() as u64);
+            let floor = now.minus_micros(age.as_micros() as u64);
             while self.front(*tag).is_some_and(|(c, _)| *c < floor) {
                 self.pop(*tag, &mut gone);
             }

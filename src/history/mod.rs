@@ -38,7 +38,34 @@ use crate::wire::history::OriginSig;
 pub use index::{Prune, RoomIndex, Totals};
 
 /// A kept message's place in its room's history: the node's clock (µs) when it was kept.
-pub type Cursor = u64;
+///
+/// A type of its own so a cursor is never taken for a peer's `origin_ms` or an `after_ms`
+/// (milliseconds, and the sender's clock, not ours).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
+pub struct Cursor(pub u64);
+
+impl Cursor {
+    /// The cursor `micros` µs of the node's clock name.
+    pub const fn from_micros(micros: u64) -> Self {
+        Cursor(micros)
+    }
+
+    /// The node's clock (µs) when the entry was kept.
+    pub const fn micros(self) -> u64 {
+        self.0
+    }
+
+    /// The cursor `micros` µs earlier (not before zero).
+    pub const fn minus_micros(self, micros: u64) -> Self {
+        Cursor(self.0.saturating_sub(micros))
+    }
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
 
 /// Byte budgets a new entry is kept within (the store drops the oldest to stay inside them).
 #[derive(Debug, Clone, Copy)]
@@ -391,7 +418,7 @@ pub const SCAN_ENTRIES: usize = 4 * crate::wire::history::PAGE_ENTRIES;
 /// entries kept before `after_ms` (an entry's time is when it was kept, and its cursor is that
 /// time in µs or later), so a request for the future costs a seek and nothing else.
 pub fn scan_from(after_cursor: Cursor, after_ms: u64) -> Cursor {
-    after_cursor.max(after_ms.saturating_mul(1_000))
+    after_cursor.max(Cursor::from_micros(after_ms.saturating_mul(1_000)))
 }
 
 /// One catch-up page and what reading it cost.
@@ -425,7 +452,7 @@ pub fn page<V: AsRef<[u8]>>(
         return ServedPage::new(
             HistMsg::Entries {
                 done: true,
-                next_cursor: from,
+                next_cursor: from.micros(),
                 entries: Vec::new(),
             },
             0,
@@ -477,7 +504,7 @@ pub fn page<V: AsRef<[u8]>>(
     ServedPage::new(
         HistMsg::Entries {
             done,
-            next_cursor,
+            next_cursor: next_cursor.micros(),
             entries: out,
         },
         scanned,

@@ -131,29 +131,33 @@ fn limits_prune_the_oldest_per_channel_then_per_room() {
         max_age: Some(Duration::from_secs(10)),
     };
     for c in 1..=5u64 {
-        ix.insert(chat, c * 1_000_000, 100);
+        ix.insert(chat, Cursor(c * 1_000_000), 100);
     }
     // Count: 5 held, 3 kept.
     assert_eq!(
-        ix.enforce(chat, Some(rule), u64::MAX, 6_000_000),
-        vec![1_000_000, 2_000_000]
+        ix.enforce(chat, Some(rule), u64::MAX, Cursor(6_000_000)),
+        cursors(&[1_000_000, 2_000_000])
     );
     // Age: at t = 14 s, entries before 4 s go.
     assert_eq!(
-        ix.enforce(chat, Some(rule), u64::MAX, 14_000_000),
-        vec![3_000_000]
+        ix.enforce(chat, Some(rule), u64::MAX, Cursor(14_000_000)),
+        cursors(&[3_000_000])
     );
     // Budget: the room's oldest go first, whatever their channel.
-    ix.insert(files, 4_500_000, 1_000);
+    ix.insert(files, Cursor(4_500_000), 1_000);
     assert_eq!(ix.totals(None).bytes, 1_200);
     assert_eq!(
-        ix.enforce(files, None, 1_000, 14_000_000),
-        vec![4_000_000, 4_500_000]
+        ix.enforce(files, None, 1_000, Cursor(14_000_000)),
+        cursors(&[4_000_000, 4_500_000])
     );
     assert_eq!(ix.totals(None).messages, 1);
     let rules = BTreeMap::from([(chat, rule)]);
-    assert_eq!(ix.expire(&rules, 16_000_000), vec![5_000_000]);
+    assert_eq!(ix.expire(&rules, Cursor(16_000_000)), cursors(&[5_000_000]));
     assert_eq!(ix.totals(None), Totals::default());
+}
+
+fn cursors(micros: &[u64]) -> Vec<Cursor> {
+    micros.iter().map(|&m| Cursor(m)).collect()
 }
 
 /// Stored values of one room: `n` entries of about `size` bytes on `channel`, kept at
@@ -163,7 +167,7 @@ fn stored(key: &HistoryKey, channel: &str, n: u64, size: usize) -> Vec<(Cursor, 
         .map(|i| {
             let mut e = entry(channel, &"x".repeat(size));
             e.origin_ms = i + 1;
-            ((i + 1) * 1_000, encode(&e, key, [i as u8; 24]))
+            (Cursor((i + 1) * 1_000), encode(&e, key, [i as u8; 24]))
         })
         .collect()
 }
@@ -187,13 +191,13 @@ fn a_catch_up_page_costs_bounded_work_whatever_it_asks() {
     // 12 MiB of one channel.
     let values = stored(&key, "log", 3_000, 4 << 10);
     // A request for the future: a seek, nothing read.
-    let p = page_of(&values, &key, 0, u64::MAX, "log");
+    let p = page_of(&values, &key, Cursor(0), u64::MAX, "log");
     assert_eq!(p.cost, 0);
     assert!(
         matches!(p.msg, HistMsg::Entries { done: true, ref entries, .. } if entries.is_empty())
     );
     // Asking from a time seeks there: only what was kept after it is read.
-    let p = page_of(&values, &key, 0, 2_990, "log");
+    let p = page_of(&values, &key, Cursor(0), 2_990, "log");
     let HistMsg::Entries { done, entries, .. } = p.msg else {
         panic!("a page")
     };
@@ -204,10 +208,10 @@ fn a_catch_up_page_costs_bounded_work_whatever_it_asks() {
     let mut values = values;
     let mut last = entry("chat", "the one");
     last.origin_ms = 3_001;
-    values.push((3_001_000, encode(&last, &key, [1; 24])));
+    values.push((Cursor(3_001_000), encode(&last, &key, [1; 24])));
     let (mut cursor, mut pages, mut found) = (0, 0, Vec::new());
     loop {
-        let p = page_of(&values, &key, cursor, 0, "chat");
+        let p = page_of(&values, &key, Cursor(cursor), 0, "chat");
         assert!(
             p.cost <= SCAN_BYTES + (5 << 10),
             "one page read {} bytes",

@@ -221,7 +221,7 @@ impl Node {
                             &channels,
                         ),
                         None => crate::history::page(
-                            std::iter::empty::<(u64, Vec<u8>)>(),
+                            std::iter::empty::<(crate::history::Cursor, Vec<u8>)>(),
                             &key,
                             from,
                             after_ms,

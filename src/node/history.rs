@@ -44,9 +44,9 @@ impl Node {
             if names.iter().any(|n| key.tag(n) == tag) {
                 continue;
             }
-            let newest = store.totals(&id, Some(tag)).newest.unwrap_or(0);
+            let newest = store.totals(&id, Some(tag)).newest.unwrap_or_default();
             let name = store
-                .after(&id, newest.saturating_sub(1))
+                .after(&id, newest.minus_micros(1))
                 .next()
                 .and_then(|(_, v)| history::decode(&v, &key).ok())
                 .map(|e| e.channel)
@@ -88,8 +88,8 @@ impl Node {
             channels,
             messages: all.messages,
             bytes: all.bytes,
-            oldest: all.oldest.unwrap_or(0),
-            newest: all.newest.unwrap_or(0),
+            oldest: all.oldest.unwrap_or_default().micros(),
+            newest: all.newest.unwrap_or_default().micros(),
             cleared,
         })
     }
@@ -100,7 +100,7 @@ fn channel_to_proto(channel: String, t: Totals) -> proto::ChannelHistory {
         channel,
         messages: t.messages,
         bytes: t.bytes,
-        oldest: t.oldest.unwrap_or(0),
-        newest: t.newest.unwrap_or(0),
+        oldest: t.oldest.unwrap_or_default().micros(),
+        newest: t.newest.unwrap_or_default().micros(),
     }
 }

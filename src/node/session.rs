@@ -180,7 +180,7 @@ mod tests {
                 local: false,
                 payload: crate::wire::Payload::Binary(vec![0; bytes].into()),
                 meta: None,
-                cursor: 0,
+                cursor: crate::history::Cursor::default(),
                 history: false,
                 verified: false,
             },

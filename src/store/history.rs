@@ -24,13 +24,13 @@ pub struct HistoryStore {
 fn key(room: &[u8; 16], cursor: Cursor) -> [u8; 24] {
     let mut k = [0; 24];
     k[..16].copy_from_slice(room);
-    k[16..].copy_from_slice(&cursor.to_be_bytes());
+    k[16..].copy_from_slice(&cursor.micros().to_be_bytes());
     k
 }
 
 fn split(k: &[u8]) -> Option<([u8; 16], Cursor)> {
     let room: [u8; 16] = k.get(..16)?.try_into().ok()?;
-    let cursor = u64::from_be_bytes(k.get(16..24)?.try_into().ok()?);
+    let cursor = Cursor(u64::from_be_bytes(k.get(16..24)?.try_into().ok()?));
     (k.len() == 24).then_some((room, cursor))
 }
 
@@ -48,8 +48,8 @@ impl HistoryReader {
         room: &[u8; 16],
         after: Cursor,
     ) -> impl Iterator<Item = (Cursor, sled::IVec)> + use<> {
-        let from = key(room, after.saturating_add(1));
-        let to = key(room, u64::MAX);
+        let from = key(room, Cursor(after.micros().saturating_add(1)));
+        let to = key(room, Cursor(u64::MAX));
         self.tree
             .range(from..=to)
             .filter_map(|r| r.ok())
@@ -72,7 +72,7 @@ impl HistoryStore {
     fn from_tree(tree: sled::Tree) -> Result<HistoryStore, StoreError> {
         let mut rooms: BTreeMap<[u8; 16], RoomIndex> = BTreeMap::new();
         let mut bad = Vec::new();
-        let mut last = 0;
+        let mut last = Cursor::default();
         for item in tree.iter() {
             let (k, v) = item?;
             match (split(&k), history::check(&v)) {
@@ -269,7 +269,7 @@ mod tests {
             for i in 1..=5 {
                 h.append(
                     &room,
-                    i,
+                    Cursor(i),
                     &value(&k, "chat", &format!("m{i}")),
                     None,
                     Budgets {
@@ -282,14 +282,16 @@ mod tests {
             // A value cut short on disk, as a crash mid-write or a bad sector leaves it.
             let mut cut = value(&k, "chat", "m6");
             cut.truncate(cut.len() - 3);
-            h.tree.insert(key(&room, 6), cut).expect("raw insert");
+            h.tree
+                .insert(key(&room, Cursor(6)), cut)
+                .expect("raw insert");
             h.flush().expect("flush");
         }
         let store = crate::store::reopen(dir.path());
         let h = HistoryStore::open(&store).expect("history");
         assert_eq!(h.damaged(), 1);
-        assert_eq!(h.last_cursor(), 5);
-        let after: Vec<Cursor> = h.after(&room, 2).map(|(c, _)| c).collect();
+        assert_eq!(h.last_cursor(), Cursor(5));
+        let after: Vec<u64> = h.after(&room, Cursor(2)).map(|(c, _)| c.micros()).collect();
         assert_eq!(after, vec![3, 4, 5]);
         assert_eq!(h.totals(&room, None).messages, 5);
     }
@@ -305,13 +307,22 @@ mod tests {
                 room: size * 10,
                 node: u64::MAX,
             };
-            h.append(&room, i, &value(&k, "chat", "0123456789"), None, budgets)
-                .expect("append");
+            h.append(
+                &room,
+                Cursor(i),
+                &value(&k, "chat", "0123456789"),
+                None,
+                budgets,
+            )
+            .expect("append");
             assert!(h.totals(&room, None).bytes <= size * 10);
         }
-        assert_eq!(h.after(&room, 0).next().map(|(c, _)| c), Some(91));
+        assert_eq!(
+            h.after(&room, Cursor(0)).next().map(|(c, _)| c),
+            Some(Cursor(91))
+        );
         assert_eq!(h.clear(&room, k.tag("chat")).expect("clear"), 10);
-        assert_eq!(h.after(&room, 0).count(), 0);
+        assert_eq!(h.after(&room, Cursor(0)).count(), 0);
     }
 
     #[test]
@@ -326,16 +337,31 @@ mod tests {
         };
         // Room a fills the budget first; room b's entries then push a's oldest out.
         for i in 1..=10 {
-            h.append(&a, i, &value(&k, "chat", "0123456789"), None, budgets)
-                .expect("append");
+            h.append(
+                &a,
+                Cursor(i),
+                &value(&k, "chat", "0123456789"),
+                None,
+                budgets,
+            )
+            .expect("append");
         }
         for i in 11..=15 {
-            h.append(&b, i, &value(&k, "chat", "0123456789"), None, budgets)
-                .expect("append");
+            h.append(
+                &b,
+                Cursor(i),
+                &value(&k, "chat", "0123456789"),
+                None,
+                budgets,
+            )
+            .expect("append");
         }
         let total = h.totals(&a, None).bytes + h.totals(&b, None).bytes;
         assert!(total <= size * 10);
         assert_eq!(h.totals(&b, None).messages, 5);
-        assert_eq!(h.after(&a, 0).next().map(|(c, _)| c), Some(6));
+        assert_eq!(
+            h.after(&a, Cursor(0)).next().map(|(c, _)| c),
+            Some(Cursor(6))
+        );
     }
 }

@@ -406,7 +406,7 @@ impl Core {
                         local: false,
                         payload: x.payload,
                         meta: x.meta,
-                        cursor: 0,
+                        cursor: crate::history::Cursor::default(),
                         history: true,
                         verified: x.verified,
                     },

@@ -149,17 +149,17 @@ impl Core {
     }
 
     fn next_cursor(&mut self) -> Cursor {
-        self.last_cursor = self.wall_us().max(self.last_cursor + 1);
+        self.last_cursor = Cursor::from_micros(self.wall_us().max(self.last_cursor.micros() + 1));
         self.last_cursor
     }
 
-    /// Keeps a message if its room keeps its channel; returns its cursor (0: not kept).
+    /// Keeps a message if its room keeps its channel; returns its cursor (zero: not kept).
     pub(super) fn keep(&mut self, key: &RoomKey, m: Incoming<'_>) -> Cursor {
         let Some((rule, room, history_key)) = self.st.rooms.get(key).and_then(|e| {
             let rule = e.history.keep.get(m.channel).copied()?;
             Some((rule, e.history.id, e.history.key.clone()))
         }) else {
-            return 0;
+            return Cursor::default();
         };
         let cursor = self.next_cursor();
         let effect = Effect::Keep {
@@ -198,15 +198,17 @@ impl Core {
         verified_only: bool,
     ) {
         let after = match since {
-            Since::All => 0,
+            Since::All => Cursor::default(),
             Since::Cursor(c) => c,
-            Since::Age(age) => self.wall_us().saturating_sub(age.as_micros() as u64),
+            Since::Age(age) => {
+                Cursor::from_micros(self.wall_us()).minus_micros(age.as_micros() as u64)
+            }
         };
         let Some(entry) = self.st.rooms.get(key) else {
             return;
         };
         if entry.history.keep.is_empty() {
-            self.catch_up(key, session, handle, after / 1_000, verified_only);
+            self.catch_up(key, session, handle, after.micros() / 1_000, verified_only);
             return;
         }
         let channels: BTreeSet<String> = entry

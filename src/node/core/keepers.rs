@@ -216,7 +216,8 @@ impl Core {
                         .filter(|c| h.keep.contains_key(c))
                         .collect()
                 };
-                let from = crate::history::scan_from(after_cursor, after_ms);
+                let from =
+                    crate::history::scan_from(crate::history::Cursor(after_cursor), after_ms);
                 if h.deferred
                     .insert(peer.to_owned(), (from, after_ms, channels))
                     .is_some()

@@ -415,7 +415,7 @@ impl Core {
             st: State::default(),
             work: VecDeque::new(),
             effects: Vec::new(),
-            last_cursor: 0,
+            last_cursor: crate::history::Cursor::default(),
             history_reading: 0,
             traffic: Box::new(Unobserved),
             next_tick: now,

@@ -170,7 +170,7 @@ impl Core {
                 },
             )
         } else {
-            0
+            crate::history::Cursor::default()
         };
         let Some(entry) = self.st.rooms.get(key) else {
             return;

@@ -132,7 +132,7 @@ pub struct Sim {
     /// Pings that will never be answered.
     pub pings_lost: Vec<u64>,
     /// Kept messages (an in-memory stand-in for the history store): room, cursor, entry.
-    pub kept: Vec<([u8; 16], u64, crate::history::Entry)>,
+    pub kept: Vec<([u8; 16], crate::history::Cursor, crate::history::Entry)>,
     /// Its one session.
     pub session: SessionId,
     /// Room handles by room id.

@@ -20,7 +20,7 @@ fn keeping(channel: &str) -> JoinOptions {
 /// One chat message a node's sessions received.
 struct Chat {
     from: String,
-    cursor: u64,
+    cursor: crate::history::Cursor,
     history: bool,
     verified: bool,
     text: String,
@@ -65,7 +65,7 @@ fn join_catching_up(net: &mut Net, i: usize) {
 }
 
 /// (cursor, history flag, text) of the chat messages a node's sessions received.
-fn chat(net: &Net, i: usize) -> Vec<(u64, bool, String)> {
+fn chat(net: &Net, i: usize) -> Vec<(crate::history::Cursor, bool, String)> {
     chats(net, i)
         .into_iter()
         .map(|c| (c.cursor, c.history, c.text))
@@ -86,7 +86,7 @@ fn an_app_that_crashed_resumes_from_its_last_cursor_without_gap_or_duplicate() {
     let seen = chat(&net, 0);
     assert_eq!(seen.len(), 5);
     assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "cursors increase");
-    assert!(seen.iter().all(|(c, h, _)| *c > 0 && !h));
+    assert!(seen.iter().all(|(c, h, _)| c.micros() > 0 && !h));
     let last = seen[2].0;
     // The app crashes: its session ends without leaving; the node stays in the room.
     let old = net.nodes[0].session;
