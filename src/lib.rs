@@ -18,18 +18,23 @@
 //!   (`transport::media`: local and remote tracks, renegotiation steps).
 //! - [`node`]: where the cores meet. `node::core` (*pure*) holds the node's state and every
 //!   decision — rooms, sessions, dials and links, the watchdog, the cells census and overlay
-//!   (`core::cells`) — driven by inputs with `now` and answering with effects, with its own
-//!   event (`core::events`), error and info (`core::types`) types; `Node` is the thin driver that owns
-//!   sockets, relays and session queues and runs those effects. `harness` (tests only) wires
-//!   many cores on a virtual network with faults; `hooks` serves end-to-end tests.
+//!   (`core::cells`) — fed one `core::Input` at a time by `Core::handle(input, now)` and
+//!   answering with effects, with its own event (`core::events`), error and info
+//!   (`core::types`) types. Features answer lifecycle hooks (peer joined or left, link down,
+//!   room closed, tick) called by one dispatcher in a stated order (`core::lifecycle`). `Node`
+//!   is the thin driver that owns sockets, relays and session queues and runs those effects;
+//!   `node::history_io` is the history store's own thread (keeps, replays and listings off the
+//!   node's lock). `harness` (tests only) wires many cores on a virtual network with faults;
+//!   `hooks` serves end-to-end tests.
 //! - [`api`]: the gRPC service and the WebSocket bridge, one [`proto`] schema for both.
 //! - [`history`] (*pure*): durable channels — keep rules, the stored value layout (sealed in
-//!   password rooms), pruning, catch-up pages; `store::history` is its sled I/O and
-//!   `node::core` decides what is kept, replayed and served.
+//!   password rooms), pruning, catch-up pages, the per-channel listing; `store::history` is its
+//!   sled I/O and `node::core` decides what is kept, replayed and served.
 //! - [`codec`] (*pure*): codecs, media kinds and what a local track is.
 //! - [`drops`]: the named counters of refused input, as status shows them.
 //! - [`link`] (*pure*): a link's path and its layers' health, as `peers` reports them.
-//! - [`ids`] (*pure*): connection and session ids as types, the node's identity and peer ids.
+//! - [`ids`] (*pure*): connection, session and local track ids as types, the node's identity
+//!   and peer ids (history cursors are `history::Cursor`).
 //! - [`background`]: the low-priority threads for work done for others (relays, catch-up reads).
 //! - [`store`], [`config`]: sled state, configuration.
 //! - [`client`]: the Rust client library (connect, `Session`: join, send, events, replies); the

@@ -24,6 +24,7 @@
 //! ```
 
 pub mod index;
+pub mod listing;
 
 use chacha20poly1305::aead::{Aead, KeyInit};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};

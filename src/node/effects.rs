@@ -7,6 +7,7 @@ use std::time::Instant;
 use tokio::sync::mpsc;
 
 use super::core::{Effect, Input, LINK_QUEUE};
+use super::history_io::HistoryJob;
 use super::{Inner, LinkWriter, Node};
 
 /// Liveness frames a link's writer holds ahead of its data (a ping and a pong at a time, with
@@ -164,13 +165,15 @@ impl Node {
                 rule,
                 budgets,
             } => {
-                let value = crate::history::encode(&entry, &key, rand::random());
-                let stored = io
-                    .history
-                    .as_mut()
-                    .map(|h| h.append(&room, cursor, &value, Some(rule), budgets));
-                if !matches!(stored, Some(Ok(()))) {
-                    inner.core.count(DropReason::HistoryWriteFailed);
+                if let Some(history) = &io.history {
+                    history.send(HistoryJob::Keep {
+                        room,
+                        key,
+                        cursor,
+                        entry,
+                        rule,
+                        budgets,
+                    });
                 }
             }
             Effect::Replay {
@@ -183,19 +186,16 @@ impl Node {
                 let (Some(history), Some(queue)) = (&io.history, io.queues.get(&session)) else {
                     return;
                 };
-                let mut unreadable = 0;
-                for (cursor, value) in history.after(&room, after) {
-                    let Ok(e) = crate::history::decode(&value, &key) else {
-                        unreadable += 1;
-                        continue;
-                    };
-                    if let Some(event) = to.event(cursor, e) {
-                        queue.push(event);
-                    }
-                }
-                for _ in 0..unreadable {
-                    inner.core.count(DropReason::HistoryUnreadable);
-                }
+                // Read on the store's thread; live events wait behind it in the queue.
+                let hold = queue.hold();
+                history.send(HistoryJob::Replay {
+                    room,
+                    key,
+                    after,
+                    to,
+                    queue: queue.clone(),
+                    hold,
+                });
             }
             Effect::ServeHistory {
                 app,
@@ -211,7 +211,7 @@ impl Node {
                 let me = self.me.clone();
                 // Read (and open) on a low-priority reader thread: a peer's request never holds
                 // the lock, and waits when the cores are short.
-                crate::background::spawn_read(move || {
+                let read = move || {
                     let page = match &reader {
                         Some(r) => crate::history::page(
                             r.after(&room, from),
@@ -239,7 +239,14 @@ impl Node {
                             .history_page(&app, &room_id, &peer, page, Instant::now());
                         node.run_effects(&mut inner);
                     });
-                });
+                };
+                // Once the messages kept before the request are stored: the page has them.
+                match &io.history {
+                    Some(history) => history.send(HistoryJob::Then(Box::new(move || {
+                        crate::background::spawn_read(read)
+                    }))),
+                    None => crate::background::spawn_read(read),
+                }
             }
             Effect::Deliver { session, event } => {
                 if let Some(queue) = io.queues.get(&session) {

@@ -18,6 +18,7 @@ mod effects;
 #[cfg(test)]
 mod harness;
 mod history;
+mod history_io;
 mod hooks;
 pub mod identity;
 mod media;
@@ -60,8 +61,8 @@ struct Io {
     pings: HashMap<u64, oneshot::Sender<Duration>>,
     /// Local and remote tracks.
     media: media::MediaIo,
-    /// Kept room messages (durable channels).
-    history: Option<crate::store::history::HistoryStore>,
+    /// Kept room messages (durable channels), on the store's own thread.
+    history: Option<history_io::HistoryIo>,
 }
 
 /// A link's writer task, as the node reaches it.
@@ -229,13 +230,29 @@ impl Node {
         if let Some(h) = &history {
             core.seed_cursor(h.last_cursor());
         }
-        let node = Arc::new_cyclic(|me| Node {
+        let runtime = tokio::runtime::Handle::current();
+        let node = Arc::new_cyclic(|me: &Weak<Node>| Node {
             peer_id: identity.peer_id.clone(),
             config,
             inner: Mutex::new(Inner {
                 core,
                 io: Io {
-                    history,
+                    history: history.and_then(|store| {
+                        let (me, runtime) = (me.clone(), runtime.clone());
+                        let report = move |report| {
+                            let me = me.clone();
+                            runtime.spawn(async move {
+                                if let Some(node) = me.upgrade() {
+                                    node.feed(|core, now| core.handle(Input::Store(report), now));
+                                }
+                            });
+                        };
+                        history_io::HistoryIo::spawn(store, report)
+                            .inspect_err(
+                                |e| tracing::error!(error = %e, "history: no store thread"),
+                            )
+                            .ok()
+                    }),
                     ..Io::default()
                 },
             }),
@@ -247,7 +264,7 @@ impl Node {
             e2e_keys: Mutex::new(HashMap::new()),
             frame_tap: hooks::FrameTap::default(),
             _turn_shims: turn_shims,
-            runtime: tokio::runtime::Handle::current(),
+            runtime,
             turn: Default::default(),
         });
         turn::spawn(&node);
@@ -283,12 +300,14 @@ impl Node {
 
     /// Says goodbye to every peer, closes links and relays.
     pub async fn shutdown(&self) {
+        let (flushed, done) = oneshot::channel();
         let (pcs, writers, channels) = {
             let mut inner = self.lock();
             inner.core.shutdown();
             self.run_effects(&mut inner);
-            if let Some(Err(e)) = inner.io.history.as_ref().map(|h| h.flush()) {
-                tracing::error!(error = %e, "history: flush at shutdown failed");
+            // After every message kept so far (the store's thread works in order).
+            if let Some(h) = &inner.io.history {
+                h.send(history_io::HistoryJob::Flush { reply: flushed });
             }
             let pcs: Vec<Connection> = inner.io.pcs.drain().map(|(_, pc)| pc).collect();
             let (writers, channels): (Vec<mpsc::Sender<Bytes>>, Vec<crate::transport::Channel>) =
@@ -320,6 +339,7 @@ impl Node {
         let closes = pcs.into_iter().map(|pc| async move {
             let _ = tokio::time::timeout(Duration::from_millis(500), pc.close()).await;
         });
+        let _ = tokio::time::timeout(Duration::from_secs(2), done).await;
         futures::future::join_all(closes).await;
         let _ = tokio::time::timeout(Duration::from_millis(500), self.signal.shutdown()).await;
     }

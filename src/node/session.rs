@@ -45,7 +45,15 @@ struct QueueState {
     bytes: usize,
     dropped: u64,
     closed: bool,
+    /// Replays being read, oldest first, each with the live events that came after it.
+    holds: VecDeque<(Hold, VecDeque<SessionEvent>)>,
+    next_hold: u64,
 }
+
+/// A place kept in a session's queue for a replay read off the node's lock: live events that
+/// come meanwhile wait behind it, so the session sees kept messages before newer live ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Hold(u64);
 
 /// Bounded queue of a session's events, in events and in payload bytes.
 #[derive(Debug)]
@@ -81,33 +89,82 @@ impl SessionQueue {
             if s.closed {
                 return;
             }
-            // The latest queued event of the same sender and channel, if it is progress, is
-            // progress of this same message (a message of theirs in between ends the search).
-            if matches!(event.kind, EventKind::Progress { .. })
-                && let Some(queued) = s
-                    .events
-                    .iter_mut()
-                    .rev()
-                    .take(PROGRESS_COALESCE_WINDOW)
-                    .find(|q| stream_of(q).is_some() && stream_of(q) == stream_of(&event))
-                && matches!(queued.kind, EventKind::Progress { .. })
-            {
-                *queued = event;
+            if let Some((_, waiting)) = s.holds.back_mut() {
+                // Bounded like the queue: a replay that never comes back cannot make it grow.
+                let full = waiting.len() >= self.capacity;
+                if full {
+                    waiting.pop_front();
+                }
+                waiting.push_back(event);
+                s.dropped += u64::from(full);
                 return;
             }
-            let size = event_bytes(&event);
-            while !s.events.is_empty()
-                && (s.events.len() >= self.capacity || s.bytes + size > self.max_bytes)
-            {
-                if let Some(old) = s.events.pop_front() {
-                    s.bytes -= event_bytes(&old);
-                }
-                s.dropped += 1;
-            }
-            s.bytes += size;
-            s.events.push_back(event);
+            self.admit(&mut s, event);
         }
         self.notify.notify_one();
+    }
+
+    /// Keeps a place for a replay: events pushed from now on wait until it is released.
+    pub fn hold(&self) -> Hold {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let hold = Hold(s.next_hold);
+        s.next_hold += 1;
+        s.holds.push_back((hold, VecDeque::new()));
+        hold
+    }
+
+    /// Fills a held place with the replayed events, then lets the live events that waited
+    /// behind it through (up to the next hold).
+    pub fn release(&self, hold: Hold, replayed: Vec<SessionEvent>) {
+        {
+            let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+            let Some(at) = s.holds.iter().position(|(h, _)| *h == hold) else {
+                return;
+            };
+            let waiting = s.holds.remove(at).map(|(_, w)| w).unwrap_or_default();
+            let events = replayed.into_iter().chain(waiting);
+            let closed = s.closed;
+            match at.checked_sub(1).and_then(|before| s.holds.get_mut(before)) {
+                // An older replay is still out: these go behind it, in order.
+                Some((_, earlier)) => earlier.extend(events),
+                None if closed => {}
+                None => {
+                    for e in events {
+                        self.admit(&mut s, e);
+                    }
+                }
+            }
+        }
+        self.notify.notify_one();
+    }
+
+    /// Queues one event within the bounds (see [`SessionQueue::push`]).
+    fn admit(&self, s: &mut QueueState, event: SessionEvent) {
+        // The latest queued event of the same sender and channel, if it is progress, is
+        // progress of this same message (a message of theirs in between ends the search).
+        if matches!(event.kind, EventKind::Progress { .. })
+            && let Some(queued) = s
+                .events
+                .iter_mut()
+                .rev()
+                .take(PROGRESS_COALESCE_WINDOW)
+                .find(|q| stream_of(q).is_some() && stream_of(q) == stream_of(&event))
+            && matches!(queued.kind, EventKind::Progress { .. })
+        {
+            *queued = event;
+            return;
+        }
+        let size = event_bytes(&event);
+        while !s.events.is_empty()
+            && (s.events.len() >= self.capacity || s.bytes + size > self.max_bytes)
+        {
+            if let Some(old) = s.events.pop_front() {
+                s.bytes -= event_bytes(&old);
+            }
+            s.dropped += 1;
+        }
+        s.bytes += size;
+        s.events.push_back(event);
     }
 
     /// Ends the queue; `next` returns `None` once drained.
@@ -154,6 +211,38 @@ mod tests {
             room_id: "r".into(),
             kind: EventKind::PeerSeen(n.to_string(), PeerType::Unknown),
         }
+    }
+
+    async fn rooms(q: &SessionQueue, n: usize) -> Vec<u32> {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            out.push(q.next().await.map_or(0, |e| e.room));
+        }
+        out
+    }
+
+    #[tokio::test]
+    async fn a_replay_read_off_the_lock_comes_before_the_live_events_behind_it() {
+        let q = SessionQueue::new(16);
+        q.push(ev(1));
+        let hold = q.hold();
+        q.push(ev(10));
+        q.push(ev(11));
+        q.release(hold, vec![ev(5), ev(6)]);
+        q.push(ev(12));
+        assert_eq!(rooms(&q, 6).await, vec![1, 5, 6, 10, 11, 12]);
+    }
+
+    #[tokio::test]
+    async fn replays_released_out_of_order_still_come_in_the_order_they_were_held() {
+        let q = SessionQueue::new(16);
+        let first = q.hold();
+        q.push(ev(10));
+        let second = q.hold();
+        q.push(ev(20));
+        q.release(second, vec![ev(2)]);
+        q.release(first, vec![ev(1)]);
+        assert_eq!(rooms(&q, 4).await, vec![1, 10, 2, 20]);
     }
 
     #[tokio::test]

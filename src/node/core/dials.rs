@@ -71,7 +71,10 @@ impl Core {
                         .conns
                         .iter()
                         .filter(|(_, c)| {
-                            c.app == key.app && c.peer == peer && c.offer_id == offer_id && !c.open
+                            c.link.app == key.app
+                                && c.link.peer == peer
+                                && c.offer_id == offer_id
+                                && !c.open
                         })
                         .map(|(id, _)| *id)
                         .collect();
@@ -89,7 +92,7 @@ impl Core {
         self.st
             .conns
             .iter()
-            .find(|(_, c)| c.app == app && c.peer == peer && c.offer_id == offer_id)
+            .find(|(_, c)| c.link.app == app && c.link.peer == peer && c.offer_id == offer_id)
             .map(|(id, _)| *id)
     }
 
@@ -100,7 +103,7 @@ impl Core {
                 .st
                 .conns
                 .values()
-                .any(|c| c.app == key.app && c.peer == peer && c.room == key.room)
+                .any(|c| c.link.app == key.app && c.link.peer == peer && c.room == key.room)
         {
             return;
         }
@@ -128,7 +131,7 @@ impl Core {
             .st
             .conns
             .iter()
-            .filter(|(_, c)| c.app == key.app && c.peer == peer && !c.open)
+            .filter(|(_, c)| c.link.app == key.app && c.link.peer == peer && !c.open)
             .map(|(id, _)| *id)
             .collect();
         for id in stale {
@@ -299,7 +302,7 @@ impl Core {
             return;
         };
         let key = c.room_key();
-        let (peer, offer_id) = (c.peer.clone(), c.offer_id.clone());
+        let (peer, offer_id) = (c.link.peer.clone(), c.offer_id.clone());
         match sdp {
             Ok(sdp) => {
                 c.ready = true;
@@ -353,7 +356,7 @@ impl Core {
             return;
         };
         let key = c.room_key();
-        let (peer, offer_id) = (c.peer.clone(), c.offer_id.clone());
+        let (peer, offer_id) = (c.link.peer.clone(), c.offer_id.clone());
         tracing::debug!(%conn, candidate = json, "local candidate");
         self.signal_room(&key, |s| s.local_candidate(&peer, &offer_id, json));
         self.drain();

@@ -165,7 +165,7 @@ impl Core {
 
     /// The peer a connection goes to.
     pub fn conn_peer(&self, conn: ConnId) -> Option<&str> {
-        self.st.conns.get(&conn).map(|c| c.peer.as_str())
+        self.st.conns.get(&conn).map(|c| c.link.peer.as_str())
     }
 
     /// A raw action's frames for a room and the link to `peer`, bypassing every check a send

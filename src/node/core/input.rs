@@ -7,11 +7,12 @@
 
 use std::time::Instant;
 
+use crate::drops::DropReason;
 use crate::ids::ConnId;
 use crate::signal::Incoming;
 
 use super::Core;
-use super::types::IceProblem;
+use super::types::{IceProblem, StoreReport};
 
 /// One event from outside the core.
 #[derive(Debug)]
@@ -96,6 +97,8 @@ pub enum Input<'a> {
         /// The local track it is for.
         track: crate::ids::TrackId,
     },
+    /// The history store's thread reports a failure.
+    Store(StoreReport),
     /// A remote track of a connection ended.
     RemoteTrackEnded {
         /// The connection.
@@ -128,6 +131,13 @@ impl Core {
             Input::MediaAnswerApplied { conn, ok } => self.media_answer_applied(conn, ok, now),
             Input::KeyframeWanted { conn, track } => self.keyframe_wanted(conn, track, now),
             Input::RemoteTrackEnded { conn, track } => self.remote_track_ended(conn, track, now),
+            Input::Store(report) => {
+                self.at(now);
+                match report {
+                    StoreReport::WriteFailed => self.count(DropReason::HistoryWriteFailed),
+                    StoreReport::Unreadable(n) => self.count_n(DropReason::HistoryUnreadable, n),
+                }
+            }
         }
     }
 

@@ -375,7 +375,7 @@ impl Core {
             self.st.relay_next.insert(c.link_key());
         }
         if let Some(e) = self.st.rooms.get_mut(&c.room_key()) {
-            e.signal.dial_failed(&c.peer, &c.offer_id);
+            e.signal.dial_failed(&c.link.peer, &c.offer_id);
             if announce_again {
                 e.signal.restart_burst(self.now);
             }

@@ -357,7 +357,7 @@ impl Core {
             .st
             .conns
             .iter()
-            .filter(|(_, c)| !c.open && c.app == key.app && c.room == key.room)
+            .filter(|(_, c)| !c.open && c.link.app == key.app && c.room == key.room)
             .map(|(id, _)| *id)
             .collect();
         for id in dead {

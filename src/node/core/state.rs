@@ -84,10 +84,10 @@ pub(super) struct SessionEntry {
 
 /// One connection attempt or live connection.
 pub(super) struct Conn {
-    pub app: String,
-    pub peer: String,
+    /// The app and peer it links.
+    pub link: LinkKey,
     pub offer_id: String,
-    /// Room whose signaling created it.
+    /// Room (of `link.app`) whose signaling created it.
     pub room: String,
     /// The driver has a peer connection for it (offer or answer made).
     pub ready: bool,
@@ -109,8 +109,10 @@ pub(super) struct Conn {
 impl Conn {
     pub fn new(app: &str, peer: String, offer_id: String, room: &str, started: Instant) -> Self {
         Conn {
-            app: app.to_owned(),
-            peer,
+            link: LinkKey {
+                app: app.to_owned(),
+                peer,
+            },
             offer_id,
             room: room.to_owned(),
             ready: false,
@@ -126,11 +128,11 @@ impl Conn {
     }
 
     pub fn room_key(&self) -> RoomKey {
-        RoomKey::new(&self.app, &self.room)
+        RoomKey::new(&self.link.app, &self.room)
     }
 
     pub fn link_key(&self) -> LinkKey {
-        LinkKey::new(&self.app, &self.peer)
+        self.link.clone()
     }
 }
 

@@ -136,3 +136,12 @@ pub struct IceProblem {
     /// What failed and what it means for connecting.
     pub message: String,
 }
+
+/// What went wrong on the history store's thread (told back to the core to be counted).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreReport {
+    /// A kept message could not be stored.
+    WriteFailed,
+    /// Entries of a replay that did not open.
+    Unreadable(u64),
+}
