@@ -56,17 +56,20 @@ async fn next_message(rx: &mut mpsc::UnboundedReceiver<TransportEvent>) -> Bytes
     }
 }
 
-/// Seconds to move `count` messages of `size` bytes from a to b.
+/// Seconds to move `count` messages of `size` bytes from a to b. A message larger than a
+/// link takes (`transport::MAX_MESSAGE_BYTES`) goes as several, as the daemon chunks it.
 async fn engine_transfer(p: &mut EnginePair, size: usize, count: usize) -> f64 {
-    let payload = BytesMut::from(&vec![7u8; size][..]);
+    let piece = size.min(transport::MAX_MESSAGE_BYTES);
+    let pieces = count * size.div_ceil(piece);
+    let payload = BytesMut::from(&vec![7u8; piece][..]);
     let start = Instant::now();
     let a = p.a.clone();
     let sender = tokio::spawn(async move {
-        for _ in 0..count {
+        for _ in 0..pieces {
             a.send(payload.clone()).await.expect("send");
         }
     });
-    for _ in 0..count {
+    for _ in 0..pieces {
         next_message(&mut p.b_rx).await;
     }
     let secs = start.elapsed().as_secs_f64();
