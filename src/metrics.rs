@@ -14,8 +14,8 @@ use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::{Registry, Unit};
 
 use crate::drops::DropReason;
+use crate::node::Observer;
 use crate::node::StatusInfo;
-use crate::node::core::Observer;
 use crate::signal::pool::RelayPhase;
 
 /// Every relay state, so a scrape shows zeros rather than missing series.

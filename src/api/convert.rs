@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::node::core::media::SurfacedTrack;
+use crate::node::SurfacedTrack;
 use crate::node::session::{EventKind, PeerType, SessionEvent};
 use crate::node::{NodeError, StatusInfo};
 use crate::proto;
@@ -55,9 +55,9 @@ pub fn payload_to_proto(payload: Payload, meta: Option<Value>) -> proto::Payload
 fn response_to_proto(
     request_id: u64,
     peer: String,
-    outcome: crate::node::core::requests::Outcome,
+    outcome: crate::node::Outcome,
 ) -> proto::Response {
-    use crate::node::core::requests::Outcome;
+    use crate::node::Outcome;
     use proto::ResponseStatus as S;
     let mut r = proto::Response {
         request_id,
@@ -109,7 +109,7 @@ fn media_event_to_proto(kind: EventKind) -> proto::event::Kind {
             stream_id,
             meta,
         } => Kind::StreamAdd(proto::MediaEvent {
-            peer,
+            peer: peer.into(),
             stream_id,
             meta_json: meta.map(|m| m.to_string()).unwrap_or_default(),
             ..Default::default()
@@ -119,17 +119,17 @@ fn media_event_to_proto(kind: EventKind) -> proto::event::Kind {
             None => Kind::TrackAdd(proto::MediaEvent::default()),
         },
         EventKind::TrackReady { track, peer } => Kind::TrackReady(proto::MediaEvent {
-            peer,
+            peer: peer.into(),
             local_track: track.0,
             ..Default::default()
         }),
         EventKind::KeyframeWanted { track, peer } => Kind::KeyframeWanted(proto::MediaEvent {
-            peer,
+            peer: peer.into(),
             local_track: track.0,
             ..Default::default()
         }),
         EventKind::TrackRemove { peer, track_id } => Kind::TrackRemove(proto::MediaEvent {
-            peer,
+            peer: peer.into(),
             track_id,
             ..Default::default()
         }),
@@ -142,18 +142,18 @@ pub fn event_to_proto(ev: SessionEvent) -> proto::ServerMessage {
     use proto::event::Kind;
     let kind = match ev.kind {
         EventKind::PeerJoin(p, security, t) => Kind::PeerJoin(proto::PeerEvent {
-            peer: p,
+            peer: p.into(),
             security: security.as_str().to_owned(),
             r#type: peer_type(t).into(),
             ..Default::default()
         }),
         EventKind::PeerLeave(p, r) => Kind::PeerLeave(proto::PeerEvent {
-            peer: p,
+            peer: p.into(),
             reason: r.as_str().to_owned(),
             ..Default::default()
         }),
         EventKind::PeerSeen(p, t) => Kind::PeerSeen(proto::PeerEvent {
-            peer: p,
+            peer: p.into(),
             r#type: peer_type(t).into(),
             ..Default::default()
         }),
@@ -163,7 +163,7 @@ pub fn event_to_proto(ev: SessionEvent) -> proto::ServerMessage {
             cell,
             bridge,
         } => Kind::MeshPeerState(proto::MeshPeerState {
-            peer,
+            peer: peer.into(),
             linked,
             cell,
             bridge,
@@ -179,7 +179,7 @@ pub fn event_to_proto(ev: SessionEvent) -> proto::ServerMessage {
             verified,
         } => Kind::Message(proto::Message {
             channel,
-            from,
+            from: from.into(),
             local,
             payload: Some(payload_to_proto(payload, meta)),
             cursor: cursor.micros(),
@@ -193,7 +193,7 @@ pub fn event_to_proto(ev: SessionEvent) -> proto::ServerMessage {
             meta,
         } => Kind::Progress(proto::Progress {
             channel,
-            from,
+            from: from.into(),
             fraction,
             meta_json: meta.map(|m| m.to_string()).unwrap_or_default(),
         }),
@@ -204,7 +204,7 @@ pub fn event_to_proto(ev: SessionEvent) -> proto::ServerMessage {
         } => Kind::RoomError(proto::RoomError {
             code,
             message,
-            peer,
+            peer: peer.into(),
         }),
         EventKind::Request {
             id,
@@ -215,21 +215,21 @@ pub fn event_to_proto(ev: SessionEvent) -> proto::ServerMessage {
         } => Kind::Request(proto::IncomingRequest {
             id,
             channel,
-            from,
+            from: from.into(),
             payload: Some(payload_to_proto(payload, meta)),
         }),
         EventKind::Response {
             request,
             peer,
             outcome,
-        } => Kind::Response(response_to_proto(request, peer, outcome)),
+        } => Kind::Response(response_to_proto(request, peer.into(), outcome)),
         EventKind::Undelivered {
             peer,
             channel,
             messages,
             bytes,
         } => Kind::Undelivered(proto::Undelivered {
-            peer,
+            peer: peer.into(),
             channel,
             messages,
             bytes,
@@ -281,7 +281,7 @@ pub fn relay_to_proto(r: crate::signal::driver::RelayState) -> proto::RelayInfo 
 /// Converts a peer into its API form.
 pub fn peer_to_proto(p: crate::node::PeerInfo) -> proto::PeerInfo {
     proto::PeerInfo {
-        id: p.id,
+        id: p.id.into(),
         rtt_ms: p.rtt_ms,
         connected_ms: p.connected_ms,
         security: p.security.as_str().to_owned(),

@@ -12,7 +12,7 @@ use super::leg::{Leg, LegCommand};
 use crate::drops::DropReason;
 use crate::ids::TrackId;
 use crate::node::Node;
-use crate::node::core::media::TrackRequest;
+use crate::node::TrackRequest;
 use crate::node::session::{EventKind, SessionId};
 use crate::proto::{self, client_message::Body};
 use crate::transport::media::{Codec, TrackSpec};
@@ -140,7 +140,7 @@ pub async fn handle(
                 .request(
                     session,
                     r.room,
-                    crate::node::core::RequestSpec {
+                    crate::node::RequestSpec {
                         app_request: msg.request_id,
                         channel: r.channel,
                         payload,

@@ -40,7 +40,10 @@ use crate::transport::{
     Channel, ConnId, Connection, SendWindow, Transport, TransportConfig, TransportEvent,
 };
 use crate::wire::e2e::E2eKey;
+pub use core::media::{KEYFRAME_GAP, SurfacedTrack, TrackRequest};
+pub use core::requests::Outcome;
 use core::{Core, CoreConfig, Input};
+pub use core::{Observer, RequestSpec};
 use identity::Identity;
 use session::{SessionId, SessionQueue};
 pub use types::{JoinOptions, NodeError, PeerInfo, RoomInfo, Since, StatusInfo};

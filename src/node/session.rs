@@ -209,7 +209,7 @@ mod tests {
             room: n,
             app: "a".into(),
             room_id: "r".into(),
-            kind: EventKind::PeerSeen(n.to_string(), PeerType::Unknown),
+            kind: EventKind::PeerSeen(crate::ids::PeerId::from(n.to_string()), PeerType::Unknown),
         }
     }
 

@@ -18,8 +18,8 @@ use tokio::sync::{broadcast, mpsc};
 
 use crate::drops::DropReason;
 use crate::ids::{ConnId, TrackId};
-use crate::node::core::media::{KEYFRAME_GAP, SurfacedTrack, TrackRequest};
 use crate::node::session::{EventKind, SessionEvent, SessionId};
+use crate::node::{KEYFRAME_GAP, SurfacedTrack, TrackRequest};
 use crate::node::{Node, NodeError};
 use crate::proto;
 use crate::transport::media::{self, LocalTrack, MediaKind, RemoteEvent, RemoteTrack, TrackSpec};

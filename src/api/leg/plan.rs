@@ -7,7 +7,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
-use crate::node::core::media::SurfacedTrack;
+use crate::node::SurfacedTrack;
 use crate::transport::media::MediaKind;
 
 /// How long a publish waits for the page's media after its slot was offered.

@@ -402,7 +402,7 @@ impl Core {
                     c.handle,
                     EventKind::Message {
                         channel: x.channel,
-                        from: x.from,
+                        from: x.from.into(),
                         local: false,
                         payload: x.payload,
                         meta: x.meta,

@@ -41,7 +41,7 @@ impl Core {
                     self.effect(Effect::Relay(command))
                 }
                 Action::Seen { peer } => {
-                    self.emit(key, EventKind::PeerSeen(peer, PeerType::Unknown))
+                    self.emit(key, EventKind::PeerSeen(peer.into(), PeerType::Unknown))
                 }
                 Action::StartOffer { peer, offer_id } => self.start_offer(key, peer, offer_id),
                 Action::AcceptOffer {
@@ -187,7 +187,7 @@ impl Core {
                     message:
                         "a peer's signaling could not be decrypted: it uses a different password"
                             .into(),
-                    peer: String::new(),
+                    peer: crate::ids::PeerId::default(),
                 },
             );
         }

@@ -2,6 +2,7 @@
 
 use serde_json::Value;
 
+pub use crate::ids::PeerId;
 use crate::room::{LeaveReason, Security};
 use crate::wire::Payload;
 
@@ -22,15 +23,15 @@ pub enum PeerType {
 #[derive(Debug, Clone, PartialEq)]
 pub enum EventKind {
     /// A peer completed the handshake, with how its payloads are protected and what it is.
-    PeerJoin(String, Security, PeerType),
+    PeerJoin(PeerId, Security, PeerType),
     /// A peer left, and why.
-    PeerLeave(String, LeaveReason),
+    PeerLeave(PeerId, LeaveReason),
     /// A peer announced itself for the first time, or a joined peer declared it keeps channels.
-    PeerSeen(String, PeerType),
+    PeerSeen(PeerId, PeerType),
     /// A cells room: a link to a member came up or went down.
     MeshPeerState {
         /// The member.
-        peer: String,
+        peer: PeerId,
         /// The link is up.
         linked: bool,
         /// Its cell in the topology in force.
@@ -43,7 +44,7 @@ pub enum EventKind {
         /// Channel name.
         channel: String,
         /// Sender peer id (the node's own id for local sends).
-        from: String,
+        from: PeerId,
         /// Sent by another session on this node.
         local: bool,
         /// Payload.
@@ -63,7 +64,7 @@ pub enum EventKind {
         /// Channel name.
         channel: String,
         /// Sender.
-        from: String,
+        from: PeerId,
         /// 0.0..=1.0.
         fraction: f32,
         /// Metadata.
@@ -76,7 +77,7 @@ pub enum EventKind {
         /// Human message.
         message: String,
         /// Peer concerned, if any.
-        peer: String,
+        peer: PeerId,
     },
     /// This many events were dropped because the session did not keep up.
     Lagged(u64),
@@ -85,7 +86,7 @@ pub enum EventKind {
     /// A peer's media stream arrived (its first track, with the stream's metadata).
     StreamAdd {
         /// The sending peer.
-        peer: String,
+        peer: PeerId,
         /// The media stream id.
         stream_id: String,
         /// The sender's metadata.
@@ -94,7 +95,7 @@ pub enum EventKind {
     /// A peer's track arrived.
     TrackAdd {
         /// The sending peer.
-        peer: String,
+        peer: PeerId,
         /// The media stream id.
         stream_id: String,
         /// The track id.
@@ -109,7 +110,7 @@ pub enum EventKind {
         /// The local track's id.
         track: crate::ids::TrackId,
         /// The peer.
-        peer: String,
+        peer: PeerId,
     },
     /// A peer asks for a keyframe of one of this session's tracks (RTCP PLI or FIR): the next
     /// frame written should be one.
@@ -117,12 +118,12 @@ pub enum EventKind {
         /// The local track's id.
         track: crate::ids::TrackId,
         /// The peer.
-        peer: String,
+        peer: PeerId,
     },
     /// A peer's track ended.
     TrackRemove {
         /// The sending peer.
-        peer: String,
+        peer: PeerId,
         /// The track id.
         track_id: String,
     },
@@ -133,7 +134,7 @@ pub enum EventKind {
         /// Channel (the page's request action).
         channel: String,
         /// The requester.
-        from: String,
+        from: PeerId,
         /// The request's data.
         payload: Payload,
         /// The requester's own metadata (Trystero's `m`).
@@ -143,7 +144,7 @@ pub enum EventKind {
     /// while they were in flight and it did not come back in time.
     Undelivered {
         /// The peer.
-        peer: String,
+        peer: PeerId,
         /// The channel they were sent on.
         channel: String,
         /// How many messages.
@@ -156,7 +157,7 @@ pub enum EventKind {
         /// The app's id of the request (its `request_id`).
         request: u64,
         /// The target.
-        peer: String,
+        peer: PeerId,
         /// The reply, a rejection, a timeout or a departure.
         outcome: Outcome,
     },

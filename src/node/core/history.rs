@@ -131,7 +131,7 @@ impl Replay {
             kind: crate::node::core::events::EventKind::Message {
                 local: e.origin == self.me,
                 channel: e.channel,
-                from: e.origin,
+                from: e.origin.into(),
                 payload: e.payload,
                 meta: e.meta,
                 cursor,

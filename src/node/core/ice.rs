@@ -39,6 +39,6 @@ fn ice_error(code: &str, message: &str) -> EventKind {
     EventKind::Error {
         code: code.to_owned(),
         message: message.to_owned(),
-        peer: String::new(),
+        peer: crate::ids::PeerId::default(),
     }
 }

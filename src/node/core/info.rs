@@ -41,7 +41,7 @@ impl Core {
             .room
             .joined_peers()
             .map(|p| PeerInfo {
-                id: p.to_owned(),
+                id: crate::ids::PeerId::from(p),
                 rtt_ms: entry.rtts.get(p).copied().unwrap_or(0.0),
                 connected_ms: self.st.links.get(&LinkKey::new(app, p)).map_or(0, |l| {
                     now.saturating_duration_since(l.connected_at).as_millis() as u64
@@ -126,7 +126,7 @@ impl Core {
     /// Peers this node holds a live link to (harness).
     #[cfg(test)]
     pub fn link_peers(&self) -> Vec<String> {
-        self.st.links.keys().map(|k| k.peer.clone()).collect()
+        self.st.links.keys().map(|k| k.peer.to_string()).collect()
     }
 
     /// Connection attempts not yet open (harness).

@@ -187,7 +187,10 @@ impl Core {
                         .is_none()
                 };
                 if became_keeper {
-                    self.emit(key, EventKind::PeerSeen(peer.to_owned(), PeerType::Keeper));
+                    self.emit(
+                        key,
+                        EventKind::PeerSeen(crate::ids::PeerId::from(peer), PeerType::Keeper),
+                    );
                 }
                 self.start_catchups(key);
             }

@@ -270,11 +270,17 @@ impl Lifecycle for Apps {
             .rooms
             .get(key)
             .map_or(PeerType::Member, |e| e.history.peer_type(peer));
-        core.emit(key, EventKind::PeerJoin(peer.to_owned(), security, kind));
+        core.emit(
+            key,
+            EventKind::PeerJoin(crate::ids::PeerId::from(peer), security, kind),
+        );
     }
 
     fn peer_left(&self, core: &mut Core, key: &RoomKey, peer: &str, reason: LeaveReason) {
-        core.emit(key, EventKind::PeerLeave(peer.to_owned(), reason));
+        core.emit(
+            key,
+            EventKind::PeerLeave(crate::ids::PeerId::from(peer), reason),
+        );
     }
 }
 

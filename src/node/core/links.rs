@@ -413,7 +413,11 @@ impl Core {
             if let Some(entry) = self.st.rooms.get_mut(&key)
                 && let Some(frame) = entry.room.ping(&peer, now)
             {
-                entry.ping_waiters.entry(peer).or_default().push_back(None);
+                entry
+                    .ping_waiters
+                    .entry(peer.into())
+                    .or_default()
+                    .push_back(None);
                 self.effects.push(Effect::FrameFirst { conn, frame });
             }
         }

@@ -84,7 +84,7 @@ impl SurfacedTrack {
                 codec,
                 meta,
             } => Some(SurfacedTrack {
-                peer,
+                peer: peer.into(),
                 stream_id,
                 track_id,
                 codec,
@@ -280,7 +280,7 @@ impl Core {
             self.emit(
                 key,
                 EventKind::TrackRemove {
-                    peer: peer.to_owned(),
+                    peer: crate::ids::PeerId::from(peer),
                     track_id,
                 },
             );
@@ -540,7 +540,7 @@ impl Core {
             self.emit(
                 key,
                 EventKind::TrackAdd {
-                    peer,
+                    peer: peer.into(),
                     stream_id,
                     track_id: id,
                     codec,
@@ -593,7 +593,7 @@ impl Core {
         self.st.remote_tracks.insert(
             (conn, track_id),
             RemoteTrackEntry {
-                peer: lk.peer.clone(),
+                peer: lk.peer.to_string(),
                 app: lk.app.clone(),
                 stream_id,
                 codec,
@@ -694,7 +694,7 @@ impl Core {
             self.emit(
                 &room,
                 EventKind::TrackRemove {
-                    peer: t.peer,
+                    peer: t.peer.into(),
                     track_id: track_id.to_owned(),
                 },
             );

@@ -75,7 +75,7 @@ impl Core {
         );
         let kind = EventKind::Message {
             channel,
-            from,
+            from: from.into(),
             local: false,
             payload,
             meta,
@@ -162,7 +162,7 @@ impl Core {
                     key,
                     EventKind::Progress {
                         channel,
-                        from,
+                        from: from.into(),
                         fraction,
                         meta,
                     },
@@ -182,7 +182,7 @@ impl Core {
                 EventKind::Error {
                     code: code.to_owned(),
                     message,
-                    peer,
+                    peer: peer.into(),
                 },
             ),
             RoomEvent::Pong(peer) => self.pong(key, &peer),

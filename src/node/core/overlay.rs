@@ -122,7 +122,7 @@ impl Core {
         self.emit(
             key,
             EventKind::MeshPeerState {
-                peer,
+                peer: peer.into(),
                 linked,
                 cell,
                 bridge,

@@ -175,7 +175,7 @@ impl Core {
             })
             .collect();
         for (peer, security, kind) in joined {
-            let kind = EventKind::PeerJoin(peer, security, kind);
+            let kind = EventKind::PeerJoin(peer.into(), security, kind);
             self.effect(Effect::deliver(session, handle, &key, kind));
         }
         self.tell_ice_problem(session, handle, &key);
@@ -266,7 +266,7 @@ impl Core {
             return;
         };
         let presence = entry.room.presence_frame(true);
-        let linked: Vec<(String, ConnId)> = self
+        let linked: Vec<(crate::ids::PeerId, ConnId)> = self
             .st
             .links
             .iter()

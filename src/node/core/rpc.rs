@@ -205,7 +205,7 @@ impl Core {
                 let kind = EventKind::Request {
                     id,
                     channel,
-                    from,
+                    from: from.into(),
                     payload,
                     meta: user,
                 };
@@ -327,7 +327,7 @@ impl Core {
         };
         let kind = EventKind::Response {
             request: r.app_request,
-            peer: r.peer,
+            peer: r.peer.into(),
             outcome: r.outcome,
         };
         self.effects

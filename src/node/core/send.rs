@@ -181,7 +181,7 @@ impl Core {
             }
             let kind = EventKind::Message {
                 channel: channel.to_owned(),
-                from: me.to_owned(),
+                from: crate::ids::PeerId::from(me.as_str()),
                 local: true,
                 payload: payload.clone(),
                 meta: meta.cloned(),

@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Instant;
 
 use crate::drops::DropReason;
-use crate::ids::ConnId;
+use crate::ids::{ConnId, PeerId};
 use crate::node::core::cells::CellRoom;
 use crate::node::core::events::SessionId;
 use crate::room::Room;
@@ -33,14 +33,14 @@ impl RoomKey {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub(crate) struct LinkKey {
     pub app: String,
-    pub peer: String,
+    pub peer: PeerId,
 }
 
 impl LinkKey {
     pub fn new(app: &str, peer: &str) -> Self {
         LinkKey {
             app: app.to_owned(),
-            peer: peer.to_owned(),
+            peer: peer.into(),
         }
     }
 }
@@ -111,7 +111,7 @@ impl Conn {
         Conn {
             link: LinkKey {
                 app: app.to_owned(),
-                peer,
+                peer: peer.into(),
             },
             offer_id,
             room: room.to_owned(),

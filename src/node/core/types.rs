@@ -92,7 +92,7 @@ impl NodeError {
 #[derive(Debug, Clone)]
 pub struct PeerInfo {
     /// Peer id.
-    pub id: String,
+    pub id: crate::ids::PeerId,
     /// Last measured round trip (ms), 0 if none.
     pub rtt_ms: f64,
     /// Time since the link came up (ms).

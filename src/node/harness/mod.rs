@@ -151,7 +151,7 @@ impl Sim {
     pub fn joined(&self, room: &str) -> BTreeSet<String> {
         self.core
             .peers(APP, room, Instant::now())
-            .map(|ps| ps.into_iter().map(|p| p.id).collect())
+            .map(|ps| ps.into_iter().map(|p| p.id.into_string()).collect())
             .unwrap_or_default()
     }
 
@@ -165,7 +165,7 @@ impl Sim {
                     from,
                     payload: Payload::Text(t),
                     ..
-                } if c == channel => Some((from.clone(), t.clone())),
+                } if c == channel => Some((from.to_string(), t.clone())),
                 _ => None,
             })
             .collect()

@@ -85,7 +85,7 @@ fn messages(effects: &[Effect]) -> Vec<(String, String)> {
                     from,
                     payload: crate::wire::Payload::Text(t),
                     ..
-                } => Some((from.clone(), t.clone())),
+                } => Some((from.to_string(), t.clone())),
                 _ => None,
             },
             _ => None,

@@ -20,7 +20,7 @@ fn undelivered(sim: &Sim) -> Vec<(String, String, u64)> {
                 channel,
                 messages,
                 ..
-            } => Some((peer.clone(), channel.clone(), *messages)),
+            } => Some((peer.to_string(), channel.clone(), *messages)),
             _ => None,
         })
         .collect()

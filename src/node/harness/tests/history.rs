@@ -41,7 +41,7 @@ fn chats(net: &Net, i: usize) -> Vec<Chat> {
                 verified,
                 ..
             } if channel == "chat" => Some(Chat {
-                from: from.clone(),
+                from: from.to_string(),
                 cursor: *cursor,
                 history: *history,
                 verified: *verified,

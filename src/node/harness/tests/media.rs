@@ -16,7 +16,7 @@ fn tracks_seen(sim: &Sim) -> Vec<(String, String, String, Option<serde_json::Val
                 meta,
                 ..
             } => Some((
-                peer.clone(),
+                peer.to_string(),
                 stream_id.clone(),
                 track_id.clone(),
                 meta.clone(),
@@ -242,7 +242,7 @@ fn a_receivers_keyframe_requests_reach_the_sender_at_most_four_times_a_second() 
         .events
         .iter()
         .filter_map(|e| match &e.kind {
-            EventKind::KeyframeWanted { peer, .. } => Some(peer.clone()),
+            EventKind::KeyframeWanted { peer, .. } => Some(peer.to_string()),
             _ => None,
         })
         .collect();

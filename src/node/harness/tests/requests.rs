@@ -34,7 +34,13 @@ fn requests(sim: &Sim) -> Vec<(u64, String, String, String, Option<serde_json::V
                 from,
                 payload: Payload::Text(t),
                 meta,
-            } => Some((*id, channel.clone(), from.clone(), t.clone(), meta.clone())),
+            } => Some((
+                *id,
+                channel.clone(),
+                from.to_string(),
+                t.clone(),
+                meta.clone(),
+            )),
             _ => None,
         })
         .collect()
@@ -48,7 +54,7 @@ fn outcomes(sim: &Sim, request: u64) -> Vec<(String, Outcome)> {
                 request: r,
                 peer,
                 outcome,
-            } if *r == request => Some((peer.clone(), outcome.clone())),
+            } if *r == request => Some((peer.to_string(), outcome.clone())),
             _ => None,
         })
         .collect()
