@@ -157,23 +157,9 @@ impl Node {
                     });
                 }
             }
-            Effect::Keep {
-                room,
-                key,
-                cursor,
-                entry,
-                rule,
-                budgets,
-            } => {
+            Effect::Keep(kept) => {
                 if let Some(history) = &io.history {
-                    history.send(HistoryJob::Keep {
-                        room,
-                        key,
-                        cursor,
-                        entry,
-                        rule,
-                        budgets,
-                    });
+                    history.send(HistoryJob::Keep(kept));
                 }
             }
             Effect::Replay {

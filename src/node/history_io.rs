@@ -12,30 +12,17 @@ use std::sync::{Arc, mpsc};
 
 use tokio::sync::oneshot;
 
-use super::core::history::Replay;
+use super::core::history::{KeptMessage, Replay};
 use super::core::types::StoreReport;
 use super::session::{Hold, SessionQueue};
 use crate::history::listing::{self, ChannelListing, HeldTag};
-use crate::history::{self, Budgets, Cursor, Entry, HistoryKey, KeepRule, Totals};
+use crate::history::{self, Cursor, HistoryKey, Totals};
 use crate::store::history::{HistoryReader, HistoryStore};
 
 /// One job for the store's thread.
 pub(super) enum HistoryJob {
     /// Encrypt and store a kept message.
-    Keep {
-        /// The room's history id.
-        room: [u8; 16],
-        /// The room's history key.
-        key: HistoryKey,
-        /// The message's cursor.
-        cursor: Cursor,
-        /// The message.
-        entry: Box<Entry>,
-        /// Its channel's rule.
-        rule: KeepRule,
-        /// The room's and the node's byte budgets.
-        budgets: Budgets,
-    },
+    Keep(KeptMessage),
     /// Read a room's kept messages after `after` into a session's held place.
     Replay {
         /// The room's history id.
@@ -128,16 +115,11 @@ impl HistoryIo {
 fn run(mut store: HistoryStore, jobs: mpsc::Receiver<HistoryJob>, report: impl Fn(StoreReport)) {
     while let Ok(job) = jobs.recv() {
         match job {
-            HistoryJob::Keep {
-                room,
-                key,
-                cursor,
-                entry,
-                rule,
-                budgets,
-            } => {
-                let value = history::encode(&entry, &key, rand::random());
-                if let Err(e) = store.append(&room, cursor, &value, Some(rule), budgets) {
+            HistoryJob::Keep(kept) => {
+                let value = history::encode(&kept.entry, &kept.key, rand::random());
+                let (room, cursor) = (kept.room, kept.cursor);
+                let stored = store.append(&room, cursor, &value, Some(kept.rule), kept.budgets);
+                if let Err(e) = stored {
                     tracing::warn!(error = %e, "history: a kept message was not stored");
                     report(StoreReport::WriteFailed);
                 }

@@ -94,6 +94,23 @@ pub(super) struct Incoming<'a> {
     pub framed: Option<Vec<u8>>,
 }
 
+/// A message to keep: stored (encrypted with a fresh nonce) and the room's limits applied.
+#[derive(Debug)]
+pub struct KeptMessage {
+    /// The room's history id.
+    pub room: [u8; 16],
+    /// The room's history key.
+    pub key: HistoryKey,
+    /// The message's cursor.
+    pub cursor: Cursor,
+    /// The message (boxed: it is much larger than the other effects).
+    pub entry: Box<Entry>,
+    /// Its channel's rule.
+    pub rule: KeepRule,
+    /// The room's and the node's byte budgets.
+    pub budgets: crate::history::Budgets,
+}
+
 /// A resuming session's replay: which kept entries it gets and how each is told. Both drivers
 /// (the node's and the harness's) read the entries and ask this, so the rule lives once.
 #[derive(Debug, Clone, PartialEq)]
@@ -162,7 +179,7 @@ impl Core {
             return Cursor::default();
         };
         let cursor = self.next_cursor();
-        let effect = Effect::Keep {
+        let effect = Effect::Keep(KeptMessage {
             room,
             key: history_key,
             cursor,
@@ -182,7 +199,7 @@ impl Core {
                 room: self.config.history_budget,
                 node: self.config.history_node_budget,
             },
-        };
+        });
         self.effect(effect);
         cursor
     }

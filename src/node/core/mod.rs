@@ -189,20 +189,7 @@ pub enum Effect {
         delay: Duration,
     },
     /// Store a kept message (encode it with a fresh nonce) and apply the room's limits.
-    Keep {
-        /// The room's history id.
-        room: [u8; 16],
-        /// The room's history key.
-        key: crate::history::HistoryKey,
-        /// The message's cursor.
-        cursor: crate::history::Cursor,
-        /// The message (boxed: it is much larger than the other effects).
-        entry: Box<crate::history::Entry>,
-        /// Its channel's rule.
-        rule: crate::history::KeepRule,
-        /// The room's and the node's byte budgets.
-        budgets: crate::history::Budgets,
-    },
+    Keep(history::KeptMessage),
     /// Deliver a room's kept messages after `after` to a session, oldest first, flagged
     /// `history`, before anything that follows.
     Replay {

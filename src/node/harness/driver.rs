@@ -126,12 +126,9 @@ impl Net {
                     .history_page(&app, &room_id, &peer, page, now);
                 self.run_effects(i);
             }
-            Effect::Keep {
-                room,
-                cursor,
-                entry,
-                ..
-            } => self.nodes[i].kept.push((room, cursor, *entry)),
+            Effect::Keep(kept) => self.nodes[i]
+                .kept
+                .push((kept.room, kept.cursor, *kept.entry)),
             Effect::Replay {
                 room, after, to, ..
             } => {
