@@ -16,6 +16,7 @@
 //! when full, a member we are linked to takes the place of one we only heard of.
 
 mod admit;
+mod overlay;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;

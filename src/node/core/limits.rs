@@ -102,6 +102,7 @@ impl Core {
         let limit = self.config.app_limits.tracks;
         let tracks = self
             .st
+            .media
             .local_tracks
             .values()
             .filter(|t| t.room.app == key.app)

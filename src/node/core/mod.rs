@@ -17,10 +17,12 @@
 //! Who owns what: `rooms` (sessions, join, leave, subscribe), `dials` (signaling actions and
 //! the connection table), `links` (link lifecycle: duplicate-link race, frames, watchdog,
 //! restart probe, idle close, the tick), `outputs` (a room's outputs to links and sessions),
-//! `send` (direct or overlay, plain or sealed, local echo, ping), `overlay` (cells rooms),
-//! `info` (peers and status), `state` (the tables).
+//! `send` (direct or overlay, plain or sealed, local echo, ping), `info` (peers and status),
+//! `state` (the shared tables), `lifecycle` (the hooks and their order). The features each have
+//! one folder: `media/` (tracks, negotiation, their tables), `history/` (what is kept, keepers,
+//! catch-up), `cells.rs` with `cells/` (the census, admission, the overlay on the node); and
+//! `delivery` and `requests` one file each.
 
-mod catchup;
 pub mod cells;
 mod delivery;
 mod dials;
@@ -29,14 +31,11 @@ pub(crate) mod history;
 mod ice;
 mod info;
 mod input;
-mod keepers;
 mod lifecycle;
 pub(crate) mod limits;
 mod links;
 pub(crate) mod media;
-mod negotiation;
 mod outputs;
-mod overlay;
 pub mod requests;
 pub(crate) mod rooms;
 mod rpc;

@@ -4,10 +4,10 @@
 
 use std::time::Instant;
 
-use super::{Core, Effect, LinkKey};
 use crate::drops::DropReason;
 use crate::ids::ConnId;
 use crate::node::core::events::EventKind;
+use crate::node::core::{Core, Effect, LinkKey};
 use crate::room::media::{MediaWire, SignalKind};
 
 /// Refused renegotiation rounds in a row after which a link stops retrying (until its tracks
@@ -19,7 +19,7 @@ pub const OFFER_ANSWER_TIMEOUT: std::time::Duration = std::time::Duration::from_
 
 impl Core {
     /// Input: the connection's tracks changed and it must renegotiate.
-    pub(super) fn negotiation_needed(&mut self, conn: ConnId, now: Instant) {
+    pub(in crate::node::core) fn negotiation_needed(&mut self, conn: ConnId, now: Instant) {
         self.at(now);
         let Some(lk) = self.st.link_of(conn) else {
             return;
@@ -38,7 +38,7 @@ impl Core {
     }
 
     /// Input: our renegotiation offer is made (or failed).
-    pub(super) fn media_offer_made(
+    pub(in crate::node::core) fn media_offer_made(
         &mut self,
         conn: ConnId,
         sdp: Result<String, String>,
@@ -61,6 +61,7 @@ impl Core {
                 link.nego.offer_at = Some(self.now);
                 link.nego.offered = self
                     .st
+                    .media
                     .local_tracks
                     .iter()
                     .filter(|(_, t)| t.on.contains(&conn))
@@ -76,7 +77,7 @@ impl Core {
     }
 
     /// Timer: offers unanswered for too long are made again (the peer could not answer them).
-    pub(super) fn unanswered_offers(&mut self) {
+    pub(in crate::node::core) fn unanswered_offers(&mut self) {
         let now = self.now;
         let late: Vec<LinkKey> = self
             .st
@@ -117,7 +118,7 @@ impl Core {
     }
 
     /// Input: our answer to a renegotiation is made (or failed).
-    pub(super) fn media_answer_made(
+    pub(in crate::node::core) fn media_answer_made(
         &mut self,
         conn: ConnId,
         sdp: Result<String, String>,
@@ -143,7 +144,12 @@ impl Core {
     }
 
     /// Input: the remote answer to our renegotiation was applied (or refused).
-    pub(super) fn media_answer_applied(&mut self, conn: ConnId, ok: bool, now: Instant) {
+    pub(in crate::node::core) fn media_answer_applied(
+        &mut self,
+        conn: ConnId,
+        ok: bool,
+        now: Instant,
+    ) {
         self.at(now);
         let Some(lk) = self.st.link_of(conn) else {
             return;
@@ -173,7 +179,7 @@ impl Core {
             None => return,
         };
         for id in offered {
-            let Some(t) = self.st.local_tracks.get(&id) else {
+            let Some(t) = self.st.media.local_tracks.get(&id) else {
                 continue;
             };
             let Some(handle) = self
@@ -230,7 +236,7 @@ impl Core {
         self.frames(conn, frames);
     }
 
-    pub(super) fn on_media_signal(
+    pub(in crate::node::core) fn on_media_signal(
         &mut self,
         lk: &LinkKey,
         conn: ConnId,

@@ -6,7 +6,6 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use nostr_sdk::Keys;
 
-use super::super::{Core, Effect, RoomKey};
 use crate::drops::DropReason;
 use crate::ids::{Identity, peer_id_for};
 use crate::mesh::CellSize;
@@ -14,6 +13,7 @@ use crate::mesh::admission::{HOLD_FOR, Source};
 use crate::node::core::cells::gone_notice;
 use crate::node::core::events::EventKind;
 use crate::node::core::types::JoinOptions;
+use crate::node::core::{Core, Effect, RoomKey};
 use crate::wire::cell::CellFrame;
 
 const WALL: u64 = 1_700_000_000_000_000;

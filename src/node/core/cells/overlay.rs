@@ -1,13 +1,13 @@
 //! The node side of cells rooms: checks arriving cell frames, originates notices, and carries
 //! out what the overlay router asks for (open or close links, send, deliver).
 
-use super::{CELLS_TICK, Core, LinkKey, RoomKey, Work};
 use crate::drops::DropReason;
 use crate::mesh::roster::RosterOut;
 use crate::mesh::{MeshOutput, Overlay as _};
 use crate::node::core::cells;
 use crate::node::core::cells::Admit;
 use crate::node::core::events::EventKind;
+use crate::node::core::{CELLS_TICK, Core, LinkKey, RoomKey, Work};
 use crate::room::{LeaveReason, MrAction};
 use crate::wire::cell::{
     CellFrame, CellFrameError, InventoryKind, decode_inventory, encode_inventory,
@@ -16,7 +16,7 @@ use crate::wire::roster::RosterMsg;
 
 impl Core {
     /// A cell frame arrived from a joined peer: decode it, then judge it.
-    pub(super) fn on_cell_frame(&mut self, key: &RoomKey, peer: &str, bytes: &[u8]) {
+    pub(in crate::node::core) fn on_cell_frame(&mut self, key: &RoomKey, peer: &str, bytes: &[u8]) {
         if self.st.rooms.get(key).is_none_or(|e| e.cells.is_none()) {
             self.count(DropReason::CellNotCellsRoom);
             return;
@@ -82,7 +82,7 @@ impl Core {
     }
 
     /// Handler: frames that waited for their sender or origin, known now, are judged again.
-    pub(super) fn release_held(&mut self, key: &RoomKey) {
+    pub(in crate::node::core) fn release_held(&mut self, key: &RoomKey) {
         let Some(cells) = self.st.rooms.get_mut(key).and_then(|e| e.cells.as_mut()) else {
             return;
         };
@@ -93,7 +93,12 @@ impl Core {
 
     /// A member's link in a cells room is up: the overlay may route over it (and replays recent
     /// frames to it), the roster swaps digests over it, and our hello goes out once.
-    pub(super) fn cells_link_up(&mut self, key: &RoomKey, peer: &str, now: std::time::Instant) {
+    pub(in crate::node::core) fn cells_link_up(
+        &mut self,
+        key: &RoomKey,
+        peer: &str,
+        now: std::time::Instant,
+    ) {
         let Some(cells) = self.st.rooms.get_mut(key).and_then(|e| e.cells.as_mut()) else {
             return;
         };
@@ -111,7 +116,12 @@ impl Core {
 
     /// Tells the room's sessions that the link to a member of its overlay came up or went down,
     /// and where the member sits.
-    pub(super) fn tell_mesh_peer(&mut self, key: &RoomKey, peer: &str, linked: bool) {
+    pub(in crate::node::core) fn tell_mesh_peer(
+        &mut self,
+        key: &RoomKey,
+        peer: &str,
+        linked: bool,
+    ) {
         let Some(cells) = self.st.rooms.get(key).and_then(|e| e.cells.as_ref()) else {
             return;
         };
@@ -131,7 +141,7 @@ impl Core {
     }
 
     /// A roster sync message arrived from a joined peer.
-    pub(super) fn on_roster(&mut self, key: &RoomKey, peer: &str, bytes: &[u8]) {
+    pub(in crate::node::core) fn on_roster(&mut self, key: &RoomKey, peer: &str, bytes: &[u8]) {
         let (now, wall_secs) = (self.now, self.wall_us() / 1_000_000);
         let Some(msg) = RosterMsg::decode(bytes) else {
             self.count(DropReason::RosterMalformed);
@@ -166,7 +176,7 @@ impl Core {
     }
 
     /// A frame inventory arrived from a joined peer.
-    pub(super) fn on_inventory(&mut self, key: &RoomKey, peer: &str, bytes: &[u8]) {
+    pub(in crate::node::core) fn on_inventory(&mut self, key: &RoomKey, peer: &str, bytes: &[u8]) {
         let now = self.now;
         let Some((kind, ids)) = decode_inventory(bytes) else {
             self.count(DropReason::CellMalformed);
@@ -203,7 +213,7 @@ impl Core {
     }
 
     /// Handler: what the roster asked for.
-    pub(super) fn apply_roster(&mut self, key: &RoomKey, outs: Vec<RosterOut>) {
+    pub(in crate::node::core) fn apply_roster(&mut self, key: &RoomKey, outs: Vec<RosterOut>) {
         for o in outs {
             match o {
                 RosterOut::Send(peer, msg) => {
@@ -222,7 +232,7 @@ impl Core {
     }
 
     /// Handler: this node sends an overlay notice (gone / alive / hello) to the whole room.
-    pub(super) fn originate_notice(&mut self, key: &RoomKey, body: Vec<u8>) {
+    pub(in crate::node::core) fn originate_notice(&mut self, key: &RoomKey, body: Vec<u8>) {
         let (now, wall) = (self.now, self.wall_us());
         let keys = self.identity.keys.clone();
         let Some(cells) = self.st.rooms.get_mut(key).and_then(|e| e.cells.as_mut()) else {
@@ -233,7 +243,7 @@ impl Core {
     }
 
     /// Handler: what a cells room's overlay asked for.
-    pub(super) fn apply_mesh(&mut self, key: &RoomKey, outputs: Vec<MeshOutput>) {
+    pub(in crate::node::core) fn apply_mesh(&mut self, key: &RoomKey, outputs: Vec<MeshOutput>) {
         let now = self.now;
         for o in outputs {
             match o {
@@ -373,7 +383,7 @@ fn hex4(key: &[u8; 32]) -> String {
 impl Core {
     /// A cells room's overlay timers: settling, redials, the roster swap, "alive" notices;
     /// `None` for a room without cells.
-    pub(super) fn cells_tick(
+    pub(in crate::node::core) fn cells_tick(
         &mut self,
         key: &RoomKey,
         now: std::time::Instant,

@@ -17,10 +17,10 @@ use nostr_sdk::PublicKey;
 use serde_json::Value;
 use sha2::{Digest as _, Sha256};
 
-use super::{Core, RoomKey};
 use crate::drops::DropReason;
 use crate::ids::peer_id_for;
 use crate::node::core::events::{EventKind, SessionId};
+use crate::node::core::{Core, RoomKey};
 use crate::wire::Payload;
 use crate::wire::e2e;
 use crate::wire::history::{self as wire, HistMsg, OriginSig, WireEntry};
@@ -34,7 +34,7 @@ const ASKS_BEFORE_GIVING_UP: u32 = 3;
 /// How long a finished catch-up still keeps live copies of its messages away.
 const DEDUP_AFTER: Duration = Duration::from_secs(30);
 /// Entries dated further than this past the node's clock are refused.
-pub(super) const CLOCK_SKEW_MS: u64 = 10 * 60 * 1_000;
+pub(in crate::node::core) const CLOCK_SKEW_MS: u64 = 10 * 60 * 1_000;
 /// A replacement keeper is asked from this long before the newest signed time delivered
 /// (origins' clocks differ; what comes twice is dropped by digest).
 const RESUME_MARGIN_MS: u64 = 60 * 1_000;
@@ -134,7 +134,7 @@ enum Refused {
 
 impl Core {
     /// Starts a session's catch-up from the room's keepers.
-    pub(super) fn catch_up(
+    pub(in crate::node::core) fn catch_up(
         &mut self,
         key: &RoomKey,
         session: SessionId,
@@ -167,7 +167,7 @@ impl Core {
 
     /// Asks keepers for every unfinished catch-up reading from fewer than
     /// [`KEEPERS_ASKED`].
-    pub(super) fn start_catchups(&mut self, key: &RoomKey) {
+    pub(in crate::node::core) fn start_catchups(&mut self, key: &RoomKey) {
         let now = self.now;
         let Some(e) = self.st.rooms.get_mut(key) else {
             return;
@@ -214,7 +214,7 @@ impl Core {
 
     /// A keeper left: its unfinished sources end (what they already served is still merged)
     /// and catch-ups left without one resume from another keeper.
-    pub(super) fn catchups_keeper_left(&mut self, key: &RoomKey, peer: &str) {
+    pub(in crate::node::core) fn catchups_keeper_left(&mut self, key: &RoomKey, peer: &str) {
         let Some(h) = self.st.rooms.get_mut(key).map(|e| &mut e.history) else {
             return;
         };
@@ -236,7 +236,7 @@ impl Core {
 
     /// Time passed: keepers that did not answer are asked again, then given up; finished
     /// catch-ups forget their digests. Returns whether any catch-up is still going on.
-    pub(super) fn catchups_tick(&mut self, key: &RoomKey, now: Instant) -> bool {
+    pub(in crate::node::core) fn catchups_tick(&mut self, key: &RoomKey, now: Instant) -> bool {
         let Some(h) = self.st.rooms.get_mut(key).map(|e| &mut e.history) else {
             return false;
         };
@@ -282,7 +282,7 @@ impl Core {
 
     /// Records a live message in the sessions catching up (so history does not repeat it);
     /// returns the sessions that already had it from history (it is not delivered to them).
-    pub(super) fn seen_live(
+    pub(in crate::node::core) fn seen_live(
         &mut self,
         key: &RoomKey,
         from: &str,
@@ -303,7 +303,7 @@ impl Core {
 
     /// A page from a keeper: checked, and queued for the merge of the catch-ups reading from
     /// it.
-    pub(super) fn on_entries(
+    pub(in crate::node::core) fn on_entries(
         &mut self,
         key: &RoomKey,
         peer: &str,
@@ -439,7 +439,9 @@ impl Core {
             self.count(DropReason::HistoryDuplicate);
         }
         for (session, handle, kind) in deliveries {
-            self.effect(super::Effect::deliver(session, handle, key, kind));
+            self.effect(crate::node::core::Effect::deliver(
+                session, handle, key, kind,
+            ));
         }
         for (p, ask) in asks {
             self.send_hist(key, &p, &ask);

@@ -2,15 +2,18 @@
 //! replays of resuming sessions. The store itself is the driver's (`store::history`); the core
 //! only decides, so a replay is ordered with live events by the order of effects.
 
+mod catchup;
+mod keepers;
+
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use super::catchup::Catchup;
-use super::{Core, Effect, RoomKey};
 use crate::history::{Cursor, Entry, HistoryKey, KeepRule};
 use crate::node::core::events::SessionId;
 use crate::node::core::types::Since;
+use crate::node::core::{Core, Effect, RoomKey};
 use crate::wire::Payload;
 use crate::wire::history::OriginSig;
+use catchup::Catchup;
 use serde_json::Value;
 
 /// A room's history: where it is filed, its key, what it keeps, and catch-up with peers.
@@ -28,7 +31,7 @@ pub(crate) struct RoomHistory {
     /// Origin signatures received, per peer, waiting for their message: (digest, signature).
     pub sigs: BTreeMap<String, VecDeque<([u8; 32], OriginSig)>>,
     /// Each requesting peer's budget for catch-up reads.
-    pub served: BTreeMap<String, super::keepers::ServeBudget>,
+    pub served: BTreeMap<String, keepers::ServeBudget>,
     /// Sessions catching up from a keeper.
     pub catchups: Vec<Catchup>,
     /// A request per peer waiting for its budget or a reading slot (a newer one replaces it):
@@ -83,7 +86,7 @@ impl RoomHistory {
 }
 
 /// A message on its way to the sessions, as the history sees it.
-pub(super) struct Incoming<'a> {
+pub(in crate::node::core) struct Incoming<'a> {
     pub channel: &'a str,
     pub from: &'a str,
     pub payload: &'a Payload,
@@ -171,7 +174,7 @@ impl Core {
     }
 
     /// Keeps a message if its room keeps its channel; returns its cursor (zero: not kept).
-    pub(super) fn keep(&mut self, key: &RoomKey, m: Incoming<'_>) -> Cursor {
+    pub(in crate::node::core) fn keep(&mut self, key: &RoomKey, m: Incoming<'_>) -> Cursor {
         let Some((rule, room, history_key)) = self.st.rooms.get(key).and_then(|e| {
             let rule = e.history.keep.get(m.channel).copied()?;
             Some((rule, e.history.id, e.history.key.clone()))
@@ -206,7 +209,7 @@ impl Core {
 
     /// Replays a room's kept messages to a session, before anything live: from this node's
     /// own history when it keeps channels of the room, else from a keeper among its peers.
-    pub(super) fn replay(
+    pub(in crate::node::core) fn replay(
         &mut self,
         session: SessionId,
         handle: u32,

@@ -5,20 +5,24 @@
 //! when a remote track may be shown to an app (only once its metadata arrived, as Trystero
 //! does) are decisions; the driver only runs the SDP steps and moves RTP.
 
+mod negotiation;
+mod state;
+
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-use super::state::{LocalTrackEntry, PendingMeta, RemoteTrackEntry};
-use super::{Core, Effect, LinkKey, RoomKey};
 use crate::codec::{Codec, TrackSpec};
 use crate::drops::DropReason;
 use crate::ids::{ConnId, TrackId};
 use crate::node::core::events::{EventKind, SessionId};
 use crate::node::core::types::NodeError;
+use crate::node::core::{Core, Effect, LinkKey, RoomKey};
 use crate::room::media::{MediaMeta, MediaWire};
 use crate::wire::topic::random_id_from;
+use state::{LocalTrackEntry, PendingMeta, RemoteTrackEntry};
+pub(in crate::node::core) use state::{MediaState, Negotiation};
 
 /// A media message for a debug log: SDP bodies are long, so only their kind and size.
 struct MediaWireLog<'a>(&'a MediaWire);
@@ -146,6 +150,7 @@ impl Core {
         // the receiver (its packets forwarded as the first's codec).
         if self
             .st
+            .media
             .local_tracks
             .values()
             .any(|t| t.room.app == key.app && t.spec.track_id == spec.track_id)
@@ -170,6 +175,7 @@ impl Core {
         };
         let in_room = self
             .st
+            .media
             .local_tracks
             .values()
             .filter(|t| t.room == key)
@@ -183,7 +189,7 @@ impl Core {
         self.check_track(&key)?;
         let id = TrackId(self.new_id());
         let track_key = random_id_from(&mut self.rng, 20);
-        self.st.local_tracks.insert(
+        self.st.media.local_tracks.insert(
             id,
             LocalTrackEntry {
                 session,
@@ -193,7 +199,7 @@ impl Core {
                 targets,
                 key: track_key,
                 on: BTreeSet::new(),
-                budget: super::limits::ByteBudget::new(kbps),
+                budget: crate::node::core::limits::ByteBudget::new(kbps),
                 keyframe_told: None,
             },
         );
@@ -206,7 +212,7 @@ impl Core {
     /// Announces a local track to a peer (metadata first, as Trystero does) and adds it to the
     /// link.
     fn send_track_to(&mut self, id: TrackId, peer: &str) {
-        let Some(t) = self.st.local_tracks.get(&id) else {
+        let Some(t) = self.st.media.local_tracks.get(&id) else {
             return;
         };
         let Some(conn) = self.st.link_conn(&LinkKey::new(&t.room.app, peer)) else {
@@ -216,7 +222,7 @@ impl Core {
             return;
         }
         // One @_stream per stream and link, then the track's own @_track.
-        let stream_sent = self.st.local_tracks.values().any(|o| {
+        let stream_sent = self.st.media.local_tracks.values().any(|o| {
             o.room == t.room && o.spec.stream_id == t.spec.stream_id && o.on.contains(&conn)
         });
         let mut wires = Vec::new();
@@ -242,7 +248,7 @@ impl Core {
             }
         }
         self.frames(conn, frames);
-        if let Some(t) = self.st.local_tracks.get_mut(&id) {
+        if let Some(t) = self.st.media.local_tracks.get_mut(&id) {
             t.on.insert(conn);
         }
         self.effect(Effect::AddTrack {
@@ -253,9 +259,10 @@ impl Core {
     }
 
     /// A peer joined a room: tracks sent to everyone in it go to the newcomer too.
-    pub(super) fn media_peer_joined(&mut self, key: &RoomKey, peer: &str) {
+    pub(in crate::node::core) fn media_peer_joined(&mut self, key: &RoomKey, peer: &str) {
         let ids: Vec<TrackId> = self
             .st
+            .media
             .local_tracks
             .iter()
             .filter(|(_, t)| t.room == *key && t.targets.is_empty())
@@ -267,16 +274,20 @@ impl Core {
     }
 
     /// A peer left a room: the tracks it showed there end, and ours stop going to it.
-    pub(super) fn media_peer_left(&mut self, key: &RoomKey, peer: &str) {
+    pub(in crate::node::core) fn media_peer_left(&mut self, key: &RoomKey, peer: &str) {
         let ended: Vec<(ConnId, String)> = self
             .st
+            .media
             .remote_tracks
             .iter()
             .filter(|(_, t)| t.peer == peer && t.room.as_ref() == Some(key))
             .map(|(k, _)| k.clone())
             .collect();
         for (conn, track_id) in ended {
-            self.st.remote_tracks.remove(&(conn, track_id.clone()));
+            self.st
+                .media
+                .remote_tracks
+                .remove(&(conn, track_id.clone()));
             self.emit(
                 key,
                 EventKind::TrackRemove {
@@ -290,13 +301,14 @@ impl Core {
         };
         let ours: Vec<TrackId> = self
             .st
+            .media
             .local_tracks
             .iter()
             .filter(|(_, t)| t.room == *key && t.on.contains(&conn))
             .map(|(id, _)| *id)
             .collect();
         for id in ours {
-            if let Some(t) = self.st.local_tracks.get_mut(&id) {
+            if let Some(t) = self.st.media.local_tracks.get_mut(&id) {
                 t.on.remove(&conn);
             }
             self.take_track_off(conn, id);
@@ -322,7 +334,7 @@ impl Core {
         now: Instant,
     ) -> Result<(), NodeError> {
         self.at(now);
-        match self.st.local_tracks.get(&id) {
+        match self.st.media.local_tracks.get(&id) {
             Some(t) if t.session == session => {}
             _ => {
                 return Err(NodeError::NotFound(format!(
@@ -335,7 +347,7 @@ impl Core {
     }
 
     fn drop_local_track(&mut self, id: TrackId) {
-        if let Some(t) = self.st.local_tracks.remove(&id) {
+        if let Some(t) = self.st.media.local_tracks.remove(&id) {
             for conn in t.on {
                 self.take_track_off(conn, id);
             }
@@ -343,9 +355,10 @@ impl Core {
     }
 
     /// A session closed: its tracks go.
-    pub(super) fn drop_session_tracks(&mut self, session: SessionId) {
+    pub(in crate::node::core) fn drop_session_tracks(&mut self, session: SessionId) {
         let ids: Vec<TrackId> = self
             .st
+            .media
             .local_tracks
             .iter()
             .filter(|(_, t)| t.session == session)
@@ -357,9 +370,10 @@ impl Core {
     }
 
     /// A room closed: the tracks sent into it go.
-    pub(super) fn drop_room_tracks(&mut self, key: &RoomKey) {
+    pub(in crate::node::core) fn drop_room_tracks(&mut self, key: &RoomKey) {
         let ids: Vec<TrackId> = self
             .st
+            .media
             .local_tracks
             .iter()
             .filter(|(_, t)| t.room == *key)
@@ -372,12 +386,13 @@ impl Core {
 
     /// Whether an app may write to a local track (it exists).
     pub fn local_track(&self, id: TrackId) -> Option<Codec> {
-        self.st.local_tracks.get(&id).map(|t| t.spec.codec)
+        self.st.media.local_tracks.get(&id).map(|t| t.spec.codec)
     }
 
     /// The links a local track is on (the driver writes its RTP there).
     pub fn local_track_links(&self, id: TrackId) -> Vec<ConnId> {
         self.st
+            .media
             .local_tracks
             .get(&id)
             .map(|t| t.on.iter().copied().collect())
@@ -387,12 +402,17 @@ impl Core {
     /// Input: the peer on `conn` asks for a keyframe of local track `id` (RTCP PLI or FIR). Its
     /// session is told, at most once per `KEYFRAME_GAP` per track: a receiver repeats the request
     /// until a keyframe arrives, and every receiver of a room may ask at once.
-    pub(super) fn keyframe_wanted(&mut self, conn: ConnId, id: TrackId, now: Instant) {
+    pub(in crate::node::core) fn keyframe_wanted(
+        &mut self,
+        conn: ConnId,
+        id: TrackId,
+        now: Instant,
+    ) {
         self.at(now);
         let Some(lk) = self.st.link_of(conn) else {
             return;
         };
-        let Some(t) = self.st.local_tracks.get_mut(&id) else {
+        let Some(t) = self.st.media.local_tracks.get_mut(&id) else {
             return;
         };
         if !t.on.contains(&conn)
@@ -433,7 +453,7 @@ impl Core {
         now: Instant,
     ) -> Result<(), NodeError> {
         self.at(now);
-        let Some(t) = self.st.local_tracks.get_mut(&id) else {
+        let Some(t) = self.st.media.local_tracks.get_mut(&id) else {
             return Err(NodeError::NotFound(format!("no local track {id}")));
         };
         if t.budget.take(bytes, now) {
@@ -457,7 +477,7 @@ impl Core {
     ) -> Result<(), NodeError> {
         self.at(now);
         let key = random_id_from(&mut self.rng, 20);
-        let t = match self.st.local_tracks.get_mut(&id) {
+        let t = match self.st.media.local_tracks.get_mut(&id) {
             Some(t) if t.session == session => t,
             _ => {
                 return Err(NodeError::NotFound(format!(
@@ -494,6 +514,7 @@ impl Core {
         let key = self.session_room(session, handle)?;
         Ok(self
             .st
+            .media
             .remote_tracks
             .iter()
             .filter(|(_, t)| t.room.as_ref() == Some(&key))
@@ -508,7 +529,12 @@ impl Core {
     }
 
     /// Handler: a media message from a joined peer of a room.
-    pub(super) fn on_media_wire(&mut self, key: &RoomKey, peer: &str, wire: MediaWire) {
+    pub(in crate::node::core) fn on_media_wire(
+        &mut self,
+        key: &RoomKey,
+        peer: &str,
+        wire: MediaWire,
+    ) {
         tracing::debug!(room = %key.room, peer, wire = ?MediaWireLog(&wire), "media in");
         let lk = LinkKey::new(&key.app, peer);
         let Some(conn) = self.st.link_conn(&lk) else {
@@ -532,7 +558,7 @@ impl Core {
         // New metadata for a track already shown (Trystero's replaceTrack): shown again.
         if track
             && let Some(id) = meta.track_id.clone()
-            && let Some(t) = self.st.remote_tracks.get_mut(&(conn, id.clone()))
+            && let Some(t) = self.st.media.remote_tracks.get_mut(&(conn, id.clone()))
             && t.room.as_ref() == Some(key)
         {
             t.meta = meta.meta.clone();
@@ -549,12 +575,12 @@ impl Core {
             );
             return;
         }
-        let pending = self.st.pending_meta.entry(lk.clone()).or_default();
+        let pending = self.st.media.pending_meta.entry(lk.clone()).or_default();
         if pending.len() >= MAX_PENDING_META {
             pending.remove(0);
             self.count(DropReason::MediaTrackLimit);
         }
-        let pending = self.st.pending_meta.entry(lk.clone()).or_default();
+        let pending = self.st.media.pending_meta.entry(lk.clone()).or_default();
         pending.push(PendingMeta {
             room: key.clone(),
             meta,
@@ -582,6 +608,7 @@ impl Core {
         };
         let on_link = self
             .st
+            .media
             .remote_tracks
             .keys()
             .filter(|(c, _)| *c == conn)
@@ -590,7 +617,7 @@ impl Core {
             self.count(DropReason::MediaTrackLimit);
             return;
         }
-        self.st.remote_tracks.insert(
+        self.st.media.remote_tracks.insert(
             (conn, track_id),
             RemoteTrackEntry {
                 peer: lk.peer.to_string(),
@@ -610,13 +637,14 @@ impl Core {
     fn surface_tracks(&mut self, lk: &LinkKey, conn: ConnId) {
         let waiting: Vec<(String, String)> = self
             .st
+            .media
             .remote_tracks
             .iter()
             .filter(|((c, _), t)| *c == conn && t.room.is_none())
             .map(|((_, id), t)| (id.clone(), t.stream_id.clone()))
             .collect();
         for (track_id, stream_id) in waiting {
-            let Some(pending) = self.st.pending_meta.get_mut(lk) else {
+            let Some(pending) = self.st.media.pending_meta.get_mut(lk) else {
                 return;
             };
             let is = |p: &PendingMeta, track: bool, id: Option<&str>, stream: &str| {
@@ -638,13 +666,18 @@ impl Core {
                 (None, Some((room, meta))) => (room.clone(), meta.clone()),
                 (None, None) => continue,
             };
-            let Some(t) = self.st.remote_tracks.get_mut(&(conn, track_id.clone())) else {
+            let Some(t) = self
+                .st
+                .media
+                .remote_tracks
+                .get_mut(&(conn, track_id.clone()))
+            else {
                 continue;
             };
             t.room = Some(room.clone());
             t.meta = meta.clone();
             let codec = t.codec;
-            if self.st.streams_seen.insert((conn, stream_id.clone())) {
+            if self.st.media.streams_seen.insert((conn, stream_id.clone())) {
                 let stream_meta = stream_meta.map(|(_, m)| m).unwrap_or_else(|| meta.clone());
                 self.emit(
                     &room,
@@ -669,10 +702,11 @@ impl Core {
     }
 
     /// A new description from the peer no longer sends some of its tracks: they ended.
-    pub(super) fn end_unsent_tracks(&mut self, conn: ConnId, sdp: &str) {
+    pub(in crate::node::core) fn end_unsent_tracks(&mut self, conn: ConnId, sdp: &str) {
         let sending = crate::room::media::sending_tracks(sdp);
         let ended: Vec<String> = self
             .st
+            .media
             .remote_tracks
             .keys()
             .filter(|(c, id)| *c == conn && !sending.contains(id))
@@ -686,9 +720,18 @@ impl Core {
     }
 
     /// Input: a peer's track ended.
-    pub(super) fn remote_track_ended(&mut self, conn: ConnId, track_id: &str, now: Instant) {
+    pub(in crate::node::core) fn remote_track_ended(
+        &mut self,
+        conn: ConnId,
+        track_id: &str,
+        now: Instant,
+    ) {
         self.at(now);
-        if let Some(t) = self.st.remote_tracks.remove(&(conn, track_id.to_owned()))
+        if let Some(t) = self
+            .st
+            .media
+            .remote_tracks
+            .remove(&(conn, track_id.to_owned()))
             && let Some(room) = t.room
         {
             self.emit(
@@ -702,9 +745,10 @@ impl Core {
     }
 
     /// A link went: its remote tracks end and local tracks leave it.
-    pub(super) fn media_link_down(&mut self, lk: &LinkKey, conn: ConnId) {
+    pub(in crate::node::core) fn media_link_down(&mut self, lk: &LinkKey, conn: ConnId) {
         let ended: Vec<String> = self
             .st
+            .media
             .remote_tracks
             .keys()
             .filter(|(c, _)| *c == conn)
@@ -714,9 +758,9 @@ impl Core {
         for id in ended {
             self.remote_track_ended(conn, &id, now);
         }
-        self.st.pending_meta.remove(lk);
-        self.st.streams_seen.retain(|(c, _)| *c != conn);
-        for t in self.st.local_tracks.values_mut() {
+        self.st.media.pending_meta.remove(lk);
+        self.st.media.streams_seen.retain(|(c, _)| *c != conn);
+        for t in self.st.media.local_tracks.values_mut() {
             t.on.remove(&conn);
         }
     }
@@ -741,6 +785,7 @@ impl Core {
     ) -> Result<(ConnId, crate::codec::Codec), NodeError> {
         let key = RoomKey::new(app, room);
         self.st
+            .media
             .remote_tracks
             .iter()
             .find(|((_, id), t)| {

@@ -10,10 +10,10 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use nostr_sdk::PublicKey;
 
-use super::{Core, Effect, LinkKey, RoomKey};
 use crate::drops::DropReason;
 use crate::ids::peer_id_for;
 use crate::node::core::events::{EventKind, PeerType};
+use crate::node::core::{Core, Effect, LinkKey, RoomKey};
 use crate::room::MrAction;
 use crate::wire::Payload;
 use crate::wire::e2e;
@@ -63,7 +63,7 @@ impl ServeBudget {
 }
 
 impl Core {
-    pub(super) fn send_hist(&mut self, key: &RoomKey, peer: &str, msg: &HistMsg) {
+    pub(in crate::node::core) fn send_hist(&mut self, key: &RoomKey, peer: &str, msg: &HistMsg) {
         self.send_hist_bytes(key, peer, msg.encode());
     }
 
@@ -80,7 +80,7 @@ impl Core {
     }
 
     /// A peer joined: tell it what this node keeps.
-    pub(super) fn history_peer_joined(&mut self, key: &RoomKey, peer: &str) {
+    pub(in crate::node::core) fn history_peer_joined(&mut self, key: &RoomKey, peer: &str) {
         let Some(e) = self.st.rooms.get(key) else {
             return;
         };
@@ -92,7 +92,7 @@ impl Core {
     }
 
     /// The kept channels changed: tell every joined peer.
-    pub(super) fn announce_keeps(&mut self, key: &RoomKey) {
+    pub(in crate::node::core) fn announce_keeps(&mut self, key: &RoomKey) {
         let Some(e) = self.st.rooms.get(key) else {
             return;
         };
@@ -105,7 +105,7 @@ impl Core {
 
     /// A peer left: it keeps nothing any more, and catch-ups reading from it go on with
     /// another keeper.
-    pub(super) fn history_peer_left(&mut self, key: &RoomKey, peer: &str) {
+    pub(in crate::node::core) fn history_peer_left(&mut self, key: &RoomKey, peer: &str) {
         let Some(h) = self.st.rooms.get_mut(key).map(|e| &mut e.history) else {
             return;
         };
@@ -118,7 +118,7 @@ impl Core {
 
     /// Frames that sign a message for the keepers of its channel, and the signature for our own
     /// kept copy; `None` when nobody keeps the channel.
-    pub(super) fn sign_for_keepers(
+    pub(in crate::node::core) fn sign_for_keepers(
         &mut self,
         key: &RoomKey,
         channel: &str,
@@ -148,7 +148,7 @@ impl Core {
     }
 
     /// The origin signature that came just before this message from `from`, if it verifies.
-    pub(super) fn take_signature(
+    pub(in crate::node::core) fn take_signature(
         &mut self,
         key: &RoomKey,
         from: &str,
@@ -168,7 +168,13 @@ impl Core {
     }
 
     /// A durable-channel message from a joined peer.
-    pub(super) fn on_history(&mut self, key: &RoomKey, peer: &str, bytes: &[u8], now: Instant) {
+    pub(in crate::node::core) fn on_history(
+        &mut self,
+        key: &RoomKey,
+        peer: &str,
+        bytes: &[u8],
+        now: Instant,
+    ) {
         let Some(msg) = HistMsg::decode(bytes) else {
             self.count(DropReason::HistoryMalformed);
             return;
@@ -287,7 +293,11 @@ impl Core {
 
     /// Time passed: waiting requests are served as budgets allow, and catch-ups go on.
     /// Returns when to come back.
-    pub(super) fn history_tick(&mut self, key: &RoomKey, now: Instant) -> Option<Instant> {
+    pub(in crate::node::core) fn history_tick(
+        &mut self,
+        key: &RoomKey,
+        now: Instant,
+    ) -> Option<Instant> {
         self.serve_deferred(key, now);
         let waiting = self.catchups_tick(key, now);
         let busy = self
