@@ -179,31 +179,8 @@ impl Core {
             None => return,
         };
         for id in offered {
-            let Some(t) = self.st.media.local_tracks.get(&id) else {
-                continue;
-            };
-            let Some(handle) = self
-                .st
-                .rooms
-                .get(&t.room)
-                .and_then(|e| e.sessions.get(&t.session))
-                .map(|s| s.handle)
-            else {
-                continue;
-            };
-            let event = crate::node::core::events::SessionEvent {
-                room: handle,
-                app: t.room.app.clone(),
-                room_id: t.room.room.clone(),
-                kind: EventKind::TrackReady {
-                    track: id,
-                    peer: lk.peer.clone(),
-                },
-            };
-            self.effect(Effect::Deliver {
-                session: t.session,
-                event,
-            });
+            let peer = lk.peer.clone();
+            self.tell_track_owner(id, EventKind::TrackReady { track: id, peer });
         }
     }
 
