@@ -1,7 +1,9 @@
 //! meshrtc against the WebRTC engine it sits on and against Trystero in Chromium, in one run.
 //!
-//! `cargo bench --bench compare [-- --json]`: everything on 127.0.0.1 (embedded relay, ICE bound
-//! to loopback, no STUN). The last line with `--json` is one JSON object of the figures.
+//! `cargo bench --bench compare [-- --json] [--runs N]`: everything on 127.0.0.1 (embedded relay,
+//! ICE bound to loopback, no STUN). With `--runs N` the whole run repeats N times (each on fresh
+//! daemons) and ends with each figure's min / median / max. The last line with `--json` is one
+//! JSON object of the figures (medians over the runs, and their spread).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
@@ -212,6 +214,8 @@ struct Meshrtc {
     rtt_p99: f64,
     join_p50: f64,
     join_p99: f64,
+    /// The first bulk round's MB/s over the median round's (filled in by `full_run`).
+    first_round_ratio: f64,
 }
 
 async fn meshrtc_figures(a: &Daemon, b: &Daemon) -> Meshrtc {
@@ -264,6 +268,7 @@ async fn meshrtc_figures(a: &Daemon, b: &Daemon) -> Meshrtc {
         rtt_p99,
         join_p50: pct(&mut joins, 0.5),
         join_p99: pct(&mut joins, 0.99),
+        first_round_ratio: f64::NAN,
     }
 }
 
@@ -439,6 +444,189 @@ async fn main() {
         }
         Err(_) => {}
     }
+    let runs: usize = arg_value("--runs").unwrap_or(1).max(1);
+    let mut all = Vec::with_capacity(runs);
+    for run in 0..runs {
+        if runs > 1 {
+            println!("--- run {} of {runs}", run + 1);
+        }
+        // Every run but the first gets daemons of its own: a run's figures then include a
+        // fresh daemon's first transfer, as the first run's do.
+        let figures = if run == 0 {
+            full_run(&a, &b, peers_for_rss).await
+        } else {
+            let a = Daemon::with_embedded_relay().await;
+            let b = Daemon::with_relays(&[a.relay_url()]).await;
+            full_run(&a, &b, peers_for_rss).await
+        };
+        figures.print(peers_for_rss);
+        all.push(figures.named());
+    }
+    if runs > 1 {
+        print_spread(&all);
+    }
+    if json_out {
+        let median = |i: usize| spread(&all, i).map(|(_, med, _)| med);
+        let mut out = serde_json::Map::new();
+        let mut spreads = serde_json::Map::new();
+        for (i, (name, _)) in all[0].iter().enumerate() {
+            out.insert((*name).to_owned(), serde_json::json!(median(i)));
+            if let Some((lo, med, hi)) = spread(&all, i) {
+                spreads.insert((*name).to_owned(), serde_json::json!([lo, med, hi]));
+            }
+        }
+        out.insert("runs".to_owned(), serde_json::json!(runs));
+        out.insert("spread".to_owned(), serde_json::Value::Object(spreads));
+        println!("{}", serde_json::Value::Object(out));
+    }
+}
+
+/// The value of `--name N` on the command line.
+fn arg_value(name: &str) -> Option<usize> {
+    let args: Vec<String> = std::env::args().collect();
+    let i = args.iter().position(|a| a == name)?;
+    args.get(i + 1)?.parse().ok()
+}
+
+/// Min, median and max of figure `i` over the runs that measured it.
+fn spread(all: &[Vec<(&'static str, Option<f64>)>], i: usize) -> Option<(f64, f64, f64)> {
+    let mut v: Vec<f64> = all.iter().filter_map(|run| run.get(i)?.1).collect();
+    if v.is_empty() {
+        return None;
+    }
+    let med = pct(&mut v, 0.5);
+    Some((v[0], med, v[v.len() - 1]))
+}
+
+fn print_spread(all: &[Vec<(&'static str, Option<f64>)>]) {
+    println!("--- spread over {} runs: min / median / max", all.len());
+    for (i, (name, _)) in all[0].iter().enumerate() {
+        match spread(all, i) {
+            Some((lo, med, hi)) => println!("{name:<28} {lo:>10.3} {med:>10.3} {hi:>10.3}"),
+            None => println!("{name:<28} {:>10}", "-"),
+        }
+    }
+}
+
+/// Every figure of one full run.
+struct Figures {
+    m_mbs: f64,
+    e_mbs: f64,
+    e16_mbs: f64,
+    e_cpu: f64,
+    d_cpu: f64,
+    a_cpu: f64,
+    e_rate: f64,
+    e_rtt: f64,
+    m: Meshrtc,
+    trystero: Option<serde_json::Value>,
+    idle: f64,
+    rss: f64,
+}
+
+impl Figures {
+    fn trystero(&self, k: &str) -> Option<f64> {
+        self.trystero.as_ref()?.get(k)?.as_f64()
+    }
+
+    /// The figures by their JSON names, in one fixed order.
+    fn named(&self) -> Vec<(&'static str, Option<f64>)> {
+        vec![
+            ("throughput_mbs", Some(self.m_mbs)),
+            ("engine_throughput_mbs", Some(self.e_mbs)),
+            ("engine_throughput_16k_mbs", Some(self.e16_mbs)),
+            ("ratio_64k", Some(self.m_mbs / self.e_mbs)),
+            ("ratio_16k", Some(self.m_mbs / self.e16_mbs)),
+            ("engine_cpu_ms_per_mb", Some(self.e_cpu)),
+            ("daemons_cpu_ms_per_mb", Some(self.d_cpu)),
+            ("apps_cpu_ms_per_mb", Some(self.a_cpu)),
+            ("cpu_ratio", Some((self.d_cpu + self.a_cpu) / self.e_cpu)),
+            ("first_round_ratio", Some(self.m.first_round_ratio)),
+            ("trystero_throughput_mbs", self.trystero("throughput_mbs")),
+            ("msg_rate", Some(self.m.rate)),
+            ("engine_msg_rate", Some(self.e_rate)),
+            ("rtt_p50_ms", Some(self.m.rtt_p50)),
+            ("engine_rtt_p50_ms", Some(self.e_rtt)),
+            ("rtt_p99_ms", Some(self.m.rtt_p99)),
+            ("join_p50_ms", Some(self.m.join_p50)),
+            ("join_p99_ms", Some(self.m.join_p99)),
+            (
+                "page_daemon_join_p50_ms",
+                self.trystero("page_daemon_join_p50_ms"),
+            ),
+            (
+                "page_daemon_join_p99_ms",
+                self.trystero("page_daemon_join_p99_ms"),
+            ),
+            ("trystero_join_p50_ms", self.trystero("join_p50_ms")),
+            ("rss_per_peer_mib", Some(self.rss)),
+            ("idle_cpu_pct", Some(self.idle)),
+        ]
+    }
+
+    fn print(&self, peers_for_rss: usize) {
+        let f = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2}"));
+        let m = &self.m;
+        println!("figure                         meshrtc     engine   trystero");
+        println!(
+            "throughput 64 KiB (MB/s)    {:>10.1} {:>10.1} {:>10}",
+            self.m_mbs,
+            self.e_mbs,
+            f(self.trystero("throughput_mbs"))
+        );
+        println!(
+            "  engine with 16 KiB messages (Trystero's chunks) {:.1} MB/s; meshrtc / engine {:.2} (64 KiB), {:.2} (16 KiB)",
+            self.e16_mbs,
+            self.m_mbs / self.e_mbs,
+            self.m_mbs / self.e16_mbs
+        );
+        println!(
+            "  CPU per MB: engine {:.2} ms (both ends), meshrtc daemons {:.2} ms + apps {:.2} ms",
+            self.e_cpu, self.d_cpu, self.a_cpu
+        );
+        println!(
+            "  first bulk round on a fresh link / the median round: {:.2}",
+            m.first_round_ratio
+        );
+        println!(
+            "rate 100 B (msg/s)          {:>10.0} {:>10.0} {:>10}",
+            m.rate,
+            self.e_rate,
+            f(self.trystero("msg_rate"))
+        );
+        println!(
+            "round trip p50 (ms)         {:>10.3} {:>10.3} {:>10}",
+            m.rtt_p50,
+            self.e_rtt,
+            f(self.trystero("rtt_p50_ms"))
+        );
+        println!(
+            "round trip p99 (ms)         {:>10.3} {:>10} {:>10}",
+            m.rtt_p99, "-", "-"
+        );
+        println!(
+            "join p50 / p99 (ms)         {:>5.0} / {:<4.0} {:>10} {:>10}",
+            m.join_p50,
+            m.join_p99,
+            "-",
+            f(self.trystero("join_p50_ms"))
+        );
+        println!(
+            "page -> daemon join p50 / p99 (ms, Chromium) {} / {}",
+            f(self.trystero("page_daemon_join_p50_ms")),
+            f(self.trystero("page_daemon_join_p99_ms"))
+        );
+        println!(
+            "RSS per peer, {peers_for_rss} peers (MiB) {:>7.2}",
+            self.rss
+        );
+        println!("idle CPU, 10 rooms x 5 peers {:>9.2}%", self.idle);
+    }
+}
+
+/// One full run: bulk rounds, the engine's and meshrtc's small-message figures, joins, the
+/// Trystero baseline, idle CPU and RSS.
+async fn full_run(a: &Daemon, b: &Daemon, peers_for_rss: usize) -> Figures {
     // Bulk figures alternate between the engine (64 KiB and 16 KiB messages) and meshrtc, five
     // rounds, medians: this machine's speed drifts more between runs than the figures differ
     // (one round's ratio read anywhere from 0.66 to 1.02 at one commit).
@@ -449,11 +637,12 @@ async fn main() {
         e64.push(mbs);
         e_cpu.push(cpu);
         e16.push(engine_bulk(CHUNK_MESSAGE).await.0);
-        let (mbs, daemons, apps) = meshrtc_bulk(&a, &b).await;
+        let (mbs, daemons, apps) = meshrtc_bulk(a, b).await;
         mesh.push(mbs);
         d_cpu.push(daemons);
         a_cpu.push(apps);
     }
+    let first_round = mesh[0];
     let (e_mbs, e16_mbs, m_mbs) = (pct(&mut e64, 0.5), pct(&mut e16, 0.5), pct(&mut mesh, 0.5));
     let (e_cpu, d_cpu, a_cpu) = (
         pct(&mut e_cpu, 0.5),
@@ -461,78 +650,30 @@ async fn main() {
         pct(&mut a_cpu, 0.5),
     );
     let (e_rate, e_rtt) = engine_figures().await;
-    let m = meshrtc_figures(&a, &b).await;
+    let mut m = meshrtc_figures(a, b).await;
+    m.first_round_ratio = first_round / m_mbs;
     // Rooms daemon `a` holds for the page ↔ daemon joins (its session stays open meanwhile).
     let daemon_rooms: Vec<String> = (0..20).map(|i| format!("page-daemon-{i}")).collect();
     let mut host = a.session().await;
     for room in &daemon_rooms {
         host.join("bench-trystero", room, "").await;
     }
-    let t = trystero_figures(&a.relay_url(), &daemon_rooms);
+    let trystero = trystero_figures(&a.relay_url(), &daemon_rooms);
     drop(host);
     let idle = idle_cpu(&a.relay_url()).await;
     let rss = rss_per_peer(&a.relay_url(), peers_for_rss).await;
-    let tv = |k: &str| t.as_ref().and_then(|v| v.get(k)).and_then(|v| v.as_f64());
-    let f = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2}"));
-    println!("figure                         meshrtc     engine   trystero");
-    println!(
-        "throughput 64 KiB (MB/s)    {:>10.1} {:>10.1} {:>10}",
+    Figures {
         m_mbs,
         e_mbs,
-        f(tv("throughput_mbs"))
-    );
-    println!(
-        "  engine with 16 KiB messages (Trystero's chunks) {e16_mbs:.1} MB/s; meshrtc / engine {:.2} (64 KiB), {:.2} (16 KiB)",
-        m_mbs / e_mbs,
-        m_mbs / e16_mbs
-    );
-    println!(
-        "  CPU per MB: engine {e_cpu:.2} ms (both ends), meshrtc daemons {d_cpu:.2} ms + apps {a_cpu:.2} ms"
-    );
-    println!(
-        "rate 100 B (msg/s)          {:>10.0} {:>10.0} {:>10}",
-        m.rate,
+        e16_mbs,
+        e_cpu,
+        d_cpu,
+        a_cpu,
         e_rate,
-        f(tv("msg_rate"))
-    );
-    println!(
-        "round trip p50 (ms)         {:>10.3} {:>10.3} {:>10}",
-        m.rtt_p50,
         e_rtt,
-        f(tv("rtt_p50_ms"))
-    );
-    println!(
-        "round trip p99 (ms)         {:>10.3} {:>10} {:>10}",
-        m.rtt_p99, "-", "-"
-    );
-    println!(
-        "join p50 / p99 (ms)         {:>5.0} / {:<4.0} {:>10} {:>10}",
-        m.join_p50,
-        m.join_p99,
-        "-",
-        f(tv("join_p50_ms"))
-    );
-    println!(
-        "page -> daemon join p50 / p99 (ms, Chromium) {} / {}",
-        f(tv("page_daemon_join_p50_ms")),
-        f(tv("page_daemon_join_p99_ms"))
-    );
-    println!("RSS per peer, {peers_for_rss} peers (MiB) {:>7.2}", rss);
-    println!("idle CPU, 10 rooms x 5 peers {:>9.2}%", idle);
-    if json_out {
-        println!(
-            "{}",
-            serde_json::json!({
-                "throughput_mbs": m_mbs, "engine_throughput_mbs": e_mbs, "engine_throughput_16k_mbs": e16_mbs,
-                "engine_cpu_ms_per_mb": e_cpu, "daemons_cpu_ms_per_mb": d_cpu, "apps_cpu_ms_per_mb": a_cpu, "trystero_throughput_mbs": tv("throughput_mbs"),
-                "msg_rate": m.rate, "engine_msg_rate": e_rate,
-                "rtt_p50_ms": m.rtt_p50, "engine_rtt_p50_ms": e_rtt,
-                "join_p50_ms": m.join_p50, "join_p99_ms": m.join_p99,
-                "page_daemon_join_p50_ms": tv("page_daemon_join_p50_ms"),
-                "page_daemon_join_p99_ms": tv("page_daemon_join_p99_ms"),
-                "trystero_join_p50_ms": tv("join_p50_ms"),
-                "rss_per_peer_mib": rss, "idle_cpu_pct": idle,
-            })
-        );
+        m,
+        trystero,
+        idle,
+        rss,
     }
 }

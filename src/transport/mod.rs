@@ -176,37 +176,10 @@ struct Handler {
     /// The engine's send-buffer limit on this connection.
     send_limit: usize,
     events: mpsc::UnboundedSender<TransportEvent>,
-    pc: Arc<std::sync::OnceLock<std::sync::Weak<dyn PeerConnection>>>,
 }
 
 /// How long a connection's close waits for its channel's pump to pass on the last messages.
 const CLOSE_AFTER_PUMP: Duration = Duration::from_millis(250);
-
-/// How long after ICE connects the driver is nudged, and how often.
-const KICK_WINDOW: Duration = Duration::from_millis(1_500);
-const KICK_EVERY: Duration = Duration::from_millis(10);
-
-/// Nudges a connection's driver while DTLS, SCTP and the data channel come up.
-///
-/// webrtc-rs 0.21's driver does not always wake after an inbound packet makes the state
-/// machine queue outbound ones (the SCTP INIT after DTLS, the DCEP OPEN after SCTP): they wait
-/// for the next timer, up to 200 ms each. Any API call that reaches the driver flushes them;
-/// re-applying the unchanged configuration is one (it only stores the ICE servers for the next
-/// gathering). This takes the daemon-to-daemon join from about 590 ms to about 150 ms.
-fn spawn_kicker(pc: std::sync::Weak<dyn PeerConnection>) {
-    tokio::spawn(async move {
-        let start = tokio::time::Instant::now();
-        while start.elapsed() < KICK_WINDOW {
-            let Some(pc) = pc.upgrade() else { return };
-            let config = pc.get_configuration().await;
-            if pc.set_configuration(config).await.is_err() {
-                return;
-            }
-            drop(pc);
-            tokio::time::sleep(KICK_EVERY).await;
-        }
-    });
-}
 
 #[async_trait::async_trait]
 impl PeerConnectionEventHandler for Handler {
@@ -219,17 +192,6 @@ impl PeerConnectionEventHandler for Handler {
             if let Ok(json) = serde_json::to_string(&init) {
                 let _ = self.events.send(TransportEvent::Candidate(self.id, json));
             }
-        }
-    }
-
-    async fn on_ice_connection_state_change(
-        &self,
-        state: webrtc::peer_connection::RTCIceConnectionState,
-    ) {
-        if state == webrtc::peer_connection::RTCIceConnectionState::Connected
-            && let Some(pc) = self.pc.get()
-        {
-            spawn_kicker(pc.clone());
         }
     }
 
@@ -371,13 +333,10 @@ impl Transport {
                 ),
             )
             .with_sctp_max_receive_buffer_size(4 << 20)
-            // ICE checks every 20 ms (default 200 ms) with the same 1.4 s budget. webrtc 0.21's
-            // driver flushes writes before it handles events, so the first flight of each step
-            // (DTLS after ICE, SCTP after DTLS, the channel's open) sits queued until the next
-            // timer, and while a link comes up that timer is this tick. Measured on loopback
-            // (join + send from the CLI, with TCP_NODELAY in the relay): 50 ms ticks 128 ms,
-            // 20 ms 54-77 ms, 5 ms 41 ms; but idle CPU with 50 links grew as the tick shrank
-            // (1.3-1.8 % at 50 ms, 1.7-2.2 % at 20 ms, 2.8-5.1 % at 5 ms), so 20 ms.
+            // ICE checks every 20 ms (default 200 ms) with the same 1.4 s budget. A link's
+            // first checks, its nomination and each later step's first flight no longer wait
+            // for this tick (vendor/webrtc and vendor/rtc-ice, PATCH.md); it paces the checks
+            // that go unanswered, so a lost one is sent again soon.
             .with_ice_connection_attempts(Some(Duration::from_millis(20)), Some(70))
             // A browser's checks often arrive before its trickled candidate: the pair is then
             // peer-reflexive, which webrtc-rs would hold back for 1 s before nominating.
@@ -433,7 +392,6 @@ impl Transport {
                 .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
             0,
         );
-        let slot: Arc<std::sync::OnceLock<std::sync::Weak<dyn PeerConnection>>> = Arc::default();
         let (engine, interceptors) = media::media_engine(self.config.media_repair)?;
         let pc = PeerConnectionBuilder::new()
             .with_configuration(config)
@@ -444,7 +402,6 @@ impl Transport {
                 id,
                 send_limit,
                 events: self.events.clone(),
-                pc: slot.clone(),
             }))
             .with_runtime(runtime)
             .with_udp_addrs(vec![addr])
@@ -452,9 +409,7 @@ impl Transport {
             .build()
             .await
             .map_err(err)?;
-        let pc: Connection = Arc::new(pc);
-        let _ = slot.set(Arc::downgrade(&pc));
-        Ok(pc)
+        Ok(Arc::new(pc))
     }
 
     /// Creates a connection as offerer: opens the `data` channel and returns the offer SDP.

@@ -125,13 +125,14 @@ impl Daemon {
 
     /// Starts (or restarts) the process and waits until the API answers.
     pub async fn start(&mut self) {
+        let bin = daemon_binary();
         let mut cmd = match &self.netns {
             Some(ns) => {
                 let mut c = Command::new("ip");
-                c.args(["netns", "exec", ns, env!("CARGO_BIN_EXE_meshrtcd")]);
+                c.args(["netns", "exec", ns]).arg(&bin);
                 c
             }
-            None => Command::new(env!("CARGO_BIN_EXE_meshrtcd")),
+            None => Command::new(&bin),
         };
         cmd.arg("--data-dir").arg(&self.dir);
         // Loopback and no public STUN, unless the test gives its own.
@@ -1017,4 +1018,12 @@ pub fn nft_in(ns: Option<&str>, script: &str) {
         "nft in {ns:?}: {}\n{script}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The daemon the tests and benchmarks start: this build's, or the one `MESHRTC_BENCH_DAEMON`
+/// names (a benchmark comparing two builds of the daemon in one run).
+pub fn daemon_binary() -> PathBuf {
+    std::env::var_os("MESHRTC_BENCH_DAEMON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_BIN_EXE_meshrtcd")))
 }

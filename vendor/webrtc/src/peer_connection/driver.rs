@@ -34,7 +34,7 @@ use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::configuration::{RTCIceServer, RTCIceTransportPolicy};
 use rtc::peer_connection::event::{RTCDataChannelEvent, RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
-use rtc::peer_connection::state::RTCIceGatheringState;
+use rtc::peer_connection::state::{RTCIceConnectionState, RTCIceGatheringState};
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
@@ -852,13 +852,26 @@ where
             // this iteration) or enqueues a fresh `WriteNotify` for the next one.
             self.inner.write_pending.store(false, Ordering::Release);
             self.poll_writes().await?;
-            self.poll_events().await;
+            let ice_connected = self.poll_events().await;
             if self.poll_reads().await? {
-                // Relayed packets reach the core only in `poll_reads`, after this pass's
-                // writes: what they caused (SACKs, DATA the peer's SACK let out) goes now, not
-                // at the next socket read or timer (meshrtc: vendor/webrtc/PATCH.md).
-                self.poll_writes().await?;
+                // Relayed packets reach the core only in `poll_reads`: the events they raised
+                // (DTLS done over TURN, say) are handled in this pass too.
+                self.poll_events().await;
             }
+            if ice_connected {
+                // The DTLS client's ClientHello is built when the core's events say ICE
+                // connected, but it waits inside the DTLS endpoint until the core's next
+                // `handle_timeout` (the ICE check tick) moves it out. Every handler checks
+                // its own deadline there, so one early call sends only that flight.
+                let now = self.inner.runtime.now();
+                self.inner.core.lock().await.handle_timeout(now)?;
+            }
+            // The core's handlers start each step of a connection's setup (SCTP's INIT after
+            // DTLS, the channel's OPEN after SCTP) while `poll_events` pumps its events, after
+            // this pass's writes; relayed packets' SACKs and DATA are made in `poll_reads`.
+            // Without this second drain each first flight waits for some other wake-up
+            // (meshrtc: vendor/webrtc/PATCH.md).
+            self.poll_writes().await?;
 
             // Wake senders blocked in `DataChannel::writable()`: the poll_* passes above
             // applied any SCTP buffer releases (acked/abandoned bytes) to the per-channel
@@ -2151,7 +2164,8 @@ where
         self.gso_scratch = scratch;
     }
 
-    async fn poll_events(&mut self) {
+    /// Returns whether the core reported that ICE connected.
+    async fn poll_events(&mut self) -> bool {
         // 2.a stun_gatherer poll_event()
         while let Some(event) = self.stun_gatherer.poll_event() {
             self.handle_stun_gather_event(event).await;
@@ -2163,9 +2177,17 @@ where
         }
 
         // 2.c peer_connection poll_event() - Process all events
+        let mut ice_connected = false;
         for event in Self::drain_core_events(self.inner.clone()).await {
+            ice_connected |= matches!(
+                event,
+                RTCPeerConnectionEvent::OnIceConnectionStateChangeEvent(
+                    RTCIceConnectionState::Connected
+                )
+            );
             self.handle_rtc_event(event).await;
         }
+        ice_connected
     }
 
     /// Returns whether relayed packets were handed to the core.

@@ -1289,6 +1289,10 @@ impl PeerConnection for PeerConnectionImpl {
             let mut core = self.inner.core.lock().await;
             core.add_remote_candidate(candidate.clone())?;
         }
+        // The agent asks for a check with the new pairs at once (its `poll_timeout` is due
+        // now), but the driver sleeps until its last deadline unless woken: the next check tick,
+        // or a day's default before checking began (meshrtc: vendor/webrtc/PATCH.md).
+        self.inner.wake_writes().await;
 
         let candidate_str = match candidate.candidate.strip_prefix("candidate:") {
             Some(s) => s,
