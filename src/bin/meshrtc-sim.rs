@@ -86,13 +86,14 @@ fn main() -> anyhow::Result<()> {
     };
     if !args.json {
         println!(
-            "{:<9} {:>6} {:>6} {:>9} {:>7} {:>5} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>11} {:>6}",
+            "{:<9} {:>6} {:>6} {:>9} {:>7} {:>5} {:>5} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>11} {:>6}",
             "algo",
             "n",
             "churn",
             "delivery",
             "links",
             "max",
+            "peak",
             "hops p50",
             "hops p99",
             "heal ms",
@@ -132,13 +133,14 @@ fn main() -> anyhow::Result<()> {
                     println!("{}", serde_json::to_string(&r)?);
                 } else {
                     println!(
-                        "{:<9} {:>6} {:>6} {:>9.4} {:>7.1} {:>5} {:>9} {:>9} {:>9} {:>9.0} {:>8.0} {:>8.1} {:>11} {:>6.1}",
+                        "{:<9} {:>6} {:>6} {:>9.4} {:>7.1} {:>5} {:>5} {:>9} {:>9} {:>9} {:>9.0} {:>8.0} {:>8.1} {:>11} {:>6.1}",
                         r.algo,
                         r.n,
                         r.churn_per_s,
                         r.delivery,
                         r.links_mean,
                         r.links_max,
+                        r.links_peak,
                         r.hops_p50,
                         r.hops_p99,
                         r.heal_ms.map_or("-".to_owned(), |h| format!("{h:.0}")),

@@ -350,7 +350,16 @@ impl Listeners {
     }
 }
 
+/// mimalloc reserves its heap in 64 MiB arenas and lets the kernel back them with transparent
+/// huge pages: a daemon with a few MiB of live heap kept about 55 MiB resident in 2 MiB pages
+/// (72 MiB in all; 128 daemons of a cells room, 11 GiB). Without THP it keeps what it uses.
+fn no_transparent_huge_pages() {
+    // SAFETY: PR_SET_THP_DISABLE takes integers and changes only this process's memory policy.
+    let _ = unsafe { libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0) };
+}
+
 fn main() -> std::process::ExitCode {
+    no_transparent_huge_pages();
     // Plain text for the operator: the error and its causes, no backtrace.
     let fail = |e: anyhow::Error| {
         eprintln!("meshrtcd: {e:#}");

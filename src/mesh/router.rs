@@ -424,6 +424,42 @@ impl Mesh {
     }
 }
 
+/// Whether a link coming up fits under the link cap.
+#[derive(Debug, PartialEq, Eq)]
+enum Room {
+    /// Below the cap.
+    Free,
+    /// At the cap: this link the topology no longer wants makes way.
+    Evict(String),
+    /// At the cap, and the topology does not want the new link.
+    Refuse,
+}
+
+impl Mesh {
+    /// At `max_links`, a link the topology wants takes the place of one it does not (a retiring
+    /// one first, the soonest due); a link it does not want is refused. Links are counted where
+    /// they come up, since the other end opens half of them: a cap applied only when this peer
+    /// dials, or only at its tick, let churn pile up links that each end kept for the other.
+    /// A wanted link is never refused, so the topology alone can exceed the cap.
+    fn room_for(&self, peer: &str) -> Room {
+        if self.linked.len() < self.cfg.max_links {
+            return Room::Free;
+        }
+        let wanted = |p: &str| self.wanted.iter().any(|w| w == p);
+        if !wanted(peer) {
+            return Room::Refuse;
+        }
+        let retiring = self
+            .retiring
+            .iter()
+            .filter(|(p, _)| self.linked.contains_key(*p))
+            .min_by(|a, b| a.1.cmp(b.1).then_with(|| a.0.cmp(b.0)))
+            .map(|(p, _)| p.clone());
+        let victim = retiring.or_else(|| self.linked.keys().find(|p| !wanted(p.as_str())).cloned());
+        victim.map_or(Room::Free, Room::Evict)
+    }
+}
+
 impl Overlay for Mesh {
     type Topology = Topology;
 
@@ -465,15 +501,27 @@ impl Overlay for Mesh {
         if self.linked.contains_key(peer) {
             return Vec::new();
         }
+        let mut out = Vec::new();
+        match self.room_for(peer) {
+            Room::Free => {}
+            Room::Evict(victim) => {
+                self.linked.remove(&victim);
+                self.retiring.remove(&victim);
+                self.asked.remove(&victim);
+                self.announce.remove(&victim);
+                out.push(MeshOutput::Close(victim));
+            }
+            Room::Refuse => return vec![MeshOutput::Close(peer.to_owned())],
+        }
         self.linked.insert(peer.to_owned(), self.topo.cell_of(peer));
         self.replay.expire(now);
         // The new link may be a healed path to peers that missed these: it hears which we hold
         // (not what was sent before it joined) and asks for what it lacks.
         let ids = self.replay.ids_since(joined_seq);
-        if ids.is_empty() {
-            return Vec::new();
+        if !ids.is_empty() {
+            out.push(MeshOutput::Have(peer.to_owned(), ids));
         }
-        vec![MeshOutput::Have(peer.to_owned(), ids)]
+        out
     }
 
     fn on_have(&mut self, from: &str, ids: &[FrameId], now: Instant) -> Vec<MeshOutput> {

@@ -259,6 +259,8 @@ struct Sim<'a, O: Overlay> {
     sends: u64,
     /// Control messages: inventories (ours), `IHAVE`/`PRUNE`/`GRAFT` (Plumtree).
     control: u64,
+    /// Most links any peer held at any moment.
+    links_peak: usize,
     /// Newcomers learn the roster over their first link (ours), not from the relay (the seed).
     roster_sync: bool,
 }
@@ -532,6 +534,7 @@ fn run<O: Overlay + Send>(
         broadcasts: Vec::new(),
         by_frame: HashMap::default(),
         sends: 0,
+        links_peak: 0,
         control: 0,
         roster_sync,
     };
@@ -612,8 +615,18 @@ fn run<O: Overlay + Send>(
                 let (sa, sb) = (since(&sim.peers[a]), since(&sim.peers[b]));
                 let out = sim.peers[a].overlay.link_up_since(&idb, now, sb);
                 sim.apply(a, out);
-                let out = sim.peers[b].overlay.link_up_since(&ida, now, sa);
-                sim.apply(b, out);
+                // `a` may have refused the link (at its link cap): then `b` never sees it up.
+                if sim.links.get(&key(a, b)).is_some_and(|l| l.up) {
+                    let out = sim.peers[b].overlay.link_up_since(&ida, now, sa);
+                    sim.apply(b, out);
+                }
+                // Links only grow when one comes up, so the peak is seen here.
+                sim.links_peak = sim.links_peak.max(
+                    sim.peers[a]
+                        .overlay
+                        .link_count()
+                        .max(sim.peers[b].overlay.link_count()),
+                );
                 for end in [a, b] {
                     let p = &mut sim.peers[end];
                     if sim.roster_sync && p.roster_at.is_none() && !p.syncing {

@@ -72,6 +72,7 @@ pub(super) fn report<O: Overlay>(sim: &Sim<O>, algo: &'static str) -> Report {
         },
         links_mean: links.iter().sum::<usize>() as f64 / links.len().max(1) as f64,
         links_max: links.iter().copied().max().unwrap_or(0),
+        links_peak: sim.links_peak,
         hops_p50: percentile(&hops, 0.5),
         hops_p99: percentile(&hops, 0.99),
         hops_max: hops.last().copied().unwrap_or(0),

@@ -78,6 +78,8 @@ pub struct Report {
     pub links_mean: f64,
     /// Links per peer at the end, max.
     pub links_max: usize,
+    /// Most links any peer held at any moment of the run.
+    pub links_peak: usize,
     /// Hops to first receipt, median.
     pub hops_p50: u32,
     /// Hops to first receipt, 99th percentile.

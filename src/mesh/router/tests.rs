@@ -474,3 +474,57 @@ fn unwanted_links_close_after_the_grace_period_only() {
         assert_eq!(closed.contains(p), !still.contains(p.as_str()), "{p}");
     }
 }
+
+#[test]
+fn at_the_link_cap_a_wanted_link_takes_an_unwanted_ones_place_and_others_are_refused() {
+    let t = topo(64, 8);
+    let now = Instant::now();
+    let cfg = MeshConfig {
+        max_links: 4,
+        ..MeshConfig::default()
+    };
+    let mut m = Mesh::new("p3", b"r", cfg);
+    let wanted: Vec<String> = m
+        .set_topology(t.clone(), now)
+        .into_iter()
+        .filter_map(|o| match o {
+            MeshOutput::Open(p) => Some(p),
+            _ => None,
+        })
+        .collect();
+    let strangers: Vec<String> = (0..64)
+        .map(|i| format!("p{i}"))
+        .filter(|p| p != "p3" && !wanted.contains(p))
+        .take(4)
+        .collect();
+    // Others dialed us first: below the cap every link is taken, wanted or not.
+    for p in &strangers {
+        assert!(m.link_up(p, now).is_empty());
+    }
+    assert_eq!(m.link_count(), 4);
+    // At the cap, a link nobody here wants is refused...
+    let late = (0..64)
+        .map(|i| format!("p{i}"))
+        .find(|p| p != "p3" && !wanted.contains(p) && !strangers.contains(p))
+        .expect("a fifth stranger");
+    assert_eq!(m.link_up(&late, now), vec![MeshOutput::Close(late.clone())]);
+    // ... and each wanted one closes an unwanted one in its place.
+    for p in wanted.iter().take(4) {
+        let out = m.link_up(p, now);
+        let closed: Vec<&String> = out
+            .iter()
+            .filter_map(|o| match o {
+                MeshOutput::Close(c) => Some(c),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(closed.len(), 1, "{out:?}");
+        assert!(strangers.contains(closed[0]), "{out:?}");
+        assert_eq!(m.link_count(), 4);
+    }
+    // With only wanted links left, the topology wins over the cap.
+    if let Some(p) = wanted.get(4) {
+        assert!(m.link_up(p, now).is_empty());
+        assert_eq!(m.link_count(), 5);
+    }
+}
