@@ -766,10 +766,14 @@ pub fn fake_announces(app: &str, room: &str, n: u32) -> Vec<nostr_sdk::Event> {
     let kind = Kind::Custom(meshrtc::wire::topic::topic_kind(&topic));
     (0..n)
         .map(|i| {
+            // Ten '0's or 'z's first: a real id (20 random symbols of [0-9A-Za-z]) sorts
+            // between them unless it starts with ten of the same. One '0' or 'z' was not
+            // enough: a daemon whose id began with 'z' and a letter (1 in 62) sorted above
+            // every fake, so it dialed none of them and the flood test saw no capped dials.
             let id = if i % 2 == 0 {
-                format!("0{i:019}")
+                format!("0000000000{i:010}")
             } else {
-                format!("z{i:019}")
+                format!("zzzzzzzzzz{i:010}")
             };
             EventBuilder::new(kind, format!(r#"{{"peerId":"{id}"}}"#))
                 .tag(Tag::custom(TagKind::x(), [topic.clone()]))

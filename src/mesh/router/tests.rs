@@ -29,6 +29,16 @@ fn frame(origin: u8, seq: u64) -> CellFrame {
     }
 }
 
+/// The peers a router's outputs ask to link to.
+fn opened(outs: Vec<MeshOutput>) -> Vec<String> {
+    outs.into_iter()
+        .filter_map(|o| match o {
+            MeshOutput::Open(p) => Some(p),
+            _ => None,
+        })
+        .collect()
+}
+
 fn linked_mesh(me: &str, t: &Arc<Topology>, now: Instant) -> Mesh {
     let mut m = Mesh::new(me, b"r", MeshConfig::default());
     let opens = m.set_topology(t.clone(), now);
@@ -45,14 +55,7 @@ fn asks_for_exactly_the_topology_links() {
     let t = topo(64, 8);
     let now = Instant::now();
     let mut m = Mesh::new("p3", b"r", MeshConfig::default());
-    let mut opened: Vec<String> = m
-        .set_topology(t.clone(), now)
-        .into_iter()
-        .filter_map(|o| match o {
-            MeshOutput::Open(p) => Some(p),
-            _ => None,
-        })
-        .collect();
+    let mut opened = opened(m.set_topology(t.clone(), now));
     opened.sort();
     let mut want: Vec<String> = t.links_of("p3").into_iter().map(str::to_owned).collect();
     want.sort();
@@ -484,14 +487,7 @@ fn at_the_link_cap_a_wanted_link_takes_an_unwanted_ones_place_and_others_are_ref
         ..MeshConfig::default()
     };
     let mut m = Mesh::new("p3", b"r", cfg);
-    let wanted: Vec<String> = m
-        .set_topology(t.clone(), now)
-        .into_iter()
-        .filter_map(|o| match o {
-            MeshOutput::Open(p) => Some(p),
-            _ => None,
-        })
-        .collect();
+    let wanted = opened(m.set_topology(t.clone(), now));
     let strangers: Vec<String> = (0..64)
         .map(|i| format!("p{i}"))
         .filter(|p| p != "p3" && !wanted.contains(p))
