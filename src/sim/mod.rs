@@ -252,6 +252,9 @@ struct Sim<'a, O: Overlay> {
     ids: Vec<String>,
     index: HashMap<String, usize>,
     links: HashMap<(usize, usize), Link>,
+    /// The other end of each of a peer's entries in `links`: a departure finds its neighbours
+    /// here instead of walking every link, which made long runs grow with N squared.
+    adjacent: HashMap<usize, Vec<usize>>,
     topo: Option<Arc<O::Topology>>,
     sealing: Sealing,
     broadcasts: Vec<Broadcast>,
@@ -409,14 +412,14 @@ impl<O: Overlay + Send> Sim<'_, O> {
                     if !self.peers[other].alive {
                         continue;
                     }
-                    let link = self.links.entry(key(peer, other)).or_default();
+                    let link = self.link_entry(peer, other);
                     if !link.up && !link.pending {
                         link.pending = true;
                         self.push(self.s.link_setup, Event::LinkUp { a: peer, b: other });
                     }
                 }
                 (MeshOutput::Close(_), Some(other)) => {
-                    if let Some(link) = self.links.remove(&key(peer, other))
+                    if let Some(link) = self.unlink(peer, other)
                         && link.up
                     {
                         let now = self.at(self.now);
@@ -488,6 +491,29 @@ impl<O: Overlay + Send> Sim<'_, O> {
         }
     }
 
+    /// The link between `a` and `b`, made (not up, not pending) if there was none.
+    fn link_entry(&mut self, a: usize, b: usize) -> &mut Link {
+        let k = key(a, b);
+        if !self.links.contains_key(&k) {
+            self.adjacent.entry(a).or_default().push(b);
+            self.adjacent.entry(b).or_default().push(a);
+        }
+        self.links.entry(k).or_default()
+    }
+
+    /// Forgets the link between `a` and `b`; returns it if there was one.
+    fn unlink(&mut self, a: usize, b: usize) -> Option<Link> {
+        let link = self.links.remove(&key(a, b))?;
+        for (end, other) in [(a, b), (b, a)] {
+            if let Some(ends) = self.adjacent.get_mut(&end)
+                && let Some(i) = ends.iter().position(|&n| n == other)
+            {
+                ends.swap_remove(i);
+            }
+        }
+        Some(link)
+    }
+
     fn crash(&mut self, victim: usize, polite: bool) {
         if !self.peers[victim].alive {
             return;
@@ -529,6 +555,7 @@ fn run<O: Overlay + Send>(
         ids: Vec::new(),
         index: HashMap::default(),
         links: HashMap::default(),
+        adjacent: HashMap::default(),
         topo: None,
         sealing,
         broadcasts: Vec::new(),
@@ -601,7 +628,7 @@ fn run<O: Overlay + Send>(
                 };
                 link.pending = false;
                 if !sim.peers[a].alive || !sim.peers[b].alive {
-                    sim.links.remove(&key(a, b));
+                    sim.unlink(a, b);
                     continue;
                 }
                 link.up = true;
@@ -647,15 +674,10 @@ fn run<O: Overlay + Send>(
             }
             Event::Detect { dead, urgent } => {
                 let dead_id = sim.peers[dead].member.id.clone();
-                let mut neighbours: Vec<usize> = sim
-                    .links
-                    .keys()
-                    .filter(|(a, b)| *a == dead || *b == dead)
-                    .map(|&(a, b)| if a == dead { b } else { a })
-                    .collect();
+                let mut neighbours = sim.adjacent.get(&dead).cloned().unwrap_or_default();
                 neighbours.sort_unstable();
                 for n in neighbours {
-                    sim.links.remove(&key(dead, n));
+                    sim.unlink(dead, n);
                     let out = sim.peers[n].overlay.link_down(&dead_id, now);
                     sim.apply(n, out);
                 }
