@@ -505,10 +505,9 @@ impl Overlay for Mesh {
         match self.room_for(peer) {
             Room::Free => {}
             Room::Evict(victim) => {
-                self.linked.remove(&victim);
-                self.retiring.remove(&victim);
+                // Forgotten at once, as its close will be reported: the count stays at the cap.
+                self.link_down(&victim, now);
                 self.asked.remove(&victim);
-                self.announce.remove(&victim);
                 out.push(MeshOutput::Close(victim));
             }
             Room::Refuse => return vec![MeshOutput::Close(peer.to_owned())],

@@ -852,11 +852,11 @@ where
             // this iteration) or enqueues a fresh `WriteNotify` for the next one.
             self.inner.write_pending.store(false, Ordering::Release);
             self.poll_writes().await?;
-            let ice_connected = self.poll_events().await;
+            let mut ice_connected = self.poll_events().await;
             if self.poll_reads().await? {
                 // Relayed packets reach the core only in `poll_reads`: the events they raised
-                // (DTLS done over TURN, say) are handled in this pass too.
-                self.poll_events().await;
+                // (ICE connected or DTLS done over TURN, say) are handled in this pass too.
+                ice_connected |= self.poll_events().await;
             }
             if ice_connected {
                 // The DTLS client's ClientHello is built when the core's events say ICE
