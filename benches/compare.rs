@@ -344,6 +344,8 @@ async fn idle_cpu(relay: &str) -> f64 {
     // Past the joins' tail: each room's first announces go out over the first seconds, and the
     // five daemons' announces and handshakes are verified as they come (3 s read 0.5-3.2 %).
     tokio::time::sleep(Duration::from_secs(10)).await;
+    // Named so that a profiler can be pointed at the measured window.
+    eprintln!("idle: measuring daemon {} for 10 s", hub.pid());
     cpu_percent_over(hub.pid(), Duration::from_secs(10)).await
 }
 
@@ -396,7 +398,7 @@ async fn main() {
         }
         Ok("idle") => {
             for _ in 0..3 {
-                println!("idle CPU {:.2} %", idle_cpu(&a.relay_url()).await);
+                println!("idle CPU {:.3} %", idle_cpu(&a.relay_url()).await);
             }
             return;
         }

@@ -52,8 +52,9 @@ clients/python/.venv/bin/pip install -q --disable-pip-version-check \
 # Build everything the tests run while the network is still there.
 cargo build --all-targets --locked
 cargo test --no-run --locked
-# The engine's SCTP as patched here (vendor/rtc-sctp/PATCH.md), with the crate's own tests.
+# The engine's SCTP and ICE as patched here (vendor/*/PATCH.md), with the crates' own tests.
 cargo test --manifest-path vendor/rtc-sctp/Cargo.toml --lib --no-run --locked
+cargo test --manifest-path vendor/rtc-ice/Cargo.toml --lib --no-run --locked
 
 # Fuzz targets (cargo-fuzz on the stable toolchain via RUSTC_BOOTSTRAP): install, fetch and
 # build now; the suite below replays every committed corpus once and fuzzes each target 20 s.
@@ -83,6 +84,7 @@ part() {
 rust_tests='export CARGO_NET_OFFLINE=true; status=0
   cargo test --offline --locked --no-fail-fast -- --test-threads=2 || status=1
   cargo test --manifest-path vendor/rtc-sctp/Cargo.toml --offline --locked --lib -q || status=1
+  cargo test --manifest-path vendor/rtc-ice/Cargo.toml --offline --locked --lib -q || status=1
   exit $status'
 if [ "$(id -u)" = 0 ] && unshare -n true 2>/dev/null; then
   part "rust tests (private network namespace)" unshare -n -- bash -c "ip link set lo up && $rust_tests"

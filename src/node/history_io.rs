@@ -9,6 +9,7 @@
 //! (`SessionQueue::hold`).
 
 use std::sync::{Arc, mpsc};
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -18,6 +19,11 @@ use super::session::{Hold, SessionQueue};
 use crate::history::listing::{self, ChannelListing, HeldTag};
 use crate::history::{self, Cursor, HistoryKey, Totals};
 use crate::store::history::{HistoryReader, HistoryStore};
+
+/// A kept message is on disk this long after it was stored at the latest (a `kill -9` loses
+/// at most what was kept in this window). The store's thread writes it out itself, so an idle
+/// node has no flusher waking it (sled's own ran every 50 ms with an fsync each time).
+const KEPT_ON_DISK_WITHIN: Duration = Duration::from_millis(50);
 
 /// One job for the store's thread.
 pub(super) enum HistoryJob {
@@ -113,7 +119,29 @@ impl HistoryIo {
 }
 
 fn run(mut store: HistoryStore, jobs: mpsc::Receiver<HistoryJob>, report: impl Fn(StoreReport)) {
-    while let Ok(job) = jobs.recv() {
+    // When the first message kept since the last flush was stored: it reaches the disk by
+    // `KEPT_ON_DISK_WITHIN` after that. Nothing kept, nothing to wake up for.
+    let mut unflushed_since: Option<Instant> = None;
+    loop {
+        let job = match unflushed_since {
+            None => jobs
+                .recv()
+                .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
+            Some(since) => jobs.recv_timeout(
+                (since + KEPT_ON_DISK_WITHIN).saturating_duration_since(Instant::now()),
+            ),
+        };
+        let job = match job {
+            Ok(job) => job,
+            Err(mpsc::RecvTimeoutError::Timeout) => {
+                if let Err(e) = store.flush() {
+                    tracing::error!(error = %e, "history: flush failed");
+                }
+                unflushed_since = None;
+                continue;
+            }
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        };
         match job {
             HistoryJob::Keep(kept) => {
                 let value = history::encode(&kept.entry, &kept.key, rand::random());
@@ -123,6 +151,7 @@ fn run(mut store: HistoryStore, jobs: mpsc::Receiver<HistoryJob>, report: impl F
                     tracing::warn!(error = %e, "history: a kept message was not stored");
                     report(StoreReport::WriteFailed);
                 }
+                unflushed_since.get_or_insert_with(Instant::now);
             }
             HistoryJob::Replay {
                 room,
@@ -152,6 +181,9 @@ fn run(mut store: HistoryStore, jobs: mpsc::Receiver<HistoryJob>, report: impl F
                 clear,
                 reply,
             } => {
+                if clear.is_some() {
+                    unflushed_since.get_or_insert_with(Instant::now);
+                }
                 let _ = reply.send(list(&mut store, &room, &key, &kept, clear.as_deref()));
             }
             HistoryJob::Then(next) => next(),
@@ -159,6 +191,7 @@ fn run(mut store: HistoryStore, jobs: mpsc::Receiver<HistoryJob>, report: impl F
                 if let Err(e) = store.flush() {
                     tracing::error!(error = %e, "history: flush failed");
                 }
+                unflushed_since = None;
                 let _ = reply.send(());
             }
         }

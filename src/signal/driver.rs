@@ -138,9 +138,14 @@ impl WebSocketTransport for VerifyingTransport {
         timeout: Duration,
     ) -> BoxedFuture<'a, Result<(WebSocketSink, WebSocketStream), TransportError>> {
         Box::pin(async move {
-            let (sink, stream) = DefaultWebsocketTransport
-                .connect(url, mode, timeout)
-                .await?;
+            let (sink, stream) = match mode {
+                ConnectionMode::Direct => super::relay_socket::connect(url, timeout).await?,
+                _ => {
+                    DefaultWebsocketTransport
+                        .connect(url, mode, timeout)
+                        .await?
+                }
+            };
             let counters = self.counters.clone();
             let mut budget = super::budget::EventBudget::default();
             let stream = stream.filter(move |msg| {

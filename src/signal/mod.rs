@@ -8,6 +8,7 @@ pub mod driver;
 pub mod embedded;
 pub mod health;
 pub mod pool;
+pub mod relay_socket;
 pub mod rules;
 pub mod state;
 

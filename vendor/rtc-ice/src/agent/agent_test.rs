@@ -2643,6 +2643,32 @@ fn test_keepalive_sent_during_media_flow() -> Result<()> {
     Ok(())
 }
 
+// meshrtc: a connected agent's timer follows its keepalive interval (and its disconnected and
+// failed timeouts when shorter), not the 200 ms default check interval.
+#[test]
+fn test_connected_agent_waits_for_its_keepalive() -> Result<()> {
+    let config = AgentConfig {
+        keepalive_interval: Some(Duration::from_secs(4)),
+        disconnected_timeout: Some(Duration::from_secs(5)),
+        failed_timeout: Some(Duration::from_secs(15)),
+        check_interval: Duration::from_millis(20),
+        ..Default::default()
+    };
+    let mut a = Agent::new(Instant::now(), Arc::new(config), test_crypto_provider())?;
+    a.last_connection_state = ConnectionState::Checking;
+    assert_eq!(a.get_timeout_interval(), Duration::from_millis(20));
+    a.last_connection_state = ConnectionState::Connected;
+    assert_eq!(a.get_timeout_interval(), Duration::from_secs(4));
+    a.keepalive_interval = Duration::from_secs(0);
+    assert_eq!(
+        a.get_timeout_interval(),
+        Duration::from_secs(5),
+        "without keepalives the disconnected timeout paces the checks"
+    );
+    a.close()?;
+    Ok(())
+}
+
 #[test]
 fn test_pair_network_type_mismatch() -> Result<()> {
     let mut a = Agent::new(

@@ -588,7 +588,10 @@ impl Agent {
             self.disconnected_timeout,
             self.failed_timeout,
         );
-        let mut interval = DEFAULT_CHECK_INTERVAL;
+        // meshrtc: start from nothing, not from DEFAULT_CHECK_INTERVAL (200 ms): as the
+        // smallest candidate it won over the keepalive interval, so a connected agent woke every
+        // 200 ms for a keepalive due every few seconds (PATCH.md).
+        let mut interval = ZERO_DURATION;
 
         let mut update_interval = |x: Duration| {
             if x != ZERO_DURATION && (interval == ZERO_DURATION || interval > x) {
@@ -609,7 +612,11 @@ impl Agent {
         // Ensure we run our task loop as quickly as the minimum of our various configured timeouts
         update_interval(disconnected_timeout);
         update_interval(failed_timeout);
-        interval
+        if interval == ZERO_DURATION {
+            DEFAULT_CHECK_INTERVAL
+        } else {
+            interval
+        }
     }
 
     /// Returns the selected pair (local_candidate, remote_candidate) or none
