@@ -93,6 +93,8 @@ async fn main() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     let rss_after = rss_mib(hub.pid());
     let rss_per_link = (rss_after - rss_before) / links.max(1) as f64;
+    // Named so that a profiler can be pointed at the measured window.
+    eprintln!("idle: measuring daemon {} for 10 s", hub.pid());
     let idle = cpu_percent_over(hub.pid(), Duration::from_secs(10)).await;
 
     // Steady traffic: every 10 ms, one message into each room (100 a second per room).
