@@ -120,9 +120,14 @@ impl HistoryIo {
 
 fn run(mut store: HistoryStore, jobs: mpsc::Receiver<HistoryJob>, report: impl Fn(StoreReport)) {
     // When the first message kept since the last flush was stored: it reaches the disk by
-    // `KEPT_ON_DISK_WITHIN` after that. Nothing kept, nothing to wake up for.
+    // `KEPT_ON_DISK_WITHIN` after that, however busy the queue (so the deadline is checked
+    // before each job, not only when the queue runs dry). Nothing kept, nothing to wake for.
     let mut unflushed_since: Option<Instant> = None;
     loop {
+        if unflushed_since.is_some_and(|since| since.elapsed() >= KEPT_ON_DISK_WITHIN) {
+            flush(&store);
+            unflushed_since = None;
+        }
         let job = match unflushed_since {
             None => jobs
                 .recv()
@@ -133,13 +138,7 @@ fn run(mut store: HistoryStore, jobs: mpsc::Receiver<HistoryJob>, report: impl F
         };
         let job = match job {
             Ok(job) => job,
-            Err(mpsc::RecvTimeoutError::Timeout) => {
-                if let Err(e) = store.flush() {
-                    tracing::error!(error = %e, "history: flush failed");
-                }
-                unflushed_since = None;
-                continue;
-            }
+            Err(mpsc::RecvTimeoutError::Timeout) => continue,
             Err(mpsc::RecvTimeoutError::Disconnected) => break,
         };
         match job {
@@ -188,9 +187,7 @@ fn run(mut store: HistoryStore, jobs: mpsc::Receiver<HistoryJob>, report: impl F
             }
             HistoryJob::Then(next) => next(),
             HistoryJob::Flush { reply } => {
-                if let Err(e) = store.flush() {
-                    tracing::error!(error = %e, "history: flush failed");
-                }
+                flush(&store);
                 unflushed_since = None;
                 let _ = reply.send(());
             }
@@ -198,6 +195,13 @@ fn run(mut store: HistoryStore, jobs: mpsc::Receiver<HistoryJob>, report: impl F
     }
     if let Err(e) = store.flush() {
         tracing::error!(error = %e, "history: flush at shutdown failed");
+    }
+}
+
+/// Writes what the store buffers to disk; a failure is logged (the next flush tries again).
+fn flush(store: &HistoryStore) {
+    if let Err(e) = store.flush() {
+        tracing::error!(error = %e, "history: flush failed");
     }
 }
 
