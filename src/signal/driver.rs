@@ -37,6 +37,7 @@ use super::health::{Decision, RelayHealth};
 use super::pool::{Added, PoolPolicy, RelayNote, RelayPool, RulesApplied, SubChange};
 pub use super::pool::{RelayPhase, RelayState, normalize};
 use super::rules::{INFO_MAX_BYTES, INFO_TIMEOUT, RelayRules, info_url, is_our_sub};
+use super::verified::VerifiedIds;
 use crate::store::Store;
 use crate::wire::topic::topic_kind;
 
@@ -124,6 +125,8 @@ fn now_ms() -> u64 {
 #[derive(Debug)]
 struct VerifyingTransport {
     counters: Arc<SignalCounters>,
+    /// Shared by every relay's connection: the copies other relays deliver cost a hash.
+    verified: Arc<Mutex<VerifiedIds>>,
 }
 
 impl WebSocketTransport for VerifyingTransport {
@@ -147,6 +150,7 @@ impl WebSocketTransport for VerifyingTransport {
                 }
             };
             let counters = self.counters.clone();
+            let verified = self.verified.clone();
             let mut budget = super::budget::EventBudget::default();
             let stream = stream.filter(move |msg| {
                 let keep = match msg {
@@ -164,7 +168,11 @@ impl WebSocketTransport for VerifyingTransport {
                     }
                     Ok(Message::Text(text)) => match RelayMessage::from_json(text) {
                         Ok(RelayMessage::Event { event, .. }) => {
-                            let ok = event.verify().is_ok();
+                            let ok = verified
+                                .lock()
+                                .unwrap_or_else(|p| p.into_inner())
+                                .check(&event)
+                                .is_good();
                             if !ok {
                                 counters.bad_signature.fetch_add(1, Ordering::Relaxed);
                             }
@@ -606,6 +614,7 @@ async fn start(
         .opts(ClientOptions::new().automatic_authentication(true))
         .websocket_transport(VerifyingTransport {
             counters: counters.clone(),
+            verified: Arc::default(),
         })
         .build();
     let (records, extended) = match &store {

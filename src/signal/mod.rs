@@ -11,6 +11,7 @@ pub mod pool;
 pub mod relay_socket;
 pub mod rules;
 pub mod state;
+pub mod verified;
 
 /// What a room's signaling asks of the relay pool: the one message from the sans-IO state
 /// machine ([`state::Action::Relay`]) through the node to the driver.
