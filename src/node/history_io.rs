@@ -119,22 +119,19 @@ impl HistoryIo {
 }
 
 fn run(mut store: HistoryStore, jobs: mpsc::Receiver<HistoryJob>, report: impl Fn(StoreReport)) {
-    // When the first message kept since the last flush was stored: it reaches the disk by
-    // `KEPT_ON_DISK_WITHIN` after that, however busy the queue (so the deadline is checked
-    // before each job, not only when the queue runs dry). Nothing kept, nothing to wake for.
-    let mut unflushed_since: Option<Instant> = None;
+    let mut deadline = FlushDeadline::default();
     loop {
-        if unflushed_since.is_some_and(|since| since.elapsed() >= KEPT_ON_DISK_WITHIN) {
+        // Checked before every job, not only when the queue runs dry: a busy queue must not
+        // postpone the flush.
+        if deadline.due(Instant::now()) {
             flush(&store);
-            unflushed_since = None;
+            deadline.flushed();
         }
-        let job = match unflushed_since {
+        let job = match deadline.wait(Instant::now()) {
             None => jobs
                 .recv()
                 .map_err(|_| mpsc::RecvTimeoutError::Disconnected),
-            Some(since) => jobs.recv_timeout(
-                (since + KEPT_ON_DISK_WITHIN).saturating_duration_since(Instant::now()),
-            ),
+            Some(wait) => jobs.recv_timeout(wait),
         };
         let job = match job {
             Ok(job) => job,
@@ -150,7 +147,7 @@ fn run(mut store: HistoryStore, jobs: mpsc::Receiver<HistoryJob>, report: impl F
                     tracing::warn!(error = %e, "history: a kept message was not stored");
                     report(StoreReport::WriteFailed);
                 }
-                unflushed_since.get_or_insert_with(Instant::now);
+                deadline.kept(Instant::now());
             }
             HistoryJob::Replay {
                 room,
@@ -181,20 +178,49 @@ fn run(mut store: HistoryStore, jobs: mpsc::Receiver<HistoryJob>, report: impl F
                 reply,
             } => {
                 if clear.is_some() {
-                    unflushed_since.get_or_insert_with(Instant::now);
+                    deadline.kept(Instant::now());
                 }
                 let _ = reply.send(list(&mut store, &room, &key, &kept, clear.as_deref()));
             }
             HistoryJob::Then(next) => next(),
             HistoryJob::Flush { reply } => {
                 flush(&store);
-                unflushed_since = None;
+                deadline.flushed();
                 let _ = reply.send(());
             }
         }
     }
     if let Err(e) = store.flush() {
         tracing::error!(error = %e, "history: flush at shutdown failed");
+    }
+}
+
+/// When what the store's thread kept must be on disk: [`KEPT_ON_DISK_WITHIN`] after the first
+/// message kept since the last flush. Nothing kept, no deadline: the thread sleeps until a job.
+#[derive(Debug, Default)]
+struct FlushDeadline(Option<Instant>);
+
+impl FlushDeadline {
+    /// Something was kept at `now`; the first keep since the last flush sets the deadline.
+    fn kept(&mut self, now: Instant) {
+        self.0.get_or_insert(now);
+    }
+
+    /// Everything kept is on disk.
+    fn flushed(&mut self) {
+        self.0 = None;
+    }
+
+    /// Whether the flush is due at `now`.
+    fn due(&self, now: Instant) -> bool {
+        self.0
+            .is_some_and(|first| now >= first + KEPT_ON_DISK_WITHIN)
+    }
+
+    /// How long the thread may wait for its next job (`None`: as long as it takes).
+    fn wait(&self, now: Instant) -> Option<Duration> {
+        self.0
+            .map(|first| (first + KEPT_ON_DISK_WITHIN).saturating_duration_since(now))
     }
 }
 
@@ -243,4 +269,28 @@ fn list(
         all: store.totals(room, None),
         cleared,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_steady_stream_of_keeps_does_not_postpone_the_flush() {
+        let t0 = Instant::now();
+        let mut d = FlushDeadline::default();
+        assert_eq!(d.wait(t0), None, "nothing kept: no wake-up");
+        // A keep every 10 ms: the deadline stays where the first keep put it.
+        for i in 0..5 {
+            let now = t0 + Duration::from_millis(10 * i);
+            d.kept(now);
+            assert!(!d.due(now));
+        }
+        let at = t0 + KEPT_ON_DISK_WITHIN;
+        assert!(d.due(at));
+        assert_eq!(d.wait(at), Some(Duration::ZERO));
+        d.flushed();
+        assert!(!d.due(at + Duration::from_secs(1)));
+        assert_eq!(d.wait(at), None);
+    }
 }
