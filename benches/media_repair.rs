@@ -66,7 +66,10 @@ async fn decoded_frames(clip: &str, per_mille: u32, repair: bool) -> u64 {
             .await,
         "the daemons did not link"
     );
-    let (local, remote) = link_ports(&a, APP, ROOM).await;
+    let (local, remote) = (
+        local_link_port(&a, APP, ROOM).await,
+        local_link_port(&b, APP, ROOM).await,
+    );
     let _loss = Lossy::new(local, remote, per_mille);
     let out = tempfile::tempdir().expect("tempdir");
     let (_, file) =

@@ -75,7 +75,10 @@ async fn messages_a_dying_link_held_arrive_once_on_the_next_link() {
         let r = sa.send(ra, "c", text(&body(i)), &[]).await;
         assert!(r.error.is_none(), "{:?}", r.error);
     }
-    let (local, remote) = link_ports(&a, APP, "r").await;
+    let (local, remote) = (
+        local_link_port(&a, APP, "r").await,
+        local_link_port(&b, APP, "r").await,
+    );
     let cut = Cut::new(local, remote);
     for i in BEFORE..BEFORE + DURING {
         let r = sa.send(ra, "c", text(&body(i)), &[]).await;
